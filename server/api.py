@@ -1,0 +1,364 @@
+"""The HTTP API (``/api/v1``) for kiosks, the staff page and integrations.
+
+Handlers are ``async`` and never touch the store themselves: each hands a
+command to the hub's writer thread and awaits its future, so an fsync never
+stalls the event loop (stack-notes: that is what ruins p99).
+
+Every error is ``{"error": {"code", "message", "field"}}`` with words a
+person understands; anything a client can send gets a 4xx, never a 500.
+"""
+
+
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server import views
+from server.engine import Outcome, QueueEngine, Refusal
+from server.hub import Hub, StoreUnavailable
+from vuoro import __version__
+
+log = logging.getLogger("vuoro.api")
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, **details: Any):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.details = status, code, message, field, details
+
+
+def _error(status: int, code: str, message: str, field: str | None = None, **details: Any) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field, **details}}
+    return JSONResponse(body, status_code=status)
+
+
+# -- who is asking ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    kind: str  # kiosk | display | button | staff | admin
+    counters: tuple[str, ...] = ()
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind in ("staff", "admin")
+
+
+class TicketRequest(BaseModel):
+    service: str = Field(min_length=1, max_length=40, description="the service id, e.g. 'kvik'")
+    language: str = Field(default="", max_length=5, description="the visitor's language (da, sv, fi, nl, en)")
+
+
+class TransferRequest(BaseModel):
+    service: str = Field(min_length=1, max_length=40, description="the service to send the visitor to")
+
+
+class MessageRequest(BaseModel):
+    text: str = Field(max_length=200, description="one line for the screens; empty to clear")
+
+
+COUNTER_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume")
+BUTTON_ACTIONS = ("next", "recall")
+
+
+def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False,
+               extra_auth: list[Callable[[Request], Principal | None]] | None = None) -> FastAPI:
+    config = hub.config
+    app = FastAPI(
+        title="Vuoro hub",
+        version=__version__,
+        description="Queue tickets, calls and signage state for one site. See docs/protocol.md.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.hub = hub
+    tokens: dict[str, Principal] = {}
+    for device in config.devices.values():
+        tokens[device.token] = Principal(device.id, device.kind, device.counters)
+    for token in config.api_tokens.values():
+        tokens[token.token] = Principal(token.name, token.role)
+    authenticators = list(extra_auth or [])
+
+    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise ApiError(401, "unauthorized", "Send the token as 'Authorization: Bearer <token>'.")
+            for known, who in tokens.items():
+                if hmac.compare_digest(known.encode(), token.strip().encode()):
+                    return who
+            raise ApiError(401, "unauthorized", "This token is not known to the hub.")
+        for authenticate in authenticators:
+            who = authenticate(request)
+            if who is not None:
+                return who
+        return None
+
+    def require(*kinds: str) -> Callable[..., Principal]:
+        def check(who: Annotated[Principal | None, Depends(principal)]) -> Principal:
+            if who is None:
+                raise ApiError(401, "unauthorized", "This needs a device or staff token.")
+            if who.kind not in kinds and not (who.is_staff and "staff" in kinds):
+                raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
+            return who
+
+        return check
+
+    async def run(command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
+        return await asyncio.wrap_future(hub.submit(command, read_only=read_only))
+
+    # -- errors -------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.field, **exc.details)
+
+    @app.exception_handler(Refusal)
+    async def refusal(request: Request, exc: Refusal) -> JSONResponse:
+        status = 404 if exc.code.startswith("unknown_") else 409
+        details = {k: v for k, v in exc.details.items() if k != "field"}
+        return _error(status, exc.code, exc.message, exc.details.get("field"), **details)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return _error(503, "store_unavailable", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        what = first.get("msg", "invalid input")
+        return _error(422, "invalid", f"{where or 'request'}: {what}", where or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "There is nothing at this address.", 405: "This address does not take that method."}
+        return _error(exc.status_code, "http_" + str(exc.status_code), messages.get(exc.status_code, str(exc.detail)))
+
+    # -- reading ------------------------------------------------------------------
+
+    @app.get("/api/v1/health", tags=["health"])
+    async def health() -> JSONResponse:
+        try:
+            store = await asyncio.wait_for(run(lambda engine, now: hub.store.check(), read_only=True), 5)
+        except Exception as exc:
+            store = f"error: {exc}"
+        broker = "connected" if broker_connected() else "disconnected"
+        ok = store == "ok"
+        body = {"status": "ok" if ok and broker == "connected" else "degraded", "store": store, "broker": broker,
+                "version": __version__, "site": config.site_id}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/api/v1/site", tags=["reading"])
+    async def site() -> dict[str, Any]:
+        view = hub.view
+        return {**view.site, "queues": list(view.queues.values()), "counters_state": list(view.counters.values()),
+                "message": hub.message.get("text", "")}
+
+    @app.get("/api/v1/queues", tags=["reading"])
+    async def queues() -> list[dict[str, Any]]:
+        return list(hub.view.queues.values())
+
+    @app.get("/api/v1/counters", tags=["reading"])
+    async def counters() -> list[dict[str, Any]]:
+        return list(hub.view.counters.values())
+
+    @app.get("/api/v1/calls", tags=["reading"])
+    async def calls() -> dict[str, Any]:
+        return hub.view.recent_calls
+
+    @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"])
+    async def get_ticket(ticket_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+        def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
+            ticket = engine.tickets.get(ticket_id)
+            if ticket is None:
+                raise ApiError(404, "unknown_ticket", "There is no such ticket today.", "ticket_id")
+            return views.ticket_json(engine, ticket)
+
+        return await run(read, read_only=True)
+
+    @app.get("/api/v1/track/{token}", tags=["tickets"])
+    async def track(token: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+        """The phone page's view of one ticket (the token is printed as a QR code)."""
+
+        def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
+            ticket = engine.ticket_by_token(token)
+            if ticket is None:
+                raise ApiError(404, "unknown_ticket", "This ticket is not in today's queue.", "token")
+            return views.track_json(engine, ticket)
+
+        return await run(read, read_only=True)
+
+    @app.get("/api/v1/devices", tags=["staff"])
+    async def devices(who: Annotated[Principal, Depends(require("staff"))]) -> list[dict[str, Any]]:
+        return sorted(hub.devices.values(), key=lambda d: d["device"])
+
+    @app.get("/api/v1/stream", tags=["reading"], response_class=StreamingResponse)
+    async def stream(request: Request) -> StreamingResponse:
+        """Server-sent events for the web signage: every retained state first, then changes."""
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
+
+        def listener(kind: str, name: str, payload: dict[str, Any]) -> None:
+            def put() -> None:
+                if not inbox.full():
+                    inbox.put_nowait((kind, name, payload))
+
+            loop.call_soon_threadsafe(put)
+
+        async def events() -> AsyncIterator[str]:
+            hub.listeners.append(listener)
+            try:
+                yield "retry: 2000\n\n"
+                for name, payload in hub.retained_state().items():
+                    yield _sse("state", {"topic": name, "payload": payload})
+                while not await request.is_disconnected():
+                    try:
+                        kind, name, payload = await asyncio.wait_for(inbox.get(), 15)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"  # lets proxies and the browser see the line is alive
+                        continue
+                    if kind == "call":
+                        yield _sse("call", payload)
+                    else:
+                        yield _sse("state", {"topic": name, "payload": payload})
+            finally:
+                hub.listeners.remove(listener)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # -- tickets ------------------------------------------------------------------
+
+    @app.post("/api/v1/tickets", status_code=201, tags=["tickets"])
+    async def issue(
+        body: TicketRequest,
+        who: Annotated[Principal, Depends(require("kiosk", "staff"))],
+        idempotency_key: Annotated[str | None, Header(description="8–64 characters, unique per request")] = None,
+    ) -> JSONResponse:
+        if not idempotency_key or not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
+                           " so a retry never makes a second ticket.", "Idempotency-Key")
+        language = body.language or config.default_language
+
+        def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
+            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}")
+            assert outcome.ticket is not None
+            return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
+
+        _, ticket = await run(command)
+        replay = ticket.pop("replay")
+        return JSONResponse(ticket, status_code=200 if replay else 201)
+
+    # -- counters -------------------------------------------------------------------
+
+    def counter_answer(engine: QueueEngine, counter: str, outcome: Outcome, message: str) -> dict[str, Any]:
+        return {
+            "counter": views.counter_state(engine, counter),
+            "call": views.call_json(engine, outcome.call) if outcome.call else None,
+            "message": message,
+        }
+
+    async def counter_action(counter: str, who: Principal, action: str, service: str | None = None,
+                             request_id: str | None = None) -> dict[str, Any]:
+        if counter not in config.counters:
+            raise ApiError(404, "unknown_counter", f"There is no counter {counter!r}.", "counter")
+        if not who.is_staff and not (who.kind == "button" and counter in who.counters and action in BUTTON_ACTIONS):
+            raise ApiError(403, "forbidden", f"A {who.kind} may not do this at counter {counter!r}.")
+
+        def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
+            def act() -> Outcome:
+                if action == "next":
+                    return engine.call_next(counter, now)
+                if action == "recall":
+                    return engine.recall(counter, now)
+                if action == "no-show":
+                    return engine.no_show(counter, now)
+                if action == "finish":
+                    return engine.finish(counter, now)
+                if action == "transfer":
+                    return engine.transfer(counter, service or "", now)
+                if action == "pause":
+                    return engine.pause(counter, now)
+                return engine.resume(counter, now)
+
+            def describe(outcome: Outcome) -> dict[str, Any]:
+                message = {"next": "Called" if outcome.call else "No one is waiting", "recall": "Called again",
+                           "no-show": "Marked as not shown up", "finish": "Finished", "transfer": "Transferred",
+                           "pause": "Counter paused", "resume": "Counter open"}[action]
+                return counter_answer(engine, counter, outcome, message)
+
+            if request_id:
+                outcome = engine.act_once(f"{who.name}:{request_id}", act, describe, now)
+                return outcome, outcome.result or {}
+            outcome = act()
+            return outcome, describe(outcome)
+
+        _, answer = await run(command)
+        return answer
+
+    for action in COUNTER_ACTIONS:
+
+        def make(action: str) -> Callable[..., Any]:
+            async def endpoint(
+                counter: str,
+                who: Annotated[Principal, Depends(require("button", "staff"))],
+                idempotency_key: Annotated[str | None, Header()] = None,
+            ) -> dict[str, Any]:
+                if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+                    raise ApiError(400, "idempotency_key",
+                                   "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
+                return await counter_action(counter, who, action, request_id=idempotency_key)
+
+            endpoint.__name__ = f"counter_{action.replace('-', '_')}"
+            return endpoint
+
+        app.post(f"/api/v1/counters/{{counter}}/{action}", tags=["counters"],
+                 summary=f"{action} at a counter")(make(action))
+
+    @app.post("/api/v1/counters/{counter}/transfer", tags=["counters"])
+    async def transfer(counter: str, body: TransferRequest,
+                       who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        return await counter_action(counter, who, "transfer", service=body.service)
+
+    @app.put("/api/v1/message", tags=["staff"])
+    async def put_message(body: MessageRequest, who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        text = " ".join(body.text.split())
+        hub.set_message(text)
+        return {"text": text}
+
+    # -- the web signage page (display/web) -------------------------------------------
+
+    if WEB_SIGNAGE_DIR.is_dir():
+        app.mount("/signage", StaticFiles(directory=WEB_SIGNAGE_DIR, html=True), name="signage")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/signage/" if WEB_SIGNAGE_DIR.is_dir() else "/api/v1/docs")
+
+    return app
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"

@@ -1,0 +1,489 @@
+"""The queue rules: pure Python, no I/O, no clock, no randomness of its own.
+
+The engine holds one site's queue for the current service day in memory and
+changes it through commands (issue, call next, recall, no-show, transfer,
+finish, pause, resume). Each command returns an ``Outcome``: what changed,
+for the store to write in one transaction and for the publisher to announce
+afterwards. A command that cannot be done raises ``Refusal`` with a reason a
+visitor or staff member can read, and changes nothing.
+
+Time comes in as an argument (an aware datetime), ids and tokens from
+injected factories, so every rule is tested without a clock or a database.
+
+Rules (docs/architecture.md explains the why):
+- numbers run per service letter per local day, K001 upwards; after K999
+  comes K1000, so a busy day never runs into another letter's range;
+- "call next" takes, among the counter's services, first a checked-in
+  booking that is due, then the walk-in with the longest wait weighted by
+  service priority; the counter's order of preference breaks ties;
+- calling next finishes the visitor the counter was serving;
+- a transfer keeps the visitor's place: the original queue time moves along.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from server.config import SiteConfig
+
+# How early a checked-in booking counts as due: staff may take it a little early.
+BOOKING_DUE_MARGIN = timedelta(minutes=5)
+# Service times remembered per service for the wait estimate.
+SERVICE_TIME_WINDOW = 20
+# Idempotency keys are honoured this long (a kiosk retries within seconds).
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+WAITING, CALLED, DONE, NO_SHOW, EXPIRED = "waiting", "called", "done", "no_show", "expired"
+TICKET_STATUSES = (WAITING, CALLED, DONE, NO_SHOW, EXPIRED)
+OPEN, PAUSED, CLOSED = "open", "paused", "closed"
+
+
+class Refusal(Exception):
+    """A command the rules do not allow, with words for a person and a code for a program."""
+
+    def __init__(self, code: str, message: str, **details: Any):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass
+class Ticket:
+    id: str
+    service: str
+    letter: str
+    number: int
+    day: date
+    language: str
+    status: str
+    queued_at: datetime  # the visitor's place in line; kept on transfer
+    issued_at: datetime
+    track_token: str
+    origin: str = "walk_in"  # walk_in | booking
+    due_at: datetime | None = None  # a booking's time
+    counter: str | None = None
+    called_at: datetime | None = None
+    finished_at: datetime | None = None
+    recalls: int = 0
+    transfers: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.letter}{self.number:03d}"
+
+
+@dataclass
+class CounterState:
+    id: str
+    status: str = CLOSED
+    ticket_id: str | None = None  # the ticket being served
+
+
+@dataclass(frozen=True)
+class Call:
+    call_id: str
+    ticket_id: str
+    ticket: str
+    service: str
+    counter: str
+    at: datetime
+    recall: bool = False
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a ticket's history, kept for statistics."""
+
+    ticket_id: str
+    kind: str  # issued | called | recalled | finished | no_show | transferred | expired
+    at: datetime
+    service: str
+    counter: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What one command changed. Empty for a replay of an earlier request."""
+
+    tickets: list[Ticket] = field(default_factory=list)
+    counters: list[CounterState] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    log: list[LogEntry] = field(default_factory=list)
+    idempotency: list[tuple[str, str, datetime]] = field(default_factory=list)  # key, ticket id, at
+    action_keys: list[tuple[str, dict[str, Any], datetime]] = field(default_factory=list)
+    ticket: Ticket | None = None  # the ticket the command was about
+    call: Call | None = None
+    replay: bool = False
+    result: dict[str, Any] | None = None  # for replayed actions: the first answer
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.tickets or self.counters or self.calls or self.idempotency or self.action_keys)
+
+    def merge(self, other: Outcome) -> None:
+        self.tickets += other.tickets
+        self.counters += other.counters
+        self.calls += other.calls
+        self.log += other.log
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the store hands the engine at start: today's tickets and the counters."""
+
+    day: date
+    tickets: list[Ticket]
+    counters: dict[str, CounterState]
+    next_numbers: dict[str, int]  # letter → next number today
+    service_times: dict[str, list[float]]  # service → recent durations in seconds
+    idempotency: dict[str, tuple[str, datetime]]  # key → (ticket id, at)
+    action_keys: dict[str, dict[str, Any]]
+    recent_calls: list[Call]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class QueueEngine:
+    def __init__(
+        self,
+        config: SiteConfig,
+        snapshot: Snapshot,
+        *,
+        new_id: Callable[[], str] = _new_id,
+        new_token: Callable[[], str] = _new_token,
+    ):
+        self.config = config
+        self.new_id = new_id
+        self.new_token = new_token
+        self.day = snapshot.day
+        self.tickets: dict[str, Ticket] = {}
+        self.active: dict[str, Ticket] = {}  # waiting or called, any day not yet expired
+        for ticket in snapshot.tickets:
+            self._remember(ticket)
+        self.counters = {cid: CounterState(cid) for cid in config.counters}
+        self.counters.update({cid: c for cid, c in snapshot.counters.items() if cid in config.counters})
+        self.next_numbers = dict(snapshot.next_numbers)
+        self.service_times = {
+            sid: deque(snapshot.service_times.get(sid, ()), maxlen=SERVICE_TIME_WINDOW) for sid in config.services
+        }
+        self.idempotency = dict(snapshot.idempotency)
+        self.action_keys = dict(snapshot.action_keys)
+        self.recent_calls: deque[Call] = deque(snapshot.recent_calls, maxlen=config.recent_calls)
+        self.by_token = {t.track_token: t.id for t in self.tickets.values()}
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _remember(self, ticket: Ticket) -> None:
+        self.tickets[ticket.id] = ticket
+        if ticket.status in (WAITING, CALLED):
+            self.active[ticket.id] = ticket
+        else:
+            self.active.pop(ticket.id, None)
+
+    def local(self, now: datetime) -> datetime:
+        return now.astimezone(self.config.timezone)
+
+    def _counter(self, counter_id: str) -> CounterState:
+        try:
+            return self.counters[counter_id]
+        except KeyError:
+            raise Refusal("unknown_counter", f"There is no counter {counter_id!r}.", field="counter") from None
+
+    def _service(self, service_id: str) -> Any:
+        try:
+            return self.config.services[service_id]
+        except KeyError:
+            raise Refusal("unknown_service", f"There is no service {service_id!r}.", field="service") from None
+
+    def waiting(self, service_id: str | None = None) -> list[Ticket]:
+        """Waiting tickets in line order (a due booking first, then by place in line)."""
+        items = [t for t in self.active.values() if t.status == WAITING and (service_id in (None, t.service))]
+        return sorted(items, key=lambda t: t.queued_at)
+
+    def roll_day(self, now: datetime) -> Outcome:
+        """At the site's local midnight: expire yesterday's leftovers and restart numbering."""
+        today = self.local(now).date()
+        outcome = Outcome()
+        if today == self.day:
+            return outcome
+        self.day = today
+        self.next_numbers = {}
+        for ticket in list(self.active.values()):
+            if ticket.day < today:
+                ticket.status = EXPIRED
+                ticket.finished_at = now
+                self._remember(ticket)
+                outcome.tickets.append(ticket)
+                outcome.log.append(LogEntry(ticket.id, "expired", now, ticket.service, ticket.counter))
+        for counter in self.counters.values():
+            if counter.ticket_id or counter.status != CLOSED:
+                counter.ticket_id = None
+                counter.status = CLOSED
+                outcome.counters.append(counter)
+        cutoff = now - IDEMPOTENCY_TTL
+        self.idempotency = {k: v for k, v in self.idempotency.items() if v[1] >= cutoff}
+        self.action_keys = {}
+        self.by_token = {t.track_token: t.id for t in self.active.values()}
+        self.tickets = dict(self.active)
+        return outcome
+
+    # -- estimates ------------------------------------------------------------------
+
+    def average_service_seconds(self, service_id: str) -> float:
+        times = self.service_times.get(service_id)
+        if times:
+            return sum(times) / len(times)
+        return self.config.services[service_id].typical_service_min * 60
+
+    def counters_open_for(self, service_id: str) -> int:
+        return sum(
+            1
+            for c in self.counters.values()
+            if c.status == OPEN and service_id in self.config.counters[c.id].services
+        )
+
+    def estimate_minutes(self, service_id: str, people_ahead: int) -> int:
+        """Minutes until a visitor with ``people_ahead`` before them is called.
+
+        Recent service times (or the configured typical time) spread over the
+        counters open for the service; with none open we assume one will be.
+        """
+        if people_ahead <= 0:
+            return 0
+        seconds = people_ahead * self.average_service_seconds(service_id) / max(1, self.counters_open_for(service_id))
+        return max(1, math.ceil(seconds / 60))
+
+    def position(self, ticket: Ticket) -> int:
+        """How many people are before this ticket in its service's line."""
+        if ticket.status != WAITING:
+            return 0
+        return sum(1 for t in self.active.values()
+                   if t.status == WAITING and t.service == ticket.service and t.queued_at < ticket.queued_at)
+
+    # -- opening hours --------------------------------------------------------------
+
+    def is_open(self, service_id: str, now: datetime) -> bool:
+        service = self.config.services[service_id]
+        return service.hours.is_open(self.local(now))
+
+    # -- commands ---------------------------------------------------------------------
+
+    def issue(self, service_id: str, language: str, now: datetime, *, idempotency_key: str | None = None,
+              origin: str = "walk_in", due_at: datetime | None = None) -> Outcome:
+        """Give a visitor a number. A repeated idempotency key returns the first ticket."""
+        if idempotency_key and idempotency_key in self.idempotency:
+            ticket_id, _ = self.idempotency[idempotency_key]
+            ticket = self.tickets.get(ticket_id)
+            if ticket is not None:
+                return Outcome(ticket=ticket, replay=True)
+        outcome = self.roll_day(now)
+        service = self._service(service_id)
+        if language not in self.config.languages:
+            language = self.config.default_language
+        local = self.local(now)
+        if origin == "walk_in":
+            if service.mode == "booking_only":
+                nxt = service.hours.next_open(local) if not service.hours.is_open(local) else None
+                raise Refusal(
+                    "booking_only",
+                    f"{service.name('en')} is by appointment only. Book a time at the kiosk, on the web or by phone.",
+                    service=service_id,
+                    next_open=nxt.isoformat() if nxt else None,
+                )
+            if not service.hours.is_open(local):
+                opens = service.hours.next_open(local)
+                when = opens.strftime("%H:%M") if opens and opens.date() == local.date() else (
+                    opens.strftime("%A %H:%M") if opens else None)
+                raise Refusal(
+                    "closed",
+                    f"{service.name('en')} is closed now" + (f"; it opens {when}." if when else "."),
+                    service=service_id,
+                    opens_at=opens.isoformat() if opens else None,
+                )
+        number = self.next_numbers.get(service.letter, 1)
+        self.next_numbers[service.letter] = number + 1
+        ticket = Ticket(
+            id=self.new_id(),
+            service=service_id,
+            letter=service.letter,
+            number=number,
+            day=self.day,
+            language=language,
+            status=WAITING,
+            queued_at=now,
+            issued_at=now,
+            track_token=self.new_token(),
+            origin=origin,
+            due_at=due_at,
+        )
+        self._remember(ticket)
+        self.by_token[ticket.track_token] = ticket.id
+        outcome.tickets.append(ticket)
+        outcome.log.append(LogEntry(ticket.id, "issued", now, service_id, detail=origin))
+        if idempotency_key:
+            self.idempotency[idempotency_key] = (ticket.id, now)
+            outcome.idempotency.append((idempotency_key, ticket.id, now))
+        outcome.ticket = ticket
+        return outcome
+
+    def _pick_next(self, counter_id: str, now: datetime) -> Ticket | None:
+        served = self.config.counters[counter_id].services
+        candidates = [t for t in self.active.values() if t.status == WAITING and t.service in served]
+        if not candidates:
+            return None
+        due = [t for t in candidates if t.origin == "booking" and t.due_at and t.due_at <= now + BOOKING_DUE_MARGIN]
+        if due:
+            return min(due, key=lambda t: (t.due_at, t.queued_at))
+
+        def weight(t: Ticket) -> tuple[float, int, datetime]:
+            waited = max(0.0, (now - t.queued_at).total_seconds())
+            # Negate so that min() picks the longest weighted wait; preference breaks ties.
+            return (-(waited + 1.0) * self.config.services[t.service].priority, served.index(t.service), t.queued_at)
+
+        walk_ins = [t for t in candidates if not (t.origin == "booking" and t.due_at and t.due_at > now)]
+        return min(walk_ins or candidates, key=weight)
+
+    def _finish_current(self, counter: CounterState, now: datetime, status: str, outcome: Outcome) -> None:
+        if not counter.ticket_id:
+            return
+        ticket = self.tickets.get(counter.ticket_id)
+        counter.ticket_id = None
+        if ticket is None or ticket.status != CALLED:
+            return
+        ticket.status = status
+        ticket.finished_at = now
+        self._remember(ticket)
+        if status == DONE and ticket.called_at:
+            self.service_times[ticket.service].append((now - ticket.called_at).total_seconds())
+        outcome.tickets.append(ticket)
+        outcome.log.append(LogEntry(ticket.id, "finished" if status == DONE else status, now, ticket.service,
+                                    counter.id))
+
+    def _make_call(self, ticket: Ticket, counter: CounterState, now: datetime, recall: bool) -> Call:
+        call = Call(self.new_id(), ticket.id, ticket.label, ticket.service, counter.id, now, recall)
+        self.recent_calls.appendleft(call)
+        return call
+
+    def call_next(self, counter_id: str, now: datetime) -> Outcome:
+        outcome = self.roll_day(now)
+        counter = self._counter(counter_id)
+        self._finish_current(counter, now, DONE, outcome)
+        if counter.status != OPEN:
+            counter.status = OPEN  # pressing "next" means someone is at the desk
+        outcome.counters.append(counter)
+        ticket = self._pick_next(counter_id, now)
+        if ticket is None:
+            return outcome
+        ticket.status = CALLED
+        ticket.counter = counter_id
+        ticket.called_at = now
+        self._remember(ticket)
+        counter.ticket_id = ticket.id
+        call = self._make_call(ticket, counter, now, recall=False)
+        outcome.tickets.append(ticket)
+        outcome.calls.append(call)
+        outcome.log.append(LogEntry(ticket.id, "called", now, ticket.service, counter_id))
+        outcome.ticket, outcome.call = ticket, call
+        return outcome
+
+    def _current(self, counter: CounterState, action: str) -> Ticket:
+        ticket = self.tickets.get(counter.ticket_id or "")
+        if ticket is None or ticket.status != CALLED:
+            raise Refusal("no_current_visitor", f"No visitor is being served at this counter to {action}.")
+        return ticket
+
+    def recall(self, counter_id: str, now: datetime) -> Outcome:
+        counter = self._counter(counter_id)
+        ticket = self._current(counter, "call again")
+        ticket.recalls += 1
+        call = self._make_call(ticket, counter, now, recall=True)
+        outcome = Outcome(tickets=[ticket], calls=[call], ticket=ticket, call=call)
+        outcome.log.append(LogEntry(ticket.id, "recalled", now, ticket.service, counter_id))
+        return outcome
+
+    def no_show(self, counter_id: str, now: datetime) -> Outcome:
+        counter = self._counter(counter_id)
+        ticket = self._current(counter, "mark as not shown up")
+        outcome = Outcome(ticket=ticket)
+        self._finish_current(counter, now, NO_SHOW, outcome)
+        outcome.counters.append(counter)
+        return outcome
+
+    def finish(self, counter_id: str, now: datetime) -> Outcome:
+        counter = self._counter(counter_id)
+        ticket = self._current(counter, "finish")
+        outcome = Outcome(ticket=ticket)
+        self._finish_current(counter, now, DONE, outcome)
+        outcome.counters.append(counter)
+        return outcome
+
+    def transfer(self, counter_id: str, service_id: str, now: datetime) -> Outcome:
+        """Send the current visitor to another service's line, keeping their place."""
+        counter = self._counter(counter_id)
+        ticket = self._current(counter, "transfer")
+        self._service(service_id)
+        if service_id == ticket.service:
+            raise Refusal("same_service", "The visitor is already in that service's line.", field="service")
+        previous = ticket.service
+        ticket.service = service_id
+        ticket.status = WAITING
+        ticket.counter = None
+        ticket.called_at = None
+        ticket.transfers += 1
+        self._remember(ticket)
+        counter.ticket_id = None
+        outcome = Outcome(tickets=[ticket], counters=[counter], ticket=ticket)
+        outcome.log.append(LogEntry(ticket.id, "transferred", now, service_id, counter_id, detail=previous))
+        return outcome
+
+    def pause(self, counter_id: str, now: datetime) -> Outcome:
+        counter = self._counter(counter_id)
+        outcome = Outcome()
+        self._finish_current(counter, now, DONE, outcome)
+        counter.status = PAUSED
+        outcome.counters.append(counter)
+        return outcome
+
+    def resume(self, counter_id: str, now: datetime) -> Outcome:
+        counter = self._counter(counter_id)
+        counter.status = OPEN
+        return Outcome(counters=[counter])
+
+    def act_once(self, key: str, action: Callable[[], Outcome], describe: Callable[[Outcome], dict[str, Any]],
+                 now: datetime) -> Outcome:
+        """Run a counter action once per key (a button's press id, a page's request id).
+
+        A duplicate delivery gets the first answer back and changes nothing.
+        """
+        if key in self.action_keys:
+            return Outcome(replay=True, result=self.action_keys[key])
+        outcome = action()
+        result = describe(outcome)
+        self.action_keys[key] = result
+        outcome.action_keys.append((key, result, now))
+        outcome.result = result
+        return outcome
+
+    # -- reading --------------------------------------------------------------------
+
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        ticket_id = self.by_token.get(token)
+        return self.tickets.get(ticket_id) if ticket_id else None
+
+    def copy_ticket(self, ticket: Ticket) -> Ticket:
+        return replace(ticket)

@@ -1,0 +1,237 @@
+"""The hub's core loop: one writer thread owns the engine and the store.
+
+Every command (HTTP, button press, timer) is queued to that thread. It takes
+what has queued up, up to ``BATCH_MAX`` commands, applies each to the engine,
+writes all their changes in ONE transaction (group commit: one fsync for
+many tickets, so 8 kiosks at once do not wait on 8 fsyncs), and only after
+the COMMIT answers the callers and announces the new state. Nothing is
+announced or answered that is not on disk.
+
+Readers never touch the engine from another thread: the writer leaves a
+fresh ``view`` (plain dicts) after each batch, and point reads (a ticket by
+id) go through the queue like writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from server import views
+from server.config import SiteConfig
+from server.engine import Outcome, QueueEngine, Refusal
+from server.store import SQLiteStore
+
+log = logging.getLogger("vuoro.hub")
+
+BATCH_MAX = 128
+TICK_SECONDS = 15.0  # re-check opening hours, midnight and estimates this often
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoreUnavailable(Exception):
+    """The store could not commit: nothing of the batch happened."""
+
+
+Command = Callable[[QueueEngine, datetime], Any]
+
+
+@dataclass
+class _Job:
+    command: Command
+    future: Future[Any]
+    read_only: bool = False
+
+
+@dataclass
+class View:
+    """A read-only picture of the site after the last commit."""
+
+    site: dict[str, Any] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent_calls: dict[str, Any] = field(default_factory=lambda: {"calls": []})
+
+
+class Hub:
+    """Holds the engine, the store and the writer thread; tells listeners what changed.
+
+    A listener is ``fn(kind, name, payload)`` where kind is ``"state"`` (a
+    retained topic suffix such as ``queue/kvik/state``) or ``"call"``. The MQTT
+    link and the web signage stream are listeners.
+    """
+
+    def __init__(self, config: SiteConfig, store: SQLiteStore, *, clock: Callable[[], datetime] = utc_now):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.view = View()
+        self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.message: dict[str, Any] = {"text": ""}
+        self._retained: dict[str, dict[str, Any]] = {}
+        self._thread: threading.Thread | None = None
+        self._ticker: threading.Timer | None = None
+        self._stopping = threading.Event()
+        self.engine = self._load_engine()
+
+    def _load_engine(self) -> QueueEngine:
+        now = self.clock()
+        day = now.astimezone(self.config.timezone).date()
+        snapshot = self.store.load(day, now, self.config.recent_calls)
+        engine = QueueEngine(self.config, snapshot)
+        rolled = engine.roll_day(now)  # leftovers of an earlier day, if the hub was down over midnight
+        if rolled.changed:
+            self.store.save([rolled])
+        return engine
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Hub:
+        self._refresh_view(self.clock(), calls=[])
+        self._thread = threading.Thread(target=self._run, name="vuoro-writer", daemon=True)
+        self._thread.start()
+        self._schedule_tick()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker:
+            self._ticker.cancel()
+        self.jobs.put(None)
+        if self._thread:
+            self._thread.join(10)
+        self.store.close()
+
+    def _schedule_tick(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._ticker = threading.Timer(TICK_SECONDS, self._tick)
+        self._ticker.daemon = True
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        self.submit(lambda engine, now: engine.roll_day(now))
+        self._schedule_tick()
+
+    # -- commands ---------------------------------------------------------------------
+
+    def submit(self, command: Command, *, read_only: bool = False) -> Future[Any]:
+        """Queue a command; its future holds the command's return value, or its exception."""
+        future: Future[Any] = Future()
+        self.jobs.put(_Job(command, future, read_only))
+        return future
+
+    def call(self, command: Command, timeout: float = 10.0) -> Any:
+        return self.submit(command).result(timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < BATCH_MAX:
+                try:
+                    nxt = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.jobs.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                self._run_batch(batch)
+            except Exception:  # never let the writer die: a dead writer is a hub that answers nothing
+                log.exception("writer batch failed")
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        now = self.clock()
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        outcomes: list[Outcome] = []
+        for job in batch:
+            try:
+                value = job.command(self.engine, now)
+            except Refusal as refusal:
+                results.append((job, None, refusal))
+                continue
+            except Exception as exc:
+                log.exception("command failed")
+                results.append((job, None, exc))
+                continue
+            for outcome in value if isinstance(value, tuple) else (value,):
+                if isinstance(outcome, Outcome) and outcome.changed:
+                    outcomes.append(outcome)
+            results.append((job, value, None))
+        if outcomes:
+            try:
+                self.store.save(outcomes)
+            except Exception as exc:
+                log.exception("commit failed; reloading the queue from the store")
+                # The engine already moved on in memory: go back to what is on disk.
+                self.engine = self._load_engine()
+                error = StoreUnavailable("The hub could not save this change. Nothing was changed; try again.")
+                error.__cause__ = exc
+                for job, _, _ in results:
+                    job.future.set_exception(error)
+                return
+        for job, value, error in results:
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(value)
+        if outcomes or not self._retained:
+            calls = [c for o in outcomes for c in o.calls]
+            self._refresh_view(now, calls)
+        elif any(not j.read_only for j in batch):
+            self._refresh_view(now, [])
+
+    # -- what the outside sees ------------------------------------------------------
+
+    def _refresh_view(self, now: datetime, calls: list[Any]) -> None:
+        engine = self.engine
+        view = View(
+            site=views.site_info(engine, now),
+            queues={sid: views.queue_state(engine, sid, now) for sid in self.config.services},
+            counters={cid: views.counter_state(engine, cid) for cid in self.config.counters},
+            recent_calls=views.recent_calls(engine),
+        )
+        self.view = view
+        for call in calls:
+            self._announce("call", "calls", views.call_json(engine, call))
+        for name, payload in self.retained_state().items():
+            if self._retained.get(name) != payload:
+                self._retained[name] = payload
+                self._announce("state", name, payload)
+
+    def retained_state(self) -> dict[str, dict[str, Any]]:
+        """Every retained topic suffix with its payload: what a screen needs to draw everything."""
+        view = self.view
+        state: dict[str, dict[str, Any]] = {"site": view.site, "calls/recent": view.recent_calls,
+                                            "message": self.message}
+        for sid, payload in view.queues.items():
+            state[f"queue/{sid}/state"] = payload
+        for cid, payload in view.counters.items():
+            state[f"counters/{cid}/state"] = payload
+        return state
+
+    def set_message(self, text: str) -> None:
+        self.message = {"text": text}
+        self.submit(lambda engine, now: None)  # refresh and announce through the writer
+
+    def _announce(self, kind: str, name: str, payload: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(kind, name, payload)
+            except Exception:
+                log.exception("listener failed on %s", name)

@@ -1,0 +1,82 @@
+"""``vuoro hub``: load and check the site config, open the store, serve HTTP and MQTT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config
+
+log = logging.getLogger("vuoro.hub")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vuoro hub", description="Run the hub for one site.")
+    parser.add_argument("--config", default=os.environ.get("VUORO_CONFIG", str(SAMPLE_SITE)),
+                        help="the site's TOML file (default: the sample site)")
+    parser.add_argument("--data-dir", default=os.environ.get("VUORO_DATA_DIR", "var"),
+                        help="where a relative database path lives (default: ./var)")
+    parser.add_argument("--listen", help="host:port to serve HTTP on (overrides hub.listen)")
+    parser.add_argument("--broker", help="mqtt://host:port (overrides hub.broker)")
+    parser.add_argument("--check", action="store_true", help="only check the config and exit")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def load(args: argparse.Namespace) -> SiteConfig:
+    config = load_config(args.config)
+    overrides = {}
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        overrides.update(listen_host=host or "127.0.0.1", listen_port=int(port))
+    if args.broker:
+        overrides["broker"] = args.broker
+    if overrides:
+        from dataclasses import replace
+
+        config = replace(config, **overrides)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load(args)
+    except ConfigError as exc:
+        print(f"vuoro hub: refusing to start.\n{exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{config.path}: ok ({len(config.services)} services, {len(config.counters)} counters)")
+        return 0
+
+    import uvicorn
+
+    from server.api import create_app
+    from server.hub import Hub
+    from server.mqtt_link import MqttLink
+    from server.store import SQLiteStore
+
+    db_path = config.database_path(Path(args.data_dir))
+    store = SQLiteStore(db_path, config.site_id)
+    hub = Hub(config, store).start()
+    link = MqttLink(hub, config)
+    link.start()
+    app = create_app(hub, broker_connected=link.connected.is_set)
+    log.info("site %s: store %s, broker %s, http://%s:%s", config.site_id, db_path, config.broker,
+             config.listen_host, config.listen_port)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
+                                           log_level="warning", access_log=False))
+    try:
+        server.run()
+    finally:
+        link.stop()
+        hub.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The hub's MQTT side: publish state and calls, take button presses and device status.
+
+Retained state is republished whole on every (re)connect, so a broker that
+restarted without persistence still ends up with the full picture. Calls go
+out as QoS 1 events. Anything malformed that arrives is logged and dropped:
+a bad payload must never stop the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from server.config import SiteConfig, broker_host_port
+from server.engine import Outcome, QueueEngine, Refusal
+from server.hub import Hub
+from vuoro import __version__, protocol
+from vuoro.protocol import PayloadError, Topics
+
+log = logging.getLogger("vuoro.mqtt")
+
+
+class MqttLink:
+    def __init__(self, hub: Hub, config: SiteConfig, *, client_id: str | None = None):
+        self.hub = hub
+        self.config = config
+        self.topics = Topics(config.site_id, config.topic_root)
+        self.host, self.port = broker_host_port(config.broker)
+        self.connected = threading.Event()
+        self._lock = threading.Lock()  # publishing the full state and a change must not interleave
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"vuoro-hub-{config.site_id}",
+                             clean_session=True)
+        client.will_set(self.topics.hub_status, self._status(False), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.max_queued_messages_set(10000)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+        hub.listeners.append(self._on_hub_change)
+
+    def _status(self, online: bool) -> bytes:
+        return protocol.encode({"online": online, "version": __version__, "at": time.time()})
+
+    def start(self) -> None:
+        # connect_async + loop_start: the hub starts and serves HTTP even if the broker is
+        # not up yet; paho keeps trying in the background.
+        self.client.connect_async(self.host, self.port, keepalive=15)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        if self.connected.is_set():
+            self.client.publish(self.topics.hub_status, self._status(False), qos=1, retain=True).wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks (paho's network thread) --------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the hub: %s", reason)
+            return
+        client.subscribe([(self.topics.all_button_presses, 1), (self.topics.all_device_status, 1)])
+        with self._lock:
+            client.publish(self.topics.hub_status, self._status(True), qos=1, retain=True)
+            for name, payload in self.hub.retained_state().items():
+                self._publish_state(name, payload)
+        self.connected.set()
+        log.info("connected to the broker at %s:%s", self.host, self.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        log.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            if message.topic.endswith("/press"):
+                self._on_press(message)
+            elif message.topic.endswith("/status"):
+                self._on_device_status(message)
+        except PayloadError as exc:
+            log.warning("dropped a malformed message on %s: %s", message.topic, exc)
+        except Exception:
+            log.exception("dropped a message on %s", message.topic)
+
+    # -- incoming ---------------------------------------------------------------------
+
+    def _on_device_status(self, message: mqtt.MQTTMessage) -> None:
+        status = protocol.parse_device_status(message.payload)
+        if self.topics.segment(message.topic, 1) != status.device:
+            raise PayloadError("device id in the payload does not match the topic")
+        self.hub.devices[status.device] = {
+            "device": status.device, "kind": status.kind, "online": status.online, "printer": status.printer,
+            "detail": status.detail, "at": status.at or time.time(),
+        }
+
+    def _on_press(self, message: mqtt.MQTTMessage) -> None:
+        press = protocol.parse_button_press(message.payload)
+        if self.topics.segment(message.topic, 1) != press.counter:
+            raise PayloadError("counter in the payload does not match the topic")
+        result_topic = self.topics.button_result(press.counter)
+        if press.age() > protocol.PRESS_TTL_SECONDS:
+            # A press from before a broker outage must not call someone minutes later.
+            self.client.publish(result_topic, protocol.button_result(press.press_id, False, reason="press expired"),
+                                qos=1)
+            return
+        device = self.config.devices.get(press.device)
+        if device is None or device.kind != "button" or press.counter not in device.counters:
+            self.client.publish(result_topic, protocol.button_result(
+                press.press_id, False, reason="this button box may not call for that counter"), qos=1)
+            return
+
+        def act(engine: QueueEngine, now: datetime) -> Any:
+            action = engine.call_next if press.action == "next" else engine.recall
+
+            def run() -> Any:
+                try:
+                    return action(press.counter, now)
+                except Refusal as refusal:
+                    # Remembered too, so a duplicate delivery gets the same refusal.
+                    return Outcome(result={"ok": False, "reason": refusal.message})
+
+            def describe(outcome: Any) -> dict[str, Any]:
+                if outcome.result is not None:
+                    return outcome.result
+                if outcome.call is None:
+                    return {"ok": False, "reason": "No one is waiting"}
+                return {"ok": True, "ticket": outcome.call.ticket}
+
+            return engine.act_once(f"press:{press.press_id}", run, describe, now)
+
+        def answer(future: Any) -> None:
+            try:
+                result = future.result().result or {}
+                payload = protocol.button_result(press.press_id, bool(result.get("ok")), ticket=result.get("ticket"),
+                                                 reason=result.get("reason"))
+            except Exception as exc:
+                payload = protocol.button_result(press.press_id, False, reason=str(exc))
+            self.client.publish(result_topic, payload, qos=1)
+
+        self.hub.submit(act).add_done_callback(answer)
+
+    # -- outgoing ---------------------------------------------------------------------
+
+    def _publish_state(self, name: str, payload: dict[str, Any]) -> None:
+        body = protocol.encode({**payload, "at": datetime.now(self.config.timezone).isoformat(timespec="seconds")})
+        self.client.publish(f"{self.topics.base}/{name}", body, qos=1, retain=True)
+
+    def _on_hub_change(self, kind: str, name: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            if kind == "call":
+                self.client.publish(self.topics.calls, protocol.encode(payload), qos=1, retain=False)
+            else:
+                self._publish_state(name, payload)

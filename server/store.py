@@ -1,0 +1,291 @@
+"""The durable store: a SQLite file (WAL, synchronous FULL, foreign keys on).
+
+Only the hub's writer thread writes, one transaction per batch of commands,
+so a crash loses nothing that was answered: a reply leaves only after its
+COMMIT. The engine decides; the store only records (``save``) and reloads
+(``load``). The SQL is plain enough for a PostgreSQL store to follow with
+the same two methods.
+
+The unique constraint on (site, letter, day, number) is the last line of
+defence against a number handed out twice: it holds even if a bug or a
+second writer ever got past the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from server.engine import (
+    CALLED,
+    IDEMPOTENCY_TTL,
+    SERVICE_TIME_WINDOW,
+    WAITING,
+    Call,
+    CounterState,
+    Outcome,
+    Snapshot,
+    Ticket,
+)
+
+# Each entry moves the schema one version up; applied in order at start.
+MIGRATIONS: list[str] = [
+    # 1: tickets, their history, counters, idempotency, calls
+    """
+    CREATE TABLE tickets (
+        id            TEXT PRIMARY KEY,
+        site          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        letter        TEXT NOT NULL CHECK (length(letter) = 1),
+        day           TEXT NOT NULL,                -- the site's local service day, YYYY-MM-DD
+        number        INTEGER NOT NULL CHECK (number > 0),
+        label         TEXT NOT NULL,
+        language      TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('waiting','called','done','no_show','expired')),
+        origin        TEXT NOT NULL DEFAULT 'walk_in',
+        queued_at     TEXT NOT NULL,                -- ISO 8601 UTC; a visitor's place in line
+        issued_at     TEXT NOT NULL,
+        due_at        TEXT,
+        counter       TEXT,
+        called_at     TEXT,
+        finished_at   TEXT,
+        recalls       INTEGER NOT NULL DEFAULT 0,
+        transfers     INTEGER NOT NULL DEFAULT 0,
+        track_token   TEXT NOT NULL UNIQUE,
+        UNIQUE (site, letter, day, number)
+    );
+    CREATE INDEX tickets_active ON tickets (site, status) WHERE status IN ('waiting', 'called');
+    CREATE INDEX tickets_day ON tickets (site, day);
+    CREATE TABLE ticket_log (
+        id        INTEGER PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        kind      TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        service   TEXT NOT NULL,
+        counter   TEXT,
+        detail    TEXT
+    );
+    CREATE INDEX ticket_log_at ON ticket_log (at);
+    CREATE TABLE counters (
+        site      TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        status    TEXT NOT NULL CHECK (status IN ('open','paused','closed')),
+        ticket_id TEXT REFERENCES tickets (id),
+        PRIMARY KEY (site, id)
+    );
+    CREATE TABLE idempotency (
+        site       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        ticket_id  TEXT NOT NULL REFERENCES tickets (id),
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (site, key)
+    );
+    CREATE TABLE action_keys (
+        site       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        result     TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (site, key)
+    );
+    CREATE TABLE calls (
+        id        TEXT PRIMARY KEY,
+        site      TEXT NOT NULL,
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        ticket    TEXT NOT NULL,
+        service   TEXT NOT NULL,
+        counter   TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        recall    INTEGER NOT NULL
+    );
+    CREATE INDEX calls_at ON calls (site, at);
+    """,
+]
+
+_TICKET_COLUMNS = (
+    "id", "site", "service", "letter", "day", "number", "label", "language", "status", "origin", "queued_at",
+    "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "track_token",
+)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, site: str):
+        self.path = Path(path)
+        self.site = site
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The writer thread owns this connection; check_same_thread is off because
+        # it is created on the main thread and handed over before any use.
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    # -- schema ---------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(f"{self.path} has schema version {current}, newer than this hub knows "
+                               f"({len(MIGRATIONS)}): upgrade the hub, do not start an older one on it")
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            # executescript commits first, so run the whole step inside one explicit transaction.
+            self.db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\nPRAGMA user_version = {version};\n"
+                                  "COMMIT;")
+
+    def check(self) -> str:
+        """'ok' when the file answers; used by the health endpoint."""
+        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing --------------------------------------------------------------------
+
+    def save(self, outcomes: Iterable[Outcome]) -> None:
+        """Write every change of these outcomes in ONE transaction."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for outcome in outcomes:
+                self._write(outcome)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _write(self, outcome: Outcome) -> None:
+        db, site = self.db, self.site
+        if outcome.tickets:
+            rows = [self._ticket_row(t) for t in {id(t): t for t in outcome.tickets}.values()]
+            columns = ", ".join(_TICKET_COLUMNS)
+            marks = ", ".join("?" for _ in _TICKET_COLUMNS)
+            updates = ", ".join(f"{c} = excluded.{c}" for c in _TICKET_COLUMNS[2:] if c not in ("letter", "day",
+                                                                                               "number"))
+            db.executemany(
+                f"INSERT INTO tickets ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}", rows
+            )
+        if outcome.log:
+            db.executemany(
+                "INSERT INTO ticket_log (ticket_id, kind, at, service, counter, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                [(e.ticket_id, e.kind, _ts(e.at), e.service, e.counter, e.detail) for e in outcome.log],
+            )
+        for counter in outcome.counters:
+            db.execute(
+                "INSERT INTO counters (site, id, status, ticket_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (site, id) DO UPDATE SET status = excluded.status, ticket_id = excluded.ticket_id",
+                (site, counter.id, counter.status, counter.ticket_id),
+            )
+        for call in outcome.calls:
+            db.execute(
+                "INSERT INTO calls (id, site, ticket_id, ticket, service, counter, at, recall) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (call.call_id, site, call.ticket_id, call.ticket, call.service, call.counter, _ts(call.at),
+                 int(call.recall)),
+            )
+        for key, ticket_id, at in outcome.idempotency:
+            db.execute("INSERT INTO idempotency (site, key, ticket_id, created_at) VALUES (?, ?, ?, ?)",
+                       (site, key, ticket_id, _ts(at)))
+        for key, result, at in outcome.action_keys:
+            db.execute("INSERT INTO action_keys (site, key, result, created_at) VALUES (?, ?, ?, ?)",
+                       (site, key, json.dumps(result), _ts(at)))
+
+    def _ticket_row(self, t: Ticket) -> tuple[Any, ...]:
+        return (
+            t.id, self.site, t.service, t.letter, t.day.isoformat(), t.number, t.label, t.language, t.status,
+            t.origin, _ts(t.queued_at), _ts(t.issued_at), _ts(t.due_at), t.counter, _ts(t.called_at),
+            _ts(t.finished_at), t.recalls, t.transfers, t.track_token,
+        )
+
+    # -- reading --------------------------------------------------------------------
+
+    @staticmethod
+    def _ticket(row: sqlite3.Row | tuple[Any, ...]) -> Ticket:
+        r = dict(zip(_TICKET_COLUMNS, row, strict=True))
+        return Ticket(
+            id=r["id"], service=r["service"], letter=r["letter"], number=r["number"],
+            day=date.fromisoformat(r["day"]), language=r["language"], status=r["status"],
+            queued_at=_dt(r["queued_at"]), issued_at=_dt(r["issued_at"]),  # type: ignore[arg-type]
+            track_token=r["track_token"], origin=r["origin"], due_at=_dt(r["due_at"]), counter=r["counter"],
+            called_at=_dt(r["called_at"]), finished_at=_dt(r["finished_at"]), recalls=r["recalls"],
+            transfers=r["transfers"],
+        )
+
+    def load(self, day: date, now: datetime, recent_calls: int = 8) -> Snapshot:
+        """Everything the engine needs to carry on where it stopped."""
+        db, site = self.db, self.site
+        columns = ", ".join(_TICKET_COLUMNS)
+        rows = db.execute(
+            f"SELECT {columns} FROM tickets WHERE site = ? AND (day = ? OR status IN (?, ?))",
+            (site, day.isoformat(), WAITING, CALLED),
+        ).fetchall()
+        tickets = [self._ticket(r) for r in rows]
+        next_numbers = {
+            letter: top + 1
+            for letter, top in db.execute(
+                "SELECT letter, MAX(number) FROM tickets WHERE site = ? AND day = ? GROUP BY letter",
+                (site, day.isoformat()),
+            )
+        }
+        counters = {
+            cid: CounterState(cid, status, ticket_id)
+            for cid, status, ticket_id in db.execute("SELECT id, status, ticket_id FROM counters WHERE site = ?",
+                                                     (site,))
+        }
+        service_times: dict[str, list[float]] = {}
+        for service, called_at, finished_at in db.execute(
+            "SELECT service, called_at, finished_at FROM tickets WHERE site = ? AND day = ? AND status = 'done' "
+            "AND called_at IS NOT NULL ORDER BY finished_at",
+            (site, day.isoformat()),
+        ):
+            seconds = (_dt(finished_at) - _dt(called_at)).total_seconds()  # type: ignore[operator]
+            service_times.setdefault(service, []).append(seconds)
+        service_times = {k: v[-SERVICE_TIME_WINDOW:] for k, v in service_times.items()}
+        since = _ts(now - IDEMPOTENCY_TTL)
+        idempotency = {
+            key: (ticket_id, _dt(at))
+            for key, ticket_id, at in db.execute(
+                "SELECT key, ticket_id, created_at FROM idempotency WHERE site = ? AND created_at >= ?", (site, since)
+            )
+        }
+        action_keys = {
+            key: json.loads(result)
+            for key, result in db.execute(
+                "SELECT key, result FROM action_keys WHERE site = ? AND created_at >= ?",
+                (site, _ts(now - timedelta(hours=1))),
+            )
+        }
+        calls = [
+            Call(cid, ticket_id, label, service, counter, _dt(at), bool(recall))  # type: ignore[arg-type]
+            for cid, ticket_id, label, service, counter, at, recall in db.execute(
+                "SELECT id, ticket_id, ticket, service, counter, at, recall FROM calls WHERE site = ? "
+                "ORDER BY at DESC LIMIT ?",
+                (site, recent_calls),
+            )
+        ]
+        return Snapshot(
+            day=day, tickets=tickets, counters=counters, next_numbers=next_numbers, service_times=service_times,
+            idempotency=idempotency, action_keys=action_keys, recent_calls=calls,  # type: ignore[arg-type]
+        )
+
+    def tickets_of_day(self, day: date) -> list[Ticket]:
+        columns = ", ".join(_TICKET_COLUMNS)
+        rows = self.db.execute(f"SELECT {columns} FROM tickets WHERE site = ? AND day = ? ORDER BY issued_at",
+                               (self.site, day.isoformat()))
+        return [self._ticket(r) for r in rows]

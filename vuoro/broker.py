@@ -1,0 +1,124 @@
+"""Start a private Mosquitto broker: for the demo, the tests and the benchmarks.
+
+A site normally runs Mosquitto as a system service (see ``deploy/``). The
+demo and the test suite instead start their own on a free loopback port, so
+they never touch a broker that is already running on 1883, and so a test can
+stop and restart it to prove that screens and the hub recover.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
+            time.sleep(0.02)
+
+
+def mosquitto_path() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+class Broker:
+    """A Mosquitto process on 127.0.0.1:<port>, started and stopped on demand.
+
+    The port is kept across restarts so clients can reconnect to the same
+    address. ``persistence`` keeps retained messages across a restart, as a
+    site's broker does (``deploy/mosquitto``).
+    """
+
+    def __init__(self, port: int | None = None, *, persistence: bool = True, workdir: Path | None = None):
+        exe = mosquitto_path()
+        if exe is None:
+            raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+        self.exe = exe
+        self.port = port or free_port()
+        self.persistence = persistence
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="vuoro-broker-")
+        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 1",
+            "max_queued_messages 10000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self) -> Broker:
+        if self.process and self.process.poll() is None:
+            return self
+        conf = self._write_config()
+        self.process = subprocess.Popen(
+            [self.exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: mosquitto saves retained messages first
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def restart(self, downtime: float = 0.0) -> None:
+        self.stop()
+        if downtime:
+            time.sleep(downtime)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

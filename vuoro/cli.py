@@ -1,0 +1,54 @@
+"""The one console command, ``vuoro``, with a sub-command per part.
+
+Each sub-command lives in the package that owns it and is imported only when
+chosen, so a kiosk Pi never imports the hub's dependencies and the hub never
+imports Kivy. A part registers itself here with ``module:function``; that
+function receives the remaining arguments and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "hub": ("server.main:main", "run the hub: queue engine, store, HTTP API and MQTT state"),
+    "printer": ("hardware.cli:main", "run or test a receipt printer (virtual printer, test print)"),
+    "kiosk": ("kiosk.main:main", "run the touchscreen kiosk"),
+    "display": ("display.main:main", "run a signage screen"),
+    "button": ("hardware.button_cli:main", "run a staff button box (GPIO or USB serial)"),
+    "demo": ("vuoro.demo:main", "run the whole system on embedded defaults"),
+    "doctor": ("vuoro.doctor:main", "check config, hub, broker and printer and say what is wrong"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: vuoro COMMAND [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'vuoro COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"vuoro: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    target, _ = COMMANDS[name]
+    module_name, func_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"vuoro {name}: this part is not installed here ({exc}).", file=sys.stderr)
+        return 3
+    result = getattr(module, func_name)(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The MQTT contract: every topic name and payload shape, in one place.
+
+Standard library only, so a kiosk, a screen or a button box can import it
+without the hub's dependencies. `docs/protocol.md` describes the same
+contract for people; keep the two in step.
+
+Every payload is a JSON object carrying ``"v": SCHEMA_VERSION``. A reader
+that meets a newer major version logs it and ignores the message rather
+than guessing. Only MQTT 3.1.1 features are used (retained messages, QoS 1,
+last will), so any broker serves.
+
+Topic tree (``<root>`` defaults to ``vuoro``)::
+
+    <root>/<site>/hub/status                      retained  hub presence (last will: online=false)
+    <root>/<site>/site                            retained  site name, languages, services, counters
+    <root>/<site>/queue/<service>/state           retained  waiting count, estimated wait, open/closed
+    <root>/<site>/counters/<counter>/state        retained  open/paused/closed and who is being served
+    <root>/<site>/calls/recent                    retained  the last calls, newest first
+    <root>/<site>/calls                           QoS 1     one message per call or recall (event, not retained)
+    <root>/<site>/events/today                    retained  what's on today and next (issue 7)
+    <root>/<site>/message                         retained  an optional line of text set by staff
+    <root>/<site>/devices/<device>/status         retained  a device's presence and health (last will)
+    <root>/<site>/buttons/<counter>/press         QoS 1     a staff button press (from a button box)
+    <root>/<site>/buttons/<counter>/result        QoS 1     the hub's answer to that press
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+DEFAULT_ROOT = "vuoro"
+
+# Ids used in topics: lower-case letters, digits, '-' and '_'. MQTT wildcards
+# ('+', '#') and '/' can therefore never sneak into a topic from config.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+# A press older than this is refused by the hub: a call must not arrive
+# minutes later when the desk has moved on. The box lights its error LED.
+PRESS_TTL_SECONDS = 5.0
+
+DEVICE_KINDS = ("kiosk", "display", "button", "printer", "hub")
+PRINTER_STATES = ("ok", "paper_low", "paper_out", "cover_open", "offline", "error", "unknown")
+BUTTON_ACTIONS = ("next", "recall")
+
+
+class PayloadError(ValueError):
+    """A message that does not follow the contract. Log it, drop it, go on."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses topic names for one site."""
+
+    site: str
+    root: str = DEFAULT_ROOT
+
+    @property
+    def base(self) -> str:
+        return f"{self.root}/{self.site}"
+
+    # -- hub-owned, retained ------------------------------------------------
+    @property
+    def hub_status(self) -> str:
+        return f"{self.base}/hub/status"
+
+    @property
+    def site_info(self) -> str:
+        return f"{self.base}/site"
+
+    def queue_state(self, service: str) -> str:
+        return f"{self.base}/queue/{service}/state"
+
+    def counter_state(self, counter: str) -> str:
+        return f"{self.base}/counters/{counter}/state"
+
+    @property
+    def recent_calls(self) -> str:
+        return f"{self.base}/calls/recent"
+
+    @property
+    def calls(self) -> str:
+        return f"{self.base}/calls"
+
+    @property
+    def events_today(self) -> str:
+        return f"{self.base}/events/today"
+
+    @property
+    def message(self) -> str:
+        return f"{self.base}/message"
+
+    # -- device-owned -------------------------------------------------------
+    def device_status(self, device: str) -> str:
+        return f"{self.base}/devices/{device}/status"
+
+    @property
+    def all_device_status(self) -> str:
+        return f"{self.base}/devices/+/status"
+
+    def button_press(self, counter: str) -> str:
+        return f"{self.base}/buttons/{counter}/press"
+
+    @property
+    def all_button_presses(self) -> str:
+        return f"{self.base}/buttons/+/press"
+
+    def button_result(self, counter: str) -> str:
+        return f"{self.base}/buttons/{counter}/result"
+
+    @property
+    def everything(self) -> str:
+        """What a screen subscribes to: the whole site."""
+        return f"{self.base}/#"
+
+    def segment(self, topic: str, index: int) -> str:
+        """The path segment ``index`` after ``<root>/<site>/`` (e.g. the counter id)."""
+        prefix = self.base + "/"
+        if not topic.startswith(prefix):
+            raise PayloadError(f"topic {topic!r} is not under {prefix!r}")
+        parts = topic[len(prefix) :].split("/")
+        if index >= len(parts):
+            raise PayloadError(f"topic {topic!r} is too short")
+        return parts[index]
+
+
+# -- encoding ---------------------------------------------------------------
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """JSON with the schema version stamped in; compact, UTF-8, stable key order."""
+    body = {"v": SCHEMA_VERSION, **payload}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """Parse a payload and check its version. Raises PayloadError, never anything else."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise PayloadError("payload must be a JSON object")
+    version = body.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise PayloadError("payload has no integer schema version 'v'")
+    if version > SCHEMA_VERSION:
+        raise PayloadError(f"schema version {version} is newer than {SCHEMA_VERSION}")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise PayloadError(f"field {name!r} is missing")
+        return None
+    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise PayloadError(f"field {name!r} must not be true/false")
+    if not isinstance(value, kind):
+        raise PayloadError(f"field {name!r} has the wrong type")
+    return value
+
+
+# -- button presses -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    press_id: str
+    counter: str
+    action: str  # one of BUTTON_ACTIONS
+    device: str
+    sent_at: float  # Unix time at the box; presses older than PRESS_TTL_SECONDS are refused
+
+    def to_payload(self) -> bytes:
+        return encode(
+            {
+                "press_id": self.press_id,
+                "counter": self.counter,
+                "action": self.action,
+                "device": self.device,
+                "sent_at": self.sent_at,
+            }
+        )
+
+    def age(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.sent_at
+
+
+def parse_button_press(raw: bytes | str) -> ButtonPress:
+    body = decode(raw)
+    press_id = _field(body, "press_id", str)
+    if not 1 <= len(press_id) <= 64:
+        raise PayloadError("field 'press_id' must be 1–64 characters")
+    counter = _field(body, "counter", str)
+    if not ID_PATTERN.match(counter):
+        raise PayloadError("field 'counter' is not a valid id")
+    action = _field(body, "action", str)
+    if action not in BUTTON_ACTIONS:
+        raise PayloadError(f"field 'action' must be one of {', '.join(BUTTON_ACTIONS)}")
+    device = _field(body, "device", str)
+    sent_at = float(_field(body, "sent_at", (int, float)))
+    return ButtonPress(press_id=press_id, counter=counter, action=action, device=device, sent_at=sent_at)
+
+
+def button_result(press_id: str, ok: bool, *, ticket: str | None = None, reason: str | None = None) -> bytes:
+    """The hub's answer to a press: ok with the ticket called, or the reason it failed."""
+    return encode({"press_id": press_id, "ok": ok, "ticket": ticket, "reason": reason})
+
+
+# -- device status --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    device: str
+    kind: str  # one of DEVICE_KINDS
+    online: bool
+    printer: str | None = None  # one of PRINTER_STATES, for devices with a printer
+    detail: str | None = None  # plain words for staff, e.g. "paper low"
+    at: float = 0.0
+
+    def to_payload(self) -> bytes:
+        return encode(
+            {
+                "device": self.device,
+                "kind": self.kind,
+                "online": self.online,
+                "printer": self.printer,
+                "detail": self.detail,
+                "at": self.at or time.time(),
+            }
+        )
+
+
+def parse_device_status(raw: bytes | str) -> DeviceStatus:
+    body = decode(raw)
+    device = _field(body, "device", str)
+    if not ID_PATTERN.match(device):
+        raise PayloadError("field 'device' is not a valid id")
+    kind = _field(body, "kind", str)
+    if kind not in DEVICE_KINDS:
+        raise PayloadError(f"field 'kind' must be one of {', '.join(DEVICE_KINDS)}")
+    online = _field(body, "online", bool)
+    printer = _field(body, "printer", str, required=False)
+    if printer is not None and printer not in PRINTER_STATES:
+        raise PayloadError(f"field 'printer' must be one of {', '.join(PRINTER_STATES)}")
+    detail = _field(body, "detail", str, required=False)
+    at = float(_field(body, "at", (int, float), required=False) or 0.0)
+    return DeviceStatus(device=device, kind=kind, online=online, printer=printer, detail=detail, at=at)
+
+
+def offline_will(device: str, kind: str) -> bytes:
+    """The last-will payload a device registers when it connects."""
+    return DeviceStatus(device=device, kind=kind, online=False, detail="connection lost", at=0.0).to_payload()
