@@ -1,0 +1,291 @@
+"""A real Mosquitto with the shipped config and the generated ACLs and passwords.
+
+Each role may do what docs/protocol.md gives it and nothing else. "Not
+delivered" is proved without waiting for a timeout: the forbidden message is
+followed, from the same client, by an allowed one (the sentinel); Mosquitto
+delivers one client's messages to a subscriber in order, so when the sentinel
+arrives, the forbidden message would already have arrived had it got through.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import queue
+import re
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # deploy/ is not an installed package: import it from the checkout
+
+from deploy import mosquitto_acl  # noqa: E402
+from server.config import SAMPLE_SITE, load_config, parse_config  # noqa: E402
+from vuoro.broker import free_port, mosquitto_path, wait_for_port  # noqa: E402
+from vuoro.protocol import Topics  # noqa: E402
+
+SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+WAIT = 10.0  # generous upper bound for an event that must happen; never a measured duration
+
+CONFIG = load_config(SAMPLE_SITE)
+T = Topics(site=CONFIG.site_id, root=CONFIG.topic_root)
+
+
+def localise(conf: str, port: int, workdir: Path) -> str:
+    """The shipped config with only what a test must change: port, paths, no pid file, no privilege drop."""
+    replacements = [
+        (r"(?m)^listener 1883$", f"listener {port} 127.0.0.1"),
+        (r"/etc/mosquitto/vuoro/", f"{workdir}/"),
+        (r"/var/lib/mosquitto/", f"{workdir}/"),
+        (r"(?m)^pid_file .*$", "# pid_file (test: none)"),
+    ]
+    for pattern, new in replacements:
+        conf, count = re.subn(pattern, new, conf)
+        assert count, f"the shipped mosquitto.conf no longer has {pattern!r}: update this test with it"
+    # Run as whoever runs the tests: as root Mosquitto would switch to the user "mosquitto",
+    # who may not read the temporary folder.
+    return conf + f"\nuser {getpass.getuser()}\n"
+
+
+@dataclass
+class Site:
+    port: int
+    hub_password: str
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    exe = mosquitto_path()
+    assert exe, "mosquitto is not installed (apt-get install mosquitto): the ACL tests need a real broker"
+    workdir = tmp_path_factory.mktemp("mosquitto")
+    written = mosquitto_acl.generate(CONFIG, workdir, group=None)
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(localise(SHIPPED_CONF.read_text(), port, workdir))
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port)
+        yield Site(port=port, hub_password=written["hub_password"].read_text().strip())
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, f"mosquitto failed: {err.decode(errors='replace')}"
+
+
+class Client:
+    """A paho client that connects synchronously and queues what it receives."""
+
+    def __init__(self, port: int, username: str | None, password: str | None):
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.connected = threading.Event()
+        self.reason: mqtt.ReasonCode | None = None
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{username}-{uuid.uuid4().hex[:6]}",
+                                  protocol=mqtt.MQTTv311)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda _c, _u, msg: self.messages.put(msg)
+        self.client.on_subscribe = lambda *_a: self.subscribed.set()
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+        assert self.connected.wait(WAIT), "no CONNACK from the broker"
+
+    def _on_connect(self, _c, _u, _flags, reason_code, _props) -> None:
+        self.reason = reason_code
+        self.connected.set()
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is not None and not self.reason.is_failure
+
+    def subscribe(self, topic: str) -> None:
+        self.subscribed.clear()
+        self.client.subscribe(topic, qos=1)
+        assert self.subscribed.wait(WAIT), f"no SUBACK for {topic}"
+
+    def publish(self, topic: str, payload: dict, retain: bool = False) -> None:
+        info = self.client.publish(topic, json.dumps(payload), qos=1, retain=retain)
+        info.wait_for_publish(WAIT)  # the broker acknowledges even what its ACL then drops
+        assert info.is_published(), f"no PUBACK for {topic}"
+
+    def next_message(self) -> mqtt.MQTTMessage:
+        try:
+            return self.messages.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError("an allowed message was not delivered") from None
+
+    def received_until(self, sentinel_topic: str) -> list[str]:
+        """Topics received live up to and including the sentinel (retained ones from earlier tests skipped)."""
+        topics = []
+        while True:
+            msg = self.next_message()
+            if msg.retain:  # stored before we subscribed: not what this test published
+                continue
+            topics.append(msg.topic)
+            if msg.topic == sentinel_topic:
+                return topics
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture()
+def connect(site: Site) -> Iterator:
+    clients: list[Client] = []
+
+    def _connect(user: str | None, password: str | None = ...) -> Client:  # type: ignore[assignment]
+        if password is ...:
+            password = site.hub_password if user == "hub" else CONFIG.devices[user].token
+        client = Client(site.port, user, password)
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        client.close()
+
+
+def status(device: str) -> dict:
+    return {"v": 1, "device": device, "kind": CONFIG.devices[device].kind, "online": True, "at": 1.0}
+
+
+def test_every_configured_device_and_the_hub_may_connect(connect) -> None:
+    for user in ["hub", *CONFIG.devices]:
+        assert connect(user).accepted, f"{user} was refused with its own password"
+
+
+def test_wrong_password_unknown_user_and_anonymous_are_refused(connect) -> None:
+    assert not connect("kiosk1", "not-the-kiosk1-token").accepted
+    assert not connect("hub", CONFIG.devices["kiosk1"].token).accepted
+    assert not connect("intruder", "whatever-password-123").accepted
+    assert not connect(None, None).accepted
+
+
+def test_hub_publishes_state_and_screens_and_kiosks_receive_it(connect) -> None:
+    screen = connect("screen1")
+    kiosk = connect("kiosk1")
+    for client in (screen, kiosk):
+        client.subscribe(T.everything)
+    hub = connect("hub")
+    published = [T.hub_status, T.site_info, T.queue_state("kvik"), T.counter_state("kvik1"), T.recent_calls,
+                 T.events_today, T.message, T.calls]
+    for topic in published:
+        hub.publish(topic, {"v": 1}, retain=topic != T.calls)
+    for client in (screen, kiosk):
+        assert client.received_until(T.calls) == published
+
+
+def test_a_kiosk_cannot_publish_another_kiosks_status(connect) -> None:
+    hub = connect("hub")
+    hub.subscribe(T.all_device_status)
+    kiosk = connect("kiosk1")
+    kiosk.publish(T.device_status("kiosk2"), status("kiosk2"))  # forbidden
+    kiosk.publish(T.device_status("kiosk1"), status("kiosk1"))  # its own: allowed, the sentinel
+    assert hub.received_until(T.device_status("kiosk1")) == [T.device_status("kiosk1")]
+
+
+def test_a_kiosk_cannot_publish_calls_or_presses(connect) -> None:
+    observer = connect("kiosk2")
+    observer.subscribe(T.everything)
+    kiosk = connect("kiosk1")
+    kiosk.publish(T.calls, {"v": 1, "ticket": "K666"})
+    kiosk.publish(T.button_press("kvik1"), {"v": 1})
+    kiosk.publish(T.device_status("kiosk1"), status("kiosk1"))
+    assert observer.received_until(T.device_status("kiosk1")) == [T.device_status("kiosk1")]
+
+
+def test_a_screen_cannot_publish_calls_or_state(connect) -> None:
+    observer = connect("kiosk1")
+    observer.subscribe(T.everything)
+    screen = connect("screen1")
+    screen.publish(T.calls, {"v": 1, "ticket": "K666"})
+    screen.publish(T.queue_state("kvik"), {"v": 1}, retain=True)
+    screen.publish(T.message, {"v": 1, "text": "hacked"}, retain=True)
+    screen.publish(T.device_status("screen1"), status("screen1"))
+    assert observer.received_until(T.device_status("screen1")) == [T.device_status("screen1")]
+
+
+def test_a_button_box_presses_only_its_own_counters(connect) -> None:
+    hub = connect("hub")
+    hub.subscribe(T.all_button_presses)
+    box = connect("buttons1")
+    assert CONFIG.devices["buttons1"].counters == ("kvik1", "kvik2")
+    box.publish(T.button_press("borger1"), {"v": 1})  # not its counter
+    box.publish(T.button_press("kvik1"), {"v": 1})
+    box.publish(T.button_press("bib1"), {"v": 1})  # not its counter
+    box.publish(T.button_press("kvik2"), {"v": 1})
+    assert hub.received_until(T.button_press("kvik2")) == [T.button_press("kvik1"), T.button_press("kvik2")]
+
+
+def test_a_button_box_reads_only_its_results(connect) -> None:
+    box = connect("buttons1")
+    box.subscribe(T.everything)  # asks for everything; the ACL lets only its results through
+    hub = connect("hub")
+    hub.publish(T.calls, {"v": 1})
+    hub.publish(T.button_result("borger1"), {"v": 1})
+    hub.publish(T.button_result("kvik1"), {"v": 1})
+    assert box.received_until(T.button_result("kvik1")) == [T.button_result("kvik1")]
+
+
+def test_only_the_hub_answers_presses(connect) -> None:
+    box = connect("buttons1")
+    box.subscribe(T.button_result("kvik1"))
+    impostor = connect("kiosk1")
+    impostor.publish(T.button_result("kvik1"), {"v": 1, "ok": True})
+    hub = connect("hub")
+    hub.publish(T.button_result("kvik1"), {"v": 1, "ok": False})
+    message = box.next_message()
+    assert json.loads(message.payload) == {"v": 1, "ok": False}
+
+
+def test_a_device_cannot_impersonate_the_hub(connect) -> None:
+    observer = connect("screen1")
+    observer.subscribe(T.everything)
+    box = connect("buttons1")
+    box.publish(T.hub_status, {"v": 1, "online": False}, retain=True)
+    box.publish(T.site_info, {"v": 1}, retain=True)
+    box.publish(T.device_status("buttons1"), status("buttons1"))
+    assert observer.received_until(T.device_status("buttons1")) == [T.device_status("buttons1")]
+
+
+def test_the_generated_acl_names_every_device_and_nothing_else() -> None:
+    acl = mosquitto_acl.render_acl(CONFIG)
+    users = re.findall(r"(?m)^user (\S+)$", acl)
+    assert sorted(users) == sorted(["hub", *CONFIG.devices])
+    # No rule for a whole tree except reading it, and no pattern rules (which would apply to every user).
+    assert "pattern" not in acl
+    assert not re.search(r"(?m)^topic (write|readwrite) \S*#$", acl.replace("/queue/#", "").replace(
+        "/counters/#", "").replace("/events/#", ""))
+
+
+def test_generator_keeps_the_hub_password_and_refuses_a_device_called_hub(tmp_path: Path) -> None:
+    first = mosquitto_acl.generate(CONFIG, tmp_path, group=None)
+    password = first["hub_password"].read_text()
+    assert first["hub_password"].stat().st_mode & 0o077 == 0
+    mosquitto_acl.generate(CONFIG, tmp_path, group=None)
+    assert first["hub_password"].read_text() == password
+    assert "hub:" in (tmp_path / "passwd").read_text() and password.strip() not in (tmp_path / "passwd").read_text()
+
+    raw = dict(CONFIG.raw)
+    raw["devices"] = {**raw["devices"], "hub": {"kind": "kiosk", "token": "a-token-of-its-own-0001"}}
+    with pytest.raises(ValueError, match="hub"):
+        mosquitto_acl.render_acl(parse_config(raw, CONFIG.path))
+
+
+def test_generator_command_line_reports_config_problems(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "site.toml"
+    bad.write_text('[site]\nid = "Bad Id"\nname = "x"\n')
+    assert mosquitto_acl.main(["--config", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert "site.id" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
