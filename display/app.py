@@ -1,0 +1,255 @@
+"""The Kivy signage app: layout in ``signage.kv``, behaviour here.
+
+The screen is redrawn from ``display.present.present`` whenever the MQTT
+client reports a change, plus once a second for the clock and for the end
+of a call's highlight. MQTT callbacks arrive on paho's thread; they only
+set a flag and schedule a redraw on Kivy's thread (``Clock.schedule_once``
+is safe to call from another thread), so the UI never touches the state
+without the client's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.event import EventDispatcher
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+
+from .present import ScreenText, present
+from .state import SignageState, Update
+
+
+def _rgba(hex_colour: str) -> tuple[float, float, float, float]:
+    value = hex_colour.lstrip("#")
+    return (int(value[0:2], 16) / 255, int(value[2:4], 16) / 255, int(value[4:6], 16) / 255, 1.0)
+
+
+# High contrast for a hall (WCAG AA with a wide margin): white on deep navy is
+# ≈ 16:1, the yellow accent on navy ≈ 12:1, navy on the yellow highlight the same,
+# the muted grey ≈ 9:1, the warning/bad colours ≥ 7:1 on the panels.
+COLORS = SimpleNamespace(
+    BG=_rgba("#0B1524"),
+    BAR=_rgba("#060D18"),
+    PANEL=_rgba("#15233A"),
+    TEXT=_rgba("#FFFFFF"),
+    MUTED=_rgba("#C3CEDD"),
+    ACCENT=_rgba("#FFD23F"),
+    HILITE=_rgba("#FFD23F"),
+    GOOD=_rgba("#8EEBA0"),
+    WARN=_rgba("#FFB454"),
+    BAD=_rgba("#FF9A90"),
+)
+
+
+class Scale(EventDispatcher):
+    """1 u = one pixel on a 1080-pixel short side."""
+
+    u = NumericProperty(1.0)
+
+
+SCALE = Scale()
+
+
+class TopBar(BoxLayout):
+    site_name = StringProperty("")
+    clock = StringProperty("")
+    offline = BooleanProperty(False)
+    offline_text = StringProperty("")
+
+
+class CallPanel(BoxLayout):
+    heading = StringProperty("")
+    ticket = StringProperty("")
+    counter = StringProperty("")
+    highlight = BooleanProperty(False)
+
+
+class RecentRow(BoxLayout):
+    ticket = StringProperty("")
+    counter = StringProperty("")
+
+
+class QueueRowW(BoxLayout):
+    service = StringProperty("")
+    name = StringProperty("")
+    waiting = StringProperty("")
+    wait = StringProperty("")
+    open = BooleanProperty(True)
+
+
+class EventRowW(BoxLayout):
+    time = StringProperty("")
+    title = StringProperty("")
+    room = StringProperty("")
+    status = StringProperty("")
+    kind = StringProperty("scheduled")
+
+
+class HoursBar(BoxLayout):
+    hours = StringProperty("")
+    building = StringProperty("")
+    staffed = BooleanProperty(True)
+    portrait = BooleanProperty(False)
+
+
+class MessageBar(BoxLayout):
+    text = StringProperty("")
+
+
+class SignageScreen(BoxLayout):
+    """Either layout: the same ids, arranged for landscape or portrait."""
+
+    heading_recent = StringProperty("")
+    heading_queues = StringProperty("")
+    heading_events = StringProperty("")
+    recent_rows = ListProperty([])
+    queue_rows = ListProperty([])
+    event_rows = ListProperty([])
+    shown: ScreenText | None = None
+
+    def __init__(self, **kwargs: Any):
+        self._filled: dict[str, tuple[Any, float]] = {}
+        super().__init__(**kwargs)
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        # A panel's height is known only after layout: refit its rows then.
+        for box_id in ("recent", "queues", "events"):
+            self.ids[box_id].bind(height=lambda *_: self.shown is not None and self.show(self.shown))
+
+    def show(self, text: ScreenText) -> None:
+        """Copy the presented text into the widgets; rebuild a list only if it changed."""
+        ids = self.ids
+        top = ids.top
+        top.site_name, top.clock, top.offline, top.offline_text = (
+            text.site_name, text.clock, text.offline, text.offline_text)
+        call = ids.call
+        call.heading, call.ticket, call.counter, call.highlight = (
+            text.heading_call, text.call_ticket, text.call_counter, text.highlight)
+        self.heading_recent, self.heading_queues, self.heading_events = (
+            text.heading_recent, text.heading_queues, text.heading_events)
+        ids.hours.hours, ids.hours.building, ids.hours.staffed = text.hours, text.building, text.staffed
+        ids.message.text = text.message
+        self.recent_rows = list(text.recent)
+        self.queue_rows = list(text.queues)
+        self.event_rows = list(text.events)
+        self._fill("recent", text.recent, lambda: [RecentRow(ticket=t, counter=c) for t, c in text.recent])
+        self._fill("queues", text.queues, lambda: [
+            QueueRowW(service=q.service, name=q.name, waiting=q.waiting, wait=q.wait, open=q.open)
+            for q in text.queues
+        ])
+        self._fill("events", (text.events, text.no_events), lambda: [
+            EventRowW(time=e.time, title=e.title, room=e.room, status=e.status, kind=e.kind) for e in text.events
+        ] or [EventRowW(title=text.no_events)])
+        self.shown = text
+
+    def _fill(self, box_id: str, key: Any, make: Callable[[], list[Any]]) -> None:
+        """Rebuild a list's rows when its content or its panel's height changed."""
+        box = self.ids[box_id]
+        if self._filled.get(box_id) == (key, box.height):
+            return
+        self._filled[box_id] = (key, box.height)
+        box.clear_widgets()
+        # Only as many rows as fit: a long list must not run over the panel below.
+        used = 0.0
+        for row in make():
+            used += row.height
+            if used > box.height + 1 and box.children:
+                break
+            box.add_widget(row)
+
+
+class Landscape(SignageScreen):
+    pass
+
+
+class Portrait(SignageScreen):
+    pass
+
+
+_loaded = False
+
+
+def load_kv() -> None:
+    global _loaded
+    if not _loaded:
+        Builder.load_file(str(Path(__file__).with_name("signage.kv")))
+        _loaded = True
+
+
+def build_screen(orientation: str, size: tuple[int, int]) -> SignageScreen:
+    """A screen widget for the orientation, scaled for ``size`` (width, height)."""
+    SCALE.u = min(size) / 1080.0
+    load_kv()
+    return Portrait() if orientation == "portrait" else Landscape()
+
+
+class ScreenDriver:
+    """Redraws a SignageScreen from the state: after each change, and every second."""
+
+    def __init__(self, screen: SignageScreen, state: SignageState, lang: str, lock: threading.RLock | None = None):
+        self.screen = screen
+        self.state = state
+        self.lang = lang
+        self.lock = lock or threading.RLock()
+        self.redraws = 0
+        self._pending = False
+        self.tick = Clock.schedule_interval(lambda dt: self.redraw(), 1.0)
+        # The rows are cut to the panels' height: draw again once the layout knows it.
+        screen.bind(size=lambda *_: self.request())
+
+    def on_update(self, update: Update | None = None) -> None:
+        """From any thread: ask for a redraw on the UI thread (coalesced)."""
+        self.request()
+
+    def request(self) -> None:
+        if not self._pending:
+            self._pending = True
+            Clock.schedule_once(lambda dt: self.redraw(), 0)
+
+    def redraw(self) -> ScreenText:
+        self._pending = False
+        with self.lock:
+            text = present(self.state, self.lang)
+        self.screen.show(text)
+        self.redraws += 1
+        return text
+
+    def stop(self) -> None:
+        self.tick.cancel()
+
+
+class SignageApp(App):
+    """The full-screen app, wired to an MQTT client and an announcer by ``display.main``."""
+
+    title = "Vuoro signage"
+
+    def __init__(self, orientation: str, size: tuple[int, int], state: SignageState, lang: str,
+                 lock: threading.RLock, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.orientation = orientation
+        self.size = size
+        self.state = state
+        self.lang = lang
+        self.lock = lock
+        self.driver: ScreenDriver | None = None
+        self.first_frame = threading.Event()
+
+    def build(self) -> SignageScreen:
+        screen = build_screen(self.orientation, self.size)
+        self.driver = ScreenDriver(screen, self.state, self.lang, self.lock)
+        self.driver.redraw()
+        # Set after the first real frame: the benchmark's "start → first frame".
+        Clock.schedule_once(lambda dt: self.first_frame.set(), 0)
+        return screen
+
+    def on_update(self, update: Update | None = None) -> None:
+        if self.driver:
+            self.driver.on_update(update)

@@ -1,0 +1,161 @@
+"""The screen's MQTT link: retained state in, presence out. Never polls.
+
+One paho client per screen. It subscribes to ``<root>/<site>/#`` in
+``on_connect`` (so a broker restart, which forgets subscriptions, is healed
+by the reconnect itself), folds every message into a ``SignageState`` and
+tells the UI and the announcer through callbacks. paho's own reconnect loop
+retries every 0.5–2 s: the target is the full picture within 2 s of the
+broker coming back.
+
+Callbacks run on paho's network thread; the Kivy app hops to its main
+thread itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+from vuoro.protocol import DeviceStatus, Topics, offline_will
+
+from .state import SignageState, Update
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 2.0
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host:port`` (or ``mqtts://``) → host, port, tls."""
+    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    tls = parsed.scheme == "mqtts"
+    return parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883), tls
+
+
+class SignageClient:
+    """Keeps a ``SignageState`` in step with the broker, and says the screen is alive."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        state: SignageState,
+        *,
+        device: str | None = None,
+        on_update: Callable[[Update | None], None] | None = None,
+        on_call: Callable[[dict[str, Any]], None] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ):
+        self.host, self.port, tls = parse_broker_url(broker_url)
+        self.state = state
+        self.topics: Topics = state.topics
+        self.device = device
+        self.on_update = on_update
+        self.on_call = on_call
+        # The state is read by the UI thread while paho writes it: one lock.
+        self.lock = threading.RLock()
+        self.connected = threading.Event()
+        self.connects = 0
+        client_id = f"vuoro-display-{device}" if device else ""
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,  # missed calls are not replayed: the retained recent list tells them
+            protocol=mqtt.MQTTv311,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set()
+        if device:
+            self.client.will_set(
+                self.topics.device_status(device), offline_will(device, "display"), qos=1, retain=True
+            )
+        self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self) -> SignageClient:
+        # connect_async + loop_start: the first connect is retried like any
+        # reconnect, so a screen that boots before the broker just waits.
+        self.client.connect_async(self.host, self.port, keepalive=10)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        if self.device and self.client.is_connected():
+            info = self.client.publish(
+                self.topics.device_status(self.device),
+                DeviceStatus(self.device, "display", online=False, detail="stopped").to_payload(),
+                qos=1,
+                retain=True,
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    # -- paho callbacks ------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        self.connects += 1
+        # Subscribing here (not once at start) is what makes a broker restart
+        # harmless: the retained messages come again with the new subscription.
+        client.subscribe(self.topics.everything, qos=1)
+        if self.device:
+            client.publish(
+                self.topics.device_status(self.device),
+                DeviceStatus(self.device, "display", online=True).to_payload(),
+                qos=1,
+                retain=True,
+            )
+        with self.lock:
+            self.state.link_online = True
+        self.connected.set()
+        log.info("connected to %s:%s", self.host, self.port)
+        self._notify(None)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        with self.lock:
+            self.state.link_online = False
+        log.warning("lost the broker (%s); showing the last state and retrying", reason)
+        self._notify(None)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            with self.lock:
+                update = self.state.apply(message.topic, message.payload, time.monotonic())
+        except Exception:  # noqa: BLE001 - whatever a payload does, the screen keeps running
+            log.exception("dropped a message on %s", message.topic)
+            return
+        if update is None:
+            return
+        if update.announce and update.call and self.on_call:
+            try:
+                self.on_call(update.call)
+            except Exception:  # noqa: BLE001
+                log.exception("announcer failed")
+        self._notify(update)
+
+    def _notify(self, update: Update | None) -> None:
+        if self.on_update:
+            try:
+                self.on_update(update)
+            except Exception:  # noqa: BLE001
+                log.exception("screen update failed")

@@ -1,0 +1,98 @@
+"""Hub-shaped demo payloads for Sønderbro: for tests, screenshots and the benchmark.
+
+They follow ``docs/protocol.md`` exactly (what the hub publishes retained),
+so a screen can be shown and tested without the hub running. Times are set
+around ``now`` in the site's zone, so "what's on" always has coming events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta, timezone
+from typing import Any
+
+try:
+    from zoneinfo import ZoneInfo
+
+    ZONE: Any = ZoneInfo("Europe/Copenhagen")
+except Exception:  # noqa: BLE001 - no tzdata: a fixed offset is good enough for demo data
+    ZONE = timezone(timedelta(hours=1))
+
+SITE = "sonderbro"
+NAMES = {
+    "kvik": {"da": "KVIK – hurtig hjælp", "en": "KVIK quick desk", "sv": "KVIK – snabb hjälp",
+             "fi": "KVIK – pikapalvelu", "nl": "KVIK – snelle balie"},
+    "borgerservice": {"da": "Borgerservice", "en": "Citizen service", "sv": "Medborgarservice",
+                      "fi": "Kansalaispalvelu", "nl": "Burgerzaken"},
+    "bibliotekar": {"da": "Book en bibliotekar", "en": "Ask a librarian", "sv": "Boka en bibliotekarie",
+                    "fi": "Varaa kirjastonhoitaja", "nl": "Vraag een bibliothecaris"},
+    "it": {"da": "IT-hjælp", "en": "IT help", "sv": "IT-hjälp", "fi": "IT-apu", "nl": "Digihulp"},
+}
+LETTERS = {"kvik": "K", "borgerservice": "B", "bibliotekar": "L", "it": "H"}
+COUNTERS = {"kvik1": "Skranke 1", "kvik2": "Skranke 2", "borger1": "Skranke 3", "bib1": "Bibliotekar"}
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(ZONE).isoformat(timespec="seconds")
+
+
+def call(ticket: str, counter: str, *, service: str | None = None, recall: bool = False,
+         at: datetime | None = None) -> dict[str, Any]:
+    service = service or next(s for s, letter in LETTERS.items() if ticket.startswith(letter))
+    return {"v": 1, "call_id": uuid.uuid4().hex, "ticket": ticket, "service": service, "counter": counter,
+            "counter_name": COUNTERS.get(counter, counter), "recall": recall,
+            "at": iso(at or datetime.now(UTC))}
+
+
+def queue_state(service: str, waiting: int, wait_min: int, *, open_: bool = True, opens_at: str | None = None,
+                last_called: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    return {"v": 1, "service": service, "letter": LETTERS[service],
+            "mode": "booking_only" if service == "borgerservice" else "walk_in",
+            "names": NAMES[service], "open": open_, "opens_at": opens_at, "closes_at": None,
+            "waiting": waiting, "estimated_wait_min": wait_min, "last_called": last_called,
+            "counters_open": 2 if open_ else 0, "at": iso(now)}
+
+
+def retained(now: datetime | None = None, *, staffed: bool = True, message: str = "") -> dict[str, dict[str, Any]]:
+    """Every retained payload a hub publishes for Sønderbro, keyed by topic suffix."""
+    now = now or datetime.now(UTC)
+    local = now.astimezone(ZONE)
+    today = local.date()
+
+    def at(hour: int, minute: int = 0, days: int = 0) -> str:
+        return iso(datetime.combine(today + timedelta(days=days), time(hour, minute), ZONE))
+
+    # Events start from the next full hour, so some are always "coming".
+    base = min(local.hour + 1, 19)
+    events = [
+        {"id": "e1", "title": "IT-café for seniorer", "start": at(base), "end": at(base, 45) if base < 23 else None,
+         "room": "Læsesalen", "state": "scheduled", "seats_left": 3},
+        {"id": "e2", "title": "Sprogcafé – dansk for øvede", "start": at(base + 1), "end": at(base + 2, 30),
+         "room": "Salen", "state": "sold_out", "seats_left": 0},
+        {"id": "e3", "title": "Læsekreds: Åsa Öberg", "start": at(base + 2), "end": at(base + 3),
+         "room": "Mødelokale 2", "state": "cancelled", "seats_left": None},
+        {"id": "e4", "title": "Børnenes fortælletime", "start": at(base + 3), "end": at(base + 3, 40),
+         "room": "Børneafdelingen", "state": "scheduled", "seats_left": None},
+    ]
+    recent = [call("K041", "kvik2"), call("H007", "kvik1"), call("K040", "kvik1"), call("L003", "bib1"),
+              call("K039", "borger1")]
+    hours = {"day": today.isoformat(), "building_open": True, "staffed_now": staffed,
+             "next_staffed_at": None if staffed else at(10, 0, days=1),
+             "today": {"building": ["08:00-22:00"], "kvik": ["10:00-18:00"], "borgerservice": ["10:00-18:00"]}}
+    payloads: dict[str, dict[str, Any]] = {
+        "hub/status": {"v": 1, "online": True, "version": "0.1.0", "at": iso(now)},
+        "site": {"v": 1, "site": SITE, "name": "Sønderbro Bibliotek & Borgerservice", "timezone": "Europe/Copenhagen",
+                 "languages": ["da", "en", "sv", "fi", "nl"],
+                 "services": [{"id": s, "letter": LETTERS[s], "mode": "walk_in", "names": NAMES[s]} for s in NAMES],
+                 "counters": [{"id": c, "name": n, "services": []} for c, n in COUNTERS.items()],
+                 "hours": hours, "at": iso(now)},
+        "queue/kvik/state": queue_state("kvik", 4, 8, last_called="K041", now=now),
+        "queue/borgerservice/state": queue_state("borgerservice", 2, 5, now=now),
+        "queue/bibliotekar/state": queue_state("bibliotekar", 1, 15, now=now),
+        "queue/it/state": queue_state("it", 0, 0, open_=False, opens_at=at(13, 0, days=1), now=now),
+        "calls/recent": {"v": 1, "calls": recent, "at": iso(now)},
+        "events/today": {"v": 1, "day": today.isoformat(), "events": events, "at": iso(now)},
+        "message": {"v": 1, "text": message, "at": iso(now)},
+    }
+    return payloads

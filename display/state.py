@@ -1,0 +1,296 @@
+"""What a signage screen shows, folded from the hub's MQTT messages.
+
+Pure Python (no Kivy, no paho): the MQTT client feeds every message into
+``SignageState.apply`` and the screen draws from the result. Keeping the fold
+apart from the UI is what lets the tests prove "cold start from retained
+state", "a malformed payload is dropped" and "a recall is announced again"
+without a window.
+
+A payload is checked before anything is changed, so a bad message never
+leaves the state half-updated. Bad messages are logged and counted, never
+raised: a screen in a hall has no one to read a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vuoro.protocol import ID_PATTERN, PayloadError, Topics, decode
+
+log = logging.getLogger(__name__)
+
+EVENT_STATES = ("scheduled", "sold_out", "cancelled")
+# How many call ids we remember to recognise a duplicate QoS 1 delivery. A
+# redelivery comes within seconds, so a few hundred is plenty.
+SEEN_CALLS = 512
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one message changed. ``announce`` is set for a new call event."""
+
+    kind: str  # site, queue, counter, recent, call, events, message, hub
+    call: dict[str, Any] | None = None
+    announce: bool = False
+
+
+def _need(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    # bool is an int in Python; a count of `true` people waiting is a bug upstream.
+    if value is None or (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        raise PayloadError(f"field {name!r} is missing or has the wrong type")
+    return value
+
+
+def check_call(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise PayloadError("a call must be an object")
+    for name in ("call_id", "ticket", "service", "counter"):
+        _need(body, name, str)
+    _need(body, "counter_name", str, optional=True)
+    _need(body, "recall", bool, optional=True)
+    _need(body, "at", str, optional=True)
+    return body
+
+
+def check_queue(body: dict[str, Any], service: str) -> dict[str, Any]:
+    if _need(body, "service", str) != service:
+        raise PayloadError(f"queue state for {body.get('service')!r} published under {service!r}")
+    waiting = _need(body, "waiting", int)
+    if waiting < 0:
+        raise PayloadError("field 'waiting' is negative")
+    _need(body, "estimated_wait_min", (int, float), optional=True)
+    _need(body, "open", bool)
+    _need(body, "names", dict, optional=True)
+    _need(body, "letter", str, optional=True)
+    _need(body, "mode", str, optional=True)
+    _need(body, "opens_at", str, optional=True)
+    return body
+
+
+def check_site(body: dict[str, Any]) -> dict[str, Any]:
+    _need(body, "name", str)
+    services = _need(body, "services", list, optional=True) or []
+    for service in services:
+        if not isinstance(service, dict) or not isinstance(service.get("id"), str):
+            raise PayloadError("site.services entries need an 'id'")
+    counters = _need(body, "counters", list, optional=True) or []
+    for counter in counters:
+        if not isinstance(counter, dict) or not isinstance(counter.get("id"), str):
+            raise PayloadError("site.counters entries need an 'id'")
+    hours = _need(body, "hours", dict, optional=True)
+    if hours is not None:
+        _need(hours, "staffed_now", bool, optional=True)
+        _need(hours, "next_staffed_at", str, optional=True)
+        _need(hours, "today", dict, optional=True)
+    _need(body, "timezone", str, optional=True)
+    return body
+
+
+def check_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    events = _need(body, "events", list)
+    for event in events:
+        if not isinstance(event, dict):
+            raise PayloadError("events entries must be objects")
+        _need(event, "title", str)
+        parse_time(_need(event, "start", str))
+        end = _need(event, "end", str, optional=True)
+        if end is not None:
+            parse_time(end)
+        _need(event, "room", str, optional=True)
+        state = event.get("state", "scheduled")
+        if state not in EVENT_STATES:
+            raise PayloadError(f"event state {state!r} is not one of {', '.join(EVENT_STATES)}")
+    return events
+
+
+def check_counter(body: dict[str, Any], counter: str) -> dict[str, Any]:
+    if _need(body, "counter", str) != counter:
+        raise PayloadError("counter state published under another counter's topic")
+    _need(body, "status", str)
+    serving = body.get("serving")
+    if serving is not None and not isinstance(serving, dict):
+        raise PayloadError("field 'serving' must be an object or null")
+    return body
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise PayloadError(f"time without an offset: {text!r}")
+    return moment
+
+
+@dataclass
+class SignageState:
+    """Everything one screen shows, for the services and counters it is set up for.
+
+    ``services``/``counters`` empty means "all". Times given as ``now`` are
+    ``time.monotonic()`` values, passed in so tests need not sleep.
+    """
+
+    topics: Topics
+    services: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()
+    recent_limit: int = 6
+    highlight_seconds: float = 8.0
+
+    site: dict[str, Any] | None = None
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counter_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    hub_online: bool | None = None  # None: the hub has not said
+    link_online: bool = False  # our own connection to the broker
+    highlight_call_id: str | None = None
+    highlight_until: float = 0.0
+    rejected: int = 0
+    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    # -- filters -------------------------------------------------------------
+    def wants_service(self, service: str) -> bool:
+        return not self.services or service in self.services
+
+    def wants_call(self, call: dict[str, Any]) -> bool:
+        return self.wants_service(call["service"]) and (not self.counters or call["counter"] in self.counters)
+
+    # -- the fold ------------------------------------------------------------
+    def apply(self, topic: str, raw: bytes | str, now: float | None = None) -> Update | None:
+        """Fold one MQTT message in. Returns what changed, or None when ignored or dropped."""
+        now = time.monotonic() if now is None else now
+        prefix = self.topics.base + "/"
+        if not topic.startswith(prefix):
+            return None
+        suffix = topic[len(prefix) :]
+        parts = suffix.split("/")
+        # Topics a screen does not draw (button presses, device presence) are
+        # skipped before parsing: they are not ours to judge.
+        if parts[0] in ("buttons", "devices"):
+            return None
+        try:
+            if not raw:
+                # An empty retained message clears the topic (MQTT's way to delete).
+                return self._clear(parts)
+            return self._apply(parts, decode(raw), now)
+        except PayloadError as exc:
+            self.rejected += 1
+            log.warning("dropped a malformed message on %s: %s", topic, exc)
+            return None
+
+    def apply_payload(self, suffix: str, payload: dict[str, Any], now: float | None = None) -> Update | None:
+        """The same fold for an already-parsed payload (the SSE stream's shape)."""
+        return self.apply(f"{self.topics.base}/{suffix}", json.dumps(payload), now)
+
+    def _clear(self, parts: list[str]) -> Update | None:
+        if len(parts) == 3 and parts[0] == "queue":
+            return Update("queue") if self.queues.pop(parts[1], None) else None
+        if parts == ["message"]:
+            self.message = ""
+            return Update("message")
+        return None
+
+    def _apply(self, parts: list[str], body: dict[str, Any], now: float) -> Update | None:
+        match parts:
+            case ["calls"]:
+                return self._call_event(check_call(body), now)
+            case ["calls", "recent"]:
+                calls = [check_call(c) for c in _need(body, "calls", list)]
+                self.recent = [c for c in calls if self.wants_call(c)][: self.recent_limit]
+                return Update("recent")
+            case ["queue", service, "state"]:
+                if not ID_PATTERN.match(service):
+                    raise PayloadError(f"bad service id {service!r}")
+                check_queue(body, service)
+                if not self.wants_service(service):
+                    return None
+                self.queues[service] = body
+                return Update("queue")
+            case ["counters", counter, "state"]:
+                self.counter_states[counter] = check_counter(body, counter)
+                return Update("counter")
+            case ["site"]:
+                self.site = check_site(body)
+                return Update("site")
+            case ["events", "today"]:
+                self.events = check_events(body)
+                return Update("events")
+            case ["message"]:
+                text = _need(body, "text", str, optional=True) or ""
+                self.message = text.strip()
+                return Update("message")
+            case ["hub", "status"]:
+                self.hub_online = bool(_need(body, "online", bool))
+                return Update("hub")
+        return None
+
+    def _call_event(self, call: dict[str, Any], now: float) -> Update | None:
+        call_id = call["call_id"]
+        if call_id in self._seen:
+            return None  # a QoS 1 redelivery: announced once already
+        self._seen[call_id] = None
+        while len(self._seen) > SEEN_CALLS:
+            self._seen.popitem(last=False)
+        if not self.wants_call(call):
+            return None
+        # The call goes on top; an older line for the same ticket (the first
+        # call before a recall) would only repeat it.
+        self.recent = [call] + [
+            c for c in self.recent if c["call_id"] != call_id and c["ticket"] != call["ticket"]
+        ][: self.recent_limit - 1]
+        self.highlight_call_id = call_id
+        self.highlight_until = now + self.highlight_seconds
+        return Update("call", call=call, announce=True)
+
+    # -- what to draw ----------------------------------------------------------
+    @property
+    def current_call(self) -> dict[str, Any] | None:
+        return self.recent[0] if self.recent else None
+
+    def highlighted(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        current = self.current_call
+        return bool(current and current["call_id"] == self.highlight_call_id and now < self.highlight_until)
+
+    @property
+    def offline(self) -> bool:
+        """Show the offline mark: our link is down, or the hub said it went away."""
+        return not self.link_online or self.hub_online is False
+
+    def service_order(self) -> list[str]:
+        """Services in the screen's order, else the site's, else as they came."""
+        if self.services:
+            return [s for s in self.services if s in self.queues]
+        site_order = [s["id"] for s in (self.site or {}).get("services", [])]
+        known = [s for s in site_order if s in self.queues]
+        return known + sorted(s for s in self.queues if s not in known)
+
+    def upcoming_events(self, at: datetime | None = None, limit: int = 6) -> list[dict[str, Any]]:
+        """Events not yet over, soonest first (cancelled ones too: people need to know)."""
+        at = at or datetime.now(UTC)
+        keep = []
+        for event in self.events:
+            ends = parse_time(event.get("end") or event["start"])
+            if ends >= at:
+                keep.append(event)
+        keep.sort(key=lambda e: parse_time(e["start"]))
+        return keep[:limit]
+
+    @property
+    def complete(self) -> bool:
+        """The hub's retained picture has arrived (site, and a queue for each wanted service)."""
+        if self.site is None:
+            return False
+        wanted = self.services or tuple(s["id"] for s in self.site.get("services", []))
+        return all(s in self.queues for s in wanted)
