@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,14 +93,24 @@ def wrap(text: str, columns: int) -> list[str]:
 
     A single word longer than a line is the one thing that must be split.
     """
-    lines = textwrap.wrap(text, columns, break_long_words=False, break_on_hyphens=False) or [""]
-    out: list[str] = []
-    for line in lines:
-        while len(line) > columns:
-            out.append(line[:columns])
-            line = line[columns:]
-        out.append(line)
-    return out
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        while len(word) > columns:
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:columns])
+            word = word[columns:]
+        if not current:
+            current = word
+        elif len(current) + 1 + len(word) <= columns:
+            current += " " + word
+        else:
+            lines.append(current)
+            current = word
+    lines.append(current)
+    return lines
 
 
 _DATE = {

@@ -101,6 +101,12 @@ class VirtualPrinter:
         """Paper runs out after ``n_bytes`` more print bytes: the rest of that receipt is lost."""
         self.emulator.run_out_after(n_bytes)
 
+    def drop_connections(self) -> None:
+        """Close every client connection, as a printer does after an idle timeout or a restart."""
+        for conn in list(self._conns):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     @property
     def raw(self) -> bytes:
         with self.emulator.lock:

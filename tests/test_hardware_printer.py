@@ -1,0 +1,319 @@
+"""Receipts over a real TCP socket and a pseudo-terminal, golden bytes, status, wrapping, translations.
+
+Regenerate the golden files (and the PNGs in docs/receipts/) after an
+intended layout change with ``VUORO_REGEN_GOLDEN=1 pytest tests/test_hardware_printer.py``
+and look at the diff and the pictures before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import tty
+from pathlib import Path
+
+import pytest
+
+from hardware import layout
+from hardware.emulator import Emulator
+from hardware.health import QUERY_ALL, answers_for, parse
+from hardware.layout import render, unprintable, wrap
+from hardware.printer import Printer
+from hardware.receipts import QueueTicket
+from hardware.samples import AT, KVIK, SITE, all_samples, booking, event, queue_ticket
+from hardware.virtual import VirtualPrinter
+from vuoro.i18n import LANGUAGES, untranslated
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+DOCS = ROOT / "docs" / "receipts"
+REGEN = os.environ.get("VUORO_REGEN_GOLDEN") == "1"
+NORDIC = "æøåÆØÅäöüÄÖÜé"
+
+
+def golden(name: str, data: bytes) -> bytes:
+    path = GOLDEN / f"{name}.bin"
+    if REGEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    assert path.exists(), f"missing {path}; run with VUORO_REGEN_GOLDEN=1 once"
+    return path.read_bytes()
+
+
+@pytest.fixture()
+def vprinter(tmp_path: Path):
+    with VirtualPrinter(0, out=tmp_path / "out") as printer:
+        yield printer
+
+
+# -- over a real TCP socket ------------------------------------------------------
+
+
+def test_every_layout_over_tcp_matches_golden_and_reads_right(tmp_path: Path) -> None:
+    samples = all_samples()
+    for mm in (80, 58):
+        with VirtualPrinter(0, out=tmp_path / str(mm), width=mm) as vp:
+            printer = Printer(vp.url, paper=mm)
+            names = [name for name, (_, paper) in samples.items() if paper == mm]
+            for name in names:
+                result = printer.print_receipt(samples[name][0])
+                assert result.printed, result.reason
+                assert result.state == "ok"
+            printer.close()
+            out = vp.wait_for(len(names), timeout=10)
+        for name, receipt in zip(names, out, strict=True):
+            assert receipt.complete
+            assert receipt.raw == golden(name, receipt.raw), name
+            assert "?" not in receipt.text.replace("[QR]", "")
+            assert receipt.lines[0].startswith("Sønderbro Bibliotek &")
+            assert receipt.png is not None and Path(str(receipt.png)).stat().st_size > 2000
+            if REGEN:
+                DOCS.mkdir(parents=True, exist_ok=True)
+                (DOCS / f"{name}.png").write_bytes(Path(str(receipt.png)).read_bytes())
+
+
+def test_queue_ticket_text_is_danish_with_nordic_letters_and_a_native_qr(vprinter: VirtualPrinter) -> None:
+    printer = Printer(vprinter.url)
+    assert printer.print_receipt(queue_ticket("da")).printed
+    (receipt,) = vprinter.wait_for(1)
+    lines = receipt.lines
+    assert "KVIK - hurtig hjælp" in lines  # the en dash is transliterated, never "?"
+    assert "Kønummer" in lines and "K042" in lines
+    assert "3 personer før dig" in lines
+    assert "Tag plads og hold øje med skærmen" in lines
+    assert receipt.qr == ["https://ko.sonderbro.example/p/K042-7Q"]
+    assert b"\x1bt\x13" in receipt.raw  # CP858 chosen explicitly, never the auto ESC t 13
+    assert b"\x1bt\x0d" not in receipt.raw
+    assert b"\x1d(k" in receipt.raw and b"\x1dv0" not in receipt.raw  # native QR, no raster
+    assert len(receipt.raw) <= 1024
+
+
+def test_several_receipts_per_connection_and_several_connections(vprinter: VirtualPrinter) -> None:
+    first, second = Printer(vprinter.url), Printer(vprinter.url)
+    for printer in (first, second, first):
+        assert printer.print_receipt(booking("sv")).printed
+    out = vprinter.wait_for(3)
+    assert [r.barcodes for r in out] == [["BK-7F3Q9"]] * 3
+    assert all("Du är incheckad" in r.lines for r in out)
+
+
+def test_reconnects_after_the_printer_drops_the_connection(vprinter: VirtualPrinter) -> None:
+    printer = Printer(vprinter.url)
+    assert printer.print_receipt(queue_ticket("fi")).printed
+    vprinter.wait_for(1)
+    vprinter.drop_connections()
+    result = printer.print_receipt(queue_ticket("fi"))
+    assert result.printed, result.reason
+    assert "Vuoronumero" in vprinter.wait_for(2)[1].lines
+
+
+def test_paper_out_before_printing_sends_nothing_and_says_so(vprinter: VirtualPrinter) -> None:
+    vprinter.set_paper("out")
+    printer = Printer(vprinter.url)
+    result = printer.print_receipt(queue_ticket())
+    assert not result.printed
+    assert result.reason == "out of paper" and result.state == "paper_out"
+    assert result.bytes_sent == 0
+    assert vprinter.raw.replace(QUERY_ALL, b"") == b""  # only status queries reached the printer
+    vprinter.set_paper("ok")
+    assert printer.print_receipt(queue_ticket()).printed
+    assert len(vprinter.wait_for(1)) == 1
+
+
+def test_cover_open_and_paper_low(vprinter: VirtualPrinter) -> None:
+    printer = Printer(vprinter.url)
+    vprinter.set_cover(True)
+    result = printer.print_receipt(event("da"))
+    assert (result.printed, result.reason, result.state) == (False, "cover open", "cover_open")
+    vprinter.set_cover(False)
+    vprinter.set_paper("near_end")
+    result = printer.print_receipt(event("da"))
+    assert result.printed and result.state == "paper_low" and result.detail == "paper low"
+
+
+def test_paper_runs_out_mid_receipt_then_the_next_prints_once_paper_is_back(vprinter: VirtualPrinter) -> None:
+    printer = Printer(vprinter.url)
+    vprinter.run_out_after(100)
+    result = printer.print_receipt(queue_ticket())
+    assert not result.printed and result.state == "paper_out"
+    assert "out of paper" in (result.reason or "") and "incomplete" in (result.reason or "")
+    (partial,) = vprinter.wait_for(1)
+    assert not partial.complete
+    assert printer.print_receipt(queue_ticket()).reason == "out of paper"  # still out: nothing sent
+    vprinter.set_paper("ok")
+    assert printer.print_receipt(queue_ticket()).printed
+    receipts = vprinter.wait_for(2)
+    assert receipts[1].complete and "K042" in receipts[1].lines
+    assert len(receipts) == 2
+
+
+def test_unreachable_printer_is_a_result_not_an_exception() -> None:
+    with VirtualPrinter(0) as vp:
+        url = vp.url
+    result = Printer(url).print_receipt(queue_ticket())
+    assert (result.printed, result.reason, result.state) == (False, "printer not reachable", "offline")
+
+
+# -- over a pseudo-terminal as a serial port -------------------------------------
+
+
+def test_serial_over_a_pty_matches_golden_and_answers_status() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no newline translation or echo on the line
+    emulator = Emulator(58)
+    session = emulator.session()
+    stop = threading.Event()
+
+    def printer_side() -> None:  # the "printer" on the master end
+        while not stop.is_set():
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            reply = session.feed(data)
+            if reply:
+                os.write(master, reply)
+
+    thread = threading.Thread(target=printer_side, daemon=True)
+    thread.start()
+    try:
+        printer = Printer.from_url(f"serial://{os.ttyname(slave)}?baudrate=19200&paper=58&timeout=2")
+        assert printer.status().state == "ok"
+        result = printer.print_receipt(booking("sv"))
+        assert result.printed, result.reason
+        emulator.set_paper("near_end")
+        assert printer.status().detail == "paper low"
+        emulator.set_paper("out")
+        refused = printer.print_receipt(booking("sv"))
+        assert (refused.printed, refused.reason) == (False, "out of paper")
+        printer.close()
+    finally:
+        stop.set()
+        os.close(slave)
+        os.close(master)
+        thread.join(timeout=2)
+    (receipt,) = emulator.receipts
+    assert receipt.raw == golden("booking_checkin_58_sv", receipt.raw)
+    assert "Du är incheckad" in receipt.lines and "Könummer" in receipt.lines
+    assert receipt.barcodes == ["BK-7F3Q9"]
+
+
+# -- other connections ------------------------------------------------------------
+
+
+def test_file_connection_writes_bytes_and_reports_unknown(tmp_path: Path) -> None:
+    target = tmp_path / "lp0"
+    result = Printer.from_url(f"file://{target}?paper=58").print_receipt(queue_ticket("nl"))
+    assert result.printed and result.state == "unknown"
+    assert target.read_bytes() == render(queue_ticket("nl"), 58)
+
+
+def test_memory_connection_and_url_options() -> None:
+    printer = Printer.from_url("memory://?status=out&paper=58&codepage=cp865")
+    assert printer.paper.columns == 32 and printer.codepage == "CP865"
+    assert printer.print_receipt(queue_ticket()).reason == "out of paper"
+    assert Printer.from_url("memory://?unreachable=1").status().detail == "printer not reachable"
+    with pytest.raises(ValueError):
+        Printer.from_url("lpt://1")
+
+
+# -- status parsing ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answers", "state", "detail"),
+    [
+        (bytes([0x12, 0x12, 0x12, 0x12]), "ok", "ready"),
+        (bytes([0x12, 0x12, 0x12, 0x1E]), "paper_low", "paper low"),  # n=4 bits 2,3: near end
+        (bytes([0x1A, 0x32, 0x12, 0x7E]), "paper_out", "out of paper"),  # n=4 bits 5,6 and n=2 bit 5
+        (bytes([0x12, 0x12, 0x12, 0x72]), "paper_out", "out of paper"),  # end sensor alone
+        (bytes([0x1A, 0x16, 0x12, 0x12]), "cover_open", "cover open"),  # n=2 bit 2
+        (bytes([0x1A, 0x52, 0x32, 0x12]), "error", "printer error"),  # n=3 bit 5 unrecoverable
+        (bytes([0x1A, 0x52, 0x1A, 0x12]), "error", "cutter jammed"),  # n=3 bit 3
+        (bytes([0x1A, 0x1A, 0x12, 0x12]), "offline", "paper being fed"),  # n=1 bit 3, n=2 bit 3
+        (bytes([0x1A, 0x12, 0x12, 0x12]), "offline", "printer offline"),
+        (b"\x12\x12", "unknown", "printer did not answer the status query"),
+        (b"\xff\x12\x12\x12", "unknown", "printer sent an unreadable status"),
+    ],
+)
+def test_status_parsing(answers: bytes, state: str, detail: str) -> None:
+    health = parse(answers)
+    assert (health.state, health.detail) == (state, detail)
+
+
+def test_emulated_answers_parse_back() -> None:
+    assert parse(answers_for(paper="near_end")).state == "paper_low"
+    assert parse(answers_for(paper="out")).state == "paper_out"
+    assert parse(answers_for(cover_open=True)).state == "cover_open"
+    assert parse(answers_for(error=True)).state == "error"
+
+
+# -- text: wrapping, code page, translations --------------------------------------
+
+LONG = [
+    "Hjælp til digital selvbetjening, MitID, NemKonto og sundhedskort",
+    "Ajanvaraus kirjastonhoitajalle: tiedonhaku, opinnäytetyöt ja lähdeviitteet",
+    "Inschrijving voor de digitale vaardigheidstraining in de bibliotheek",
+    SITE,
+    KVIK["fi"],
+]
+
+
+@pytest.mark.parametrize("columns", [48, 32, 24, 20])
+def test_wrap_never_cuts_a_word(columns: int) -> None:
+    for text in LONG:
+        lines = wrap(text, columns)
+        assert all(len(line) <= columns for line in lines)
+        assert " ".join(lines).split() == text.split()  # every word whole, in order
+
+
+def test_wrap_splits_only_a_word_longer_than_the_line() -> None:
+    assert wrap("Kansalaispalvelupiste auki", 16) == ["Kansalaispalvelu", "piste auki"]
+
+
+def test_long_service_name_wraps_between_words_on_paper() -> None:
+    ticket = QueueTicket(SITE, LONG[0], "K042", 0, AT, "da")
+    for mm, columns in ((80, 48), (58, 32)):
+        emulator = Emulator(mm)
+        emulator.feed(render(ticket, mm))
+        lines = emulator.receipts[0].lines
+        words = set(LONG[0].split())
+        service_lines = [line for line in lines if line and set(line.split()) <= words]
+        assert " ".join(service_lines) == LONG[0]
+        assert all(len(line) <= columns for line in lines)
+        assert "Du er den næste" in lines
+
+
+def _msgids() -> list[str]:
+    return re.findall(r'_\("([^"]+)"\)', (ROOT / "hardware" / "layout.py").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lang", ["da", "sv", "fi", "nl"])
+def test_every_receipt_string_is_translated_and_printable(lang: str) -> None:
+    msgids = _msgids()
+    assert len(msgids) >= 18
+    assert untranslated(layout.LOCALE_DIR, lang, msgids) == []
+    _ = layout.translator(layout.LOCALE_DIR, lang)
+    for msgid in msgids:
+        assert unprintable(_(msgid)) == [], msgid
+        assert unprintable(_(msgid), "CP865") == [], msgid
+
+
+def test_nordic_letters_encode_without_question_marks() -> None:
+    for codepage in ("CP858", "CP865"):
+        assert unprintable(NORDIC + "ëï", codepage) == []
+        assert unprintable(SITE + KVIK["da"] + "ĳ", codepage) == []
+    page = layout.test_page(80)
+    emulator = Emulator()
+    emulator.feed(page)
+    assert "æøå ÆØÅ äöü ÄÖÜ é É ë" in emulator.receipts[0].lines
+    assert unprintable("€", "CP865") == ["€"]  # why CP858 is the default
+
+
+def test_receipts_need_aware_datetimes_and_known_languages() -> None:
+    with pytest.raises(ValueError):
+        QueueTicket(SITE, "x", "K1", 0, AT.replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        QueueTicket(SITE, "x", "K1", 0, AT, "de")
+    assert set(LANGUAGES) >= {"da", "sv", "fi", "nl", "en"}
