@@ -74,7 +74,7 @@ class RecordingPlayer:
     """For tests: keeps each WAV, and the times it 'played' for as long as it lasts."""
 
     folder: Path
-    realtime: bool = True  # sleep for the WAV's length, so overlap would show
+    time_scale: float = 1.0  # "play" for this share of the WAV's length (0: instantly)
     played: list[Played] = field(default_factory=list)
     playing_now: int = 0
     most_at_once: int = 0
@@ -87,8 +87,8 @@ class RecordingPlayer:
             self.playing_now += 1
             self.most_at_once = max(self.most_at_once, self.playing_now)
         start = time.monotonic()
-        if self.realtime:
-            time.sleep(wav_seconds(keep))
+        if self.time_scale:
+            time.sleep(wav_seconds(keep) * self.time_scale)
         end = time.monotonic()
         with self.done:
             self.playing_now -= 1
