@@ -92,13 +92,14 @@ class Printer:
             return self._status()
 
     def print_receipt(self, receipt: Receipt) -> PrintResult:
+        started = time.perf_counter()  # PrintResult.seconds counts the layout too
         try:
             data = layout.render(receipt, self.paper, codepage=self.codepage, profile=self.profile,
                                  logo=self._logo())
         except Exception as exc:  # a bug or bad data must not take the kiosk down
             log.exception("could not lay out %r", receipt)
             return PrintResult(False, f"receipt could not be laid out ({exc})", self.health.state, self.health.detail)
-        return self.print_bytes(data)
+        return self.print_bytes(data, _started=started)
 
     def test_print(self) -> PrintResult:
         with self._lock:
@@ -106,8 +107,8 @@ class Printer:
         data = layout.test_page(self.paper, codepage=self.codepage, profile=self.profile, status=health.detail)
         return self.print_bytes(data)
 
-    def print_bytes(self, data: bytes) -> PrintResult:
-        started = time.perf_counter()
+    def print_bytes(self, data: bytes, *, _started: float | None = None) -> PrintResult:
+        started = time.perf_counter() if _started is None else _started
         with self._lock:
             try:
                 return self._print(data, started)

@@ -317,3 +317,21 @@ def test_receipts_need_aware_datetimes_and_known_languages() -> None:
     with pytest.raises(ValueError):
         QueueTicket(SITE, "x", "K1", 0, AT, "de")
     assert set(LANGUAGES) >= {"da", "sv", "fi", "nl", "en"}
+
+
+def test_logo_is_converted_once_and_cached(tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    logo = tmp_path / "logo.png"
+    image = Image.new("RGB", (800, 200), "white")
+    ImageDraw.Draw(image).rectangle([100, 50, 700, 150], fill="black")
+    image.save(logo)
+    cache = tmp_path / "cache"
+    first = layout.logo_bytes(logo, layout.Paper(58), cache)
+    assert first.startswith(b"\x1ba\x01") and b"\x1dv0" in first  # the one raster on a receipt
+    assert len(list(cache.iterdir())) == 1
+    assert layout.logo_bytes(logo, layout.Paper(58), cache) == first
+    emulator = Emulator(58)
+    emulator.feed(render(queue_ticket(), 58, logo=first))
+    (raster,) = [el for el in emulator.receipts[0].elements if type(el).__name__ == "Raster"]
+    assert raster.width_bytes * 8 <= 384

@@ -1,0 +1,100 @@
+"""The status publisher against a real Mosquitto, and the `vuoro printer` command."""
+
+from __future__ import annotations
+
+import queue
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from hardware.cli import main
+from hardware.health import Health
+from hardware.printer import Printer
+from hardware.samples import queue_ticket
+from hardware.status import StatusPublisher
+from hardware.virtual import VirtualPrinter
+from vuoro.protocol import Topics, offline_will, parse_device_status
+
+
+def _client(port: int, on_message=None) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    if on_message:
+        client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def test_publishes_retained_status_only_when_it_changes(live_broker) -> None:
+    topics = Topics(f"s{uuid.uuid4().hex[:6]}")
+    kiosk = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kiosk-1")
+    kiosk.will_set(topics.device_status("kiosk-1"), offline_will("kiosk-1", "kiosk"), qos=1, retain=True)
+    kiosk.connect("127.0.0.1", live_broker.port)
+    kiosk.loop_start()
+    publisher = StatusPublisher(kiosk, topics, "kiosk-1")
+    try:
+        with VirtualPrinter(0) as vp:
+            printer = Printer(vp.url)
+            printer.on_health(publisher.update)
+            assert printer.print_receipt(queue_ticket()).printed  # ok → one publish (first state)
+            assert printer.print_receipt(queue_ticket()).printed  # ok again → nothing new
+            vp.set_paper("near_end")
+            printer.status()
+            printer.status()
+            vp.set_paper("out")
+            assert not printer.print_receipt(queue_ticket()).printed
+        assert publisher.update(Health("paper_out", "out of paper")) is False  # unchanged: not sent again
+
+        seen: queue.Queue = queue.Queue()
+        watcher = _client(live_broker.port, lambda c, u, m: seen.put(m))
+        watcher.subscribe(topics.all_device_status, qos=1)
+        message = seen.get(timeout=5)  # the retained one, as a staff page joining late gets it
+        assert message.retain
+        status = parse_device_status(message.payload)
+        assert (status.device, status.kind, status.online) == ("kiosk-1", "kiosk", True)
+        assert (status.printer, status.detail) == ("paper_out", "out of paper")
+        watcher.loop_stop()
+        watcher.disconnect()
+    finally:
+        kiosk.loop_stop()
+        kiosk.disconnect()
+
+
+def test_publish_history_is_one_message_per_change(live_broker) -> None:
+    topics = Topics(f"s{uuid.uuid4().hex[:6]}")
+    seen: queue.Queue = queue.Queue()
+    watcher = _client(live_broker.port, lambda c, u, m: seen.put(parse_device_status(m.payload)))
+    watcher.subscribe(topics.device_status("printer-2"), qos=1)
+    sender = _client(live_broker.port)
+    publisher = StatusPublisher(sender, topics, "printer-2", kind="printer")
+    steps = [Health("ok", "ready"), Health("ok", "ready"), Health("paper_low", "paper low"),
+             Health("paper_low", "paper low"), Health("ok", "ready")]
+    sent = [publisher.update(h) for h in steps]
+    assert sent == [True, False, True, False, True]
+    got = [seen.get(timeout=5) for _ in range(3)]
+    assert [(s.printer, s.detail) for s in got] == [("ok", None), ("paper_low", "paper low"), ("ok", None)]
+    assert all(s.kind == "printer" for s in got)
+    assert publisher.republish()
+    assert seen.get(timeout=5).printer == "ok"
+    for client in (watcher, sender):
+        client.loop_stop()
+        client.disconnect()
+    with pytest.raises(ValueError):
+        StatusPublisher(sender, topics, "x", kind="display")
+
+
+def test_cli_status_and_test_print(capsys: pytest.CaptureFixture[str]) -> None:
+    with VirtualPrinter(0, width=58) as vp:
+        assert main(["status", vp.url]) == 0
+        assert "ready (ok)" in capsys.readouterr().out
+        assert main(["test", vp.url + "?paper=58"]) == 0
+        assert "printed a test receipt" in capsys.readouterr().out
+        (receipt,) = vp.wait_for(1)
+        assert "æøå ÆØÅ äöü ÄÖÜ é É ë" in receipt.lines
+        vp.set_paper("out")
+        assert main(["test", vp.url]) == 1
+        assert "not printed: out of paper" in capsys.readouterr().out
+    assert main(["status", "tcp://127.0.0.1:1"]) == 1
+    assert "printer not reachable" in capsys.readouterr().out
+    assert main(["status", "nonsense://x"]) == 2
