@@ -1,0 +1,130 @@
+"""The Kivy signage screen in a real (offscreen SDL, Mesa) window.
+
+Draws the state folded from MQTT and checks the widgets and the pixels:
+the call, the highlight colour, the offline mark, and a live call arriving
+from a real Mosquitto while the window runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kivy.tests.common import GraphicUnitTest
+
+from display import sample
+from display.app import COLORS, ScreenDriver, SignageScreen, build_screen
+from display.client import SignageClient
+from display.state import SignageState
+from display.testing import FakeHub, fresh_topics
+from vuoro.broker import Broker
+from vuoro.protocol import Topics
+
+TOPICS = Topics("sonderbro")
+
+
+def loaded_state() -> SignageState:
+    state = SignageState(TOPICS)
+    for suffix, payload in sample.retained(message="Borgerservice lukker kl. 16").items():
+        state.apply_payload(suffix, payload)
+    state.link_online = True
+    return state
+
+
+def texts(widget: Any) -> list[str]:
+    return [w.text for w in widget.walk() if hasattr(w, "text") and isinstance(w.text, str) and w.text]
+
+
+def corner_pixel(widget: Any) -> tuple[int, int, int]:
+    """An RGB pixel of a widget's own rendering, near its right edge where no text is drawn."""
+    texture = widget.export_as_image().texture
+    data = texture.pixels
+    x, y = texture.width - 40, 40
+    offset = (y * texture.width + x) * 4
+    return data[offset], data[offset + 1], data[offset + 2]
+
+
+def close_to(rgb: tuple[int, int, int], rgba: tuple[float, ...]) -> bool:
+    return all(abs(c - round(f * 255)) <= 6 for c, f in zip(rgb, rgba[:3], strict=False))
+
+
+class SignageWindowTest(GraphicUnitTest):
+    broker: Broker
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, live_broker: Broker, tmp_path: Path) -> None:
+        self.broker = live_broker
+        self.tmp = tmp_path
+
+    def make(self, orientation: str, state: SignageState, lang: str) -> tuple[SignageScreen, ScreenDriver]:
+        size = (1920, 1080) if orientation == "landscape" else (1080, 1920)
+        screen = build_screen(orientation, size)
+        screen.size_hint = (None, None)
+        screen.size = size
+        driver = ScreenDriver(screen, state, lang)
+        self.render(screen)
+        driver.redraw()
+        self.advance_frames(3)
+        return screen, driver
+
+    def test_landscape_draws_the_state_in_danish(self) -> None:
+        state = loaded_state()
+        screen, driver = self.make("landscape", state, "da")
+        try:
+            shown = texts(screen)
+            for expected in ("K041", "Skranke 2", "Nu betjenes", "KVIK – hurtig hjælp", "4 venter", "ca. 8 min",
+                             "Det sker i dag", "Udsolgt", "Personale til stede nu", "Borgerservice lukker kl. 16"):
+                assert expected in shown, expected
+            assert screen.ids.top.offline is False
+            # Real pixels: the call panel is the calm panel colour, not the highlight.
+            assert close_to(corner_pixel(screen.ids.call), COLORS.PANEL)
+            png = self.tmp / "landscape.png"
+            screen.export_to_png(str(png))
+            assert png.stat().st_size > 20_000  # a real picture, not an empty frame
+        finally:
+            driver.stop()
+
+    def test_a_new_call_is_highlighted_and_offline_is_marked_in_portrait_finnish(self) -> None:
+        state = loaded_state()
+        screen, driver = self.make("portrait", state, "fi")
+        try:
+            state.apply_payload("calls", sample.call("K042", "borger1"))
+            state.link_online = False
+            driver.redraw()
+            self.advance_frames(2)
+            call = screen.ids.call
+            assert (call.ticket, call.counter, call.highlight) == ("K042", "Skranke 3", True)
+            assert close_to(corner_pixel(call), COLORS.HILITE)
+            assert screen.ids.top.offline and "Ei yhteyttä" in texts(screen)
+            assert "Jonot ja odotusaika" in texts(screen) and "Nyt palvellaan" in texts(screen)
+        finally:
+            driver.stop()
+
+    def test_a_call_over_mqtt_reaches_the_running_window(self) -> None:
+        topics = fresh_topics()
+        hub = FakeHub(self.broker.port, topics)
+        state = SignageState(topics)
+        screen, driver = self.make("landscape", state, "da")
+        client = SignageClient(self.broker.url, state, on_update=driver.on_update)
+        driver.lock = client.lock
+        try:
+            hub.publish_all(sample.retained())
+            client.start()
+            self.wait_for(lambda: screen.ids.call.ticket == "K041")
+            hub.call(sample.call("K042", "borger1"))
+            self.wait_for(lambda: screen.ids.call.ticket == "K042")
+            assert screen.ids.call.highlight and screen.ids.call.counter == "Skranke 3"
+        finally:
+            client.stop()
+            hub.close()
+            driver.stop()
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Run the Kivy loop until the screen shows what we wait for (generous bound, no timing claim)."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "the screen never showed it"
+            self.advance_frames(1)
+            time.sleep(0.01)
