@@ -54,11 +54,11 @@ def test_publishes_retained_status_only_when_it_changes(live_broker) -> None:
         status = parse_device_status(message.payload)
         assert (status.device, status.kind, status.online) == ("kiosk-1", "kiosk", True)
         assert (status.printer, status.detail) == ("paper_out", "out of paper")
+        watcher.disconnect()  # before loop_stop: the loop then exits at once
         watcher.loop_stop()
-        watcher.disconnect()
     finally:
-        kiosk.loop_stop()
         kiosk.disconnect()
+        kiosk.loop_stop()
 
 
 def test_publish_history_is_one_message_per_change(live_broker) -> None:
@@ -78,8 +78,8 @@ def test_publish_history_is_one_message_per_change(live_broker) -> None:
     assert publisher.republish()
     assert seen.get(timeout=5).printer == "ok"
     for client in (watcher, sender):
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
     with pytest.raises(ValueError):
         StatusPublisher(sender, topics, "x", kind="display")
 
