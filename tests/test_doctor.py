@@ -1,0 +1,273 @@
+"""``vuoro doctor`` against real parts: the real hub, a real Mosquitto, the virtual printer.
+
+Each broken part is reported in plain words, and only the broken part.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from hardware.virtual import VirtualPrinter
+from server.config import SAMPLE_SITE, load_config
+from vuoro import doctor
+from vuoro.broker import Broker, free_port
+
+CONFIG = load_config(SAMPLE_SITE)
+WAIT = 30.0  # upper bound for the hub to come up; not a measured duration
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, dict[str, str], str]:
+    """Run the doctor; return its exit code, each check's printed block by name, and the whole output."""
+    code = doctor.main(["--config", str(SAMPLE_SITE), "--timeout", "3", *args])
+    out = capsys.readouterr().out
+    blocks: dict[str, str] = {}
+    for block in out.split("\n["):
+        head = block.lstrip("[")
+        if "] " in head:
+            name = head.split("] ", 1)[1].split(":", 1)[0]
+            blocks[name] = head
+    return code, blocks, out
+
+
+def ok(block: str) -> bool:
+    return block.startswith("ok")
+
+
+class Hub:
+    """The real hub (python -m server.main) in a subprocess."""
+
+    def __init__(self, tmp: Path, broker_url: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.main", "--config", str(SAMPLE_SITE), "--data-dir", str(tmp),
+             "--listen", f"127.0.0.1:{self.port}", "--broker", broker_url, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def wait_healthy(self, broker: str) -> dict:
+        """Wait until /health answers with the given broker state (connected/disconnected)."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the hub exited: {self.process.stderr.read().decode()}"
+            try:
+                body = requests.get(self.url + "/api/v1/health", timeout=2).json()
+                if body.get("broker") == broker:
+                    return body
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"the hub did not report broker={broker} within {WAIT:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process.stderr.close()
+
+
+@pytest.fixture()
+def hub(tmp_path: Path, live_broker: Broker) -> Iterator[Hub]:
+    running = Hub(tmp_path, live_broker.url)
+    running.wait_healthy("connected")
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def printer() -> Iterator[VirtualPrinter]:
+    with VirtualPrinter() as virtual:
+        yield virtual
+
+
+def dead_url(scheme: str) -> str:
+    return f"{scheme}://127.0.0.1:{free_port()}"
+
+
+def test_all_well(capsys, hub: Hub, live_broker: Broker, printer: VirtualPrinter) -> None:
+    code, blocks, out = run(capsys, "--hub", hub.url, "--broker", live_broker.url, "--printer", printer.url)
+    assert code == 0, out
+    assert all(ok(blocks[name]) for name in ("config", "hub", "broker", "printer")), out
+    assert "All 4 checks passed." in out
+
+
+def test_bad_config_lists_every_problem(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "site.toml"
+    bad.write_text(SAMPLE_SITE.read_text().replace('letter = "K"', 'letter = "kv"')
+                   .replace('id = "sonderbro"', 'id = "Sønderbro"'))
+    code = doctor.main(["--config", str(bad), "--hub", dead_url("http"), "--timeout", "3"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[FAIL] config:" in out and "2 problem(s)" in out
+    assert "services.kvik.letter: expected one capital letter A–Z, got 'kv'" in out
+    assert "site.id: expected an id" in out
+    assert "[SKIP] broker" in out
+
+
+def test_missing_config_file(capsys, tmp_path: Path) -> None:
+    code = doctor.main(["--config", str(tmp_path / "nope.toml"), "--hub", dead_url("http"), "--timeout", "3"])
+    out = capsys.readouterr().out
+    assert code == 1 and "cannot read the file" in out
+
+
+def test_hub_down(capsys, live_broker: Broker) -> None:
+    url = dead_url("http")
+    code, blocks, out = run(capsys, "--hub", url, "--broker", live_broker.url)
+    assert code == 1
+    assert ok(blocks["config"])
+    assert blocks["hub"].startswith("FAIL") and f"The hub at {url} does not answer: is the hub running?" in out
+    assert "systemctl status vuoro-hub" in blocks["hub"]
+
+
+def test_hub_without_broker(capsys, tmp_path: Path) -> None:
+    """The real hub, pointed at a broker that is not there: it runs, and says so."""
+    dead_broker = dead_url("mqtt")
+    running = Hub(tmp_path, dead_broker)
+    try:
+        running.wait_healthy("disconnected")
+        code, blocks, out = run(capsys, "--hub", running.url, "--broker", dead_broker)
+    finally:
+        running.stop()
+    assert code == 1
+    assert "runs, but it is not connected to the broker" in blocks["hub"]
+    port = dead_broker.rsplit(":", 1)[1]
+    assert f"The broker at 127.0.0.1:{port} does not answer (connection refused): is mosquitto running?" in out
+    assert "systemctl status mosquitto" in blocks["broker"]
+
+
+def test_something_else_on_the_hub_port(capsys, live_broker: Broker) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code, blocks, _ = run(capsys, "--hub", url, "--broker", live_broker.url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1 and "it is not a Vuoro hub" in blocks["hub"]
+
+
+def test_hub_with_a_failing_store(capsys, live_broker: Broker) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps({"status": "degraded", "store": "error: disk I/O error", "broker": "connected"})
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, blocks, _ = run(capsys, "--hub", f"http://127.0.0.1:{server.server_address[1]}",
+                              "--broker", live_broker.url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1 and "its store fails (error: disk I/O error)" in blocks["hub"]
+
+
+def test_broker_down(capsys, hub: Hub) -> None:
+    url = dead_url("mqtt")
+    code, blocks, _ = run(capsys, "--hub", hub.url, "--broker", url)
+    assert code == 1
+    assert ok(blocks["hub"]) and ok(blocks["config"])
+    assert "does not answer (connection refused): is mosquitto running?" in blocks["broker"]
+
+
+def test_broker_without_hub_status(capsys) -> None:
+    with Broker(persistence=False) as empty:
+        code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", empty.url)
+    assert code == 1
+    assert "holds no hub status on vuoro/sonderbro/hub/status" in blocks["broker"]
+
+
+def test_broker_says_hub_offline(capsys) -> None:
+    with Broker(persistence=False) as broker:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        client.publish("vuoro/sonderbro/hub/status", b'{"v":1,"online":false}', qos=1, retain=True) \
+            .wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", broker.url)
+    assert code == 1 and "says the hub is offline" in blocks["broker"]
+
+
+def test_broker_refuses_wrong_password(capsys, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from deploy import mosquitto_acl
+
+    mosquitto_acl.generate(CONFIG, tmp_path, group=None)
+    port = free_port()
+    conf = tmp_path / "m.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
+                    f"acl_file {tmp_path}/acl\nuser {os.environ.get('USER') or 'root'}\n")
+    from vuoro.broker import mosquitto_path, wait_for_port
+
+    proc = subprocess.Popen([mosquitto_path(), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        url = f"mqtt://127.0.0.1:{port}"
+        code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", url, "--mqtt-user", "kiosk1",
+                              "--mqtt-password", "wrong-password-000")
+        assert code == 1 and "refused user 'kiosk1'" in blocks["broker"]
+        code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", url, "--mqtt-user", "kiosk1",
+                              "--mqtt-password", CONFIG.devices["kiosk1"].token)
+        assert "holds no hub status" in blocks["broker"]  # logged in; the hub never came
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_printer_unreachable(capsys, hub: Hub, live_broker: Broker) -> None:
+    url = dead_url("tcp")
+    code, blocks, out = run(capsys, "--hub", hub.url, "--broker", live_broker.url, "--printer", url)
+    assert code == 1
+    assert ok(blocks["hub"]) and ok(blocks["broker"])
+    assert f"The printer at {url}: printer not reachable." in blocks["printer"]
+    assert "1 of 4 checks failed (printer)" in out
+
+
+def test_printer_out_of_paper_and_bad_url(capsys, printer: VirtualPrinter) -> None:
+    printer.set_paper("out")
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer", printer.url)
+    assert blocks["printer"].startswith("FAIL") and "out of paper" in blocks["printer"]
+    assert "Put in a new roll" in blocks["printer"]
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer", "lpt://x")
+    assert "is not a printer address" in blocks["printer"]
+
+
+def test_printer_paper_low_passes_with_a_note(capsys, printer: VirtualPrinter) -> None:
+    printer.set_paper("near_end")
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer", printer.url)
+    assert ok(blocks["printer"]) and "paper is low" in blocks["printer"]
+
+
+def test_cli_dispatches_to_doctor() -> None:
+    result = subprocess.run([sys.executable, "-m", "vuoro.cli", "doctor", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "--printer" in result.stdout

@@ -1,0 +1,319 @@
+"""``vuoro doctor``: check the site config, the hub, the broker and a printer, and say what is wrong.
+
+For the IT person at the branch, in plain words, with the command to run
+next. Exit code 0 when every check passed, 1 otherwise::
+
+    vuoro doctor --config /etc/vuoro/site.toml
+    vuoro doctor --config site.toml --hub http://10.0.0.2:8080 --printer tcp://10.0.0.40:9100
+
+The hub's address and the broker's come from the config unless given. The
+broker check logs in as ``--mqtt-user``/``--mqtt-password`` (default:
+``$VUORO_MQTT_USERNAME``/``$VUORO_MQTT_PASSWORD``, as in ``/etc/vuoro/hub.env``);
+a device id and its token work too, except for a button box, which may not
+read the hub's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUEST_TIMEOUT = 5.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    message: str
+    hints: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+    def render(self) -> str:
+        mark = "SKIP" if self.skipped else ("ok  " if self.ok else "FAIL")
+        lines = [f"[{mark}] {self.name}: {self.message}"]
+        lines += [f"         -> {hint}" for hint in self.hints]
+        return "\n".join(lines)
+
+
+# -- config -------------------------------------------------------------------------------------
+
+
+def check_config(path: str) -> tuple[Check, Any]:
+    from server.config import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        hints = [f"{problem}" for problem in exc.problems]
+        hints.append(f"Fix these in {exc.source}, then run: vuoro hub --config {path} --check")
+        return Check("config", False, f"{exc.source} has {len(exc.problems)} problem(s):", hints), None
+    kinds: dict[str, int] = {}
+    for device in config.devices.values():
+        kinds[device.kind] = kinds.get(device.kind, 0) + 1
+    devices = "devices: " + (", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) or "none")
+    return Check("config", True, f"{config.path}: site {config.site_id!r}, {len(config.services)} services, "
+                                 f"{len(config.counters)} counters, {devices}"), config
+
+
+# -- hub ------------------------------------------------------------------------------------------
+
+
+def hub_url_from(config: Any) -> str:
+    host = config.listen_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.listen_port}"
+
+
+def check_hub(url: str, site_id: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Check:
+    import requests
+
+    health_url = url.rstrip("/") + "/api/v1/health"
+    down_hints = ["Is it running? systemctl status vuoro-hub", "What did it say? journalctl -u vuoro-hub -n 50",
+                  "From another machine: is the address right, and port open (hub.listen in the site config)?"]
+    try:
+        response = requests.get(health_url, timeout=timeout)
+    except requests.exceptions.ConnectionError:
+        return Check("hub", False, f"The hub at {url} does not answer: is the hub running?", down_hints)
+    except requests.exceptions.Timeout:
+        return Check("hub", False, f"The hub at {url} does not answer within {timeout:g} s: it may be hung or"
+                                   " overloaded.", down_hints)
+    except requests.exceptions.RequestException as exc:
+        return Check("hub", False, f"Cannot ask the hub at {url}: {exc}", down_hints)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not {"status", "store", "broker"} <= set(body):
+        return Check("hub", False, f"Something answers at {url}, but it is not a Vuoro hub "
+                                   f"(HTTP {response.status_code} from {health_url}).",
+                     ["Is --hub (or hub.listen in the site config) the hub's address and port?"])
+    problems, hints = [], []
+    if body["store"] != "ok":
+        problems.append(f"its store fails ({body['store']})")
+        hints += ["The database lives in /var/lib/vuoro: is the disk full or read-only? df -h /var/lib/vuoro",
+                  "journalctl -u vuoro-hub -n 50"]
+    if body["broker"] != "connected":
+        problems.append(f"it is not connected to the broker ({body['broker']})")
+        hints += ["See the broker check below; the hub logs in with VUORO_MQTT_USERNAME/VUORO_MQTT_PASSWORD"
+                  " from /etc/vuoro/hub.env, which must match /etc/mosquitto/vuoro/passwd",
+                  "journalctl -u vuoro-hub -u mosquitto -n 50"]
+    served = body.get("site")
+    if site_id and served and served != site_id:
+        problems.append(f"it serves the site {served!r}, but the config is for {site_id!r}")
+        hints.append("Is --hub the right hub, or --config the right file?")
+    if problems:
+        return Check("hub", False, f"The hub at {url} runs, but " + "; and ".join(problems) + ".", hints)
+    version = f", version {body['version']}" if body.get("version") else ""
+    return Check("hub", True, f"The hub at {url} is healthy (store ok, broker connected{version}).")
+
+
+# -- broker -------------------------------------------------------------------------------------------
+
+
+def check_broker(broker_url: str, hub_status_topic: str, *, username: str | None = None,
+                 password: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Check:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from server.config import broker_host_port
+    from vuoro.protocol import PayloadError, decode
+
+    try:
+        host, port = broker_host_port(broker_url)
+    except ValueError:
+        return Check("broker", False, f"{broker_url!r} is not a broker address like mqtt://127.0.0.1:1883.")
+    where = f"{host}:{port}"
+    connected = threading.Event()
+    settled = threading.Event()
+    result: dict[str, Any] = {}
+
+    # Mosquitto answers a SUBSCRIBE with its SUBACK and then the retained message, in order. So
+    # subscribing twice and waiting for the second SUBACK tells, without guessing a wait, whether
+    # a retained hub status exists: if it does, it has arrived by then.
+    def on_connect(client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        result["reason"] = reason
+        if not reason.is_failure:
+            client.subscribe(hub_status_topic, qos=1)
+            result["probe"] = client.subscribe(hub_status_topic, qos=1)[1]
+        connected.set()
+
+    def on_subscribe(_client: Any, _userdata: Any, mid: int, _codes: Any, _props: Any) -> None:
+        if mid == result.get("probe"):
+            settled.set()
+
+    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+        result.setdefault("message", message)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vuoro-doctor-{os.getpid()}",
+                         protocol=mqtt.MQTTv311)
+    if username:
+        client.username_pw_set(username, password)
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    if broker_url.startswith("mqtts://"):
+        client.tls_set()
+    client.connect_timeout = timeout
+    try:
+        client.connect(host, port, keepalive=max(10, int(timeout * 2)))
+    except (OSError, ValueError) as exc:
+        return Check("broker", False, f"The broker at {where} does not answer ({_reason(exc)}): is mosquitto "
+                                      "running?", ["systemctl status mosquitto", "journalctl -u mosquitto -n 50",
+                                                   "From another machine: is port "
+                                                   f"{port} open, and the address right (hub.broker)?"])
+    client.loop_start()
+    try:
+        if not connected.wait(timeout):
+            return Check("broker", False, f"Something listens at {where}, but it does not answer as an MQTT broker"
+                                          f" within {timeout:g} s.", ["systemctl status mosquitto"])
+        reason = result["reason"]
+        if reason.is_failure:
+            who = f"user {username!r}" if username else "an anonymous client"
+            return Check("broker", False, f"The broker at {where} refused {who}: {reason}.",
+                         ["Give the hub's login: --mqtt-user hub --mqtt-password \"$(cat /etc/mosquitto/vuoro/"
+                          "hub.password)\" (or a device id and its token)",
+                          "After changing devices in the site config, regenerate the users: python -m "
+                          "deploy.mosquitto_acl --config /etc/vuoro/site.toml --out /etc/mosquitto/vuoro && "
+                          "systemctl reload mosquitto"])
+        if not settled.wait(timeout):
+            return Check("broker", False, f"The broker at {where} accepted us but did not answer a subscription"
+                                          f" within {timeout:g} s.", ["systemctl status mosquitto"])
+        message = result.get("message")
+        if message is None:
+            return Check("broker", False, f"The broker at {where} answers, but holds no hub status on "
+                                          f"{hub_status_topic}: the hub has never connected to it (or this user "
+                                          "may not read that topic).",
+                         ["systemctl status vuoro-hub", "journalctl -u vuoro-hub -n 50 | grep -i broker"])
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    try:
+        status = decode(message.payload)
+    except PayloadError as exc:
+        return Check("broker", False, f"The hub status on {hub_status_topic} is not readable: {exc}.")
+    if not status.get("online"):
+        return Check("broker", False, f"The broker at {where} works, but says the hub is offline (its last will"
+                                      " or its goodbye).", ["systemctl status vuoro-hub",
+                                                            "journalctl -u vuoro-hub -n 50"])
+    version = f" (version {status['version']})" if status.get("version") else ""
+    return Check("broker", True, f"The broker at {where} works and the hub is online{version}.")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "no answer"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+# -- printer --------------------------------------------------------------------------------------------
+
+PRINTER_HINTS = {
+    "paper_out": ["Put in a new roll of paper and close the cover."],
+    "cover_open": ["Close the printer's cover (until it clicks)."],
+    "error": ["Switch the printer off and on; if it stays in error, check for a paper jam or a cutter error."],
+    "offline": ["Is the printer switched on and its cable plugged in?",
+                "Network printer: ping it; USB: lsusb; serial: ls -l /dev/ttyUSB* (user vuoro needs group"
+                " lp or dialout, see deploy/udev/99-vuoro-printer.rules)"],
+}
+
+
+def check_printer(url: str) -> Check:
+    try:
+        from hardware.printer import open_printer
+    except ImportError as exc:
+        return Check("printer", False, f"The printer support is not installed here ({exc}).",
+                     ["pip install 'vuoro[printer]' (the kiosk extra includes it)"])
+    try:
+        printer = open_printer(url)
+    except (ValueError, OSError) as exc:
+        return Check("printer", False, f"{url!r} is not a printer address: {exc}",
+                     ["Examples: tcp://10.0.0.40:9100, usb://04b8:0e15, serial:///dev/ttyUSB0?baudrate=19200"])
+    try:
+        health = printer.status()
+    finally:
+        printer.close()
+    state, detail = health.state, health.detail
+    if state == "ok":
+        return Check("printer", True, f"The printer at {url} is ready.")
+    if state == "paper_low":
+        return Check("printer", True, f"The printer at {url} works, but its paper is low.",
+                     ["Have a new roll ready."])
+    if state == "unknown":
+        return Check("printer", True, f"The printer at {url} can be opened; this connection cannot report its"
+                                      f" status ({detail}).", [f"Make a test print: vuoro printer test {url}"])
+    return Check("printer", False, f"The printer at {url}: {detail}.", PRINTER_HINTS.get(state, []))
+
+
+# -- main -------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vuoro doctor", description="Check config, hub, broker and printer, "
+                                     "and say in plain words what is wrong.")
+    parser.add_argument("--config", default=os.environ.get("VUORO_CONFIG", "/etc/vuoro/site.toml"),
+                        help="the site config (default: /etc/vuoro/site.toml)")
+    parser.add_argument("--hub", help="the hub's address, e.g. http://10.0.0.2:8080 (default: from the config)")
+    parser.add_argument("--broker", help="mqtt://host:port (default: hub.broker from the config)")
+    parser.add_argument("--printer", help="a printer URL to check, e.g. tcp://10.0.0.40:9100")
+    parser.add_argument("--mqtt-user", default=os.environ.get("VUORO_MQTT_USERNAME"))
+    parser.add_argument("--mqtt-password", default=os.environ.get("VUORO_MQTT_PASSWORD"))
+    parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT, help="seconds to wait for each answer")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' log lines too")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.CRITICAL)
+
+    checks: list[Check] = []
+    config_check, config = check_config(args.config)
+    checks.append(config_check)
+
+    hub_url = args.hub or (hub_url_from(config) if config else None)
+    if hub_url:
+        checks.append(check_hub(hub_url, config.site_id if config else None, args.timeout))
+    else:
+        checks.append(Check("hub", False, "not checked: the config could not be read; give --hub URL.",
+                            skipped=True))
+
+    broker_url = args.broker or (config.broker if config else None)
+    if broker_url and config:
+        from vuoro.protocol import Topics
+
+        topic = Topics(config.site_id, config.topic_root).hub_status
+        checks.append(check_broker(broker_url, topic, username=args.mqtt_user, password=args.mqtt_password,
+                                   timeout=args.timeout))
+    else:
+        checks.append(Check("broker", False, "not checked: the site id and topic root come from the config, "
+                                             "which could not be read.", skipped=True))
+
+    if args.printer:
+        checks.append(check_printer(args.printer))
+
+    failed = [c for c in checks if not c.ok]
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], ensure_ascii=False, indent=2))
+    else:
+        for check in checks:
+            print(check.render())
+        print()
+        if failed:
+            names = ", ".join(c.name for c in failed)
+            print(f"{len(failed)} of {len(checks)} checks failed ({names}): see the lines marked FAIL above.")
+        else:
+            print(f"All {len(checks)} checks passed.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
