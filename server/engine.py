@@ -114,7 +114,8 @@ class LogEntry:
 class Outcome:
     """What one command changed. Empty for a replay of an earlier request."""
 
-    tickets: list[Ticket] = field(default_factory=list)
+    created: list[Ticket] = field(default_factory=list)  # new tickets: INSERTed, never upserted
+    tickets: list[Ticket] = field(default_factory=list)  # changed tickets
     counters: list[CounterState] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     log: list[LogEntry] = field(default_factory=list)
@@ -127,13 +128,7 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return bool(self.tickets or self.counters or self.calls or self.idempotency or self.action_keys)
-
-    def merge(self, other: Outcome) -> None:
-        self.tickets += other.tickets
-        self.counters += other.counters
-        self.calls += other.calls
-        self.log += other.log
+        return bool(self.created or self.tickets or self.counters or self.calls or self.idempotency or self.action_keys)
 
 
 @dataclass(frozen=True)
@@ -333,7 +328,7 @@ class QueueEngine:
         )
         self._remember(ticket)
         self.by_token[ticket.track_token] = ticket.id
-        outcome.tickets.append(ticket)
+        outcome.created.append(ticket)
         outcome.log.append(LogEntry(ticket.id, "issued", now, service_id, detail=origin))
         if idempotency_key:
             self.idempotency[idempotency_key] = (ticket.id, now)

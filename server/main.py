@@ -21,6 +21,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="where a relative database path lives (default: ./var)")
     parser.add_argument("--listen", help="host:port to serve HTTP on (overrides hub.listen)")
     parser.add_argument("--broker", help="mqtt://host:port (overrides hub.broker)")
+    parser.add_argument("--topic-root", help="MQTT topic root (overrides hub.topic_root; tests use their own)")
     parser.add_argument("--check", action="store_true", help="only check the config and exit")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -34,6 +35,8 @@ def load(args: argparse.Namespace) -> SiteConfig:
         overrides.update(listen_host=host or "127.0.0.1", listen_port=int(port))
     if args.broker:
         overrides["broker"] = args.broker
+    if args.topic_root:
+        overrides["topic_root"] = args.topic_root
     if overrides:
         from dataclasses import replace
 

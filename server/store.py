@@ -172,6 +172,11 @@ class SQLiteStore:
 
     def _write(self, outcome: Outcome) -> None:
         db, site = self.db, self.site
+        if outcome.created:
+            # A plain INSERT: a new ticket that collides with anything (id, number, token) must fail loudly.
+            db.executemany(f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) VALUES "
+                           f"({', '.join('?' for _ in _TICKET_COLUMNS)})",
+                           [self._ticket_row(t) for t in outcome.created])
         if outcome.tickets:
             rows = [self._ticket_row(t) for t in {id(t): t for t in outcome.tickets}.values()]
             columns = ", ".join(_TICKET_COLUMNS)

@@ -40,3 +40,82 @@ def live_broker(broker: Broker) -> Broker:
     """The session broker, guaranteed up at the start of the test."""
     broker.start()
     return broker
+
+
+class Watch:
+    """A real MQTT subscriber that remembers every message, for tests to wait on."""
+
+    def __init__(self, broker: Broker, topic: str):
+        import threading
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.retained: dict[str, bytes] = {}
+        self.latest: dict[str, bytes] = {}
+        self._changed = threading.Condition()
+        self.subscribed = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.reconnect_delay_set(0.1, 0.5)
+
+        def on_connect(c, userdata, flags, reason, props):  # type: ignore[no-untyped-def]
+            c.subscribe(topic, qos=1)
+
+        def on_subscribe(c, userdata, mid, reasons, props):  # type: ignore[no-untyped-def]
+            self.subscribed.set()
+
+        def on_message(c, userdata, msg):  # type: ignore[no-untyped-def]
+            with self._changed:
+                self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+                self.latest[msg.topic] = msg.payload
+                if msg.retain:
+                    self.retained[msg.topic] = msg.payload
+                self._changed.notify_all()
+
+        client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        self.client = client
+        if not self.subscribed.wait(10):
+            raise TimeoutError("could not subscribe")
+
+    def wait_for(self, predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+        """Wait until predicate(self) is truthy; return its value. Generous timeouts, no timing asserts."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"condition not met within {timeout} s; saw {len(self.messages)} messages")
+                self._changed.wait(min(left, 0.2))
+
+    def json(self, topic: str) -> dict | None:
+        import json
+
+        raw = self.latest.get(topic)
+        return json.loads(raw) if raw else None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture()
+def watch(live_broker: Broker):  # type: ignore[no-untyped-def]
+    """``watch(topic)`` subscribes a real client; all are closed after the test."""
+    watches: list[Watch] = []
+
+    def make(topic: str) -> Watch:
+        w = Watch(live_broker, topic)
+        watches.append(w)
+        return w
+
+    yield make
+    for w in watches:
+        w.close()

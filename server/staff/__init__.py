@@ -1,0 +1,257 @@
+"""The staff page, served by the hub: log in, choose a desk, call and serve visitors.
+
+The one hook into the hub is :func:`install`: it adds the ``/staff`` pages and
+returns an authenticator for ``create_app(..., extra_auth=[...])``. The page
+itself changes nothing on its own: its buttons call the ordinary
+``/api/v1/counters/{counter}/...`` endpoints with the session cookie and the
+session's CSRF token in an ``X-CSRF-Token`` header, so the queue's rules stay
+in ``server/engine.py`` alone.
+
+Security, in short (details in ``docs/staff.md``):
+- passwords are argon2id hashes in the site config (``[staff.users.<name>]``);
+- the session cookie is random, HttpOnly, SameSite=Strict, Secure over https,
+  and maps to a server-side session that holds its CSRF token;
+- every state change made with the cookie must carry that token, or it is
+  refused with 403; the login form has its own token (double-submit cookie);
+- failed logins are limited per user name and per address (429 after that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from server.staff.accounts import LoginLimiter, Session, Sessions, StaffSettings, parse_staff, verify_password
+from server.staff.strings import language_names, strings
+
+if TYPE_CHECKING:
+    from server.api import Principal
+    from server.hub import Hub
+
+__all__ = ["install", "SESSION_COOKIE", "CSRF_HEADER"]
+
+SESSION_COOKIE = "vuoro_staff"
+LOGIN_COOKIE = "vuoro_staff_login"
+LANG_COOKIE = "vuoro_staff_lang"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WEB_DIR = Path(__file__).resolve().parent / "web"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".svg": "image/svg+xml"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**SECURITY_HEADERS, **(extra or {})}
+
+
+def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
+    """Add the staff routes to ``app``; return the session authenticator for ``create_app``."""
+    from server.api import ApiError, Principal  # here, not at the top: server.api may import this package
+
+    config = hub.config
+    settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
+    sessions = Sessions(settings.session_hours * 3600)
+    limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
+    app.state.staff_sessions = sessions
+    app.state.staff_settings = settings
+    login_page = Template((WEB_DIR / "login.html").read_text(encoding="utf-8"))
+    desk_page = Template((WEB_DIR / "staff.html").read_text(encoding="utf-8"))
+    static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in WEB_DIR.iterdir()
+              if p.suffix in STATIC_TYPES}
+
+    # -- the authenticator the API uses ------------------------------------------------
+
+    def authenticate(request: Request) -> Principal | None:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+                raise ApiError(403, "csrf", "This change came without the page's security token (X-CSRF-Token). "
+                               "Reload the staff page and try again.", CSRF_HEADER)
+        return Principal(session.user, session.role)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def secure(request: Request) -> bool:
+        return settings.secure_cookie if settings.secure_cookie is not None else request.url.scheme == "https"
+
+    def language(request: Request) -> str:
+        asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or ""
+        return asked if asked in config.languages else config.default_language
+
+    def remember_language(request: Request, response: Response, lang: str) -> None:
+        if request.query_params.get("lang") == lang:
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="strict",
+                                secure=secure(request), path="/staff")
+
+    def lang_links(current: str) -> str:
+        marked = ' aria-current="true"'
+        return " ".join(
+            f'<a href="?lang={code}"{marked if code == current else ""} lang="{code}">{html.escape(name)}</a>'
+            for code, name in language_names(config.languages).items())
+
+    def render_login(request: Request, *, error: str = "", status: int = 200, user: str = "") -> Response:
+        lang = language(request)
+        words = strings(lang)
+        token = secrets.token_urlsafe(24)
+        body = login_page.substitute(
+            lang=lang, title=html.escape(f"{words['Staff']} – {config.name}"), site=html.escape(config.name),
+            heading=html.escape(words["Log in"]), user_label=html.escape(words["User name"]),
+            password_label=html.escape(words["Password"]), button=html.escape(words["Log in"]),
+            error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
+            csrf=token, user=html.escape(user), languages=lang_links(lang),
+        )
+        response = Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=_headers())
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                            secure=secure(request), path="/staff/login")
+        remember_language(request, response, lang)
+        return response
+
+    def current(request: Request) -> Session | None:
+        return sessions.get(request.cookies.get(SESSION_COOKIE))
+
+    def need_session(request: Request) -> Session:
+        session = current(request)
+        if session is None:
+            raise ApiError(401, "unauthorized", "Log in on the staff page first.")
+        return session
+
+    # -- pages --------------------------------------------------------------------------
+
+    @app.get("/staff", include_in_schema=False)
+    async def staff_root() -> RedirectResponse:
+        return RedirectResponse("/staff/", status_code=307)
+
+    @app.get("/staff/", include_in_schema=False)
+    async def desk(request: Request) -> Response:
+        session = current(request)
+        if session is None:
+            return RedirectResponse("/staff/login", status_code=303, headers=_headers())
+        lang = language(request)
+        words = strings(lang)
+        site = hub.view.site
+        boot = {
+            "user": session.user, "role": session.role, "csrf": session.csrf, "language": lang,
+            "languages": language_names(config.languages), "strings": words,
+            "site": config.name, "day": site.get("hours", {}).get("day"),
+            "services": [{"id": s.id, "letter": s.letter, "names": dict(s.names)} for s in config.services.values()],
+            "counters": [{"id": c.id, "name": c.name, "services": list(c.services)} for c in config.counters.values()],
+        }
+        # JSON inside <script type="application/json">: never executed (CSP allows no inline
+        # script); "<" is escaped so no value can close the element.
+        data = json.dumps(boot, ensure_ascii=False).replace("<", "\\u003c")
+        body = desk_page.substitute(lang=lang, title=html.escape(f"{words['Staff']} – {config.name}"), boot=data)
+        response = Response(body, media_type="text/html; charset=utf-8", headers=_headers())
+        remember_language(request, response, lang)
+        return response
+
+    @app.get("/staff/login", include_in_schema=False)
+    async def login_form(request: Request) -> Response:
+        if current(request) is not None:
+            return RedirectResponse("/staff/", status_code=303, headers=_headers())
+        return render_login(request)
+
+    @app.post("/staff/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        words = strings(language(request))
+        form = await request.form()
+        name = str(form.get("username", "")).strip().lower()[:40]
+        password = str(form.get("password", ""))[:1024]
+        sent = str(form.get("csrf", ""))
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return render_login(request, error=words["The login form had expired. Try again."], status=403,
+                                user=name)
+        address = f"ip:{request.client.host if request.client else '?'}"
+        wait = limiter.retry_after(f"user:{name}", address)
+        if wait > 0:
+            response = render_login(request, status=429, user=name, error=words[
+                "Too many attempts. Wait {min} minutes and try again."].format(min=max(1, round(wait / 60))))
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        user = await run_in_threadpool(verify_password, settings, name, password)  # argon2 is slow on purpose
+        if user is None:
+            limiter.failed(f"user:{name}", address)
+            return render_login(request, error=words["Wrong user name or password."], status=401, user=name)
+        limiter.succeeded(f"user:{name}")
+        session = sessions.create(user)
+        response = RedirectResponse("/staff/", status_code=303, headers=_headers())
+        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
+                            path="/", max_age=int(settings.session_hours * 3600))
+        response.delete_cookie(LOGIN_COOKIE, path="/staff/login")
+        return response
+
+    @app.post("/staff/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        session = current(request)
+        if session is not None:
+            form = await request.form()
+            sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
+            if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+                raise ApiError(403, "csrf", "Logging out needs the page's security token.", CSRF_HEADER)
+            sessions.end(session.token)
+        response = RedirectResponse("/staff/login", status_code=303, headers=_headers())
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/staff/static/{name}", include_in_schema=False)
+    async def static_file(name: str) -> Response:
+        if name not in static:
+            raise ApiError(404, "not_found", "There is nothing at this address.")
+        content, media_type = static[name]
+        return Response(content, media_type=media_type, headers=_headers({"Cache-Control": "no-cache"}))
+
+    # -- small JSON endpoints for the page ----------------------------------------------------
+
+    @app.get("/staff/api/me", tags=["staff"])
+    async def me(request: Request) -> JSONResponse:
+        """Who is logged in, and the CSRF token to send as ``X-CSRF-Token`` with every change."""
+        session = need_session(request)
+        return JSONResponse({"user": session.user, "role": session.role, "csrf": session.csrf},
+                            headers=_headers())
+
+    @app.get("/staff/api/waiting", tags=["staff"])
+    async def waiting(request: Request) -> JSONResponse:
+        """The waiting line of every service, in order of arrival. Ticket numbers only: nothing personal."""
+        need_session(request)
+
+        def read(engine: Any, now: datetime) -> dict[str, Any]:
+            lines = {}
+            for sid in config.services:
+                tickets = sorted(engine.waiting(sid), key=lambda t: t.queued_at)
+                lines[sid] = [{
+                    "ticket": t.label,
+                    "origin": t.origin,
+                    "waited_min": max(0, int((now - t.queued_at).total_seconds() // 60)),
+                    "queued_at": engine.local(t.queued_at).isoformat(timespec="seconds"),
+                    "due_at": engine.local(t.due_at).isoformat(timespec="minutes") if t.due_at else None,
+                    "transferred": t.transfers > 0,
+                } for t in tickets]
+            return {"services": lines}
+
+        body = await asyncio.wrap_future(hub.submit(read, read_only=True))
+        return JSONResponse(body, headers=_headers())
+
+    return authenticate

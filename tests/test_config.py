@@ -1,0 +1,97 @@
+"""The site config: a mistake is named by its key path, and the hub refuses to start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from server.config import SAMPLE_SITE, ConfigError, load_config, parse_config
+
+
+def sample() -> dict:
+    return tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data, Path("site.toml"))
+    return error.value.problems
+
+
+def test_the_sample_site_is_valid() -> None:
+    config = load_config(SAMPLE_SITE)
+    assert config.site_id == "sonderbro"
+    assert list(config.services) == ["kvik", "borgerservice", "bibliotekar", "it"]
+    assert config.services["borgerservice"].mode == "booking_only"
+    assert config.counters["borger1"].services == ("borgerservice", "kvik")
+    assert config.default_language == "da"
+
+
+def test_staffed_hours_follow_the_weekday_and_the_holidays() -> None:
+    kvik = load_config(SAMPLE_SITE).services["kvik"]
+    cph = ZoneInfo("Europe/Copenhagen")
+    assert kvik.hours.is_open(datetime(2026, 11, 28, 11, 0, tzinfo=cph))  # Saturday 10-14
+    assert not kvik.hours.is_open(datetime(2026, 11, 28, 15, 0, tzinfo=cph))
+    assert not kvik.hours.is_open(datetime(2026, 12, 24, 11, 0, tzinfo=cph))  # Christmas Eve
+    assert kvik.hours.is_open(datetime(2026, 12, 31, 12, 30, tzinfo=cph))  # short day 10-13
+    assert not kvik.hours.is_open(datetime(2026, 12, 31, 13, 30, tzinfo=cph))
+
+
+def test_every_mistake_is_reported_with_its_key_path() -> None:
+    data = sample()
+    data["services"]["kvik"]["letter"] = "kv"
+    data["services"]["it"]["hours"]["tue"] = ["13:00-12:00"]
+    data["counters"]["kvik2"]["services"] = ["kvik", "passport"]
+    data["site"]["timezone"] = "Europe/Kobenhavn"
+    del data["services"]["bibliotekar"]["names"]["fi"]
+    found = "\n".join(problems(data))
+    assert "services.kvik.letter: expected one capital letter A–Z, got 'kv'" in found
+    assert "services.it.hours.tue[0]: expected an end after the start" in found
+    assert "counters.kvik2.services[1]: expected one of the services" in found
+    assert "site.timezone: expected an IANA time zone" in found
+    assert "services.bibliotekar.names.fi: expected the service's name in fi" in found
+
+
+def test_two_services_may_not_share_a_letter() -> None:
+    data = sample()
+    data["services"]["it"]["letter"] = "K"
+    assert any("services.it.letter" in p and "services.kvik has it" in p for p in problems(data))
+
+
+def test_tokens_must_be_long_and_unique() -> None:
+    data = sample()
+    data["devices"]["kiosk2"]["token"] = data["devices"]["kiosk1"]["token"]
+    data["devices"]["screen1"]["token"] = "short"
+    found = problems(data)
+    assert any(p.startswith("devices.kiosk2.token: expected a token of its own") for p in found)
+    assert any(p.startswith("devices.screen1.token: expected a secret of at least 16") for p in found)
+
+
+def test_unknown_keys_are_named() -> None:
+    data = sample()
+    data["services"]["kvik"]["colour"] = "red"
+    assert any(p.startswith("services.kvik.colour: unknown key") for p in problems(data))
+
+
+def test_the_hub_refuses_to_start_on_a_broken_config(tmp_path: Path) -> None:
+    broken = tmp_path / "site.toml"
+    broken.write_text(SAMPLE_SITE.read_text(encoding="utf-8").replace('letter = "B"', 'letter = "K"'))
+    run = subprocess.run([sys.executable, "-m", "server.main", "--config", str(broken), "--data-dir",
+                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "refusing to start" in run.stderr and "services.borgerservice.letter" in run.stderr
+    assert not (tmp_path / "hub.sqlite3").exists()
+
+
+def test_a_file_that_is_not_toml_is_reported(tmp_path: Path) -> None:
+    bad = tmp_path / "site.toml"
+    bad.write_text("[site\nid = 1")
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert "not valid TOML" in error.value.problems[0]

@@ -1,0 +1,81 @@
+"""Run a hub as a separate process: for the demo, the fault tests and the benchmarks.
+
+A real process is what a SIGKILL test needs, and what a benchmark should
+measure: the same ``vuoro hub`` a site runs, on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from vuoro.broker import free_port
+
+
+class HubProcess:
+    def __init__(self, config: str | Path, data_dir: str | Path, broker_url: str, *, port: int | None = None,
+                 log_path: str | Path | None = None, topic_root: str | None = None):
+        self.config = str(config)
+        self.data_dir = Path(data_dir)
+        self.broker_url = broker_url
+        self.port = port or free_port()
+        self.log_path = Path(log_path) if log_path else self.data_dir / "hub.log"
+        self.topic_root = topic_root
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> HubProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+        cmd = [sys.executable, "-m", "server.main", "--config", self.config, "--data-dir", str(self.data_dir),
+               "--listen", f"127.0.0.1:{self.port}", "--broker", self.broker_url, "--log-level", "warning"]
+        if self.topic_root:
+            cmd += ["--topic-root", self.topic_root]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        """Seconds until the hub answered its health endpoint."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"the hub exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                requests.get(self.url + "/api/v1/health", timeout=0.5)
+                return time.monotonic() - started
+            except requests.RequestException:
+                time.sleep(0.02)
+        raise TimeoutError(f"the hub did not answer within {timeout} s:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no last words, like a power cut of the process."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> HubProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
