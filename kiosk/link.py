@@ -1,0 +1,98 @@
+"""The kiosk's MQTT link: live queue states in, presence and printer health out.
+
+The kiosk subscribes to the hub's retained ``queue/+/state`` and
+``hub/status``, so the home screen shows the current waits without
+polling, and at once after a (re)connect. It publishes its own retained
+``devices/<id>/status`` with a last will (``online: false``), and its
+printer's health through ``hardware.status.StatusPublisher`` so staff see
+"kiosk1: out of paper".
+
+paho runs its own network thread; callbacks here hand messages to the app
+through ``post`` (the app's UI-thread hop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+from vuoro.protocol import PayloadError, Topics, decode, offline_will
+
+log = logging.getLogger("vuoro.kiosk.link")
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    tls = parsed.scheme == "mqtts"
+    return parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883), tls
+
+
+class KioskLink:
+    def __init__(self, broker_url: str, topics: Topics, device: str, *,
+                 on_queue: Callable[[dict[str, Any]], None],
+                 on_hub: Callable[[bool], None] | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
+        from hardware.status import StatusPublisher
+
+        self.host, self.port, tls = parse_broker_url(broker_url)
+        self.topics, self.device = topics, device
+        self.on_queue, self.on_hub = on_queue, on_hub
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"vuoro-kiosk-{device}",
+                                  protocol=mqtt.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set()
+        # The last will tells staff the kiosk vanished (power cut, crash, network).
+        self.client.will_set(topics.device_status(device), offline_will(device, "kiosk"), qos=1, retain=True)
+        self.client.reconnect_delay_set(0.5, 5)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.publisher = StatusPublisher(self.client, topics, device, kind="kiosk")
+        self.printer_health: Any = None  # the last hardware Health, published again on every connect
+        self.connected = False
+
+    def start(self) -> KioskLink:
+        self.client.connect_async(self.host, self.port, keepalive=15)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        # A clean stop says "offline" itself: a will is only sent on an unclean loss.
+        try:
+            if self.connected:
+                self.publisher.update(self.printer_health, online=False, force=True)
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    def printer(self, health: Any) -> None:
+        """Called with each printer reading (any thread): publish when it changes."""
+        self.printer_health = health
+        self.publisher.update(health)
+
+    # -- paho callbacks (network thread) ---------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the kiosk: %s", reason)
+            return
+        self.connected = True
+        # Subscriptions are not kept by a restarted broker: subscribe on every connect.
+        client.subscribe([(self.topics.queue_state("+"), 1), (self.topics.hub_status, 1)])
+        self.publisher.update(self.printer_health, online=True, force=True)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            body = decode(message.payload)
+        except PayloadError as exc:
+            log.warning("ignoring %s: %s", message.topic, exc)
+            return
+        if message.topic == self.topics.hub_status:
+            if self.on_hub is not None:
+                self.on_hub(bool(body.get("online")))
+        elif message.topic.endswith("/state") and isinstance(body.get("service"), str):
+            self.on_queue(body)

@@ -1,0 +1,219 @@
+"""What the kiosk says, in pure functions: hub JSON in, translated words out.
+
+No Kivy here, so every sentence a visitor can read is tested without a
+window. ``_`` is a translator from ``vuoro.i18n.translator``; every msgid is
+written literally as ``_("...")`` so the i18n test can find it by scanning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Translate = Callable[[str], str]
+
+# Booking codes use an alphabet without look-alikes: no 0/O, no 1/I.
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE_MIN, CODE_MAX = 4, 10
+
+
+def weekday_name(_: Translate, index: int) -> str:
+    names = (_("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday"), _("Sunday"))
+    return names[index]
+
+
+def parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def when(_: Translate, moment: datetime, today: datetime | None) -> str:
+    """"10:00" today, "Tuesday 10:00" later this week, "24/12 10:00" beyond."""
+    clock = moment.strftime("%H:%M")
+    if today is None or moment.date() == today.date():
+        return clock
+    days = (moment.date() - today.date()).days
+    if 0 < days < 7:
+        return f"{weekday_name(_, moment.weekday())} {clock}"
+    return f"{moment.day}/{moment.month} {clock}"
+
+
+def wait_text(_: Translate, minutes: Any, waiting: Any = None) -> str:
+    if not isinstance(minutes, int | float) or minutes <= 0 or waiting == 0:
+        return _("No wait")
+    return _("About {minutes} min").format(minutes=int(round(minutes)))
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One service button on the home screen."""
+
+    service: str
+    title: str
+    line: str  # the wait, or why there is no queue ticket
+    kind: str  # "walk_in", "booking_only" or "closed": picks the tile's colours
+    waiting: int = 0
+
+
+def service_name(names: Any, language: str, fallback: str) -> str:
+    if isinstance(names, dict):
+        return str(names.get(language) or names.get("en") or next(iter(names.values()), fallback))
+    return fallback
+
+
+def tiles(_: Translate, site: dict[str, Any], queues: dict[str, dict[str, Any]], language: str,
+          now: datetime | None = None) -> list[Tile]:
+    """The home screen's services, in the site's order, with their live state."""
+    out = []
+    for service in site.get("services") or []:
+        if not isinstance(service, dict) or not service.get("id"):
+            continue
+        sid = str(service["id"])
+        queue = queues.get(sid, {})
+        title = service_name(queue.get("names") or service.get("names"), language, sid)
+        mode = queue.get("mode") or service.get("mode") or "walk_in"
+        is_open = queue.get("open", True)
+        if mode == "booking_only":
+            kind, line = "booking_only", _("Booking only – book a time")
+        elif not is_open:
+            kind = "closed"
+            opens = parse_time(queue.get("opens_at"))
+            if opens is None:
+                line = _("Closed today")
+            else:
+                line = _("Closed – opens {when}").format(when=when(_, opens, now or opens.astimezone()))
+        else:
+            kind = "walk_in"
+            line = wait_text(_, queue.get("estimated_wait_min"), queue.get("waiting"))
+        waiting = queue.get("waiting") if isinstance(queue.get("waiting"), int) else 0
+        out.append(Tile(sid, title, line, kind, waiting))
+    return out
+
+
+def position_text(_: Translate, position: Any) -> str:
+    if not isinstance(position, int) or position <= 0:
+        return _("You are next")
+    if position == 1:
+        return _("1 person before you")
+    return _("{n} people before you").format(n=position)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A refusal or problem, said plainly, with what the visitor can do next."""
+
+    title: str
+    body: str
+    actions: tuple[str, ...] = ()  # "checkin", "walk_in", "home", "retry"
+    service: str | None = None  # for "walk_in": the service to take a ticket for
+
+
+def hub_down(_: Translate) -> Notice:
+    return Notice(_("Sorry"), _("The queue system is not reachable right now. Please ask at the desk."))
+
+
+def ticket_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any], service_title: str,
+                   now: datetime | None = None) -> Notice:
+    """Why the hub would not give a walk-in ticket, and what to do instead."""
+    if code == "booking_only":
+        return Notice(service_title,
+                      _("This service is by appointment only. If you have a booking, check in here. "
+                        "You can book a time at the desk, on the web or by phone."), ("checkin",))
+    if code == "closed":
+        opens = parse_time(answer_detail("opens_at"))
+        if opens is not None:
+            body = _("This service is closed now. It opens {when}.").format(
+                when=when(_, opens, now or opens.astimezone()))
+        else:
+            body = _("This service is closed now. Please ask at the desk.")
+        return Notice(service_title, body)
+    if code in ("unreachable",) or code.startswith("http_5") or code == "store_unavailable":
+        return hub_down(_)
+    return Notice(_("Sorry"), _("We could not make a ticket just now. Please ask at the desk."))
+
+
+def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any], typed: str,
+                    now: datetime | None = None) -> Notice:
+    """Each check-in answer in plain words (the bookings API of issue 7)."""
+    if code == "not_found":
+        return Notice(_("Booking not found"),
+                      _("We could not find a booking with the code {code}. Check the code and try again, "
+                        "or ask at the desk.").format(code=typed), ("checkin",))
+    if code == "http_404":  # the hub does not have /checkins yet
+        return Notice(_("Check-in"), _("Check-in is not available here yet. Please ask at the desk."))
+    if code == "too_early":
+        back = parse_time(answer_detail("come_back_at"))
+        if back is not None:
+            body = _("You are early. Please come back at {when} and check in again.").format(
+                when=when(_, back, now or back.astimezone()))
+        else:
+            body = _("You are early. Please come back a little before your time and check in again.")
+        return Notice(_("You are early"), body)
+    if code == "too_late":
+        service = answer_detail("service")
+        return Notice(_("Your time has passed"),
+                      _("Your booking time has passed. You can take a ticket and wait in the queue instead."),
+                      ("walk_in",), service if isinstance(service, str) else None)
+    if code == "other_day":
+        return Notice(_("Not today"), _("Your booking is for another day. Please check the date of your booking."))
+    if code == "other_site":
+        return Notice(_("Wrong place"),
+                      _("Your booking is at another library or service centre. Please check the address."))
+    if code == "already_checked_in":
+        return Notice(_("Already checked in"),
+                      _("You have already checked in. Please watch the screen for your number."))
+    if code == "unreachable" or code.startswith("http_5") or code == "store_unavailable":
+        return hub_down(_)
+    return Notice(_("Sorry"), _("We could not check you in just now. Please ask at the desk."))
+
+
+def print_problem(_: Translate, state: str | None) -> str:
+    """Why there is no paper ticket, in the visitor's words."""
+    reasons = {
+        "paper_out": _("The printer is out of paper."),
+        "cover_open": _("The printer is open."),
+        "offline": _("The printer is not working right now."),
+        "error": _("The printer is not working right now."),
+    }
+    return reasons.get(state or "", _("The ticket could not be printed."))
+
+
+EVENT_STATES = ("scheduled", "sold_out", "cancelled")
+
+
+def event_line(_: Translate, event: dict[str, Any], now: datetime | None = None) -> tuple[str, str, str]:
+    """(time, title, room and state) for one event of GET /events."""
+    start, end = parse_time(event.get("start")), parse_time(event.get("end"))
+    span = when(_, start, now or start) if start else ""
+    if start and end:
+        span += "–" + end.strftime("%H:%M")
+    state = event.get("state")
+    extra = str(event.get("room") or "")
+    if state == "cancelled":
+        extra = (extra + " · " if extra else "") + _("Cancelled")
+    elif state == "sold_out":
+        extra = (extra + " · " if extra else "") + _("Fully booked")
+    return span, str(event.get("title") or ""), extra
+
+
+_CODE_RUN = re.compile(r"[A-Z0-9]{" + str(CODE_MIN) + ",40}")
+
+
+def clean_code(raw: str) -> str | None:
+    """A booking code from what a scanner or the keypad gave: upper case, the last code-like run.
+
+    A QR code may hold a URL (``https://…/b/7KQ3MZ``); the code is its last part.
+    """
+    text = raw.strip().upper()
+    runs = _CODE_RUN.findall(text)
+    if not runs:
+        return None
+    code = runs[-1]
+    return code if CODE_MIN <= len(code) <= 40 else None

@@ -1,0 +1,83 @@
+"""The kiosk's side of printing: hub ticket JSON → a ``hardware`` receipt → the printer.
+
+A thin adapter over ``hardware.printer.Printer`` (which never raises and
+reads the printer's status before and after), so the app only sees
+"printed" or "not printed, because <state>". A kiosk without a printer URL
+shows every number on screen instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .model import parse_time, service_name
+
+log = logging.getLogger("vuoro.kiosk.printing")
+
+
+@dataclass(frozen=True)
+class PrintOutcome:
+    printed: bool
+    state: str | None  # vuoro.protocol.PRINTER_STATES, or None without a printer
+    detail: str = ""
+
+
+NO_PRINTER = PrintOutcome(False, None, "no printer configured")
+
+
+class KioskPrinter:
+    def __init__(self, url: str | None, on_health: Callable[[Any], None] | None = None) -> None:
+        self.url = url
+        self.printer: Any = None
+        if url:
+            from hardware.printer import Printer
+
+            self.printer = Printer.from_url(url)
+            if on_health is not None:
+                self.printer.on_health(on_health)
+
+    @property
+    def present(self) -> bool:
+        return self.printer is not None
+
+    def status(self) -> Any:
+        """A fresh ``hardware.health.Health`` reading (publishes through on_health), or None."""
+        return self.printer.status() if self.printer is not None else None
+
+    def print_ticket(self, ticket: dict[str, Any], site_name: str, language: str,
+                     booking: dict[str, Any] | None = None, code: str | None = None) -> PrintOutcome:
+        if self.printer is None:
+            return NO_PRINTER
+        try:
+            receipt = self._receipt(ticket, site_name, language, booking, code)
+        except Exception as exc:  # bad data from the hub must not stop the number being shown
+            log.exception("could not build the receipt")
+            return PrintOutcome(False, "error", str(exc))
+        result = self.printer.print_receipt(receipt)
+        return PrintOutcome(bool(result.printed), result.state, result.reason or result.detail)
+
+    @staticmethod
+    def _receipt(ticket: dict[str, Any], site_name: str, language: str, booking: dict[str, Any] | None,
+                 code: str | None) -> Any:
+        from hardware.receipts import BookingCheckIn, QueueTicket
+
+        issued = parse_time(ticket.get("issued_at")) or datetime.now().astimezone()
+        name = service_name(ticket.get("service_names"), language, str(ticket.get("service", "")))
+        number = str(ticket.get("ticket", ""))
+        booked = parse_time((booking or {}).get("start"))
+        if booking is not None and booked is not None and code:
+            return BookingCheckIn(site_name=site_name, service_name=name, number=number, booked_at=booked,
+                                  booking_code=code, issued_at=issued, language=language)
+        wait = ticket.get("estimated_wait_min")
+        return QueueTicket(site_name=site_name, service_name=name, number=number,
+                           people_before=int(ticket.get("position") or 0), issued_at=issued, language=language,
+                           wait_minutes=int(wait) if isinstance(wait, int | float) and wait > 0 else None,
+                           place_url=ticket.get("track_url") or None)
+
+    def close(self) -> None:
+        if self.printer is not None:
+            self.printer.close()
