@@ -12,6 +12,7 @@ person understands; anything a client can send gets a 4xx, never a 500.
 
 import asyncio
 import hmac
+import importlib
 import json
 import logging
 import re
@@ -81,8 +82,49 @@ COUNTER_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume")
 BUTTON_ACTIONS = ("next", "recall")
 
 
+PLUGINS = ("server.staff", "server.bookings_api", "server.stats_api")
+
+
+def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
+    """Who is asking: a bearer token from the site config, or a plugin's login (the staff page)."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthorized", "Send the token as 'Authorization: Bearer <token>'.")
+        for known, who in request.app.state.tokens.items():
+            if hmac.compare_digest(known.encode(), token.strip().encode()):
+                return who
+        raise ApiError(401, "unauthorized", "This token is not known to the hub.")
+    for authenticate in request.app.state.authenticators:
+        who = authenticate(request)
+        if who is not None:
+            return who
+    return None
+
+
+def require(*kinds: str) -> Callable[..., Principal]:
+    """A dependency that lets only these kinds through (staff/admin pass wherever 'staff' is named)."""
+
+    def check(who: Annotated[Principal | None, Depends(_principal)]) -> Principal:
+        if who is None:
+            raise ApiError(401, "unauthorized", "This needs a device or staff token.")
+        if who.kind not in kinds and not (who.is_staff and "staff" in kinds):
+            raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
+        return who
+
+    return check
+
+
+async def run(hub: Hub, command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
+    """Run a command on the hub's writer thread without blocking the event loop."""
+    return await asyncio.wrap_future(hub.submit(command, read_only=read_only))
+
+
 def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False,
-               extra_auth: list[Callable[[Request], Principal | None]] | None = None) -> FastAPI:
+               extra_auth: list[Callable[[Request], Principal | None]] | None = None,
+               plugins: tuple[str, ...] = PLUGINS) -> FastAPI:
+    """The hub's app. Each plugin module (if present) has ``install(app, hub)``, which adds its
+    routes and may return an authenticator ``fn(request) -> Principal | None``."""
     config = hub.config
     app = FastAPI(
         title="Vuoro hub",
@@ -98,32 +140,8 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         tokens[device.token] = Principal(device.id, device.kind, device.counters)
     for token in config.api_tokens.values():
         tokens[token.token] = Principal(token.name, token.role)
-    authenticators = list(extra_auth or [])
-
-    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
-        if authorization:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                raise ApiError(401, "unauthorized", "Send the token as 'Authorization: Bearer <token>'.")
-            for known, who in tokens.items():
-                if hmac.compare_digest(known.encode(), token.strip().encode()):
-                    return who
-            raise ApiError(401, "unauthorized", "This token is not known to the hub.")
-        for authenticate in authenticators:
-            who = authenticate(request)
-            if who is not None:
-                return who
-        return None
-
-    def require(*kinds: str) -> Callable[..., Principal]:
-        def check(who: Annotated[Principal | None, Depends(principal)]) -> Principal:
-            if who is None:
-                raise ApiError(401, "unauthorized", "This needs a device or staff token.")
-            if who.kind not in kinds and not (who.is_staff and "staff" in kinds):
-                raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
-            return who
-
-        return check
+    app.state.tokens = tokens
+    app.state.authenticators = list(extra_auth or [])
 
     async def run(command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
         return await asyncio.wrap_future(hub.submit(command, read_only=read_only))
@@ -349,6 +367,17 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         return {"text": text}
 
     # -- the web signage page (display/web) -------------------------------------------
+
+    for name in plugins:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that part is not installed (or not written yet)
+            raise
+        authenticate = module.install(app, hub)
+        if authenticate is not None:
+            app.state.authenticators.append(authenticate)
 
     if WEB_SIGNAGE_DIR.is_dir():
         app.mount("/signage", StaticFiles(directory=WEB_SIGNAGE_DIR, html=True), name="signage")

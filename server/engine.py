@@ -121,6 +121,7 @@ class Outcome:
     log: list[LogEntry] = field(default_factory=list)
     idempotency: list[tuple[str, str, datetime]] = field(default_factory=list)  # key, ticket id, at
     action_keys: list[tuple[str, dict[str, Any], datetime]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)  # a plugin's rows (bookings, feedback): see store.writers
     ticket: Ticket | None = None  # the ticket the command was about
     call: Call | None = None
     replay: bool = False
@@ -128,7 +129,8 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.tickets or self.counters or self.calls or self.idempotency or self.action_keys)
+        return bool(self.created or self.tickets or self.counters or self.calls or self.idempotency
+                    or self.action_keys or self.records)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,10 @@ class Hub:
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
         self.devices: dict[str, dict[str, Any]] = {}
         self.message: dict[str, Any] = {"text": ""}
+        # Plugins add retained topics (e.g. "events/today") and jobs for the writer's tick.
+        self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
+        self.tick_jobs: list[Command] = []
+        self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._thread: threading.Thread | None = None
         self._ticker: threading.Timer | None = None
@@ -122,6 +126,8 @@ class Hub:
 
     def _tick(self) -> None:
         self.submit(lambda engine, now: engine.roll_day(now))
+        for job in list(self.tick_jobs):
+            self.submit(job)
         self._schedule_tick()
 
     # -- commands ---------------------------------------------------------------------
@@ -207,6 +213,11 @@ class Hub:
             recent_calls=views.recent_calls(engine),
         )
         self.view = view
+        for name, provide in list(self.state_providers.items()):
+            try:
+                self._extra_state[name] = provide(engine, now)
+            except Exception:
+                log.exception("state provider %s failed", name)
         for call in calls:
             self._announce("call", "calls", views.call_json(engine, call))
         for name, payload in self.retained_state().items():
@@ -223,6 +234,7 @@ class Hub:
             state[f"queue/{sid}/state"] = payload
         for cid, payload in view.counters.items():
             state[f"counters/{cid}/state"] = payload
+        state.update(self._extra_state)
         return state
 
     def set_message(self, text: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,8 @@ class SQLiteStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
+        # A plugin (bookings, statistics) registers how its records are written, by type.
+        self.writers: dict[type, Callable[[sqlite3.Connection, Any], None]] = {}
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------
@@ -148,6 +150,23 @@ class SQLiteStore:
             # executescript commits first, so run the whole step inside one explicit transaction.
             self.db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\nPRAGMA user_version = {version};\n"
                                   "COMMIT;")
+
+    def migrate_plugin(self, name: str, steps: list[str]) -> None:
+        """A plugin's own schema steps, versioned apart from the core's so parts evolve independently.
+
+        Call it on the writer thread (``hub.call``), like every other write.
+        """
+        self.db.execute("CREATE TABLE IF NOT EXISTS plugin_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        row = self.db.execute("SELECT version FROM plugin_schema WHERE name = ?", (name,)).fetchone()
+        current = row[0] if row else 0
+        if current > len(steps):
+            raise RuntimeError(f"{self.path}: the {name} schema is version {current}, newer than this hub knows")
+        for version in range(current + 1, len(steps) + 1):
+            self.db.executescript(
+                f"BEGIN IMMEDIATE;\n{steps[version - 1]}\n"
+                f"INSERT INTO plugin_schema (name, version) VALUES ('{name}', {version}) "
+                f"ON CONFLICT (name) DO UPDATE SET version = excluded.version;\nCOMMIT;"
+            )
 
     def check(self) -> str:
         """'ok' when the file answers; used by the health endpoint."""
@@ -207,6 +226,8 @@ class SQLiteStore:
         for key, ticket_id, at in outcome.idempotency:
             db.execute("INSERT INTO idempotency (site, key, ticket_id, created_at) VALUES (?, ?, ?, ?)",
                        (site, key, ticket_id, _ts(at)))
+        for record in outcome.records:
+            self.writers[type(record)](db, record)
         for key, result, at in outcome.action_keys:
             db.execute("INSERT INTO action_keys (site, key, result, created_at) VALUES (?, ?, ?, ?)",
                        (site, key, json.dumps(result), _ts(at)))

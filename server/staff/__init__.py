@@ -115,7 +115,9 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
     def render_login(request: Request, *, error: str = "", status: int = 200, user: str = "") -> Response:
         lang = language(request)
         words = strings(lang)
-        token = secrets.token_urlsafe(24)
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if len(token) != 32 or not token.replace("-", "").replace("_", "").isalnum():
+            token = secrets.token_urlsafe(24)  # 32 characters
         body = login_page.substitute(
             lang=lang, title=html.escape(f"{words['Staff']} – {config.name}"), site=html.escape(config.name),
             heading=html.escape(words["Log in"]), user_label=html.escape(words["User name"]),
