@@ -1,0 +1,306 @@
+/* Vuoro web signage and the "your place" page. Plain JS, no build step, no CDN.
+ *
+ * The hub's GET /api/v1/stream (Server-Sent Events) sends every retained
+ * state first, then changes:
+ *   event: state  data: {"topic": "queue/kvik/state", "payload": {...}}
+ *   event: call   data: {<call payload>}
+ * EventSource reconnects by itself after a blip; on each (re)connect the hub
+ * sends the full state again, so the page is never stale for long. While the
+ * stream is down the last picture stays, with a discreet "offline" mark.
+ * Every text from a payload goes in through textContent (never innerHTML). */
+(function () {
+  "use strict";
+  var LANGS = ["da", "sv", "fi", "nl", "en"];
+  var params = new URLSearchParams(location.search);
+  var lang = params.get("lang");
+  if (LANGS.indexOf(lang) < 0) {
+    var nav = (navigator.language || "da").slice(0, 2);
+    lang = LANGS.indexOf(nav) >= 0 ? nav : "da";
+  }
+  document.documentElement.lang = lang;
+  var hubBase = params.get("hub") || location.origin;
+  var strings = {};
+
+  function t(msgid, values) {
+    var text = (strings[lang] && strings[lang][msgid]) || msgid;
+    Object.keys(values || {}).forEach(function (k) { text = text.split("{" + k + "}").join(String(values[k])); });
+    return text;
+  }
+  function $(id) { return document.getElementById(id); }
+  function list(param) {
+    return (params.get(param) || "").split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+  }
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+  function loadStrings() {
+    return fetch("strings.json").then(function (r) { return r.json(); })
+      .then(function (json) { strings = json; }).catch(function () { strings = {}; });
+  }
+  function okPayload(p) {
+    // A newer schema than ours is ignored rather than guessed at (docs/protocol.md).
+    return p && typeof p === "object" && !(typeof p.v === "number" && p.v > 1);
+  }
+  function connect(onState, onCall, onLink) {
+    var source = new EventSource(new URL("/api/v1/stream", hubBase).toString());
+    source.onopen = function () { onLink(true); };
+    source.onerror = function () {
+      onLink(false);
+      // EventSource retries by itself after a dropped line, but gives up for
+      // good on an HTTP error (a proxy's 502 while the hub restarts): then we
+      // open a new one ourselves.
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(function () { connect(onState, onCall, onLink); }, 2000);
+      }
+    };
+    source.addEventListener("state", function (e) {
+      try {
+        var msg = JSON.parse(e.data);
+        if (typeof msg.topic === "string" && okPayload(msg.payload)) onState(msg.topic, msg.payload);
+      } catch (err) { console.warn("dropped a malformed state message", err); }
+    });
+    source.addEventListener("call", function (e) {
+      try {
+        var call = JSON.parse(e.data);
+        if (okPayload(call) && typeof call.ticket === "string") onCall(call);
+      } catch (err) { console.warn("dropped a malformed call", err); }
+    });
+    return source;
+  }
+  function zoneFormat(zone, opts) {
+    try { return new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: zone || undefined, hourCycle: "h23" }, opts)); }
+    catch (err) { return new Intl.DateTimeFormat("en-GB", Object.assign({ hourCycle: "h23" }, opts)); }
+  }
+  function serviceName(names, fallback) {
+    names = names || {};
+    return names[lang] || names.en || Object.keys(names).map(function (k) { return names[k]; })[0] || fallback;
+  }
+
+  // -- the signage page ------------------------------------------------------
+  var HIGHLIGHT_MS = 8000;
+  var S = { site: null, queues: {}, recent: [], events: [], message: "", hubOnline: null, link: false,
+            highlightId: null, highlightUntil: 0, seen: {} };
+  var services = list("services"), counters = list("counters");
+  var recentLimit = parseInt(params.get("recent") || "6", 10);
+
+  function wantsService(id) { return !services.length || services.indexOf(id) >= 0; }
+  function wantsCall(c) { return wantsService(c.service) && (!counters.length || counters.indexOf(c.counter) >= 0); }
+  function validCall(c) {
+    return c && typeof c.call_id === "string" && typeof c.ticket === "string" &&
+      typeof c.service === "string" && typeof c.counter === "string";
+  }
+
+  function foldState(topic, p) {
+    var parts = topic.split("/");
+    if (topic === "site" && typeof p.name === "string") S.site = p;
+    else if (parts[0] === "queue" && parts[2] === "state" && parts.length === 3) {
+      if (p.service === parts[1] && typeof p.waiting === "number" && wantsService(parts[1])) S.queues[parts[1]] = p;
+    } else if (topic === "calls/recent" && Array.isArray(p.calls)) {
+      S.recent = p.calls.filter(validCall).filter(wantsCall).slice(0, recentLimit);
+    } else if (topic === "events/today" && Array.isArray(p.events)) S.events = p.events.filter(function (e) {
+      return e && typeof e.title === "string" && !isNaN(Date.parse(e.start));
+    });
+    else if (topic === "message") S.message = (typeof p.text === "string" ? p.text : "").trim();
+    else if (topic === "hub/status" && typeof p.online === "boolean") S.hubOnline = p.online;
+    else return;
+    render();
+  }
+  function foldCall(c) {
+    if (!validCall(c) || S.seen[c.call_id]) return;
+    S.seen[c.call_id] = true;
+    if (!wantsCall(c)) return;
+    S.recent = [c].concat(S.recent.filter(function (r) { return r.call_id !== c.call_id && r.ticket !== c.ticket; }))
+      .slice(0, recentLimit);
+    S.highlightId = c.call_id;
+    S.highlightUntil = Date.now() + HIGHLIGHT_MS;
+    render();
+  }
+
+  function hhmm(iso, zone) { return zoneFormat(zone, { hour: "2-digit", minute: "2-digit" }).format(new Date(iso)); }
+  function dayKey(date, zone) { return zoneFormat(zone, { year: "numeric", month: "2-digit", day: "2-digit" }).format(date); }
+  function daysFrom(iso, zone) {
+    var a = dayKey(new Date(), zone).split("/"), b = dayKey(new Date(iso), zone).split("/");
+    return Math.round((Date.UTC(b[2], b[1] - 1, b[0]) - Date.UTC(a[2], a[1] - 1, a[0])) / 86400000);
+  }
+  function dateText(iso, zone) {
+    var p = dayKey(new Date(iso), zone).split("/");
+    return t("{day}/{month}", { day: parseInt(p[0], 10), month: parseInt(p[1], 10) });
+  }
+
+  function render() {
+    var zone = S.site && S.site.timezone;
+    $("site-name").textContent = S.site ? S.site.name : "";
+    $("offline").hidden = S.link && S.hubOnline !== false;
+    $("offline-text").textContent = t("Offline");
+    $("clock").textContent = hhmm(new Date().toISOString(), zone);
+    $("message").hidden = !S.message;
+    $("message").textContent = S.message;
+    $("h-call").textContent = t("Now serving");
+    $("h-recent").textContent = t("Recent calls");
+    $("h-queues").textContent = t("Queues");
+    $("h-events").textContent = t("What's on");
+
+    var current = S.recent[0];
+    var call = $("call");
+    call.classList.toggle("empty", !current);
+    call.classList.toggle("highlight", !!current && current.call_id === S.highlightId && Date.now() < S.highlightUntil);
+    $("call-ticket").textContent = current ? current.ticket : "";
+    $("call-counter").textContent = current ? (current.counter_name || current.counter)
+      : (S.site ? t("No calls yet") : t("Waiting for the hub…"));
+
+    var recent = $("recent");
+    recent.replaceChildren.apply(recent, S.recent.slice(1).map(function (c) {
+      var li = el("li");
+      li.append(el("span", "t", c.ticket), el("span", "a", "→"), el("span", "c", c.counter_name || c.counter));
+      return li;
+    }));
+
+    var order = services.length ? services.slice() : ((S.site && S.site.services) || []).map(function (s) { return s.id; });
+    Object.keys(S.queues).sort().forEach(function (id) { if (order.indexOf(id) < 0) order.push(id); });
+    var queues = $("queues");
+    queues.replaceChildren.apply(queues, order.filter(function (id) { return S.queues[id]; }).map(function (id) {
+      var q = S.queues[id], wait;
+      if (q.mode === "booking_only") wait = t("Booking only");
+      else if (!q.open) {
+        wait = t("Closed");
+        if (q.opens_at) {
+          var days = daysFrom(q.opens_at, zone);
+          var when = days === 0 ? hhmm(q.opens_at, zone) : dateText(q.opens_at, zone) + " " + hhmm(q.opens_at, zone);
+          wait += " · " + t("Opens {time}", { time: when });
+        }
+      } else if (q.waiting === 0) wait = t("No wait");
+      else wait = t("about {n} min", { n: Math.round(q.estimated_wait_min || 0) });
+      var li = el("li", q.open ? "open" : "closed");
+      li.dataset.service = id;
+      var line = el("div", "line");
+      line.append(el("span", "waiting", t("{n} waiting", { n: q.waiting })), el("span", "wait", wait));
+      li.append(el("div", "name", serviceName(q.names, id)), line);
+      return li;
+    }));
+
+    var now = Date.now();
+    var upcoming = S.events.filter(function (e) { return Date.parse(e.end || e.start) >= now; })
+      .sort(function (a, b) { return Date.parse(a.start) - Date.parse(b.start); }).slice(0, 5);
+    var events = $("events");
+    var rows = upcoming.map(function (e) {
+      var kind = e.state || "scheduled";
+      var status = kind === "sold_out" ? t("Sold out") : kind === "cancelled" ? t("Cancelled") : "";
+      if (!status && typeof e.seats_left === "number" && e.seats_left > 0 && e.seats_left <= 10) {
+        status = t("{n} seats left", { n: e.seats_left });
+      }
+      var li = el("li", kind);
+      var sub = el("div", "sub");
+      sub.append(el("span", "room", e.room || ""), el("span", "status", status));
+      li.append(el("span", "time", hhmm(e.start, zone) + (e.end ? "–" + hhmm(e.end, zone) : "")),
+                el("div", "title", e.title), sub);
+      return li;
+    });
+    if (!rows.length) rows = [el("li", "none", t("Nothing more today"))];
+    events.replaceChildren.apply(events, rows);
+
+    var hours = (S.site && S.site.hours) || null, hoursText = "", building = "";
+    var staffed = !hours || hours.staffed_now !== false;
+    if (hours) {
+      hoursText = staffed ? t("Staff are here now") : t("Self-service only");
+      if (!staffed && hours.next_staffed_at) {
+        var d = daysFrom(hours.next_staffed_at, zone), tm = hhmm(hours.next_staffed_at, zone);
+        hoursText += " · " + (d === 0 ? t("Staff back at {time}", { time: tm })
+          : d === 1 ? t("Staff back tomorrow at {time}", { time: tm })
+          : t("Staff back {date} at {time}", { date: dateText(hours.next_staffed_at, zone), time: tm }));
+      }
+      var bh = (hours.today && hours.today.building) || [];
+      building = hours.building_open === false && !bh.length ? t("Building closed")
+        : t("Building open {hours}", { hours: bh.join(", ") });
+    }
+    $("hours").textContent = hoursText;
+    $("building").textContent = building;
+    document.querySelector("footer").classList.toggle("self", !staffed);
+  }
+
+  function startSignage() {
+    var orientation = params.get("orientation") ||
+      (window.innerHeight > window.innerWidth ? "portrait" : "landscape");
+    document.body.classList.add(orientation === "portrait" ? "portrait" : "landscape");
+    loadStrings().then(function () {
+      render();
+      connect(foldState, foldCall, function (up) { S.link = up; render(); });
+      // The clock and the end of a highlight; the data itself only moves on events.
+      setInterval(render, 1000);
+    });
+  }
+
+  // -- the "your place" page -------------------------------------------------
+  function startTicket() {
+    var token = params.get("t") || "";
+    var info = null, fetching = false, again = false, link = false;
+
+    function show() {
+      $("offline").hidden = link;
+      $("offline-text").textContent = t("Offline");
+      $("h-number").textContent = t("Your number");
+      $("hint").textContent = t("Keep this page open — it updates by itself.");
+      var called = $("called"), final = $("final");
+      if (!info) return;
+      if (info.error) {
+        $("ticket").textContent = "";
+        final.hidden = false;
+        final.textContent = t("Ticket not found");
+        return;
+      }
+      $("service").textContent = serviceName(info.service_names, info.service);
+      $("ticket").textContent = info.ticket;
+      var waiting = info.status === "waiting";
+      $("position").textContent = waiting ? (info.position > 0 ? t("{n} before you", { n: info.position }) : t("You are next")) : "";
+      $("wait").textContent = waiting && info.estimated_wait_min != null
+        ? t("Estimated wait") + ": " + t("about {n} min", { n: Math.round(info.estimated_wait_min) }) : "";
+      called.hidden = info.status !== "called";
+      called.textContent = info.status === "called" ? t("You are called to {counter}", { counter: info.counter_name || "" }) : "";
+      final.hidden = !(info.status === "done" || info.status === "no_show");
+      final.textContent = info.status === "done" ? t("You have been served. Thank you!")
+        : info.status === "no_show" ? t("Your turn has passed. Please ask at the desk.") : "";
+      document.title = info.ticket + " · Vuoro";
+    }
+    function refresh() {
+      // One request at a time; events during a request ask for one more after it.
+      if (fetching) { again = true; return; }
+      fetching = true;
+      fetch(new URL("/api/v1/track/" + encodeURIComponent(token), hubBase).toString(), { cache: "no-store" })
+        .then(function (r) {
+          if (r.status === 404) return { error: "not_found" };
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.json();
+        })
+        .then(function (json) { info = json; show(); })
+        .catch(function (err) { console.warn("track failed", err); })
+        .then(function () { fetching = false; if (again) { again = false; refresh(); } });
+    }
+    function relevant(service) { return info && !info.error && service === info.service; }
+    loadStrings().then(function () {
+      show();
+      refresh();
+      connect(function (topic) {
+        if (topic.indexOf("queue/") === 0 && relevant(topic.split("/")[1])) refresh();
+      }, function (call) {
+        if (!info || call.ticket === info.ticket || relevant(call.service)) {
+          if (info && call.ticket === info.ticket) {
+            // Say it at once; the refetch confirms the rest.
+            info.status = "called";
+            info.counter_name = call.counter_name || call.counter;
+            show();
+          }
+          refresh();
+        }
+      }, function (up) {
+        var back = up && !link;
+        link = up;
+        show();
+        if (back) refresh();  // after a blip, catch up on what was missed
+      });
+    });
+  }
+
+  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, state: S };
+})();

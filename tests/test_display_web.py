@@ -1,0 +1,290 @@
+"""The web signage page and the "your place" page in headless Chromium.
+
+First against a tiny replaying SSE server (the hub's stream shape, under our
+control: we can cut it), then against the real hub process.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from display import sample
+from display.client import SignageClient
+from display.state import SignageState
+from display.testing import Waiter
+from display.webstrings import OUT, build
+from vuoro.broker import Broker
+from vuoro.protocol import Topics
+
+pytestmark = pytest.mark.browser
+
+WEB = Path(__file__).resolve().parent.parent / "display" / "web"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 10_000
+
+
+class Replay:
+    """A stand-in for the hub's /api/v1/stream and /api/v1/track, plus /signage/ static files."""
+
+    def __init__(self) -> None:
+        self.retained: dict[str, dict[str, Any]] = {}
+        self.streams: list[queue.Queue[str | None]] = []
+        self.track: dict[str, dict[str, Any]] = {}
+        self.up = True
+        self.lock = threading.Lock()
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+                path = self.path.split("?")[0]
+                if path == "/api/v1/stream":
+                    return replay.stream(self)
+                if path.startswith("/api/v1/track/"):
+                    body = replay.track.get(path.rsplit("/", 1)[1])
+                    return self.send(200 if body else 404, json.dumps(body or {"error": {}}).encode(),
+                                     "application/json")
+                if path.startswith("/signage/"):
+                    file = WEB / path[len("/signage/"):]
+                    if file.is_file():
+                        kind = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
+                                ".json": "application/json"}.get(file.suffix, "application/octet-stream")
+                        return self.send(200, file.read_bytes(), kind + "; charset=utf-8")
+                self.send(404, b"not found", "text/plain")
+
+            def send(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stream(self, handler: BaseHTTPRequestHandler) -> None:
+        if not self.up:
+            handler.close_connection = True  # hang up without an answer, as a dead hub would
+            return
+        inbox: queue.Queue[str | None] = queue.Queue()
+        with self.lock:
+            self.streams.append(inbox)
+            first = [self.event("state", {"topic": k, "payload": v}) for k, v in self.retained.items()]
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.end_headers()
+        handler.close_connection = True
+        try:
+            handler.wfile.write(("retry: 300\n\n" + "".join(first)).encode())
+            handler.wfile.flush()
+            while (item := inbox.get()) is not None:
+                handler.wfile.write(item.encode())
+                handler.wfile.flush()
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.streams.remove(inbox)
+
+    @staticmethod
+    def event(kind: str, data: dict[str, Any]) -> str:
+        return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        with self.lock:
+            self.retained[topic] = payload
+            for inbox in self.streams:
+                inbox.put(self.event("state", {"topic": topic, "payload": payload}))
+
+    def call(self, payload: dict[str, Any]) -> None:
+        with self.lock:
+            for inbox in self.streams:
+                inbox.put(self.event("call", payload))
+
+    def cut(self) -> None:
+        """The hub goes away: open streams end and new ones are refused."""
+        self.up = False
+        with self.lock:
+            for inbox in self.streams:
+                inbox.put(None)
+
+    def close(self) -> None:
+        self.cut()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def replay() -> Iterator[Replay]:
+    server = Replay()
+    for topic, payload in sample.retained(message="Borgerservice lukker kl. 16").items():
+        server.publish(topic, payload)
+    yield server
+    server.close()
+
+
+def test_the_web_strings_match_the_po_catalogs() -> None:
+    assert OUT.read_text(encoding="utf-8") == build(), "run: python -m display.webstrings"
+
+
+def test_web_signage_shows_the_state_and_a_call_arrives_without_reload(browser: Any, replay: Replay) -> None:
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    loads: list[str] = []
+    page.on("load", lambda *_: loads.append("load"))
+    try:
+        page.goto(f"{replay.url}/signage/index.html?lang=da")
+        page.wait_for_function("document.getElementById('call-ticket').textContent === 'K041'", timeout=TIMEOUT_MS)
+        body = page.inner_text("body")
+        for expected in ("Sønderbro Bibliotek", "Nu betjenes", "KVIK – hurtig hjælp", "4 venter", "ca. 8 min",
+                         "Udsolgt", "Aflyst", "Personale til stede nu", "Borgerservice lukker kl. 16"):
+            assert expected in body, expected
+        assert page.is_hidden("#offline")
+        page.evaluate("window.__sameDocument = true")
+
+        replay.call(sample.call("K042", "borger1"))
+        page.wait_for_function("document.getElementById('call-ticket').textContent === 'K042'", timeout=TIMEOUT_MS)
+        assert page.inner_text("#call-counter") == "Skranke 3"
+        assert "highlight" in (page.get_attribute("#call", "class") or "")
+        assert page.evaluate("window.__sameDocument === true") and loads == ["load"]
+
+        # The hub goes away: the last picture stays, marked offline; it comes back by itself.
+        replay.cut()
+        page.wait_for_selector("#offline", state="visible", timeout=TIMEOUT_MS)
+        assert page.inner_text("#offline").strip().endswith("Ingen forbindelse")
+        assert page.inner_text("#call-ticket") == "K042"
+        replay.up = True
+        replay.publish("queue/kvik/state", sample.queue_state("kvik", 9, 18))
+        page.wait_for_selector("#offline", state="hidden", timeout=TIMEOUT_MS)
+        page.wait_for_function("document.querySelector('#queues li').innerText.includes('9 venter')",
+                               timeout=TIMEOUT_MS)
+        replay.call(sample.call("K043", "kvik1"))
+        page.wait_for_function("document.getElementById('call-ticket').textContent === 'K043'", timeout=TIMEOUT_MS)
+        assert page.evaluate("window.__sameDocument === true") and errors == []
+    finally:
+        page.close()
+
+
+def test_web_signage_portrait_in_finnish_with_filters(browser: Any, replay: Replay) -> None:
+    page = browser.new_page(viewport={"width": 1080, "height": 1920})
+    try:
+        page.goto(f"{replay.url}/signage/index.html?lang=fi&services=kvik,it&orientation=portrait")
+        page.wait_for_function("document.querySelectorAll('#queues li').length === 2", timeout=TIMEOUT_MS)
+        assert "portrait" in (page.get_attribute("body", "class") or "")
+        assert [s.split("\n")[0] for s in page.locator("#queues li").all_inner_texts()] == ["KVIK – pikapalvelu",
+                                                                                          "IT-apu"]
+        assert "Nyt palvellaan" in page.inner_text("body")
+        replay.call(sample.call("L005", "bib1"))  # not this screen's service: ignored
+        replay.call(sample.call("K044", "kvik2"))
+        page.wait_for_function("document.getElementById('call-ticket').textContent === 'K044'", timeout=TIMEOUT_MS)
+        assert "L005" not in page.inner_text("#recent")
+    finally:
+        page.close()
+
+
+def test_ticket_page_counts_down_and_says_where_to_go(browser: Any, replay: Replay) -> None:
+    names = sample.NAMES["kvik"]
+    replay.track["tok123"] = {"ticket": "K045", "service": "kvik", "status": "waiting", "position": 3,
+                              "estimated_wait_min": 8, "counter_name": None, "service_names": names}
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        page.goto(f"{replay.url}/signage/ticket.html?t=tok123&lang=da")
+        page.wait_for_function("document.getElementById('ticket').textContent === 'K045'", timeout=TIMEOUT_MS)
+        assert page.inner_text("#position") == "3 før dig"
+        assert "ca. 8 min" in page.inner_text("#wait")
+        replay.track["tok123"] = {**replay.track["tok123"], "position": 0, "estimated_wait_min": 1}
+        replay.publish("queue/kvik/state", sample.queue_state("kvik", 1, 1))
+        page.wait_for_function("document.getElementById('position').textContent === 'Du er den næste'",
+                               timeout=TIMEOUT_MS)
+        replay.track["tok123"] = {**replay.track["tok123"], "status": "called", "counter_name": "Skranke 3"}
+        replay.call(sample.call("K045", "borger1"))
+        page.wait_for_selector("#called", state="visible", timeout=TIMEOUT_MS)
+        assert page.inner_text("#called") == "Du er kaldt til Skranke 3"
+        page.goto(f"{replay.url}/signage/ticket.html?t=nope&lang=sv")
+        page.wait_for_function("document.getElementById('final').textContent === 'Nummerlappen hittades inte'",
+                               timeout=TIMEOUT_MS)
+    finally:
+        page.close()
+
+
+# -- against the real hub ----------------------------------------------------------
+
+SITE = Path(__file__).parent / "sites" / "always_open.toml"
+KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
+STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
+
+
+@pytest.fixture()
+def real_hub(tmp_path: Path, live_broker: Broker) -> Iterator[Any]:
+    processes = pytest.importorskip("vuoro.processes")
+    if not SITE.exists():
+        pytest.skip("the hub's test site is not there")
+    hub = processes.HubProcess(SITE, tmp_path, live_broker.url, topic_root="t" + uuid.uuid4().hex[:8]).start()
+    yield hub
+    hub.stop()
+
+
+def test_against_the_real_hub_web_page_phone_page_and_kivy_client(browser: Any, real_hub: Any,
+                                                                   live_broker: Broker) -> None:
+    issued = requests.post(f"{real_hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
+                           headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
+    assert issued.status_code == 201, issued.text
+    ticket = issued.json()
+    # The screen's MQTT client, on the hub's own retained state.
+    waiter = Waiter()
+    screen = SignageClient(live_broker.url, SignageState(Topics("sonderbro", real_hub.topic_root)), on_update=waiter)
+    screen.start()
+    signage = browser.new_page(viewport={"width": 1920, "height": 1080})
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        assert waiter.wait(lambda: screen.state.complete and "kvik" in screen.state.queues, timeout=15)
+        assert screen.state.queues["kvik"]["waiting"] >= 1
+        signage.goto(f"{real_hub.url}/signage/index.html?lang=da")
+        phone.goto(f"{real_hub.url}/signage/ticket.html?t={ticket['track_token']}&lang=da")
+        signage.wait_for_function("document.querySelectorAll('#queues li').length > 0", timeout=TIMEOUT_MS)
+        phone.wait_for_function(f"document.getElementById('ticket').textContent === '{ticket['ticket']}'",
+                                timeout=TIMEOUT_MS)
+        called = requests.post(f"{real_hub.url}/api/v1/counters/kvik1/next", headers=STAFF, timeout=10)
+        assert called.status_code == 200 and called.json()["call"]["ticket"] == ticket["ticket"], called.text
+        signage.wait_for_function(f"document.getElementById('call-ticket').textContent === '{ticket['ticket']}'",
+                                  timeout=TIMEOUT_MS)
+        phone.wait_for_selector("#called", state="visible", timeout=TIMEOUT_MS)
+        assert phone.inner_text("#called").startswith("Du er kaldt til ")
+        assert waiter.wait(lambda: (screen.state.current_call or {}).get("ticket") == ticket["ticket"])
+    finally:
+        signage.close()
+        phone.close()
+        screen.stop()
