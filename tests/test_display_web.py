@@ -6,13 +6,9 @@ control: we can cut it), then against the real hub process.
 
 from __future__ import annotations
 
-import json
-import queue
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,116 +18,17 @@ import requests
 from display import sample
 from display.client import SignageClient
 from display.state import SignageState
-from display.testing import Waiter
+from display.testing import Replay, Waiter
 from display.webstrings import OUT, build
 from vuoro.broker import Broker
 from vuoro.protocol import Topics
 
 pytestmark = pytest.mark.browser
 
-WEB = Path(__file__).resolve().parent.parent / "display" / "web"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 10_000
-
-
-class Replay:
-    """A stand-in for the hub's /api/v1/stream and /api/v1/track, plus /signage/ static files."""
-
-    def __init__(self) -> None:
-        self.retained: dict[str, dict[str, Any]] = {}
-        self.streams: list[queue.Queue[str | None]] = []
-        self.track: dict[str, dict[str, Any]] = {}
-        self.up = True
-        self.lock = threading.Lock()
-        replay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - the http.server name
-                path = self.path.split("?")[0]
-                if path == "/api/v1/stream":
-                    return replay.stream(self)
-                if path.startswith("/api/v1/track/"):
-                    body = replay.track.get(path.rsplit("/", 1)[1])
-                    return self.send(200 if body else 404, json.dumps(body or {"error": {}}).encode(),
-                                     "application/json")
-                if path.startswith("/signage/"):
-                    file = WEB / path[len("/signage/"):]
-                    if file.is_file():
-                        kind = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
-                                ".json": "application/json"}.get(file.suffix, "application/octet-stream")
-                        return self.send(200, file.read_bytes(), kind + "; charset=utf-8")
-                self.send(404, b"not found", "text/plain")
-
-            def send(self, status: int, body: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stream(self, handler: BaseHTTPRequestHandler) -> None:
-        if not self.up:
-            handler.close_connection = True  # hang up without an answer, as a dead hub would
-            return
-        inbox: queue.Queue[str | None] = queue.Queue()
-        with self.lock:
-            self.streams.append(inbox)
-            first = [self.event("state", {"topic": k, "payload": v}) for k, v in self.retained.items()]
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/event-stream")
-        handler.send_header("Cache-Control", "no-cache")
-        handler.end_headers()
-        handler.close_connection = True
-        try:
-            handler.wfile.write(("retry: 300\n\n" + "".join(first)).encode())
-            handler.wfile.flush()
-            while (item := inbox.get()) is not None:
-                handler.wfile.write(item.encode())
-                handler.wfile.flush()
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                self.streams.remove(inbox)
-
-    @staticmethod
-    def event(kind: str, data: dict[str, Any]) -> str:
-        return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-    def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        with self.lock:
-            self.retained[topic] = payload
-            for inbox in self.streams:
-                inbox.put(self.event("state", {"topic": topic, "payload": payload}))
-
-    def call(self, payload: dict[str, Any]) -> None:
-        with self.lock:
-            for inbox in self.streams:
-                inbox.put(self.event("call", payload))
-
-    def cut(self) -> None:
-        """The hub goes away: open streams end and new ones are refused."""
-        self.up = False
-        with self.lock:
-            for inbox in self.streams:
-                inbox.put(None)
-
-    def close(self) -> None:
-        self.cut()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

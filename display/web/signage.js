@@ -130,6 +130,11 @@
     return t("{day}/{month}", { day: parseInt(p[0], 10), month: parseInt(p[1], 10) });
   }
 
+  function fit(list) {
+    // Only whole rows: a long list must not run past its panel.
+    while (list.children.length > 1 && list.scrollHeight > list.clientHeight + 1) list.lastChild.remove();
+  }
+
   function render() {
     var zone = S.site && S.site.timezone;
     $("site-name").textContent = S.site ? S.site.name : "";
@@ -200,6 +205,7 @@
     });
     if (!rows.length) rows = [el("li", "none", t("Nothing more today"))];
     events.replaceChildren.apply(events, rows);
+    [recent, queues, events].forEach(fit);
 
     var hours = (S.site && S.site.hours) || null, hoursText = "", building = "";
     var staffed = !hours || hours.staffed_now !== false;
