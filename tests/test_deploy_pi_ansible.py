@@ -1,0 +1,168 @@
+"""The Pi install script and the Ansible playbook: lint-clean, and consistent with the site config."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+ANSIBLE = DEPLOY / "ansible"
+INSTALL = DEPLOY / "pi" / "install.sh"
+EXAMPLE = ANSIBLE / "inventory" / "example"
+
+sys.path.insert(0, str(REPO))
+from server.config import load_config  # noqa: E402
+
+
+def tool(name: str, package: str) -> str:
+    exe = shutil.which(name) or (str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name)
+                                 .exists() else None)
+    if exe is None:
+        pytest.fail(f"{name} is not installed ({package}); CI must install it")
+    return exe
+
+
+def run(*argv: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+# -- install.sh -----------------------------------------------------------------------------------
+
+
+def test_install_script_parses_and_is_shellcheck_clean() -> None:
+    result = run("bash", "-n", str(INSTALL))
+    assert result.returncode == 0, result.stderr
+    result = run(tool("shellcheck", "apt-get install shellcheck"), "--severity=style", str(INSTALL))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.access(INSTALL, os.X_OK), "install.sh must be executable"
+
+
+def test_install_script_help_and_refusals() -> None:
+    result = run("bash", str(INSTALL), "--help")
+    assert result.returncode == 0 and "ROLE: hub | kiosk | display | button" in result.stdout
+    result = run("bash", str(INSTALL), "toaster")
+    assert result.returncode == 1 and "unknown role 'toaster'" in result.stderr
+    result = run("bash", str(INSTALL), "kiosk", "--colour", "red")
+    assert result.returncode == 1 and "unknown option '--colour'" in result.stderr
+
+
+@pytest.mark.parametrize("role", ["hub", "kiosk", "display", "button"])
+def test_install_script_uses_the_units_and_extras(role: str) -> None:
+    text = INSTALL.read_text()
+    assert 'EXTRA="$ROLE"' in text and '"$PREFIX/src[$EXTRA]"' in text
+    assert (DEPLOY / "systemd" / f"vuoro-{role}.service").exists()
+    assert role in json.loads(run(sys.executable, "-c", "import tomllib, json; print(json.dumps(tomllib.load("
+                                  "open('pyproject.toml', 'rb'))['project']['optional-dependencies']))")
+                              .stdout), f"pyproject has no extra [{role}]"
+
+
+def fill(template: Path, **values: str) -> str:
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    assert "@" not in text.split("#")[0], "an unfilled placeholder"
+    return text
+
+
+def test_config_templates_are_read_by_the_apps(tmp_path: Path) -> None:
+    values = dict(DEVICE="kiosk1", TOKEN="demo-kiosk1-token-change-me", HUB_URL="http://10.0.0.2:8080",
+                  BROKER_URL="mqtt://10.0.0.2:1883", SITE="sonderbro", LANGUAGE="sv", PRINTER="tcp://10.0.0.40:9100")
+    kiosk_file = tmp_path / "kiosk.toml"
+    kiosk_file.write_text(fill(DEPLOY / "config" / "kiosk.toml", **values))
+    from kiosk.config import load_file
+
+    kiosk = load_file(kiosk_file)
+    assert (kiosk.device, kiosk.hub, kiosk.printer, kiosk.language) == ("kiosk1", values["HUB_URL"],
+                                                                        values["PRINTER"], "sv")
+    assert not kiosk.extra, f"keys the kiosk does not know: {kiosk.extra}"
+
+    display_file = tmp_path / "display.toml"
+    display_file.write_text(fill(DEPLOY / "config" / "display.toml", **{**values, "DEVICE": "screen1"}))
+    from display.config import load
+
+    display = load(["--config", str(display_file)])
+    assert (display.device, display.username, display.site, display.lang) == ("screen1", "screen1", "sonderbro", "sv")
+
+
+# -- Ansible ---------------------------------------------------------------------------------------
+
+
+def test_playbook_syntax_check() -> None:
+    result = run(tool("ansible-playbook", "apt-get install ansible"), "--syntax-check", "site.yml", cwd=ANSIBLE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint() -> None:
+    result = run(tool("ansible-lint", "apt-get install ansible-lint"), "--nocolor", cwd=ANSIBLE,
+                 env={"ANSIBLE_LOCAL_TEMP": "/tmp", "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Passed" in result.stdout + result.stderr
+
+
+def test_example_inventory_matches_its_site_config() -> None:
+    result = run(tool("ansible-inventory", "apt-get install ansible"), "--list", cwd=ANSIBLE)
+    assert result.returncode == 0, result.stderr
+    inventory = json.loads(result.stdout)
+    groups = {g: inventory[g]["hosts"] for g in ("hub", "kiosks", "displays", "buttons")}
+    assert [len(groups[g]) for g in ("hub", "kiosks", "displays", "buttons")] == [1, 2, 3, 2]
+    config = load_config(EXAMPLE / "site.toml")
+    assert (config.listen_host, config.listen_port) == ("0.0.0.0", 8080), "devices reach the hub over the LAN"
+    kinds = {"kiosks": "kiosk", "displays": "display", "buttons": "button"}
+    seen = set()
+    for group, kind in kinds.items():
+        for host in groups[group]:
+            device = inventory["_meta"]["hostvars"][host]["vuoro_device"]
+            assert config.devices[device].kind == kind, f"{host}: {device} is not a {kind}"
+            seen.add(device)
+    assert seen == set(config.devices), "every device in the site config has a host, and no more"
+
+
+def test_ansible_renders_device_configs_the_apps_read(tmp_path: Path) -> None:
+    """Ansible itself renders the role templates; the kiosk and the screen read the result."""
+    facts = run(sys.executable, str(ANSIBLE / "files" / "site_facts.py"), str(EXAMPLE / "site.toml"))
+    assert facts.returncode == 0, facts.stderr
+    site = json.loads(facts.stdout)
+    assert site["devices"]["buttons2"]["counters"] == ["borger1", "bib1"]
+    variables = {"vuoro_site": site, "vuoro_hub_url": "http://10.20.0.2:8080",
+                 "vuoro_broker_url": "mqtt://10.20.0.2:1883", "vuoro_language": "fi",
+                 "vuoro_display_services": ["borgerservice"], "vuoro_rotation": 90,
+                 "vuoro_state": "/var/lib/vuoro", "vuoro_role": "kiosk"}
+    plays = [{"name": "render", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+        {"name": f"render {name}", "vars": {"vuoro_device": device},
+         "ansible.builtin.template": {"src": str(ANSIBLE / "roles" / src), "dest": str(tmp_path / name),
+                                      "mode": "0600"}}
+        for name, src, device in [("kiosk.toml", "kiosk/templates/kiosk.toml.j2", "kiosk2"),
+                                  ("display.toml", "display/templates/display.toml.j2", "screen3"),
+                                  ("button.toml", "button/templates/button.toml.j2", "buttons2"),
+                                  ("config.ini", "common/templates/kivy-config.ini.j2", "kiosk2")]]}]
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(json.dumps(plays))
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({**variables, "vuoro_printer": "usb://04b8:0e15"}))
+    result = run(tool("ansible-playbook", "apt-get install ansible"), "-i", "localhost,", str(playbook),
+                 "-e", f"@{extra}", cwd=tmp_path, env={"ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp")})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    from display.config import load
+    from kiosk.config import load_file
+
+    kiosk = load_file(tmp_path / "kiosk.toml")
+    assert (kiosk.device, kiosk.token, kiosk.site, kiosk.printer) == (
+        "kiosk2", "example-kiosk2-token-change-me", "sonderbro", "usb://04b8:0e15")
+    assert not kiosk.extra
+    display = load(["--config", str(tmp_path / "display.toml")])
+    assert (display.username, display.password, display.services, display.lang) == (
+        "screen3", "example-screen3-token-change-me", ("borgerservice",), "fi")
+    import tomllib
+
+    button = tomllib.loads((tmp_path / "button.toml").read_text())["button"]
+    assert [c["counter"] for c in button["counters"]] == ["borger1", "bib1"]
+    assert "rotation = 90" in (tmp_path / "config.ini").read_text()
