@@ -1,0 +1,126 @@
+"""The staff page over HTTP: logins, sessions, CSRF, the rate limit, the waiting list, config errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from server.config import ConfigError
+from server.staff.accounts import parse_staff
+from server.staff.testing import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, RunningHub, running_hub, site_config
+from vuoro.broker import Broker
+
+
+@pytest.fixture()
+def hub(live_broker: Broker, tmp_path: Path) -> Iterator[RunningHub]:
+    staff = {**DEMO_STAFF_BLOCK, "login_attempts": 3}
+    with running_hub(site_config(tmp_path, live_broker.url, staff=staff)) as running:
+        yield running
+
+
+def login_form(client: httpx.Client) -> str:
+    page = client.get("/staff/login")
+    assert page.status_code == 200
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+def log_in(client: httpx.Client, user: str = DEMO_USER, password: str = DEMO_PASSWORD) -> httpx.Response:
+    return client.post("/staff/login", data={"username": user, "password": password, "csrf": login_form(client)})
+
+
+def test_login_sets_a_strict_session_and_csrf_guards_every_change(hub: RunningHub) -> None:
+    with httpx.Client(base_url=hub.url) as client:
+        assert client.get("/staff/").headers["location"] == "/staff/login"
+        assert client.get("/api/v1/devices").status_code == 401
+        answer = log_in(client)
+        assert answer.status_code == 303 and answer.headers["location"] == "/staff/"
+        cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and "vuoro_staff=" in v)
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+        assert "Secure" not in cookie  # plain http in the test; Secure over https
+        page = client.get("/staff/")
+        assert page.status_code == 200
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+        csrf = client.get("/staff/api/me").json()["csrf"]
+        assert csrf in page.text  # handed to the page in its boot data
+
+        hub.issue("kvik", 2)
+        refused = client.post("/api/v1/counters/kvik1/next")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf"
+        wrong = client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf[:-2] + "xx"})
+        assert wrong.status_code == 403
+        assert hub.hub.view.queues["kvik"]["waiting"] == 2  # nothing happened
+        called = client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf})
+        assert called.status_code == 200 and called.json()["call"]["ticket"] == "K001"
+        assert client.get("/api/v1/devices").status_code == 200  # reading needs the session, not the token
+
+        assert client.post("/staff/logout").status_code == 403  # logging out needs the token too
+        out = client.post("/staff/logout", data={"csrf": csrf})
+        assert out.status_code == 303
+        assert client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf}).status_code == 401
+
+
+def test_wrong_password_forged_login_and_the_rate_limit(hub: RunningHub) -> None:
+    with httpx.Client(base_url=hub.url) as client:
+        forged = client.post("/staff/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
+        assert forged.status_code == 403 and "vuoro_staff=" not in forged.headers.get("set-cookie", "")
+        for _ in range(3):
+            answer = log_in(client, password="not-the-password")
+            assert answer.status_code == 401
+            assert "Forkert brugernavn eller adgangskode." in answer.text  # Danish by default
+        limited = log_in(client)  # even the right password waits now
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        assert client.get("/staff/api/me").status_code == 401
+    with httpx.Client(base_url=hub.url) as other:
+        assert log_in(other, "nobody", "whatever").status_code == 429  # the address is limited too
+
+
+def test_waiting_list_shows_numbers_only(hub: RunningHub) -> None:
+    with httpx.Client(base_url=hub.url) as client:
+        assert client.get("/staff/api/waiting").status_code == 401
+        log_in(client)
+        hub.issue("kvik", 2)
+        hub.issue("bibliotekar", 1)
+        lines = client.get("/staff/api/waiting").json()["services"]
+        assert [t["ticket"] for t in lines["kvik"]] == ["K001", "K002"]
+        assert [t["ticket"] for t in lines["bibliotekar"]] == ["L001"]
+        allowed = {"ticket", "origin", "waited_min", "queued_at", "due_at", "transferred"}
+        assert all(set(t) == allowed for line in lines.values() for t in line)
+
+
+def test_english_on_request(hub: RunningHub) -> None:
+    with httpx.Client(base_url=hub.url) as client:
+        page = client.get("/staff/login?lang=en")
+        assert '<html lang="en">' in page.text and "User name" in page.text
+        assert '<html lang="en">' in client.get("/staff/login").text  # remembered
+
+
+def test_staff_config_is_validated_clearly() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_staff({"users": {"anna": {"role": "boss", "password_hash": "x"},
+                               "bo": {"password_hash": "plaintext"}, "Bad Name": {}},
+                     "session_hours": 0, "colour": 1})
+    text = "\n".join(caught.value.problems)
+    for expected in ("staff.users.anna.role", "staff.users.bo.password_hash: expected an argon2id hash",
+                     "staff.users.Bad Name", "staff.session_hours", "staff.colour: unknown key"):
+        assert expected in text
+    assert parse_staff(None).users == {}
+
+
+def test_hashpw_prints_a_hash_that_verifies() -> None:
+    done = subprocess.run([sys.executable, "-m", "server.staff.hashpw"], input="a long enough password\n",
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    hashed = re.fullmatch(r'password_hash = "(\$argon2id\$[^"]+)"\n', done.stdout)
+    assert hashed and PasswordHasher().verify(hashed.group(1), "a long enough password")
+    short = subprocess.run([sys.executable, "-m", "server.staff.hashpw"], input="short\n", capture_output=True,
+                           text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert short.returncode == 1 and not short.stdout
