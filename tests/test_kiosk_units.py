@@ -1,0 +1,224 @@
+"""Kiosk pieces without a window: config, words, HTTP retries, scanners, printing, contrast, translations."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from kiosk import model, theme
+from kiosk.client import HubClient
+from kiosk.config import KioskConfig, load
+from kiosk.msgids import msgids
+from kiosk.printing import KioskPrinter
+from kiosk.scanner import SerialScanner, WedgeBuffer
+from vuoro.i18n import LANGUAGES, translator, untranslated
+
+LOCALE = Path(__file__).resolve().parent.parent / "kiosk" / "locale"
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+def test_config_file_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[kiosk]\nhub = "http://10.0.0.2:8080"\ndevice = "kiosk2"\ntoken = "t"\n'
+                    'printer = "tcp://10.0.0.40:9100"\nlanguage = "sv"\nidle_timeout = 60\ntext_scale = 1.25\n')
+    config = load(["--config", str(path), "--printer", "none", "--size", "800x480", "--broker", "mqtt://b:1883"])
+    assert (config.hub, config.device, config.language, config.idle_timeout) == ("http://10.0.0.2:8080", "kiosk2",
+                                                                                 "sv", 60.0)
+    assert config.printer is None and config.size == (800, 480) and config.fullscreen is False
+    assert config.broker == "mqtt://b:1883" and config.text_scale == 1.25
+
+
+def test_config_says_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="problems") as err:
+        load(["--hub", "ftp://x", "--device", "Kiosk 1"])
+    assert "hub" in str(err.value) and "device" in str(err.value)
+    with pytest.raises(ValueError, match="size"):
+        load(["--size", "big"])
+
+
+# -- words --------------------------------------------------------------------------------
+
+
+def test_every_msgid_is_translated_in_every_language() -> None:
+    ids = msgids()
+    assert len(ids) > 50, "the scan found too few msgids: is the scanner broken?"
+    assert "I have a booking" in ids and "Take a number: choose a service" in ids  # one from .py, one from .kv
+    for lang in LANGUAGES:
+        assert untranslated(LOCALE, lang, ids) == [], lang
+
+
+def test_placeholders_survive_translation() -> None:
+    for lang in LANGUAGES:
+        _ = translator(LOCALE, lang)
+        for msgid in msgids():
+            for name in ("{minutes}", "{n}", "{when}", "{code}", "{time}", "{number}"):
+                assert (name in msgid) == (name in _(msgid)), (lang, msgid)
+
+
+def test_tiles_say_wait_booking_only_and_closed() -> None:
+    _ = translator(LOCALE, "da")
+    cph = timezone(timedelta(hours=1))
+    now = datetime(2026, 11, 23, 13, 0, tzinfo=cph)  # a Monday
+    site = {"services": [{"id": "kvik", "mode": "walk_in", "names": {"da": "KVIK", "en": "Quick"}},
+                         {"id": "borger", "mode": "booking_only", "names": {"da": "Borgerservice"}},
+                         {"id": "it", "mode": "walk_in", "names": {"da": "IT-hjælp"}},
+                         {"id": "x", "mode": "walk_in", "names": {"da": "X"}}]}
+    queues = {"kvik": {"open": True, "waiting": 3, "estimated_wait_min": 10},
+              "it": {"open": False, "opens_at": "2026-11-24T10:00+01:00"},
+              "x": {"open": False, "opens_at": None}}
+    tiles = model.tiles(_, site, queues, "da", now)
+    assert [(t.title, t.line, t.kind) for t in tiles] == [
+        ("KVIK", "Ca. 10 min.", "walk_in"),
+        ("Borgerservice", "Kun med tid – bestil en tid", "booking_only"),
+        ("IT-hjælp", "Lukket – åbner tirsdag 10:00", "closed"),
+        ("X", "Lukket i dag", "closed"),
+    ]
+    assert model.tiles(translator(LOCALE, "en"), site, {"kvik": {"open": True, "waiting": 0}}, "en")[0].line == \
+        "No wait"
+
+
+def test_codes_from_scanners_and_keypad() -> None:
+    assert model.clean_code(" 7kq3mz\r") == "7KQ3MZ"
+    assert model.clean_code("https://ko.example/b/7KQ3MZ") == "7KQ3MZ"
+    assert model.clean_code("ab") is None
+    assert not set("0O1I") & set(model.CODE_ALPHABET) and len(set(model.CODE_ALPHABET)) == 32
+
+
+# -- contrast -------------------------------------------------------------------------------
+
+
+def test_contrast_function_matches_wcag_examples() -> None:
+    black, white = theme.hex_colour("#000000"), theme.hex_colour("#FFFFFF")
+    assert theme.contrast(black, white) == pytest.approx(21.0)
+    assert theme.contrast(theme.hex_colour("#777777"), white) == pytest.approx(4.48, abs=0.01)  # famous near-miss
+
+
+@pytest.mark.parametrize(("name", "fg", "bg"), theme.PAIRS, ids=[p[0] for p in theme.PAIRS])
+def test_every_colour_pair_meets_wcag_aa(name: str, fg: theme.Colour, bg: theme.Colour) -> None:
+    assert theme.contrast(fg, bg) >= 4.5, name
+
+
+# -- HTTP: timeouts, retries, idempotency ----------------------------------------------------
+
+
+class _Stub(BaseHTTPRequestHandler):
+    keys: list[str] = []
+    stall_first = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        type(self).keys.append(self.headers.get("Idempotency-Key", ""))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if type(self).stall_first > 0:
+            type(self).stall_first -= 1
+            time.sleep(0.6)  # longer than the client's timeout: the first answer is lost to the client
+        body = json.dumps({"ticket": "K001", "id": "x"}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def stub() -> Iterator[str]:
+    _Stub.keys, _Stub.stall_first = [], 1
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_retry_after_timeout_reuses_the_idempotency_key(stub: str) -> None:
+    client = HubClient(stub, "tok", timeout=0.3, retries=2, retry_pause=0.0)
+    answer = client.issue("kvik", "da")
+    assert answer.ok and answer.attempts == 2
+    assert len(_Stub.keys) == 2 and _Stub.keys[0] == _Stub.keys[1] and 8 <= len(_Stub.keys[0]) <= 64
+    client.issue("kvik", "da")
+    assert _Stub.keys[2] != _Stub.keys[0]  # a new touch is a new key
+
+
+def test_unreachable_hub_is_an_answer_not_an_exception() -> None:
+    from vuoro.broker import free_port
+
+    client = HubClient(f"http://127.0.0.1:{free_port()}", timeout=0.5, retries=1, retry_pause=0.0)
+    answer = client.issue("kvik", "da")
+    assert answer.unreachable and answer.broken and answer.code == "unreachable" and answer.attempts == 2
+
+
+# -- scanners ---------------------------------------------------------------------------------
+
+
+def test_wedge_buffer_tells_a_scanner_from_a_person() -> None:
+    wedge = WedgeBuffer(max_gap=0.05)
+    for i, ch in enumerate("7KQ3MZ"):
+        wedge.feed(ch, at=10 + i * 0.005)
+    assert wedge.enter(at=10.035) == "7KQ3MZ"
+    for i, ch in enumerate("7KQ3MZ"):
+        wedge.feed(ch, at=20 + i * 0.3)  # a person typing
+    assert wedge.enter(at=21.8) is None
+
+
+def test_serial_scanner_reads_lines_from_a_loop_port() -> None:
+    import serial
+
+    port = serial.serial_for_url("loop://", timeout=0.1)
+    codes: list[str] = []
+    got = threading.Event()
+    scanner = SerialScanner("loop://", lambda c: (codes.append(c), got.set()), port=port).start()
+    port.write(b"7KQ3")
+    port.write(b"MZ\r\n")
+    assert got.wait(5)
+    scanner.stop()
+    assert codes == ["7KQ3MZ"]
+
+
+def test_serial_scanner_on_a_pty_opens_by_name() -> None:
+    master, slave = os.openpty()
+    codes: list[str] = []
+    got = threading.Event()
+    scanner = SerialScanner(os.ttyname(slave), lambda c: (codes.append(c), got.set())).start()
+    deadline = time.monotonic() + 5
+    while scanner.port is None and time.monotonic() < deadline:  # opening a port flushes its input
+        time.sleep(0.01)
+    os.write(master, b"ABCD23\n")
+    assert got.wait(5)
+    scanner.stop()
+    os.close(master)
+    os.close(slave)
+    assert codes == ["ABCD23"]
+
+
+# -- printing ------------------------------------------------------------------------------------
+
+
+def test_printer_adapter_prints_the_number_and_reports_paper_out() -> None:
+    ticket = {"ticket": "K042", "service": "kvik", "service_names": {"da": "KVIK – hurtig hjælp"}, "position": 2,
+              "estimated_wait_min": 8, "issued_at": "2026-11-23T10:42:05+01:00"}
+    healths: list[object] = []
+    printer = KioskPrinter("memory://", on_health=healths.append)
+    outcome = printer.print_ticket(ticket, "Sønderbro Bibliotek", "da")
+    assert outcome.printed and outcome.state == "ok"
+    assert b"K042" in printer.printer.connection.written and healths
+    printer.printer.connection.emulator.set_paper("out")
+    outcome = printer.print_ticket(ticket, "Sønderbro Bibliotek", "da")
+    assert not outcome.printed and outcome.state == "paper_out"
+    assert KioskPrinter(None).print_ticket(ticket, "x", "da").state is None
+
+
+def test_default_config_is_valid() -> None:
+    assert KioskConfig().check().mm == pytest.approx(133 / 25.4)
