@@ -11,6 +11,7 @@ person understands; anything a client can send gets a 4xx, never a 500.
 
 
 import asyncio
+import contextlib
 import hmac
 import importlib
 import json
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server import views
 from server.engine import Outcome, QueueEngine, Refusal
 from server.hub import Hub, StoreUnavailable
-from vuoro import __version__
+from vuoro import __version__, sd_notify
 
 log = logging.getLogger("vuoro.api")
 
@@ -126,7 +127,18 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     """The hub's app. Each plugin module (if present) has ``install(app, hub)``, which adds its
     routes and may return an authenticator ``fn(request) -> Principal | None``."""
     config = hub.config
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        heartbeat = asyncio.create_task(_heartbeat(hub)) if sd_notify.enabled() else None
+        sd_notify.ready(f"serving site {config.site_id}")
+        yield
+        sd_notify.stopping()
+        if heartbeat:
+            heartbeat.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Vuoro hub",
         version=__version__,
         description="Queue tickets, calls and signage state for one site. See docs/protocol.md.",
@@ -387,6 +399,19 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         return RedirectResponse("/signage/" if WEB_SIGNAGE_DIR.is_dir() else "/api/v1/docs")
 
     return app
+
+
+async def _heartbeat(hub: Hub) -> None:
+    """Tell systemd's watchdog we are alive, but only while the event loop AND the writer answer:
+    a hub whose writer thread hung serves nothing and should be restarted."""
+    interval = sd_notify.watchdog_interval() or 10.0
+    while True:
+        try:
+            await asyncio.wait_for(run(hub, lambda engine, now: None, read_only=True), interval)
+            sd_notify.watchdog()
+        except TimeoutError:
+            log.error("the writer did not answer within %.0f s; not feeding the watchdog", interval)
+        await asyncio.sleep(interval)
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

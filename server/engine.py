@@ -22,6 +22,7 @@ Rules (docs/architecture.md explains the why):
 
 from __future__ import annotations
 
+import bisect
 import math
 import secrets
 import uuid
@@ -170,6 +171,11 @@ class QueueEngine:
         self.day = snapshot.day
         self.tickets: dict[str, Ticket] = {}
         self.active: dict[str, Ticket] = {}  # waiting or called, any day not yet expired
+        # Waiting tickets per service, kept up to date by _remember, so counts and positions
+        # cost the length of one line, not a scan of the whole day.
+        self.lines: dict[str, dict[str, Ticket]] = {sid: {} for sid in config.services}
+        self._line_order: dict[str, list[tuple[datetime, str]]] = {sid: [] for sid in config.services}
+        self._line_of: dict[str, tuple[str, datetime]] = {}
         for ticket in snapshot.tickets:
             self._remember(ticket)
         self.counters = {cid: CounterState(cid) for cid in config.counters}
@@ -186,11 +192,22 @@ class QueueEngine:
     # -- helpers ------------------------------------------------------------------
 
     def _remember(self, ticket: Ticket) -> None:
+        """Record a ticket's new state in every index. Call after each change to a ticket."""
         self.tickets[ticket.id] = ticket
         if ticket.status in (WAITING, CALLED):
             self.active[ticket.id] = ticket
         else:
             self.active.pop(ticket.id, None)
+        previous = self._line_of.pop(ticket.id, None)
+        if previous is not None:
+            service, queued_at = previous
+            self.lines[service].pop(ticket.id, None)
+            order = self._line_order[service]
+            del order[bisect.bisect_left(order, (queued_at, ticket.id))]
+        if ticket.status == WAITING and ticket.service in self.lines:
+            self.lines[ticket.service][ticket.id] = ticket
+            bisect.insort(self._line_order[ticket.service], (ticket.queued_at, ticket.id))
+            self._line_of[ticket.id] = (ticket.service, ticket.queued_at)
 
     def local(self, now: datetime) -> datetime:
         return now.astimezone(self.config.timezone)
@@ -207,10 +224,12 @@ class QueueEngine:
         except KeyError:
             raise Refusal("unknown_service", f"There is no service {service_id!r}.", field="service") from None
 
-    def waiting(self, service_id: str | None = None) -> list[Ticket]:
-        """Waiting tickets in line order (a due booking first, then by place in line)."""
-        items = [t for t in self.active.values() if t.status == WAITING and (service_id in (None, t.service))]
-        return sorted(items, key=lambda t: t.queued_at)
+    def waiting(self, service_id: str) -> list[Ticket]:
+        """A service's waiting tickets by place in line."""
+        return sorted(self.lines[service_id].values(), key=lambda t: t.queued_at)
+
+    def waiting_count(self, service_id: str) -> int:
+        return len(self.lines[service_id])
 
     def roll_day(self, now: datetime) -> Outcome:
         """At the site's local midnight: expire yesterday's leftovers and restart numbering."""
@@ -269,8 +288,7 @@ class QueueEngine:
         """How many people are before this ticket in its service's line."""
         if ticket.status != WAITING:
             return 0
-        return sum(1 for t in self.active.values()
-                   if t.status == WAITING and t.service == ticket.service and t.queued_at < ticket.queued_at)
+        return bisect.bisect_left(self._line_order[ticket.service], (ticket.queued_at, ""))
 
     # -- opening hours --------------------------------------------------------------
 
@@ -340,7 +358,7 @@ class QueueEngine:
 
     def _pick_next(self, counter_id: str, now: datetime) -> Ticket | None:
         served = self.config.counters[counter_id].services
-        candidates = [t for t in self.active.values() if t.status == WAITING and t.service in served]
+        candidates = [t for sid in served for t in self.lines[sid].values()]
         if not candidates:
             return None
         due = [t for t in candidates if t.origin == "booking" and t.due_at and t.due_at <= now + BOOKING_DUE_MARGIN]

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    # Three busy threads share the GIL (event loop, writer, MQTT). The default 5 ms switch
+    # interval lets one hold it while a finished request waits; 1 ms keeps the tail short.
+    sys.setswitchinterval(0.001)
+
     from server.api import create_app
     from server.hub import Hub
     from server.mqtt_link import MqttLink

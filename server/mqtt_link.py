@@ -9,6 +9,7 @@ a bad payload must never stop the hub.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import datetime
@@ -36,6 +37,11 @@ class MqttLink:
         self._lock = threading.Lock()  # publishing the full state and a change must not interleave
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"vuoro-hub-{config.site_id}",
                              clean_session=True)
+        # On a deployed broker (deploy/mosquitto) anonymous clients are refused: the installers
+        # put the hub's user and password in /etc/vuoro/hub.env, which systemd hands us.
+        username = os.environ.get("VUORO_MQTT_USERNAME")
+        if username:
+            client.username_pw_set(username, os.environ.get("VUORO_MQTT_PASSWORD"))
         client.will_set(self.topics.hub_status, self._status(False), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.max_queued_messages_set(10000)

@@ -67,7 +67,7 @@ def queue_state(engine: QueueEngine, service_id: str, now: datetime) -> dict[str
     service = engine.config.services[service_id]
     local = engine.local(now)
     is_open = service.hours.is_open(local)
-    waiting = engine.waiting(service_id)
+    waiting = engine.waiting_count(service_id)
     last = next((c.ticket for c in engine.recent_calls if c.service == service_id and not c.recall), None)
     opens = None if is_open else service.hours.next_open(local)
     closes = service.hours.current_close(local) if is_open else None
@@ -79,8 +79,8 @@ def queue_state(engine: QueueEngine, service_id: str, now: datetime) -> dict[str
         "open": is_open,
         "opens_at": opens.isoformat(timespec="minutes") if opens else None,
         "closes_at": closes.isoformat(timespec="minutes") if closes else None,
-        "waiting": len(waiting),
-        "estimated_wait_min": engine.estimate_minutes(service_id, len(waiting)),
+        "waiting": waiting,
+        "estimated_wait_min": engine.estimate_minutes(service_id, waiting),
         "last_called": last,
         "counters_open": engine.counters_open_for(service_id),
     }

@@ -335,3 +335,25 @@ def test_sigkill_under_load_loses_nothing_and_repeats_no_number(tmp_path: Path, 
     assert int(fresh[1:]) == len(numbers)
     stored = {row[0] for row in db.execute("SELECT id FROM tickets")}
     assert {t["id"] for t in acknowledged.values()} <= stored
+
+
+def test_the_hub_tells_systemd_it_is_ready_and_alive(tmp_path: Path, live_broker: Broker,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Type=notify + WatchdogSec: READY=1 once serving, then WATCHDOG=1 while the writer answers."""
+    import socket
+
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(20)
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # systemd's WatchdogSec=0.4s → feed every 0.2 s
+    hub = start_hub(tmp_path / "hub", live_broker)
+    try:
+        seen: list[str] = []
+        while "WATCHDOG=1" not in seen:
+            seen += sock.recv(4096).decode().splitlines()
+        assert "READY=1" in seen and seen.index("READY=1") < seen.index("WATCHDOG=1")
+    finally:
+        hub.stop()
+        sock.close()

@@ -7,7 +7,9 @@ in a thread. Not used by the hub itself.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +19,9 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from server.config import SAMPLE_SITE, SiteConfig, parse_config
 
@@ -106,3 +111,41 @@ def running_hub(config: SiteConfig, *, clock: Callable[[], datetime] | None = No
         thread.join(10)
         link.stop()
         hub.stop()
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll until ``predicate()`` is true (its value is returned); a bound, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+class Listener:
+    """A plain MQTT client on a real broker that records what arrives on ``topics``."""
+
+    def __init__(self, broker: Any, *topics: str):
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-listener-{time.monotonic_ns()}")
+        if topics:
+            self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
+            self.client.on_subscribe = lambda *_: self.ready.set()
+        else:
+            self.client.on_connect = lambda *_: self.ready.set()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        if not self.ready.wait(5):
+            raise RuntimeError("the listener could not subscribe")
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [p for t, p in list(self.messages) if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,237 @@
+"""Hub benchmark: tickets through the HTTP API, call → MQTT delivery, start-up and memory.
+
+Runs the real ``vuoro hub`` process against a private Mosquitto on free
+ports, with the durable store (WAL, synchronous FULL) in a temp folder. The
+load comes from ``wrk`` (Debian package) so the client costs little CPU on
+the same 2 cores; every request carries a fresh Idempotency-Key.
+
+    .venv/bin/python bench/bench_hub.py [--seconds 10]
+
+Each figure is printed beside its target (../shared/targets.md) and beside
+the machine's floor measured in the same run (a bare SQLite commit, a bare
+Mosquitto round trip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import requests
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vuoro.broker import Broker  # noqa: E402
+from vuoro.processes import HubProcess  # noqa: E402
+
+SITE = ROOT / "tests" / "sites" / "always_open.toml"
+KIOSK_TOKEN = "demo-kiosk1-token-change-me"
+STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
+
+WRK_SCRIPT = """
+local n = 0
+local prefix = "%s"
+request = function()
+  n = n + 1
+  local headers = {}
+  headers["Authorization"] = "Bearer %s"
+  headers["Content-Type"] = "application/json"
+  headers["Idempotency-Key"] = prefix .. "-" .. tostring(n) .. "-" .. tostring(math.random(1, 1000000000))
+  return wrk.format("POST", "/api/v1/tickets", headers, '{"service":"kvik","language":"da"}')
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def floor_sqlite(folder: Path, n: int = 2000) -> float:
+    db = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    started = time.perf_counter()
+    for i in range(n):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (v) VALUES (?)", (str(i),))
+        db.execute("COMMIT")
+    return n / (time.perf_counter() - started)
+
+
+def floor_mqtt(broker: Broker, n: int = 500) -> list[float]:
+    got = threading.Event()
+    times: list[float] = []
+    sent = [0.0]
+
+    def on_message(c, u, m):  # type: ignore[no-untyped-def]
+        times.append((time.perf_counter() - sent[0]) * 1000)
+        got.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("floor/x", qos=1)
+    sub.loop_start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    time.sleep(0.3)
+    for _ in range(n):
+        got.clear()
+        sent[0] = time.perf_counter()
+        pub.publish("floor/x", b"x", qos=1)
+        got.wait(2)
+    for c in (sub, pub):
+        c.disconnect()
+        c.loop_stop()
+    return times
+
+
+def wrk(url: str, connections: int, seconds: int, folder: Path) -> dict[str, float]:
+    script = folder / f"issue-{connections}.lua"
+    script.write_text(WRK_SCRIPT % (uuid.uuid4().hex[:8], KIOSK_TOKEN))
+    out = subprocess.run(["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
+                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    assert match, out
+    reqs, duration_us, p50, p90, p99, worst, errors = (int(g) for g in match.groups())
+    return {"rate": reqs / (duration_us / 1e6), "p50": p50 / 1000, "p90": p90 / 1000, "p99": p99 / 1000,
+            "max": worst / 1000, "errors": errors, "requests": reqs}
+
+
+def call_latency(hub: HubProcess, broker: Broker, screens: int, calls: int) -> list[float]:
+    """Staff presses 'next' over HTTP → every screen has the call (ms, one value per screen per call)."""
+    topic = f"{hub.topic_root}/sonderbro/calls"
+    arrivals: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    clients = []
+    ready = threading.Barrier(screens + 1)
+
+    def on_message(c, u, m):  # type: ignore[no-untyped-def]
+        now = time.perf_counter()
+        ticket = json.loads(m.payload)["ticket"]
+        with lock:
+            arrivals.setdefault(ticket, []).append(now)
+
+    for _ in range(screens):
+        c = mqtt.Client(CallbackAPIVersion.VERSION2)
+        c.on_message = on_message
+        c.on_subscribe = lambda *a: ready.wait()
+        c.connect("127.0.0.1", broker.port)
+        c.subscribe(topic, qos=1)
+        c.loop_start()
+        clients.append(c)
+    ready.wait(20)
+    session = requests.Session()
+    latencies: list[float] = []
+    for i in range(calls):
+        session.post(f"{hub.url}/api/v1/tickets", json={"service": "bibliotekar"},
+                     headers={"Authorization": f"Bearer {KIOSK_TOKEN}", "Idempotency-Key": uuid.uuid4().hex})
+        started = time.perf_counter()
+        answer = session.post(f"{hub.url}/api/v1/counters/bib1/next", headers=STAFF).json()
+        ticket = answer["call"]["ticket"]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                got = arrivals.get(ticket, [])
+                if len(got) >= screens:
+                    latencies += [(t - started) * 1000 for t in got]
+                    break
+            time.sleep(0.0005)
+        if i % 10 == 9:
+            time.sleep(0.01)
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("bench_hub needs wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="vuoro-bench-"))
+    print(f"# hub benchmark — {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    with Broker(persistence=False) as broker:
+        sqlite_rate = floor_sqlite(folder)
+        mqtt_rt = floor_mqtt(broker)
+        print(f"floor: bare SQLite durable commits {sqlite_rate:,.0f}/s; bare Mosquitto QoS1 round trip "
+              f"p50 {pct(mqtt_rt, 50):.2f} ms, p99 {pct(mqtt_rt, 99):.2f} ms")
+
+        hub = HubProcess(SITE, folder / "hub", broker.url, topic_root="bench")
+        started = time.perf_counter()
+        hub.start()
+        first_reply = time.perf_counter() - started
+        time.sleep(1.0)
+        idle = rss_mb(hub.process.pid)  # type: ignore[union-attr]
+        print(f"hub start → first HTTP reply: {first_reply:.2f} s (target ≤ 1.5 s); idle RSS {idle:.0f} MB "
+              "(target ≤ 60 MB)")
+
+        peak = [idle]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.is_set():
+                peak[0] = max(peak[0], rss_mb(hub.process.pid))  # type: ignore[union-attr]
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        for connections, target in ((1, "p50 ≤ 3 ms"), (8, "≥ 1,000/s, p99 ≤ 20 ms")):
+            r = wrk(hub.url, connections, args.seconds, folder)
+            print(f"tickets via HTTP, {connections} kiosk(s): {r['rate']:,.0f}/s, p50 {r['p50']:.2f} ms, "
+                  f"p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms, errors {r['errors']} "
+                  f"(target {target}); vs bare commits ×{r['rate'] / sqlite_rate:.2f}")
+        sampling.set()
+        sampler.join()
+        print(f"hub RSS under the 8-kiosk load: {peak[0]:.0f} MB (target ≤ 100 MB)")
+        tickets = sqlite3.connect(folder / "hub" / "hub.sqlite3").execute("SELECT COUNT(*), COUNT(DISTINCT "
+                                                                           "number) FROM tickets").fetchone()
+        print(f"store check: {tickets[0]:,} tickets, {tickets[1]:,} distinct numbers")
+
+        for screens in (1, 10, 50):
+            lat = call_latency(hub, broker, screens, args.calls if screens < 50 else args.calls // 2)
+            print(f"staff call → {screens} screen(s) have it: p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms "
+                  f"(n={len(lat)}; target p50 ≤ 5 ms, p99 ≤ 50 ms with 50); floor ×{pct(lat, 50) / pct(mqtt_rt, 50):.1f}")
+        hub.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,531 @@
+"""Statistics: the figures a site shares with its municipality, computed from stored rows.
+
+Pure computation plus plain SQL reads; no web, no hub. ``docs/statistics.md``
+defines every figure; the short version:
+
+- a ticket belongs to the local day and hour (site time zone) it was *issued*;
+- wait = first call − place in line (``queued_at``; for a booking, its due time
+  if that is later), for every ticket that was called (served, no-show, or
+  being served); service time = finish − last call, for served tickets;
+- percentiles are **nearest-rank**: the p-th percentile of n sorted values is
+  the value at rank ⌈p·n/100⌉ (1-based), so it is always a real, observed wait;
+  the median is the 50th percentile (for even n the lower middle value);
+- service level = tickets called within the service's target wait, divided
+  by tickets called plus tickets that expired uncalled.
+
+Local time is worked out per timestamp with ``zoneinfo``, so a day is 23,
+24 or 25 hours long as the calendar says; wall-clock hour 02 on the last
+Sunday of October holds two real hours, and on the last Sunday of March
+it does not exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DIMENSIONS = ("day", "hour", "weekday", "month", "service", "counter", "origin")
+# Dimensions a feedback rating can be grouped by (it has no counter or origin).
+FEEDBACK_DIMENSIONS = frozenset({"day", "hour", "weekday", "month", "service"})
+PRINTER_DOWN = frozenset({"paper_out", "cover_open", "offline", "error"})
+DEFAULT_TARGET_MIN = 15.0
+
+# The ticket columns read for statistics, in this order.
+TICKET_FIELDS = ("id", "label", "service", "day", "status", "origin", "language", "queued_at", "issued_at",
+                 "due_at", "counter", "called_at", "finished_at", "recalls", "transfers")
+(_ID, _LABEL, _SERVICE, _DAY, _STATUS, _ORIGIN, _LANGUAGE, _QUEUED, _ISSUED, _DUE, _COUNTER, _CALLED, _FINISHED,
+ _RECALLS, _TRANSFERS) = range(len(TICKET_FIELDS))
+
+
+# -- percentiles --------------------------------------------------------------------------
+
+
+def nearest_rank(sorted_values: Sequence[float], p: int) -> float | None:
+    """The p-th percentile (0 < p ≤ 100) by the nearest-rank method: value at rank ⌈p·n/100⌉."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    if not 0 < p <= 100:
+        raise ValueError("p must be in (0, 100]")
+    rank = -(-p * n // 100)  # integer ceiling, no float rounding
+    return sorted_values[rank - 1]
+
+
+# -- local time ------------------------------------------------------------------------------
+
+
+class LocalTime:
+    """UTC ISO timestamps → the site's local (day, hour), with a cache per UTC hour.
+
+    A UTC hour is cached only when the zone's offset is the same at its start
+    and end and is a whole number of hours (true for the Nordic and Dutch
+    zones except across a change, which happens on the hour); otherwise
+    each timestamp is converted on its own.
+    """
+
+    def __init__(self, tz: ZoneInfo):
+        self.tz = tz
+        self._cache: dict[str, tuple[str, int, int] | None] = {}
+
+    def bucket(self, stamp: str) -> tuple[str, int, int]:
+        """(local date 'YYYY-MM-DD', local hour 0–23, ISO weekday 1–7) of an ISO 8601 timestamp."""
+        if stamp.endswith("+00:00") and len(stamp) >= 19:
+            key = stamp[:13]
+            hit = self._cache.get(key, False)
+            if hit is False:
+                start = datetime.fromisoformat(key + ":00:00+00:00")
+                a, b = start.astimezone(self.tz), (start + timedelta(seconds=3599)).astimezone(self.tz)
+                offset = a.utcoffset()
+                whole = offset is not None and offset == b.utcoffset() and offset.total_seconds() % 3600 == 0
+                hit = (a.date().isoformat(), a.hour, a.isoweekday()) if whole else None
+                self._cache[key] = hit
+            if hit is not None:
+                return hit
+        local = datetime.fromisoformat(stamp).astimezone(self.tz)
+        return local.date().isoformat(), local.hour, local.isoweekday()
+
+    def local_iso(self, stamp: str | None) -> str:
+        if not stamp:
+            return ""
+        return datetime.fromisoformat(stamp).astimezone(self.tz).isoformat(timespec="seconds")
+
+
+def period_utc(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants of local midnight at the start of ``start`` and after ``end`` (inclusive days)."""
+    lo = datetime.combine(start, datetime.min.time(), tz).astimezone(UTC)
+    hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+    return lo, hi
+
+
+def day_hours(day: date, tz: ZoneInfo) -> float:
+    """How many hours the local calendar day has (23, 24 or 25 where DST changes)."""
+    lo, hi = period_utc(day, day, tz)
+    return (hi - lo).total_seconds() / 3600
+
+
+# -- the figures -------------------------------------------------------------------------------
+
+
+class _Group:
+    __slots__ = ("issued", "served", "no_show", "expired", "open", "transferred", "transfers", "walk_in",
+                 "booking", "booking_kept", "booking_no_show", "waits", "service_times", "within", "sl_base",
+                 "ratings")
+
+    def __init__(self) -> None:
+        self.issued = self.served = self.no_show = self.expired = self.open = 0
+        self.transferred = self.transfers = self.walk_in = self.booking = 0
+        self.booking_kept = self.booking_no_show = self.within = self.sl_base = 0
+        self.waits: list[float] = []
+        self.service_times: list[float] = []
+        self.ratings = [0, 0, 0, 0, 0]
+
+    def figures(self) -> dict[str, Any]:
+        waits = sorted(self.waits)
+        services = sorted(self.service_times)
+        rated = sum(self.ratings)
+        return {
+            "issued": self.issued,
+            "served": self.served,
+            "no_show": self.no_show,
+            "expired": self.expired,
+            "open": self.open,
+            "transferred": self.transferred,
+            "transfers": self.transfers,
+            "walk_in": self.walk_in,
+            "booking": self.booking,
+            "bookings_kept": self.booking_kept,
+            "bookings_no_show": self.booking_no_show,
+            "called": len(waits),
+            "wait_median_s": _r(nearest_rank(waits, 50)),
+            "wait_p90_s": _r(nearest_rank(waits, 90)),
+            "wait_max_s": _r(waits[-1] if waits else None),
+            "wait_mean_s": _r(sum(waits) / len(waits) if waits else None),
+            "service_median_s": _r(nearest_rank(services, 50)),
+            "service_p90_s": _r(nearest_rank(services, 90)),
+            "within_target": self.within,
+            "service_level": round(self.within / self.sl_base, 4) if self.sl_base else None,
+            "feedback_count": rated,
+            "feedback_mean": round(sum((i + 1) * n for i, n in enumerate(self.ratings)) / rated, 2) if rated else None,
+            "feedback_ratings": list(self.ratings),
+        }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _seconds(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
+@dataclass
+class TicketFacts:
+    """What one ticket contributes: its buckets and its durations (None where not applicable)."""
+
+    day: str
+    hour: int
+    weekday: int
+    wait_s: float | None
+    service_s: float | None
+    within_target: bool | None
+
+
+def ticket_facts(row: Sequence[Any], local: LocalTime, targets: dict[str, float], first_calls: dict[str, str],
+                 target_override: float | None = None) -> TicketFacts:
+    day, hour, weekday = local.bucket(row[_ISSUED])
+    wait = service = None
+    within: bool | None = None
+    called = first_calls.get(row[_ID]) or row[_CALLED]
+    if called:
+        start = row[_QUEUED]
+        if row[_ORIGIN] == "booking" and row[_DUE] and row[_DUE] > start:
+            start = row[_DUE]  # compared as text: both are UTC ISO strings from the store
+        wait = max(0.0, _seconds(start, called)) if row[_DUE] != start else _booking_wait(row, called)
+    if row[_STATUS] == "done" and row[_CALLED] and row[_FINISHED]:
+        service = max(0.0, _seconds(row[_CALLED], row[_FINISHED]))
+    target = target_override if target_override is not None else targets.get(row[_SERVICE])
+    if target is not None:
+        if wait is not None:
+            within = wait <= target * 60
+        elif row[_STATUS] == "expired":
+            within = False
+    return TicketFacts(day, hour, weekday, wait, service, within)
+
+
+def _booking_wait(row: Sequence[Any], called: str) -> float:
+    """A booking waits from the later of its check-in and its due time (an early arrival is not our wait)."""
+    start = max(datetime.fromisoformat(row[_QUEUED]), datetime.fromisoformat(row[_DUE]))
+    return max(0.0, (datetime.fromisoformat(called) - start).total_seconds())
+
+
+@dataclass
+class Feedback:
+    at: str  # UTC ISO
+    rating: int  # 1..5
+    service: str | None = None
+    device: str | None = None
+
+
+@dataclass
+class Summary:
+    by: tuple[str, ...]
+    total: dict[str, Any]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+
+def summarize(rows: Iterable[Sequence[Any]], tz: ZoneInfo, by: Sequence[str] = (), *,
+              targets: dict[str, float] | None = None, target_override: float | None = None,
+              first_calls: dict[str, str] | None = None, feedback: Iterable[Feedback] = (),
+              start: date | None = None, end: date | None = None) -> Summary:
+    """Group tickets (rows in ``TICKET_FIELDS`` order) by ``by`` and compute every figure per group.
+
+    ``start``/``end`` (local days, inclusive) drop tickets whose local issue day falls outside:
+    the caller may read a day more on either side to be safe.
+    """
+    for dim in by:
+        if dim not in DIMENSIONS:
+            raise ValueError(f"unknown dimension {dim!r} (one of {', '.join(DIMENSIONS)})")
+    by = tuple(by)
+    local = LocalTime(tz)
+    targets = targets or {}
+    first_calls = first_calls or {}
+    lo, hi = (start.isoformat() if start else None), (end.isoformat() if end else None)
+    total = _Group()
+    groups: dict[tuple[Any, ...], _Group] = {}
+    for row in rows:
+        facts = ticket_facts(row, local, targets, first_calls, target_override)
+        if (lo and facts.day < lo) or (hi and facts.day > hi):
+            continue
+        values = {"day": facts.day, "hour": facts.hour, "weekday": facts.weekday, "month": facts.day[:7],
+                  "service": row[_SERVICE], "counter": row[_COUNTER] or "", "origin": row[_ORIGIN]}
+        targets_of = [total]
+        if by:
+            key = tuple(values[d] for d in by)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group()
+            targets_of.append(group)
+        status, origin, transfers = row[_STATUS], row[_ORIGIN], row[_TRANSFERS] or 0
+        for g in targets_of:
+            g.issued += 1
+            if status == "done":
+                g.served += 1
+            elif status == "no_show":
+                g.no_show += 1
+            elif status == "expired":
+                g.expired += 1
+            else:
+                g.open += 1
+            if transfers:
+                g.transferred += 1
+                g.transfers += transfers
+            if origin == "booking":
+                g.booking += 1
+                if status == "done":
+                    g.booking_kept += 1
+                elif status == "no_show":
+                    g.booking_no_show += 1
+            else:
+                g.walk_in += 1
+            if facts.wait_s is not None:
+                g.waits.append(facts.wait_s)
+            if facts.service_s is not None:
+                g.service_times.append(facts.service_s)
+            if facts.within_target is not None:
+                g.sl_base += 1
+                g.within += facts.within_target
+    feedback_dims = all(d in FEEDBACK_DIMENSIONS for d in by)
+    for item in feedback:
+        if not 1 <= item.rating <= 5:
+            continue
+        day, hour, weekday = local.bucket(item.at)
+        if (lo and day < lo) or (hi and day > hi):
+            continue
+        total.ratings[item.rating - 1] += 1
+        if by and feedback_dims:
+            if "service" in by and not item.service:
+                continue
+            values = {"day": day, "hour": hour, "weekday": weekday, "month": day[:7], "service": item.service}
+            key = tuple(values[d] for d in by)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group()
+            group.ratings[item.rating - 1] += 1
+    result = Summary(by=by, total=total.figures())
+    for key in sorted(groups, key=lambda k: tuple(str(x).zfill(2) if isinstance(x, int) else x for x in k)):
+        result.groups.append({**dict(zip(by, key, strict=True)), **groups[key].figures()})
+    if "day" in by:
+        hours: dict[str, float] = {}
+        for group in result.groups:
+            d = group["day"]
+            if d not in hours:
+                hours[d] = day_hours(date.fromisoformat(d), tz)
+            group["day_hours"] = hours[d]
+    return result
+
+
+# -- device downtime -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceChange:
+    device: str
+    kind: str
+    at: str  # UTC ISO
+    online: bool
+    printer: str | None
+
+
+def downtime(changes: Iterable[DeviceChange], lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    """Seconds each device was offline, and its printer unusable while the device was online, within [lo, hi).
+
+    ``changes`` are every recorded status change up to ``hi`` (including the last before ``lo``, which
+    gives the state at the start), in time order. A device's state holds until its next change.
+    Time before a device's first record is not counted (we do not know it).
+    """
+    per: dict[str, list[DeviceChange]] = {}
+    for change in changes:
+        per.setdefault(change.device, []).append(change)
+    span = (hi - lo).total_seconds()
+    result = []
+    for device, items in sorted(per.items()):
+        items.sort(key=lambda c: c.at)
+        offline = printer_down = known = 0.0
+        outages = 0
+        for i, change in enumerate(items):
+            begin = max(datetime.fromisoformat(change.at), lo)
+            finish = datetime.fromisoformat(items[i + 1].at) if i + 1 < len(items) else hi
+            finish = min(finish, hi)
+            if finish <= begin:
+                continue
+            seconds = (finish - begin).total_seconds()
+            known += seconds
+            if not change.online:
+                offline += seconds
+                if i == 0 or items[i - 1].online or datetime.fromisoformat(change.at) < lo:
+                    outages += 1
+            elif change.printer in PRINTER_DOWN:
+                printer_down += seconds
+        result.append({
+            "device": device, "kind": items[-1].kind, "offline_s": round(offline, 1),
+            "printer_down_s": round(printer_down, 1), "outages": outages, "known_s": round(known, 1),
+            "availability": round(1 - (offline + printer_down) / known, 4) if known else None,
+            "period_s": span,
+        })
+    return result
+
+
+# -- reading the store -----------------------------------------------------------------------
+
+
+def table_exists(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def columns_of(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def read_tickets(db: sqlite3.Connection, site: str, start: date, end: date) -> list[tuple[Any, ...]]:
+    """Tickets whose service day is within [start − 1, end + 1]; ``summarize`` trims by local issue day."""
+    cols = ", ".join("number" if f == "label" else f for f in TICKET_FIELDS)
+    cols = cols.replace("number", "letter || printf('%03d', number)")
+    return db.execute(
+        f"SELECT {cols} FROM tickets WHERE site = ? AND day BETWEEN ? AND ? ORDER BY issued_at",
+        (site, (start - timedelta(days=1)).isoformat(), (end + timedelta(days=1)).isoformat()),
+    ).fetchall()
+
+
+def read_first_calls(db: sqlite3.Connection, site: str, start: date, end: date, tz: ZoneInfo) -> dict[str, str]:
+    """For tickets that were transferred: the time of their FIRST call (the ticket row keeps the last)."""
+    lo, hi = period_utc(start - timedelta(days=1), end + timedelta(days=2), tz)
+    rows = db.execute(
+        "SELECT l.ticket_id, MIN(l.at) FROM ticket_log l WHERE l.kind = 'called' AND l.at >= ? AND l.at < ? "
+        "AND l.ticket_id IN (SELECT id FROM tickets WHERE site = ? AND day BETWEEN ? AND ? AND transfers > 0) "
+        "GROUP BY l.ticket_id",
+        (lo.isoformat(), hi.isoformat(), site, (start - timedelta(days=1)).isoformat(),
+         (end + timedelta(days=1)).isoformat()),
+    )
+    return dict(rows.fetchall())
+
+
+def read_feedback(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> list[Feedback]:
+    if not table_exists(db, "stats_feedback"):
+        return []
+    rows = db.execute("SELECT at, rating, service, device FROM stats_feedback WHERE site = ? AND at >= ? AND at < ? "
+                      "ORDER BY at", (site, lo.isoformat(), hi.isoformat()))
+    return [Feedback(*row) for row in rows]
+
+
+def read_device_changes(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> list[DeviceChange]:
+    if not table_exists(db, "stats_device_status"):
+        return []
+    rows = db.execute(
+        "SELECT device, kind, at, online, printer FROM stats_device_status d WHERE site = ? AND at < ? AND "
+        "(at >= ? OR at = (SELECT MAX(at) FROM stats_device_status e WHERE e.site = d.site AND e.device = d.device "
+        "AND e.at < ?)) ORDER BY at",
+        (site, hi.isoformat(), lo.isoformat(), lo.isoformat()),
+    )
+    return [DeviceChange(device, kind, at, bool(online), printer) for device, kind, at, online, printer in rows]
+
+
+def read_bookings(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> dict[str, Any] | None:
+    """Counts by status from a ``bookings`` table (issue 7), if there is one; None when there is not.
+
+    Reads a table with a ``status`` column and one time column among ``starts_at``, ``start_at``, ``due_at``,
+    ``slot_start`` (UTC ISO), and ``site`` if present. Unknown shapes give None rather than a wrong figure.
+    """
+    if not table_exists(db, "bookings"):
+        return None
+    cols = columns_of(db, "bookings")
+    when = next((c for c in ("starts_at", "start_at", "due_at", "slot_start") if c in cols), None)
+    if when is None or "status" not in cols:
+        return None
+    where, args = f"{when} >= ? AND {when} < ?", [lo.isoformat(), hi.isoformat()]
+    if "site" in cols:
+        where += " AND site = ?"
+        args.append(site)
+    counts = dict(db.execute(f"SELECT status, COUNT(*) FROM bookings WHERE {where} GROUP BY status", args).fetchall())
+    return {"by_status": counts, "total": sum(counts.values())}
+
+
+def read_events(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> dict[str, Any] | None:
+    """Events, sign-ups and attendance from the events tables, if present (else None).
+
+    Expects ``events`` (``id``, a start column ``starts_at``/``start_at``) and a sign-up table
+    (``event_signups`` or ``signups``) with ``event_id`` and optionally ``status``
+    (``attended``/``checked_in`` count as attendance) or ``attended``/``checked_in_at``.
+    """
+    if not table_exists(db, "events"):
+        return None
+    cols = columns_of(db, "events")
+    when = next((c for c in ("starts_at", "start_at", "start") if c in cols), None)
+    if when is None or "id" not in cols:
+        return None
+    where, args = f"e.{when} >= ? AND e.{when} < ?", [lo.isoformat(), hi.isoformat()]
+    if "site" in cols:
+        where += " AND e.site = ?"
+        args.append(site)
+    events = db.execute(f"SELECT COUNT(*) FROM events e WHERE {where}", args).fetchone()[0]
+    result: dict[str, Any] = {"events": events, "signups": 0, "attended": None}
+    table = next((t for t in ("event_signups", "signups") if table_exists(db, t)), None)
+    if table is None:
+        return result
+    scols = columns_of(db, table)
+    if "event_id" not in scols:
+        return result
+    base = f"FROM {table} s JOIN events e ON e.id = s.event_id WHERE {where}"
+    result["signups"] = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
+    if "attended" in scols:
+        result["attended"] = db.execute(f"SELECT COUNT(*) {base} AND s.attended", args).fetchone()[0]
+    elif "checked_in_at" in scols:
+        result["attended"] = db.execute(f"SELECT COUNT(*) {base} AND s.checked_in_at IS NOT NULL",
+                                        args).fetchone()[0]
+    elif "status" in scols:
+        result["attended"] = db.execute(f"SELECT COUNT(*) {base} AND s.status IN ('attended', 'checked_in')",
+                                        args).fetchone()[0]
+    return result
+
+
+# -- CSV -------------------------------------------------------------------------------------------
+
+# One row per ticket, nothing that could identify a person: no id, no tracking token.
+TICKET_CSV_COLUMNS = ("day", "ticket", "service", "origin", "status", "counter", "language", "issued_local",
+                      "called_local", "finished_local", "hour", "wait_s", "service_s", "within_target", "recalls",
+                      "transfers")
+
+
+def ticket_csv_rows(rows: Iterable[Sequence[Any]], tz: ZoneInfo, *, targets: dict[str, float],
+                    first_calls: dict[str, str], target_override: float | None = None,
+                    start: date | None = None, end: date | None = None) -> Iterator[list[Any]]:
+    local = LocalTime(tz)
+    lo, hi = (start.isoformat() if start else None), (end.isoformat() if end else None)
+    for row in rows:
+        facts = ticket_facts(row, local, targets, first_calls, target_override)
+        if (lo and facts.day < lo) or (hi and facts.day > hi):
+            continue
+        yield [facts.day, row[_LABEL], row[_SERVICE], row[_ORIGIN], row[_STATUS], row[_COUNTER] or "",
+               row[_LANGUAGE], local.local_iso(row[_ISSUED]), local.local_iso(row[_CALLED]),
+               local.local_iso(row[_FINISHED]), facts.hour, _csv_num(facts.wait_s), _csv_num(facts.service_s),
+               "" if facts.within_target is None else int(facts.within_target), row[_RECALLS], row[_TRANSFERS]]
+
+
+SUMMARY_CSV_FIGURES = ("issued", "served", "no_show", "expired", "open", "transferred", "transfers", "walk_in",
+                       "booking", "bookings_kept", "bookings_no_show", "called", "wait_median_s", "wait_p90_s",
+                       "wait_max_s", "wait_mean_s", "service_median_s", "service_p90_s", "within_target",
+                       "service_level", "feedback_count", "feedback_mean")
+
+
+def summary_csv_rows(summary: Summary) -> Iterator[list[Any]]:
+    yield [*summary.by, *SUMMARY_CSV_FIGURES]
+    for group in summary.groups:
+        yield [group[d] for d in summary.by] + [_csv_num(group[f]) for f in SUMMARY_CSV_FIGURES]
+    yield ["total"] + [""] * (len(summary.by) - 1) + [_csv_num(summary.total[f]) for f in SUMMARY_CSV_FIGURES] \
+        if summary.by else [_csv_num(summary.total[f]) for f in SUMMARY_CSV_FIGURES]
+
+
+def _csv_num(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def csv_text(rows: Iterable[Sequence[Any]], delimiter: str = ",") -> Iterator[str]:
+    """Rows as CSV text, in chunks (for a streamed response)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    for i, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if i % 2000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
