@@ -5,17 +5,13 @@ Waits below are bounded polls for something to happen (never "it took less than 
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from hardware.button_cli import ButtonConfigError, parse_button_config
 from hardware.buttons import (
@@ -30,42 +26,9 @@ from hardware.buttons import (
     box_command,
     parse_box_line,
 )
-from server.staff.testing import RunningHub, running_hub, site_config
+from server.staff.testing import Listener, RunningHub, running_hub, site_config, wait_until
 from vuoro.broker import Broker
 from vuoro.protocol import ButtonPress, Topics
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
-
-
-class Listener:
-    """A plain MQTT client on the real broker that records what arrives."""
-
-    def __init__(self, broker: Broker, *topics: str):
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self.ready = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-listener-{time.monotonic_ns()}")
-        self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
-        self.client.on_subscribe = lambda *_: self.ready.set()
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
-        assert self.ready.wait(5)
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [p for t, p in list(self.messages) if t == topic]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture()

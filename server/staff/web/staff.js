@@ -26,7 +26,7 @@ function el(tag, attrs, ...children) {
 
 const services = Object.fromEntries(boot.services.map((s) => [s.id, s]));
 const counters = Object.fromEntries(boot.counters.map((c) => [c.id, c]));
-const state = { counters: {}, queues: {}, waiting: {}, desk: null };
+const state = { counters: {}, queues: {}, waiting: null, desk: null };
 
 function serviceName(id) {
   const s = services[id];
@@ -118,6 +118,7 @@ function renderDesk() {
 
 function renderWaiting() {
   const box = $("waiting");
+  if (state.waiting === null) return; // not loaded yet: say nothing rather than "no one is waiting"
   const desk = state.desk ? counters[state.desk] : null;
   // The desk's own services first, in its order of preference, then the rest.
   const order = desk ? [...desk.services, ...boot.services.map((s) => s.id).filter((id) => !desk.services.includes(id))]

@@ -1,0 +1,191 @@
+"""The staff page in Debian's Chromium (Playwright, headless) against a real hub and a real broker.
+
+Log in (a wrong password first), choose a desk, call the next visitor with the
+keyboard and a click, and see the call on the hub's MQTT topics and on the web
+signage stream; a change without the CSRF token is refused. Screenshots go to
+``$VUORO_STAFF_SCREENSHOTS`` when set (docs/screenshots/staff), else to a
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.staff.testing import DEMO_PASSWORD, DEMO_USER, Listener, RunningHub, running_hub, site_config, wait_until
+from vuoro.broker import Broker
+from vuoro.protocol import DeviceStatus, Topics
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+SIZES = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180}}
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
+
+
+@pytest.fixture()
+def hub(live_broker: Broker, tmp_path: Path) -> Iterator[RunningHub]:
+    with running_hub(site_config(tmp_path, live_broker.url)) as running:
+        yield running
+
+
+@pytest.fixture()
+def shots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("VUORO_STAFF_SCREENSHOTS") or tmp_path / "shots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+class SignageStream:
+    """Reads the hub's web signage stream (/api/v1/stream) in a thread; keeps the call events."""
+
+    def __init__(self, url: str):
+        self.calls: list[dict[str, Any]] = []
+        self.open = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+        assert self.open.wait(10)
+
+    def _run(self, url: str) -> None:
+        event = ""
+        try:
+            with httpx.Client(timeout=None) as client, client.stream("GET", url + "/api/v1/stream") as response:
+                self.open.set()
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "call":
+                        self.calls.append(json.loads(line[6:]))
+        except httpx.TransportError:
+            pass  # the hub stopped at the end of the test
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def publish_devices(broker: Broker, topics: Topics) -> None:
+    statuses = [DeviceStatus("kiosk1", "kiosk", True, printer="paper_low", detail="paper low"),
+                DeviceStatus("kiosk2", "kiosk", True, printer="ok"),
+                DeviceStatus("screen1", "display", False, detail="connection lost"),
+                DeviceStatus("buttons1", "button", True)]
+    listener = Listener(broker)
+    for status in statuses:
+        listener.client.publish(topics.device_status(status.device), status.to_payload(), qos=1,
+                                retain=True).wait_for_publish(5)
+    listener.close()
+
+
+def clear_devices(broker: Broker, topics: Topics) -> None:
+    listener = Listener(broker)
+    for device in ("kiosk1", "kiosk2", "screen1", "buttons1"):
+        listener.client.publish(topics.device_status(device), b"", qos=1, retain=True).wait_for_publish(5)
+    listener.close()
+
+
+def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker, shots: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    topics = Topics(hub.config.site_id, hub.config.topic_root)
+    listener = Listener(live_broker, topics.calls, topics.counter_state("kvik1"))
+    stream = SignageStream(hub.url)
+    publish_devices(live_broker, topics)
+    wait_until(lambda: len(hub.hub.devices) >= 4, "the hub to hear the devices")
+    hub.issue("kvik", 3)
+    hub.issue("bibliotekar", 1)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            context = browser.new_context(viewport=SIZES["desktop"])
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            # -- log in: a wrong password is refused, then the right one
+            page.goto(hub.url + "/staff/")
+            expect(page).to_have_url(hub.url + "/staff/login")
+            page.screenshot(path=str(shots / "login-desktop.png"))
+            page.fill("#username", DEMO_USER)
+            page.fill("#password", "wrong-password")
+            page.click("button[type=submit]")
+            expect(page.locator(".error")).to_have_text("Forkert brugernavn eller adgangskode.")
+            page.fill("#password", DEMO_PASSWORD)
+            page.click("button[type=submit]")
+            expect(page).to_have_url(hub.url + "/staff/")
+
+            # -- choose a desk; the waiting line is there
+            page.select_option("[data-testid=desk]", "kvik1")
+            waiting = page.locator("[data-testid=waiting] [data-service=kvik] li strong")
+            expect(waiting).to_have_text(["K001", "K002", "K003"])
+
+            # -- call next with the keyboard: the page, the MQTT state and the signage stream all see it
+            page.keyboard.press("n")
+            expect(page.locator("[data-testid=current]")).to_have_text("K001")
+            expect(page.locator("[data-testid=message]")).to_have_text("Kaldt K001")
+            expect(waiting).to_have_text(["K002", "K003"])
+            wait_until(lambda: listener.on(topics.calls), "the call on MQTT")
+            call = listener.on(topics.calls)[0]
+            assert (call["ticket"], call["counter"], call["recall"]) == ("K001", "kvik1", False)
+            wait_until(lambda: any(s["serving"] and s["serving"]["ticket"] == "K001"
+                                   for s in listener.on(topics.counter_state("kvik1"))), "the retained desk state")
+            wait_until(lambda: stream.calls, "the call on the signage stream")
+            assert stream.calls[0]["ticket"] == "K001" and stream.calls[0]["counter_name"] == "Skranke 1"
+
+            # -- a new visitor shows up without a reload
+            hub.issue("kvik", 1)
+            expect(waiting).to_have_text(["K002", "K003", "K004"])
+
+            # -- devices: paper low and a screen offline are visible
+            devices = page.locator("[data-testid=devices]")
+            expect(devices.locator("[data-device=kiosk1]")).to_contain_text("lidt papir")
+            expect(devices.locator("[data-device=screen1]")).to_contain_text("offline")
+            expect(page.locator("[data-testid=bookings]")).to_contain_text("Ingen tidsbestillinger i dag")
+            page.screenshot(path=str(shots / "desk-desktop.png"), full_page=True)
+            page.locator("section:has([data-testid=devices])").screenshot(path=str(shots / "devices-desktop.png"))
+
+            # -- a change without the CSRF token is refused, even with the session cookie
+            forged = context.request.post(hub.url + "/api/v1/counters/kvik1/next")
+            assert forged.status == 403 and forged.json()["error"]["code"] == "csrf"
+            assert hub.hub.view.counters["kvik1"]["serving"]["ticket"] == "K001"
+
+            # -- a click works too: finish, then the next one
+            page.click("#act-finish")
+            expect(page.locator("[data-testid=current]")).to_have_text("Ingen ved skranken")
+            page.click("#act-next")
+            expect(page.locator("[data-testid=current]")).to_have_text("K002")
+            wait_until(lambda: len(stream.calls) == 2, "the second call on the stream")
+
+            # -- tablet size, in English
+            tablet = browser.new_context(viewport=SIZES["tablet"], has_touch=True)
+            tab = tablet.new_page()
+            tab.goto(hub.url + "/staff/login?lang=en")
+            tab.screenshot(path=str(shots / "login-tablet.png"))
+            tab.fill("#username", DEMO_USER)
+            tab.fill("#password", DEMO_PASSWORD)
+            tab.click("button[type=submit]")
+            tab.select_option("[data-testid=desk]", "kvik2")
+            tab.keyboard.press("n")
+            expect(tab.locator("[data-testid=current]")).to_have_text("K003")
+            expect(tab.locator("[data-testid=message]")).to_have_text("Called K003")
+            expect(tab.locator("[data-testid=devices] [data-device=kiosk1]")).to_contain_text("paper low")
+            expect(tab.locator("[data-testid=waiting] [data-service=kvik] li strong")).to_have_text(["K004"])
+            tab.screenshot(path=str(shots / "desk-tablet.png"), full_page=True)
+            tab.locator("section:has([data-testid=devices])").screenshot(path=str(shots / "devices-tablet.png"))
+            assert not errors, errors
+            browser.close()
+    finally:
+        stream.close()
+        listener.close()
+        clear_devices(live_broker, topics)
+    assert (shots / "desk-desktop.png").stat().st_size > 10_000
