@@ -10,7 +10,9 @@ without the client's lock.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -226,14 +228,23 @@ class ScreenDriver:
         self.tick.cancel()
 
 
+def rss_kb() -> int:
+    """Resident memory of this process (VmRSS), in kB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 class SignageApp(App):
     """The full-screen app, wired to an MQTT client and an announcer by ``display.main``."""
 
     title = "Vuoro signage"
 
     def __init__(self, orientation: str, size: tuple[int, int], state: SignageState, lang: str,
-                 lock: threading.RLock, **kwargs: Any):
+                 lock: threading.RLock, *, smoke: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
+        self.smoke = smoke  # draw until the full state is on screen, print timings, exit
         self.orientation = orientation
         self.size = size
         self.state = state
@@ -241,14 +252,29 @@ class SignageApp(App):
         self.lock = lock
         self.driver: ScreenDriver | None = None
         self.first_frame = threading.Event()
+        self.timings: dict[str, float] = {}
 
     def build(self) -> SignageScreen:
         screen = build_screen(self.orientation, self.size)
         self.driver = ScreenDriver(screen, self.state, self.lang, self.lock)
         self.driver.redraw()
-        # Set after the first real frame: the benchmark's "start → first frame".
-        Clock.schedule_once(lambda dt: self.first_frame.set(), 0)
+        from kivy.core.window import Window
+
+        Window.bind(on_flip=self._flipped)
         return screen
+
+    def _flipped(self, window: Any) -> None:
+        """After each frame: the benchmark's "start → first frame" and "→ full state drawn"."""
+        now = time.monotonic()
+        if not self.first_frame.is_set():
+            self.timings["first_frame"] = now
+            self.first_frame.set()
+        shown = self.driver.screen.shown if self.driver else None
+        if "full_state" not in self.timings and shown is not None and shown.queues and self.state.complete:
+            self.timings["full_state"] = now
+            if self.smoke:
+                print(json.dumps({**self.timings, "rss_kb": rss_kb()}), flush=True)
+                self.stop()
 
     def on_update(self, update: Update | None = None) -> None:
         if self.driver:

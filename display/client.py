@@ -64,6 +64,7 @@ class SignageClient:
         self.lock = threading.RLock()
         self.connected = threading.Event()
         self.connects = 0
+        self._stopping = False
         client_id = f"vuoro-display-{device}" if device else ""
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -93,6 +94,7 @@ class SignageClient:
         return self
 
     def stop(self) -> None:
+        self._stopping = True
         if self.device and self.client.is_connected():
             info = self.client.publish(
                 self.topics.device_status(self.device),
@@ -134,7 +136,8 @@ class SignageClient:
         self.connected.clear()
         with self.lock:
             self.state.link_online = False
-        log.warning("lost the broker (%s); showing the last state and retrying", reason)
+        if not self._stopping:
+            log.warning("lost the broker (%s); showing the last state and retrying", reason)
         self._notify(None)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:

@@ -39,6 +39,7 @@ class DisplayConfig:
     highlight_seconds: float = 8.0
     username: str | None = None
     password: str | None = None
+    smoke: bool = False  # start, draw the full state once, print timings (JSON) and exit
 
     def check(self) -> DisplayConfig:
         if not ID_PATTERN.match(self.site or ""):
@@ -89,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recent", type=int, help="how many calls to keep on screen")
     p.add_argument("--username")
     p.add_argument("--password")
+    p.add_argument("--smoke", action="store_true", default=None,
+                   help="draw until the full state is shown, print start-up timings as JSON, exit (benchmarks)")
     return p
 
 

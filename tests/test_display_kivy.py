@@ -128,3 +128,27 @@ class SignageWindowTest(GraphicUnitTest):
             assert time.monotonic() < deadline, "the screen never showed it"
             self.advance_frames(1)
             time.sleep(0.01)
+
+
+def test_vuoro_display_command_starts_and_draws_the_full_state(live_broker: Broker, tmp_path: Path) -> None:
+    """The real entry point (`vuoro display`), as systemd runs it, in smoke mode."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    topics = fresh_topics()
+    hub = FakeHub(live_broker.port, topics)
+    try:
+        hub.publish_all(sample.retained())
+        env = {**os.environ, "SDL_VIDEODRIVER": "offscreen", "KIVY_HOME": str(tmp_path)}
+        done = subprocess.run(
+            [sys.executable, "-m", "vuoro.cli", "display", "--broker", live_broker.url, "--site", "sonderbro",
+             "--root", topics.root, "--window", "960x540", "--no-sound", "--device", "screen9", "--smoke"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert report["full_state"] >= report["first_frame"] > 0 and report["rss_kb"] > 0
+    finally:
+        hub.close()
