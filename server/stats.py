@@ -183,10 +183,10 @@ def ticket_facts(row: Sequence[Any], local: LocalTime, targets: dict[str, float]
     within: bool | None = None
     called = first_calls.get(row[_ID]) or row[_CALLED]
     if called:
-        start = row[_QUEUED]
-        if row[_ORIGIN] == "booking" and row[_DUE] and row[_DUE] > start:
-            start = row[_DUE]  # compared as text: both are UTC ISO strings from the store
-        wait = max(0.0, _seconds(start, called)) if row[_DUE] != start else _booking_wait(row, called)
+        if row[_ORIGIN] == "booking" and row[_DUE]:
+            wait = _booking_wait(row, called)
+        else:
+            wait = max(0.0, _seconds(row[_QUEUED], called))
     if row[_STATUS] == "done" and row[_CALLED] and row[_FINISHED]:
         service = max(0.0, _seconds(row[_CALLED], row[_FINISHED]))
     target = target_override if target_override is not None else targets.get(row[_SERVICE])
@@ -374,8 +374,7 @@ def columns_of(db: sqlite3.Connection, table: str) -> set[str]:
 
 def read_tickets(db: sqlite3.Connection, site: str, start: date, end: date) -> list[tuple[Any, ...]]:
     """Tickets whose service day is within [start − 1, end + 1]; ``summarize`` trims by local issue day."""
-    cols = ", ".join("number" if f == "label" else f for f in TICKET_FIELDS)
-    cols = cols.replace("number", "letter || printf('%03d', number)")
+    cols = ", ".join("letter || printf('%03d', number)" if f == "label" else f for f in TICKET_FIELDS)
     return db.execute(
         f"SELECT {cols} FROM tickets WHERE site = ? AND day BETWEEN ? AND ? ORDER BY issued_at",
         (site, (start - timedelta(days=1)).isoformat(), (end + timedelta(days=1)).isoformat()),

@@ -1,0 +1,140 @@
+"""Visitor feedback and device status history: the records statistics keeps for itself.
+
+Both are written by the hub's writer thread inside its own transactions
+(``store.writers``), so they are as durable as a ticket. No personal data:
+a rating is a number, an optional service id, an optional device id and a
+time.
+
+- ``FeedbackRecord``: one tap on a face (1 = very unhappy … 5 = very happy;
+  a three-face screen sends 1, 3 and 5).
+- ``DeviceStatusRecord``: a device's status *change* (online ↔ offline, a
+  printer state), from the MQTT ``devices/<id>/status`` messages the hub
+  keeps in ``hub.devices``; downtime is worked out from these changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("vuoro.stats")
+
+SCHEMA_NAME = "stats"
+SCHEMA_STEPS: list[str] = [
+    # 1: feedback taps and device status changes
+    """
+    CREATE TABLE stats_feedback (
+        id      INTEGER PRIMARY KEY,
+        site    TEXT NOT NULL,
+        at      TEXT NOT NULL,                 -- ISO 8601 UTC
+        rating  INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+        faces   INTEGER NOT NULL DEFAULT 5 CHECK (faces IN (3, 5)),
+        service TEXT,
+        device  TEXT
+    );
+    CREATE INDEX stats_feedback_at ON stats_feedback (site, at);
+    CREATE TABLE stats_device_status (
+        id      INTEGER PRIMARY KEY,
+        site    TEXT NOT NULL,
+        device  TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        at      TEXT NOT NULL,                 -- ISO 8601 UTC, the hub's clock when the change arrived
+        online  INTEGER NOT NULL,
+        printer TEXT,
+        detail  TEXT
+    );
+    CREATE INDEX stats_device_status_at ON stats_device_status (site, device, at);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    site: str
+    at: str
+    rating: int
+    faces: int = 5
+    service: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceStatusRecord:
+    site: str
+    device: str
+    kind: str
+    at: str
+    online: bool
+    printer: str | None = None
+    detail: str | None = None
+
+
+def write_feedback(db: sqlite3.Connection, r: FeedbackRecord) -> None:
+    db.execute("INSERT INTO stats_feedback (site, at, rating, faces, service, device) VALUES (?, ?, ?, ?, ?, ?)",
+               (r.site, r.at, r.rating, r.faces, r.service, r.device))
+
+
+def write_device_status(db: sqlite3.Connection, r: DeviceStatusRecord) -> None:
+    db.execute("INSERT INTO stats_device_status (site, device, kind, at, online, printer, detail) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)", (r.site, r.device, r.kind, r.at, int(r.online), r.printer,
+                                                 (r.detail or "")[:200] or None))
+
+
+def last_device_states(db: sqlite3.Connection, site: str) -> dict[str, tuple[bool, str | None]]:
+    """Each device's last recorded (online, printer), to tell a change from a repeat after a restart."""
+    rows = db.execute(
+        "SELECT device, online, printer FROM stats_device_status d WHERE site = ? AND id = "
+        "(SELECT MAX(id) FROM stats_device_status e WHERE e.site = d.site AND e.device = d.device)", (site,))
+    return {device: (bool(online), printer) for device, online, printer in rows}
+
+
+class RateLimiter:
+    """A token bucket per key (a device): ``burst`` taps at once, then one per ``every`` seconds."""
+
+    def __init__(self, burst: int = 5, every: float = 6.0, clock: Callable[[], float] = time.monotonic):
+        self.burst, self.every, self.clock = burst, every, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, float]:
+        """(allowed, seconds until the next tap would be allowed)."""
+        now = self.clock()
+        with self._lock:
+            tokens, at = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) / self.every)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return True, 0.0
+            self._buckets[key] = (tokens, now)
+            return False, (1.0 - tokens) * self.every
+            # (buckets of devices that went quiet are tiny; a site has a handful of devices)
+
+
+class ObservedDevices(dict[str, dict[str, Any]]):
+    """``hub.devices`` with a listener: the MQTT link keeps assigning ``hub.devices[id] = {...}``;
+    each assignment whose online/printer state differs from the last recorded one calls ``on_change``.
+    """
+
+    def __init__(self, initial: dict[str, dict[str, Any]], last: dict[str, tuple[bool, str | None]],
+                 on_change: Callable[[dict[str, Any]], None]):
+        super().__init__(initial)
+        self._last = dict(last)
+        self._on_change = on_change
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        try:
+            state = (bool(value.get("online")), value.get("printer"))
+            with self._lock:
+                changed = self._last.get(key) != state
+                self._last[key] = state
+            if changed:
+                self._on_change(value)
+        except Exception:  # statistics must never break the MQTT link
+            log.exception("could not record the status of device %s", key)
