@@ -1,0 +1,31 @@
+"""The README's first command, headless: the whole system on embedded defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from vuoro.demo import always_open
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_test_site_is_the_sample_site_always_open() -> None:
+    """tests/sites/always_open.toml is generated; it must not drift from the sample site."""
+    sample = (ROOT / "server" / "sites" / "sample.toml").read_text(encoding="utf-8")
+    assert (ROOT / "tests" / "sites" / "always_open.toml").read_text(encoding="utf-8") == always_open(sample)
+
+
+def test_a_simulated_morning_issues_prints_calls_and_survives_paper_out(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--minutes", "0.25",
+                          "--speed", "60", "--data-dir", str(tmp_path), "--port", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "numbers unique: True" in out
+    assert "runs out of paper" in out and "new roll" in out
+    issued = int(out.split("tickets issued")[1].split()[0])
+    printed = int(out.split("receipts printed")[1].split(";")[0])
+    assert issued >= 5 and 0 < printed < issued  # some receipts could not print while the paper was out
+    assert len(list((tmp_path / "receipts").glob("*.png"))) == printed
