@@ -46,6 +46,7 @@ class ServiceTile(Button):
     line = StringProperty("")
     service = StringProperty("")
     kind = StringProperty("walk_in")
+    waiting = NumericProperty(0)
     bg = ListProperty(list(theme.WALK_IN_BG))
     fg = ListProperty(list(theme.WALK_IN_FG))
 
@@ -320,7 +321,7 @@ class KioskApp(App):
                 grid.add_widget(tile)
                 widgets.append(tile)
         for tile, item in zip(widgets, items, strict=True):
-            tile.title, tile.line, tile.kind = item.title, item.line, item.kind
+            tile.title, tile.line, tile.kind, tile.waiting = item.title, item.line, item.kind, item.waiting
             bg, fg = theme.TILE_COLOURS[item.kind]
             tile.bg, tile.fg = list(bg), list(fg)
             tile.disabled = not self.hub_ok

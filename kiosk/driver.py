@@ -28,6 +28,10 @@ class Driver:
             Window.size = size
         for child in list(Window.children):  # a previous app in the same process
             Window.remove_widget(child)
+        # kv's ``app`` is a proxy that caches the first running app it meets; point it at this one.
+        from kivy.lang.parser import global_idmap
+
+        object.__setattr__(global_idmap["app"], "_obj", app)
         app._run_prepare()
         self.pump(3)
 
@@ -66,8 +70,8 @@ class Driver:
         return path
 
     def stop(self) -> None:
-        self.app.shutdown()
-        self.app.root_window = None
+        # on_stop also releases kv's cached ``app`` proxy, so the next app's rules bind to the next app.
+        self.app.dispatch("on_stop")
         for child in list(Window.children):
             Window.remove_widget(child)
         self.pump(1)

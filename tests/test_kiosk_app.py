@@ -1,0 +1,410 @@
+"""The kiosk app driven by touches on its real widgets, through a real hub, broker and virtual printer.
+
+Every wait is for a condition with a generous timeout, never a sleep that
+a slow machine could lose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import paho.mqtt.client as mqtt
+import pytest
+import requests
+
+from hardware.virtual import VirtualPrinter
+from vuoro.broker import Broker, free_port
+
+pytest.importorskip("kivy")
+
+from kiosk.app import KioskApp  # noqa: E402
+from kiosk.config import KioskConfig  # noqa: E402
+from kiosk.driver import Driver  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "demo-kiosk1-token-change-me"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def site_file(tmp: Path) -> Path:
+    """The always-open test site, with IT help closed today and opening tomorrow at 10:00."""
+    text = (REPO / "tests" / "sites" / "always_open.toml").read_text(encoding="utf-8")
+    tomorrow = (datetime.now(ZoneInfo("Europe/Copenhagen")) + timedelta(days=1)).weekday()
+    head, sep, tail = text.partition("[services.it]")
+    lines = tail.splitlines()
+    lines = [f'hours = {{ {WEEKDAYS[tomorrow]} = ["10:00-13:00"] }}' if ln.startswith("hours") else ln
+             for ln in lines]
+    path = tmp / "site.toml"
+    path.write_text(head + sep + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Hub:
+    def __init__(self, config: Path, data: Path, broker: Broker) -> None:
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "server.main", "--config", str(config), "--data-dir", str(data),
+                     "--listen", f"127.0.0.1:{self.port}", "--broker", broker.url, "--log-level", "warning"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/api/v1/site", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise TimeoutError("hub did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def hub(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    tmp = tmp_path_factory.mktemp("kiosk-hub")
+    running = Hub(site_file(tmp), tmp, broker)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def printer() -> Iterator[VirtualPrinter]:
+    with VirtualPrinter() as virtual:
+        yield virtual
+
+
+class Watcher:
+    """A test's own MQTT client: the kiosk's retained device status as staff would see it."""
+
+    def __init__(self, broker: Broker, topic: str) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, 1)
+        self.client.on_message = lambda _c, _u, m: self.messages.append(json.loads(m.payload))
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def make_kiosk(hub_url: str, broker: Broker | None, printer_url: str | None, **extra: Any) -> Driver:
+    config = KioskConfig(hub=hub_url, token=TOKEN, device="kiosk1", broker=broker.url if broker else None,
+                         printer=printer_url, language="da", http_timeout=2.0, retries=1, probe_seconds=0.3,
+                         **extra)
+    driver = Driver(KioskApp(config), (800, 480))
+    driver.wait(lambda: driver.app.screen("home").ids.tiles.children, 15, "service tiles")
+    return driver
+
+
+@pytest.fixture()
+def kiosk(hub: Hub, live_broker: Broker, printer: VirtualPrinter) -> Iterator[Driver]:
+    driver = make_kiosk(hub.url, live_broker, printer.url)
+    yield driver
+    driver.stop()
+
+
+def tile(driver: Driver, service: str) -> Any:
+    return next(t for t in driver.app.screen("home").ids.tiles.children if t.service == service)
+
+
+def button(driver: Driver, screen: str, text: str) -> Any:
+    def walk(widget: Any) -> Iterator[Any]:
+        yield widget
+        for child in widget.children:
+            yield from walk(child)
+
+    return next(w for w in walk(driver.app.screen(screen)) if getattr(w, "text", None) == text
+                and hasattr(w, "on_release"))
+
+
+# -- the happy path -------------------------------------------------------------------------------
+
+
+def test_touch_a_service_prints_a_ticket_and_publishes_the_printer(kiosk: Driver, printer: VirtualPrinter,
+                                                                   live_broker: Broker) -> None:
+    app = kiosk.app
+    watcher = Watcher(live_broker, "vuoro/sonderbro/devices/kiosk1/status")
+    try:
+        kiosk.tap(tile(kiosk, "kvik"))
+        kiosk.wait(lambda: app.sm.current == "ticket", 10, "ticket screen")
+        number = app.ticket_number
+        assert number.startswith("K") and len(number) >= 4
+        assert app.ticket_service == "KVIK – hurtig hjælp"
+        receipt = printer.wait_for(1, timeout=10)[0]
+        assert number in receipt.text and receipt.complete
+        kiosk.wait(lambda: app.ticket_instruction == "Tag din billet, og hold øje med skærmen.", 10)
+        kiosk.wait(lambda: any(m.get("online") and m.get("printer") == "ok" for m in watcher.messages), 10,
+                   "kiosk status with printer ok")
+        assert all(m["device"] == "kiosk1" and m["kind"] == "kiosk" for m in watcher.messages)
+        # The home screen follows the queue live (MQTT retained queue state or the refresh after the ticket).
+        kiosk.tap(button(kiosk, "ticket", "Færdig"))
+        assert app.sm.current == "home"
+        kiosk.wait(lambda: tile(kiosk, "kvik").waiting >= 1, 10, "the new waiting count on the tile")
+    finally:
+        watcher.stop()
+
+
+def test_language_text_size_and_idle_reset(kiosk: Driver) -> None:
+    app = kiosk.app
+    kiosk.tap(button(kiosk, "home", "Svenska"))
+    assert app.lang == "sv" and tile(kiosk, "kvik").title == "KVIK – snabb hjälp"
+    assert button(kiosk, "home", "Jag har en bokad tid")
+    before = tile(kiosk, "kvik").font_size
+    kiosk.tap(button(kiosk, "home", "A+"))
+    kiosk.pump(2)
+    assert tile(kiosk, "kvik").font_size > before
+    kiosk.tap(button(kiosk, "home", "Jag har en bokad tid"))
+    assert app.sm.current == "checkin"
+    assert not app.check_idle(now=time.monotonic() + 1)  # not idle yet
+    assert app.check_idle(now=time.monotonic() + app.kiosk.idle_timeout + 1)
+    assert (app.sm.current, app.lang, app.scale) == ("home", "da", 1.0)
+
+
+# -- refusals --------------------------------------------------------------------------------------
+
+
+def test_booking_only_and_closed_services_say_why(kiosk: Driver, printer: VirtualPrinter) -> None:
+    app = kiosk.app
+    assert tile(kiosk, "borgerservice").line == "Kun med tid – bestil en tid"
+    assert tile(kiosk, "it").line.startswith("Lukket – åbner ") and tile(kiosk, "it").line.endswith("10:00")
+    kiosk.tap(tile(kiosk, "borgerservice"))
+    kiosk.wait(lambda: app.sm.current == "notice", 10, "booking-only notice")
+    assert app.notice_title == "Borgerservice" and "Her skal du have en tid" in app.notice_body
+    kiosk.tap(button(kiosk, "notice", "Jeg har en tid"))
+    assert app.sm.current == "checkin"
+    kiosk.tap(button(kiosk, "checkin", "Tilbage"))
+    kiosk.tap(tile(kiosk, "it"))
+    kiosk.wait(lambda: app.sm.current == "notice", 10, "closed notice")
+    assert app.notice_body.startswith("Der er lukket lige nu. Vi åbner ") and app.notice_body.endswith("10:00.")
+    assert printer.receipts == []
+
+
+def test_paper_out_shows_the_number_tells_staff_and_recovers(kiosk: Driver, printer: VirtualPrinter,
+                                                             live_broker: Broker) -> None:
+    app = kiosk.app
+    watcher = Watcher(live_broker, "vuoro/sonderbro/devices/kiosk1/status")
+    try:
+        printer.set_paper("out")
+        kiosk.tap(tile(kiosk, "bibliotekar"))
+        kiosk.wait(lambda: app.print_failed, 10, "the printer failure on the ticket screen")
+        number = app.ticket_number
+        assert app.sm.current == "ticket" and number.startswith("L")
+        assert "Printeren er løbet tør for papir." in app.ticket_instruction and number in app.ticket_instruction
+        kiosk.wait(lambda: any(m.get("printer") == "paper_out" for m in watcher.messages), 10, "paper_out status")
+        assert printer.receipts == []
+        printer.set_paper("ok")
+        kiosk.tap(button(kiosk, "ticket", "Færdig"))
+        kiosk.tap(tile(kiosk, "bibliotekar"))
+        receipts = printer.wait_for(1, timeout=10)
+        kiosk.wait(lambda: app.ticket_number != number and not app.print_failed and app.last_print is not None, 10)
+        assert len(receipts) == 1 and app.ticket_number in receipts[0].text
+        kiosk.wait(lambda: watcher.messages and watcher.messages[-1].get("printer") == "ok", 10, "status ok again")
+    finally:
+        watcher.stop()
+
+
+PLAIN = "Køsystemet kan ikke nås lige nu. Spørg venligst i skranken."
+
+
+def test_hub_down_is_said_plainly_and_the_kiosk_recovers(hub: Hub, kiosk: Driver, printer: VirtualPrinter) -> None:
+    app = kiosk.app
+    hub.stop()
+    try:
+        # The hub's offline status (MQTT) or the next request tells the kiosk; no visitor has to find out.
+        kiosk.wait(lambda: not app.hub_ok, 20, "the kiosk to notice the hub is gone")
+        assert app.root.ids.banner.text == PLAIN and app.root.ids.banner.height > 40
+        assert tile(kiosk, "kvik").disabled and button(kiosk, "home", "Jeg har en tid").disabled
+        kiosk.tap(tile(kiosk, "kvik"))  # a disabled tile does nothing
+        assert app.sm.current == "home" and not app.busy
+    finally:
+        hub.start()
+    kiosk.wait(lambda: app.hub_ok, 20, "the probe to find the hub again")
+    assert app.root.ids.banner.height == 0 and not tile(kiosk, "kvik").disabled
+    kiosk.tap(tile(kiosk, "kvik"))
+    kiosk.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 15, "a ticket after recovery")
+    assert len(printer.wait_for(1, timeout=10)) == 1 and app.ticket_number in printer.receipts[0].text
+
+
+def test_a_touch_that_finds_the_hub_gone_says_so(hub: Hub, printer: VirtualPrinter) -> None:
+    driver = make_kiosk(hub.url, None, printer.url)  # no MQTT: the touch itself finds out
+    app = driver.app
+    try:
+        hub.stop()
+        driver.tap(tile(driver, "kvik"))
+        driver.wait(lambda: app.sm.current == "notice", 20, "the hub-down notice")
+        assert app.notice_body == PLAIN and not app.hub_ok and app.root.ids.banner.text == PLAIN
+        driver.tap(button(driver, "notice", "Til forsiden"))
+        assert tile(driver, "kvik").disabled
+        hub.start()
+        driver.wait(lambda: app.hub_ok, 20, "recovery")
+        assert printer.receipts == []
+    finally:
+        if hub.process is None:
+            hub.start()
+        driver.stop()
+
+
+def test_checkin_not_built_at_the_hub_yet(kiosk: Driver) -> None:
+    app = kiosk.app
+    kiosk.tap(button(kiosk, "home", "Jeg har en tid"))
+    submit = button(kiosk, "checkin", "Tjek ind")
+    assert submit.disabled
+    for char in "7KQ3MZ":
+        kiosk.tap(button(kiosk, "checkin", char))
+    kiosk.tap(button(kiosk, "checkin", "Slet"))
+    kiosk.tap(button(kiosk, "checkin", "Z"))
+    assert app.code_text == "7KQ3MZ" and not submit.disabled
+    kiosk.tap(submit)
+    kiosk.wait(lambda: app.sm.current == "notice", 10, "check-in answer")
+    assert app.notice_body == "Du kan ikke tjekke ind her endnu. Spørg venligst i skranken."
+
+
+# -- check-in answers from a stub of the coming bookings API (issue 7) -------------------------------
+
+CHECKIN_ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
+    "NFND23": (404, {"error": {"code": "not_found", "message": "no such booking"}}),
+    "EARLY2": (409, {"error": {"code": "too_early", "message": "early", "come_back_at": "2099-01-01T10:15:00+01:00"}}),
+    "LATE23": (409, {"error": {"code": "too_late", "message": "late", "service": "kvik"}}),
+    "DAYX23": (409, {"error": {"code": "other_day", "message": "day"}}),
+    "SITE23": (409, {"error": {"code": "other_site", "message": "site"}}),
+    "DONE23": (409, {"error": {"code": "already_checked_in", "message": "done"}}),
+    "GOOD23": (201, {"ticket": {"id": "b1", "ticket": "B007", "service": "borgerservice", "position": 0,
+                                "estimated_wait_min": 0, "issued_at": "2026-11-23T10:20:00+01:00",
+                                "service_names": {"da": "Borgerservice", "en": "Citizen service"}},
+                     "booking": {"service": "borgerservice", "start": "2026-11-23T10:30:00+01:00",
+                                 "end": "2026-11-23T10:45:00+01:00"}}),
+}
+
+
+class _Bookings(BaseHTTPRequestHandler):
+    site: dict[str, Any] = {}
+    keys: list[str] = []
+
+    def _send(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/api/v1/site":
+            self._send(200, self.site)
+        else:
+            self._send(200 if self.path == "/api/v1/health" else 404, {"status": "ok"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.keys.append(self.headers.get("Idempotency-Key", ""))
+        self._send(*CHECKIN_ANSWERS.get(body.get("code"), (404, {"error": {"code": "not_found"}})))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def bookings_stub(hub: Hub) -> Iterator[str]:
+    _Bookings.site = requests.get(hub.url + "/api/v1/site", timeout=5).json()
+    _Bookings.keys = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Bookings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_checkin_answers_in_plain_words(bookings_stub: str, printer: VirtualPrinter) -> None:
+    master, slave = os.openpty()
+    driver = make_kiosk(bookings_stub, None, printer.url, scanner=os.ttyname(slave))
+    app = driver.app
+    try:
+        expected = {
+            "NFND23": "Vi kunne ikke finde en tid med koden NFND23.",
+            "EARLY2": "Du er kommet tidligt. Kom igen ",
+            "LATE23": "Din tid er overskredet.",
+            "DAYX23": "Din tid er en anden dag.",
+            "SITE23": "Din tid er på et andet bibliotek",
+            "DONE23": "Du har allerede tjekket ind.",
+        }
+        for code, words in expected.items():
+            driver.app.go("home")
+            app.scanned(code)
+            driver.wait(lambda: app.sm.current == "notice", 10, f"answer to {code}")
+            assert app.notice_body.startswith(words), (code, app.notice_body)
+        # A keyboard-wedge scanner: fast keystrokes and Enter, no touch.
+        from kivy.core.window import Window
+
+        app.go("home")
+        for char in "LATE23":
+            Window.dispatch("on_textinput", char)
+        Window.dispatch("on_key_down", 13, 40, "\r", [])
+        driver.wait(lambda: app.sm.current == "notice" and app.notice_title == "Din tid er gået", 10, "wedge scan")
+        assert button(driver, "notice", "Tag et nummer i stedet")
+        # A serial scanner on a pty: the happy path checks in and prints a check-in receipt.
+        app.go("home")
+        driver.wait(lambda: app.scanner is not None and app.scanner.port is not None, 10, "scanner port open")
+        os.write(master, b"GOOD23\r\n")
+        driver.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 10, "checked in")
+        assert app.ticket_number == "B007" and "Din tid: 10:30" in app.ticket_place
+        receipt = printer.wait_for(1, timeout=10)[0]
+        assert "B007" in receipt.text and "GOOD23" in receipt.barcodes + receipt.qr
+        assert all(8 <= len(k) <= 64 for k in _Bookings.keys) and len(set(_Bookings.keys)) == len(_Bookings.keys)
+    finally:
+        driver.stop()
+        os.close(master)
+        os.close(slave)
+
+
+# -- what's on, and touch targets -------------------------------------------------------------------
+
+
+def test_whats_on_placeholder_until_the_hub_has_events(kiosk: Driver) -> None:
+    app = kiosk.app
+    kiosk.tap(button(kiosk, "home", "Arrangementer"))
+    assert app.sm.current == "events"
+    kiosk.wait(lambda: any("Snart kan du se arrangementerne her" in c.text
+                           for c in app.screen("events").ids.events.children), 10, "events placeholder")
+
+
+def test_touch_targets_are_at_least_9_mm(kiosk: Driver) -> None:
+    app = kiosk.app
+    min_px = 9 * app.kiosk.mm  # 9 mm at the 7" panel's 133 dpi ≈ 47 px
+    from kivy.uix.button import Button
+
+    def buttons(widget: Any) -> Iterator[Any]:
+        if isinstance(widget, Button):
+            yield widget
+        for child in widget.children:
+            yield from buttons(child)
+
+    for name in ("home", "checkin", "ticket", "book", "events"):
+        app.sm.current = name
+        kiosk.pump(3)
+        found = list(buttons(app.screen(name)))
+        assert found, name
+        small = [(b.text, b.size) for b in found if min(b.size) < min_px]
+        assert not small, (name, small)
