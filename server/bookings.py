@@ -1,0 +1,1011 @@
+"""Booked times: slots, capacity, check-in at the kiosk, no-shows, imports, retention.
+
+Pure rules plus the writer thread's picture of the bookings. Everything here
+runs on the hub's writer thread (as hub commands ``fn(engine, now)``), so two
+kiosks taking the last place of a slot are served one after the other; the
+store's UNIQUE (site, service, slot_start, place) constraint on
+``booking_claims`` is the last line of defence, as UNIQUE (site, letter, day,
+number) is for tickets.
+
+A check-in makes the queue ticket (``engine.issue(..., origin="booking",
+due_at=start)``) and updates the booking in the SAME command, so both are
+written in one transaction (the booking row travels in ``Outcome.records``).
+
+If a commit fails the hub reloads its engine from the store; the book sees
+the new engine object and reloads itself too, so memory never runs ahead of
+the disk.
+
+Personal data (name, phone, note) is for staff only: it never appears in a
+kiosk answer, a receipt or MQTT, and it is set to NULL once the booking is
+older than ``[bookings] retention_days`` (a tick job).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from server import codes, views
+from server.config import WEEKDAYS, ConfigError, SiteConfig
+from server.engine import Outcome, QueueEngine, Refusal
+
+BOOKED, CHECKED_IN, NO_SHOW, CANCELLED = "booked", "checked_in", "no_show", "cancelled"
+BOOKING_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW, CANCELLED)
+ORIGINS = ("staff", "kiosk", "here_and_now", "import")
+PURGE_EVERY = timedelta(minutes=10)
+
+SCHEMA: list[str] = [
+    """
+    CREATE TABLE bookings (
+        id            TEXT PRIMARY KEY,
+        site          TEXT NOT NULL,                -- another branch's id for rows of a shared import
+        code          TEXT NOT NULL CHECK (length(code) BETWEEN 4 AND 12),
+        service       TEXT NOT NULL,
+        start         TEXT NOT NULL,                -- ISO 8601 UTC
+        "end"         TEXT NOT NULL,
+        day           TEXT NOT NULL,                -- the site's local date of start
+        slots         INTEGER NOT NULL DEFAULT 1 CHECK (slots >= 1),
+        status        TEXT NOT NULL CHECK (status IN ('booked','checked_in','no_show','cancelled')),
+        origin        TEXT NOT NULL CHECK (origin IN ('staff','kiosk','here_and_now','import')),
+        external_id   TEXT,
+        name          TEXT,                         -- personal data: staff only, purged after retention
+        phone         TEXT,
+        note          TEXT,
+        language      TEXT,
+        ticket_id     TEXT REFERENCES tickets (id),
+        checked_in_at TEXT,
+        created_at    TEXT NOT NULL,
+        cancelled_at  TEXT,
+        idem_key      TEXT,
+        UNIQUE (site, code),
+        UNIQUE (site, external_id),
+        UNIQUE (site, idem_key)
+    );
+    CREATE INDEX bookings_day ON bookings (site, day);
+    CREATE INDEX bookings_ticket ON bookings (ticket_id);
+    CREATE TABLE booking_claims (
+        site       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        slot_start TEXT NOT NULL,                   -- ISO 8601 UTC of the grid slot
+        place      INTEGER NOT NULL CHECK (place >= 1),
+        booking_id TEXT NOT NULL REFERENCES bookings (id) ON DELETE CASCADE,
+        PRIMARY KEY (site, service, slot_start, place)
+    );
+    CREATE INDEX booking_claims_booking ON booking_claims (booking_id);
+    """,
+]
+
+_COLUMNS = ("id", "site", "code", "service", "start", "end", "day", "slots", "status", "origin", "external_id",
+            "name", "phone", "note", "language", "ticket_id", "checked_in_at", "created_at", "cancelled_at",
+            "idem_key")
+
+
+class Refused(Refusal):
+    """A refusal with its own HTTP status (404 not_found, 409 too_early, ...)."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any):
+        super().__init__(code, message, **details)
+        self.status = status
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacitySpan:
+    days: frozenset[int]  # 0 = Monday
+    start: time
+    end: time  # time.max for 24:00
+    staff: int
+
+
+@dataclass(frozen=True)
+class ServiceBooking:
+    service: str
+    slot_min: int = 15
+    max_slots: int = 1  # 2: a double slot may be booked
+    early_min: int = 15
+    late_min: int = 10
+    days_ahead: int = 14
+    self_booking: bool = False
+    here_and_now: bool = False
+    capacity: tuple[CapacitySpan, ...] = ()
+
+    @property
+    def slot(self) -> timedelta:
+        return timedelta(minutes=self.slot_min)
+
+    def staff_for(self, local_start: datetime, local_end: datetime) -> int:
+        """How many places a grid slot has: the staff of every span covering it completely."""
+        day = local_start.weekday()
+        s, e = local_start.time(), local_end.time() if local_end.date() == local_start.date() else time.max
+        return sum(c.staff for c in self.capacity if day in c.days and c.start <= s and e <= c.end)
+
+
+@dataclass(frozen=True)
+class BookingSettings:
+    retention_days: int
+    services: dict[str, ServiceBooking]
+
+    def rules(self, service: str) -> ServiceBooking:
+        return self.services.get(service) or ServiceBooking(service)
+
+
+def _span(value: Any, path: str, problems: list[str]) -> tuple[time, time] | None:
+    if not isinstance(value, str) or value.count("-") != 1:
+        problems.append(f'{path}: expected a time span like "10:00-18:00", got {value!r}')
+        return None
+    a, b = value.split("-")
+    try:
+        start = time.fromisoformat(a.strip())
+        end = time.max if b.strip() == "24:00" else time.fromisoformat(b.strip())
+    except ValueError:
+        problems.append(f'{path}: expected a time span like "10:00-18:00", got {value!r}')
+        return None
+    if end <= start:
+        problems.append(f"{path}: expected an end after the start, got {value!r}")
+        return None
+    return start, end
+
+
+def _int(table: dict[str, Any], key: str, path: str, default: int, low: int, high: int,
+         problems: list[str]) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.append(f"{path}.{key}: expected a whole number from {low} to {high}, got {value!r}")
+        return default
+    return value
+
+
+def _bool(table: dict[str, Any], key: str, path: str, default: bool, problems: list[str]) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"{path}.{key}: expected true or false, got {value!r}")
+        return default
+    return value
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
+    for key in sorted(set(table) - allowed):
+        problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def parse_settings(config: SiteConfig) -> BookingSettings:
+    """``[bookings]`` and each ``[services.<id>.booking]``; every problem with its key path."""
+    raw = config.raw
+    problems: list[str] = []
+    top = raw.get("bookings", {})
+    if not isinstance(top, dict):
+        problems.append(f"bookings: expected a table, got {top!r}")
+        top = {}
+    _unknown(top, {"retention_days"}, "bookings", problems)
+    retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
+    services: dict[str, ServiceBooking] = {}
+    for sid, table in (raw.get("services") or {}).items():
+        if not isinstance(table, dict) or "booking" not in table:
+            continue
+        path = f"services.{sid}.booking"
+        item = table["booking"]
+        if not isinstance(item, dict):
+            problems.append(f"{path}: expected a table, got {item!r}")
+            continue
+        _unknown(item, {"slot_min", "max_slots", "early_min", "late_min", "days_ahead", "self_booking",
+                        "here_and_now", "capacity"}, path, problems)
+        slot_min = _int(item, "slot_min", path, 15, 5, 240, problems)
+        if 1440 % slot_min:
+            problems.append(f"{path}.slot_min: expected a length that divides a day (5, 10, 15, 20, 30, 60 …), "
+                            f"got {slot_min!r}")
+        spans: list[CapacitySpan] = []
+        cap = item.get("capacity", [])
+        if not isinstance(cap, list):
+            problems.append(f"{path}.capacity: expected a list of {{days, hours, staff}} tables, got {cap!r}")
+            cap = []
+        for i, entry in enumerate(cap):
+            cpath = f"{path}.capacity[{i}]"
+            if not isinstance(entry, dict):
+                problems.append(f"{cpath}: expected a table {{days, hours, staff}}, got {entry!r}")
+                continue
+            _unknown(entry, {"days", "hours", "staff"}, cpath, problems)
+            days = entry.get("days")
+            if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
+                problems.append(f"{cpath}.days: expected a list of {', '.join(WEEKDAYS)}, got {days!r}")
+                continue
+            hours = _span(entry.get("hours"), f"{cpath}.hours", problems)
+            staff = _int(entry, "staff", cpath, 1, 1, 100, problems)
+            if hours is None:
+                continue
+            for edge in hours:
+                if edge != time.max and (edge.hour * 60 + edge.minute) % slot_min:
+                    problems.append(f"{cpath}.hours: expected times on the {slot_min}-minute slot grid, "
+                                    f"got {entry.get('hours')!r}")
+                    break
+            spans.append(CapacitySpan(frozenset(WEEKDAYS.index(d) for d in days), hours[0], hours[1], staff))
+        services[sid] = ServiceBooking(
+            service=sid,
+            slot_min=slot_min,
+            max_slots=_int(item, "max_slots", path, 1, 1, 8, problems),
+            early_min=_int(item, "early_min", path, 15, 0, 240, problems),
+            late_min=_int(item, "late_min", path, 10, 0, 240, problems),
+            days_ahead=_int(item, "days_ahead", path, 14, 1, 365, problems),
+            self_booking=_bool(item, "self_booking", path, False, problems),
+            here_and_now=_bool(item, "here_and_now", path, False, problems),
+            capacity=tuple(spans),
+        )
+    if problems:
+        raise ConfigError(problems, str(config.path))
+    return BookingSettings(retention, services)
+
+
+# -- the records the store writes ----------------------------------------------------------
+
+
+@dataclass
+class Booking:
+    id: str
+    site: str
+    code: str
+    service: str
+    start: datetime  # aware, UTC
+    end: datetime
+    day: date  # the site's local date of start
+    slots: int
+    status: str
+    origin: str
+    created_at: datetime
+    external_id: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    language: str | None = None
+    ticket_id: str | None = None
+    checked_in_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    idem_key: str | None = None
+    claims: list[tuple[str, int]] = field(default_factory=list)  # (slot_start ISO UTC, place)
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """Write one booking (insert or update); ``claims`` replaces its slot places when not None."""
+
+    booking: Booking
+    claims: tuple[tuple[str, int], ...] | None = None
+
+
+@dataclass(frozen=True)
+class PurgePersonalData:
+    site: str
+    before_day: str  # bookings on days before this lose name, phone and note
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(ZoneInfo("UTC")).isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def write_booking(db: sqlite3.Connection, record: BookingRow) -> None:
+    b = record.booking
+    row = (b.id, b.site, b.code, b.service, _ts(b.start), _ts(b.end), b.day.isoformat(), b.slots, b.status,
+           b.origin, b.external_id, b.name, b.phone, b.note, b.language, b.ticket_id, _ts(b.checked_in_at),
+           _ts(b.created_at), _ts(b.cancelled_at), b.idem_key)
+    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in _COLUMNS[1:])
+    db.execute(f"INSERT INTO bookings ({cols}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+               f"ON CONFLICT (id) DO UPDATE SET {updates}", row)
+    if record.claims is not None:
+        db.execute("DELETE FROM booking_claims WHERE booking_id = ?", (b.id,))
+        db.executemany("INSERT INTO booking_claims (site, service, slot_start, place, booking_id) "
+                       "VALUES (?, ?, ?, ?, ?)", [(b.site, b.service, s, p, b.id) for s, p in record.claims])
+
+
+def write_purge(db: sqlite3.Connection, record: PurgePersonalData) -> None:
+    db.execute("UPDATE bookings SET name = NULL, phone = NULL, note = NULL WHERE site = ? AND day < ? "
+               "AND (name IS NOT NULL OR phone IS NOT NULL OR note IS NOT NULL)", (record.site, record.before_day))
+
+
+def _from_row(row: tuple[Any, ...]) -> Booking:
+    r = dict(zip(_COLUMNS, row, strict=True))
+    return Booking(
+        id=r["id"], site=r["site"], code=r["code"], service=r["service"], start=_dt(r["start"]),  # type: ignore
+        end=_dt(r["end"]), day=date.fromisoformat(r["day"]), slots=r["slots"], status=r["status"],  # type: ignore
+        origin=r["origin"], created_at=_dt(r["created_at"]), external_id=r["external_id"],  # type: ignore
+        name=r["name"], phone=r["phone"], note=r["note"], language=r["language"], ticket_id=r["ticket_id"],
+        checked_in_at=_dt(r["checked_in_at"]), cancelled_at=_dt(r["cancelled_at"]), idem_key=r["idem_key"],
+    )
+
+
+# -- imports (CSV, iCalendar) ---------------------------------------------------------------
+
+
+@dataclass
+class ImportRow:
+    row: int
+    external_id: str
+    service: str
+    start: datetime
+    end: datetime | None = None
+    name: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    site: str | None = None
+    code: str | None = None
+    cancelled: bool = False
+
+
+_HEADER_ALIASES = {
+    "external_id": ("external_id", "id", "booking_id", "uid", "reference"),
+    "service": ("service", "service_id", "ydelse", "tjänst", "palvelu", "dienst"),
+    "start": ("start", "start_time", "starttid", "begin", "time"),
+    "end": ("end", "end_time", "sluttid", "einde"),
+    "minutes": ("minutes", "duration", "varighed", "duration_min"),
+    "name": ("name", "navn", "namn", "nimi", "naam"),
+    "phone": ("phone", "telefon", "tel", "puhelin", "telefoon"),
+    "note": ("note", "notes", "bemærkning", "comment"),
+    "site": ("site", "branch", "location", "filial"),
+    "code": ("code", "booking_code"),
+    "status": ("status", "state"),
+}
+
+
+def _local_time(text: str, tz: ZoneInfo) -> datetime:
+    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1) if "T" not in text else text.strip())
+    return value.replace(tzinfo=tz) if value.tzinfo is None else value
+
+
+def _match_service(value: str, config: SiteConfig) -> str | None:
+    wanted = value.strip().casefold()
+    for sid, service in config.services.items():
+        if wanted == sid.casefold() or wanted in (n.casefold() for n in service.names.values()):
+            return sid
+    return None
+
+
+def parse_csv(text: str, config: SiteConfig) -> tuple[list[ImportRow], list[dict[str, Any]]]:
+    """Rows of a booking system's CSV export (comma or semicolon), with an error per bad row.
+
+    Row numbers count lines as a spreadsheet shows them: the header is row 1.
+    """
+    text = text.lstrip("\ufeff")
+    errors: list[dict[str, Any]] = []
+    try:
+        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel  # type: ignore[assignment]
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        header = [h.strip().casefold() for h in next(reader)]
+    except StopIteration:
+        return [], [{"row": 1, "field": None, "message": "The file is empty."}]
+    columns: dict[str, int] = {}
+    for key, names in _HEADER_ALIASES.items():
+        for i, h in enumerate(header):
+            if h in names:
+                columns[key] = i
+                break
+    missing = [k for k in ("external_id", "service", "start") if k not in columns]
+    if missing:
+        return [], [{"row": 1, "field": ",".join(missing),
+                     "message": f"The header needs the column(s) {', '.join(missing)}; it has {', '.join(header)}."}]
+    rows: list[ImportRow] = []
+    tz = config.timezone
+    for number, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue
+
+        def get(key: str, values: list[str] = values) -> str:
+            i = columns.get(key)
+            return values[i].strip() if i is not None and i < len(values) else ""
+
+        def bad(fieldname: str, message: str, number: int = number) -> None:
+            errors.append({"row": number, "field": fieldname, "message": message})
+
+        external_id = get("external_id")
+        if not external_id:
+            bad("external_id", "The booking's id in the other system is missing.")
+            continue
+        service = _match_service(get("service"), config)
+        if service is None:
+            bad("service", f"There is no service {get('service')!r} (known: {', '.join(config.services)}).")
+            continue
+        try:
+            start = _local_time(get("start"), tz)
+        except ValueError:
+            bad("start", f"Expected a time like 2026-11-23 10:15, got {get('start')!r}.")
+            continue
+        end: datetime | None = None
+        if get("end"):
+            try:
+                end = _local_time(get("end"), tz)
+                if len(get("end")) <= 5:  # just "10:30"
+                    raise ValueError
+            except ValueError:
+                try:
+                    end = datetime.combine(start.date(), time.fromisoformat(get("end")), start.tzinfo)
+                except ValueError:
+                    bad("end", f"Expected a time like 2026-11-23 10:30 or 10:30, got {get('end')!r}.")
+                    continue
+        elif get("minutes"):
+            if not get("minutes").isdigit() or not 1 <= int(get("minutes")) <= 480:
+                bad("minutes", f"Expected minutes from 1 to 480, got {get('minutes')!r}.")
+                continue
+            end = start + timedelta(minutes=int(get("minutes")))
+        if end is not None and end <= start:
+            bad("end", "The end is not after the start.")
+            continue
+        code = codes.normalise(get("code")) if get("code") else None
+        if code and codes.problem(code):
+            bad("code", f"{get('code')!r} is not a booking code: {codes.problem(code)}")
+            continue
+        status = get("status").casefold()
+        rows.append(ImportRow(number, external_id, service, start, end, get("name") or None, get("phone") or None,
+                              get("note") or None, get("site") or None, code,
+                              status in ("cancelled", "canceled", "aflyst", "annulleret", "avbokad", "peruttu")))
+    return rows, errors
+
+
+def parse_ics_bookings(text: str, config: SiteConfig,
+                       default_service: str | None) -> tuple[list[ImportRow], list[dict[str, Any]]]:
+    """VEVENTs of a booking system's calendar export: UID is the external id.
+
+    The service is ``X-VUORO-SERVICE``, else a CATEGORIES value naming a service, else ``default_service``.
+    The visitor's name is the ATTENDEE's CN; ``X-VUORO-PHONE`` a phone. STATUS:CANCELLED cancels.
+    Rows are numbered by VEVENT, 1 for the first.
+    """
+    from icalendar import Calendar
+
+    try:
+        calendar = Calendar.from_ical(text)
+    except ValueError as exc:
+        return [], [{"row": 0, "field": None, "message": f"This is not an iCalendar file: {exc}"}]
+    rows: list[ImportRow] = []
+    errors: list[dict[str, Any]] = []
+    tz = config.timezone
+    for number, event in enumerate(calendar.walk("VEVENT"), start=1):
+        uid = str(event.get("UID", "")).strip()
+        if not uid:
+            errors.append({"row": number, "field": "UID", "message": "The event has no UID."})
+            continue
+        service = None
+        if event.get("X-VUORO-SERVICE"):
+            service = _match_service(str(event.get("X-VUORO-SERVICE")), config)
+        if service is None:
+            cats = event.get("CATEGORIES")
+            for cat in cats if isinstance(cats, list) else [cats] if cats else []:
+                for value in getattr(cat, "cats", [cat]):
+                    service = service or _match_service(str(value), config)
+        service = service or default_service
+        if service is None or service not in config.services:
+            errors.append({"row": number, "field": "X-VUORO-SERVICE",
+                           "message": f"Event {uid}: no known service (X-VUORO-SERVICE, CATEGORIES or ?service=)."})
+            continue
+        start_prop = event.get("DTSTART")
+        value = getattr(start_prop, "dt", None)
+        if not isinstance(value, datetime):
+            errors.append({"row": number, "field": "DTSTART", "message": f"Event {uid}: a booking needs a start time."})
+            continue
+        start = value.replace(tzinfo=tz) if value.tzinfo is None else value
+        end_value = getattr(event.get("DTEND"), "dt", None)
+        end = None
+        if isinstance(end_value, datetime):
+            end = end_value.replace(tzinfo=tz) if end_value.tzinfo is None else end_value
+        elif event.get("DURATION") is not None:
+            end = start + event.get("DURATION").dt
+        name = None
+        attendee = event.get("ATTENDEE")
+        if attendee is not None:
+            first = attendee[0] if isinstance(attendee, list) else attendee
+            name = first.params.get("CN") or None
+        phone = str(event.get("X-VUORO-PHONE")) if event.get("X-VUORO-PHONE") else None
+        site = str(event.get("X-VUORO-SITE")) if event.get("X-VUORO-SITE") else None
+        status = str(event.get("STATUS", "")).upper()
+        rows.append(ImportRow(number, uid, service, start, end, name, phone, None, site, None, status == "CANCELLED"))
+    return rows, errors
+
+
+# -- the book --------------------------------------------------------------------------------
+
+
+class BookingBook:
+    """The writer thread's picture of bookings from yesterday on, with their slot places."""
+
+    def __init__(self, config: SiteConfig, settings: BookingSettings, db: sqlite3.Connection):
+        self.config = config
+        self.settings = settings
+        self.site = config.site_id
+        self.db = db
+        self.engine: QueueEngine | None = None
+        self.bookings: dict[str, Booking] = {}
+        self.by_code: dict[tuple[str, str], str] = {}
+        self.by_external: dict[str, str] = {}
+        self.by_idem: dict[str, str] = {}
+        self.by_ticket: dict[str, str] = {}
+        self.claims: dict[tuple[str, str], dict[int, str]] = {}
+        self.loaded_from: date | None = None
+        self.issued_codes: set[str] = set()
+        self.last_purge: datetime | None = None
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def sync(self, engine: QueueEngine, now: datetime) -> None:
+        """Reload after a failed commit (the hub then has a new engine) and at a new day."""
+        today = engine.local(now).date()
+        if engine is not self.engine or self.loaded_from is None or today - self.loaded_from > timedelta(days=1):
+            self.load(today - timedelta(days=1))
+            self.engine = engine
+
+    def load(self, since: date) -> None:
+        self.bookings.clear()
+        self.by_code.clear()
+        self.by_external.clear()
+        self.by_idem.clear()
+        self.by_ticket.clear()
+        self.claims.clear()
+        cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+        for row in self.db.execute(f"SELECT {cols} FROM bookings WHERE day >= ?", (since.isoformat(),)):
+            self._remember(_from_row(row))
+        for service, slot, place, booking_id in self.db.execute(
+                "SELECT service, slot_start, place, booking_id FROM booking_claims WHERE site = ? AND slot_start >= ?",
+                (self.site, _ts(datetime.combine(since, time.min, self.config.timezone)))):
+            self.claims.setdefault((service, slot), {})[place] = booking_id
+            if booking_id in self.bookings:
+                self.bookings[booking_id].claims.append((slot, place))
+        self.loaded_from = since
+
+    def _remember(self, booking: Booking) -> None:
+        self.bookings[booking.id] = booking
+        self.by_code[(booking.site, booking.code)] = booking.id
+        if booking.external_id:
+            self.by_external[booking.external_id] = booking.id
+        if booking.idem_key:
+            self.by_idem[booking.idem_key] = booking.id
+        if booking.ticket_id:
+            self.by_ticket[booking.ticket_id] = booking.id
+
+    def _fetch(self, where: str, *args: Any) -> Booking | None:
+        cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+        row = self.db.execute(f"SELECT {cols} FROM bookings WHERE {where} LIMIT 1", args).fetchone()
+        return _from_row(row) if row else None
+
+    def find_code(self, code: str) -> Booking | None:
+        """This site's booking with the code first, then another branch's (a shared import)."""
+        booking_id = self.by_code.get((self.site, code))
+        if booking_id:
+            return self.bookings[booking_id]
+        found = self._fetch("site = ? AND code = ?", self.site, code)
+        if found:
+            return found
+        other = [b for (s, c), bid in self.by_code.items() if c == code and s != self.site
+                 for b in (self.bookings[bid],)]
+        return other[0] if other else self._fetch("code = ?", code)
+
+    def _code_taken(self, code: str) -> bool:
+        if code in self.issued_codes or (self.site, code) in self.by_code:
+            return True
+        row = self.db.execute("SELECT 1 FROM bookings WHERE site = ? AND code = ?", (self.site, code)).fetchone()
+        if row:
+            return True
+        try:
+            return bool(self.db.execute("SELECT 1 FROM event_signups WHERE site = ? AND code = ?",
+                                        (self.site, code)).fetchone())
+        except sqlite3.OperationalError:
+            return False
+
+    def new_code(self) -> str:
+        code = codes.new_code(self._code_taken)
+        self.issued_codes.add(code)
+        return code
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def rules(self, service: str) -> ServiceBooking:
+        return self.settings.rules(service)
+
+    def _grid(self, rules: ServiceBooking, start: datetime, end: datetime) -> list[datetime]:
+        """Grid slot starts (aware, local) that [start, end) touches."""
+        tz = self.config.timezone
+        local = start.astimezone(tz)
+        midnight = datetime.combine(local.date(), time.min, tz)
+        minutes = (local - midnight).total_seconds() // 60
+        first = midnight + timedelta(minutes=minutes - minutes % rules.slot_min)
+        slots, cursor = [], first
+        while cursor < end:
+            slots.append(cursor)
+            cursor = (cursor.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)
+        return slots
+
+    def capacity(self, rules: ServiceBooking, slot_start: datetime) -> int:
+        """Places of one grid slot: staff on the capacity spans, none when the service is closed that day."""
+        tz = self.config.timezone
+        local = slot_start.astimezone(tz)
+        end = (local.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)
+        service = self.config.services.get(rules.service)
+        if service is not None and not any(
+                s.start <= local.time() and (end.time() <= s.end or end.date() > local.date())
+                for s in service.hours.spans_on(local.date())):
+            return 0
+        return rules.staff_for(local, end)
+
+    def taken(self, service: str, slot_start: datetime) -> dict[int, str]:
+        return self.claims.get((service, _ts(slot_start) or ""), {})
+
+    def free_places(self, rules: ServiceBooking, slot_start: datetime) -> int:
+        return self.capacity(rules, slot_start) - len(self.taken(rules.service, slot_start))
+
+    def _claim(self, booking: Booking, slot_starts: Iterable[datetime]) -> None:
+        for slot in slot_starts:
+            key = (booking.service, _ts(slot) or "")
+            places = self.claims.setdefault(key, {})
+            place = next(p for p in range(1, len(places) + 2) if p not in places)
+            places[place] = booking.id
+            booking.claims.append((key[1], place))
+
+    def _release(self, booking: Booking) -> None:
+        for slot, place in booking.claims:
+            places = self.claims.get((booking.service, slot), {})
+            if places.get(place) == booking.id:
+                del places[place]
+        booking.claims = []
+
+    def here_and_now(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> dict[str, Any] | None:
+        """A slot starting now, if a librarian is free: open, a place left, no one waiting."""
+        if not rules.here_and_now or not engine.is_open(rules.service, now) or engine.waiting(rules.service):
+            return None
+        local = engine.local(now).replace(second=0, microsecond=0)
+        slot = self._grid(rules, local, local + timedelta(seconds=1))[0]
+        if self.free_places(rules, slot) <= 0:
+            return None
+        return {"start": local.isoformat(timespec="minutes"),
+                "end": (local + rules.slot).isoformat(timespec="minutes")}
+
+    def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
+        if service not in self.config.services:
+            raise Refused(404, "unknown_service", f"There is no service {service!r}.", field="service")
+        rules = self.rules(service)
+        if not rules.self_booking:
+            raise Refused(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
+                          field="service")
+        days = min(days, rules.days_ahead)
+        tz = self.config.timezone
+        today = engine.local(now).date()
+        slots: list[dict[str, Any]] = []
+        for offset in range(days):
+            day = today + timedelta(days=offset)
+            start = datetime.combine(day, time.min, tz)
+            end = datetime.combine(day + timedelta(days=1), time.min, tz)
+            grid = [s for s in self._grid(rules, start, end) if s > now]
+            free = {s: self.free_places(rules, s) for s in grid}
+            for i, slot in enumerate(grid):
+                if free[slot] <= 0:
+                    continue
+                nxt = grid[i + 1] if i + 1 < len(grid) else None
+                double = rules.max_slots >= 2 and nxt is not None and free.get(nxt, 0) > 0
+                slots.append({"start": slot.isoformat(timespec="minutes"),
+                              "end": (slot.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz).isoformat(
+                                  timespec="minutes"),
+                              "free": free[slot], "double": double})
+        return {"service": service, "slot_min": rules.slot_min, "max_slots": rules.max_slots,
+                "here_and_now": self.here_and_now(engine, now, rules), "slots": slots}
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def booking_json(self, engine: QueueEngine, booking: Booking, *, staff: bool,
+                     with_code: bool = True) -> dict[str, Any]:
+        service = self.config.services.get(booking.service)
+        body: dict[str, Any] = {
+            "id": booking.id,
+            "service": booking.service,
+            "service_names": dict(service.names) if service else {},
+            "start": views.iso(engine, booking.start),
+            "end": views.iso(engine, booking.end),
+            "day": booking.day.isoformat(),
+            "slots": booking.slots,
+            "status": booking.status,
+        }
+        if with_code:
+            body["code"] = booking.code
+            body["code_display"] = codes.pretty(booking.code)
+        if staff:
+            ticket = engine.tickets.get(booking.ticket_id or "")
+            body.update({
+                "origin": booking.origin, "external_id": booking.external_id, "site": booking.site,
+                "name": booking.name, "phone": booking.phone, "note": booking.note,
+                "checked_in_at": views.iso(engine, booking.checked_in_at),
+                "ticket": {"id": ticket.id, "ticket": ticket.label, "status": ticket.status} if ticket else None,
+                "created_at": views.iso(engine, booking.created_at),
+                "cancelled_at": views.iso(engine, booking.cancelled_at),
+                "overbooked": any(p > self.capacity(self.rules(booking.service), datetime.fromisoformat(s))
+                                  for s, p in booking.claims),
+            })
+        return body
+
+    def _short(self, engine: QueueEngine, booking: Booking) -> dict[str, Any]:
+        return {"service": booking.service, "start": views.iso(engine, booking.start),
+                "end": views.iso(engine, booking.end)}
+
+    def list_day(self, engine: QueueEngine, now: datetime, day: date, staff: bool) -> dict[str, Any]:
+        self.sync(engine, now)
+        if self.loaded_from and day >= self.loaded_from:
+            items = [b for b in self.bookings.values() if b.day == day and b.site == self.site]
+        else:
+            cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+            items = [_from_row(r) for r in self.db.execute(
+                f"SELECT {cols} FROM bookings WHERE site = ? AND day = ?", (self.site, day.isoformat()))]
+        items.sort(key=lambda b: (b.start, b.service))
+        if staff:
+            return {"day": day.isoformat(), "bookings": [self.booking_json(engine, b, staff=True) for b in items]}
+        return {"day": day.isoformat(),
+                "bookings": [{**self._short(engine, b), "status": b.status} for b in items if b.status != CANCELLED]}
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def _new_booking(self, now: datetime, service: str, start: datetime, slots: int, origin: str,
+                     **extra: Any) -> Booking:
+        rules = self.rules(service)
+        end = (start.astimezone(ZoneInfo("UTC")) + rules.slot * slots)
+        return Booking(id=uuid.uuid4().hex, site=extra.pop("site", None) or self.site, code=extra.pop("code", None)
+                       or self.new_code(), service=service, start=start.astimezone(ZoneInfo("UTC")),
+                       end=extra.pop("end", None) or end, day=start.astimezone(self.config.timezone).date(),
+                       slots=slots, status=BOOKED, origin=origin, created_at=now, **extra)
+
+    def _check_places(self, rules: ServiceBooking, grid: list[datetime], force: bool) -> None:
+        for slot in grid:
+            capacity = self.capacity(rules, slot)
+            if capacity <= 0 and not force:
+                raise Refused(409, "no_slot", f"No one takes bookings at {slot.strftime('%H:%M')} on "
+                              f"{slot.date().isoformat()}.", field="start")
+            if len(self.taken(rules.service, slot)) >= capacity and not force:
+                raise Refused(409, "full", f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
+                              field="start")
+
+    def create(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime, slots: int,
+               origin: str, force: bool = False, name: str | None = None, phone: str | None = None,
+               note: str | None = None, language: str | None = None, idem_key: str | None = None) -> Outcome:
+        """A staff or kiosk booking. A kiosk books whole grid slots in the future; staff may force."""
+        self.sync(engine, now)
+        if service not in self.config.services:
+            raise Refused(404, "unknown_service", f"There is no service {service!r}.", field="service")
+        rules = self.rules(service)
+        if not 1 <= slots <= rules.max_slots and not force:
+            raise Refused(422, "slots", f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+                          f"{rules.slot_min} minutes.", field="slots")
+        end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
+        if origin == "kiosk":
+            if not rules.self_booking:
+                raise Refused(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
+                              field="service")
+            grid = self._grid(rules, start, end)
+            if not grid or grid[0] != start.astimezone(self.config.timezone):
+                raise Refused(422, "not_a_slot", "Choose one of the offered times.", field="start")
+            if start <= now or start.astimezone(self.config.timezone).date() > (
+                    engine.local(now).date() + timedelta(days=rules.days_ahead)):
+                raise Refused(409, "no_slot", "That time can no longer be booked. Choose another time.",
+                              field="start")
+        elif end <= now and not force:
+            raise Refused(409, "past", "That time has passed.", field="start")
+        grid = self._grid(rules, start, end)
+        self._check_places(rules, grid, force)
+        booking = self._new_booking(now, service, start, slots, origin, name=name, phone=phone, note=note,
+                                    language=language, idem_key=idem_key)
+        self._claim(booking, grid)
+        self._remember(booking)
+        return Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
+
+    def book_self(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime | None, slots: int,
+                  language: str, key: str) -> tuple[Outcome, dict[str, Any]]:
+        """The kiosk's "book a time": a slot later, or here-and-now (booked and checked in at once)."""
+        self.sync(engine, now)
+        existing = self.by_idem.get(key)
+        if existing is None:
+            found = self._fetch("site = ? AND idem_key = ?", self.site, key)
+            existing = found.id if found else None
+            if found:
+                self._remember(found)
+        if existing is not None:
+            booking = self.bookings[existing]
+            ticket = engine.tickets.get(booking.ticket_id or "")
+            return Outcome(replay=True), {"replay": True, "booking": self.booking_json(engine, booking, staff=False),
+                                          "ticket": views.ticket_json(engine, ticket) if ticket else None}
+        if start is None:
+            if service not in self.config.services:
+                raise Refused(404, "unknown_service", f"There is no service {service!r}.", field="service")
+            rules = self.rules(service)
+            if self.here_and_now(engine, now, rules) is None:
+                raise Refused(409, "not_free", "No one is free right now. Choose a time or take a ticket.")
+            local = engine.local(now).replace(second=0, microsecond=0)
+            grid = self._grid(rules, local, local + timedelta(seconds=1))
+            booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
+            self._claim(booking, grid)
+            self._remember(booking)
+            outcome = engine.issue(service, language, now, idempotency_key=key, origin="booking",
+                                   due_at=booking.start)
+            assert outcome.ticket is not None
+            booking.status, booking.ticket_id, booking.checked_in_at = CHECKED_IN, outcome.ticket.id, now
+            self._remember(booking)
+            outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims)))
+            return outcome, {"replay": False, "booking": self.booking_json(engine, booking, staff=False),
+                             "ticket": views.ticket_json(engine, outcome.ticket)}
+        outcome = self.create(engine, now, service=service, start=start, slots=slots, origin="kiosk",
+                              language=language, idem_key=key)
+        booking = self.bookings[self.by_idem[key]]
+        return outcome, {"replay": False, "booking": self.booking_json(engine, booking, staff=False), "ticket": None}
+
+    def cancel(self, engine: QueueEngine, now: datetime, booking_id: str) -> tuple[Outcome, dict[str, Any]]:
+        self.sync(engine, now)
+        booking = self.bookings.get(booking_id) or self._fetch("id = ?", booking_id)
+        if booking is None or booking.site != self.site:
+            raise Refused(404, "unknown_booking", "There is no such booking.", field="id")
+        if booking.status == CANCELLED:
+            return Outcome(), self.booking_json(engine, booking, staff=True)
+        if booking.status == CHECKED_IN:
+            raise Refused(409, "checked_in", "The visitor has already checked in; serve or finish the ticket instead.")
+        booking.status, booking.cancelled_at = CANCELLED, now
+        self._release(booking)
+        return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
+                self.booking_json(engine, booking, staff=True))
+
+    def checkin(self, engine: QueueEngine, now: datetime, typed: str, language: str,
+                key: str) -> tuple[Outcome, dict[str, Any]]:
+        """Check a visitor in with their code: a queue ticket due at the booked time, in one transaction."""
+        self.sync(engine, now)
+        if key in engine.idempotency:
+            ticket = engine.tickets.get(engine.idempotency[key][0])
+            booking_id = self.by_ticket.get(ticket.id) if ticket else None
+            if ticket is not None and booking_id:
+                booking = self.bookings[booking_id]
+                return Outcome(replay=True), {"replay": True, "ticket": views.ticket_json(engine, ticket),
+                                              "booking": self._short(engine, booking)}
+        code = codes.normalise(typed)
+        problem = codes.problem(code)
+        if problem:
+            raise Refused(404, "not_found", problem, field="code")
+        booking = self.find_code(code)
+        if booking is None:
+            raise Refused(404, "not_found", "There is no booking with this code. Check the code or ask at the desk.",
+                          field="code")
+        short = self._short(engine, booking)
+        if booking.site != self.site:
+            raise Refused(409, "other_site", f"This booking is at another branch ({booking.site}).",
+                          site=booking.site, booking=short)
+        if booking.status == CANCELLED:
+            raise Refused(409, "cancelled", "This booking was cancelled. Please ask at the desk.", booking=short)
+        if booking.ticket_id:
+            ticket = engine.tickets.get(booking.ticket_id)
+            raise Refused(409, "already_checked_in", "You have already checked in. Watch the screen for your number.",
+                          booking=short, ticket=views.ticket_json(engine, ticket) if ticket else None)
+        local_start = engine.local(booking.start)
+        if local_start.date() != engine.local(now).date():
+            raise Refused(409, "other_day", f"This booking is for {local_start.date().isoformat()}.",
+                          date=local_start.date().isoformat(), booking=short)
+        rules = self.rules(booking.service)
+        opens = booking.start - timedelta(minutes=rules.early_min)
+        if now < opens:
+            raise Refused(409, "too_early", f"You are early. Check in from {engine.local(opens).strftime('%H:%M')}.",
+                          come_back_at=views.iso(engine, opens), booking=short)
+        if booking.status == NO_SHOW or now > booking.start + timedelta(minutes=rules.late_min):
+            raise Refused(409, "too_late", "Your booking time has passed. You can take a ticket instead.",
+                          service=booking.service, booking=short)
+        outcome = engine.issue(booking.service, language, now, idempotency_key=key, origin="booking",
+                               due_at=booking.start)
+        assert outcome.ticket is not None
+        if booking.id not in self.bookings:
+            self._remember(booking)
+        booking.status, booking.ticket_id, booking.checked_in_at = CHECKED_IN, outcome.ticket.id, now
+        if language and not booking.language:
+            booking.language = language
+        self._remember(booking)
+        outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims))))
+        return outcome, {"replay": False, "ticket": views.ticket_json(engine, outcome.ticket), "booking": short}
+
+    def import_rows(self, engine: QueueEngine, now: datetime, rows: list[ImportRow],
+                    dry_run: bool = False) -> tuple[Outcome, dict[str, Any]]:
+        """Create, move or cancel bookings by their external id; the same file twice changes nothing."""
+        self.sync(engine, now)
+        outcome = Outcome()
+        report: dict[str, Any] = {"created": 0, "updated": 0, "cancelled": 0, "unchanged": 0, "other_site": 0,
+                                  "warnings": []}
+        for row in rows:
+            existing_id = self.by_external.get(row.external_id)
+            existing = self.bookings.get(existing_id or "") or self._fetch("site IN (?, ?) AND external_id = ?",
+                                                                          self.site, row.site or self.site,
+                                                                          row.external_id)
+            rules = self.rules(row.service)
+            end = row.end or row.start + rules.slot
+            slots = max(1, math.ceil((end - row.start) / rules.slot))
+            ours = row.site in (None, "", self.site)
+            if existing is None:
+                if row.cancelled:
+                    report["unchanged"] += 1
+                    continue
+                if row.code and self._code_taken(row.code):
+                    report["warnings"].append({"row": row.row, "field": "code",
+                                               "message": f"The code {row.code} is taken here; a new one was made."})
+                    row.code = None
+                booking = self._new_booking(now, row.service, row.start, slots, "import", end=end.astimezone(
+                    ZoneInfo("UTC")), external_id=row.external_id, site=None if ours else row.site, code=row.code,
+                    name=row.name if ours else None, phone=row.phone if ours else None,
+                    note=row.note if ours else None)
+                if dry_run:
+                    report["created"] += 1
+                    continue
+                if ours:
+                    grid = self._grid(rules, booking.start, booking.end)
+                    self._claim(booking, grid)
+                    if any(p > self.capacity(rules, datetime.fromisoformat(s)) for s, p in booking.claims):
+                        report["warnings"].append({"row": row.row, "field": "start",
+                                                   "message": "More bookings than places at this time (imported "
+                                                              "anyway: the booking system is in charge)."})
+                else:
+                    report["other_site"] += 1
+                self._remember(booking)
+                outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims)),
+                                                  tuple(booking.claims)))
+                report["created"] += 1
+                continue
+            if existing.id not in self.bookings:
+                self._remember(existing)
+            if row.cancelled:
+                if existing.status in (CANCELLED, CHECKED_IN):
+                    report["unchanged"] += 1
+                    continue
+                if not dry_run:
+                    existing.status, existing.cancelled_at = CANCELLED, now
+                    self._release(existing)
+                    outcome.records.append(BookingRow(replace(existing, claims=[]), ()))
+                report["cancelled"] += 1
+                continue
+            same = (existing.start == row.start.astimezone(ZoneInfo("UTC")) and existing.end == end
+                    and existing.service == row.service and existing.status != CANCELLED
+                    and (not ours or (existing.name, existing.phone) == (row.name, row.phone)))
+            if same or existing.status == CHECKED_IN:
+                report["unchanged"] += 1
+                continue
+            if not dry_run:
+                self._release(existing)
+                existing.service, existing.start, existing.end = row.service, row.start.astimezone(ZoneInfo("UTC")), \
+                    end.astimezone(ZoneInfo("UTC"))
+                existing.day, existing.slots = row.start.astimezone(self.config.timezone).date(), slots
+                existing.status, existing.cancelled_at = BOOKED, None
+                if ours:
+                    existing.name, existing.phone, existing.note = row.name, row.phone, row.note
+                    self._claim(existing, self._grid(rules, existing.start, existing.end))
+                outcome.records.append(BookingRow(replace(existing, claims=list(existing.claims)),
+                                                  tuple(existing.claims)))
+            report["updated"] += 1
+        return outcome, report
+
+    # -- tick jobs ----------------------------------------------------------------------------------
+
+    def mark_no_shows(self, engine: QueueEngine, now: datetime) -> Outcome:
+        """Bookings nobody checked in for by the end of the late window become no-shows (slots stay taken)."""
+        self.sync(engine, now)
+        outcome = Outcome()
+        for booking in self.bookings.values():
+            if booking.status == BOOKED and booking.site == self.site and \
+                    now > booking.start + timedelta(minutes=self.rules(booking.service).late_min):
+                booking.status = NO_SHOW
+                outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims))))
+        return outcome
+
+    def purge(self, engine: QueueEngine, now: datetime, force: bool = False) -> Outcome:
+        """Personal data of bookings older than the retention period is set to NULL."""
+        if not force and self.last_purge is not None and now - self.last_purge < PURGE_EVERY:
+            return Outcome()
+        self.last_purge = now
+        before = (engine.local(now).date() - timedelta(days=self.settings.retention_days)).isoformat()
+        row = self.db.execute("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND (name IS NOT NULL OR phone IS "
+                              "NOT NULL OR note IS NOT NULL) LIMIT 1", (self.site, before)).fetchone()
+        for booking in self.bookings.values():
+            if booking.day.isoformat() < before:
+                booking.name = booking.phone = booking.note = None
+        return Outcome(records=[PurgePersonalData(self.site, before)]) if row else Outcome()

@@ -1,0 +1,266 @@
+"""The bookings and what's-on plugin: ``install(app, hub)`` adds its routes, tables, jobs and topic.
+
+Routes (details and examples in docs/bookings.md):
+- ``POST /api/v1/bookings`` (staff), ``GET /api/v1/bookings?day=`` (anyone; staff see everything),
+  ``DELETE /api/v1/bookings/{id}`` (staff), ``POST /api/v1/bookings/import`` (staff, CSV or iCalendar);
+- ``POST /api/v1/checkins`` (kiosk), ``GET /api/v1/slots`` (anyone), ``POST /api/v1/bookings/self`` (kiosk);
+- ``GET /api/v1/events`` (anyone), ``POST /api/v1/events`` / ``DELETE /api/v1/events/{id}`` (staff),
+  ``POST /api/v1/events/{id}/signups`` (kiosk), ``GET /api/v1/events/feeds`` (staff).
+
+Every state change runs as one command on the hub's writer thread; feeds are
+fetched on a thread of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from server import bookings as bk
+from server import events as ev
+from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
+from server.engine import QueueEngine
+from server.hub import Hub
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+class BookingRequest(BaseModel):
+    service: str = Field(min_length=1, max_length=40)
+    start: datetime = Field(description="local time (site zone) or ISO 8601 with an offset")
+    slots: int = Field(default=1, ge=1, le=8, description="2 for a double slot")
+    name: str | None = Field(default=None, max_length=100, description="staff only; deleted after retention")
+    phone: str | None = Field(default=None, max_length=40, description="staff only; deleted after retention")
+    note: str | None = Field(default=None, max_length=500, description="staff only; deleted after retention")
+    language: str = Field(default="", max_length=5)
+    force: bool = Field(default=False, description="book even when the time is full or outside booking hours")
+
+
+class SelfBookingRequest(BaseModel):
+    service: str = Field(min_length=1, max_length=40)
+    start: datetime | None = Field(default=None, description="one of GET /slots' starts")
+    here_and_now: bool = Field(default=False, description="the slot starting now (GET /slots' here_and_now)")
+    slots: int = Field(default=1, ge=1, le=8)
+    language: str = Field(default="", max_length=5)
+
+
+class CheckinRequest(BaseModel):
+    code: str = Field(min_length=1, max_length=200, description="as typed or scanned")
+    language: str = Field(default="", max_length=5)
+
+
+class EventRequest(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    start: datetime
+    end: datetime | None = None
+    room: str | None = Field(default=None, max_length=100)
+    seats: int | None = Field(default=None, ge=0, le=10000, description="sign-ups at the kiosk when set")
+    waiting_list: int | None = Field(default=None, ge=0, le=1000)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class SignupRequest(BaseModel):
+    language: str = Field(default="", max_length=5)
+
+
+def _key(who: Principal, key: str | None) -> str:
+    if not key or not IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
+                       " so a retry never books twice.", "Idempotency-Key")
+    return f"{who.name}:{key}"
+
+
+def install(app: FastAPI, hub: Hub) -> None:
+    config = hub.config
+    tz = config.timezone
+    settings = bk.parse_settings(config)
+    event_settings = ev.parse_settings(config)
+    store = hub.store
+    book = bk.BookingBook(config, settings, store.db)
+    programme = ev.Programme(config, event_settings, store.db, code_taken=book._code_taken)
+    programme.issued_codes = book.issued_codes  # one code space for bookings and sign-ups
+
+    def setup(engine: QueueEngine, now: datetime) -> None:
+        store.migrate_plugin("bookings", bk.SCHEMA)
+        store.migrate_plugin("events", ev.SCHEMA)
+        store.writers[bk.BookingRow] = bk.write_booking  # type: ignore[assignment]
+        store.writers[bk.PurgePersonalData] = bk.write_purge  # type: ignore[assignment]
+        store.writers[ev.LocalEventRow] = ev.write_local_event  # type: ignore[assignment]
+        store.writers[ev.SignupRow] = ev.write_signup  # type: ignore[assignment]
+        book.sync(engine, now)
+        programme.sync(engine)
+
+    hub.call(setup)
+    hub.state_providers["events/today"] = programme.today
+    hub.tick_jobs.append(book.mark_no_shows)
+    hub.tick_jobs.append(book.purge)
+
+    def deliver(name: str, events: list[ev.Event]) -> None:
+        hub.submit(lambda engine, now: programme.set_feed(name, events))
+
+    fetcher = ev.FeedFetcher(event_settings, tz, store.path.parent / "feeds", deliver, clock=hub.clock)
+    app.state.bookings = book
+    app.state.programme = programme
+    app.state.feeds = fetcher
+    fetcher.start()
+
+    @app.exception_handler(bk.Refused)
+    async def refused(request: Request, exc: bk.Refused) -> JSONResponse:
+        details = {k: v for k, v in exc.details.items() if k != "field"}
+        body = {"error": {"code": exc.code, "message": exc.message, "field": exc.details.get("field"), **details}}
+        return JSONResponse(body, status_code=exc.status)
+
+    def local(value: datetime) -> datetime:
+        return value.replace(tzinfo=tz) if value.tzinfo is None else value
+
+    def language_of(value: str) -> str:
+        return value if value in config.languages else config.default_language
+
+    # -- bookings -----------------------------------------------------------------------------
+
+    @app.post("/api/v1/bookings", status_code=201, tags=["bookings"])
+    async def create_booking(body: BookingRequest,
+                             who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        """A booking made by staff (the contact centre books by phone). The answer carries the code."""
+
+        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
+            outcome = book.create(engine, now, service=body.service, start=local(body.start), slots=body.slots,
+                                  origin="staff", force=body.force, name=body.name, phone=body.phone,
+                                  note=body.note, language=language_of(body.language))
+            booking = outcome.records[0].booking
+            return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True)
+
+        _, answer = await run(hub, command)
+        return answer
+
+    @app.get("/api/v1/bookings", tags=["bookings"])
+    async def list_bookings(who: Annotated[Principal | None, Depends(_principal)],
+                            day: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
+        """One day's bookings: staff see codes, names, phones and check-in; others only times and states."""
+        try:
+            wanted = date.fromisoformat(day) if day else None
+        except ValueError:
+            raise ApiError(422, "invalid", "day: expected a date like 2026-11-23", "day") from None
+        staff = who is not None and who.is_staff
+
+        def command(engine: QueueEngine, now: datetime) -> dict[str, Any]:
+            return book.list_day(engine, now, wanted or engine.local(now).date(), staff)
+
+        return await run(hub, command, read_only=True)
+
+    @app.delete("/api/v1/bookings/{booking_id}", tags=["bookings"])
+    async def cancel_booking(booking_id: Annotated[str, Field(max_length=64)],
+                             who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        _, answer = await run(hub, lambda engine, now: book.cancel(engine, now, booking_id))
+        return answer
+
+    @app.post("/api/v1/bookings/import", tags=["bookings"])
+    async def import_bookings(request: Request, who: Annotated[Principal, Depends(require("staff"))],
+                              format: Annotated[str | None, Query(pattern="^(csv|ics)$")] = None,
+                              service: Annotated[str | None, Query(max_length=40)] = None,
+                              dry_run: bool = False) -> dict[str, Any]:
+        """A booking system's export (CSV or iCalendar). Good rows are imported, bad ones reported by row."""
+        raw = await request.body()
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise ApiError(413, "too_large", "The file is larger than 5 MB.")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252", errors="replace")  # a spreadsheet saved on Windows
+        kind = format or ("ics" if "calendar" in request.headers.get("content-type", "")
+                          or text.lstrip().upper().startswith("BEGIN:VCALENDAR") else "csv")
+        if service is not None and service not in config.services:
+            raise ApiError(404, "unknown_service", f"There is no service {service!r}.", "service")
+        if kind == "ics":
+            rows, errors = await run_in_threadpool(bk.parse_ics_bookings, text, config, service)
+        else:
+            rows, errors = await run_in_threadpool(bk.parse_csv, text, config)
+        _, report = await run(hub, lambda engine, now: book.import_rows(engine, now, rows, dry_run))
+        return {"format": kind, "rows": len(rows) + len(errors), "dry_run": dry_run, **report, "errors": errors}
+
+    # -- the kiosk: check-in and book a time --------------------------------------------------------
+
+    @app.post("/api/v1/checkins", status_code=201, tags=["bookings"])
+    async def checkin(body: CheckinRequest, who: Annotated[Principal, Depends(require("kiosk", "staff"))],
+                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        """Check in with a booking code: a queue ticket that is called first once the booking is due."""
+        key = _key(who, idempotency_key)
+        language = language_of(body.language)
+        _, answer = await run(hub, lambda engine, now: book.checkin(engine, now, body.code, language, key))
+        replay = answer.pop("replay")
+        return JSONResponse(answer, status_code=200 if replay else 201)
+
+    @app.get("/api/v1/slots", tags=["bookings"])
+    async def slots(service: Annotated[str, Query(min_length=1, max_length=40)],
+                    days: Annotated[int, Query(ge=1, le=62)] = 7) -> dict[str, Any]:
+        """The next free times of a service, and a here-and-now slot when someone is free now."""
+        return await run(hub, lambda engine, now: book.free_slots(engine, now, service, days), read_only=True)
+
+    @app.post("/api/v1/bookings/self", status_code=201, tags=["bookings"])
+    async def book_self(body: SelfBookingRequest, who: Annotated[Principal, Depends(require("kiosk", "staff"))],
+                        idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        """An anonymous booking at the kiosk; here-and-now is checked in at once and carries its ticket."""
+        key = _key(who, idempotency_key)
+        if body.start is None and not body.here_and_now:
+            raise ApiError(422, "invalid", "start: choose a time, or here_and_now", "start")
+        start = None if body.here_and_now else local(body.start)  # type: ignore[arg-type]
+
+        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
+            return book.book_self(engine, now, service=body.service, start=start, slots=body.slots,
+                                  language=language_of(body.language), key=key)
+
+        _, answer = await run(hub, command)
+        replay = answer.pop("replay")
+        return JSONResponse(answer, status_code=200 if replay else 201)
+
+    # -- what's on ------------------------------------------------------------------------------------
+
+    @app.get("/api/v1/events", tags=["events"])
+    async def events(days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict[str, Any]:
+        """Today's and the coming days' events (not yet over), with their sign-up state."""
+        return await run(hub, lambda engine, now: programme.listing(engine, now, days), read_only=True)
+
+    @app.get("/api/v1/events/feeds", tags=["events"])
+    async def feeds(who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        """How each feed is doing: last success, last error, events read."""
+        return {"feeds": [s.json() for s in fetcher.status.values()]}
+
+    @app.post("/api/v1/events", status_code=201, tags=["events"])
+    async def add_event(body: EventRequest, who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        start = local(body.start)
+        end = local(body.end) if body.end else start + timedelta(hours=1)
+        if end <= start:
+            raise ApiError(422, "invalid", "end: expected a time after the start", "end")
+        waiting = body.waiting_list if body.waiting_list is not None else (
+            event_settings.waiting_list if body.seats is not None else 0)
+        event = ev.Event(uuid.uuid4().hex, "staff", " ".join(body.title.split()), start.astimezone(tz),
+                         end.astimezone(tz), body.room, ev.SCHEDULED, False, body.seats, waiting, None,
+                         body.description)
+        _, answer = await run(hub, lambda engine, now: programme.add(engine, now, event))
+        return answer
+
+    @app.delete("/api/v1/events/{event_id}", tags=["events"])
+    async def cancel_event(event_id: Annotated[str, Field(max_length=64)],
+                           who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        _, answer = await run(hub, lambda engine, now: programme.cancel(engine, now, event_id))
+        return answer
+
+    @app.post("/api/v1/events/{event_id}/signups", status_code=201, tags=["events"])
+    async def signup(event_id: Annotated[str, Field(max_length=64)],
+                     who: Annotated[Principal, Depends(require("kiosk", "staff"))],
+                     idempotency_key: Annotated[str | None, Header()] = None,
+                     body: SignupRequest | None = None) -> JSONResponse:
+        """Sign up for an event: a seat, else a waiting-list place, else 409 full."""
+        key = _key(who, idempotency_key)
+        language = language_of(body.language if body else "")
+        _, answer = await run(hub, lambda engine, now: programme.signup(engine, now, event_id, language, key))
+        replay = answer.pop("replay")
+        return JSONResponse(answer, status_code=200 if replay else 201)
+
+    return None
