@@ -41,6 +41,7 @@ BOOKED, CHECKED_IN, NO_SHOW, CANCELLED = "booked", "checked_in", "no_show", "can
 BOOKING_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW, CANCELLED)
 ORIGINS = ("staff", "kiosk", "here_and_now", "import")
 PURGE_EVERY = timedelta(minutes=10)
+MAX_BOOKING = timedelta(hours=8)
 
 SCHEMA: list[str] = [
     """
@@ -309,6 +310,19 @@ def write_booking(db: sqlite3.Connection, record: BookingRow) -> None:
                        "VALUES (?, ?, ?, ?, ?)", [(b.site, b.service, s, p, b.id) for s, p in record.claims])
 
 
+@dataclass(frozen=True)
+class OldNoShows:
+    """Bookings of days before ``before_day`` that nobody checked in for (the hub may have been off)."""
+
+    site: str
+    before_day: str
+
+
+def write_old_no_shows(db: sqlite3.Connection, record: OldNoShows) -> None:
+    db.execute("UPDATE bookings SET status = 'no_show' WHERE site = ? AND day < ? AND status = 'booked'",
+               (record.site, record.before_day))
+
+
 def write_purge(db: sqlite3.Connection, record: PurgePersonalData) -> None:
     db.execute("UPDATE bookings SET name = NULL, phone = NULL, note = NULL WHERE site = ? AND day < ? "
                "AND (name IS NOT NULL OR phone IS NOT NULL OR note IS NOT NULL)", (record.site, record.before_day))
@@ -376,7 +390,7 @@ def parse_csv(text: str, config: SiteConfig) -> tuple[list[ImportRow], list[dict
 
     Row numbers count lines as a spreadsheet shows them: the header is row 1.
     """
-    text = text.lstrip("\ufeff")
+    text = text.lstrip("\ufeff").replace("\x00", "")
     errors: list[dict[str, Any]] = []
     try:
         dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
@@ -420,6 +434,8 @@ def parse_csv(text: str, config: SiteConfig) -> tuple[list[ImportRow], list[dict
             continue
         try:
             start = _local_time(get("start"), tz)
+            if not 2000 <= start.year <= 2100:
+                raise ValueError
         except ValueError:
             bad("start", f"Expected a time like 2026-11-23 10:15, got {get('start')!r}.")
             continue
@@ -440,8 +456,8 @@ def parse_csv(text: str, config: SiteConfig) -> tuple[list[ImportRow], list[dict
                 bad("minutes", f"Expected minutes from 1 to 480, got {get('minutes')!r}.")
                 continue
             end = start + timedelta(minutes=int(get("minutes")))
-        if end is not None and end <= start:
-            bad("end", "The end is not after the start.")
+        if end is not None and not timedelta(0) < end - start <= MAX_BOOKING:
+            bad("end", "The end must be after the start, and a booking at most 8 hours long.")
             continue
         code = codes.normalise(get("code")) if get("code") else None
         if code and codes.problem(code):
@@ -466,7 +482,7 @@ def parse_ics_bookings(text: str, config: SiteConfig,
 
     try:
         calendar = Calendar.from_ical(text)
-    except ValueError as exc:
+    except Exception as exc:  # icalendar raises several kinds on broken input
         return [], [{"row": 0, "field": None, "message": f"This is not an iCalendar file: {exc}"}]
     rows: list[ImportRow] = []
     errors: list[dict[str, Any]] = []
@@ -495,12 +511,19 @@ def parse_ics_bookings(text: str, config: SiteConfig,
             errors.append({"row": number, "field": "DTSTART", "message": f"Event {uid}: a booking needs a start time."})
             continue
         start = value.replace(tzinfo=tz) if value.tzinfo is None else value
+        if not 2000 <= start.year <= 2100:
+            errors.append({"row": number, "field": "DTSTART", "message": f"Event {uid}: the start is out of range."})
+            continue
         end_value = getattr(event.get("DTEND"), "dt", None)
         end = None
         if isinstance(end_value, datetime):
             end = end_value.replace(tzinfo=tz) if end_value.tzinfo is None else end_value
         elif event.get("DURATION") is not None:
             end = start + event.get("DURATION").dt
+        if end is not None and not timedelta(0) < end - start <= MAX_BOOKING:
+            errors.append({"row": number, "field": "DTEND",
+                           "message": f"Event {uid}: the end must be after the start, at most 8 hours later."})
+            continue
         name = None
         attendee = event.get("ATTENDEE")
         if attendee is not None:
@@ -995,6 +1018,10 @@ class BookingBook:
                     now > booking.start + timedelta(minutes=self.rules(booking.service).late_min):
                 booking.status = NO_SHOW
                 outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims))))
+        before = (self.loaded_from or engine.local(now).date()).isoformat()
+        if self.db.execute("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND status = 'booked' LIMIT 1",
+                           (self.site, before)).fetchone():
+            outcome.records.append(OldNoShows(self.site, before))
         return outcome
 
     def purge(self, engine: QueueEngine, now: datetime, force: bool = False) -> Outcome:

@@ -91,6 +91,7 @@ def install(app: FastAPI, hub: Hub) -> None:
         store.migrate_plugin("events", ev.SCHEMA)
         store.writers[bk.BookingRow] = bk.write_booking  # type: ignore[assignment]
         store.writers[bk.PurgePersonalData] = bk.write_purge  # type: ignore[assignment]
+        store.writers[bk.OldNoShows] = bk.write_old_no_shows  # type: ignore[assignment]
         store.writers[ev.LocalEventRow] = ev.write_local_event  # type: ignore[assignment]
         store.writers[ev.SignupRow] = ev.write_signup  # type: ignore[assignment]
         book.sync(engine, now)
@@ -116,7 +117,9 @@ def install(app: FastAPI, hub: Hub) -> None:
         body = {"error": {"code": exc.code, "message": exc.message, "field": exc.details.get("field"), **details}}
         return JSONResponse(body, status_code=exc.status)
 
-    def local(value: datetime) -> datetime:
+    def local(value: datetime, name: str = "start") -> datetime:
+        if not 2000 <= value.year <= 2100:
+            raise ApiError(422, "invalid", f"{name}: expected a time between the years 2000 and 2100", name)
         return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
     def language_of(value: str) -> str:
@@ -177,10 +180,13 @@ def install(app: FastAPI, hub: Hub) -> None:
                           or text.lstrip().upper().startswith("BEGIN:VCALENDAR") else "csv")
         if service is not None and service not in config.services:
             raise ApiError(404, "unknown_service", f"There is no service {service!r}.", "service")
-        if kind == "ics":
-            rows, errors = await run_in_threadpool(bk.parse_ics_bookings, text, config, service)
-        else:
-            rows, errors = await run_in_threadpool(bk.parse_csv, text, config)
+        try:
+            if kind == "ics":
+                rows, errors = await run_in_threadpool(bk.parse_ics_bookings, text, config, service)
+            else:
+                rows, errors = await run_in_threadpool(bk.parse_csv, text, config)
+        except Exception as exc:  # never a 500 for a file someone uploads
+            raise ApiError(422, "unreadable", f"The file could not be read as {kind.upper()}: {exc}") from None
         _, report = await run(hub, lambda engine, now: book.import_rows(engine, now, rows, dry_run))
         return {"format": kind, "rows": len(rows) + len(errors), "dry_run": dry_run, **report, "errors": errors}
 
@@ -234,7 +240,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     @app.post("/api/v1/events", status_code=201, tags=["events"])
     async def add_event(body: EventRequest, who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
         start = local(body.start)
-        end = local(body.end) if body.end else start + timedelta(hours=1)
+        end = local(body.end, "end") if body.end else start + timedelta(hours=1)
         if end <= start:
             raise ApiError(422, "invalid", "end: expected a time after the start", "end")
         waiting = body.waiting_list if body.waiting_list is not None else (
