@@ -141,8 +141,8 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         now = hub.clock()
         db = connect()
         try:
-            rows = stats.read_tickets(db, site, lo, hi)
-            first = stats.read_first_calls(db, site, lo, hi, tz)
+            rows = stats.read_tickets(db, site, lo, hi, lean=True)
+            first = stats.read_first_calls(db, site, lo, hi)
             ulo, uhi = stats.period_utc(lo, hi, tz)
             feedback = stats.read_feedback(db, site, ulo, uhi)
             changes = stats.read_device_changes(db, site, ulo, min(uhi, now))
@@ -210,8 +210,8 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         def make() -> list[str]:
             db = connect()
             try:
-                rows = stats.read_tickets(db, site, lo, hi)
-                first = stats.read_first_calls(db, site, lo, hi, tz)
+                rows = stats.read_tickets(db, site, lo, hi, lean=True)
+                first = stats.read_first_calls(db, site, lo, hi)
                 ulo, uhi = stats.period_utc(lo, hi, tz)
                 feedback = stats.read_feedback(db, site, ulo, uhi)
             finally:
@@ -234,7 +234,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
             db = connect()
             try:
                 rows = stats.read_tickets(db, site, lo, hi)
-                first = stats.read_first_calls(db, site, lo, hi, tz)
+                first = stats.read_first_calls(db, site, lo, hi)
             finally:
                 db.close()
             body = stats.ticket_csv_rows(rows, tz, targets=targets(), first_calls=first, target_override=target_min,

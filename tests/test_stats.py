@@ -263,7 +263,7 @@ def test_reading_a_real_store_and_the_ticket_csv(tmp_path: Path) -> None:
         write_feedback(db, FeedbackRecord("sonderbro", f.at, f.rating, 5, f.service, f.device))
     read = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
     tickets = stats.read_tickets(read, "sonderbro", DAY, DAY)
-    first = stats.read_first_calls(read, "sonderbro", DAY, DAY, CPH)
+    first = stats.read_first_calls(read, "sonderbro", DAY, DAY)
     assert first == {"id-K006": utc("2026-11-23 10:12:00")}
     lo, hi = stats.period_utc(DAY, DAY, CPH)
     feedback = stats.read_feedback(read, "sonderbro", lo, hi)
@@ -272,6 +272,9 @@ def test_reading_a_real_store_and_the_ticket_csv(tmp_path: Path) -> None:
     assert (total["issued"], total["wait_median_s"], total["wait_p90_s"], total["service_level"]) == (
         8, 180.0, 900.0, 0.75)
     assert total["feedback_mean"] == 3.75
+    lean = stats.read_tickets(read, "sonderbro", DAY, DAY, lean=True)
+    assert stats.summarize(lean, CPH, ("counter",), targets=TARGETS, first_calls=first, feedback=feedback).groups \
+        == stats.summarize(tickets, CPH, ("counter",), targets=TARGETS, first_calls=first, feedback=feedback).groups
     assert stats.read_bookings(read, "sonderbro", lo, hi) is None and stats.read_events(read, "sonderbro", lo,
                                                                                          hi) is None
 
