@@ -233,7 +233,10 @@ def parse_ics(text: str | bytes, tz: ZoneInfo, start: datetime, end: datetime, s
         if dtend is not None:
             ends, _ = _aware(dtend.dt, tz)
         elif component.get("DURATION") is not None:
-            ends = begins + component.get("DURATION").dt
+            length = component.get("DURATION").dt
+            # RFC 5545: hours and minutes are exact time (7 h is 7 h on the night the clocks change), days nominal
+            exact = timedelta(seconds=length.seconds, microseconds=length.microseconds)
+            ends = (begins + timedelta(days=length.days)).astimezone(UTC) + exact
         else:
             ends = begins + (timedelta(days=1) if all_day else timedelta(0))
         uid = str(component.get("UID", "")) or str(component.get("SUMMARY", ""))
