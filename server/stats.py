@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
@@ -236,59 +236,51 @@ def summarize(rows: Iterable[Sequence[Any]], tz: ZoneInfo, by: Sequence[str] = (
     ``start``/``end`` (local days, inclusive) drop tickets whose local issue day falls outside:
     the caller may read a day more on either side to be safe.
     """
-    for dim in by:
-        if dim not in DIMENSIONS:
-            raise ValueError(f"unknown dimension {dim!r} (one of {', '.join(DIMENSIONS)})")
-    by = tuple(by)
+    return summarize_many(rows, tz, [tuple(by)], targets=targets, target_override=target_override,
+                          first_calls=first_calls, feedback=feedback, start=start, end=end)[tuple(by)]
+
+
+_ORDER = ("day", "hour", "weekday", "month", "service", "counter", "origin")
+
+
+def _key_picker(by: tuple[str, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The key of a row's group, picked (in C) from (day, hour, weekday, month, service, counter, origin)."""
+    picks = [_ORDER.index(d) for d in by]
+    if len(picks) > 1:
+        return itemgetter(*picks)
+    if not picks:
+        return lambda values: ()
+    single = itemgetter(picks[0])
+    return lambda values: (single(values),)
+
+
+def summarize_many(rows: Iterable[Sequence[Any]], tz: ZoneInfo, groupings: Sequence[tuple[str, ...]], *,
+                   targets: dict[str, float] | None = None, target_override: float | None = None,
+                   first_calls: dict[str, str] | None = None, feedback: Iterable[Feedback] = (),
+                   start: date | None = None, end: date | None = None) -> dict[tuple[str, ...], Summary]:
+    """Several groupings in one pass over the rows (the page's report needs five)."""
+    for by in groupings:
+        for dim in by:
+            if dim not in DIMENSIONS:
+                raise ValueError(f"unknown dimension {dim!r} (one of {', '.join(DIMENSIONS)})")
     local = LocalTime(tz)
     targets = targets or {}
     first_calls = first_calls or {}
     lo, hi = (start.isoformat() if start else None), (end.isoformat() if end else None)
-    groups: dict[tuple[Any, ...], _Group] = {}
-    # the key of a row's group: picked from (day, hour, weekday, month, service, counter, origin) in C
-    order = ("day", "hour", "weekday", "month", "service", "counter", "origin")
-    picks = [order.index(d) for d in by]
-    if len(picks) > 1:
-        getkey = itemgetter(*picks)
-    else:
-        single = itemgetter(picks[0] if picks else 0)
-
-        def getkey(values: tuple[Any, ...]) -> tuple[Any, ...]:
-            return (single(values),)
+    tables: list[tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], dict[tuple[Any, ...], _Group]]] = [
+        (_key_picker(by), {}) for by in groupings]
     parse, bucket = _parse, local.bucket
     # The hot loop of a year's report (≈ 300,000 rows): plain locals, no per-row objects.
     for row in rows:
         day, hour, weekday = bucket(row[_ISSUED])
         if (lo and day < lo) or (hi and day > hi):
             continue
-        key = getkey((day, hour, weekday, day[:7], row[_SERVICE], row[_COUNTER] or "", row[_ORIGIN])) if by else ()
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = _Group()
         status, origin, transfers, called = row[_STATUS], row[_ORIGIN], row[_TRANSFERS], row[_CALLED]
-        g.issued += 1
-        if status == "done":
-            g.served += 1
-            if called and row[_FINISHED]:
-                g.service_times.append(max(0.0, (parse(row[_FINISHED]) - parse(called)).total_seconds()))
-        elif status == "no_show":
-            g.no_show += 1
-        elif status == "expired":
-            g.expired += 1
-        else:
-            g.open += 1
+        service_s = wait = None
+        if status == "done" and called and row[_FINISHED]:
+            service_s = max(0.0, (parse(row[_FINISHED]) - parse(called)).total_seconds())
         if transfers:
-            g.transferred += 1
-            g.transfers += transfers
             called = first_calls.get(row[_ID]) or called
-        if origin == "booking":
-            g.booking += 1
-            if status == "done":
-                g.booking_kept += 1
-            elif status == "no_show":
-                g.booking_no_show += 1
-        else:
-            g.walk_in += 1
         target = target_override if target_override is not None else targets.get(row[_SERVICE])
         if called:
             begin = parse(row[_QUEUED])
@@ -297,15 +289,44 @@ def summarize(rows: Iterable[Sequence[Any]], tz: ZoneInfo, by: Sequence[str] = (
             wait = (parse(called) - begin).total_seconds()
             if wait < 0:
                 wait = 0.0
-            g.waits.append(wait)
-            if target is not None:
+        counts_for_level = target is not None and (wait is not None or status == "expired")
+        within = counts_for_level and wait is not None and wait <= target * 60  # type: ignore[operator]
+        values = (day, hour, weekday, day[:7], row[_SERVICE], row[_COUNTER] or "", origin)
+        for getkey, groups in tables:
+            key = getkey(values)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = _Group()
+            g.issued += 1
+            if status == "done":
+                g.served += 1
+                if service_s is not None:
+                    g.service_times.append(service_s)
+            elif status == "no_show":
+                g.no_show += 1
+            elif status == "expired":
+                g.expired += 1
+            else:
+                g.open += 1
+            if transfers:
+                g.transferred += 1
+                g.transfers += transfers
+            if origin == "booking":
+                g.booking += 1
+                if status == "done":
+                    g.booking_kept += 1
+                elif status == "no_show":
+                    g.booking_no_show += 1
+            else:
+                g.walk_in += 1
+            if wait is not None:
+                g.waits.append(wait)
+            if counts_for_level:
                 g.sl_base += 1
-                if wait <= target * 60:
+                if within:
                     g.within += 1
-        elif status == "expired" and target is not None:
-            g.sl_base += 1
-    feedback_dims = all(d in FEEDBACK_DIMENSIONS for d in by)
     total_ratings = [0, 0, 0, 0, 0]
+    rated = []
     for item in feedback:
         if not 1 <= item.rating <= 5:
             continue
@@ -313,29 +334,32 @@ def summarize(rows: Iterable[Sequence[Any]], tz: ZoneInfo, by: Sequence[str] = (
         if (lo and day < lo) or (hi and day > hi):
             continue
         total_ratings[item.rating - 1] += 1
-        if by and feedback_dims:
-            if "service" in by and not item.service:
-                continue
-            values = {"day": day, "hour": hour, "weekday": weekday, "month": day[:7], "service": item.service}
-            key = tuple(values[d] for d in by)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group()
-            group.ratings[item.rating - 1] += 1
-    total = _Group.merge(groups.values())
-    total.ratings = total_ratings
-    result = Summary(by=by, total=total.figures())
-    if not by:
-        return result
-    for key in sorted(groups, key=lambda k: tuple(str(x).zfill(2) if isinstance(x, int) else x for x in k)):
-        result.groups.append({**dict(zip(by, key, strict=True)), **groups[key].figures()})
-    if "day" in by:
-        hours: dict[str, float] = {}
-        for group in result.groups:
-            d = group["day"]
-            if d not in hours:
-                hours[d] = day_hours(date.fromisoformat(d), tz)
-            group["day_hours"] = hours[d]
+        rated.append(((day, hour, weekday, day[:7], item.service, None, None), item.rating))
+    result: dict[tuple[str, ...], Summary] = {}
+    for by, (getkey, groups) in zip(groupings, tables, strict=True):
+        if by and all(d in FEEDBACK_DIMENSIONS for d in by):
+            for values, rating in rated:
+                if "service" in by and not values[4]:
+                    continue  # a rating not tied to a service counts in the total only
+                key = getkey(values)
+                g = groups.get(key)
+                if g is None:
+                    g = groups[key] = _Group()
+                g.ratings[rating - 1] += 1
+        total = _Group.merge(groups.values())
+        total.ratings = list(total_ratings)
+        summary = result[by] = Summary(by=by, total=total.figures())
+        if not by:
+            continue
+        for key in sorted(groups, key=lambda k: tuple(str(x).zfill(2) if isinstance(x, int) else x for x in k)):
+            summary.groups.append({**dict(zip(by, key, strict=True)), **groups[key].figures()})
+        if "day" in by:
+            hours: dict[str, float] = {}
+            for group in summary.groups:
+                d = group["day"]
+                if d not in hours:
+                    hours[d] = day_hours(date.fromisoformat(d), tz)
+                group["day_hours"] = hours[d]
     return result
 
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import stats
+from server.api import ApiError, Principal, require, run
 from server.engine import Outcome
 from server.feedback import (
     SCHEMA_NAME,
@@ -46,7 +47,6 @@ from server.feedback import (
 )
 
 if TYPE_CHECKING:
-    from server.api import Principal
     from server.hub import Hub
 
 WEB_DIR = Path(__file__).resolve().parent / "stats_web"
@@ -61,6 +61,7 @@ SECURITY_HEADERS = {
 }
 MAX_DAYS = 1100  # three years in one request is plenty; more would only tie up the hub
 FEEDBACK_BURST, FEEDBACK_EVERY_S = 5, 6.0
+REPORT_GROUPINGS = (("hour",), ("day",), ("day", "service"), ("service",), ("counter",))
 
 
 class FeedbackRequest(BaseModel):
@@ -71,9 +72,16 @@ class FeedbackRequest(BaseModel):
                                description="the screen the rating came from (staff tokens only; a kiosk is itself)")
 
 
-def _parse_day(value: str | None, name: str, default: date) -> date:
-    from server.api import ApiError
+DayQuery = Annotated[str | None, Query(alias="from", max_length=10, description="first local day, YYYY-MM-DD")]
+ToQuery = Annotated[str | None, Query(alias="to", max_length=10, description="last local day (inclusive)")]
+ByQuery = Annotated[str | None, Query(max_length=60, description="day|hour|weekday|month|service|counter|origin, "
+                                      "or up to three joined by commas, e.g. day,service")]
+TargetQuery = Annotated[float | None, Query(ge=0, le=600, description="one target wait in minutes for every "
+                                            "service, instead of each service's target_wait_min")]
+SepQuery = Annotated[str, Query(pattern="^(comma|semicolon)$", description="CSV separator")]
 
+
+def _parse_day(value: str | None, name: str, default: date) -> date:
     if not value:
         return default
     try:
@@ -83,8 +91,6 @@ def _parse_day(value: str | None, name: str, default: date) -> date:
 
 
 def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | None:
-    from server.api import ApiError, require, run
-
     config = hub.config
     site, tz = config.site_id, config.timezone
     store = hub.store
@@ -137,7 +143,8 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
     def targets() -> dict[str, float]:
         return {sid: s.target_wait_min for sid, s in config.services.items()}
 
-    def compute(lo: date, hi: date, by: tuple[str, ...], target_min: float | None) -> dict[str, Any]:
+    def compute(lo: date, hi: date, by: tuple[str, ...], target_min: float | None,
+                report: tuple[tuple[str, ...], ...] = ()) -> dict[str, Any]:
         now = hub.clock()
         db = connect()
         try:
@@ -150,8 +157,10 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
             events = stats.read_events(db, site, ulo, uhi)
         finally:
             db.close()
-        summary = stats.summarize(rows, tz, by, targets=targets(), target_override=target_min, first_calls=first,
-                                  feedback=feedback, start=lo, end=hi)
+        groupings = report or (by,)
+        results = stats.summarize_many(rows, tz, groupings, targets=targets(), target_override=target_min,
+                                       first_calls=first, feedback=feedback, start=lo, end=hi)
+        summary = results[groupings[0]]
         body: dict[str, Any] = {
             "site": site, "site_name": config.name, "timezone": str(tz.key), "from": lo.isoformat(),
             "to": hi.isoformat(), "by": list(by), "generated_at": now.astimezone(tz).isoformat(timespec="seconds"),
@@ -159,7 +168,8 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
             "services": {sid: {"names": dict(s.names), "target_wait_min": s.target_wait_min, "letter": s.letter}
                          for sid, s in config.services.items()},
             "counters": {cid: c.name for cid, c in config.counters.items()},
-            "total": summary.total, "groups": summary.groups,
+            "total": summary.total,
+            **({"report": {",".join(g): results[g].groups for g in report}} if report else {"groups": summary.groups}),
             "devices": stats.downtime(changes, ulo, max(ulo, min(uhi, now))),
             "bookings": bookings, "events": events,
         }
@@ -178,14 +188,6 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         return body
 
     staff_only = Depends(require("staff"))
-    DayQuery = Annotated[str | None, Query(alias="from", max_length=10, description="first local day, YYYY-MM-DD")]
-    ToQuery = Annotated[str | None, Query(alias="to", max_length=10, description="last local day (inclusive)")]
-    ByQuery = Annotated[str | None, Query(max_length=60,
-                                          description="day|hour|weekday|month|service|counter|origin, or up to "
-                                                      "three joined by commas, e.g. day,service")]
-    TargetQuery = Annotated[float | None, Query(ge=0, le=600, description="one target wait in minutes for every "
-                                                "service, instead of each service's target_wait_min")]
-    SepQuery = Annotated[str, Query(pattern="^(comma|semicolon)$", description="CSV separator")]
 
     @app.get("/api/v1/stats/summary", tags=["statistics"], dependencies=[staff_only])
     async def summary(start: DayQuery = None, end: ToQuery = None, by: ByQuery = None,
@@ -193,6 +195,13 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         """Figures for a period of local days, in total and per group (see docs/statistics.md)."""
         lo, hi = period(start, end)
         return await run_in_threadpool(compute, lo, hi, dimensions(by), target_min)
+
+    @app.get("/api/v1/stats/report", tags=["statistics"], dependencies=[staff_only])
+    async def report(start: DayQuery = None, end: ToQuery = None, target_min: TargetQuery = None) -> dict[str, Any]:
+        """Everything the /stats/ page shows, in one pass: totals and the groups by hour, day, day × service,
+        service and counter (``report`` holds each grouping's list, keyed 'hour', 'day,service', …)."""
+        lo, hi = period(start, end)
+        return await run_in_threadpool(compute, lo, hi, (), target_min, REPORT_GROUPINGS)
 
     def csv_response(chunks: Any, name: str) -> StreamingResponse:
         return StreamingResponse(chunks, media_type="text/csv; charset=utf-8",

@@ -317,3 +317,12 @@ def test_summary_csv_has_a_row_per_group_and_a_total() -> None:
     assert table[0][:3] == ["service", "issued", "served"]
     assert [r[0] for r in table[1:]] == ["bibliotekar", "it", "kvik", "total"]
     assert table[-1][1] == "8" and table[3][table[0].index("service_level")] == "0.6"
+
+
+def test_many_groupings_in_one_pass_equal_one_at_a_time() -> None:
+    rows, first = known_day()
+    groupings = [("hour",), ("day", "service"), ("counter",), ()]
+    many = stats.summarize_many(rows, CPH, groupings, targets=TARGETS, first_calls=first, feedback=FEEDBACK)
+    for by in groupings:
+        one = stats.summarize(rows, CPH, by, targets=TARGETS, first_calls=first, feedback=FEEDBACK)
+        assert (many[by].groups, many[by].total) == (one.groups, one.total)
