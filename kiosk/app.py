@@ -124,6 +124,7 @@ class KioskApp(App):
         self.pending_key: tuple[str, str] | None = None  # (service, key): a retry after "unreachable" reuses it
         self._probe: Any = None
         self._events: list[Any] = []
+        self.events_loaded = False
         self._tr_cache: dict[str, Callable[[str], str]] = {}
 
     # -- words ----------------------------------------------------------------------
@@ -162,8 +163,9 @@ class KioskApp(App):
 
     def _layout(self) -> None:
         width, height = Window.size
-        # 480 px is the short side of the 7" panel: everything is sized from the short side.
-        self.u = min(width, height) / 480 * self.scale
+        # One u is a pixel on the 7" 800x480 panel. Portrait screens are scaled by a 600 px wide
+        # design so rows of four or five buttons still fit their words without breaking them.
+        self.u = min(width / (600 if height > width else 800), height / 480) * self.scale
         self.tall = height > width
         count = max(1, len(self.site.get("services") or []))
         self.tile_cols = 1 if self.tall or count == 1 else 2
@@ -176,6 +178,8 @@ class KioskApp(App):
 
         for code in self.kiosk.languages:
             button = Factory.KButton(text=NATIVE_NAMES[code])
+            button.font_size = self.u * 17
+            self.bind(u=lambda _app, u, b=button: setattr(b, "font_size", u * 17))
             button.lang_code = code
             button.bind(on_release=lambda b: self.set_language(b.lang_code))
             box.add_widget(button)
@@ -528,6 +532,7 @@ class KioskApp(App):
     # -- what's on --------------------------------------------------------------------------
     def open_events(self) -> None:
         self._events = []
+        self.events_loaded = False
         self.render_events(loading=True)
         self.sm.current = "events"
         self.worker.run(self.client.events, self._events_done)
@@ -539,6 +544,7 @@ class KioskApp(App):
             self._events = [e for e in items or [] if isinstance(e, dict)]
         else:
             self._events = [None]  # marker: not available (yet)
+        self.events_loaded = True
         self.render_events()
 
     def render_events(self, loading: bool = False) -> None:

@@ -267,7 +267,7 @@ def test_a_touch_that_finds_the_hub_gone_says_so(hub: Hub, printer: VirtualPrint
         driver.stop()
 
 
-def test_checkin_not_built_at_the_hub_yet(kiosk: Driver) -> None:
+def test_checkin_keypad_through_the_real_hub(kiosk: Driver) -> None:
     app = kiosk.app
     kiosk.tap(button(kiosk, "home", "Jeg har en tid"))
     submit = button(kiosk, "checkin", "Tjek ind")
@@ -279,13 +279,14 @@ def test_checkin_not_built_at_the_hub_yet(kiosk: Driver) -> None:
     assert app.code_text == "7KQ3MZ" and not submit.disabled
     kiosk.tap(submit)
     kiosk.wait(lambda: app.sm.current == "notice", 10, "check-in answer")
-    assert app.notice_body == "Du kan ikke tjekke ind her endnu. Spørg venligst i skranken."
+    assert app.notice_body.startswith("Vi kunne ikke finde en tid med koden 7KQ3MZ.")  # the hub's not_found
 
 
 # -- check-in answers from a stub of the coming bookings API (issue 7) -------------------------------
 
 CHECKIN_ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
     "NFND23": (404, {"error": {"code": "not_found", "message": "no such booking"}}),
+    "NOTYET": (404, {"error": {"code": "http_404", "message": "There is nothing at this address."}}),
     "EARLY2": (409, {"error": {"code": "too_early", "message": "early", "come_back_at": "2099-01-01T10:15:00+01:00"}}),
     "LATE23": (409, {"error": {"code": "too_late", "message": "late", "service": "kvik"}}),
     "DAYX23": (409, {"error": {"code": "other_day", "message": "day"}}),
@@ -315,7 +316,8 @@ class _Bookings(BaseHTTPRequestHandler):
         if self.path == "/api/v1/site":
             self._send(200, self.site)
         else:
-            self._send(200 if self.path == "/api/v1/health" else 404, {"status": "ok"})
+            ok = self.path == "/api/v1/health"
+            self._send(200 if ok else 404, {"status": "ok"} if ok else {"error": {"code": "http_404"}})
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -344,6 +346,7 @@ def test_checkin_answers_in_plain_words(bookings_stub: str, printer: VirtualPrin
     try:
         expected = {
             "NFND23": "Vi kunne ikke finde en tid med koden NFND23.",
+            "NOTYET": "Du kan ikke tjekke ind her endnu. Spørg venligst i skranken.",
             "EARLY2": "Du er kommet tidligt. Kom igen ",
             "LATE23": "Din tid er overskredet.",
             "DAYX23": "Din tid er en anden dag.",
@@ -382,12 +385,23 @@ def test_checkin_answers_in_plain_words(bookings_stub: str, printer: VirtualPrin
 # -- what's on, and touch targets -------------------------------------------------------------------
 
 
-def test_whats_on_placeholder_until_the_hub_has_events(kiosk: Driver) -> None:
+def test_whats_on_from_the_hub(kiosk: Driver) -> None:
     app = kiosk.app
     kiosk.tap(button(kiosk, "home", "Arrangementer"))
     assert app.sm.current == "events"
-    kiosk.wait(lambda: any("Snart kan du se arrangementerne her" in c.text
-                           for c in app.screen("events").ids.events.children), 10, "events placeholder")
+    kiosk.wait(lambda: app.events_loaded, 10, "events")
+    texts = [c.text for c in app.screen("events").ids.events.children]
+    assert texts and "Et øjeblik …" not in texts
+
+
+def test_whats_on_placeholder_when_the_hub_has_no_events(bookings_stub: str) -> None:
+    driver = make_kiosk(bookings_stub, None, None)
+    try:
+        driver.tap(button(driver, "home", "Arrangementer"))
+        driver.wait(lambda: any("Snart kan du se arrangementerne her" in c.text
+                                for c in driver.app.screen("events").ids.events.children), 10, "placeholder")
+    finally:
+        driver.stop()
 
 
 def test_touch_targets_are_at_least_9_mm(kiosk: Driver) -> None:

@@ -1,0 +1,152 @@
+"""Regenerate docs/screenshots/kiosk/: every screen, every language, from a real window.
+
+Run under a real X server (Xvfb), once per size::
+
+    xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m kiosk.screenshots --size 800x480
+    xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m kiosk.screenshots --size 1080x1920
+
+It starts its own Mosquitto, a hub on the sample site (KVIK and the
+librarian open, citizen service booking-only, IT help closed until
+tomorrow 10:00) and a virtual printer, then drives the app as a visitor
+would and saves ``<size>/<lang>-<screen>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "docs" / "screenshots" / "kiosk"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SCREENS = ("home", "ticket", "ticket-printer-failure", "checkin", "hub-down", "whats-on")
+
+
+def demo_site(tmp: Path) -> Path:
+    """The sample site with hours that give every state whatever the time of day."""
+    text = (REPO / "server" / "sites" / "sample.toml").read_text(encoding="utf-8")
+    all_day = "{ " + ", ".join(f'{d} = ["00:00-24:00"]' for d in WEEKDAYS) + " }"
+    tomorrow = WEEKDAYS[(datetime.now(ZoneInfo("Europe/Copenhagen")) + timedelta(days=1)).weekday()]
+    out, section, skipping = [], "", False
+    for line in text.splitlines():
+        if skipping:  # inside a multi-line exceptions = [...] (holidays would close a service on that day)
+            skipping = not line.startswith("]")
+            continue
+        if line.startswith("[services."):
+            section = line.strip("[]").split(".")[1]
+        if section and line.startswith("hours ="):
+            line = f'hours = {{ {tomorrow} = ["10:00-13:00"] }}' if section == "it" else f"hours = {all_day}"
+        if section and line.startswith("exceptions"):
+            skipping = not line.rstrip().endswith("]")
+            continue
+        if line.startswith("[counters."):
+            section = ""
+        out.append(line)
+    path = tmp / "site.toml"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="800x480")
+    parser.add_argument("--languages", default="da,sv,fi,nl,en")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.split("x"))
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_NO_CONFIG", "1")
+    os.environ.setdefault("KIVY_HOME", tempfile.mkdtemp(prefix="vuoro-kivy-"))
+    from kivy.config import Config
+
+    Config.set("graphics", "width", str(width))
+    Config.set("graphics", "height", str(height))
+    Config.set("graphics", "resizable", "0")
+
+    import requests
+
+    from hardware.virtual import VirtualPrinter
+    from vuoro.broker import Broker, free_port
+
+    from .app import KioskApp
+    from .config import KioskConfig
+    from .driver import Driver
+
+    folder = OUT / args.size
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vuoro-shots-"))
+    with Broker() as broker, VirtualPrinter() as printer:
+        port = free_port()
+        hub = subprocess.Popen([sys.executable, "-m", "server.main", "--config", str(demo_site(tmp)), "--data-dir",
+                                str(tmp), "--listen", f"127.0.0.1:{port}", "--broker", broker.url,
+                                "--log-level", "warning"], cwd=REPO)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    if requests.get(url + "/api/v1/site", timeout=1).ok:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.05)
+            staff = {"Authorization": "Bearer demo-staff-token-change-me"}
+            for i in range(3):  # a realistic queue: a few people waiting for KVIK
+                requests.post(url + "/api/v1/tickets", json={"service": "kvik"}, timeout=5,
+                              headers={**staff, "Idempotency-Key": f"shots-{i}-{time.time_ns()}"})
+            config = KioskConfig(hub=url, token="demo-kiosk1-token-change-me", broker=broker.url,
+                                 printer=printer.url, language="da", probe_seconds=3600, fullscreen=False)
+            app = KioskApp(config)
+            d = Driver(app, (width, height))
+            d.wait(lambda: app.screen("home").ids.tiles.children, 15, "tiles")
+
+            def shot(lang: str, name: str) -> None:
+                d.screenshot(str(folder / f"{lang}-{name}.png"))
+
+            def tile(service: str) -> object:
+                return next(t for t in app.screen("home").ids.tiles.children if t.service == service)
+
+            for lang in args.languages.split(","):
+                app.go("home")
+                app.set_language(lang)
+                d.pump(3)
+                shot(lang, "home")
+                printer.set_paper("ok")
+                d.tap(tile("kvik"))
+                d.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 15, "ticket")
+                shot(lang, "ticket")
+                app.go("home")
+                printer.set_paper("out")
+                d.tap(tile("bibliotekar"))
+                d.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 15, "failed print")
+                shot(lang, "ticket-printer-failure")
+                printer.set_paper("ok")
+                app.go("checkin")
+                for char in "7KQ3":
+                    app.key_press(char)
+                shot(lang, "checkin")
+                app.go("home")
+                app.hub_down()
+                shot(lang, "hub-down")
+                app.hub_up()
+                app.open_events()
+                d.wait(lambda: app.events_loaded, 10, "events")
+                shot(lang, "whats-on")
+            d.stop()
+        finally:
+            hub.terminate()
+            hub.wait(10)
+    names = sorted(p.name for p in folder.glob("*.png"))
+    print(f"{len(names)} screenshots in {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
