@@ -136,7 +136,7 @@ function waitChart(body) {
   const byHour = Object.fromEntries(groups.map((g) => [g.hour, g]));
   const W = 640, H = 280, M = { top: 16, right: 12, bottom: 34, left: 48 };
   const yMax = niceMax(Math.max(...groups.map((g) => g.wait_p90_s)) / 60);
-  const svg = frame(W, H, M, yMax, 4, (v) => `${+v.toFixed(1)} min`);
+  const svg = frame(W, H, M, yMax, ticks(yMax), (v) => `${+v.toFixed(1)} min`);
   const n = hi - lo + 1, slot = (W - M.left - M.right) / n, plotH = H - M.top - M.bottom;
   const y = (s) => M.top + plotH - (s / 60 / yMax) * plotH;
   for (let h = lo; h <= hi; h++) {
@@ -153,7 +153,27 @@ function waitChart(body) {
 }
 
 function legend(items) {
-  return el("div", { class: "legend" }, ...items.map(([label, color]) => el("span", {}, el("i", { style: `background:${color}` }), label)));
+  // colours through the CSSOM: the page's CSP forbids inline style attributes
+  return el("div", { class: "legend" }, ...items.map(([label, color]) => {
+    const swatch = el("i");
+    swatch.style.background = color;
+    return el("span", {}, swatch, label);
+  }));
+}
+
+function ticks(yMax) { return Number.isInteger(yMax / 4) || yMax < 4 ? 4 : 5; }
+
+function smallFace(rating, cx, cy, r) {
+  // the same faces as the feedback tablet (no emoji font needed)
+  const g = el("svg:g", {});
+  const colors = ["#d9534f", "#f0883e", "#f2c94c", "#8cc152", "#3aa55d"];
+  g.append(el("svg:circle", { cx, cy, r, fill: colors[rating - 1], stroke: "rgba(0,0,0,.25)" }));
+  g.append(el("svg:circle", { cx: cx - r * 0.3, cy: cy - r * 0.2, r: r * 0.12, fill: "#1d2330" }));
+  g.append(el("svg:circle", { cx: cx + r * 0.3, cy: cy - r * 0.2, r: r * 0.12, fill: "#1d2330" }));
+  const curve = [-14, -7, 0, 9, 17][rating - 1] / 46 * r;
+  const y0 = cy + r * 0.36;
+  g.append(el("svg:path", { d: `M ${cx - r * 0.43} ${y0 - curve / 2} Q ${cx} ${y0 + curve * 1.2} ${cx + r * 0.43} ${y0 - curve / 2}`, fill: "none", stroke: "#1d2330", "stroke-width": r * 0.1, "stroke-linecap": "round" }));
+  return g;
 }
 
 function eachDay(from, to) {
@@ -169,13 +189,14 @@ function dayChart(body) {
   const monthly = keys.length > 92;
   const bucket = (day) => (monthly ? day.slice(0, 7) : day);
   if (monthly) keys = [...new Set(keys.map(bucket))];
+  document.querySelector("#chart-day figcaption").textContent = `Tickets per ${monthly ? "month" : "day"}, by service`;
   const counts = Object.fromEntries(keys.map((k) => [k, Object.fromEntries(services.map((s) => [s, 0]))]));
   for (const g of body.report["day,service"]) if (counts[bucket(g.day)]) counts[bucket(g.day)][g.service] += g.issued;
   const totals = keys.map((k) => services.reduce((a, s) => a + counts[k][s], 0));
   if (!totals.some((x) => x)) { box.replaceChildren(el("p", { class: "empty" }, "No tickets in this period.")); return; }
   const W = 640, H = 280, M = { top: 16, right: 12, bottom: 40, left: 48 };
   const yMax = niceMax(Math.max(...totals));
-  const svg = frame(W, H, M, yMax, 4, (v) => String(Math.round(v)));
+  const svg = frame(W, H, M, yMax, ticks(yMax), (v) => String(Math.round(v)));
   const slot = (W - M.left - M.right) / keys.length, plotH = H - M.top - M.bottom;
   const every = Math.ceil(keys.length / 14);
   keys.forEach((k, i) => {
@@ -226,17 +247,16 @@ function feedbackChart(body) {
   const r = body.total.feedback_ratings;
   const total = r.reduce((a, b) => a + b, 0);
   if (!total) { box.replaceChildren(el("p", { class: "empty" }, "No ratings in this period.")); return; }
-  const faces = ["😞", "🙁", "😐", "🙂", "😄"];
   const colors = ["#c0392b", "#e67e22", "#f1c40f", "#7dbb42", "#2e9d5b"];
-  const W = 640, H = 230, M = { top: 16, right: 12, bottom: 40, left: 48 };
+  const W = 640, H = 240, M = { top: 18, right: 12, bottom: 40, left: 48 };
   const yMax = niceMax(Math.max(...r));
-  const svg = frame(W, H, M, yMax, 4, (v) => String(Math.round(v)));
+  const svg = frame(W, H, M, yMax, ticks(yMax), (v) => String(Math.round(v)));
   const slot = (W - M.left - M.right) / 5, plotH = H - M.top - M.bottom;
   r.forEach((n, i) => {
     const x = M.left + i * slot, h = (n / yMax) * plotH;
     svg.append(el("svg:rect", { x: x + slot * 0.25, width: slot * 0.5, y: M.top + plotH - h, height: h, fill: colors[i], rx: 2 }));
     svg.append(el("svg:text", { x: x + slot / 2, y: M.top + plotH - h - 4, "text-anchor": "middle", class: "value-label" }, `${n} (${Math.round((n / total) * 100)} %)`));
-    svg.append(el("svg:text", { x: x + slot / 2, y: H - M.bottom + 20, "text-anchor": "middle", style: "font-size:18px" }, faces[i]));
+    svg.append(smallFace(i + 1, x + slot / 2, H - M.bottom + 20, 14));
   });
   box.replaceChildren(svg, el("div", { class: "legend" }, `${total} ratings, mean ${body.total.feedback_mean} of 5`));
 }
