@@ -61,7 +61,7 @@ SECURITY_HEADERS = {
 }
 MAX_DAYS = 1100  # three years in one request is plenty; more would only tie up the hub
 FEEDBACK_BURST, FEEDBACK_EVERY_S = 5, 6.0
-REPORT_GROUPINGS = (("hour",), ("day",), ("day", "service"), ("service",), ("counter",))
+REPORT_GROUPINGS = (("hour",), ("day", "service"), ("service",), ("counter",))
 
 
 class FeedbackRequest(BaseModel):
