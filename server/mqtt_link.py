@@ -92,6 +92,8 @@ class MqttLink:
                 self._on_device_status(message)
         except PayloadError as exc:
             log.warning("dropped a malformed message on %s: %s", message.topic, exc)
+            if message.topic.endswith("/press"):
+                self._refuse_malformed_press(message, exc)
         except Exception:
             log.exception("dropped a message on %s", message.topic)
 
@@ -105,6 +107,18 @@ class MqttLink:
             "device": status.device, "kind": status.kind, "online": status.online, "printer": status.printer,
             "detail": status.detail, "at": status.at or time.time(),
         }
+
+    def _refuse_malformed_press(self, message: mqtt.MQTTMessage, error: PayloadError) -> None:
+        """Answer a press we could not take, when it says who it is: the box shows the failure at once
+        instead of waiting out its timeout."""
+        try:
+            counter = self.topics.segment(message.topic, 1)
+            press_id = protocol.decode(message.payload).get("press_id")
+        except PayloadError:
+            return
+        if isinstance(press_id, str) and 1 <= len(press_id) <= 64 and protocol.ID_PATTERN.match(counter):
+            self.client.publish(self.topics.button_result(counter),
+                                protocol.button_result(press_id, False, reason=f"press refused: {error}"), qos=1)
 
     def _on_press(self, message: mqtt.MQTTMessage) -> None:
         press = protocol.parse_button_press(message.payload)

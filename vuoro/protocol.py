@@ -27,6 +27,7 @@ Topic tree (``<root>`` defaults to ``vuoro``)::
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 # A press older than this is refused by the hub: a call must not arrive
 # minutes later when the desk has moved on. The box lights its error LED.
 PRESS_TTL_SECONDS = 5.0
+
+# Nothing in the contract comes near this; a bigger payload is refused before it is parsed.
+MAX_PAYLOAD_BYTES = 64 * 1024
 
 DEVICE_KINDS = ("kiosk", "display", "button", "printer", "hub")
 PRINTER_STATES = ("ok", "paper_low", "paper_out", "cover_open", "offline", "error", "unknown")
@@ -139,10 +143,12 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 def decode(raw: bytes | str) -> dict[str, Any]:
     """Parse a payload and check its version. Raises PayloadError, never anything else."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(raw)} bytes is larger than {MAX_PAYLOAD_BYTES}")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[…" nested too deep
+        raise PayloadError(f"not JSON: {str(exc)[:80]}") from None
     if not isinstance(body, dict):
         raise PayloadError("payload must be a JSON object")
     version = body.get("v")
@@ -151,6 +157,20 @@ def decode(raw: bytes | str) -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         raise PayloadError(f"schema version {version} is newer than {SCHEMA_VERSION}")
     return body
+
+
+def _time(body: dict[str, Any], name: str, *, required: bool = True) -> float:
+    """A Unix time in seconds: a finite number (NaN or Infinity would make a press never expire)."""
+    value = _field(body, name, (int, float), required=required)
+    if value is None:
+        return 0.0
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise PayloadError(f"field {name!r} is not a time") from None
+    if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+        raise PayloadError(f"field {name!r} is not a time")
+    return seconds
 
 
 def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
@@ -204,7 +224,7 @@ def parse_button_press(raw: bytes | str) -> ButtonPress:
     if action not in BUTTON_ACTIONS:
         raise PayloadError(f"field 'action' must be one of {', '.join(BUTTON_ACTIONS)}")
     device = _field(body, "device", str)
-    sent_at = float(_field(body, "sent_at", (int, float)))
+    sent_at = _time(body, "sent_at")
     return ButtonPress(press_id=press_id, counter=counter, action=action, device=device, sent_at=sent_at)
 
 
@@ -251,7 +271,7 @@ def parse_device_status(raw: bytes | str) -> DeviceStatus:
     if printer is not None and printer not in PRINTER_STATES:
         raise PayloadError(f"field 'printer' must be one of {', '.join(PRINTER_STATES)}")
     detail = _field(body, "detail", str, required=False)
-    at = float(_field(body, "at", (int, float), required=False) or 0.0)
+    at = _time(body, "at", required=False)
     return DeviceStatus(device=device, kind=kind, online=online, printer=printer, detail=detail, at=at)
 
 
