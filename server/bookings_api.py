@@ -109,6 +109,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     app.state.bookings = book
     app.state.programme = programme
     app.state.feeds = fetcher
+    hub.on_stop.append(fetcher.stop)
     fetcher.start()
 
     @app.exception_handler(bk.Refused)

@@ -115,20 +115,18 @@ class RateLimiter:
             # (buckets of devices that went quiet are tiny; a site has a handful of devices)
 
 
-class ObservedDevices(dict[str, dict[str, Any]]):
-    """``hub.devices`` with a listener: the MQTT link keeps assigning ``hub.devices[id] = {...}``;
-    each assignment whose online/printer state differs from the last recorded one calls ``on_change``.
+class DeviceChanges:
+    """A ``hub.device_listeners`` entry: each status whose online/printer state differs from the last
+    recorded one calls ``on_change`` (repeats of the same state are not recorded again).
     """
 
-    def __init__(self, initial: dict[str, dict[str, Any]], last: dict[str, tuple[bool, str | None]],
-                 on_change: Callable[[dict[str, Any]], None]):
-        super().__init__(initial)
+    def __init__(self, last: dict[str, tuple[bool, str | None]], on_change: Callable[[dict[str, Any]], None]):
         self._last = dict(last)
         self._on_change = on_change
         self._lock = threading.Lock()
 
-    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
-        super().__setitem__(key, value)
+    def __call__(self, value: dict[str, Any]) -> None:
+        key = str(value.get("device"))
         try:
             state = (bool(value.get("online")), value.get("printer"))
             with self._lock:

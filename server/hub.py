@@ -77,11 +77,13 @@ class Hub:
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.view = View()
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
-        self.devices: dict[str, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}  # the last status of each device, from MQTT
+        self.device_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. statistics' downtime log
         self.message: dict[str, Any] = {"text": ""}
         # Plugins add retained topics (e.g. "events/today") and jobs for the writer's tick.
         self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
         self.tick_jobs: list[Command] = []
+        self.on_stop: list[Callable[[], None]] = []  # e.g. a plugin's feed-fetching thread
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._thread: threading.Thread | None = None
@@ -110,6 +112,11 @@ class Hub:
 
     def stop(self) -> None:
         self._stopping.set()
+        for stop in self.on_stop:
+            try:
+                stop()
+            except Exception:
+                log.exception("a plugin failed to stop")
         if self._ticker:
             self._ticker.cancel()
         self.jobs.put(None)
@@ -236,6 +243,15 @@ class Hub:
             state[f"counters/{cid}/state"] = payload
         state.update(self._extra_state)
         return state
+
+    def record_device(self, status: dict[str, Any]) -> None:
+        """A device reported its presence or health: keep it and tell the listeners."""
+        self.devices[status["device"]] = status
+        for listener in list(self.device_listeners):
+            try:
+                listener(status)
+            except Exception:
+                log.exception("device listener failed")
 
     def set_message(self, text: str) -> None:
         self.message = {"text": text}

@@ -44,11 +44,29 @@ def load(args: argparse.Namespace) -> SiteConfig:
     return config
 
 
+def check_plugin_sections(config: SiteConfig) -> None:
+    """The [bookings], [events] and [staff] sections belong to their plugins; check them before starting
+    too, so every mistake in the file is reported at once and the hub never starts half-configured."""
+    from server import bookings, events
+    from server.staff.accounts import parse_staff
+
+    problems: list[str] = []
+    for check in (lambda: bookings.parse_settings(config), lambda: events.parse_settings(config),
+                  lambda: parse_staff(config.raw.get("staff", {}), str(config.path))):
+        try:
+            check()
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems, str(config.path))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = load(args)
+        check_plugin_sections(config)
     except ConfigError as exc:
         print(f"vuoro hub: refusing to start.\n{exc}", file=sys.stderr)
         return 2

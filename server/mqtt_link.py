@@ -103,10 +103,10 @@ class MqttLink:
         status = protocol.parse_device_status(message.payload)
         if self.topics.segment(message.topic, 1) != status.device:
             raise PayloadError("device id in the payload does not match the topic")
-        self.hub.devices[status.device] = {
+        self.hub.record_device({
             "device": status.device, "kind": status.kind, "online": status.online, "printer": status.printer,
             "detail": status.detail, "at": status.at or time.time(),
-        }
+        })
 
     def _refuse_malformed_press(self, message: mqtt.MQTTMessage, error: PayloadError) -> None:
         """Answer a press we could not take, when it says who it is: the box shows the failure at once

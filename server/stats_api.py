@@ -5,7 +5,7 @@
 1. creates its tables through ``store.migrate_plugin("stats", …)`` and registers
    how its records are written (``store.writers``), so feedback and device status
    changes are committed in the hub's own transactions;
-2. watches ``hub.devices`` (filled by the MQTT link from ``devices/<id>/status``)
+2. watches ``hub.device_listeners`` (fed by the MQTT link from ``devices/<id>/status``)
    and records every change of a device's online/printer state;
 3. adds the API: ``GET /api/v1/stats/summary``, ``/summary.csv``, ``/tickets.csv``
    (staff/admin only) and ``POST /api/v1/feedback`` (a kiosk's token, rate-limited
@@ -37,9 +37,9 @@ from server.engine import Outcome
 from server.feedback import (
     SCHEMA_NAME,
     SCHEMA_STEPS,
+    DeviceChanges,
     DeviceStatusRecord,
     FeedbackRecord,
-    ObservedDevices,
     RateLimiter,
     last_device_states,
     write_device_status,
@@ -107,10 +107,10 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
                                     detail=value.get("detail"))
         hub.submit(lambda engine, now: Outcome(records=[replace(record, at=now.astimezone(UTC).isoformat())]))
 
-    if not isinstance(hub.devices, ObservedDevices):
-        hub.devices = ObservedDevices(hub.devices, last, on_device_change)
-        for value in list(hub.devices.values()):  # anything seen before the plugin was installed
-            hub.devices[value["device"]] = value
+    changes = DeviceChanges(last, on_device_change)
+    hub.device_listeners.append(changes)
+    for value in list(hub.devices.values()):  # anything seen before the plugin was installed
+        changes(value)
 
     # -- reading -----------------------------------------------------------------------------------
 

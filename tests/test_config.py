@@ -95,3 +95,13 @@ def test_a_file_that_is_not_toml_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(bad)
     assert "not valid TOML" in error.value.problems[0]
+
+
+def test_mistakes_in_plugin_sections_also_stop_the_hub_before_it_starts(tmp_path: Path) -> None:
+    broken = tmp_path / "site.toml"
+    text = SAMPLE_SITE.read_text(encoding="utf-8")
+    broken.write_text(text + '\n[staff.users.nobody]\nrole = "janitor"\npassword_hash = "x"\n')
+    run = subprocess.run([sys.executable, "-m", "server.main", "--config", str(broken), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "refusing to start" in run.stderr
+    assert "staff.users.nobody.role" in run.stderr and "Traceback" not in run.stderr

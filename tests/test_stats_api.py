@@ -193,8 +193,8 @@ def test_device_status_changes_are_recorded_and_give_downtime(site: tuple[TestCl
 
     def status(device: str, online: bool, printer: str | None = "ok") -> None:
         # exactly what server/mqtt_link.py does with a devices/<id>/status message
-        hub.devices[device] = {"device": device, "kind": "kiosk", "online": online, "printer": printer,
-                               "detail": None, "at": 0.0}
+        hub.record_device({"device": device, "kind": "kiosk", "online": online, "printer": printer,
+                           "detail": None, "at": 0.0})
         hub.call(lambda engine, now: None)  # let the writer commit the change before the clock moves
 
     clock.set("2026-11-23T08:00:00Z")
@@ -226,7 +226,7 @@ def test_a_restarted_hub_keeps_figures_and_does_not_repeat_device_states(tmp_pat
         hub = Hub(config, SQLiteStore(tmp_path / "hub.sqlite3", config.site_id), clock=clock).start()
         try:
             with TestClient(create_app(hub, plugins=("server.stats_api",))) as client:
-                hub.devices["kiosk1"] = {"device": "kiosk1", "kind": "kiosk", "online": True, "printer": "ok"}
+                hub.record_device({"device": "kiosk1", "kind": "kiosk", "online": True, "printer": "ok"})
                 client.post("/api/v1/feedback", json={"rating": 4}, headers=KIOSK)
                 db = hub.store.db
                 count = hub.call(lambda engine, now, db=db: db.execute(
