@@ -25,7 +25,7 @@ from pathlib import Path
 from vuoro.i18n import translator
 
 from ._escpos import Dummy, quiet
-from .receipts import BookingCheckIn, EventSignup, QueueTicket, Receipt
+from .receipts import BookingCheckIn, BookingConfirmation, EventSignup, QueueTicket, Receipt
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 
@@ -298,6 +298,19 @@ def render(
         b.qr(receipt.code)
         b.text(receipt.code)
         b.text(_("Show this code at the door"))
+    elif isinstance(receipt, BookingConfirmation):
+        b.text(_("Booking confirmation"), tall=True)
+        b.text(receipt.service_name, bold=True, tall=True)
+        b.feed()
+        b.text(format_datetime(receipt.starts_at, lang), bold=True, size=2 if paper.mm == 80 else 1)
+        b.text(_("Booked time: {time}").format(
+            time=f"{format_time(receipt.starts_at, lang)}-{receipt.ends_at.strftime('%H:%M')}"))
+        b.feed()
+        b.text(_("Booking code"))
+        b.text(receipt.code_display or receipt.booking_code, bold=True, size=2)
+        b.barcode(receipt.booking_code)
+        b.feed()
+        b.text(_("Show this code when you come back, or scan this receipt at the kiosk"), bold=True)
     else:  # pragma: no cover - the type union is closed
         raise TypeError(f"not a receipt: {receipt!r}")
     b.feed()

@@ -71,4 +71,21 @@ class EventSignup:
         _check(self.language, self.starts_at, self.issued_at)
 
 
-Receipt = QueueTicket | BookingCheckIn | EventSignup
+@dataclass(frozen=True)
+class BookingConfirmation:
+    """Printed when a visitor books a time at the kiosk: when, what, and the code to check in with."""
+
+    site_name: str
+    service_name: str
+    starts_at: datetime  # the booked time
+    ends_at: datetime
+    booking_code: str  # printed as a native CODE128 barcode (a QR if not plain ASCII)
+    issued_at: datetime
+    language: str = "da"
+    code_display: str | None = None  # the code as people read it ("7KQ-3MZ"); the code itself when None
+
+    def __post_init__(self) -> None:
+        _check(self.language, self.starts_at, self.ends_at, self.issued_at)
+
+
+Receipt = QueueTicket | BookingCheckIn | EventSignup | BookingConfirmation

@@ -20,7 +20,7 @@ from hardware.emulator import Emulator
 from hardware.health import QUERY_ALL, answers_for, parse
 from hardware.layout import render, unprintable, wrap
 from hardware.printer import Printer
-from hardware.receipts import QueueTicket
+from hardware.receipts import BookingConfirmation, QueueTicket
 from hardware.samples import AT, KVIK, SITE, all_samples, booking, event, queue_ticket
 from hardware.virtual import VirtualPrinter
 from vuoro.i18n import LANGUAGES, untranslated
@@ -335,3 +335,34 @@ def test_logo_is_converted_once_and_cached(tmp_path: Path) -> None:
     emulator.feed(render(queue_ticket(), 58, logo=first))
     (raster,) = [el for el in emulator.receipts[0].elements if type(el).__name__ == "Raster"]
     assert raster.width_bytes * 8 <= 384
+
+
+# -- the kiosk's "book a time" confirmation ---------------------------------------------------
+
+
+def booking_confirmation(lang: str) -> BookingConfirmation:
+    start = AT.replace(day=17, hour=10, minute=15)
+    return BookingConfirmation(SITE, BIBLIOTEKAR[lang], start, start.replace(minute=45), "7KQ3MZ", AT, lang,
+                               code_display="7KQ-3MZ")
+
+
+BIBLIOTEKAR = {"da": "Book en bibliotekar", "sv": "Boka en bibliotekarie"}
+
+
+@pytest.mark.parametrize(("lang", "mm"), [("da", 80), ("sv", 58)])
+def test_booking_confirmation_matches_golden_and_carries_the_code(tmp_path: Path, lang: str, mm: int) -> None:
+    name = f"booking_confirmation_{mm}_{lang}"
+    with VirtualPrinter(0, out=tmp_path, width=mm) as vp:
+        printer = Printer(vp.url, paper=mm)
+        assert printer.print_receipt(booking_confirmation(lang)).printed
+        printer.close()
+        (receipt,) = vp.wait_for(1, timeout=10)
+    assert receipt.complete and receipt.raw == golden(name, receipt.raw)
+    assert "7KQ3MZ" in receipt.barcodes + receipt.qr and "7KQ-3MZ" in receipt.lines
+    assert "?" not in receipt.text and len(receipt.raw) <= 1024
+    words = {"da": ("Tidsbestilling", "17.03.2026 kl. 10:15", "Bestilt tid: kl. 10:15-10:45"),
+             "sv": ("Bokningsbekräftelse", "2026-03-17 kl. 10:15", "Bokad tid: kl. 10:15-10:45")}[lang]
+    for line in words:
+        assert line in receipt.lines, (line, receipt.lines)
+    if REGEN:
+        (DOCS / f"{name}.png").write_bytes(Path(str(receipt.png)).read_bytes())
