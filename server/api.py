@@ -86,8 +86,11 @@ BUTTON_ACTIONS = ("next", "recall")
 PLUGINS = ("server.staff", "server.bookings_api", "server.stats_api")
 
 
-def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
-    """Who is asking: a bearer token from the site config, or a plugin's login (the staff page)."""
+async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
+    """Who is asking: a bearer token from the site config, or a plugin's login (the staff page).
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread
+    pool, and two thread hops per request cost more than the whole ticket."""
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -106,7 +109,7 @@ def _principal(request: Request, authorization: Annotated[str | None, Header()] 
 def require(*kinds: str) -> Callable[..., Principal]:
     """A dependency that lets only these kinds through (staff/admin pass wherever 'staff' is named)."""
 
-    def check(who: Annotated[Principal | None, Depends(_principal)]) -> Principal:
+    async def check(who: Annotated[Principal | None, Depends(_principal)]) -> Principal:
         if who is None:
             raise ApiError(401, "unauthorized", "This needs a device or staff token.")
         if who.kind not in kinds and not (who.is_staff and "staff" in kinds):

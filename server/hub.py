@@ -86,6 +86,7 @@ class Hub:
         self.on_stop: list[Callable[[], None]] = []  # e.g. a plugin's feed-fetching thread
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
+        self._site_minute = -1
         self._thread: threading.Thread | None = None
         self._ticker: threading.Timer | None = None
         self._stopping = threading.Event()
@@ -213,8 +214,15 @@ class Hub:
 
     def _refresh_view(self, now: datetime, calls: list[Any]) -> None:
         engine = self.engine
+        # The site payload changes only with the hours: rebuild it once a minute, not per batch.
+        minute = int(now.timestamp() // 60)
+        if self._site_minute != minute or not self.view.site:
+            self._site_minute = minute
+            site = views.site_info(engine, now)
+        else:
+            site = self.view.site
         view = View(
-            site=views.site_info(engine, now),
+            site=site,
             queues={sid: views.queue_state(engine, sid, now) for sid in self.config.services},
             counters={cid: views.counter_state(engine, cid) for cid in self.config.counters},
             recent_calls=views.recent_calls(engine),
