@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import requests
-
 from server import codes
 from server.config import ConfigError, SiteConfig
 from server.engine import Outcome, QueueEngine
@@ -354,8 +352,7 @@ class FeedFetcher:
         self.deliver = deliver
         self.clock = clock or (lambda: datetime.now(UTC))
         self.status = {f.name: FeedStatus(f.name, f.url) for f in settings.feeds}
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "vuoro-hub (library signage)"
+        self._session: Any = None  # a requests.Session, made on the first fetch (see fetch)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -392,6 +389,16 @@ class FeedFetcher:
             self._parsed_day[feed.name] = self.clock().astimezone(self.tz).date()
             self.deliver(feed.name, events)
 
+    @property
+    def session(self) -> Any:
+        # requests (with urllib3, ssl and friends) costs the hub ~10 MB; only a site with feeds pays it.
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            self._session.headers["User-Agent"] = "vuoro-hub (library signage)"
+        return self._session
+
     def fetch(self, feed: Feed) -> None:
         """One conditional GET; parse, cache and deliver on success; keep the last good programme otherwise."""
         status = self.status[feed.name]
@@ -410,6 +417,8 @@ class FeedFetcher:
                 headers["If-None-Match"] = meta["etag"]
             if meta.get("last_modified"):
                 headers["If-Modified-Since"] = meta["last_modified"]
+        import requests
+
         try:
             if feed.url.startswith("file://"):
                 body, code, response_headers = Path(feed.url[7:]).read_bytes(), 200, {}
