@@ -26,6 +26,7 @@ from kivy.uix.button import Button
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
+from vuoro import sd_notify
 from vuoro.i18n import NATIVE_NAMES, translator
 from vuoro.protocol import Topics
 
@@ -81,6 +82,33 @@ class BookScreen(Screen):
     pass
 
 
+class SlotsScreen(Screen):
+    pass
+
+
+class ConfirmScreen(Screen):
+    pass
+
+
+class CodeScreen(Screen):
+    """A booking code or sign-up code, large, with what to do with it (layout in kiosk.kv)."""
+
+    heading = StringProperty("")
+    about = StringProperty("")
+    big = StringProperty("")
+    code_label = StringProperty("")
+    code = StringProperty("")
+    instruction = StringProperty("")
+
+
+class BookedScreen(CodeScreen):
+    pass
+
+
+class SignupScreen(CodeScreen):
+    pass
+
+
 def _ui_post(fn: Callable[[], None]) -> None:
     Clock.schedule_once(lambda _dt: fn(), 0)  # schedule_once is safe from any thread
 
@@ -102,6 +130,19 @@ class KioskApp(App):
     code_text = StringProperty("")
     notice_title = StringProperty("")
     notice_body = StringProperty("")
+    slot_cols = NumericProperty(5)
+    book_hint = StringProperty("")  # the service chooser's line (or "Just a moment…")
+    book_title = StringProperty("")  # the chosen service's name
+    book_message = StringProperty("")  # "Someone else has just booked that time…" above the refreshed list
+    now_text = StringProperty("")  # the here-and-now button's words; empty when not offered
+    confirm_when = StringProperty("")
+    booked_code = StringProperty("")
+    signup_title = StringProperty("")
+    signup_event = StringProperty("")
+    signup_place = StringProperty("")
+    signup_code = StringProperty("")
+    receipt_text = StringProperty("")  # "Printing your receipt…", or why it did not print
+    receipt_failed = BooleanProperty(False)
 
     def __init__(self, config: KioskConfig, *, printer: KioskPrinter | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -125,6 +166,18 @@ class KioskApp(App):
         self._probe: Any = None
         self._events: list[Any] = []
         self.events_loaded = False
+        self.events_requested = 0  # GET /events answers asked for (tests wait on the count)
+        self.bookable: dict[str, dict[str, Any]] = {}  # service → its GET /slots answer
+        self.book_service = ""
+        self.book_day: Any = None  # the chosen day (a date) on the slots screen
+        self.chosen_slot: dict[str, Any] | None = None  # None with a confirm: the here-and-now slot
+        self.book_key: tuple[str, str, str] | None = None  # (service, start or "now", key) until answered
+        self.signup_keys: dict[str, str] = {}  # event id → key, until the hub has answered
+        self.slots_loaded = 0  # GET /slots answers shown (tests wait on the count)
+        self.last_booking: dict[str, Any] | None = None
+        self.last_signup: dict[str, Any] | None = None
+        self.last_receipt: PrintOutcome | None = None
+        self._watchdog: Any = None
         self._tr_cache: dict[str, Callable[[str], str]] = {}
 
     # -- words ----------------------------------------------------------------------
@@ -149,11 +202,18 @@ class KioskApp(App):
         root = KioskRoot()
         sm: ScreenManager = root.ids.sm
         sm.transition = NoTransition()  # instant: a slide costs frames on a Pi and confuses some visitors
-        for screen in (HomeScreen(), TicketScreen(), CheckinScreen(), NoticeScreen(), EventsScreen(), BookScreen()):
+        for screen in (HomeScreen(), TicketScreen(), CheckinScreen(), NoticeScreen(), EventsScreen(), BookScreen(),
+                       SlotsScreen(), ConfirmScreen(), BookedScreen(), SignupScreen()):
             sm.add_widget(screen)
         self.sm = sm
         self._build_languages()
         self._build_keypad()
+        from kivy.factory import Factory
+
+        events = Factory.KButton(text=self._("What's on"))
+        self.bind(lang=lambda *_: setattr(events, "text", self._("What's on")))
+        events.bind(on_release=lambda _b: self.open_events())
+        self.screen("signup").ids.actions.add_widget(events, index=1)
         Window.bind(size=lambda *_: self._layout(), on_key_down=self._on_key_down, on_textinput=self._on_textinput)
         self._layout()
         return root
@@ -170,6 +230,7 @@ class KioskApp(App):
         count = max(1, len(self.site.get("services") or []))
         self.tile_cols = 1 if self.tall or count == 1 else 2
         self.key_cols = 6 if self.tall else 8
+        self.slot_cols = 3 if self.tall else 5
 
     def _build_languages(self) -> None:
         box = self.screen("home").ids.langs
@@ -213,6 +274,25 @@ class KioskApp(App):
         self._printer_event = Clock.schedule_interval(lambda _dt: self.poll_printer(), 30.0)
         self.refresh_site()
         self.poll_printer()
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        """systemd (Type=notify): READY=1 once the first frame is drawn, WATCHDOG=1 from the Kivy clock.
+
+        The clock runs on the UI thread, so a frozen screen stops feeding the watchdog and systemd
+        restarts the kiosk. Outside systemd (no $NOTIFY_SOCKET) nothing is scheduled.
+        """
+        if not sd_notify.enabled():
+            return
+
+        def first_frame(*_args: Any) -> None:
+            Window.unbind(on_flip=first_frame)
+            sd_notify.ready(f"kiosk {self.kiosk.device} showing its screen")
+
+        Window.bind(on_flip=first_frame)
+        interval = sd_notify.watchdog_interval()
+        if interval:
+            self._watchdog = Clock.schedule_interval(lambda _dt: sd_notify.watchdog(), interval)
 
     def on_stop(self) -> None:
         self.shutdown()
@@ -221,7 +301,8 @@ class KioskApp(App):
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        for name in ("_idle_event", "_refresh_event", "_printer_event"):
+        sd_notify.stopping()
+        for name in ("_idle_event", "_refresh_event", "_printer_event", "_watchdog"):
             event = getattr(self, name, None)
             if event is not None:
                 event.cancel()
@@ -459,6 +540,9 @@ class KioskApp(App):
             elif action == "walk_in":
                 button = Factory.KButton(text=self._("Take a ticket instead"), bg=theme.PRIMARY_BG)
                 button.bind(on_release=lambda _b: self.go("home"))
+            elif action == "events":
+                button = Factory.KButton(text=self._("What's on"), bg=theme.PRIMARY_BG)
+                button.bind(on_release=lambda _b: self.open_events())
             else:
                 continue
             box.add_widget(button)
@@ -535,9 +619,14 @@ class KioskApp(App):
         self.events_loaded = False
         self.render_events(loading=True)
         self.sm.current = "events"
-        self.worker.run(self.client.events, self._events_done)
+        self.reload_events()
+
+    def reload_events(self) -> None:
+        """Ask the hub again (after a sign-up or a refusal) without leaving the screen showing."""
+        self.worker.run(lambda: self.client.events(7), self._events_done)
 
     def _events_done(self, answer: HubAnswer | None) -> None:
+        self.events_requested += 1
         if answer is not None and answer.ok:
             body = answer.body
             items = body.get("events") if isinstance(body, dict) else body
@@ -548,26 +637,337 @@ class KioskApp(App):
         self.render_events()
 
     def render_events(self, loading: bool = False) -> None:
+        from kivy.factory import Factory
+
         box = self.screen("events").ids.events
         box.clear_widgets()
 
-        def line(text: str, size: float = 20, bold: bool = False, colour: Any = theme.TEXT) -> None:
-            label = Label(text=text, color=colour, font_size=self.u * size, bold=bold, halign="left",
-                          size_hint_y=None)
-            label.bind(width=lambda lb, w: setattr(lb, "text_size", (w, None)),
-                       texture_size=lambda lb, ts: setattr(lb, "height", ts[1]))
-            box.add_widget(label)
+        def label(text: str, size: float = 20, bold: bool = False, colour: Any = theme.TEXT) -> Label:
+            widget = Label(text=text, color=colour, font_size=self.u * size, bold=bold, halign="left",
+                           valign="middle", size_hint_y=None)
+            widget.bind(width=lambda lb, w: setattr(lb, "text_size", (w, None)),
+                        texture_size=lambda lb, ts: setattr(lb, "height", ts[1]))
+            return widget
 
         if loading:
-            line(self._("Just a moment…"))
+            box.add_widget(label(self._("Just a moment…")))
         elif self._events == [None]:
-            line(self._("The programme of events will be shown here soon. Ask at the desk what's on today."))
+            box.add_widget(label(self._("The programme of events will be shown here soon. "
+                                        "Ask at the desk what's on today.")))
         elif not self._events:
-            line(self._("Nothing more on today."))
+            box.add_widget(label(self._("Nothing more on today.")))
         else:
             now = datetime.now().astimezone()
             for event in self._events[:12]:
                 span, title, extra = model.event_line(self._, event, now)
-                line(f"{span}  {title}", 22, True)
+                row = BoxLayout(orientation="horizontal", size_hint_y=None, spacing=self.u * 8)
+                text = BoxLayout(orientation="vertical", size_hint_y=None, spacing=self.u * 2)
+                head = label(f"{span}  {title}", 21, True,
+                             theme.MUTED_TEXT if event.get("state") == "cancelled" else theme.TEXT)
+                text.add_widget(head)
+                parts = [head]
                 if extra:
-                    line(extra, 19, colour=theme.MUTED_TEXT)
+                    state = event.get("state")
+                    strong = state in ("cancelled", "sold_out")
+                    more = label(extra, 19, strong, theme.ALERT_BG if strong else theme.MUTED_TEXT)
+                    text.add_widget(more)
+                    parts.append(more)
+
+                def fit(*_a: Any, t: BoxLayout = text, r: BoxLayout = row, p: list[Label] = parts) -> None:
+                    t.height = sum(w.height for w in p) + self.u * 2 * (len(p) - 1)
+                    r.height = max(t.height, self.u * 56 if len(r.children) > 1 else 0)
+
+                for part in parts:
+                    part.bind(height=fit)
+                row.add_widget(text)
+                kind = model.signup_kind(event)
+                if kind is not None:
+                    button = Factory.KButton(
+                        text=self._("Sign up") if kind == "seat" else self._("Join the waiting list"),
+                        bg=theme.PRIMARY_BG, bold=True, size_hint=(None, None), width=self.u * 170,
+                        height=self.u * 56, pos_hint={"center_y": 0.5}, disabled=not self.hub_ok)
+                    button.event_id = str(event["id"])
+                    button.bind(on_release=lambda b, e=event: self.sign_up(e))
+                    row.add_widget(button)
+                fit()
+                box.add_widget(row)
+
+    def sign_up(self, event: dict[str, Any]) -> None:
+        if self.busy or not self.hub_ok:
+            return
+        self.busy = True
+        event_id, lang = str(event.get("id") or ""), self.lang
+        # A retry after "not reachable" reuses the key: one visitor, one seat.
+        key = self.signup_keys.setdefault(event_id, new_key())
+        self.signup_title = self._("Just a moment…")
+
+        def job() -> None:
+            answer = self.client.signup(event_id, lang, key)
+            _ui_post(lambda: self._signup_answer(event_id, answer))
+            if answer.ok and isinstance(answer.body, dict):
+                outcome = self._print_receipt(lambda p: p.print_signup(answer.body, self._site_name(), lang))
+                _ui_post(lambda: self._receipt_printed(outcome, str(answer.body.get("code") or "")))
+
+        self.worker.run(job)
+
+    def _signup_answer(self, event_id: str, answer: HubAnswer) -> None:
+        self.busy = False
+        if answer.ok and isinstance(answer.body, dict):
+            self.signup_keys.pop(event_id, None)
+            self.last_signup = answer.body
+            result = model.signup_result(self._, answer.body, datetime.now().astimezone())
+            self.signup_title, self.signup_place, self.signup_event = result.title, result.place, result.event
+            self.signup_code = str(answer.body.get("code") or "")
+            self._receipt_started()
+            self.sm.current = "signup"
+            return
+        if answer.broken:
+            self.hub_down()
+        else:
+            self.signup_keys.pop(event_id, None)
+            self.reload_events()  # the list was stale: show what is true now
+        self.show_notice(model.signup_refusal(self._, answer.code))
+
+    # -- receipts for bookings and sign-ups ---------------------------------------------------
+    def _site_name(self) -> str:
+        return str(self.site.get("name") or "")
+
+    def _print_receipt(self, make: Callable[[KioskPrinter], PrintOutcome]) -> PrintOutcome:
+        printer = self.printer
+        if printer is None:
+            return PrintOutcome(False, None, "no printer")
+        return make(printer)
+
+    def _receipt_started(self) -> None:
+        self.last_receipt = None
+        self.receipt_failed = False
+        self.receipt_text = self._("Printing your receipt…") if self.printer and self.printer.present else ""
+
+    def _receipt_printed(self, outcome: PrintOutcome, code: str) -> None:
+        self.last_receipt = outcome
+        if outcome.printed:
+            self.receipt_failed = False
+            self.receipt_text = self._("Take your receipt.")
+        elif outcome.state is None:
+            self.receipt_failed = False
+            self.receipt_text = self._("Please write down your code.")
+        else:
+            self.receipt_failed = True
+            self.receipt_text = (model.print_problem(self._, outcome.state) + " "
+                                 + self._("Please write down your code: {code}").format(code=code))
+
+    # -- book a time ---------------------------------------------------------------------------
+    def open_booking(self) -> None:
+        """Ask the hub which services take bookings here (GET /slots answers for those that do)."""
+        self.book_message = ""
+        self.book_hint = self._("Just a moment…")
+        self.screen("book").ids.book_services.clear_widgets()
+        self.sm.current = "book"
+        services = [str(s["id"]) for s in self.site.get("services") or [] if isinstance(s, dict) and s.get("id")]
+        self.worker.run(lambda: [(sid, self.client.slots(sid, 7)) for sid in services], self._bookable_done)
+
+    def _bookable_done(self, answers: list[tuple[str, HubAnswer]] | None) -> None:
+        answers = answers or []
+        if answers and all(answer.broken for _sid, answer in answers):
+            self.hub_down()
+            self.show_notice(model.hub_down(self._))
+            return
+        self.bookable = {sid: answer.body for sid, answer in answers
+                         if answer.ok and isinstance(answer.body, dict)}
+        if self.sm.current != "book":
+            return  # the visitor has gone elsewhere meanwhile
+        if len(self.bookable) == 1:
+            self.choose_service(next(iter(self.bookable)))
+            return
+        self.render_book_services()
+
+    def _service_title(self, service: str) -> str:
+        names = self.queues.get(service, {}).get("names")
+        if names is None:
+            names = next((s.get("names") for s in self.site.get("services") or []
+                          if isinstance(s, dict) and s.get("id") == service), None)
+        return model.service_name(names, self.lang, service)
+
+    def render_book_services(self) -> None:
+        grid = self.screen("book").ids.book_services
+        grid.clear_widgets()
+        if not self.bookable:
+            self.book_hint = self._("Times cannot be booked here right now. You can book at the desk, "
+                                    "on the web or by phone.")
+            return
+        self.book_hint = self._("What do you want to book a time for?")
+        today = datetime.now().astimezone().date()
+        for sid, body in self.bookable.items():
+            if body.get("here_and_now"):
+                line = self._("Free right away")
+            else:
+                days = model.slot_days(body.get("slots"))
+                if days:
+                    start = model.parse_time(days[0][1][0].get("start"))
+                    line = self._("Next free time: {when}").format(
+                        when=model.booking_when(self._, start, None, today)) if start else ""
+                else:
+                    line = self._("No free times in the next days")
+            tile = ServiceTile(service=sid, title=self._service_title(sid), line=line,
+                               bg=list(theme.BOOKING_BG), fg=list(theme.BOOKING_FG))
+            tile.bind(on_release=lambda t: self.choose_service(t.service))
+            grid.add_widget(tile)
+
+    def choose_service(self, service: str) -> None:
+        self.book_service = service
+        self.book_title = self._service_title(service)
+        self.book_day = None
+        self.book_message = ""
+        self.show_slots(self.bookable.get(service) or {})
+
+    def slots_back(self) -> None:
+        if len(self.bookable) > 1:
+            self.book_message = ""
+            self.render_book_services()
+            self.sm.current = "book"
+        else:
+            self.go("home")
+
+    def show_slots(self, body: dict[str, Any]) -> None:
+        from kivy.factory import Factory
+
+        self.bookable[self.book_service] = body
+        today = datetime.now().astimezone().date()
+        days = model.slot_days(body.get("slots"))[:7]
+        if self.book_day not in [d for d, _s in days]:
+            self.book_day = days[0][0] if days else today
+        strip = self.screen("slots").ids.days
+        strip.clear_widgets()
+        for day, _slots in days:
+            chosen = day == self.book_day
+            label = model.day_label(self._, day, today)
+            dated = "/" in label  # "Torsdag 26/11" on two lines; "I dag" stays on one
+            button = Factory.KButton(text="\n".join(label.rsplit(" ", 1)) if dated else label,
+                                     bg=theme.LANG_ON_BG if chosen else theme.LANG_BG,
+                                     fg=theme.LANG_ON_FG if chosen else theme.LANG_FG, bold=chosen,
+                                     font_size=self.u * (16 if dated else 18))
+            button.day = day
+            button.bind(on_release=lambda b: self.choose_day(b.day))
+            strip.add_widget(button)
+        now = body.get("here_and_now")
+        start = model.parse_time(now.get("start")) if isinstance(now, dict) else None
+        end = model.parse_time(now.get("end")) if isinstance(now, dict) else None
+        self.now_text = (self._("Now – free right away ({span})").format(
+            span=start.strftime("%H:%M") + "–" + end.strftime("%H:%M"))
+            if start and end and self.book_day == today else "")
+        grid = self.screen("slots").ids.slots
+        grid.clear_widgets()
+        for slot in dict(days).get(self.book_day, []):
+            slot_start = model.parse_time(slot.get("start"))
+            if slot_start is None:
+                continue
+            button = Factory.KButton(text=slot_start.strftime("%H:%M"), bg=theme.KEY_BG, fg=theme.KEY_FG,
+                                     bold=True, font_size=self.u * 24, disabled=not self.hub_ok)
+            button.slot = slot
+            button.bind(on_release=lambda b: self.pick_slot(b.slot))
+            grid.add_widget(button)
+        if not days and not self.now_text:
+            self.book_message = self.book_message or self._("There are no free times in the next days. "
+                                                            "Please ask at the desk.")
+        self.slots_loaded += 1
+        self.sm.current = "slots"
+
+    def choose_day(self, day: Any) -> None:
+        self.book_day = day
+        self.book_message = ""
+        self.show_slots(self.bookable.get(self.book_service) or {})
+        self.screen("slots").ids.slot_scroll.scroll_y = 1  # back to the top
+
+    def refresh_slots(self) -> None:
+        service = self.book_service
+        self.worker.run(lambda: self.client.slots(service, 7), lambda a: self._slots_refreshed(service, a))
+
+    def _slots_refreshed(self, service: str, answer: HubAnswer | None) -> None:
+        if answer is None or answer.broken:
+            self.hub_down()
+            self.show_notice(model.hub_down(self._))
+            return
+        if service != self.book_service or self.sm.current not in ("slots", "confirm", "notice", "book"):
+            return
+        if answer.ok and isinstance(answer.body, dict):
+            self.show_slots(answer.body)
+        else:
+            self.show_notice(model.booking_refusal(self._, answer.code))
+
+    def pick_slot(self, slot: dict[str, Any] | None) -> None:
+        """A time (or None: the here-and-now slot) chosen: ask the visitor to confirm it."""
+        if not self.hub_ok:
+            return
+        body = self.bookable.get(self.book_service) or {}
+        chosen = slot if slot is not None else body.get("here_and_now")
+        if not isinstance(chosen, dict):
+            return
+        start, end = model.parse_time(chosen.get("start")), model.parse_time(chosen.get("end"))
+        if start is None:
+            return
+        self.chosen_slot = slot
+        today = datetime.now().astimezone().date()
+        self.confirm_when = (self._("Now, {span}").format(span=start.strftime("%H:%M") + "–" + end.strftime("%H:%M"))
+                             if slot is None and end is not None else model.booking_when(self._, start, end, today))
+        wanted = "now" if slot is None else str(slot.get("start"))
+        if self.book_key is None or self.book_key[:2] != (self.book_service, wanted):
+            self.book_key = (self.book_service, wanted, new_key())
+        self.sm.current = "confirm"
+
+    def confirm_booking(self) -> None:
+        if self.busy or not self.hub_ok or self.book_key is None:
+            return
+        self.busy = True
+        self.busy_text = self._("Just a moment…")
+        service, wanted, key = self.book_key
+        lang, site_name = self.lang, self._site_name()
+        start = None if wanted == "now" else wanted
+
+        def job() -> None:
+            answer = self.client.book(service, start, lang, key)
+            _ui_post(lambda: self._booking_answer(answer))
+            body = answer.body if isinstance(answer.body, dict) else {}
+            booking = body.get("booking") if isinstance(body.get("booking"), dict) else None
+            if not answer.ok or booking is None:
+                return
+            if isinstance(body.get("ticket"), dict):  # here-and-now: checked in at once, a queue ticket
+                outcome = self._print(body["ticket"], lang, booking, str(booking.get("code") or ""))
+                _ui_post(lambda: self._printed(outcome))
+            else:
+                outcome = self._print_receipt(lambda p: p.print_booking(booking, site_name, lang))
+                _ui_post(lambda: self._receipt_printed(outcome, str(booking.get("code_display")
+                                                                     or booking.get("code") or "")))
+
+        self.worker.run(job)
+
+    def _booking_answer(self, answer: HubAnswer) -> None:
+        self.busy = False
+        self.busy_text = ""
+        body = answer.body if isinstance(answer.body, dict) else {}
+        booking = body.get("booking") if isinstance(body.get("booking"), dict) else None
+        if answer.ok and booking is not None:
+            self.book_key = None
+            self.last_booking = booking
+            if isinstance(body.get("ticket"), dict):
+                self.show_ticket(body["ticket"], booking)
+                self.refresh_site()
+                return
+            start, end = model.parse_time(booking.get("start")), model.parse_time(booking.get("end"))
+            if start is not None:
+                self.confirm_when = model.booking_when(self._, start, end, datetime.now().astimezone().date())
+            self.booked_code = str(booking.get("code_display") or booking.get("code") or "")
+            self._receipt_started()
+            self.sm.current = "booked"
+            return
+        if answer.broken:  # the key is kept: "Book this time" again is the same booking
+            self.hub_down()
+            self.show_notice(model.booking_refusal(self._, answer.code))
+            return
+        self.book_key = None
+        notice = model.booking_refusal(self._, answer.code)
+        if answer.code in model.TAKEN:
+            self.book_message = notice.body  # said above the refreshed list
+            self.sm.current = "slots"
+            self.refresh_slots()
+        else:
+            self.show_notice(notice)

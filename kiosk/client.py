@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -114,8 +115,24 @@ class HubClient:
     def site(self) -> HubAnswer:
         return self.request("GET", "/api/v1/site", retry=False)
 
-    def events(self) -> HubAnswer:
-        return self.request("GET", "/api/v1/events", retry=False)
+    def events(self, days: int = 7) -> HubAnswer:
+        return self.request("GET", f"/api/v1/events?days={int(days)}", retry=False)
+
+    def slots(self, service: str, days: int = 7) -> HubAnswer:
+        return self.request("GET", f"/api/v1/slots?service={quote(service)}&days={int(days)}", retry=False)
+
+    def book(self, service: str, start: str | None, language: str, key: str) -> HubAnswer:
+        """Book a slot (``start``), or the here-and-now slot when ``start`` is None (answers with a ticket)."""
+        body: dict[str, Any] = {"service": service, "language": language}
+        if start is None:
+            body["here_and_now"] = True
+        else:
+            body["start"] = start
+        return self.request("POST", "/api/v1/bookings/self", body, key=key)
+
+    def signup(self, event_id: str, language: str, key: str) -> HubAnswer:
+        return self.request("POST", f"/api/v1/events/{quote(event_id, safe='')}/signups", {"language": language},
+                            key=key)
 
     def issue(self, service: str, language: str, key: str | None = None) -> HubAnswer:
         return self.request("POST", "/api/v1/tickets", {"service": service, "language": language},

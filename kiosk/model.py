@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 Translate = Callable[[str], str]
@@ -111,7 +111,7 @@ class Notice:
 
     title: str
     body: str
-    actions: tuple[str, ...] = ()  # "checkin", "walk_in", "home", "retry"
+    actions: tuple[str, ...] = ()  # "checkin", "walk_in", "events", "book"
     service: str | None = None  # for "walk_in": the service to take a ticket for
 
 
@@ -195,12 +195,102 @@ def event_line(_: Translate, event: dict[str, Any], now: datetime | None = None)
     if start and end:
         span += "–" + end.strftime("%H:%M")
     state = event.get("state")
-    extra = str(event.get("room") or "")
+    parts = [str(event.get("room") or "")]
+    seats = event.get("seats_left")
     if state == "cancelled":
-        extra = (extra + " · " if extra else "") + _("Cancelled")
-    elif state == "sold_out":
-        extra = (extra + " · " if extra else "") + _("Fully booked")
-    return span, str(event.get("title") or ""), extra
+        parts.append(_("Cancelled"))
+    elif state == "sold_out" or (isinstance(seats, int) and seats <= 0):
+        parts.append(_("Fully booked – waiting list open") if signup_kind(event) == "waiting" else _("Fully booked"))
+    elif isinstance(seats, int) and event.get("signup"):
+        parts.append(_("1 seat left") if seats == 1 else _("{n} seats left").format(n=seats))
+    return span, str(event.get("title") or ""), " · ".join(p for p in parts if p)
+
+
+def signup_kind(event: dict[str, Any]) -> str | None:
+    """"seat" or "waiting" when the kiosk can sign a visitor up for the event; None when not."""
+    if not event.get("signup") or event.get("state") == "cancelled" or not event.get("id"):
+        return None
+    seats, waiting = event.get("seats_left"), event.get("waiting_list_left")
+    if isinstance(seats, int) and seats > 0 and event.get("state") != "sold_out":
+        return "seat"
+    if isinstance(waiting, int) and waiting > 0:
+        return "waiting"
+    return None
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    title: str  # "You have a seat" / "You are on the waiting list"
+    place: str  # "Seat 12" / "Waiting list: place 2"
+    event: str  # "Tuesday 17:00 · Language café · Salen"
+
+
+def signup_result(_: Translate, body: dict[str, Any], now: datetime | None = None) -> SignupResult:
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    span, title, _extra = event_line(_, {**event, "state": "scheduled", "seats_left": None}, now)
+    about = " · ".join(p for p in (span, title, str(event.get("room") or "")) if p)
+    if body.get("seat") is not None:
+        return SignupResult(_("You have a seat"), _("Seat {seat}").format(seat=body["seat"]), about)
+    place = body.get("waiting_place")
+    return SignupResult(_("You are on the waiting list"),
+                        _("Waiting list: place {place}").format(place=place if place is not None else "–"), about)
+
+
+def signup_refusal(_: Translate, code: str) -> Notice:
+    if code == "full":
+        return Notice(_("Fully booked"),
+                      _("Sorry, this event is fully booked, and so is its waiting list."), ("events",))
+    if code == "cancelled":
+        return Notice(_("Cancelled"), _("Sorry, this event has been cancelled."), ("events",))
+    if code == "started":
+        return Notice(_("Sorry"), _("This event has already started. Sign-up is closed."), ("events",))
+    if code == "no_signup":
+        return Notice(_("Sorry"), _("You cannot sign up for this event here. Ask at the desk."), ("events",))
+    if code == "unreachable" or code.startswith("http_5") or code == "store_unavailable":
+        return hub_down(_)
+    return Notice(_("Sorry"), _("We could not sign you up just now. Please ask at the desk."), ("events",))
+
+
+# -- book a time ------------------------------------------------------------------------------
+
+
+def day_label(_: Translate, day: date, today: date) -> str:
+    """"Today", "Tomorrow", or "Thursday 26/11"."""
+    if day == today:
+        return _("Today")
+    if day == today + timedelta(days=1):
+        return _("Tomorrow")
+    return f"{weekday_name(_, day.weekday())} {day.day}/{day.month}"
+
+
+def slot_days(slots: Any) -> list[tuple[date, list[dict[str, Any]]]]:
+    """GET /slots' free slots grouped by their local day, in order."""
+    days: dict[date, list[dict[str, Any]]] = {}
+    for slot in slots or []:
+        start = parse_time(slot.get("start")) if isinstance(slot, dict) else None
+        if start is not None and (slot.get("free") or 0) > 0:
+            days.setdefault(start.date(), []).append(slot)
+    return sorted(days.items())
+
+
+def booking_when(_: Translate, start: datetime, end: datetime | None, today: date) -> str:
+    """"Today 14:30–14:45", "Thursday 26/11 10:15–10:30"."""
+    span = start.strftime("%H:%M") + ("–" + end.strftime("%H:%M") if end is not None else "")
+    return f"{day_label(_, start.date(), today)} {span}"
+
+
+TAKEN = ("full", "no_slot", "not_free", "not_a_slot")
+
+
+def booking_refusal(_: Translate, code: str) -> Notice:
+    """Why the hub would not book the time. ``TAKEN`` codes are said on the refreshed list instead."""
+    if code in TAKEN:
+        return Notice(_("Sorry"), _("Someone else has just booked that time. Please choose another time."))
+    if code == "no_self_booking":
+        return Notice(_("Book a time"), _("Times for this service are booked at the desk, on the web or by phone."))
+    if code == "unreachable" or code.startswith("http_5") or code == "store_unavailable":
+        return hub_down(_)
+    return Notice(_("Sorry"), _("We could not book the time just now. Please ask at the desk."))
 
 
 _CODE_RUN = re.compile(r"[A-Z0-9]{" + str(CODE_MIN) + ",40}")

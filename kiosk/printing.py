@@ -78,6 +78,52 @@ class KioskPrinter:
                            wait_minutes=int(wait) if isinstance(wait, int | float) and wait > 0 else None,
                            place_url=ticket.get("track_url") or None)
 
+    def print_booking(self, booking: dict[str, Any], site_name: str, language: str) -> PrintOutcome:
+        """The confirmation of a time booked at the kiosk (``POST /bookings/self``'s booking)."""
+
+        def build() -> Any:
+            from hardware.receipts import BookingConfirmation
+
+            start, end = parse_time(booking.get("start")), parse_time(booking.get("end"))
+            if start is None or end is None or not booking.get("code"):
+                raise ValueError("the booking has no start, end or code")
+            name = service_name(booking.get("service_names"), language, str(booking.get("service", "")))
+            return BookingConfirmation(site_name=site_name, service_name=name, starts_at=start, ends_at=end,
+                                       booking_code=str(booking["code"]), issued_at=datetime.now().astimezone(),
+                                       language=language, code_display=booking.get("code_display") or None)
+
+        return self._print_built(build)
+
+    def print_signup(self, signup: dict[str, Any], site_name: str, language: str) -> PrintOutcome:
+        """The ``EventSignup`` receipt for ``POST /events/{id}/signups``'s answer."""
+
+        def build() -> Any:
+            from hardware.receipts import EventSignup
+
+            event = signup.get("event") if isinstance(signup.get("event"), dict) else {}
+            start = parse_time(event.get("start"))
+            if start is None or not signup.get("code"):
+                raise ValueError("the sign-up has no event start or code")
+            seat = signup.get("seat")
+            return EventSignup(site_name=site_name, event_title=str(event.get("title") or ""), starts_at=start,
+                               room=str(event.get("room") or ""), code=str(signup["code"]),
+                               issued_at=datetime.now().astimezone(), language=language,
+                               seat=None if seat is None else str(seat),
+                               waiting_place=signup.get("waiting_place") if seat is None else None)
+
+        return self._print_built(build)
+
+    def _print_built(self, build: Callable[[], Any]) -> PrintOutcome:
+        if self.printer is None:
+            return NO_PRINTER
+        try:
+            receipt = build()
+        except Exception as exc:  # bad data from the hub must not stop the code being shown
+            log.exception("could not build the receipt")
+            return PrintOutcome(False, "error", str(exc))
+        result = self.printer.print_receipt(receipt)
+        return PrintOutcome(bool(result.printed), result.state, result.reason or result.detail)
+
     def close(self) -> None:
         if self.printer is not None:
             self.printer.close()

@@ -415,10 +415,186 @@ def test_touch_targets_are_at_least_9_mm(kiosk: Driver) -> None:
         for child in widget.children:
             yield from buttons(child)
 
-    for name in ("home", "checkin", "ticket", "book", "events"):
+    open_slots(kiosk, "borgerservice")  # fills "book" and "slots" with the hub's services and times
+    for name in ("home", "checkin", "ticket", "book", "events", "slots", "confirm", "booked", "signup"):
         app.sm.current = name
         kiosk.pump(3)
-        found = list(buttons(app.screen(name)))
+        found = [b for b in buttons(app.screen(name)) if b.opacity > 0]  # a hidden "Now" button is no target
         assert found, name
         small = [(b.text, b.size) for b in found if min(b.size) < min_px]
         assert not small, (name, small)
+
+
+# -- book a time, and sign up for events, through the real hub ---------------------------------------
+
+STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
+OTHER_KIOSK = {"Authorization": "Bearer demo-kiosk2-token-change-me"}
+
+
+def walk(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in widget.children:
+        yield from walk(child)
+
+
+def slot_buttons(driver: Driver) -> list[Any]:
+    return list(reversed(driver.app.screen("slots").ids.slots.children))
+
+
+def open_slots(driver: Driver, service: str) -> None:
+    app = driver.app
+    before = app.slots_loaded
+    driver.tap(button(driver, "home", app.tr("Book a time")))
+    driver.wait(lambda: app.screen("book").ids.book_services.children, 10, "the bookable services")
+    tiles = {t.service: t for t in app.screen("book").ids.book_services.children}
+    assert set(tiles) == {"borgerservice", "bibliotekar"}  # the services with booking rules, from GET /slots
+    driver.tap(tiles[service])
+    driver.wait(lambda: app.sm.current == "slots" and app.slots_loaded > before and slot_buttons(driver), 10,
+                "the free times")
+
+
+def test_book_a_time_by_touches_prints_the_code_and_checks_in_with_it(kiosk: Driver, printer: VirtualPrinter) -> None:
+    app = kiosk.app
+    open_slots(kiosk, "bibliotekar")
+    days = [b.text for b in reversed(app.screen("slots").ids.days.children)]
+    assert days[0] in ("I dag", "I morgen") and len(days) == 7  # grouped by day, a week ahead
+    first = slot_buttons(kiosk)[0]
+    start = datetime.fromisoformat(first.slot["start"])
+    kiosk.tap(first)
+    span = f"{start:%H:%M}–{start + timedelta(minutes=15):%H:%M}"
+    assert app.sm.current == "confirm" and app.confirm_when.endswith(span)
+    kiosk.tap(app.screen("confirm").ids.confirm_button)
+    kiosk.wait(lambda: app.sm.current == "booked" and app.last_receipt is not None, 10, "the booking and its receipt")
+    booking = app.last_booking
+    assert booking is not None and booking["status"] == "booked" and datetime.fromisoformat(booking["start"]) == start
+    code = booking["code"]
+    assert app.booked_code == booking["code_display"] and app.receipt_text == "Tag din kvittering."
+    assert "Vis denne kode, når du kommer igen" in app.screen("booked").ids.instruction.text
+    receipt = printer.wait_for(1, timeout=10)[0]
+    assert code in receipt.barcodes + receipt.qr and booking["code_display"] in receipt.lines
+    assert "Tidsbestilling" in receipt.lines and "Book en bibliotekar" in receipt.lines
+    kiosk.tap(button(kiosk, "booked", "Færdig"))
+    # The booked time is gone from the list for the next visitor.
+    open_slots(kiosk, "bibliotekar")
+    assert first.slot["start"] not in [b.slot["start"] for b in slot_buttons(kiosk)]
+    app.go("home")
+    if start.date() != datetime.now(start.tzinfo).date():
+        pytest.skip("the next free time is after midnight: check-in is for the booking's own day")
+    # Back at the kiosk with the code: check in on the keypad → a queue ticket and a check-in receipt.
+    kiosk.tap(button(kiosk, "home", "Jeg har en tid"))
+    for char in code:
+        kiosk.tap(button(kiosk, "checkin", char))
+    kiosk.tap(button(kiosk, "checkin", "Tjek ind"))
+    kiosk.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 10, "checked in")
+    assert app.ticket_number.startswith("L") and f"Din tid: {start:%H:%M}" in app.ticket_place
+    checkin = printer.wait_for(2, timeout=10)[1]
+    assert app.ticket_number in checkin.text and code in checkin.barcodes + checkin.qr
+
+
+def test_a_time_taken_meanwhile_is_said_plainly_with_the_refreshed_list(kiosk: Driver, hub: Hub,
+                                                                        printer: VirtualPrinter) -> None:
+    app = kiosk.app
+    open_slots(kiosk, "borgerservice")
+    kiosk.tap(list(reversed(app.screen("slots").ids.days.children))[2])  # the day after tomorrow
+    chosen = slot_buttons(kiosk)[0]
+    assert datetime.fromisoformat(chosen.slot["start"]).date() == app.book_day
+    kiosk.tap(chosen)
+    assert app.sm.current == "confirm"
+    for n in range(2):  # two desks, two places: someone else takes both while the visitor reads
+        taken = requests.post(hub.url + "/api/v1/bookings/self", timeout=5,
+                              json={"service": "borgerservice", "start": chosen.slot["start"]},
+                              headers={**OTHER_KIOSK, "Idempotency-Key": f"other-visitor-{n}-{time.time_ns()}"})
+        assert taken.status_code == 201, taken.text
+    loaded = app.slots_loaded
+    kiosk.tap(app.screen("confirm").ids.confirm_button)
+    kiosk.wait(lambda: app.sm.current == "slots" and app.slots_loaded > loaded, 10, "the refreshed list")
+    assert app.book_message == "En anden har lige bestilt den tid. Vælg venligst en anden tid."
+    assert app.screen("slots").ids.book_message.height > 20
+    assert chosen.slot["start"] not in [b.slot["start"] for b in slot_buttons(kiosk)] and slot_buttons(kiosk)
+    assert printer.receipts == [] and app.book_key is None
+
+
+def add_event(hub: Hub, title: str, seats: int, waiting_list: int = 0) -> str:
+    start = (datetime.now(ZoneInfo("Europe/Copenhagen")) + timedelta(hours=2)).replace(second=0, microsecond=0)
+    made = requests.post(hub.url + "/api/v1/events", headers=STAFF, timeout=5,
+                         json={"title": title, "start": start.isoformat(), "room": "Salen", "seats": seats,
+                               "waiting_list": waiting_list,
+                               "end": (start + timedelta(hours=1)).isoformat()})
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def signup_button(driver: Driver, event_id: str) -> Any:
+    return next(w for w in walk(driver.app.screen("events")) if getattr(w, "event_id", None) == event_id)
+
+
+def test_sign_up_for_an_event_prints_the_code_and_a_full_event_says_so(kiosk: Driver, hub: Hub,
+                                                                       printer: VirtualPrinter) -> None:
+    app = kiosk.app
+    cafe = add_event(hub, f"Sprogcafé {time.time_ns() % 10000}", seats=5)
+    last = add_event(hub, "IT-café for seniorer", seats=1)
+    kiosk.tap(button(kiosk, "home", "Arrangementer"))
+    kiosk.wait(lambda: app.events_loaded and app._events != [None], 10, "events")
+    texts = [w.text for w in walk(app.screen("events")) if isinstance(getattr(w, "text", None), str)]
+    assert "Salen · 5 pladser tilbage" in texts and any("1 plads tilbage" in t for t in texts)
+    kiosk.tap(signup_button(kiosk, cafe))
+    kiosk.wait(lambda: app.sm.current == "signup" and app.last_receipt is not None, 10, "the sign-up")
+    body = app.last_signup
+    assert body is not None and body["seat"] == 1 and app.signup_title == "Du har en plads"
+    assert app.signup_place == "Plads 1" and app.signup_code == body["code"]
+    receipt = printer.wait_for(1, timeout=10)[0]
+    assert receipt.qr == [body["code"]] and "Tilmelding" in receipt.text
+    # The last seat of the other event goes to someone else before this visitor's touch.
+    kiosk.tap(button(kiosk, "signup", "Arrangementer"))
+    kiosk.wait(lambda: app.events_loaded and app._events != [None], 10, "events again")
+    other = requests.post(hub.url + f"/api/v1/events/{last}/signups", json={}, timeout=5,
+                          headers={**OTHER_KIOSK, "Idempotency-Key": f"other-{time.time_ns()}"})
+    assert other.status_code == 201, other.text
+    requested = app.events_requested
+    kiosk.tap(signup_button(kiosk, last))
+    kiosk.wait(lambda: app.sm.current == "notice", 10, "the refusal")
+    assert app.notice_title == "Udsolgt" and app.notice_body.startswith("Desværre, arrangementet er fuldt")
+    kiosk.tap(button(kiosk, "notice", "Arrangementer"))
+    kiosk.wait(lambda: app.events_requested > requested + 1 and app.events_loaded, 10, "the refreshed programme")
+    with pytest.raises(StopIteration):  # sold out, no waiting list: no button
+        signup_button(kiosk, last)
+    assert len(printer.receipts) == 1
+
+
+def test_the_kiosk_tells_systemd_it_is_ready_and_alive(hub: Hub, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # WatchdogSec=0.2s → feed every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    seen: list[str] = []
+
+    def received() -> list[str]:
+        try:
+            while True:
+                seen.extend(sock.recv(4096).decode().splitlines())
+        except BlockingIOError:
+            return seen
+
+    driver = make_kiosk(hub.url, None, None)
+    try:
+        # Frames are drawn by pumping the Kivy loop: the watchdog is fed from its clock, nowhere else.
+        driver.wait(lambda: "READY=1" in received() and seen.count("WATCHDOG=1") >= 2, 20, "READY and WATCHDOG")
+        assert seen.count("READY=1") == 1 and set(seen) <= {"READY=1", "WATCHDOG=1"} | {
+            line for line in seen if line.startswith("STATUS=")}
+        # A frozen UI (no frames, no clock) feeds nothing: here, the loop simply is not pumped.
+        fed = seen.count("WATCHDOG=1")
+        time.sleep(0.5)
+        assert received().count("WATCHDOG=1") == fed
+        driver.pump(1)
+        driver.wait(lambda: received().count("WATCHDOG=1") > fed, 10, "feeding again once the loop runs")
+    finally:
+        driver.stop()
+    received()
+    sock.close()
+    assert seen[-1] == "STOPPING=1"  # said on a clean stop, so systemd does not count it as a crash
