@@ -25,6 +25,8 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
+from vuoro import sd_notify
+
 from .present import ScreenText, present
 from .state import SignageState, Update
 
@@ -269,12 +271,24 @@ class SignageApp(App):
         if not self.first_frame.is_set():
             self.timings["first_frame"] = now
             self.first_frame.set()
+            sd_notify.ready(f"signage {self.orientation} drawn")  # Type=notify: started once it shows something
         shown = self.driver.screen.shown if self.driver else None
         if "full_state" not in self.timings and shown is not None and shown.queues and self.state.complete:
             self.timings["full_state"] = now
             if self.smoke:
                 print(json.dumps({**self.timings, "rss_kb": rss_kb()}), flush=True)
                 self.stop()
+
+    def on_start(self) -> None:
+        # WATCHDOG=1 from the Kivy clock (the UI thread): a frozen screen stops feeding it and systemd
+        # restarts the display. Nothing is scheduled outside systemd.
+        interval = sd_notify.watchdog_interval() if sd_notify.enabled() else None
+        self._watchdog = Clock.schedule_interval(lambda dt: sd_notify.watchdog(), interval) if interval else None
+
+    def on_stop(self) -> None:
+        if getattr(self, "_watchdog", None) is not None:
+            self._watchdog.cancel()
+        sd_notify.stopping()
 
     def on_update(self, update: Update | None = None) -> None:
         if self.driver:

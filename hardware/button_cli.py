@@ -35,11 +35,13 @@ import os
 import signal
 import sys
 import threading
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vuoro import sd_notify
 from vuoro.protocol import ID_PATTERN, PRESS_TTL_SECONDS
 
 KINDS = ("gpio", "serial")
@@ -261,9 +263,30 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     box.start()
     print(f"button box {config.device} ({config.kind}) for site {config.site} on {config.broker}", flush=True)
-    stop.wait()
+    run_until(stop, box)
+    sd_notify.stopping()
     box.stop()
     return 0
+
+
+def run_until(stop: threading.Event, box: Any) -> None:
+    """The box's main loop: READY=1 to systemd once connected to the broker, WATCHDOG=1 every interval.
+
+    The pings come from this loop (the main thread), not a helper thread, so a hung main loop stops
+    them and systemd restarts the box. Outside systemd both are no-ops.
+    """
+    interval = sd_notify.watchdog_interval() or 10.0
+    ready = False
+    next_ping = 0.0
+    while not stop.is_set():
+        if not ready and box.connected.is_set():
+            ready = sd_notify.ready(f"button box {box.device} connected") or True
+        now = time.monotonic()
+        if now >= next_ping:
+            sd_notify.watchdog()
+            next_ping = now + interval
+        # Until connected, look often (READY=1 soon after the broker answers); then sleep to the next ping.
+        stop.wait(min(0.1 if not ready else interval, max(0.0, next_ping - time.monotonic())))
 
 
 if __name__ == "__main__":

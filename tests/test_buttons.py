@@ -249,3 +249,38 @@ def test_serial_box_presses_and_survives_unplugging(hub: RunningHub, tmp_path: P
     finally:
         box.stop()
         os.close(pty.master)
+
+
+def test_vuoro_button_tells_systemd_it_is_connected_and_alive(live_broker: Broker, tmp_path: Path) -> None:
+    """Type=notify + WatchdogSec: READY=1 once the box is connected to the broker, WATCHDOG=1 from its main loop."""
+    import socket
+    import subprocess
+    import sys
+
+    config = tmp_path / "button.toml"
+    config.write_text(f'device = "buttons1"\nsite = "sonderbro"\nkind = "gpio"\nbroker = "{live_broker.url}"\n'
+                      '[buttons.1]\ncounter = "kvik1"\npin = 17\n', encoding="utf-8")
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(30)
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "NOTIFY_SOCKET": address,
+           "WATCHDOG_USEC": "400000"}  # WatchdogSec=0.4s → feed every 0.2 s
+    env.pop("WATCHDOG_PID", None)
+    process = subprocess.Popen([sys.executable, "-m", "hardware.button_cli", "--config", str(config)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        seen: list[str] = []
+        while "READY=1" not in seen or seen[seen.index("READY=1"):].count("WATCHDOG=1") < 2:
+            seen += sock.recv(4096).decode().splitlines()
+        assert seen.count("READY=1") == 1
+        assert any(line.startswith("STATUS=button box buttons1 connected") for line in seen)
+        process.terminate()  # SIGTERM, as systemd stops it: a clean stop says so
+        assert process.wait(10) == 0, process.stderr.read() if process.stderr else ""
+        while "STOPPING=1" not in seen:
+            seen += sock.recv(4096).decode().splitlines()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        sock.close()

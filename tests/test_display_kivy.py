@@ -152,3 +152,36 @@ def test_vuoro_display_command_starts_and_draws_the_full_state(live_broker: Brok
         assert report["full_state"] >= report["first_frame"] > 0 and report["rss_kb"] > 0
     finally:
         hub.close()
+
+
+def test_vuoro_display_tells_systemd_it_is_ready_and_alive(live_broker: Broker, tmp_path: Path) -> None:
+    """Type=notify + WatchdogSec: READY=1 once the first frame is drawn, then WATCHDOG=1 from the Kivy clock."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(30)
+    env = {**os.environ, "SDL_VIDEODRIVER": "offscreen", "KIVY_HOME": str(tmp_path), "NOTIFY_SOCKET": address,
+           "WATCHDOG_USEC": "400000"}  # WatchdogSec=0.4s → feed every 0.2 s
+    env.pop("WATCHDOG_PID", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vuoro.cli", "display", "--broker", live_broker.url, "--site", "sonderbro",
+         "--root", fresh_topics().root, "--window", "640x360", "--no-sound", "--device", "screen9"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        seen: list[str] = []
+        while seen.count("WATCHDOG=1") < 2:
+            seen += sock.recv(4096).decode().splitlines()
+        assert seen.count("READY=1") == 1
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        sock.close()
