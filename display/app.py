@@ -256,6 +256,12 @@ class SignageApp(App):
         self.first_frame = threading.Event()
         self.timings: dict[str, float] = {}
 
+    def load_kv(self, filename: Any = None) -> bool:
+        # Kivy would also find signage.kv by the class name (SignageApp) and apply every rule a
+        # second time: each widget drawn twice over itself. build_screen() loads it once.
+        load_kv()
+        return True
+
     def build(self) -> SignageScreen:
         screen = build_screen(self.orientation, self.size)
         self.driver = ScreenDriver(screen, self.state, self.lang, self.lock)

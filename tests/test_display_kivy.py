@@ -185,3 +185,16 @@ def test_vuoro_display_tells_systemd_it_is_ready_and_alive(live_broker: Broker, 
             process.kill()
             process.wait(10)
         sock.close()
+
+
+def test_the_app_applies_its_layout_rules_once() -> None:
+    """Kivy finds signage.kv by the App's class name on its own; loaded twice, every widget is drawn
+    twice over itself (seen in the windowed demo). Go through the same steps App.run() takes."""
+    import threading
+
+    from display.app import SignageApp
+
+    app = SignageApp("landscape", (1280, 720), loaded_state(), "da", threading.RLock())
+    app.load_kv(filename=app.kv_file)  # what App.run() does before build()
+    root = app.build()
+    assert texts(root).count("Nu betjenes") == 1
