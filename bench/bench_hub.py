@@ -162,6 +162,35 @@ def call_latency(hub: HubProcess, broker: Broker, screens: int, calls: int, fold
     return latencies
 
 
+def fill(hub: HubProcess, count: int) -> None:
+    """Issue ``count`` tickets nobody calls: visitors piling up in the line."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(n: int) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {KIOSK_TOKEN}"}
+        for _ in range(n):
+            session.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik"},
+                         headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, [count // 8] * 8))
+
+
+def growth(broker: Broker, folder: Path, seconds: int) -> None:
+    """How the ticket latency grows with the number of visitors waiting in one line."""
+    hub = HubProcess(SITE, folder / "growth", broker.url, topic_root="growth").start()
+    waiting = 0
+    for level in (0, 1000, 5000, 10000):
+        fill(hub, level - waiting)
+        waiting = level
+        r = wrk(hub.url, 1, seconds, folder)
+        waiting += r["requests"]
+        print(f"  {level:>6,} waiting: 1 kiosk p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms; "
+              f"RSS {rss_mb(hub.process.pid):.0f} MB")  # type: ignore[union-attr]
+    hub.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
@@ -216,6 +245,8 @@ def main() -> int:
                   f"(n={len(lat)}; target p50 ≤ 5 ms, p99 ≤ 50 ms with 50); "
                   f"floor ×{pct(lat, 50) / pct(mqtt_rt, 50):.1f}")
         hub.stop()
+        print("growth with visitors waiting in one line:")
+        growth(broker, folder, max(2, args.seconds // 3))
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 
