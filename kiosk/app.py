@@ -845,7 +845,7 @@ class KioskApp(App):
             button = Factory.KButton(text="\n".join(label.rsplit(" ", 1)) if dated else label,
                                      bg=theme.LANG_ON_BG if chosen else theme.LANG_BG,
                                      fg=theme.LANG_ON_FG if chosen else theme.LANG_FG, bold=chosen,
-                                     font_size=self.u * (16 if dated else 18))
+                                     font_size=self.u * 16)
             button.day = day
             button.bind(on_release=lambda b: self.choose_day(b.day))
             strip.add_widget(button)

@@ -26,7 +26,10 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "screenshots" / "kiosk"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SCREENS = ("home", "ticket", "ticket-printer-failure", "checkin", "hub-down", "whats-on")
+SCREENS = ("home", "ticket", "ticket-printer-failure", "checkin", "hub-down", "whats-on", "signup",
+           "book-services", "book-slots", "book-confirm", "booked")
+ALL_DAY_CAPACITY = ('capacity = [ { days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], '
+                    'hours = "00:00-24:00", staff = 1 } ]')
 
 
 def demo_site(tmp: Path) -> Path:
@@ -35,9 +38,17 @@ def demo_site(tmp: Path) -> Path:
     all_day = "{ " + ", ".join(f'{d} = ["00:00-24:00"]' for d in WEEKDAYS) + " }"
     tomorrow = WEEKDAYS[(datetime.now(ZoneInfo("Europe/Copenhagen")) + timedelta(days=1)).weekday()]
     out, section, skipping = [], "", False
+    booking = ""
     for line in text.splitlines():
         if skipping:  # inside a multi-line exceptions = [...] (holidays would close a service on that day)
             skipping = not line.startswith("]")
+            continue
+        if line.startswith("["):
+            booking = line.strip("[]") if line.endswith(".booking]") else ""
+        if booking == "services.bibliotekar.booking" and line.startswith("capacity"):
+            # A librarian round the clock: the "Now – free right away" slot shows whatever the hour.
+            skipping = not line.rstrip().endswith("]")
+            out.append(ALL_DAY_CAPACITY)
             continue
         if line.startswith("[services."):
             section = line.strip("[]").split(".")[1]
@@ -99,6 +110,26 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(3):  # a realistic queue: a few people waiting for KVIK
                 requests.post(url + "/api/v1/tickets", json={"service": "kvik"}, timeout=5,
                               headers={**staff, "Idempotency-Key": f"shots-{i}-{time.time_ns()}"})
+            today = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(second=0, microsecond=0)
+            soon = (today + timedelta(hours=1)).replace(minute=0)
+            tomorrow = (today + timedelta(days=1)).replace(hour=10, minute=0)
+
+            def event(title: str, start: datetime, room: str, **extra: object) -> str:
+                answer = requests.post(url + "/api/v1/events", headers=staff, timeout=5, json={
+                    "title": title, "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(),
+                    "room": room, **extra})
+                answer.raise_for_status()
+                return str(answer.json()["id"])
+
+            event("Sprogcafé: tal dansk over en kop kaffe", soon, "Caféen", seats=12)
+            event("Babysalmesang", soon + timedelta(hours=1), "Børnebiblioteket")
+            event("IT-café for seniorer: kom godt i gang med MitID", tomorrow, "Salen", seats=8)
+            full = event("Forfattermøde med Ida Jessen", tomorrow.replace(hour=19), "Salen", seats=1,
+                         waiting_list=0)
+            requests.post(url + f"/api/v1/events/{full}/signups", json={}, timeout=5,
+                          headers={**staff, "Idempotency-Key": f"shots-full-{time.time_ns()}"})
+            gone = event("Strikkeklub", tomorrow.replace(hour=15), "Mødelokale 2")
+            requests.delete(url + f"/api/v1/events/{gone}", headers=staff, timeout=5)
             config = KioskConfig(hub=url, token="demo-kiosk1-token-change-me", broker=broker.url,
                                  printer=printer.url, language="da", probe_seconds=3600, fullscreen=False)
             app = KioskApp(config)
@@ -122,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 shot(lang, "ticket")
                 app.go("home")
                 printer.set_paper("out")
-                d.tap(tile("bibliotekar"))
+                d.tap(tile("kvik"))  # not the librarian: a waiting ticket there would hide "Now – free right away"
                 d.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 15, "failed print")
                 shot(lang, "ticket-printer-failure")
                 printer.set_paper("ok")
@@ -137,6 +168,23 @@ def main(argv: list[str] | None = None) -> int:
                 app.open_events()
                 d.wait(lambda: app.events_loaded, 10, "events")
                 shot(lang, "whats-on")
+                cafe = next(w for w in _walk(app.screen("events")) if getattr(w, "event_id", None))
+                d.tap(cafe)
+                d.wait(lambda: app.sm.current == "signup" and app.last_receipt is not None, 15, "sign-up")
+                shot(lang, "signup")
+                app.go("home")
+                app.open_booking()
+                d.wait(lambda: len(app.screen("book").ids.book_services.children) == 2, 15, "bookable services")
+                shot(lang, "book-services")
+                app.choose_service("bibliotekar")  # the times came with the services: no request
+                d.wait(lambda: app.sm.current == "slots", 15, "slots")
+                shot(lang, "book-slots")
+                d.tap(list(reversed(app.screen("slots").ids.slots.children))[0])
+                d.wait(lambda: app.sm.current == "confirm", 15, "confirm")
+                shot(lang, "book-confirm")
+                d.tap(app.screen("confirm").ids.confirm_button)
+                d.wait(lambda: app.sm.current == "booked" and app.last_receipt is not None, 15, "booked")
+                shot(lang, "booked")
             d.stop()
         finally:
             hub.terminate()
@@ -144,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(p.name for p in folder.glob("*.png"))
     print(f"{len(names)} screenshots in {folder}")
     return 0
+
+
+def _walk(widget: object) -> list[object]:
+    found = [widget]
+    for child in getattr(widget, "children", []):
+        found += _walk(child)
+    return found
 
 
 if __name__ == "__main__":

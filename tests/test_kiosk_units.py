@@ -222,3 +222,28 @@ def test_printer_adapter_prints_the_number_and_reports_paper_out() -> None:
 
 def test_default_config_is_valid() -> None:
     assert KioskConfig().check().mm == pytest.approx(133 / 25.4)
+
+
+def test_booking_and_event_words() -> None:
+    _ = translator(LOCALE, "da")
+    cph = timezone(timedelta(hours=1))
+    today = datetime(2026, 11, 23, 14, 0, tzinfo=cph).date()  # a Monday
+    assert [model.day_label(_, today + timedelta(days=n), today) for n in (0, 1, 3)] == [
+        "I dag", "I morgen", "torsdag 26/11"]
+    slots = [{"start": "2026-11-24T10:00+01:00", "free": 1}, {"start": "2026-11-23T15:00+01:00", "free": 2},
+             {"start": "2026-11-23T15:15+01:00", "free": 0}, {"start": "bad"}]
+    days = model.slot_days(slots)
+    assert [(d.isoformat(), len(s)) for d, s in days] == [("2026-11-23", 1), ("2026-11-24", 1)]
+    assert model.booking_refusal(_, "full").body.startswith("En anden har lige bestilt den tid")
+    assert "full" in model.TAKEN and model.booking_refusal(_, "unreachable") == model.hub_down(_)
+    event = {"id": "e1", "signup": True, "state": "scheduled", "seats_left": 3, "waiting_list_left": 2,
+             "room": "Salen", "start": "2026-11-23T16:00+01:00"}
+    assert model.signup_kind(event) == "seat" and model.event_line(_, event)[2] == "Salen · 3 pladser tilbage"
+    sold = {**event, "state": "sold_out", "seats_left": 0}
+    assert model.signup_kind(sold) == "waiting" and "venteliste" in model.event_line(_, sold)[2]
+    assert model.signup_kind({**sold, "waiting_list_left": 0}) is None
+    assert model.signup_kind({**event, "state": "cancelled"}) is None
+    assert model.signup_kind({**event, "signup": False}) is None
+    waiting = model.signup_result(_, {"code": "X", "seat": None, "waiting_place": 2, "event": event})
+    assert (waiting.title, waiting.place) == ("Du er på ventelisten", "Venteliste: nummer 2")
+    assert model.signup_refusal(_, "full").actions == ("events",)
