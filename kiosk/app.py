@@ -438,6 +438,8 @@ class KioskApp(App):
         moment = time.monotonic() if now is None else now
         if moment - self.last_touch < self.kiosk.idle_timeout or self.busy:
             return False
+        # The visitor has gone; the next one must not be handed an earlier visitor's lost ticket.
+        self.pending_key = None
         changed = self.sm.current != "home" or self.lang != self.kiosk.language or self.scale != self.kiosk.text_scale
         if changed:
             self.code_text = ""
@@ -455,7 +457,10 @@ class KioskApp(App):
         self.busy = True
         self.busy_text = self._("Just a moment…")
         lang = self.lang
-        key = new_key()
+        # A tap after "not reachable" repeats the request whose answer never came: the same key, so
+        # the hub answers with the ticket it may already have made instead of making a second one.
+        pending = self.pending_key
+        key = pending[1] if pending and pending[0] == service else new_key()
         self.pending_key = (service, key)
         self.worker.run(lambda: self._issue_and_print(service, lang, key), lambda _r: None)
 
@@ -477,8 +482,9 @@ class KioskApp(App):
     def _ticket_answer(self, service: str, answer: HubAnswer) -> None:
         self.busy = False
         self.busy_text = ""
+        if not answer.broken:
+            self.pending_key = None  # the hub answered (a ticket or a refusal): the request is settled
         if answer.ok and isinstance(answer.body, dict):
-            self.pending_key = None
             self.show_ticket(answer.body)
             self.refresh_site()
             return

@@ -598,3 +598,63 @@ def test_the_kiosk_tells_systemd_it_is_ready_and_alive(hub: Hub, tmp_path: Path,
     received()
     sock.close()
     assert seen[-1] == "STOPPING=1"  # said on a clean stop, so systemd does not count it as a crash
+
+
+class _LosingRelay(BaseHTTPRequestHandler):
+    """A real HTTP hop in front of the hub that can lose the hub's answer to a ticket on the way back:
+    the hub commits the ticket, the kiosk never hears of it (a cable pulled at the wrong moment)."""
+
+    hub_url = ""
+    lose_ticket_answers = threading.Event()
+    lost: list[dict[str, Any]] = []
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = requests.request(self.command, self.hub_url + self.path, data=body, headers=headers, timeout=5)
+        if self.path == "/api/v1/tickets" and self.lose_ticket_answers.is_set():
+            self.lost.append(answer.json())
+            self.close_connection = True  # hang up without a word
+            return
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = _relay
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_ticket_whose_answer_was_lost_is_not_issued_twice(hub: Hub, printer: VirtualPrinter) -> None:
+    """The visitor sees "not reachable", taps again once the hub is back: the same ticket, not a second."""
+    _LosingRelay.hub_url, _LosingRelay.lost = hub.url, []
+    relay = ThreadingHTTPServer(("127.0.0.1", 0), _LosingRelay)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    driver = make_kiosk(f"http://127.0.0.1:{relay.server_address[1]}", None, printer.url)
+    app = driver.app
+
+    def waiting() -> int:
+        queues = requests.get(hub.url + "/api/v1/queues", timeout=5).json()
+        return next(q["waiting"] for q in queues if q["service"] == "kvik")
+
+    try:
+        before = waiting()
+        _LosingRelay.lose_ticket_answers.set()
+        driver.tap(tile(driver, "kvik"))
+        driver.wait(lambda: app.sm.current == "notice", 20, "the not-reachable notice")
+        assert app.notice_body == PLAIN and _LosingRelay.lost
+        _LosingRelay.lose_ticket_answers.clear()
+        driver.tap(button(driver, "notice", "Til forsiden"))
+        driver.wait(lambda: app.hub_ok and not tile(driver, "kvik").disabled, 20, "recovery")
+        driver.tap(tile(driver, "kvik"))
+        driver.wait(lambda: app.sm.current == "ticket", 20, "the ticket screen")
+        assert app.ticket_number == _LosingRelay.lost[0]["ticket"]  # the ticket the hub made the first time
+        assert waiting() == before + 1
+    finally:
+        _LosingRelay.lose_ticket_answers.clear()
+        driver.stop()
+        relay.shutdown()
