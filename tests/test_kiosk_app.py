@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,8 @@ import pytest
 import requests
 
 from hardware.virtual import VirtualPrinter
-from vuoro.broker import Broker, free_port
+from vuoro.broker import Broker
+from vuoro.processes import HubProcess as Hub
 
 pytest.importorskip("kivy")
 
@@ -50,40 +49,10 @@ def site_file(tmp: Path) -> Path:
     return path
 
 
-class Hub:
-    def __init__(self, config: Path, data: Path, broker: Broker) -> None:
-        self.port = free_port()
-        self.args = [sys.executable, "-m", "server.main", "--config", str(config), "--data-dir", str(data),
-                     "--listen", f"127.0.0.1:{self.port}", "--broker", broker.url, "--log-level", "warning"]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/api/v1/site", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.05)
-        raise TimeoutError("hub did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 @pytest.fixture(scope="module")
 def hub(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     tmp = tmp_path_factory.mktemp("kiosk-hub")
-    running = Hub(site_file(tmp), tmp, broker)
-    running.start()
+    running = Hub(site_file(tmp), tmp, broker.url).start()
     yield running
     running.stop()
 

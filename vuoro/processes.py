@@ -65,6 +65,7 @@ class HubProcess:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+        self.process = None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -73,6 +74,7 @@ class HubProcess:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.process = None
 
     def __enter__(self) -> HubProcess:
         return self.start()
