@@ -846,8 +846,8 @@ class KioskApp(App):
         strip.clear_widgets()
         for day, _slots in days:
             chosen = day == self.book_day
-            label = model.day_label(self._, day, today)
-            dated = "/" in label  # "Torsdag 26/11" on two lines; "I dag" stays on one
+            label = model.day_label(self._, day, today, short=True)
+            dated = "/" in label  # "tor 26/11" on two lines; "I dag" stays on one
             button = Factory.KButton(text="\n".join(label.rsplit(" ", 1)) if dated else label,
                                      bg=theme.LANG_ON_BG if chosen else theme.LANG_BG,
                                      fg=theme.LANG_ON_FG if chosen else theme.LANG_FG, bold=chosen,

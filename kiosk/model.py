@@ -254,13 +254,20 @@ def signup_refusal(_: Translate, code: str) -> Notice:
 # -- book a time ------------------------------------------------------------------------------
 
 
-def day_label(_: Translate, day: date, today: date) -> str:
-    """"Today", "Tomorrow", or "Thursday 26/11"."""
+def weekday_short(_: Translate, index: int) -> str:
+    """For narrow places such as the day tabs: "keskiviikkona" does not fit a tab, "ke" does."""
+    names = (_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun"))
+    return names[index]
+
+
+def day_label(_: Translate, day: date, today: date, *, short: bool = False) -> str:
+    """"Today", "Tomorrow", or "Thursday 26/11" ("Thu 26/11" when short)."""
     if day == today:
         return _("Today")
     if day == today + timedelta(days=1):
         return _("Tomorrow")
-    return f"{weekday_name(_, day.weekday())} {day.day}/{day.month}"
+    name = weekday_short(_, day.weekday()) if short else weekday_name(_, day.weekday())
+    return f"{name} {day.day}/{day.month}"
 
 
 def slot_days(slots: Any) -> list[tuple[date, list[dict[str, Any]]]]:

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -247,3 +247,13 @@ def test_booking_and_event_words() -> None:
     waiting = model.signup_result(_, {"code": "X", "seat": None, "waiting_place": 2, "event": event})
     assert (waiting.title, waiting.place) == ("Du er på ventelisten", "Venteliste: nummer 2")
     assert model.signup_refusal(_, "full").actions == ("events",)
+
+
+def test_day_tabs_use_short_weekday_names_that_fit() -> None:
+    """The Book-a-time tabs are narrow: "keskiviikkona" broke mid-word there, "ke" fits."""
+    from vuoro.i18n import translator
+
+    _ = translator(Path(model.__file__).parent / "locale", "fi")
+    today = date(2026, 11, 23)  # a Monday
+    assert model.day_label(_, today + timedelta(days=2), today, short=True) == "ke 25/11"
+    assert model.day_label(_, today + timedelta(days=2), today) == "keskiviikkona 25/11"
