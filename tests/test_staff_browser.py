@@ -129,6 +129,10 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             waiting = page.locator("[data-testid=waiting] [data-service=kvik] li strong")
             expect(waiting).to_have_text(["K001", "K002", "K003"])
 
+            # -- a refusal from the hub is said in the page's language, not the hub's English
+            page.keyboard.press("r")
+            expect(page.locator("[data-testid=message]")).to_have_text("Der er ingen kunde ved skranken lige nu.")
+
             # -- call next with the keyboard: the page, the MQTT state and the signage stream all see it
             page.keyboard.press("n")
             expect(page.locator("[data-testid=current]")).to_have_text("K001")

@@ -71,6 +71,10 @@ MSGIDS: tuple[str, ...] = (
     "Logged in as {user}",
     "Language",
     "since {time}",
+    # refusals from the hub, by their code (the hub's own message is English)
+    "No visitor is being served at this desk.",
+    "The visitor is already in that line.",
+    "The hub could not save this. Nothing changed; try again.",
 )
 
 

@@ -178,7 +178,7 @@ async function act(action) {
     const response = await fetch(`/api/v1/counters/${encodeURIComponent(state.desk)}/${action}`, init);
     if (response.status === 401) { sessionEnded(); return; }
     answer = await response.json();
-    if (!response.ok) { showMessage((answer.error && answer.error.message) || t("Something went wrong. Try again."), "bad"); return; }
+    if (!response.ok) { showMessage(refusal(answer.error), "bad"); return; }
   } catch (err) {
     showMessage(t("Something went wrong. Try again."), "bad");
     return;
@@ -194,6 +194,16 @@ async function act(action) {
   showMessage(words[action] || answer.message || "", call || action !== "next" ? "good" : "");
   render();
   refreshWaiting();
+}
+
+// The hub words its refusals in English; the ones a desk meets are said here in the page's language.
+function refusal(error) {
+  const byCode = {
+    no_current_visitor: t("No visitor is being served at this desk."),
+    same_service: t("The visitor is already in that line."),
+    store_unavailable: t("The hub could not save this. Nothing changed; try again."),
+  };
+  return (error && (byCode[error.code] || error.message)) || t("Something went wrong. Try again.");
 }
 
 function sessionEnded() {
