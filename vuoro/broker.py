@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -122,3 +123,49 @@ class Broker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EmbeddedBroker(Broker):
+    """amqtt, a pure-Python MQTT 3.1.1 broker, in a child process: for the demo on a machine without
+    Mosquitto (no root needed to install it). Retained messages and last wills work; it keeps nothing
+    across a restart, which the hub heals by republishing its state on every reconnect.
+    """
+
+    def __init__(self, port: int | None = None, *, workdir: Path | None = None):
+        import importlib.util
+
+        if importlib.util.find_spec("amqtt") is None:
+            raise FileNotFoundError("neither mosquitto nor amqtt is installed "
+                                    "(apt-get install mosquitto, or pip install 'vuoro[demo]')")
+        self.exe = sys.executable
+        self.port = port or free_port()
+        self.persistence = False
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="vuoro-amqtt-")
+        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = None
+
+    def start(self) -> Broker:
+        if self.process and self.process.poll() is None:
+            return self
+        conf = self.workdir / "amqtt.yaml"
+        conf.write_text(
+            "listeners:\n  default:\n    type: tcp\n"
+            f"    bind: 127.0.0.1:{self.port}\n"
+            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+        )
+        run = "import sys; from amqtt.scripts.broker_script import main; sys.argv[0] = 'amqtt'; main()"
+        self.process = subprocess.Popen([self.exe, "-c", run, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, cwd=self.workdir)
+        try:
+            wait_for_port(self.port, timeout=20)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+
+def start_broker(workdir: Path | None = None, port: int | None = None) -> Broker:
+    """Mosquitto where installed, otherwise the embedded broker."""
+    broker = Broker(port, workdir=workdir) if mosquitto_path() else EmbeddedBroker(port, workdir=workdir)
+    return broker.start()

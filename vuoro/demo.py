@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from vuoro.broker import Broker, free_port, mosquitto_path
+from vuoro.broker import Broker, EmbeddedBroker, free_port, start_broker
 from vuoro.processes import HubProcess
 
 SAMPLE = Path(__file__).resolve().parent.parent / "server" / "sites" / "sample.toml"
@@ -58,6 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="simulated minutes per real minute (visitor arrivals and service times)")
     parser.add_argument("--data-dir", default="var/demo", help="where the database, logs and receipts go")
     parser.add_argument("--port", type=int, default=8080, help="the hub's HTTP port (0 or taken: a free one)")
+    parser.add_argument("--embedded-broker", action="store_true",
+                        help="use the embedded amqtt broker even where Mosquitto is installed")
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args(argv)
 
@@ -77,13 +79,18 @@ class Demo:
     def start(self) -> None:
         from hardware.virtual import VirtualPrinter
 
-        if mosquitto_path() is None:
-            raise SystemExit("vuoro demo needs Mosquitto: run 'bash deploy/setup-dev.sh' (apt-get install mosquitto)")
-        self.broker = Broker(workdir=self.root / "broker").start()
+        try:
+            workdir = self.root / "broker"
+            # Mosquitto, or amqtt when it is not installed
+            self.broker = EmbeddedBroker(workdir=workdir).start() if self.args.embedded_broker \
+                else start_broker(workdir)
+        except FileNotFoundError as exc:
+            raise SystemExit(f"vuoro demo needs an MQTT broker: {exc}") from None
         port = self.args.port if self.args.port and _port_free(self.args.port) else free_port()
         self.hub = HubProcess(self.site, self.root / "hub", self.broker.url, port=port).start()
         self.printer = VirtualPrinter(port=0, out=self.root / "receipts", width=80).start()
-        print(f"broker  {self.broker.url}\nhub     {self.hub.url}  (API docs {self.hub.url}/api/v1/docs, "
+        kind = "Mosquitto" if type(self.broker) is Broker else "embedded amqtt"
+        print(f"broker  {self.broker.url} ({kind})\nhub     {self.hub.url}  (API docs {self.hub.url}/api/v1/docs, "
               f"web signage {self.hub.url}/signage/)\nprinter {self.printer.url} → {self.root / 'receipts'}")
 
     def stop(self) -> None:
