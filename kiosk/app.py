@@ -328,7 +328,9 @@ class KioskApp(App):
 
         self.link = KioskLink(self.kiosk.broker, Topics(site, self.kiosk.root), self.kiosk.device,
                               on_queue=lambda body: _ui_post(lambda: self.on_queue(body)),
-                              on_hub=lambda online: _ui_post(lambda: self.on_hub_presence(online)))
+                              on_hub=lambda online: _ui_post(lambda: self.on_hub_presence(online)),
+                              # a site's broker (deploy/mosquitto) knows each device by its id and token
+                              username=self.kiosk.device, password=self.kiosk.token)
         printer = self.printer
         if printer is not None and printer.present and printer.printer is not None:
             self.link.printer_health = printer.printer.health

@@ -289,3 +289,35 @@ def test_generator_command_line_reports_config_problems(tmp_path: Path, capsys: 
     assert mosquitto_acl.main(["--config", str(bad), "--out", str(tmp_path / "out")]) == 1
     assert "site.id" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_real_hub_and_kiosk_log_in_with_their_deployed_credentials(
+        site: Site, connect, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test client with the right password: the hub process and the kiosk's own MQTT link,
+    given what the installers give them (hub.env; the kiosk's device id and token)."""
+    import requests
+
+    from kiosk.link import KioskLink
+    from vuoro.processes import HubProcess
+
+    staff_view = connect("hub")
+    staff_view.subscribe("vuoro/sonderbro/devices/kiosk1/status")
+    link = KioskLink(f"mqtt://127.0.0.1:{site.port}", Topics("sonderbro"), "kiosk1", on_queue=lambda body: None,
+                     username="kiosk1", password=CONFIG.devices["kiosk1"].token).start()
+    try:
+        arrived = staff_view.next_message()  # the kiosk's retained presence, accepted by the ACL
+        assert json.loads(arrived.payload)["device"] == "kiosk1" and json.loads(arrived.payload)["online"]
+    finally:
+        link.stop()
+
+    monkeypatch.setenv("VUORO_MQTT_USERNAME", "hub")
+    monkeypatch.setenv("VUORO_MQTT_PASSWORD", site.hub_password)
+    hub = HubProcess(SAMPLE_SITE, tmp_path, f"mqtt://127.0.0.1:{site.port}").start()
+    try:
+        watcher = connect("screen1")
+        watcher.subscribe("vuoro/sonderbro/hub/status")
+        while not json.loads(watcher.next_message().payload).get("online"):
+            pass
+        assert requests.get(f"{hub.url}/api/v1/health", timeout=10).json()["broker"] == "connected"
+    finally:
+        hub.stop()
