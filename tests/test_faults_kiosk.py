@@ -275,7 +275,7 @@ def test_network_cut_kiosk_says_so_recovers_alone_and_the_retry_gets_the_origina
     try:
         assert client.issue("kvik", "da").status == 201  # K001, with the line up
 
-        # 1. The line goes down: nothing reaches the hub. The visitor is told plainly.
+        # 1. The line goes down. The visitor is told plainly.
         cut.down()
         key = new_key()
         away = client.issue("kvik", "da", key)
@@ -283,7 +283,10 @@ def test_network_cut_kiosk_says_so_recovers_alone_and_the_retry_gets_the_origina
         cut.up()
         wait_until(lambda: client.health().ok, 20, "the kiosk finding the hub again")
         retry = client.issue("kvik", "da", key)
-        assert retry.status == 201 and retry.body["ticket"] == "K002"
+        # The request may have sat in TCP's retransmit queue and reached the hub once the link came
+        # back (then this is the replay, 200) or not (201): either way one ticket, K002.
+        assert retry.status in (200, 201) and retry.body["ticket"] == "K002"
+        assert tickets_in_store(tmp_path) == 2
 
         # 2. The hub's answer is lost: the ticket IS made, the kiosk never hears of it.
         lost_key = new_key()
