@@ -150,6 +150,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         redoc_url=None,
     )
     app.state.hub = hub
+    hub.refusal_types = (*hub.refusal_types, ApiError)
     tokens: dict[str, Principal] = {}
     for device in config.devices.values():
         tokens[device.token] = Principal(device.id, device.kind, device.counters)

@@ -83,7 +83,9 @@ class Hub:
         # Plugins add retained topics (e.g. "events/today") and jobs for the writer's tick.
         self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
         self.tick_jobs: list[Command] = []
-        self.on_stop: list[Callable[[], None]] = []  # e.g. a plugin's feed-fetching thread
+        self.on_stop: list[Callable[[], None]] = []
+        # Exceptions that mean "no" and are raised before anything changes (the API adds ApiError).
+        self.refusal_types: tuple[type[Exception], ...] = (Refusal,)  # e.g. a plugin's feed-fetching thread
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._site_minute = -1
@@ -173,15 +175,22 @@ class Hub:
         now = self.clock()
         results: list[tuple[_Job, Any, BaseException | None]] = []
         outcomes: list[Outcome] = []
+        # Midnight first, in its own outcome: a command that rolls the day and then refuses
+        # would otherwise take the expiry of yesterday's leftovers down with it.
+        rolled = self.engine.roll_day(now)
+        if rolled.changed:
+            outcomes.append(rolled)
+        engine_suspect = False
         for job in batch:
             try:
                 value = job.command(self.engine, now)
-            except Refusal as refusal:
+            except self.refusal_types as refusal:  # the rules refuse before they change anything
                 results.append((job, None, refusal))
                 continue
             except Exception as exc:
                 log.exception("command failed")
                 results.append((job, None, exc))
+                engine_suspect = True  # it may have changed the engine before failing
                 continue
             for outcome in value if isinstance(value, tuple) else (value,):
                 if isinstance(outcome, Outcome) and outcome.changed:
@@ -208,6 +217,9 @@ class Hub:
                 job.future.set_exception(error)
             else:
                 job.future.set_result(value)
+        if engine_suspect:
+            # Back to exactly what is on disk: nothing half-done may live on in memory only.
+            self.engine = self._load_engine()
         if outcomes or not self._retained or any(not j.read_only for j in batch):
             self._refresh_view(now)
 

@@ -357,3 +357,24 @@ def test_the_hub_tells_systemd_it_is_ready_and_alive(tmp_path: Path, live_broker
     finally:
         hub.stop()
         sock.close()
+
+
+def test_a_command_that_fails_half_way_leaves_nothing_behind_in_memory(tmp_path: Path) -> None:
+    """A bug that raises after changing the engine must not leave a ticket that exists only in memory."""
+    from server.config import load_config
+    from server.hub import Hub
+    from server.store import SQLiteStore
+
+    hub = Hub(load_config(SITE), SQLiteStore(tmp_path / "hub.sqlite3", "sonderbro")).start()
+    try:
+        def buggy(engine, now):  # type: ignore[no-untyped-def]
+            engine.issue("kvik", "da", now)
+            raise RuntimeError("a bug after the engine moved on")
+
+        with pytest.raises(RuntimeError):
+            hub.call(buggy)
+        assert hub.call(lambda engine, now: engine.waiting_count("kvik")) == 0
+        ticket = hub.call(lambda engine, now: engine.issue("kvik", "da", now)).ticket
+        assert ticket.label == "K001"  # the number the bug took was never handed out
+    finally:
+        hub.stop()
