@@ -195,3 +195,42 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
         listener.close()
         clear_devices(live_broker, topics)
     assert (shots / "desk-desktop.png").stat().st_size > 10_000
+
+
+def test_staff_see_todays_bookings_with_their_check_in_state(hub: RunningHub) -> None:
+    """Bookings made by phone (the staff API) and one checked in at the kiosk, as the page lists them:
+    time, service, ticket and state — never a name; a cancelled booking is left out."""
+    from playwright.sync_api import expect, sync_playwright
+
+    staff = {"Authorization": "Bearer demo-staff-token-change-me"}
+    kiosk = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
+
+    def book(start: str, name: str) -> dict[str, Any]:
+        answer = httpx.post(f"{hub.url}/api/v1/bookings", headers=staff, timeout=10,
+                            json={"service": "bibliotekar", "start": f"2026-11-23T{start}:00+01:00", "name": name})
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    arrived, expected, cancelled = book("10:45", "Anna Arrived"), book("11:00", "Bo Booked"), book("11:15", "Cy")
+    checkin = httpx.post(f"{hub.url}/api/v1/checkins", json={"code": arrived["code"]}, timeout=10,
+                         headers={**kiosk, "Idempotency-Key": "staff-browser-checkin-1"})
+    assert checkin.status_code == 201, checkin.text
+    ticket = checkin.json()["ticket"]["ticket"]
+    assert httpx.delete(f"{hub.url}/api/v1/bookings/{cancelled['id']}", headers=staff, timeout=10).status_code == 200
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_context(viewport=SIZES["desktop"]).new_page()
+        page.goto(hub.url + "/staff/login")
+        page.fill("#username", DEMO_USER)
+        page.fill("#password", DEMO_PASSWORD)
+        page.click("button[type=submit]")
+        items = page.locator("[data-testid=bookings] li")
+        expect(items).to_have_count(2)
+        expect(page.locator(f"[data-booking='{arrived['id']}']")).to_have_text(
+            f"10:45 Book en bibliotekar {ticket} tjekket ind")
+        expect(page.locator(f"[data-booking='{expected['id']}']")).to_have_text(
+            "11:00 Book en bibliotekar ikke tjekket ind")
+        listing = page.locator("[data-testid=bookings]").inner_text()
+        assert "Anna" not in listing and "object" not in listing
+        browser.close()

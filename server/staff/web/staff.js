@@ -297,14 +297,20 @@ async function refreshBookings() {
     const bookings = Array.isArray(body) ? body : (body.bookings || []);
     if (!bookings.length) { box.replaceChildren(el("p", { class: "muted" }, t("No bookings today"))); return; }
     const list = el("ul", { class: "bookings" });
-    for (const b of bookings) {
-      const start = (b.start || b.time || b.due_at || "").slice(11, 16);
-      const checked = b.checked_in || b.status === "checked_in" || b.state === "checked_in";
+    // GET /api/v1/bookings (docs/bookings.md): status booked | checked_in | no_show | cancelled;
+    // for staff, ticket is {id, ticket, status} once checked in.
+    for (const b of bookings.filter((b) => b.status !== "cancelled")) {
+      const start = (b.start || "").slice(11, 16);
+      const checked = b.status === "checked_in";
+      const label = b.ticket && typeof b.ticket === "object" ? b.ticket.ticket : b.ticket;
+      const state = checked ? t("checked in") : b.status === "no_show" ? t("No-show") : t("not checked in");
       // Staff see the time, the service and the ticket; never the visitor's name on this list.
-      list.append(el("li", { class: checked ? "checked" : "" }, el("strong", {}, start), " ",
-        serviceName(b.service), " ", b.ticket ? el("span", { class: "ticket" }, b.ticket) : "", " ",
-        el("span", { class: checked ? "state good" : "state muted" }, t(checked ? "checked in" : "not checked in"))));
+      list.append(el("li", { class: checked ? "checked" : "", "data-booking": b.id || "" },
+        el("strong", {}, start), " ", serviceName(b.service), " ",
+        label ? el("span", { class: "ticket" }, label) : "", " ",
+        el("span", { class: checked ? "state good" : "state muted" }, state)));
     }
+    if (!list.children.length) { box.replaceChildren(el("p", { class: "muted" }, t("No bookings today"))); return; }
     box.replaceChildren(list);
   } catch (err) {
     box.replaceChildren(el("p", { class: "muted" }, t("No bookings today")));
