@@ -479,61 +479,34 @@ def read_device_changes(db: sqlite3.Connection, site: str, lo: datetime, hi: dat
 
 
 def read_bookings(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> dict[str, Any] | None:
-    """Counts by status from a ``bookings`` table (issue 7), if there is one; None when there is not.
-
-    Reads a table with a ``status`` column and one time column among ``starts_at``, ``start_at``, ``due_at``,
-    ``slot_start`` (UTC ISO), and ``site`` if present. Unknown shapes give None rather than a wrong figure.
-    """
+    """Bookings whose time falls in [lo, hi), counted by status (booked, checked_in = kept, no_show,
+    cancelled), from the bookings plugin's table (server/bookings.py); None where it is not installed."""
     if not table_exists(db, "bookings"):
         return None
-    cols = columns_of(db, "bookings")
-    when = next((c for c in ("starts_at", "start_at", "due_at", "slot_start") if c in cols), None)
-    if when is None or "status" not in cols:
-        return None
-    where, args = f"{when} >= ? AND {when} < ?", [lo.isoformat(), hi.isoformat()]
-    if "site" in cols:
-        where += " AND site = ?"
-        args.append(site)
-    counts = dict(db.execute(f"SELECT status, COUNT(*) FROM bookings WHERE {where} GROUP BY status", args).fetchall())
-    return {"by_status": counts, "total": sum(counts.values())}
+    counts = dict(db.execute(
+        "SELECT status, COUNT(*) FROM bookings WHERE site = ? AND start >= ? AND start < ? GROUP BY status",
+        (site, lo.isoformat(), hi.isoformat())).fetchall())
+    return {"by_status": counts, "total": sum(counts.values()), "kept": counts.get("checked_in", 0),
+            "no_show": counts.get("no_show", 0)}
 
 
 def read_events(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> dict[str, Any] | None:
-    """Events, sign-ups and attendance from the events tables, if present (else None).
+    """Events entered by staff that start in [lo, hi) (not cancelled), and sign-ups made in [lo, hi) —
+    a seat or a waiting-list place — from the events plugin's tables (server/events.py).
 
-    Expects ``events`` (``id``, a start column ``starts_at``/``start_at``) and a sign-up table
-    (``event_signups`` or ``signups``) with ``event_id`` and optionally ``status``
-    (``attended``/``checked_in`` count as attendance) or ``attended``/``checked_in_at``.
+    Feed events live in the feeds, not the store, so only sign-ups count them. Attendance is not
+    recorded (there is no check-in for events), so ``attended`` is None.
     """
-    if not table_exists(db, "events"):
+    if not table_exists(db, "event_signups") or not table_exists(db, "events_local"):
         return None
-    cols = columns_of(db, "events")
-    when = next((c for c in ("starts_at", "start_at", "start") if c in cols), None)
-    if when is None or "id" not in cols:
-        return None
-    where, args = f"e.{when} >= ? AND e.{when} < ?", [lo.isoformat(), hi.isoformat()]
-    if "site" in cols:
-        where += " AND e.site = ?"
-        args.append(site)
-    events = db.execute(f"SELECT COUNT(*) FROM events e WHERE {where}", args).fetchone()[0]
-    result: dict[str, Any] = {"events": events, "signups": 0, "attended": None}
-    table = next((t for t in ("event_signups", "signups") if table_exists(db, t)), None)
-    if table is None:
-        return result
-    scols = columns_of(db, table)
-    if "event_id" not in scols:
-        return result
-    base = f"FROM {table} s JOIN events e ON e.id = s.event_id WHERE {where}"
-    result["signups"] = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
-    if "attended" in scols:
-        result["attended"] = db.execute(f"SELECT COUNT(*) {base} AND s.attended", args).fetchone()[0]
-    elif "checked_in_at" in scols:
-        result["attended"] = db.execute(f"SELECT COUNT(*) {base} AND s.checked_in_at IS NOT NULL",
-                                        args).fetchone()[0]
-    elif "status" in scols:
-        result["attended"] = db.execute(f"SELECT COUNT(*) {base} AND s.status IN ('attended', 'checked_in')",
-                                        args).fetchone()[0]
-    return result
+    span = (site, lo.isoformat(), hi.isoformat())
+    events = db.execute("SELECT COUNT(*) FROM events_local WHERE site = ? AND start >= ? AND start < ? "
+                        "AND state != 'cancelled'", span).fetchone()[0]
+    signups, seated = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(seat IS NOT NULL), 0) FROM event_signups "
+        "WHERE site = ? AND created_at >= ? AND created_at < ?", span).fetchone()
+    return {"events": events, "signups": signups, "seated": seated, "waiting_list": signups - seated,
+            "attended": None}
 
 
 # -- CSV -------------------------------------------------------------------------------------------

@@ -291,22 +291,37 @@ def test_reading_a_real_store_and_the_ticket_csv(tmp_path: Path) -> None:
     read.close()
 
 
-def test_bookings_and_events_tables_are_read_when_present(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "x.sqlite3")
-    db.executescript("""
-        CREATE TABLE bookings (id TEXT, site TEXT, starts_at TEXT, status TEXT);
-        INSERT INTO bookings VALUES ('1', 's', '2026-11-23T09:00:00+00:00', 'kept'),
-            ('2', 's', '2026-11-23T10:00:00+00:00', 'no_show'), ('3', 's', '2026-11-24T10:00:00+00:00', 'kept'),
-            ('4', 'other', '2026-11-23T10:00:00+00:00', 'kept');
-        CREATE TABLE events (id TEXT, starts_at TEXT);
-        INSERT INTO events VALUES ('e1', '2026-11-23T17:00:00+00:00'), ('e2', '2026-12-01T17:00:00+00:00');
-        CREATE TABLE event_signups (event_id TEXT, status TEXT);
-        INSERT INTO event_signups VALUES ('e1', 'attended'), ('e1', 'signed_up'), ('e1', 'attended'),
-            ('e2', 'signed_up');
-    """)
+def test_bookings_and_events_are_read_from_the_plugins_own_tables(tmp_path: Path) -> None:
+    """The tables as the bookings and events plugins make them (their own migrations), not a guess."""
+    from server import bookings, events
+
+    store = SQLiteStore(tmp_path / "hub.sqlite3", "s")
+    store.migrate_plugin("bookings", bookings.SCHEMA)
+    store.migrate_plugin("events", events.SCHEMA)
+    db = store.db
+    for n, (start, status, site) in enumerate([("2026-11-23T09:00:00+00:00", "checked_in", "s"),
+                                               ("2026-11-23T10:00:00+00:00", "no_show", "s"),
+                                               ("2026-11-23T11:00:00+00:00", "booked", "s"),
+                                               ("2026-11-24T10:00:00+00:00", "checked_in", "s"),
+                                               ("2026-11-23T10:00:00+00:00", "checked_in", "other")]):
+        db.execute("INSERT INTO bookings (id, site, code, service, start, \"end\", day, status, origin, created_at) "
+                   "VALUES (?, ?, ?, 'bibliotekar', ?, ?, '2026-11-23', ?, 'staff', ?)",
+                   (f"b{n}", site, f"CODE{n}", start, start, status, start))
+    db.execute("INSERT INTO events_local (id, site, title, start, \"end\", state, created_at) VALUES "
+               "('e1', 's', 'Sprogcafé', '2026-11-23T15:00:00+00:00', '2026-11-23T16:00:00+00:00', 'scheduled', "
+               "'2026-11-20T10:00:00+00:00')")
+    for n, (seat, waiting, made) in enumerate([(1, None, "2026-11-23T08:00:00+00:00"),
+                                               (2, None, "2026-11-23T09:00:00+00:00"),
+                                               (None, 1, "2026-11-23T09:30:00+00:00"),
+                                               (3, None, "2026-11-22T09:00:00+00:00")]):
+        db.execute("INSERT INTO event_signups (id, site, event_id, code, seat, waiting_place, created_at) "
+                   "VALUES (?, 's', 'e1', ?, ?, ?, ?)", (f"s{n}", f"SIGN{n}", seat, waiting, made))
     lo, hi = stats.period_utc(DAY, DAY, CPH)
-    assert stats.read_bookings(db, "s", lo, hi) == {"by_status": {"kept": 1, "no_show": 1}, "total": 2}
-    assert stats.read_events(db, "s", lo, hi) == {"events": 1, "signups": 3, "attended": 2}
+    assert stats.read_bookings(db, "s", lo, hi) == {"by_status": {"checked_in": 1, "no_show": 1, "booked": 1},
+                                                    "total": 3, "kept": 1, "no_show": 1}
+    assert stats.read_events(db, "s", lo, hi) == {"events": 1, "signups": 3, "seated": 2, "waiting_list": 1,
+                                                  "attended": None}
+    store.close()
 
 
 def test_summary_csv_has_a_row_per_group_and_a_total() -> None:
