@@ -163,6 +163,10 @@ def test_ansible_renders_device_configs_the_apps_read(tmp_path: Path) -> None:
         "screen3", "example-screen3-token-change-me", ("borgerservice",), "fi")
     import tomllib
 
-    button = tomllib.loads((tmp_path / "button.toml").read_text())["button"]
-    assert [c["counter"] for c in button["counters"]] == ["borger1", "bib1"]
+    from hardware.button_cli import parse_button_config
+
+    button = parse_button_config(tomllib.loads((tmp_path / "button.toml").read_text()))  # what `vuoro button` reads
+    assert (button.device, button.site, button.password) == (
+        "buttons2", "sonderbro", "example-buttons2-token-change-me")
+    assert [(b.counter, b.pin) for b in button.buttons.values()] == [("borger1", 17), ("bib1", 27)]
     assert "rotation = 90" in (tmp_path / "config.ini").read_text()
