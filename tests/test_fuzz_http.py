@@ -29,15 +29,14 @@ from typing import Any
 
 import pytest
 import requests
+import schemathesis  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import content_type_conformance, response_schema_conformance  # noqa: E402
 
 from vuoro.broker import Broker
 from vuoro.processes import HubProcess
-
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import content_type_conformance, response_schema_conformance  # noqa: E402
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = "Bearer demo-kiosk1-token-change-me"

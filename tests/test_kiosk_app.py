@@ -22,14 +22,11 @@ import pytest
 import requests
 
 from hardware.virtual import VirtualPrinter
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess as Hub
-
-pytest.importorskip("kivy")
-
 from kiosk.app import KioskApp  # noqa: E402
 from kiosk.config import KioskConfig  # noqa: E402
 from kiosk.driver import Driver  # noqa: E402
+from vuoro.broker import Broker
+from vuoro.processes import HubProcess as Hub
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "demo-kiosk1-token-change-me"

@@ -28,8 +28,12 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run"]
 SIZES = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180}}
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
+pytestmark = [pytest.mark.browser]
+
+
+@pytest.fixture(autouse=True)
+def chromium_is_there() -> None:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed (apt-get install chromium)"
 
 
 @pytest.fixture()
