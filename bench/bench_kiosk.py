@@ -14,7 +14,6 @@ import argparse
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,14 +47,14 @@ def main() -> int:
 
     Config.set("graphics", "width", "800")
     Config.set("graphics", "height", "480")
-    import requests
 
     from hardware.virtual import VirtualPrinter
     from kiosk.app import KioskApp
     from kiosk.config import KioskConfig
     from kiosk.driver import Driver
     from kiosk.screenshots import demo_site
-    from vuoro.broker import Broker, free_port
+    from vuoro.broker import Broker
+    from vuoro.processes import HubProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="vuoro-bench-kiosk-"))
     with Broker() as broker, VirtualPrinter() as printer:
@@ -77,18 +76,9 @@ def main() -> int:
             return inner
 
         printer.emulator.session = session
-        port = free_port()
-        hub = subprocess.Popen([sys.executable, "-m", "server.main", "--config", str(demo_site(tmp)), "--data-dir",
-                                str(tmp), "--listen", f"127.0.0.1:{port}", "--broker", broker.url,
-                                "--log-level", "warning"], cwd=REPO)
+        hub = HubProcess(demo_site(tmp), tmp, broker.url).start()
         try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(400):
-                try:
-                    if requests.get(url + "/api/v1/site", timeout=1).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.05)
+            url = hub.url
             t0 = time.perf_counter()
             app = KioskApp(KioskConfig(hub=url, token="demo-kiosk1-token-change-me", broker=broker.url,
                                        printer=printer.url, fullscreen=False))
@@ -115,8 +105,7 @@ def main() -> int:
             rss = rss_mb()
             d.stop()
         finally:
-            hub.terminate()
-            hub.wait(10)
+            hub.stop()
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]

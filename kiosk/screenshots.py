@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     import requests
 
     from hardware.virtual import VirtualPrinter
-    from vuoro.broker import Broker, free_port
+    from vuoro.broker import Broker
+    from vuoro.processes import HubProcess
 
     from .app import KioskApp
     from .config import KioskConfig
@@ -94,18 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vuoro-shots-"))
     with Broker() as broker, VirtualPrinter() as printer:
-        port = free_port()
-        hub = subprocess.Popen([sys.executable, "-m", "server.main", "--config", str(demo_site(tmp)), "--data-dir",
-                                str(tmp), "--listen", f"127.0.0.1:{port}", "--broker", broker.url,
-                                "--log-level", "warning"], cwd=REPO)
+        hub = HubProcess(demo_site(tmp), tmp, broker.url).start()
         try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    if requests.get(url + "/api/v1/site", timeout=1).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.05)
+            url = hub.url
             staff = {"Authorization": "Bearer demo-staff-token-change-me"}
             for i in range(3):  # a realistic queue: a few people waiting for KVIK
                 requests.post(url + "/api/v1/tickets", json={"service": "kvik"}, timeout=5,
@@ -187,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 shot(lang, "booked")
             d.stop()
         finally:
-            hub.terminate()
-            hub.wait(10)
+            hub.stop()
     names = sorted(p.name for p in folder.glob("*.png"))
     print(f"{len(names)} screenshots in {folder}")
     return 0

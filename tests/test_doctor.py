@@ -22,6 +22,7 @@ from hardware.virtual import VirtualPrinter
 from server.config import SAMPLE_SITE, load_config
 from vuoro import doctor
 from vuoro.broker import Broker, free_port
+from vuoro.processes import HubProcess
 
 CONFIG = load_config(SAMPLE_SITE)
 WAIT = 30.0  # upper bound for the hub to come up; not a measured duration
@@ -44,23 +45,19 @@ def ok(block: str) -> bool:
     return block.startswith("ok")
 
 
-class Hub:
-    """The real hub (python -m server.main) in a subprocess."""
+class Hub(HubProcess):
+    """The real hub (python -m server.main) in a subprocess, on the sample site."""
 
     def __init__(self, tmp: Path, broker_url: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.main", "--config", str(SAMPLE_SITE), "--data-dir", str(tmp),
-             "--listen", f"127.0.0.1:{self.port}", "--broker", broker_url, "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        super().__init__(SAMPLE_SITE, tmp, broker_url)
+        self.start()
 
     def wait_healthy(self, broker: str) -> dict:
         """Wait until /health answers with the given broker state (connected/disconnected)."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"the hub exited: {self.process.stderr.read().decode()}"
+            assert self.process is not None and self.process.poll() is None, \
+                f"the hub exited: {self.log_path.read_text()}"
             try:
                 body = requests.get(self.url + "/api/v1/health", timeout=2).json()
                 if body.get("broker") == broker:
@@ -69,15 +66,6 @@ class Hub:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"the hub did not report broker={broker} within {WAIT:.0f} s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process.stderr.close()
 
 
 @pytest.fixture()
