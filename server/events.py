@@ -514,7 +514,8 @@ class FeedFetcher:
         self._wake.set()
         if self._thread:
             self._thread.join(self.settings.timeout_s + 5)
-        self.session.close()
+        if self._session is not None:  # never made when no feed was fetched: nothing to close
+            self._session.close()
 
 
 # -- the writer thread's programme ------------------------------------------------------------
