@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from pathlib import Path
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
@@ -23,6 +25,9 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 from vuoro.broker import Broker  # noqa: E402
+from vuoro.processes import HubProcess  # noqa: E402
+
+TEST_SITE = Path(__file__).parent / "sites" / "always_open.toml"
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +45,19 @@ def live_broker(broker: Broker) -> Broker:
     """The session broker, guaranteed up at the start of the test."""
     broker.start()
     return broker
+
+
+def start_hub(data_dir: Path, broker: Broker) -> HubProcess:
+    """A real hub process on the always-open test site. Each gets its own MQTT topic root, so tests
+    never see each other's retained state on the shared session broker."""
+    return HubProcess(TEST_SITE, data_dir, broker.url, topic_root="t" + uuid.uuid4().hex[:8]).start()
+
+
+@pytest.fixture()
+def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
+    process = start_hub(tmp_path, live_broker)
+    yield process
+    process.stop()
 
 
 class Watch:

@@ -5,29 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import requests
 
-from vuoro.broker import Broker
 from vuoro.processes import HubProcess
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 TZ = ZoneInfo("Europe/Copenhagen")
 KIOSKS = [{"Authorization": "Bearer demo-kiosk1-token-change-me"},
           {"Authorization": "Bearer demo-kiosk2-token-change-me"}]
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
-    process = HubProcess(SITE, tmp_path, live_broker.url, topic_root="t" + uuid.uuid4().hex[:8]).start()
-    yield process
-    process.stop()
 
 
 def at_once(calls: list) -> list[requests.Response]:  # type: ignore[type-arg]

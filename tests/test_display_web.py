@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,41 +139,31 @@ def test_ticket_page_counts_down_and_says_where_to_go(browser: Any, replay: Repl
 
 # -- against the real hub ----------------------------------------------------------
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
 
 
-@pytest.fixture()
-def real_hub(tmp_path: Path, live_broker: Broker) -> Iterator[Any]:
-    from vuoro import processes
-
-    hub = processes.HubProcess(SITE, tmp_path, live_broker.url, topic_root="t" + uuid.uuid4().hex[:8]).start()
-    yield hub
-    hub.stop()
-
-
-def test_against_the_real_hub_web_page_phone_page_and_kivy_client(browser: Any, real_hub: Any,
+def test_against_the_real_hub_web_page_phone_page_and_kivy_client(browser: Any, hub: Any,
                                                                    live_broker: Broker) -> None:
-    issued = requests.post(f"{real_hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
+    issued = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
                            headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
     assert issued.status_code == 201, issued.text
     ticket = issued.json()
     # The screen's MQTT client, on the hub's own retained state.
     waiter = Waiter()
-    screen = SignageClient(live_broker.url, SignageState(Topics("sonderbro", real_hub.topic_root)), on_update=waiter)
+    screen = SignageClient(live_broker.url, SignageState(Topics("sonderbro", hub.topic_root)), on_update=waiter)
     screen.start()
     signage = browser.new_page(viewport={"width": 1920, "height": 1080})
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     try:
         assert waiter.wait(lambda: screen.state.complete and "kvik" in screen.state.queues, timeout=15)
         assert screen.state.queues["kvik"]["waiting"] >= 1
-        signage.goto(f"{real_hub.url}/signage/index.html?lang=da")
-        phone.goto(f"{real_hub.url}/signage/ticket.html?t={ticket['track_token']}&lang=da")
+        signage.goto(f"{hub.url}/signage/index.html?lang=da")
+        phone.goto(f"{hub.url}/signage/ticket.html?t={ticket['track_token']}&lang=da")
         signage.wait_for_function("document.querySelectorAll('#queues li').length > 0", timeout=TIMEOUT_MS)
         phone.wait_for_function(f"document.getElementById('ticket').textContent === '{ticket['ticket']}'",
                                 timeout=TIMEOUT_MS)
-        called = requests.post(f"{real_hub.url}/api/v1/counters/kvik1/next", headers=STAFF, timeout=10)
+        called = requests.post(f"{hub.url}/api/v1/counters/kvik1/next", headers=STAFF, timeout=10)
         assert called.status_code == 200 and called.json()["call"]["ticket"] == ticket["ticket"], called.text
         signage.wait_for_function(f"document.getElementById('call-ticket').textContent === '{ticket['ticket']}'",
                                   timeout=TIMEOUT_MS)

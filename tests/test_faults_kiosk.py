@@ -35,6 +35,7 @@ import requests
 
 from kiosk import model
 from kiosk.client import HubClient, new_key
+from tests.conftest import start_hub
 from vuoro.broker import Broker, free_port
 from vuoro.processes import HubProcess
 
@@ -80,7 +81,7 @@ def tickets_in_store(data: Path) -> int:
 
 def test_hub_stopped_and_restarted_kiosk_says_so_recovers_alone_no_duplicate(tmp_path: Path,
                                                                             live_broker: Broker) -> None:
-    hub = HubProcess(SITE, tmp_path, live_broker.url, topic_root="kf" + uuid.uuid4().hex[:8]).start()
+    hub = start_hub(tmp_path, live_broker)
     client = kiosk_client(hub.url)
     try:
         first = client.issue("kvik", "da")

@@ -16,9 +16,7 @@ What must hold (targets.md: number shown; staff alerted; next receipt prints):
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,15 +31,7 @@ from vuoro.broker import Broker
 from vuoro.processes import HubProcess
 from vuoro.protocol import Topics
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
-    process = HubProcess(SITE, tmp_path, live_broker.url, topic_root="fp" + uuid.uuid4().hex[:8]).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture()

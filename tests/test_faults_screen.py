@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from display.client import SignageClient
@@ -26,16 +23,8 @@ from vuoro.broker import Broker
 from vuoro.processes import HubProcess
 from vuoro.protocol import Topics
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
-    process = HubProcess(SITE, tmp_path, live_broker.url, topic_root="fs" + uuid.uuid4().hex[:8]).start()
-    yield process
-    process.stop()
 
 
 def issue(hub: HubProcess) -> str:

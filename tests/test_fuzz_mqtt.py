@@ -21,8 +21,6 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,10 +29,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from vuoro import protocol
-from vuoro.broker import Broker
 from vuoro.processes import HubProcess
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
 COUNTERS = ["kvik1", "kvik2", "borger1", "bib1", "nosuch", "kvik1x", "k" * 40, "ø", "Kvik1", "a b"]
@@ -44,13 +40,6 @@ HUB_OWNED = ["site", "hub/status", "message", "calls", "calls/recent", "queue/kv
 EXAMPLES = 150
 DEEP = 100_000  # nesting far past Python's recursion limit
 HUGE = 10**400  # past float range, and 401 digits
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
-    process = HubProcess(SITE, tmp_path, live_broker.url, topic_root="fm" + uuid.uuid4().hex[:8]).start()
-    yield process
-    process.stop()
 
 
 def base(hub: HubProcess) -> str:

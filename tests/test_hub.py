@@ -12,13 +12,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.conftest import start_hub
 from vuoro import protocol
 from vuoro.broker import Broker
 from vuoro.processes import HubProcess
@@ -28,18 +28,6 @@ KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 KIOSK2 = {"Authorization": "Bearer demo-kiosk2-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
 SCREEN = {"Authorization": "Bearer demo-screen1-token-change-me"}
-
-
-def start_hub(tmp: Path, broker: Broker) -> HubProcess:
-    root = "t" + uuid.uuid4().hex[:8]
-    return HubProcess(SITE, tmp, broker.url, topic_root=root).start()
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
-    process = start_hub(tmp_path, live_broker)
-    yield process
-    process.stop()
 
 
 def base(hub: HubProcess) -> str:

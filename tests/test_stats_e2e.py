@@ -10,11 +10,8 @@ import csv
 import io
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -22,16 +19,8 @@ from vuoro import protocol
 from vuoro.broker import Broker
 from vuoro.processes import HubProcess
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[HubProcess]:
-    process = HubProcess(SITE, tmp_path, live_broker.url, topic_root="s" + uuid.uuid4().hex[:8]).start()
-    yield process
-    process.stop()
 
 
 def post(hub: HubProcess, path: str, headers: dict[str, str], **kwargs: object) -> requests.Response:
