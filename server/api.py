@@ -159,9 +159,6 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     app.state.tokens = tokens
     app.state.authenticators = list(extra_auth or [])
 
-    async def run(command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
-        return await asyncio.wrap_future(hub.submit(command, read_only=read_only))
-
     # -- errors -------------------------------------------------------------------
 
     @app.exception_handler(ApiError)
@@ -195,7 +192,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> JSONResponse:
         try:
-            store = await asyncio.wait_for(run(lambda engine, now: hub.store.check(), read_only=True), 5)
+            store = await asyncio.wait_for(run(hub, lambda engine, now: hub.store.check(), read_only=True), 5)
         except Exception as exc:
             store = f"error: {exc}"
         broker = "connected" if broker_connected() else "disconnected"
@@ -230,7 +227,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 raise ApiError(404, "unknown_ticket", "There is no such ticket today.", "ticket_id")
             return views.ticket_json(engine, ticket)
 
-        return await run(read, read_only=True)
+        return await run(hub, read, read_only=True)
 
     @app.get("/api/v1/track/{token}", tags=["tickets"])
     async def track(token: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
@@ -242,7 +239,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 raise ApiError(404, "unknown_ticket", "This ticket is not in today's queue.", "token")
             return views.track_json(engine, ticket)
 
-        return await run(read, read_only=True)
+        return await run(hub, read, read_only=True)
 
     @app.get("/api/v1/devices", tags=["staff"])
     async def devices(who: Annotated[Principal, Depends(require("staff"))]) -> list[dict[str, Any]]:
@@ -301,7 +298,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
 
-        _, ticket = await run(command)
+        _, ticket = await run(hub, command)
         replay = ticket.pop("replay")
         return JSONResponse(ticket, status_code=200 if replay else 201)
 
@@ -349,7 +346,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
             outcome = act()
             return outcome, describe(outcome)
 
-        _, answer = await run(command)
+        _, answer = await run(hub, command)
         return answer
 
     for action in COUNTER_ACTIONS:
