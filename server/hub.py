@@ -135,7 +135,9 @@ class Hub:
         self._ticker.start()
 
     def _tick(self) -> None:
-        self.submit(lambda engine, now: engine.roll_day(now))
+        # An empty command is enough for midnight: every batch rolls the day first (_run_batch),
+        # and the refreshed view picks up opening and closing hours.
+        self.submit(lambda engine, now: None)
         for job in list(self.tick_jobs):
             self.submit(job)
         self._schedule_tick()

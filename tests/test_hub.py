@@ -368,3 +368,30 @@ def test_a_command_that_fails_half_way_leaves_nothing_behind_in_memory(tmp_path:
         assert ticket.label == "K001"  # the number the bug took was never handed out
     finally:
         hub.stop()
+
+
+def test_midnight_is_written_even_when_the_first_command_of_the_day_is_refused(tmp_path: Path) -> None:
+    """Yesterday's leftovers are expired in the store, not only in memory, and numbers restart."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from server.config import SAMPLE_SITE, load_config
+    from server.engine import Refusal
+    from server.hub import Hub
+    from server.store import SQLiteStore
+
+    now = [datetime(2026, 11, 23, 17, 59, tzinfo=ZoneInfo("Europe/Copenhagen"))]
+    hub = Hub(load_config(SAMPLE_SITE), SQLiteStore(tmp_path / "hub.sqlite3", "sonderbro"),
+              clock=lambda: now[0]).start()
+    try:
+        left = hub.call(lambda engine, at: engine.issue("kvik", "da", at)).ticket
+        now[0] += timedelta(hours=7)  # 00:59 the next day: KVIK is closed, the issue is refused
+        with pytest.raises(Refusal):
+            hub.call(lambda engine, at: engine.issue("kvik", "da", at))
+        status = sqlite3.connect(tmp_path / "hub.sqlite3").execute(
+            "SELECT status FROM tickets WHERE id = ?", (left.id,)).fetchone()[0]
+        assert status == "expired"
+        now[0] += timedelta(hours=10)  # 10:59, open again
+        assert hub.call(lambda engine, at: engine.issue("kvik", "da", at)).ticket.label == "K001"
+    finally:
+        hub.stop()
