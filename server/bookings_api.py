@@ -27,6 +27,7 @@ from server import events as ev
 from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
 from server.engine import QueueEngine
 from server.hub import Hub
+from vuoro.protocol import EVENTS_TODAY_SUFFIX
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
@@ -98,7 +99,7 @@ def install(app: FastAPI, hub: Hub) -> None:
         programme.sync(engine)
 
     hub.call(setup)
-    hub.state_providers["events/today"] = programme.today
+    hub.state_providers[EVENTS_TODAY_SUFFIX] = programme.today
     hub.tick_jobs.append(book.mark_no_shows)
     hub.tick_jobs.append(book.purge)
 

@@ -28,7 +28,7 @@ import secrets
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -499,6 +499,3 @@ class QueueEngine:
     def ticket_by_token(self, token: str) -> Ticket | None:
         ticket_id = self.by_token.get(token)
         return self.tickets.get(ticket_id) if ticket_id else None
-
-    def copy_ticket(self, ticket: Ticket) -> Ticket:
-        return replace(ticket)

@@ -27,6 +27,7 @@ from server import views
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.store import SQLiteStore
+from vuoro import protocol
 
 log = logging.getLogger("vuoro.hub")
 
@@ -213,7 +214,7 @@ class Hub:
         # Calls go out first, straight after the commit: a hall of screens is waiting for them,
         # while the desk that pressed "next" can wait the fraction of a millisecond.
         for call in (c for o in outcomes for c in o.calls):
-            self._announce("call", "calls", views.call_json(self.engine, call))
+            self._announce("call", protocol.CALLS_SUFFIX, views.call_json(self.engine, call))
         for job, value, error in results:
             if error is not None:
                 job.future.set_exception(error)
@@ -256,12 +257,13 @@ class Hub:
     def retained_state(self) -> dict[str, dict[str, Any]]:
         """Every retained topic suffix with its payload: what a screen needs to draw everything."""
         view = self.view
-        state: dict[str, dict[str, Any]] = {"site": view.site, "calls/recent": view.recent_calls,
-                                            "message": self.message}
+        state: dict[str, dict[str, Any]] = {protocol.SITE_SUFFIX: view.site,
+                                            protocol.RECENT_CALLS_SUFFIX: view.recent_calls,
+                                            protocol.MESSAGE_SUFFIX: self.message}
         for sid, payload in view.queues.items():
-            state[f"queue/{sid}/state"] = payload
+            state[protocol.queue_state_suffix(sid)] = payload
         for cid, payload in view.counters.items():
-            state[f"counters/{cid}/state"] = payload
+            state[protocol.counter_state_suffix(cid)] = payload
         state.update(self._extra_state)
         return state
 

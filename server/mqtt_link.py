@@ -170,7 +170,7 @@ class MqttLink:
 
     def _publish_state(self, name: str, payload: dict[str, Any]) -> None:
         body = protocol.encode({**payload, "at": datetime.now(self.config.timezone).isoformat(timespec="seconds")})
-        self.client.publish(f"{self.topics.base}/{name}", body, qos=1, retain=True)
+        self.client.publish(self.topics.under(name), body, qos=1, retain=True)
 
     def _on_hub_change(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         with self._lock:

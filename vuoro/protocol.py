@@ -56,6 +56,23 @@ class PayloadError(ValueError):
     """A message that does not follow the contract. Log it, drop it, go on."""
 
 
+# The hub's retained state, by topic suffix under <root>/<site>/. The hub keys its state by these
+# (the web signage stream sends the same suffixes); Topics builds the full names from them.
+SITE_SUFFIX = "site"
+RECENT_CALLS_SUFFIX = "calls/recent"
+MESSAGE_SUFFIX = "message"
+EVENTS_TODAY_SUFFIX = "events/today"
+CALLS_SUFFIX = "calls"
+
+
+def queue_state_suffix(service: str) -> str:
+    return f"queue/{service}/state"
+
+
+def counter_state_suffix(counter: str) -> str:
+    return f"counters/{counter}/state"
+
+
 @dataclass(frozen=True)
 class Topics:
     """Builds and parses topic names for one site."""
@@ -67,6 +84,10 @@ class Topics:
     def base(self) -> str:
         return f"{self.root}/{self.site}"
 
+    def under(self, suffix: str) -> str:
+        """The full topic of a suffix such as ``queue/kvik/state``."""
+        return f"{self.base}/{suffix}"
+
     # -- hub-owned, retained ------------------------------------------------
     @property
     def hub_status(self) -> str:
@@ -74,29 +95,29 @@ class Topics:
 
     @property
     def site_info(self) -> str:
-        return f"{self.base}/site"
+        return self.under(SITE_SUFFIX)
 
     def queue_state(self, service: str) -> str:
-        return f"{self.base}/queue/{service}/state"
+        return self.under(queue_state_suffix(service))
 
     def counter_state(self, counter: str) -> str:
-        return f"{self.base}/counters/{counter}/state"
+        return self.under(counter_state_suffix(counter))
 
     @property
     def recent_calls(self) -> str:
-        return f"{self.base}/calls/recent"
+        return self.under(RECENT_CALLS_SUFFIX)
 
     @property
     def calls(self) -> str:
-        return f"{self.base}/calls"
+        return self.under(CALLS_SUFFIX)
 
     @property
     def events_today(self) -> str:
-        return f"{self.base}/events/today"
+        return self.under(EVENTS_TODAY_SUFFIX)
 
     @property
     def message(self) -> str:
-        return f"{self.base}/message"
+        return self.under(MESSAGE_SUFFIX)
 
     # -- device-owned -------------------------------------------------------
     def device_status(self, device: str) -> str:
