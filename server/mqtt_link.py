@@ -108,8 +108,15 @@ class MqttLink:
         status = protocol.parse_device_status(message.payload)
         if self.topics.segment(message.topic, 1) != status.device:
             raise PayloadError("device id in the payload does not match the topic")
+        # What a device is comes from the site config, never from what it says of itself: a kiosk must
+        # not pass for a printer on the staff page, and a stranger must not add itself to the list.
+        known = self.config.devices.get(status.device)
+        if known is None:
+            raise PayloadError(f"{status.device!r} is not a device of this site")
+        if status.kind != known.kind:
+            log.warning("%s says it is a %s; the site config says %s", status.device, status.kind, known.kind)
         self.hub.record_device({
-            "device": status.device, "kind": status.kind, "online": status.online, "printer": status.printer,
+            "device": status.device, "kind": known.kind, "online": status.online, "printer": status.printer,
             "detail": status.detail, "at": status.at or time.time(),
         })
 

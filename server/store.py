@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -120,6 +121,9 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# Health reports the last commit's outcome; when nothing was committed for this long it probes with a write.
+PROBE_AFTER_S = 1.0
+
 _TICKET_COLUMNS = (
     "id", "site", "service", "letter", "day", "number", "label", "language", "status", "origin", "queued_at",
     "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "track_token",
@@ -148,6 +152,8 @@ class SQLiteStore:
         self.db.execute("PRAGMA busy_timeout=5000")
         # A plugin (bookings, statistics) registers how its records are written, by type.
         self.writers: dict[type, Callable[[sqlite3.Connection, Any], None]] = {}
+        # When the last commit was tried (monotonic) and why it failed (None: it did). Health reads it.
+        self.last_commit: tuple[float, str | None] = (float("-inf"), None)
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------
@@ -183,9 +189,17 @@ class SQLiteStore:
                 f"ON CONFLICT (name) DO UPDATE SET version = excluded.version;\nCOMMIT;"
             )
 
-    def check(self) -> str:
-        """'ok' when the file answers; used by the health endpoint."""
-        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+    def check(self, now: datetime) -> str:
+        """'ok' when the file answers and can commit; otherwise what is wrong. Used by the health endpoint."""
+        integrity = str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+        if integrity != "ok":
+            return integrity
+        at, error = self.last_commit
+        if time.monotonic() - at > PROBE_AFTER_S:  # nothing committed lately: try a write of our own
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self.probe(now)
+            at, error = self.last_commit
+        return "ok" if error is None else f"cannot commit: {error}"
 
     def probe(self, now: datetime) -> None:
         """Commit one tiny write, as a ticket would: raises if the store cannot commit (disk full, read-only)."""
@@ -209,14 +223,17 @@ class SQLiteStore:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if db.in_transaction:  # SQLite may already have rolled back (an I/O error, a full disk)
                 db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error | OSError) and not isinstance(exc, sqlite3.IntegrityError):
+                self.last_commit = (time.monotonic(), str(exc))  # the store failed, not the change
             raise
+        self.last_commit = (time.monotonic(), None)
 
     def save(self, outcomes: Iterable[Outcome]) -> None:
         """Write every change of these outcomes in ONE transaction."""

@@ -6,7 +6,9 @@ measure: the same ``vuoro hub`` a site runs, on a free port.
 ``clock=`` starts the hub at a chosen time and ``set_clock`` steps its clock
 while it runs (``vuoro/clock.py``: the hub reads a file named by
 ``VUORO_TEST_CLOCK``); ``tz=`` sets the process's own zone, e.g. ``"UTC"``
-while the site is in Europe/Copenhagen, as the tests run it.
+while the site is in Europe/Copenhagen, as the tests run it. ``wrap=`` is a
+command the hub runs under (e.g. ``unshare`` with a small filesystem of its
+own, to fill a disk for real).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from vuoro.clock import FileClock, write_clock_file
 class HubProcess:
     def __init__(self, config: str | Path, data_dir: str | Path, broker_url: str, *, port: int | None = None,
                  log_path: str | Path | None = None, topic_root: str | None = None, clock: datetime | None = None,
-                 tz: str | None = None):
+                 tz: str | None = None, wrap: list[str] | None = None):
         self.config = str(config)
         self.data_dir = Path(data_dir)
         self.broker_url = broker_url
@@ -39,6 +41,7 @@ class HubProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.clock_file = self.data_dir / "test-clock" if clock else None
         self.tz = tz
+        self.wrap = list(wrap or [])
         if clock:
             self.set_clock(clock)
 
@@ -68,8 +71,9 @@ class HubProcess:
     def start(self, timeout: float = 20.0) -> HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
-        cmd = [sys.executable, "-m", "server.main", "--config", self.config, "--data-dir", str(self.data_dir),
-               "--listen", f"127.0.0.1:{self.port}", "--broker", self.broker_url, "--log-level", "warning"]
+        cmd = [*self.wrap, sys.executable, "-m", "server.main", "--config", self.config,
+               "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", "--broker", self.broker_url,
+               "--log-level", "warning"]
         if self.topic_root:
             cmd += ["--topic-root", self.topic_root]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
