@@ -56,10 +56,10 @@ def store_rows(data: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return db.execute(sql, args).fetchall()
 
 
-def waiting_by_day(data: Path) -> dict[str, list[str]]:
-    rows = store_rows(data, "SELECT day, label FROM tickets WHERE status IN ('waiting', 'called') ORDER BY label")
+def labels_by_day(data: Path, where: str = "1") -> dict[str, list[str]]:
+    """The store's tickets by their business day, in number order."""
     found: dict[str, list[str]] = {}
-    for day, label in rows:
+    for day, label in store_rows(data, f"SELECT day, label FROM tickets WHERE {where} ORDER BY day, number"):
         found.setdefault(day, []).append(label)
     return found
 
@@ -77,7 +77,8 @@ def assert_a_fresh_day(hub: HubProcess, data: Path, today: str, waiting: int = 0
     assert {q["service"]: q["waiting"] for q in queues}["kvik"] == waiting
     counters = requests.get(f"{hub.url}/api/v1/counters", timeout=5).json()
     assert {c["counter"]: (c["status"], c["serving"]) for c in counters}["kvik1"] == ("closed", None)
-    assert set(waiting_by_day(data)) <= {today}, "an earlier day's tickets are still waiting or being served"
+    active = labels_by_day(data, "status IN ('waiting', 'called')")
+    assert set(active) <= {today}, f"an earlier day's tickets are still waiting or being served: {active}"
 
 
 # -- 1. the hub that was off at midnight ----------------------------------------------------------------
@@ -114,14 +115,6 @@ def test_a_store_restored_from_an_older_backup_rolls_the_days_it_missed(tmp_path
 
 
 # -- 2. clocks that step --------------------------------------------------------------------------------
-
-
-def labels_by_day(data: Path) -> dict[str, list[str]]:
-    rows = store_rows(data, "SELECT day, label FROM tickets ORDER BY day, number")
-    found: dict[str, list[str]] = {}
-    for day, label in rows:
-        found.setdefault(day, []).append(label)
-    return found
 
 
 def test_a_clock_stepped_back_across_midnight_and_forward_again_keeps_the_new_day(tmp_path: Path,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,25 +25,10 @@ from display.announce import Announcer, RecordingPlayer
 from display.client import SignageClient
 from display.state import SignageState
 from tests.conftest import Watch
+from tests.test_faults_screen import call, issue
 from vuoro.broker import Broker
 from vuoro.processes import HubProcess
 from vuoro.protocol import Topics
-
-KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
-STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
-
-
-def issue(hub: HubProcess) -> str:
-    answer = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik"},
-                           headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["ticket"])
-
-
-def call(hub: HubProcess, counter: str) -> str:
-    answer = requests.post(f"{hub.url}/api/v1/counters/{counter}/next", headers=STAFF, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["call"]["ticket"])
 
 
 def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
@@ -150,26 +134,39 @@ def thaw(broker: Broker) -> None:
         broker.process.send_signal(signal.SIGCONT)
 
 
+def first_call_spoken(hub: HubProcess, screen: Screen) -> str:
+    """Four visitors; desk 1 calls the first, and the screen says so."""
+    tickets = [issue(hub) for _ in range(4)]
+    assert call(hub, "kvik1") == tickets[0]
+    wait_for(lambda: screen.spoken() == [tickets[0]], "the first call spoken")
+    return tickets[0]
+
+
+def calls_into_a_frozen_broker(hub: HubProcess, broker: Broker) -> list[str]:
+    """Two calls while the broker holds everything it receives; they wait there for 2 s."""
+    freeze(broker)
+    try:
+        held = [call(hub, "kvik2"), call(hub, "kvik1")]
+        time.sleep(2.0)  # the fault itself: the calls age in the frozen broker
+    except BaseException:
+        thaw(broker)
+        raise
+    return held
+
+
 def test_calls_held_up_by_a_frozen_broker_arrive_late_and_are_not_spoken(hub: HubProcess, live_broker: Broker,
                                                                          screen_for: Any) -> None:
     """The hub cannot know: its link looks fine while the broker holds what it sent. Only the age can tell."""
     screen = screen_for(announce_max_age=1.0)  # a short limit, so a short stall proves it
-    tickets = [issue(hub) for _ in range(4)]
-    assert call(hub, "kvik1") == tickets[0]
-    wait_for(lambda: screen.spoken() == [tickets[0]], "the first call spoken")
-
-    freeze(live_broker)
-    try:
-        held = [call(hub, "kvik2"), call(hub, "kvik1")]
-        time.sleep(2.0)  # the fault itself: they wait in the frozen broker for 2 s
-    finally:
-        thaw(live_broker)
+    first = first_call_spoken(hub, screen)
+    held = calls_into_a_frozen_broker(hub, live_broker)
+    thaw(live_broker)
     screen.calls.wait_for(lambda w: set(held) <= set(screen.events()))  # delivered, late
     wait_for(lambda: screen.shows(lambda s: s.current_call["ticket"] == held[-1]), "the held calls on the list")
 
     fresh = call(hub, "kvik2")
     wait_for(lambda: fresh in screen.spoken(), "the next call spoken")
-    assert screen.spoken() == [tickets[0], fresh]
+    assert screen.spoken() == [first, fresh]
     assert screen.state.late_calls == 2
 
 
@@ -177,20 +174,13 @@ def test_calls_sent_into_a_broker_that_then_died_are_resent_by_paho_and_not_spok
         hub: HubProcess, live_broker: Broker, screen_for: Any) -> None:
     """Frozen, then killed and restarted: the hub's MQTT client resends what was never acknowledged."""
     screen = screen_for(announce_max_age=1.0)
-    tickets = [issue(hub) for _ in range(4)]
-    assert call(hub, "kvik1") == tickets[0]
-    wait_for(lambda: screen.spoken() == [tickets[0]], "the first call spoken")
-
-    freeze(live_broker)
-    try:
-        held = [call(hub, "kvik2"), call(hub, "kvik1")]
-        time.sleep(2.0)
-    finally:
-        assert live_broker.process is not None
-        live_broker.process.kill()  # a stopped process dies too; its sockets close
-        live_broker.process.wait(5)
-        live_broker.stop()
-        live_broker.start()
+    first = first_call_spoken(hub, screen)
+    held = calls_into_a_frozen_broker(hub, live_broker)
+    assert live_broker.process is not None
+    live_broker.process.kill()  # a stopped process dies too; its sockets close
+    live_broker.process.wait(5)
+    live_broker.stop()
+    live_broker.start()
     screen.calls.wait_for(lambda w: set(held) <= set(screen.events()))  # paho's resend after the reconnect
     wait_for(lambda: screen.shows(lambda s: not s.offline and s.current_call["ticket"] == held[-1]
                                   and serving(s, "kvik1") == held[1] and serving(s, "kvik2") == held[0]),
@@ -198,4 +188,4 @@ def test_calls_sent_into_a_broker_that_then_died_are_resent_by_paho_and_not_spok
 
     fresh = call(hub, "kvik2")
     wait_for(lambda: fresh in screen.spoken(), "the next call spoken")
-    assert screen.spoken() == [tickets[0], fresh]
+    assert screen.spoken() == [first, fresh]
