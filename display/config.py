@@ -17,6 +17,8 @@ from typing import Any
 from vuoro.i18n import LANGUAGES
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
 
+from .state import ANNOUNCE_MAX_AGE_S
+
 ORIENTATIONS = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
 
 
@@ -37,6 +39,7 @@ class DisplayConfig:
     rotation: int = 0  # turn the picture on a panel mounted the other way (0, 90, 180, 270)
     recent: int = 6
     highlight_seconds: float = 8.0
+    announce_max_age: float = ANNOUNCE_MAX_AGE_S  # seconds: an older call is shown but not spoken
     username: str | None = None
     password: str | None = None
     smoke: bool = False  # start, draw the full state once, print timings (JSON) and exit
@@ -53,6 +56,8 @@ class DisplayConfig:
             raise ValueError("--orientation must be landscape or portrait")
         if self.rotation not in (0, 90, 180, 270):
             raise ValueError("--rotation must be 0, 90, 180 or 270")
+        if not 0 < self.announce_max_age <= 3600:
+            raise ValueError("--announce-max-age must be more than 0 and at most 3600 seconds")
         return self
 
     @property
@@ -88,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_size, help="run in a WxH window instead of full screen")
     p.add_argument("--rotation", type=int, choices=(0, 90, 180, 270))
     p.add_argument("--recent", type=int, help="how many calls to keep on screen")
+    p.add_argument("--announce-max-age", type=float, metavar="SECONDS",
+                   help=f"speak only calls this fresh; older ones are only shown (default {ANNOUNCE_MAX_AGE_S:g})")
     p.add_argument("--username")
     p.add_argument("--password")
     p.add_argument("--smoke", action="store_true", default=None,

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         counters=config.counters,
         recent_limit=config.recent,
         highlight_seconds=config.highlight_seconds,
+        announce_max_age=config.announce_max_age,
     )
     announcer = Announcer(config.lang, player_for(config.player)) if config.sound else None
     client = SignageClient(

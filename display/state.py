@@ -13,10 +13,11 @@ raised: a screen in a hall has no one to read a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,37 @@ EVENT_STATES = ("scheduled", "sold_out", "cancelled")
 # How many call ids we remember to recognise a duplicate QoS 1 delivery. A
 # redelivery comes within seconds, so a few hundred is plenty.
 SEEN_CALLS = 512
+# A call older than this (on the hub's clock) is shown but not spoken: the visitor has already walked up.
+ANNOUNCE_MAX_AGE_S = 5.0
+
+
+class HubTime:
+    """The hub's clock as this screen last saw it, carried forward by the screen's own monotonic clock.
+
+    Every hub message carries an ``at`` from the hub's clock. A message can arrive late but never early,
+    so ``at`` plus the time since it arrived is a lower bound of the hub's time now, and the largest such
+    bound is the best one. A call's age is judged against that: no agreement between the screen's wall
+    clock and the hub's is needed (a Pi without an RTC may boot hours off), and a call that sat in a
+    queue during an outage looks exactly as old as it is. Bounds are forgotten after ``memory`` seconds,
+    so a hub whose clock was stepped back is believed again after that long.
+    """
+
+    def __init__(self, memory: float = 600.0):
+        self.memory = memory
+        # (monotonic time received, hub time − monotonic time), offsets strictly falling: a sliding maximum
+        self._bounds: deque[tuple[float, float]] = deque()
+
+    def saw(self, at: datetime, now: float) -> None:
+        offset = at.timestamp() - now
+        while self._bounds and self._bounds[-1][1] <= offset:
+            self._bounds.pop()
+        self._bounds.append((now, offset))
+
+    def now(self, now: float) -> float | None:
+        """The hub's time now (Unix seconds), or None before any message."""
+        while self._bounds and self._bounds[0][0] < now - self.memory:
+            self._bounds.popleft()
+        return self._bounds[0][1] + now if self._bounds else None
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,7 @@ class SignageState:
     counters: tuple[str, ...] = ()
     recent_limit: int = 6
     highlight_seconds: float = 8.0
+    announce_max_age: float = ANNOUNCE_MAX_AGE_S
 
     site: dict[str, Any] | None = None
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -157,6 +190,8 @@ class SignageState:
     highlight_call_id: str | None = None
     highlight_until: float = 0.0
     rejected: int = 0
+    late_calls: int = 0  # shown, not spoken: older than announce_max_age when they arrived
+    hub_time: HubTime = field(default_factory=HubTime)
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     # -- filters -------------------------------------------------------------
@@ -202,6 +237,11 @@ class SignageState:
         return None
 
     def _apply(self, parts: list[str], body: dict[str, Any], now: float) -> Update | None:
+        at = body.get("at")
+        if isinstance(at, str):
+            # A state with a strange time is still a state; it just tells us nothing of the hub's clock.
+            with contextlib.suppress(PayloadError):
+                self.hub_time.saw(parse_time(at), now)
         match parts:
             case ["calls"]:
                 return self._call_event(check_call(body), now)
@@ -249,9 +289,25 @@ class SignageState:
         self.recent = [call] + [
             c for c in self.recent if c["call_id"] != call_id and c["ticket"] != call["ticket"]
         ][: self.recent_limit - 1]
+        age = self.call_age(call, now)
+        if age is not None and age > self.announce_max_age:
+            # Late (it waited out a broker outage somewhere): on the list, but not spoken or flashed.
+            self.late_calls += 1
+            log.info("not announcing %s: %.1f s old", call["ticket"], age)
+            return Update("call", call=call, announce=False)
         self.highlight_call_id = call_id
         self.highlight_until = now + self.highlight_seconds
         return Update("call", call=call, announce=True)
+
+    def call_age(self, call: dict[str, Any], now: float) -> float | None:
+        """Seconds since the hub made this call, on the hub's clock; None for a call without a time."""
+        hub_now = self.hub_time.now(now)
+        if hub_now is None or not isinstance(call.get("at"), str):
+            return None
+        try:
+            return hub_now - parse_time(call["at"]).timestamp()
+        except PayloadError:
+            return None  # no telling: speak it, as before there were times on calls
 
     # -- what to draw ----------------------------------------------------------
     @property

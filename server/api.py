@@ -192,7 +192,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     @app.get("/api/v1/health", tags=["health"])
     async def health() -> JSONResponse:
         try:
-            store = await asyncio.wait_for(run(hub, lambda engine, now: hub.store.check(), read_only=True), 5)
+            store = await asyncio.wait_for(run(hub, lambda engine, now: hub.store.check(now), read_only=True), 5)
         except Exception as exc:
             store = f"error: {exc}"
         broker = "connected" if broker_connected() else "disconnected"

@@ -17,7 +17,12 @@ Rules (docs/architecture.md explains the why):
   booking that is due, then the walk-in with the longest wait weighted by
   service priority; the counter's order of preference breaks ties;
 - calling next finishes the visitor the counter was serving;
-- a transfer keeps the visitor's place: the original queue time moves along.
+- a transfer keeps the visitor's place: the original queue time moves along;
+- the business day only moves forward: at the first moment the site's local
+  date is later than the current day, leftovers expire, desks close and
+  numbering restarts; a clock that steps back (even across midnight) keeps
+  the day and its numbering, and a new visitor still queues behind everyone
+  already waiting.
 """
 
 from __future__ import annotations
@@ -123,6 +128,7 @@ class Outcome:
     idempotency: list[tuple[str, str, datetime]] = field(default_factory=list)  # key, ticket id, at
     action_keys: list[tuple[str, dict[str, Any], datetime]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)  # a plugin's rows (bookings, feedback): see store.writers
+    day: tuple[date, datetime] | None = None  # a new business day began: (the day, when)
     ticket: Ticket | None = None  # the ticket the command was about
     call: Call | None = None
     replay: bool = False
@@ -131,7 +137,7 @@ class Outcome:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.tickets or self.counters or self.calls or self.idempotency
-                    or self.action_keys or self.records)
+                    or self.action_keys or self.records or self.day)
 
 
 @dataclass(frozen=True)
@@ -232,12 +238,17 @@ class QueueEngine:
         return len(self.lines[service_id])
 
     def roll_day(self, now: datetime) -> Outcome:
-        """At the site's local midnight: expire yesterday's leftovers and restart numbering."""
+        """At the site's local midnight: expire yesterday's leftovers and restart numbering.
+
+        Rolls once however many days were missed (a hub off over a weekend). Never back: a clock that
+        says an earlier date than the current business day leaves the day, and its numbering, as they are.
+        """
         today = self.local(now).date()
         outcome = Outcome()
-        if today == self.day:
+        if today <= self.day:
             return outcome
         self.day = today
+        outcome.day = (today, now)
         self.next_numbers = {}
         for ticket in list(self.active.values()):
             if ticket.day < today:
@@ -332,6 +343,9 @@ class QueueEngine:
                 )
         number = self.next_numbers.get(service.letter, 1)
         self.next_numbers[service.letter] = number + 1
+        line = self._line_order[service_id]
+        # After a clock step back, "now" can be earlier than people already waiting: queue behind them.
+        queued_at = now if not line or line[-1][0] < now else line[-1][0] + timedelta(microseconds=1)
         ticket = Ticket(
             id=self.new_id(),
             service=service_id,
@@ -340,7 +354,7 @@ class QueueEngine:
             day=self.day,
             language=language,
             status=WAITING,
-            queued_at=now,
+            queued_at=queued_at,
             issued_at=now,
             track_token=self.new_token(),
             origin=origin,

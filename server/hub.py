@@ -71,6 +71,8 @@ class Hub:
     link and the web signage stream are listeners.
     """
 
+    UNSAVED = "The hub could not save this change. Nothing was changed; try again."
+
     def __init__(self, config: SiteConfig, store: SQLiteStore, *, clock: Callable[[], datetime] = utc_now):
         self.config = config
         self.store = store
@@ -93,17 +95,39 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._ticker: threading.Timer | None = None
         self._stopping = threading.Event()
+        self._clock_behind = False
         self.engine = self._load_engine()
+        # Before anything is answered: roll every day missed while the hub was off (or its disk was a
+        # backup). If that cannot be saved, every batch tries again first and fails cleanly until it can.
+        self._roll_day(self.clock())
 
     def _load_engine(self) -> QueueEngine:
+        """The engine as the store left it: on the store's business day, not the wall clock's."""
         now = self.clock()
-        day = now.astimezone(self.config.timezone).date()
-        snapshot = self.store.load(day, now, self.config.recent_calls)
-        engine = QueueEngine(self.config, snapshot)
-        rolled = engine.roll_day(now)  # leftovers of an earlier day, if the hub was down over midnight
-        if rolled.changed:
+        day = self.store.business_day() or now.astimezone(self.config.timezone).date()
+        return QueueEngine(self.config, self.store.load(day, now, self.config.recent_calls))
+
+    def _roll_day(self, now: datetime) -> bool:
+        """Begin a new business day if the site's date moved on, committed on its own: a command that
+        fails after it cannot take the new day down with it. False if the store could not commit."""
+        rolled = self.engine.roll_day(now)
+        behind = now.astimezone(self.config.timezone).date() < self.engine.day
+        if behind != self._clock_behind:
+            self._clock_behind = behind
+            if behind:
+                log.warning("the clock (%s) is behind the business day %s: keeping the day and its numbering",
+                            now.isoformat(), self.engine.day)
+        if not rolled.changed:
+            return True
+        try:
             self.store.save([rolled])
-        return engine
+        except Exception:
+            log.exception("could not save the new business day %s; trying again with the next command",
+                          self.engine.day)
+            self.engine = self._load_engine()
+            return False
+        log.info("business day %s began (%d leftovers expired)", self.engine.day, len(rolled.tickets))
+        return True
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -178,11 +202,12 @@ class Hub:
         now = self.clock()
         results: list[tuple[_Job, Any, BaseException | None]] = []
         outcomes: list[Outcome] = []
-        # Midnight first, in its own outcome: a command that rolls the day and then refuses
-        # would otherwise take the expiry of yesterday's leftovers down with it.
-        rolled = self.engine.roll_day(now)
-        if rolled.changed:
-            outcomes.append(rolled)
+        day = self.engine.day
+        if not self._roll_day(now):  # midnight first, in a transaction of its own
+            for job in batch:
+                job.future.set_exception(StoreUnavailable(self.UNSAVED))
+            return
+        new_day = self.engine.day != day
         engine_suspect = False
         for job in batch:
             try:
@@ -206,7 +231,7 @@ class Hub:
                 log.exception("commit failed; reloading the queue from the store")
                 # The engine already moved on in memory: go back to what is on disk.
                 self.engine = self._load_engine()
-                error = StoreUnavailable("The hub could not save this change. Nothing was changed; try again.")
+                error = StoreUnavailable(self.UNSAVED)
                 error.__cause__ = exc
                 for job, _, _ in results:
                     job.future.set_exception(error)
@@ -223,7 +248,7 @@ class Hub:
         if engine_suspect:
             # Back to exactly what is on disk: nothing half-done may live on in memory only.
             self.engine = self._load_engine()
-        if outcomes or not self._retained or any(not j.read_only for j in batch):
+        if outcomes or new_day or not self._retained or any(not j.read_only for j in batch):
             self._refresh_view(now)
 
     # -- what the outside sees ------------------------------------------------------

@@ -81,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     from server.hub import Hub
     from server.mqtt_link import MqttLink
     from server.store import SQLiteStore
+    from vuoro.clock import ENV as CLOCK_ENV
+    from vuoro.clock import clock_from_env
 
     db_path = config.database_path(Path(args.data_dir))
     store = SQLiteStore(db_path, config.site_id)
-    hub = Hub(config, store).start()
+    test_clock = clock_from_env()
+    if test_clock:
+        log.warning("%s is set: this hub runs on a test clock (%s), not the machine's", CLOCK_ENV, test_clock())
+    hub = (Hub(config, store, clock=test_clock) if test_clock else Hub(config, store)).start()
     link = MqttLink(hub, config)
     link.start()
     app = create_app(hub, broker_connected=link.connected.is_set)

@@ -2,8 +2,11 @@
 
 Retained state is republished whole on every (re)connect, so a broker that
 restarted without persistence still ends up with the full picture. Calls go
-out as QoS 1 events. Anything malformed that arrives is logged and dropped:
-a bad payload must never stop the hub.
+out as QoS 1 events. Nothing is published while the broker is away: the
+republish on reconnect carries every change, and calls made meanwhile show in
+the retained recent list instead of being replayed as new events half a minute
+late (screens would speak them). Anything malformed that arrives is logged and
+dropped: a bad payload must never stop the hub.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class MqttLink:
         if username:
             client.username_pw_set(username, os.environ.get("VUORO_MQTT_PASSWORD"))
         client.will_set(self.topics.hub_status, self._status(False), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        # Back within a second of the broker: screens must be right ≤ 2 s after it returns (shared/targets.md).
+        client.reconnect_delay_set(min_delay=0.5, max_delay=1)
         client.max_queued_messages_set(10000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -74,10 +78,11 @@ class MqttLink:
             return
         client.subscribe([(self.topics.all_button_presses, 1), (self.topics.all_device_status, 1)])
         with self._lock:
+            # Connected before the republish, under the lock: a change either is in it or follows it.
+            self.connected.set()
             client.publish(self.topics.hub_status, self._status(True), qos=1, retain=True)
             for name, payload in self.hub.retained_state().items():
                 self._publish_state(name, payload)
-        self.connected.set()
         log.info("connected to the broker at %s:%s", self.host, self.port)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -103,8 +108,15 @@ class MqttLink:
         status = protocol.parse_device_status(message.payload)
         if self.topics.segment(message.topic, 1) != status.device:
             raise PayloadError("device id in the payload does not match the topic")
+        # What a device is comes from the site config, never from what it says of itself: a kiosk must
+        # not pass for a printer on the staff page, and a stranger must not add itself to the list.
+        known = self.config.devices.get(status.device)
+        if known is None:
+            raise PayloadError(f"{status.device!r} is not a device of this site")
+        if status.kind != known.kind:
+            log.warning("%s says it is a %s; the site config says %s", status.device, status.kind, known.kind)
         self.hub.record_device({
-            "device": status.device, "kind": status.kind, "online": status.online, "printer": status.printer,
+            "device": status.device, "kind": known.kind, "online": status.online, "printer": status.printer,
             "detail": status.detail, "at": status.at or time.time(),
         })
 
@@ -169,11 +181,14 @@ class MqttLink:
     # -- outgoing ---------------------------------------------------------------------
 
     def _publish_state(self, name: str, payload: dict[str, Any]) -> None:
-        body = protocol.encode({**payload, "at": datetime.now(self.config.timezone).isoformat(timespec="seconds")})
-        self.client.publish(self.topics.under(name), body, qos=1, retain=True)
+        # The hub's clock, to the millisecond: screens judge a call's age against the "at" they see.
+        at = self.hub.clock().astimezone(self.config.timezone).isoformat(timespec="milliseconds")
+        self.client.publish(self.topics.under(name), protocol.encode({**payload, "at": at}), qos=1, retain=True)
 
     def _on_hub_change(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         with self._lock:
+            if not self.connected.is_set():
+                return  # not queued for later: the republish on reconnect says it all, and a late call is noise
             if kind == "call":
                 self.client.publish(self.topics.calls, protocol.encode(payload), qos=1, retain=False)
             else:

@@ -13,9 +13,11 @@ second writer ever got past the engine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,24 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX calls_at ON calls (site, at);
     """,
+    # 2: the store's own record of the business day, so a restart, a restored backup or a clock step rolls
+    # from the day the store was left on, not from whatever the wall clock says (issue 13); and a row the
+    # health check writes to prove the store can still commit.
+    """
+    CREATE TABLE business_day (
+        site      TEXT PRIMARY KEY,
+        day       TEXT NOT NULL,                   -- the site's local service day, YYYY-MM-DD; never goes back
+        opened_at TEXT NOT NULL                    -- when the hub began it, ISO 8601 UTC
+    );
+    CREATE TABLE store_probe (
+        site TEXT PRIMARY KEY,
+        at   TEXT NOT NULL
+    );
+    """,
 ]
+
+# Health reports the last commit's outcome; when nothing was committed for this long it probes with a write.
+PROBE_AFTER_S = 1.0
 
 _TICKET_COLUMNS = (
     "id", "site", "service", "letter", "day", "number", "label", "language", "status", "origin", "queued_at",
@@ -133,6 +152,8 @@ class SQLiteStore:
         self.db.execute("PRAGMA busy_timeout=5000")
         # A plugin (bookings, statistics) registers how its records are written, by type.
         self.writers: dict[type, Callable[[sqlite3.Connection, Any], None]] = {}
+        # When the last commit was tried (monotonic) and why it failed (None: it did). Health reads it.
+        self.last_commit: tuple[float, str | None] = (float("-inf"), None)
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------
@@ -168,26 +189,57 @@ class SQLiteStore:
                 f"ON CONFLICT (name) DO UPDATE SET version = excluded.version;\nCOMMIT;"
             )
 
-    def check(self) -> str:
-        """'ok' when the file answers; used by the health endpoint."""
-        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+    def check(self, now: datetime) -> str:
+        """'ok' when the file answers and can commit; otherwise what is wrong. Used by the health endpoint."""
+        integrity = str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+        if integrity != "ok":
+            return integrity
+        at, error = self.last_commit
+        if time.monotonic() - at > PROBE_AFTER_S:  # nothing committed lately: try a write of our own
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self.probe(now)
+            at, error = self.last_commit
+        return "ok" if error is None else f"cannot commit: {error}"
+
+    def probe(self, now: datetime) -> None:
+        """Commit one tiny write, as a ticket would: raises if the store cannot commit (disk full, read-only)."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO store_probe (site, at) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET "
+                       "at = excluded.at", (self.site, _ts(now)))
+
+    def business_day(self) -> date | None:
+        """The day the store was left on: its record, or for a store from before the record, its latest
+        ticket's day; None for an empty store. Whichever is later, so the day never goes back."""
+        days = [row[0] for row in self.db.execute(
+            "SELECT day FROM business_day WHERE site = ? UNION ALL SELECT MAX(day) FROM tickets WHERE site = ?",
+            (self.site, self.site)) if row[0]]
+        return date.fromisoformat(max(days)) if days else None
 
     def close(self) -> None:
         self.db.close()
 
     # -- writing --------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:  # SQLite may already have rolled back (an I/O error, a full disk)
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error | OSError) and not isinstance(exc, sqlite3.IntegrityError):
+                self.last_commit = (time.monotonic(), str(exc))  # the store failed, not the change
+            raise
+        self.last_commit = (time.monotonic(), None)
+
     def save(self, outcomes: Iterable[Outcome]) -> None:
         """Write every change of these outcomes in ONE transaction."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for outcome in outcomes:
                 self._write(outcome)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _write(self, outcome: Outcome) -> None:
         db, site = self.db, self.site
@@ -228,6 +280,11 @@ class SQLiteStore:
                        (site, key, ticket_id, _ts(at)))
         for record in outcome.records:
             self.writers[type(record)](db, record)
+        if outcome.day is not None:
+            day, opened_at = outcome.day
+            db.execute("INSERT INTO business_day (site, day, opened_at) VALUES (?, ?, ?) ON CONFLICT (site) DO UPDATE "
+                       "SET day = excluded.day, opened_at = excluded.opened_at WHERE excluded.day > business_day.day",
+                       (site, day.isoformat(), _ts(opened_at)))
         for key, result, at in outcome.action_keys:
             db.execute("INSERT INTO action_keys (site, key, result, created_at) VALUES (?, ?, ?, ?)",
                        (site, key, json.dumps(result), _ts(at)))

@@ -59,7 +59,7 @@ def call_json(engine: QueueEngine, call: Call) -> dict[str, Any]:
         "counter": call.counter,
         "counter_name": counter.name if counter else call.counter,
         "recall": call.recall,
-        "at": iso(engine, call.at),
+        "at": engine.local(call.at).isoformat(timespec="milliseconds"),  # screens judge its age to the ms
     }
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from display import sample
 from display.present import LOCALE_DIR, MSGIDS, present, spoken_call
-from display.state import SignageState
+from display.state import ANNOUNCE_MAX_AGE_S, HubTime, SignageState
 from vuoro.i18n import LANGUAGES, untranslated
 from vuoro.protocol import Topics
 
@@ -55,6 +55,46 @@ def test_a_call_goes_on_top_highlighted_and_is_announced_once() -> None:
     assert [c["ticket"] for c in state.recent].count("K042") == 1
     # The hub's retained list arriving afterwards does not re-announce anything.
     assert not state.apply_payload("calls/recent", {"v": 1, "calls": [recall]}).announce  # type: ignore[union-attr]
+
+
+def hub_call(ticket: str, at: datetime) -> str:
+    return json.dumps({**sample.call(ticket, "kvik1"), "at": at.isoformat(timespec="milliseconds")})
+
+
+def test_a_call_is_spoken_only_while_fresh_on_the_hubs_clock() -> None:
+    """Calls that waited out a broker outage are shown but not spoken: by default, older than 5 s."""
+    assert ANNOUNCE_MAX_AGE_S == 5.0 and SignageState(TOPICS).announce_max_age == 5.0
+    hub = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)  # the hub's clock: it need not agree with this machine's
+    state = SignageState(TOPICS)
+    state.apply_payload("queue/kvik/state", sample.queue_state("kvik", 3, 6, now=hub), now=1000.0)
+    # 30 s of silence on the screen's own clock, then the burst after the outage:
+    burst = [state.apply(f"{TOPICS.base}/calls", hub_call(f"K{int(n):03d}", hub + timedelta(seconds=n)), now=1030.0)
+             for n in (10, 24, 25.5, 26, 29)]
+    assert [u.announce for u in burst if u] == [False, False, True, True, True]  # 20, 6, 4.5, 4, 1 s old
+    assert state.late_calls == 2
+    assert state.current_call["ticket"] == "K029"  # type: ignore[index]  # every one of them is on the list
+    assert [c["ticket"] for c in state.recent[:3]] == ["K029", "K026", "K025"]
+
+
+def test_the_age_limit_is_the_screens_setting() -> None:
+    hub = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    strict = SignageState(TOPICS, announce_max_age=1.0)
+    strict.apply_payload("site", {**sample.retained(hub)["site"], "at": hub.isoformat()}, now=50.0)
+    late = strict.apply(f"{TOPICS.base}/calls", hub_call("K001", hub + timedelta(seconds=0.5)), now=52.0)
+    assert late is not None and not late.announce  # 1.5 s old: too old for this screen
+    assert not strict.highlighted(now=52.1)  # and not flashed as the call of the moment either
+
+
+def test_the_hubs_time_is_carried_forward_and_a_step_back_believed_after_a_while() -> None:
+    clock = HubTime(memory=600)
+    assert clock.now(0.0) is None
+    hub = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    clock.saw(hub, 100.0)
+    clock.saw(hub - timedelta(seconds=30), 110.0)  # a message that came late says nothing new
+    assert clock.now(160.0) == hub.timestamp() + 60
+    clock.saw(hub - timedelta(hours=1), 170.0)  # the hub's clock was stepped back an hour
+    assert clock.now(170.0) == hub.timestamp() + 70  # not believed at once (a late message looks the same)...
+    assert clock.now(711.0) == (hub - timedelta(hours=1)).timestamp() + 711 - 170  # ...but 10 minutes on
 
 
 def test_malformed_payloads_are_dropped_and_the_state_kept() -> None:

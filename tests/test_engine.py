@@ -217,6 +217,20 @@ def test_midnight_is_local_not_utc(engine: QueueEngine) -> None:
     assert engine.day == date(2026, 11, 24)
 
 
+def test_a_clock_behind_the_business_day_keeps_the_day_and_its_numbering(engine: QueueEngine) -> None:
+    """The rule for clock steps: a business day never goes back once it has begun."""
+    assert engine.issue("kvik", "da", datetime(2026, 11, 23, 17, 0, tzinfo=CPH)).ticket.label == "K001"
+    tuesday = engine.issue("kvik", "da", datetime(2026, 11, 24, 10, 0, tzinfo=CPH))
+    assert (tuesday.ticket.label, tuesday.day) == ("K001", (date(2026, 11, 24), tuesday.ticket.issued_at))
+    stepped_back = datetime(2026, 11, 23, 17, 30, tzinfo=CPH)  # Monday again, on the clock
+    assert not engine.roll_day(stepped_back).changed
+    again = engine.issue("kvik", "da", stepped_back).ticket
+    assert (again.label, again.day) == ("K002", date(2026, 11, 24))
+    # ...and the visitor who came later queues behind the one already waiting, whatever the clock said
+    assert again.queued_at > tuesday.ticket.queued_at
+    assert [t.label for t in engine.waiting("kvik")] == ["K001", "K002"]
+
+
 def test_a_busy_day_passes_999_with_a_fourth_digit(engine: QueueEngine) -> None:
     engine.next_numbers["K"] = 999
     assert engine.issue("kvik", "da", at(0)).ticket.label == "K999"

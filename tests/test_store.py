@@ -77,6 +77,20 @@ def test_a_restarted_engine_carries_on_where_it_stopped(tmp_path: Path) -> None:
     assert [c.ticket for c in restarted.recent_calls] == ["K002", "K001"]
 
 
+def test_the_store_remembers_its_business_day(tmp_path: Path) -> None:
+    """What a restart, a restored backup or a clock step rolls from: the store's day, not the wall clock's."""
+    store = SQLiteStore(tmp_path / "hub.sqlite3", "sonderbro")
+    assert store.business_day() is None  # a new store: the hub starts on today
+    engine = engine_on(store)
+    store.save([engine.issue("kvik", "da", NOW)])
+    assert store.business_day() == DAY  # a store with tickets but no record yet: the latest ticket's day
+    wednesday = NOW + timedelta(days=2)
+    store.save([engine.roll_day(wednesday)])
+    assert store.business_day() == DAY + timedelta(days=2)  # recorded, though no ticket was issued that day
+    store.save([QueueEngine(engine.config, store.load(DAY, NOW)).roll_day(NOW + timedelta(days=1))])
+    assert store.business_day() == DAY + timedelta(days=2)  # an older day is never written over a later one
+
+
 def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "hub.sqlite3", "sonderbro")
     engine = engine_on(store)

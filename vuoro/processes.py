@@ -2,6 +2,13 @@
 
 A real process is what a SIGKILL test needs, and what a benchmark should
 measure: the same ``vuoro hub`` a site runs, on a free port.
+
+``clock=`` starts the hub at a chosen time and ``set_clock`` steps its clock
+while it runs (``vuoro/clock.py``: the hub reads a file named by
+``VUORO_TEST_CLOCK``); ``tz=`` sets the process's own zone, e.g. ``"UTC"``
+while the site is in Europe/Copenhagen, as the tests run it. ``wrap=`` is a
+command the hub runs under (e.g. ``unshare`` with a small filesystem of its
+own, to fill a disk for real).
 """
 
 from __future__ import annotations
@@ -11,16 +18,20 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
 from vuoro.broker import free_port
+from vuoro.clock import ENV as CLOCK_ENV
+from vuoro.clock import FileClock, write_clock_file
 
 
 class HubProcess:
     def __init__(self, config: str | Path, data_dir: str | Path, broker_url: str, *, port: int | None = None,
-                 log_path: str | Path | None = None, topic_root: str | None = None):
+                 log_path: str | Path | None = None, topic_root: str | None = None, clock: datetime | None = None,
+                 tz: str | None = None, wrap: list[str] | None = None):
         self.config = str(config)
         self.data_dir = Path(data_dir)
         self.broker_url = broker_url
@@ -28,6 +39,30 @@ class HubProcess:
         self.log_path = Path(log_path) if log_path else self.data_dir / "hub.log"
         self.topic_root = topic_root
         self.process: subprocess.Popen[bytes] | None = None
+        self.clock_file = self.data_dir / "test-clock" if clock else None
+        self.tz = tz
+        self.wrap = list(wrap or [])
+        if clock:
+            self.set_clock(clock)
+
+    def set_clock(self, when: datetime) -> None:
+        """Start the hub at this time, or step its running clock to it (forwards or back)."""
+        if self.clock_file is None:
+            raise RuntimeError("this hub runs on the machine's clock: give HubProcess(clock=...) to set it")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        write_clock_file(self.clock_file, when)
+
+    def clock_now(self) -> datetime:
+        """What the hub's clock says now (its test clock runs at real speed from the last set_clock)."""
+        return FileClock(self.clock_file)() if self.clock_file else datetime.now(UTC)
+
+    def wait_for_clock(self, moment: datetime, timeout: float = 30.0) -> None:
+        """Let the hub's running clock pass ``moment``: e.g. a real midnight, a few seconds after set_clock."""
+        deadline = time.monotonic() + timeout
+        while self.clock_now() <= moment:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the hub's clock did not reach {moment} within {timeout} s")
+            time.sleep(0.02)
 
     @property
     def url(self) -> str:
@@ -36,11 +71,16 @@ class HubProcess:
     def start(self, timeout: float = 20.0) -> HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
-        cmd = [sys.executable, "-m", "server.main", "--config", self.config, "--data-dir", str(self.data_dir),
-               "--listen", f"127.0.0.1:{self.port}", "--broker", self.broker_url, "--log-level", "warning"]
+        cmd = [*self.wrap, sys.executable, "-m", "server.main", "--config", self.config,
+               "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", "--broker", self.broker_url,
+               "--log-level", "warning"]
         if self.topic_root:
             cmd += ["--topic-root", self.topic_root]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.clock_file:
+            env[CLOCK_ENV] = str(self.clock_file)
+        if self.tz:
+            env["TZ"] = self.tz
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         self.wait_ready(timeout)
