@@ -1,0 +1,201 @@
+"""``GET /api/v1/stream``: server-sent events for web signage, the staff page and the phone page.
+
+One hub listener feeds every open stream: each change is turned into its
+``event: …`` text once, in the writer thread, and handed to the event loop
+once; the loop appends it to each stream's small outbox and wakes the
+stream. So 2,000 open streams cost one ``send`` each per change, not a JSON
+encoding each, and a kiosk's ticket is not stuck behind them (bench/bench_hostile.py).
+
+Streams are limited per client address and in total (``[hub]
+streams_per_address``, ``streams_total``), and the total is kept below the
+process's open-file limit, so a client that opens streams until something
+breaks is refused in words (429 per address, 503 in total) while kiosks are
+served. A stream whose client stops reading is ended rather than buffered
+without bound; the browser's EventSource reconnects and gets the whole state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+log = logging.getLogger("vuoro.stream")
+
+KEEP_ALIVE_SECONDS = 15.0  # a comment line this often lets proxies and the browser see the line is alive
+OUTBOX_MAX = 256  # changes waiting for one slow client; beyond this the stream is ended (the client reconnects)
+FILES_RESERVE = 200  # open files kept for everything else: kiosks, the store, MQTT, logs
+HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+           (b"x-accel-buffering", b"no")]
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit; return the soft limit in force.
+
+    Under systemd the unit's ``LimitNOFILE`` sets both (and its system-call filter forbids
+    ``setrlimit``); started by hand, the soft limit is often 1,024, which 1,000 idle streams use up."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, exc)
+    return soft
+
+
+def open_files_limit() -> int:
+    """The soft limit on open files this process runs with."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+
+
+def change_event(kind: str, name: str, payload: dict[str, Any]) -> bytes:
+    """A hub announcement as the stream sends it: a call, or a retained state with its topic suffix."""
+    return sse("call", payload) if kind == "call" else sse("state", {"topic": name, "payload": payload})
+
+
+class StreamRefused(Exception):
+    def __init__(self, status: int, code: str, message: str, retry_after: int):
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+class Stream:
+    """One open stream: an outbox of encoded events and an event that wakes its sender."""
+
+    __slots__ = ("address", "outbox", "wake", "ended")
+
+    def __init__(self, address: str):
+        self.address = address
+        self.outbox: list[bytes] = []
+        self.wake = asyncio.Event()
+        self.ended = False
+
+    def push(self, chunk: bytes) -> None:
+        if len(self.outbox) >= OUTBOX_MAX:
+            self.ended = True  # a client this far behind gets a fresh start instead
+        else:
+            self.outbox.append(chunk)
+        self.wake.set()
+
+
+class Streams:
+    """Every open stream of one app, the caps, and the one hub listener that feeds them."""
+
+    def __init__(self, retained_state: Callable[[], dict[str, dict[str, Any]]], *, per_address: int, total: int):
+        self.retained_state = retained_state
+        self.per_address = per_address
+        self.total = total
+        self.open: set[Stream] = set()
+        self.by_address: Counter[str] = Counter()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._keep_alive: asyncio.TimerHandle | None = None
+
+    # -- the hub side (writer thread) -----------------------------------------------------------
+
+    def listener(self, kind: str, name: str, payload: dict[str, Any]) -> None:
+        """The hub listener: encode once, hand to the event loop once."""
+        loop = self.loop
+        if loop is None or not self.open:
+            return
+        chunk = change_event(kind, name, payload)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the hub is stopping
+            loop.call_soon_threadsafe(self._deliver, chunk)
+
+    def _deliver(self, chunk: bytes) -> None:
+        for stream in self.open:
+            stream.push(chunk)
+
+    def _tick(self) -> None:
+        self._keep_alive = None
+        if self.open:
+            self._deliver(b": keep-alive\n\n")
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._keep_alive is None and self.loop is not None:
+            self._keep_alive = self.loop.call_later(KEEP_ALIVE_SECONDS, self._tick)
+
+    # -- the HTTP side (event loop) ----------------------------------------------------------------
+
+    def admit(self, address: str) -> Stream:
+        """A new stream for this address, or StreamRefused with words for whoever opened it."""
+        if self.by_address[address] >= self.per_address:
+            raise StreamRefused(429, "too_many_streams",
+                                f"This address already has {self.per_address} live streams open, the most the hub "
+                                "serves one address. Close a screen or browser tab and try again.", 30)
+        if len(self.open) >= self.total:
+            raise StreamRefused(503, "streams_full",
+                                f"The hub is serving {self.total} live streams, as many as it takes at once. "
+                                "Try again in a minute.", 60)
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        stream = Stream(address)
+        self.open.add(stream)
+        self.by_address[address] += 1
+        self._arm()
+        return stream
+
+    def close(self, stream: Stream) -> None:
+        if stream in self.open:
+            self.open.discard(stream)
+            self.by_address[stream.address] -= 1
+            if self.by_address[stream.address] <= 0:
+                del self.by_address[stream.address]
+
+    def response(self, stream: Stream) -> EventStreamResponse:
+        return EventStreamResponse(self, stream)
+
+
+class EventStreamResponse(Response):
+    """The ASGI response of one stream: every retained state first, then each change as it comes."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, streams: Streams, stream: Stream):  # no super().__init__: there is no body to render
+        self.streams = streams
+        self.stream = stream
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = self.stream
+
+        async def until_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            stream.ended = True
+            stream.wake.set()
+
+        watcher = asyncio.ensure_future(until_disconnect())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            first = [b"retry: 2000\n\n"] + [change_event("state", name, payload)
+                                             for name, payload in self.streams.retained_state().items()]
+            await send({"type": "http.response.body", "body": b"".join(first), "more_body": True})
+            while True:
+                await stream.wake.wait()
+                stream.wake.clear()
+                if stream.ended:
+                    break
+                chunk, stream.outbox = b"".join(stream.outbox), []
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not watcher.done():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self.streams.close(stream)
+            watcher.cancel()

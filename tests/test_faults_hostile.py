@@ -1,0 +1,257 @@
+"""Hostile clients against a real hub process (issue 13, items 4 and 8): huge bodies, thousands of streams.
+
+Raw sockets, because the point is what the hub does with bytes a polite
+client library would never send: 300 MB bodies without a token, chunked
+bodies without a length, a body bigger than its ``Content-Length`` promise,
+and 2,000 server-sent-event streams from twenty addresses. The hub's memory
+is read with psutil (an upper bound on its growth: memory, not time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import start_hub
+from vuoro.broker import Broker
+from vuoro.processes import HubProcess
+
+KIOSK_TOKEN = "demo-kiosk1-token-change-me"
+STAFF_TOKEN = "demo-staff-token-change-me"
+MB = 1024 * 1024
+
+
+def post_raw(port: int, path: str, size: int, *, chunked: bool, token: str | None = None,
+             content_type: str = "application/json") -> tuple[int, dict, int]:
+    """POST ``size`` bytes of junk as fast as the hub takes them; (status, error body, bytes the hub let in).
+
+    The hub may close the connection while the body is still coming (that is the point); the
+    answer it wrote before closing is still read."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = [f"POST {path} HTTP/1.1", "Host: hub", f"Content-Type: {content_type}",
+            "Idempotency-Key: hostile-" + uuid.uuid4().hex[:12]]
+    if token:
+        head.append(f"Authorization: Bearer {token}")
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
+    sent = 0
+    piece = b"x" * MB
+    with contextlib.closing(sock):
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            while sent < size:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                sent += len(piece)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the hub hung up on the body: read what it answered
+        answer = b""
+        with contextlib.suppress(OSError):
+            while True:
+                more = sock.recv(65536)
+                if not more:
+                    break
+                answer += more
+                head_end = answer.find(b"\r\n\r\n")
+                if head_end >= 0 and b"content-length:" in answer[:head_end].lower():
+                    length = int(answer[:head_end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    if len(answer) >= head_end + 4 + length:
+                        break
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 "), f"no HTTP answer to {path} (got {answer[:80]!r})"
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}, sent
+
+
+class PeakRss:
+    """Samples a process's resident memory every 20 ms in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self, pid: int):
+        self.process = psutil.Process(pid)
+        self.start = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def ticket(hub: HubProcess, timeout: float = 10) -> requests.Response:
+    return requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"}, timeout=timeout,
+                         headers={"Authorization": f"Bearer {KIOSK_TOKEN}", "Idempotency-Key": uuid.uuid4().hex})
+
+
+# -- item 4: bodies ---------------------------------------------------------------------------------
+
+
+def test_four_300_mb_bodies_without_a_token_are_refused_unread(hub: HubProcess) -> None:
+    """Two with a Content-Length, two chunked (no length to look at), all at once, as in the issue."""
+    assert ticket(hub).status_code == 201  # warm: the first ticket loads what a ticket needs
+    attacks = [("/api/v1/tickets", False), ("/api/v1/tickets", True), ("/api/v1/checkins", True),
+               ("/api/v1/bookings/import", False)]
+    answers: list[tuple[int, dict, int]] = []
+    with PeakRss(hub.process.pid) as rss:  # type: ignore[union-attr]
+        threads = [threading.Thread(target=lambda p=path, c=chunked: answers.append(
+            post_raw(hub.port, p, 300 * MB, chunked=c))) for path, chunked in attacks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert len(answers) == 4
+    for status, body, sent in answers:
+        assert status in (401, 413), (status, body)
+        assert body["error"]["code"] in ("unauthorized", "too_large") and body["error"]["message"]
+        # What the client got into the socket before the hub hung up: kernel buffers at most, not 300 MB.
+        assert sent <= 32 * MB, f"the hub let in {sent / MB:.0f} MB of a body it had no use for"
+    assert sorted(s for s, _, _ in answers) == [401, 401, 413, 413]  # chunked: no token; with a length: too large
+    growth = (rss.peak - rss.start) / MB
+    assert growth < 30, f"the hub grew by {growth:.0f} MB under the attack (peak {rss.peak / MB:.0f} MB)"
+    assert ticket(hub).status_code == 201  # and it still serves kiosks
+
+
+def test_a_body_over_the_limit_is_refused_as_it_arrives_even_with_a_token(hub: HubProcess) -> None:
+    status, body, sent = post_raw(hub.port, "/api/v1/tickets", 20 * MB, chunked=True, token=KIOSK_TOKEN)
+    assert status == 413 and body["error"]["code"] == "too_large" and "64 KB" in body["error"]["message"]
+    assert sent <= 16 * MB
+    status, body, _ = post_raw(hub.port, "/api/v1/tickets", 20 * MB, chunked=False, token=KIOSK_TOKEN)
+    assert status == 413 and body["error"]["limit_bytes"] == 64 * 1024
+    # The import takes files: its own limit (5 MB), the same way.
+    status, body, _ = post_raw(hub.port, "/api/v1/bookings/import", 6 * MB, chunked=True, token=STAFF_TOKEN,
+                               content_type="text/csv")
+    assert status == 413 and body["error"]["limit_bytes"] == 5 * MB
+    # A client whose Content-Length understates what it sends is cut off at the header's word.
+    sock = socket.create_connection(("127.0.0.1", hub.port), timeout=10)
+    with contextlib.closing(sock):
+        sock.sendall(f"POST /api/v1/tickets HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {KIOSK_TOKEN}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 30\r\n\r\n".encode() + b"{" * 100)
+        assert sock.recv(100).startswith(b"HTTP/1.1 4")
+    ordinary = requests.post(f"{hub.url}/api/v1/bookings/import?dry_run=true", timeout=10,
+                             data=b"external_id,service,start\nx1,bibliotekar,2030-01-07 10:00\n",
+                             headers={"Authorization": f"Bearer {STAFF_TOKEN}", "Content-Type": "text/csv"})
+    assert ordinary.status_code == 200 and ordinary.json()["rows"] == 1
+
+
+def test_an_anonymous_malformed_request_gets_401_before_any_422(hub: HubProcess) -> None:
+    """docs/protocol.md: who you are is checked before what you sent."""
+    cases = [("POST", "/api/v1/tickets", b"{not json"), ("POST", "/api/v1/tickets", b'{"service": 12}'),
+             ("PUT", "/api/v1/message", b"[[["), ("POST", "/api/v1/checkins", b"\xff\xfe"),
+             ("POST", "/api/v1/counters/kvik1/transfer", b"{}")]
+    for method, path, body in cases:
+        answer = requests.request(method, hub.url + path, data=body, timeout=10,
+                                  headers={"Content-Type": "application/json", "Idempotency-Key": "abcdefgh"})
+        assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
+        assert answer.json()["error"]["code"] == "unauthorized"
+    with_token = requests.post(hub.url + "/api/v1/tickets", data=b"{not json", timeout=10, headers={
+        "Content-Type": "application/json", "Idempotency-Key": "abcdefgh", "Authorization": f"Bearer {KIOSK_TOKEN}"})
+    assert with_token.status_code == 422  # a device that may ask is told what is wrong with what it sent
+
+
+# -- item 8: server-sent event streams ---------------------------------------------------------------
+
+STREAMS_PER_ADDRESS = 100  # the defaults of [hub] streams_per_address and streams_total
+STREAMS_TOTAL = 2000
+
+
+def open_stream(port: int, source: str) -> tuple[int, socket.socket, bytes]:
+    """GET /api/v1/stream from ``source`` (any 127.x.y.z is this machine); (status, socket, first bytes)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    sock.sendall(b"GET /api/v1/stream HTTP/1.1\r\nHost: hub\r\nAccept: text/event-stream\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        if not more:
+            break
+        data += more
+    return int(data.split(b" ", 2)[1]), sock, data
+
+
+@contextlib.contextmanager
+def open_files(soft: int) -> Iterator[None]:
+    """Run the block with this soft limit on open files (a child process started in it inherits it)."""
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, old)
+
+
+def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp_path: Path,
+                                                                           live_broker: Broker) -> None:
+    """The issue's client held 1,100 streams and every kiosk request failed. Here the hub starts with the
+    soft limit of 1,024 open files a systemd service gets without LimitNOFILE, as it did then."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < STREAMS_TOTAL + 500:
+        pytest.fail(f"this test needs {STREAMS_TOTAL + 500} open files; the hard limit here is {hard}")
+    with open_files(1024):
+        hub = start_hub(tmp_path, live_broker)
+    sockets: list[socket.socket] = []
+    try:
+        limits = Path(f"/proc/{hub.process.pid}/limits").read_text()  # type: ignore[union-attr]
+        soft_now, hard_now = next(line.split()[3:5] for line in limits.splitlines() if "open files" in line)
+        assert soft_now == hard_now, f"the hub did not raise its own open-files limit: {soft_now} of {hard_now}"
+
+        addresses = [f"127.0.0.{n}" for n in range(2, 2 + STREAMS_TOTAL // STREAMS_PER_ADDRESS)]
+        for address in addresses:
+            for _ in range(STREAMS_PER_ADDRESS):
+                status, sock, first = open_stream(hub.port, address)
+                sockets.append(sock)
+                assert status == 200, first[:200]
+        # One address more than it may: 429, in words.
+        status, sock, first = open_stream(hub.port, addresses[0])
+        sockets.append(sock)
+        assert status == 429 and b"too_many_streams" in first + sock.recv(4096)
+        # A new address when the hub is full: 503, in words.
+        status, sock, first = open_stream(hub.port, "127.0.0.99")
+        sockets.append(sock)
+        text = first + sock.recv(4096)
+        assert status == 503 and b"streams_full" in text and b"Try again in a minute" in text
+
+        # Kiosks are served while the 2,000 are open, and every stream is told of each ticket.
+        for number in range(1, 21):
+            answer = ticket(hub)
+            assert answer.status_code == 201 and answer.json()["ticket"] == f"K{number:03d}"
+        for sock in (sockets[0], sockets[STREAMS_TOTAL // 2], sockets[STREAMS_TOTAL - 1]):
+            seen = b""
+            sock.settimeout(10)
+            while b'"waiting":20' not in seen:
+                more = sock.recv(65536)
+                assert more, "the stream ended before the 20th ticket's state arrived"
+                seen += more
+        assert requests.get(f"{hub.url}/api/v1/health", timeout=10).status_code == 200
+
+        # Streams that end give their place back.
+        for sock in sockets[:STREAMS_PER_ADDRESS]:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while True:
+            status, sock, _ = open_stream(hub.port, addresses[0])
+            sockets.append(sock)
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert status == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+        hub.stop()
