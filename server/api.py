@@ -12,8 +12,10 @@ person understands; anything a client can send gets a 4xx, never a 500.
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import importlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +41,13 @@ from vuoro import __version__, sd_notify
 log = logging.getLogger("vuoro.api")
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+def request_digest(body: BaseModel) -> str:
+    """What a request asked for, in 16 hex characters: kept with its Idempotency-Key, so the same key
+    sent again with a different body is refused (409 idempotency_key_reused) instead of replayed."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
@@ -297,9 +306,11 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
             raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
                            " so a retry never makes a second ticket.", "Idempotency-Key")
         language = body.language or config.default_language
+        digest = request_digest(body)
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
-            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}")
+            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}",
+                                   request_digest=digest)
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
 
