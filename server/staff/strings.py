@@ -15,6 +15,7 @@ MSGIDS: tuple[str, ...] = (
     "Password",
     "Wrong user name or password.",
     "Too many attempts. Wait {min} minutes and try again.",
+    "Too many attempts. Wait {sec} seconds and try again.",
     "The login form had expired. Try again.",
     "Log out",
     "Desk",
