@@ -8,7 +8,8 @@ Two shapes, for two kinds of guessing (docs/bookings.md and docs/staff.md say wh
 - :class:`Bucket` for booking codes: a token bucket, so a key may fail ``burst``
   times at once and then ``per_hour`` times an hour, whatever it does. That
   gives a hard number of guesses a day, which is what the chance of guessing a
-  code rests on; successes never refill it (a guesser could mix in their own code).
+  code rests on. A try is taken before it is made and given back if it was not a
+  failure, so tries sent all at once cannot slip through together.
 
 Both are plain objects with an injectable clock; the caller serialises access (the
 hub's event loop) or they lock themselves (both take a lock, which costs nothing
@@ -104,15 +105,30 @@ class Bucket:
             missing = max((1.0 - self._level(key, now) for key in keys), default=0.0)
         return max(0.0, missing / self.rate) if missing > 0 else 0.0
 
-    def spend(self, *keys: str) -> None:
+    def take(self, *keys: str) -> float:
+        """Take a try from every key at once if each has one (0.0), else take nothing and return the wait.
+
+        Taking before the try (and ``give_back`` after one that was not a failure) is what keeps many
+        tries sent at the same moment from all slipping through an empty bucket."""
         now = self.clock()
         with self._lock:
-            for key in keys:
-                self._tokens[key] = (self._level(key, now) - 1.0, now)
-            if len(self._tokens) > self.max_keys:  # full buckets carry no memory: drop those first
-                self._tokens = {k: v for k, v in self._tokens.items() if self._level(k, now) < self.burst}
-                if len(self._tokens) > self.max_keys:
-                    self._tokens = dict(sorted(self._tokens.items(), key=lambda kv: kv[1][1])[-self.max_keys // 2:])
+            missing = max((1.0 - self._level(key, now) for key in keys), default=0.0)
+            if missing > 1e-9:
+                return missing / self.rate
+            self._spend(keys, now, -1.0)
+        return 0.0
+
+    def give_back(self, *keys: str) -> None:
+        with self._lock:
+            self._spend(keys, self.clock(), +1.0)
+
+    def _spend(self, keys: tuple[str, ...], now: float, change: float) -> None:
+        for key in keys:
+            self._tokens[key] = (min(self.burst, self._level(key, now) + change), now)
+        if len(self._tokens) > self.max_keys:  # full buckets carry no memory: drop those first
+            self._tokens = {k: v for k, v in self._tokens.items() if self._level(k, now) < self.burst}
+            if len(self._tokens) > self.max_keys:
+                self._tokens = dict(sorted(self._tokens.items(), key=lambda kv: kv[1][1])[-self.max_keys // 2:])
 
     # -- persistence (the caller picks a wall clock for a bucket that must outlive the process) --
 

@@ -55,6 +55,8 @@ MSGIDS: tuple[str, ...] = (
     "printer offline",
     "printer error",
     "printer state unknown",
+    "{n} wrong booking codes in the last hour",
+    "slowed down",
     "Open",
     "Paused",
     "Closed",
