@@ -21,8 +21,9 @@ import contextlib
 import json
 import logging
 import resource
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from starlette.responses import Response
@@ -31,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 log = logging.getLogger("vuoro.stream")
 
 KEEP_ALIVE_SECONDS = 15.0  # a comment line this often lets proxies and the browser see the line is alive
-OUTBOX_MAX = 256  # changes waiting for one slow client; beyond this the stream is ended (the client reconnects)
+OUTBOX_MAX = 1000  # changes kept for streams that are behind; one further behind is ended (and reconnects)
 FILES_RESERVE = 200  # open files kept for everything else: kiosks, the store, MQTT, logs
 HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
            (b"x-accel-buffering", b"no")]
@@ -74,34 +75,39 @@ class StreamRefused(Exception):
 
 
 class Stream:
-    """One open stream: an outbox of encoded events and an event that wakes its sender."""
+    """One open stream: how far it has read the change log, and an event that wakes its sender."""
 
-    __slots__ = ("address", "outbox", "wake", "ended")
+    __slots__ = ("address", "seen", "wake", "ended")
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, seen: int):
         self.address = address
-        self.outbox: list[bytes] = []
+        self.seen = seen  # the version of the last change it has been sent
         self.wake = asyncio.Event()
         self.ended = False
 
-    def push(self, chunk: bytes) -> None:
-        if len(self.outbox) >= OUTBOX_MAX:
-            self.ended = True  # a client this far behind gets a fresh start instead
-        else:
-            self.outbox.append(chunk)
-        self.wake.set()
-
 
 class Streams:
-    """Every open stream of one app, the caps, and the one hub listener that feeds them."""
+    """Every open stream of one app, the caps, and the one hub listener that feeds them.
+
+    Changes go into one log, numbered. A sweep wakes the streams that are behind, ``SLICE``
+    at a time with the event loop free in between, so a kiosk's request waits for one slice
+    at most, never for all 2,000 sends. A stream sends what it missed with each topic's
+    latest state only (and every call): when changes come faster than a sweep, the screens
+    skip the states already out of date instead of the hub falling behind.
+    """
+
+    SLICE = 50
 
     def __init__(self, retained_state: Callable[[], dict[str, dict[str, Any]]], *, per_address: int, total: int):
         self.retained_state = retained_state
         self.per_address = per_address
         self.total = total
-        self.open: set[Stream] = set()
+        self.open: dict[Stream, None] = {}  # insertion-ordered: the sweep goes round in the same order
         self.by_address: Counter[str] = Counter()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.version = 0
+        self.log: deque[tuple[int, str, bytes]] = deque()  # (version, topic or a call's own key, event text)
+        self._sweeping = False
         self._keep_alive: asyncio.TimerHandle | None = None
 
     # -- the hub side (writer thread) -----------------------------------------------------------
@@ -113,16 +119,58 @@ class Streams:
             return
         chunk = change_event(kind, name, payload)
         with contextlib.suppress(RuntimeError):  # the loop has closed: the hub is stopping
-            loop.call_soon_threadsafe(self._deliver, chunk)
+            loop.call_soon_threadsafe(self._deliver, "" if kind == "call" else name, chunk)
 
-    def _deliver(self, chunk: bytes) -> None:
-        for stream in self.open:
-            stream.push(chunk)
+    # -- the event loop side ------------------------------------------------------------------------
+
+    def _deliver(self, topic: str, chunk: bytes) -> None:
+        self.version += 1
+        self.log.append((self.version, topic or f"call {self.version}", chunk))
+        if len(self.log) > OUTBOX_MAX:  # a stream this far behind gets a fresh start (EventSource reconnects)
+            oldest = self.log.popleft()[0]
+            for stream in self.open:
+                if stream.seen < oldest and not stream.ended:
+                    stream.ended = True
+                    stream.wake.set()
+        if not self._sweeping:
+            self._start_pass()
+
+    def _start_pass(self) -> None:
+        self._sweeping = True
+        self.loop.call_soon(self._sweep, iter(list(self.open)))  # type: ignore[union-attr]
+
+    def _sweep(self, streams: Iterator[Stream]) -> None:
+        """Wake the next SLICE streams that are behind (each sends in its own task, in the next turn)."""
+        went = 0
+        for stream in islice(streams, self.SLICE):
+            went += 1
+            if stream.seen < self.version:
+                stream.wake.set()
+        if went == self.SLICE:
+            self.loop.call_soon(self._sweep, streams)  # type: ignore[union-attr]
+            return
+        self._sweeping = False
+        live = [stream for stream in self.open if not stream.ended]
+        oldest = min((stream.seen for stream in live), default=self.version)
+        while self.log and self.log[0][0] <= oldest:
+            self.log.popleft()
+        if any(stream.seen < self.version and not stream.wake.is_set() for stream in live):
+            self._start_pass()  # changes came in while this pass went round
+
+    def missed(self, stream: Stream) -> bytes:
+        """What this stream has not been sent: each topic's latest state and every call, in order."""
+        latest: dict[str, bytes] = {}
+        for version, key, chunk in self.log:
+            if version > stream.seen:
+                latest.pop(key, None)
+                latest[key] = chunk
+        stream.seen = self.version
+        return b"".join(latest.values())
 
     def _tick(self) -> None:
         self._keep_alive = None
         if self.open:
-            self._deliver(b": keep-alive\n\n")
+            self._deliver("keep-alive", b": keep-alive\n\n")
             self._arm()
 
     def _arm(self) -> None:
@@ -143,15 +191,15 @@ class Streams:
                                 "Try again in a minute.", 60)
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        stream = Stream(address)
-        self.open.add(stream)
+        stream = Stream(address, self.version)
+        self.open[stream] = None
         self.by_address[address] += 1
         self._arm()
         return stream
 
     def close(self, stream: Stream) -> None:
         if stream in self.open:
-            self.open.discard(stream)
+            del self.open[stream]
             self.by_address[stream.address] -= 1
             if self.by_address[stream.address] <= 0:
                 del self.by_address[stream.address]
@@ -192,8 +240,9 @@ class EventStreamResponse(Response):
                 stream.wake.clear()
                 if stream.ended:
                     break
-                chunk, stream.outbox = b"".join(stream.outbox), []
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = self.streams.missed(stream)
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if not watcher.done():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

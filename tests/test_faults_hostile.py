@@ -1,99 +1,32 @@
 """Hostile clients against a real hub process (issue 13, items 4 and 8): huge bodies, thousands of streams.
 
-Raw sockets, because the point is what the hub does with bytes a polite
-client library would never send: 300 MB bodies without a token, chunked
-bodies without a length, a body bigger than its ``Content-Length`` promise,
-and 2,000 server-sent-event streams from twenty addresses. The hub's memory
-is read with psutil (an upper bound on its growth: memory, not time).
+Raw sockets (``vuoro.hostile``), because the point is what the hub does with
+bytes a polite client library would never send: 300 MB bodies without a
+token, chunked bodies without a length, a body bigger than its
+``Content-Length`` promise, and 2,000 server-sent-event streams from twenty
+addresses. The hub's memory is read with psutil (an upper bound on its
+growth: memory, not time).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import resource
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
 from tests.conftest import start_hub
 from vuoro.broker import Broker
+from vuoro.hostile import MB, PeakRss, open_files, open_files_of, open_stream, post_raw, raise_own_open_files
 from vuoro.processes import HubProcess
 
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
 STAFF_TOKEN = "demo-staff-token-change-me"
-MB = 1024 * 1024
-
-
-def post_raw(port: int, path: str, size: int, *, chunked: bool, token: str | None = None,
-             content_type: str = "application/json") -> tuple[int, dict, int]:
-    """POST ``size`` bytes of junk as fast as the hub takes them; (status, error body, bytes the hub let in).
-
-    The hub may close the connection while the body is still coming (that is the point); the
-    answer it wrote before closing is still read."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = [f"POST {path} HTTP/1.1", "Host: hub", f"Content-Type: {content_type}",
-            "Idempotency-Key: hostile-" + uuid.uuid4().hex[:12]]
-    if token:
-        head.append(f"Authorization: Bearer {token}")
-    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
-    sent = 0
-    piece = b"x" * MB
-    with contextlib.closing(sock):
-        try:
-            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-            while sent < size:
-                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-                sent += len(piece)
-            if chunked:
-                sock.sendall(b"0\r\n\r\n")
-        except OSError:
-            pass  # the hub hung up on the body: read what it answered
-        answer = b""
-        with contextlib.suppress(OSError):
-            while True:
-                more = sock.recv(65536)
-                if not more:
-                    break
-                answer += more
-                head_end = answer.find(b"\r\n\r\n")
-                if head_end >= 0 and b"content-length:" in answer[:head_end].lower():
-                    length = int(answer[:head_end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                    if len(answer) >= head_end + 4 + length:
-                        break
-    status_line, _, rest = answer.partition(b"\r\n")
-    assert status_line.startswith(b"HTTP/1.1 "), f"no HTTP answer to {path} (got {answer[:80]!r})"
-    body = rest.partition(b"\r\n\r\n")[2]
-    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}, sent
-
-
-class PeakRss:
-    """Samples a process's resident memory every 20 ms in a thread; ``peak`` is the highest seen."""
-
-    def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
-        self.start = self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def ticket(hub: HubProcess, timeout: float = 10) -> requests.Response:
@@ -172,44 +105,20 @@ STREAMS_PER_ADDRESS = 100  # the defaults of [hub] streams_per_address and strea
 STREAMS_TOTAL = 2000
 
 
-def open_stream(port: int, source: str) -> tuple[int, socket.socket, bytes]:
-    """GET /api/v1/stream from ``source`` (any 127.x.y.z is this machine); (status, socket, first bytes)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
-    sock.sendall(b"GET /api/v1/stream HTTP/1.1\r\nHost: hub\r\nAccept: text/event-stream\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = sock.recv(65536)
-        if not more:
-            break
-        data += more
-    return int(data.split(b" ", 2)[1]), sock, data
-
-
-@contextlib.contextmanager
-def open_files(soft: int) -> Iterator[None]:
-    """Run the block with this soft limit on open files (a child process started in it inherits it)."""
-    old = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, old[1]))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, old)
-
-
 def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp_path: Path,
                                                                            live_broker: Broker) -> None:
     """The issue's client held 1,100 streams and every kiosk request failed. Here the hub starts with the
     soft limit of 1,024 open files a systemd service gets without LimitNOFILE, as it did then."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < STREAMS_TOTAL + 500:
-        pytest.fail(f"this test needs {STREAMS_TOTAL + 500} open files; the hard limit here is {hard}")
+    try:
+        raise_own_open_files(STREAMS_TOTAL + 500)  # the test's own client sockets
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     with open_files(1024):
         hub = start_hub(tmp_path, live_broker)
     sockets: list[socket.socket] = []
     try:
-        limits = Path(f"/proc/{hub.process.pid}/limits").read_text()  # type: ignore[union-attr]
-        soft_now, hard_now = next(line.split()[3:5] for line in limits.splitlines() if "open files" in line)
-        assert soft_now == hard_now, f"the hub did not raise its own open-files limit: {soft_now} of {hard_now}"
+        soft, hard = open_files_of(hub.process.pid)  # type: ignore[union-attr]
+        assert soft == hard, f"the hub did not raise its own open-files limit: {soft} of {hard}"
 
         addresses = [f"127.0.0.{n}" for n in range(2, 2 + STREAMS_TOTAL // STREAMS_PER_ADDRESS)]
         for address in addresses:
