@@ -107,7 +107,8 @@ class Streams:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.version = 0
         self.log: deque[tuple[int, str, bytes]] = deque()  # (version, topic or a call's own key, event text)
-        self._sweeping = False
+        self._sweeping = False  # a pass is going round, or resting before the next
+        self._pass_began = 0.0
         self._keep_alive: asyncio.TimerHandle | None = None
 
     # -- the hub side (writer thread) -----------------------------------------------------------
@@ -137,6 +138,7 @@ class Streams:
 
     def _start_pass(self) -> None:
         self._sweeping = True
+        self._pass_began = self.loop.time()  # type: ignore[union-attr]
         self.loop.call_soon(self._sweep, iter(list(self.open)))  # type: ignore[union-attr]
 
     def _sweep(self, streams: Iterator[Stream]) -> None:
@@ -149,13 +151,17 @@ class Streams:
         if went == self.SLICE:
             self.loop.call_soon(self._sweep, streams)  # type: ignore[union-attr]
             return
-        self._sweeping = False
         live = [stream for stream in self.open if not stream.ended]
         oldest = min((stream.seen for stream in live), default=self.version)
         while self.log and self.log[0][0] <= oldest:
             self.log.popleft()
         if any(stream.seen < self.version and not stream.wake.is_set() for stream in live):
-            self._start_pass()  # changes came in while this pass went round
+            # Changes came in while this pass went round. Rest as long as the pass took before the next:
+            # with changes coming all the time, streams get at most half the loop and kiosks the rest.
+            rest = self.loop.time() - self._pass_began  # type: ignore[union-attr]
+            self.loop.call_later(rest, self._start_pass)  # type: ignore[union-attr]
+        else:
+            self._sweeping = False
 
     def missed(self, stream: Stream) -> bytes:
         """What this stream has not been sent: each topic's latest state and every call, in order."""
