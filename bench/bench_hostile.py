@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,10 +34,10 @@ from vuoro.hostile import (  # noqa: E402
     MB,
     Drain,
     PeakRss,
+    body_attack,
     open_files,
     open_files_of,
     open_stream,
-    post_raw,
     raise_own_open_files,
 )
 from vuoro.processes import HubProcess  # noqa: E402
@@ -70,21 +69,13 @@ def tickets(hub: HubProcess, n: int) -> list[float]:
     return times
 
 
-def body_attack(broker: Broker, folder: Path) -> None:
+def rss_under_body_attack(broker: Broker, folder: Path) -> None:
     hub = HubProcess(SITE, folder / "bodies", broker.url, topic_root="b" + uuid.uuid4().hex[:8]).start()
     try:
         tickets(hub, 20)  # warm, as a hub that has served a morning
-        attacks = [("/api/v1/tickets", False), ("/api/v1/tickets", True), ("/api/v1/checkins", True),
-                   ("/api/v1/bookings/import", False)]
-        answers: list[tuple[int, dict, int]] = []
         with PeakRss(hub.process.pid) as rss:  # type: ignore[union-attr]
             started = time.perf_counter()
-            threads = [threading.Thread(target=lambda p=path, c=chunked: answers.append(
-                post_raw(hub.port, p, 300 * MB, chunked=c))) for path, chunked in attacks]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(120)
+            answers = body_attack(hub.port)
             took = time.perf_counter() - started
             time.sleep(0.5)  # and a moment after
         after = tickets(hub, 20)
@@ -145,7 +136,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=2000)
     args = parser.parse_args()
     with Broker() as broker, tempfile.TemporaryDirectory(prefix="vuoro-bench-hostile-") as tmp:
-        body_attack(broker, Path(tmp))
+        rss_under_body_attack(broker, Path(tmp))
         print()
         streams_and_kiosks(broker, Path(tmp), args.tickets, args.streams)
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,16 @@ import requests
 
 from tests.conftest import start_hub
 from vuoro.broker import Broker
-from vuoro.hostile import MB, PeakRss, open_files, open_files_of, open_stream, post_raw, raise_own_open_files
+from vuoro.hostile import (
+    MB,
+    PeakRss,
+    body_attack,
+    open_files,
+    open_files_of,
+    open_stream,
+    post_raw,
+    raise_own_open_files,
+)
 from vuoro.processes import HubProcess
 
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
@@ -40,16 +48,8 @@ def ticket(hub: HubProcess, timeout: float = 10) -> requests.Response:
 def test_four_300_mb_bodies_without_a_token_are_refused_unread(hub: HubProcess) -> None:
     """Two with a Content-Length, two chunked (no length to look at), all at once, as in the issue."""
     assert ticket(hub).status_code == 201  # warm: the first ticket loads what a ticket needs
-    attacks = [("/api/v1/tickets", False), ("/api/v1/tickets", True), ("/api/v1/checkins", True),
-               ("/api/v1/bookings/import", False)]
-    answers: list[tuple[int, dict, int]] = []
     with PeakRss(hub.process.pid) as rss:  # type: ignore[union-attr]
-        threads = [threading.Thread(target=lambda p=path, c=chunked: answers.append(
-            post_raw(hub.port, p, 300 * MB, chunked=c))) for path, chunked in attacks]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        answers = body_attack(hub.port)  # tickets, tickets chunked, check-ins chunked, the import
     assert len(answers) == 4
     for status, body, sent in answers:
         assert status in (401, 413), (status, body)

@@ -53,6 +53,23 @@ def post_raw(port: int, path: str, size: int, *, chunked: bool, token: str | Non
     return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}, sent
 
 
+# The issue's attack: four 300 MB bodies at once, without a token; two say their length, two are chunked.
+BODY_ATTACK = [("/api/v1/tickets", False), ("/api/v1/tickets", True), ("/api/v1/checkins", True),
+               ("/api/v1/bookings/import", False)]
+
+
+def body_attack(port: int, size: int = 300 * MB) -> list[tuple[int, dict[str, Any], int]]:
+    """BODY_ATTACK, all at once from four threads: each ``post_raw`` answer."""
+    answers: list[tuple[int, dict[str, Any], int]] = []
+    threads = [threading.Thread(target=lambda p=path, c=chunked: answers.append(post_raw(port, p, size, chunked=c)))
+               for path, chunked in BODY_ATTACK]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return answers
+
+
 def _read_answer(sock: socket.socket) -> bytes:
     answer = b""
     with contextlib.suppress(OSError):
