@@ -14,9 +14,10 @@ Two parts (issue 13, item 4; docs/protocol.md "Limits"):
   more than the limit. A route may have its own limit (``set_body_limit``:
   the booking import takes files).
 
-When the hub answers before it has read a body (401, 403, 413), the answer
-carries ``Connection: close`` and the server closes the connection instead of
-reading and throwing away the rest of what the client keeps sending.
+When the hub answers before it has read a large or chunked body (401, 403,
+413), the answer carries ``Connection: close`` and the server closes the
+connection instead of reading and throwing away the rest of what the client
+keeps sending.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Every JSON body the API takes is a few hundred bytes; 64 KiB leaves room for any of them.
 BODY_LIMIT = 64 * 1024
+# An unread rest of a body up to this size is read and dropped by the server (keep-alive lives on); a larger
+# one, or a chunked one of unknown size, closes the connection instead.
+DRAIN_MAX = 64 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -98,8 +102,9 @@ class BodyLimit:
                 return  # the handler's answer to a cut-off body (a 400 or 422) is replaced by the 413
             if message["type"] == "http.response.start":
                 started = True
-                if not body_done:
-                    # Answered without the whole body (401, 403…): do not read the rest just to throw it away.
+                if not body_done and (chunked or (declared or 0) - received > DRAIN_MAX):
+                    # Answered without the body (401, 403…): do not read a large or endless rest just to throw
+                    # it away. A small rest the server reads and drops, and the connection lives on.
                     message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 

@@ -97,6 +97,12 @@ def test_an_anonymous_malformed_request_gets_401_before_any_422(hub: HubProcess)
     with_token = requests.post(hub.url + "/api/v1/tickets", data=b"{not json", timeout=10, headers={
         "Content-Type": "application/json", "Idempotency-Key": "abcdefgh", "Authorization": f"Bearer {KIOSK_TOKEN}"})
     assert with_token.status_code == 422  # a device that may ask is told what is wrong with what it sent
+    # A small body the hub did not need (a refusal, or a route without a body) keeps the connection alive;
+    # a chunked one of unknown length does not.
+    assert with_token.headers.get("connection") != "close"
+    assert answer.headers.get("connection") != "close"
+    endless = requests.post(hub.url + "/api/v1/tickets", data=iter([b"{" * 1000] * 3), timeout=10)
+    assert endless.status_code == 401 and endless.headers["connection"] == "close"
 
 
 # -- item 8: server-sent event streams ---------------------------------------------------------------
