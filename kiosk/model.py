@@ -146,6 +146,12 @@ def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any]
         return Notice(_("Booking not found"),
                       _("We could not find a booking with the code {code}. Check the code and try again, "
                         "or ask at the desk.").format(code=typed), ("checkin",))
+    if code == "slow_down":  # too many wrong codes here: the hub asks for a pause (docs/bookings.md)
+        wait = answer_detail("retry_after")
+        minutes = max(1, -(-int(wait) // 60)) if isinstance(wait, int | float) and wait > 0 else 5
+        return Notice(_("Please wait a little"),
+                      _("Too many wrong codes have been typed here. Please try again in {minutes} min, "
+                        "or ask at the desk.").format(minutes=minutes))
     if code == "http_404":  # the hub does not have /checkins yet
         return Notice(_("Check-in"), _("Check-in is not available here yet. Please ask at the desk."))
     if code == "too_early":

@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                           headers={**staff, "Idempotency-Key": f"shots-full-{time.time_ns()}"})
             gone = event("Strikkeklub", tomorrow.replace(hour=15), "Mødelokale 2")
             requests.delete(url + f"/api/v1/events/{gone}", headers=staff, timeout=5)
+            for i in range(6):  # someone has tried six wrong booking codes at this kiosk: the next one waits
+                requests.post(url + "/api/v1/checkins", json={"code": f"ZZZZZ{i + 2}"}, timeout=5, headers={
+                    "Authorization": "Bearer demo-kiosk1-token-change-me", "Idempotency-Key": f"shots-guess-{i}x"})
             config = KioskConfig(hub=url, token="demo-kiosk1-token-change-me", broker=broker.url,
                                  printer=printer.url, language="da", probe_seconds=3600, fullscreen=False)
             app = KioskApp(config)
@@ -152,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                 for char in "7KQ3":
                     app.key_press(char)
                 shot(lang, "checkin")
+                app.checkin("ZZZZZZ")
+                d.wait(lambda: app.sm.current == "notice" and not app.busy, 15, "the check-in answer")
+                shot(lang, "checkin-slowed")
                 app.go("home")
                 app.hub_down()
                 shot(lang, "hub-down")

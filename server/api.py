@@ -12,6 +12,7 @@ person understands; anything a client can send gets a 4xx, never a 500.
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import importlib
 import json
@@ -25,19 +26,28 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import views
 from server.engine import Outcome, QueueEngine, Refusal
+from server.guard import AuthFirstRoute, BodyLimit, needs_token
 from server.hub import Hub, StoreUnavailable
+from server.stream import FILES_RESERVE, EventStreamResponse, StreamRefused, Streams, open_files_limit
 from vuoro import __version__, sd_notify
 
 log = logging.getLogger("vuoro.api")
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+def request_digest(body: BaseModel) -> str:
+    """What a request asked for, in 16 hex characters: kept with its Idempotency-Key, so the same key
+    sent again with a different body is refused (409 idempotency_key_reused) instead of replayed."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
@@ -49,7 +59,8 @@ class ApiError(Exception):
 
 def _error(status: int, code: str, message: str, field: str | None = None, **details: Any) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "field": field, **details}}
-    return JSONResponse(body, status_code=status)
+    wait = details.get("retry_after")
+    return JSONResponse(body, status_code=status, headers={"Retry-After": str(wait)} if wait else None)
 
 
 # -- who is asking ------------------------------------------------------------------
@@ -107,7 +118,9 @@ async def _principal(request: Request, authorization: Annotated[str | None, Head
 
 
 def require(*kinds: str) -> Callable[..., Principal]:
-    """A dependency that lets only these kinds through (staff/admin pass wherever 'staff' is named)."""
+    """A dependency that lets only these kinds through (staff/admin pass wherever 'staff' is named).
+
+    The app's route class (server.guard.AuthFirstRoute) runs the same check before the body is read."""
 
     async def check(who: Annotated[Principal | None, Depends(_principal)]) -> Principal:
         if who is None:
@@ -116,7 +129,10 @@ def require(*kinds: str) -> Callable[..., Principal]:
             raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
         return who
 
-    return check
+    async def before_the_body(request: Request) -> None:
+        await check(await _principal(request, request.headers.get("authorization")))
+
+    return needs_token(check, before_the_body)
 
 
 async def run(hub: Hub, command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
@@ -149,6 +165,9 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    app.router.route_class = AuthFirstRoute  # every route added from here on, plugins' too
+    app.state.body_limits = {}  # path → bytes (server.guard.set_body_limit), else guard.BODY_LIMIT
+    app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.state.hub = hub
     hub.refusal_types = (*hub.refusal_types, ApiError)
     tokens: dict[str, Principal] = {}
@@ -241,44 +260,39 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
         return await run(hub, read, read_only=True)
 
+    app.state.device_alerts = []  # plugins: fn() → {principal name: [alert, ...]} (e.g. codes being guessed)
+
     @app.get("/api/v1/devices", tags=["staff"])
     async def devices(who: Annotated[Principal, Depends(require("staff"))]) -> list[dict[str, Any]]:
-        return sorted(hub.devices.values(), key=lambda d: d["device"])
+        """The last status of every device, with ``alerts`` where a plugin has one (docs/protocol.md)."""
+        found = {name: dict(status) for name, status in hub.devices.items()}
+        for alerts in app.state.device_alerts:
+            for name, items in alerts().items():
+                kind = config.devices[name].kind if name in config.devices else "staff"
+                entry = found.setdefault(name, {"device": name, "kind": kind, "online": None})
+                entry["alerts"] = [*entry.get("alerts", []), *items]
+        return sorted(found.values(), key=lambda d: d["device"])
 
-    @app.get("/api/v1/stream", tags=["reading"], response_class=StreamingResponse)
-    async def stream(request: Request) -> StreamingResponse:
-        """Server-sent events for the web signage: every retained state first, then changes."""
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
+    # The total stays below the open-file limit the process runs with (raised at start: server.main).
+    streams = Streams(hub.retained_state, per_address=config.streams_per_address,
+                      total=max(1, min(config.streams_total, open_files_limit() - FILES_RESERVE)))
+    if streams.total < config.streams_total:
+        log.warning("serving at most %d streams, not hub.streams_total = %d: the open-files limit is too low "
+                    "(LimitNOFILE in the systemd unit)", streams.total, config.streams_total)
+    hub.listeners.append(streams.listener)
+    app.state.streams = streams
 
-        def listener(kind: str, name: str, payload: dict[str, Any]) -> None:
-            def put() -> None:
-                if not inbox.full():
-                    inbox.put_nowait((kind, name, payload))
-
-            loop.call_soon_threadsafe(put)
-
-        async def events() -> AsyncIterator[str]:
-            hub.listeners.append(listener)
-            try:
-                yield "retry: 2000\n\n"
-                for name, payload in hub.retained_state().items():
-                    yield _sse("state", {"topic": name, "payload": payload})
-                while not await request.is_disconnected():
-                    try:
-                        kind, name, payload = await asyncio.wait_for(inbox.get(), 15)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"  # lets proxies and the browser see the line is alive
-                        continue
-                    if kind == "call":
-                        yield _sse("call", payload)
-                    else:
-                        yield _sse("state", {"topic": name, "payload": payload})
-            finally:
-                hub.listeners.remove(listener)
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    @app.get("/api/v1/stream", tags=["reading"], response_class=EventStreamResponse, status_code=200,
+             responses={429: {"description": "this address has as many streams open as it may"},
+                        503: {"description": "the hub has as many streams open as it serves"}})
+    async def stream(request: Request) -> EventStreamResponse:
+        """Server-sent events for the web signage, the staff page and the phone page: every retained state
+        first, then changes. Limited per client address and in total (docs/protocol.md)."""
+        try:
+            opened = streams.admit(request.client.host if request.client else "?")
+        except StreamRefused as refused:
+            raise ApiError(refused.status, refused.code, refused.message, retry_after=refused.retry_after) from None
+        return EventStreamResponse(streams, opened)
 
     # -- tickets ------------------------------------------------------------------
 
@@ -292,9 +306,11 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
             raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
                            " so a retry never makes a second ticket.", "Idempotency-Key")
         language = body.language or config.default_language
+        digest = request_digest(body)
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
-            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}")
+            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}",
+                                   request_digest=digest)
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
 
@@ -414,6 +430,3 @@ async def _heartbeat(hub: Hub) -> None:
             log.error("the writer did not answer within %.0f s; not feeding the watchdog", interval)
         await asyncio.sleep(interval)
 
-
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"

@@ -13,6 +13,7 @@ fetched on a thread of their own.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -23,13 +24,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import bookings as bk
+from server import codes
 from server import events as ev
 from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
+from server.code_guard import CodeGuard
 from server.engine import QueueEngine
+from server.guard import set_body_limit
 from server.hub import Hub
 from vuoro.protocol import EVENTS_TODAY_SUFFIX
 
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
+MAX_IMPORT_BYTES = 5 * 1024 * 1024  # an export of a year of bookings is well under 1 MB
 
 
 class BookingRequest(BaseModel):
@@ -165,15 +169,16 @@ def install(app: FastAPI, hub: Hub) -> None:
         _, answer = await run(hub, lambda engine, now: book.cancel(engine, now, booking_id))
         return answer
 
+    set_body_limit(app, "/api/v1/bookings/import", MAX_IMPORT_BYTES)
+
     @app.post("/api/v1/bookings/import", tags=["bookings"])
     async def import_bookings(request: Request, who: Annotated[Principal, Depends(require("staff"))],
                               format: Annotated[str | None, Query(pattern="^(csv|ics)$")] = None,
                               service: Annotated[str | None, Query(max_length=40)] = None,
                               dry_run: bool = False) -> dict[str, Any]:
-        """A booking system's export (CSV or iCalendar). Good rows are imported, bad ones reported by row."""
-        raw = await request.body()
-        if len(raw) > MAX_IMPORT_BYTES:
-            raise ApiError(413, "too_large", "The file is larger than 5 MB.")
+        """A booking system's export (CSV or iCalendar), at most 5 MB. Good rows are imported, bad ones reported
+        by row."""
+        raw = await request.body()  # at most MAX_IMPORT_BYTES: the hub's BodyLimit answers 413 beyond
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -194,13 +199,35 @@ def install(app: FastAPI, hub: Hub) -> None:
 
     # -- the kiosk: check-in and book a time --------------------------------------------------------
 
-    @app.post("/api/v1/checkins", status_code=201, tags=["bookings"])
-    async def checkin(body: CheckinRequest, who: Annotated[Principal, Depends(require("kiosk", "staff"))],
+    guard = CodeGuard(store.path.parent)
+    app.state.code_guard = guard
+    app.state.device_alerts.append(guard.alerts)
+
+    @app.post("/api/v1/checkins", status_code=201, tags=["bookings"],
+              responses={429: {"description": "too many wrong codes: wait `retry_after` seconds"}})
+    async def checkin(request: Request, body: CheckinRequest,
+                      who: Annotated[Principal, Depends(require("kiosk", "staff"))],
                       idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-        """Check in with a booking code: a queue ticket that is called first once the booking is due."""
+        """Check in with a booking code: a queue ticket that is called first once the booking is due.
+
+        Wrong codes are limited per device, per address and for the site (server/code_guard.py)."""
         key = _key(who, idempotency_key)
         language = language_of(body.language)
-        _, answer = await run(hub, lambda engine, now: book.checkin(engine, now, body.code, language, key))
+        address = request.client.host if request.client else "?"
+        wait = guard.take(who.name, address)
+        if wait:
+            raise ApiError(429, "slow_down", "Too many wrong booking codes have been tried here. Wait "
+                           f"{math.ceil(wait / 60)} min and try again, or ask at the desk.", "code",
+                           retry_after=wait)
+        wrong_code = False
+        try:
+            _, answer = await run(hub, lambda engine, now: book.checkin(engine, now, body.code, language, key))
+        except bk.Refused as refused:
+            # A code that was looked up and is nobody's; a typo that cannot be a code costs nothing.
+            wrong_code = refused.code == "not_found" and codes.problem(codes.normalise(body.code)) is None
+            raise
+        finally:
+            guard.settle(who.name, address, wrong_code=wrong_code)
         replay = answer.pop("replay")
         return JSONResponse(answer, status_code=200 if replay else 201)
 

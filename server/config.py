@@ -141,6 +141,8 @@ class SiteConfig:
     devices: dict[str, Device]
     api_tokens: dict[str, ApiToken]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    streams_per_address: int = 100  # open GET /api/v1/stream per client address (server/stream.py)
+    streams_total: int = 2000  # ... and in all
 
     @property
     def default_language(self) -> str:
@@ -282,7 +284,8 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         public_url = None
 
     hub = c.table(data.get("hub"), "hub", required=False)
-    c.unknown_keys(hub, {"listen", "database", "broker", "topic_root", "recent_calls"}, "hub")
+    c.unknown_keys(hub, {"listen", "database", "broker", "topic_root", "recent_calls", "streams_per_address",
+                         "streams_total"}, "hub")
     listen = _parse_host_port(str(hub.get("listen", "127.0.0.1:8080")))
     if listen is None:
         c.problem("hub.listen", 'host:port such as "0.0.0.0:8080"', hub.get("listen"))
@@ -296,6 +299,8 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     topic_root = str(hub.get("topic_root", DEFAULT_ROOT))
     c.ident(topic_root, "hub.topic_root")
     recent = int(c.number(hub, "recent_calls", "hub", 8, 1, 50))
+    streams_total = int(c.number(hub, "streams_total", "hub", 2000, 1, 100_000))
+    streams_per_address = int(c.number(hub, "streams_per_address", "hub", 100, 1, 100_000))
 
     building_table = c.table(data.get("building"), "building", required=False)
     c.unknown_keys(building_table, {"hours", "exceptions"}, "building")
@@ -417,6 +422,8 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         devices=devices,
         api_tokens=api_tokens,
         raw=data,
+        streams_per_address=streams_per_address,
+        streams_total=streams_total,
     )
 
 

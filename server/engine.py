@@ -125,7 +125,7 @@ class Outcome:
     counters: list[CounterState] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     log: list[LogEntry] = field(default_factory=list)
-    idempotency: list[tuple[str, str, datetime]] = field(default_factory=list)  # key, ticket id, at
+    idempotency: list[tuple[str, str, datetime, str | None]] = field(default_factory=list)  # key, ticket id, at, digest
     action_keys: list[tuple[str, dict[str, Any], datetime]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)  # a plugin's rows (bookings, feedback): see store.writers
     day: tuple[date, datetime] | None = None  # a new business day began: (the day, when)
@@ -149,7 +149,7 @@ class Snapshot:
     counters: dict[str, CounterState]
     next_numbers: dict[str, int]  # letter → next number today
     service_times: dict[str, list[float]]  # service → recent durations in seconds
-    idempotency: dict[str, tuple[str, datetime]]  # key → (ticket id, at)
+    idempotency: dict[str, tuple[str, datetime, str | None]]  # key → (ticket id, at, the request's digest)
     action_keys: dict[str, dict[str, Any]]
     recent_calls: list[Call]
 
@@ -310,10 +310,16 @@ class QueueEngine:
     # -- commands ---------------------------------------------------------------------
 
     def issue(self, service_id: str, language: str, now: datetime, *, idempotency_key: str | None = None,
-              origin: str = "walk_in", due_at: datetime | None = None) -> Outcome:
-        """Give a visitor a number. A repeated idempotency key returns the first ticket."""
+              origin: str = "walk_in", due_at: datetime | None = None, request_digest: str | None = None) -> Outcome:
+        """Give a visitor a number. A repeated idempotency key returns the first ticket.
+
+        ``request_digest`` stands for what was asked (the API's ``request_digest``): the same key
+        with a different request is refused rather than answered with a ticket for something else."""
         if idempotency_key and idempotency_key in self.idempotency:
-            ticket_id, _ = self.idempotency[idempotency_key]
+            ticket_id, _, digest = self.idempotency[idempotency_key]
+            if request_digest and digest and digest != request_digest:
+                raise Refusal("idempotency_key_reused", "This Idempotency-Key was already used for a different "
+                              "request. Send a new key with each new request.", field="Idempotency-Key")
             ticket = self.tickets.get(ticket_id)
             if ticket is not None:
                 return Outcome(ticket=ticket, replay=True)
@@ -365,8 +371,8 @@ class QueueEngine:
         outcome.created.append(ticket)
         outcome.log.append(LogEntry(ticket.id, "issued", now, service_id, detail=origin))
         if idempotency_key:
-            self.idempotency[idempotency_key] = (ticket.id, now)
-            outcome.idempotency.append((idempotency_key, ticket.id, now))
+            self.idempotency[idempotency_key] = (ticket.id, now, request_digest)
+            outcome.idempotency.append((idempotency_key, ticket.id, now, request_digest))
         outcome.ticket = ticket
         return outcome
 

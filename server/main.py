@@ -81,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     from server.hub import Hub
     from server.mqtt_link import MqttLink
     from server.store import SQLiteStore
+    from server.stream import raise_open_files_limit
     from vuoro.clock import ENV as CLOCK_ENV
     from vuoro.clock import clock_from_env
 
+    open_files = raise_open_files_limit()  # before anything opens sockets: every stream and kiosk is a file
     db_path = config.database_path(Path(args.data_dir))
     store = SQLiteStore(db_path, config.site_id)
     test_clock = clock_from_env()
@@ -97,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     # and collect less often (measured in bench/bench_hub.py: 8-kiosk p99 about 11 → 9 ms).
     gc.freeze()
     gc.set_threshold(20000, 50, 100)
-    log.info("site %s: store %s, broker %s, http://%s:%s", config.site_id, db_path, config.broker,
-             config.listen_host, config.listen_port)
+    # The writer thread takes the GIL back after every SQLite call; while the event loop is busy (2,000
+    # streams being sent a change) each of those waited up to 5 ms. 0.5 ms: a kiosk's ticket with 2,000
+    # streams open p50 ~29 → ~13 ms, p99 ~110 → ~36 ms (bench/bench_hostile.py).
+    sys.setswitchinterval(0.0005)
+    log.info("site %s: store %s, broker %s, http://%s:%s, %d open files", config.site_id, db_path, config.broker,
+             config.listen_host, config.listen_port, open_files)
     server = uvicorn.Server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
                                            log_level="warning", access_log=False))
     try:

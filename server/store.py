@@ -119,6 +119,10 @@ MIGRATIONS: list[str] = [
         at   TEXT NOT NULL
     );
     """,
+    # 3: what an Idempotency-Key was first used for, so its reuse for another request is refused (409)
+    """
+    ALTER TABLE idempotency ADD COLUMN request_digest TEXT;
+    """,
 ]
 
 # Health reports the last commit's outcome; when nothing was committed for this long it probes with a write.
@@ -275,9 +279,9 @@ class SQLiteStore:
                 (call.call_id, site, call.ticket_id, call.ticket, call.service, call.counter, _ts(call.at),
                  int(call.recall)),
             )
-        for key, ticket_id, at in outcome.idempotency:
-            db.execute("INSERT INTO idempotency (site, key, ticket_id, created_at) VALUES (?, ?, ?, ?)",
-                       (site, key, ticket_id, _ts(at)))
+        for key, ticket_id, at, digest in outcome.idempotency:
+            db.execute("INSERT INTO idempotency (site, key, ticket_id, created_at, request_digest) "
+                       "VALUES (?, ?, ?, ?, ?)", (site, key, ticket_id, _ts(at), digest))
         for record in outcome.records:
             self.writers[type(record)](db, record)
         if outcome.day is not None:
@@ -342,9 +346,10 @@ class SQLiteStore:
         service_times = {k: v[-SERVICE_TIME_WINDOW:] for k, v in service_times.items()}
         since = _ts(now - IDEMPOTENCY_TTL)
         idempotency = {
-            key: (ticket_id, _dt(at))
-            for key, ticket_id, at in db.execute(
-                "SELECT key, ticket_id, created_at FROM idempotency WHERE site = ? AND created_at >= ?", (site, since)
+            key: (ticket_id, _dt(at), digest)
+            for key, ticket_id, at, digest in db.execute(
+                "SELECT key, ticket_id, created_at, request_digest FROM idempotency WHERE site = ? AND created_at >= ?",
+                (site, since),
             )
         }
         action_keys = {

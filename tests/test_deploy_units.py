@@ -99,6 +99,17 @@ def test_unit_promises(role: str) -> None:
             assert key not in service, f"{role}: {key} would break hardware access"
 
 
+def test_the_hub_may_hold_thousands_of_connections_open() -> None:
+    """Issue 13: without LimitNOFILE the hub had 1,024 files, and 1,100 streams from one client stopped kiosks."""
+    from server.config import SiteConfig
+    from server.stream import FILES_RESERVE
+
+    service = parse_unit(SYSTEMD / "vuoro-hub.service")["Service"]
+    assert int(service["LimitNOFILE"][0]) >= SiteConfig.streams_total + FILES_RESERVE + 1000
+    # The hub cannot raise the limit itself under this unit: ~@resources takes setrlimit away.
+    assert any("@resources" in line for line in service["SystemCallFilter"])
+
+
 @pytest.mark.parametrize("role", ["kiosk", "display"])
 def test_screens_run_kivy_on_kms_drm(role: str) -> None:
     env = dict(item.split("=", 1) for item in parse_unit(SYSTEMD / f"vuoro-{role}.service")["Service"]["Environment"])

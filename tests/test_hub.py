@@ -75,6 +75,32 @@ def test_a_ticket_and_its_replay(hub: HubProcess) -> None:
     assert tracked["ticket"] == "K001" and "id" not in tracked and "track_token" not in tracked
 
 
+def test_an_idempotency_key_reused_for_another_request_is_refused_even_after_a_restart(
+        tmp_path: Path, live_broker: Broker) -> None:
+    """docs/protocol.md: the same key with a different body is 409, never the first ticket passed off as the
+    answer to another question. The key's digest is in the store, so a restarted hub still knows."""
+    hub = start_hub(tmp_path, live_broker)
+    try:
+        first = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
+                              headers={**KIOSK, "Idempotency-Key": "kiosk1-touch-0001"}, timeout=10)
+        assert first.status_code == 201
+        hub.stop()
+        hub.start()
+        same = requests.post(f"{hub.url}/api/v1/tickets", json={"language": "da", "service": "kvik"},
+                             headers={**KIOSK, "Idempotency-Key": "kiosk1-touch-0001"}, timeout=10)
+        assert same.status_code == 200 and same.json()["id"] == first.json()["id"]  # the retry it is for
+        for other in ({"service": "it", "language": "da"}, {"service": "kvik", "language": "en"}):
+            reused = requests.post(f"{hub.url}/api/v1/tickets", json=other,
+                                   headers={**KIOSK, "Idempotency-Key": "kiosk1-touch-0001"}, timeout=10)
+            assert reused.status_code == 409, reused.text
+            error = reused.json()["error"]
+            assert error["code"] == "idempotency_key_reused" and error["field"] == "Idempotency-Key"
+        queues = {q["service"]: q for q in requests.get(f"{hub.url}/api/v1/queues", timeout=5).json()}
+        assert queues["it"]["waiting"] == 0 and queues["kvik"]["waiting"] == 1
+    finally:
+        hub.stop()
+
+
 def test_refusals_are_clear_and_never_500(hub: HubProcess) -> None:
     booking_only = issue(hub, "borgerservice")
     assert booking_only.status_code == 409 and booking_only.json()["error"]["code"] == "booking_only"

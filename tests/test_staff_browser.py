@@ -108,6 +108,9 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
     wait_until(lambda: len(hub.hub.devices) >= 4, "the hub to hear the devices")
     hub.issue("kvik", 3)
     hub.issue("bibliotekar", 1)
+    for n in range(7):  # someone tries booking codes with kiosk2's token: six wrong ones, then slowed down
+        httpx.post(f"{hub.url}/api/v1/checkins", json={"code": f"ZZZZZ{n + 2}"}, timeout=10,
+                   headers={"Authorization": "Bearer demo-kiosk2-token-change-me", "Idempotency-Key": f"guess-{n}-x1"})
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -160,6 +163,9 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             devices = page.locator("[data-testid=devices]")
             expect(devices.locator("[data-device=kiosk1]")).to_contain_text("lidt papir")
             expect(devices.locator("[data-device=screen1]")).to_contain_text("offline")
+            expect(devices.locator("[data-device=kiosk2] [data-alert=booking_codes_guessed]")).to_have_text(
+                "⚠ 6 forkerte koder til tidsbestillinger den seneste time – bremset")
+            expect(devices.locator("[data-device=kiosk1] [data-alert]")).to_have_count(0)
             expect(page.locator("[data-testid=bookings]")).to_contain_text("Ingen tidsbestillinger i dag")
             page.screenshot(path=str(shots / "desk-desktop.png"), full_page=True)
             page.locator("section:has([data-testid=devices])").screenshot(path=str(shots / "devices-desktop.png"))
@@ -189,6 +195,8 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             expect(tab.locator("[data-testid=current]")).to_have_text("K003")
             expect(tab.locator("[data-testid=message]")).to_have_text("Called K003")
             expect(tab.locator("[data-testid=devices] [data-device=kiosk1]")).to_contain_text("paper low")
+            expect(tab.locator("[data-testid=devices] [data-device=kiosk2]")).to_contain_text(
+                "6 wrong booking codes in the last hour – slowed down")
             expect(tab.locator("[data-testid=waiting] [data-service=kvik] li strong")).to_have_text(["K004"])
             tab.screenshot(path=str(shots / "desk-tablet.png"), full_page=True)
             tab.locator("section:has([data-testid=devices])").screenshot(path=str(shots / "devices-tablet.png"))

@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from server.config import ConfigError
-from server.staff.accounts import parse_staff
+from server.staff.accounts import LoginGuard, parse_staff
 from server.staff.testing import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, RunningHub, running_hub, site_config
 from vuoro.broker import Broker
 
@@ -69,7 +69,7 @@ def test_login_sets_a_strict_session_and_csrf_guards_every_change(hub: RunningHu
         assert client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf}).status_code == 401
 
 
-def test_wrong_password_forged_login_and_the_rate_limit(hub: RunningHub) -> None:
+def test_wrong_password_forged_login_and_the_back_off(hub: RunningHub) -> None:
     with httpx.Client(base_url=hub.url) as client:
         forged = client.post("/staff/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
         assert forged.status_code == 403 and "vuoro_staff=" not in forged.headers.get("set-cookie", "")
@@ -77,11 +77,60 @@ def test_wrong_password_forged_login_and_the_rate_limit(hub: RunningHub) -> None
             answer = log_in(client, password="not-the-password")
             assert answer.status_code == 401
             assert "Forkert brugernavn eller adgangskode." in answer.text  # Danish by default
-        limited = log_in(client)  # even the right password waits now
-        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        slowed = log_in(client)  # from here, even the right password waits a moment
+        assert slowed.status_code == 429 and 1 <= int(slowed.headers["retry-after"]) <= 300
+        assert re.search(r"For mange forsøg\. Vent \d+ sekunder og prøv igen\.", slowed.text)
         assert client.get("/staff/api/me").status_code == 401
-    with httpx.Client(base_url=hub.url) as other:
-        assert log_in(other, "nobody", "whatever").status_code == 429  # the address is limited too
+
+
+def from_address(hub: RunningHub, address: str) -> httpx.Client:
+    """A browser on another machine: any 127.x.y.z is this one, and the hub sees it as another address."""
+    return httpx.Client(base_url=hub.url, transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_someone_elses_wrong_passwords_never_lock_the_staff_out(hub: RunningHub) -> None:
+    """Issue 13: five wrong passwords from anywhere used to lock the user out everywhere for 300 s."""
+    with from_address(hub, "127.0.0.2") as attacker:
+        for _ in range(3):
+            assert log_in(attacker, password="guess").status_code == 401
+        assert log_in(attacker, password="guess").status_code == 429  # the guesser is slowed ...
+    with from_address(hub, "127.0.0.3") as desk:
+        first = log_in(desk)  # ... the staff member, on another machine, is not
+        assert first.status_code == 303
+        device = next(v for k, v in first.headers.multi_items() if k == "set-cookie" and "vuoro_device_demo=" in v)
+        assert "HttpOnly" in device and "SameSite=strict" in device and "Path=/staff/login" in device
+        desk.post("/staff/logout", data={"csrf": desk.get("/staff/api/me").json()["csrf"]})
+
+        # Guessing from many addresses slows the user name on every machine it has not logged in on ...
+        for n in range(4, 8):
+            with from_address(hub, f"127.0.0.{n}") as attacker:
+                for _ in range(3):
+                    assert log_in(attacker, password="guess").status_code == 401
+        with from_address(hub, "127.0.0.8") as new_machine:
+            assert log_in(new_machine).status_code == 429
+        # ... the desk's own address included (a shared NAT), without the desk's cookie:
+        with from_address(hub, "127.0.0.3") as neighbour:
+            neighbour.cookies.set("vuoro_device_demo", "forged." + "A" * 43, path="/staff/login")
+            assert log_in(neighbour, password="guess").status_code == 429  # a forged device cookie is no cookie
+        # The desk's browser, known by its signed cookie, logs in as ever.
+        again = log_in(desk)
+        assert again.status_code == 303 and desk.get("/staff/api/me").json()["user"] == DEMO_USER
+
+
+def test_login_waits_double_after_the_free_failures_and_are_forgiven_with_time() -> None:
+    now = [1000.0]
+    guard = LoginGuard(3, 300, clock=lambda: now[0])
+    waits: list[int] = []
+    for _ in range(14):
+        now[0] += waits[-1] if waits else 0  # each try as soon as it is allowed
+        guard.failed("anna", "10.0.0.9", None)
+        waits.append(round(guard.wait("anna", "10.0.0.9", None)))
+    assert waits == [0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+    assert guard.wait("anna", "10.0.0.10", None) > 0  # the name, from a fresh unknown machine: 14 > 12 free
+    assert guard.wait("bo", "10.0.0.9", None) > 0  # the address, with any name: 14 > 12
+    assert guard.wait("anna", "10.0.0.10", "known-device") == 0  # a known device is counted on its own
+    now[0] += 12 * 600  # an hour of quiet forgives six failures a key ... two hours: twelve
+    assert guard.wait("bo", "10.0.0.9", None) == 0 and guard.wait("anna", "10.0.0.9", None) == 0
 
 
 def test_waiting_list_shows_numbers_only(hub: RunningHub) -> None:

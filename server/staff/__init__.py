@@ -13,7 +13,10 @@ Security, in short (details in ``docs/staff.md``):
   and maps to a server-side session that holds its CSRF token;
 - every state change made with the cookie must carry that token, or it is
   refused with 403; the login form has its own token (double-submit cookie);
-- failed logins are limited per user name and per address (429 after that).
+- wrong passwords slow down whoever sends them with waits that double (429 with
+  ``Retry-After``), counted per user name and address; a browser where the user
+  has logged in before (a signed device cookie) is counted on its own, so someone
+  else's guessing never locks the staff member at their desk out.
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from server.staff.accounts import LoginLimiter, Session, Sessions, StaffSettings, parse_staff, verify_password
+from server.staff.accounts import (
+    KnownDevices,
+    LoginGuard,
+    Session,
+    Sessions,
+    StaffSettings,
+    parse_staff,
+    verify_password,
+)
 from server.staff.strings import language_names, strings
 
 if TYPE_CHECKING:
@@ -71,7 +82,8 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
     config = hub.config
     settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
     sessions = Sessions(settings.session_hours * 3600)
-    limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
+    guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
+    known = KnownDevices.in_folder(hub.store.path.parent)
     app.state.staff_sessions = sessions
     app.state.staff_settings = settings
     login_page = Template((WEB_DIR / "login.html").read_text(encoding="utf-8"))
@@ -186,23 +198,31 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
         if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             return render_login(request, error=words["The login form had expired. Try again."], status=403,
                                 user=name)
-        address = f"ip:{request.client.host if request.client else '?'}"
-        wait = limiter.retry_after(f"user:{name}", address)
+        address = request.client.host if request.client else "?"
+        device_cookie = known.cookie_name(name)
+        device = known.device(name, request.cookies.get(device_cookie)) if device_cookie else None
+        wait = guard.wait(name, address, device)
         if wait > 0:
-            response = render_login(request, status=429, user=name, error=words[
-                "Too many attempts. Wait {min} minutes and try again."].format(min=max(1, round(wait / 60))))
-            response.headers["Retry-After"] = str(int(wait) + 1)
+            seconds = int(wait) + 1
+            error = (words["Too many attempts. Wait {sec} seconds and try again."].format(sec=seconds) if seconds < 60
+                     else words["Too many attempts. Wait {min} minutes and try again."].format(min=round(wait / 60)))
+            response = render_login(request, status=429, user=name, error=error)
+            response.headers["Retry-After"] = str(seconds)
             return response
         user = await run_in_threadpool(verify_password, settings, name, password)  # argon2 is slow on purpose
         if user is None:
-            limiter.failed(f"user:{name}", address)
+            guard.failed(name, address, device)
             return render_login(request, error=words["Wrong user name or password."], status=401, user=name)
-        limiter.succeeded(f"user:{name}")
+        guard.succeeded(name, address, device)
         session = sessions.create(user)
         response = RedirectResponse("/staff/", status_code=303, headers=_headers())
         response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
                             path="/", max_age=int(settings.session_hours * 3600))
         response.delete_cookie(LOGIN_COOKIE, path="/staff/login")
+        if device_cookie:  # this browser is now a known device for this user: someone else's guessing won't stop it
+            response.set_cookie(device_cookie, request.cookies[device_cookie] if device else known.issue(user.name),
+                                max_age=KnownDevices.DAYS * 86400, httponly=True, samesite="strict",
+                                secure=secure(request), path="/staff/login")
         return response
 
     @app.post("/staff/logout", include_in_schema=False)

@@ -1,24 +1,34 @@
-"""Staff logins: the ``[staff]`` table of the site config, sessions and the login rate limit.
+"""Staff logins: the ``[staff]`` table of the site config, sessions, known devices and the login back-off.
 
 Passwords are stored only as argon2id hashes (``python -m server.staff.hashpw``).
 Sessions live in memory on the hub: a random cookie value maps to the user, the
 role and the session's CSRF token. A hub restart logs everyone out, which is
 acceptable for a desk page (log in again) and means no session secret to keep.
+
+Wrong passwords slow down whoever sends them, never the staff member at their own
+desk (:class:`LoginGuard`): a browser where a user has logged in before carries a
+signed cookie (:class:`KnownDevices`), and its tries are counted apart from
+everyone else's.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from server.config import ConfigError
+from server.throttle import Backoff
 from vuoro.protocol import ID_PATTERN
 
 ROLES = ("staff", "admin")
@@ -39,8 +49,8 @@ class StaffSettings:
     users: dict[str, StaffUser]
     session_hours: float = 12.0  # a staff shift; idle sessions end after this
     secure_cookie: bool | None = None  # None: Secure exactly when the request came over https
-    login_attempts: int = 5  # failures allowed per user name and per address ...
-    login_window_s: float = 300.0  # ... within this many seconds
+    login_attempts: int = 5  # failed logins that cost nothing, per user name and address (see LoginGuard) ...
+    login_max_wait_s: float = 300.0  # ... then waits that double each time, up to this long
 
 
 def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
@@ -50,7 +60,8 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["staff: expected a table"], source)
-    allowed = {"users", "session_hours", "secure_cookie", "login_attempts", "login_window_s"}
+    allowed = {"users", "session_hours", "secure_cookie", "login_attempts", "login_max_wait_s",
+               "login_window_s"}  # the older name of login_max_wait_s
     problems += [f"staff.{k}: unknown key (allowed: {', '.join(sorted(allowed))})" for k in sorted(set(raw) - allowed)]
 
     def number(key: str, default: float, low: float, high: float) -> float:
@@ -62,7 +73,7 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
 
     session_hours = number("session_hours", 12.0, 0.1, 24 * 7)
     attempts = int(number("login_attempts", 5, 1, 100))
-    window = number("login_window_s", 300.0, 1, 86400)
+    longest = number("login_max_wait_s" if "login_max_wait_s" in raw else "login_window_s", 300.0, 1, 86400)
     secure = raw.get("secure_cookie")
     if secure is not None and not isinstance(secure, bool):
         problems.append(f"staff.secure_cookie: expected true or false, got {secure!r}")
@@ -101,7 +112,7 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
     if problems:
         raise ConfigError(problems, source)
     return StaffSettings(users=users, session_hours=session_hours, secure_cookie=secure, login_attempts=attempts,
-                         login_window_s=window)
+                         login_max_wait_s=longest)
 
 
 def verify_password(settings: StaffSettings, name: str, password: str) -> StaffUser | None:
@@ -162,38 +173,88 @@ class Sessions:
             self._by_token.pop(token or "", None)
 
 
-class LoginLimiter:
-    """At most ``attempts`` failed logins per key (a user name, an address) within ``window`` seconds."""
+class LoginGuard:
+    """Who may try a password now: brute force is slowed, nobody is locked out by someone else.
 
-    def __init__(self, attempts: int, window: float, clock: Any = time.monotonic):
-        self.attempts = attempts
-        self.window = window
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    From a device the user has logged in on before (its cookie, :class:`KnownDevices`),
+    only that device's own failures count. From anywhere else three counts apply, each
+    with free failures and then waits that double (server.throttle.Backoff):
+    the user name from this address (``attempts`` free), this address with any name
+    (4 × ``attempts``: a desk PC several people use), and the user name from every
+    unknown device together (4 × ``attempts``: guessing one password from many
+    addresses). The right password forgets the counts of the user name; an address's
+    count is only forgiven with time (one failure per 10 minutes)."""
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and now - times[0] > self.window:
-            times.popleft()
-        return times
+    def __init__(self, attempts: int, longest: float, clock: Any = time.monotonic):
+        def backoff(free: int) -> Backoff:
+            return Backoff(free, first=1.0, longest=longest, forgive=600.0, clock=clock)
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds to wait before another try is allowed (0 when allowed)."""
-        now = self.clock()
-        with self._lock:
-            waits = [self.window - (now - times[0]) for key in keys
-                     if len(times := self._recent(key, now)) >= self.attempts]
-        return max(waits, default=0.0)
+        self.pair, self.address, self.elsewhere, self.device = (
+            backoff(attempts), backoff(4 * attempts), backoff(4 * attempts), backoff(attempts))
 
-    def failed(self, *keys: str) -> None:
-        now = self.clock()
-        with self._lock:
-            if len(self._failures) > 10000:  # never let a flood of names grow memory without bound
-                self._failures.clear()
-            for key in keys:
-                self._recent(key, now).append(now)
+    def _keys(self, user: str, address: str, device: str | None) -> list[tuple[Backoff, str]]:
+        if device:
+            return [(self.device, device)]
+        return [(self.pair, f"{user}|{address}"), (self.address, address), (self.elsewhere, user)]
 
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def wait(self, user: str, address: str, device: str | None) -> float:
+        return max(counter.wait(key) for counter, key in self._keys(user, address, device))
+
+    def failed(self, user: str, address: str, device: str | None) -> None:
+        for counter, key in self._keys(user, address, device):
+            counter.failed(key)
+
+    def succeeded(self, user: str, address: str, device: str | None) -> None:
+        self.pair.forget(f"{user}|{address}")
+        self.elsewhere.forget(user)
+        if device:
+            self.device.forget(device)
+
+
+class KnownDevices:
+    """Signed cookies that mark a browser where a user has logged in (``<device id>.<signature>``).
+
+    The signature is an HMAC-SHA256 of the user name and the device id under a secret kept
+    in the hub's data folder (``staff-devices.key``, made at first start, mode 0600): it
+    survives restarts, and deleting it forgets every device."""
+
+    DAYS = 365
+    FILE = "staff-devices.key"
+
+    def __init__(self, secret: bytes):
+        self.secret = secret
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> KnownDevices:
+        path = folder / cls.FILE
+        try:
+            secret = bytes.fromhex(path.read_text().strip())
+        except (OSError, ValueError):
+            secret = b""
+        if len(secret) < 32:
+            secret = secrets.token_bytes(32)
+            folder.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(secret.hex() + "\n")
+        return cls(secret)
+
+    @staticmethod
+    def cookie_name(user: str) -> str | None:
+        """One cookie per user name (several people may share a desk PC); None for a name no user can have."""
+        return f"vuoro_device_{user}" if ID_PATTERN.match(user) else None
+
+    def _sign(self, user: str, device: str) -> str:
+        mac = hmac.new(self.secret, f"{user}\n{device}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def issue(self, user: str) -> str:
+        device = secrets.token_urlsafe(12)
+        return f"{device}.{self._sign(user, device)}"
+
+    def device(self, user: str, value: str | None) -> str | None:
+        """The device id if ``value`` is this user's known-device cookie, else None."""
+        device, _, signature = (value or "").partition(".")
+        if not device or len(value or "") > 200:
+            return None
+        return device if hmac.compare_digest(signature.encode(), self._sign(user, device).encode()) else None

@@ -275,13 +275,22 @@ async function refreshDevices() {
                     offline: "printer offline", error: "printer error", unknown: "printer state unknown" };
     if (!devices.length) { list.replaceChildren(el("li", { class: "muted" }, t("No devices have reported yet"))); return; }
     list.replaceChildren(...devices.map((d) => {
-      const bad = !d.online || (d.printer && d.printer !== "ok");
+      const alerts = d.alerts || [];
+      const known = d.online !== null && d.online !== undefined;  // null: no status, only an alert (a token)
+      const bad = (known && !d.online) || (d.printer && d.printer !== "ok") || alerts.length > 0;
       const item = el("li", { class: bad ? "device bad" : "device", "data-device": d.device },
         el("span", { class: d.online ? "dot on" : "dot off", "aria-hidden": "true" }),
-        el("strong", {}, d.device), " ", el("span", { class: "muted" }, t(kinds[d.kind] || d.kind)), " ",
-        el("span", { class: d.online ? "state good" : "state bad" }, t(d.online ? "online" : "offline")));
+        el("strong", {}, d.device), " ", el("span", { class: "muted" }, t(kinds[d.kind] || d.kind)));
+      if (known) item.append(" ", el("span", { class: d.online ? "state good" : "state bad" },
+                                     t(d.online ? "online" : "offline")));
       if (d.printer) item.append(" ", el("span", { class: d.printer === "ok" ? "state good" : "state bad" },
                                          t(paper[d.printer] || d.printer)));
+      // GET /api/v1/devices alerts (docs/protocol.md): someone trying booking codes from this device.
+      for (const a of alerts.filter((a) => a.code === "booking_codes_guessed")) {
+        const words = t("{n} wrong booking codes in the last hour", { n: a.wrong_codes_last_hour })
+          + (a.slowed ? " – " + t("slowed down") : "");
+        item.append(el("span", { class: "alert", role: "alert", "data-alert": a.code }, "⚠ " + words));
+      }
       return item;
     }));
   } catch (err) { /* keep the last list */ }
