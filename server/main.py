@@ -96,12 +96,14 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
 
     db_path = config.database_path(data_dir)
     me = presence.this_hub(db_path)
+    lock = presence.DatabaseLock(db_path)
     try:
-        lock = presence.DatabaseLock(db_path).acquire()
+        lock.acquire()
         presence.look_for_another_hub(config.mqtt_settings(), Topics(config.site_id, config.topic_root), me,
                                       zone=config.timezone)
         look_later = False
     except presence.AnotherHub as exc:
+        lock.release()
         print(f"vuoro hub: refusing to start.\n{exc}", file=sys.stderr)
         return 2
     except BrokerUnavailable as exc:
