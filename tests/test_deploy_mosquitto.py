@@ -348,9 +348,14 @@ def deployed_hub(site: Site, data_dir: Path, config: Path = SAMPLE_SITE, broker:
     return HubProcess(config, data_dir, broker or f"mqtt://127.0.0.1:{site.port}", env=site.hub_env)
 
 
-def wait_hub_online(watcher: Client) -> None:
+def watch_the_hub(connect) -> Client:  # type: ignore[no-untyped-def]
+    """A screen that has seen the hub online, and listens on for the sentinel (below)."""
+    watcher = connect("screen1")
+    watcher.subscribe(T.hub_status)
     while not json.loads(watcher.next_message().payload).get("online"):
         pass
+    watcher.subscribe(T.device_status("kiosk1"))
+    return watcher
 
 
 def hub_messages_until_sentinel(watcher: Client, connect) -> list[str]:
@@ -369,10 +374,7 @@ def test_a_device_using_the_hubs_client_id_cannot_drop_the_hub(site: Site, conne
 
     hub = deployed_hub(site, tmp_path).start()
     try:
-        watcher = connect("screen1")
-        watcher.subscribe(T.hub_status)
-        wait_hub_online(watcher)
-        watcher.subscribe(T.device_status("kiosk1"))
+        watcher = watch_the_hub(connect)
         for _ in range(10):  # the attack from the issue: 10 kicks in a row
             intruder = connect("kiosk1", client_id="vuoro-hub-sonderbro")
             assert intruder.accepted  # a device may log in; it just cannot take the hub's session
@@ -389,10 +391,7 @@ def test_a_second_hub_for_the_site_refuses_to_start_and_the_first_keeps_running(
 
     first = deployed_hub(site, tmp_path / "first").start()
     try:
-        watcher = connect("screen1")
-        watcher.subscribe(T.hub_status)
-        wait_hub_online(watcher)
-        watcher.subscribe(T.device_status("kiosk1"))
+        watcher = watch_the_hub(connect)
         second = deployed_hub(site, tmp_path / "second")  # another machine's hub: its own database
         with pytest.raises(RuntimeError, match="exited with 2"):
             second.start()
@@ -411,10 +410,7 @@ def test_the_doctor_looks_with_the_hubs_login_without_dropping_the_hub(
 
     hub = deployed_hub(site, tmp_path).start()
     try:
-        watcher = connect("screen1")
-        watcher.subscribe(T.hub_status)
-        wait_hub_online(watcher)
-        watcher.subscribe(T.device_status("kiosk1"))
+        watcher = watch_the_hub(connect)
         code = doctor.main(["--config", str(SAMPLE_SITE), "--hub", hub.url, "--broker", f"mqtt://127.0.0.1:{site.port}",
                             "--mqtt-user", "hub", "--mqtt-password", site.hub_password])
         out = capsys.readouterr().out
