@@ -163,7 +163,11 @@ def test_a_hub_that_started_without_the_broker_gives_way_when_the_broker_shows_t
         assert health(second)["broker"] == "disconnected"
         live_broker.start()
         assert second.process is not None and second.process.wait(WAIT) == 2
-        assert "Another hub for site 'sonderbro' is already running" in second.log_path.read_text()
+        # Which words depends on who reaches the broker first: the look finds the first hub alive
+        # ("is already running"), or the two meet right after ("came onto the broker ..."): either way
+        # the later one stops and says which hub keeps the site.
+        said = second.log_path.read_text()
+        assert "Another hub for site 'sonderbro' " in said and str(tmp_path / "first") in said
         deadline = time.monotonic() + WAIT
         while health(first)["broker"] != "connected":
             assert time.monotonic() < deadline, "the first hub did not reconnect"
@@ -183,6 +187,7 @@ class Cable:
         self.port = free_port()
         self._server: socket.socket | None = None
         self._links: list[socket.socket] = []
+        self._lock = threading.Lock()
         self.plug_in()
 
     @property
@@ -191,18 +196,22 @@ class Cable:
 
     def plug_in(self) -> None:
         server = socket.create_server(("127.0.0.1", self.port))
-        self._server = server
+        with self._lock:
+            self._server = server
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
 
     def pull(self) -> None:
-        if self._server:
-            self._server.close()
-            self._server = None
-        for link in self._links:
-            with contextlib.suppress(OSError):
-                link.shutdown(socket.SHUT_RDWR)
-            link.close()
-        self._links.clear()
+        with self._lock:
+            if self._server:
+                with contextlib.suppress(OSError):
+                    self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() below; close() alone would not
+                self._server.close()
+                self._server = None
+            for link in self._links:
+                with contextlib.suppress(OSError):
+                    link.shutdown(socket.SHUT_RDWR)
+                link.close()
+            self._links.clear()
 
     def _accept(self, server: socket.socket) -> None:
         while True:
@@ -210,8 +219,12 @@ class Cable:
                 near, _ = server.accept()
             except OSError:
                 return
-            far = socket.create_connection(("127.0.0.1", self.broker_port))
-            self._links += [near, far]
+            with self._lock:
+                if server is not self._server:  # accepted as the cable was pulled: it never got through
+                    near.close()
+                    return
+                far = socket.create_connection(("127.0.0.1", self.broker_port))
+                self._links += [near, far]
             for a, b in ((near, far), (far, near)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
