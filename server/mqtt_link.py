@@ -4,6 +4,10 @@ Retained state is republished whole on every (re)connect, so a broker that
 restarted without persistence still ends up with the full picture. Calls go
 out as QoS 1 events. Anything malformed that arrives is logged and dropped:
 a bad payload must never stop the hub.
+
+The hub is one per site (server.presence): it says who it is in
+``hub/status`` and ``hub/alive`` (every HUB_ALIVE_SECONDS), can look for
+another hub before it connects, and gives way to one that started earlier.
 """
 
 from __future__ import annotations
@@ -82,6 +86,10 @@ class MqttLink:
         if self._stopping.is_set():
             return
         self.client.start()
+        if self._stopping.is_set():  # stop() came while we started: do not leave a client behind
+            self.client.disconnect()
+            self.client.loop_stop()
+            return
         while not self._stopping.wait(HUB_ALIVE_SECONDS):
             if self.connected.is_set():  # the heartbeat a starting hub listens for (server.presence)
                 self.client.publish(self.topics.hub_alive, self._status(True), qos=0, retain=False)

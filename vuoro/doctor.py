@@ -9,8 +9,11 @@ next. Exit code 0 when every check passed, 1 otherwise::
 The hub's address and the broker's come from the config unless given. The
 broker check logs in as ``--mqtt-user``/``--mqtt-password`` (default:
 ``$VUORO_MQTT_USERNAME``/``$VUORO_MQTT_PASSWORD``, as in ``/etc/vuoro/hub.env``);
-a device id and its token work too, except for a button box, which may not
-read the hub's status.
+given the hub's user it looks as ``hub.check``, since the broker keeps one
+connection per login and the hub's own would drop the hub. A device id and its
+token work too (that device is off the broker for a moment), except for a
+button box, which may not read the hub's status. ``--hub-ca`` and
+``--mqtt-ca`` name the CA of an ``https://`` hub or an ``mqtts://`` broker.
 """
 
 from __future__ import annotations
