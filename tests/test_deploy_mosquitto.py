@@ -393,8 +393,11 @@ def test_a_second_hub_for_the_site_refuses_to_start_and_the_first_keeps_running(
     try:
         watcher = watch_the_hub(connect)
         second = deployed_hub(site, tmp_path / "second")  # another machine's hub: its own database
-        with pytest.raises(RuntimeError, match="exited with 2"):
-            second.start()
+        try:
+            with pytest.raises(RuntimeError, match="exited with 2"):
+                second.start()
+        finally:
+            second.stop()
         said = second.log_path.read_text()
         assert "Another hub for site 'sonderbro' is already running" in said
         assert f"{tmp_path / 'first'}" in said and "systemctl disable --now vuoro-hub" in said

@@ -40,8 +40,11 @@ def hub_for(broker: Broker, data: Path, root: str) -> HubProcess:
 
 def refused(hub: HubProcess) -> str:
     """Start a hub that must refuse: its exit code is 2 and what it said is returned."""
-    with pytest.raises(RuntimeError, match="the hub exited with 2"):
-        hub.start(timeout=WAIT)
+    try:
+        with pytest.raises(RuntimeError, match="the hub exited with 2"):
+            hub.start(timeout=WAIT)
+    finally:
+        hub.stop()  # when it did start after all: do not leave it running
     return hub.log_path.read_text()
 
 
