@@ -19,10 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
+from vuoro.mqtt import BrokerSettings, Will, make_client, settings_for
 from vuoro.protocol import DeviceStatus, Topics, offline_will
 
 from .state import SignageState, Update
@@ -33,19 +33,12 @@ RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 2.0
 
 
-def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host:port`` (or ``mqtts://``) → host, port, tls."""
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    tls = parsed.scheme == "mqtts"
-    return parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883), tls
-
-
 class SignageClient:
     """Keeps a ``SignageState`` in step with the broker, and says the screen is alive."""
 
     def __init__(
         self,
-        broker_url: str,
+        broker: str | BrokerSettings,
         state: SignageState,
         *,
         device: str | None = None,
@@ -54,7 +47,6 @@ class SignageClient:
         username: str | None = None,
         password: str | None = None,
     ):
-        self.host, self.port, tls = parse_broker_url(broker_url)
         self.state = state
         self.topics: Topics = state.topics
         self.device = device
@@ -65,22 +57,15 @@ class SignageClient:
         self.connected = threading.Event()
         self.connects = 0
         self._stopping = False
-        client_id = f"vuoro-display-{device}" if device else ""
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
+        self.client = make_client(
+            settings_for(broker, username, password),
+            client_id=f"vuoro-display-{device}" if device else "",
+            name=f"screen {device}" if device else "the screen",
+            keepalive=10,
+            reconnect=(RECONNECT_MIN_S, RECONNECT_MAX_S),
             clean_session=True,  # missed calls are not replayed: the retained recent list tells them
-            protocol=mqtt.MQTTv311,
+            will=Will(self.topics.device_status(device), offline_will(device, "display")) if device else None,
         )
-        if username:
-            self.client.username_pw_set(username, password)
-        if tls:
-            self.client.tls_set()
-        if device:
-            self.client.will_set(
-                self.topics.device_status(device), offline_will(device, "display"), qos=1, retain=True
-            )
-        self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -89,8 +74,7 @@ class SignageClient:
     def start(self) -> SignageClient:
         # connect_async + loop_start: the first connect is retried like any
         # reconnect, so a screen that boots before the broker just waits.
-        self.client.connect_async(self.host, self.port, keepalive=10)
-        self.client.loop_start()
+        self.client.start()
         return self
 
     def stop(self) -> None:
@@ -129,7 +113,7 @@ class SignageClient:
         with self.lock:
             self.state.link_online = True
         self.connected.set()
-        log.info("connected to %s:%s", self.host, self.port)
+        log.info("connected to %s", self.client.address)
         self._notify(None)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:

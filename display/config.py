@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vuoro.i18n import LANGUAGES
+from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
 
 from .state import ANNOUNCE_MAX_AGE_S
@@ -42,6 +43,9 @@ class DisplayConfig:
     announce_max_age: float = ANNOUNCE_MAX_AGE_S  # seconds: an older call is shown but not spoken
     username: str | None = None
     password: str | None = None
+    broker_ca: str | None = None  # an mqtts:// broker: its CA, and a client certificate if it asks for one
+    broker_cert: str | None = None
+    broker_key: str | None = None
     smoke: bool = False  # start, draw the full state once, print timings (JSON) and exit
 
     def check(self) -> DisplayConfig:
@@ -58,7 +62,15 @@ class DisplayConfig:
             raise ValueError("--rotation must be 0, 90, 180 or 270")
         if not 0 < self.announce_max_age <= 3600:
             raise ValueError("--announce-max-age must be more than 0 and at most 3600 seconds")
+        problems = self.mqtt_settings().problems({"url": "broker", "ca_file": "broker_ca", "cert_file": "broker_cert",
+                                                  "key_file": "broker_key"})
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def mqtt_settings(self) -> BrokerSettings:
+        return broker_settings(self.broker, username=self.username, password=self.password, ca_file=self.broker_ca,
+                               cert_file=self.broker_cert, key_file=self.broker_key)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -80,7 +92,8 @@ def _size(text: str) -> tuple[int, int]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vuoro display", description="Run a signage screen.")
     p.add_argument("--config", type=Path, help="TOML file with a [display] table (options below override it)")
-    p.add_argument("--broker", help="mqtt://host:port (default mqtt://127.0.0.1:1883)")
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default mqtt://127.0.0.1:1883)")
+    p.add_argument("--broker-ca", help="CA file for an mqtts:// broker (default: the system's CAs)")
     p.add_argument("--site", help="site id, e.g. sonderbro")
     p.add_argument("--root", help=f"topic root (default {DEFAULT_ROOT})")
     p.add_argument("--services", help="comma-separated service ids to show (default: all)")

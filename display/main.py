@@ -59,12 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     announcer = Announcer(config.lang, player_for(config.player)) if config.sound else None
     client = SignageClient(
-        config.broker,
+        config.mqtt_settings(),
         state,
         device=config.device,
         on_call=announcer.announce if announcer else None,
-        username=config.username,
-        password=config.password,
     )
     # The screen's size is its orientation's: a panel turned by --rotation
     # still lays out for the orientation asked for.

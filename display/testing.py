@@ -14,8 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
+from vuoro.mqtt import BrokerSettings, make_client
 from vuoro.protocol import Topics
 
 WEB = Path(__file__).parent / "web"
@@ -43,13 +42,12 @@ class FakeHub:
 
     def __init__(self, port: int, topics: Topics):
         self.topics = topics
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fakehub-{uuid.uuid4().hex[:8]}")
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client = make_client(BrokerSettings(f"mqtt://127.0.0.1:{port}"), name="the fake hub",
+                                  client_id=f"fakehub-{uuid.uuid4().hex[:8]}", reconnect=(0.2, 1))
         self.connected = threading.Event()
         self.client.on_connect = lambda *a: self.connected.set()
         self.client.on_disconnect = lambda *a: self.connected.clear()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.client.start()
         assert self.connected.wait(10), "fake hub could not connect"
 
     def publish(self, suffix: str, payload: dict[str, Any] | bytes | str, *, retain: bool = True) -> None:

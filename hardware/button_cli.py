@@ -8,6 +8,8 @@ The config (every key is checked; all mistakes are listed at once)::
     broker = "mqtt://hub.local:1883"
     username = "buttons1"               # optional, default: the device id (deploy/mosquitto_acl.py)
     password_file = "/etc/vuoro/button.token"   # or password = "...", or $VUORO_MQTT_PASSWORD
+    broker_ca = "/etc/vuoro/vuoro-ca.crt"       # optional: an mqtts:// broker's CA (broker_cert, broker_key: a
+                                                # client certificate, if the broker asks for one)
     kind = "gpio"                       # or "serial"
     long_press_s = 1.5                  # hold this long to call again
     bounce_ms = 40                      # GPIO debounce
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from vuoro import sd_notify
+from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import ID_PATTERN, PRESS_TTL_SECONDS
 
 KINDS = ("gpio", "serial")
@@ -76,13 +79,20 @@ class ButtonConfig:
     bounce_ms: float = 40
     serial_port: str | None = None
     baudrate: int = 9600
+    broker_ca: str | None = None
+    broker_cert: str | None = None
+    broker_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def mqtt_settings(self) -> BrokerSettings:
+        return broker_settings(self.broker, username=self.username, password=self.password, ca_file=self.broker_ca,
+                               cert_file=self.broker_cert, key_file=self.broker_key)
 
 
 def parse_button_config(data: dict[str, Any], source: str = "button config") -> ButtonConfig:
     problems: list[str] = []
     allowed = {"device", "site", "root", "broker", "username", "password", "password_file", "kind",
-               "long_press_s", "bounce_ms", "serial", "buttons"}
+               "long_press_s", "bounce_ms", "serial", "buttons", "broker_ca", "broker_cert", "broker_key"}
     problems += [f"{k}: unknown key (allowed: {', '.join(sorted(allowed))})" for k in sorted(set(data) - allowed)]
 
     def ident(key: str, default: str | None = None) -> str:
@@ -96,8 +106,18 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
     site = ident("site")
     root = ident("root", "vuoro")
     broker = data.get("broker", "mqtt://127.0.0.1:1883")
-    if not isinstance(broker, str) or not broker.startswith(("mqtt://", "mqtts://")):
+    tls_files = {key: data.get(key) for key in ("broker_ca", "broker_cert", "broker_key")}
+    for key, value in tls_files.items():
+        if value is not None and (not isinstance(value, str) or not value):
+            problems.append(f"{key}: expected the path of a PEM file, got {value!r}")
+            tls_files[key] = None
+    if not isinstance(broker, str):
         problems.append(f"broker: expected mqtt://host:port, got {broker!r}")
+        broker = ""
+    else:
+        problems += BrokerSettings(broker, ca_file=tls_files["broker_ca"], cert_file=tls_files["broker_cert"],
+                                   key_file=tls_files["broker_key"]).problems(
+            {"url": "broker", "ca_file": "broker_ca", "cert_file": "broker_cert", "key_file": "broker_key"})
     kind = data.get("kind", "gpio")
     if kind not in KINDS:
         problems.append(f"kind: expected \"gpio\" or \"serial\", got {kind!r}")
@@ -169,7 +189,7 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
         raise ButtonConfigError(problems, source)
     return ButtonConfig(device=device, site=site, broker=broker, kind=kind, buttons=buttons, root=root,
                         username=username, password=password, long_press_s=long_press, bounce_ms=bounce,
-                        serial_port=port, baudrate=baudrate)
+                        serial_port=port, baudrate=baudrate, **tls_files)
 
 
 def load_button_config(path: str | Path) -> ButtonConfig:
@@ -197,9 +217,9 @@ def build_face(config: ButtonConfig) -> Any:
 def build_box(config: ButtonConfig, face: Any | None = None, **options: Any) -> Any:
     from hardware.buttons import ButtonBox
 
-    return ButtonBox(face if face is not None else build_face(config), broker=config.broker, site=config.site,
-                     device=config.device, counters={n: s.counter for n, s in config.buttons.items()},
-                     root=config.root, username=config.username, password=config.password, **options)
+    return ButtonBox(face if face is not None else build_face(config), broker=config.mqtt_settings(),
+                     site=config.site, device=config.device, counters={n: s.counter for n, s in config.buttons.items()},
+                     root=config.root, **options)
 
 
 class _NoFace:

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from vuoro import protocol
+from vuoro.mqtt import BrokerSettings, Will, make_client, settings_for
 from vuoro.protocol import PRESS_TTL_SECONDS, ButtonPress, DeviceStatus, Topics
 
 log = logging.getLogger("vuoro.buttons")
@@ -305,7 +305,8 @@ class _Pending:
 class ButtonBox:
     """Turns a face's presses into ``ButtonPress`` messages and the hub's results into LEDs."""
 
-    def __init__(self, face: ButtonFace, *, broker: str, site: str, device: str, counters: dict[str, str],
+    def __init__(self, face: ButtonFace, *, broker: str | BrokerSettings, site: str, device: str,
+                 counters: dict[str, str],
                  root: str = protocol.DEFAULT_ROOT, username: str | None = None, password: str | None = None,
                  ttl: float = PRESS_TTL_SECONDS, result_grace: float = RESULT_GRACE_SECONDS,
                  client_id: str | None = None):
@@ -329,17 +330,9 @@ class ButtonBox:
         self._seq = 0
         self._prefix = f"{device}-{secrets.token_hex(3)}"
         self._watchdog: threading.Thread | None = None
-        host, port = _host_port(broker)
-        self.host, self.port = host, port
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"vuoro-button-{device}",
-                             clean_session=True)
-        if username:
-            client.username_pw_set(username, password)
-        if broker.startswith("mqtts://"):
-            client.tls_set()
-        client.will_set(self.topics.device_status(device), protocol.offline_will(device, "button"), qos=1,
-                        retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=2)
+        client = make_client(settings_for(broker, username, password), client_id=client_id or f"vuoro-button-{device}",
+                             name=f"button box {device}", keepalive=10, reconnect=(1, 2),
+                             will=Will(self.topics.device_status(device), protocol.offline_will(device, "button")))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -348,8 +341,7 @@ class ButtonBox:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> ButtonBox:
-        self.client.connect_async(self.host, self.port, keepalive=10)
-        self.client.loop_start()
+        self.client.start()
         self._watchdog = threading.Thread(target=self._watch, name="button-watchdog", daemon=True)
         self._watchdog.start()
         self.face.start(self.on_event)
@@ -438,7 +430,7 @@ class ButtonBox:
         client.subscribe([(self.topics.button_result(c), 1) for c in sorted(set(self.counters.values()))])
         client.publish(self.topics.device_status(self.device), self._status(True), qos=1, retain=True)
         self.connected.set()
-        log.info("button box %s connected to %s:%s", self.device, self.host, self.port)
+        log.info("button box %s connected to %s", self.device, self.client.address)
         with self._lock:
             now = time.monotonic()
             for pending in self._pending.values():
@@ -476,14 +468,3 @@ class ButtonBox:
                 self.face.show(button, feedback, ticket)
         log.info("press %s: %s", press_id, json.dumps(body, ensure_ascii=False))
 
-
-def _host_port(url: str) -> tuple[str, int]:
-    if "://" not in url:
-        raise ValueError(f"not an mqtt://host:port address: {url!r}")
-    scheme, rest = url.split("://", 1)
-    if scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"not an mqtt:// or mqtts:// address: {url!r}")
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if not host or not port.isdigit():
-        return rest.rstrip("/"), 8883 if scheme == "mqtts" else 1883
-    return host.strip("[]"), int(port)

@@ -150,7 +150,7 @@ class KioskApp(App):
         self.title = "Vuoro kiosk"
         self.lang = config.language
         self.scale = config.text_scale
-        self.client = HubClient(config.hub, config.token, config.http_timeout, config.retries)
+        self.client = HubClient(config.hub, config.token, config.http_timeout, config.retries, ca_file=config.hub_ca)
         self.worker = Worker(_ui_post)
         self.link: Any = None
         self.printer = printer if printer is not None else None
@@ -326,11 +326,9 @@ class KioskApp(App):
             return
         from .link import KioskLink
 
-        self.link = KioskLink(self.kiosk.broker, Topics(site, self.kiosk.root), self.kiosk.device,
+        self.link = KioskLink(self.kiosk.mqtt_settings(), Topics(site, self.kiosk.root), self.kiosk.device,
                               on_queue=lambda body: _ui_post(lambda: self.on_queue(body)),
-                              on_hub=lambda online: _ui_post(lambda: self.on_hub_presence(online)),
-                              # a site's broker (deploy/mosquitto) knows each device by its id and token
-                              username=self.kiosk.device, password=self.kiosk.token)
+                              on_hub=lambda online: _ui_post(lambda: self.on_hub_presence(online)))
         printer = self.printer
         if printer is not None and printer.present and printer.printer is not None:
             self.link.printer_health = printer.printer.health

@@ -76,6 +76,7 @@ class HubClient:
     retries: int = 2
     retry_pause: float = 0.2
     session: requests.Session = field(default_factory=requests.Session)
+    ca_file: str | None = None  # an https:// hub signed by the site's own CA; None: the system's CAs
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -93,8 +94,10 @@ class HubClient:
         for attempt in range(1, attempts + 1):
             try:
                 with self._lock:
+                    # Per request: a session-wide verify would lose to $REQUESTS_CA_BUNDLE. Verification
+                    # always stays on; only the CA it trusts changes.
                     response = self.session.request(method, self.base_url + path, json=body, headers=headers,
-                                                    timeout=self.timeout)
+                                                    timeout=self.timeout, verify=self.ca_file or True)
             except requests.RequestException as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("%s %s attempt %d: %s", method, path, attempt, error)

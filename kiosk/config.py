@@ -3,7 +3,9 @@
 The file has one ``[kiosk]`` table whose keys have the same names as the
 options (``hub``, ``device``, ``token``, ``broker``, ``site``, ``printer``,
 ``language``, ``idle_timeout``, ``text_scale``, ``size``, ``fullscreen``,
-``scanner``, ``events``). Options on the command line win, so one image can
+``scanner``, ``events``), plus the TLS files: ``hub_ca`` (the CA of an
+``https://`` hub's certificate) and ``broker_ca``, ``broker_cert``,
+``broker_key`` (for an ``mqtts://`` broker). Options on the command line win, so one image can
 carry one file and a systemd unit can still change one value.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vuoro.i18n import LANGUAGES
+from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
 
 TEXT_SCALES = (1.0, 1.25, 1.5)  # what the A+ button cycles through
@@ -43,12 +46,26 @@ class KioskConfig:
     refresh_seconds: float = 30.0  # GET /site while MQTT is not delivering queue states
     probe_seconds: float = 3.0  # health probe while the hub is down
     dpi: float = 133.0  # the panel's: 7" 800x480 ≈ 133 dpi; touch targets are sized in mm from it
+    hub_ca: str | None = None  # an https:// hub: the CA that signed its certificate (default: the system's CAs)
+    broker_ca: str | None = None  # an mqtts:// broker: its CA, and a client certificate if it asks for one
+    broker_cert: str | None = None
+    broker_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def mqtt_settings(self) -> BrokerSettings:
+        """The broker knows a kiosk by its device id and token (deploy/mosquitto_acl.py)."""
+        return broker_settings(self.broker or "", username=self.device, password=self.token, ca_file=self.broker_ca,
+                               cert_file=self.broker_cert, key_file=self.broker_key)
 
     def check(self) -> KioskConfig:
         problems = []
         if not self.hub.startswith(("http://", "https://")):
-            problems.append(f"hub: expected http://HOST:PORT, got {self.hub!r}")
+            problems.append(f"hub: expected http://HOST:PORT or https://HOST:PORT, got {self.hub!r}")
+        if self.hub_ca and not Path(self.hub_ca).is_file():
+            problems.append(f"hub_ca: {self.hub_ca} is not a file")
+        if self.broker:
+            problems += self.mqtt_settings().problems({"url": "broker", "ca_file": "broker_ca",
+                                                       "cert_file": "broker_cert", "key_file": "broker_key"})
         if not ID_PATTERN.match(self.device):
             problems.append(f"device: {self.device!r} is not a valid id (a-z, 0-9, - and _)")
         if self.site and not ID_PATTERN.match(self.site):
@@ -119,7 +136,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", help="the hub's URL, e.g. http://10.0.0.2:8080")
     p.add_argument("--device", help="this kiosk's device id (as in the site config)")
     p.add_argument("--token", help="this kiosk's bearer token")
-    p.add_argument("--broker", help="mqtt://HOST:PORT, or 'none'")
+    p.add_argument("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT, or 'none'")
+    p.add_argument("--hub-ca", help="CA file for an https:// hub")
+    p.add_argument("--broker-ca", help="CA file for an mqtts:// broker")
     p.add_argument("--site", help="the site id (default: asked from the hub)")
     p.add_argument("--printer", help="printer URL, e.g. tcp://10.0.0.40:9100 or usb://04b8:0e15, or 'none'")
     p.add_argument("--scanner", help="serial barcode scanner, e.g. /dev/ttyACM0 (a pyserial URL)")
@@ -137,7 +156,7 @@ def load(argv: list[str]) -> KioskConfig:
     config = load_file(Path(args.config)) if args.config else KioskConfig()
     overrides: dict[str, Any] = {}
     for name in ("hub", "device", "token", "site", "language", "idle_timeout", "text_scale", "fullscreen", "dpi",
-                 "scanner"):
+                 "scanner", "hub_ca", "broker_ca"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value

@@ -16,40 +16,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
+from vuoro.mqtt import BrokerSettings, Will, make_client, settings_for
 from vuoro.protocol import PayloadError, Topics, decode, offline_will
 
 log = logging.getLogger("vuoro.kiosk.link")
 
 
-def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    tls = parsed.scheme == "mqtts"
-    return parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883), tls
-
-
 class KioskLink:
-    def __init__(self, broker_url: str, topics: Topics, device: str, *,
+    def __init__(self, broker: str | BrokerSettings, topics: Topics, device: str, *,
                  on_queue: Callable[[dict[str, Any]], None],
                  on_hub: Callable[[bool], None] | None = None,
                  username: str | None = None, password: str | None = None) -> None:
         from hardware.status import StatusPublisher
 
-        self.host, self.port, tls = parse_broker_url(broker_url)
         self.topics, self.device = topics, device
         self.on_queue, self.on_hub = on_queue, on_hub
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"vuoro-kiosk-{device}",
-                                  protocol=mqtt.MQTTv311)
-        if username:
-            self.client.username_pw_set(username, password)
-        if tls:
-            self.client.tls_set()
         # The last will tells staff the kiosk vanished (power cut, crash, network).
-        self.client.will_set(topics.device_status(device), offline_will(device, "kiosk"), qos=1, retain=True)
-        self.client.reconnect_delay_set(0.5, 5)
+        self.client = make_client(settings_for(broker, username, password), client_id=f"vuoro-kiosk-{device}",
+                                  name=f"kiosk {device}", keepalive=15, reconnect=(0.5, 5),
+                                  will=Will(topics.device_status(device), offline_will(device, "kiosk")))
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.publisher = StatusPublisher(self.client, topics, device, kind="kiosk")
@@ -57,8 +45,7 @@ class KioskLink:
         self.connected = False
 
     def start(self) -> KioskLink:
-        self.client.connect_async(self.host, self.port, keepalive=15)
-        self.client.loop_start()
+        self.client.start()
         return self
 
     def stop(self) -> None:

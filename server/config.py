@@ -9,8 +9,11 @@ hub refuses to start on any of them rather than run half-configured.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import ssl
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vuoro.i18n import LANGUAGES
+from vuoro.mqtt import BrokerSettings, broker_settings, parse_broker_url
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -143,6 +147,20 @@ class SiteConfig:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     streams_per_address: int = 100  # open GET /api/v1/stream per client address (server/stream.py)
     streams_total: int = 2000  # ... and in all
+    tls_cert: str | None = None  # HTTPS: the hub's certificate (PEM, with any intermediates) and its key
+    tls_key: str | None = None
+    broker_ca: str | None = None  # mqtts://: the CA of the broker's certificate; a client certificate, if asked
+    broker_cert: str | None = None
+    broker_key: str | None = None
+
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def mqtt_settings(self, env: Mapping[str, str] | None = None) -> BrokerSettings:
+        """How the hub reaches the broker; its login comes from VUORO_MQTT_USERNAME/PASSWORD (hub.env)."""
+        return broker_settings(self.broker, ca_file=self.broker_ca, cert_file=self.broker_cert,
+                               key_file=self.broker_key, env=env)
 
     @property
     def default_language(self) -> str:
@@ -257,6 +275,66 @@ def _parse_host_port(value: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+HUB_FILE_KEYS = ("tls_cert", "tls_key", "broker_ca", "broker_cert", "broker_key")
+
+
+def _hub_files(c: _Checker, hub: dict[str, Any], path: Path) -> dict[str, str | None]:
+    """The certificate and key files in [hub] (a relative path is taken beside the config file),
+    checked on this machine: a hub that cannot read its key must not start and fail later."""
+    files: dict[str, str | None] = {}
+    for key in HUB_FILE_KEYS:
+        value = hub.get(key)
+        if value is None:
+            files[key] = None
+        elif not isinstance(value, str) or not value.strip():
+            c.problem(f"hub.{key}", "the path of a PEM file", value)
+            files[key] = None
+        else:
+            files[key] = str((Path(path).parent / value).resolve())
+            if not os.access(files[key], os.R_OK):
+                why = "a file that exists" if not os.path.exists(files[key]) else "a file this user may read"
+                c.problem(f"hub.{key}", why, files[key])
+                files[key] = None
+    for cert, key in (("tls_cert", "tls_key"), ("broker_cert", "broker_key")):
+        if (cert in hub) != (key in hub):
+            missing = key if cert in hub else cert
+            c.problem(f"hub.{missing}", f"a file too: hub.{cert} and hub.{key} go together")
+    if files["tls_cert"] and files["tls_key"]:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(files["tls_cert"], files["tls_key"])
+        except (ssl.SSLError, OSError) as exc:
+            c.problem("hub.tls_key", "the private key of hub.tls_cert, both PEM", getattr(exc, "reason", None) or
+                      str(exc))
+    if any(files[k] for k in ("broker_ca", "broker_cert", "broker_key")):
+        broker = str(hub.get("broker", ""))
+        settings = BrokerSettings(broker, ca_file=files["broker_ca"], cert_file=files["broker_cert"],
+                                  key_file=files["broker_key"])
+        for problem in settings.problems({"url": "hub.broker", "ca_file": "hub.broker_ca",
+                                          "cert_file": "hub.broker_cert", "key_file": "hub.broker_key"}):
+            c.problems.append(problem)
+    return files
+
+
+def sample_secrets(config: SiteConfig) -> list[str]:
+    """Tokens and passwords still as the sample files have them (``…change-me``), by key path: a
+    warning for ``vuoro hub --check``, not an error, so the demo and the tests run on the sample."""
+    found = [f"devices.{d.id}.token" for d in config.devices.values() if "change-me" in d.token.lower()]
+    found += [f"api_tokens.{t.name}.token" for t in config.api_tokens.values() if "change-me" in t.token.lower()]
+    sample_hashes = _sample_password_hashes()
+    users = config.raw.get("staff", {}).get("users", {}) if isinstance(config.raw.get("staff"), dict) else {}
+    for name, user in users.items() if isinstance(users, dict) else ():
+        if isinstance(user, dict) and user.get("password_hash") in sample_hashes:
+            found.append(f"staff.users.{name}.password_hash")
+    return found
+
+
+def _sample_password_hashes() -> set[str]:
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError, AttributeError, KeyError, TypeError):
+        users = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))["staff"]["users"]
+        return {u["password_hash"] for u in users.values() if isinstance(u, dict) and "password_hash" in u}
+    return set()
+
+
 def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     c = _Checker()
@@ -285,7 +363,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
 
     hub = c.table(data.get("hub"), "hub", required=False)
     c.unknown_keys(hub, {"listen", "database", "broker", "topic_root", "recent_calls", "streams_per_address",
-                         "streams_total"}, "hub")
+                         "streams_total", *HUB_FILE_KEYS}, "hub")
     listen = _parse_host_port(str(hub.get("listen", "127.0.0.1:8080")))
     if listen is None:
         c.problem("hub.listen", 'host:port such as "0.0.0.0:8080"', hub.get("listen"))
@@ -294,8 +372,11 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     if not database.startswith("sqlite:///"):
         c.problem("hub.database", "a sqlite:///path URL (PostgreSQL is planned)", database)
     broker = str(hub.get("broker", "mqtt://127.0.0.1:1883"))
-    if not broker.startswith(("mqtt://", "mqtts://")) or _parse_host_port(broker.split("://", 1)[1]) is None:
-        c.problem("hub.broker", "mqtt://host:port", broker)
+    try:
+        parse_broker_url(broker)
+    except ValueError:
+        c.problem("hub.broker", "mqtt://host:port or mqtts://host:port", broker)
+    files = _hub_files(c, hub, path)
     topic_root = str(hub.get("topic_root", DEFAULT_ROOT))
     c.ident(topic_root, "hub.topic_root")
     recent = int(c.number(hub, "recent_calls", "hub", 8, 1, 50))
@@ -424,6 +505,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         raw=data,
         streams_per_address=streams_per_address,
         streams_total=streams_total,
+        **files,
     )
 
 
@@ -441,10 +523,3 @@ def load_config(path: str | Path) -> SiteConfig:
 
 
 SAMPLE_SITE = Path(__file__).parent / "sites" / "sample.toml"
-
-
-def broker_host_port(url: str) -> tuple[str, int]:
-    hp = _parse_host_port(url.split("://", 1)[1])
-    if hp is None:
-        raise ValueError(f"not an mqtt://host:port URL: {url}")
-    return hp

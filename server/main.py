@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config
+from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config, sample_secrets
 
 log = logging.getLogger("vuoro.hub")
 
@@ -21,7 +21,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=os.environ.get("VUORO_DATA_DIR", "var"),
                         help="where a relative database path lives (default: ./var)")
     parser.add_argument("--listen", help="host:port to serve HTTP on (overrides hub.listen)")
-    parser.add_argument("--broker", help="mqtt://host:port (overrides hub.broker)")
+    parser.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides hub.broker)")
     parser.add_argument("--topic-root", help="MQTT topic root (overrides hub.topic_root; tests use their own)")
     parser.add_argument("--check", action="store_true", help="only check the config and exit")
     parser.add_argument("--log-level", default="info")
@@ -71,12 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vuoro hub: refusing to start.\n{exc}", file=sys.stderr)
         return 2
+    for key in sample_secrets(config):
+        # A warning, not a refusal: the demo and the tests run on the sample on purpose.
+        print(f"{config.path}: warning: {key} is still the sample's value (change-me): anyone who has read the"
+              " sample can use it. Set a secret of its own (python3 -c \"import secrets; "
+              "print(secrets.token_urlsafe(24))\").", file=sys.stderr)
     if args.check:
         print(f"{config.path}: ok ({len(config.services)} services, {len(config.counters)} counters)")
         return 0
+    return serve(config, Path(args.data_dir))
 
+
+def serve(config: SiteConfig, data_dir: Path) -> int:
+    """Run until stopped: 0, or 2 when another hub already serves this site (nothing to restart for)."""
     import uvicorn
 
+    from server import presence
     from server.api import create_app
     from server.hub import Hub
     from server.mqtt_link import MqttLink
@@ -84,16 +94,32 @@ def main(argv: list[str] | None = None) -> int:
     from server.stream import raise_open_files_limit
     from vuoro.clock import ENV as CLOCK_ENV
     from vuoro.clock import clock_from_env
+    from vuoro.mqtt import BrokerUnavailable
+    from vuoro.protocol import Topics
 
     open_files = raise_open_files_limit()  # before anything opens sockets: every stream and kiosk is a file
-    db_path = config.database_path(Path(args.data_dir))
+    db_path = config.database_path(data_dir)
+    me = presence.this_hub(db_path)
+    lock = presence.DatabaseLock(db_path)
+    try:
+        lock.acquire()
+        presence.look_for_another_hub(config.mqtt_settings(), Topics(config.site_id, config.topic_root), me,
+                                      zone=config.timezone)
+        look_later = False
+    except presence.AnotherHub as exc:
+        lock.release()
+        print(f"vuoro hub: refusing to start.\n{exc}", file=sys.stderr)
+        return 2
+    except BrokerUnavailable as exc:
+        log.warning("cannot reach the broker (%s); serving without it, and looking for another hub of this site"
+                    " before connecting", exc)
+        look_later = True
     store = SQLiteStore(db_path, config.site_id)
     test_clock = clock_from_env()
     if test_clock:
         log.warning("%s is set: this hub runs on a test clock (%s), not the machine's", CLOCK_ENV, test_clock())
     hub = (Hub(config, store, clock=test_clock) if test_clock else Hub(config, store)).start()
-    link = MqttLink(hub, config)
-    link.start()
+    link = MqttLink(hub, config, identity=me)
     app = create_app(hub, broker_connected=link.connected.is_set)
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
     # and collect less often (measured in bench/bench_hub.py: 8-kiosk p99 about 11 → 9 ms).
@@ -103,16 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     # streams being sent a change) each of those waited up to 5 ms. 0.5 ms: a kiosk's ticket with 2,000
     # streams open p50 ~29 → ~13 ms, p99 ~110 → ~36 ms (bench/bench_hostile.py).
     sys.setswitchinterval(0.0005)
-    log.info("site %s: store %s, broker %s, http://%s:%s, %d open files", config.site_id, db_path, config.broker,
-             config.listen_host, config.listen_port, open_files)
+    tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
+    log.info("site %s: store %s, broker %s, %s://%s:%s, %d open files", config.site_id, db_path, config.broker,
+             config.http_scheme, config.listen_host, config.listen_port, open_files)
     server = uvicorn.Server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False, **tls))
+    link.on_conflict.append(lambda message: setattr(server, "should_exit", True))
+    link.start(look_first=look_later)
     try:
         server.run()
     finally:
         link.stop()
         hub.stop()
-    return 0
+        lock.release()
+    return 2 if link.conflict else 0
 
 
 if __name__ == "__main__":

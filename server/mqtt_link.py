@@ -7,68 +7,115 @@ republish on reconnect carries every change, and calls made meanwhile show in
 the retained recent list instead of being replayed as new events half a minute
 late (screens would speak them). Anything malformed that arrives is logged and
 dropped: a bad payload must never stop the hub.
+
+The hub is one per site (server.presence): it says who it is in
+``hub/status`` and ``hub/alive`` (every HUB_ALIVE_SECONDS), can look for
+another hub before it connects, and gives way to one that started earlier.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import socket
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from server.config import SiteConfig, broker_host_port
+from server import presence
+from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.hub import Hub
 from vuoro import __version__, protocol
-from vuoro.protocol import PayloadError, Topics
+from vuoro.mqtt import BrokerSettings, BrokerUnavailable, Will, make_client
+from vuoro.protocol import HUB_ALIVE_SECONDS, HubStatus, PayloadError, Topics
 
 log = logging.getLogger("vuoro.mqtt")
 
+LOOK_RETRY_SECONDS = 2.0
+
 
 class MqttLink:
-    def __init__(self, hub: Hub, config: SiteConfig, *, client_id: str | None = None):
+    """``start(look_first=True)`` first checks that no other hub of the site is alive on the broker
+    (server.presence), then connects; ``on_conflict`` hears it when this hub must give way."""
+
+    def __init__(self, hub: Hub, config: SiteConfig, *, client_id: str | None = None,
+                 identity: HubStatus | None = None, settings: BrokerSettings | None = None):
         self.hub = hub
         self.config = config
         self.topics = Topics(config.site_id, config.topic_root)
-        self.host, self.port = broker_host_port(config.broker)
-        self.connected = threading.Event()
-        self._lock = threading.Lock()  # publishing the full state and a change must not interleave
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"vuoro-hub-{config.site_id}",
-                             clean_session=True)
         # On a deployed broker (deploy/mosquitto) anonymous clients are refused: the installers
         # put the hub's user and password in /etc/vuoro/hub.env, which systemd hands us.
-        username = os.environ.get("VUORO_MQTT_USERNAME")
-        if username:
-            client.username_pw_set(username, os.environ.get("VUORO_MQTT_PASSWORD"))
-        client.will_set(self.topics.hub_status, self._status(False), qos=1, retain=True)
+        self.settings = settings or config.mqtt_settings()
+        self.address = self.settings.address
+        self.me = identity or HubStatus(True, f"{socket.gethostname()}:{uuid.uuid4().hex}", time.time(), __version__)
+        self.connected = threading.Event()
+        self.conflict: str | None = None  # why this hub gave way to another, once it has
+        self.on_conflict: list[Callable[[str], None]] = []
+        self._connects = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # publishing the full state and a change must not interleave
         # Back within a second of the broker: screens must be right ≤ 2 s after it returns (shared/targets.md).
-        client.reconnect_delay_set(min_delay=0.5, max_delay=1)
-        client.max_queued_messages_set(10000)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        self.client = client
+        self.client = make_client(
+            self.settings, client_id=client_id or f"{config.topic_root}-hub-{config.site_id}", name="the hub",
+            will=Will(self.topics.hub_status, self._status(False)), keepalive=15, reconnect=(0.5, 1),
+            max_queued=10000)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
         hub.listeners.append(self._on_hub_change)
 
     def _status(self, online: bool) -> bytes:
-        return protocol.encode({"online": online, "version": __version__, "at": time.time()})
+        return HubStatus(online, self.me.instance, self.me.started, __version__).to_payload()
 
-    def start(self) -> None:
-        # connect_async + loop_start: the hub starts and serves HTTP even if the broker is
-        # not up yet; paho keeps trying in the background.
-        self.client.connect_async(self.host, self.port, keepalive=15)
-        self.client.loop_start()
+    def start(self, *, look_first: bool = False) -> None:
+        # In the background: the hub starts and serves HTTP even if the broker is not up yet; paho
+        # keeps trying. With look_first, the look for another hub comes before the first connect.
+        threading.Thread(target=self._run, args=(look_first,), name="vuoro-mqtt-start", daemon=True).start()
+
+    def _run(self, look_first: bool) -> None:
+        while look_first and not self._stopping.is_set():
+            try:
+                presence.look_for_another_hub(self.settings, self.topics, self.me, zone=self.config.timezone)
+                break
+            except BrokerUnavailable:
+                self._stopping.wait(LOOK_RETRY_SECONDS)
+            except presence.AnotherHub as exc:
+                self._give_way(str(exc))
+                return
+        if self._stopping.is_set():
+            return
+        self.client.start()
+        if self._stopping.is_set():  # stop() came while we started: do not leave a client behind
+            self.client.disconnect()
+            self.client.loop_stop()
+            return
+        while not self._stopping.wait(HUB_ALIVE_SECONDS):
+            if self.connected.is_set():  # the heartbeat a starting hub listens for (server.presence)
+                self.client.publish(self.topics.hub_alive, self._status(True), qos=0, retain=False)
 
     def stop(self) -> None:
-        if self.connected.is_set():
+        self._stopping.set()
+        if self.connected.is_set() and self.conflict is None:
             self.client.publish(self.topics.hub_status, self._status(False), qos=1, retain=True).wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _give_way(self, message: str) -> None:
+        """Another hub keeps the site: leave the broker without a word (our status is not the truth)."""
+        if self.conflict is not None:
+            return
+        self.conflict = message
+        self._stopping.set()
+        self.connected.clear()
+        self.client.disconnect()
+        log.critical("%s", message)
+        for listener in list(self.on_conflict):
+            listener(message)
 
     # -- paho callbacks (paho's network thread) --------------------------------------
 
@@ -76,22 +123,40 @@ class MqttLink:
         if reason.is_failure:
             log.warning("broker refused the hub: %s", reason)
             return
-        client.subscribe([(self.topics.all_button_presses, 1), (self.topics.all_device_status, 1)])
+        self._connects += 1
+        client.subscribe([(self.topics.all_button_presses, 1), (self.topics.all_device_status, 1),
+                          (self.topics.hub_status, 1), (self.topics.hub_alive, 0)])
         with self._lock:
             # Connected before the republish, under the lock: a change either is in it or follows it.
             self.connected.set()
             client.publish(self.topics.hub_status, self._status(True), qos=1, retain=True)
+            client.publish(self.topics.hub_alive, self._status(True), qos=0, retain=False)
             for name, payload in self.hub.retained_state().items():
                 self._publish_state(name, payload)
-        log.info("connected to the broker at %s:%s", self.host, self.port)
+        log.info("connected to the broker at %s", self.address)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
-        log.warning("lost the broker (%s); reconnecting", reason)
+        if not self._stopping.is_set():
+            log.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_hub_presence(self, message: mqtt.MQTTMessage) -> None:
+        """Another instance's status: after a reconnect (it came while we were away) or live (both on)."""
+        other = presence.rival(self.me, message.payload)
+        if other is None or (message.retain and self._connects <= 1):
+            return  # ourselves, or what the start-up look already judged (left over)
+        if self.me.precedes(other):
+            log.warning("another hub of this site (%s) is on the broker; it started later, so it will stop",
+                        other.instance)
+            return
+        self._give_way(presence.another_hub_message(self.me, other, self.config.site_id, str(self.address),
+                                                    self.config.timezone, running=True))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            if message.topic.endswith("/press"):
+            if message.topic in (self.topics.hub_status, self.topics.hub_alive):
+                self._on_hub_presence(message)
+            elif message.topic.endswith("/press"):
                 self._on_press(message)
             elif message.topic.endswith("/status"):
                 self._on_device_status(message)

@@ -105,3 +105,73 @@ def test_mistakes_in_plugin_sections_also_stop_the_hub_before_it_starts(tmp_path
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "refusing to start" in run.stderr
     assert "staff.users.nobody.role" in run.stderr and "Traceback" not in run.stderr
+
+
+# -- secrets, certificates and the broker address (issue 13, items 5 and 10) ------------------------
+
+
+def test_check_warns_about_every_sample_secret_by_key_path(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "server.main", "--config", str(SAMPLE_SITE), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr  # a warning, not a refusal: the demo runs on the sample
+    warned = [line.split(": warning: ")[1].split(" ")[0] for line in run.stderr.splitlines() if ": warning: " in line]
+    assert warned == ["devices.kiosk1.token", "devices.kiosk2.token", "devices.screen1.token",
+                      "devices.buttons1.token", "api_tokens.staff.token", "api_tokens.admin.token",
+                      "staff.users.demo.password_hash"]
+    assert "still the sample's value (change-me)" in run.stderr
+
+    own = tmp_path / "site.toml"
+    text = SAMPLE_SITE.read_text(encoding="utf-8").replace("-change-me", "-x9Tq2pLr")
+    own.write_text(text.replace('password_hash = "$argon2id$v=19$m=65536,t=3,p=4$TTEYpU8+qG+M4W41VIUQkQ$',
+                                'password_hash = "$argon2id$v=19$m=65536,t=3,p=4$aGVsbG8td29ybGQtc2FsdA$'))
+    run = subprocess.run([sys.executable, "-m", "server.main", "--config", str(own), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "warning" not in run.stderr, run.stderr
+
+
+def test_https_and_broker_tls_files_are_checked_with_their_key_paths(tmp_path: Path) -> None:
+    from certs import TestCA
+
+    ca = TestCA.create(tmp_path / "ca")
+    hub, other = ca.issue("hub"), ca.issue("other")
+
+    def hub_table(**keys: str) -> list[str]:
+        data = sample()
+        data["hub"].update(keys)
+        try:
+            parse_config(data, tmp_path / "site.toml")
+        except ConfigError as error:
+            return error.problems
+        return []
+
+    assert hub_table(tls_cert=str(hub.cert), tls_key=str(hub.key)) == []
+    assert hub_table(tls_cert="hub.crt", tls_key="hub.key") == [  # relative: beside the site file
+        f"hub.tls_cert: expected a file that exists, got '{tmp_path / 'hub.crt'}'",
+        f"hub.tls_key: expected a file that exists, got '{tmp_path / 'hub.key'}'"]
+    assert hub_table(tls_cert=str(hub.cert)) == ["hub.tls_key: expected a file too: hub.tls_cert and hub.tls_key go "
+                                                 "together"]
+    (mismatch,) = hub_table(tls_cert=str(hub.cert), tls_key=str(other.key))
+    assert mismatch.startswith("hub.tls_key: expected the private key of hub.tls_cert, both PEM")
+    assert hub_table(broker_ca=str(ca.cert)) == ["hub.broker: hub.broker_ca given, but 'mqtt://127.0.0.1:1883' is not "
+                                                 "TLS: use mqtts://"]
+    assert hub_table(broker="mqtts://vuoro-hub", broker_ca=str(ca.cert)) == []
+    assert hub_table(broker="http://vuoro-hub:1883") == [
+        "hub.broker: expected mqtt://host:port or mqtts://host:port, got 'http://vuoro-hub:1883'"]
+
+
+def test_broker_addresses_are_read_in_one_place() -> None:
+    from vuoro.mqtt import BrokerAddress, parse_broker_url
+
+    assert parse_broker_url("mqtt://10.0.0.2:1884") == BrokerAddress("10.0.0.2", 1884, tls=False)
+    assert parse_broker_url("mqtts://vuoro-hub") == BrokerAddress("vuoro-hub", 8883, tls=True)
+    assert parse_broker_url("mqtt://vuoro-hub") == BrokerAddress("vuoro-hub", 1883, tls=False)
+    assert parse_broker_url("10.0.0.2:1883") == BrokerAddress("10.0.0.2", 1883, tls=False)
+    assert parse_broker_url("vuoro-hub") == BrokerAddress("vuoro-hub", 1883, tls=False)
+    assert parse_broker_url("MQTTS://[fd00::2]:8884") == BrokerAddress("fd00::2", 8884, tls=True)
+    assert str(parse_broker_url("mqtts://[fd00::2]")) == "mqtts://[fd00::2]:8883"
+    for bad, why in (("http://hub:1883", "unknown scheme 'http'"), ("mqtt://hub:99999", "the port must be"),
+                     ("mqtt://hub:0", "the port must be"), ("mqtt://hub:abc", "the port must be"),
+                     ("mqtt://", ""), ("mqtt://hub:1883/path", ""), ("mqtt://user:pw@hub", "")):
+        with pytest.raises(ValueError, match="expected mqtt://host:port or mqtts://host:port") as error:
+            parse_broker_url(bad)
+        assert why in str(error.value)

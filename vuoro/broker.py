@@ -8,6 +8,7 @@ stop and restart it to prove that screens and the hub recover.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -77,6 +78,9 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            # Started as root, mosquitto would switch to the user "mosquitto", who may not write the
+            # store into our temporary folder: persistence would fail, silently. Stay who we are.
+            f"user {getpass.getuser()}",
         ]
         conf.write_text("\n".join(lines) + "\n")
         return conf

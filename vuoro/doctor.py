@@ -9,8 +9,11 @@ next. Exit code 0 when every check passed, 1 otherwise::
 The hub's address and the broker's come from the config unless given. The
 broker check logs in as ``--mqtt-user``/``--mqtt-password`` (default:
 ``$VUORO_MQTT_USERNAME``/``$VUORO_MQTT_PASSWORD``, as in ``/etc/vuoro/hub.env``);
-a device id and its token work too, except for a button box, which may not
-read the hub's status.
+given the hub's user it looks as ``hub.check``, since the broker keeps one
+connection per login and the hub's own would drop the hub. A device id and its
+token work too (that device is off the broker for a moment), except for a
+button box, which may not read the hub's status. ``--hub-ca`` and
+``--mqtt-ca`` name the CA of an ``https://`` hub or an ``mqtts://`` broker.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import json
 import logging
 import os
 import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,17 +73,24 @@ def hub_url_from(config: Any) -> str:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{config.listen_port}"
+    return f"{config.http_scheme}://{host}:{config.listen_port}"
 
 
-def check_hub(url: str, site_id: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Check:
+def check_hub(url: str, site_id: str | None = None, timeout: float = REQUEST_TIMEOUT, *,
+              ca_file: str | None = None) -> Check:
     import requests
 
     health_url = url.rstrip("/") + "/api/v1/health"
     down_hints = ["Is it running? systemctl status vuoro-hub", "What did it say? journalctl -u vuoro-hub -n 50",
                   "From another machine: is the address right, and port open (hub.listen in the site config)?"]
     try:
-        response = requests.get(health_url, timeout=timeout)
+        response = requests.get(health_url, timeout=timeout, verify=ca_file or True)
+    except requests.exceptions.SSLError as exc:
+        return Check("hub", False, f"The hub at {url} answers, but its HTTPS certificate is not trusted or does"
+                                   f" not name this address ({exc.__context__ or exc}).",
+                     ["--hub-ca FILE: the CA that signed the hub's certificate (hub.tls_cert)",
+                      "--hub https://NAME:PORT with a name the certificate has (openssl x509 -in hub.crt -noout"
+                      " -ext subjectAltName)"])
     except requests.exceptions.ConnectionError:
         return Check("hub", False, f"The hub at {url} does not answer: is the hub running?", down_hints)
     except requests.exceptions.Timeout:
@@ -121,84 +130,55 @@ def check_hub(url: str, site_id: str | None = None, timeout: float = REQUEST_TIM
 
 
 def check_broker(broker_url: str, hub_status_topic: str, *, username: str | None = None,
-                 password: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Check:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+                 password: str | None = None, ca_file: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Check:
+    import ssl
 
-    from server.config import broker_host_port
+    from vuoro.mqtt import BrokerRefused, BrokerUnavailable, TopicWatch, broker_settings, watcher_user
     from vuoro.protocol import PayloadError, decode
 
+    # The hub's own login would drop the hub from the broker (one connection per login): look with
+    # its look-only twin (hub.check) instead.
+    settings = broker_settings(broker_url, username=watcher_user(username), password=password, ca_file=ca_file)
     try:
-        host, port = broker_host_port(broker_url)
+        address = settings.address
     except ValueError:
         return Check("broker", False, f"{broker_url!r} is not a broker address like mqtt://127.0.0.1:1883.")
-    where = f"{host}:{port}"
-    connected = threading.Event()
-    settled = threading.Event()
-    result: dict[str, Any] = {}
-
-    # Mosquitto answers a SUBSCRIBE with its SUBACK and then the retained message, in order. So
-    # subscribing twice and waiting for the second SUBACK tells, without guessing a wait, whether
-    # a retained hub status exists: if it does, it has arrived by then.
-    def on_connect(client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        result["reason"] = reason
-        if not reason.is_failure:
-            client.subscribe(hub_status_topic, qos=1)
-            result["probe"] = client.subscribe(hub_status_topic, qos=1)[1]
-        connected.set()
-
-    def on_subscribe(_client: Any, _userdata: Any, mid: int, _codes: Any, _props: Any) -> None:
-        if mid == result.get("probe"):
-            settled.set()
-
-    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
-        result.setdefault("message", message)
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vuoro-doctor-{os.getpid()}",
-                         protocol=mqtt.MQTTv311)
-    if username:
-        client.username_pw_set(username, password)
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    if broker_url.startswith("mqtts://"):
-        client.tls_set()
-    client.connect_timeout = timeout
+    where = f"{address.host}:{address.port}" + (" (TLS)" if address.tls else "")
     try:
-        client.connect(host, port, keepalive=max(10, int(timeout * 2)))
-    except (OSError, ValueError) as exc:
-        return Check("broker", False, f"The broker at {where} does not answer ({_reason(exc)}): is mosquitto "
-                                      "running?", ["systemctl status mosquitto", "journalctl -u mosquitto -n 50",
-                                                   "From another machine: is port "
-                                                   f"{port} open, and the address right (hub.broker)?"])
-    client.loop_start()
+        watch = TopicWatch(settings, [hub_status_topic], name="vuoro doctor").open(timeout)
+    except ValueError as exc:  # a CA file that cannot be read
+        return Check("broker", False, str(exc), ["--mqtt-ca FILE: the CA that signed the broker's certificate"])
+    except BrokerUnavailable as exc:
+        if isinstance(exc.__cause__, ssl.SSLError):
+            return Check("broker", False, f"The broker at {where} answers, but {exc}",
+                         ["--mqtt-ca FILE: the CA that signed the broker's certificate (docs/deploy.md, TLS)",
+                          "journalctl -u mosquitto -n 50"])
+        return Check("broker", False, f"The broker at {where} does not answer ({exc}): is mosquitto running?",
+                     ["systemctl status mosquitto", "journalctl -u mosquitto -n 50",
+                      f"From another machine: is port {settings.address.port} open, and the address right "
+                      "(hub.broker)?"])
+    except BrokerRefused as exc:
+        who = f"user {settings.username!r}" if settings.username else "an anonymous client"
+        return Check("broker", False, f"The broker at {where} refused {who}: {exc}.",
+                     ["Give the hub's login: --mqtt-user hub --mqtt-password \"$(cat /etc/mosquitto/vuoro/"
+                      "hub.password)\" (or a device id and its token)",
+                      "After changing devices in the site config, regenerate the users: python -m "
+                      "deploy.mosquitto_acl --config /etc/vuoro/site.toml --out /etc/mosquitto/vuoro && "
+                      "systemctl reload mosquitto"])
     try:
-        if not connected.wait(timeout):
-            return Check("broker", False, f"Something listens at {where}, but it does not answer as an MQTT broker"
-                                          f" within {timeout:g} s.", ["systemctl status mosquitto"])
-        reason = result["reason"]
-        if reason.is_failure:
-            who = f"user {username!r}" if username else "an anonymous client"
-            return Check("broker", False, f"The broker at {where} refused {who}: {reason}.",
-                         ["Give the hub's login: --mqtt-user hub --mqtt-password \"$(cat /etc/mosquitto/vuoro/"
-                          "hub.password)\" (or a device id and its token)",
-                          "After changing devices in the site config, regenerate the users: python -m "
-                          "deploy.mosquitto_acl --config /etc/vuoro/site.toml --out /etc/mosquitto/vuoro && "
-                          "systemctl reload mosquitto"])
-        if not settled.wait(timeout):
+        if not watch.settled(timeout):
             return Check("broker", False, f"The broker at {where} accepted us but did not answer a subscription"
                                           f" within {timeout:g} s.", ["systemctl status mosquitto"])
-        message = result.get("message")
-        if message is None:
-            return Check("broker", False, f"The broker at {where} answers, but holds no hub status on "
-                                          f"{hub_status_topic}: the hub has never connected to it (or this user "
-                                          "may not read that topic).",
-                         ["systemctl status vuoro-hub", "journalctl -u vuoro-hub -n 50 | grep -i broker"])
+        retained = [m for m in watch.messages if m.retain]
     finally:
-        client.disconnect()
-        client.loop_stop()
+        watch.close()
+    if not retained:
+        return Check("broker", False, f"The broker at {where} answers, but holds no hub status on "
+                                      f"{hub_status_topic}: the hub has never connected to it (or this user "
+                                      "may not read that topic).",
+                     ["systemctl status vuoro-hub", "journalctl -u vuoro-hub -n 50 | grep -i broker"])
     try:
-        status = decode(message.payload)
+        status = decode(retained[-1].payload)
     except PayloadError as exc:
         return Check("broker", False, f"The hub status on {hub_status_topic} is not readable: {exc}.")
     if not status.get("online"):
@@ -207,14 +187,6 @@ def check_broker(broker_url: str, hub_status_topic: str, *, username: str | None
                                                             "journalctl -u vuoro-hub -n 50"])
     version = f" (version {status['version']})" if status.get("version") else ""
     return Check("broker", True, f"The broker at {where} works and the hub is online{version}.")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "no answer"
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 # -- printer --------------------------------------------------------------------------------------------
@@ -269,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--printer", help="a printer URL to check, e.g. tcp://10.0.0.40:9100")
     parser.add_argument("--mqtt-user", default=os.environ.get("VUORO_MQTT_USERNAME"))
     parser.add_argument("--mqtt-password", default=os.environ.get("VUORO_MQTT_PASSWORD"))
+    parser.add_argument("--hub-ca", help="CA file for an https:// hub (default: hub.broker_ca, then the system's)")
+    parser.add_argument("--mqtt-ca", default=os.environ.get("VUORO_MQTT_CA_FILE"),
+                        help="CA file for an mqtts:// broker (default: hub.broker_ca, then the system's)")
     parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT, help="seconds to wait for each answer")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--verbose", action="store_true", help="show the libraries' log lines too")
@@ -281,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
     hub_url = args.hub or (hub_url_from(config) if config else None)
     if hub_url:
-        checks.append(check_hub(hub_url, config.site_id if config else None, args.timeout))
+        checks.append(check_hub(hub_url, config.site_id if config else None, args.timeout,
+                                ca_file=args.hub_ca or (config.broker_ca if config else None)))
     else:
         checks.append(Check("hub", False, "not checked: the config could not be read; give --hub URL.",
                             skipped=True))
@@ -292,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
         topic = Topics(config.site_id, config.topic_root).hub_status
         checks.append(check_broker(broker_url, topic, username=args.mqtt_user, password=args.mqtt_password,
-                                   timeout=args.timeout))
+                                   ca_file=args.mqtt_ca or config.broker_ca, timeout=args.timeout))
     else:
         checks.append(Check("broker", False, "not checked: the site id and topic root come from the config, "
                                              "which could not be read.", skipped=True))

@@ -31,13 +31,16 @@ from vuoro.clock import FileClock, write_clock_file
 class HubProcess:
     def __init__(self, config: str | Path, data_dir: str | Path, broker_url: str, *, port: int | None = None,
                  log_path: str | Path | None = None, topic_root: str | None = None, clock: datetime | None = None,
-                 tz: str | None = None, wrap: list[str] | None = None):
+                 tz: str | None = None, wrap: list[str] | None = None, tls_ca: str | Path | None = None,
+                 env: dict[str, str] | None = None):
         self.config = str(config)
         self.data_dir = Path(data_dir)
         self.broker_url = broker_url
         self.port = port or free_port()
         self.log_path = Path(log_path) if log_path else self.data_dir / "hub.log"
         self.topic_root = topic_root
+        self.tls_ca = str(tls_ca) if tls_ca else None  # a hub serving HTTPS (hub.tls_cert): its CA
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.clock_file = self.data_dir / "test-clock" if clock else None
         self.tz = tz
@@ -66,7 +69,7 @@ class HubProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +79,7 @@ class HubProcess:
                "--log-level", "warning"]
         if self.topic_root:
             cmd += ["--topic-root", self.topic_root]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         if self.clock_file:
             env[CLOCK_ENV] = str(self.clock_file)
         if self.tz:
@@ -94,7 +97,7 @@ class HubProcess:
             if self.process and self.process.poll() is not None:
                 raise RuntimeError(f"the hub exited with {self.process.returncode}:\n{self.log_path.read_text()}")
             try:
-                requests.get(self.url + "/api/v1/health", timeout=0.5)
+                requests.get(self.url + "/api/v1/health", timeout=0.5, verify=self.tls_ca or True)
                 return time.monotonic() - started
             except requests.RequestException:
                 time.sleep(0.02)

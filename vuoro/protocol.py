@@ -12,6 +12,7 @@ last will), so any broker serves.
 Topic tree (``<root>`` defaults to ``vuoro``)::
 
     <root>/<site>/hub/status                      retained  hub presence (last will: online=false)
+    <root>/<site>/hub/alive                       QoS 0     the hub's heartbeat, every HUB_ALIVE_SECONDS
     <root>/<site>/site                            retained  site name, languages, services, counters
     <root>/<site>/queue/<service>/state           retained  waiting count, estimated wait, open/closed
     <root>/<site>/counters/<counter>/state        retained  open/paused/closed and who is being served
@@ -92,6 +93,10 @@ class Topics:
     @property
     def hub_status(self) -> str:
         return f"{self.base}/hub/status"
+
+    @property
+    def hub_alive(self) -> str:
+        return f"{self.base}/hub/alive"
 
     @property
     def site_info(self) -> str:
@@ -252,6 +257,44 @@ def parse_button_press(raw: bytes | str) -> ButtonPress:
 def button_result(press_id: str, ok: bool, *, ticket: str | None = None, reason: str | None = None) -> bytes:
     """The hub's answer to a press: ok with the ticket called, or the reason it failed."""
     return encode({"press_id": press_id, "ok": ok, "ticket": ticket, "reason": reason})
+
+
+# -- hub presence -----------------------------------------------------------------
+
+# How often a running hub says it is alive (hub/alive). A hub starting up that finds another
+# hub's "online" on the broker waits HUB_ALIVE_WAIT_SECONDS for this: silence means that status is
+# left over from a hub that died while the broker was down, so it may take over.
+HUB_ALIVE_SECONDS = 4.0
+HUB_ALIVE_WAIT_SECONDS = 2.5 * HUB_ALIVE_SECONDS
+
+
+@dataclass(frozen=True)
+class HubStatus:
+    """hub/status (retained, and the hub's last will) and hub/alive: which hub, since when."""
+
+    online: bool
+    instance: str  # "<host>:<database file>": two hubs for one site never have the same
+    started: float  # when that hub process started (Unix time): of two hubs, the earlier keeps running
+    version: str = ""
+    at: float = 0.0
+
+    def to_payload(self) -> bytes:
+        return encode({"online": self.online, "instance": self.instance, "started": self.started,
+                       "version": self.version, "at": self.at or time.time()})
+
+    def precedes(self, other: HubStatus) -> bool:
+        """Of two hubs for one site, the one that keeps running (the same answer on both sides)."""
+        return (self.started, self.instance) < (other.started, other.instance)
+
+
+def parse_hub_status(raw: bytes | str) -> HubStatus:
+    body = decode(raw)
+    instance = _field(body, "instance", str)
+    if not 1 <= len(instance) <= 300:
+        raise PayloadError("field 'instance' must be 1–300 characters")
+    version = _field(body, "version", str, required=False) or ""
+    return HubStatus(online=_field(body, "online", bool), instance=instance, started=_time(body, "started"),
+                     version=version, at=_time(body, "at", required=False))
 
 
 # -- device status --------------------------------------------------------------

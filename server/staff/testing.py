@@ -20,10 +20,8 @@ from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from server.config import SAMPLE_SITE, SiteConfig, parse_config
+from vuoro.mqtt import BrokerSettings, make_client
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-staff-password"
@@ -131,15 +129,15 @@ class Listener:
     def __init__(self, broker: Any, *topics: str):
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.ready = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-listener-{time.monotonic_ns()}")
+        self.client = make_client(BrokerSettings(broker.url), client_id=f"test-listener-{time.monotonic_ns()}",
+                                  name="a test listener")
         if topics:
             self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
             self.client.on_subscribe = lambda *_: self.ready.set()
         else:
             self.client.on_connect = lambda *_: self.ready.set()
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
+        self.client.start()
         if not self.ready.wait(5):
             raise RuntimeError("the listener could not subscribe")
 
