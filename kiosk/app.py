@@ -113,6 +113,20 @@ def _ui_post(fn: Callable[[], None]) -> None:
     Clock.schedule_once(lambda _dt: fn(), 0)  # schedule_once is safe from any thread
 
 
+def every(seconds: float, fn: Callable[[], object]) -> Any:
+    """Call ``fn`` every ``seconds`` on the UI thread; the ClockEvent, to cancel it.
+
+    Kivy unschedules an interval whose callback returns False, so ``fn``'s own answer never reaches
+    the clock: ``check_idle()`` answers False while the visitor is still there, and the idle reset
+    once stopped after its first second that way.
+    """
+
+    def tick(_dt: float) -> None:
+        fn()
+
+    return Clock.schedule_interval(tick, seconds)
+
+
 class KioskApp(App):
     lang = StringProperty("da")
     scale = NumericProperty(1.0)
@@ -269,9 +283,9 @@ class KioskApp(App):
         if self.kiosk.scanner:
             self.scanner = SerialScanner(self.kiosk.scanner, lambda code: _ui_post(lambda: self.scanned(code)),
                                          baudrate=self.kiosk.scanner_baudrate).start()
-        self._idle_event = Clock.schedule_interval(lambda _dt: self.check_idle(), 1.0)
-        self._refresh_event = Clock.schedule_interval(lambda _dt: self.refresh_site(), self.kiosk.refresh_seconds)
-        self._printer_event = Clock.schedule_interval(lambda _dt: self.poll_printer(), 30.0)
+        self._idle_event = every(1.0, self.check_idle)
+        self._refresh_event = every(self.kiosk.refresh_seconds, self.refresh_site)
+        self._printer_event = every(30.0, self.poll_printer)
         self.refresh_site()
         self.poll_printer()
         self._start_watchdog()
@@ -292,7 +306,7 @@ class KioskApp(App):
         Window.bind(on_flip=first_frame)
         interval = sd_notify.watchdog_interval()
         if interval:
-            self._watchdog = Clock.schedule_interval(lambda _dt: sd_notify.watchdog(), interval)
+            self._watchdog = every(interval, sd_notify.watchdog)
 
     def on_stop(self) -> None:
         self.shutdown()
@@ -377,7 +391,7 @@ class KioskApp(App):
         self.hub_ok = False
         self.render_tiles()
         if self._probe is None:
-            self._probe = Clock.schedule_interval(lambda _dt: self._probe_once(), self.kiosk.probe_seconds)
+            self._probe = every(self.kiosk.probe_seconds, self._probe_once)
 
     def _probe_once(self) -> None:
         self.worker.run(self.client.health, self._probe_done)

@@ -149,6 +149,21 @@ def test_language_text_size_and_idle_reset(kiosk: Driver) -> None:
     assert (app.sm.current, app.lang, app.scale) == ("home", "da", 1.0)
 
 
+def test_the_idle_reset_runs_on_the_real_clock(hub: Hub) -> None:
+    """Nobody calls check_idle here: the kiosk's own Kivy clock has to, while the loop runs."""
+    driver = make_kiosk(hub.url, None, None, idle_timeout=1.0)
+    app = driver.app
+    try:
+        driver.tap(button(driver, "home", "Svenska"))
+        driver.tap(button(driver, "home", "A+"))
+        driver.tap(button(driver, "home", "Jag har en bokad tid"))
+        assert (app.sm.current, app.lang, app.scale) == ("checkin", "sv", 1.25)
+        driver.wait(lambda: app.sm.current == "home", 10, "the idle timer to reset the kiosk")
+        assert (app.lang, app.scale) == ("da", 1.0)
+    finally:
+        driver.stop()
+
+
 # -- refusals --------------------------------------------------------------------------------------
 
 
