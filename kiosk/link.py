@@ -52,9 +52,10 @@ class KioskLink:
         self.client.reconnect_delay_set(0.5, 5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
         self.publisher = StatusPublisher(self.client, topics, device, kind="kiosk")
         self.printer_health: Any = None  # the last hardware Health, published again on every connect
-        self.connected = False
+        self.connected = False  # while True the retained queue states arrive here: no need to ask GET /site
 
     def start(self) -> KioskLink:
         self.client.connect_async(self.host, self.port, keepalive=15)
@@ -84,6 +85,9 @@ class KioskLink:
         # Subscriptions are not kept by a restarted broker: subscribe on every connect.
         client.subscribe([(self.topics.queue_state("+"), 1), (self.topics.hub_status, 1)])
         self.publisher.update(self.printer_health, online=True, force=True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected = False  # paho reconnects by itself; until then the app asks GET /site
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
