@@ -1,4 +1,4 @@
-"""The kiosk's Kivy app: layout in ``kiosk.kv``, behaviour here.
+"""The kiosk's Kivy app: layout in ``widgets.kv``, behaviour here.
 
 Threads: the Kivy main thread only draws and reacts. HTTP and printing run
 on ``Worker`` threads and come back with ``Clock.schedule_once``; MQTT
@@ -39,7 +39,7 @@ from .scanner import SerialScanner, WedgeBuffer
 log = logging.getLogger("vuoro.kiosk")
 
 LOCALE_DIR = Path(__file__).parent / "locale"
-KV_FILE = Path(__file__).parent / "kiosk.kv"
+KV_FILE = Path(__file__).parent / "widgets.kv"
 
 
 class ServiceTile(Button):
@@ -91,7 +91,7 @@ class ConfirmScreen(Screen):
 
 
 class CodeScreen(Screen):
-    """A booking code or sign-up code, large, with what to do with it (layout in kiosk.kv)."""
+    """A booking code or sign-up code, large, with what to do with it (layout in widgets.kv)."""
 
     heading = StringProperty("")
     about = StringProperty("")
@@ -206,7 +206,7 @@ class KioskApp(App):
 
     # -- building -------------------------------------------------------------------
     def load_kv(self, filename: Any = None) -> bool:
-        # Kivy would also find kiosk.kv by the class name; load it once per process
+        # Kivy would look for kiosk.kv by the class name; load ours once per process
         # instead, so tests that build several apps do not stack the rules twice.
         if str(KV_FILE) not in Builder.files:
             Builder.load_file(str(KV_FILE))
