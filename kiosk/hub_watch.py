@@ -1,9 +1,12 @@
 """The kiosk's picture of the hub: its services and queue states, and whether it answers.
 
-``GET /site`` at start, every ``refresh_seconds`` and after each ticket or
-refusal; queue states also arrive over MQTT (the hub's retained
-``queue/+/state``). While the hub does not answer, a health probe every
-``probe_seconds``; when it answers, ``GET /site`` brings everything back.
+``GET /site`` once at start (the services, their names, the site's id for
+the MQTT topics). After that the queue states arrive over MQTT (the hub's
+retained ``queue/+/state``), so ``GET /site`` is asked again only while
+MQTT is not delivering them — no broker configured, or the link down:
+every ``refresh_seconds``, and after each ticket or refusal. While the hub
+does not answer, a health probe every ``probe_seconds``; when it answers,
+``GET /site`` brings everything back.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class HubWatch:
         self._refresh = self._probe = None
 
     def refresh_unless_mqtt(self) -> None:
-        self.refresh()
+        if not self.mqtt_up():
+            self.refresh()
 
     def refresh(self) -> None:
         self.session.worker.run(self.session.client.site, self._answered)

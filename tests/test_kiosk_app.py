@@ -164,6 +164,38 @@ def test_the_idle_reset_runs_on_the_real_clock(hub: Hub) -> None:
         driver.stop()
 
 
+# -- queue state over MQTT; GET /site only while MQTT is down ---------------------------------------
+
+
+def test_no_site_request_follows_a_ticket_while_mqtt_is_up(hub: Hub, relay: Relay, live_broker: Broker,
+                                                            printer: VirtualPrinter) -> None:
+    """Counted at a real HTTP hop in front of the real hub: the new wait reaches the tile over MQTT alone."""
+    driver = make_kiosk(relay.url, live_broker, printer.url)
+    app, ticket = driver.app, driver.app.screen("ticket")
+    try:
+        driver.wait(app.mqtt_up, 10, "the kiosk's MQTT link")
+        asked = relay.count("GET", "/api/v1/site")
+        assert asked == 1  # once, at start: the services and the site's id for the topics
+        waiting = tile(driver, "kvik").waiting
+        driver.tap(tile(driver, "kvik"))
+        driver.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 10, "the ticket")
+        driver.tap(button(driver, "ticket", "Færdig"))
+        driver.wait(lambda: tile(driver, "kvik").waiting > waiting, 10, "the new wait, over MQTT")
+        # What's on asks the hub after the ticket: anything the kiosk meant to ask before has been asked.
+        driver.tap(button(driver, "home", "Arrangementer"))
+        driver.wait(lambda: relay.count("GET", "/api/v1/events") and app.screen("events").loaded, 10, "what's on")
+        assert relay.count("GET", "/api/v1/site") == asked
+        # The broker goes away: until the link is back, a ticket is followed by GET /site again.
+        live_broker.stop()
+        driver.wait(lambda: not app.mqtt_up(), 20, "the kiosk to notice MQTT is gone")
+        app.go("home")
+        driver.tap(tile(driver, "kvik"))
+        driver.wait(lambda: relay.count("GET", "/api/v1/site") > asked, 10, "GET /site after the ticket")
+    finally:
+        live_broker.start()
+        driver.stop()
+
+
 # -- refusals --------------------------------------------------------------------------------------
 
 
