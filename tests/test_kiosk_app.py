@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ from vuoro.broker import Broker
 from vuoro.processes import HubProcess as Hub
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_SITE = REPO / "tests" / "sites" / "always_open.toml"
 TOKEN = "demo-kiosk1-token-change-me"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -297,104 +299,9 @@ def test_checkin_keypad_through_the_real_hub(kiosk: Driver) -> None:
     assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid med koden 7KQ3MZ.")  # the hub's not_found
 
 
-# -- check-in answers from a stub of the coming bookings API (issue 7) -------------------------------
+# -- check-in answers from the real hub, at a chosen time --------------------------------------------
 
-CHECKIN_ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
-    "NFND23": (404, {"error": {"code": "not_found", "message": "no such booking"}}),
-    "NOTYET": (404, {"error": {"code": "http_404", "message": "There is nothing at this address."}}),
-    "EARLY2": (409, {"error": {"code": "too_early", "message": "early", "come_back_at": "2099-01-01T10:15:00+01:00"}}),
-    "LATE23": (409, {"error": {"code": "too_late", "message": "late", "service": "kvik"}}),
-    "DAYX23": (409, {"error": {"code": "other_day", "message": "day"}}),
-    "SITE23": (409, {"error": {"code": "other_site", "message": "site"}}),
-    "DONE23": (409, {"error": {"code": "already_checked_in", "message": "done"}}),
-    "GOOD23": (201, {"ticket": {"id": "b1", "ticket": "B007", "service": "borgerservice", "position": 0,
-                                "estimated_wait_min": 0, "issued_at": "2026-11-23T10:20:00+01:00",
-                                "service_names": {"da": "Borgerservice", "en": "Citizen service"}},
-                     "booking": {"service": "borgerservice", "start": "2026-11-23T10:30:00+01:00",
-                                 "end": "2026-11-23T10:45:00+01:00"}}),
-}
-
-
-class _Bookings(BaseHTTPRequestHandler):
-    site: dict[str, Any] = {}
-    keys: list[str] = []
-
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/api/v1/site":
-            self._send(200, self.site)
-        else:
-            ok = self.path == "/api/v1/health"
-            self._send(200 if ok else 404, {"status": "ok"} if ok else {"error": {"code": "http_404"}})
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        self.keys.append(self.headers.get("Idempotency-Key", ""))
-        self._send(*CHECKIN_ANSWERS.get(body.get("code"), (404, {"error": {"code": "not_found"}})))
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture()
-def bookings_stub(hub: Hub) -> Iterator[str]:
-    _Bookings.site = requests.get(hub.url + "/api/v1/site", timeout=5).json()
-    _Bookings.keys = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Bookings)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_checkin_answers_in_plain_words(bookings_stub: str, printer: VirtualPrinter) -> None:
-    master, slave = os.openpty()
-    driver = make_kiosk(bookings_stub, None, printer.url, scanner=os.ttyname(slave))
-    app, notice, ticket = driver.app, driver.app.screen("notice"), driver.app.screen("ticket")
-    try:
-        expected = {
-            "NFND23": "Vi kunne ikke finde en tid med koden NFND23.",
-            "NOTYET": "Du kan ikke tjekke ind her endnu. Spørg venligst i skranken.",
-            "EARLY2": "Du er kommet tidligt. Kom igen ",
-            "LATE23": "Din tid er overskredet.",
-            "DAYX23": "Din tid er en anden dag.",
-            "SITE23": "Din tid er på et andet bibliotek",
-            "DONE23": "Du har allerede tjekket ind.",
-        }
-        for code, words in expected.items():
-            driver.app.go("home")
-            app.screen("checkin").scan(code)
-            driver.wait(lambda: app.sm.current == "notice", 10, f"answer to {code}")
-            assert notice.body.startswith(words), (code, notice.body)
-        # A keyboard-wedge scanner: fast keystrokes and Enter, no touch.
-        from kivy.core.window import Window
-
-        app.go("home")
-        for char in "LATE23":
-            Window.dispatch("on_textinput", char)
-        Window.dispatch("on_key_down", 13, 40, "\r", [])
-        driver.wait(lambda: app.sm.current == "notice" and notice.title == "Din tid er gået", 10, "wedge scan")
-        assert button(driver, "notice", "Tag et nummer i stedet")
-        # A serial scanner on a pty: the happy path checks in and prints a check-in receipt.
-        app.go("home")
-        driver.wait(lambda: app.scanner is not None and app.scanner.port is not None, 10, "scanner port open")
-        os.write(master, b"GOOD23\r\n")
-        driver.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 10, "checked in")
-        assert ticket.number == "B007" and "Din tid: 10:30" in ticket.place
-        receipt = printer.wait_for(1, timeout=10)[0]
-        assert "B007" in receipt.text and "GOOD23" in receipt.barcodes + receipt.qr
-        assert all(8 <= len(k) <= 64 for k in _Bookings.keys) and len(set(_Bookings.keys)) == len(_Bookings.keys)
-    finally:
-        driver.stop()
-        os.close(master)
-        os.close(slave)
+MONDAY_1020 = datetime(2026, 11, 23, 10, 20, tzinfo=ZoneInfo("Europe/Copenhagen"))
 
 
 class Relay:
@@ -464,6 +371,81 @@ def relay(hub: Hub) -> Iterator[Relay]:
     running.close()
 
 
+@pytest.fixture()
+def monday_hub(broker: Broker, tmp_path: Path) -> Iterator[Hub]:
+    """A real hub whose clock starts on Monday 23 November 2026 at 10:20 (TZ=UTC, the site in Copenhagen),
+    with borgerservice bookings made through its own CSV import, each with a known code."""
+    running = Hub(TEST_SITE, tmp_path, broker.url, clock=MONDAY_1020, tz="UTC",
+                  topic_root="t" + uuid.uuid4().hex[:8]).start()
+    rows = ["external_id;service;start;site;code",
+            "early;borgerservice;2026-11-23 12:00;;EARLY2",  # check-in opens 11:45
+            "late;borgerservice;2026-11-23 09:30;;LATE23",  # closed at 09:40
+            "tomorrow;borgerservice;2026-11-24 10:00;;DAYX23",
+            "vestby;borgerservice;2026-11-23 10:30;vestby;VESTBY",  # another branch's visitor
+            "twice;borgerservice;2026-11-23 10:30;;TWCE23",
+            "good;borgerservice;2026-11-23 10:30;;GREAT2"]
+    imported = requests.post(running.url + "/api/v1/bookings/import?format=csv", timeout=10,
+                             data="\n".join(rows).encode(), headers={**STAFF, "Content-Type": "text/csv"})
+    assert imported.status_code == 200 and imported.json()["created"] == 6, imported.text
+    first = requests.post(running.url + "/api/v1/checkins", json={"code": "TWCE23"}, timeout=5,
+                          headers={**OTHER_KIOSK, "Idempotency-Key": f"first-{uuid.uuid4().hex}"})
+    assert first.status_code == 201 and first.json()["ticket"]["ticket"] == "B001", first.text
+    yield running
+    running.stop()
+
+
+def test_checkin_answers_in_plain_words(monday_hub: Hub, printer: VirtualPrinter) -> None:
+    relay = Relay(monday_hub.url)
+    master, slave = os.openpty()
+    driver = make_kiosk(relay.url, None, printer.url, scanner=os.ttyname(slave))
+    app, notice, ticket = driver.app, driver.app.screen("notice"), driver.app.screen("ticket")
+    try:
+        expected = {
+            "NFND23": "Vi kunne ikke finde en tid med koden NFND23.",
+            "EARLY2": "Du er kommet tidligt. Kom igen ",
+            "LATE23": "Din tid er overskredet.",
+            "DAYX23": "Din tid er en anden dag.",
+            "VESTBY": "Din tid er på et andet bibliotek",
+            "TWCE23": "Du har allerede tjekket ind.",
+        }
+        for code, words in expected.items():
+            driver.app.go("home")
+            app.screen("checkin").scan(code)
+            driver.wait(lambda: app.sm.current == "notice", 10, f"answer to {code}")
+            assert notice.body.startswith(words), (code, notice.body)
+        # A hub without check-in (an older hub): its own 404 for the address.
+        relay.hidden.add("/api/v1/checkins")
+        driver.app.go("home")
+        app.screen("checkin").scan("GREAT2")
+        driver.wait(lambda: app.sm.current == "notice", 10, "the answer of a hub without check-in")
+        assert notice.body.startswith("Du kan ikke tjekke ind her endnu. Spørg venligst i skranken."), notice.body
+        relay.hidden.clear()
+        # A keyboard-wedge scanner: fast keystrokes and Enter, no touch.
+        from kivy.core.window import Window
+
+        app.go("home")
+        for char in "LATE23":
+            Window.dispatch("on_textinput", char)
+        Window.dispatch("on_key_down", 13, 40, "\r", [])
+        driver.wait(lambda: app.sm.current == "notice" and notice.title == "Din tid er gået", 10, "wedge scan")
+        assert button(driver, "notice", "Tag et nummer i stedet")
+        # A serial scanner on a pty: the happy path checks in and prints a check-in receipt.
+        app.go("home")
+        driver.wait(lambda: app.scanner is not None and app.scanner.port is not None, 10, "scanner port open")
+        os.write(master, b"GREAT2\r\n")
+        driver.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 10, "checked in")
+        assert ticket.number == "B002" and "Din tid: 10:30" in ticket.place  # TWCE23 had B001
+        receipt = printer.wait_for(1, timeout=10)[0]
+        assert "B002" in receipt.text and "GREAT2" in receipt.barcodes + receipt.qr
+        keys = relay.keys("/api/v1/checkins")
+        assert all(8 <= len(k) <= 64 for k in keys) and len(set(keys)) == len(keys) == len(expected) + 3
+    finally:
+        driver.stop()
+        relay.close()
+        os.close(master)
+        os.close(slave)
+
+
 # -- what's on, and touch targets -------------------------------------------------------------------
 
 
@@ -476,8 +458,9 @@ def test_whats_on_from_the_hub(kiosk: Driver) -> None:
     assert texts and "Et øjeblik …" not in texts
 
 
-def test_whats_on_placeholder_when_the_hub_has_no_events(bookings_stub: str) -> None:
-    driver = make_kiosk(bookings_stub, None, None)
+def test_whats_on_placeholder_when_the_hub_has_no_events(relay: Relay) -> None:
+    relay.hidden.add("/api/v1/events")  # an older hub, without the programme: its own 404
+    driver = make_kiosk(relay.url, None, None)
     try:
         driver.tap(button(driver, "home", "Arrangementer"))
         driver.wait(lambda: any("Snart kan du se arrangementerne her" in c.text for c in shown_events(driver)), 10,
