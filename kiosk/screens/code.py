@@ -37,13 +37,7 @@ class CodeScreen(KioskScreen):
 
     def _printed(self, outcome: PrintOutcome, code: str) -> None:
         self.receipt = outcome
-        if outcome.printed:
-            self.receipt_failed = False
-            self.receipt_text = self._("Take your receipt.")
-        elif outcome.state is None:
-            self.receipt_failed = False
-            self.receipt_text = self._("Please write down your code.")
-        else:
-            self.receipt_failed = True
-            self.receipt_text = (model.print_problem(self._, outcome.state) + " "
-                                 + self._("Please write down your code: {code}").format(code=code))
+        self.receipt_text, self.receipt_failed = model.after_printing(
+            self._, outcome.printed, outcome.state, done=self._("Take your receipt."),
+            no_printer=self._("Please write down your code."),
+            keep=self._("Please write down your code: {code}").format(code=code))

@@ -78,14 +78,8 @@ class TicketScreen(KioskScreen):
 
     def _printed(self, outcome: PrintOutcome) -> None:
         self.printed = outcome
-        if outcome.printed:
-            self.print_failed = False
-            self.instruction = self._("Take your ticket and watch the screen.")
-        elif outcome.state is None:
-            self.print_failed = False
-            self.instruction = self._("Please remember your number and watch the screen.")
-        else:
-            self.print_failed = True
-            self.instruction = (model.print_problem(self._, outcome.state) + " "
-                                + self._("Please remember your number: {number}").format(number=self.number) + "\n"
-                                + self._("Watch the screen; staff have been told."))
+        self.instruction, self.print_failed = model.after_printing(
+            self._, outcome.printed, outcome.state, done=self._("Take your ticket and watch the screen."),
+            no_printer=self._("Please remember your number and watch the screen."),
+            keep=self._("Please remember your number: {number}").format(number=self.number) + "\n"
+            + self._("Watch the screen; staff have been told."))
