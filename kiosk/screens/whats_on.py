@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kivy.core.text import Label as CoreLabel
 from kivy.properties import BooleanProperty, DictProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
@@ -14,9 +15,25 @@ from .base import KioskScreen
 
 SHOWN = 12  # events in the list: a week of a busy house still fits a few swipes
 
+# Sizes in u, for whats_on.kv and for measuring a row's height here (one place for each number).
+NOTE_SIZE, HEAD_SIZE, EXTRA_SIZE = 20, 21, 19  # font sizes
+LINE_GAP, GAP = 2, 8  # between a row's two lines; between its text and its button
+BUTTON_WIDTH, BUTTON_HEIGHT = 170, 56
+
+
+def text_height(text: str, font_size: float, bold: bool, width: float) -> float:
+    """The height a Label ``width`` wide gives ``text`` (measured as a Label widget draws it)."""
+    label = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(max(width, 1), None))
+    label.refresh()
+    return label.texture.size[1] if label.texture is not None else 0
+
 
 class EventRow(BoxLayout):
-    """One event of the list (a RecycleView view): time and title, room and state, a sign-up button."""
+    """One event of the list (a RecycleView view): time and title, room and state, a sign-up button.
+
+    Its height comes with its data, measured by the screen: a RecycleView whose views size themselves
+    from their text keeps laying out and handing views to other rows, and never settles.
+    """
 
     event = DictProperty()
     head = StringProperty("")
@@ -25,6 +42,7 @@ class EventRow(BoxLayout):
     extra_colour = ListProperty(list(theme.MUTED_TEXT))
     extra_bold = BooleanProperty(False)
     signup_text = StringProperty("")  # "Sign up", "Join the waiting list", or "" (no button)
+    signup_id = StringProperty("")  # the event's id when it has a button (a kv rule cannot watch event["id"])
     sign_up = ObjectProperty(None, allownone=True)  # the screen's sign_up(event)
 
 
@@ -35,7 +53,9 @@ class EventsScreen(KioskScreen):
     events = ListProperty()
 
     def on_kv_post(self, base_widget: Any) -> None:
-        self.session.bind(lang=lambda *_a: self.render() if self.loaded else None)
+        # Words and wrapping change with the language, the text size and the list's width.
+        self.session.bind(lang=self.render, u=self.render)
+        self.ids.events.bind(width=self.render)
 
     def open(self) -> None:
         self.events, self.loaded, self.available = [], False, True
@@ -59,7 +79,7 @@ class EventsScreen(KioskScreen):
         self.loaded = True
         self.render()
 
-    def render(self) -> None:
+    def render(self, *_args: Any) -> None:
         if not self.loaded:
             data = [self._note(self._("Just a moment…"))]
         elif not self.available:
@@ -72,19 +92,26 @@ class EventsScreen(KioskScreen):
             data = [self._row(event, now) for event in self.events[:SHOWN]]
         self.ids.events.data = data
 
-    @staticmethod
-    def _note(text: str) -> dict[str, Any]:
-        return {"viewclass": "EventNote", "text": text}
+    def _note(self, text: str) -> dict[str, Any]:
+        width, u = self.ids.events.width, self.session.u
+        return {"viewclass": "EventNote", "text": text, "height": text_height(text, NOTE_SIZE * u, False, width)}
 
     def _row(self, event: dict[str, Any], now: datetime) -> dict[str, Any]:
         span, title, extra = model.event_line(self._, event, now)
         strong = event.get("state") in ("cancelled", "sold_out")
         kind = model.signup_kind(event)
-        return {"viewclass": "EventRow", "event": event, "head": f"{span}  {title}",
+        head, u = f"{span}  {title}", self.session.u
+        width = self.ids.events.width - ((BUTTON_WIDTH + GAP) * u if kind else 0)
+        height = text_height(head, HEAD_SIZE * u, True, width)
+        if extra:
+            height += LINE_GAP * u + text_height(extra, EXTRA_SIZE * u, strong, width)
+        return {"viewclass": "EventRow", "height": max(height, BUTTON_HEIGHT * u if kind else 0),
+                "event": event, "head": head,
                 "head_colour": list(theme.MUTED_TEXT if event.get("state") == "cancelled" else theme.TEXT),
                 "extra": extra, "extra_bold": strong,
                 "extra_colour": list(theme.ALERT_BG if strong else theme.MUTED_TEXT),
-                "sign_up": self.sign_up, "signup_text": "" if kind is None else (self._("Sign up") if kind == "seat"
+                "sign_up": self.sign_up, "signup_id": str(event.get("id") or "") if kind else "",
+                "signup_text": "" if kind is None else (self._("Sign up") if kind == "seat"
                                                         else self._("Join the waiting list"))}
 
     # -- signing up -------------------------------------------------------------------------
