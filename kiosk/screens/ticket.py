@@ -45,8 +45,7 @@ class TicketScreen(KioskScreen):
             return
         if answer.broken:
             session.hub_down()
-        title = model.service_name(session.queues.get(service, {}).get("names"), session.lang, service)
-        self.notice(model.ticket_refusal(self._, answer.code, answer.detail, title))
+        self.notice(model.ticket_refusal(self._, answer.code, answer.detail, session.service_title(service)))
         if not answer.broken:
             session.queues_changed()  # a refusal means our picture of the service was stale
 
