@@ -141,11 +141,7 @@ class KioskApp(App):
         if self.link is not None:
             self.link.stop()
             self.link = None
-        session = self.session
-        session.worker.shutdown()
-        if session.printer is not None:
-            session.printer.close()
-        session.client.close()
+        self.session.close()
 
     # -- MQTT: queue states in, presence and printer health out --------------------------------
     def mqtt_up(self) -> bool:
@@ -186,7 +182,7 @@ class KioskApp(App):
         """A status reading now and then, so staff hear about paper-low before a visitor meets it."""
         printer = self.session.printer
         if printer is not None and printer.present:
-            self.session.worker.run(printer.status)
+            self.session.run(printer.status)
 
     # -- the next visitor ----------------------------------------------------------------
     def check_idle(self, now: float | None = None) -> bool:

@@ -25,6 +25,7 @@ class HubWatch:
         self.on_site = on_site
         self._refresh: Any = None
         self._probe: Any = None
+        self._stopped = False
 
     def start(self) -> None:
         self.session.bind(hub_ok=self._hub_ok, on_queues_changed=lambda *_a: self.refresh_unless_mqtt())
@@ -32,6 +33,7 @@ class HubWatch:
         self.refresh()
 
     def stop(self) -> None:
+        self._stopped = True
         for event in (self._refresh, self._probe):
             if event is not None:
                 event.cancel()
@@ -42,7 +44,7 @@ class HubWatch:
             self.refresh()
 
     def refresh(self) -> None:
-        self.session.worker.run(self.session.client.site, self._answered)
+        self.session.run(self.session.client.site, self._answered)
 
     def _answered(self, answer: HubAnswer | None) -> None:
         session = self.session
@@ -58,14 +60,14 @@ class HubWatch:
 
     # -- while the hub does not answer ----------------------------------------------------------
     def _hub_ok(self, _session: Session, ok: bool) -> None:
-        if not ok and self._probe is None:
+        if not ok and self._probe is None and not self._stopped:
             self._probe = every(self.session.config.probe_seconds, self._probe_once)
         elif ok and self._probe is not None:
             self._probe.cancel()
             self._probe = None
 
     def _probe_once(self) -> None:
-        self.session.worker.run(self.session.client.health, self._probed)
+        self.session.run(self.session.client.health, self._probed)
 
     def _probed(self, answer: HubAnswer | None) -> None:
         if answer is not None and answer.status is not None and answer.status < 500:

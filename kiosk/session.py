@@ -82,6 +82,7 @@ class Session(EventDispatcher):
         self.printer = printer
         self.keys: dict[tuple[Hashable, ...], str] = {}  # a request's subject → its key, until the hub answers
         self.last_touch = time.monotonic()
+        self.closed = False
         self._window = (800, 480)
         self._tr_cache: dict[str, Callable[[str], str]] = {}
 
@@ -164,6 +165,19 @@ class Session(EventDispatcher):
     def in_flight(self, kind: str) -> list[tuple[Hashable, ...]]:
         return [subject for subject in self.keys if subject[0] == kind]
 
+    def run(self, job: Callable[[], Any], done: Callable[[Any], None] | None = None) -> None:
+        """``job`` on a worker thread, ``done(result)`` back on the UI thread. Once the kiosk has
+        stopped nothing new starts: an answer that arrives late must not start another request."""
+        if not self.closed:
+            self.worker.run(job, done)
+
+    def close(self) -> None:
+        self.closed = True
+        self.worker.shutdown()
+        if self.printer is not None:
+            self.printer.close()
+        self.client.close()
+
     def ask(self, request: Callable[[], HubAnswer], answered: Callable[[HubAnswer], None],
             then: Callable[[HubAnswer], Callable[[], None] | None] | None = None) -> None:
         """``request`` on a worker; ``answered(answer)`` on the UI thread; then ``then(answer)`` on the
@@ -177,7 +191,7 @@ class Session(EventDispatcher):
                 if done is not None:
                     post(done)
 
-        self.worker.run(job)
+        self.run(job)
 
     def print_ticket(self, ticket: dict[str, Any], lang: str, booking: dict[str, Any] | None = None,
                      code: str | None = None) -> PrintOutcome:

@@ -307,14 +307,16 @@ MONDAY_1020 = datetime(2026, 11, 23, 10, 20, tzinfo=ZoneInfo("Europe/Copenhagen"
 class Relay:
     """A real HTTP hop between a kiosk and the real hub. It keeps what the kiosk asked (method, path,
     Idempotency-Key); it can answer like a hub that lacks an address (an older hub: the request goes to an
-    address this hub does not have, so the answer is the hub's own 404); and it can lose the hub's answer
-    to a ticket on the way back: the hub commits the ticket, the kiosk never hears of it (a cable pulled at
-    the wrong moment)."""
+    address this hub does not have, so the answer is the hub's own 404); it can hold requests for an
+    address until ``release`` is set (a slow answer); and it can lose the hub's answer to a ticket on the
+    way back: the hub commits the ticket, the kiosk never hears of it (a cable pulled at the wrong moment)."""
 
     def __init__(self, hub_url: str) -> None:
         self.hub_url = hub_url
         self.seen: list[tuple[str, str, str]] = []
         self.hidden: set[str] = set()
+        self.held: set[str] = set()
+        self.release = threading.Event()
         self.lose_ticket_answers = threading.Event()
         self.lost: list[dict[str, Any]] = []
         relay = self
@@ -344,6 +346,8 @@ class Relay:
     def forward(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?")[0]
         self.seen.append((handler.command, path, handler.headers.get("Idempotency-Key", "")))
+        if path in self.held:
+            self.release.wait(10)
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")}
@@ -717,3 +721,18 @@ def test_a_ticket_whose_answer_was_lost_is_not_issued_twice(hub: Hub, relay: Rel
     finally:
         relay.lose_ticket_answers.clear()
         driver.stop()
+
+
+def test_an_answer_that_arrives_after_the_kiosk_stopped_starts_nothing(relay: Relay, printer: VirtualPrinter) -> None:
+    """The kiosk stops (a restart, the end of a test) while a ticket request is out. Its answer still
+    comes back to the UI thread, but nothing new may start on a stopped kiosk: before, the answer's
+    GET /site refresh went to a worker pool already shut down and raised in the next app's event loop."""
+    relay.held.add("/api/v1/tickets")
+    driver = make_kiosk(relay.url, None, printer.url)
+    ticket = driver.app.screen("ticket")
+    driver.tap(tile(driver, "kvik"))
+    driver.stop()
+    relay.release.set()
+    driver.wait(lambda: ticket.ticket is not None, 10, "the late answer on the UI thread")
+    driver.wait(lambda: ticket.printed is not None, 10, "the printing that followed it")
+    assert relay.count("GET", "/api/v1/site") == 1  # the one at start; none after the stop

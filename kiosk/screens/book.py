@@ -23,7 +23,7 @@ class BookScreen(KioskScreen):
         self.show()
         client = session.client
         services = [str(s["id"]) for s in session.site.get("services") or [] if isinstance(s, dict) and s.get("id")]
-        session.worker.run(lambda: [(sid, client.slots(sid, 7)) for sid in services], self._answered)
+        session.run(lambda: [(sid, client.slots(sid, 7)) for sid in services], self._answered)
 
     def _answered(self, answers: list[tuple[str, HubAnswer]] | None) -> None:
         answers = answers or []

@@ -67,7 +67,7 @@ class SlotsScreen(KioskScreen):
     def refresh(self) -> None:
         """Ask the hub again for this service's times (after one was taken meanwhile)."""
         service, client = self.service, self.session.client
-        self.session.worker.run(lambda: client.slots(service, DAYS), lambda answer: self._refreshed(service, answer))
+        self.session.run(lambda: client.slots(service, DAYS), lambda answer: self._refreshed(service, answer))
 
     def _refreshed(self, service: str, answer: HubAnswer | None) -> None:
         if answer is None or answer.broken:

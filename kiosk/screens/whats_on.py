@@ -66,7 +66,7 @@ class EventsScreen(KioskScreen):
     def reload(self) -> None:
         """Ask the hub again (after a sign-up or a refusal) without leaving the screen showing."""
         client = self.session.client
-        self.session.worker.run(lambda: client.events(7), self._answered)
+        self.session.run(lambda: client.events(7), self._answered)
 
     def _answered(self, answer: HubAnswer | None) -> None:
         self.answers += 1
