@@ -473,6 +473,19 @@ def test_whats_on_placeholder_when_the_hub_has_no_events(relay: Relay) -> None:
         driver.stop()
 
 
+def test_each_kv_file_is_loaded_once_however_many_apps_were_built(kiosk: Driver, hub: Hub) -> None:
+    """A .kv file loaded twice applies its rules twice: every widget drawn twice, one over the other."""
+    from kivy.lang import Builder
+
+    from kiosk.app import KV_FILES
+
+    make_kiosk(hub.url, None, None).stop()  # one more app in this process
+    assert len(KV_FILES) == 13 and all(Builder.files.count(str(path)) == 1 for path in KV_FILES)
+    for screen in kiosk.app.sm.screens:
+        assert len(screen.children) == 1, screen.name  # its one layout, not one per load
+    assert len(kiosk.app.screen("home").ids.langs.children) == len(kiosk.app.session.config.languages)
+
+
 def test_touch_targets_are_at_least_9_mm(kiosk: Driver) -> None:
     app = kiosk.app
     min_px = 9 * app.session.config.mm  # 9 mm at the 7" panel's 133 dpi ≈ 47 px
