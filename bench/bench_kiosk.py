@@ -101,7 +101,7 @@ def main() -> int:
                     raise TimeoutError(f"no receipt byte for touch {i}")
                 latencies.append((first_byte[0] - t) * 1000)
                 printer.wait_for(count + 1, 10)
-                d.wait(lambda: app.last_print is not None and app.sm.current == "ticket", 10)
+                d.wait(lambda: app.screen("ticket").printed is not None and app.sm.current == "ticket", 10)
             rss = rss_mb()
             d.stop()
         finally:

@@ -40,9 +40,10 @@ class KioskLink:
                                   will=Will(topics.device_status(device), offline_will(device, "kiosk")))
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
         self.publisher = StatusPublisher(self.client, topics, device, kind="kiosk")
         self.printer_health: Any = None  # the last hardware Health, published again on every connect
-        self.connected = False
+        self.connected = False  # while True the retained queue states arrive here: no need to ask GET /site
 
     def start(self) -> KioskLink:
         self.client.start()
@@ -71,6 +72,9 @@ class KioskLink:
         # Subscriptions are not kept by a restarted broker: subscribe on every connect.
         client.subscribe([(self.topics.queue_state("+"), 1), (self.topics.hub_status, 1)])
         self.publisher.update(self.printer_health, online=True, force=True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected = False  # paho reconnects by itself; until then the app asks GET /site
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

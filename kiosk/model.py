@@ -45,6 +45,12 @@ def when(_: Translate, moment: datetime, today: datetime | None) -> str:
     return f"{moment.day}/{moment.month} {clock}"
 
 
+def said_when(_: Translate, moment: Any, now: datetime | None, known: str, unknown: str) -> str:
+    """``known`` with its ``{when}`` filled in from a hub time (ISO text), or ``unknown`` without one."""
+    at = parse_time(moment)
+    return known.format(when=when(_, at, now or at.astimezone())) if at is not None else unknown
+
+
 def wait_text(_: Translate, minutes: Any, waiting: Any = None) -> str:
     if not isinstance(minutes, int | float) or minutes <= 0 or waiting == 0:
         return _("No wait")
@@ -127,13 +133,9 @@ def ticket_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any],
                       _("This service is by appointment only. If you have a booking, check in here. "
                         "You can book a time at the desk, on the web or by phone."), ("checkin",))
     if code == "closed":
-        opens = parse_time(answer_detail("opens_at"))
-        if opens is not None:
-            body = _("This service is closed now. It opens {when}.").format(
-                when=when(_, opens, now or opens.astimezone()))
-        else:
-            body = _("This service is closed now. Please ask at the desk.")
-        return Notice(service_title, body)
+        return Notice(service_title, said_when(_, answer_detail("opens_at"), now,
+                                               _("This service is closed now. It opens {when}."),
+                                               _("This service is closed now. Please ask at the desk.")))
     if code in ("unreachable",) or code.startswith("http_5") or code == "store_unavailable":
         return hub_down(_)
     return Notice(_("Sorry"), _("We could not make a ticket just now. Please ask at the desk."))
@@ -155,13 +157,9 @@ def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any]
     if code == "http_404":  # the hub does not have /checkins yet
         return Notice(_("Check-in"), _("Check-in is not available here yet. Please ask at the desk."))
     if code == "too_early":
-        back = parse_time(answer_detail("come_back_at"))
-        if back is not None:
-            body = _("You are early. Please come back at {when} and check in again.").format(
-                when=when(_, back, now or back.astimezone()))
-        else:
-            body = _("You are early. Please come back a little before your time and check in again.")
-        return Notice(_("You are early"), body)
+        return Notice(_("You are early"), said_when(
+            _, answer_detail("come_back_at"), now, _("You are early. Please come back at {when} and check in again."),
+            _("You are early. Please come back a little before your time and check in again.")))
     if code == "too_late":
         service = answer_detail("service")
         return Notice(_("Your time has passed"),
@@ -189,6 +187,20 @@ def print_problem(_: Translate, state: str | None) -> str:
         "error": _("The printer is not working right now."),
     }
     return reasons.get(state or "", _("The ticket could not be printed."))
+
+
+def after_printing(_: Translate, printed: bool, state: str | None, *, done: str, no_printer: str,
+                   keep: str) -> tuple[str, bool]:
+    """What a screen says once the printer has answered, and whether that is a problem.
+
+    ``done``: it printed; ``no_printer``: this kiosk has none; otherwise why it did not, then
+    ``keep`` (what to keep in mind instead: the number, the code).
+    """
+    if printed:
+        return done, False
+    if state is None:
+        return no_printer, False
+    return print_problem(_, state) + " " + keep, True
 
 
 EVENT_STATES = ("scheduled", "sold_out", "cancelled")

@@ -1,8 +1,8 @@
 """Every msgid the kiosk shows: found by scanning the code, for the translation test and catalog upkeep.
 
-Python uses ``_("...")`` (or ``self._("...")``), the kv file
-``app.tr('...', app.lang)``; both are written literally so this scan finds
-them all. ``python -m kiosk.msgids`` lists the ones a catalog lacks.
+Python uses ``_("...")`` (or ``self._("...")``), the kv files
+``app.session.tr('...', app.session.lang)``; both are written literally so this
+scan finds them all (in ``kiosk/`` and ``kiosk/screens/``). ``python -m kiosk.msgids`` lists the ones a catalog lacks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-_KV = re.compile(r"""app\.tr\((['"])(.+?)\1""")
+_KV = re.compile(r"""\.tr\((['"])(.+?)\1""")
 
 
 def _from_python(path: Path) -> list[str]:
@@ -29,9 +29,9 @@ def _from_python(path: Path) -> list[str]:
 
 def msgids() -> list[str]:
     found: list[str] = []
-    for path in sorted(HERE.glob("*.py")):
+    for path in sorted(HERE.rglob("*.py")):
         found += _from_python(path)
-    for path in sorted(HERE.glob("*.kv")):
+    for path in sorted(HERE.rglob("*.kv")):
         found += [m.group(2) for m in _KV.finditer(path.read_text(encoding="utf-8"))]
     return list(dict.fromkeys(found))
 

@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,51 +137,53 @@ def main(argv: list[str] | None = None) -> int:
             def tile(service: str) -> object:
                 return next(t for t in app.screen("home").ids.tiles.children if t.service == service)
 
+            session, ticket, checkin = app.session, app.screen("ticket"), app.screen("checkin")
+            events, slots = app.screen("events"), app.screen("slots")
             for lang in args.languages.split(","):
                 app.go("home")
-                app.set_language(lang)
+                session.set_language(lang)
                 d.pump(3)
                 shot(lang, "home")
                 printer.set_paper("ok")
                 d.tap(tile("kvik"))
-                d.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 15, "ticket")
+                d.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 15, "ticket")
                 shot(lang, "ticket")
                 app.go("home")
                 printer.set_paper("out")
                 d.tap(tile("kvik"))  # not the librarian: a waiting ticket there would hide "Now – free right away"
-                d.wait(lambda: app.sm.current == "ticket" and app.last_print is not None, 15, "failed print")
+                d.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 15, "failed print")
                 shot(lang, "ticket-printer-failure")
                 printer.set_paper("ok")
                 app.go("checkin")
                 for char in "7KQ3":
-                    app.key_press(char)
+                    checkin.press(char)
                 shot(lang, "checkin")
-                app.checkin("ZZZZZZ")
-                d.wait(lambda: app.sm.current == "notice" and not app.busy, 15, "the check-in answer")
+                checkin.check_in("ZZZZZZ")
+                d.wait(lambda: app.sm.current == "notice" and not session.busy, 15, "the check-in answer")
                 shot(lang, "checkin-slowed")
                 app.go("home")
-                app.hub_down()
+                session.hub_down()
                 shot(lang, "hub-down")
-                app.hub_up()
-                app.open_events()
-                d.wait(lambda: app.events_loaded, 10, "events")
+                session.hub_up()
+                app.go("events")
+                d.wait(lambda: events.loaded and _views(events.ids.events), 10, "events")
                 shot(lang, "whats-on")
-                cafe = next(w for w in _walk(app.screen("events")) if getattr(w, "event_id", None))
+                cafe = next(w for w in _walk(events) if getattr(w, "event_id", None))
                 d.tap(cafe)
-                d.wait(lambda: app.sm.current == "signup" and app.last_receipt is not None, 15, "sign-up")
+                d.wait(lambda: app.sm.current == "signup" and app.screen("signup").receipt is not None, 15, "sign-up")
                 shot(lang, "signup")
                 app.go("home")
-                app.open_booking()
-                d.wait(lambda: len(app.screen("book").ids.book_services.children) == 2, 15, "bookable services")
+                app.go("book")
+                d.wait(lambda: len(app.screen("book").ids.services.children) == 2, 15, "bookable services")
                 shot(lang, "book-services")
-                app.choose_service("bibliotekar")  # the times came with the services: no request
-                d.wait(lambda: app.sm.current == "slots", 15, "slots")
+                app.screen("book").choose("bibliotekar")  # the times came with the services: no request
+                d.wait(lambda: app.sm.current == "slots" and _views(slots.ids.slots), 15, "slots")
                 shot(lang, "book-slots")
-                d.tap(list(reversed(app.screen("slots").ids.slots.children))[0])
+                d.tap(_views(slots.ids.slots)[0])
                 d.wait(lambda: app.sm.current == "confirm", 15, "confirm")
                 shot(lang, "book-confirm")
                 d.tap(app.screen("confirm").ids.confirm_button)
-                d.wait(lambda: app.sm.current == "booked" and app.last_receipt is not None, 15, "booked")
+                d.wait(lambda: app.sm.current == "booked" and app.screen("booked").receipt is not None, 15, "booked")
                 shot(lang, "booked")
             d.stop()
         finally:
@@ -188,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(p.name for p in folder.glob("*.png"))
     print(f"{len(names)} screenshots in {folder}")
     return 0
+
+
+def _views(recycle_view: Any) -> list[Any]:
+    """A RecycleView's views on screen, in the order of its data."""
+    placed = recycle_view.layout_manager.view_indices
+    return sorted(placed, key=placed.get)
 
 
 def _walk(widget: object) -> list[object]:

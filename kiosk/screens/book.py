@@ -1,0 +1,75 @@
+"""Book a time, step one: which services take bookings here (GET /slots answers), with their next free time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kivy.properties import DictProperty, StringProperty
+
+from .. import model, theme
+from ..client import HubAnswer
+from .base import KioskScreen
+
+
+class BookScreen(KioskScreen):
+    hint = StringProperty("")  # the chooser's line, or "Just a moment…"
+    bookable = DictProperty()  # service → its GET /slots answer, for the services that take kiosk bookings
+
+    def open(self) -> None:
+        session = self.session
+        self.hint = self._("Just a moment…")
+        self.bookable, self.ids.services.data = {}, []
+        self.show()
+        client = session.client
+        services = [str(s["id"]) for s in session.site.get("services") or [] if isinstance(s, dict) and s.get("id")]
+        session.run(lambda: [(sid, client.slots(sid, 7)) for sid in services], self._answered)
+
+    def _answered(self, answers: list[tuple[str, HubAnswer]] | None) -> None:
+        answers = answers or []
+        if answers and all(answer.broken for _sid, answer in answers):
+            self.session.hub_down()
+            self.notice(model.hub_down(self._))
+            return
+        self.bookable = {sid: answer.body for sid, answer in answers if answer.ok and isinstance(answer.body, dict)}
+        if self.manager.current != self.name:
+            return  # the visitor has gone elsewhere meanwhile
+        if len(self.bookable) == 1:
+            self.choose(next(iter(self.bookable)))
+            return
+        self.render()
+
+    def render(self) -> None:
+        if not self.bookable:
+            self.hint = self._("Times cannot be booked here right now. You can book at the desk, "
+                               "on the web or by phone.")
+            self.ids.services.data = []
+            return
+        self.hint = self._("What do you want to book a time for?")
+        today = datetime.now().astimezone().date()
+        self.ids.services.data = [
+            {"service": sid, "title": self.session.service_title(sid), "line": self._next_free(body, today),
+             "kind": "booking", "waiting": 0, "bg": list(theme.BOOKING_BG), "fg": list(theme.BOOKING_FG),
+             "disabled": False, "action": lambda tile: self.choose(tile.service)}
+            for sid, body in self.bookable.items()]
+
+    def _next_free(self, body: dict[str, Any], today: Any) -> str:
+        if body.get("here_and_now"):
+            return self._("Free right away")
+        days = model.slot_days(body.get("slots"))
+        if not days:
+            return self._("No free times in the next days")
+        start = model.parse_time(days[0][1][0].get("start"))
+        return self._("Next free time: {when}").format(when=model.booking_when(self._, start, None, today)) \
+            if start else ""
+
+    def choose(self, service: str) -> None:
+        self.screen("slots").choose(service, self.bookable.get(service) or {})
+
+    def back(self) -> None:
+        """From the free times: back to the choice of service, or home when there was no choice."""
+        if len(self.bookable) > 1:
+            self.render()
+            self.show()
+        else:
+            self.screen("home").open()

@@ -1,0 +1,84 @@
+"""The kiosk's own widgets (their looks are in ``widgets.kv``).
+
+Lists that scroll (free times, what's on) are RecycleViews. The small
+fixed grids that share the screen's space among a handful of buttons
+(service tiles, language buttons, day tabs, the keypad, a notice's
+actions) are ``DataGrid`` / ``DataBox``: drawn from ``data`` the same
+way, one ``viewclass`` widget per dict, reused when the data changes, but
+laid out by a plain GridLayout or BoxLayout. A RecycleView would not fit
+them: it scrolls, sizes every view from data or defaults instead of
+sharing the free space, and creates views lazily after layout, which a
+grid of at most 32 buttons that is always fully visible gains nothing from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kivy.factory import Factory
+from kivy.properties import ListProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.gridlayout import GridLayout
+
+from . import theme
+
+
+class Tappable:
+    """``action(widget)`` runs on release: how a list's data says what a tap does."""
+
+    action: Callable[[Any], None] | None = ObjectProperty(None, allownone=True)
+
+    def on_release(self) -> None:
+        if self.action is not None:
+            self.action(self)
+
+
+class KButton(Tappable, Button):
+    """The kiosk's button (looks in widgets.kv)."""
+
+    bg = ListProperty(list(theme.NAV_BG))
+    fg = ListProperty(list(theme.NAV_FG))
+
+
+class ServiceTile(Tappable, Button):
+    """One service: its name large, its wait or state below."""
+
+    title = StringProperty("")
+    line = StringProperty("")
+    service = StringProperty("")
+    kind = StringProperty("walk_in")
+    waiting = NumericProperty(0)
+    bg = ListProperty(list(theme.WALK_IN_BG))
+    fg = ListProperty(list(theme.WALK_IN_FG))
+
+
+class DataLayout:
+    """``data`` (a list of dicts) → one ``viewclass`` widget each, in order, attributes set from the dict.
+
+    Like RecycleView's data, every dict of a list has the same keys, so a reused widget never keeps
+    a value of the item it showed before.
+    """
+
+    data = ListProperty()
+    viewclass = StringProperty("KButton")
+
+    def on_data(self, _layout: Any, data: list[dict[str, Any]]) -> None:
+        views = list(reversed(self.children))  # type: ignore[attr-defined]
+        while len(views) > len(data):
+            self.remove_widget(views.pop())  # type: ignore[attr-defined]
+        while len(views) < len(data):
+            views.append(getattr(Factory, self.viewclass)())
+            self.add_widget(views[-1])  # type: ignore[attr-defined]
+        for view, item in zip(views, data, strict=True):
+            for name, value in item.items():
+                setattr(view, name, value)
+
+
+class DataGrid(DataLayout, GridLayout):
+    pass
+
+
+class DataBox(DataLayout, BoxLayout):
+    pass
