@@ -23,10 +23,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from server import bookings as bk
 from server import codes
 from server import events as ev
 from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
+from server.bookings import book as bk
 from server.code_guard import CodeGuard
 from server.engine import QueueEngine
 from server.guard import set_body_limit

@@ -690,7 +690,7 @@ class Programme:
                 self.event_json(event, detail=True))
 
     def cancel(self, engine: QueueEngine, now: datetime, event_id: str) -> tuple[Outcome, dict[str, Any]]:
-        from server.bookings import Refused
+        from server.bookings.book import Refused
 
         self.sync(engine)
         event = self.local.get(event_id)
@@ -714,7 +714,7 @@ class Programme:
     def signup(self, engine: QueueEngine, now: datetime, event_id: str, language: str,
                key: str) -> tuple[Outcome, dict[str, Any]]:
         """First come, first served: a seat, else a place on the waiting list, else full."""
-        from server.bookings import Refused
+        from server.bookings.book import Refused
 
         self.sync(engine)
         if key in self.by_idem:
