@@ -27,6 +27,8 @@ from server import codes
 from server import events as ev
 from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
 from server.bookings import book as bk
+from server.bookings import imports, records
+from server.bookings.settings import parse_settings
 from server.code_guard import CodeGuard
 from server.engine import QueueEngine
 from server.guard import set_body_limit
@@ -84,7 +86,7 @@ def _key(who: Principal, key: str | None) -> str:
 def install(app: FastAPI, hub: Hub) -> None:
     config = hub.config
     tz = config.timezone
-    settings = bk.parse_settings(config)
+    settings = parse_settings(config)
     event_settings = ev.parse_settings(config)
     store = hub.store
     book = bk.BookingBook(config, settings, store.db)
@@ -92,11 +94,11 @@ def install(app: FastAPI, hub: Hub) -> None:
     programme.issued_codes = book.issued_codes  # one code space for bookings and sign-ups
 
     def setup(engine: QueueEngine, now: datetime) -> None:
-        store.migrate_plugin("bookings", bk.SCHEMA)
+        store.migrate_plugin("bookings", records.SCHEMA)
         store.migrate_plugin("events", ev.SCHEMA)
-        store.writers[bk.BookingRow] = bk.write_booking  # type: ignore[assignment]
-        store.writers[bk.PurgePersonalData] = bk.write_purge  # type: ignore[assignment]
-        store.writers[bk.OldNoShows] = bk.write_old_no_shows  # type: ignore[assignment]
+        store.writers[records.BookingRow] = records.write_booking  # type: ignore[assignment]
+        store.writers[records.PurgePersonalData] = records.write_purge  # type: ignore[assignment]
+        store.writers[records.OldNoShows] = records.write_old_no_shows  # type: ignore[assignment]
         store.writers[ev.LocalEventRow] = ev.write_local_event  # type: ignore[assignment]
         store.writers[ev.SignupRow] = ev.write_signup  # type: ignore[assignment]
         book.sync(engine, now)
@@ -189,9 +191,9 @@ def install(app: FastAPI, hub: Hub) -> None:
             raise ApiError(404, "unknown_service", f"There is no service {service!r}.", "service")
         try:
             if kind == "ics":
-                rows, errors = await run_in_threadpool(bk.parse_ics_bookings, text, config, service)
+                rows, errors = await run_in_threadpool(imports.parse_ics_bookings, text, config, service)
             else:
-                rows, errors = await run_in_threadpool(bk.parse_csv, text, config)
+                rows, errors = await run_in_threadpool(imports.parse_csv, text, config)
         except Exception as exc:  # never a 500 for a file someone uploads
             raise ApiError(422, "unreadable", f"The file could not be read as {kind.upper()}: {exc}") from None
         _, report = await run(hub, lambda engine, now: book.import_rows(engine, now, rows, dry_run))

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from server import codes
 from server.api import create_app
-from server.bookings.book import parse_settings
+from server.bookings.settings import parse_settings
 from server.config import ConfigError, load_config, parse_config
 from server.hub import Hub
 from server.store import SQLiteStore

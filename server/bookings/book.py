@@ -1,4 +1,4 @@
-"""Booked times: slots, capacity, check-in at the kiosk, no-shows, imports, retention.
+"""The book: the rules of booked times (slots, capacity, check-in, no-shows, imports, retention).
 
 Pure rules plus the writer thread's picture of the bookings. Everything here
 runs on the hub's writer thread (as hub commands ``fn(engine, now)``), so two
@@ -22,71 +22,35 @@ older than ``[bookings] retention_days`` (a tick job).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sqlite3
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from server import codes, views
-from server.config import WEEKDAYS, ConfigError, SiteConfig
+from server.bookings.imports import ImportRow
+from server.bookings.records import (
+    BOOKED,
+    CANCELLED,
+    CHECKED_IN,
+    COLUMNS,
+    NO_SHOW,
+    Booking,
+    BookingRow,
+    OldNoShows,
+    PurgePersonalData,
+    from_row,
+    ts,
+)
+from server.bookings.settings import BookingSettings, ServiceBooking
+from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 
-BOOKED, CHECKED_IN, NO_SHOW, CANCELLED = "booked", "checked_in", "no_show", "cancelled"
-BOOKING_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW, CANCELLED)
-ORIGINS = ("staff", "kiosk", "here_and_now", "import")
 PURGE_EVERY = timedelta(minutes=10)
-MAX_BOOKING = timedelta(hours=8)
-
-SCHEMA: list[str] = [
-    """
-    CREATE TABLE bookings (
-        id            TEXT PRIMARY KEY,
-        site          TEXT NOT NULL,                -- another branch's id for rows of a shared import
-        code          TEXT NOT NULL CHECK (length(code) BETWEEN 4 AND 12),
-        service       TEXT NOT NULL,
-        start         TEXT NOT NULL,                -- ISO 8601 UTC
-        "end"         TEXT NOT NULL,
-        day           TEXT NOT NULL,                -- the site's local date of start
-        slots         INTEGER NOT NULL DEFAULT 1 CHECK (slots >= 1),
-        status        TEXT NOT NULL CHECK (status IN ('booked','checked_in','no_show','cancelled')),
-        origin        TEXT NOT NULL CHECK (origin IN ('staff','kiosk','here_and_now','import')),
-        external_id   TEXT,
-        name          TEXT,                         -- personal data: staff only, purged after retention
-        phone         TEXT,
-        note          TEXT,
-        language      TEXT,
-        ticket_id     TEXT REFERENCES tickets (id),
-        checked_in_at TEXT,
-        created_at    TEXT NOT NULL,
-        cancelled_at  TEXT,
-        idem_key      TEXT,
-        UNIQUE (site, code),
-        UNIQUE (site, external_id),
-        UNIQUE (site, idem_key)
-    );
-    CREATE INDEX bookings_day ON bookings (site, day);
-    CREATE INDEX bookings_ticket ON bookings (ticket_id);
-    CREATE TABLE booking_claims (
-        site       TEXT NOT NULL,
-        service    TEXT NOT NULL,
-        slot_start TEXT NOT NULL,                   -- ISO 8601 UTC of the grid slot
-        place      INTEGER NOT NULL CHECK (place >= 1),
-        booking_id TEXT NOT NULL REFERENCES bookings (id) ON DELETE CASCADE,
-        PRIMARY KEY (site, service, slot_start, place)
-    );
-    CREATE INDEX booking_claims_booking ON booking_claims (booking_id);
-    """,
-]
-
-_COLUMNS = ("id", "site", "code", "service", "start", "end", "day", "slots", "status", "origin", "external_id",
-            "name", "phone", "note", "language", "ticket_id", "checked_in_at", "created_at", "cancelled_at",
-            "idem_key")
 
 
 class Refused(Refusal):
@@ -96,444 +60,6 @@ class Refused(Refusal):
         super().__init__(code, message, **details)
         self.status = status
 
-
-# -- settings ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CapacitySpan:
-    days: frozenset[int]  # 0 = Monday
-    start: time
-    end: time  # time.max for 24:00
-    staff: int
-
-
-@dataclass(frozen=True)
-class ServiceBooking:
-    service: str
-    slot_min: int = 15
-    max_slots: int = 1  # 2: a double slot may be booked
-    early_min: int = 15
-    late_min: int = 10
-    days_ahead: int = 14
-    self_booking: bool = False
-    here_and_now: bool = False
-    capacity: tuple[CapacitySpan, ...] = ()
-
-    @property
-    def slot(self) -> timedelta:
-        return timedelta(minutes=self.slot_min)
-
-    def staff_for(self, local_start: datetime, local_end: datetime) -> int:
-        """How many places a grid slot has: the staff of every span covering it completely."""
-        day = local_start.weekday()
-        s, e = local_start.time(), local_end.time() if local_end.date() == local_start.date() else time.max
-        return sum(c.staff for c in self.capacity if day in c.days and c.start <= s and e <= c.end)
-
-
-@dataclass(frozen=True)
-class BookingSettings:
-    retention_days: int
-    services: dict[str, ServiceBooking]
-
-    def rules(self, service: str) -> ServiceBooking:
-        return self.services.get(service) or ServiceBooking(service)
-
-
-def _span(value: Any, path: str, problems: list[str]) -> tuple[time, time] | None:
-    if not isinstance(value, str) or value.count("-") != 1:
-        problems.append(f'{path}: expected a time span like "10:00-18:00", got {value!r}')
-        return None
-    a, b = value.split("-")
-    try:
-        start = time.fromisoformat(a.strip())
-        end = time.max if b.strip() == "24:00" else time.fromisoformat(b.strip())
-    except ValueError:
-        problems.append(f'{path}: expected a time span like "10:00-18:00", got {value!r}')
-        return None
-    if end <= start:
-        problems.append(f"{path}: expected an end after the start, got {value!r}")
-        return None
-    return start, end
-
-
-def _int(table: dict[str, Any], key: str, path: str, default: int, low: int, high: int,
-         problems: list[str]) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        problems.append(f"{path}.{key}: expected a whole number from {low} to {high}, got {value!r}")
-        return default
-    return value
-
-
-def _bool(table: dict[str, Any], key: str, path: str, default: bool, problems: list[str]) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        problems.append(f"{path}.{key}: expected true or false, got {value!r}")
-        return default
-    return value
-
-
-def _unknown(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
-    for key in sorted(set(table) - allowed):
-        problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def parse_settings(config: SiteConfig) -> BookingSettings:
-    """``[bookings]`` and each ``[services.<id>.booking]``; every problem with its key path."""
-    raw = config.raw
-    problems: list[str] = []
-    top = raw.get("bookings", {})
-    if not isinstance(top, dict):
-        problems.append(f"bookings: expected a table, got {top!r}")
-        top = {}
-    _unknown(top, {"retention_days"}, "bookings", problems)
-    retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
-    services: dict[str, ServiceBooking] = {}
-    for sid, table in (raw.get("services") or {}).items():
-        if not isinstance(table, dict) or "booking" not in table:
-            continue
-        path = f"services.{sid}.booking"
-        item = table["booking"]
-        if not isinstance(item, dict):
-            problems.append(f"{path}: expected a table, got {item!r}")
-            continue
-        _unknown(item, {"slot_min", "max_slots", "early_min", "late_min", "days_ahead", "self_booking",
-                        "here_and_now", "capacity"}, path, problems)
-        slot_min = _int(item, "slot_min", path, 15, 5, 240, problems)
-        if 1440 % slot_min:
-            problems.append(f"{path}.slot_min: expected a length that divides a day (5, 10, 15, 20, 30, 60 …), "
-                            f"got {slot_min!r}")
-        spans: list[CapacitySpan] = []
-        cap = item.get("capacity", [])
-        if not isinstance(cap, list):
-            problems.append(f"{path}.capacity: expected a list of {{days, hours, staff}} tables, got {cap!r}")
-            cap = []
-        for i, entry in enumerate(cap):
-            cpath = f"{path}.capacity[{i}]"
-            if not isinstance(entry, dict):
-                problems.append(f"{cpath}: expected a table {{days, hours, staff}}, got {entry!r}")
-                continue
-            _unknown(entry, {"days", "hours", "staff"}, cpath, problems)
-            days = entry.get("days")
-            if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
-                problems.append(f"{cpath}.days: expected a list of {', '.join(WEEKDAYS)}, got {days!r}")
-                continue
-            hours = _span(entry.get("hours"), f"{cpath}.hours", problems)
-            staff = _int(entry, "staff", cpath, 1, 1, 100, problems)
-            if hours is None:
-                continue
-            for edge in hours:
-                if edge != time.max and (edge.hour * 60 + edge.minute) % slot_min:
-                    problems.append(f"{cpath}.hours: expected times on the {slot_min}-minute slot grid, "
-                                    f"got {entry.get('hours')!r}")
-                    break
-            spans.append(CapacitySpan(frozenset(WEEKDAYS.index(d) for d in days), hours[0], hours[1], staff))
-        services[sid] = ServiceBooking(
-            service=sid,
-            slot_min=slot_min,
-            max_slots=_int(item, "max_slots", path, 1, 1, 8, problems),
-            early_min=_int(item, "early_min", path, 15, 0, 240, problems),
-            late_min=_int(item, "late_min", path, 10, 0, 240, problems),
-            days_ahead=_int(item, "days_ahead", path, 14, 1, 365, problems),
-            self_booking=_bool(item, "self_booking", path, False, problems),
-            here_and_now=_bool(item, "here_and_now", path, False, problems),
-            capacity=tuple(spans),
-        )
-    if problems:
-        raise ConfigError(problems, str(config.path))
-    return BookingSettings(retention, services)
-
-
-# -- the records the store writes ----------------------------------------------------------
-
-
-@dataclass
-class Booking:
-    id: str
-    site: str
-    code: str
-    service: str
-    start: datetime  # aware, UTC
-    end: datetime
-    day: date  # the site's local date of start
-    slots: int
-    status: str
-    origin: str
-    created_at: datetime
-    external_id: str | None = None
-    name: str | None = None
-    phone: str | None = None
-    note: str | None = None
-    language: str | None = None
-    ticket_id: str | None = None
-    checked_in_at: datetime | None = None
-    cancelled_at: datetime | None = None
-    idem_key: str | None = None
-    claims: list[tuple[str, int]] = field(default_factory=list)  # (slot_start ISO UTC, place)
-
-
-@dataclass(frozen=True)
-class BookingRow:
-    """Write one booking (insert or update); ``claims`` replaces its slot places when not None."""
-
-    booking: Booking
-    claims: tuple[tuple[str, int], ...] | None = None
-
-
-@dataclass(frozen=True)
-class PurgePersonalData:
-    site: str
-    before_day: str  # bookings on days before this lose name, phone and note
-
-
-def _ts(value: datetime | None) -> str | None:
-    return value.astimezone(ZoneInfo("UTC")).isoformat() if value else None
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def write_booking(db: sqlite3.Connection, record: BookingRow) -> None:
-    b = record.booking
-    row = (b.id, b.site, b.code, b.service, _ts(b.start), _ts(b.end), b.day.isoformat(), b.slots, b.status,
-           b.origin, b.external_id, b.name, b.phone, b.note, b.language, b.ticket_id, _ts(b.checked_in_at),
-           _ts(b.created_at), _ts(b.cancelled_at), b.idem_key)
-    cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in _COLUMNS[1:])
-    db.execute(f"INSERT INTO bookings ({cols}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-               f"ON CONFLICT (id) DO UPDATE SET {updates}", row)
-    if record.claims is not None:
-        db.execute("DELETE FROM booking_claims WHERE booking_id = ?", (b.id,))
-        db.executemany("INSERT INTO booking_claims (site, service, slot_start, place, booking_id) "
-                       "VALUES (?, ?, ?, ?, ?)", [(b.site, b.service, s, p, b.id) for s, p in record.claims])
-
-
-@dataclass(frozen=True)
-class OldNoShows:
-    """Bookings of days before ``before_day`` that nobody checked in for (the hub may have been off)."""
-
-    site: str
-    before_day: str
-
-
-def write_old_no_shows(db: sqlite3.Connection, record: OldNoShows) -> None:
-    db.execute("UPDATE bookings SET status = 'no_show' WHERE site = ? AND day < ? AND status = 'booked'",
-               (record.site, record.before_day))
-
-
-def write_purge(db: sqlite3.Connection, record: PurgePersonalData) -> None:
-    db.execute("UPDATE bookings SET name = NULL, phone = NULL, note = NULL WHERE site = ? AND day < ? "
-               "AND (name IS NOT NULL OR phone IS NOT NULL OR note IS NOT NULL)", (record.site, record.before_day))
-
-
-def _from_row(row: tuple[Any, ...]) -> Booking:
-    r = dict(zip(_COLUMNS, row, strict=True))
-    return Booking(
-        id=r["id"], site=r["site"], code=r["code"], service=r["service"], start=_dt(r["start"]),  # type: ignore
-        end=_dt(r["end"]), day=date.fromisoformat(r["day"]), slots=r["slots"], status=r["status"],  # type: ignore
-        origin=r["origin"], created_at=_dt(r["created_at"]), external_id=r["external_id"],  # type: ignore
-        name=r["name"], phone=r["phone"], note=r["note"], language=r["language"], ticket_id=r["ticket_id"],
-        checked_in_at=_dt(r["checked_in_at"]), cancelled_at=_dt(r["cancelled_at"]), idem_key=r["idem_key"],
-    )
-
-
-# -- imports (CSV, iCalendar) ---------------------------------------------------------------
-
-
-@dataclass
-class ImportRow:
-    row: int
-    external_id: str
-    service: str
-    start: datetime
-    end: datetime | None = None
-    name: str | None = None
-    phone: str | None = None
-    note: str | None = None
-    site: str | None = None
-    code: str | None = None
-    cancelled: bool = False
-
-
-_HEADER_ALIASES = {
-    "external_id": ("external_id", "id", "booking_id", "uid", "reference"),
-    "service": ("service", "service_id", "ydelse", "tjänst", "palvelu", "dienst"),
-    "start": ("start", "start_time", "starttid", "begin", "time"),
-    "end": ("end", "end_time", "sluttid", "einde"),
-    "minutes": ("minutes", "duration", "varighed", "duration_min"),
-    "name": ("name", "navn", "namn", "nimi", "naam"),
-    "phone": ("phone", "telefon", "tel", "puhelin", "telefoon"),
-    "note": ("note", "notes", "bemærkning", "comment"),
-    "site": ("site", "branch", "location", "filial"),
-    "code": ("code", "booking_code"),
-    "status": ("status", "state"),
-}
-
-
-def _local_time(text: str, tz: ZoneInfo) -> datetime:
-    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1) if "T" not in text else text.strip())
-    return value.replace(tzinfo=tz) if value.tzinfo is None else value
-
-
-def _match_service(value: str, config: SiteConfig) -> str | None:
-    wanted = value.strip().casefold()
-    for sid, service in config.services.items():
-        if wanted == sid.casefold() or wanted in (n.casefold() for n in service.names.values()):
-            return sid
-    return None
-
-
-def parse_csv(text: str, config: SiteConfig) -> tuple[list[ImportRow], list[dict[str, Any]]]:
-    """Rows of a booking system's CSV export (comma or semicolon), with an error per bad row.
-
-    Row numbers count lines as a spreadsheet shows them: the header is row 1.
-    """
-    text = text.lstrip("\ufeff").replace("\x00", "")
-    errors: list[dict[str, Any]] = []
-    try:
-        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
-    reader = csv.reader(io.StringIO(text), dialect)
-    try:
-        header = [h.strip().casefold() for h in next(reader)]
-    except StopIteration:
-        return [], [{"row": 1, "field": None, "message": "The file is empty."}]
-    columns: dict[str, int] = {}
-    for key, names in _HEADER_ALIASES.items():
-        for i, h in enumerate(header):
-            if h in names:
-                columns[key] = i
-                break
-    missing = [k for k in ("external_id", "service", "start") if k not in columns]
-    if missing:
-        return [], [{"row": 1, "field": ",".join(missing),
-                     "message": f"The header needs the column(s) {', '.join(missing)}; it has {', '.join(header)}."}]
-    rows: list[ImportRow] = []
-    tz = config.timezone
-    for number, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-
-        def get(key: str, values: list[str] = values) -> str:
-            i = columns.get(key)
-            return values[i].strip() if i is not None and i < len(values) else ""
-
-        def bad(fieldname: str, message: str, number: int = number) -> None:
-            errors.append({"row": number, "field": fieldname, "message": message})
-
-        external_id = get("external_id")
-        if not external_id:
-            bad("external_id", "The booking's id in the other system is missing.")
-            continue
-        service = _match_service(get("service"), config)
-        if service is None:
-            bad("service", f"There is no service {get('service')!r} (known: {', '.join(config.services)}).")
-            continue
-        try:
-            start = _local_time(get("start"), tz)
-            if not 2000 <= start.year <= 2100:
-                raise ValueError
-        except ValueError:
-            bad("start", f"Expected a time like 2026-11-23 10:15, got {get('start')!r}.")
-            continue
-        end: datetime | None = None
-        if get("end"):
-            try:
-                end = _local_time(get("end"), tz)
-                if len(get("end")) <= 5:  # just "10:30"
-                    raise ValueError
-            except ValueError:
-                try:
-                    end = datetime.combine(start.date(), time.fromisoformat(get("end")), start.tzinfo)
-                except ValueError:
-                    bad("end", f"Expected a time like 2026-11-23 10:30 or 10:30, got {get('end')!r}.")
-                    continue
-        elif get("minutes"):
-            if not get("minutes").isdigit() or not 1 <= int(get("minutes")) <= 480:
-                bad("minutes", f"Expected minutes from 1 to 480, got {get('minutes')!r}.")
-                continue
-            end = start + timedelta(minutes=int(get("minutes")))
-        if end is not None and not timedelta(0) < end - start <= MAX_BOOKING:
-            bad("end", "The end must be after the start, and a booking at most 8 hours long.")
-            continue
-        code = codes.normalise(get("code")) if get("code") else None
-        if code and codes.problem(code):
-            bad("code", f"{get('code')!r} is not a booking code: {codes.problem(code)}")
-            continue
-        status = get("status").casefold()
-        rows.append(ImportRow(number, external_id, service, start, end, get("name") or None, get("phone") or None,
-                              get("note") or None, get("site") or None, code,
-                              status in ("cancelled", "canceled", "aflyst", "annulleret", "avbokad", "peruttu")))
-    return rows, errors
-
-
-def parse_ics_bookings(text: str, config: SiteConfig,
-                       default_service: str | None) -> tuple[list[ImportRow], list[dict[str, Any]]]:
-    """VEVENTs of a booking system's calendar export: UID is the external id.
-
-    The service is ``X-VUORO-SERVICE``, else a CATEGORIES value naming a service, else ``default_service``.
-    The visitor's name is the ATTENDEE's CN; ``X-VUORO-PHONE`` a phone. STATUS:CANCELLED cancels.
-    Rows are numbered by VEVENT, 1 for the first.
-    """
-    from icalendar import Calendar
-
-    try:
-        calendar = Calendar.from_ical(text)
-    except Exception as exc:  # icalendar raises several kinds on broken input
-        return [], [{"row": 0, "field": None, "message": f"This is not an iCalendar file: {exc}"}]
-    rows: list[ImportRow] = []
-    errors: list[dict[str, Any]] = []
-    tz = config.timezone
-    for number, event in enumerate(calendar.walk("VEVENT"), start=1):
-        uid = str(event.get("UID", "")).strip()
-        if not uid:
-            errors.append({"row": number, "field": "UID", "message": "The event has no UID."})
-            continue
-        service = None
-        if event.get("X-VUORO-SERVICE"):
-            service = _match_service(str(event.get("X-VUORO-SERVICE")), config)
-        if service is None:
-            cats = event.get("CATEGORIES")
-            for cat in cats if isinstance(cats, list) else [cats] if cats else []:
-                for value in getattr(cat, "cats", [cat]):
-                    service = service or _match_service(str(value), config)
-        service = service or default_service
-        if service is None or service not in config.services:
-            errors.append({"row": number, "field": "X-VUORO-SERVICE",
-                           "message": f"Event {uid}: no known service (X-VUORO-SERVICE, CATEGORIES or ?service=)."})
-            continue
-        start_prop = event.get("DTSTART")
-        value = getattr(start_prop, "dt", None)
-        if not isinstance(value, datetime):
-            errors.append({"row": number, "field": "DTSTART", "message": f"Event {uid}: a booking needs a start time."})
-            continue
-        start = value.replace(tzinfo=tz) if value.tzinfo is None else value
-        if not 2000 <= start.year <= 2100:
-            errors.append({"row": number, "field": "DTSTART", "message": f"Event {uid}: the start is out of range."})
-            continue
-        end_value = getattr(event.get("DTEND"), "dt", None)
-        end = None
-        if isinstance(end_value, datetime):
-            end = end_value.replace(tzinfo=tz) if end_value.tzinfo is None else end_value
-        elif event.get("DURATION") is not None:
-            end = start + event.get("DURATION").dt
-        if end is not None and not timedelta(0) < end - start <= MAX_BOOKING:
-            errors.append({"row": number, "field": "DTEND",
-                           "message": f"Event {uid}: the end must be after the start, at most 8 hours later."})
-            continue
-        name = None
-        attendee = event.get("ATTENDEE")
-        if attendee is not None:
-            first = attendee[0] if isinstance(attendee, list) else attendee
-            name = first.params.get("CN") or None
-        phone = str(event.get("X-VUORO-PHONE")) if event.get("X-VUORO-PHONE") else None
-        site = str(event.get("X-VUORO-SITE")) if event.get("X-VUORO-SITE") else None
-        status = str(event.get("STATUS", "")).upper()
-        rows.append(ImportRow(number, uid, service, start, end, name, phone, None, site, None, status == "CANCELLED"))
-    return rows, errors
 
 
 # -- the book --------------------------------------------------------------------------------
@@ -574,12 +100,12 @@ class BookingBook:
         self.by_idem.clear()
         self.by_ticket.clear()
         self.claims.clear()
-        cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+        cols = ", ".join(f'"{c}"' for c in COLUMNS)
         for row in self.db.execute(f"SELECT {cols} FROM bookings WHERE day >= ?", (since.isoformat(),)):
-            self._remember(_from_row(row))
+            self._remember(from_row(row))
         for service, slot, place, booking_id in self.db.execute(
                 "SELECT service, slot_start, place, booking_id FROM booking_claims WHERE site = ? AND slot_start >= ?",
-                (self.site, _ts(datetime.combine(since, time.min, self.config.timezone)))):
+                (self.site, ts(datetime.combine(since, time.min, self.config.timezone)))):
             self.claims.setdefault((service, slot), {})[place] = booking_id
             if booking_id in self.bookings:
                 self.bookings[booking_id].claims.append((slot, place))
@@ -596,9 +122,9 @@ class BookingBook:
             self.by_ticket[booking.ticket_id] = booking.id
 
     def _fetch(self, where: str, *args: Any) -> Booking | None:
-        cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+        cols = ", ".join(f'"{c}"' for c in COLUMNS)
         row = self.db.execute(f"SELECT {cols} FROM bookings WHERE {where} LIMIT 1", args).fetchone()
-        return _from_row(row) if row else None
+        return from_row(row) if row else None
 
     def find_code(self, code: str) -> Booking | None:
         """This site's booking with the code first, then another branch's (a shared import)."""
@@ -660,14 +186,14 @@ class BookingBook:
         return rules.staff_for(local, end)
 
     def taken(self, service: str, slot_start: datetime) -> dict[int, str]:
-        return self.claims.get((service, _ts(slot_start) or ""), {})
+        return self.claims.get((service, ts(slot_start) or ""), {})
 
     def free_places(self, rules: ServiceBooking, slot_start: datetime) -> int:
         return self.capacity(rules, slot_start) - len(self.taken(rules.service, slot_start))
 
     def _claim(self, booking: Booking, slot_starts: Iterable[datetime]) -> None:
         for slot in slot_starts:
-            key = (booking.service, _ts(slot) or "")
+            key = (booking.service, ts(slot) or "")
             places = self.claims.setdefault(key, {})
             place = next(p for p in range(1, len(places) + 2) if p not in places)
             places[place] = booking.id
@@ -761,8 +287,8 @@ class BookingBook:
         if self.loaded_from and day >= self.loaded_from:
             items = [b for b in self.bookings.values() if b.day == day and b.site == self.site]
         else:
-            cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-            items = [_from_row(r) for r in self.db.execute(
+            cols = ", ".join(f'"{c}"' for c in COLUMNS)
+            items = [from_row(r) for r in self.db.execute(
                 f"SELECT {cols} FROM bookings WHERE site = ? AND day = ?", (self.site, day.isoformat()))]
         items.sort(key=lambda b: (b.start, b.service))
         if staff:
