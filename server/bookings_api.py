@@ -24,13 +24,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import codes
-from server import events as ev
 from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
 from server.bookings import book as bk
 from server.bookings import imports, records
 from server.bookings.settings import parse_settings
 from server.code_guard import CodeGuard
 from server.engine import QueueEngine
+from server.events import programme as ev
 from server.guard import set_body_limit
 from server.hub import Hub
 from vuoro.protocol import EVENTS_TODAY_SUFFIX

@@ -1,0 +1,1 @@
+"""What's on: events from feeds and staff, sign-ups with a waiting list."""
