@@ -31,6 +31,9 @@ from server.bookings.settings import parse_settings
 from server.code_guard import CodeGuard
 from server.engine import QueueEngine
 from server.events import programme as ev
+from server.events import records as event_records
+from server.events.feeds import FeedFetcher
+from server.events.settings import parse_settings as parse_event_settings
 from server.guard import set_body_limit
 from server.hub import Hub
 from vuoro.protocol import EVENTS_TODAY_SUFFIX
@@ -87,7 +90,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     config = hub.config
     tz = config.timezone
     settings = parse_settings(config)
-    event_settings = ev.parse_settings(config)
+    event_settings = parse_event_settings(config)
     store = hub.store
     book = bk.BookingBook(config, settings, store.db)
     programme = ev.Programme(config, event_settings, store.db, code_taken=book._code_taken)
@@ -95,12 +98,12 @@ def install(app: FastAPI, hub: Hub) -> None:
 
     def setup(engine: QueueEngine, now: datetime) -> None:
         store.migrate_plugin("bookings", records.SCHEMA)
-        store.migrate_plugin("events", ev.SCHEMA)
+        store.migrate_plugin("events", event_records.SCHEMA)
         store.writers[records.BookingRow] = records.write_booking  # type: ignore[assignment]
         store.writers[records.PurgePersonalData] = records.write_purge  # type: ignore[assignment]
         store.writers[records.OldNoShows] = records.write_old_no_shows  # type: ignore[assignment]
-        store.writers[ev.LocalEventRow] = ev.write_local_event  # type: ignore[assignment]
-        store.writers[ev.SignupRow] = ev.write_signup  # type: ignore[assignment]
+        store.writers[event_records.LocalEventRow] = event_records.write_local_event  # type: ignore[assignment]
+        store.writers[event_records.SignupRow] = event_records.write_signup  # type: ignore[assignment]
         book.sync(engine, now)
         programme.sync(engine)
 
@@ -109,10 +112,10 @@ def install(app: FastAPI, hub: Hub) -> None:
     hub.tick_jobs.append(book.mark_no_shows)
     hub.tick_jobs.append(book.purge)
 
-    def deliver(name: str, events: list[ev.Event]) -> None:
+    def deliver(name: str, events: list[event_records.Event]) -> None:
         hub.submit(lambda engine, now: programme.set_feed(name, events))
 
-    fetcher = ev.FeedFetcher(event_settings, tz, store.path.parent / "feeds", deliver, clock=hub.clock)
+    fetcher = FeedFetcher(event_settings, tz, store.path.parent / "feeds", deliver, clock=hub.clock)
     app.state.bookings = book
     app.state.programme = programme
     app.state.feeds = fetcher
@@ -276,8 +279,8 @@ def install(app: FastAPI, hub: Hub) -> None:
             raise ApiError(422, "invalid", "end: expected a time after the start", "end")
         waiting = body.waiting_list if body.waiting_list is not None else (
             event_settings.waiting_list if body.seats is not None else 0)
-        event = ev.Event(uuid.uuid4().hex, "staff", " ".join(body.title.split()), start.astimezone(tz),
-                         end.astimezone(tz), body.room, ev.SCHEDULED, False, body.seats, waiting, None,
+        event = event_records.Event(uuid.uuid4().hex, "staff", " ".join(body.title.split()), start.astimezone(tz),
+                         end.astimezone(tz), body.room, event_records.SCHEDULED, False, body.seats, waiting, None,
                          body.description)
         _, answer = await run(hub, lambda engine, now: programme.add(engine, now, event))
         return answer

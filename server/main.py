@@ -49,7 +49,7 @@ def check_plugin_sections(config: SiteConfig) -> None:
     """The [bookings], [events] and [staff] sections belong to their plugins; check them before starting
     too, so every mistake in the file is reported at once and the hub never starts half-configured."""
     from server.bookings import settings as bookings
-    from server.events import programme as events
+    from server.events import settings as events
     from server.staff.accounts import parse_staff
 
     problems: list[str] = []

@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 
 from server.api import create_app
 from server.config import ConfigError, load_config, parse_config
-from server.events.programme import EventSettings, Feed, FeedError, FeedFetcher, parse_dpl, parse_ics, parse_settings
+from server.events.feeds import FeedError, FeedFetcher, parse_dpl, parse_ics
+from server.events.settings import EventSettings, Feed, parse_settings
 from server.hub import Hub
 from server.store import SQLiteStore
 

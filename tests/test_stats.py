@@ -294,7 +294,7 @@ def test_reading_a_real_store_and_the_ticket_csv(tmp_path: Path) -> None:
 def test_bookings_and_events_are_read_from_the_plugins_own_tables(tmp_path: Path) -> None:
     """The tables as the bookings and events plugins make them (their own migrations), not a guess."""
     from server.bookings import records as bookings
-    from server.events import programme as events
+    from server.events import records as events
 
     store = SQLiteStore(tmp_path / "hub.sqlite3", "s")
     store.migrate_plugin("bookings", bookings.SCHEMA)

@@ -1,0 +1,89 @@
+"""The ``[events]`` section: the feeds to read and how often, the horizon, waiting lists.
+
+``parse_settings`` reports every problem with its key path, as the core config does
+(``server/config.py``); ``vuoro hub --check`` runs it before the hub starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.config import ConfigError, SiteConfig
+
+FEED_KINDS = ("ics", "dpl")
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    url: str
+    kind: str  # ics | dpl
+    room: str | None = None  # for events without a location
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    feeds: tuple[Feed, ...] = ()
+    refresh_min: float = 30.0
+    timeout_s: float = 10.0
+    horizon_days: int = 31
+    waiting_list: int = 10  # default waiting-list length of a staff event with seats
+    upcoming: int = 12  # events after today published with today's
+
+
+def parse_settings(config: SiteConfig) -> EventSettings:
+    raw = config.raw.get("events", {})
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError([f"events: expected a table, got {raw!r}"], str(config.path))
+    allowed = {"feeds", "refresh_min", "timeout_s", "horizon_days", "waiting_list", "upcoming"}
+    for key in sorted(set(raw) - allowed):
+        problems.append(f"events.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def number(key: str, default: float, low: float, high: float) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            problems.append(f"events.{key}: expected a number from {low:g} to {high:g}, got {value!r}")
+            return default
+        return float(value)
+
+    feeds: list[Feed] = []
+    items = raw.get("feeds", [])
+    if not isinstance(items, list):
+        problems.append(f"events.feeds: expected a list of feed tables, got {items!r}")
+        items = []
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        path = f"events.feeds[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{path}: expected a table {{name, url, kind}}, got {item!r}")
+            continue
+        for key in sorted(set(item) - {"name", "url", "kind", "room"}):
+            problems.append(f"{path}.{key}: unknown key (allowed: kind, name, room, url)")
+        name, url, kind = item.get("name"), item.get("url"), item.get("kind", "ics")
+        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum() or name in names:
+            problems.append(f"{path}.name: expected a unique name of letters, digits, '-' or '_', got {name!r}")
+            continue
+        names.add(name)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://", "file://")):
+            problems.append(f"{path}.url: expected an http(s) address, got {url!r}")
+            continue
+        if kind not in FEED_KINDS:
+            problems.append(f"{path}.kind: expected ics or dpl, got {kind!r}")
+            continue
+        room = item.get("room")
+        if room is not None and not isinstance(room, str):
+            problems.append(f"{path}.room: expected a string, got {room!r}")
+            room = None
+        feeds.append(Feed(name, url, kind, room))
+    settings = EventSettings(
+        feeds=tuple(feeds),
+        refresh_min=number("refresh_min", 30, 1, 1440),
+        timeout_s=number("timeout_s", 10, 0.1, 120),
+        horizon_days=int(number("horizon_days", 31, 1, 366)),
+        waiting_list=int(number("waiting_list", 10, 0, 1000)),
+        upcoming=int(number("upcoming", 12, 0, 100)),
+    )
+    if problems:
+        raise ConfigError(problems, str(config.path))
+    return settings
