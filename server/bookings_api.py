@@ -92,9 +92,11 @@ def install(app: FastAPI, hub: Hub) -> None:
     settings = parse_settings(config)
     event_settings = parse_event_settings(config)
     store = hub.store
-    book = bk.BookingBook(config, settings, store.db)
-    programme = ev.Programme(config, event_settings, store.db, code_taken=book._code_taken)
-    programme.issued_codes = book.issued_codes  # one code space for bookings and sign-ups
+    def code_in_use(code: str) -> bool:  # one code space for bookings and sign-ups
+        return book.has_code(code) or programme.has_code(code)
+
+    book = bk.BookingBook(config, settings, store, code_in_use)
+    programme = ev.Programme(config, event_settings, store, code_in_use)
 
     def setup(engine: QueueEngine, now: datetime) -> None:
         store.migrate_plugin("bookings", records.SCHEMA)

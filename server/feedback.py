@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from server.store import SQLiteStore
+
 log = logging.getLogger("vuoro.stats")
 
 SCHEMA_NAME = "stats"
@@ -85,9 +87,9 @@ def write_device_status(db: sqlite3.Connection, r: DeviceStatusRecord) -> None:
                                                  (r.detail or "")[:200] or None))
 
 
-def last_device_states(db: sqlite3.Connection, site: str) -> dict[str, tuple[bool, str | None]]:
+def last_device_states(store: SQLiteStore, site: str) -> dict[str, tuple[bool, str | None]]:
     """Each device's last recorded (online, printer), to tell a change from a repeat after a restart."""
-    rows = db.execute(
+    rows = store.rows(
         "SELECT device, online, printer FROM stats_device_status d WHERE site = ? AND id = "
         "(SELECT MAX(id) FROM stats_device_status e WHERE e.site = d.site AND e.device = d.device)", (site,))
     return {device: (bool(online), printer) for device, online, printer in rows}

@@ -179,6 +179,7 @@ class Hub:
         return self.submit(command).result(timeout)
 
     def _run(self) -> None:
+        self.store.serve_from_this_thread()  # from here on, this thread alone uses the store's connection
         while True:
             job = self.jobs.get()
             if job is None:

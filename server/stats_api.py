@@ -13,13 +13,12 @@
 4. serves the pages ``/stats/`` (it fetches the JSON with the staff login's cookie or a
    bearer token, and says "please log in" on 401) and ``/feedback/`` (a tablet by the exit).
 
-Statistics are read on a separate read-only SQLite connection in a worker thread, never on
-the writer thread: a year's report takes a second or two and must not hold up a ticket.
+Statistics are read on a read-only connection of their own (``store.reader()``) in a worker thread,
+never on the writer thread: a year's report takes a second or two and must not hold up a ticket.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -97,7 +96,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
     store.writers[FeedbackRecord] = write_feedback
     store.writers[DeviceStatusRecord] = write_device_status
     hub.call(lambda engine, now: store.migrate_plugin(SCHEMA_NAME, SCHEMA_STEPS))
-    last = hub.call(lambda engine, now: last_device_states(store.db, site))
+    last = hub.call(lambda engine, now: last_device_states(store, site))
 
     # -- device status changes -------------------------------------------------------------
 
@@ -113,11 +112,6 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         changes(value)
 
     # -- reading -----------------------------------------------------------------------------------
-
-    def connect() -> sqlite3.Connection:
-        db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout=5000")
-        return db
 
     def period(start: str | None, end: str | None) -> tuple[date, date]:
         today = hub.clock().astimezone(tz).date()
@@ -146,8 +140,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
     def compute(lo: date, hi: date, by: tuple[str, ...], target_min: float | None,
                 report: tuple[tuple[str, ...], ...] = ()) -> dict[str, Any]:
         now = hub.clock()
-        db = connect()
-        try:
+        with store.reader() as db:
             rows = stats.read_tickets(db, site, lo, hi, lean=True)
             first = stats.read_first_calls(db, site, lo, hi)
             ulo, uhi = stats.period_utc(lo, hi, tz)
@@ -155,8 +148,6 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
             changes = stats.read_device_changes(db, site, ulo, min(uhi, now))
             bookings = stats.read_bookings(db, site, ulo, uhi)
             events = stats.read_events(db, site, ulo, uhi)
-        finally:
-            db.close()
         groupings = report or (by,)
         results = stats.summarize_many(rows, tz, groupings, targets=targets(), target_override=target_min,
                                        first_calls=first, feedback=feedback, start=lo, end=hi)
@@ -217,14 +208,11 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         dims = dimensions(by)
 
         def make() -> list[str]:
-            db = connect()
-            try:
+            with store.reader() as db:
                 rows = stats.read_tickets(db, site, lo, hi, lean=True)
                 first = stats.read_first_calls(db, site, lo, hi)
                 ulo, uhi = stats.period_utc(lo, hi, tz)
                 feedback = stats.read_feedback(db, site, ulo, uhi)
-            finally:
-                db.close()
             result = stats.summarize(rows, tz, dims, targets=targets(), target_override=target_min,
                                      first_calls=first, feedback=feedback, start=lo, end=hi)
             return list(stats.csv_text(stats.summary_csv_rows(result), "," if sep == "comma" else ";"))
@@ -240,12 +228,9 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         lo, hi = period(start, end)
 
         def make() -> list[str]:
-            db = connect()
-            try:
+            with store.reader() as db:
                 rows = stats.read_tickets(db, site, lo, hi)
                 first = stats.read_first_calls(db, site, lo, hi)
-            finally:
-                db.close()
             body = stats.ticket_csv_rows(rows, tz, targets=targets(), first_calls=first, target_override=target_min,
                                          start=lo, end=hi)
             return list(stats.csv_text([list(stats.TICKET_CSV_COLUMNS), *body], "," if sep == "comma" else ";"))

@@ -23,32 +23,30 @@ older than ``[bookings] retention_days`` (a tick job).
 from __future__ import annotations
 
 import math
-import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from server import codes, views
+from server.bookings import records
 from server.bookings.imports import ImportRow
 from server.bookings.records import (
     BOOKED,
     CANCELLED,
     CHECKED_IN,
-    COLUMNS,
     NO_SHOW,
     Booking,
     BookingRow,
     OldNoShows,
     PurgePersonalData,
-    from_row,
-    ts,
 )
 from server.bookings.settings import BookingSettings, ServiceBooking
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
+from server.store import SQLiteStore, ts
 
 PURGE_EVERY = timedelta(minutes=10)
 
@@ -68,11 +66,14 @@ class Refused(Refusal):
 class BookingBook:
     """The writer thread's picture of bookings from yesterday on, with their slot places."""
 
-    def __init__(self, config: SiteConfig, settings: BookingSettings, db: sqlite3.Connection):
+    def __init__(self, config: SiteConfig, settings: BookingSettings, store: SQLiteStore,
+                 code_in_use: Callable[[str], bool] | None = None):
         self.config = config
         self.settings = settings
         self.site = config.site_id
-        self.db = db
+        self.store = store  # read on the writer thread only, like every command here
+        # Booking codes and event sign-up codes are one code space: is a code anyone's? (default: ours)
+        self.code_in_use = code_in_use or self.has_code
         self.engine: QueueEngine | None = None
         self.bookings: dict[str, Booking] = {}
         self.by_code: dict[tuple[str, str], str] = {}
@@ -100,12 +101,10 @@ class BookingBook:
         self.by_idem.clear()
         self.by_ticket.clear()
         self.claims.clear()
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        for row in self.db.execute(f"SELECT {cols} FROM bookings WHERE day >= ?", (since.isoformat(),)):
-            self._remember(from_row(row))
-        for service, slot, place, booking_id in self.db.execute(
-                "SELECT service, slot_start, place, booking_id FROM booking_claims WHERE site = ? AND slot_start >= ?",
-                (self.site, ts(datetime.combine(since, time.min, self.config.timezone)))):
+        for booking in records.bookings_since(self.store, since):
+            self._remember(booking)
+        for service, slot, place, booking_id in records.claims_since(
+                self.store, self.site, datetime.combine(since, time.min, self.config.timezone)):
             self.claims.setdefault((service, slot), {})[place] = booking_id
             if booking_id in self.bookings:
                 self.bookings[booking_id].claims.append((slot, place))
@@ -121,37 +120,25 @@ class BookingBook:
         if booking.ticket_id:
             self.by_ticket[booking.ticket_id] = booking.id
 
-    def _fetch(self, where: str, *args: Any) -> Booking | None:
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        row = self.db.execute(f"SELECT {cols} FROM bookings WHERE {where} LIMIT 1", args).fetchone()
-        return from_row(row) if row else None
-
     def find_code(self, code: str) -> Booking | None:
         """This site's booking with the code first, then another branch's (a shared import)."""
         booking_id = self.by_code.get((self.site, code))
         if booking_id:
             return self.bookings[booking_id]
-        found = self._fetch("site = ? AND code = ?", self.site, code)
+        found = records.find(self.store, "site = ? AND code = ?", self.site, code)
         if found:
             return found
         other = [b for (s, c), bid in self.by_code.items() if c == code and s != self.site
                  for b in (self.bookings[bid],)]
-        return other[0] if other else self._fetch("code = ?", code)
+        return other[0] if other else records.find(self.store, "code = ?", code)
 
-    def _code_taken(self, code: str) -> bool:
-        if code in self.issued_codes or (self.site, code) in self.by_code:
-            return True
-        row = self.db.execute("SELECT 1 FROM bookings WHERE site = ? AND code = ?", (self.site, code)).fetchone()
-        if row:
-            return True
-        try:
-            return bool(self.db.execute("SELECT 1 FROM event_signups WHERE site = ? AND code = ?",
-                                        (self.site, code)).fetchone())
-        except sqlite3.OperationalError:
-            return False
+    def has_code(self, code: str) -> bool:
+        """Whether a booking of this site has the code (or is about to: made in this batch)."""
+        return (code in self.issued_codes or (self.site, code) in self.by_code
+                or records.code_in_use(self.store, self.site, code))
 
     def new_code(self) -> str:
-        code = codes.new_code(self._code_taken)
+        code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
         return code
 
@@ -287,9 +274,7 @@ class BookingBook:
         if self.loaded_from and day >= self.loaded_from:
             items = [b for b in self.bookings.values() if b.day == day and b.site == self.site]
         else:
-            cols = ", ".join(f'"{c}"' for c in COLUMNS)
-            items = [from_row(r) for r in self.db.execute(
-                f"SELECT {cols} FROM bookings WHERE site = ? AND day = ?", (self.site, day.isoformat()))]
+            items = records.bookings_on(self.store, self.site, day)
         items.sort(key=lambda b: (b.start, b.service))
         if staff:
             return {"day": day.isoformat(), "bookings": [self.booking_json(engine, b, staff=True) for b in items]}
@@ -356,7 +341,7 @@ class BookingBook:
         self.sync(engine, now)
         existing = self.by_idem.get(key)
         if existing is None:
-            found = self._fetch("site = ? AND idem_key = ?", self.site, key)
+            found = records.find(self.store, "site = ? AND idem_key = ?", self.site, key)
             existing = found.id if found else None
             if found:
                 self._remember(found)
@@ -391,7 +376,7 @@ class BookingBook:
 
     def cancel(self, engine: QueueEngine, now: datetime, booking_id: str) -> tuple[Outcome, dict[str, Any]]:
         self.sync(engine, now)
-        booking = self.bookings.get(booking_id) or self._fetch("id = ?", booking_id)
+        booking = self.bookings.get(booking_id) or records.find(self.store, "id = ?", booking_id)
         if booking is None or booking.site != self.site:
             raise Refused(404, "unknown_booking", "There is no such booking.", field="id")
         if booking.status == CANCELLED:
@@ -465,9 +450,8 @@ class BookingBook:
                                   "warnings": []}
         for row in rows:
             existing_id = self.by_external.get(row.external_id)
-            existing = self.bookings.get(existing_id or "") or self._fetch("site IN (?, ?) AND external_id = ?",
-                                                                          self.site, row.site or self.site,
-                                                                          row.external_id)
+            existing = self.bookings.get(existing_id or "") or records.find(
+                self.store, "site IN (?, ?) AND external_id = ?", self.site, row.site or self.site, row.external_id)
             rules = self.rules(row.service)
             end = row.end or row.start + rules.slot
             slots = max(1, math.ceil((end - row.start) / rules.slot))
@@ -476,7 +460,7 @@ class BookingBook:
                 if row.cancelled:
                     report["unchanged"] += 1
                     continue
-                if row.code and self._code_taken(row.code):
+                if row.code and self.code_in_use(row.code):
                     report["warnings"].append({"row": row.row, "field": "code",
                                                "message": f"The code {row.code} is taken here; a new one was made."})
                     row.code = None
@@ -545,8 +529,7 @@ class BookingBook:
                 booking.status = NO_SHOW
                 outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims))))
         before = (self.loaded_from or engine.local(now).date()).isoformat()
-        if self.db.execute("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND status = 'booked' LIMIT 1",
-                           (self.site, before)).fetchone():
+        if records.booked_before(self.store, self.site, before):
             outcome.records.append(OldNoShows(self.site, before))
         return outcome
 
@@ -556,9 +539,8 @@ class BookingBook:
             return Outcome()
         self.last_purge = now
         before = (engine.local(now).date() - timedelta(days=self.settings.retention_days)).isoformat()
-        row = self.db.execute("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND (name IS NOT NULL OR phone IS "
-                              "NOT NULL OR note IS NOT NULL) LIMIT 1", (self.site, before)).fetchone()
+        found = records.personal_data_before(self.store, self.site, before)
         for booking in self.bookings.values():
             if booking.day.isoformat() < before:
                 booking.name = booking.phone = booking.note = None
-        return Outcome(records=[PurgePersonalData(self.site, before)]) if row else Outcome()
+        return Outcome(records=[PurgePersonalData(self.site, before)]) if found else Outcome()

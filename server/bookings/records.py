@@ -13,7 +13,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from server.store import SQLiteStore, dt, ts
 
 BOOKED, CHECKED_IN, NO_SHOW, CANCELLED = "booked", "checked_in", "no_show", "cancelled"
 BOOKING_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW, CANCELLED)
@@ -61,8 +62,10 @@ SCHEMA: list[str] = [
 ]
 
 COLUMNS = ("id", "site", "code", "service", "start", "end", "day", "slots", "status", "origin", "external_id",
-            "name", "phone", "note", "language", "ticket_id", "checked_in_at", "created_at", "cancelled_at",
-            "idem_key")
+           "name", "phone", "note", "language", "ticket_id", "checked_in_at", "created_at", "cancelled_at",
+           "idem_key")
+_QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)  # "end" is a keyword in SQL
+_SELECT = f"SELECT {_QUOTED} FROM bookings"
 
 
 @dataclass
@@ -104,22 +107,13 @@ class PurgePersonalData:
     before_day: str  # bookings on days before this lose name, phone and note
 
 
-def ts(value: datetime | None) -> str | None:
-    return value.astimezone(ZoneInfo("UTC")).isoformat() if value else None
-
-
-def dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def write_booking(db: sqlite3.Connection, record: BookingRow) -> None:
     b = record.booking
     row = (b.id, b.site, b.code, b.service, ts(b.start), ts(b.end), b.day.isoformat(), b.slots, b.status,
            b.origin, b.external_id, b.name, b.phone, b.note, b.language, b.ticket_id, ts(b.checked_in_at),
            ts(b.created_at), ts(b.cancelled_at), b.idem_key)
-    cols = ", ".join(f'"{c}"' for c in COLUMNS)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in COLUMNS[1:])
-    db.execute(f"INSERT INTO bookings ({cols}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+    db.execute(f"INSERT INTO bookings ({_QUOTED}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
                f"ON CONFLICT (id) DO UPDATE SET {updates}", row)
     if record.claims is not None:
         db.execute("DELETE FROM booking_claims WHERE booking_id = ?", (b.id,))
@@ -154,3 +148,43 @@ def from_row(row: tuple[Any, ...]) -> Booking:
         name=r["name"], phone=r["phone"], note=r["note"], language=r["language"], ticket_id=r["ticket_id"],
         checked_in_at=dt(r["checked_in_at"]), cancelled_at=dt(r["cancelled_at"]), idem_key=r["idem_key"],
     )
+
+
+# -- reading, on the writer thread (the book's commands run there) ------------------------------------------
+
+
+def bookings_since(store: SQLiteStore, since: date) -> list[Booking]:
+    """Every site's bookings from ``since`` on (a shared import may hold another branch's)."""
+    return [from_row(r) for r in store.rows(f"{_SELECT} WHERE day >= ?", (since.isoformat(),))]
+
+
+def claims_since(store: SQLiteStore, site: str, since: datetime) -> list[tuple[str, str, int, str]]:
+    """(service, slot start, place, booking id) of this site's slot places from ``since`` on."""
+    return store.rows("SELECT service, slot_start, place, booking_id FROM booking_claims WHERE site = ? AND "
+                      "slot_start >= ?", (site, ts(since)))  # type: ignore[return-value]
+
+
+def find(store: SQLiteStore, where: str, *args: Any) -> Booking | None:
+    """The first booking ``where`` holds (an SQL condition on the bookings table, with ? for ``args``)."""
+    row = store.row(f"{_SELECT} WHERE {where} LIMIT 1", args)
+    return from_row(row) if row else None
+
+
+def bookings_on(store: SQLiteStore, site: str, day: date) -> list[Booking]:
+    return [from_row(r) for r in store.rows(f"{_SELECT} WHERE site = ? AND day = ?", (site, day.isoformat()))]
+
+
+def code_in_use(store: SQLiteStore, site: str, code: str) -> bool:
+    return store.row("SELECT 1 FROM bookings WHERE site = ? AND code = ?", (site, code)) is not None
+
+
+def booked_before(store: SQLiteStore, site: str, day: str) -> bool:
+    """Whether a booking of a day before ``day`` is still waiting for a check-in that can no longer come."""
+    return store.row("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND status = 'booked' LIMIT 1",
+                     (site, day)) is not None
+
+
+def personal_data_before(store: SQLiteStore, site: str, day: str) -> bool:
+    """Whether a booking of a day before ``day`` still holds a name, a phone number or a note."""
+    return store.row("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND (name IS NOT NULL OR phone IS NOT NULL "
+                     "OR note IS NOT NULL) LIMIT 1", (site, day)) is not None

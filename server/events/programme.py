@@ -16,8 +16,10 @@ from typing import Any
 from server import codes
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
+from server.events import records
 from server.events.records import CANCELLED, SCHEDULED, SOLD_OUT, Event, LocalEventRow, SignupRow
 from server.events.settings import EventSettings
+from server.store import SQLiteStore
 
 
 @dataclass
@@ -29,14 +31,15 @@ class Signups:
 class Programme:
     """Feed events, staff events and sign-up counts, owned by the writer thread."""
 
-    def __init__(self, config: SiteConfig, settings: EventSettings, db: Any,
-                 code_taken: Callable[[str], bool] | None = None):
+    def __init__(self, config: SiteConfig, settings: EventSettings, store: SQLiteStore,
+                 code_in_use: Callable[[str], bool] | None = None):
         self.config = config
         self.settings = settings
         self.site = config.site_id
         self.tz = config.timezone
-        self.db = db
-        self.code_taken = code_taken
+        self.store = store  # read on the writer thread only, like every command here
+        # Sign-up codes and booking codes are one code space: is a code anyone's? (default: ours)
+        self.code_in_use = code_in_use or self.has_code
         self.feeds: dict[str, list[Event]] = {}
         self.local: dict[str, Event] = {}
         self.signups: dict[str, Signups] = {}
@@ -55,14 +58,8 @@ class Programme:
         self.local.clear()
         self.signups.clear()
         self.by_idem.clear()
-        for row in self.db.execute('SELECT id, title, start, "end", room, state, seats, waiting_list, description '
-                                   "FROM events_local WHERE site = ?", (self.site,)):
-            eid, title, start, end, room, state, seats, waiting, description = row
-            self.local[eid] = Event(eid, "staff", title, datetime.fromisoformat(start).astimezone(self.tz),
-                                    datetime.fromisoformat(end).astimezone(self.tz), room, state, False, seats,
-                                    waiting, None, description)
-        for event_id, seat, place in self.db.execute(
-                "SELECT event_id, seat, waiting_place FROM event_signups WHERE site = ?", (self.site,)):
+        self.local.update((event.id, event) for event in records.local_events(self.store, self.site, self.tz))
+        for event_id, seat, place in records.places_taken(self.store, self.site):
             entry = self.signups.setdefault(event_id, Signups())
             if seat is not None:
                 entry.seats.add(seat)
@@ -160,13 +157,9 @@ class Programme:
         self.version += 1
         return Outcome(records=[LocalEventRow(self.site, replace(event), now)]), self.event_json(event, detail=True)
 
-    def _code_taken(self, code: str) -> bool:
-        if code in self.issued_codes:
-            return True
-        if self.code_taken is not None and self.code_taken(code):
-            return True
-        return bool(self.db.execute("SELECT 1 FROM event_signups WHERE site = ? AND code = ?",
-                                    (self.site, code)).fetchone())
+    def has_code(self, code: str) -> bool:
+        """Whether a sign-up of this site has the code (or is about to: made in this batch)."""
+        return code in self.issued_codes or records.code_in_use(self.store, self.site, code)
 
     def signup(self, engine: QueueEngine, now: datetime, event_id: str, language: str,
                key: str) -> tuple[Outcome, dict[str, Any]]:
@@ -176,8 +169,7 @@ class Programme:
         self.sync(engine)
         if key in self.by_idem:
             return Outcome(replay=True), {**self.by_idem[key], "replay": True}
-        row = self.db.execute("SELECT event_id, code, seat, waiting_place FROM event_signups WHERE site = ? AND "
-                              "idem_key = ?", (self.site, key)).fetchone()
+        row = records.signup_by_key(self.store, self.site, key)
         if row is not None:
             event = self.find(row[0])
             answer = {"code": row[1], "seat": row[2], "waiting_place": row[3],
@@ -205,7 +197,7 @@ class Programme:
         else:
             raise Refused(409, "full", "This event is full, and so is its waiting list.",
                           event=self.event_json(event))
-        code = codes.new_code(self._code_taken)
+        code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
         self.version += 1
         answer = {"code": code, "seat": seat, "waiting_place": place, "event": self.event_json(event)}

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from server.store import SQLiteStore, ts
 
 SCHEDULED, SOLD_OUT, CANCELLED = "scheduled", "sold_out", "cancelled"
 EVENT_STATES = (SCHEDULED, SOLD_OUT, CANCELLED)
@@ -88,10 +92,6 @@ class SignupRow:
     created_at: datetime
 
 
-def ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
 def write_local_event(db: sqlite3.Connection, record: LocalEventRow) -> None:
     e = record.event
     db.execute('INSERT INTO events_local (id, site, title, start, "end", room, state, seats, waiting_list, '
@@ -108,3 +108,31 @@ def write_signup(db: sqlite3.Connection, record: SignupRow) -> None:
                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (record.id, record.site, record.event_id, record.code, record.seat, record.waiting_place,
                 record.language, record.idem_key, ts(record.created_at)))
+
+
+# -- reading, on the writer thread (the programme's commands run there) -------------------------------------
+
+
+def local_events(store: SQLiteStore, site: str, tz: ZoneInfo) -> list[Event]:
+    """The events staff entered (cancelled ones too: they are shown as cancelled), in the site's zone."""
+    return [Event(eid, "staff", title, datetime.fromisoformat(start).astimezone(tz),
+                  datetime.fromisoformat(end).astimezone(tz), room, state, False, seats, waiting, None, description)
+            for eid, title, start, end, room, state, seats, waiting, description in store.rows(
+                'SELECT id, title, start, "end", room, state, seats, waiting_list, description FROM events_local '
+                "WHERE site = ?", (site,))]
+
+
+def places_taken(store: SQLiteStore, site: str) -> list[tuple[str, int | None, int | None]]:
+    """(event id, seat, waiting-list place) of every sign-up of this site; one of the two places is None."""
+    return store.rows("SELECT event_id, seat, waiting_place FROM event_signups WHERE site = ?",
+                      (site,))  # type: ignore[return-value]
+
+
+def signup_by_key(store: SQLiteStore, site: str, key: str) -> tuple[Any, ...] | None:
+    """(event id, code, seat, waiting-list place) of the sign-up made with this Idempotency-Key, if any."""
+    return store.row("SELECT event_id, code, seat, waiting_place FROM event_signups WHERE site = ? AND idem_key = ?",
+                     (site, key))
+
+
+def code_in_use(store: SQLiteStore, site: str, code: str) -> bool:
+    return store.row("SELECT 1 FROM event_signups WHERE site = ? AND code = ?", (site, code)) is not None
