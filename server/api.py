@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import views
 from server.engine import Outcome, QueueEngine, Refusal
+from server.errors import ApiError, error_body
 from server.guard import AuthFirstRoute, BodyLimit, needs_token
 from server.hub import Hub, StoreUnavailable
 from server.stream import FILES_RESERVE, EventStreamResponse, StreamRefused, Streams, open_files_limit
@@ -51,16 +52,10 @@ def request_digest(body: BaseModel) -> str:
 WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, **details: Any):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field, self.details = status, code, message, field, details
-
-
 def _error(status: int, code: str, message: str, field: str | None = None, **details: Any) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field, **details}}
     wait = details.get("retry_after")
-    return JSONResponse(body, status_code=status, headers={"Retry-After": str(wait)} if wait else None)
+    return JSONResponse(error_body(code, message, field, **details), status_code=status,
+                        headers={"Retry-After": str(wait)} if wait else None)
 
 
 # -- who is asking ------------------------------------------------------------------
@@ -169,7 +164,6 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     app.state.body_limits = {}  # path → bytes (server.guard.set_body_limit), else guard.BODY_LIMIT
     app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.state.hub = hub
-    hub.refusal_types = (*hub.refusal_types, ApiError)
     tokens: dict[str, Principal] = {}
     for device in config.devices.values():
         tokens[device.token] = Principal(device.id, device.kind, device.counters)
@@ -180,13 +174,9 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
     # -- errors -------------------------------------------------------------------
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.field, **exc.details)
-
-    @app.exception_handler(Refusal)
+    @app.exception_handler(Refusal)  # the engine's, and ApiError (a Refusal with its own status)
     async def refusal(request: Request, exc: Refusal) -> JSONResponse:
-        status = 404 if exc.code.startswith("unknown_") else 409
+        status = exc.status if isinstance(exc, ApiError) else 404 if exc.code.startswith("unknown_") else 409
         details = {k: v for k, v in exc.details.items() if k != "field"}
         return _error(status, exc.code, exc.message, exc.details.get("field"), **details)
 

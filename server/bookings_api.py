@@ -24,12 +24,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import codes
-from server.api import IDEMPOTENCY_KEY, ApiError, Principal, _principal, require, run
+from server.api import IDEMPOTENCY_KEY, Principal, _principal, require, run
 from server.bookings import book as bk
 from server.bookings import imports, records
 from server.bookings.settings import parse_settings
 from server.code_guard import CodeGuard
 from server.engine import QueueEngine
+from server.errors import ApiError
 from server.events import programme as ev
 from server.events import records as event_records
 from server.events.feeds import FeedFetcher
@@ -123,12 +124,6 @@ def install(app: FastAPI, hub: Hub) -> None:
     app.state.feeds = fetcher
     hub.on_stop.append(fetcher.stop)
     fetcher.start()
-
-    @app.exception_handler(bk.Refused)
-    async def refused(request: Request, exc: bk.Refused) -> JSONResponse:
-        details = {k: v for k, v in exc.details.items() if k != "field"}
-        body = {"error": {"code": exc.code, "message": exc.message, "field": exc.details.get("field"), **details}}
-        return JSONResponse(body, status_code=exc.status)
 
     def local(value: datetime, name: str = "start") -> datetime:
         if not 2000 <= value.year <= 2100:
@@ -229,7 +224,7 @@ def install(app: FastAPI, hub: Hub) -> None:
         wrong_code = False
         try:
             _, answer = await run(hub, lambda engine, now: book.checkin(engine, now, body.code, language, key))
-        except bk.Refused as refused:
+        except ApiError as refused:
             # A code that was looked up and is nobody's; a typo that cannot be a code costs nothing.
             wrong_code = refused.code == "not_found" and codes.problem(codes.normalise(body.code)) is None
             raise

@@ -87,8 +87,6 @@ class Hub:
         self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
         self.tick_jobs: list[Command] = []
         self.on_stop: list[Callable[[], None]] = []
-        # Exceptions that mean "no" and are raised before anything changes (the API adds ApiError).
-        self.refusal_types: tuple[type[Exception], ...] = (Refusal,)  # e.g. a plugin's feed-fetching thread
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._site_minute = -1
@@ -213,7 +211,7 @@ class Hub:
         for job in batch:
             try:
                 value = job.command(self.engine, now)
-            except self.refusal_types as refusal:  # the rules refuse before they change anything
+            except Refusal as refusal:  # the rules refuse before they change anything (ApiError is one too)
                 results.append((job, None, refusal))
                 continue
             except Exception as exc:

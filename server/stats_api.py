@@ -31,8 +31,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import stats
-from server.api import ApiError, Principal, require, run
+from server.api import Principal, require, run
 from server.engine import Outcome
+from server.errors import ApiError
 from server.feedback import (
     SCHEMA_NAME,
     SCHEMA_STEPS,

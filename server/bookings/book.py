@@ -45,19 +45,11 @@ from server.bookings.records import (
 )
 from server.bookings.settings import BookingSettings, ServiceBooking
 from server.config import SiteConfig
-from server.engine import Outcome, QueueEngine, Refusal
+from server.engine import Outcome, QueueEngine
+from server.errors import ApiError
 from server.store import SQLiteStore, ts
 
 PURGE_EVERY = timedelta(minutes=10)
-
-
-class Refused(Refusal):
-    """A refusal with its own HTTP status (404 not_found, 409 too_early, ...)."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any):
-        super().__init__(code, message, **details)
-        self.status = status
-
 
 
 # -- the book --------------------------------------------------------------------------------
@@ -206,10 +198,10 @@ class BookingBook:
 
     def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
         if service not in self.config.services:
-            raise Refused(404, "unknown_service", f"There is no service {service!r}.", field="service")
+            raise ApiError(404, "unknown_service", f"There is no service {service!r}.", field="service")
         rules = self.rules(service)
         if not rules.self_booking:
-            raise Refused(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
+            raise ApiError(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
                           field="service")
         days = min(days, rules.days_ahead)
         tz = self.config.timezone
@@ -296,10 +288,10 @@ class BookingBook:
         for slot in grid:
             capacity = self.capacity(rules, slot)
             if capacity <= 0 and not force:
-                raise Refused(409, "no_slot", f"No one takes bookings at {slot.strftime('%H:%M')} on "
+                raise ApiError(409, "no_slot", f"No one takes bookings at {slot.strftime('%H:%M')} on "
                               f"{slot.date().isoformat()}.", field="start")
             if len(self.taken(rules.service, slot)) >= capacity and not force:
-                raise Refused(409, "full", f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
+                raise ApiError(409, "full", f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
                               field="start")
 
     def create(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime, slots: int,
@@ -308,25 +300,25 @@ class BookingBook:
         """A staff or kiosk booking. A kiosk books whole grid slots in the future; staff may force."""
         self.sync(engine, now)
         if service not in self.config.services:
-            raise Refused(404, "unknown_service", f"There is no service {service!r}.", field="service")
+            raise ApiError(404, "unknown_service", f"There is no service {service!r}.", field="service")
         rules = self.rules(service)
         if not 1 <= slots <= rules.max_slots and not force:
-            raise Refused(422, "slots", f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+            raise ApiError(422, "slots", f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
                           f"{rules.slot_min} minutes.", field="slots")
         end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
         if origin == "kiosk":
             if not rules.self_booking:
-                raise Refused(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
+                raise ApiError(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
                               field="service")
             grid = self._grid(rules, start, end)
             if not grid or grid[0] != start.astimezone(self.config.timezone):
-                raise Refused(422, "not_a_slot", "Choose one of the offered times.", field="start")
+                raise ApiError(422, "not_a_slot", "Choose one of the offered times.", field="start")
             if start <= now or start.astimezone(self.config.timezone).date() > (
                     engine.local(now).date() + timedelta(days=rules.days_ahead)):
-                raise Refused(409, "no_slot", "That time can no longer be booked. Choose another time.",
+                raise ApiError(409, "no_slot", "That time can no longer be booked. Choose another time.",
                               field="start")
         elif end <= now and not force:
-            raise Refused(409, "past", "That time has passed.", field="start")
+            raise ApiError(409, "past", "That time has passed.", field="start")
         grid = self._grid(rules, start, end)
         self._check_places(rules, grid, force)
         booking = self._new_booking(now, service, start, slots, origin, name=name, phone=phone, note=note,
@@ -352,10 +344,10 @@ class BookingBook:
                                           "ticket": views.ticket_json(engine, ticket) if ticket else None}
         if start is None:
             if service not in self.config.services:
-                raise Refused(404, "unknown_service", f"There is no service {service!r}.", field="service")
+                raise ApiError(404, "unknown_service", f"There is no service {service!r}.", field="service")
             rules = self.rules(service)
             if self.here_and_now(engine, now, rules) is None:
-                raise Refused(409, "not_free", "No one is free right now. Choose a time or take a ticket.")
+                raise ApiError(409, "not_free", "No one is free right now. Choose a time or take a ticket.")
             local = engine.local(now).replace(second=0, microsecond=0)
             grid = self._grid(rules, local, local + timedelta(seconds=1))
             booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
@@ -378,11 +370,11 @@ class BookingBook:
         self.sync(engine, now)
         booking = self.bookings.get(booking_id) or records.find(self.store, "id = ?", booking_id)
         if booking is None or booking.site != self.site:
-            raise Refused(404, "unknown_booking", "There is no such booking.", field="id")
+            raise ApiError(404, "unknown_booking", "There is no such booking.", field="id")
         if booking.status == CANCELLED:
             return Outcome(), self.booking_json(engine, booking, staff=True)
         if booking.status == CHECKED_IN:
-            raise Refused(409, "checked_in", "The visitor has already checked in; serve or finish the ticket instead.")
+            raise ApiError(409, "checked_in", "The visitor has already checked in; serve or finish the ticket instead.")
         booking.status, booking.cancelled_at = CANCELLED, now
         self._release(booking)
         return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
@@ -402,32 +394,32 @@ class BookingBook:
         code = codes.normalise(typed)
         problem = codes.problem(code)
         if problem:
-            raise Refused(404, "not_found", problem, field="code")
+            raise ApiError(404, "not_found", problem, field="code")
         booking = self.find_code(code)
         if booking is None:
-            raise Refused(404, "not_found", "There is no booking with this code. Check the code or ask at the desk.",
+            raise ApiError(404, "not_found", "There is no booking with this code. Check the code or ask at the desk.",
                           field="code")
         short = self._short(engine, booking)
         if booking.site != self.site:
-            raise Refused(409, "other_site", f"This booking is at another branch ({booking.site}).",
+            raise ApiError(409, "other_site", f"This booking is at another branch ({booking.site}).",
                           site=booking.site, booking=short)
         if booking.status == CANCELLED:
-            raise Refused(409, "cancelled", "This booking was cancelled. Please ask at the desk.", booking=short)
+            raise ApiError(409, "cancelled", "This booking was cancelled. Please ask at the desk.", booking=short)
         if booking.ticket_id:
             ticket = engine.tickets.get(booking.ticket_id)
-            raise Refused(409, "already_checked_in", "You have already checked in. Watch the screen for your number.",
+            raise ApiError(409, "already_checked_in", "You have already checked in. Watch the screen for your number.",
                           booking=short, ticket=views.ticket_json(engine, ticket) if ticket else None)
         local_start = engine.local(booking.start)
         if local_start.date() != engine.local(now).date():
-            raise Refused(409, "other_day", f"This booking is for {local_start.date().isoformat()}.",
+            raise ApiError(409, "other_day", f"This booking is for {local_start.date().isoformat()}.",
                           date=local_start.date().isoformat(), booking=short)
         rules = self.rules(booking.service)
         opens = booking.start - timedelta(minutes=rules.early_min)
         if now < opens:
-            raise Refused(409, "too_early", f"You are early. Check in from {engine.local(opens).strftime('%H:%M')}.",
+            raise ApiError(409, "too_early", f"You are early. Check in from {engine.local(opens).strftime('%H:%M')}.",
                           come_back_at=views.iso(engine, opens), booking=short)
         if booking.status == NO_SHOW or now > booking.start + timedelta(minutes=rules.late_min):
-            raise Refused(409, "too_late", "Your booking time has passed. You can take a ticket instead.",
+            raise ApiError(409, "too_late", "Your booking time has passed. You can take a ticket instead.",
                           service=booking.service, booking=short)
         outcome = engine.issue(booking.service, language, now, idempotency_key=key, origin="booking",
                                due_at=booking.start)

@@ -16,6 +16,7 @@ from typing import Any
 from server import codes
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
+from server.errors import ApiError
 from server.events import records
 from server.events.records import CANCELLED, SCHEDULED, SOLD_OUT, Event, LocalEventRow, SignupRow
 from server.events.settings import EventSettings
@@ -144,13 +145,11 @@ class Programme:
                 self.event_json(event, detail=True))
 
     def cancel(self, engine: QueueEngine, now: datetime, event_id: str) -> tuple[Outcome, dict[str, Any]]:
-        from server.bookings.book import Refused
-
         self.sync(engine)
         event = self.local.get(event_id)
         if event is None:
             other = self.find(event_id)
-            raise Refused(409 if other else 404, "not_local" if other else "unknown_event",
+            raise ApiError(409 if other else 404, "not_local" if other else "unknown_event",
                           "This event comes from a feed: cancel it there." if other else "There is no such event.",
                           field="id")
         event.state = CANCELLED
@@ -164,8 +163,6 @@ class Programme:
     def signup(self, engine: QueueEngine, now: datetime, event_id: str, language: str,
                key: str) -> tuple[Outcome, dict[str, Any]]:
         """First come, first served: a seat, else a place on the waiting list, else full."""
-        from server.bookings.book import Refused
-
         self.sync(engine)
         if key in self.by_idem:
             return Outcome(replay=True), {**self.by_idem[key], "replay": True}
@@ -178,14 +175,14 @@ class Programme:
             return Outcome(replay=True), {**answer, "replay": True}
         event = self.find(event_id)
         if event is None:
-            raise Refused(404, "unknown_event", "There is no such event.", field="id")
+            raise ApiError(404, "unknown_event", "There is no such event.", field="id")
         if event.state == CANCELLED:
-            raise Refused(409, "cancelled", "This event is cancelled.")
+            raise ApiError(409, "cancelled", "This event is cancelled.")
         if event.seats is None:
-            raise Refused(409, "no_signup", "This event needs no sign-up here" + (
+            raise ApiError(409, "no_signup", "This event needs no sign-up here" + (
                 f"; tickets: {event.url}" if event.url else "") + ".", url=event.url)
         if now >= event.start:
-            raise Refused(409, "started", "This event has already begun.")
+            raise ApiError(409, "started", "This event has already begun.")
         taken = self.signups.setdefault(event.id, Signups())
         seat = place = None
         if len(taken.seats) < event.seats:
@@ -195,7 +192,7 @@ class Programme:
             place = max(taken.waiting, default=0) + 1
             taken.waiting.add(place)
         else:
-            raise Refused(409, "full", "This event is full, and so is its waiting list.",
+            raise ApiError(409, "full", "This event is full, and so is its waiting list.",
                           event=self.event_json(event))
         code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
