@@ -6,20 +6,19 @@ stalls the event loop (stack-notes: that is what ruins p99).
 
 Every error is ``{"error": {"code", "message", "field"}}`` with words a
 person understands; anything a client can send gets a 4xx, never a 500.
+Who may do what is ``server/auth.py``; the error shape is ``server/errors.py``.
 """
 
-
+# No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at run time.
 
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import importlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,9 +31,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import views
+from server.auth import Principal, require, tokens_of
 from server.engine import Outcome, QueueEngine, Refusal
 from server.errors import ApiError, error_body
-from server.guard import AuthFirstRoute, BodyLimit, needs_token
+from server.guard import AuthFirstRoute, BodyLimit
 from server.hub import Hub, StoreUnavailable
 from server.stream import FILES_RESERVE, EventStreamResponse, StreamRefused, Streams, open_files_limit
 from vuoro import __version__, sd_notify
@@ -49,6 +49,8 @@ def request_digest(body: BaseModel) -> str:
     sent again with a different body is refused (409 idempotency_key_reused) instead of replayed."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
@@ -56,20 +58,6 @@ def _error(status: int, code: str, message: str, field: str | None = None, **det
     wait = details.get("retry_after")
     return JSONResponse(error_body(code, message, field, **details), status_code=status,
                         headers={"Retry-After": str(wait)} if wait else None)
-
-
-# -- who is asking ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    kind: str  # kiosk | display | button | staff | admin
-    counters: tuple[str, ...] = ()
-
-    @property
-    def is_staff(self) -> bool:
-        return self.kind in ("staff", "admin")
 
 
 class TicketRequest(BaseModel):
@@ -90,44 +78,6 @@ BUTTON_ACTIONS = ("next", "recall")
 
 
 PLUGINS = ("server.staff", "server.bookings_api", "server.stats_api")
-
-
-async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
-    """Who is asking: a bearer token from the site config, or a plugin's login (the staff page).
-
-    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread
-    pool, and two thread hops per request cost more than the whole ticket."""
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "unauthorized", "Send the token as 'Authorization: Bearer <token>'.")
-        for known, who in request.app.state.tokens.items():
-            if hmac.compare_digest(known.encode(), token.strip().encode()):
-                return who
-        raise ApiError(401, "unauthorized", "This token is not known to the hub.")
-    for authenticate in request.app.state.authenticators:
-        who = authenticate(request)
-        if who is not None:
-            return who
-    return None
-
-
-def require(*kinds: str) -> Callable[..., Principal]:
-    """A dependency that lets only these kinds through (staff/admin pass wherever 'staff' is named).
-
-    The app's route class (server.guard.AuthFirstRoute) runs the same check before the body is read."""
-
-    async def check(who: Annotated[Principal | None, Depends(_principal)]) -> Principal:
-        if who is None:
-            raise ApiError(401, "unauthorized", "This needs a device or staff token.")
-        if who.kind not in kinds and not (who.is_staff and "staff" in kinds):
-            raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
-        return who
-
-    async def before_the_body(request: Request) -> None:
-        await check(await _principal(request, request.headers.get("authorization")))
-
-    return needs_token(check, before_the_body)
 
 
 async def run(hub: Hub, command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
@@ -164,12 +114,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     app.state.body_limits = {}  # path → bytes (server.guard.set_body_limit), else guard.BODY_LIMIT
     app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.state.hub = hub
-    tokens: dict[str, Principal] = {}
-    for device in config.devices.values():
-        tokens[device.token] = Principal(device.id, device.kind, device.counters)
-    for token in config.api_tokens.values():
-        tokens[token.token] = Principal(token.name, token.role)
-    app.state.tokens = tokens
+    app.state.tokens = tokens_of(config)
     app.state.authenticators = list(extra_auth or [])
 
     # -- errors -------------------------------------------------------------------

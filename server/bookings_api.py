@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import codes
-from server.api import IDEMPOTENCY_KEY, Principal, _principal, require, run
+from server.api import IDEMPOTENCY_KEY, run
+from server.auth import Principal, current_principal, require
 from server.bookings import book as bk
 from server.bookings import imports, records
 from server.bookings.settings import parse_settings
@@ -151,7 +152,7 @@ def install(app: FastAPI, hub: Hub) -> None:
         return answer
 
     @app.get("/api/v1/bookings", tags=["bookings"])
-    async def list_bookings(who: Annotated[Principal | None, Depends(_principal)],
+    async def list_bookings(who: Annotated[Principal | None, Depends(current_principal)],
                             day: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
         """One day's bookings: staff see codes, names, phones and check-in; others only times and states."""
         try:

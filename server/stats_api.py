@@ -31,7 +31,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import stats
-from server.api import Principal, require, run
+from server.api import run
+from server.auth import Principal, require
 from server.engine import Outcome
 from server.errors import ApiError
 from server.feedback import (

@@ -36,6 +36,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from server.auth import Principal
+from server.errors import ApiError
 from server.staff.accounts import (
     KnownDevices,
     LoginGuard,
@@ -48,7 +50,6 @@ from server.staff.accounts import (
 from server.staff.strings import language_names, strings
 
 if TYPE_CHECKING:
-    from server.api import Principal
     from server.hub import Hub
 
 __all__ = ["install", "SESSION_COOKIE", "CSRF_HEADER"]
@@ -77,8 +78,6 @@ def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
     """Add the staff routes to ``app``; return the session authenticator for ``create_app``."""
-    from server.api import ApiError, Principal  # here, not at the top: server.api may import this package
-
     config = hub.config
     settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
     sessions = Sessions(settings.session_hours * 3600)
