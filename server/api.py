@@ -14,7 +14,6 @@ Who may do what is ``server/auth.py``; the error shape is ``server/errors.py``.
 import asyncio
 import contextlib
 import hashlib
-import importlib
 import json
 import logging
 import re
@@ -32,10 +31,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import views
 from server.auth import Principal, require, tokens_of
+from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.errors import ApiError, error_body
 from server.guard import AuthFirstRoute, BodyLimit
 from server.hub import Hub, StoreUnavailable
+from server.plugins import DEFAULT_PLUGINS, install_plugins
 from server.stream import FILES_RESERVE, EventStreamResponse, StreamRefused, Streams, open_files_limit
 from vuoro import __version__, sd_notify
 
@@ -52,6 +53,29 @@ def request_digest(body: BaseModel) -> str:
 
 
 WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
+
+
+# -- for the handlers here and the plugins' ----------------------------------------------------------
+
+
+def retry_key(who: Principal, header: str | None, what_it_prevents: str) -> str:
+    """The request's Idempotency-Key, kept apart per device (``kiosk1:<key>``); 400 without a well-formed one."""
+    if not header or not IDEMPOTENCY_KEY.match(header):
+        raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
+                       f" so a retry never {what_it_prevents}.", "Idempotency-Key")
+    return f"{who.name}:{header}"
+
+
+def site_time(config: SiteConfig, value: datetime, name: str = "start") -> datetime:
+    """A time from a request: in the site's zone when it came without an offset; 422 outside 2000–2100."""
+    if not 2000 <= value.year <= 2100:
+        raise ApiError(422, "invalid", f"{name}: expected a time between the years 2000 and 2100", name)
+    return value.replace(tzinfo=config.timezone) if value.tzinfo is None else value
+
+
+def language_of(config: SiteConfig, value: str) -> str:
+    """A visitor's language if the site speaks it, else the site's first."""
+    return value if value in config.languages else config.default_language
 
 
 def _error(status: int, code: str, message: str, field: str | None = None, **details: Any) -> JSONResponse:
@@ -77,19 +101,14 @@ COUNTER_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume")
 BUTTON_ACTIONS = ("next", "recall")
 
 
-PLUGINS = ("server.staff", "server.bookings_api", "server.stats_api")
-
-
 async def run(hub: Hub, command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
     """Run a command on the hub's writer thread without blocking the event loop."""
     return await asyncio.wrap_future(hub.submit(command, read_only=read_only))
 
 
 def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False,
-               extra_auth: list[Callable[[Request], Principal | None]] | None = None,
-               plugins: tuple[str, ...] = PLUGINS) -> FastAPI:
-    """The hub's app. Each plugin module (if present) has ``install(app, hub)``, which adds its
-    routes and may return an authenticator ``fn(request) -> Principal | None``."""
+               plugins: tuple[str, ...] = DEFAULT_PLUGINS) -> FastAPI:
+    """The hub's app, with these plugins (``server/plugins.py``; their hooks: ``server/hookspecs.py``)."""
     config = hub.config
 
     @contextlib.asynccontextmanager
@@ -115,7 +134,6 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.state.hub = hub
     app.state.tokens = tokens_of(config)
-    app.state.authenticators = list(extra_auth or [])
 
     # -- errors -------------------------------------------------------------------
 
@@ -195,14 +213,12 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
         return await run(hub, read, read_only=True)
 
-    app.state.device_alerts = []  # plugins: fn() → {principal name: [alert, ...]} (e.g. codes being guessed)
-
     @app.get("/api/v1/devices", tags=["staff"])
     async def devices(who: Annotated[Principal, Depends(require("staff"))]) -> list[dict[str, Any]]:
         """The last status of every device, with ``alerts`` where a plugin has one (docs/protocol.md)."""
         found = {name: dict(status) for name, status in hub.devices.items()}
-        for alerts in app.state.device_alerts:
-            for name, items in alerts().items():
+        for alerts in hub.plugins.hook.device_alerts():  # e.g. booking codes being guessed at a kiosk
+            for name, items in alerts.items():
                 kind = config.devices[name].kind if name in config.devices else "staff"
                 entry = found.setdefault(name, {"device": name, "kind": kind, "online": None})
                 entry["alerts"] = [*entry.get("alerts", []), *items]
@@ -214,7 +230,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     if streams.total < config.streams_total:
         log.warning("serving at most %d streams, not hub.streams_total = %d: the open-files limit is too low "
                     "(LimitNOFILE in the systemd unit)", streams.total, config.streams_total)
-    hub.listeners.append(streams.listener)
+    hub.plugins.register(streams)  # announce: every change after a commit reaches the open streams
     app.state.streams = streams
 
     @app.get("/api/v1/stream", tags=["reading"], response_class=EventStreamResponse, status_code=200,
@@ -237,15 +253,12 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         who: Annotated[Principal, Depends(require("kiosk", "staff"))],
         idempotency_key: Annotated[str | None, Header(description="8–64 characters, unique per request")] = None,
     ) -> JSONResponse:
-        if not idempotency_key or not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
-                           " so a retry never makes a second ticket.", "Idempotency-Key")
+        key = retry_key(who, idempotency_key, "makes a second ticket")
         language = body.language or config.default_language
         digest = request_digest(body)
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
-            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}",
-                                   request_digest=digest)
+            outcome = engine.issue(body.service, language, now, idempotency_key=key, request_digest=digest)
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
 
@@ -332,16 +345,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
     # -- the web signage page (display/web) -------------------------------------------
 
-    for name in plugins:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # that part is not installed (or not written yet)
-            raise
-        authenticate = module.install(app, hub)
-        if authenticate is not None:
-            app.state.authenticators.append(authenticate)
+    install_plugins(app, hub, plugins)
 
     if WEB_SIGNAGE_DIR.is_dir():
         app.mount("/signage", StaticFiles(directory=WEB_SIGNAGE_DIR, html=True), name="signage")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from server.hookspecs import hookimpl
 from server.store import SQLiteStore
 
 log = logging.getLogger("vuoro.stats")
@@ -118,7 +119,7 @@ class RateLimiter:
 
 
 class DeviceChanges:
-    """A ``hub.device_listeners`` entry: each status whose online/printer state differs from the last
+    """The ``device_status`` hook of statistics: each status whose online/printer state differs from the last
     recorded one calls ``on_change`` (repeats of the same state are not recorded again).
     """
 
@@ -127,14 +128,15 @@ class DeviceChanges:
         self._on_change = on_change
         self._lock = threading.Lock()
 
-    def __call__(self, value: dict[str, Any]) -> None:
-        key = str(value.get("device"))
+    @hookimpl(specname="device_status")
+    def __call__(self, status: dict[str, Any]) -> None:
+        key = str(status.get("device"))
         try:
-            state = (bool(value.get("online")), value.get("printer"))
+            state = (bool(status.get("online")), status.get("printer"))
             with self._lock:
                 changed = self._last.get(key) != state
                 self._last[key] = state
             if changed:
-                self._on_change(value)
+                self._on_change(status)
         except Exception:  # statistics must never break the MQTT link
             log.exception("could not record the status of device %s", key)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from server import views
+from server import plugins, views
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.store import SQLiteStore
@@ -64,11 +64,13 @@ class View:
 
 
 class Hub:
-    """Holds the engine, the store and the writer thread; tells listeners what changed.
+    """Holds the engine, the store and the writer thread; tells the plugins what changed.
 
-    A listener is ``fn(kind, name, payload)`` where kind is ``"state"`` (a
-    retained topic suffix such as ``queue/kvik/state``) or ``"call"``. The MQTT
-    link and the web signage stream are listeners.
+    ``plugins`` is the hub's plugin manager: the hooks of ``server/hookspecs.py``. After each commit
+    the hub calls ``announce(kind, name, payload)`` where kind is ``"state"`` (a retained topic
+    suffix such as ``queue/kvik/state``) or ``"call"``: the MQTT link and the web signage streams
+    implement it. Plugins add retained topics (``retained_state``), jobs for the writer's tick
+    (``tick``), listen to devices (``device_status``) and stop with the hub (``stop``).
     """
 
     UNSAVED = "The hub could not save this change. Nothing was changed; try again."
@@ -79,14 +81,9 @@ class Hub:
         self.clock = clock
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.view = View()
-        self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
+        self.plugins = plugins.manager()
         self.devices: dict[str, dict[str, Any]] = {}  # the last status of each device, from MQTT
-        self.device_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. statistics' downtime log
         self.message: dict[str, Any] = {"text": ""}
-        # Plugins add retained topics (e.g. "events/today") and jobs for the writer's tick.
-        self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
-        self.tick_jobs: list[Command] = []
-        self.on_stop: list[Callable[[], None]] = []
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._site_minute = -1
@@ -138,11 +135,7 @@ class Hub:
 
     def stop(self) -> None:
         self._stopping.set()
-        for stop in self.on_stop:
-            try:
-                stop()
-            except Exception:
-                log.exception("a plugin failed to stop")
+        plugins.call_each(self.plugins.hook.stop)
         if self._ticker:
             self._ticker.cancel()
         self.jobs.put(None)
@@ -161,7 +154,7 @@ class Hub:
         # An empty command is enough for midnight: every batch rolls the day first (_run_batch),
         # and the refreshed view picks up opening and closing hours.
         self.submit(lambda engine, now: None)
-        for job in list(self.tick_jobs):
+        for job in plugins.commands(self.plugins.hook.tick):
             self.submit(job)
         self._schedule_tick()
 
@@ -268,11 +261,8 @@ class Hub:
             recent_calls=views.recent_calls(engine),
         )
         self.view = view
-        for name, provide in list(self.state_providers.items()):
-            try:
-                self._extra_state[name] = provide(engine, now)
-            except Exception:
-                log.exception("state provider %s failed", name)
+        for extra in plugins.call_each(self.plugins.hook.retained_state, engine=engine, now=now):
+            self._extra_state.update(extra)
         for name, payload in self.retained_state().items():
             if self._retained.get(name) != payload:
                 self._retained[name] = payload
@@ -294,19 +284,11 @@ class Hub:
     def record_device(self, status: dict[str, Any]) -> None:
         """A device reported its presence or health: keep it and tell the listeners."""
         self.devices[status["device"]] = status
-        for listener in list(self.device_listeners):
-            try:
-                listener(status)
-            except Exception:
-                log.exception("device listener failed")
+        plugins.call_each(self.plugins.hook.device_status, status=status)
 
     def set_message(self, text: str) -> None:
         self.message = {"text": text}
         self.submit(lambda engine, now: None)  # refresh and announce through the writer
 
     def _announce(self, kind: str, name: str, payload: dict[str, Any]) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(kind, name, payload)
-            except Exception:
-                log.exception("listener failed on %s", name)
+        plugins.call_each(self.plugins.hook.announce, kind=kind, name=name, payload=payload)

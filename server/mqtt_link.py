@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from server.config import SiteConfig, broker_host_port
 from server.engine import Outcome, QueueEngine, Refusal
+from server.hookspecs import hookimpl
 from server.hub import Hub
 from vuoro import __version__, protocol
 from vuoro.protocol import PayloadError, Topics
@@ -53,7 +54,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self.client = client
-        hub.listeners.append(self._on_hub_change)
+        hub.plugins.register(self)  # for announce: every change after a commit goes out (see _on_hub_change)
 
     def _status(self, online: bool) -> bytes:
         return protocol.encode({"online": online, "version": __version__, "at": time.time()})
@@ -185,6 +186,7 @@ class MqttLink:
         at = self.hub.clock().astimezone(self.config.timezone).isoformat(timespec="milliseconds")
         self.client.publish(self.topics.under(name), protocol.encode({**payload, "at": at}), qos=1, retain=True)
 
+    @hookimpl(specname="announce", tryfirst=True)  # before the SSE streams: a hall of screens is waiting
     def _on_hub_change(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         with self._lock:
             if not self.connected.is_set():

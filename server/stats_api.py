@@ -19,13 +19,12 @@ never on the writer thread: a year's report takes a second or two and must not h
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +45,7 @@ from server.feedback import (
     write_device_status,
     write_feedback,
 )
+from server.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from server.hub import Hub
@@ -91,13 +91,21 @@ def _parse_day(value: str | None, name: str, default: date) -> date:
         raise ApiError(422, "invalid", f"{name}: expected a date like 2026-10-25, got {value!r}", name) from None
 
 
-def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | None:
+@hookimpl
+def store_schema() -> tuple[str, list[str]]:
+    return SCHEMA_NAME, SCHEMA_STEPS
+
+
+@hookimpl
+def record_writers() -> dict[type, Any]:
+    return {FeedbackRecord: write_feedback, DeviceStatusRecord: write_device_status}
+
+
+@hookimpl
+def install(app: FastAPI, hub: Hub) -> None:
     config = hub.config
     site, tz = config.site_id, config.timezone
     store = hub.store
-    store.writers[FeedbackRecord] = write_feedback
-    store.writers[DeviceStatusRecord] = write_device_status
-    hub.call(lambda engine, now: store.migrate_plugin(SCHEMA_NAME, SCHEMA_STEPS))
     last = hub.call(lambda engine, now: last_device_states(store, site))
 
     # -- device status changes -------------------------------------------------------------
@@ -109,7 +117,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
         hub.submit(lambda engine, now: Outcome(records=[replace(record, at=now.astimezone(UTC).isoformat())]))
 
     changes = DeviceChanges(last, on_device_change)
-    hub.device_listeners.append(changes)
+    hub.plugins.register(changes)
     for value in list(hub.devices.values()):  # anything seen before the plugin was installed
         changes(value)
 
@@ -298,4 +306,3 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None] | N
     async def feedback_static(name: str) -> Response:
         return page(name if name.startswith("feedback") else "")
 
-    return None

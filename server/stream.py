@@ -31,6 +31,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from server.hookspecs import hookimpl
+
 log = logging.getLogger("vuoro.stream")
 
 KEEP_ALIVE_SECONDS = 15.0  # a comment line this often lets proxies and the browser see the line is alive
@@ -89,7 +91,7 @@ class Stream:
 
 
 class Streams:
-    """Every open stream of one app, the caps, and the one hub listener that feeds them.
+    """Every open stream of one app, the caps, and the one hub hook (``announce``) that feeds them.
 
     Changes go into one log, numbered. A sweep wakes the streams that are behind, ``SLICE``
     at a time with the event loop free in between, so a kiosk's request waits for one slice
@@ -117,8 +119,9 @@ class Streams:
 
     # -- the hub side (writer thread) -----------------------------------------------------------
 
+    @hookimpl(specname="announce")
     def listener(self, kind: str, name: str, payload: dict[str, Any]) -> None:
-        """The hub listener: encode once, hand to the event loop once."""
+        """The hub's ``announce`` hook: encode once, hand to the event loop once."""
         loop = self.loop
         if loop is None or not self.open:
             return

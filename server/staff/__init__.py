@@ -1,7 +1,7 @@
 """The staff page, served by the hub: log in, choose a desk, call and serve visitors.
 
-The one hook into the hub is :func:`install`: it adds the ``/staff`` pages and
-returns an authenticator for ``create_app(..., extra_auth=[...])``. The page
+A plugin (``server/hookspecs.py``): :func:`install` adds the ``/staff`` pages and
+answers the hub's ``authenticate`` hook with the session login (``SessionLogin``). The page
 itself changes nothing on its own: its buttons call the ordinary
 ``/api/v1/counters/{counter}/...`` endpoints with the session cookie and the
 session's CSRF token in an ``X-CSRF-Token`` header, so the queue's rules stay
@@ -26,7 +26,6 @@ import hmac
 import html
 import json
 import secrets
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from string import Template
@@ -37,7 +36,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from server.auth import Principal
+from server.config import SiteConfig
 from server.errors import ApiError
+from server.hookspecs import hookimpl
 from server.staff.accounts import (
     KnownDevices,
     LoginGuard,
@@ -52,7 +53,7 @@ from server.staff.strings import language_names, strings
 if TYPE_CHECKING:
     from server.hub import Hub
 
-__all__ = ["install", "SESSION_COOKIE", "CSRF_HEADER"]
+__all__ = ["install", "check_config", "SessionLogin", "SESSION_COOKIE", "CSRF_HEADER"]
 
 SESSION_COOKIE = "vuoro_staff"
 LOGIN_COOKIE = "vuoro_staff_login"
@@ -76,24 +77,16 @@ def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**SECURITY_HEADERS, **(extra or {})}
 
 
-def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
-    """Add the staff routes to ``app``; return the session authenticator for ``create_app``."""
-    config = hub.config
-    settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
-    sessions = Sessions(settings.session_hours * 3600)
-    guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
-    known = KnownDevices.in_folder(hub.store.path.parent)
-    app.state.staff_sessions = sessions
-    app.state.staff_settings = settings
-    login_page = Template((WEB_DIR / "login.html").read_text(encoding="utf-8"))
-    desk_page = Template((WEB_DIR / "staff.html").read_text(encoding="utf-8"))
-    static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in WEB_DIR.iterdir()
-              if p.suffix in STATIC_TYPES}
+class SessionLogin:
+    """The staff page's login as the API sees it (the ``authenticate`` hook): the session cookie, and on
+    every change the session's CSRF token."""
 
-    # -- the authenticator the API uses ------------------------------------------------
+    def __init__(self, sessions: Sessions):
+        self.sessions = sessions
 
-    def authenticate(request: Request) -> Principal | None:
-        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+    @hookimpl
+    def authenticate(self, request: Request) -> Principal | None:
+        session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return None
         if request.method not in SAFE_METHODS:
@@ -102,6 +95,28 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
                 raise ApiError(403, "csrf", "This change came without the page's security token (X-CSRF-Token). "
                                "Reload the staff page and try again.", CSRF_HEADER)
         return Principal(session.user, session.role)
+
+
+@hookimpl
+def check_config(config: SiteConfig) -> None:
+    parse_staff(config.raw.get("staff", {}), str(config.path))
+
+
+@hookimpl
+def install(app: FastAPI, hub: Hub) -> None:
+    """Add the staff routes to ``app``, and the session login to the hub's ``authenticate`` hook."""
+    config = hub.config
+    settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
+    sessions = Sessions(settings.session_hours * 3600)
+    hub.plugins.register(SessionLogin(sessions))
+    guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
+    known = KnownDevices.in_folder(hub.store.path.parent)
+    app.state.staff_sessions = sessions
+    app.state.staff_settings = settings
+    login_page = Template((WEB_DIR / "login.html").read_text(encoding="utf-8"))
+    desk_page = Template((WEB_DIR / "staff.html").read_text(encoding="utf-8"))
+    static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in WEB_DIR.iterdir()
+              if p.suffix in STATIC_TYPES}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -275,4 +290,3 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
         body = await asyncio.wrap_future(hub.submit(read, read_only=True))
         return JSONResponse(body, headers=_headers())
 
-    return authenticate

@@ -1,21 +1,16 @@
-"""The bookings and what's-on plugin: ``install(app, hub)`` adds its routes, tables, jobs and topic.
+"""The bookings' HTTP API (details and examples in docs/bookings.md).
 
-Routes (details and examples in docs/bookings.md):
 - ``POST /api/v1/bookings`` (staff), ``GET /api/v1/bookings?day=`` (anyone; staff see everything),
   ``DELETE /api/v1/bookings/{id}`` (staff), ``POST /api/v1/bookings/import`` (staff, CSV or iCalendar);
-- ``POST /api/v1/checkins`` (kiosk), ``GET /api/v1/slots`` (anyone), ``POST /api/v1/bookings/self`` (kiosk);
-- ``GET /api/v1/events`` (anyone), ``POST /api/v1/events`` / ``DELETE /api/v1/events/{id}`` (staff),
-  ``POST /api/v1/events/{id}/signups`` (kiosk), ``GET /api/v1/events/feeds`` (staff).
+- ``POST /api/v1/checkins`` (kiosk), ``GET /api/v1/slots`` (anyone), ``POST /api/v1/bookings/self`` (kiosk).
 
-Every state change runs as one command on the hub's writer thread; feeds are
-fetched on a thread of their own.
+Every state change runs as one command on the hub's writer thread (``server.api.run``).
 """
 
 from __future__ import annotations
 
 import math
-import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -24,21 +19,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from server import codes
-from server.api import IDEMPOTENCY_KEY, run
+from server.api import language_of, retry_key, run, site_time
 from server.auth import Principal, current_principal, require
-from server.bookings import book as bk
-from server.bookings import imports, records
-from server.bookings.settings import parse_settings
+from server.bookings.book import BookingBook
+from server.bookings.imports import parse_csv, parse_ics_bookings
 from server.code_guard import CodeGuard
 from server.engine import QueueEngine
 from server.errors import ApiError
-from server.events import programme as ev
-from server.events import records as event_records
-from server.events.feeds import FeedFetcher
-from server.events.settings import parse_settings as parse_event_settings
 from server.guard import set_body_limit
 from server.hub import Hub
-from vuoro.protocol import EVENTS_TODAY_SUFFIX
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024  # an export of a year of bookings is well under 1 MB
 
@@ -67,72 +56,8 @@ class CheckinRequest(BaseModel):
     language: str = Field(default="", max_length=5)
 
 
-class EventRequest(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
-    start: datetime
-    end: datetime | None = None
-    room: str | None = Field(default=None, max_length=100)
-    seats: int | None = Field(default=None, ge=0, le=10000, description="sign-ups at the kiosk when set")
-    waiting_list: int | None = Field(default=None, ge=0, le=1000)
-    description: str | None = Field(default=None, max_length=2000)
-
-
-class SignupRequest(BaseModel):
-    language: str = Field(default="", max_length=5)
-
-
-def _key(who: Principal, key: str | None) -> str:
-    if not key or not IDEMPOTENCY_KEY.match(key):
-        raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
-                       " so a retry never books twice.", "Idempotency-Key")
-    return f"{who.name}:{key}"
-
-
-def install(app: FastAPI, hub: Hub) -> None:
+def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> None:
     config = hub.config
-    tz = config.timezone
-    settings = parse_settings(config)
-    event_settings = parse_event_settings(config)
-    store = hub.store
-    def code_in_use(code: str) -> bool:  # one code space for bookings and sign-ups
-        return book.has_code(code) or programme.has_code(code)
-
-    book = bk.BookingBook(config, settings, store, code_in_use)
-    programme = ev.Programme(config, event_settings, store, code_in_use)
-
-    def setup(engine: QueueEngine, now: datetime) -> None:
-        store.migrate_plugin("bookings", records.SCHEMA)
-        store.migrate_plugin("events", event_records.SCHEMA)
-        store.writers[records.BookingRow] = records.write_booking  # type: ignore[assignment]
-        store.writers[records.PurgePersonalData] = records.write_purge  # type: ignore[assignment]
-        store.writers[records.OldNoShows] = records.write_old_no_shows  # type: ignore[assignment]
-        store.writers[event_records.LocalEventRow] = event_records.write_local_event  # type: ignore[assignment]
-        store.writers[event_records.SignupRow] = event_records.write_signup  # type: ignore[assignment]
-        book.sync(engine, now)
-        programme.sync(engine)
-
-    hub.call(setup)
-    hub.state_providers[EVENTS_TODAY_SUFFIX] = programme.today
-    hub.tick_jobs.append(book.mark_no_shows)
-    hub.tick_jobs.append(book.purge)
-
-    def deliver(name: str, events: list[event_records.Event]) -> None:
-        hub.submit(lambda engine, now: programme.set_feed(name, events))
-
-    fetcher = FeedFetcher(event_settings, tz, store.path.parent / "feeds", deliver, clock=hub.clock)
-    app.state.bookings = book
-    app.state.programme = programme
-    app.state.feeds = fetcher
-    hub.on_stop.append(fetcher.stop)
-    fetcher.start()
-
-    def local(value: datetime, name: str = "start") -> datetime:
-        if not 2000 <= value.year <= 2100:
-            raise ApiError(422, "invalid", f"{name}: expected a time between the years 2000 and 2100", name)
-        return value.replace(tzinfo=tz) if value.tzinfo is None else value
-
-    def language_of(value: str) -> str:
-        return value if value in config.languages else config.default_language
 
     # -- bookings -----------------------------------------------------------------------------
 
@@ -142,9 +67,9 @@ def install(app: FastAPI, hub: Hub) -> None:
         """A booking made by staff (the contact centre books by phone). The answer carries the code."""
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
-            outcome = book.create(engine, now, service=body.service, start=local(body.start), slots=body.slots,
-                                  origin="staff", force=body.force, name=body.name, phone=body.phone,
-                                  note=body.note, language=language_of(body.language))
+            outcome = book.create(engine, now, service=body.service, start=site_time(config, body.start),
+                                  slots=body.slots, origin="staff", force=body.force, name=body.name,
+                                  phone=body.phone, note=body.note, language=language_of(config, body.language))
             booking = outcome.records[0].booking
             return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True)
 
@@ -192,19 +117,15 @@ def install(app: FastAPI, hub: Hub) -> None:
             raise ApiError(404, "unknown_service", f"There is no service {service!r}.", "service")
         try:
             if kind == "ics":
-                rows, errors = await run_in_threadpool(imports.parse_ics_bookings, text, config, service)
+                rows, errors = await run_in_threadpool(parse_ics_bookings, text, config, service)
             else:
-                rows, errors = await run_in_threadpool(imports.parse_csv, text, config)
+                rows, errors = await run_in_threadpool(parse_csv, text, config)
         except Exception as exc:  # never a 500 for a file someone uploads
             raise ApiError(422, "unreadable", f"The file could not be read as {kind.upper()}: {exc}") from None
         _, report = await run(hub, lambda engine, now: book.import_rows(engine, now, rows, dry_run))
         return {"format": kind, "rows": len(rows) + len(errors), "dry_run": dry_run, **report, "errors": errors}
 
     # -- the kiosk: check-in and book a time --------------------------------------------------------
-
-    guard = CodeGuard(store.path.parent)
-    app.state.code_guard = guard
-    app.state.device_alerts.append(guard.alerts)
 
     @app.post("/api/v1/checkins", status_code=201, tags=["bookings"],
               responses={429: {"description": "too many wrong codes: wait `retry_after` seconds"}})
@@ -214,8 +135,8 @@ def install(app: FastAPI, hub: Hub) -> None:
         """Check in with a booking code: a queue ticket that is called first once the booking is due.
 
         Wrong codes are limited per device, per address and for the site (server/code_guard.py)."""
-        key = _key(who, idempotency_key)
-        language = language_of(body.language)
+        key = retry_key(who, idempotency_key, "books twice")
+        language = language_of(config, body.language)
         address = request.client.host if request.client else "?"
         wait = guard.take(who.name, address)
         if wait:
@@ -244,61 +165,16 @@ def install(app: FastAPI, hub: Hub) -> None:
     async def book_self(body: SelfBookingRequest, who: Annotated[Principal, Depends(require("kiosk", "staff"))],
                         idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         """An anonymous booking at the kiosk; here-and-now is checked in at once and carries its ticket."""
-        key = _key(who, idempotency_key)
+        key = retry_key(who, idempotency_key, "books twice")
         if body.start is None and not body.here_and_now:
             raise ApiError(422, "invalid", "start: choose a time, or here_and_now", "start")
-        start = None if body.here_and_now else local(body.start)  # type: ignore[arg-type]
+        start = None if body.here_and_now else site_time(config, body.start)  # type: ignore[arg-type]
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
             return book.book_self(engine, now, service=body.service, start=start, slots=body.slots,
-                                  language=language_of(body.language), key=key)
+                                  language=language_of(config, body.language), key=key)
 
         _, answer = await run(hub, command)
         replay = answer.pop("replay")
         return JSONResponse(answer, status_code=200 if replay else 201)
 
-    # -- what's on ------------------------------------------------------------------------------------
-
-    @app.get("/api/v1/events", tags=["events"])
-    async def events(days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict[str, Any]:
-        """Today's and the coming days' events (not yet over), with their sign-up state."""
-        return await run(hub, lambda engine, now: programme.listing(engine, now, days), read_only=True)
-
-    @app.get("/api/v1/events/feeds", tags=["events"])
-    async def feeds(who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        """How each feed is doing: last success, last error, events read."""
-        return {"feeds": [s.json() for s in fetcher.status.values()]}
-
-    @app.post("/api/v1/events", status_code=201, tags=["events"])
-    async def add_event(body: EventRequest, who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        start = local(body.start)
-        end = local(body.end, "end") if body.end else start + timedelta(hours=1)
-        if end <= start:
-            raise ApiError(422, "invalid", "end: expected a time after the start", "end")
-        waiting = body.waiting_list if body.waiting_list is not None else (
-            event_settings.waiting_list if body.seats is not None else 0)
-        event = event_records.Event(uuid.uuid4().hex, "staff", " ".join(body.title.split()), start.astimezone(tz),
-                         end.astimezone(tz), body.room, event_records.SCHEDULED, False, body.seats, waiting, None,
-                         body.description)
-        _, answer = await run(hub, lambda engine, now: programme.add(engine, now, event))
-        return answer
-
-    @app.delete("/api/v1/events/{event_id}", tags=["events"])
-    async def cancel_event(event_id: Annotated[str, Field(max_length=64)],
-                           who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        _, answer = await run(hub, lambda engine, now: programme.cancel(engine, now, event_id))
-        return answer
-
-    @app.post("/api/v1/events/{event_id}/signups", status_code=201, tags=["events"])
-    async def signup(event_id: Annotated[str, Field(max_length=64)],
-                     who: Annotated[Principal, Depends(require("kiosk", "staff"))],
-                     idempotency_key: Annotated[str | None, Header()] = None,
-                     body: SignupRequest | None = None) -> JSONResponse:
-        """Sign up for an event: a seat, else a waiting-list place, else 409 full."""
-        key = _key(who, idempotency_key)
-        language = language_of(body.language if body else "")
-        _, answer = await run(hub, lambda engine, now: programme.signup(engine, now, event_id, language, key))
-        replay = answer.pop("replay")
-        return JSONResponse(answer, status_code=200 if replay else 201)
-
-    return None
