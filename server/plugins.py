@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vuoro.plugins")
 
 # The parts a hub runs with unless told otherwise (create_app(plugins=...)).
-DEFAULT_PLUGINS = ("server.staff", "server.bookings", "server.events", "server.stats_api")
+DEFAULT_PLUGINS = ("server.staff", "server.bookings", "server.events", "server.stats", "server.feedback")
 
 
 def manager() -> pluggy.PluginManager:
@@ -87,7 +87,8 @@ def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> list[Any]:
         try:
             answer = impl.function(*[kwargs[arg] for arg in impl.argnames])
         except Exception:
-            log.exception("plugin %s failed in %s", impl.plugin_name, caller.name)
+            who = getattr(impl.plugin, "__name__", type(impl.plugin).__name__)  # a module, or a plugin's object
+            log.exception("plugin %s failed in %s", who, caller.name)
             continue
         if answer is not None:
             answers.append(answer)

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server import stats
-from server.feedback import SCHEMA_NAME, SCHEMA_STEPS, FeedbackRecord, write_feedback
+from server.feedback import FeedbackRecord, write_feedback
+from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS
 from server.store import SQLiteStore
 
 CPH = ZoneInfo("Europe/Copenhagen")

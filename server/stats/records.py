@@ -1,15 +1,15 @@
-"""Visitor feedback and device status history: the records statistics keeps for itself.
+"""The records statistics keeps for itself: its tables, and device status history.
 
-Both are written by the hub's writer thread inside its own transactions
-(``store.writers``), so they are as durable as a ticket. No personal data:
-a rating is a number, an optional service id, an optional device id and a
-time.
+Written by the hub's writer thread inside its own transactions (``store.writers``),
+so they are as durable as a ticket. No personal data.
 
-- ``FeedbackRecord``: one tap on a face (1 = very unhappy … 5 = very happy;
-  a three-face screen sends 1, 3 and 5).
-- ``DeviceStatusRecord``: a device's status *change* (online ↔ offline, a
-  printer state), from the MQTT ``devices/<id>/status`` messages the hub
-  keeps in ``hub.devices``; downtime is worked out from these changes.
+- ``stats_device_status``: a device's status *change* (online ↔ offline, a printer
+  state), from the MQTT ``devices/<id>/status`` messages the hub keeps in
+  ``hub.devices`` (``DeviceChanges`` is statistics' ``device_status`` hook);
+  downtime is worked out from these changes.
+- ``stats_feedback``: visitors' ratings (one tap on a face), taken by the feedback
+  plugin (``server/feedback/``), which writes its ``FeedbackRecord`` here so a report
+  counts it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,16 +56,6 @@ SCHEMA_STEPS: list[str] = [
 
 
 @dataclass(frozen=True)
-class FeedbackRecord:
-    site: str
-    at: str
-    rating: int
-    faces: int = 5
-    service: str | None = None
-    device: str | None = None
-
-
-@dataclass(frozen=True)
 class DeviceStatusRecord:
     site: str
     device: str
@@ -75,11 +64,6 @@ class DeviceStatusRecord:
     online: bool
     printer: str | None = None
     detail: str | None = None
-
-
-def write_feedback(db: sqlite3.Connection, r: FeedbackRecord) -> None:
-    db.execute("INSERT INTO stats_feedback (site, at, rating, faces, service, device) VALUES (?, ?, ?, ?, ?, ?)",
-               (r.site, r.at, r.rating, r.faces, r.service, r.device))
 
 
 def write_device_status(db: sqlite3.Connection, r: DeviceStatusRecord) -> None:
@@ -94,28 +78,6 @@ def last_device_states(store: SQLiteStore, site: str) -> dict[str, tuple[bool, s
         "SELECT device, online, printer FROM stats_device_status d WHERE site = ? AND id = "
         "(SELECT MAX(id) FROM stats_device_status e WHERE e.site = d.site AND e.device = d.device)", (site,))
     return {device: (bool(online), printer) for device, online, printer in rows}
-
-
-class RateLimiter:
-    """A token bucket per key (a device): ``burst`` taps at once, then one per ``every`` seconds."""
-
-    def __init__(self, burst: int = 5, every: float = 6.0, clock: Callable[[], float] = time.monotonic):
-        self.burst, self.every, self.clock = burst, every, clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> tuple[bool, float]:
-        """(allowed, seconds until the next tap would be allowed)."""
-        now = self.clock()
-        with self._lock:
-            tokens, at = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) / self.every)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return True, 0.0
-            self._buckets[key] = (tokens, now)
-            return False, (1.0 - tokens) * self.every
-            # (buckets of devices that went quiet are tiny; a site has a handful of devices)
 
 
 class DeviceChanges:

@@ -1,17 +1,8 @@
-"""The statistics plugin: figures, CSV exports, visitor feedback and the /stats/ and /feedback/ pages.
+"""Statistics over HTTP: figures, CSV exports and the ``/stats/`` page (docs/statistics.md).
 
-``install(app, hub)`` (called by ``server.api.create_app``) does four things:
-
-1. creates its tables through ``store.migrate_plugin("stats", …)`` and registers
-   how its records are written (``store.writers``), so feedback and device status
-   changes are committed in the hub's own transactions;
-2. watches ``hub.device_listeners`` (fed by the MQTT link from ``devices/<id>/status``)
-   and records every change of a device's online/printer state;
-3. adds the API: ``GET /api/v1/stats/summary``, ``/summary.csv``, ``/tickets.csv``
-   (staff/admin only) and ``POST /api/v1/feedback`` (a kiosk's token, rate-limited
-   per device);
-4. serves the pages ``/stats/`` (it fetches the JSON with the staff login's cookie or a
-   bearer token, and says "please log in" on 401) and ``/feedback/`` (a tablet by the exit).
+- ``GET /api/v1/stats/summary``, ``/report``, ``/summary.csv``, ``/tickets.csv`` (staff and admin only);
+- ``/stats/``: the page; it fetches the JSON with the staff login's cookie or a bearer token, and says
+  "please log in" on 401.
 
 Statistics are read on a read-only connection of their own (``store.reader()``) in a worker thread,
 never on the writer thread: a year's report takes a second or two and must not hold up a ticket.
@@ -19,58 +10,25 @@ never on the writer thread: a year's report takes a second or two and must not h
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
-from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from server import stats
-from server.api import run
-from server.auth import Principal, require
-from server.engine import Outcome
+from server.auth import require
 from server.errors import ApiError
-from server.feedback import (
-    SCHEMA_NAME,
-    SCHEMA_STEPS,
-    DeviceChanges,
-    DeviceStatusRecord,
-    FeedbackRecord,
-    RateLimiter,
-    last_device_states,
-    write_device_status,
-    write_feedback,
-)
-from server.hookspecs import hookimpl
+from server.pages import add_pages
 
 if TYPE_CHECKING:
     from server.hub import Hub
 
-WEB_DIR = Path(__file__).resolve().parent / "stats_web"
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+WEB_DIR = Path(__file__).resolve().parent / "web"
 MAX_DAYS = 1100  # three years in one request is plenty; more would only tie up the hub
-FEEDBACK_BURST, FEEDBACK_EVERY_S = 5, 6.0
 REPORT_GROUPINGS = (("hour",), ("day", "service"), ("service",), ("counter",))
-
-
-class FeedbackRequest(BaseModel):
-    rating: int = Field(ge=1, le=5, description="1 = very unhappy … 5 = very happy (three faces send 1, 3, 5)")
-    faces: int = Field(default=5, description="how many faces the screen showed: 3 or 5")
-    service: str | None = Field(default=None, max_length=40, description="the service just used, if known")
-    device: str | None = Field(default=None, max_length=40,
-                               description="the screen the rating came from (staff tokens only; a kiosk is itself)")
 
 
 DayQuery = Annotated[str | None, Query(alias="from", max_length=10, description="first local day, YYYY-MM-DD")]
@@ -91,37 +49,10 @@ def _parse_day(value: str | None, name: str, default: date) -> date:
         raise ApiError(422, "invalid", f"{name}: expected a date like 2026-10-25, got {value!r}", name) from None
 
 
-@hookimpl
-def store_schema() -> tuple[str, list[str]]:
-    return SCHEMA_NAME, SCHEMA_STEPS
-
-
-@hookimpl
-def record_writers() -> dict[type, Any]:
-    return {FeedbackRecord: write_feedback, DeviceStatusRecord: write_device_status}
-
-
-@hookimpl
-def install(app: FastAPI, hub: Hub) -> None:
+def add_routes(app: FastAPI, hub: Hub) -> None:
     config = hub.config
     site, tz = config.site_id, config.timezone
     store = hub.store
-    last = hub.call(lambda engine, now: last_device_states(store, site))
-
-    # -- device status changes -------------------------------------------------------------
-
-    def on_device_change(value: dict[str, Any]) -> None:
-        record = DeviceStatusRecord(site=site, device=str(value.get("device")), kind=str(value.get("kind") or ""),
-                                    at="", online=bool(value.get("online")), printer=value.get("printer"),
-                                    detail=value.get("detail"))
-        hub.submit(lambda engine, now: Outcome(records=[replace(record, at=now.astimezone(UTC).isoformat())]))
-
-    changes = DeviceChanges(last, on_device_change)
-    hub.plugins.register(changes)
-    for value in list(hub.devices.values()):  # anything seen before the plugin was installed
-        changes(value)
-
-    # -- reading -----------------------------------------------------------------------------------
 
     def period(start: str | None, end: str | None) -> tuple[date, date]:
         today = hub.clock().astimezone(tz).date()
@@ -248,61 +179,4 @@ def install(app: FastAPI, hub: Hub) -> None:
         chunks = await run_in_threadpool(make)
         return csv_response(iter(chunks), f"vuoro-{site}-tickets-{lo}-{hi}.csv")
 
-    # -- feedback --------------------------------------------------------------------------------
-
-    limiter = RateLimiter(FEEDBACK_BURST, FEEDBACK_EVERY_S)
-    app.state.feedback_limiter = limiter
-
-    @app.post("/api/v1/feedback", status_code=201, tags=["feedback"])
-    async def feedback(body: FeedbackRequest,
-                       who: Annotated[Principal, Depends(require("kiosk", "staff"))]) -> dict[str, Any]:
-        """One visitor's rating after service. No personal data is taken or kept."""
-        if body.faces not in (3, 5):
-            raise ApiError(422, "invalid", "faces: expected 3 or 5", "faces")
-        if body.faces == 3 and body.rating not in (1, 3, 5):
-            raise ApiError(422, "invalid", "rating: a three-face screen sends 1, 3 or 5", "rating")
-        if body.service is not None and body.service not in config.services:
-            raise ApiError(404, "unknown_service", f"There is no service {body.service!r}.", "service")
-        device = (body.device or who.name) if who.is_staff else who.name
-        allowed, wait = limiter.allow(device)
-        if not allowed:
-            raise ApiError(429, "too_many", f"Too many ratings from this screen; try again in {wait:.0f} s.",
-                           retry_after_s=round(wait, 1))
-        record = FeedbackRecord(site=site, at="", rating=body.rating, faces=body.faces, service=body.service,
-                                device=device)
-
-        def command(engine: Any, now: datetime) -> Outcome:
-            return Outcome(records=[replace(record, at=now.astimezone(UTC).isoformat())])
-
-        await run(hub, command)
-        return {"ok": True, "rating": body.rating}
-
-    # -- pages ---------------------------------------------------------------------------------------
-
-    pages = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in WEB_DIR.iterdir()
-             if p.suffix in STATIC_TYPES} if WEB_DIR.is_dir() else {}
-
-    def page(name: str) -> Response:
-        if name not in pages:
-            raise ApiError(404, "http_404", "There is nothing at this address.")
-        content, media = pages[name]
-        return Response(content, media_type=media, headers=SECURITY_HEADERS)
-
-    @app.get("/stats", include_in_schema=False)
-    @app.get("/stats/", include_in_schema=False)
-    async def stats_page() -> Response:
-        return page("stats.html")
-
-    @app.get("/stats/{name}", include_in_schema=False)
-    async def stats_static(name: str) -> Response:
-        return page(name if not name.startswith("feedback") else "")
-
-    @app.get("/feedback", include_in_schema=False)
-    @app.get("/feedback/", include_in_schema=False)
-    async def feedback_page() -> Response:
-        return page("feedback.html")
-
-    @app.get("/feedback/{name}", include_in_schema=False)
-    async def feedback_static(name: str) -> Response:
-        return page(name if name.startswith("feedback") else "")
-
+    add_pages(app, "/stats", WEB_DIR, "stats.html")
