@@ -38,7 +38,7 @@ from server.guard import AuthFirstRoute, BodyLimit
 from server.hub import Hub, StoreUnavailable
 from server.plugins import DEFAULT_PLUGINS, install_plugins
 from server.stream import FILES_RESERVE, EventStreamResponse, StreamRefused, Streams, open_files_limit
-from vuoro import __version__, sd_notify
+from vuoro import __version__, refusals, sd_notify
 
 log = logging.getLogger("vuoro.api")
 
@@ -61,7 +61,8 @@ WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 def retry_key(who: Principal, header: str | None, what_it_prevents: str) -> str:
     """The request's Idempotency-Key, kept apart per device (``kiosk1:<key>``); 400 without a well-formed one."""
     if not header or not IDEMPOTENCY_KEY.match(header):
-        raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
+        raise ApiError(400, refusals.IDEMPOTENCY_KEY,
+                       "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
                        f" so a retry never {what_it_prevents}.", "Idempotency-Key")
     return f"{who.name}:{header}"
 
@@ -69,7 +70,7 @@ def retry_key(who: Principal, header: str | None, what_it_prevents: str) -> str:
 def site_time(config: SiteConfig, value: datetime, name: str = "start") -> datetime:
     """A time from a request: in the site's zone when it came without an offset; 422 outside 2000–2100."""
     if not 2000 <= value.year <= 2100:
-        raise ApiError(422, "invalid", f"{name}: expected a time between the years 2000 and 2100", name)
+        raise ApiError(422, refusals.INVALID, f"{name}: expected a time between the years 2000 and 2100", name)
     return value.replace(tzinfo=config.timezone) if value.tzinfo is None else value
 
 
@@ -145,19 +146,20 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return _error(503, "store_unavailable", str(exc))
+        return _error(503, refusals.STORE_UNAVAILABLE, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         what = first.get("msg", "invalid input")
-        return _error(422, "invalid", f"{where or 'request'}: {what}", where or None)
+        return _error(422, refusals.INVALID, f"{where or 'request'}: {what}", where or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "There is nothing at this address.", 405: "This address does not take that method."}
-        return _error(exc.status_code, "http_" + str(exc.status_code), messages.get(exc.status_code, str(exc.detail)))
+        return _error(exc.status_code, refusals.HTTP_PREFIX + str(exc.status_code),
+                      messages.get(exc.status_code, str(exc.detail)))
 
     # -- reading ------------------------------------------------------------------
 
@@ -196,7 +198,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
             ticket = engine.tickets.get(ticket_id)
             if ticket is None:
-                raise ApiError(404, "unknown_ticket", "There is no such ticket today.", "ticket_id")
+                raise ApiError(404, refusals.UNKNOWN_TICKET, "There is no such ticket today.", "ticket_id")
             return views.ticket_json(engine, ticket)
 
         return await run(hub, read, read_only=True)
@@ -208,7 +210,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
             ticket = engine.ticket_by_token(token)
             if ticket is None:
-                raise ApiError(404, "unknown_ticket", "This ticket is not in today's queue.", "token")
+                raise ApiError(404, refusals.UNKNOWN_TICKET, "This ticket is not in today's queue.", "token")
             return views.track_json(engine, ticket)
 
         return await run(hub, read, read_only=True)
@@ -278,9 +280,9 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     async def counter_action(counter: str, who: Principal, action: str, service: str | None = None,
                              request_id: str | None = None) -> dict[str, Any]:
         if counter not in config.counters:
-            raise ApiError(404, "unknown_counter", f"There is no counter {counter!r}.", "counter")
+            raise ApiError(404, refusals.UNKNOWN_COUNTER, f"There is no counter {counter!r}.", "counter")
         if not who.is_staff and not (who.kind == "button" and counter in who.counters and action in BUTTON_ACTIONS):
-            raise ApiError(403, "forbidden", f"A {who.kind} may not do this at counter {counter!r}.")
+            raise ApiError(403, refusals.FORBIDDEN, f"A {who.kind} may not do this at counter {counter!r}.")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
             def act() -> Outcome:
@@ -322,7 +324,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 idempotency_key: Annotated[str | None, Header()] = None,
             ) -> dict[str, Any]:
                 if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-                    raise ApiError(400, "idempotency_key",
+                    raise ApiError(400, refusals.IDEMPOTENCY_KEY,
                                    "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
                 return await counter_action(counter, who, action, request_id=idempotency_key)
 

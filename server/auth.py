@@ -21,6 +21,7 @@ from fastapi import Depends, Header, Request
 from server.config import SiteConfig
 from server.errors import ApiError
 from server.guard import needs_token
+from vuoro import refusals
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,11 @@ async def current_principal(request: Request,
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "unauthorized", "Send the token as 'Authorization: Bearer <token>'.")
+            raise ApiError(401, refusals.UNAUTHORIZED, "Send the token as 'Authorization: Bearer <token>'.")
         for known, who in request.app.state.tokens.items():
             if hmac.compare_digest(known.encode(), token.strip().encode()):
                 return who
-        raise ApiError(401, "unauthorized", "This token is not known to the hub.")
+        raise ApiError(401, refusals.UNAUTHORIZED, "This token is not known to the hub.")
     return request.app.state.hub.plugins.hook.authenticate(request=request)  # type: ignore[no-any-return]
 
 
@@ -65,9 +66,9 @@ def require(*kinds: str) -> Callable[..., Principal]:
 
     async def check(who: Annotated[Principal | None, Depends(current_principal)]) -> Principal:
         if who is None:
-            raise ApiError(401, "unauthorized", "This needs a device or staff token.")
+            raise ApiError(401, refusals.UNAUTHORIZED, "This needs a device or staff token.")
         if who.kind not in kinds and not (who.is_staff and "staff" in kinds):
-            raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
+            raise ApiError(403, refusals.FORBIDDEN, f"A {who.kind} may not do this.")
         return who
 
     async def before_the_body(request: Request) -> None:

@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import error_body
+from vuoro import refusals
 
 # Every JSON body the API takes is a few hundred bytes; 64 KiB leaves room for any of them.
 BODY_LIMIT = 64 * 1024
@@ -51,7 +52,7 @@ def set_body_limit(app: FastAPI, path: str, limit: int) -> None:
 
 def _too_large(limit: int) -> bytes:
     size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
-    return json.dumps(error_body("too_large", f"The request is larger than the hub takes here ({size}).",
+    return json.dumps(error_body(refusals.TOO_LARGE, f"The request is larger than the hub takes here ({size}).",
                                  limit_bytes=limit)).encode()
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from server.errors import ApiError
+from vuoro import refusals
 
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
@@ -31,7 +32,7 @@ def add_pages(app: FastAPI, prefix: str, folder: Path, index: str) -> None:
 
     def page(name: str) -> Response:
         if name not in files:
-            raise ApiError(404, "http_404", "There is nothing at this address.")
+            raise ApiError(404, refusals.HTTP_NOT_FOUND, "There is nothing at this address.")
         content, media = files[name]
         return Response(content, media_type=media, headers=SECURITY_HEADERS)
 

@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from server.hookspecs import hookimpl
+from vuoro import refusals
 
 log = logging.getLogger("vuoro.stream")
 
@@ -195,11 +196,11 @@ class Streams:
     def admit(self, address: str) -> Stream:
         """A new stream for this address, or StreamRefused with words for whoever opened it."""
         if self.by_address[address] >= self.per_address:
-            raise StreamRefused(429, "too_many_streams",
+            raise StreamRefused(429, refusals.TOO_MANY_STREAMS,
                                 f"This address already has {self.per_address} live streams open, the most the hub "
                                 "serves one address. Close a screen or browser tab and try again.", 30)
         if len(self.open) >= self.total:
-            raise StreamRefused(503, "streams_full",
+            raise StreamRefused(503, refusals.STREAMS_FULL,
                                 f"The hub is serving {self.total} live streams, as many as it takes at once. "
                                 "Try again in a minute.", 60)
         if self.loop is None:

@@ -48,6 +48,7 @@ from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
 from server.store import SQLiteStore, ts
+from vuoro import refusals
 
 PURGE_EVERY = timedelta(minutes=10)
 
@@ -198,11 +199,11 @@ class BookingBook:
 
     def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
         if service not in self.config.services:
-            raise ApiError(404, "unknown_service", f"There is no service {service!r}.", field="service")
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
         rules = self.rules(service)
         if not rules.self_booking:
-            raise ApiError(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
-                          field="service")
+            raise ApiError(409, refusals.NO_SELF_BOOKING, "This service's times are booked at the desk or by phone.",
+                           field="service")
         days = min(days, rules.days_ahead)
         tz = self.config.timezone
         today = engine.local(now).date()
@@ -288,11 +289,12 @@ class BookingBook:
         for slot in grid:
             capacity = self.capacity(rules, slot)
             if capacity <= 0 and not force:
-                raise ApiError(409, "no_slot", f"No one takes bookings at {slot.strftime('%H:%M')} on "
-                              f"{slot.date().isoformat()}.", field="start")
+                raise ApiError(409, refusals.NO_SLOT, f"No one takes bookings at {slot.strftime('%H:%M')} on "
+                               f"{slot.date().isoformat()}.", field="start")
             if len(self.taken(rules.service, slot)) >= capacity and not force:
-                raise ApiError(409, "full", f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
-                              field="start")
+                raise ApiError(409, refusals.FULL,
+                               f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
+                               field="start")
 
     def create(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime, slots: int,
                origin: str, force: bool = False, name: str | None = None, phone: str | None = None,
@@ -300,25 +302,26 @@ class BookingBook:
         """A staff or kiosk booking. A kiosk books whole grid slots in the future; staff may force."""
         self.sync(engine, now)
         if service not in self.config.services:
-            raise ApiError(404, "unknown_service", f"There is no service {service!r}.", field="service")
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
         rules = self.rules(service)
         if not 1 <= slots <= rules.max_slots and not force:
-            raise ApiError(422, "slots", f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
-                          f"{rules.slot_min} minutes.", field="slots")
+            raise ApiError(422, refusals.SLOTS, f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+                           f"{rules.slot_min} minutes.", field="slots")
         end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
         if origin == "kiosk":
             if not rules.self_booking:
-                raise ApiError(409, "no_self_booking", "This service's times are booked at the desk or by phone.",
-                              field="service")
+                raise ApiError(409, refusals.NO_SELF_BOOKING,
+                               "This service's times are booked at the desk or by phone.",
+                               field="service")
             grid = self._grid(rules, start, end)
             if not grid or grid[0] != start.astimezone(self.config.timezone):
-                raise ApiError(422, "not_a_slot", "Choose one of the offered times.", field="start")
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.", field="start")
             if start <= now or start.astimezone(self.config.timezone).date() > (
                     engine.local(now).date() + timedelta(days=rules.days_ahead)):
-                raise ApiError(409, "no_slot", "That time can no longer be booked. Choose another time.",
-                              field="start")
+                raise ApiError(409, refusals.NO_SLOT, "That time can no longer be booked. Choose another time.",
+                               field="start")
         elif end <= now and not force:
-            raise ApiError(409, "past", "That time has passed.", field="start")
+            raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
         grid = self._grid(rules, start, end)
         self._check_places(rules, grid, force)
         booking = self._new_booking(now, service, start, slots, origin, name=name, phone=phone, note=note,
@@ -344,10 +347,10 @@ class BookingBook:
                                           "ticket": views.ticket_json(engine, ticket) if ticket else None}
         if start is None:
             if service not in self.config.services:
-                raise ApiError(404, "unknown_service", f"There is no service {service!r}.", field="service")
+                raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
             rules = self.rules(service)
             if self.here_and_now(engine, now, rules) is None:
-                raise ApiError(409, "not_free", "No one is free right now. Choose a time or take a ticket.")
+                raise ApiError(409, refusals.NOT_FREE, "No one is free right now. Choose a time or take a ticket.")
             local = engine.local(now).replace(second=0, microsecond=0)
             grid = self._grid(rules, local, local + timedelta(seconds=1))
             booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
@@ -370,11 +373,12 @@ class BookingBook:
         self.sync(engine, now)
         booking = self.bookings.get(booking_id) or records.find(self.store, "id = ?", booking_id)
         if booking is None or booking.site != self.site:
-            raise ApiError(404, "unknown_booking", "There is no such booking.", field="id")
+            raise ApiError(404, refusals.UNKNOWN_BOOKING, "There is no such booking.", field="id")
         if booking.status == CANCELLED:
             return Outcome(), self.booking_json(engine, booking, staff=True)
         if booking.status == CHECKED_IN:
-            raise ApiError(409, "checked_in", "The visitor has already checked in; serve or finish the ticket instead.")
+            raise ApiError(409, refusals.CHECKED_IN,
+                           "The visitor has already checked in; serve or finish the ticket instead.")
         booking.status, booking.cancelled_at = CANCELLED, now
         self._release(booking)
         return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
@@ -394,33 +398,37 @@ class BookingBook:
         code = codes.normalise(typed)
         problem = codes.problem(code)
         if problem:
-            raise ApiError(404, "not_found", problem, field="code")
+            raise ApiError(404, refusals.NOT_FOUND, problem, field="code")
         booking = self.find_code(code)
         if booking is None:
-            raise ApiError(404, "not_found", "There is no booking with this code. Check the code or ask at the desk.",
-                          field="code")
+            raise ApiError(404, refusals.NOT_FOUND,
+                           "There is no booking with this code. Check the code or ask at the desk.",
+                           field="code")
         short = self._short(engine, booking)
         if booking.site != self.site:
-            raise ApiError(409, "other_site", f"This booking is at another branch ({booking.site}).",
-                          site=booking.site, booking=short)
+            raise ApiError(409, refusals.OTHER_SITE, f"This booking is at another branch ({booking.site}).",
+                           site=booking.site, booking=short)
         if booking.status == CANCELLED:
-            raise ApiError(409, "cancelled", "This booking was cancelled. Please ask at the desk.", booking=short)
+            raise ApiError(409, refusals.CANCELLED,
+                           "This booking was cancelled. Please ask at the desk.", booking=short)
         if booking.ticket_id:
             ticket = engine.tickets.get(booking.ticket_id)
-            raise ApiError(409, "already_checked_in", "You have already checked in. Watch the screen for your number.",
-                          booking=short, ticket=views.ticket_json(engine, ticket) if ticket else None)
+            raise ApiError(409, refusals.ALREADY_CHECKED_IN,
+                           "You have already checked in. Watch the screen for your number.",
+                           booking=short, ticket=views.ticket_json(engine, ticket) if ticket else None)
         local_start = engine.local(booking.start)
         if local_start.date() != engine.local(now).date():
-            raise ApiError(409, "other_day", f"This booking is for {local_start.date().isoformat()}.",
-                          date=local_start.date().isoformat(), booking=short)
+            raise ApiError(409, refusals.OTHER_DAY, f"This booking is for {local_start.date().isoformat()}.",
+                           date=local_start.date().isoformat(), booking=short)
         rules = self.rules(booking.service)
         opens = booking.start - timedelta(minutes=rules.early_min)
         if now < opens:
-            raise ApiError(409, "too_early", f"You are early. Check in from {engine.local(opens).strftime('%H:%M')}.",
-                          come_back_at=views.iso(engine, opens), booking=short)
+            raise ApiError(409, refusals.TOO_EARLY,
+                           f"You are early. Check in from {engine.local(opens).strftime('%H:%M')}.",
+                           come_back_at=views.iso(engine, opens), booking=short)
         if booking.status == NO_SHOW or now > booking.start + timedelta(minutes=rules.late_min):
-            raise ApiError(409, "too_late", "Your booking time has passed. You can take a ticket instead.",
-                          service=booking.service, booking=short)
+            raise ApiError(409, refusals.TOO_LATE, "Your booking time has passed. You can take a ticket instead.",
+                           service=booking.service, booking=short)
         outcome = engine.issue(booking.service, language, now, idempotency_key=key, origin="booking",
                                due_at=booking.start)
         assert outcome.ticket is not None

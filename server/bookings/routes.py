@@ -28,6 +28,7 @@ from server.engine import QueueEngine
 from server.errors import ApiError
 from server.guard import set_body_limit
 from server.hub import Hub
+from vuoro import refusals
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024  # an export of a year of bookings is well under 1 MB
 
@@ -83,7 +84,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         try:
             wanted = date.fromisoformat(day) if day else None
         except ValueError:
-            raise ApiError(422, "invalid", "day: expected a date like 2026-11-23", "day") from None
+            raise ApiError(422, refusals.INVALID, "day: expected a date like 2026-11-23", "day") from None
         staff = who is not None and who.is_staff
 
         def command(engine: QueueEngine, now: datetime) -> dict[str, Any]:
@@ -114,14 +115,14 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         kind = format or ("ics" if "calendar" in request.headers.get("content-type", "")
                           or text.lstrip().upper().startswith("BEGIN:VCALENDAR") else "csv")
         if service is not None and service not in config.services:
-            raise ApiError(404, "unknown_service", f"There is no service {service!r}.", "service")
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", "service")
         try:
             if kind == "ics":
                 rows, errors = await run_in_threadpool(parse_ics_bookings, text, config, service)
             else:
                 rows, errors = await run_in_threadpool(parse_csv, text, config)
         except Exception as exc:  # never a 500 for a file someone uploads
-            raise ApiError(422, "unreadable", f"The file could not be read as {kind.upper()}: {exc}") from None
+            raise ApiError(422, refusals.UNREADABLE, f"The file could not be read as {kind.upper()}: {exc}") from None
         _, report = await run(hub, lambda engine, now: book.import_rows(engine, now, rows, dry_run))
         return {"format": kind, "rows": len(rows) + len(errors), "dry_run": dry_run, **report, "errors": errors}
 
@@ -140,7 +141,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         address = request.client.host if request.client else "?"
         wait = guard.take(who.name, address)
         if wait:
-            raise ApiError(429, "slow_down", "Too many wrong booking codes have been tried here. Wait "
+            raise ApiError(429, refusals.SLOW_DOWN, "Too many wrong booking codes have been tried here. Wait "
                            f"{math.ceil(wait / 60)} min and try again, or ask at the desk.", "code",
                            retry_after=wait)
         wrong_code = False
@@ -148,7 +149,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
             _, answer = await run(hub, lambda engine, now: book.checkin(engine, now, body.code, language, key))
         except ApiError as refused:
             # A code that was looked up and is nobody's; a typo that cannot be a code costs nothing.
-            wrong_code = refused.code == "not_found" and codes.problem(codes.normalise(body.code)) is None
+            wrong_code = refused.code == refusals.NOT_FOUND and codes.problem(codes.normalise(body.code)) is None
             raise
         finally:
             guard.settle(who.name, address, wrong_code=wrong_code)
@@ -167,7 +168,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         """An anonymous booking at the kiosk; here-and-now is checked in at once and carries its ticket."""
         key = retry_key(who, idempotency_key, "books twice")
         if body.start is None and not body.here_and_now:
-            raise ApiError(422, "invalid", "start: choose a time, or here_and_now", "start")
+            raise ApiError(422, refusals.INVALID, "start: choose a time, or here_and_now", "start")
         start = None if body.here_and_now else site_time(config, body.start)  # type: ignore[arg-type]
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:

@@ -21,6 +21,7 @@ from server.events import records
 from server.events.records import CANCELLED, SCHEDULED, SOLD_OUT, Event, LocalEventRow, SignupRow
 from server.events.settings import EventSettings
 from server.store import SQLiteStore
+from vuoro import refusals
 
 
 @dataclass
@@ -149,9 +150,9 @@ class Programme:
         event = self.local.get(event_id)
         if event is None:
             other = self.find(event_id)
-            raise ApiError(409 if other else 404, "not_local" if other else "unknown_event",
-                          "This event comes from a feed: cancel it there." if other else "There is no such event.",
-                          field="id")
+            raise ApiError(409 if other else 404, refusals.NOT_LOCAL if other else "unknown_event",
+                           "This event comes from a feed: cancel it there." if other else "There is no such event.",
+                           field="id")
         event.state = CANCELLED
         self.version += 1
         return Outcome(records=[LocalEventRow(self.site, replace(event), now)]), self.event_json(event, detail=True)
@@ -175,14 +176,14 @@ class Programme:
             return Outcome(replay=True), {**answer, "replay": True}
         event = self.find(event_id)
         if event is None:
-            raise ApiError(404, "unknown_event", "There is no such event.", field="id")
+            raise ApiError(404, refusals.UNKNOWN_EVENT, "There is no such event.", field="id")
         if event.state == CANCELLED:
-            raise ApiError(409, "cancelled", "This event is cancelled.")
+            raise ApiError(409, refusals.CANCELLED, "This event is cancelled.")
         if event.seats is None:
-            raise ApiError(409, "no_signup", "This event needs no sign-up here" + (
+            raise ApiError(409, refusals.NO_SIGNUP, "This event needs no sign-up here" + (
                 f"; tickets: {event.url}" if event.url else "") + ".", url=event.url)
         if now >= event.start:
-            raise ApiError(409, "started", "This event has already begun.")
+            raise ApiError(409, refusals.STARTED, "This event has already begun.")
         taken = self.signups.setdefault(event.id, Signups())
         seat = place = None
         if len(taken.seats) < event.seats:
@@ -192,8 +193,8 @@ class Programme:
             place = max(taken.waiting, default=0) + 1
             taken.waiting.add(place)
         else:
-            raise ApiError(409, "full", "This event is full, and so is its waiting list.",
-                          event=self.event_json(event))
+            raise ApiError(409, refusals.FULL, "This event is full, and so is its waiting list.",
+                           event=self.event_json(event))
         code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
         self.version += 1

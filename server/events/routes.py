@@ -23,6 +23,7 @@ from server.auth import Principal, require
 from server.errors import ApiError
 from server.events.records import SCHEDULED, Event
 from server.hub import Hub
+from vuoro import refusals
 
 if TYPE_CHECKING:
     from server.events import Events
@@ -62,7 +63,7 @@ def add_routes(app: FastAPI, hub: Hub, events: Events) -> None:
         start = site_time(config, body.start)
         end = site_time(config, body.end, "end") if body.end else start + timedelta(hours=1)
         if end <= start:
-            raise ApiError(422, "invalid", "end: expected a time after the start", "end")
+            raise ApiError(422, refusals.INVALID, "end: expected a time after the start", "end")
         waiting = body.waiting_list if body.waiting_list is not None else (
             events.settings.waiting_list if body.seats is not None else 0)
         event = Event(uuid.uuid4().hex, "staff", " ".join(body.title.split()), start.astimezone(tz),

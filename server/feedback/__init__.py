@@ -29,6 +29,7 @@ from server.pages import add_pages
 from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS
 from server.store import ts
 from server.throttle import Bucket
+from vuoro import refusals
 
 if TYPE_CHECKING:
     from server.hub import Hub
@@ -81,15 +82,15 @@ def install(app: FastAPI, hub: Hub) -> None:
                        who: Annotated[Principal, Depends(require("kiosk", "staff"))]) -> dict[str, Any]:
         """One visitor's rating after service. No personal data is taken or kept."""
         if body.faces not in (3, 5):
-            raise ApiError(422, "invalid", "faces: expected 3 or 5", "faces")
+            raise ApiError(422, refusals.INVALID, "faces: expected 3 or 5", "faces")
         if body.faces == 3 and body.rating not in (1, 3, 5):
-            raise ApiError(422, "invalid", "rating: a three-face screen sends 1, 3 or 5", "rating")
+            raise ApiError(422, refusals.INVALID, "rating: a three-face screen sends 1, 3 or 5", "rating")
         if body.service is not None and body.service not in config.services:
-            raise ApiError(404, "unknown_service", f"There is no service {body.service!r}.", "service")
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {body.service!r}.", "service")
         device = (body.device or who.name) if who.is_staff else who.name
         wait = limiter.take(device)
         if wait:
-            raise ApiError(429, "too_many", f"Too many ratings from this screen; try again in {wait:.0f} s.",
+            raise ApiError(429, refusals.TOO_MANY, f"Too many ratings from this screen; try again in {wait:.0f} s.",
                            retry_after_s=round(wait, 1))
 
         def command(engine: Any, now: datetime) -> Outcome:

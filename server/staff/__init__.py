@@ -49,6 +49,7 @@ from server.staff.accounts import (
     verify_password,
 )
 from server.staff.strings import language_names, strings
+from vuoro import refusals
 
 if TYPE_CHECKING:
     from server.hub import Hub
@@ -92,7 +93,7 @@ class SessionLogin:
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-                raise ApiError(403, "csrf", "This change came without the page's security token (X-CSRF-Token). "
+                raise ApiError(403, refusals.CSRF, "This change came without the page's security token (X-CSRF-Token). "
                                "Reload the staff page and try again.", CSRF_HEADER)
         return Principal(session.user, session.role)
 
@@ -163,7 +164,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     def need_session(request: Request) -> Session:
         session = current(request)
         if session is None:
-            raise ApiError(401, "unauthorized", "Log in on the staff page first.")
+            raise ApiError(401, refusals.UNAUTHORIZED, "Log in on the staff page first.")
         return session
 
     # -- pages --------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def install(app: FastAPI, hub: Hub) -> None:
             form = await request.form()
             sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
             if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-                raise ApiError(403, "csrf", "Logging out needs the page's security token.", CSRF_HEADER)
+                raise ApiError(403, refusals.CSRF, "Logging out needs the page's security token.", CSRF_HEADER)
             sessions.end(session.token)
         response = RedirectResponse("/staff/login", status_code=303, headers=_headers())
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -255,7 +256,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     @app.get("/staff/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:
         if name not in static:
-            raise ApiError(404, "not_found", "There is nothing at this address.")
+            raise ApiError(404, refusals.NOT_FOUND, "There is nothing at this address.")
         content, media_type = static[name]
         return Response(content, media_type=media_type, headers=_headers({"Cache-Control": "no-cache"}))
 

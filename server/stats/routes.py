@@ -22,6 +22,7 @@ from server import stats
 from server.auth import require
 from server.errors import ApiError
 from server.pages import add_pages
+from vuoro import refusals
 
 if TYPE_CHECKING:
     from server.hub import Hub
@@ -46,7 +47,7 @@ def _parse_day(value: str | None, name: str, default: date) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ApiError(422, "invalid", f"{name}: expected a date like 2026-10-25, got {value!r}", name) from None
+        raise ApiError(422, refusals.INVALID, f"{name}: expected a date like 2026-10-25, got {value!r}", name) from None
 
 
 def add_routes(app: FastAPI, hub: Hub) -> None:
@@ -59,9 +60,9 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
         lo = _parse_day(start, "from", today)
         hi = _parse_day(end, "to", lo if start else today)
         if hi < lo:
-            raise ApiError(422, "invalid", "to: must not be before from", "to")
+            raise ApiError(422, refusals.INVALID, "to: must not be before from", "to")
         if (hi - lo).days >= MAX_DAYS:
-            raise ApiError(422, "invalid", f"to: at most {MAX_DAYS} days in one request", "to")
+            raise ApiError(422, refusals.INVALID, f"to: at most {MAX_DAYS} days in one request", "to")
         return lo, hi
 
     def dimensions(by: str | None) -> tuple[str, ...]:
@@ -70,9 +71,9 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
         dims = tuple(d.strip() for d in by.split(",") if d.strip())
         for d in dims:
             if d not in stats.DIMENSIONS:
-                raise ApiError(422, "invalid", f"by: {d!r} is not one of {', '.join(stats.DIMENSIONS)}", "by")
+                raise ApiError(422, refusals.INVALID, f"by: {d!r} is not one of {', '.join(stats.DIMENSIONS)}", "by")
         if len(set(dims)) != len(dims) or len(dims) > 3:
-            raise ApiError(422, "invalid", "by: up to three different dimensions, e.g. day,service", "by")
+            raise ApiError(422, refusals.INVALID, "by: up to three different dimensions, e.g. day,service", "by")
         return dims
 
     def targets() -> dict[str, float]:
