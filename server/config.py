@@ -165,6 +165,25 @@ class SiteConfig:
 
 # -- loading --------------------------------------------------------------------
 
+# The checks every section shares (the core's and the plugins': [bookings], [events], [staff]): a
+# problem is appended with its key path, and the default stands in, so every problem is found in one go.
+
+
+def check_number(table: dict[str, Any], key: str, path: str, default: float, low: float, high: float,
+                 problems: list[str], *, whole: bool = False) -> float:
+    """``table[key]`` if it is a number from ``low`` to ``high`` (a whole one if ``whole``), else ``default``."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or not low <= value <= high:
+        problems.append(f"{path}.{key}: expected {'a whole number' if whole else 'a number'} from {low:g} to "
+                        f"{high:g}, got {value!r}")
+        return default
+    return value if whole else float(value)
+
+
+def check_unknown_keys(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
+    for key in sorted(set(table) - allowed):
+        problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
 
 class _Checker:
     """Collects problems with their key paths instead of stopping at the first."""
@@ -191,11 +210,7 @@ class _Checker:
         return value
 
     def number(self, data: dict[str, Any], key: str, path: str, default: float, low: float, high: float) -> float:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            self.problem(f"{path}.{key}", f"a number from {low:g} to {high:g}", value)
-            return default
-        return float(value)
+        return check_number(data, key, path, default, low, high, self.problems)
 
     def ident(self, value: Any, path: str) -> bool:
         if not isinstance(value, str) or not ID_PATTERN.match(value):
@@ -204,8 +219,7 @@ class _Checker:
         return True
 
     def unknown_keys(self, data: dict[str, Any], allowed: set[str], path: str) -> None:
-        for key in sorted(set(data) - allowed):
-            self.problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        check_unknown_keys(data, allowed, path, self.problems)
 
     def spans(self, value: Any, path: str) -> tuple[Span, ...]:
         if not isinstance(value, list):

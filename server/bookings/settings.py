@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from server.config import WEEKDAYS, ConfigError, SiteConfig
+from server.config import WEEKDAYS, ConfigError, SiteConfig, check_number, check_unknown_keys
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,7 @@ def _span(value: Any, path: str, problems: list[str]) -> tuple[time, time] | Non
 
 def _int(table: dict[str, Any], key: str, path: str, default: int, low: int, high: int,
          problems: list[str]) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        problems.append(f"{path}.{key}: expected a whole number from {low} to {high}, got {value!r}")
-        return default
-    return value
+    return int(check_number(table, key, path, default, low, high, problems, whole=True))
 
 
 def _bool(table: dict[str, Any], key: str, path: str, default: bool, problems: list[str]) -> bool:
@@ -87,11 +83,6 @@ def _bool(table: dict[str, Any], key: str, path: str, default: bool, problems: l
     return value
 
 
-def _unknown(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
-    for key in sorted(set(table) - allowed):
-        problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
 def parse_settings(config: SiteConfig) -> BookingSettings:
     """``[bookings]`` and each ``[services.<id>.booking]``; every problem with its key path."""
     raw = config.raw
@@ -100,7 +91,7 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
     if not isinstance(top, dict):
         problems.append(f"bookings: expected a table, got {top!r}")
         top = {}
-    _unknown(top, {"retention_days"}, "bookings", problems)
+    check_unknown_keys(top, {"retention_days"}, "bookings", problems)
     retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
     services: dict[str, ServiceBooking] = {}
     for sid, table in (raw.get("services") or {}).items():
@@ -111,7 +102,7 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
         if not isinstance(item, dict):
             problems.append(f"{path}: expected a table, got {item!r}")
             continue
-        _unknown(item, {"slot_min", "max_slots", "early_min", "late_min", "days_ahead", "self_booking",
+        check_unknown_keys(item, {"slot_min", "max_slots", "early_min", "late_min", "days_ahead", "self_booking",
                         "here_and_now", "capacity"}, path, problems)
         slot_min = _int(item, "slot_min", path, 15, 5, 240, problems)
         if 1440 % slot_min:
@@ -127,7 +118,7 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
             if not isinstance(entry, dict):
                 problems.append(f"{cpath}: expected a table {{days, hours, staff}}, got {entry!r}")
                 continue
-            _unknown(entry, {"days", "hours", "staff"}, cpath, problems)
+            check_unknown_keys(entry, {"days", "hours", "staff"}, cpath, problems)
             days = entry.get("days")
             if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
                 problems.append(f"{cpath}.days: expected a list of {', '.join(WEEKDAYS)}, got {days!r}")

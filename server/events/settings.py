@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.config import ConfigError, SiteConfig
+from server.config import ConfigError, SiteConfig, check_number, check_unknown_keys
 
 FEED_KINDS = ("ics", "dpl")
 
@@ -36,16 +36,11 @@ def parse_settings(config: SiteConfig) -> EventSettings:
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError([f"events: expected a table, got {raw!r}"], str(config.path))
-    allowed = {"feeds", "refresh_min", "timeout_s", "horizon_days", "waiting_list", "upcoming"}
-    for key in sorted(set(raw) - allowed):
-        problems.append(f"events.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    check_unknown_keys(raw, {"feeds", "refresh_min", "timeout_s", "horizon_days", "waiting_list", "upcoming"},
+                       "events", problems)
 
     def number(key: str, default: float, low: float, high: float) -> float:
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            problems.append(f"events.{key}: expected a number from {low:g} to {high:g}, got {value!r}")
-            return default
-        return float(value)
+        return check_number(raw, key, "events", default, low, high, problems)
 
     feeds: list[Feed] = []
     items = raw.get("feeds", [])
@@ -58,8 +53,7 @@ def parse_settings(config: SiteConfig) -> EventSettings:
         if not isinstance(item, dict):
             problems.append(f"{path}: expected a table {{name, url, kind}}, got {item!r}")
             continue
-        for key in sorted(set(item) - {"name", "url", "kind", "room"}):
-            problems.append(f"{path}.{key}: unknown key (allowed: kind, name, room, url)")
+        check_unknown_keys(item, {"name", "url", "kind", "room"}, path, problems)
         name, url, kind = item.get("name"), item.get("url"), item.get("kind", "ics")
         if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum() or name in names:
             problems.append(f"{path}.name: expected a unique name of letters, digits, '-' or '_', got {name!r}")
