@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server import views
 from server.auth import Principal, require, tokens_of
 from server.config import SiteConfig
-from server.engine import Outcome, QueueEngine, Refusal
+from server.engine import Outcome, QueueEngine, Refusal, Ticket
 from server.errors import ApiError, error_body
 from server.guard import AuthFirstRoute, BodyLimit
 from server.hub import Hub, StoreUnavailable
@@ -193,27 +193,27 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     async def calls() -> dict[str, Any]:
         return hub.view.recent_calls
 
-    @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"])
-    async def get_ticket(ticket_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+    async def one_ticket(find: Callable[[QueueEngine], Ticket | None],
+                         show: Callable[[QueueEngine, Ticket], dict[str, Any]], missing: str,
+                         field: str) -> dict[str, Any]:
         def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
-            ticket = engine.tickets.get(ticket_id)
+            ticket = find(engine)
             if ticket is None:
-                raise ApiError(404, refusals.UNKNOWN_TICKET, "There is no such ticket today.", "ticket_id")
-            return views.ticket_json(engine, ticket)
+                raise ApiError(404, refusals.UNKNOWN_TICKET, missing, field)
+            return show(engine, ticket)
 
         return await run(hub, read, read_only=True)
+
+    @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"])
+    async def get_ticket(ticket_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+        return await one_ticket(lambda engine: engine.tickets.get(ticket_id), views.ticket_json,
+                                "There is no such ticket today.", "ticket_id")
 
     @app.get("/api/v1/track/{token}", tags=["tickets"])
     async def track(token: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
         """The phone page's view of one ticket (the token is printed as a QR code)."""
-
-        def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
-            ticket = engine.ticket_by_token(token)
-            if ticket is None:
-                raise ApiError(404, refusals.UNKNOWN_TICKET, "This ticket is not in today's queue.", "token")
-            return views.track_json(engine, ticket)
-
-        return await run(hub, read, read_only=True)
+        return await one_ticket(lambda engine: engine.ticket_by_token(token), views.track_json,
+                                "This ticket is not in today's queue.", "token")
 
     @app.get("/api/v1/devices", tags=["staff"])
     async def devices(who: Annotated[Principal, Depends(require("staff"))]) -> list[dict[str, Any]]:
@@ -286,19 +286,10 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
             def act() -> Outcome:
-                if action == "next":
-                    return engine.call_next(counter, now)
-                if action == "recall":
-                    return engine.recall(counter, now)
-                if action == "no-show":
-                    return engine.no_show(counter, now)
-                if action == "finish":
-                    return engine.finish(counter, now)
                 if action == "transfer":
                     return engine.transfer(counter, service or "", now)
-                if action == "pause":
-                    return engine.pause(counter, now)
-                return engine.resume(counter, now)
+                return {"next": engine.call_next, "recall": engine.recall, "no-show": engine.no_show,
+                        "finish": engine.finish, "pause": engine.pause, "resume": engine.resume}[action](counter, now)
 
             def describe(outcome: Outcome) -> dict[str, Any]:
                 message = {"next": "Called" if outcome.call else "No one is waiting", "recall": "Called again",

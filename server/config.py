@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -185,6 +186,23 @@ def check_unknown_keys(table: dict[str, Any], allowed: set[str], path: str, prob
         problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
+def check_tables(value: Any, path: str, allowed: set[str], problems: list[str], *, listed: str,
+                 one: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The tables of a list such as ``[[events.feeds]]``, each with its key path (``events.feeds[0]``); a list
+    that is not one, an entry that is not a table, and unknown keys are problems (``listed`` and ``one`` say in
+    words what the list and an entry should be)."""
+    if not isinstance(value, list):
+        problems.append(f"{path}: expected a list of {listed}, got {value!r}")
+        return
+    for i, entry in enumerate(value):
+        entry_path = f"{path}[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{entry_path}: expected a table {one}, got {entry!r}")
+            continue
+        check_unknown_keys(entry, allowed, entry_path, problems)
+        yield entry_path, entry
+
+
 class _Checker:
     """Collects problems with their key paths instead of stopping at the first."""
 
@@ -211,6 +229,17 @@ class _Checker:
 
     def number(self, data: dict[str, Any], key: str, path: str, default: float, low: float, high: float) -> float:
         return check_number(data, key, path, default, low, high, self.problems)
+
+    def entries(self, data: Any, path: str, allowed: set[str], *,
+                required: bool = True) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """Each ``[<path>.<id>]`` table whose id is valid: (id, its key path, the table); unknown keys reported."""
+        for ident, item in self.table(data, path, required=required).items():
+            item_path = f"{path}.{ident}"
+            if not self.ident(ident, item_path):
+                continue
+            item = self.table(item, item_path)
+            self.unknown_keys(item, allowed, item_path)
+            yield ident, item_path, item
 
     def ident(self, value: Any, path: str) -> bool:
         if not isinstance(value, str) or not ID_PATTERN.match(value):
@@ -322,13 +351,9 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
 
     services: dict[str, Service] = {}
     letters: dict[str, str] = {}
-    for sid, item in c.table(data.get("services"), "services").items():
-        spath = f"services.{sid}"
-        if not c.ident(sid, spath):
-            continue
-        item = c.table(item, spath)
-        c.unknown_keys(item, {"letter", "mode", "priority", "typical_service_min", "target_wait_min", "names",
-                              "hours", "exceptions", "booking"}, spath)
+    for sid, spath, item in c.entries(data.get("services"), "services", {
+            "letter", "mode", "priority", "typical_service_min", "target_wait_min", "names", "hours", "exceptions",
+            "booking"}):
         letter = item.get("letter")
         if not isinstance(letter, str) or not re.fullmatch(r"[A-Z]", letter):
             c.problem(f"{spath}.letter", "one capital letter A–Z", letter)
@@ -361,12 +386,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         c.problem("services", "at least one service")
 
     counters: dict[str, Counter] = {}
-    for cid, item in c.table(data.get("counters"), "counters").items():
-        cpath = f"counters.{cid}"
-        if not c.ident(cid, cpath):
-            continue
-        item = c.table(item, cpath)
-        c.unknown_keys(item, {"name", "services"}, cpath)
+    for cid, cpath, item in c.entries(data.get("counters"), "counters", {"name", "services"}):
         served = item.get("services")
         if not isinstance(served, list) or not served:
             c.problem(f"{cpath}.services", "a non-empty list of service ids", served)
@@ -388,12 +408,8 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         tokens_seen[token] = path
         return token
 
-    for did, item in c.table(data.get("devices"), "devices", required=False).items():
-        dpath = f"devices.{did}"
-        if not c.ident(did, dpath):
-            continue
-        item = c.table(item, dpath)
-        c.unknown_keys(item, {"kind", "token", "counters", "printer", "services", "language"}, dpath)
+    for did, dpath, item in c.entries(data.get("devices"), "devices", {"kind", "token", "counters", "printer",
+                                                                       "services", "language"}, required=False):
         kind = item.get("kind")
         if kind not in DEVICE_KINDS:
             c.problem(f"{dpath}.kind", " or ".join(DEVICE_KINDS), kind)

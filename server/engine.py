@@ -453,18 +453,15 @@ class QueueEngine:
         return outcome
 
     def no_show(self, counter_id: str, now: datetime) -> Outcome:
-        counter = self._counter(counter_id)
-        ticket = self._current(counter, "mark as not shown up")
-        outcome = Outcome(ticket=ticket)
-        self._finish_current(counter, now, NO_SHOW, outcome)
-        outcome.counters.append(counter)
-        return outcome
+        return self._end_visit(counter_id, now, NO_SHOW, "mark as not shown up")
 
     def finish(self, counter_id: str, now: datetime) -> Outcome:
+        return self._end_visit(counter_id, now, DONE, "finish")
+
+    def _end_visit(self, counter_id: str, now: datetime, status: str, action: str) -> Outcome:
         counter = self._counter(counter_id)
-        ticket = self._current(counter, "finish")
-        outcome = Outcome(ticket=ticket)
-        self._finish_current(counter, now, DONE, outcome)
+        outcome = Outcome(ticket=self._current(counter, action))
+        self._finish_current(counter, now, status, outcome)
         outcome.counters.append(counter)
         return outcome
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from server.config import WEEKDAYS, ConfigError, SiteConfig, check_number, check_unknown_keys
+from server.config import WEEKDAYS, ConfigError, SiteConfig, check_number, check_tables, check_unknown_keys
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,8 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
             problems.append(f"{path}.slot_min: expected a length that divides a day (5, 10, 15, 20, 30, 60 …), "
                             f"got {slot_min!r}")
         spans: list[CapacitySpan] = []
-        cap = item.get("capacity", [])
-        if not isinstance(cap, list):
-            problems.append(f"{path}.capacity: expected a list of {{days, hours, staff}} tables, got {cap!r}")
-            cap = []
-        for i, entry in enumerate(cap):
-            cpath = f"{path}.capacity[{i}]"
-            if not isinstance(entry, dict):
-                problems.append(f"{cpath}: expected a table {{days, hours, staff}}, got {entry!r}")
-                continue
-            check_unknown_keys(entry, {"days", "hours", "staff"}, cpath, problems)
+        for cpath, entry in check_tables(item.get("capacity", []), f"{path}.capacity", {"days", "hours", "staff"},
+                                         problems, listed="{days, hours, staff} tables", one="{days, hours, staff}"):
             days = entry.get("days")
             if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
                 problems.append(f"{cpath}.days: expected a list of {', '.join(WEEKDAYS)}, got {days!r}")

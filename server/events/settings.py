@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.config import ConfigError, SiteConfig, check_number, check_unknown_keys
+from server.config import ConfigError, SiteConfig, check_number, check_tables, check_unknown_keys
 
 FEED_KINDS = ("ics", "dpl")
 
@@ -43,17 +43,9 @@ def parse_settings(config: SiteConfig) -> EventSettings:
         return check_number(raw, key, "events", default, low, high, problems)
 
     feeds: list[Feed] = []
-    items = raw.get("feeds", [])
-    if not isinstance(items, list):
-        problems.append(f"events.feeds: expected a list of feed tables, got {items!r}")
-        items = []
     names: set[str] = set()
-    for i, item in enumerate(items):
-        path = f"events.feeds[{i}]"
-        if not isinstance(item, dict):
-            problems.append(f"{path}: expected a table {{name, url, kind}}, got {item!r}")
-            continue
-        check_unknown_keys(item, {"name", "url", "kind", "room"}, path, problems)
+    for path, item in check_tables(raw.get("feeds", []), "events.feeds", {"name", "url", "kind", "room"}, problems,
+                                   listed="feed tables", one="{name, url, kind}"):
         name, url, kind = item.get("name"), item.get("url"), item.get("kind", "ics")
         if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum() or name in names:
             problems.append(f"{path}.name: expected a unique name of letters, digits, '-' or '_', got {name!r}")

@@ -10,6 +10,7 @@ never on the writer thread: a year's report takes a second or two and must not h
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -79,14 +80,18 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
     def targets() -> dict[str, float]:
         return {sid: s.target_wait_min for sid, s in config.services.items()}
 
+    def summary_rows(db: sqlite3.Connection, lo: date, hi: date) -> tuple[Any, dict[str, str], Any]:
+        """What a summary counts: the tickets (lean), the first calls of transferred ones, and the ratings."""
+        ulo, uhi = stats.period_utc(lo, hi, tz)
+        return (stats.read_tickets(db, site, lo, hi, lean=True), stats.read_first_calls(db, site, lo, hi),
+                stats.read_feedback(db, site, ulo, uhi))
+
     def compute(lo: date, hi: date, by: tuple[str, ...], target_min: float | None,
                 report: tuple[tuple[str, ...], ...] = ()) -> dict[str, Any]:
         now = hub.clock()
+        ulo, uhi = stats.period_utc(lo, hi, tz)
         with store.reader() as db:
-            rows = stats.read_tickets(db, site, lo, hi, lean=True)
-            first = stats.read_first_calls(db, site, lo, hi)
-            ulo, uhi = stats.period_utc(lo, hi, tz)
-            feedback = stats.read_feedback(db, site, ulo, uhi)
+            rows, first, feedback = summary_rows(db, lo, hi)
             changes = stats.read_device_changes(db, site, ulo, min(uhi, now))
             bookings = stats.read_bookings(db, site, ulo, uhi)
             events = stats.read_events(db, site, ulo, uhi)
@@ -151,10 +156,7 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
 
         def make() -> list[str]:
             with store.reader() as db:
-                rows = stats.read_tickets(db, site, lo, hi, lean=True)
-                first = stats.read_first_calls(db, site, lo, hi)
-                ulo, uhi = stats.period_utc(lo, hi, tz)
-                feedback = stats.read_feedback(db, site, ulo, uhi)
+                rows, first, feedback = summary_rows(db, lo, hi)
             result = stats.summarize(rows, tz, dims, targets=targets(), target_override=target_min,
                                      first_calls=first, feedback=feedback, start=lo, end=hi)
             return list(stats.csv_text(stats.summary_csv_rows(result), "," if sep == "comma" else ";"))
