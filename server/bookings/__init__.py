@@ -6,6 +6,7 @@ A hub plugin (its hooks: ``server/hookspecs.py``). One module per concept:
 - ``records``: the rows (``Booking`` and the records a change travels in), their tables, how they are
   written and read;
 - ``imports``: a booking system's CSV or iCalendar export, read into rows;
+- ``slots``: the slot grid of a service and who holds each place;
 - ``book``: ``BookingBook``, the rules, run on the hub's writer thread;
 - ``routes``: the HTTP API (staff bookings, imports, check-in, slots, booking at the kiosk).
 

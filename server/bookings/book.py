@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -44,10 +44,11 @@ from server.bookings.records import (
     PurgePersonalData,
 )
 from server.bookings.settings import BookingSettings, ServiceBooking
+from server.bookings.slots import SlotPlaces
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
-from server.store import SQLiteStore, ts
+from server.store import SQLiteStore
 from vuoro import refusals
 
 PURGE_EVERY = timedelta(minutes=10)
@@ -73,7 +74,7 @@ class BookingBook:
         self.by_external: dict[str, str] = {}
         self.by_idem: dict[str, str] = {}
         self.by_ticket: dict[str, str] = {}
-        self.claims: dict[tuple[str, str], dict[int, str]] = {}
+        self.places = SlotPlaces(config)
         self.loaded_from: date | None = None
         self.issued_codes: set[str] = set()
         self.last_purge: datetime | None = None
@@ -93,12 +94,12 @@ class BookingBook:
         self.by_external.clear()
         self.by_idem.clear()
         self.by_ticket.clear()
-        self.claims.clear()
+        self.places.claims.clear()
         for booking in records.bookings_since(self.store, since):
             self._remember(booking)
         for service, slot, place, booking_id in records.claims_since(
                 self.store, self.site, datetime.combine(since, time.min, self.config.timezone)):
-            self.claims.setdefault((service, slot), {})[place] = booking_id
+            self.places.claims.setdefault((service, slot), {})[place] = booking_id
             if booking_id in self.bookings:
                 self.bookings[booking_id].claims.append((slot, place))
         self.loaded_from = since
@@ -140,59 +141,13 @@ class BookingBook:
     def rules(self, service: str) -> ServiceBooking:
         return self.settings.rules(service)
 
-    def _grid(self, rules: ServiceBooking, start: datetime, end: datetime) -> list[datetime]:
-        """Grid slot starts (aware, local) that [start, end) touches."""
-        tz = self.config.timezone
-        local = start.astimezone(tz)
-        midnight = datetime.combine(local.date(), time.min, tz)
-        minutes = (local - midnight).total_seconds() // 60
-        first = midnight + timedelta(minutes=minutes - minutes % rules.slot_min)
-        slots, cursor = [], first
-        while cursor < end:
-            slots.append(cursor)
-            cursor = (cursor.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)
-        return slots
-
-    def capacity(self, rules: ServiceBooking, slot_start: datetime) -> int:
-        """Places of one grid slot: staff on the capacity spans, none when the service is closed that day."""
-        tz = self.config.timezone
-        local = slot_start.astimezone(tz)
-        end = (local.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)
-        service = self.config.services.get(rules.service)
-        if service is not None and not any(
-                s.start <= local.time() and (end.time() <= s.end or end.date() > local.date())
-                for s in service.hours.spans_on(local.date())):
-            return 0
-        return rules.staff_for(local, end)
-
-    def taken(self, service: str, slot_start: datetime) -> dict[int, str]:
-        return self.claims.get((service, ts(slot_start) or ""), {})
-
-    def free_places(self, rules: ServiceBooking, slot_start: datetime) -> int:
-        return self.capacity(rules, slot_start) - len(self.taken(rules.service, slot_start))
-
-    def _claim(self, booking: Booking, slot_starts: Iterable[datetime]) -> None:
-        for slot in slot_starts:
-            key = (booking.service, ts(slot) or "")
-            places = self.claims.setdefault(key, {})
-            place = next(p for p in range(1, len(places) + 2) if p not in places)
-            places[place] = booking.id
-            booking.claims.append((key[1], place))
-
-    def _release(self, booking: Booking) -> None:
-        for slot, place in booking.claims:
-            places = self.claims.get((booking.service, slot), {})
-            if places.get(place) == booking.id:
-                del places[place]
-        booking.claims = []
-
     def here_and_now(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> dict[str, Any] | None:
         """A slot starting now, if a librarian is free: open, a place left, no one waiting."""
         if not rules.here_and_now or not engine.is_open(rules.service, now) or engine.waiting(rules.service):
             return None
         local = engine.local(now).replace(second=0, microsecond=0)
-        slot = self._grid(rules, local, local + timedelta(seconds=1))[0]
-        if self.free_places(rules, slot) <= 0:
+        slot = self.places.grid(rules, local, local + timedelta(seconds=1))[0]
+        if self.places.free(rules, slot) <= 0:
             return None
         return {"start": local.isoformat(timespec="minutes"),
                 "end": (local + rules.slot).isoformat(timespec="minutes")}
@@ -212,8 +167,8 @@ class BookingBook:
             day = today + timedelta(days=offset)
             start = datetime.combine(day, time.min, tz)
             end = datetime.combine(day + timedelta(days=1), time.min, tz)
-            grid = [s for s in self._grid(rules, start, end) if s > now]
-            free = {s: self.free_places(rules, s) for s in grid}
+            grid = [s for s in self.places.grid(rules, start, end) if s > now]
+            free = {s: self.places.free(rules, s) for s in grid}
             for i, slot in enumerate(grid):
                 if free[slot] <= 0:
                     continue
@@ -253,7 +208,7 @@ class BookingBook:
                 "ticket": {"id": ticket.id, "ticket": ticket.label, "status": ticket.status} if ticket else None,
                 "created_at": views.iso(engine, booking.created_at),
                 "cancelled_at": views.iso(engine, booking.cancelled_at),
-                "overbooked": any(p > self.capacity(self.rules(booking.service), datetime.fromisoformat(s))
+                "overbooked": any(p > self.places.capacity(self.rules(booking.service), datetime.fromisoformat(s))
                                   for s, p in booking.claims),
             })
         return body
@@ -287,11 +242,11 @@ class BookingBook:
 
     def _check_places(self, rules: ServiceBooking, grid: list[datetime], force: bool) -> None:
         for slot in grid:
-            capacity = self.capacity(rules, slot)
+            capacity = self.places.capacity(rules, slot)
             if capacity <= 0 and not force:
                 raise ApiError(409, refusals.NO_SLOT, f"No one takes bookings at {slot.strftime('%H:%M')} on "
                                f"{slot.date().isoformat()}.", field="start")
-            if len(self.taken(rules.service, slot)) >= capacity and not force:
+            if len(self.places.taken(rules.service, slot)) >= capacity and not force:
                 raise ApiError(409, refusals.FULL,
                                f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
                                field="start")
@@ -313,7 +268,7 @@ class BookingBook:
                 raise ApiError(409, refusals.NO_SELF_BOOKING,
                                "This service's times are booked at the desk or by phone.",
                                field="service")
-            grid = self._grid(rules, start, end)
+            grid = self.places.grid(rules, start, end)
             if not grid or grid[0] != start.astimezone(self.config.timezone):
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.", field="start")
             if start <= now or start.astimezone(self.config.timezone).date() > (
@@ -322,11 +277,11 @@ class BookingBook:
                                field="start")
         elif end <= now and not force:
             raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
-        grid = self._grid(rules, start, end)
+        grid = self.places.grid(rules, start, end)
         self._check_places(rules, grid, force)
         booking = self._new_booking(now, service, start, slots, origin, name=name, phone=phone, note=note,
                                     language=language, idem_key=idem_key)
-        self._claim(booking, grid)
+        self.places.claim(booking, grid)
         self._remember(booking)
         return Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
 
@@ -352,9 +307,9 @@ class BookingBook:
             if self.here_and_now(engine, now, rules) is None:
                 raise ApiError(409, refusals.NOT_FREE, "No one is free right now. Choose a time or take a ticket.")
             local = engine.local(now).replace(second=0, microsecond=0)
-            grid = self._grid(rules, local, local + timedelta(seconds=1))
+            grid = self.places.grid(rules, local, local + timedelta(seconds=1))
             booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
-            self._claim(booking, grid)
+            self.places.claim(booking, grid)
             self._remember(booking)
             outcome = engine.issue(service, language, now, idempotency_key=key, origin="booking",
                                    due_at=booking.start)
@@ -380,7 +335,7 @@ class BookingBook:
             raise ApiError(409, refusals.CHECKED_IN,
                            "The visitor has already checked in; serve or finish the ticket instead.")
         booking.status, booking.cancelled_at = CANCELLED, now
-        self._release(booking)
+        self.places.release(booking)
         return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
                 self.booking_json(engine, booking, staff=True))
 
@@ -472,9 +427,9 @@ class BookingBook:
                     report["created"] += 1
                     continue
                 if ours:
-                    grid = self._grid(rules, booking.start, booking.end)
-                    self._claim(booking, grid)
-                    if any(p > self.capacity(rules, datetime.fromisoformat(s)) for s, p in booking.claims):
+                    grid = self.places.grid(rules, booking.start, booking.end)
+                    self.places.claim(booking, grid)
+                    if any(p > self.places.capacity(rules, datetime.fromisoformat(s)) for s, p in booking.claims):
                         report["warnings"].append({"row": row.row, "field": "start",
                                                    "message": "More bookings than places at this time (imported "
                                                               "anyway: the booking system is in charge)."})
@@ -493,7 +448,7 @@ class BookingBook:
                     continue
                 if not dry_run:
                     existing.status, existing.cancelled_at = CANCELLED, now
-                    self._release(existing)
+                    self.places.release(existing)
                     outcome.records.append(BookingRow(replace(existing, claims=[]), ()))
                 report["cancelled"] += 1
                 continue
@@ -504,14 +459,14 @@ class BookingBook:
                 report["unchanged"] += 1
                 continue
             if not dry_run:
-                self._release(existing)
+                self.places.release(existing)
                 existing.service, existing.start, existing.end = row.service, row.start.astimezone(ZoneInfo("UTC")), \
                     end.astimezone(ZoneInfo("UTC"))
                 existing.day, existing.slots = row.start.astimezone(self.config.timezone).date(), slots
                 existing.status, existing.cancelled_at = BOOKED, None
                 if ours:
                     existing.name, existing.phone, existing.note = row.name, row.phone, row.note
-                    self._claim(existing, self._grid(rules, existing.start, existing.end))
+                    self.places.claim(existing, self.places.grid(rules, existing.start, existing.end))
                 outcome.records.append(BookingRow(replace(existing, claims=list(existing.claims)),
                                                   tuple(existing.claims)))
             report["updated"] += 1
