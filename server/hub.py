@@ -282,7 +282,7 @@ class Hub:
         return state
 
     def record_device(self, status: dict[str, Any]) -> None:
-        """A device reported its presence or health: keep it and tell the listeners."""
+        """A device reported its presence or health: keep it and tell the plugins (``device_status``)."""
         self.devices[status["device"]] = status
         plugins.call_each(self.plugins.hook.device_status, status=status)
 
