@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from server.bookings import records, routes
+from server.bookings import records
 from server.bookings.book import BookingBook
 from server.bookings.settings import parse_settings
 from server.code_guard import CodeGuard
@@ -51,6 +51,8 @@ def record_writers() -> dict[type, Any]:
 
 @hookimpl
 def install(app: FastAPI, hub: Hub) -> None:
+    from server.bookings import routes  # the web stack only where there is an app: the rules need none
+
     bookings = Bookings(hub)
     hub.plugins.register(bookings)
     app.state.bookings = bookings.book

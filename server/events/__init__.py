@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.config import SiteConfig
 from server.engine import QueueEngine
-from server.events import records, routes
+from server.events import records
 from server.events.feeds import FeedFetcher
 from server.events.programme import Programme
 from server.events.records import Event
@@ -51,6 +51,8 @@ def record_writers() -> dict[type, Any]:
 
 @hookimpl
 def install(app: FastAPI, hub: Hub) -> None:
+    from server.events import routes  # the web stack only where there is an app: the programme needs none
+
     events = Events(hub)
     hub.plugins.register(events)
     app.state.programme = events.programme

@@ -6,36 +6,22 @@ and a time: no personal data is taken or kept. It travels as a ``FeedbackRecord`
 ``Outcome.records`` and is committed by the writer like a ticket, into statistics' table
 ``stats_feedback`` (statistics' schema, ``server/stats/records.py``, which this plugin applies too,
 so either plugin may be installed alone). Each device may rate ``FEEDBACK_BURST`` times at once,
-then once every ``FEEDBACK_EVERY_S`` seconds (``server.throttle.Bucket``).
+then once every ``FEEDBACK_EVERY_S`` seconds (``routes.py``, on ``server.throttle.Bucket``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI
-from pydantic import BaseModel, Field
-
-from server.api import run
-from server.auth import Principal, require
-from server.engine import Outcome
-from server.errors import ApiError
 from server.hookspecs import hookimpl
-from server.pages import add_pages
 from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS
-from server.store import ts
-from server.throttle import Bucket
-from vuoro import refusals
 
 if TYPE_CHECKING:
-    from server.hub import Hub
+    from fastapi import FastAPI
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
-FEEDBACK_BURST, FEEDBACK_EVERY_S = 5, 6.0
+    from server.hub import Hub
 
 
 @dataclass(frozen=True)
@@ -53,14 +39,6 @@ def write_feedback(db: sqlite3.Connection, r: FeedbackRecord) -> None:
                (r.site, r.at, r.rating, r.faces, r.service, r.device))
 
 
-class FeedbackRequest(BaseModel):
-    rating: int = Field(ge=1, le=5, description="1 = very unhappy … 5 = very happy (three faces send 1, 3, 5)")
-    faces: int = Field(default=5, description="how many faces the screen showed: 3 or 5")
-    service: str | None = Field(default=None, max_length=40, description="the service just used, if known")
-    device: str | None = Field(default=None, max_length=40,
-                               description="the screen the rating came from (staff tokens only; a kiosk is itself)")
-
-
 @hookimpl
 def store_schema() -> tuple[str, list[str]]:
     return SCHEMA_NAME, SCHEMA_STEPS
@@ -73,31 +51,6 @@ def record_writers() -> dict[type, Any]:
 
 @hookimpl
 def install(app: FastAPI, hub: Hub) -> None:
-    config = hub.config
-    limiter = Bucket(FEEDBACK_BURST, 3600 / FEEDBACK_EVERY_S)
-    app.state.feedback_limiter = limiter
+    from server.feedback import routes  # the web stack only where there is an app: the records need none
 
-    @app.post("/api/v1/feedback", status_code=201, tags=["feedback"])
-    async def feedback(body: FeedbackRequest,
-                       who: Annotated[Principal, Depends(require("kiosk", "staff"))]) -> dict[str, Any]:
-        """One visitor's rating after service. No personal data is taken or kept."""
-        if body.faces not in (3, 5):
-            raise ApiError(422, refusals.INVALID, "faces: expected 3 or 5", "faces")
-        if body.faces == 3 and body.rating not in (1, 3, 5):
-            raise ApiError(422, refusals.INVALID, "rating: a three-face screen sends 1, 3 or 5", "rating")
-        if body.service is not None and body.service not in config.services:
-            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {body.service!r}.", "service")
-        device = (body.device or who.name) if who.is_staff else who.name
-        wait = limiter.take(device)
-        if wait:
-            raise ApiError(429, refusals.TOO_MANY, f"Too many ratings from this screen; try again in {wait:.0f} s.",
-                           retry_after_s=round(wait, 1))
-
-        def command(engine: Any, now: datetime) -> Outcome:
-            return Outcome(records=[FeedbackRecord(config.site_id, ts(now), body.rating, body.faces, body.service,
-                                                   device)])
-
-        await run(hub, command)
-        return {"ok": True, "rating": body.rating}
-
-    add_pages(app, "/feedback", WEB_DIR, "feedback.html")
+    routes.add_routes(app, hub)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.engine import Outcome
 from server.hookspecs import hookimpl
-from server.stats import records, routes
+from server.stats import records
 from server.stats.figures import (
     DEFAULT_TARGET_MIN,
     DIMENSIONS,
@@ -81,6 +81,8 @@ def record_writers() -> dict[type, Any]:
 
 @hookimpl
 def install(app: FastAPI, hub: Hub) -> None:
+    from server.stats import routes  # the web stack only where there is an app: the figures need none
+
     site = hub.config.site_id
 
     def on_device_change(status: dict[str, Any]) -> None:
