@@ -168,8 +168,9 @@ class SQLiteStore:
         self.path = Path(path)
         self.site = site
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The writer thread owns this connection; check_same_thread is off because
-        # it is created on the main thread and handed over before any use.
+        # The writer thread owns this connection; check_same_thread is off because it is created on the
+        # main thread and handed over before any use (serve_from_this_thread). Nothing outside this module
+        # uses ``db`` but tests, on the writer thread; plugins hand the writer work (see the module's top).
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
