@@ -5,7 +5,7 @@ Generates a library-like feed in Europe/Copenhagen (with its VTIMEZONE):
 occurrence by RECURRENCE-ID), spread over autumn 2026 so the window crosses
 the end of summer time. Measures what the hub's feed thread does on each
 refresh: parse the feed and expand every occurrence in the hub's window
-(yesterday + 31 days), as ``server.events.parse_ics``. The floor is the
+(yesterday + 31 days), as ``server.events.feeds.parse_ics``. The floor is the
 bare ``icalendar`` parse of the same bytes, without expansion.
 
     .venv/bin/python bench/bench_ics.py [--events 2000] [--runs 5]
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.events import parse_ics  # noqa: E402
+from server.events.feeds import parse_ics  # noqa: E402
 
 TARGET_S = 2.0
 TZ = ZoneInfo("Europe/Copenhagen")

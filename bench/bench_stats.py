@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server import stats  # noqa: E402
 from server.config import SAMPLE_SITE, load_config  # noqa: E402
 from server.engine import LogEntry, Outcome, Ticket  # noqa: E402
-from server.feedback import SCHEMA_NAME, SCHEMA_STEPS, FeedbackRecord, write_feedback  # noqa: E402
+from server.feedback import FeedbackRecord, write_feedback  # noqa: E402
+from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS  # noqa: E402
 from server.store import SQLiteStore  # noqa: E402
 
 YEAR = 2026

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from vuoro import refusals
+
 Translate = Callable[[str], str]
 
 # Booking codes use an alphabet without look-alikes: no 0/O, no 1/I.
@@ -128,15 +130,16 @@ def hub_down(_: Translate) -> Notice:
 def ticket_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any], service_title: str,
                    now: datetime | None = None) -> Notice:
     """Why the hub would not give a walk-in ticket, and what to do instead."""
-    if code == "booking_only":
+    if code == refusals.BOOKING_ONLY:
         return Notice(service_title,
                       _("This service is by appointment only. If you have a booking, check in here. "
                         "You can book a time at the desk, on the web or by phone."), ("checkin",))
-    if code == "closed":
+    if code == refusals.CLOSED:
         return Notice(service_title, said_when(_, answer_detail("opens_at"), now,
                                                _("This service is closed now. It opens {when}."),
                                                _("This service is closed now. Please ask at the desk.")))
-    if code in ("unreachable",) or code.startswith("http_5") or code == "store_unavailable":
+    if code == refusals.UNREACHABLE or code.startswith(refusals.HTTP_PREFIX + "5") \
+            or code == refusals.STORE_UNAVAILABLE:
         return hub_down(_)
     return Notice(_("Sorry"), _("We could not make a ticket just now. Please ask at the desk."))
 
@@ -144,36 +147,37 @@ def ticket_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any],
 def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any], typed: str,
                     now: datetime | None = None) -> Notice:
     """Each check-in answer in plain words (the bookings API of issue 7)."""
-    if code == "not_found":
+    if code == refusals.NOT_FOUND:
         return Notice(_("Booking not found"),
                       _("We could not find a booking with the code {code}. Check the code and try again, "
                         "or ask at the desk.").format(code=typed), ("checkin",))
-    if code == "slow_down":  # too many wrong codes here: the hub asks for a pause (docs/bookings.md)
+    if code == refusals.SLOW_DOWN:  # too many wrong codes here: the hub asks for a pause (docs/bookings.md)
         wait = answer_detail("retry_after")
         minutes = max(1, -(-int(wait) // 60)) if isinstance(wait, int | float) and wait > 0 else 5
         return Notice(_("Please wait a little"),
                       _("Too many wrong codes have been typed here. Please try again in {minutes} min, "
                         "or ask at the desk.").format(minutes=minutes))
-    if code == "http_404":  # the hub does not have /checkins yet
+    if code == refusals.HTTP_NOT_FOUND:  # the hub does not have /checkins yet
         return Notice(_("Check-in"), _("Check-in is not available here yet. Please ask at the desk."))
-    if code == "too_early":
+    if code == refusals.TOO_EARLY:
         return Notice(_("You are early"), said_when(
             _, answer_detail("come_back_at"), now, _("You are early. Please come back at {when} and check in again."),
             _("You are early. Please come back a little before your time and check in again.")))
-    if code == "too_late":
+    if code == refusals.TOO_LATE:
         service = answer_detail("service")
         return Notice(_("Your time has passed"),
                       _("Your booking time has passed. You can take a ticket and wait in the queue instead."),
                       ("walk_in",), service if isinstance(service, str) else None)
-    if code == "other_day":
+    if code == refusals.OTHER_DAY:
         return Notice(_("Not today"), _("Your booking is for another day. Please check the date of your booking."))
-    if code == "other_site":
+    if code == refusals.OTHER_SITE:
         return Notice(_("Wrong place"),
                       _("Your booking is at another library or service centre. Please check the address."))
-    if code == "already_checked_in":
+    if code == refusals.ALREADY_CHECKED_IN:
         return Notice(_("Already checked in"),
                       _("You have already checked in. Please watch the screen for your number."))
-    if code == "unreachable" or code.startswith("http_5") or code == "store_unavailable":
+    if code == refusals.UNREACHABLE or code.startswith(refusals.HTTP_PREFIX + "5") \
+            or code == refusals.STORE_UNAVAILABLE:
         return hub_down(_)
     return Notice(_("Sorry"), _("We could not check you in just now. Please ask at the desk."))
 
@@ -255,16 +259,17 @@ def signup_result(_: Translate, body: dict[str, Any], now: datetime | None = Non
 
 
 def signup_refusal(_: Translate, code: str) -> Notice:
-    if code == "full":
+    if code == refusals.FULL:
         return Notice(_("Fully booked"),
                       _("Sorry, this event is fully booked, and so is its waiting list."), ("events",))
-    if code == "cancelled":
+    if code == refusals.CANCELLED:
         return Notice(_("Cancelled"), _("Sorry, this event has been cancelled."), ("events",))
-    if code == "started":
+    if code == refusals.STARTED:
         return Notice(_("Sorry"), _("This event has already started. Sign-up is closed."), ("events",))
-    if code == "no_signup":
+    if code == refusals.NO_SIGNUP:
         return Notice(_("Sorry"), _("You cannot sign up for this event here. Ask at the desk."), ("events",))
-    if code == "unreachable" or code.startswith("http_5") or code == "store_unavailable":
+    if code == refusals.UNREACHABLE or code.startswith(refusals.HTTP_PREFIX + "5") \
+            or code == refusals.STORE_UNAVAILABLE:
         return hub_down(_)
     return Notice(_("Sorry"), _("We could not sign you up just now. Please ask at the desk."), ("events",))
 
@@ -304,16 +309,17 @@ def booking_when(_: Translate, start: datetime, end: datetime | None, today: dat
     return f"{day_label(_, start.date(), today)} {span}"
 
 
-TAKEN = ("full", "no_slot", "not_free", "not_a_slot")
+TAKEN = (refusals.FULL, refusals.NO_SLOT, refusals.NOT_FREE, refusals.NOT_A_SLOT)
 
 
 def booking_refusal(_: Translate, code: str) -> Notice:
     """Why the hub would not book the time. ``TAKEN`` codes are said on the refreshed list instead."""
     if code in TAKEN:
         return Notice(_("Sorry"), _("Someone else has just booked that time. Please choose another time."))
-    if code == "no_self_booking":
+    if code == refusals.NO_SELF_BOOKING:
         return Notice(_("Book a time"), _("Times for this service are booked at the desk, on the web or by phone."))
-    if code == "unreachable" or code.startswith("http_5") or code == "store_unavailable":
+    if code == refusals.UNREACHABLE or code.startswith(refusals.HTTP_PREFIX + "5") \
+            or code == refusals.STORE_UNAVAILABLE:
         return hub_down(_)
     return Notice(_("Sorry"), _("We could not book the time just now. Please ask at the desk."))
 

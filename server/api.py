@@ -6,20 +6,18 @@ stalls the event loop (stack-notes: that is what ruins p99).
 
 Every error is ``{"error": {"code", "message", "field"}}`` with words a
 person understands; anything a client can send gets a 4xx, never a 500.
+Who may do what is ``server/auth.py``; the error shape is ``server/errors.py``.
 """
 
-
+# No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at run time.
 
 import asyncio
 import contextlib
 import hashlib
-import hmac
-import importlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,11 +30,15 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import views
-from server.engine import Outcome, QueueEngine, Refusal
-from server.guard import AuthFirstRoute, BodyLimit, needs_token
+from server.auth import Principal, require, tokens_of
+from server.config import SiteConfig
+from server.engine import Outcome, QueueEngine, Refusal, Ticket
+from server.errors import ApiError, error_body
+from server.guard import AuthFirstRoute, BodyLimit
 from server.hub import Hub, StoreUnavailable
+from server.plugins import DEFAULT_PLUGINS, install_plugins
 from server.stream import FILES_RESERVE, EventStreamResponse, StreamRefused, Streams, open_files_limit
-from vuoro import __version__, sd_notify
+from vuoro import __version__, refusals, sd_notify
 
 log = logging.getLogger("vuoro.api")
 
@@ -48,33 +50,39 @@ def request_digest(body: BaseModel) -> str:
     sent again with a different body is refused (409 idempotency_key_reused) instead of replayed."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, **details: Any):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field, self.details = status, code, message, field, details
+# -- for the handlers here and the plugins' ----------------------------------------------------------
+
+
+def retry_key(who: Principal, header: str | None, what_it_prevents: str) -> str:
+    """The request's Idempotency-Key, kept apart per device (``kiosk1:<key>``); 400 without a well-formed one."""
+    if not header or not IDEMPOTENCY_KEY.match(header):
+        raise ApiError(400, refusals.IDEMPOTENCY_KEY,
+                       "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
+                       f" so a retry never {what_it_prevents}.", "Idempotency-Key")
+    return f"{who.name}:{header}"
+
+
+def site_time(config: SiteConfig, value: datetime, name: str = "start") -> datetime:
+    """A time from a request: in the site's zone when it came without an offset; 422 outside 2000–2100."""
+    if not 2000 <= value.year <= 2100:
+        raise ApiError(422, refusals.INVALID, f"{name}: expected a time between the years 2000 and 2100", name)
+    return value.replace(tzinfo=config.timezone) if value.tzinfo is None else value
+
+
+def language_of(config: SiteConfig, value: str) -> str:
+    """A visitor's language if the site speaks it, else the site's first."""
+    return value if value in config.languages else config.default_language
 
 
 def _error(status: int, code: str, message: str, field: str | None = None, **details: Any) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field, **details}}
     wait = details.get("retry_after")
-    return JSONResponse(body, status_code=status, headers={"Retry-After": str(wait)} if wait else None)
-
-
-# -- who is asking ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    kind: str  # kiosk | display | button | staff | admin
-    counters: tuple[str, ...] = ()
-
-    @property
-    def is_staff(self) -> bool:
-        return self.kind in ("staff", "admin")
+    return JSONResponse(error_body(code, message, field, **details), status_code=status,
+                        headers={"Retry-After": str(wait)} if wait else None)
 
 
 class TicketRequest(BaseModel):
@@ -94,57 +102,14 @@ COUNTER_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume")
 BUTTON_ACTIONS = ("next", "recall")
 
 
-PLUGINS = ("server.staff", "server.bookings_api", "server.stats_api")
-
-
-async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal | None:
-    """Who is asking: a bearer token from the site config, or a plugin's login (the staff page).
-
-    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread
-    pool, and two thread hops per request cost more than the whole ticket."""
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "unauthorized", "Send the token as 'Authorization: Bearer <token>'.")
-        for known, who in request.app.state.tokens.items():
-            if hmac.compare_digest(known.encode(), token.strip().encode()):
-                return who
-        raise ApiError(401, "unauthorized", "This token is not known to the hub.")
-    for authenticate in request.app.state.authenticators:
-        who = authenticate(request)
-        if who is not None:
-            return who
-    return None
-
-
-def require(*kinds: str) -> Callable[..., Principal]:
-    """A dependency that lets only these kinds through (staff/admin pass wherever 'staff' is named).
-
-    The app's route class (server.guard.AuthFirstRoute) runs the same check before the body is read."""
-
-    async def check(who: Annotated[Principal | None, Depends(_principal)]) -> Principal:
-        if who is None:
-            raise ApiError(401, "unauthorized", "This needs a device or staff token.")
-        if who.kind not in kinds and not (who.is_staff and "staff" in kinds):
-            raise ApiError(403, "forbidden", f"A {who.kind} may not do this.")
-        return who
-
-    async def before_the_body(request: Request) -> None:
-        await check(await _principal(request, request.headers.get("authorization")))
-
-    return needs_token(check, before_the_body)
-
-
 async def run(hub: Hub, command: Callable[[QueueEngine, datetime], Any], *, read_only: bool = False) -> Any:
     """Run a command on the hub's writer thread without blocking the event loop."""
     return await asyncio.wrap_future(hub.submit(command, read_only=read_only))
 
 
 def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False,
-               extra_auth: list[Callable[[Request], Principal | None]] | None = None,
-               plugins: tuple[str, ...] = PLUGINS) -> FastAPI:
-    """The hub's app. Each plugin module (if present) has ``install(app, hub)``, which adds its
-    routes and may return an authenticator ``fn(request) -> Principal | None``."""
+               plugins: tuple[str, ...] = DEFAULT_PLUGINS) -> FastAPI:
+    """The hub's app, with these plugins (``server/plugins.py``; their hooks: ``server/hookspecs.py``)."""
     config = hub.config
 
     @contextlib.asynccontextmanager
@@ -169,42 +134,32 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     app.state.body_limits = {}  # path → bytes (server.guard.set_body_limit), else guard.BODY_LIMIT
     app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.state.hub = hub
-    hub.refusal_types = (*hub.refusal_types, ApiError)
-    tokens: dict[str, Principal] = {}
-    for device in config.devices.values():
-        tokens[device.token] = Principal(device.id, device.kind, device.counters)
-    for token in config.api_tokens.values():
-        tokens[token.token] = Principal(token.name, token.role)
-    app.state.tokens = tokens
-    app.state.authenticators = list(extra_auth or [])
+    app.state.tokens = tokens_of(config)
 
     # -- errors -------------------------------------------------------------------
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.field, **exc.details)
-
-    @app.exception_handler(Refusal)
+    @app.exception_handler(Refusal)  # the engine's, and ApiError (a Refusal with its own status)
     async def refusal(request: Request, exc: Refusal) -> JSONResponse:
-        status = 404 if exc.code.startswith("unknown_") else 409
+        status = exc.status if isinstance(exc, ApiError) else 404 if exc.code.startswith("unknown_") else 409
         details = {k: v for k, v in exc.details.items() if k != "field"}
         return _error(status, exc.code, exc.message, exc.details.get("field"), **details)
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return _error(503, "store_unavailable", str(exc))
+        return _error(503, refusals.STORE_UNAVAILABLE, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         what = first.get("msg", "invalid input")
-        return _error(422, "invalid", f"{where or 'request'}: {what}", where or None)
+        return _error(422, refusals.INVALID, f"{where or 'request'}: {what}", where or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "There is nothing at this address.", 405: "This address does not take that method."}
-        return _error(exc.status_code, "http_" + str(exc.status_code), messages.get(exc.status_code, str(exc.detail)))
+        return _error(exc.status_code, refusals.HTTP_PREFIX + str(exc.status_code),
+                      messages.get(exc.status_code, str(exc.detail)))
 
     # -- reading ------------------------------------------------------------------
 
@@ -238,36 +193,34 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     async def calls() -> dict[str, Any]:
         return hub.view.recent_calls
 
-    @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"])
-    async def get_ticket(ticket_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+    async def one_ticket(find: Callable[[QueueEngine], Ticket | None],
+                         show: Callable[[QueueEngine, Ticket], dict[str, Any]], missing: str,
+                         field: str) -> dict[str, Any]:
         def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
-            ticket = engine.tickets.get(ticket_id)
+            ticket = find(engine)
             if ticket is None:
-                raise ApiError(404, "unknown_ticket", "There is no such ticket today.", "ticket_id")
-            return views.ticket_json(engine, ticket)
+                raise ApiError(404, refusals.UNKNOWN_TICKET, missing, field)
+            return show(engine, ticket)
 
         return await run(hub, read, read_only=True)
+
+    @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"])
+    async def get_ticket(ticket_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+        return await one_ticket(lambda engine: engine.tickets.get(ticket_id), views.ticket_json,
+                                "There is no such ticket today.", "ticket_id")
 
     @app.get("/api/v1/track/{token}", tags=["tickets"])
     async def track(token: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
         """The phone page's view of one ticket (the token is printed as a QR code)."""
-
-        def read(engine: QueueEngine, now: datetime) -> dict[str, Any]:
-            ticket = engine.ticket_by_token(token)
-            if ticket is None:
-                raise ApiError(404, "unknown_ticket", "This ticket is not in today's queue.", "token")
-            return views.track_json(engine, ticket)
-
-        return await run(hub, read, read_only=True)
-
-    app.state.device_alerts = []  # plugins: fn() → {principal name: [alert, ...]} (e.g. codes being guessed)
+        return await one_ticket(lambda engine: engine.ticket_by_token(token), views.track_json,
+                                "This ticket is not in today's queue.", "token")
 
     @app.get("/api/v1/devices", tags=["staff"])
     async def devices(who: Annotated[Principal, Depends(require("staff"))]) -> list[dict[str, Any]]:
         """The last status of every device, with ``alerts`` where a plugin has one (docs/protocol.md)."""
         found = {name: dict(status) for name, status in hub.devices.items()}
-        for alerts in app.state.device_alerts:
-            for name, items in alerts().items():
+        for alerts in hub.plugins.hook.device_alerts():  # e.g. booking codes being guessed at a kiosk
+            for name, items in alerts.items():
                 kind = config.devices[name].kind if name in config.devices else "staff"
                 entry = found.setdefault(name, {"device": name, "kind": kind, "online": None})
                 entry["alerts"] = [*entry.get("alerts", []), *items]
@@ -279,7 +232,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     if streams.total < config.streams_total:
         log.warning("serving at most %d streams, not hub.streams_total = %d: the open-files limit is too low "
                     "(LimitNOFILE in the systemd unit)", streams.total, config.streams_total)
-    hub.listeners.append(streams.listener)
+    hub.plugins.register(streams)  # announce: every change after a commit reaches the open streams
     app.state.streams = streams
 
     @app.get("/api/v1/stream", tags=["reading"], response_class=EventStreamResponse, status_code=200,
@@ -302,15 +255,12 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         who: Annotated[Principal, Depends(require("kiosk", "staff"))],
         idempotency_key: Annotated[str | None, Header(description="8–64 characters, unique per request")] = None,
     ) -> JSONResponse:
-        if not idempotency_key or not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise ApiError(400, "idempotency_key", "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
-                           " so a retry never makes a second ticket.", "Idempotency-Key")
+        key = retry_key(who, idempotency_key, "makes a second ticket")
         language = body.language or config.default_language
         digest = request_digest(body)
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
-            outcome = engine.issue(body.service, language, now, idempotency_key=f"{who.name}:{idempotency_key}",
-                                   request_digest=digest)
+            outcome = engine.issue(body.service, language, now, idempotency_key=key, request_digest=digest)
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
 
@@ -330,25 +280,16 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     async def counter_action(counter: str, who: Principal, action: str, service: str | None = None,
                              request_id: str | None = None) -> dict[str, Any]:
         if counter not in config.counters:
-            raise ApiError(404, "unknown_counter", f"There is no counter {counter!r}.", "counter")
+            raise ApiError(404, refusals.UNKNOWN_COUNTER, f"There is no counter {counter!r}.", "counter")
         if not who.is_staff and not (who.kind == "button" and counter in who.counters and action in BUTTON_ACTIONS):
-            raise ApiError(403, "forbidden", f"A {who.kind} may not do this at counter {counter!r}.")
+            raise ApiError(403, refusals.FORBIDDEN, f"A {who.kind} may not do this at counter {counter!r}.")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
             def act() -> Outcome:
-                if action == "next":
-                    return engine.call_next(counter, now)
-                if action == "recall":
-                    return engine.recall(counter, now)
-                if action == "no-show":
-                    return engine.no_show(counter, now)
-                if action == "finish":
-                    return engine.finish(counter, now)
                 if action == "transfer":
                     return engine.transfer(counter, service or "", now)
-                if action == "pause":
-                    return engine.pause(counter, now)
-                return engine.resume(counter, now)
+                return {"next": engine.call_next, "recall": engine.recall, "no-show": engine.no_show,
+                        "finish": engine.finish, "pause": engine.pause, "resume": engine.resume}[action](counter, now)
 
             def describe(outcome: Outcome) -> dict[str, Any]:
                 message = {"next": "Called" if outcome.call else "No one is waiting", "recall": "Called again",
@@ -374,7 +315,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 idempotency_key: Annotated[str | None, Header()] = None,
             ) -> dict[str, Any]:
                 if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-                    raise ApiError(400, "idempotency_key",
+                    raise ApiError(400, refusals.IDEMPOTENCY_KEY,
                                    "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
                 return await counter_action(counter, who, action, request_id=idempotency_key)
 
@@ -397,16 +338,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
 
     # -- the web signage page (display/web) -------------------------------------------
 
-    for name in plugins:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # that part is not installed (or not written yet)
-            raise
-        authenticate = module.install(app, hub)
-        if authenticate is not None:
-            app.state.authenticators.append(authenticate)
+    install_plugins(app, hub, plugins)
 
     if WEB_SIGNAGE_DIR.is_dir():
         app.mount("/signage", StaticFiles(directory=WEB_SIGNAGE_DIR, html=True), name="signage")

@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -183,6 +183,42 @@ class SiteConfig:
 
 # -- loading --------------------------------------------------------------------
 
+# The checks every section shares (the core's and the plugins': [bookings], [events], [staff]): a
+# problem is appended with its key path, and the default stands in, so every problem is found in one go.
+
+
+def check_number(table: dict[str, Any], key: str, path: str, default: float, low: float, high: float,
+                 problems: list[str], *, whole: bool = False) -> float:
+    """``table[key]`` if it is a number from ``low`` to ``high`` (a whole one if ``whole``), else ``default``."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or not low <= value <= high:
+        problems.append(f"{path}.{key}: expected {'a whole number' if whole else 'a number'} from {low:g} to "
+                        f"{high:g}, got {value!r}")
+        return default
+    return value if whole else float(value)
+
+
+def check_unknown_keys(table: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
+    for key in sorted(set(table) - allowed):
+        problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def check_tables(value: Any, path: str, allowed: set[str], problems: list[str], *, listed: str,
+                 one: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The tables of a list such as ``[[events.feeds]]``, each with its key path (``events.feeds[0]``); a list
+    that is not one, an entry that is not a table, and unknown keys are problems (``listed`` and ``one`` say in
+    words what the list and an entry should be)."""
+    if not isinstance(value, list):
+        problems.append(f"{path}: expected a list of {listed}, got {value!r}")
+        return
+    for i, entry in enumerate(value):
+        entry_path = f"{path}[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{entry_path}: expected a table {one}, got {entry!r}")
+            continue
+        check_unknown_keys(entry, allowed, entry_path, problems)
+        yield entry_path, entry
+
 
 class _Checker:
     """Collects problems with their key paths instead of stopping at the first."""
@@ -209,11 +245,18 @@ class _Checker:
         return value
 
     def number(self, data: dict[str, Any], key: str, path: str, default: float, low: float, high: float) -> float:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            self.problem(f"{path}.{key}", f"a number from {low:g} to {high:g}", value)
-            return default
-        return float(value)
+        return check_number(data, key, path, default, low, high, self.problems)
+
+    def entries(self, data: Any, path: str, allowed: set[str], *,
+                required: bool = True) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """Each ``[<path>.<id>]`` table whose id is valid: (id, its key path, the table); unknown keys reported."""
+        for ident, item in self.table(data, path, required=required).items():
+            item_path = f"{path}.{ident}"
+            if not self.ident(ident, item_path):
+                continue
+            item = self.table(item, item_path)
+            self.unknown_keys(item, allowed, item_path)
+            yield ident, item_path, item
 
     def ident(self, value: Any, path: str) -> bool:
         if not isinstance(value, str) or not ID_PATTERN.match(value):
@@ -222,8 +265,7 @@ class _Checker:
         return True
 
     def unknown_keys(self, data: dict[str, Any], allowed: set[str], path: str) -> None:
-        for key in sorted(set(data) - allowed):
-            self.problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        check_unknown_keys(data, allowed, path, self.problems)
 
     def spans(self, value: Any, path: str) -> tuple[Span, ...]:
         if not isinstance(value, list):
@@ -389,13 +431,9 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
 
     services: dict[str, Service] = {}
     letters: dict[str, str] = {}
-    for sid, item in c.table(data.get("services"), "services").items():
-        spath = f"services.{sid}"
-        if not c.ident(sid, spath):
-            continue
-        item = c.table(item, spath)
-        c.unknown_keys(item, {"letter", "mode", "priority", "typical_service_min", "target_wait_min", "names",
-                              "hours", "exceptions", "booking"}, spath)
+    for sid, spath, item in c.entries(data.get("services"), "services", {
+            "letter", "mode", "priority", "typical_service_min", "target_wait_min", "names", "hours", "exceptions",
+            "booking"}):
         letter = item.get("letter")
         if not isinstance(letter, str) or not re.fullmatch(r"[A-Z]", letter):
             c.problem(f"{spath}.letter", "one capital letter A–Z", letter)
@@ -428,12 +466,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         c.problem("services", "at least one service")
 
     counters: dict[str, Counter] = {}
-    for cid, item in c.table(data.get("counters"), "counters").items():
-        cpath = f"counters.{cid}"
-        if not c.ident(cid, cpath):
-            continue
-        item = c.table(item, cpath)
-        c.unknown_keys(item, {"name", "services"}, cpath)
+    for cid, cpath, item in c.entries(data.get("counters"), "counters", {"name", "services"}):
         served = item.get("services")
         if not isinstance(served, list) or not served:
             c.problem(f"{cpath}.services", "a non-empty list of service ids", served)
@@ -455,12 +488,8 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         tokens_seen[token] = path
         return token
 
-    for did, item in c.table(data.get("devices"), "devices", required=False).items():
-        dpath = f"devices.{did}"
-        if not c.ident(did, dpath):
-            continue
-        item = c.table(item, dpath)
-        c.unknown_keys(item, {"kind", "token", "counters", "printer", "services", "language"}, dpath)
+    for did, dpath, item in c.entries(data.get("devices"), "devices", {"kind", "token", "counters", "printer",
+                                                                       "services", "language"}, required=False):
         kind = item.get("kind")
         if kind not in DEVICE_KINDS:
             c.problem(f"{dpath}.kind", " or ".join(DEVICE_KINDS), kind)

@@ -38,6 +38,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from server.config import SiteConfig
+from vuoro import refusals
 
 # How early a checked-in booking counts as due: staff may take it a little early.
 BOOKING_DUE_MARGIN = timedelta(minutes=5)
@@ -222,13 +223,13 @@ class QueueEngine:
         try:
             return self.counters[counter_id]
         except KeyError:
-            raise Refusal("unknown_counter", f"There is no counter {counter_id!r}.", field="counter") from None
+            raise Refusal(refusals.UNKNOWN_COUNTER, f"There is no counter {counter_id!r}.", field="counter") from None
 
     def _service(self, service_id: str) -> Any:
         try:
             return self.config.services[service_id]
         except KeyError:
-            raise Refusal("unknown_service", f"There is no service {service_id!r}.", field="service") from None
+            raise Refusal(refusals.UNKNOWN_SERVICE, f"There is no service {service_id!r}.", field="service") from None
 
     def waiting(self, service_id: str) -> list[Ticket]:
         """A service's waiting tickets by place in line."""
@@ -318,7 +319,7 @@ class QueueEngine:
         if idempotency_key and idempotency_key in self.idempotency:
             ticket_id, _, digest = self.idempotency[idempotency_key]
             if request_digest and digest and digest != request_digest:
-                raise Refusal("idempotency_key_reused", "This Idempotency-Key was already used for a different "
+                raise Refusal(refusals.IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was already used for a different "
                               "request. Send a new key with each new request.", field="Idempotency-Key")
             ticket = self.tickets.get(ticket_id)
             if ticket is not None:
@@ -332,7 +333,7 @@ class QueueEngine:
             if service.mode == "booking_only":
                 nxt = service.hours.next_open(local) if not service.hours.is_open(local) else None
                 raise Refusal(
-                    "booking_only",
+                    refusals.BOOKING_ONLY,
                     f"{service.name('en')} is by appointment only. Book a time at the kiosk, on the web or by phone.",
                     service=service_id,
                     next_open=nxt.isoformat() if nxt else None,
@@ -342,7 +343,7 @@ class QueueEngine:
                 when = opens.strftime("%H:%M") if opens and opens.date() == local.date() else (
                     opens.strftime("%A %H:%M") if opens else None)
                 raise Refusal(
-                    "closed",
+                    refusals.CLOSED,
                     f"{service.name('en')} is closed now" + (f"; it opens {when}." if when else "."),
                     service=service_id,
                     opens_at=opens.isoformat() if opens else None,
@@ -439,7 +440,7 @@ class QueueEngine:
     def _current(self, counter: CounterState, action: str) -> Ticket:
         ticket = self.tickets.get(counter.ticket_id or "")
         if ticket is None or ticket.status != CALLED:
-            raise Refusal("no_current_visitor", f"No visitor is being served at this counter to {action}.")
+            raise Refusal(refusals.NO_CURRENT_VISITOR, f"No visitor is being served at this counter to {action}.")
         return ticket
 
     def recall(self, counter_id: str, now: datetime) -> Outcome:
@@ -452,18 +453,15 @@ class QueueEngine:
         return outcome
 
     def no_show(self, counter_id: str, now: datetime) -> Outcome:
-        counter = self._counter(counter_id)
-        ticket = self._current(counter, "mark as not shown up")
-        outcome = Outcome(ticket=ticket)
-        self._finish_current(counter, now, NO_SHOW, outcome)
-        outcome.counters.append(counter)
-        return outcome
+        return self._end_visit(counter_id, now, NO_SHOW, "mark as not shown up")
 
     def finish(self, counter_id: str, now: datetime) -> Outcome:
+        return self._end_visit(counter_id, now, DONE, "finish")
+
+    def _end_visit(self, counter_id: str, now: datetime, status: str, action: str) -> Outcome:
         counter = self._counter(counter_id)
-        ticket = self._current(counter, "finish")
-        outcome = Outcome(ticket=ticket)
-        self._finish_current(counter, now, DONE, outcome)
+        outcome = Outcome(ticket=self._current(counter, action))
+        self._finish_current(counter, now, status, outcome)
         outcome.counters.append(counter)
         return outcome
 
@@ -473,7 +471,7 @@ class QueueEngine:
         ticket = self._current(counter, "transfer")
         self._service(service_id)
         if service_id == ticket.service:
-            raise Refusal("same_service", "The visitor is already in that service's line.", field="service")
+            raise Refusal(refusals.SAME_SERVICE, "The visitor is already in that service's line.", field="service")
         previous = ticket.service
         ticket.service = service_id
         ticket.status = WAITING

@@ -31,6 +31,9 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.errors import error_body
+from vuoro import refusals
+
 # Every JSON body the API takes is a few hundred bytes; 64 KiB leaves room for any of them.
 BODY_LIMIT = 64 * 1024
 # An unread rest of a body up to this size is read and dropped by the server (keep-alive lives on); a larger
@@ -49,8 +52,8 @@ def set_body_limit(app: FastAPI, path: str, limit: int) -> None:
 
 def _too_large(limit: int) -> bytes:
     size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
-    return json.dumps({"error": {"code": "too_large", "message": f"The request is larger than the hub takes here "
-                                 f"({size}).", "field": None, "limit_bytes": limit}}).encode()
+    return json.dumps(error_body(refusals.TOO_LARGE, f"The request is larger than the hub takes here ({size}).",
+                                 limit_bytes=limit)).encode()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

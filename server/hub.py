@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from server import views
+from server import plugins, views
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.store import SQLiteStore
@@ -64,11 +64,13 @@ class View:
 
 
 class Hub:
-    """Holds the engine, the store and the writer thread; tells listeners what changed.
+    """Holds the engine, the store and the writer thread; tells the plugins what changed.
 
-    A listener is ``fn(kind, name, payload)`` where kind is ``"state"`` (a
-    retained topic suffix such as ``queue/kvik/state``) or ``"call"``. The MQTT
-    link and the web signage stream are listeners.
+    ``plugins`` is the hub's plugin manager: the hooks of ``server/hookspecs.py``. After each commit
+    the hub calls ``announce(kind, name, payload)`` where kind is ``"state"`` (a retained topic
+    suffix such as ``queue/kvik/state``) or ``"call"``: the MQTT link and the web signage streams
+    implement it. Plugins add retained topics (``retained_state``), jobs for the writer's tick
+    (``tick``), listen to devices (``device_status``) and stop with the hub (``stop``).
     """
 
     UNSAVED = "The hub could not save this change. Nothing was changed; try again."
@@ -79,16 +81,9 @@ class Hub:
         self.clock = clock
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.view = View()
-        self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
+        self.plugins = plugins.manager()
         self.devices: dict[str, dict[str, Any]] = {}  # the last status of each device, from MQTT
-        self.device_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. statistics' downtime log
         self.message: dict[str, Any] = {"text": ""}
-        # Plugins add retained topics (e.g. "events/today") and jobs for the writer's tick.
-        self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
-        self.tick_jobs: list[Command] = []
-        self.on_stop: list[Callable[[], None]] = []
-        # Exceptions that mean "no" and are raised before anything changes (the API adds ApiError).
-        self.refusal_types: tuple[type[Exception], ...] = (Refusal,)  # e.g. a plugin's feed-fetching thread
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._site_minute = -1
@@ -140,11 +135,7 @@ class Hub:
 
     def stop(self) -> None:
         self._stopping.set()
-        for stop in self.on_stop:
-            try:
-                stop()
-            except Exception:
-                log.exception("a plugin failed to stop")
+        plugins.call_each(self.plugins.hook.stop)
         if self._ticker:
             self._ticker.cancel()
         self.jobs.put(None)
@@ -163,7 +154,7 @@ class Hub:
         # An empty command is enough for midnight: every batch rolls the day first (_run_batch),
         # and the refreshed view picks up opening and closing hours.
         self.submit(lambda engine, now: None)
-        for job in list(self.tick_jobs):
+        for job in plugins.commands(self.plugins.hook.tick):
             self.submit(job)
         self._schedule_tick()
 
@@ -179,6 +170,7 @@ class Hub:
         return self.submit(command).result(timeout)
 
     def _run(self) -> None:
+        self.store.serve_from_this_thread()  # from here on, this thread alone uses the store's connection
         while True:
             job = self.jobs.get()
             if job is None:
@@ -212,7 +204,7 @@ class Hub:
         for job in batch:
             try:
                 value = job.command(self.engine, now)
-            except self.refusal_types as refusal:  # the rules refuse before they change anything
+            except Refusal as refusal:  # the rules refuse before they change anything (ApiError is one too)
                 results.append((job, None, refusal))
                 continue
             except Exception as exc:
@@ -269,11 +261,8 @@ class Hub:
             recent_calls=views.recent_calls(engine),
         )
         self.view = view
-        for name, provide in list(self.state_providers.items()):
-            try:
-                self._extra_state[name] = provide(engine, now)
-            except Exception:
-                log.exception("state provider %s failed", name)
+        for extra in plugins.call_each(self.plugins.hook.retained_state, engine=engine, now=now):
+            self._extra_state.update(extra)
         for name, payload in self.retained_state().items():
             if self._retained.get(name) != payload:
                 self._retained[name] = payload
@@ -293,21 +282,13 @@ class Hub:
         return state
 
     def record_device(self, status: dict[str, Any]) -> None:
-        """A device reported its presence or health: keep it and tell the listeners."""
+        """A device reported its presence or health: keep it and tell the plugins (``device_status``)."""
         self.devices[status["device"]] = status
-        for listener in list(self.device_listeners):
-            try:
-                listener(status)
-            except Exception:
-                log.exception("device listener failed")
+        plugins.call_each(self.plugins.hook.device_status, status=status)
 
     def set_message(self, text: str) -> None:
         self.message = {"text": text}
         self.submit(lambda engine, now: None)  # refresh and announce through the writer
 
     def _announce(self, kind: str, name: str, payload: dict[str, Any]) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(kind, name, payload)
-            except Exception:
-                log.exception("listener failed on %s", name)
+        plugins.call_each(self.plugins.hook.announce, kind=kind, name=name, payload=payload)

@@ -48,16 +48,9 @@ def load(args: argparse.Namespace) -> SiteConfig:
 def check_plugin_sections(config: SiteConfig) -> None:
     """The [bookings], [events] and [staff] sections belong to their plugins; check them before starting
     too, so every mistake in the file is reported at once and the hub never starts half-configured."""
-    from server import bookings, events
-    from server.staff.accounts import parse_staff
+    from server.plugins import check_config
 
-    problems: list[str] = []
-    for check in (lambda: bookings.parse_settings(config), lambda: events.parse_settings(config),
-                  lambda: parse_staff(config.raw.get("staff", {}), str(config.path))):
-        try:
-            check()
-        except ConfigError as exc:
-            problems += exc.problems
+    problems = check_config(config)
     if problems:
         raise ConfigError(problems, str(config.path))
 

@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from server import presence
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
+from server.hookspecs import hookimpl
 from server.hub import Hub
 from vuoro import __version__, protocol
 from vuoro.mqtt import BrokerSettings, BrokerUnavailable, Will, make_client
@@ -67,7 +68,7 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        hub.listeners.append(self._on_hub_change)
+        hub.plugins.register(self)  # for announce: every change after a commit goes out (see _on_hub_change)
 
     def _status(self, online: bool) -> bytes:
         return HubStatus(online, self.me.instance, self.me.started, __version__).to_payload()
@@ -250,6 +251,7 @@ class MqttLink:
         at = self.hub.clock().astimezone(self.config.timezone).isoformat(timespec="milliseconds")
         self.client.publish(self.topics.under(name), protocol.encode({**payload, "at": at}), qos=1, retain=True)
 
+    @hookimpl(specname="announce", tryfirst=True)  # before the SSE streams: a hall of screens is waiting
     def _on_hub_change(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         with self._lock:
             if not self.connected.is_set():

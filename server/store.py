@@ -6,6 +6,16 @@ COMMIT. The engine decides; the store only records (``save``) and reloads
 (``load``). The SQL is plain enough for a PostgreSQL store to follow with
 the same two methods.
 
+Only this module opens the database, and only the writer thread uses the
+store's connection (as Datasette's ``_execute_writes``: the thread that writes
+owns the connection, everyone else hands it work). A plugin hands the writer
+its records in ``Outcome.records`` and how to write them (``writers``), and
+reads on the writer thread with ``rows``/``row``, so it sees exactly what was
+committed; the store refuses any other thread once the hub's writer has
+claimed it (``serve_from_this_thread``). A long read that must not hold up a
+ticket (a year of statistics) takes a read-only connection of its own from
+``reader()``: WAL lets it read the last commit while the writer goes on.
+
 The unique constraint on (site, letter, day, number) is the last line of
 defence against a number handed out twice: it holds even if a bug or a
 second writer ever got past the engine.
@@ -16,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from server.engine import (
     CALLED,
@@ -134,12 +145,22 @@ _TICKET_COLUMNS = (
 )
 
 
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+@overload
+def ts(value: datetime) -> str: ...
+@overload
+def ts(value: datetime | None) -> str | None: ...
+def ts(value: datetime | None) -> str | None:
+    """A moment as the store keeps it: ISO 8601 in UTC, so text order is time order (None stays None)."""
+    return value.astimezone(UTC).isoformat() if value else None
 
 
-def _dt(value: str | None) -> datetime | None:
+def dt(value: str | None) -> datetime | None:
+    """A stored moment back as an aware datetime (None stays None)."""
     return datetime.fromisoformat(value) if value else None
+
+
+class WrongThread(RuntimeError):
+    """The store's connection was used off the hub's writer thread: a bug, never a visitor's doing."""
 
 
 class SQLiteStore:
@@ -147,8 +168,9 @@ class SQLiteStore:
         self.path = Path(path)
         self.site = site
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The writer thread owns this connection; check_same_thread is off because
-        # it is created on the main thread and handed over before any use.
+        # The writer thread owns this connection; check_same_thread is off because it is created on the
+        # main thread and handed over before any use (serve_from_this_thread). Nothing outside this module
+        # uses ``db`` but tests, on the writer thread; plugins hand the writer work (see the module's top).
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -156,9 +178,41 @@ class SQLiteStore:
         self.db.execute("PRAGMA busy_timeout=5000")
         # A plugin (bookings, statistics) registers how its records are written, by type.
         self.writers: dict[type, Callable[[sqlite3.Connection, Any], None]] = {}
+        self._owner: int | None = None  # the writer thread's ident, once it has claimed the connection
         # When the last commit was tried (monotonic) and why it failed (None: it did). Health reads it.
         self.last_commit: tuple[float, str | None] = (float("-inf"), None)
         self.migrate()
+
+    # -- who may use the connection ----------------------------------------------------
+
+    def serve_from_this_thread(self) -> None:
+        """The hub's writer thread claims the connection as it starts; any other thread is refused from now on."""
+        self._owner = threading.get_ident()
+
+    def _writer_only(self) -> None:
+        if self._owner is not None and threading.get_ident() != self._owner:
+            raise WrongThread("only the hub's writer thread uses the store's connection: hand it a command "
+                              "(hub.call), or read on store.reader()")
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A plugin's read on the writer thread: every row of one SELECT, as committed (or written in this batch)."""
+        self._writer_only()
+        return self.db.execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of one SELECT, or None; on the writer thread like ``rows``."""
+        self._writer_only()
+        return self.db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own, for a long read off the writer thread; closed on leaving."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            yield db
+        finally:
+            db.close()
 
     # -- schema ---------------------------------------------------------------------
 
@@ -181,6 +235,7 @@ class SQLiteStore:
 
         Call it on the writer thread (``hub.call``), like every other write.
         """
+        self._writer_only()
         self.db.execute("CREATE TABLE IF NOT EXISTS plugin_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
         row = self.db.execute("SELECT version FROM plugin_schema WHERE name = ?", (name,)).fetchone()
         current = row[0] if row else 0
@@ -195,6 +250,7 @@ class SQLiteStore:
 
     def check(self, now: datetime) -> str:
         """'ok' when the file answers and can commit; otherwise what is wrong. Used by the health endpoint."""
+        self._writer_only()
         integrity = str(self.db.execute("PRAGMA quick_check").fetchone()[0])
         if integrity != "ok":
             return integrity
@@ -209,11 +265,12 @@ class SQLiteStore:
         """Commit one tiny write, as a ticket would: raises if the store cannot commit (disk full, read-only)."""
         with self._transaction() as db:
             db.execute("INSERT INTO store_probe (site, at) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET "
-                       "at = excluded.at", (self.site, _ts(now)))
+                       "at = excluded.at", (self.site, ts(now)))
 
     def business_day(self) -> date | None:
         """The day the store was left on: its record, or for a store from before the record, its latest
         ticket's day; None for an empty store. Whichever is later, so the day never goes back."""
+        self._writer_only()
         days = [row[0] for row in self.db.execute(
             "SELECT day FROM business_day WHERE site = ? UNION ALL SELECT MAX(day) FROM tickets WHERE site = ?",
             (self.site, self.site)) if row[0]]
@@ -226,6 +283,7 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._writer_only()
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -264,7 +322,7 @@ class SQLiteStore:
         if outcome.log:
             db.executemany(
                 "INSERT INTO ticket_log (ticket_id, kind, at, service, counter, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                [(e.ticket_id, e.kind, _ts(e.at), e.service, e.counter, e.detail) for e in outcome.log],
+                [(e.ticket_id, e.kind, ts(e.at), e.service, e.counter, e.detail) for e in outcome.log],
             )
         for counter in outcome.counters:
             db.execute(
@@ -276,28 +334,28 @@ class SQLiteStore:
             db.execute(
                 "INSERT INTO calls (id, site, ticket_id, ticket, service, counter, at, recall) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (call.call_id, site, call.ticket_id, call.ticket, call.service, call.counter, _ts(call.at),
+                (call.call_id, site, call.ticket_id, call.ticket, call.service, call.counter, ts(call.at),
                  int(call.recall)),
             )
         for key, ticket_id, at, digest in outcome.idempotency:
             db.execute("INSERT INTO idempotency (site, key, ticket_id, created_at, request_digest) "
-                       "VALUES (?, ?, ?, ?, ?)", (site, key, ticket_id, _ts(at), digest))
+                       "VALUES (?, ?, ?, ?, ?)", (site, key, ticket_id, ts(at), digest))
         for record in outcome.records:
             self.writers[type(record)](db, record)
         if outcome.day is not None:
             day, opened_at = outcome.day
             db.execute("INSERT INTO business_day (site, day, opened_at) VALUES (?, ?, ?) ON CONFLICT (site) DO UPDATE "
                        "SET day = excluded.day, opened_at = excluded.opened_at WHERE excluded.day > business_day.day",
-                       (site, day.isoformat(), _ts(opened_at)))
+                       (site, day.isoformat(), ts(opened_at)))
         for key, result, at in outcome.action_keys:
             db.execute("INSERT INTO action_keys (site, key, result, created_at) VALUES (?, ?, ?, ?)",
-                       (site, key, json.dumps(result), _ts(at)))
+                       (site, key, json.dumps(result), ts(at)))
 
     def _ticket_row(self, t: Ticket) -> tuple[Any, ...]:
         return (
             t.id, self.site, t.service, t.letter, t.day.isoformat(), t.number, t.label, t.language, t.status,
-            t.origin, _ts(t.queued_at), _ts(t.issued_at), _ts(t.due_at), t.counter, _ts(t.called_at),
-            _ts(t.finished_at), t.recalls, t.transfers, t.track_token,
+            t.origin, ts(t.queued_at), ts(t.issued_at), ts(t.due_at), t.counter, ts(t.called_at),
+            ts(t.finished_at), t.recalls, t.transfers, t.track_token,
         )
 
     # -- reading --------------------------------------------------------------------
@@ -308,14 +366,15 @@ class SQLiteStore:
         return Ticket(
             id=r["id"], service=r["service"], letter=r["letter"], number=r["number"],
             day=date.fromisoformat(r["day"]), language=r["language"], status=r["status"],
-            queued_at=_dt(r["queued_at"]), issued_at=_dt(r["issued_at"]),  # type: ignore[arg-type]
-            track_token=r["track_token"], origin=r["origin"], due_at=_dt(r["due_at"]), counter=r["counter"],
-            called_at=_dt(r["called_at"]), finished_at=_dt(r["finished_at"]), recalls=r["recalls"],
+            queued_at=dt(r["queued_at"]), issued_at=dt(r["issued_at"]),  # type: ignore[arg-type]
+            track_token=r["track_token"], origin=r["origin"], due_at=dt(r["due_at"]), counter=r["counter"],
+            called_at=dt(r["called_at"]), finished_at=dt(r["finished_at"]), recalls=r["recalls"],
             transfers=r["transfers"],
         )
 
     def load(self, day: date, now: datetime, recent_calls: int = 8) -> Snapshot:
         """Everything the engine needs to carry on where it stopped."""
+        self._writer_only()
         db, site = self.db, self.site
         columns = ", ".join(_TICKET_COLUMNS)
         rows = db.execute(
@@ -341,12 +400,12 @@ class SQLiteStore:
             "AND called_at IS NOT NULL ORDER BY finished_at",
             (site, day.isoformat()),
         ):
-            seconds = (_dt(finished_at) - _dt(called_at)).total_seconds()  # type: ignore[operator]
+            seconds = (dt(finished_at) - dt(called_at)).total_seconds()  # type: ignore[operator]
             service_times.setdefault(service, []).append(seconds)
         service_times = {k: v[-SERVICE_TIME_WINDOW:] for k, v in service_times.items()}
-        since = _ts(now - IDEMPOTENCY_TTL)
+        since = ts(now - IDEMPOTENCY_TTL)
         idempotency = {
-            key: (ticket_id, _dt(at), digest)
+            key: (ticket_id, dt(at), digest)
             for key, ticket_id, at, digest in db.execute(
                 "SELECT key, ticket_id, created_at, request_digest FROM idempotency WHERE site = ? AND created_at >= ?",
                 (site, since),
@@ -356,11 +415,11 @@ class SQLiteStore:
             key: json.loads(result)
             for key, result in db.execute(
                 "SELECT key, result FROM action_keys WHERE site = ? AND created_at >= ?",
-                (site, _ts(now - timedelta(hours=1))),
+                (site, ts(now - timedelta(hours=1))),
             )
         }
         calls = [
-            Call(cid, ticket_id, label, service, counter, _dt(at), bool(recall))  # type: ignore[arg-type]
+            Call(cid, ticket_id, label, service, counter, dt(at), bool(recall))  # type: ignore[arg-type]
             for cid, ticket_id, label, service, counter, at, recall in db.execute(
                 "SELECT id, ticket_id, ticket, service, counter, at, recall FROM calls WHERE site = ? "
                 "ORDER BY at DESC LIMIT ?",
@@ -373,6 +432,7 @@ class SQLiteStore:
         )
 
     def tickets_of_day(self, day: date) -> list[Ticket]:
+        self._writer_only()
         columns = ", ".join(_TICKET_COLUMNS)
         rows = self.db.execute(f"SELECT {columns} FROM tickets WHERE site = ? AND day = ? ORDER BY issued_at",
                                (self.site, day.isoformat()))

@@ -31,6 +31,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from server.hookspecs import hookimpl
+from vuoro import refusals
+
 log = logging.getLogger("vuoro.stream")
 
 KEEP_ALIVE_SECONDS = 15.0  # a comment line this often lets proxies and the browser see the line is alive
@@ -89,7 +92,7 @@ class Stream:
 
 
 class Streams:
-    """Every open stream of one app, the caps, and the one hub listener that feeds them.
+    """Every open stream of one app, the caps, and the one hub hook (``announce``) that feeds them.
 
     Changes go into one log, numbered. A sweep wakes the streams that are behind, ``SLICE``
     at a time with the event loop free in between, so a kiosk's request waits for one slice
@@ -117,8 +120,9 @@ class Streams:
 
     # -- the hub side (writer thread) -----------------------------------------------------------
 
+    @hookimpl(specname="announce")
     def listener(self, kind: str, name: str, payload: dict[str, Any]) -> None:
-        """The hub listener: encode once, hand to the event loop once."""
+        """The hub's ``announce`` hook: encode once, hand to the event loop once."""
         loop = self.loop
         if loop is None or not self.open:
             return
@@ -192,11 +196,11 @@ class Streams:
     def admit(self, address: str) -> Stream:
         """A new stream for this address, or StreamRefused with words for whoever opened it."""
         if self.by_address[address] >= self.per_address:
-            raise StreamRefused(429, "too_many_streams",
+            raise StreamRefused(429, refusals.TOO_MANY_STREAMS,
                                 f"This address already has {self.per_address} live streams open, the most the hub "
                                 "serves one address. Close a screen or browser tab and try again.", 30)
         if len(self.open) >= self.total:
-            raise StreamRefused(503, "streams_full",
+            raise StreamRefused(503, refusals.STREAMS_FULL,
                                 f"The hub is serving {self.total} live streams, as many as it takes at once. "
                                 "Try again in a minute.", 60)
         if self.loop is None:

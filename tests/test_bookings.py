@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from server import codes
 from server.api import create_app
-from server.bookings import parse_settings
+from server.bookings.settings import parse_settings
 from server.config import ConfigError, load_config, parse_config
 from server.hub import Hub
 from server.store import SQLiteStore
@@ -75,7 +75,7 @@ def make_site(tmp_path: Path, now: datetime = MONDAY_0950, config_path: Path = S
     config = load_config(config_path)
     db_path = tmp_path / "hub.sqlite3"
     hub = Hub(config, SQLiteStore(db_path, config.site_id), clock=clock).start()
-    app = create_app(hub, plugins=("server.bookings_api",))
+    app = create_app(hub, plugins=("server.bookings", "server.events"))
     with TestClient(app) as client:
         yield Site(hub, client, clock, db_path)
     app.state.feeds.stop()

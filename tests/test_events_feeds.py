@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 
 from server.api import create_app
 from server.config import ConfigError, load_config, parse_config
-from server.events import EventSettings, Feed, FeedError, FeedFetcher, parse_dpl, parse_ics, parse_settings
+from server.events.feeds import FeedError, FeedFetcher, parse_dpl, parse_ics
+from server.events.settings import EventSettings, Feed, parse_settings
 from server.hub import Hub
 from server.store import SQLiteStore
 
@@ -236,7 +237,7 @@ def test_feeds_reach_events_today_and_the_kiosk(feed_server: FeedServer, tmp_pat
     config = parse_config(raw, SITE)
     now = datetime(2026, 10, 26, 9, 0, tzinfo=TZ)
     hub = Hub(config, SQLiteStore(tmp_path / "hub.sqlite3", config.site_id), clock=lambda: now).start()
-    app = create_app(hub, plugins=("server.bookings_api",))
+    app = create_app(hub, plugins=("server.bookings", "server.events"))
     try:
         with TestClient(app) as client:
             assert app.state.feeds.wait_rounds(1, 20)

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server import stats
-from server.feedback import SCHEMA_NAME, SCHEMA_STEPS, FeedbackRecord, write_feedback
+from server.feedback import FeedbackRecord, write_feedback
+from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS
 from server.store import SQLiteStore
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -293,7 +294,8 @@ def test_reading_a_real_store_and_the_ticket_csv(tmp_path: Path) -> None:
 
 def test_bookings_and_events_are_read_from_the_plugins_own_tables(tmp_path: Path) -> None:
     """The tables as the bookings and events plugins make them (their own migrations), not a guess."""
-    from server import bookings, events
+    from server.bookings import records as bookings
+    from server.events import records as events
 
     store = SQLiteStore(tmp_path / "hub.sqlite3", "s")
     store.migrate_plugin("bookings", bookings.SCHEMA)

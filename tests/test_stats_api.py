@@ -45,7 +45,7 @@ def site(tmp_path: Path) -> Iterator[tuple[TestClient, Hub, Clock]]:
     config = load_config(SITE)
     clock = Clock(datetime(2026, 10, 24, 22, 30, tzinfo=UTC))  # 00:30 CEST on the 25-hour day
     hub = Hub(config, SQLiteStore(tmp_path / "hub.sqlite3", config.site_id), clock=clock).start()
-    app = create_app(hub, plugins=("server.stats_api",))
+    app = create_app(hub, plugins=("server.stats", "server.feedback"))
     with TestClient(app) as client:
         yield client, hub, clock
     hub.stop()
@@ -225,7 +225,7 @@ def test_a_restarted_hub_keeps_figures_and_does_not_repeat_device_states(tmp_pat
     for round_ in range(2):
         hub = Hub(config, SQLiteStore(tmp_path / "hub.sqlite3", config.site_id), clock=clock).start()
         try:
-            with TestClient(create_app(hub, plugins=("server.stats_api",))) as client:
+            with TestClient(create_app(hub, plugins=("server.stats", "server.feedback"))) as client:
                 hub.record_device({"device": "kiosk1", "kind": "kiosk", "online": True, "printer": "ok"})
                 client.post("/api/v1/feedback", json={"rating": 4}, headers=KIOSK)
                 db = hub.store.db

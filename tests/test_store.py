@@ -100,3 +100,39 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.save([good, clash])
     assert store.tickets_of_day(DAY) == []
+
+
+# -- who touches the database ---------------------------------------------------------------------------------
+
+
+def test_only_the_hubs_writer_thread_uses_the_stores_connection(tmp_path: Path) -> None:
+    """The writer owns the connection (Datasette's _execute_writes): any other thread is refused, and a
+    long read gets a read-only connection of its own that sees what was committed."""
+    from server.hub import Hub
+    from server.store import WrongThread
+
+    config = load_config(ALWAYS_OPEN)
+    hub = Hub(config, SQLiteStore(tmp_path / "hub.sqlite3", config.site_id), clock=lambda: NOW).start()
+    try:
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+        with pytest.raises(WrongThread):
+            hub.store.rows("SELECT COUNT(*) FROM tickets")
+        with pytest.raises(WrongThread):
+            hub.store.save([])
+        assert hub.call(lambda engine, now: hub.store.rows("SELECT COUNT(*) FROM tickets")) == [(1,)]
+        with hub.store.reader() as db:
+            assert db.execute("SELECT label FROM tickets").fetchall() == [("K001",)]
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                db.execute("DELETE FROM tickets")
+    finally:
+        hub.stop()
+
+
+def test_no_module_but_the_store_opens_the_database() -> None:
+    """The rule at the top of server/store.py, kept by every room of the hub (bookings, events, statistics)."""
+    import re
+
+    server = Path(__file__).resolve().parent.parent / "server"
+    offenders = [str(path.relative_to(server)) for path in sorted(server.rglob("*.py")) if path.name != "store.py"
+                 and re.search(r"sqlite3\.connect\(|\bstore\.db\b|\.store\.db\b", path.read_text(encoding="utf-8"))]
+    assert offenders == []

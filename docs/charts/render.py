@@ -26,8 +26,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from server.api import create_app  # noqa: E402
 from server.config import SAMPLE_SITE, load_config  # noqa: E402
-from server.feedback import DeviceStatusRecord, write_device_status  # noqa: E402
 from server.hub import Hub  # noqa: E402
+from server.stats.records import DeviceStatusRecord, write_device_status  # noqa: E402
 from server.store import SQLiteStore  # noqa: E402
 from vuoro.broker import free_port  # noqa: E402
 
@@ -52,7 +52,7 @@ def main() -> int:
             "screen") else "kiosk", at, online, printer))
     hub = Hub(config, store, clock=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC)).start()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(hub, plugins=("server.stats_api",)), host="127.0.0.1",
+    server = uvicorn.Server(uvicorn.Config(create_app(hub, plugins=("server.stats",)), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

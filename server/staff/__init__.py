@@ -1,7 +1,7 @@
 """The staff page, served by the hub: log in, choose a desk, call and serve visitors.
 
-The one hook into the hub is :func:`install`: it adds the ``/staff`` pages and
-returns an authenticator for ``create_app(..., extra_auth=[...])``. The page
+A plugin (``server/hookspecs.py``): :func:`install` adds the ``/staff`` pages and
+answers the hub's ``authenticate`` hook with the session login (``SessionLogin``). The page
 itself changes nothing on its own: its buttons call the ordinary
 ``/api/v1/counters/{counter}/...`` endpoints with the session cookie and the
 session's CSRF token in an ``X-CSRF-Token`` header, so the queue's rules stay
@@ -26,7 +26,6 @@ import hmac
 import html
 import json
 import secrets
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from string import Template
@@ -36,6 +35,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from server.auth import Principal
+from server.config import SiteConfig
+from server.errors import ApiError
+from server.hookspecs import hookimpl
 from server.staff.accounts import (
     KnownDevices,
     LoginGuard,
@@ -46,12 +49,12 @@ from server.staff.accounts import (
     verify_password,
 )
 from server.staff.strings import language_names, strings
+from vuoro import refusals
 
 if TYPE_CHECKING:
-    from server.api import Principal
     from server.hub import Hub
 
-__all__ = ["install", "SESSION_COOKIE", "CSRF_HEADER"]
+__all__ = ["install", "check_config", "SessionLogin", "SESSION_COOKIE", "CSRF_HEADER"]
 
 SESSION_COOKIE = "vuoro_staff"
 LOGIN_COOKIE = "vuoro_staff_login"
@@ -75,13 +78,38 @@ def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**SECURITY_HEADERS, **(extra or {})}
 
 
-def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
-    """Add the staff routes to ``app``; return the session authenticator for ``create_app``."""
-    from server.api import ApiError, Principal  # here, not at the top: server.api may import this package
+class SessionLogin:
+    """The staff page's login as the API sees it (the ``authenticate`` hook): the session cookie, and on
+    every change the session's CSRF token."""
 
+    def __init__(self, sessions: Sessions):
+        self.sessions = sessions
+
+    @hookimpl
+    def authenticate(self, request: Request) -> Principal | None:
+        session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+                raise ApiError(403, refusals.CSRF, "This change came without the page's security token (X-CSRF-Token). "
+                               "Reload the staff page and try again.", CSRF_HEADER)
+        return Principal(session.user, session.role)
+
+
+@hookimpl
+def check_config(config: SiteConfig) -> None:
+    parse_staff(config.raw.get("staff", {}), str(config.path))
+
+
+@hookimpl
+def install(app: FastAPI, hub: Hub) -> None:
+    """Add the staff routes to ``app``, and the session login to the hub's ``authenticate`` hook."""
     config = hub.config
     settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
     sessions = Sessions(settings.session_hours * 3600)
+    hub.plugins.register(SessionLogin(sessions))
     guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
     known = KnownDevices.in_folder(hub.store.path.parent)
     app.state.staff_sessions = sessions
@@ -90,19 +118,6 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
     desk_page = Template((WEB_DIR / "staff.html").read_text(encoding="utf-8"))
     static = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in WEB_DIR.iterdir()
               if p.suffix in STATIC_TYPES}
-
-    # -- the authenticator the API uses ------------------------------------------------
-
-    def authenticate(request: Request) -> Principal | None:
-        session = sessions.get(request.cookies.get(SESSION_COOKIE))
-        if session is None:
-            return None
-        if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-                raise ApiError(403, "csrf", "This change came without the page's security token (X-CSRF-Token). "
-                               "Reload the staff page and try again.", CSRF_HEADER)
-        return Principal(session.user, session.role)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -149,7 +164,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
     def need_session(request: Request) -> Session:
         session = current(request)
         if session is None:
-            raise ApiError(401, "unauthorized", "Log in on the staff page first.")
+            raise ApiError(401, refusals.UNAUTHORIZED, "Log in on the staff page first.")
         return session
 
     # -- pages --------------------------------------------------------------------------
@@ -232,7 +247,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
             form = await request.form()
             sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
             if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-                raise ApiError(403, "csrf", "Logging out needs the page's security token.", CSRF_HEADER)
+                raise ApiError(403, refusals.CSRF, "Logging out needs the page's security token.", CSRF_HEADER)
             sessions.end(session.token)
         response = RedirectResponse("/staff/login", status_code=303, headers=_headers())
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -241,7 +256,7 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
     @app.get("/staff/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:
         if name not in static:
-            raise ApiError(404, "not_found", "There is nothing at this address.")
+            raise ApiError(404, refusals.NOT_FOUND, "There is nothing at this address.")
         content, media_type = static[name]
         return Response(content, media_type=media_type, headers=_headers({"Cache-Control": "no-cache"}))
 
@@ -276,4 +291,3 @@ def install(app: FastAPI, hub: Hub) -> Callable[[Request], Principal | None]:
         body = await asyncio.wrap_future(hub.submit(read, read_only=True))
         return JSONResponse(body, headers=_headers())
 
-    return authenticate

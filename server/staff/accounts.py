@@ -27,7 +27,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from server.config import ConfigError
+from server.config import ConfigError, check_number, check_unknown_keys
 from server.throttle import Backoff
 from vuoro.protocol import ID_PATTERN
 
@@ -62,14 +62,10 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
         raise ConfigError(["staff: expected a table"], source)
     allowed = {"users", "session_hours", "secure_cookie", "login_attempts", "login_max_wait_s",
                "login_window_s"}  # the older name of login_max_wait_s
-    problems += [f"staff.{k}: unknown key (allowed: {', '.join(sorted(allowed))})" for k in sorted(set(raw) - allowed)]
+    check_unknown_keys(raw, allowed, "staff", problems)
 
     def number(key: str, default: float, low: float, high: float) -> float:
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            problems.append(f"staff.{key}: expected a number from {low:g} to {high:g}, got {value!r}")
-            return default
-        return float(value)
+        return check_number(raw, key, "staff", default, low, high, problems)
 
     session_hours = number("session_hours", 12.0, 0.1, 24 * 7)
     attempts = int(number("login_attempts", 5, 1, 100))
@@ -92,8 +88,7 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
         if not isinstance(item, dict):
             problems.append(f"{path}: expected a table with role and password_hash")
             continue
-        problems += [f"{path}.{k}: unknown key (allowed: password_hash, role)"
-                     for k in sorted(set(item) - {"role", "password_hash"})]
+        check_unknown_keys(item, {"role", "password_hash"}, path, problems)
         role = item.get("role", "staff")
         if role not in ROLES:
             problems.append(f"{path}.role: expected \"staff\" or \"admin\", got {role!r}")

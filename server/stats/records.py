@@ -1,15 +1,15 @@
-"""Visitor feedback and device status history: the records statistics keeps for itself.
+"""The records statistics keeps for itself: its tables, and device status history.
 
-Both are written by the hub's writer thread inside its own transactions
-(``store.writers``), so they are as durable as a ticket. No personal data:
-a rating is a number, an optional service id, an optional device id and a
-time.
+Written by the hub's writer thread inside its own transactions (``store.writers``),
+so they are as durable as a ticket. No personal data.
 
-- ``FeedbackRecord``: one tap on a face (1 = very unhappy … 5 = very happy;
-  a three-face screen sends 1, 3 and 5).
-- ``DeviceStatusRecord``: a device's status *change* (online ↔ offline, a
-  printer state), from the MQTT ``devices/<id>/status`` messages the hub
-  keeps in ``hub.devices``; downtime is worked out from these changes.
+- ``stats_device_status``: a device's status *change* (online ↔ offline, a printer
+  state), from the MQTT ``devices/<id>/status`` messages the hub keeps in
+  ``hub.devices`` (``DeviceChanges`` is statistics' ``device_status`` hook);
+  downtime is worked out from these changes.
+- ``stats_feedback``: visitors' ratings (one tap on a face), taken by the feedback
+  plugin (``server/feedback/``), which writes its ``FeedbackRecord`` here so a report
+  counts it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from server.hookspecs import hookimpl
+from server.store import SQLiteStore
 
 log = logging.getLogger("vuoro.stats")
 
@@ -54,16 +56,6 @@ SCHEMA_STEPS: list[str] = [
 
 
 @dataclass(frozen=True)
-class FeedbackRecord:
-    site: str
-    at: str
-    rating: int
-    faces: int = 5
-    service: str | None = None
-    device: str | None = None
-
-
-@dataclass(frozen=True)
 class DeviceStatusRecord:
     site: str
     device: str
@@ -74,49 +66,22 @@ class DeviceStatusRecord:
     detail: str | None = None
 
 
-def write_feedback(db: sqlite3.Connection, r: FeedbackRecord) -> None:
-    db.execute("INSERT INTO stats_feedback (site, at, rating, faces, service, device) VALUES (?, ?, ?, ?, ?, ?)",
-               (r.site, r.at, r.rating, r.faces, r.service, r.device))
-
-
 def write_device_status(db: sqlite3.Connection, r: DeviceStatusRecord) -> None:
     db.execute("INSERT INTO stats_device_status (site, device, kind, at, online, printer, detail) "
                "VALUES (?, ?, ?, ?, ?, ?, ?)", (r.site, r.device, r.kind, r.at, int(r.online), r.printer,
                                                  (r.detail or "")[:200] or None))
 
 
-def last_device_states(db: sqlite3.Connection, site: str) -> dict[str, tuple[bool, str | None]]:
+def last_device_states(store: SQLiteStore, site: str) -> dict[str, tuple[bool, str | None]]:
     """Each device's last recorded (online, printer), to tell a change from a repeat after a restart."""
-    rows = db.execute(
+    rows = store.rows(
         "SELECT device, online, printer FROM stats_device_status d WHERE site = ? AND id = "
         "(SELECT MAX(id) FROM stats_device_status e WHERE e.site = d.site AND e.device = d.device)", (site,))
     return {device: (bool(online), printer) for device, online, printer in rows}
 
 
-class RateLimiter:
-    """A token bucket per key (a device): ``burst`` taps at once, then one per ``every`` seconds."""
-
-    def __init__(self, burst: int = 5, every: float = 6.0, clock: Callable[[], float] = time.monotonic):
-        self.burst, self.every, self.clock = burst, every, clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> tuple[bool, float]:
-        """(allowed, seconds until the next tap would be allowed)."""
-        now = self.clock()
-        with self._lock:
-            tokens, at = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) / self.every)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return True, 0.0
-            self._buckets[key] = (tokens, now)
-            return False, (1.0 - tokens) * self.every
-            # (buckets of devices that went quiet are tiny; a site has a handful of devices)
-
-
 class DeviceChanges:
-    """A ``hub.device_listeners`` entry: each status whose online/printer state differs from the last
+    """The ``device_status`` hook of statistics: each status whose online/printer state differs from the last
     recorded one calls ``on_change`` (repeats of the same state are not recorded again).
     """
 
@@ -125,14 +90,15 @@ class DeviceChanges:
         self._on_change = on_change
         self._lock = threading.Lock()
 
-    def __call__(self, value: dict[str, Any]) -> None:
-        key = str(value.get("device"))
+    @hookimpl(specname="device_status")
+    def __call__(self, status: dict[str, Any]) -> None:
+        key = str(status.get("device"))
         try:
-            state = (bool(value.get("online")), value.get("printer"))
+            state = (bool(status.get("online")), status.get("printer"))
             with self._lock:
                 changed = self._last.get(key) != state
                 self._last[key] = state
             if changed:
-                self._on_change(value)
+                self._on_change(status)
         except Exception:  # statistics must never break the MQTT link
             log.exception("could not record the status of device %s", key)

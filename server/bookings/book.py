@@ -1,0 +1,501 @@
+"""The book: the rules of booked times (slots, capacity, check-in, no-shows, imports, retention).
+
+Pure rules plus the writer thread's picture of the bookings. Everything here
+runs on the hub's writer thread (as hub commands ``fn(engine, now)``), so two
+kiosks taking the last place of a slot are served one after the other; the
+store's UNIQUE (site, service, slot_start, place) constraint on
+``booking_claims`` is the last line of defence, as UNIQUE (site, letter, day,
+number) is for tickets.
+
+A check-in makes the queue ticket (``engine.issue(..., origin="booking",
+due_at=start)``) and updates the booking in the SAME command, so both are
+written in one transaction (the booking row travels in ``Outcome.records``).
+
+If a commit fails the hub reloads its engine from the store; the book sees
+the new engine object and reloads itself too, so memory never runs ahead of
+the disk.
+
+Personal data (name, phone, note) is for staff only: it never appears in a
+kiosk answer, a receipt or MQTT, and it is set to NULL once the booking is
+older than ``[bookings] retention_days`` (a tick job).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from server import codes, views
+from server.bookings import records
+from server.bookings.imports import ImportRow
+from server.bookings.records import (
+    BOOKED,
+    CANCELLED,
+    CHECKED_IN,
+    NO_SHOW,
+    Booking,
+    BookingRow,
+    OldNoShows,
+    PurgePersonalData,
+)
+from server.bookings.settings import BookingSettings, ServiceBooking
+from server.bookings.slots import SlotPlaces
+from server.config import SiteConfig
+from server.engine import Outcome, QueueEngine
+from server.errors import ApiError
+from server.store import SQLiteStore
+from vuoro import refusals
+
+PURGE_EVERY = timedelta(minutes=10)
+
+
+# -- the book --------------------------------------------------------------------------------
+
+
+class BookingBook:
+    """The writer thread's picture of bookings from yesterday on, with their slot places."""
+
+    def __init__(self, config: SiteConfig, settings: BookingSettings, store: SQLiteStore,
+                 code_in_use: Callable[[str], bool] | None = None):
+        self.config = config
+        self.settings = settings
+        self.site = config.site_id
+        self.store = store  # read on the writer thread only, like every command here
+        # Booking codes and event sign-up codes are one code space: is a code anyone's? (default: ours)
+        self.code_in_use = code_in_use or self.has_code
+        self.engine: QueueEngine | None = None
+        self.bookings: dict[str, Booking] = {}
+        self.by_code: dict[tuple[str, str], str] = {}
+        self.by_external: dict[str, str] = {}
+        self.by_idem: dict[str, str] = {}
+        self.by_ticket: dict[str, str] = {}
+        self.places = SlotPlaces(config)
+        self.loaded_from: date | None = None
+        self.issued_codes: set[str] = set()
+        self.last_purge: datetime | None = None
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def sync(self, engine: QueueEngine, now: datetime) -> None:
+        """Reload after a failed commit (the hub then has a new engine) and at a new day."""
+        today = engine.local(now).date()
+        if engine is not self.engine or self.loaded_from is None or today - self.loaded_from > timedelta(days=1):
+            self.load(today - timedelta(days=1))
+            self.engine = engine
+
+    def load(self, since: date) -> None:
+        self.bookings.clear()
+        self.by_code.clear()
+        self.by_external.clear()
+        self.by_idem.clear()
+        self.by_ticket.clear()
+        self.places.claims.clear()
+        for booking in records.bookings_since(self.store, since):
+            self._remember(booking)
+        for service, slot, place, booking_id in records.claims_since(
+                self.store, self.site, datetime.combine(since, time.min, self.config.timezone)):
+            self.places.claims.setdefault((service, slot), {})[place] = booking_id
+            if booking_id in self.bookings:
+                self.bookings[booking_id].claims.append((slot, place))
+        self.loaded_from = since
+
+    def _remember(self, booking: Booking) -> None:
+        self.bookings[booking.id] = booking
+        self.by_code[(booking.site, booking.code)] = booking.id
+        if booking.external_id:
+            self.by_external[booking.external_id] = booking.id
+        if booking.idem_key:
+            self.by_idem[booking.idem_key] = booking.id
+        if booking.ticket_id:
+            self.by_ticket[booking.ticket_id] = booking.id
+
+    def find_code(self, code: str) -> Booking | None:
+        """This site's booking with the code first, then another branch's (a shared import)."""
+        booking_id = self.by_code.get((self.site, code))
+        if booking_id:
+            return self.bookings[booking_id]
+        found = records.find(self.store, "site = ? AND code = ?", self.site, code)
+        if found:
+            return found
+        other = [b for (s, c), bid in self.by_code.items() if c == code and s != self.site
+                 for b in (self.bookings[bid],)]
+        return other[0] if other else records.find(self.store, "code = ?", code)
+
+    def has_code(self, code: str) -> bool:
+        """Whether a booking of this site has the code (or is about to: made in this batch)."""
+        return (code in self.issued_codes or (self.site, code) in self.by_code
+                or records.code_in_use(self.store, self.site, code))
+
+    def new_code(self) -> str:
+        code = codes.new_code(self.code_in_use)
+        self.issued_codes.add(code)
+        return code
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def rules(self, service: str) -> ServiceBooking:
+        return self.settings.rules(service)
+
+    def here_and_now(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> dict[str, Any] | None:
+        """A slot starting now, if a librarian is free: open, a place left, no one waiting."""
+        if not rules.here_and_now or not engine.is_open(rules.service, now) or engine.waiting(rules.service):
+            return None
+        local = engine.local(now).replace(second=0, microsecond=0)
+        slot = self.places.grid(rules, local, local + timedelta(seconds=1))[0]
+        if self.places.free(rules, slot) <= 0:
+            return None
+        return {"start": local.isoformat(timespec="minutes"),
+                "end": (local + rules.slot).isoformat(timespec="minutes")}
+
+    def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
+        if service not in self.config.services:
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
+        rules = self.rules(service)
+        if not rules.self_booking:
+            raise ApiError(409, refusals.NO_SELF_BOOKING, "This service's times are booked at the desk or by phone.",
+                           field="service")
+        days = min(days, rules.days_ahead)
+        tz = self.config.timezone
+        today = engine.local(now).date()
+        slots: list[dict[str, Any]] = []
+        for offset in range(days):
+            day = today + timedelta(days=offset)
+            start = datetime.combine(day, time.min, tz)
+            end = datetime.combine(day + timedelta(days=1), time.min, tz)
+            grid = [s for s in self.places.grid(rules, start, end) if s > now]
+            free = {s: self.places.free(rules, s) for s in grid}
+            for i, slot in enumerate(grid):
+                if free[slot] <= 0:
+                    continue
+                nxt = grid[i + 1] if i + 1 < len(grid) else None
+                double = rules.max_slots >= 2 and nxt is not None and free.get(nxt, 0) > 0
+                slots.append({"start": slot.isoformat(timespec="minutes"),
+                              "end": (slot.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz).isoformat(
+                                  timespec="minutes"),
+                              "free": free[slot], "double": double})
+        return {"service": service, "slot_min": rules.slot_min, "max_slots": rules.max_slots,
+                "here_and_now": self.here_and_now(engine, now, rules), "slots": slots}
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def booking_json(self, engine: QueueEngine, booking: Booking, *, staff: bool,
+                     with_code: bool = True) -> dict[str, Any]:
+        service = self.config.services.get(booking.service)
+        body: dict[str, Any] = {
+            "id": booking.id,
+            "service": booking.service,
+            "service_names": dict(service.names) if service else {},
+            "start": views.iso(engine, booking.start),
+            "end": views.iso(engine, booking.end),
+            "day": booking.day.isoformat(),
+            "slots": booking.slots,
+            "status": booking.status,
+        }
+        if with_code:
+            body["code"] = booking.code
+            body["code_display"] = codes.pretty(booking.code)
+        if staff:
+            ticket = engine.tickets.get(booking.ticket_id or "")
+            body.update({
+                "origin": booking.origin, "external_id": booking.external_id, "site": booking.site,
+                "name": booking.name, "phone": booking.phone, "note": booking.note,
+                "checked_in_at": views.iso(engine, booking.checked_in_at),
+                "ticket": {"id": ticket.id, "ticket": ticket.label, "status": ticket.status} if ticket else None,
+                "created_at": views.iso(engine, booking.created_at),
+                "cancelled_at": views.iso(engine, booking.cancelled_at),
+                "overbooked": any(p > self.places.capacity(self.rules(booking.service), datetime.fromisoformat(s))
+                                  for s, p in booking.claims),
+            })
+        return body
+
+    def _short(self, engine: QueueEngine, booking: Booking) -> dict[str, Any]:
+        return {"service": booking.service, "start": views.iso(engine, booking.start),
+                "end": views.iso(engine, booking.end)}
+
+    def list_day(self, engine: QueueEngine, now: datetime, day: date, staff: bool) -> dict[str, Any]:
+        self.sync(engine, now)
+        if self.loaded_from and day >= self.loaded_from:
+            items = [b for b in self.bookings.values() if b.day == day and b.site == self.site]
+        else:
+            items = records.bookings_on(self.store, self.site, day)
+        items.sort(key=lambda b: (b.start, b.service))
+        if staff:
+            return {"day": day.isoformat(), "bookings": [self.booking_json(engine, b, staff=True) for b in items]}
+        return {"day": day.isoformat(),
+                "bookings": [{**self._short(engine, b), "status": b.status} for b in items if b.status != CANCELLED]}
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def _new_booking(self, now: datetime, service: str, start: datetime, slots: int, origin: str,
+                     **extra: Any) -> Booking:
+        rules = self.rules(service)
+        end = (start.astimezone(ZoneInfo("UTC")) + rules.slot * slots)
+        return Booking(id=uuid.uuid4().hex, site=extra.pop("site", None) or self.site, code=extra.pop("code", None)
+                       or self.new_code(), service=service, start=start.astimezone(ZoneInfo("UTC")),
+                       end=extra.pop("end", None) or end, day=start.astimezone(self.config.timezone).date(),
+                       slots=slots, status=BOOKED, origin=origin, created_at=now, **extra)
+
+    def _check_places(self, rules: ServiceBooking, grid: list[datetime], force: bool) -> None:
+        for slot in grid:
+            capacity = self.places.capacity(rules, slot)
+            if capacity <= 0 and not force:
+                raise ApiError(409, refusals.NO_SLOT, f"No one takes bookings at {slot.strftime('%H:%M')} on "
+                               f"{slot.date().isoformat()}.", field="start")
+            if len(self.places.taken(rules.service, slot)) >= capacity and not force:
+                raise ApiError(409, refusals.FULL,
+                               f"The time {slot.strftime('%H:%M')} is fully booked. Choose another time.",
+                               field="start")
+
+    def create(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime, slots: int,
+               origin: str, force: bool = False, name: str | None = None, phone: str | None = None,
+               note: str | None = None, language: str | None = None, idem_key: str | None = None) -> Outcome:
+        """A staff or kiosk booking. A kiosk books whole grid slots in the future; staff may force."""
+        self.sync(engine, now)
+        if service not in self.config.services:
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
+        rules = self.rules(service)
+        if not 1 <= slots <= rules.max_slots and not force:
+            raise ApiError(422, refusals.SLOTS, f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+                           f"{rules.slot_min} minutes.", field="slots")
+        end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
+        if origin == "kiosk":
+            if not rules.self_booking:
+                raise ApiError(409, refusals.NO_SELF_BOOKING,
+                               "This service's times are booked at the desk or by phone.",
+                               field="service")
+            grid = self.places.grid(rules, start, end)
+            if not grid or grid[0] != start.astimezone(self.config.timezone):
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.", field="start")
+            if start <= now or start.astimezone(self.config.timezone).date() > (
+                    engine.local(now).date() + timedelta(days=rules.days_ahead)):
+                raise ApiError(409, refusals.NO_SLOT, "That time can no longer be booked. Choose another time.",
+                               field="start")
+        elif end <= now and not force:
+            raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
+        grid = self.places.grid(rules, start, end)
+        self._check_places(rules, grid, force)
+        booking = self._new_booking(now, service, start, slots, origin, name=name, phone=phone, note=note,
+                                    language=language, idem_key=idem_key)
+        self.places.claim(booking, grid)
+        self._remember(booking)
+        return Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
+
+    def book_self(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime | None, slots: int,
+                  language: str, key: str) -> tuple[Outcome, dict[str, Any]]:
+        """The kiosk's "book a time": a slot later, or here-and-now (booked and checked in at once)."""
+        self.sync(engine, now)
+        existing = self.by_idem.get(key)
+        if existing is None:
+            found = records.find(self.store, "site = ? AND idem_key = ?", self.site, key)
+            existing = found.id if found else None
+            if found:
+                self._remember(found)
+        if existing is not None:
+            booking = self.bookings[existing]
+            ticket = engine.tickets.get(booking.ticket_id or "")
+            return Outcome(replay=True), {"replay": True, "booking": self.booking_json(engine, booking, staff=False),
+                                          "ticket": views.ticket_json(engine, ticket) if ticket else None}
+        if start is None:
+            if service not in self.config.services:
+                raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
+            rules = self.rules(service)
+            if self.here_and_now(engine, now, rules) is None:
+                raise ApiError(409, refusals.NOT_FREE, "No one is free right now. Choose a time or take a ticket.")
+            local = engine.local(now).replace(second=0, microsecond=0)
+            grid = self.places.grid(rules, local, local + timedelta(seconds=1))
+            booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
+            self.places.claim(booking, grid)
+            self._remember(booking)
+            outcome = engine.issue(service, language, now, idempotency_key=key, origin="booking",
+                                   due_at=booking.start)
+            assert outcome.ticket is not None
+            booking.status, booking.ticket_id, booking.checked_in_at = CHECKED_IN, outcome.ticket.id, now
+            self._remember(booking)
+            outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims)))
+            return outcome, {"replay": False, "booking": self.booking_json(engine, booking, staff=False),
+                             "ticket": views.ticket_json(engine, outcome.ticket)}
+        outcome = self.create(engine, now, service=service, start=start, slots=slots, origin="kiosk",
+                              language=language, idem_key=key)
+        booking = self.bookings[self.by_idem[key]]
+        return outcome, {"replay": False, "booking": self.booking_json(engine, booking, staff=False), "ticket": None}
+
+    def cancel(self, engine: QueueEngine, now: datetime, booking_id: str) -> tuple[Outcome, dict[str, Any]]:
+        self.sync(engine, now)
+        booking = self.bookings.get(booking_id) or records.find(self.store, "id = ?", booking_id)
+        if booking is None or booking.site != self.site:
+            raise ApiError(404, refusals.UNKNOWN_BOOKING, "There is no such booking.", field="id")
+        if booking.status == CANCELLED:
+            return Outcome(), self.booking_json(engine, booking, staff=True)
+        if booking.status == CHECKED_IN:
+            raise ApiError(409, refusals.CHECKED_IN,
+                           "The visitor has already checked in; serve or finish the ticket instead.")
+        booking.status, booking.cancelled_at = CANCELLED, now
+        self.places.release(booking)
+        return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
+                self.booking_json(engine, booking, staff=True))
+
+    def checkin(self, engine: QueueEngine, now: datetime, typed: str, language: str,
+                key: str) -> tuple[Outcome, dict[str, Any]]:
+        """Check a visitor in with their code: a queue ticket due at the booked time, in one transaction."""
+        self.sync(engine, now)
+        if key in engine.idempotency:
+            ticket = engine.tickets.get(engine.idempotency[key][0])
+            booking_id = self.by_ticket.get(ticket.id) if ticket else None
+            if ticket is not None and booking_id:
+                booking = self.bookings[booking_id]
+                return Outcome(replay=True), {"replay": True, "ticket": views.ticket_json(engine, ticket),
+                                              "booking": self._short(engine, booking)}
+        code = codes.normalise(typed)
+        problem = codes.problem(code)
+        if problem:
+            raise ApiError(404, refusals.NOT_FOUND, problem, field="code")
+        booking = self.find_code(code)
+        if booking is None:
+            raise ApiError(404, refusals.NOT_FOUND,
+                           "There is no booking with this code. Check the code or ask at the desk.",
+                           field="code")
+        short = self._short(engine, booking)
+        if booking.site != self.site:
+            raise ApiError(409, refusals.OTHER_SITE, f"This booking is at another branch ({booking.site}).",
+                           site=booking.site, booking=short)
+        if booking.status == CANCELLED:
+            raise ApiError(409, refusals.CANCELLED,
+                           "This booking was cancelled. Please ask at the desk.", booking=short)
+        if booking.ticket_id:
+            ticket = engine.tickets.get(booking.ticket_id)
+            raise ApiError(409, refusals.ALREADY_CHECKED_IN,
+                           "You have already checked in. Watch the screen for your number.",
+                           booking=short, ticket=views.ticket_json(engine, ticket) if ticket else None)
+        local_start = engine.local(booking.start)
+        if local_start.date() != engine.local(now).date():
+            raise ApiError(409, refusals.OTHER_DAY, f"This booking is for {local_start.date().isoformat()}.",
+                           date=local_start.date().isoformat(), booking=short)
+        rules = self.rules(booking.service)
+        opens = booking.start - timedelta(minutes=rules.early_min)
+        if now < opens:
+            raise ApiError(409, refusals.TOO_EARLY,
+                           f"You are early. Check in from {engine.local(opens).strftime('%H:%M')}.",
+                           come_back_at=views.iso(engine, opens), booking=short)
+        if booking.status == NO_SHOW or now > booking.start + timedelta(minutes=rules.late_min):
+            raise ApiError(409, refusals.TOO_LATE, "Your booking time has passed. You can take a ticket instead.",
+                           service=booking.service, booking=short)
+        outcome = engine.issue(booking.service, language, now, idempotency_key=key, origin="booking",
+                               due_at=booking.start)
+        assert outcome.ticket is not None
+        if booking.id not in self.bookings:
+            self._remember(booking)
+        booking.status, booking.ticket_id, booking.checked_in_at = CHECKED_IN, outcome.ticket.id, now
+        if language and not booking.language:
+            booking.language = language
+        self._remember(booking)
+        outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims))))
+        return outcome, {"replay": False, "ticket": views.ticket_json(engine, outcome.ticket), "booking": short}
+
+    def import_rows(self, engine: QueueEngine, now: datetime, rows: list[ImportRow],
+                    dry_run: bool = False) -> tuple[Outcome, dict[str, Any]]:
+        """Create, move or cancel bookings by their external id; the same file twice changes nothing."""
+        self.sync(engine, now)
+        outcome = Outcome()
+        report: dict[str, Any] = {"created": 0, "updated": 0, "cancelled": 0, "unchanged": 0, "other_site": 0,
+                                  "warnings": []}
+        for row in rows:
+            existing_id = self.by_external.get(row.external_id)
+            existing = self.bookings.get(existing_id or "") or records.find(
+                self.store, "site IN (?, ?) AND external_id = ?", self.site, row.site or self.site, row.external_id)
+            rules = self.rules(row.service)
+            end = row.end or row.start + rules.slot
+            slots = max(1, math.ceil((end - row.start) / rules.slot))
+            ours = row.site in (None, "", self.site)
+            if existing is None:
+                if row.cancelled:
+                    report["unchanged"] += 1
+                    continue
+                if row.code and self.code_in_use(row.code):
+                    report["warnings"].append({"row": row.row, "field": "code",
+                                               "message": f"The code {row.code} is taken here; a new one was made."})
+                    row.code = None
+                booking = self._new_booking(now, row.service, row.start, slots, "import", end=end.astimezone(
+                    ZoneInfo("UTC")), external_id=row.external_id, site=None if ours else row.site, code=row.code,
+                    name=row.name if ours else None, phone=row.phone if ours else None,
+                    note=row.note if ours else None)
+                if dry_run:
+                    report["created"] += 1
+                    continue
+                if ours:
+                    grid = self.places.grid(rules, booking.start, booking.end)
+                    self.places.claim(booking, grid)
+                    if any(p > self.places.capacity(rules, datetime.fromisoformat(s)) for s, p in booking.claims):
+                        report["warnings"].append({"row": row.row, "field": "start",
+                                                   "message": "More bookings than places at this time (imported "
+                                                              "anyway: the booking system is in charge)."})
+                else:
+                    report["other_site"] += 1
+                self._remember(booking)
+                outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims)),
+                                                  tuple(booking.claims)))
+                report["created"] += 1
+                continue
+            if existing.id not in self.bookings:
+                self._remember(existing)
+            if row.cancelled:
+                if existing.status in (CANCELLED, CHECKED_IN):
+                    report["unchanged"] += 1
+                    continue
+                if not dry_run:
+                    existing.status, existing.cancelled_at = CANCELLED, now
+                    self.places.release(existing)
+                    outcome.records.append(BookingRow(replace(existing, claims=[]), ()))
+                report["cancelled"] += 1
+                continue
+            same = (existing.start == row.start.astimezone(ZoneInfo("UTC")) and existing.end == end
+                    and existing.service == row.service and existing.status != CANCELLED
+                    and (not ours or (existing.name, existing.phone) == (row.name, row.phone)))
+            if same or existing.status == CHECKED_IN:
+                report["unchanged"] += 1
+                continue
+            if not dry_run:
+                self.places.release(existing)
+                existing.service, existing.start, existing.end = row.service, row.start.astimezone(ZoneInfo("UTC")), \
+                    end.astimezone(ZoneInfo("UTC"))
+                existing.day, existing.slots = row.start.astimezone(self.config.timezone).date(), slots
+                existing.status, existing.cancelled_at = BOOKED, None
+                if ours:
+                    existing.name, existing.phone, existing.note = row.name, row.phone, row.note
+                    self.places.claim(existing, self.places.grid(rules, existing.start, existing.end))
+                outcome.records.append(BookingRow(replace(existing, claims=list(existing.claims)),
+                                                  tuple(existing.claims)))
+            report["updated"] += 1
+        return outcome, report
+
+    # -- tick jobs ----------------------------------------------------------------------------------
+
+    def mark_no_shows(self, engine: QueueEngine, now: datetime) -> Outcome:
+        """Bookings nobody checked in for by the end of the late window become no-shows (slots stay taken)."""
+        self.sync(engine, now)
+        outcome = Outcome()
+        for booking in self.bookings.values():
+            if booking.status == BOOKED and booking.site == self.site and \
+                    now > booking.start + timedelta(minutes=self.rules(booking.service).late_min):
+                booking.status = NO_SHOW
+                outcome.records.append(BookingRow(replace(booking, claims=list(booking.claims))))
+        before = (self.loaded_from or engine.local(now).date()).isoformat()
+        if records.booked_before(self.store, self.site, before):
+            outcome.records.append(OldNoShows(self.site, before))
+        return outcome
+
+    def purge(self, engine: QueueEngine, now: datetime, force: bool = False) -> Outcome:
+        """Personal data of bookings older than the retention period is set to NULL."""
+        if not force and self.last_purge is not None and now - self.last_purge < PURGE_EVERY:
+            return Outcome()
+        self.last_purge = now
+        before = (engine.local(now).date() - timedelta(days=self.settings.retention_days)).isoformat()
+        found = records.personal_data_before(self.store, self.site, before)
+        for booking in self.bookings.values():
+            if booking.day.isoformat() < before:
+                booking.name = booking.phone = booking.note = None
+        return Outcome(records=[PurgePersonalData(self.site, before)]) if found else Outcome()

@@ -1,0 +1,141 @@
+"""The ``[bookings]`` section and each service's ``[services.<id>.booking]``: slots, capacity, windows.
+
+``parse_settings`` checks every key and reports every problem with its key path, as the core config
+does (``server/config.py``); ``vuoro hub --check`` runs it before the hub starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from server.config import WEEKDAYS, ConfigError, SiteConfig, check_number, check_tables, check_unknown_keys
+
+
+@dataclass(frozen=True)
+class CapacitySpan:
+    days: frozenset[int]  # 0 = Monday
+    start: time
+    end: time  # time.max for 24:00
+    staff: int
+
+
+@dataclass(frozen=True)
+class ServiceBooking:
+    service: str
+    slot_min: int = 15
+    max_slots: int = 1  # 2: a double slot may be booked
+    early_min: int = 15
+    late_min: int = 10
+    days_ahead: int = 14
+    self_booking: bool = False
+    here_and_now: bool = False
+    capacity: tuple[CapacitySpan, ...] = ()
+
+    @property
+    def slot(self) -> timedelta:
+        return timedelta(minutes=self.slot_min)
+
+    def staff_for(self, local_start: datetime, local_end: datetime) -> int:
+        """How many places a grid slot has: the staff of every span covering it completely."""
+        day = local_start.weekday()
+        s, e = local_start.time(), local_end.time() if local_end.date() == local_start.date() else time.max
+        return sum(c.staff for c in self.capacity if day in c.days and c.start <= s and e <= c.end)
+
+
+@dataclass(frozen=True)
+class BookingSettings:
+    retention_days: int
+    services: dict[str, ServiceBooking]
+
+    def rules(self, service: str) -> ServiceBooking:
+        return self.services.get(service) or ServiceBooking(service)
+
+
+def _span(value: Any, path: str, problems: list[str]) -> tuple[time, time] | None:
+    if not isinstance(value, str) or value.count("-") != 1:
+        problems.append(f'{path}: expected a time span like "10:00-18:00", got {value!r}')
+        return None
+    a, b = value.split("-")
+    try:
+        start = time.fromisoformat(a.strip())
+        end = time.max if b.strip() == "24:00" else time.fromisoformat(b.strip())
+    except ValueError:
+        problems.append(f'{path}: expected a time span like "10:00-18:00", got {value!r}')
+        return None
+    if end <= start:
+        problems.append(f"{path}: expected an end after the start, got {value!r}")
+        return None
+    return start, end
+
+
+def _int(table: dict[str, Any], key: str, path: str, default: int, low: int, high: int,
+         problems: list[str]) -> int:
+    return int(check_number(table, key, path, default, low, high, problems, whole=True))
+
+
+def _bool(table: dict[str, Any], key: str, path: str, default: bool, problems: list[str]) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"{path}.{key}: expected true or false, got {value!r}")
+        return default
+    return value
+
+
+def parse_settings(config: SiteConfig) -> BookingSettings:
+    """``[bookings]`` and each ``[services.<id>.booking]``; every problem with its key path."""
+    raw = config.raw
+    problems: list[str] = []
+    top = raw.get("bookings", {})
+    if not isinstance(top, dict):
+        problems.append(f"bookings: expected a table, got {top!r}")
+        top = {}
+    check_unknown_keys(top, {"retention_days"}, "bookings", problems)
+    retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
+    services: dict[str, ServiceBooking] = {}
+    for sid, table in (raw.get("services") or {}).items():
+        if not isinstance(table, dict) or "booking" not in table:
+            continue
+        path = f"services.{sid}.booking"
+        item = table["booking"]
+        if not isinstance(item, dict):
+            problems.append(f"{path}: expected a table, got {item!r}")
+            continue
+        check_unknown_keys(item, {"slot_min", "max_slots", "early_min", "late_min", "days_ahead", "self_booking",
+                        "here_and_now", "capacity"}, path, problems)
+        slot_min = _int(item, "slot_min", path, 15, 5, 240, problems)
+        if 1440 % slot_min:
+            problems.append(f"{path}.slot_min: expected a length that divides a day (5, 10, 15, 20, 30, 60 …), "
+                            f"got {slot_min!r}")
+        spans: list[CapacitySpan] = []
+        for cpath, entry in check_tables(item.get("capacity", []), f"{path}.capacity", {"days", "hours", "staff"},
+                                         problems, listed="{days, hours, staff} tables", one="{days, hours, staff}"):
+            days = entry.get("days")
+            if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
+                problems.append(f"{cpath}.days: expected a list of {', '.join(WEEKDAYS)}, got {days!r}")
+                continue
+            hours = _span(entry.get("hours"), f"{cpath}.hours", problems)
+            staff = _int(entry, "staff", cpath, 1, 1, 100, problems)
+            if hours is None:
+                continue
+            for edge in hours:
+                if edge != time.max and (edge.hour * 60 + edge.minute) % slot_min:
+                    problems.append(f"{cpath}.hours: expected times on the {slot_min}-minute slot grid, "
+                                    f"got {entry.get('hours')!r}")
+                    break
+            spans.append(CapacitySpan(frozenset(WEEKDAYS.index(d) for d in days), hours[0], hours[1], staff))
+        services[sid] = ServiceBooking(
+            service=sid,
+            slot_min=slot_min,
+            max_slots=_int(item, "max_slots", path, 1, 1, 8, problems),
+            early_min=_int(item, "early_min", path, 15, 0, 240, problems),
+            late_min=_int(item, "late_min", path, 10, 0, 240, problems),
+            days_ahead=_int(item, "days_ahead", path, 14, 1, 365, problems),
+            self_booking=_bool(item, "self_booking", path, False, problems),
+            here_and_now=_bool(item, "here_and_now", path, False, problems),
+            capacity=tuple(spans),
+        )
+    if problems:
+        raise ConfigError(problems, str(config.path))
+    return BookingSettings(retention, services)

@@ -1,0 +1,204 @@
+"""The programme: feed events, staff events and sign-ups, owned by the hub's writer thread.
+
+Sign-ups (first come, first served) are for events with seats: staff events
+with ``seats``, and feed events carrying ``X-VUORO-SEATS``. DPL events sell
+their tickets on the library's web site, so the kiosk only shows their state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from server import codes
+from server.config import SiteConfig
+from server.engine import Outcome, QueueEngine
+from server.errors import ApiError
+from server.events import records
+from server.events.records import CANCELLED, SCHEDULED, SOLD_OUT, Event, LocalEventRow, SignupRow
+from server.events.settings import EventSettings
+from server.store import SQLiteStore
+from vuoro import refusals
+
+
+@dataclass
+class Signups:
+    seats: set[int] = field(default_factory=set)
+    waiting: set[int] = field(default_factory=set)
+
+
+class Programme:
+    """Feed events, staff events and sign-up counts, owned by the writer thread."""
+
+    def __init__(self, config: SiteConfig, settings: EventSettings, store: SQLiteStore,
+                 code_in_use: Callable[[str], bool] | None = None):
+        self.config = config
+        self.settings = settings
+        self.site = config.site_id
+        self.tz = config.timezone
+        self.store = store  # read on the writer thread only, like every command here
+        # Sign-up codes and booking codes are one code space: is a code anyone's? (default: ours)
+        self.code_in_use = code_in_use or self.has_code
+        self.feeds: dict[str, list[Event]] = {}
+        self.local: dict[str, Event] = {}
+        self.signups: dict[str, Signups] = {}
+        self.by_idem: dict[str, dict[str, Any]] = {}
+        self.issued_codes: set[str] = set()
+        self.engine: QueueEngine | None = None
+        self.version = 0
+        self._cache: tuple[Any, dict[str, Any]] | None = None
+
+    def sync(self, engine: QueueEngine) -> None:
+        if engine is not self.engine:
+            self.load()
+            self.engine = engine
+
+    def load(self) -> None:
+        self.local.clear()
+        self.signups.clear()
+        self.by_idem.clear()
+        self.local.update((event.id, event) for event in records.local_events(self.store, self.site, self.tz))
+        for event_id, seat, place in records.places_taken(self.store, self.site):
+            entry = self.signups.setdefault(event_id, Signups())
+            if seat is not None:
+                entry.seats.add(seat)
+            else:
+                entry.waiting.add(place)
+        self.version += 1
+
+    def set_feed(self, name: str, events: list[Event]) -> None:
+        self.feeds[name] = events
+        self.version += 1
+
+    def all_events(self) -> list[Event]:
+        items = [e for events in self.feeds.values() for e in events] + list(self.local.values())
+        items.sort(key=lambda e: (e.start, e.title))
+        return items
+
+    def find(self, event_id: str) -> Event | None:
+        if event_id in self.local:
+            return self.local[event_id]
+        for events in self.feeds.values():
+            for event in events:
+                if event.id == event_id:
+                    return event
+        return None
+
+    def event_json(self, event: Event, *, detail: bool = False) -> dict[str, Any]:
+        taken = self.signups.get(event.id, Signups())
+        state = event.state
+        seats_left = None
+        if event.seats is not None:
+            seats_left = max(0, event.seats - len(taken.seats))
+            if state == SCHEDULED and seats_left == 0:
+                state = SOLD_OUT
+        body: dict[str, Any] = {"id": event.id, "title": event.title,
+                                "start": event.start.astimezone(self.tz).isoformat(timespec="seconds"),
+                                "end": event.end.astimezone(self.tz).isoformat(timespec="seconds"),
+                                "room": event.room, "state": state, "seats_left": seats_left}
+        if detail:
+            waiting_left = max(0, event.waiting_list - len(taken.waiting)) if event.seats is not None else None
+            body.update({"all_day": event.all_day, "source": event.source, "url": event.url, "seats": event.seats,
+                         "waiting_list_left": waiting_left,
+                         "signup": event.seats is not None and state != CANCELLED and (
+                             bool(seats_left) or bool(waiting_left))})
+        return body
+
+    def between(self, start: datetime, end: datetime) -> list[Event]:
+        return [e for e in self.all_events() if e.end > start and e.start < end
+                or (e.start == e.end and start <= e.start < end)]
+
+    def listing(self, engine: QueueEngine, now: datetime, days: int) -> dict[str, Any]:
+        self.sync(engine)
+        today = now.astimezone(self.tz).date()
+        start = datetime.combine(today, time.min, self.tz)
+        end = datetime.combine(today + timedelta(days=days), time.min, self.tz)
+        events = [e for e in self.between(start, end) if e.end >= now or e.all_day]
+        return {"day": today.isoformat(), "days": days,
+                "events": [self.event_json(e, detail=True) for e in events]}
+
+    def today(self, engine: QueueEngine, now: datetime) -> dict[str, Any]:
+        """The retained ``events/today`` payload: today's events and the next few (cached per version and day)."""
+        self.sync(engine)
+        today = now.astimezone(self.tz).date()
+        key = (self.version, today)
+        if self._cache and self._cache[0] == key:
+            return self._cache[1]
+        start = datetime.combine(today, time.min, self.tz)
+        tomorrow = datetime.combine(today + timedelta(days=1), time.min, self.tz)
+        todays = self.between(start, tomorrow)
+        later = [e for e in self.between(tomorrow, tomorrow + timedelta(days=7)) if e.start >= tomorrow]
+        payload = {"day": today.isoformat(),
+                   "events": [self.event_json(e) for e in todays + later[: self.settings.upcoming]]}
+        self._cache = (key, payload)
+        return payload
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def add(self, engine: QueueEngine, now: datetime, event: Event) -> tuple[Outcome, dict[str, Any]]:
+        self.sync(engine)
+        self.local[event.id] = event
+        self.version += 1
+        return (Outcome(records=[LocalEventRow(self.site, replace(event), now)]),
+                self.event_json(event, detail=True))
+
+    def cancel(self, engine: QueueEngine, now: datetime, event_id: str) -> tuple[Outcome, dict[str, Any]]:
+        self.sync(engine)
+        event = self.local.get(event_id)
+        if event is None:
+            other = self.find(event_id)
+            raise ApiError(409 if other else 404, refusals.NOT_LOCAL if other else "unknown_event",
+                           "This event comes from a feed: cancel it there." if other else "There is no such event.",
+                           field="id")
+        event.state = CANCELLED
+        self.version += 1
+        return Outcome(records=[LocalEventRow(self.site, replace(event), now)]), self.event_json(event, detail=True)
+
+    def has_code(self, code: str) -> bool:
+        """Whether a sign-up of this site has the code (or is about to: made in this batch)."""
+        return code in self.issued_codes or records.code_in_use(self.store, self.site, code)
+
+    def signup(self, engine: QueueEngine, now: datetime, event_id: str, language: str,
+               key: str) -> tuple[Outcome, dict[str, Any]]:
+        """First come, first served: a seat, else a place on the waiting list, else full."""
+        self.sync(engine)
+        if key in self.by_idem:
+            return Outcome(replay=True), {**self.by_idem[key], "replay": True}
+        row = records.signup_by_key(self.store, self.site, key)
+        if row is not None:
+            event = self.find(row[0])
+            answer = {"code": row[1], "seat": row[2], "waiting_place": row[3],
+                      "event": self.event_json(event) if event else None}
+            self.by_idem[key] = answer
+            return Outcome(replay=True), {**answer, "replay": True}
+        event = self.find(event_id)
+        if event is None:
+            raise ApiError(404, refusals.UNKNOWN_EVENT, "There is no such event.", field="id")
+        if event.state == CANCELLED:
+            raise ApiError(409, refusals.CANCELLED, "This event is cancelled.")
+        if event.seats is None:
+            raise ApiError(409, refusals.NO_SIGNUP, "This event needs no sign-up here" + (
+                f"; tickets: {event.url}" if event.url else "") + ".", url=event.url)
+        if now >= event.start:
+            raise ApiError(409, refusals.STARTED, "This event has already begun.")
+        taken = self.signups.setdefault(event.id, Signups())
+        seat = place = None
+        if len(taken.seats) < event.seats:
+            seat = next(n for n in range(1, event.seats + 1) if n not in taken.seats)
+            taken.seats.add(seat)
+        elif len(taken.waiting) < event.waiting_list:
+            place = max(taken.waiting, default=0) + 1
+            taken.waiting.add(place)
+        else:
+            raise ApiError(409, refusals.FULL, "This event is full, and so is its waiting list.",
+                           event=self.event_json(event))
+        code = codes.new_code(self.code_in_use)
+        self.issued_codes.add(code)
+        self.version += 1
+        answer = {"code": code, "seat": seat, "waiting_place": place, "event": self.event_json(event)}
+        self.by_idem[key] = answer
+        record = SignupRow(uuid.uuid4().hex, self.site, event.id, code, seat, place, language, key, now)
+        return Outcome(records=[record]), {**answer, "replay": False}

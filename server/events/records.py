@@ -1,0 +1,138 @@
+"""Events and sign-ups as rows: their shapes, their tables, and how the store's writer writes them.
+
+Staff events and sign-ups are stored; feed events live in the feeds (and their copies on disk,
+``feeds.FeedFetcher``), so a feed event has a stable id made from its feed, UID and occurrence.
+A sign-up travels as a record in ``Outcome.records`` and is committed with its batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from server.store import SQLiteStore, ts
+
+SCHEDULED, SOLD_OUT, CANCELLED = "scheduled", "sold_out", "cancelled"
+EVENT_STATES = (SCHEDULED, SOLD_OUT, CANCELLED)
+
+SCHEMA: list[str] = [
+    """
+    CREATE TABLE events_local (
+        id           TEXT PRIMARY KEY,
+        site         TEXT NOT NULL,
+        title        TEXT NOT NULL,
+        start        TEXT NOT NULL,                 -- ISO 8601 UTC
+        "end"        TEXT NOT NULL,
+        room         TEXT,
+        state        TEXT NOT NULL CHECK (state IN ('scheduled','sold_out','cancelled')),
+        seats        INTEGER CHECK (seats IS NULL OR seats >= 0),
+        waiting_list INTEGER NOT NULL DEFAULT 0 CHECK (waiting_list >= 0),
+        description  TEXT,
+        created_at   TEXT NOT NULL
+    );
+    CREATE TABLE event_signups (
+        id            TEXT PRIMARY KEY,
+        site          TEXT NOT NULL,
+        event_id      TEXT NOT NULL,                -- a staff event's id, or a feed occurrence's stable id
+        code          TEXT NOT NULL,
+        seat          INTEGER CHECK (seat IS NULL OR seat >= 1),
+        waiting_place INTEGER CHECK (waiting_place IS NULL OR waiting_place >= 1),
+        language      TEXT,
+        idem_key      TEXT,
+        created_at    TEXT NOT NULL,
+        CHECK ((seat IS NULL) <> (waiting_place IS NULL)),
+        UNIQUE (site, code),
+        UNIQUE (site, event_id, seat),
+        UNIQUE (site, event_id, waiting_place),
+        UNIQUE (site, idem_key)
+    );
+    CREATE INDEX event_signups_event ON event_signups (site, event_id);
+    """,
+]
+
+
+
+@dataclass
+class Event:
+    id: str
+    source: str  # a feed's name, or "staff"
+    title: str
+    start: datetime  # aware
+    end: datetime
+    room: str | None = None
+    state: str = SCHEDULED
+    all_day: bool = False
+    seats: int | None = None  # sign-ups at the kiosk when set
+    waiting_list: int = 0
+    url: str | None = None
+    description: str | None = None
+
+
+
+@dataclass(frozen=True)
+class LocalEventRow:
+    site: str
+    event: Event
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SignupRow:
+    id: str
+    site: str
+    event_id: str
+    code: str
+    seat: int | None
+    waiting_place: int | None
+    language: str
+    idem_key: str | None
+    created_at: datetime
+
+
+def write_local_event(db: sqlite3.Connection, record: LocalEventRow) -> None:
+    e = record.event
+    db.execute('INSERT INTO events_local (id, site, title, start, "end", room, state, seats, waiting_list, '
+               "description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+               'title = excluded.title, start = excluded.start, "end" = excluded."end", room = excluded.room, '
+               "state = excluded.state, seats = excluded.seats, waiting_list = excluded.waiting_list, "
+               "description = excluded.description",
+               (e.id, record.site, e.title, ts(e.start), ts(e.end), e.room, e.state, e.seats, e.waiting_list,
+                e.description, ts(record.created_at)))
+
+
+def write_signup(db: sqlite3.Connection, record: SignupRow) -> None:
+    db.execute("INSERT INTO event_signups (id, site, event_id, code, seat, waiting_place, language, idem_key, "
+               "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (record.id, record.site, record.event_id, record.code, record.seat, record.waiting_place,
+                record.language, record.idem_key, ts(record.created_at)))
+
+
+# -- reading, on the writer thread (the programme's commands run there) -------------------------------------
+
+
+def local_events(store: SQLiteStore, site: str, tz: ZoneInfo) -> list[Event]:
+    """The events staff entered (cancelled ones too: they are shown as cancelled), in the site's zone."""
+    return [Event(eid, "staff", title, datetime.fromisoformat(start).astimezone(tz),
+                  datetime.fromisoformat(end).astimezone(tz), room, state, False, seats, waiting, None, description)
+            for eid, title, start, end, room, state, seats, waiting, description in store.rows(
+                'SELECT id, title, start, "end", room, state, seats, waiting_list, description FROM events_local '
+                "WHERE site = ?", (site,))]
+
+
+def places_taken(store: SQLiteStore, site: str) -> list[tuple[str, int | None, int | None]]:
+    """(event id, seat, waiting-list place) of every sign-up of this site; one of the two places is None."""
+    return store.rows("SELECT event_id, seat, waiting_place FROM event_signups WHERE site = ?",
+                      (site,))  # type: ignore[return-value]
+
+
+def signup_by_key(store: SQLiteStore, site: str, key: str) -> tuple[Any, ...] | None:
+    """(event id, code, seat, waiting-list place) of the sign-up made with this Idempotency-Key, if any."""
+    return store.row("SELECT event_id, code, seat, waiting_place FROM event_signups WHERE site = ? AND idem_key = ?",
+                     (site, key))
+
+
+def code_in_use(store: SQLiteStore, site: str, code: str) -> bool:
+    return store.row("SELECT 1 FROM event_signups WHERE site = ? AND code = ?", (site, code)) is not None
