@@ -126,7 +126,12 @@ if [[ ! -x "$PREFIX/bin/python" ]]; then
     python3 -m venv "${SYSTEM_SITE[@]}" "$PREFIX"
 fi
 "$PREFIX/bin/pip" install --quiet --upgrade pip
-"$PREFIX/bin/pip" install --quiet --upgrade "$PREFIX/src[$EXTRA]"
+# The versions the tests ran with (constraints.txt), and wheels only: every pinned package has a
+# wheel for arm64 (and armv7l) on PyPI, so a Pi never compiles, needs no compiler, and a package
+# without a wheel fails here at once instead of building for an hour (deploy/arm/ proves it).
+"$PREFIX/bin/pip" install --quiet --upgrade --only-binary=:all: -c "$PREFIX/src/constraints.txt" \
+    "$PREFIX/src[$EXTRA]" ||
+    die "pip could not install Vuoro's Python packages (above); a network problem, or one without a wheel here"
 "$PREFIX/bin/vuoro" --help >/dev/null
 
 # -- config -------------------------------------------------------------------------------------
