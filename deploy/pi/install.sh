@@ -84,7 +84,6 @@ fi
 APT=(python3 python3-venv python3-pip ca-certificates)
 EXTRA="$ROLE"
 GROUPS_WANTED=()
-SYSTEM_SITE=()
 case "$ROLE" in
     hub) APT+=(mosquitto mosquitto-clients sqlite3) ;;
     kiosk)
@@ -94,10 +93,9 @@ case "$ROLE" in
         APT+=(libgl1 libegl1 libgles2 libgl1-mesa-dri libmtdev1 espeak-ng sox alsa-utils)
         GROUPS_WANTED=(video render input audio) ;;
     button)
-        # gpiozero's lgpio back end comes from Raspberry Pi OS (python3-lgpio); the venv sees it.
-        APT+=(python3-lgpio)
-        GROUPS_WANTED=(gpio dialout)
-        SYSTEM_SITE=(--system-site-packages) ;;
+        # gpiozero's lgpio back end is the lgpio wheel of the [button] extra: python3-lgpio is
+        # Raspberry Pi OS's own package, not Debian's, and the wheel works on both.
+        GROUPS_WANTED=(gpio dialout) ;;
 esac
 say "apt packages: ${APT[*]}"
 export DEBIAN_FRONTEND=noninteractive
@@ -123,7 +121,7 @@ install -d -m 0755 "$PREFIX" "$PREFIX/src"
 tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude='*.egg-info' --exclude=__pycache__ -cf - . |
     tar -C "$PREFIX/src" -xf -
 if [[ ! -x "$PREFIX/bin/python" ]]; then
-    python3 -m venv "${SYSTEM_SITE[@]}" "$PREFIX"
+    python3 -m venv "$PREFIX"
 fi
 "$PREFIX/bin/pip" install --quiet --upgrade pip
 # The versions the tests ran with (constraints.txt), and wheels only: every pinned package has a
