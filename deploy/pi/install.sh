@@ -228,8 +228,18 @@ esac
 say "systemd: vuoro-$ROLE.service, hardware watchdog"
 install -m 0644 "$SRC/deploy/systemd/vuoro-$ROLE.service" "/etc/systemd/system/vuoro-$ROLE.service"
 install -d -m 0755 /etc/systemd/system.conf.d
-install -m 0644 "$SRC/deploy/systemd/system.conf.d/vuoro-watchdog.conf" /etc/systemd/system.conf.d/vuoro-watchdog.conf
-systemctl daemon-reexec
+WATCHDOG_CONF=/etc/systemd/system.conf.d/vuoro-watchdog.conf
+REEXEC=0
+cmp -s "$SRC/deploy/systemd/system.conf.d/vuoro-watchdog.conf" "$WATCHDOG_CONF" || REEXEC=1
+install -m 0644 "$SRC/deploy/systemd/system.conf.d/vuoro-watchdog.conf" "$WATCHDOG_CONF"
+# Everything above onto the card before PID 1 re-reads itself: while it does, it does not feed
+# the hardware watchdog, and a board reset then left empty files behind (a "masked" unit, a venv
+# whose vuoro gave "Exec format error": seen in the ARM proof, deploy/arm/). Re-execute only
+# when the watchdog setting changed; a reload is enough for the unit.
+sync
+if [[ $REEXEC -eq 1 ]]; then
+    systemctl daemon-reexec
+fi
 systemctl daemon-reload
 systemctl enable "vuoro-$ROLE.service"
 
