@@ -261,6 +261,15 @@ if [[ $BOOT_CONFIG -eq 1 && ( "$ROLE" == kiosk || "$ROLE" == display ) ]]; then
     setterm --blank 0 --powerdown 0 >/dev/null 2>&1 || true
 fi
 
+if [[ $START -eq 1 && "$ROLE" == button ]] &&
+    ! "$PREFIX/bin/vuoro" button --config "$ETC/button.toml" --check >/dev/null 2>&1; then
+    # A fresh button.toml has no buttons yet (which pin calls for which counter is for a person
+    # to say): starting would only fail. Say what to do instead of ending on systemd's error.
+    START=0
+    echo "not starting vuoro-button yet: set its buttons in $ETC/button.toml, check them with"
+    echo "    $PREFIX/bin/vuoro button --config $ETC/button.toml --check"
+    echo "then: sudo systemctl restart vuoro-button"
+fi
 if [[ $START -eq 1 ]]; then
     systemctl restart "vuoro-$ROLE.service"
 fi
