@@ -73,3 +73,27 @@ def test_checks_help_lists_every_command() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("site", "health", "http-ticket", "mqtt", "tickets", "tickets-kept"):
         assert command in result.stdout
+
+
+# -- what the proof found, kept from coming back ------------------------------------------------
+
+
+def test_both_installers_take_the_pinned_versions_as_wheels() -> None:
+    """A Pi gets the versions the tests ran with, and never needs a compiler (every pin has an
+    arm64 wheel: the proof installs them on arm64 with --only-binary)."""
+    install = (REPO / "deploy" / "pi" / "install.sh").read_text()
+    role = (REPO / "deploy" / "ansible" / "roles" / "common" / "tasks" / "main.yml").read_text()
+    assert '--only-binary=:all: -c "$PREFIX/src/constraints.txt"' in install
+    assert "--only-binary=:all: -c {{ vuoro_prefix }}/src/constraints.txt" in role
+
+
+def test_no_installer_asks_debian_for_raspberry_pi_only_packages() -> None:
+    """python3-lgpio is in Raspberry Pi's archive only: on Debian 12 arm64 apt stops there."""
+    install = (REPO / "deploy" / "pi" / "install.sh").read_text().splitlines()
+    assert not [line for line in install if "APT+=" in line and "python3-lgpio" in line]
+    defaults = (REPO / "deploy" / "ansible" / "roles" / "common" / "defaults" / "main.yml").read_text()
+    assert "python3-lgpio" not in defaults
+    pyproject = (REPO / "pyproject.toml").read_text()
+    constraints = (REPO / "constraints.txt").read_text().splitlines()
+    assert "\"lgpio>=" in pyproject.split("button = [")[1].split("]")[0]
+    assert "lgpio==0.2.2.0" in constraints
