@@ -25,10 +25,12 @@ ROOT_SIZE=8G
 
 # Raspberry Pi OS Lite has these (python3 too: Ansible needs it); overlayroot is what
 # raspi-config's "overlay file system" installs on Bookworm (`overlayroot=tmpfs` on the cmdline).
+# busybox: overlayroot's initramfs script needs its grep (without it: "Unable to find a driver",
+# and the root stays writable); initramfs-tools only recommends it.
 PACKAGES=(
     systemd-sysv udev dbus kmod iproute2 iputils-ping procps less
     openssh-server sudo ca-certificates python3
-    linux-image-arm64 initramfs-tools overlayroot e2fsprogs
+    linux-image-arm64 initramfs-tools overlayroot busybox e2fsprogs
 )
 
 say() { printf '\033[1m[image] %s\033[0m\n' "$*"; }

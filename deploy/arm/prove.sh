@@ -298,7 +298,11 @@ done
 say "read-only root (overlayroot, as raspi-config's overlay) and a power cut"
 # raspi-config nonint do_overlayfs 0 does this on Raspberry Pi OS Bookworm: overlayroot=tmpfs on
 # the kernel command line. recurse=0: the data disk at /var/lib/vuoro stays a real, writable disk.
-vm_ssh "grep -q overlayroot= /boot/firmware/cmdline.txt || sudo sed -i '1 s|\$| overlayroot=tmpfs:recurse=0|' /boot/firmware/cmdline.txt"
+# raspi-config installs overlayroot when it is missing; its initramfs script needs busybox.
+check "overlay root on at the next boot" vm_ssh "set -e
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends overlayroot busybox >/dev/null
+    grep -q overlayroot= /boot/firmware/cmdline.txt || sudo sed -i '1 s|\$| overlayroot=tmpfs:recurse=0|' /boot/firmware/cmdline.txt
+    grep -o 'overlayroot=[^ ]*' /boot/firmware/cmdline.txt"
 vm_poweroff
 vm_start
 check "boots with the read-only root" vm_wait_boot 900

@@ -33,15 +33,17 @@ EOF
 )
 }
 
-# vm_start: boot the machine with the kernel command line in $RUN/cmdline.txt (the guest's
-# /boot/firmware/cmdline.txt, read back before every shutdown, as a Pi's firmware would read it).
+# vm_start: boot the machine with the kernel command line in $RUN/cmdline.txt and the initramfs
+# in $RUN/initrd when there is one: the guest's /boot/firmware/cmdline.txt and current initramfs,
+# read back before every shutdown, as a Pi's firmware reads them from the card. (Packages that
+# change the initramfs, such as busybox for overlayroot, take effect at the next boot, as on a Pi.)
 vm_start() {
     VM_BOOTS=$((VM_BOOTS + 1))
     local console="$RUN/console-$VM_BOOTS.log"
     rm -f "$RUN/qmp.sock"
     nice -n 10 qemu-system-aarch64 \
         -M virt -accel tcg,thread=multi -cpu cortex-a72 -smp "$VM_CPUS" -m "$VM_MEMORY" \
-        -kernel "$VAR/vmlinuz" -initrd "$VAR/initrd" -append "$(cat "$RUN/cmdline.txt")" \
+        -kernel "$VAR/vmlinuz" -initrd "$(if [[ -s "$RUN/initrd" ]]; then echo "$RUN/initrd"; else echo "$VAR/initrd"; fi)" -append "$(cat "$RUN/cmdline.txt")" \
         -drive if=none,id=root,file="$RUN/root.qcow2",format=qcow2 -device virtio-blk-pci,drive=root \
         -drive if=none,id=data,file="$RUN/data.img",format=raw -device virtio-blk-pci,drive=data \
         -netdev "user,id=net,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883" \
@@ -81,11 +83,15 @@ vm_wait_boot() {
     vm_ssh "timeout $1 systemctl is-system-running --wait" >/dev/null 2>&1 || true
 }
 
-vm_save_cmdline() { vm_ssh cat /boot/firmware/cmdline.txt >"$RUN/cmdline.txt"; }
+vm_save_boot() {
+    vm_ssh cat /boot/firmware/cmdline.txt >"$RUN/cmdline.txt"
+    # shellcheck disable=SC2016  # $(uname -r) of the guest
+    vm_ssh 'cat "/boot/initrd.img-$(uname -r)"' >"$RUN/initrd.new" && mv "$RUN/initrd.new" "$RUN/initrd"
+}
 
 # vm_poweroff: a clean shutdown, as a person pulling no plugs would do it.
 vm_poweroff() {
-    vm_save_cmdline
+    vm_save_boot
     vm_ssh 'sudo systemctl poweroff' >/dev/null 2>&1 || true
     local deadline=$((SECONDS + 300))
     while vm_running && ((SECONDS < deadline)); do sleep 2; done
