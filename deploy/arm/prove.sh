@@ -3,7 +3,7 @@
 # firmware and kernel) built from Debian's packages, booted under QEMU's software emulation,
 # set up with deploy/pi/install.sh as a library's IT person would, then checked from outside.
 #
-#   bash deploy/arm/prove.sh                 # as root; takes about an hour the first time
+#   bash deploy/arm/prove.sh                 # as root; 2-3 hours the first time on 2 shared cores
 #   bash deploy/arm/prove.sh --rebuild       # make the disk image again too
 #   bash deploy/arm/prove.sh --keep          # leave the guest running at the end (SSH port printed)
 #   bash deploy/arm/prove.sh --reuse         # the checks again on the guest --keep left running
