@@ -84,7 +84,6 @@ fi
 APT=(python3 python3-venv python3-pip ca-certificates)
 EXTRA="$ROLE"
 GROUPS_WANTED=()
-SYSTEM_SITE=()
 case "$ROLE" in
     hub) APT+=(mosquitto mosquitto-clients sqlite3) ;;
     kiosk)
@@ -94,10 +93,9 @@ case "$ROLE" in
         APT+=(libgl1 libegl1 libgles2 libgl1-mesa-dri libmtdev1 espeak-ng sox alsa-utils)
         GROUPS_WANTED=(video render input audio) ;;
     button)
-        # gpiozero's lgpio back end comes from Raspberry Pi OS (python3-lgpio); the venv sees it.
-        APT+=(python3-lgpio)
-        GROUPS_WANTED=(gpio dialout)
-        SYSTEM_SITE=(--system-site-packages) ;;
+        # gpiozero's lgpio back end is the lgpio wheel of the [button] extra: python3-lgpio is
+        # Raspberry Pi OS's own package, not Debian's, and the wheel works on both.
+        GROUPS_WANTED=(gpio dialout) ;;
 esac
 say "apt packages: ${APT[*]}"
 export DEBIAN_FRONTEND=noninteractive
@@ -123,10 +121,15 @@ install -d -m 0755 "$PREFIX" "$PREFIX/src"
 tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude='*.egg-info' --exclude=__pycache__ -cf - . |
     tar -C "$PREFIX/src" -xf -
 if [[ ! -x "$PREFIX/bin/python" ]]; then
-    python3 -m venv "${SYSTEM_SITE[@]}" "$PREFIX"
+    python3 -m venv "$PREFIX"
 fi
 "$PREFIX/bin/pip" install --quiet --upgrade pip
-"$PREFIX/bin/pip" install --quiet --upgrade "$PREFIX/src[$EXTRA]"
+# The versions the tests ran with (constraints.txt), and wheels only: every pinned package has a
+# wheel for arm64 (and armv7l) on PyPI, so a Pi never compiles, needs no compiler, and a package
+# without a wheel fails here at once instead of building for an hour (deploy/arm/ proves it).
+"$PREFIX/bin/pip" install --quiet --upgrade --only-binary=:all: -c "$PREFIX/src/constraints.txt" \
+    "$PREFIX/src[$EXTRA]" ||
+    die "pip could not install Vuoro's Python packages (above); a network problem, or one without a wheel here"
 "$PREFIX/bin/vuoro" --help >/dev/null
 
 # -- config -------------------------------------------------------------------------------------
@@ -225,8 +228,18 @@ esac
 say "systemd: vuoro-$ROLE.service, hardware watchdog"
 install -m 0644 "$SRC/deploy/systemd/vuoro-$ROLE.service" "/etc/systemd/system/vuoro-$ROLE.service"
 install -d -m 0755 /etc/systemd/system.conf.d
-install -m 0644 "$SRC/deploy/systemd/system.conf.d/vuoro-watchdog.conf" /etc/systemd/system.conf.d/vuoro-watchdog.conf
-systemctl daemon-reexec
+WATCHDOG_CONF=/etc/systemd/system.conf.d/vuoro-watchdog.conf
+REEXEC=0
+cmp -s "$SRC/deploy/systemd/system.conf.d/vuoro-watchdog.conf" "$WATCHDOG_CONF" || REEXEC=1
+install -m 0644 "$SRC/deploy/systemd/system.conf.d/vuoro-watchdog.conf" "$WATCHDOG_CONF"
+# Everything above onto the card before PID 1 re-reads itself: while it does, it does not feed
+# the hardware watchdog, and a board reset then left empty files behind (a "masked" unit, a venv
+# whose vuoro gave "Exec format error": seen in the ARM proof, deploy/arm/). Re-execute only
+# when the watchdog setting changed; a reload is enough for the unit.
+sync
+if [[ $REEXEC -eq 1 ]]; then
+    systemctl daemon-reexec
+fi
 systemctl daemon-reload
 systemctl enable "vuoro-$ROLE.service"
 
@@ -248,6 +261,15 @@ if [[ $BOOT_CONFIG -eq 1 && ( "$ROLE" == kiosk || "$ROLE" == display ) ]]; then
     setterm --blank 0 --powerdown 0 >/dev/null 2>&1 || true
 fi
 
+if [[ $START -eq 1 && "$ROLE" == button ]] &&
+    ! "$PREFIX/bin/vuoro" button --config "$ETC/button.toml" --check >/dev/null 2>&1; then
+    # A fresh button.toml has no buttons yet (which pin calls for which counter is for a person
+    # to say): starting would only fail. Say what to do instead of ending on systemd's error.
+    START=0
+    echo "not starting vuoro-button yet: set its buttons in $ETC/button.toml, check them with"
+    echo "    $PREFIX/bin/vuoro button --config $ETC/button.toml --check"
+    echo "then: sudo systemctl restart vuoro-button"
+fi
 if [[ $START -eq 1 ]]; then
     systemctl restart "vuoro-$ROLE.service"
 fi
