@@ -142,15 +142,15 @@ class BookingBook:
         return self.settings.rules(service)
 
     def here_and_now(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> dict[str, Any] | None:
-        """A slot starting now, if a librarian is free: open, a place left, no one waiting."""
+        """A time from now to the grid (``SlotPlaces.here_and_now``) if a librarian is free: the service open,
+        a place left in every slot it holds, no one waiting."""
         if not rules.here_and_now or not engine.is_open(rules.service, now) or engine.waiting(rules.service):
             return None
         local = engine.local(now).replace(second=0, microsecond=0)
-        slot = self.places.grid(rules, local, local + timedelta(seconds=1))[0]
-        if self.places.free(rules, slot) <= 0:
+        grid, end = self.places.here_and_now(rules, local)
+        if any(self.places.free(rules, slot) <= 0 for slot in grid):
             return None
-        return {"start": local.isoformat(timespec="minutes"),
-                "end": (local + rules.slot).isoformat(timespec="minutes")}
+        return {"start": local.isoformat(timespec="minutes"), "end": end.isoformat(timespec="minutes")}
 
     def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
         if service not in self.config.services:
@@ -307,8 +307,9 @@ class BookingBook:
             if self.here_and_now(engine, now, rules) is None:
                 raise ApiError(409, refusals.NOT_FREE, "No one is free right now. Choose a time or take a ticket.")
             local = engine.local(now).replace(second=0, microsecond=0)
-            grid = self.places.grid(rules, local, local + timedelta(seconds=1))
-            booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
+            grid, end = self.places.here_and_now(rules, local)
+            booking = self._new_booking(now, service, local, len(grid), "here_and_now", language=language,
+                                        idem_key=key, end=end.astimezone(ZoneInfo("UTC")))
             self.places.claim(booking, grid)
             self._remember(booking)
             outcome = engine.issue(service, language, now, idempotency_key=key, origin="booking",
