@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from server import codes  # standard library only: the one rule for codes, the hub's and the kiosk's
 from vuoro import refusals
 
 Translate = Callable[[str], str]
-
-# Booking codes use an alphabet without look-alikes: no 0/O, no 1/I.
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-CODE_MIN, CODE_MAX = 4, 10
 
 
 def weekday_name(_: Translate, index: int) -> str:
@@ -150,7 +147,7 @@ def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any]
     if code == refusals.NOT_FOUND:
         return Notice(_("Booking not found"),
                       _("We could not find a booking with the code {code}. Check the code and try again, "
-                        "or ask at the desk.").format(code=typed), ("checkin",))
+                        "or ask at the desk.").format(code=codes.pretty(typed)), ("checkin",))
     if code == refusals.SLOW_DOWN:  # too many wrong codes here: the hub asks for a pause (docs/bookings.md)
         wait = answer_detail("retry_after")
         minutes = max(1, -(-int(wait) // 60)) if isinstance(wait, int | float) and wait > 0 else 5
@@ -324,17 +321,17 @@ def booking_refusal(_: Translate, code: str) -> Notice:
     return Notice(_("Sorry"), _("We could not book the time just now. Please ask at the desk."))
 
 
-_CODE_RUN = re.compile(r"[A-Z0-9]{" + str(CODE_MIN) + ",40}")
+_CODE_RUN = re.compile(r"[A-Z0-9]{" + str(codes.MIN_LENGTH) + ",40}")
 
 
 def clean_code(raw: str) -> str | None:
-    """A booking code from what a scanner or the keypad gave: upper case, the last code-like run.
+    """A booking or sign-up code from what a scanner or the keypad gave, as ``server.codes`` reads it
+    (case, dashes and spaces ignored: ``7kq-3mz`` is ``7KQ3MZ``; an address gives its last part).
 
-    A QR code may hold a URL (``https://…/b/7KQ3MZ``); the code is its last part.
+    Anything else a scanner sends gives its last code-like run.
     """
-    text = raw.strip().upper()
-    runs = _CODE_RUN.findall(text)
-    if not runs:
-        return None
-    code = runs[-1]
-    return code if CODE_MIN <= len(code) <= 40 else None
+    code = codes.normalise(raw)
+    if not (code.isascii() and code.isalnum()):
+        runs = _CODE_RUN.findall(code)
+        code = runs[-1] if runs else ""
+    return code if codes.MIN_LENGTH <= len(code) <= 40 else None

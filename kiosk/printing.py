@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from server import codes
+
 from .model import parse_time, service_name
 
 log = logging.getLogger("vuoro.kiosk.printing")
@@ -71,7 +73,8 @@ class KioskPrinter:
         booked = parse_time((booking or {}).get("start"))
         if booking is not None and booked is not None and code:
             return BookingCheckIn(site_name=site_name, service_name=name, number=number, booked_at=booked,
-                                  booking_code=code, issued_at=issued, language=language)
+                                  booking_code=code, issued_at=issued, language=language,
+                                  code_display=codes.pretty(code))
         wait = ticket.get("estimated_wait_min")
         return QueueTicket(site_name=site_name, service_name=name, number=number,
                            people_before=int(ticket.get("position") or 0), issued_at=issued, language=language,
@@ -109,7 +112,8 @@ class KioskPrinter:
                                room=str(event.get("room") or ""), code=str(signup["code"]),
                                issued_at=datetime.now().astimezone(), language=language,
                                seat=None if seat is None else str(seat),
-                               waiting_place=signup.get("waiting_place") if seat is None else None)
+                               waiting_place=signup.get("waiting_place") if seat is None else None,
+                               code_display=signup.get("code_display") or codes.pretty(str(signup["code"])))
 
         return self._print_built(build)
 

@@ -294,9 +294,10 @@ def test_checkin_keypad_through_the_real_hub(kiosk: Driver) -> None:
     kiosk.tap(button(kiosk, "checkin", "Slet"))
     kiosk.tap(button(kiosk, "checkin", "Z"))
     assert app.screen("checkin").code == "7KQ3MZ" and not submit.disabled
+    assert app.screen("checkin").ids.code.text == "7KQ-3MZ"  # grouped as receipts print it
     kiosk.tap(submit)
     kiosk.wait(lambda: app.sm.current == "notice", 10, "check-in answer")
-    assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid med koden 7KQ3MZ.")  # the hub's not_found
+    assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid med koden 7KQ-3MZ.")  # the hub's not_found
 
 
 # -- check-in answers from the real hub, at a chosen time --------------------------------------------
@@ -405,7 +406,7 @@ def test_checkin_answers_in_plain_words(monday_hub: Hub, printer: VirtualPrinter
     app, notice, ticket = driver.app, driver.app.screen("notice"), driver.app.screen("ticket")
     try:
         expected = {
-            "NFND23": "Vi kunne ikke finde en tid med koden NFND23.",
+            "NFND23": "Vi kunne ikke finde en tid med koden NFN-D23.",
             "EARLY2": "Du er kommet tidligt. Kom igen ",
             "LATE23": "Din tid er overskredet.",
             "DAYX23": "Din tid er en anden dag.",
@@ -440,7 +441,7 @@ def test_checkin_answers_in_plain_words(monday_hub: Hub, printer: VirtualPrinter
         driver.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 10, "checked in")
         assert ticket.number == "B002" and "Din tid: 10:30" in ticket.place  # TWCE23 had B001
         receipt = printer.wait_for(1, timeout=10)[0]
-        assert "B002" in receipt.text and "GREAT2" in receipt.barcodes + receipt.qr
+        assert "B002" in receipt.text and "GREAT2" in receipt.barcodes + receipt.qr and "GRE-AT2" in receipt.lines
         keys = relay.keys("/api/v1/checkins")
         assert all(8 <= len(k) <= 64 for k in keys) and len(set(keys)) == len(keys) == len(expected) + 3
     finally:
@@ -649,9 +650,9 @@ def test_sign_up_for_an_event_prints_the_code_and_a_full_event_says_so(kiosk: Dr
     kiosk.wait(lambda: app.sm.current == "signup" and signup.receipt is not None, 10, "the sign-up")
     body = signup.signup
     assert body is not None and body["seat"] == 1 and signup.heading == "Du har en plads"
-    assert signup.big == "Plads 1" and signup.code == body["code"]
+    assert signup.big == "Plads 1" and signup.code == body["code_display"] == f"{body['code'][:3]}-{body['code'][3:]}"
     receipt = printer.wait_for(1, timeout=10)[0]
-    assert receipt.qr == [body["code"]] and "Tilmelding" in receipt.text
+    assert receipt.qr == [body["code"]] and "Tilmelding" in receipt.text and body["code_display"] in receipt.lines
     # The last seat of the other event goes to someone else before this visitor's touch.
     kiosk.tap(button(kiosk, "signup", "Arrangementer"))
     kiosk.wait(lambda: programme_shown(kiosk), 10, "events again")

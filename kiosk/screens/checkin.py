@@ -6,6 +6,8 @@ from typing import Any
 
 from kivy.properties import StringProperty
 
+from server import codes
+
 from .. import model
 from ..client import HubAnswer
 from .base import KioskScreen
@@ -16,14 +18,14 @@ class CheckinScreen(KioskScreen):
 
     def on_kv_post(self, base_widget: Any) -> None:
         self.ids.keypad.data = [{"text": char, "action": lambda key: self.press(key.text)}
-                                for char in model.CODE_ALPHABET]
+                                for char in codes.ALPHABET]
 
     def open(self) -> None:
         self.code = ""
         self.show()
 
     def press(self, char: str) -> None:
-        if len(self.code) < model.CODE_MAX:
+        if len(self.code) < codes.MAX_LENGTH:
             self.code += char
 
     def delete(self) -> None:
@@ -39,7 +41,7 @@ class CheckinScreen(KioskScreen):
             return
         self.session.poke()
         self.show()
-        self.code = code[: model.CODE_MAX] if len(code) <= model.CODE_MAX else code
+        self.code = code
         self.check_in(code)
 
     def check_in(self, code: str) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 from kivy.factory import Factory
 from kivy.properties import ObjectProperty
 
+from server import codes
+
 from .. import model
 from .code import CodeScreen
 
@@ -23,5 +25,5 @@ class SignupScreen(CodeScreen):
         self.signup = body
         result = model.signup_result(self._, body, datetime.now().astimezone())
         self.heading, self.big, self.about = result.title, result.place, result.event
-        self.code = str(body.get("code") or "")
+        self.code = str(body.get("code_display") or codes.pretty(str(body.get("code") or "")))
         self.present()

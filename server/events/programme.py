@@ -170,7 +170,7 @@ class Programme:
         row = records.signup_by_key(self.store, self.site, key)
         if row is not None:
             event = self.find(row[0])
-            answer = {"code": row[1], "seat": row[2], "waiting_place": row[3],
+            answer = {"code": row[1], "code_display": codes.pretty(row[1]), "seat": row[2], "waiting_place": row[3],
                       "event": self.event_json(event) if event else None}
             self.by_idem[key] = answer
             return Outcome(replay=True), {**answer, "replay": True}
@@ -198,7 +198,8 @@ class Programme:
         code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
         self.version += 1
-        answer = {"code": code, "seat": seat, "waiting_place": place, "event": self.event_json(event)}
+        answer = {"code": code, "code_display": codes.pretty(code), "seat": seat, "waiting_place": place,
+                  "event": self.event_json(event)}
         self.by_idem[key] = answer
         record = SignupRow(uuid.uuid4().hex, self.site, event.id, code, seat, place, language, key, now)
         return Outcome(records=[record]), {**answer, "replay": False}
