@@ -47,7 +47,7 @@ def when(_: Translate, moment: datetime, today: datetime | None) -> str:
 def said_when(_: Translate, moment: Any, now: datetime | None, known: str, unknown: str) -> str:
     """``known`` with its ``{when}`` filled in from a hub time (ISO text), or ``unknown`` without one."""
     at = parse_time(moment)
-    return known.format(when=when(_, at, now or at.astimezone())) if at is not None else unknown
+    return known.format(when=when(_, at, now or at)) if at is not None else unknown
 
 
 def wait_text(_: Translate, minutes: Any, waiting: Any = None) -> str:
@@ -93,7 +93,7 @@ def tiles(_: Translate, site: dict[str, Any], queues: dict[str, dict[str, Any]],
             if opens is None:
                 line = _("Closed today")
             else:
-                line = _("Closed – opens {when}").format(when=when(_, opens, now or opens.astimezone()))
+                line = _("Closed – opens {when}").format(when=when(_, opens, now or opens))
         else:
             kind = "walk_in"
             line = wait_text(_, queue.get("estimated_wait_min"), queue.get("waiting"))

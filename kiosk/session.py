@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Hashable
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kivy.clock import Clock
 from kivy.event import EventDispatcher
@@ -110,6 +112,25 @@ class Session(EventDispatcher):
     def site_name(self) -> str:
         return str(self.site.get("name") or "")
 
+    # -- the site's clock ------------------------------------------------------------------
+    @property
+    def zone(self) -> tzinfo | None:
+        """The site's zone (GET /site's ``timezone``): every time a visitor reads is in it, never the machine's
+        (a fresh Pi runs on UTC). None until the hub has told us, and then the machine's zone stands in."""
+        name = self.site.get("timezone")
+        if not isinstance(name, str) or not name:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown site timezone %r: using the machine's", name)
+            return None
+
+    def now(self) -> datetime:
+        """Now on the site's wall clock (aware): "today", and the time a receipt is issued."""
+        zone = self.zone
+        return datetime.now(zone) if zone is not None else datetime.now().astimezone()
+
     # -- the panel and the visitor's choices ------------------------------------------------
     def fit(self, width: float, height: float) -> None:
         """Sizes for this window. Portrait screens are scaled by a 600 px wide design so rows of four
@@ -199,7 +220,7 @@ class Session(EventDispatcher):
         printer = self.printer
         if printer is None:
             return NO_PRINTER
-        return printer.print_ticket(ticket, self.site_name, lang, booking, code)
+        return printer.print_ticket(ticket, self.site_name, lang, booking, code, self.now())
 
     def print_receipt(self, make: Callable[[KioskPrinter], PrintOutcome]) -> PrintOutcome:
         """(worker thread) A booking or sign-up receipt."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from kivy.properties import DictProperty, StringProperty
@@ -46,7 +45,7 @@ class BookScreen(KioskScreen):
             self.ids.services.data = []
             return
         self.hint = self._("What do you want to book a time for?")
-        today = datetime.now().astimezone().date()
+        today = self.session.now().date()
         self.ids.services.data = [
             {"service": sid, "title": self.session.service_title(sid), "line": self._next_free(body, today),
              "kind": "booking", "waiting": 0, "bg": list(theme.BOOKING_BG), "fg": list(theme.BOOKING_FG),

@@ -74,4 +74,4 @@ class CheckinScreen(KioskScreen):
             return
         if answer.broken:
             session.hub_down()
-        self.notice(model.checkin_refusal(self._, answer.code, answer.detail, code))
+        self.notice(model.checkin_refusal(self._, answer.code, answer.detail, code, session.now()))

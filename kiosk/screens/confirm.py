@@ -7,7 +7,6 @@ A here-and-now booking answers with a queue ticket: the ticket screen shows it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from kivy.properties import StringProperty
@@ -27,7 +26,7 @@ class ConfirmScreen(KioskScreen):
         start, end = model.parse_time(slot.get("start")), model.parse_time(slot.get("end"))
         if start is None:
             return
-        today = datetime.now().astimezone().date()
+        today = self.session.now().date()
         self.service, self.title = service, title
         self.wanted = "now" if now else str(slot.get("start"))
         self.when = (self._("Now, {span}").format(span=start.strftime("%H:%M") + "–" + end.strftime("%H:%M"))
@@ -51,7 +50,7 @@ class ConfirmScreen(KioskScreen):
             code = str(booking.get("code") or "")
             if isinstance(body.get("ticket"), dict):  # here-and-now: checked in at once, a queue ticket
                 return ticket.printing(body["ticket"], lang, booking, code)
-            return booked.printing(lambda p: p.print_booking(booking, site_name, lang),
+            return booked.printing(lambda p: p.print_booking(booking, site_name, lang, session.now()),
                                    str(booking.get("code_display") or code))
 
         session.ask(lambda: session.client.book(service, None if wanted == "now" else wanted, lang, key),
@@ -73,7 +72,7 @@ class ConfirmScreen(KioskScreen):
                 session.queues_changed()
                 return
             start, end = model.parse_time(booking.get("start")), model.parse_time(booking.get("end"))
-            when = (model.booking_when(self._, start, end, datetime.now().astimezone().date())
+            when = (model.booking_when(self._, start, end, self.session.now().date())
                     if start is not None else self.when)
             self.screen("booked").present_booking(booking, self.title, when)
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from vuoro.i18n import NATIVE_NAMES
@@ -33,7 +32,7 @@ class HomeScreen(KioskScreen):
     def render(self, *_args: Any) -> None:
         """The service tiles, in the site's order, with their live state."""
         session = self.session
-        tiles = model.tiles(self._, session.site, session.queues, session.lang, datetime.now().astimezone())
+        tiles = model.tiles(self._, session.site, session.queues, session.lang, session.now())
         self.ids.tiles.data = [
             {"service": tile.service, "title": tile.title, "line": tile.line, "kind": tile.kind,
              "waiting": tile.waiting, "bg": list(theme.TILE_COLOURS[tile.kind][0]),

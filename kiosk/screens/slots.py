@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from kivy.properties import DictProperty, NumericProperty, ObjectProperty, StringProperty
@@ -31,7 +31,7 @@ class SlotsScreen(KioskScreen):
     def present(self, answer: dict[str, Any]) -> None:
         self.answer = answer
         self.screen("book").bookable[self.service] = answer  # "Next free time" on the way back is today's truth
-        today = datetime.now().astimezone().date()
+        today = self.session.now().date()
         days = model.slot_days(answer.get("slots"))[:DAYS]
         if self.day not in [day for day, _slots in days]:
             self.day = days[0][0] if days else today

@@ -88,7 +88,7 @@ class EventsScreen(KioskScreen):
         elif not self.events:
             data = [self._note(self._("Nothing more on today."))]
         else:
-            now = datetime.now().astimezone()
+            now = self.session.now()
             data = [self._row(event, now) for event in self.events[:SHOWN]]
         self.ids.events.data = data
 
@@ -128,7 +128,8 @@ class EventsScreen(KioskScreen):
             if not answer.ok or not isinstance(answer.body, dict):
                 return None
             body = answer.body
-            return signup.printing(lambda p: p.print_signup(body, site_name, lang), str(body.get("code") or ""))
+            return signup.printing(lambda p: p.print_signup(body, site_name, lang, session.now()),
+                                   str(body.get("code_display") or body.get("code") or ""))
 
         session.ask(lambda: session.client.signup(event_id, lang, key), lambda a: self._signed_up(event_id, a),
                     printing)
