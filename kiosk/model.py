@@ -290,14 +290,49 @@ def day_label(_: Translate, day: date, today: date, *, short: bool = False) -> s
     return f"{name} {day.day}/{day.month}"
 
 
-def slot_days(slots: Any) -> list[tuple[date, list[dict[str, Any]]]]:
-    """GET /slots' free slots grouped by their local day, in order."""
+def day_heading(_: Translate, day: date, today: date) -> str:
+    """The chosen day above its times, in full: "Today, Monday 30/11", "Thursday 3/12"."""
+    dated = f"{weekday_name(_, day.weekday())} {day.day}/{day.month}"
+    if day == today:
+        return _("Today, {date}").format(date=dated)
+    if day == today + timedelta(days=1):
+        return _("Tomorrow, {date}").format(date=dated)
+    return dated[:1].upper() + dated[1:]
+
+
+def slot_days(slots: Any, length: int = 1) -> list[tuple[date, list[dict[str, Any]]]]:
+    """GET /slots' free slots grouped by their local day, in order.
+
+    ``length`` 2: a double slot (30 minutes of 15-minute slots): only the starts whose next slot is free too
+    (the hub's ``double``), each ending where that next slot ends and marked ``"slots": 2``.
+    """
+    free = [slot for slot in slots or [] if isinstance(slot, dict) and parse_time(slot.get("start")) is not None
+            and (slot.get("free") or 0) > 0]
+    if length == 2:
+        free = [{**slot, "end": after["end"], "slots": 2} for slot, after in zip(free, free[1:], strict=False)
+                if slot.get("double") and after.get("start") == slot.get("end") and after.get("end")]
     days: dict[date, list[dict[str, Any]]] = {}
-    for slot in slots or []:
-        start = parse_time(slot.get("start")) if isinstance(slot, dict) else None
-        if start is not None and (slot.get("free") or 0) > 0:
-            days.setdefault(start.date(), []).append(slot)
+    for slot in free:
+        days.setdefault(parse_time(slot["start"]).date(), []).append(slot)  # type: ignore[union-attr]
     return sorted(days.items())
+
+
+def time_rows(slots: list[dict[str, Any]], slot_min: Any) -> tuple[int, list[dict[str, Any] | None]]:
+    """One day's free times as a timetable: (columns, cells left to right, top to bottom; None is a gap).
+
+    A row is an hour where the slots divide it (15-minute slots: :00 :15 :30 :45), so a time taken or past
+    leaves its gap and every column keeps its minute; an hour with nothing free is left out. Other slot
+    lengths fill rows of four.
+    """
+    per_hour = 60 // slot_min if isinstance(slot_min, int) and slot_min > 0 and 60 % slot_min == 0 else 0
+    if not 3 <= per_hour <= 6:
+        return 4, list(slots)
+    rows: dict[int, list[dict[str, Any] | None]] = {}
+    for slot in slots:
+        start = parse_time(slot.get("start"))
+        if start is not None:
+            rows.setdefault(start.hour, [None] * per_hour)[start.minute // slot_min] = slot
+    return per_hour, [cell for hour in sorted(rows) for cell in rows[hour]]
 
 
 def booking_when(_: Translate, start: datetime, end: datetime | None, today: date) -> str:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "screenshots" / "kiosk"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SCREENS = ("home", "ticket", "ticket-printer-failure", "checkin", "hub-down", "whats-on", "signup",
-           "book-services", "book-slots", "book-confirm", "booked")
+           "book-services", "book-slots", "book-slots-30", "book-confirm", "booked")
 ALL_DAY_CAPACITY = ('capacity = [ { days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], '
                     'hours = "00:00-24:00", staff = 1 } ]')
 
@@ -179,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                 app.screen("book").choose("bibliotekar")  # the times came with the services: no request
                 d.wait(lambda: app.sm.current == "slots" and _views(slots.ids.slots), 15, "slots")
                 shot(lang, "book-slots")
-                d.tap(_views(slots.ids.slots)[0])
+                slots.choose_length(2)  # a double slot: 30 minutes, only the starts with the next slot free too
+                d.pump(3)
+                shot(lang, "book-slots-30")
+                slots.choose_length(1)
+                d.pump(3)
+                d.tap(next(v for v in _views(slots.ids.slots) if getattr(v, "slot", None)))
                 d.wait(lambda: app.sm.current == "confirm", 15, "confirm")
                 shot(lang, "book-confirm")
                 d.tap(app.screen("confirm").ids.confirm_button)

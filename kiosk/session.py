@@ -68,7 +68,6 @@ class Session(EventDispatcher):
     tall = BooleanProperty(False)  # a portrait panel
     tile_cols = NumericProperty(2)
     key_cols = NumericProperty(8)
-    slot_cols = NumericProperty(5)
     hub_ok = BooleanProperty(True)
     busy = BooleanProperty(False)  # a request is on its way: a second tap must not make a second one
     busy_text = StringProperty("")  # "Just a moment…" where the screen says what it is waiting for
@@ -141,7 +140,6 @@ class Session(EventDispatcher):
         count = max(1, len(self.site.get("services") or []))
         self.tile_cols = 1 if self.tall or count == 1 else 2
         self.key_cols = 6 if self.tall else 8
-        self.slot_cols = 3 if self.tall else 5
 
     def on_scale(self, _session: Session, _scale: float) -> None:
         self.fit(*self._window)

@@ -2,8 +2,9 @@
 
 The kiosk runs in this process with ``TZ=UTC``, as on a fresh Pi, while the site is in Europe/Copenhagen:
 every time a visitor reads must be the site's. The helpers and fixtures are the kiosk tests' own
-(``tests/test_kiosk_app.py``).
+(``tests/test_kiosk_app.py``), imported by name, so pytest finds them here too.
 """
+# ruff: noqa: F811 - the fixtures imported below are the arguments of the tests
 
 from __future__ import annotations
 
@@ -11,14 +12,11 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from hardware.layout import format_datetime
-from hardware.virtual import VirtualPrinter
-from kiosk.driver import Driver
+import requests
 from test_kiosk_app import (  # noqa: F401 - fixtures are found by name
     add_event,
     button,
@@ -29,9 +27,16 @@ from test_kiosk_app import (  # noqa: F401 - fixtures are found by name
     programme_shown,
     signup_button,
     slot_buttons,
+    slot_starts,
+    tile,
 )
 
+from hardware.layout import format_datetime
+from hardware.virtual import VirtualPrinter
+from kiosk.driver import Driver
+
 CPH = ZoneInfo("Europe/Copenhagen")
+WEEKDAYS_DA = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 STAMP = re.compile(r"^\d\d\.\d\d\.\d{4} kl\. \d\d:\d\d$")  # a Danish receipt's date and time
 
 
@@ -63,7 +68,7 @@ def site_clock_now() -> set[str]:
 # -- item 1: receipts say the site's time ----------------------------------------------------------
 
 
-def test_booking_and_signup_receipts_are_stamped_on_the_sites_clock(kiosk: Driver, hub,  # noqa: F811
+def test_booking_and_signup_receipts_are_stamped_on_the_sites_clock(kiosk: Driver, hub,
                                                                     printer: VirtualPrinter) -> None:
     app = kiosk.app
     assert datetime.now().astimezone().utcoffset() == timedelta(0)  # the machine: UTC
@@ -82,3 +87,72 @@ def test_booking_and_signup_receipts_are_stamped_on_the_sites_clock(kiosk: Drive
     kiosk.wait(lambda: app.sm.current == "signup" and signup.receipt is not None, 10, "the sign-up's receipt")
     receipt = printer.wait_for(2, timeout=10)[1]
     assert issued_line(receipt.lines) in site_clock_now(), receipt.lines
+
+
+# -- items 2, 3 and 6: booking from a tile, a day's times under its own heading, double slots -------
+
+
+def test_a_booking_only_tile_leads_straight_to_booking_that_service(kiosk: Driver) -> None:
+    app, slots = kiosk.app, kiosk.app.screen("slots")
+    kiosk.tap(tile(kiosk, "borgerservice"))  # "Kun med tid – bestil en tid"
+    kiosk.wait(lambda: app.sm.current == "slots" and slot_buttons(kiosk), 10, "borgerservice's free times")
+    assert slots.service == "borgerservice" and slots.title == "Borgerservice"
+    kiosk.tap(button(kiosk, "slots", "Tilbage"))
+    assert app.sm.current == "home"  # it came from the tile: back is home, not a choice of services
+
+
+def test_the_chosen_day_heads_its_times_which_stand_in_rows_of_an_hour(kiosk: Driver) -> None:
+    slots = kiosk.app.screen("slots")
+    open_slots(kiosk, "borgerservice")
+    tabs = list(reversed(slots.ids.days.children))
+    today = datetime.now(CPH).date()
+
+    def heading(day: date) -> str:
+        dated = f"{WEEKDAYS_DA[day.weekday()]} {day.day}/{day.month}"
+        return {today: f"I dag, {dated}", today + timedelta(days=1): f"I morgen, {dated}"}.get(day, dated.capitalize())
+
+    first = slots.day
+    assert slots.ids.heading.text == heading(first)
+    kiosk.tap(tabs[2])
+    day = slots.day
+    assert day != first and slots.ids.heading.text == heading(day)
+    # The day's band sits right under the tabs; its times below it, in rows of an hour: :00 :15 :30 :45.
+    assert slots.ids.heading.top == pytest.approx(slots.ids.days.y, abs=1)
+    assert slots.cols == 4 and len(tabs) == 7
+    cells = slots.ids.slots.data
+    assert len(cells) % 4 == 0
+    for index, cell in enumerate(cells):
+        if cell.get("slot"):
+            start = datetime.fromisoformat(cell["slot"]["start"])
+            row = [datetime.fromisoformat(c["slot"]["start"]).hour for c in cells[index - index % 4:][:4]
+                   if c.get("slot")]
+            assert start.date() == day and start.minute == 15 * (index % 4) and set(row) == {start.hour}
+
+
+def test_a_double_slot_of_30_minutes_is_booked_at_the_kiosk(kiosk: Driver, hub,
+                                                            printer: VirtualPrinter) -> None:
+    app, slots, booked = kiosk.app, kiosk.app.screen("slots"), kiosk.app.screen("booked")
+    open_slots(kiosk, "bibliotekar")
+    kiosk.tap(button(kiosk, "slots", "30 min."))
+    kiosk.wait(lambda: slots.length == 2 and slot_buttons(kiosk), 10, "the 30-minute times")
+    assert slots.now_text == ""  # "now" is a single slot: not offered as 30 minutes
+    offered = requests.get(hub.url + "/api/v1/slots?service=bibliotekar&days=7", timeout=5).json()["slots"]
+    doubles = {s["start"] for s in offered if s["double"]}
+    shown = slot_starts(kiosk)
+    assert shown and set(shown) <= doubles  # only starts whose next slot is free too
+    assert {s for s in doubles if datetime.fromisoformat(s).date() == slots.day} == set(shown)
+    first = slot_buttons(kiosk)[0]
+    start = datetime.fromisoformat(first.slot["start"])
+    kiosk.tap(first)
+    assert app.screen("confirm").when.endswith(f"{start:%H:%M}–{start + timedelta(minutes=30):%H:%M}")
+    kiosk.tap(app.screen("confirm").ids.confirm_button)
+    kiosk.wait(lambda: app.sm.current == "booked" and booked.receipt is not None, 10, "the double booking")
+    booking = booked.booking
+    assert booking["slots"] == 2 and datetime.fromisoformat(booking["end"]) - start == timedelta(minutes=30)
+    receipt = printer.wait_for(1, timeout=10)[0]
+    assert f"Bestilt tid: kl. {start:%H:%M}-{start + timedelta(minutes=30):%H:%M}" in receipt.lines
+    # Both of its slots are gone for the next visitor.
+    after = {s["start"] for s in requests.get(hub.url + "/api/v1/slots?service=bibliotekar&days=7",
+                                              timeout=5).json()["slots"]}
+    assert first.slot["start"] not in after and (start + timedelta(minutes=15)).isoformat(timespec="minutes") \
+        not in after

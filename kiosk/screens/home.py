@@ -37,5 +37,13 @@ class HomeScreen(KioskScreen):
             {"service": tile.service, "title": tile.title, "line": tile.line, "kind": tile.kind,
              "waiting": tile.waiting, "bg": list(theme.TILE_COLOURS[tile.kind][0]),
              "fg": list(theme.TILE_COLOURS[tile.kind][1]), "disabled": not session.hub_ok,
-             "action": lambda button: self.screen("ticket").take(button.service)}
+             "action": self.touch}
             for tile in tiles]
+
+    def touch(self, tile: Any) -> None:
+        """A number for a walk-in service; a booking-only one leads straight to booking a time for it (when the
+        kiosk may book it: else the notice says where to book, and offers check-in)."""
+        if tile.kind == "booking_only":
+            self.screen("book").book_service(tile.service)
+        else:
+            self.screen("ticket").take(tile.service)
