@@ -225,6 +225,27 @@ def event_line(_: Translate, event: dict[str, Any], now: datetime | None = None)
     return span, str(event.get("title") or ""), " · ".join(p for p in parts if p)
 
 
+def follow_programme(shown: list[dict[str, Any]], live: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The programme on screen brought up to date by the hub's retained ``events/today``.
+
+    That payload holds every event of its day and then the next few, soonest first, so it is the truth for
+    every event up to its last one (a new one appears, a cancelled one says so, seats left change, a
+    deleted one goes); what the list holds beyond it (``GET /events``' week) stays. Events that are over
+    are left out, as ``GET /events`` leaves them out.
+    """
+    items = [e for e in live.get("events") or [] if isinstance(e, dict) and parse_time(e.get("start"))]
+    starts = [parse_time(e["start"]) for e in items]
+    try:
+        day = date.fromisoformat(str(live.get("day")))
+        horizon = datetime.combine(day + timedelta(days=1), datetime.min.time(), now.tzinfo)
+    except ValueError:
+        horizon = now
+    horizon = max([horizon, *(s for s in starts if s is not None)])
+    later = [e for e in shown if (parse_time(e.get("start")) or horizon) > horizon]
+    current = [e for e in items if (parse_time(e.get("end")) or now) >= now]
+    return sorted(current + later, key=lambda e: (parse_time(e["start"]), str(e.get("title") or "")))
+
+
 def signup_kind(event: dict[str, Any]) -> str | None:
     """"seat" or "waiting" when the kiosk can sign a visitor up for the event; None when not."""
     if not event.get("signup") or event.get("state") == "cancelled" or not event.get("id"):

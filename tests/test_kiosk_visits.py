@@ -18,13 +18,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from test_kiosk_app import (  # noqa: F401 - fixtures are found by name
+    STAFF,
+    Relay,
     add_event,
     button,
     hub,
     kiosk,
+    make_kiosk,
     open_slots,
     printer,
     programme_shown,
+    relay,
     signup_button,
     slot_buttons,
     slot_starts,
@@ -33,7 +37,9 @@ from test_kiosk_app import (  # noqa: F401 - fixtures are found by name
 
 from hardware.layout import format_datetime
 from hardware.virtual import VirtualPrinter
+from kiosk import model
 from kiosk.driver import Driver
+from vuoro.broker import Broker
 
 CPH = ZoneInfo("Europe/Copenhagen")
 WEEKDAYS_DA = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
@@ -156,3 +162,55 @@ def test_a_double_slot_of_30_minutes_is_booked_at_the_kiosk(kiosk: Driver, hub,
                                               timeout=5).json()["slots"]}
     assert first.slot["start"] not in after and (start + timedelta(minutes=15)).isoformat(timespec="minutes") \
         not in after
+
+
+# -- item 5: an open "What's on" follows the programme ------------------------------------------------
+
+
+def test_an_open_whats_on_follows_the_programme_live_without_asking_again(hub, relay: Relay, live_broker: Broker,
+                                                                          printer: VirtualPrinter) -> None:
+    """Staff add an event and cancel it while a visitor reads the list: the retained events/today (MQTT)
+    brings both to the open screen, and the kiosk asks GET /events only when the screen was opened."""
+    driver = make_kiosk(relay.url, live_broker, printer.url)
+    app, events = driver.app, driver.app.screen("events")
+
+    def row(title: str) -> dict | None:
+        return next((r for r in events.ids.events.data if title in r.get("head", "")), None)
+
+    try:
+        driver.wait(app.mqtt_up, 10, "the kiosk's MQTT link")
+        driver.tap(button(driver, "home", "Arrangementer"))
+        driver.wait(lambda: events.loaded and events.available, 10, "the programme")
+        asked = relay.count("GET", "/api/v1/events")
+        assert asked == 1
+        title = f"Strikkecafé {time.time_ns() % 100000}"
+        event_id = add_event(hub, title, seats=3)
+        driver.wait(lambda: row(title), 10, "the new event on the open list")
+        assert row(title)["extra"] == "Salen · 3 pladser tilbage" and row(title)["signup_text"] == "Tilmeld"
+        requests.post(hub.url + f"/api/v1/events/{event_id}/signups", json={}, timeout=5,
+                      headers={"Authorization": "Bearer demo-kiosk2-token-change-me",
+                               "Idempotency-Key": f"elsewhere-{time.time_ns()}"}).raise_for_status()
+        driver.wait(lambda: row(title)["extra"] == "Salen · 2 pladser tilbage", 10, "a seat taken at another kiosk")
+        assert requests.delete(hub.url + f"/api/v1/events/{event_id}", headers=STAFF, timeout=5).status_code == 200
+        driver.wait(lambda: row(title)["extra"] == "Salen · Aflyst", 10, "the cancellation")
+        assert row(title)["signup_text"] == "" and app.sm.current == "events"
+        assert relay.count("GET", "/api/v1/events") == asked  # followed over MQTT: no request of its own
+    finally:
+        driver.stop()
+
+
+def test_the_retained_programme_is_the_truth_up_to_its_last_event_and_the_rest_of_the_week_stays() -> None:
+    now = datetime(2026, 11, 23, 15, 0, tzinfo=CPH)
+
+    def event(eid: str, day: int, hour: int, **extra: object) -> dict:
+        start = datetime(2026, 11, day, hour, tzinfo=CPH)
+        return {"id": eid, "title": eid, "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
+                "state": "scheduled", **extra}
+
+    shown = [event("over", 23, 9), event("gone", 23, 17), event("seats", 23, 18, seats_left=4),
+             event("tomorrow", 24, 10), event("next-week", 29, 10)]
+    live = {"day": "2026-11-23", "events": [event("over", 23, 9), event("seats", 23, 18, seats_left=2),
+                                            event("new", 23, 19), event("tomorrow", 24, 10, state="cancelled")]}
+    merged = model.follow_programme(shown, live, now)
+    assert [e["id"] for e in merged] == ["seats", "new", "tomorrow", "next-week"]  # "gone" was deleted
+    assert merged[0]["seats_left"] == 2 and merged[2]["state"] == "cancelled"

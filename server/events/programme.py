@@ -87,7 +87,9 @@ class Programme:
                     return event
         return None
 
-    def event_json(self, event: Event, *, detail: bool = False) -> dict[str, Any]:
+    def event_json(self, event: Event, *, detail: bool = False, signup: bool = False) -> dict[str, Any]:
+        """An event as screens and kiosks read it; ``signup`` adds whether and how it takes sign-ups (the
+        retained ``events/today`` carries that, so an open kiosk list follows it), ``detail`` everything."""
         taken = self.signups.get(event.id, Signups())
         state = event.state
         seats_left = None
@@ -99,12 +101,13 @@ class Programme:
                                 "start": event.start.astimezone(self.tz).isoformat(timespec="seconds"),
                                 "end": event.end.astimezone(self.tz).isoformat(timespec="seconds"),
                                 "room": event.room, "state": state, "seats_left": seats_left}
-        if detail:
+        if detail or signup:
             waiting_left = max(0, event.waiting_list - len(taken.waiting)) if event.seats is not None else None
-            body.update({"all_day": event.all_day, "source": event.source, "url": event.url, "seats": event.seats,
-                         "waiting_list_left": waiting_left,
+            body.update({"waiting_list_left": waiting_left,
                          "signup": event.seats is not None and state != CANCELLED and (
                              bool(seats_left) or bool(waiting_left))})
+        if detail:
+            body.update({"all_day": event.all_day, "source": event.source, "url": event.url, "seats": event.seats})
         return body
 
     def between(self, start: datetime, end: datetime) -> list[Event]:
@@ -132,7 +135,7 @@ class Programme:
         todays = self.between(start, tomorrow)
         later = [e for e in self.between(tomorrow, tomorrow + timedelta(days=7)) if e.start >= tomorrow]
         payload = {"day": today.isoformat(),
-                   "events": [self.event_json(e) for e in todays + later[: self.settings.upcoming]]}
+                   "events": [self.event_json(e, signup=True) for e in todays + later[: self.settings.upcoming]]}
         self._cache = (key, payload)
         return payload
 
