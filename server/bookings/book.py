@@ -340,9 +340,10 @@ class BookingBook:
         return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
                 self.booking_json(engine, booking, staff=True))
 
-    def checkin(self, engine: QueueEngine, now: datetime, typed: str, language: str,
-                key: str) -> tuple[Outcome, dict[str, Any]]:
-        """Check a visitor in with their code: a queue ticket due at the booked time, in one transaction."""
+    def checkin(self, engine: QueueEngine, now: datetime, code: str, language: str,
+                key: str) -> tuple[Outcome, dict[str, Any]] | None:
+        """Check a visitor in with their code (normalised: ``server.codes``): a queue ticket due at the booked
+        time, in one transaction. None when no booking has the code (it may be an event sign-up's)."""
         self.sync(engine, now)
         if key in engine.idempotency:
             ticket = engine.tickets.get(engine.idempotency[key][0])
@@ -351,15 +352,9 @@ class BookingBook:
                 booking = self.bookings[booking_id]
                 return Outcome(replay=True), {"replay": True, "ticket": views.ticket_json(engine, ticket),
                                               "booking": self._short(engine, booking)}
-        code = codes.normalise(typed)
-        problem = codes.problem(code)
-        if problem:
-            raise ApiError(404, refusals.NOT_FOUND, problem, field="code")
         booking = self.find_code(code)
         if booking is None:
-            raise ApiError(404, refusals.NOT_FOUND,
-                           "There is no booking with this code. Check the code or ask at the desk.",
-                           field="code")
+            return None
         short = self._short(engine, booking)
         if booking.site != self.site:
             raise ApiError(409, refusals.OTHER_SITE, f"This booking is at another branch ({booking.site}).",
