@@ -307,7 +307,8 @@ def render(
             b.text(_("Waiting list: place {place}").format(place=place), bold=True, tall=True)
         b.feed()
         b.code(_("Sign-up code"), receipt.code_display or receipt.code, receipt.code, qr=True)
-        b.text(_("Show this code at the door"))
+        b.feed()
+        b.text(_("Check in with this code at the kiosk when you come"), bold=True)
     elif isinstance(receipt, BookingConfirmation):
         b.text(_("Booking confirmation"), tall=True)
         b.text(receipt.service_name, bold=True, tall=True)

@@ -144,9 +144,12 @@ def ticket_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any],
 def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any], typed: str,
                     now: datetime | None = None) -> Notice:
     """Each check-in answer in plain words (the bookings API of issue 7)."""
+    event = answer_detail("event")
+    if isinstance(event, dict):  # a sign-up's code: the event's own words
+        return event_checkin_refusal(_, code, event, answer_detail("signup"), now)
     if code == refusals.NOT_FOUND:
-        return Notice(_("Booking not found"),
-                      _("We could not find a booking with the code {code}. Check the code and try again, "
+        return Notice(_("Code not found"),
+                      _("We could not find a booking or sign-up with the code {code}. Check the code and try again, "
                         "or ask at the desk.").format(code=codes.pretty(typed)), ("checkin",))
     if code == refusals.SLOW_DOWN:  # too many wrong codes here: the hub asks for a pause (docs/bookings.md)
         wait = answer_detail("retry_after")
@@ -176,6 +179,51 @@ def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any]
     if code == refusals.UNREACHABLE or code.startswith(refusals.HTTP_PREFIX + "5") \
             or code == refusals.STORE_UNAVAILABLE:
         return hub_down(_)
+    return Notice(_("Sorry"), _("We could not check you in just now. Please ask at the desk."))
+
+
+def _seat_or_place(_: Translate, signup: Any) -> str:
+    """A sign-up's place as it is now: "Your seat: 3", or "Waiting list: place 2"."""
+    if not isinstance(signup, dict):
+        return ""
+    if signup.get("seat") is not None:
+        return _("Your seat: {seat}").format(seat=signup["seat"])
+    if signup.get("waiting_place") is not None:
+        return _("Waiting list: place {place}").format(place=signup["waiting_place"])
+    return ""
+
+
+def attendance(_: Translate, body: dict[str, Any]) -> Notice:
+    """Checked in for an event with a sign-up code: "You are checked in for Sprogcafé at 17:00." and the seat
+    (read as it is now: a visitor who moved up from the waiting list sees their seat)."""
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    start = parse_time(event.get("start"))
+    said = (_("You are already checked in for {event} at {time}.") if body.get("already")
+            else _("You are checked in for {event} at {time}.")).format(
+        event=str(event.get("title") or ""), time=start.strftime("%H:%M") if start else "")
+    seat = _seat_or_place(_, body.get("signup"))
+    return Notice(_("Welcome"), said + ("\n" + seat if seat else ""), ("events",))
+
+
+def event_checkin_refusal(_: Translate, code: str, event: dict[str, Any], signup: Any,
+                          now: datetime | None = None) -> Notice:
+    """Why a sign-up's code does not check the visitor in: another day, cancelled, over, on the waiting list."""
+    name = str(event.get("title") or "")
+    start = parse_time(event.get("start"))
+    if code == refusals.OTHER_DAY and start is not None:
+        place = _seat_or_place(_, signup)
+        return Notice(_("Not today"), _("Your sign-up is for {event}, {when}. Please check in on that day.").format(
+            event=name, when=when(_, start, now or start)) + ("\n" + place if place else ""), ("events",))
+    if code == refusals.CANCELLED:
+        return Notice(_("Cancelled"), _("Sorry, {event} has been cancelled.").format(event=name), ("events",))
+    if code == refusals.TOO_LATE:
+        return Notice(_("Sorry"), _("Sorry, {event} is already over.").format(event=name), ("events",))
+    if code == refusals.WAITING_LIST:
+        place = signup.get("waiting_place") if isinstance(signup, dict) else None
+        return Notice(_("You are on the waiting list"), _(
+            "You are on the waiting list for {event} at {time}: place {place}. You do not have a seat yet. "
+            "Please ask at the desk.").format(event=name, time=start.strftime("%H:%M") if start else "",
+                                             place=place if place is not None else "–"), ("events",))
     return Notice(_("Sorry"), _("We could not check you in just now. Please ask at the desk."))
 
 

@@ -291,7 +291,7 @@ def test_checkin_keypad_through_the_real_hub(kiosk: Driver) -> None:
     assert app.screen("checkin").ids.code.text == "7KQ-3MZ"  # grouped as receipts print it
     kiosk.tap(submit)
     kiosk.wait(lambda: app.sm.current == "notice", 10, "check-in answer")
-    assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid med koden 7KQ-3MZ.")  # the hub's not_found
+    assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid eller tilmelding med koden 7KQ-3MZ.")  # the hub's not_found
 
 
 # -- check-in answers from the real hub, at a chosen time --------------------------------------------
@@ -400,7 +400,7 @@ def test_checkin_answers_in_plain_words(monday_hub: Hub, printer: VirtualPrinter
     app, notice, ticket = driver.app, driver.app.screen("notice"), driver.app.screen("ticket")
     try:
         expected = {
-            "NFND23": "Vi kunne ikke finde en tid med koden NFN-D23.",
+            "NFND23": "Vi kunne ikke finde en tid eller tilmelding med koden NFN-D23.",
             "EARLY2": "Du er kommet tidligt. Kom igen ",
             "LATE23": "Din tid er overskredet.",
             "DAYX23": "Din tid er en anden dag.",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,6 +21,7 @@ import pytest
 import requests
 from test_kiosk_app import (  # noqa: F401 - fixtures are found by name
     STAFF,
+    TEST_SITE,
     Relay,
     add_event,
     button,
@@ -40,6 +43,7 @@ from hardware.virtual import VirtualPrinter
 from kiosk import model
 from kiosk.driver import Driver
 from vuoro.broker import Broker
+from vuoro.processes import HubProcess
 
 CPH = ZoneInfo("Europe/Copenhagen")
 WEEKDAYS_DA = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
@@ -214,3 +218,71 @@ def test_the_retained_programme_is_the_truth_up_to_its_last_event_and_the_rest_o
     merged = model.follow_programme(shown, live, now)
     assert [e["id"] for e in merged] == ["seats", "new", "tomorrow", "next-week"]  # "gone" was deleted
     assert merged[0]["seats_left"] == 2 and merged[2]["state"] == "cancelled"
+
+
+# -- item 9: checked in for today's event with a sign-up code -------------------------------------
+
+
+@pytest.fixture()
+def afternoon_hub(live_broker: Broker, tmp_path) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
+    """A real hub whose clock says Monday 23 November 2026, 16:00 in Copenhagen (its process in UTC)."""
+    running = HubProcess(TEST_SITE, tmp_path, live_broker.url, clock=datetime(2026, 11, 23, 16, 0, tzinfo=CPH),
+                         tz="UTC", topic_root="t" + uuid.uuid4().hex[:8]).start()
+    yield running
+    running.stop()
+
+
+def test_a_sign_up_code_checks_in_for_todays_event_or_says_why_not(afternoon_hub: HubProcess,
+                                                                   printer: VirtualPrinter) -> None:
+    url = afternoon_hub.url
+
+    def event(title: str, start: datetime, **extra: object) -> str:
+        made = requests.post(url + "/api/v1/events", headers=STAFF, timeout=10, json={
+            "title": title, "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(),
+            "room": "Salen", **extra})
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    def sign_up(event_id: str) -> str:
+        made = requests.post(f"{url}/api/v1/events/{event_id}/signups", json={}, timeout=10, headers={
+            "Authorization": "Bearer demo-kiosk2-token-change-me", "Idempotency-Key": uuid.uuid4().hex})
+        assert made.status_code == 201, made.text
+        return str(made.json()["code"])
+
+    cafe = event("Sprogcafé", datetime(2026, 11, 23, 17, 0, tzinfo=CPH), seats=1, waiting_list=1)
+    seated, waiting = sign_up(cafe), sign_up(cafe)
+    tomorrow = sign_up(event("Forfattermøde", datetime(2026, 11, 24, 19, 0, tzinfo=CPH), seats=5))
+    driver = make_kiosk(url, None, printer.url)
+    app, notice, checkin = driver.app, driver.app.screen("notice"), driver.app.screen("checkin")
+    try:
+        # On the keypad, the code grouped as its receipt prints it.
+        driver.tap(button(driver, "home", "Jeg har en tid"))
+        for char in seated:
+            driver.tap(button(driver, "checkin", char))
+        assert checkin.ids.code.text == f"{seated[:3]}-{seated[3:]}"
+        driver.tap(button(driver, "checkin", "Tjek ind"))
+        driver.wait(lambda: app.sm.current == "notice", 10, "the check-in answer")
+        assert notice.title == "Velkommen"
+        assert notice.body == "Du er tjekket ind til Sprogcafé kl. 17:00.\nDin plads: 1"
+        # Why not: on the waiting list, another day (each scanned, as from the receipt's QR).
+        for code, title, words in (
+                (waiting, "Du er på ventelisten", "Du er på ventelisten til Sprogcafé kl. 17:00: nummer 1. "
+                                                  "Du har ikke en plads endnu."),
+                (tomorrow, "Ikke i dag", "Din tilmelding er til Forfattermøde, ")):
+            app.go("home")
+            checkin.scan(code)
+            driver.wait(lambda: app.sm.current == "notice" and not app.session.busy, 10, f"the answer to {code}")
+            assert notice.title == title and notice.body.startswith(words), notice.body
+        assert notice.body.endswith("Tjek ind den dag.\nDin plads: 1")
+        # The visitor before gives up the seat and the waiting list moves up (as the staff page does it;
+        # written here as the hub writes it): the same code now checks in, seated.
+        with sqlite3.connect(afternoon_hub.data_dir / "hub.sqlite3", timeout=10) as db:
+            db.execute("DELETE FROM event_signups WHERE code = ?", (seated,))
+            db.execute("UPDATE event_signups SET seat = 1, waiting_place = NULL WHERE code = ?", (waiting,))
+        app.go("home")
+        checkin.scan(f"{waiting[:3]}-{waiting[3:]}")
+        driver.wait(lambda: app.sm.current == "notice" and notice.title == "Velkommen", 10, "the moved-up visitor")
+        assert notice.body == "Du er tjekket ind til Sprogcafé kl. 17:00.\nDin plads: 1"
+        assert printer.receipts == []  # attendance prints nothing
+    finally:
+        driver.stop()

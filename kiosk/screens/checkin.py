@@ -1,4 +1,5 @@
-"""Check in: a booking code from the keypad or a scanner → the hub → a queue ticket and a check-in receipt."""
+"""Check in: a code from the keypad or a scanner → the hub → a booking's queue ticket and check-in receipt, or
+attendance at today's event for a sign-up's code (codes are one code space: the hub knows whose it is)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,10 @@ class CheckinScreen(KioskScreen):
             self.code = ""
             self.screen("ticket").present(body["ticket"], body.get("booking") or {})
             session.queues_changed()
+            return
+        if answer.ok and isinstance(body.get("event"), dict):  # a sign-up's code: checked in for the event
+            self.code = ""
+            self.notice(model.attendance(self._, body))
             return
         if answer.broken:
             session.hub_down()
