@@ -291,7 +291,8 @@ def test_checkin_keypad_through_the_real_hub(kiosk: Driver) -> None:
     assert app.screen("checkin").ids.code.text == "7KQ-3MZ"  # grouped as receipts print it
     kiosk.tap(submit)
     kiosk.wait(lambda: app.sm.current == "notice", 10, "check-in answer")
-    assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid eller tilmelding med koden 7KQ-3MZ.")  # the hub's not_found
+    # the hub's not_found, the code as it is printed
+    assert app.screen("notice").body.startswith("Vi kunne ikke finde en tid eller tilmelding med koden 7KQ-3MZ.")
 
 
 # -- check-in answers from the real hub, at a chosen time --------------------------------------------
