@@ -176,13 +176,26 @@ class _Builder:
         self.style()  # qr(center=True) is refused with native=True: align first
         self.p.qr(data, native=True, size=size)
 
-    def barcode(self, code: str) -> None:
+    def barcode(self, code: str, *, readable: bool = True) -> None:
+        """CODE128 of ``code``; ``readable=False`` leaves out the digits under the bars (the receipt prints the
+        code above them the way people read it, and one code must not be printed in two styles)."""
         if code.isascii() and code.isprintable() and len(code) <= (20 if self.paper.mm == 58 else 30):
             self.style()
             with quiet():
-                self.p.barcode("{B" + code, "CODE128", function_type="B", width=2, height=80, pos="BELOW")
+                self.p.barcode("{B" + code, "CODE128", function_type="B", width=2, height=80,
+                               pos="BELOW" if readable else "OFF")
         else:  # CODE128 set B is printable ASCII only and must fit the paper
             self.qr(code)
+
+    def code(self, label: str, shown: str, code: str, *, qr: bool = False) -> None:
+        """A booking or sign-up code, the same way on every receipt: its label, the code as people read it
+        (large), then the same code for the scanner."""
+        self.text(label)
+        self.text(shown, bold=True, size=2)
+        if qr:
+            self.qr(code)
+        else:
+            self.barcode(code, readable=False)
 
     def raw(self, data: bytes) -> None:
         self.p._raw(data)
@@ -277,8 +290,7 @@ def render(
         b.text(_("You are checked in"))
         b.text(_("Take a seat and watch the screen"), bold=True)
         b.feed()
-        b.text(_("Booking code"))
-        b.barcode(receipt.booking_code)
+        b.code(_("Booking code"), receipt.code_display or receipt.booking_code, receipt.booking_code)
     elif isinstance(receipt, EventSignup):
         b.text(_("Event sign-up"), tall=True)
         b.feed()
@@ -294,10 +306,9 @@ def render(
             place = receipt.waiting_place if receipt.waiting_place is not None else "-"
             b.text(_("Waiting list: place {place}").format(place=place), bold=True, tall=True)
         b.feed()
-        b.text(_("Sign-up code"))
-        b.qr(receipt.code)
-        b.text(receipt.code)
-        b.text(_("Show this code at the door"))
+        b.code(_("Sign-up code"), receipt.code_display or receipt.code, receipt.code, qr=True)
+        b.feed()
+        b.text(_("Check in with this code at the kiosk when you come"), bold=True)
     elif isinstance(receipt, BookingConfirmation):
         b.text(_("Booking confirmation"), tall=True)
         b.text(receipt.service_name, bold=True, tall=True)
@@ -306,9 +317,7 @@ def render(
         b.text(_("Booked time: {time}").format(
             time=f"{format_time(receipt.starts_at, lang)}-{receipt.ends_at.strftime('%H:%M')}"))
         b.feed()
-        b.text(_("Booking code"))
-        b.text(receipt.code_display or receipt.booking_code, bold=True, size=2)
-        b.barcode(receipt.booking_code)
+        b.code(_("Booking code"), receipt.code_display or receipt.booking_code, receipt.booking_code)
         b.feed()
         b.text(_("Show this code when you come back, or scan this receipt at the kiosk"), bold=True)
     else:  # pragma: no cover - the type union is closed

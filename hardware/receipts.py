@@ -48,6 +48,7 @@ class BookingCheckIn:
     booking_code: str  # printed as a native CODE128 barcode (a QR if not plain ASCII)
     issued_at: datetime
     language: str = "da"
+    code_display: str | None = None  # the code as people read it ("7KQ-3MZ"); the code itself when None
 
     def __post_init__(self) -> None:
         _check(self.language, self.booked_at, self.issued_at)
@@ -66,6 +67,7 @@ class EventSignup:
     language: str = "da"
     seat: str | None = None  # None: on the waiting list
     waiting_place: int | None = None  # place on the waiting list when there is no seat
+    code_display: str | None = None  # the code as people read it ("9WQ-3XW"); the code itself when None
 
     def __post_init__(self) -> None:
         _check(self.language, self.starts_at, self.issued_at)

@@ -28,13 +28,14 @@ def queue_ticket(lang: str = "da", *, url: bool = True) -> QueueTicket:
 
 
 def booking(lang: str = "da") -> BookingCheckIn:
-    return BookingCheckIn(SITE, BORGERSERVICE[lang], "B007", AT.replace(minute=15), "BK-7F3Q9", AT, lang)
+    return BookingCheckIn(SITE, BORGERSERVICE[lang], "B007", AT.replace(minute=15), "NWS7AL", AT, lang,
+                          code_display="NWS-7AL")
 
 
 def event(lang: str = "da", *, seat: bool = True) -> EventSignup:
     return EventSignup(SITE, EVENT[lang], AT.replace(day=19, hour=17, minute=0), "Salen, 1. sal",
-                       "EV-2026-0319-14", AT, lang, seat="14" if seat else None,
-                       waiting_place=None if seat else 3)
+                       "9WQ3XW", AT, lang, seat="14" if seat else None,
+                       waiting_place=None if seat else 3, code_display="9WQ-3XW")
 
 
 def all_samples() -> dict[str, tuple[Receipt, int]]:

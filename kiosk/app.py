@@ -158,7 +158,8 @@ class KioskApp(App):
 
         self.link = KioskLink(config.mqtt_settings(), Topics(site, config.root), config.device,
                               on_queue=lambda body: post(lambda: self.on_queue(body)),
-                              on_hub=lambda online: post(lambda: self.on_hub_presence(online)))
+                              on_hub=lambda online: post(lambda: self.on_hub_presence(online)),
+                              on_events=lambda body: post(lambda: self.screen("events").follow(body)))
         printer = self.session.printer
         if printer is not None and printer.present and printer.printer is not None:
             self.link.printer_health = printer.printer.health

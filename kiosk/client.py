@@ -124,13 +124,15 @@ class HubClient:
     def slots(self, service: str, days: int = 7) -> HubAnswer:
         return self.request("GET", f"/api/v1/slots?service={quote(service)}&days={int(days)}", retry=False)
 
-    def book(self, service: str, start: str | None, language: str, key: str) -> HubAnswer:
-        """Book a slot (``start``), or the here-and-now slot when ``start`` is None (answers with a ticket)."""
+    def book(self, service: str, start: str | None, language: str, key: str, slots: int = 1) -> HubAnswer:
+        """Book a slot (``start``; ``slots`` 2 for a double slot), or the here-and-now slot when ``start`` is None
+        (answers with a ticket)."""
         body: dict[str, Any] = {"service": service, "language": language}
         if start is None:
             body["here_and_now"] = True
         else:
             body["start"] = start
+            body["slots"] = slots
         return self.request("POST", "/api/v1/bookings/self", body, key=key)
 
     def signup(self, event_id: str, language: str, key: str) -> HubAnswer:

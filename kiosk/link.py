@@ -1,8 +1,9 @@
 """The kiosk's MQTT link: live queue states in, presence and printer health out.
 
-The kiosk subscribes to the hub's retained ``queue/+/state`` and
-``hub/status``, so the home screen shows the current waits without
-polling, and at once after a (re)connect. It publishes its own retained
+The kiosk subscribes to the hub's retained ``queue/+/state``,
+``events/today`` and ``hub/status``, so the home screen shows the current
+waits and an open "What's on" follows the programme without polling, and at
+once after a (re)connect. It publishes its own retained
 ``devices/<id>/status`` with a last will (``online: false``), and its
 printer's health through ``hardware.status.StatusPublisher`` so staff see
 "kiosk1: out of paper".
@@ -29,11 +30,12 @@ class KioskLink:
     def __init__(self, broker: str | BrokerSettings, topics: Topics, device: str, *,
                  on_queue: Callable[[dict[str, Any]], None],
                  on_hub: Callable[[bool], None] | None = None,
+                 on_events: Callable[[dict[str, Any]], None] | None = None,
                  username: str | None = None, password: str | None = None) -> None:
         from hardware.status import StatusPublisher
 
         self.topics, self.device = topics, device
-        self.on_queue, self.on_hub = on_queue, on_hub
+        self.on_queue, self.on_hub, self.on_events = on_queue, on_hub, on_events
         # The last will tells staff the kiosk vanished (power cut, crash, network).
         self.client = make_client(settings_for(broker, username, password), client_id=f"vuoro-kiosk-{device}",
                                   name=f"kiosk {device}", keepalive=15, reconnect=(0.5, 5),
@@ -70,7 +72,8 @@ class KioskLink:
             return
         self.connected = True
         # Subscriptions are not kept by a restarted broker: subscribe on every connect.
-        client.subscribe([(self.topics.queue_state("+"), 1), (self.topics.hub_status, 1)])
+        client.subscribe([(self.topics.queue_state("+"), 1), (self.topics.hub_status, 1),
+                          (self.topics.events_today, 1)])
         self.publisher.update(self.printer_health, online=True, force=True)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
@@ -85,5 +88,8 @@ class KioskLink:
         if message.topic == self.topics.hub_status:
             if self.on_hub is not None:
                 self.on_hub(bool(body.get("online")))
+        elif message.topic == self.topics.events_today:
+            if self.on_events is not None and isinstance(body.get("events"), list):
+                self.on_events(body)
         elif message.topic.endswith("/state") and isinstance(body.get("service"), str):
             self.on_queue(body)

@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from server import codes  # standard library only: the one rule for codes, the hub's and the kiosk's
 from vuoro import refusals
 
 Translate = Callable[[str], str]
-
-# Booking codes use an alphabet without look-alikes: no 0/O, no 1/I.
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-CODE_MIN, CODE_MAX = 4, 10
 
 
 def weekday_name(_: Translate, index: int) -> str:
@@ -50,7 +47,7 @@ def when(_: Translate, moment: datetime, today: datetime | None) -> str:
 def said_when(_: Translate, moment: Any, now: datetime | None, known: str, unknown: str) -> str:
     """``known`` with its ``{when}`` filled in from a hub time (ISO text), or ``unknown`` without one."""
     at = parse_time(moment)
-    return known.format(when=when(_, at, now or at.astimezone())) if at is not None else unknown
+    return known.format(when=when(_, at, now or at)) if at is not None else unknown
 
 
 def wait_text(_: Translate, minutes: Any, waiting: Any = None) -> str:
@@ -96,7 +93,7 @@ def tiles(_: Translate, site: dict[str, Any], queues: dict[str, dict[str, Any]],
             if opens is None:
                 line = _("Closed today")
             else:
-                line = _("Closed – opens {when}").format(when=when(_, opens, now or opens.astimezone()))
+                line = _("Closed – opens {when}").format(when=when(_, opens, now or opens))
         else:
             kind = "walk_in"
             line = wait_text(_, queue.get("estimated_wait_min"), queue.get("waiting"))
@@ -147,10 +144,13 @@ def ticket_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any],
 def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any], typed: str,
                     now: datetime | None = None) -> Notice:
     """Each check-in answer in plain words (the bookings API of issue 7)."""
+    event = answer_detail("event")
+    if isinstance(event, dict):  # a sign-up's code: the event's own words
+        return event_checkin_refusal(_, code, event, answer_detail("signup"), now)
     if code == refusals.NOT_FOUND:
-        return Notice(_("Booking not found"),
-                      _("We could not find a booking with the code {code}. Check the code and try again, "
-                        "or ask at the desk.").format(code=typed), ("checkin",))
+        return Notice(_("Code not found"),
+                      _("We could not find a booking or sign-up with the code {code}. Check the code and try again, "
+                        "or ask at the desk.").format(code=codes.pretty(typed)), ("checkin",))
     if code == refusals.SLOW_DOWN:  # too many wrong codes here: the hub asks for a pause (docs/bookings.md)
         wait = answer_detail("retry_after")
         minutes = max(1, -(-int(wait) // 60)) if isinstance(wait, int | float) and wait > 0 else 5
@@ -179,6 +179,51 @@ def checkin_refusal(_: Translate, code: str, answer_detail: Callable[[str], Any]
     if code == refusals.UNREACHABLE or code.startswith(refusals.HTTP_PREFIX + "5") \
             or code == refusals.STORE_UNAVAILABLE:
         return hub_down(_)
+    return Notice(_("Sorry"), _("We could not check you in just now. Please ask at the desk."))
+
+
+def _seat_or_place(_: Translate, signup: Any) -> str:
+    """A sign-up's place as it is now: "Your seat: 3", or "Waiting list: place 2"."""
+    if not isinstance(signup, dict):
+        return ""
+    if signup.get("seat") is not None:
+        return _("Your seat: {seat}").format(seat=signup["seat"])
+    if signup.get("waiting_place") is not None:
+        return _("Waiting list: place {place}").format(place=signup["waiting_place"])
+    return ""
+
+
+def attendance(_: Translate, body: dict[str, Any]) -> Notice:
+    """Checked in for an event with a sign-up code: "You are checked in for Sprogcafé at 17:00." and the seat
+    (read as it is now: a visitor who moved up from the waiting list sees their seat)."""
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    start = parse_time(event.get("start"))
+    said = (_("You are already checked in for {event} at {time}.") if body.get("already")
+            else _("You are checked in for {event} at {time}.")).format(
+        event=str(event.get("title") or ""), time=start.strftime("%H:%M") if start else "")
+    seat = _seat_or_place(_, body.get("signup"))
+    return Notice(_("Welcome"), said + ("\n" + seat if seat else ""), ("events",))
+
+
+def event_checkin_refusal(_: Translate, code: str, event: dict[str, Any], signup: Any,
+                          now: datetime | None = None) -> Notice:
+    """Why a sign-up's code does not check the visitor in: another day, cancelled, over, on the waiting list."""
+    name = str(event.get("title") or "")
+    start = parse_time(event.get("start"))
+    if code == refusals.OTHER_DAY and start is not None:
+        place = _seat_or_place(_, signup)
+        return Notice(_("Not today"), _("Your sign-up is for {event}, {when}. Please check in on that day.").format(
+            event=name, when=when(_, start, now or start)) + ("\n" + place if place else ""), ("events",))
+    if code == refusals.CANCELLED:
+        return Notice(_("Cancelled"), _("Sorry, {event} has been cancelled.").format(event=name), ("events",))
+    if code == refusals.TOO_LATE:
+        return Notice(_("Sorry"), _("Sorry, {event} is already over.").format(event=name), ("events",))
+    if code == refusals.WAITING_LIST:
+        place = signup.get("waiting_place") if isinstance(signup, dict) else None
+        return Notice(_("You are on the waiting list"), _(
+            "You are on the waiting list for {event} at {time}: place {place}. You do not have a seat yet. "
+            "Please ask at the desk.").format(event=name, time=start.strftime("%H:%M") if start else "",
+                                             place=place if place is not None else "–"), ("events",))
     return Notice(_("Sorry"), _("We could not check you in just now. Please ask at the desk."))
 
 
@@ -226,6 +271,27 @@ def event_line(_: Translate, event: dict[str, Any], now: datetime | None = None)
     elif isinstance(seats, int) and event.get("signup"):
         parts.append(_("1 seat left") if seats == 1 else _("{n} seats left").format(n=seats))
     return span, str(event.get("title") or ""), " · ".join(p for p in parts if p)
+
+
+def follow_programme(shown: list[dict[str, Any]], live: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The programme on screen brought up to date by the hub's retained ``events/today``.
+
+    That payload holds every event of its day and then the next few, soonest first, so it is the truth for
+    every event up to its last one (a new one appears, a cancelled one says so, seats left change, a
+    deleted one goes); what the list holds beyond it (``GET /events``' week) stays. Events that are over
+    are left out, as ``GET /events`` leaves them out.
+    """
+    items = [e for e in live.get("events") or [] if isinstance(e, dict) and parse_time(e.get("start"))]
+    starts = [parse_time(e["start"]) for e in items]
+    try:
+        day = date.fromisoformat(str(live.get("day")))
+        horizon = datetime.combine(day + timedelta(days=1), datetime.min.time(), now.tzinfo)
+    except ValueError:
+        horizon = now
+    horizon = max([horizon, *(s for s in starts if s is not None)])
+    later = [e for e in shown if (parse_time(e.get("start")) or horizon) > horizon]
+    current = [e for e in items if (parse_time(e.get("end")) or now) >= now]
+    return sorted(current + later, key=lambda e: (parse_time(e["start"]), str(e.get("title") or "")))
 
 
 def signup_kind(event: dict[str, Any]) -> str | None:
@@ -293,14 +359,49 @@ def day_label(_: Translate, day: date, today: date, *, short: bool = False) -> s
     return f"{name} {day.day}/{day.month}"
 
 
-def slot_days(slots: Any) -> list[tuple[date, list[dict[str, Any]]]]:
-    """GET /slots' free slots grouped by their local day, in order."""
+def day_heading(_: Translate, day: date, today: date) -> str:
+    """The chosen day above its times, in full: "Today, Monday 30/11", "Thursday 3/12"."""
+    dated = f"{weekday_name(_, day.weekday())} {day.day}/{day.month}"
+    if day == today:
+        return _("Today, {date}").format(date=dated)
+    if day == today + timedelta(days=1):
+        return _("Tomorrow, {date}").format(date=dated)
+    return dated[:1].upper() + dated[1:]
+
+
+def slot_days(slots: Any, length: int = 1) -> list[tuple[date, list[dict[str, Any]]]]:
+    """GET /slots' free slots grouped by their local day, in order.
+
+    ``length`` 2: a double slot (30 minutes of 15-minute slots): only the starts whose next slot is free too
+    (the hub's ``double``), each ending where that next slot ends and marked ``"slots": 2``.
+    """
+    free = [slot for slot in slots or [] if isinstance(slot, dict) and parse_time(slot.get("start")) is not None
+            and (slot.get("free") or 0) > 0]
+    if length == 2:
+        free = [{**slot, "end": after["end"], "slots": 2} for slot, after in zip(free, free[1:], strict=False)
+                if slot.get("double") and after.get("start") == slot.get("end") and after.get("end")]
     days: dict[date, list[dict[str, Any]]] = {}
-    for slot in slots or []:
-        start = parse_time(slot.get("start")) if isinstance(slot, dict) else None
-        if start is not None and (slot.get("free") or 0) > 0:
-            days.setdefault(start.date(), []).append(slot)
+    for slot in free:
+        days.setdefault(parse_time(slot["start"]).date(), []).append(slot)  # type: ignore[union-attr]
     return sorted(days.items())
+
+
+def time_rows(slots: list[dict[str, Any]], slot_min: Any) -> tuple[int, list[dict[str, Any] | None]]:
+    """One day's free times as a timetable: (columns, cells left to right, top to bottom; None is a gap).
+
+    A row is an hour where the slots divide it (15-minute slots: :00 :15 :30 :45), so a time taken or past
+    leaves its gap and every column keeps its minute; an hour with nothing free is left out. Other slot
+    lengths fill rows of four.
+    """
+    per_hour = 60 // slot_min if isinstance(slot_min, int) and slot_min > 0 and 60 % slot_min == 0 else 0
+    if not 3 <= per_hour <= 6:
+        return 4, list(slots)
+    rows: dict[int, list[dict[str, Any] | None]] = {}
+    for slot in slots:
+        start = parse_time(slot.get("start"))
+        if start is not None:
+            rows.setdefault(start.hour, [None] * per_hour)[start.minute // slot_min] = slot
+    return per_hour, [cell for hour in sorted(rows) for cell in rows[hour]]
 
 
 def booking_when(_: Translate, start: datetime, end: datetime | None, today: date) -> str:
@@ -324,17 +425,17 @@ def booking_refusal(_: Translate, code: str) -> Notice:
     return Notice(_("Sorry"), _("We could not book the time just now. Please ask at the desk."))
 
 
-_CODE_RUN = re.compile(r"[A-Z0-9]{" + str(CODE_MIN) + ",40}")
+_CODE_RUN = re.compile(r"[A-Z0-9]{" + str(codes.MIN_LENGTH) + ",40}")
 
 
 def clean_code(raw: str) -> str | None:
-    """A booking code from what a scanner or the keypad gave: upper case, the last code-like run.
+    """A booking or sign-up code from what a scanner or the keypad gave, as ``server.codes`` reads it
+    (case, dashes and spaces ignored: ``7kq-3mz`` is ``7KQ3MZ``; an address gives its last part).
 
-    A QR code may hold a URL (``https://…/b/7KQ3MZ``); the code is its last part.
+    Anything else a scanner sends gives its last code-like run.
     """
-    text = raw.strip().upper()
-    runs = _CODE_RUN.findall(text)
-    if not runs:
-        return None
-    code = runs[-1]
-    return code if CODE_MIN <= len(code) <= 40 else None
+    code = codes.normalise(raw)
+    if not (code.isascii() and code.isalnum()):
+        runs = _CODE_RUN.findall(code)
+        code = runs[-1] if runs else ""
+    return code if codes.MIN_LENGTH <= len(code) <= 40 else None

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from server import codes
+
 from .model import parse_time, service_name
 
 log = logging.getLogger("vuoro.kiosk.printing")
@@ -49,11 +51,14 @@ class KioskPrinter:
         return self.printer.status() if self.printer is not None else None
 
     def print_ticket(self, ticket: dict[str, Any], site_name: str, language: str,
-                     booking: dict[str, Any] | None = None, code: str | None = None) -> PrintOutcome:
+                     booking: dict[str, Any] | None = None, code: str | None = None,
+                     now: datetime | None = None) -> PrintOutcome:
+        """A queue ticket, or a check-in receipt; issued at the hub's ``issued_at`` (else ``now``, on the site's
+        clock)."""
         if self.printer is None:
             return NO_PRINTER
         try:
-            receipt = self._receipt(ticket, site_name, language, booking, code)
+            receipt = self._receipt(ticket, site_name, language, booking, code, now)
         except Exception as exc:  # bad data from the hub must not stop the number being shown
             log.exception("could not build the receipt")
             return PrintOutcome(False, "error", str(exc))
@@ -62,24 +67,26 @@ class KioskPrinter:
 
     @staticmethod
     def _receipt(ticket: dict[str, Any], site_name: str, language: str, booking: dict[str, Any] | None,
-                 code: str | None) -> Any:
+                 code: str | None, now: datetime | None) -> Any:
         from hardware.receipts import BookingCheckIn, QueueTicket
 
-        issued = parse_time(ticket.get("issued_at")) or datetime.now().astimezone()
+        issued = parse_time(ticket.get("issued_at")) or now or datetime.now().astimezone()
         name = service_name(ticket.get("service_names"), language, str(ticket.get("service", "")))
         number = str(ticket.get("ticket", ""))
         booked = parse_time((booking or {}).get("start"))
         if booking is not None and booked is not None and code:
             return BookingCheckIn(site_name=site_name, service_name=name, number=number, booked_at=booked,
-                                  booking_code=code, issued_at=issued, language=language)
+                                  booking_code=code, issued_at=issued, language=language,
+                                  code_display=codes.pretty(code))
         wait = ticket.get("estimated_wait_min")
         return QueueTicket(site_name=site_name, service_name=name, number=number,
                            people_before=int(ticket.get("position") or 0), issued_at=issued, language=language,
                            wait_minutes=int(wait) if isinstance(wait, int | float) and wait > 0 else None,
                            place_url=ticket.get("track_url") or None)
 
-    def print_booking(self, booking: dict[str, Any], site_name: str, language: str) -> PrintOutcome:
-        """The confirmation of a time booked at the kiosk (``POST /bookings/self``'s booking)."""
+    def print_booking(self, booking: dict[str, Any], site_name: str, language: str, now: datetime) -> PrintOutcome:
+        """The confirmation of a time booked at the kiosk (``POST /bookings/self``'s booking), issued ``now``: on
+        the site's clock (``Session.now``), as every time on a receipt, never the machine's zone."""
 
         def build() -> Any:
             from hardware.receipts import BookingConfirmation
@@ -89,13 +96,14 @@ class KioskPrinter:
                 raise ValueError("the booking has no start, end or code")
             name = service_name(booking.get("service_names"), language, str(booking.get("service", "")))
             return BookingConfirmation(site_name=site_name, service_name=name, starts_at=start, ends_at=end,
-                                       booking_code=str(booking["code"]), issued_at=datetime.now().astimezone(),
+                                       booking_code=str(booking["code"]), issued_at=now,
                                        language=language, code_display=booking.get("code_display") or None)
 
         return self._print_built(build)
 
-    def print_signup(self, signup: dict[str, Any], site_name: str, language: str) -> PrintOutcome:
-        """The ``EventSignup`` receipt for ``POST /events/{id}/signups``'s answer."""
+    def print_signup(self, signup: dict[str, Any], site_name: str, language: str, now: datetime) -> PrintOutcome:
+        """The ``EventSignup`` receipt for ``POST /events/{id}/signups``'s answer, issued ``now`` (the site's
+        clock)."""
 
         def build() -> Any:
             from hardware.receipts import EventSignup
@@ -107,9 +115,10 @@ class KioskPrinter:
             seat = signup.get("seat")
             return EventSignup(site_name=site_name, event_title=str(event.get("title") or ""), starts_at=start,
                                room=str(event.get("room") or ""), code=str(signup["code"]),
-                               issued_at=datetime.now().astimezone(), language=language,
+                               issued_at=now, language=language,
                                seat=None if seat is None else str(seat),
-                               waiting_place=signup.get("waiting_place") if seat is None else None)
+                               waiting_place=signup.get("waiting_place") if seat is None else None,
+                               code_display=signup.get("code_display") or codes.pretty(str(signup["code"])))
 
         return self._print_built(build)
 

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "screenshots" / "kiosk"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SCREENS = ("home", "ticket", "ticket-printer-failure", "checkin", "hub-down", "whats-on", "signup",
-           "book-services", "book-slots", "book-confirm", "booked")
+SCREENS = ("home", "ticket", "ticket-printer-failure", "checkin", "checkin-slowed", "checkin-event", "hub-down",
+           "whats-on", "signup", "book-services", "book-slots", "book-slots-30", "book-confirm", "booked")
 ALL_DAY_CAPACITY = ('capacity = [ { days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], '
                     'hours = "00:00-24:00", staff = 1 } ]')
 
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from vuoro.processes import HubProcess
 
     from .app import KioskApp
+    from .client import HubAnswer
     from .config import KioskConfig
     from .driver import Driver
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 answer.raise_for_status()
                 return str(answer.json()["id"])
 
-            event("Sprogcafé: tal dansk over en kop kaffe", soon, "Caféen", seats=12)
+            cafe = event("Sprogcafé: tal dansk over en kop kaffe", soon, "Caféen", seats=12)
             event("Babysalmesang", soon + timedelta(hours=1), "Børnebiblioteket")
             event("IT-café for seniorer: kom godt i gang med MitID", tomorrow, "Salen", seats=8)
             full = event("Forfattermøde med Ida Jessen", tomorrow.replace(hour=19), "Salen", seats=1,
@@ -122,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                           headers={**staff, "Idempotency-Key": f"shots-full-{time.time_ns()}"})
             gone = event("Strikkeklub", tomorrow.replace(hour=15), "Mødelokale 2")
             requests.delete(url + f"/api/v1/events/{gone}", headers=staff, timeout=5)
+            # A visitor signed up for the café checks in for it with the sign-up's code (before the wrong codes
+            # below slow this kiosk down): the hub's answer, shown in each language.
+            kiosk1 = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
+            signed = requests.post(url + f"/api/v1/events/{cafe}/signups", json={}, timeout=5,
+                                   headers={**kiosk1, "Idempotency-Key": f"shots-cafe-{time.time_ns()}"}).json()
+            attended = requests.post(url + "/api/v1/checkins", json={"code": signed["code"]}, timeout=5,
+                                     headers={**kiosk1, "Idempotency-Key": f"shots-attend-{time.time_ns()}"})
             for i in range(6):  # someone has tried six wrong booking codes at this kiosk: the next one waits
                 requests.post(url + "/api/v1/checkins", json={"code": f"ZZZZZ{i + 2}"}, timeout=5, headers={
                     "Authorization": "Bearer demo-kiosk1-token-change-me", "Idempotency-Key": f"shots-guess-{i}x"})
@@ -161,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 checkin.check_in("ZZZZZZ")
                 d.wait(lambda: app.sm.current == "notice" and not session.busy, 15, "the check-in answer")
                 shot(lang, "checkin-slowed")
+                checkin._answered(signed["code"], HubAnswer(attended.status_code, attended.json()))
+                d.pump(3)
+                shot(lang, "checkin-event")
                 app.go("home")
                 session.hub_down()
                 shot(lang, "hub-down")
@@ -179,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
                 app.screen("book").choose("bibliotekar")  # the times came with the services: no request
                 d.wait(lambda: app.sm.current == "slots" and _views(slots.ids.slots), 15, "slots")
                 shot(lang, "book-slots")
-                d.tap(_views(slots.ids.slots)[0])
+                slots.choose_length(2)  # a double slot: 30 minutes, only the starts with the next slot free too
+                d.pump(3)
+                shot(lang, "book-slots-30")
+                slots.choose_length(1)
+                d.pump(3)
+                d.tap(next(v for v in _views(slots.ids.slots) if getattr(v, "slot", None)))
                 d.wait(lambda: app.sm.current == "confirm", 15, "confirm")
                 shot(lang, "book-confirm")
                 d.tap(app.screen("confirm").ids.confirm_button)

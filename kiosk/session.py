@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Hashable
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kivy.clock import Clock
 from kivy.event import EventDispatcher
@@ -66,7 +68,6 @@ class Session(EventDispatcher):
     tall = BooleanProperty(False)  # a portrait panel
     tile_cols = NumericProperty(2)
     key_cols = NumericProperty(8)
-    slot_cols = NumericProperty(5)
     hub_ok = BooleanProperty(True)
     busy = BooleanProperty(False)  # a request is on its way: a second tap must not make a second one
     busy_text = StringProperty("")  # "Just a moment…" where the screen says what it is waiting for
@@ -110,6 +111,25 @@ class Session(EventDispatcher):
     def site_name(self) -> str:
         return str(self.site.get("name") or "")
 
+    # -- the site's clock ------------------------------------------------------------------
+    @property
+    def zone(self) -> tzinfo | None:
+        """The site's zone (GET /site's ``timezone``): every time a visitor reads is in it, never the machine's
+        (a fresh Pi runs on UTC). None until the hub has told us, and then the machine's zone stands in."""
+        name = self.site.get("timezone")
+        if not isinstance(name, str) or not name:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown site timezone %r: using the machine's", name)
+            return None
+
+    def now(self) -> datetime:
+        """Now on the site's wall clock (aware): "today", and the time a receipt is issued."""
+        zone = self.zone
+        return datetime.now(zone) if zone is not None else datetime.now().astimezone()
+
     # -- the panel and the visitor's choices ------------------------------------------------
     def fit(self, width: float, height: float) -> None:
         """Sizes for this window. Portrait screens are scaled by a 600 px wide design so rows of four
@@ -120,7 +140,6 @@ class Session(EventDispatcher):
         count = max(1, len(self.site.get("services") or []))
         self.tile_cols = 1 if self.tall or count == 1 else 2
         self.key_cols = 6 if self.tall else 8
-        self.slot_cols = 3 if self.tall else 5
 
     def on_scale(self, _session: Session, _scale: float) -> None:
         self.fit(*self._window)
@@ -199,7 +218,7 @@ class Session(EventDispatcher):
         printer = self.printer
         if printer is None:
             return NO_PRINTER
-        return printer.print_ticket(ticket, self.site_name, lang, booking, code)
+        return printer.print_ticket(ticket, self.site_name, lang, booking, code, self.now())
 
     def print_receipt(self, make: Callable[[KioskPrinter], PrintOutcome]) -> PrintOutcome:
         """(worker thread) A booking or sign-up receipt."""

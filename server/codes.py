@@ -1,4 +1,8 @@
-"""Short codes people type or scan: booking codes and event sign-up codes.
+"""Short codes people type or scan: booking codes and event sign-up codes, in one style.
+
+Standard library only: the kiosk imports this module too, so the code a visitor reads on the
+screen, on the receipt and on the keypad is grouped by the same rule as on the staff page
+(``pretty``: ``7KQ-3MZ``, for booking and sign-up codes alike).
 
 The alphabet leaves out the characters people mix up — 0 and O, 1 and I — so
 every code printed on a receipt can be read back unambiguously. Six of its 32
@@ -21,6 +25,7 @@ from collections.abc import Callable
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 LENGTH = 6
+MIN_LENGTH, MAX_LENGTH = 4, 12  # imported bookings keep their own system's codes
 AMBIGUOUS = frozenset("01IO")
 _SEPARATORS = re.compile(r"[\s\-_.·]+")
 _TAIL = re.compile(r"[/=#?]")
@@ -51,13 +56,17 @@ def problem(code: str) -> str | None:
         return "Booking codes never contain 0, O, 1 or I. Please check the code and try again."
     if any(ch not in ALPHABET for ch in code):
         return "A booking code has only letters and the digits 2–9."
-    if not 4 <= len(code) <= 12:
+    if not MIN_LENGTH <= len(code) <= MAX_LENGTH:
         return f"A booking code has {LENGTH} characters."
     return None
 
 
 def pretty(code: str) -> str:
-    """For a receipt or a staff screen: ``7KQ-3MZ``."""
-    if len(code) == 6:
-        return f"{code[:3]}-{code[3:]}"
-    return code
+    """How people see a code, everywhere (screen, receipt, staff page): ``7KQ-3MZ``. A code of another
+    length (an imported booking's) as its own system wrote it."""
+    return as_typed(code) if len(code) == LENGTH else code
+
+
+def as_typed(code: str) -> str:
+    """A code being typed on the kiosk's keypad, grouped as it will read: ``7KQ``, ``7KQ-3``, ``7KQ-3MZ``."""
+    return f"{code[:3]}-{code[3:]}" if 3 < len(code) <= LENGTH else code

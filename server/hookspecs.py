@@ -113,6 +113,16 @@ def tick(engine: QueueEngine, now: datetime) -> Outcome | tuple[Outcome, ...] | 
     each plugin, committed like any other."""
 
 
+@hookspec(firstresult=True)
+def check_in(engine: QueueEngine, now: datetime, code: str, language: str,
+             key: str) -> tuple[Outcome, dict[str, Any]] | None:
+    """A visitor's code at the kiosk (``POST /api/v1/checkins``, normalised by ``server/codes.py``): the plugin
+    whose code it is checks the visitor in and answers ``(outcome, answer)`` (``answer["replay"]``: the same
+    check-in again, 200 rather than 201), or raises the refusal; None when the code is not the plugin's. Codes
+    are one code space (``code_in_use``), so one plugin answers: a booking makes a queue ticket, an event
+    sign-up records attendance. ``key`` is the request's Idempotency-Key."""
+
+
 @hookspec
 def code_in_use(code: str) -> bool:
     """Whether a short code (``server/codes.py``) is already the plugin's. Booking codes and event sign-up codes

@@ -231,7 +231,7 @@ def test_slots_double_slots_and_a_full_slot(site: Site) -> None:
     assert slots["slot_min"] == 15 and slots["max_slots"] == 2
     assert slots["slots"][0] == {"start": "2026-11-23T10:00+01:00", "end": "2026-11-23T10:15+01:00", "free": 1,
                                  "double": True}
-    assert slots["here_and_now"] == {"start": "2026-11-23T09:50+01:00", "end": "2026-11-23T10:05+01:00"}
+    assert slots["here_and_now"] == {"start": "2026-11-23T09:50+01:00", "end": "2026-11-23T10:00+01:00"}
     double = site.client.post("/api/v1/bookings/self", json={"service": "bibliotekar", "start":
                               "2026-11-23T10:15+01:00", "slots": 2}, headers={**KIOSK, "Idempotency-Key": "self-001"})
     assert double.status_code == 201, double.text
@@ -272,6 +272,40 @@ def test_here_and_now_books_and_checks_in_at_once_only_when_someone_is_free(site
     again = site.client.post("/api/v1/bookings/self", json={"service": "bibliotekar", "here_and_now": True},
                              headers={**KIOSK, "Idempotency-Key": "hn-000002"})
     assert again.status_code == 409 and again.json()["error"]["code"] == "not_free"
+
+
+def test_here_and_now_ends_on_the_grid_and_never_runs_into_the_next_slot(site: Site) -> None:
+    """09:50: the librarian's 09:45 slot has ten minutes left, so "now" is 09:50–10:00 and 10:00 stays bookable
+    (it was 09:50–10:05 over a free 10:00 slot: two visitors for five minutes). 09:53 leaves less than half a
+    slot: "now" runs to 10:15 and holds the 10:00 slot too, so no one else is offered 10:00."""
+    def offered() -> tuple[dict | None, list[str]]:
+        body = site.client.get("/api/v1/slots?service=bibliotekar&days=1").json()
+        return body["here_and_now"], [s["start"] for s in body["slots"]]
+
+    now, starts = offered()
+    assert now == {"start": "2026-11-23T09:50+01:00", "end": "2026-11-23T10:00+01:00"}
+    assert starts[0] == "2026-11-23T10:00+01:00" and starts[0] >= now["end"]
+    site.clock.at("09:53")
+    now, starts = offered()
+    assert now == {"start": "2026-11-23T09:53+01:00", "end": "2026-11-23T10:15+01:00"}
+    r = site.client.post("/api/v1/bookings/self", json={"service": "bibliotekar", "here_and_now": True},
+                         headers={**KIOSK, "Idempotency-Key": "hn-grid-01"})
+    assert r.status_code == 201, r.text
+    booking = r.json()["booking"]
+    assert (booking["start"], booking["end"], booking["slots"]) == ("2026-11-23T09:53:00+01:00",
+                                                                    "2026-11-23T10:15:00+01:00", 2)
+    claims = site.sql("SELECT slot_start FROM booking_claims WHERE booking_id = ? ORDER BY slot_start",
+                      booking["id"])
+    assert claims == [("2026-11-23T08:45:00+00:00",), ("2026-11-23T09:00:00+00:00",)]
+    _now, starts = offered()
+    assert starts[0] == "2026-11-23T10:15+01:00"  # 10:00 is the here-and-now visitor's
+    # Less than half a slot left and the next slot taken: no "now" that would run into it.
+    assert site.next("bib1")["call"]["ticket"] == "L001"  # served: no one waits for the librarian any more
+    site.book("2026-11-23T11:00", service="bibliotekar")
+    site.clock.at("10:50")
+    assert offered()[0] == {"start": "2026-11-23T10:50+01:00", "end": "2026-11-23T11:00+01:00"}
+    site.clock.at("10:53")
+    assert offered()[0] is None
 
 
 def test_capacity_follows_the_weekly_spans(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -41,3 +42,8 @@ def test_a_simulated_morning_issues_prints_calls_and_survives_paper_out(tmp_path
     printed = int(out.split("receipts printed")[1].split(";")[0])
     assert issued >= 5 and 0 < printed < issued  # some receipts could not print while the paper was out
     assert len(list((tmp_path / "receipts").glob("*.png"))) == printed
+    # The demo shows the whole product: every receipt carries the QR to its phone page, on the demo's own hub.
+    phone = out.split("phone page (QR)")[1].split("\n")[0]
+    assert int(phone.split("on ")[1].split()[0]) == printed
+    assert re.search(r"e\.g\. http://127\.0\.0\.1:\d+/signage/ticket\.html\?t=\S+", phone), phone
+    assert 'public_url = "http://127.0.0.1:' in (tmp_path / "site.toml").read_text(encoding="utf-8")

@@ -246,7 +246,8 @@ def test_feeds_reach_events_today_and_the_kiosk(feed_server: FeedServer, tmp_pat
             assert today["day"] == "2026-10-26"
             titles = [(e["title"], e["state"]) for e in today["events"] if e["start"].startswith("2026-10-26")]
             assert ("Bogudsalg", "scheduled") in titles and ("Foredrag: Byens historie", "sold_out") in titles
-            assert set(today["events"][0]) == {"id", "title", "start", "end", "room", "state", "seats_left"}
+            assert set(today["events"][0]) == {"id", "title", "start", "end", "room", "state", "seats_left",
+                                               "waiting_list_left", "signup"}  # an open kiosk list follows it
             listing = client.get("/api/v1/events?days=3").json()
             cancelled = [e for e in listing["events"] if e["title"] == "Koncert i gården"]
             assert cancelled and cancelled[0]["state"] == "cancelled"

@@ -94,7 +94,7 @@ def test_several_receipts_per_connection_and_several_connections(vprinter: Virtu
     for printer in (first, second, first):
         assert printer.print_receipt(booking("sv")).printed
     out = vprinter.wait_for(3)
-    assert [r.barcodes for r in out] == [["BK-7F3Q9"]] * 3
+    assert [r.barcodes for r in out] == [["NWS7AL"]] * 3
     assert all("Du är incheckad" in r.lines for r in out)
 
 
@@ -196,7 +196,7 @@ def test_serial_over_a_pty_matches_golden_and_answers_status() -> None:
     (receipt,) = emulator.receipts
     assert receipt.raw == golden("booking_checkin_58_sv", receipt.raw)
     assert "Du är incheckad" in receipt.lines and "Könummer" in receipt.lines
-    assert receipt.barcodes == ["BK-7F3Q9"]
+    assert receipt.barcodes == ["NWS7AL"]
 
 
 # -- other connections ------------------------------------------------------------
@@ -347,6 +347,22 @@ def booking_confirmation(lang: str) -> BookingConfirmation:
 
 
 BIBLIOTEKAR = {"da": "Book en bibliotekar", "sv": "Boka en bibliotekarie"}
+
+
+def test_every_code_prints_in_one_style(vprinter: VirtualPrinter) -> None:
+    """Booking and sign-up codes read alike on paper (NWS-7AL, 9WQ-3XW), and the bars carry no second,
+    unhyphenated copy under them (HRI off: GS H 0)."""
+    printer = Printer(vprinter.url)
+    for receipt in (booking("da"), booking_confirmation("da"), event("da")):
+        assert printer.print_receipt(receipt).printed
+    checkin, confirmation, signup = vprinter.wait_for(3)
+    for paper, shown, code in ((checkin, "NWS-7AL", "NWS7AL"), (confirmation, "7KQ-3MZ", "7KQ3MZ"),
+                               (signup, "9WQ-3XW", "9WQ3XW")):
+        printed = [line for line in paper.lines if not line.startswith(("[BARCODE]", "[QR]"))]
+        assert shown in printed and not any(code in line for line in printed), paper.lines
+        assert code in paper.barcodes + paper.qr
+    for paper in (checkin, confirmation):
+        assert b"\x1dH\x00" in paper.raw and b"\x1dH\x02" not in paper.raw
 
 
 @pytest.mark.parametrize(("lang", "mm"), [("da", 80), ("sv", 58)])

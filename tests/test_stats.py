@@ -318,11 +318,15 @@ def test_bookings_and_events_are_read_from_the_plugins_own_tables(tmp_path: Path
                                                (3, None, "2026-11-22T09:00:00+00:00")]):
         db.execute("INSERT INTO event_signups (id, site, event_id, code, seat, waiting_place, created_at) "
                    "VALUES (?, 's', 'e1', ?, ?, ?, ?)", (f"s{n}", f"SIGN{n}", seat, waiting, made))
+    # Two visitors checked in at the kiosk that day (one signed up the day before); one the next day.
+    for signup, at in (("s0", "2026-11-23T14:55:00+00:00"), ("s3", "2026-11-23T15:01:00+00:00"),
+                       ("s1", "2026-11-24T15:00:00+00:00")):
+        db.execute("UPDATE event_signups SET attended_at = ? WHERE id = ?", (at, signup))
     lo, hi = stats.period_utc(DAY, DAY, CPH)
     assert stats.read_bookings(db, "s", lo, hi) == {"by_status": {"checked_in": 1, "no_show": 1, "booked": 1},
                                                     "total": 3, "kept": 1, "no_show": 1}
     assert stats.read_events(db, "s", lo, hi) == {"events": 1, "signups": 3, "seated": 2, "waiting_list": 1,
-                                                  "attended": None}
+                                                  "attended": 2}
     store.close()
 
 

@@ -50,6 +50,17 @@ def always_open(site_toml: str) -> str:
     return header + text
 
 
+def with_public_url(site_toml: str, url: str) -> str:
+    """The site with ``public_url`` set to ``url``: tickets then carry a QR to their "your place" phone page.
+
+    The demo sets it to its own hub's address, so the whole product shows on one machine (the sample site
+    leaves it commented out: a real site names the address its visitors' phones reach).
+    """
+    line = f'public_url = "{url}"  # the demo hub itself: the QR on each ticket opens its phone page'
+    text, found = re.subn(r"^#\s*public_url = .*$", line, site_toml, count=1, flags=re.M)
+    return text if found else text.replace("[site]\n", f"[site]\n{line}\n", 1)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vuoro demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--headless", action="store_true", help="simulate a morning without windows")
@@ -87,6 +98,8 @@ class Demo:
         except FileNotFoundError as exc:
             raise SystemExit(f"vuoro demo needs an MQTT broker: {exc}") from None
         port = self.args.port if self.args.port and _port_free(self.args.port) else free_port()
+        self.site.write_text(with_public_url(self.site.read_text(encoding="utf-8"), f"http://127.0.0.1:{port}"),
+                             encoding="utf-8")
         self.hub = HubProcess(self.site, self.root / "hub", self.broker.url, port=port).start()
         self.printer = VirtualPrinter(port=0, out=self.root / "receipts", width=80).start()
         kind = "Mosquitto" if type(self.broker) is Broker else "embedded amqtt"
@@ -222,6 +235,9 @@ class Demo:
             print(f"  waiting time        median {statistics.median(waits):.1f} min, longest {max(waits):.1f} min "
                   "(simulated)")
         print("  still waiting       " + ", ".join(f"{q['service']} {q['waiting']}" for q in queues))
+        phone = [qr for receipt in self.printer.receipts for qr in receipt.qr
+                 if qr.startswith(f"{self.hub.url}/signage/ticket.html?t=")]
+        print(f"  phone page (QR)     on {len(phone)} receipts, e.g. {phone[0] if phone else '-'}")
         print(f"  receipts (PNG)      {self.root / 'receipts'}")
         return 0
 

@@ -35,15 +35,17 @@ BOOKING_ONLY = "booking_only"  # 409: the service takes booked visitors only
 NO_CURRENT_VISITOR = "no_current_visitor"  # 409: the counter is serving no one
 SAME_SERVICE = "same_service"  # 409: a transfer to the line the visitor is already in
 
-# -- check-in with a booking code (server/bookings/) -------------------------------------------------------------
-NOT_FOUND = "not_found"  # 404: no booking has this code (or it cannot be a code: the message says why)
+# -- check-in with a booking or sign-up code (server/bookings/, server/events/) ----------------------------------
+# A sign-up's refusals carry ``event`` (and ``signup``: its seat or waiting-list place), a booking's ``booking``.
+NOT_FOUND = "not_found"  # 404: no booking or sign-up has this code (or it cannot be a code: the message says why)
 SLOW_DOWN = "slow_down"  # 429: too many wrong codes here; ``retry_after`` seconds
 OTHER_SITE = "other_site"  # 409: the booking is at another branch
-OTHER_DAY = "other_day"  # 409: the booking is for another day
+OTHER_DAY = "other_day"  # 409: the booking (or the event signed up for) is on another day
 TOO_EARLY = "too_early"  # 409: ``come_back_at`` says when check-in opens
-TOO_LATE = "too_late"  # 409: the booking's time has passed; take a ticket instead
+TOO_LATE = "too_late"  # 409: the booking's time has passed; take a ticket instead (an event: it is over)
 ALREADY_CHECKED_IN = "already_checked_in"  # 409: with the ticket made at the first check-in
 CANCELLED = "cancelled"  # 409: the booking (or the event) was cancelled
+WAITING_LIST = "waiting_list"  # 409: the sign-up is on the event's waiting list (``waiting_place``): no seat yet
 
 # -- booking a time (server/bookings/) ---------------------------------------------------------------------------
 UNKNOWN_BOOKING = "unknown_booking"  # 404

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from kivy.properties import DictProperty, StringProperty
+
+from vuoro import refusals
 
 from .. import model, theme
 from ..client import HubAnswer
@@ -46,7 +47,7 @@ class BookScreen(KioskScreen):
             self.ids.services.data = []
             return
         self.hint = self._("What do you want to book a time for?")
-        today = datetime.now().astimezone().date()
+        today = self.session.now().date()
         self.ids.services.data = [
             {"service": sid, "title": self.session.service_title(sid), "line": self._next_free(body, today),
              "kind": "booking", "waiting": 0, "bg": list(theme.BOOKING_BG), "fg": list(theme.BOOKING_FG),
@@ -65,6 +66,27 @@ class BookScreen(KioskScreen):
 
     def choose(self, service: str) -> None:
         self.screen("slots").choose(service, self.bookable.get(service) or {})
+
+    def book_service(self, service: str) -> None:
+        """Straight to the free times of one service (its tile on the home screen): "Back" goes home."""
+        session, client = self.session, self.session.client
+        if session.busy:
+            return
+        session.busy, session.busy_text = True, self._("Just a moment…")
+        session.run(lambda: client.slots(service, 7), lambda answer: self._service_answered(service, answer))
+
+    def _service_answered(self, service: str, answer: HubAnswer | None) -> None:
+        session = self.session
+        session.busy, session.busy_text = False, ""
+        if answer is None or answer.broken:
+            session.hub_down()
+            self.notice(model.hub_down(self._))
+        elif answer.ok and isinstance(answer.body, dict):
+            self.bookable = {service: answer.body}
+            self.screen("slots").choose(service, answer.body, back_to="home")
+        else:  # times of this service are not booked here: say where they are, and offer check-in
+            self.notice(model.ticket_refusal(self._, refusals.BOOKING_ONLY, answer.detail,
+                                             session.service_title(service)))
 
     def back(self) -> None:
         """From the free times: back to the choice of service, or home when there was no choice."""

@@ -6,6 +6,8 @@ from typing import Any
 
 from kivy.properties import ObjectProperty
 
+from server import codes
+
 from .code import CodeScreen
 
 
@@ -15,5 +17,5 @@ class BookedScreen(CodeScreen):
     def present_booking(self, booking: dict[str, Any], service_title: str, when: str) -> None:
         self.booking = booking
         self.about, self.big = service_title, when
-        self.code = str(booking.get("code_display") or booking.get("code") or "")
+        self.code = str(booking.get("code_display") or codes.pretty(str(booking.get("code") or "")))
         self.present()

@@ -1,10 +1,13 @@
-"""Check in: a booking code from the keypad or a scanner → the hub → a queue ticket and a check-in receipt."""
+"""Check in: a code from the keypad or a scanner → the hub → a booking's queue ticket and check-in receipt, or
+attendance at today's event for a sign-up's code (codes are one code space: the hub knows whose it is)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kivy.properties import StringProperty
+
+from server import codes
 
 from .. import model
 from ..client import HubAnswer
@@ -16,14 +19,14 @@ class CheckinScreen(KioskScreen):
 
     def on_kv_post(self, base_widget: Any) -> None:
         self.ids.keypad.data = [{"text": char, "action": lambda key: self.press(key.text)}
-                                for char in model.CODE_ALPHABET]
+                                for char in codes.ALPHABET]
 
     def open(self) -> None:
         self.code = ""
         self.show()
 
     def press(self, char: str) -> None:
-        if len(self.code) < model.CODE_MAX:
+        if len(self.code) < codes.MAX_LENGTH:
             self.code += char
 
     def delete(self) -> None:
@@ -39,7 +42,7 @@ class CheckinScreen(KioskScreen):
             return
         self.session.poke()
         self.show()
-        self.code = code[: model.CODE_MAX] if len(code) <= model.CODE_MAX else code
+        self.code = code
         self.check_in(code)
 
     def check_in(self, code: str) -> None:
@@ -70,6 +73,10 @@ class CheckinScreen(KioskScreen):
             self.screen("ticket").present(body["ticket"], body.get("booking") or {})
             session.queues_changed()
             return
+        if answer.ok and isinstance(body.get("event"), dict):  # a sign-up's code: checked in for the event
+            self.code = ""
+            self.notice(model.attendance(self._, body))
+            return
         if answer.broken:
             session.hub_down()
-        self.notice(model.checkin_refusal(self._, answer.code, answer.detail, code))
+        self.notice(model.checkin_refusal(self._, answer.code, answer.detail, code, session.now()))

@@ -7,10 +7,9 @@ A here-and-now booking answers with a queue ticket: the ticket screen shows it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from kivy.properties import StringProperty
+from kivy.properties import NumericProperty, StringProperty
 
 from .. import model
 from ..client import HubAnswer
@@ -22,14 +21,16 @@ class ConfirmScreen(KioskScreen):
     when = StringProperty("")  # "Today 14:30–14:45", or "Now, 14:35–14:50"
     service = StringProperty("")
     wanted = StringProperty("")  # the slot's start, or "now" for the here-and-now slot
+    slots = NumericProperty(1)  # 2: a double slot
 
     def ask(self, service: str, title: str, slot: dict[str, Any], *, now: bool = False) -> None:
         start, end = model.parse_time(slot.get("start")), model.parse_time(slot.get("end"))
         if start is None:
             return
-        today = datetime.now().astimezone().date()
+        today = self.session.now().date()
         self.service, self.title = service, title
         self.wanted = "now" if now else str(slot.get("start"))
+        self.slots = 1 if now else int(slot.get("slots") or 1)
         self.when = (self._("Now, {span}").format(span=start.strftime("%H:%M") + "–" + end.strftime("%H:%M"))
                      if now and end is not None else model.booking_when(self._, start, end, today))
         self.show()
@@ -40,8 +41,10 @@ class ConfirmScreen(KioskScreen):
             return
         session.busy = True
         session.busy_text = self._("Just a moment…")
-        service, wanted, lang, site_name = self.service, self.wanted, session.lang, session.site_name
-        key, ticket, booked = session.key("booking", service, wanted), self.screen("ticket"), self.screen("booked")
+        service, wanted, slots, lang, site_name = (self.service, self.wanted, int(self.slots), session.lang,
+                                                   session.site_name)
+        key, ticket, booked = (session.key("booking", service, wanted, slots), self.screen("ticket"),
+                               self.screen("booked"))
 
         def printing(answer: HubAnswer) -> Any:
             body = answer.body if isinstance(answer.body, dict) else {}
@@ -51,13 +54,13 @@ class ConfirmScreen(KioskScreen):
             code = str(booking.get("code") or "")
             if isinstance(body.get("ticket"), dict):  # here-and-now: checked in at once, a queue ticket
                 return ticket.printing(body["ticket"], lang, booking, code)
-            return booked.printing(lambda p: p.print_booking(booking, site_name, lang),
+            return booked.printing(lambda p: p.print_booking(booking, site_name, lang, session.now()),
                                    str(booking.get("code_display") or code))
 
-        session.ask(lambda: session.client.book(service, None if wanted == "now" else wanted, lang, key),
-                    lambda answer: self._answered(service, wanted, answer), printing)
+        session.ask(lambda: session.client.book(service, None if wanted == "now" else wanted, lang, key, slots),
+                    lambda answer: self._answered(service, wanted, slots, answer), printing)
 
-    def _answered(self, service: str, wanted: str, answer: HubAnswer) -> None:
+    def _answered(self, service: str, wanted: str, slots: int, answer: HubAnswer) -> None:
         session = self.session
         session.busy, session.busy_text = False, ""
         body = answer.body if isinstance(answer.body, dict) else {}
@@ -66,14 +69,14 @@ class ConfirmScreen(KioskScreen):
             session.hub_down()
             self.notice(model.booking_refusal(self._, answer.code))
             return
-        session.settle("booking", service, wanted)
+        session.settle("booking", service, wanted, slots)
         if answer.ok and booking is not None:
             if isinstance(body.get("ticket"), dict):
                 self.screen("ticket").present(body["ticket"], booking)
                 session.queues_changed()
                 return
             start, end = model.parse_time(booking.get("start")), model.parse_time(booking.get("end"))
-            when = (model.booking_when(self._, start, end, datetime.now().astimezone().date())
+            when = (model.booking_when(self._, start, end, self.session.now().date())
                     if start is not None else self.when)
             self.screen("booked").present_booking(booking, self.title, when)
             return

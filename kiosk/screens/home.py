@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from vuoro.i18n import NATIVE_NAMES
@@ -33,10 +32,18 @@ class HomeScreen(KioskScreen):
     def render(self, *_args: Any) -> None:
         """The service tiles, in the site's order, with their live state."""
         session = self.session
-        tiles = model.tiles(self._, session.site, session.queues, session.lang, datetime.now().astimezone())
+        tiles = model.tiles(self._, session.site, session.queues, session.lang, session.now())
         self.ids.tiles.data = [
             {"service": tile.service, "title": tile.title, "line": tile.line, "kind": tile.kind,
              "waiting": tile.waiting, "bg": list(theme.TILE_COLOURS[tile.kind][0]),
              "fg": list(theme.TILE_COLOURS[tile.kind][1]), "disabled": not session.hub_ok,
-             "action": lambda button: self.screen("ticket").take(button.service)}
+             "action": self.touch}
             for tile in tiles]
+
+    def touch(self, tile: Any) -> None:
+        """A number for a walk-in service; a booking-only one leads straight to booking a time for it (when the
+        kiosk may book it: else the notice says where to book, and offers check-in)."""
+        if tile.kind == "booking_only":
+            self.screen("book").book_service(tile.service)
+        else:
+            self.screen("ticket").take(tile.service)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from kivy.factory import Factory
 from kivy.properties import ObjectProperty
+
+from server import codes
 
 from .. import model
 from .code import CodeScreen
@@ -21,7 +22,7 @@ class SignupScreen(CodeScreen):
 
     def present_signup(self, body: dict[str, Any]) -> None:
         self.signup = body
-        result = model.signup_result(self._, body, datetime.now().astimezone())
+        result = model.signup_result(self._, body, self.session.now())
         self.heading, self.big, self.about = result.title, result.place, result.event
-        self.code = str(body.get("code") or "")
+        self.code = str(body.get("code_display") or codes.pretty(str(body.get("code") or "")))
         self.present()

@@ -45,7 +45,8 @@ class TicketScreen(KioskScreen):
             return
         if answer.broken:
             session.hub_down()
-        self.notice(model.ticket_refusal(self._, answer.code, answer.detail, session.service_title(service)))
+        self.notice(model.ticket_refusal(self._, answer.code, answer.detail, session.service_title(service),
+                                         session.now()))
         if not answer.broken:
             session.queues_changed()  # a refusal means our picture of the service was stale
 

@@ -1,4 +1,5 @@
-"""What's on: the house's events for the coming week (GET /events), and signing up for one at the kiosk."""
+"""What's on: the house's events for the coming week (GET /events, then live from the retained events/today),
+and signing up for one at the kiosk."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class EventsScreen(KioskScreen):
     loaded = BooleanProperty(False)  # the hub has answered since the screen was opened
     available = BooleanProperty(True)  # False: the hub had no programme to give (yet)
     answers = NumericProperty(0)  # GET /events answers shown (tests wait on the count)
+    followed = NumericProperty(0)  # events/today messages folded into the list (tests wait on the count)
     events = ListProperty()
 
     def on_kv_post(self, base_widget: Any) -> None:
@@ -79,6 +81,15 @@ class EventsScreen(KioskScreen):
         self.loaded = True
         self.render()
 
+    def follow(self, live: dict[str, Any]) -> None:
+        """The hub's retained ``events/today`` (MQTT), on every change: the list follows it while it is open,
+        with no request of its own. Until the hub has answered ``GET /events`` there is no list to follow."""
+        if not (self.loaded and self.available):
+            return
+        self.events = model.follow_programme(list(self.events), live, self.session.now())
+        self.followed += 1
+        self.render()
+
     def render(self, *_args: Any) -> None:
         if not self.loaded:
             data = [self._note(self._("Just a moment…"))]
@@ -88,7 +99,7 @@ class EventsScreen(KioskScreen):
         elif not self.events:
             data = [self._note(self._("Nothing more on today."))]
         else:
-            now = datetime.now().astimezone()
+            now = self.session.now()
             data = [self._row(event, now) for event in self.events[:SHOWN]]
         self.ids.events.data = data
 
@@ -128,7 +139,8 @@ class EventsScreen(KioskScreen):
             if not answer.ok or not isinstance(answer.body, dict):
                 return None
             body = answer.body
-            return signup.printing(lambda p: p.print_signup(body, site_name, lang), str(body.get("code") or ""))
+            return signup.printing(lambda p: p.print_signup(body, site_name, lang, session.now()),
+                                   str(body.get("code_display") or body.get("code") or ""))
 
         session.ask(lambda: session.client.signup(event_id, lang, key), lambda a: self._signed_up(event_id, a),
                     printing)

@@ -74,6 +74,11 @@ class Bookings:
         return self.book.mark_no_shows(engine, now), self.book.purge(engine, now)
 
     @hookimpl
+    def check_in(self, engine: QueueEngine, now: datetime, code: str, language: str,
+                 key: str) -> tuple[Outcome, dict[str, Any]] | None:
+        return self.book.checkin(engine, now, code, language, key)
+
+    @hookimpl
     def code_in_use(self, code: str) -> bool:
         return self.book.has_code(code)
 

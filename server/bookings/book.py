@@ -142,15 +142,15 @@ class BookingBook:
         return self.settings.rules(service)
 
     def here_and_now(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> dict[str, Any] | None:
-        """A slot starting now, if a librarian is free: open, a place left, no one waiting."""
+        """A time from now to the grid (``SlotPlaces.here_and_now``) if a librarian is free: the service open,
+        a place left in every slot it holds, no one waiting."""
         if not rules.here_and_now or not engine.is_open(rules.service, now) or engine.waiting(rules.service):
             return None
         local = engine.local(now).replace(second=0, microsecond=0)
-        slot = self.places.grid(rules, local, local + timedelta(seconds=1))[0]
-        if self.places.free(rules, slot) <= 0:
+        grid, end = self.places.here_and_now(rules, local)
+        if any(self.places.free(rules, slot) <= 0 for slot in grid):
             return None
-        return {"start": local.isoformat(timespec="minutes"),
-                "end": (local + rules.slot).isoformat(timespec="minutes")}
+        return {"start": local.isoformat(timespec="minutes"), "end": end.isoformat(timespec="minutes")}
 
     def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
         if service not in self.config.services:
@@ -307,8 +307,9 @@ class BookingBook:
             if self.here_and_now(engine, now, rules) is None:
                 raise ApiError(409, refusals.NOT_FREE, "No one is free right now. Choose a time or take a ticket.")
             local = engine.local(now).replace(second=0, microsecond=0)
-            grid = self.places.grid(rules, local, local + timedelta(seconds=1))
-            booking = self._new_booking(now, service, local, 1, "here_and_now", language=language, idem_key=key)
+            grid, end = self.places.here_and_now(rules, local)
+            booking = self._new_booking(now, service, local, len(grid), "here_and_now", language=language,
+                                        idem_key=key, end=end.astimezone(ZoneInfo("UTC")))
             self.places.claim(booking, grid)
             self._remember(booking)
             outcome = engine.issue(service, language, now, idempotency_key=key, origin="booking",
@@ -339,9 +340,10 @@ class BookingBook:
         return (Outcome(records=[BookingRow(replace(booking, claims=[]), ())]),
                 self.booking_json(engine, booking, staff=True))
 
-    def checkin(self, engine: QueueEngine, now: datetime, typed: str, language: str,
-                key: str) -> tuple[Outcome, dict[str, Any]]:
-        """Check a visitor in with their code: a queue ticket due at the booked time, in one transaction."""
+    def checkin(self, engine: QueueEngine, now: datetime, code: str, language: str,
+                key: str) -> tuple[Outcome, dict[str, Any]] | None:
+        """Check a visitor in with their code (normalised: ``server.codes``): a queue ticket due at the booked
+        time, in one transaction. None when no booking has the code (it may be an event sign-up's)."""
         self.sync(engine, now)
         if key in engine.idempotency:
             ticket = engine.tickets.get(engine.idempotency[key][0])
@@ -350,15 +352,9 @@ class BookingBook:
                 booking = self.bookings[booking_id]
                 return Outcome(replay=True), {"replay": True, "ticket": views.ticket_json(engine, ticket),
                                               "booking": self._short(engine, booking)}
-        code = codes.normalise(typed)
-        problem = codes.problem(code)
-        if problem:
-            raise ApiError(404, refusals.NOT_FOUND, problem, field="code")
         booking = self.find_code(code)
         if booking is None:
-            raise ApiError(404, refusals.NOT_FOUND,
-                           "There is no booking with this code. Check the code or ask at the desk.",
-                           field="code")
+            return None
         short = self._short(engine, booking)
         if booking.site != self.site:
             raise ApiError(409, refusals.OTHER_SITE, f"This booking is at another branch ({booking.site}).",

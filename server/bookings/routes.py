@@ -133,7 +133,8 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
     async def checkin(request: Request, body: CheckinRequest,
                       who: Annotated[Principal, Depends(require("kiosk", "staff"))],
                       idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-        """Check in with a booking code: a queue ticket that is called first once the booking is due.
+        """Check in with a booking code (a queue ticket that is called first once the booking is due) or an
+        event sign-up code (attendance is recorded: the events plugin answers through the ``check_in`` hook).
 
         Wrong codes are limited per device, per address and for the site (server/code_guard.py)."""
         key = retry_key(who, idempotency_key, "books twice")
@@ -144,12 +145,25 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
             raise ApiError(429, refusals.SLOW_DOWN, "Too many wrong booking codes have been tried here. Wait "
                            f"{math.ceil(wait / 60)} min and try again, or ask at the desk.", "code",
                            retry_after=wait)
+        code = codes.normalise(body.code)
+
+        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
+            problem = codes.problem(code)
+            if problem:
+                raise ApiError(404, refusals.NOT_FOUND, problem, field="code")
+            # Codes are one code space: the plugin whose code it is answers (a booking here, a sign-up in events).
+            answered = hub.plugins.hook.check_in(engine=engine, now=now, code=code, language=language, key=key)
+            if answered is None:
+                raise ApiError(404, refusals.NOT_FOUND, "There is no booking or sign-up with this code. Check the "
+                               "code or ask at the desk.", field="code")
+            return answered
+
         wrong_code = False
         try:
-            _, answer = await run(hub, lambda engine, now: book.checkin(engine, now, body.code, language, key))
+            _, answer = await run(hub, command)
         except ApiError as refused:
             # A code that was looked up and is nobody's; a typo that cannot be a code costs nothing.
-            wrong_code = refused.code == refusals.NOT_FOUND and codes.problem(codes.normalise(body.code)) is None
+            wrong_code = refused.code == refusals.NOT_FOUND and codes.problem(code) is None
             raise
         finally:
             guard.settle(who.name, address, wrong_code=wrong_code)

@@ -39,6 +39,17 @@ class SlotPlaces:
             cursor = (cursor.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)
         return slots
 
+    def here_and_now(self, rules: ServiceBooking, local_now: datetime) -> tuple[list[datetime], datetime]:
+        """The grid slots a here-and-now booking starting at ``local_now`` holds, and when it ends.
+
+        It ends on the grid, never inside the next slot: at the end of the current slot, or of the next
+        one too when less than half a slot is left of this one (09:50 → 10:00; 09:53 → 10:15). A time that
+        ran on past the grid would hold one place while its visitor sat in the next slot's place too.
+        """
+        grid = self.grid(rules, local_now, local_now + rules.slot / 2)
+        tz = self.config.timezone
+        return grid, (grid[-1].astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)
+
     def capacity(self, rules: ServiceBooking, slot_start: datetime) -> int:
         """Places of one grid slot: staff on the capacity spans, none when the service is closed that day."""
         tz = self.config.timezone

@@ -9,8 +9,8 @@ A hub plugin (its hooks: ``server/hookspecs.py``). One module per concept (docs/
 - ``routes``: the HTTP API (the programme, staff events, sign-ups at the kiosk, feed health).
 
 This module plugs them into the hub: the tables, how the records are written, the retained
-``events/today`` topic, the sign-up codes' share of the one code space, and the feed thread's
-start and stop.
+``events/today`` topic, the sign-up codes' share of the one code space and their check-in (attendance), and the feed
+thread's start and stop.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from server.config import SiteConfig
-from server.engine import QueueEngine
+from server.engine import Outcome, QueueEngine
 from server.events import records
 from server.events.feeds import FeedFetcher
 from server.events.programme import Programme
@@ -46,7 +46,8 @@ def store_schema() -> tuple[str, list[str]]:
 
 @hookimpl
 def record_writers() -> dict[type, Any]:
-    return {records.LocalEventRow: records.write_local_event, records.SignupRow: records.write_signup}
+    return {records.LocalEventRow: records.write_local_event, records.SignupRow: records.write_signup,
+            records.AttendanceRow: records.write_attendance}
 
 
 @hookimpl
@@ -81,6 +82,10 @@ class Events:
     @hookimpl
     def retained_state(self, engine: QueueEngine, now: datetime) -> dict[str, dict[str, Any]]:
         return {EVENTS_TODAY_SUFFIX: self.programme.today(engine, now)}
+
+    @hookimpl
+    def check_in(self, engine: QueueEngine, now: datetime, code: str) -> tuple[Outcome, dict[str, Any]] | None:
+        return self.programme.check_in(engine, now, code)
 
     @hookimpl
     def code_in_use(self, code: str) -> bool:

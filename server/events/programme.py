@@ -18,7 +18,16 @@ from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
 from server.events import records
-from server.events.records import CANCELLED, SCHEDULED, SOLD_OUT, Event, LocalEventRow, SignupRow
+from server.events.records import (
+    CANCELLED,
+    SCHEDULED,
+    SOLD_OUT,
+    AttendanceRow,
+    Event,
+    LocalEventRow,
+    Signup,
+    SignupRow,
+)
 from server.events.settings import EventSettings
 from server.store import SQLiteStore
 from vuoro import refusals
@@ -47,6 +56,7 @@ class Programme:
         self.signups: dict[str, Signups] = {}
         self.by_idem: dict[str, dict[str, Any]] = {}
         self.issued_codes: set[str] = set()
+        self.attended: dict[str, datetime] = {}  # sign-up id → its check-in, for the batch not yet committed
         self.engine: QueueEngine | None = None
         self.version = 0
         self._cache: tuple[Any, dict[str, Any]] | None = None
@@ -60,6 +70,7 @@ class Programme:
         self.local.clear()
         self.signups.clear()
         self.by_idem.clear()
+        self.attended.clear()
         self.local.update((event.id, event) for event in records.local_events(self.store, self.site, self.tz))
         for event_id, seat, place in records.places_taken(self.store, self.site):
             entry = self.signups.setdefault(event_id, Signups())
@@ -87,7 +98,9 @@ class Programme:
                     return event
         return None
 
-    def event_json(self, event: Event, *, detail: bool = False) -> dict[str, Any]:
+    def event_json(self, event: Event, *, detail: bool = False, signup: bool = False) -> dict[str, Any]:
+        """An event as screens and kiosks read it; ``signup`` adds whether and how it takes sign-ups (the
+        retained ``events/today`` carries that, so an open kiosk list follows it), ``detail`` everything."""
         taken = self.signups.get(event.id, Signups())
         state = event.state
         seats_left = None
@@ -99,12 +112,13 @@ class Programme:
                                 "start": event.start.astimezone(self.tz).isoformat(timespec="seconds"),
                                 "end": event.end.astimezone(self.tz).isoformat(timespec="seconds"),
                                 "room": event.room, "state": state, "seats_left": seats_left}
-        if detail:
+        if detail or signup:
             waiting_left = max(0, event.waiting_list - len(taken.waiting)) if event.seats is not None else None
-            body.update({"all_day": event.all_day, "source": event.source, "url": event.url, "seats": event.seats,
-                         "waiting_list_left": waiting_left,
+            body.update({"waiting_list_left": waiting_left,
                          "signup": event.seats is not None and state != CANCELLED and (
                              bool(seats_left) or bool(waiting_left))})
+        if detail:
+            body.update({"all_day": event.all_day, "source": event.source, "url": event.url, "seats": event.seats})
         return body
 
     def between(self, start: datetime, end: datetime) -> list[Event]:
@@ -132,7 +146,7 @@ class Programme:
         todays = self.between(start, tomorrow)
         later = [e for e in self.between(tomorrow, tomorrow + timedelta(days=7)) if e.start >= tomorrow]
         payload = {"day": today.isoformat(),
-                   "events": [self.event_json(e) for e in todays + later[: self.settings.upcoming]]}
+                   "events": [self.event_json(e, signup=True) for e in todays + later[: self.settings.upcoming]]}
         self._cache = (key, payload)
         return payload
 
@@ -170,7 +184,7 @@ class Programme:
         row = records.signup_by_key(self.store, self.site, key)
         if row is not None:
             event = self.find(row[0])
-            answer = {"code": row[1], "seat": row[2], "waiting_place": row[3],
+            answer = {"code": row[1], "code_display": codes.pretty(row[1]), "seat": row[2], "waiting_place": row[3],
                       "event": self.event_json(event) if event else None}
             self.by_idem[key] = answer
             return Outcome(replay=True), {**answer, "replay": True}
@@ -198,7 +212,52 @@ class Programme:
         code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
         self.version += 1
-        answer = {"code": code, "seat": seat, "waiting_place": place, "event": self.event_json(event)}
+        answer = {"code": code, "code_display": codes.pretty(code), "seat": seat, "waiting_place": place,
+                  "event": self.event_json(event)}
         self.by_idem[key] = answer
         record = SignupRow(uuid.uuid4().hex, self.site, event.id, code, seat, place, language, key, now)
         return Outcome(records=[record]), {**answer, "replay": False}
+
+    # -- attendance ------------------------------------------------------------------------------
+
+    def check_in(self, engine: QueueEngine, now: datetime, code: str) -> tuple[Outcome, dict[str, Any]] | None:
+        """A visitor with a sign-up code at the kiosk: checked in for today's event (attendance recorded), or
+        told why not. None when no sign-up has the code (it may be a booking's).
+
+        The sign-up is read as it is now, not as its receipt was printed: a visitor who moved up from the
+        waiting list checks in with a seat.
+        """
+        self.sync(engine)
+        signup = records.signup_by_code(self.store, self.site, code)
+        if signup is None:
+            return None
+        event = self.find(signup.event_id)
+        if event is None:
+            raise ApiError(409, refusals.CANCELLED, "This event is no longer in the programme. Please ask at the desk.",
+                           signup=self.signup_json(signup))
+        about = {"event": self.event_json(event), "signup": self.signup_json(signup)}
+        if event.state == CANCELLED:
+            raise ApiError(409, refusals.CANCELLED, "This event has been cancelled.", **about)
+        day = event.start.astimezone(self.tz).date()
+        if day != now.astimezone(self.tz).date():
+            raise ApiError(409, refusals.OTHER_DAY, f"This sign-up is for an event on {day.isoformat()}.",
+                           date=day.isoformat(), **about)
+        if now >= event.end:
+            raise ApiError(409, refusals.TOO_LATE, "This event is over.", **about)
+        if signup.seat is None:
+            raise ApiError(409, refusals.WAITING_LIST, "This sign-up is on the waiting list: there is no seat for "
+                           "it yet. Please ask at the desk.", waiting_place=signup.waiting_place, **about)
+        attended = signup.attended_at or self.attended.get(signup.id)
+        if attended is not None:
+            return Outcome(replay=True), {**about, "replay": True, "already": True,
+                                          "checked_in_at": attended.astimezone(self.tz).isoformat(timespec="seconds")}
+        self.attended[signup.id] = now
+        return (Outcome(records=[AttendanceRow(signup.id, now)]),
+                {**about, "replay": False, "already": False,
+                 "checked_in_at": now.astimezone(self.tz).isoformat(timespec="seconds")})
+
+    @staticmethod
+    def signup_json(signup: Signup) -> dict[str, Any]:
+        """A sign-up as the visitor may see it: its code, and its seat or place on the waiting list now."""
+        return {"code": signup.code, "code_display": codes.pretty(signup.code), "seat": signup.seat,
+                "waiting_place": signup.waiting_place, "status": "seated" if signup.seat is not None else "waiting"}

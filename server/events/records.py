@@ -51,6 +51,11 @@ SCHEMA: list[str] = [
     );
     CREATE INDEX event_signups_event ON event_signups (site, event_id);
     """,
+    # 2: attendance. A visitor checks in at the kiosk with the sign-up's code on the event's day.
+    """
+    ALTER TABLE event_signups ADD COLUMN attended_at TEXT;    -- ISO 8601 UTC; NULL: not (yet) checked in
+    CREATE INDEX event_signups_attended ON event_signups (site, attended_at);
+    """,
 ]
 
 
@@ -92,6 +97,26 @@ class SignupRow:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class AttendanceRow:
+    """A visitor checked in at the kiosk for the event they signed up for."""
+
+    signup_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Signup:
+    """One sign-up as the check-in reads it."""
+
+    id: str
+    event_id: str
+    code: str
+    seat: int | None
+    waiting_place: int | None
+    attended_at: datetime | None
+
+
 def write_local_event(db: sqlite3.Connection, record: LocalEventRow) -> None:
     e = record.event
     db.execute('INSERT INTO events_local (id, site, title, start, "end", room, state, seats, waiting_list, '
@@ -108,6 +133,12 @@ def write_signup(db: sqlite3.Connection, record: SignupRow) -> None:
                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (record.id, record.site, record.event_id, record.code, record.seat, record.waiting_place,
                 record.language, record.idem_key, ts(record.created_at)))
+
+
+def write_attendance(db: sqlite3.Connection, record: AttendanceRow) -> None:
+    # The first check-in counts: a second scan of the same code changes nothing.
+    db.execute("UPDATE event_signups SET attended_at = ? WHERE id = ? AND attended_at IS NULL",
+               (ts(record.at), record.signup_id))
 
 
 # -- reading, on the writer thread (the programme's commands run there) -------------------------------------
@@ -136,3 +167,12 @@ def signup_by_key(store: SQLiteStore, site: str, key: str) -> tuple[Any, ...] | 
 
 def code_in_use(store: SQLiteStore, site: str, code: str) -> bool:
     return store.row("SELECT 1 FROM event_signups WHERE site = ? AND code = ?", (site, code)) is not None
+
+
+def signup_by_code(store: SQLiteStore, site: str, code: str) -> Signup | None:
+    """The sign-up with this code, as it is now (a seat, or a place on the waiting list) and whether it attended."""
+    row = store.row("SELECT id, event_id, code, seat, waiting_place, attended_at FROM event_signups "
+                    "WHERE site = ? AND code = ?", (site, code))
+    if row is None:
+        return None
+    return Signup(row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]) if row[5] else None)

@@ -85,11 +85,12 @@ def read_bookings(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime)
 
 
 def read_events(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -> dict[str, Any] | None:
-    """Events entered by staff that start in [lo, hi) (not cancelled), and sign-ups made in [lo, hi) —
-    a seat or a waiting-list place — from the events plugin's tables (server/events/records.py).
+    """Events entered by staff that start in [lo, hi) (not cancelled), sign-ups made in [lo, hi) — a seat or a
+    waiting-list place — and attendance: visitors who checked in at the kiosk with their sign-up code in
+    [lo, hi), from the events plugin's tables (server/events/records.py).
 
-    Feed events live in the feeds, not the store, so only sign-ups count them. Attendance is not
-    recorded (there is no check-in for events), so ``attended`` is None.
+    Feed events live in the feeds, not the store, so only sign-ups count them. ``attended`` is None where
+    the events tables predate attendance (no ``attended_at``).
     """
     if not table_exists(db, "event_signups") or not table_exists(db, "events_local"):
         return None
@@ -99,5 +100,9 @@ def read_events(db: sqlite3.Connection, site: str, lo: datetime, hi: datetime) -
     signups, seated = db.execute(
         "SELECT COUNT(*), COALESCE(SUM(seat IS NOT NULL), 0) FROM event_signups "
         "WHERE site = ? AND created_at >= ? AND created_at < ?", span).fetchone()
+    attended = None
+    if any(column[1] == "attended_at" for column in db.execute("PRAGMA table_info(event_signups)")):
+        attended = db.execute("SELECT COUNT(*) FROM event_signups WHERE site = ? AND attended_at >= ? "
+                              "AND attended_at < ?", span).fetchone()[0]
     return {"events": events, "signups": signups, "seated": seated, "waiting_list": signups - seated,
-            "attended": None}
+            "attended": attended}
