@@ -37,8 +37,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from display import sample  # noqa: E402
 from display.client import SignageClient  # noqa: E402
 from display.state import SignageState  # noqa: E402
-from display.testing import FakeHub  # noqa: E402
-from vuoro.broker import Broker  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.fake_hub import FakeHub  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
 
 

@@ -36,8 +36,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vuoro.broker import Broker  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
 
 SITE = ROOT / "tests" / "sites" / "always_open.toml"
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"

@@ -41,8 +41,8 @@ import requests  # noqa: E402
 from display.announce import Announcer, RecordingPlayer  # noqa: E402
 from display.client import SignageClient  # noqa: E402
 from display.state import ANNOUNCE_MAX_AGE_S, SignageState  # noqa: E402
-from vuoro.broker import Broker  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
 
 SITE = ROOT / "tests" / "sites" / "always_open.toml"

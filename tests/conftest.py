@@ -24,8 +24,8 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-from vuoro.broker import Broker  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
 
 TEST_SITE = Path(__file__).parent / "sites" / "always_open.toml"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import requests
 
 from tests.conftest import Watch
-from vuoro.broker import EmbeddedBroker
-from vuoro.processes import HubProcess
+from toolkit.broker import EmbeddedBroker
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 

@@ -26,8 +26,8 @@ from hardware.buttons import (
     box_command,
     parse_box_line,
 )
-from server.staff.testing import Listener, RunningHub, running_hub, site_config, wait_until
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.hub_in_process import Listener, RunningHub, running_hub, site_config, wait_until
 from vuoro.protocol import ButtonPress, Topics
 
 

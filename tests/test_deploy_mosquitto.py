@@ -33,8 +33,8 @@ from certs import TestCA  # noqa: E402
 
 from deploy import mosquitto_acl  # noqa: E402
 from server.config import SAMPLE_SITE, load_config, parse_config  # noqa: E402
-from vuoro.broker import free_port, mosquitto_path, wait_for_port  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import free_port, mosquitto_path, wait_for_port  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
 
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -315,7 +315,7 @@ def test_the_real_hub_and_kiosk_log_in_with_their_deployed_credentials(
     import requests
 
     from kiosk.link import KioskLink
-    from vuoro.processes import HubProcess
+    from toolkit.hub_process import HubProcess
 
     staff_view = connect("hub")
     staff_view.subscribe("vuoro/sonderbro/devices/kiosk1/status")
@@ -409,7 +409,7 @@ def test_a_second_hub_for_the_site_refuses_to_start_and_the_first_keeps_running(
 
 def test_the_doctor_looks_with_the_hubs_login_without_dropping_the_hub(
         site: Site, connect, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from vuoro import doctor
+    from toolkit import doctor
 
     hub = deployed_hub(site, tmp_path).start()
     try:

@@ -18,8 +18,8 @@ from display import sample
 from display.app import COLORS, ScreenDriver, SignageScreen, build_screen
 from display.client import SignageClient
 from display.state import SignageState
-from display.testing import FakeHub, fresh_topics
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.fake_hub import FakeHub, fresh_topics
 from vuoro.protocol import Topics
 
 TOPICS = Topics("sonderbro")

@@ -14,8 +14,8 @@ from display import sample
 from display.announce import Announcer, RecordingPlayer, wav_seconds
 from display.client import SignageClient
 from display.state import SignageState
-from display.testing import FakeHub, Waiter, fresh_topics
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.fake_hub import FakeHub, Waiter, fresh_topics
 from vuoro.protocol import Topics, parse_device_status
 
 

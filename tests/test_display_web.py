@@ -17,9 +17,9 @@ import requests
 from display import sample
 from display.client import SignageClient
 from display.state import SignageState
-from display.testing import Replay, Waiter
 from display.webstrings import OUT, build
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.fake_hub import Replay, Waiter
 from vuoro.protocol import Topics
 
 pytestmark = pytest.mark.browser

@@ -20,9 +20,9 @@ import requests
 
 from hardware.virtual import VirtualPrinter
 from server.config import SAMPLE_SITE, load_config
-from vuoro import doctor
-from vuoro.broker import Broker, free_port
-from vuoro.processes import HubProcess
+from toolkit import doctor
+from toolkit.broker import Broker, free_port
+from toolkit.hub_process import HubProcess
 
 CONFIG = load_config(SAMPLE_SITE)
 WAIT = 30.0  # upper bound for the hub to come up; not a measured duration
@@ -213,7 +213,7 @@ def test_broker_refuses_wrong_password(capsys, tmp_path: Path) -> None:
     conf = tmp_path / "m.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
                     f"acl_file {tmp_path}/acl\nuser {os.environ.get('USER') or 'root'}\n")
-    from vuoro.broker import mosquitto_path, wait_for_port
+    from toolkit.broker import mosquitto_path, wait_for_port
 
     proc = subprocess.Popen([mosquitto_path(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

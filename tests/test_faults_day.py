@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import requests
 
 from tests.conftest import TEST_SITE
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 
 CPH = ZoneInfo("Europe/Copenhagen")
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}

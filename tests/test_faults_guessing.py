@@ -22,7 +22,7 @@ from kiosk import model
 from kiosk.client import HubClient
 from server import code_guard, codes
 from tests.conftest import start_hub
-from vuoro.broker import Broker
+from toolkit.broker import Broker
 from vuoro.i18n import translator
 
 TZ = ZoneInfo("Europe/Copenhagen")

@@ -19,9 +19,9 @@ import pytest
 import requests
 
 from tests.conftest import TEST_SITE
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro import protocol
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
 
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}

@@ -1,6 +1,6 @@
 """Hostile clients against a real hub process (issue 13, items 4 and 8): huge bodies, thousands of streams.
 
-Raw sockets (``vuoro.hostile``), because the point is what the hub does with
+Raw sockets (``toolkit.hostile``), because the point is what the hub does with
 bytes a polite client library would never send: 300 MB bodies without a
 token, chunked bodies without a length, a body bigger than its
 ``Content-Length`` promise, and 2,000 server-sent-event streams from twenty
@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from tests.conftest import start_hub
-from vuoro.broker import Broker
-from vuoro.hostile import (
+from toolkit.broker import Broker
+from toolkit.hostile import (
     MB,
     PeakRss,
     body_attack,
@@ -31,7 +31,7 @@ from vuoro.hostile import (
     post_raw,
     raise_own_open_files,
 )
-from vuoro.processes import HubProcess
+from toolkit.hub_process import HubProcess
 
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
 STAFF_TOKEN = "demo-staff-token-change-me"

@@ -36,8 +36,8 @@ import requests
 from kiosk import model
 from kiosk.client import HubClient, new_key
 from tests.conftest import start_hub
-from vuoro.broker import Broker, free_port
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker, free_port
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 TOKEN = "demo-kiosk1-token-change-me"

@@ -26,8 +26,8 @@ from display.client import SignageClient
 from display.state import SignageState
 from tests.conftest import Watch
 from tests.test_faults_screen import call, issue
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro.protocol import Topics
 
 

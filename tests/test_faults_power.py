@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSKS = [{"Authorization": f"Bearer demo-kiosk{n}-token-change-me"} for n in (1, 2)]

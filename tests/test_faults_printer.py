@@ -27,8 +27,8 @@ from kiosk import model
 from kiosk.client import HubClient
 from kiosk.link import KioskLink
 from kiosk.printing import KioskPrinter
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro.protocol import Topics
 
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}

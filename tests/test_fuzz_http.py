@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import content_type_conformance, response_schema_conformance  # noqa: E402
 
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = "Bearer demo-kiosk1-token-change-me"

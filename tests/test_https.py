@@ -18,8 +18,8 @@ import requests
 from certs import TestCA
 
 from kiosk.client import HubClient
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
@@ -67,7 +67,7 @@ def test_a_kiosk_refuses_a_hub_it_cannot_verify_and_plain_http_gets_nothing(secu
 
 def test_the_doctor_checks_an_https_hub_with_its_ca(secure_hub: SecureHub, live_broker: Broker,
                                                     capsys: pytest.CaptureFixture) -> None:
-    from vuoro import doctor
+    from toolkit import doctor
 
     url = secure_hub.process.url
     doctor.main(["--config", str(secure_hub.site), "--hub", url, "--hub-ca", str(secure_hub.ca.cert),

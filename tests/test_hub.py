@@ -19,9 +19,9 @@ import pytest
 import requests
 
 from tests.conftest import start_hub
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro import protocol
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}

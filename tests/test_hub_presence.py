@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from vuoro.broker import Broker, free_port
+from toolkit.broker import Broker, free_port
+from toolkit.hub_process import HubProcess
 from vuoro.mqtt import BrokerSettings, make_client
-from vuoro.processes import HubProcess
 from vuoro.protocol import HUB_ALIVE_WAIT_SECONDS, HubStatus
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"

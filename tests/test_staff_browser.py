@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.staff.testing import DEMO_PASSWORD, DEMO_USER, Listener, RunningHub, running_hub, site_config, wait_until
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER, Listener, RunningHub, running_hub, site_config, wait_until
 from vuoro.protocol import DeviceStatus, Topics
 
 CHROMIUM = "/usr/bin/chromium"

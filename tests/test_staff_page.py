@@ -14,8 +14,8 @@ from argon2 import PasswordHasher
 
 from server.config import ConfigError
 from server.staff.accounts import LoginGuard, parse_staff
-from server.staff.testing import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, RunningHub, running_hub, site_config
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, RunningHub, running_hub, site_config
 
 
 @pytest.fixture()

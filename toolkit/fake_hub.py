@@ -1,7 +1,9 @@
-"""For tests and the benchmark: a stand-in hub that publishes, and a waiter.
+"""A stand-in hub for screens: it publishes what the hub would, over MQTT or as the hub's SSE stream.
 
-Kept in the package (not in tests/) so `bench/bench_display.py` uses the same
-fake hub as the tests."""
+For the display tests, the display benchmark and the signage screenshots, so
+all three drive a screen with the same fake (``FakeHub`` for a Kivy screen's
+MQTT client, ``Replay`` for the web page), and a ``Waiter`` to wait on a
+screen's state without sleeping."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 from vuoro.mqtt import BrokerSettings, make_client
 from vuoro.protocol import Topics
 
-WEB = Path(__file__).parent / "web"
+WEB = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
 class Waiter:

@@ -1,8 +1,9 @@
-"""A whole hub in one process, for the staff and button tests and for screenshots.
+"""A whole hub in this process, for the staff and button tests: they reach into its engine and view.
 
 SQLite store in a folder, the hub's writer thread, the MQTT link to a real
 broker, and uvicorn serving ``create_app`` with the staff page, on a free port
-in a thread. Not used by the hub itself.
+in a thread. Where a test needs the hub as a site runs it (a kill, a clock
+step), ``hub_process.HubProcess`` starts the real ``vuoro hub`` instead.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def running_hub(config: SiteConfig, *, clock: Callable[[], datetime] | None = No
     from server.hub import Hub
     from server.mqtt_link import MqttLink
     from server.store import SQLiteStore
-    from vuoro.broker import free_port
+    from toolkit.broker import free_port
 
     store = SQLiteStore(config.database_path(Path(".")), config.site_id)
     hub = Hub(config, store, clock=clock or advancing_clock()).start()
