@@ -27,7 +27,7 @@ from server import views
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.store import SQLiteStore
-from vuoro import protocol
+from vuoro import payloads, protocol
 
 log = logging.getLogger("vuoro.hub")
 
@@ -82,7 +82,7 @@ class Hub:
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
         self.devices: dict[str, dict[str, Any]] = {}  # the last status of each device, from MQTT
         self.device_listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. statistics' downtime log
-        self.message: dict[str, Any] = {"text": ""}
+        self.message: dict[str, Any] = payloads.Message().to_json()
         # Plugins add retained topics (e.g. "events/today") and jobs for the writer's tick.
         self.state_providers: dict[str, Callable[[QueueEngine, datetime], dict[str, Any]]] = {}
         self.tick_jobs: list[Command] = []
@@ -302,7 +302,7 @@ class Hub:
                 log.exception("device listener failed")
 
     def set_message(self, text: str) -> None:
-        self.message = {"text": text}
+        self.message = payloads.Message(text=text).to_json()
         self.submit(lambda engine, now: None)  # refresh and announce through the writer
 
     def _announce(self, kind: str, name: str, payload: dict[str, Any]) -> None:
