@@ -93,6 +93,26 @@ def test_web_signage_shows_the_state_and_a_call_arrives_without_reload(browser: 
         page.close()
 
 
+def test_web_signage_reads_no_field_the_contract_does_not_define(browser: Any, replay: Replay) -> None:
+    """Every field signage.js reads is in display/web/contract.json (written from vuoro/payloads.py):
+    the page counts a read of any other in Vuoro.misreads. Drawn with staff gone, a closed queue and a call."""
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        for suffix, payload in sample.retained(staffed=False, message="Lukket i dag").items():
+            replay.publish(suffix, payload)
+        page.goto(f"{replay.url}/signage/index.html?lang=da")
+        page.wait_for_function("document.querySelectorAll('#queues li').length === 4", timeout=TIMEOUT_MS)
+        replay.call(sample.call("K042", "borger1", recall=True))
+        page.wait_for_function("document.getElementById('call-ticket').textContent === 'K042'", timeout=TIMEOUT_MS)
+        assert "personale igen" in page.inner_text("#hours")
+        assert page.evaluate("Vuoro.misreads") == []
+        # ... and the count is real: a field the contract does not define is caught.
+        page.evaluate("Vuoro.state.queues.kvik.crowding")
+        assert page.evaluate("Vuoro.misreads") == ["queue_state.crowding"]
+    finally:
+        page.close()
+
+
 def test_web_signage_portrait_in_finnish_with_filters(browser: Any, replay: Replay) -> None:
     page = browser.new_page(viewport={"width": 1080, "height": 1920})
     try:
