@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import start_hub
-from toolkit.broker import Broker
+from toolkit.fixtures import MakeHub
 from toolkit.hostile import (
     MB,
     PeakRss,
@@ -112,7 +111,7 @@ STREAMS_TOTAL = 2000
 
 
 def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp_path: Path,
-                                                                           live_broker: Broker) -> None:
+                                                                           make_hub: MakeHub) -> None:
     """The issue's client held 1,100 streams and every kiosk request failed. Here the hub starts with the
     soft limit of 1,024 open files a systemd service gets without LimitNOFILE, as it did then."""
     try:
@@ -120,7 +119,7 @@ def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp
     except RuntimeError as exc:
         pytest.fail(str(exc))
     with open_files(1024):
-        hub = start_hub(tmp_path, live_broker)
+        hub = make_hub(tmp_path).start()
     sockets: list[socket.socket] = []
     try:
         soft, hard = open_files_of(hub.process.pid)  # type: ignore[union-attr]

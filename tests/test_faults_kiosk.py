@@ -35,8 +35,8 @@ import requests
 
 from kiosk import model
 from kiosk.client import HubClient, new_key
-from tests.conftest import start_hub
 from toolkit.broker import Broker, free_port
+from toolkit.fixtures import MakeHub
 from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
@@ -80,8 +80,8 @@ def tickets_in_store(data: Path) -> int:
 
 
 def test_hub_stopped_and_restarted_kiosk_says_so_recovers_alone_no_duplicate(tmp_path: Path,
-                                                                            live_broker: Broker) -> None:
-    hub = start_hub(tmp_path, live_broker)
+                                                                            make_hub: MakeHub) -> None:
+    hub = make_hub(tmp_path).start()
     client = kiosk_client(hub.url)
     try:
         first = client.issue("kvik", "da")

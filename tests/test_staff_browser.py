@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,8 @@ import httpx
 import pytest
 
 from toolkit.broker import Broker
-from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER, Listener, RunningHub, running_hub, site_config, wait_until
+from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER, RunningHub, wait_until
+from toolkit.mqtt_watch import Watch
 from vuoro.protocol import DeviceStatus, Topics
 
 CHROMIUM = "/usr/bin/chromium"
@@ -34,12 +34,6 @@ pytestmark = [pytest.mark.browser]
 @pytest.fixture(autouse=True)
 def chromium_is_there() -> None:
     assert Path(CHROMIUM).exists(), "Debian's chromium is not installed (apt-get install chromium)"
-
-
-@pytest.fixture()
-def hub(live_broker: Broker, tmp_path: Path) -> Iterator[RunningHub]:
-    with running_hub(site_config(tmp_path, live_broker.url)) as running:
-        yield running
 
 
 @pytest.fixture()
@@ -84,7 +78,7 @@ def publish_devices(broker: Broker, topics: Topics) -> None:
                 DeviceStatus("kiosk2", "kiosk", True, printer="ok"),
                 DeviceStatus("screen1", "display", False, detail="connection lost"),
                 DeviceStatus("buttons1", "button", True)]
-    listener = Listener(broker)
+    listener = Watch(broker)
     for status in statuses:
         listener.client.publish(topics.device_status(status.device), status.to_payload(), qos=1,
                                 retain=True).wait_for_publish(5)
@@ -92,24 +86,24 @@ def publish_devices(broker: Broker, topics: Topics) -> None:
 
 
 def clear_devices(broker: Broker, topics: Topics) -> None:
-    listener = Listener(broker)
+    listener = Watch(broker)
     for device in ("kiosk1", "kiosk2", "screen1", "buttons1"):
         listener.client.publish(topics.device_status(device), b"", qos=1, retain=True).wait_for_publish(5)
     listener.close()
 
 
-def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker, shots: Path) -> None:
+def test_staff_calls_next_from_the_browser(hub_in_process: RunningHub, live_broker: Broker, shots: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    topics = Topics(hub.config.site_id, hub.config.topic_root)
-    listener = Listener(live_broker, topics.calls, topics.counter_state("kvik1"))
-    stream = SignageStream(hub.url)
+    topics = Topics(hub_in_process.config.site_id, hub_in_process.config.topic_root)
+    listener = Watch(live_broker, topics.calls, topics.counter_state("kvik1"))
+    stream = SignageStream(hub_in_process.url)
     publish_devices(live_broker, topics)
-    wait_until(lambda: len(hub.hub.devices) >= 4, "the hub to hear the devices")
-    hub.issue("kvik", 3)
-    hub.issue("bibliotekar", 1)
+    wait_until(lambda: len(hub_in_process.hub.devices) >= 4, "the hub to hear the devices")
+    hub_in_process.issue("kvik", 3)
+    hub_in_process.issue("bibliotekar", 1)
     for n in range(7):  # someone tries booking codes with kiosk2's token: six wrong ones, then slowed down
-        httpx.post(f"{hub.url}/api/v1/checkins", json={"code": f"ZZZZZ{n + 2}"}, timeout=10,
+        httpx.post(f"{hub_in_process.url}/api/v1/checkins", json={"code": f"ZZZZZ{n + 2}"}, timeout=10,
                    headers={"Authorization": "Bearer demo-kiosk2-token-change-me", "Idempotency-Key": f"guess-{n}-x1"})
     try:
         with sync_playwright() as p:
@@ -120,8 +114,8 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             page.on("pageerror", lambda exc: errors.append(str(exc)))
 
             # -- log in: a wrong password is refused, then the right one
-            page.goto(hub.url + "/staff/")
-            expect(page).to_have_url(hub.url + "/staff/login")
+            page.goto(hub_in_process.url + "/staff/")
+            expect(page).to_have_url(hub_in_process.url + "/staff/login")
             page.screenshot(path=str(shots / "login-desktop.png"))
             page.fill("#username", DEMO_USER)
             page.fill("#password", "wrong-password")
@@ -129,7 +123,7 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             expect(page.locator(".error")).to_have_text("Forkert brugernavn eller adgangskode.")
             page.fill("#password", DEMO_PASSWORD)
             page.click("button[type=submit]")
-            expect(page).to_have_url(hub.url + "/staff/")
+            expect(page).to_have_url(hub_in_process.url + "/staff/")
 
             # -- choose a desk; the waiting line is there
             page.select_option("[data-testid=desk]", "kvik1")
@@ -156,7 +150,7 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             assert stream.calls[0]["ticket"] == "K001" and stream.calls[0]["counter_name"] == "Skranke 1"
 
             # -- a new visitor shows up without a reload
-            hub.issue("kvik", 1)
+            hub_in_process.issue("kvik", 1)
             expect(waiting).to_have_text(["K002", "K003", "K004"])
 
             # -- devices: paper low and a screen offline are visible
@@ -171,9 +165,9 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             page.locator("section:has([data-testid=devices])").screenshot(path=str(shots / "devices-desktop.png"))
 
             # -- a change without the CSRF token is refused, even with the session cookie
-            forged = context.request.post(hub.url + "/api/v1/counters/kvik1/next")
+            forged = context.request.post(hub_in_process.url + "/api/v1/counters/kvik1/next")
             assert forged.status == 403 and forged.json()["error"]["code"] == "csrf"
-            assert hub.hub.view.counters["kvik1"]["serving"]["ticket"] == "K001"
+            assert hub_in_process.hub.view.counters["kvik1"]["serving"]["ticket"] == "K001"
 
             # -- a click works too: finish, then the next one
             page.click("#act-finish")
@@ -185,7 +179,7 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
             # -- tablet size, in English
             tablet = browser.new_context(viewport=SIZES["tablet"], has_touch=True)
             tab = tablet.new_page()
-            tab.goto(hub.url + "/staff/login?lang=en")
+            tab.goto(hub_in_process.url + "/staff/login?lang=en")
             tab.screenshot(path=str(shots / "login-tablet.png"))
             tab.fill("#username", DEMO_USER)
             tab.fill("#password", DEMO_PASSWORD)
@@ -209,7 +203,7 @@ def test_staff_calls_next_from_the_browser(hub: RunningHub, live_broker: Broker,
     assert (shots / "desk-desktop.png").stat().st_size > 10_000
 
 
-def test_staff_see_todays_bookings_with_their_check_in_state(hub: RunningHub) -> None:
+def test_staff_see_todays_bookings_with_their_check_in_state(hub_in_process: RunningHub) -> None:
     """Bookings made by phone (the staff API) and one checked in at the kiosk, as the page lists them:
     time, service, ticket and state — never a name; a cancelled booking is left out."""
     from playwright.sync_api import expect, sync_playwright
@@ -218,22 +212,23 @@ def test_staff_see_todays_bookings_with_their_check_in_state(hub: RunningHub) ->
     kiosk = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 
     def book(start: str, name: str) -> dict[str, Any]:
-        answer = httpx.post(f"{hub.url}/api/v1/bookings", headers=staff, timeout=10,
+        answer = httpx.post(f"{hub_in_process.url}/api/v1/bookings", headers=staff, timeout=10,
                             json={"service": "bibliotekar", "start": f"2026-11-23T{start}:00+01:00", "name": name})
         assert answer.status_code == 201, answer.text
         return answer.json()
 
     arrived, expected, cancelled = book("10:45", "Anna Arrived"), book("11:00", "Bo Booked"), book("11:15", "Cy")
-    checkin = httpx.post(f"{hub.url}/api/v1/checkins", json={"code": arrived["code"]}, timeout=10,
+    checkin = httpx.post(f"{hub_in_process.url}/api/v1/checkins", json={"code": arrived["code"]}, timeout=10,
                          headers={**kiosk, "Idempotency-Key": "staff-browser-checkin-1"})
     assert checkin.status_code == 201, checkin.text
     ticket = checkin.json()["ticket"]["ticket"]
-    assert httpx.delete(f"{hub.url}/api/v1/bookings/{cancelled['id']}", headers=staff, timeout=10).status_code == 200
+    assert httpx.delete(f"{hub_in_process.url}/api/v1/bookings/{cancelled['id']}", headers=staff,
+                        timeout=10).status_code == 200
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_context(viewport=SIZES["desktop"]).new_page()
-        page.goto(hub.url + "/staff/login")
+        page.goto(hub_in_process.url + "/staff/login")
         page.fill("#username", DEMO_USER)
         page.fill("#password", DEMO_PASSWORD)
         page.click("button[type=submit]")

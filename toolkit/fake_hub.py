@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from toolkit.broker import fresh_root
 from vuoro.mqtt import BrokerSettings, make_client
 from vuoro.protocol import Topics
 
@@ -70,8 +71,8 @@ class FakeHub:
 
 
 def fresh_topics() -> Topics:
-    """A topic root of its own per test, so retained state never leaks between tests."""
-    return Topics("sonderbro", root=f"t{uuid.uuid4().hex[:10]}")
+    """The sample site's topics under a root of their own, so retained state never leaks between tests."""
+    return Topics("sonderbro", root=fresh_root())
 
 
 class Replay:

@@ -8,7 +8,6 @@ step), ``hub_process.HubProcess`` starts the real ``vuoro hub`` instead.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import tomllib
@@ -22,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.config import SAMPLE_SITE, SiteConfig, parse_config
-from vuoro.mqtt import BrokerSettings, make_client
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-staff-password"
@@ -122,29 +120,3 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.01)
-
-
-class Listener:
-    """A plain MQTT client on a real broker that records what arrives on ``topics``."""
-
-    def __init__(self, broker: Any, *topics: str):
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self.ready = threading.Event()
-        self.client = make_client(BrokerSettings(broker.url), client_id=f"test-listener-{time.monotonic_ns()}",
-                                  name="a test listener")
-        if topics:
-            self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
-            self.client.on_subscribe = lambda *_: self.ready.set()
-        else:
-            self.client.on_connect = lambda *_: self.ready.set()
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
-        self.client.start()
-        if not self.ready.wait(5):
-            raise RuntimeError("the listener could not subscribe")
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [p for t, p in list(self.messages) if t == topic]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
