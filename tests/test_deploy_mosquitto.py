@@ -98,7 +98,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 class Client:
-    """A paho client that connects synchronously and queues what it receives."""
+    """A paho client that connects synchronously and queues what it receives.
+
+    Raw paho, not ``vuoro.mqtt.make_client``, on purpose: it plays devices, intruders and clients
+    that reuse another's id against the deployed broker's logins and ACL."""
 
     def __init__(self, port: int, username: str | None, password: str | None, client_id: str | None = None):
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()

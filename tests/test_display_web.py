@@ -6,9 +6,7 @@ control: we can cut it), then against the real hub process.
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,30 +22,7 @@ from vuoro.protocol import Topics
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert shutil.which(CHROMIUM), "Debian's chromium is not installed (apt-get install chromium)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture()
-def replay() -> Iterator[Replay]:
-    server = Replay()
-    for topic, payload in sample.retained(message="Borgerservice lukker kl. 16").items():
-        server.publish(topic, payload)
-    yield server
-    server.close()
 
 
 def test_the_web_strings_match_the_po_catalogs() -> None:

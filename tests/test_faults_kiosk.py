@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +36,6 @@ from kiosk import model
 from kiosk.client import HubClient, new_key
 from toolkit.broker import Broker, free_port
 from toolkit.fixtures import MakeHub
-from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 TOKEN = "demo-kiosk1-token-change-me"
@@ -196,8 +194,8 @@ class RelayCut:
 
     kind = "TCP relay stopped/started (no network namespaces here)"
 
-    def __init__(self, data: Path, broker: Broker):
-        self.hub = HubProcess(SITE, data, broker.url, topic_root="kr" + uuid.uuid4().hex[:8]).start()
+    def __init__(self, data: Path, make_hub: MakeHub):
+        self.hub = make_hub(data).start()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lost = False
@@ -261,10 +259,10 @@ def netns_allowed() -> bool:
 
 
 @pytest.fixture()
-def cut(tmp_path: Path, live_broker: Broker) -> Iterator[Cut]:
+def cut(tmp_path: Path, live_broker: Broker, make_hub: MakeHub) -> Iterator[Cut]:
     # VUORO_FAULTS_CUT=relay forces the fallback, to check it where namespaces are allowed too.
     use_netns = os.environ.get("VUORO_FAULTS_CUT") != "relay" and netns_allowed()
-    made: Cut = NetnsCut(tmp_path, live_broker) if use_netns else RelayCut(tmp_path, live_broker)
+    made: Cut = NetnsCut(tmp_path, live_broker) if use_netns else RelayCut(tmp_path, make_hub)
     print(f"network cut by: {made.kind}")
     yield made
     made.close()

@@ -24,10 +24,10 @@ import requests
 from display.announce import Announcer, RecordingPlayer
 from display.client import SignageClient
 from display.state import SignageState
-from tests.conftest import Watch
 from tests.test_faults_screen import call, issue
 from toolkit.broker import Broker
 from toolkit.hub_process import HubProcess
+from toolkit.mqtt_watch import Watch
 from vuoro.protocol import Topics
 
 

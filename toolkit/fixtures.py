@@ -23,7 +23,8 @@ name per thing:
     on ``hub_site`` and ``live_broker``, under a topic root of its own.
 ``make_hub``
     ``make_hub(data_dir=None, *, site=None, broker=None, topic_root=FRESH,
-    **options)``: more hub processes, not yet started (``.start()``, or use
+    **options)``: more hub processes (``broker``: another broker, or just
+    its URL; default ``live_broker``), not yet started (``.start()``, or use
     one as a context manager); each is stopped after the test. The faked
     clock is one of the options: ``make_hub(clock=datetime(...), tz="UTC")``
     starts the hub at that time on its test clock (``vuoro/clock.py``), and
@@ -103,7 +104,8 @@ def make_hub(tmp_path: Path, live_broker: Broker, hub_site: Path) -> Iterator[Ma
              topic_root: str | None = FRESH, **options: Any) -> HubProcess:
         data = Path(data_dir) if data_dir else tmp_path / f"hub{len(made) + 1}"
         root = fresh_root() if topic_root == FRESH else topic_root
-        hub = HubProcess(site or hub_site, data, (broker or live_broker).url, topic_root=root, **options)
+        url = broker if isinstance(broker, str) else (broker or live_broker).url
+        hub = HubProcess(site or hub_site, data, url, topic_root=root, **options)
         made.append(hub)
         return hub
 
