@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from vuoro import sd_notify
+from vuoro.config_checks import number_problem
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import ID_PATTERN, PRESS_TTL_SECONDS
 
@@ -124,8 +125,9 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
 
     def number(key: str, default: float, low: float, high: float) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            problems.append(f"{key}: expected a number from {low:g} to {high:g}, got {value!r}")
+        problem = number_problem(key, value, low, high)
+        if problem:
+            problems.append(problem)
             return default
         return float(value)
 
@@ -152,8 +154,9 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
         if not isinstance(port, str) or not port:
             problems.append(f"serial.port: expected a device such as \"/dev/ttyACM0\", got {port!r}")
         baudrate = serial.get("baudrate", 9600)
-        if not isinstance(baudrate, int) or isinstance(baudrate, bool) or not 300 <= baudrate <= 1_000_000:
-            problems.append(f"serial.baudrate: expected a number such as 9600, got {baudrate!r}")
+        problem = number_problem("serial.baudrate", baudrate, 300, 1_000_000, whole=True, why="such as 9600")
+        if problem:
+            problems.append(problem)
             baudrate = 9600
 
     buttons: dict[str, ButtonSpec] = {}
