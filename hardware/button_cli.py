@@ -32,7 +32,6 @@ press and prints the hub's answer, to test a box's setup without touching it.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from vuoro import sd_notify
+from vuoro.cli import configure_logging
 from vuoro.config_checks import number_problem
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import ID_PATTERN, PRESS_TTL_SECONDS
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-press", metavar="N", help="send one long press (call again) of button N, exit")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level)
     try:
         config = load_button_config(args.config)
     except ButtonConfigError as exc:

@@ -26,8 +26,9 @@ from hardware.buttons import (
     parse_box_line,
 )
 from toolkit.broker import Broker
-from toolkit.hub_in_process import RunningHub, wait_until
+from toolkit.hub_in_process import RunningHub
 from toolkit.mqtt_watch import Watch
+from toolkit.polling import wait_until
 from vuoro.protocol import ButtonPress, Topics
 
 

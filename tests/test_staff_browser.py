@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from toolkit.broker import Broker
-from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER, RunningHub, wait_until
+from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER, RunningHub
 from toolkit.mqtt_watch import Watch
+from toolkit.polling import wait_until
 from vuoro.protocol import DeviceStatus, Topics
 
 SIZES = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180}}

@@ -12,6 +12,7 @@ them, so none of those packages imports this one:
 - ``fake_hub``: a stand-in hub for screens (MQTT publisher, SSE replay);
 - ``hostile``: raw-socket clients that misbehave on purpose;
 - ``mqtt_watch``: an MQTT subscriber that records what arrives, for tests to wait on;
+- ``polling``: ``wait_until``, a bounded wait for a condition;
 - ``fixtures``: all of the above as pytest fixtures (the test kit; ``tests/conftest.py`` loads it);
 - ``signage_screenshots``: regenerates docs/screenshots/signage/.
 """

@@ -9,7 +9,6 @@ step), ``hub_process.HubProcess`` starts the real ``vuoro hub`` instead.
 from __future__ import annotations
 
 import threading
-import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,15 +107,3 @@ def running_hub(config: SiteConfig, *, clock: Callable[[], datetime] | None = No
         thread.join(10)
         link.stop()
         hub.stop()
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll until ``predicate()`` is true (its value is returned); a bound, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)

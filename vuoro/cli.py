@@ -9,6 +9,7 @@ function receives the remaining arguments and returns an exit code.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,6 +21,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("toolkit.demo:main", "run the whole system on embedded defaults"),
     "doctor": ("toolkit.doctor:main", "check config, hub, broker and printer and say what is wrong"),
 }
+
+
+# Every part logs the same line; journald adds the unit and the host.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str | int = logging.INFO) -> None:
+    """Log as every part of Vuoro does (``--log-level info``, ``"warning"``, or a logging constant)."""
+    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
 
 
 def usage() -> str:
