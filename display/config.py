@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from vuoro.config_checks import number_problem
+from vuoro.config_checks import number_problem, unknown_keys
 from vuoro.i18n import LANGUAGES
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
@@ -124,10 +124,9 @@ def load(argv: list[str]) -> DisplayConfig:
     values: dict[str, Any] = {}
     if args.config:
         table = tomllib.loads(args.config.read_text(encoding="utf-8")).get("display", {})
-        known = {f.name for f in fields(DisplayConfig)}
-        unknown = set(table) - known
+        unknown = unknown_keys(table, (f.name for f in fields(DisplayConfig)), "display.")
         if unknown:
-            raise ValueError(f"unknown keys in {args.config}: {', '.join(sorted(unknown))}")
+            raise ValueError(f"{args.config}: " + "; ".join(unknown))
         values.update(table)
     for name, value in vars(args).items():
         if name != "config" and value is not None:

@@ -44,7 +44,7 @@ from typing import Any
 
 from vuoro import sd_notify
 from vuoro.cli import configure_logging
-from vuoro.config_checks import number_problem
+from vuoro.config_checks import number_problem, unknown_keys
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import ID_PATTERN, PRESS_TTL_SECONDS
 
@@ -94,7 +94,7 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
     problems: list[str] = []
     allowed = {"device", "site", "root", "broker", "username", "password", "password_file", "kind",
                "long_press_s", "bounce_ms", "serial", "buttons", "broker_ca", "broker_cert", "broker_key"}
-    problems += [f"{k}: unknown key (allowed: {', '.join(sorted(allowed))})" for k in sorted(set(data) - allowed)]
+    problems += unknown_keys(data, allowed)
 
     def ident(key: str, default: str | None = None) -> str:
         value = data.get(key, default)
@@ -147,8 +147,7 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
     if not isinstance(serial, dict):
         problems.append("serial: expected a table with port and baudrate")
         serial = {}
-    problems += [f"serial.{k}: unknown key (allowed: baudrate, port)" for k in sorted(set(serial) - {"port",
-                                                                                                   "baudrate"})]
+    problems += unknown_keys(serial, ("baudrate", "port"), "serial.")
     if kind == "serial":
         port = serial.get("port")
         if not isinstance(port, str) or not port:
@@ -173,8 +172,7 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
         if not isinstance(item, dict):
             problems.append(f"{path}: expected a table with counter (and pin for GPIO)")
             continue
-        problems += [f"{path}.{k}: unknown key (allowed: counter, {', '.join(pin_keys)})"
-                     for k in sorted(set(item) - {"counter", *pin_keys})]
+        problems += unknown_keys(item, ("counter", *pin_keys), f"{path}.")
         counter = item.get("counter")
         if not isinstance(counter, str) or not ID_PATTERN.match(counter):
             problems.append(f"{path}.counter: expected a counter id such as \"kvik1\", got {counter!r}")

@@ -67,3 +67,12 @@ def test_the_rule_itself() -> None:
     assert number_problem("n", 3, 1, 5) is None and number_problem("n", 2.5, 1, 5) is None
     assert number_problem("n", 2.5, 1, 5, whole=True) == "n: expected a whole number from 1 to 5, got 2.5"
     assert number_problem("n", None, 1, 5) == "n: expected a number from 1 to 5, got None"
+
+
+def test_an_unknown_key_is_named_with_the_keys_allowed(tmp_path: Any) -> None:
+    screen = tmp_path / "display.toml"
+    screen.write_text('[display]\ncolour = "red"\n')
+    said = display_problems("--config", str(screen))
+    assert "display.colour: unknown key (allowed: announce_max_age, broker," in said
+    assert "serial.speed: unknown key (allowed: baudrate, port)" in button_problems(
+        serial={"port": "loop://", "speed": 9600})

@@ -6,7 +6,14 @@ the key to fix. The hub's site config has its own checker (``server/config.py``)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+
+def unknown_keys(table: Iterable[str], allowed: Iterable[str], prefix: str = "") -> list[str]:
+    """One problem per key that is not allowed (a typo, or a key of a newer version), naming the allowed ones."""
+    allowed = sorted(allowed)
+    return [f"{prefix}{key}: unknown key (allowed: {', '.join(allowed)})" for key in sorted(set(table) - set(allowed))]
 
 
 def number_problem(key: str, value: Any, low: float, high: float, *, whole: bool = False,
