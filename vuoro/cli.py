@@ -4,6 +4,13 @@ Each sub-command lives in the package that owns it and is imported only when
 chosen, so a kiosk Pi never imports the hub's dependencies and the hub never
 imports Kivy. A part registers itself here with ``module:function``; that
 function receives the remaining arguments and returns an exit code.
+
+The table names the parts as plain strings, the way entry points do, and
+imports nothing from them: ``vuoro/`` stays the base that imports nothing
+above it (``tests/test_layers.py``). Strings here rather than entry points in
+pyproject: the table shows every command and its help in one file, a part
+that is not installed on this device is reported in words, and a new command
+works from a checkout without reinstalling.
 """
 
 from __future__ import annotations
