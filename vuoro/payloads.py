@@ -3,7 +3,7 @@
 ``site``, ``queue/<service>/state``, ``counters/<counter>/state``,
 ``calls/recent``, ``calls``, ``events/today`` and ``message`` (see
 ``vuoro/protocol.py`` for the topic tree, ``docs/protocol.md`` for people).
-Each payload is a frozen dataclass whose fields are its JSON fields, in the
+Each payload is a dataclass whose fields are its JSON fields, in the
 order they go out:
 
 - the hub builds one and sends ``to_json()`` (``server/views.py``);
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
@@ -137,7 +138,11 @@ def describe(cls: type) -> dict[str, Any]:
 
 
 class Payload:
-    """Base of the payload dataclasses: reading, writing and describing them from their type hints."""
+    """Base of the payload dataclasses: reading, writing and describing them from their type hints.
+
+    Values, to be made and not changed; not frozen only because the hub makes a dozen per commit
+    and a frozen dataclass takes twice as long to make.
+    """
 
     KIND: ClassVar[str]  # its name in contract.json
     KEY: ClassVar[str | None] = None  # the field that names the topic's "+" segment (a service, a counter)
@@ -170,7 +175,25 @@ class Payload:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object, fields in their order (``protocol.encode`` adds the schema version)."""
-        return {spec.name: spec.write(getattr(self, spec.name)) for spec in fields_of(type(self))}
+        # The hub writes a dozen payloads per commit: on first use each class gets a writer of its own,
+        # generated from its fields as dataclasses generate __init__, instead of a loop over them.
+        cls = type(self)
+        cls.to_json = _writer(cls)  # type: ignore[method-assign]
+        return cls.to_json(self)
+
+
+def _writer(cls: type[Payload]) -> Callable[[Payload], dict[str, Any]]:
+    items = []
+    for spec in fields_of(cls):
+        value = f"self.{spec.name}"  # field names are Python identifiers: safe in generated code
+        if spec.payload is not None:
+            value = f"(None if {value} is None else {value}.to_json())"
+        elif spec.items is not None and spec.items.payload is not None:
+            value = f"(None if {value} is None else [item.to_json() for item in {value}])"
+        items.append(f"{spec.name!r}: {value}")
+    namespace: dict[str, Any] = {}
+    exec(f"def to_json(self):\n    return {{{', '.join(items)}}}\n", namespace)  # noqa: S102 - our own field names
+    return namespace["to_json"]
 
 
 def parse_time(text: str) -> datetime:
@@ -187,7 +210,7 @@ def parse_time(text: str) -> datetime:
 # -- the payloads ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Call(Payload):
     """``calls`` (one message per call or recall) and each line of ``calls/recent``."""
 
@@ -201,13 +224,13 @@ class Call(Payload):
     at: str | None = None  # when the hub made the call, to the millisecond: screens judge its age
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class RecentCalls(Payload):
     KIND = "recent_calls"
     calls: list[Call]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class QueueState(Payload):
     """``queue/<service>/state``: how many wait, how long, open or closed."""
 
@@ -230,7 +253,7 @@ class QueueState(Payload):
             raise PayloadError("field 'waiting' is negative")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Serving(Payload):
     KIND = "serving"
     ticket: str
@@ -238,7 +261,7 @@ class Serving(Payload):
     called_at: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class CounterState(Payload):
     """``counters/<counter>/state``: open, paused or closed, and whom it serves."""
 
@@ -251,7 +274,7 @@ class CounterState(Payload):
     serving: Serving | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class ServiceInfo(Payload):
     KIND = "service"
     id: str
@@ -260,7 +283,7 @@ class ServiceInfo(Payload):
     names: dict[str, str] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class CounterInfo(Payload):
     KIND = "counter"
     id: str
@@ -268,7 +291,7 @@ class CounterInfo(Payload):
     services: list[str] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Hours(Payload):
     """Today's hours and whether staff are in (the screen's footer)."""
 
@@ -280,7 +303,7 @@ class Hours(Payload):
     today: dict[str, list[str]] | None = None  # "building" and each service id → "HH:MM-HH:MM" spans
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class SiteInfo(Payload):
     """``site``: the site's name, zone, languages, services, counters and hours."""
 
@@ -294,7 +317,7 @@ class SiteInfo(Payload):
     hours: Hours | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Event(Payload):
     KIND = "event"
     id: str | None = None
@@ -313,7 +336,7 @@ class Event(Payload):
             raise PayloadError(f"event state {self.state!r} is not one of {', '.join(EVENT_STATES)}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class EventsToday(Payload):
     """``events/today``: what's on today and next."""
 
@@ -322,7 +345,7 @@ class EventsToday(Payload):
     events: list[Event]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Message(Payload):
     """``message``: a line of text set by staff ("" for none)."""
 
