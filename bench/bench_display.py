@@ -37,8 +37,9 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from display import sample  # noqa: E402
 from display.client import SignageClient  # noqa: E402
 from display.state import SignageState  # noqa: E402
-from display.testing import FakeHub  # noqa: E402
-from vuoro.broker import Broker  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.fake_hub import FakeHub  # noqa: E402
+from vuoro.mqtt import BrokerSettings, make_client  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
 
 
@@ -106,7 +107,7 @@ def screens_worker(port: int, root: str, count: int, bare: bool, ready: mp.Event
     clients: list[object] = []
     if bare:
         for _ in range(count):
-            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            c = make_client(BrokerSettings(f"mqtt://127.0.0.1:{port}"), name="a bare subscriber")
             connected = threading.Event()
 
             def on_message(cl: mqtt.Client, ud: object, msg: mqtt.MQTTMessage) -> None:
@@ -118,7 +119,7 @@ def screens_worker(port: int, root: str, count: int, bare: bool, ready: mp.Event
             c.on_message = on_message
             c.on_subscribe = lambda *a, e=connected: e.set()
             c.on_connect = lambda cl, *a: cl.subscribe(topics.calls, qos=1)
-            c.connect("127.0.0.1", port)
+            c.connect_now(10)
             c.loop_start()
             connected.wait(10)
             clients.append(c)

@@ -29,8 +29,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vuoro.broker import Broker  # noqa: E402
-from vuoro.hostile import (  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.hostile import (  # noqa: E402
     MB,
     Drain,
     PeakRss,
@@ -40,7 +40,7 @@ from vuoro.hostile import (  # noqa: E402
     open_stream,
     raise_own_open_files,
 )
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
 
 SITE = ROOT / "tests" / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}

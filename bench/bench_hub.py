@@ -29,15 +29,14 @@ import time
 import uuid
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import requests
-from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vuoro.broker import Broker  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
+from vuoro.mqtt import BrokerSettings, make_client  # noqa: E402
 
 SITE = ROOT / "tests" / "sites" / "always_open.toml"
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
@@ -97,13 +96,13 @@ def floor_mqtt(broker: Broker, n: int = 500) -> list[float]:
         times.append((time.perf_counter() - sent[0]) * 1000)
         got.set()
 
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sub = make_client(BrokerSettings(broker.url), name="the floor's subscriber")
     sub.on_message = on_message
-    sub.connect("127.0.0.1", broker.port)
+    sub.connect_now(10)
     sub.subscribe("floor/x", qos=1)
     sub.loop_start()
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.connect("127.0.0.1", broker.port)
+    pub = make_client(BrokerSettings(broker.url), name="the floor's publisher")
+    pub.connect_now(10)
     pub.loop_start()
     time.sleep(0.3)
     for _ in range(n):

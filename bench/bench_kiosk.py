@@ -53,8 +53,8 @@ def main() -> int:
     from kiosk.config import KioskConfig
     from kiosk.driver import Driver
     from kiosk.screenshots import demo_site
-    from vuoro.broker import Broker
-    from vuoro.processes import HubProcess
+    from toolkit.broker import Broker
+    from toolkit.hub_process import HubProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="vuoro-bench-kiosk-"))
     with Broker() as broker, VirtualPrinter() as printer:

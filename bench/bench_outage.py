@@ -35,14 +35,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import paho.mqtt.client as mqtt  # noqa: E402
 import requests  # noqa: E402
 
 from display.announce import Announcer, RecordingPlayer  # noqa: E402
 from display.client import SignageClient  # noqa: E402
 from display.state import ANNOUNCE_MAX_AGE_S, SignageState  # noqa: E402
-from vuoro.broker import Broker  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import Broker  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
+from vuoro.mqtt import BrokerSettings, make_client  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
 
 SITE = ROOT / "tests" / "sites" / "always_open.toml"
@@ -101,11 +101,11 @@ def fresh_round_trip(broker: Broker) -> float:
     broker.start()  # returns once the port is open, as the screen's measurement starts
     got = threading.Event()
     started = time.monotonic()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = make_client(BrokerSettings(broker.url), name="the floor's client")
     client.on_connect = lambda c, *a: c.subscribe("floor/#", qos=1)
     client.on_subscribe = lambda c, *a: c.publish("floor/x", b"1", qos=1)
     client.on_message = lambda *a: got.set()
-    client.connect("127.0.0.1", broker.port)
+    client.connect_now(10)
     client.loop_start()
     got.wait(30)
     took = time.monotonic() - started

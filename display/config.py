@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from vuoro.config_checks import number_problem, unknown_keys
 from vuoro.i18n import LANGUAGES
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
@@ -60,10 +61,13 @@ class DisplayConfig:
             raise ValueError("--orientation must be landscape or portrait")
         if self.rotation not in (0, 90, 180, 270):
             raise ValueError("--rotation must be 0, 90, 180 or 270")
-        if not 0 < self.announce_max_age <= 3600:
-            raise ValueError("--announce-max-age must be more than 0 and at most 3600 seconds")
-        problems = self.mqtt_settings().problems({"url": "broker", "ca_file": "broker_ca", "cert_file": "broker_cert",
-                                                  "key_file": "broker_key"})
+        problems = [problem for problem in (
+            number_problem("announce_max_age", self.announce_max_age, 0.1, 3600, why="seconds"),
+            number_problem("recent", self.recent, 1, 20, whole=True, why="calls on screen"),
+            number_problem("highlight_seconds", self.highlight_seconds, 0, 60),
+        ) if problem]
+        problems += self.mqtt_settings().problems({"url": "broker", "ca_file": "broker_ca", "cert_file": "broker_cert",
+                                                   "key_file": "broker_key"})
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -120,10 +124,9 @@ def load(argv: list[str]) -> DisplayConfig:
     values: dict[str, Any] = {}
     if args.config:
         table = tomllib.loads(args.config.read_text(encoding="utf-8")).get("display", {})
-        known = {f.name for f in fields(DisplayConfig)}
-        unknown = set(table) - known
+        unknown = unknown_keys(table, (f.name for f in fields(DisplayConfig)), "display.")
         if unknown:
-            raise ValueError(f"unknown keys in {args.config}: {', '.join(sorted(unknown))}")
+            raise ValueError(f"{args.config}: " + "; ".join(unknown))
         values.update(table)
     for name, value in vars(args).items():
         if name != "config" and value is not None:

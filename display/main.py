@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from vuoro.cli import configure_logging
 from vuoro.protocol import Topics
 
 from .config import DisplayConfig, load
@@ -37,7 +38,7 @@ def configure_kivy(config: DisplayConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         config = load(list(sys.argv[1:] if argv is None else argv))
     except (ValueError, OSError) as exc:

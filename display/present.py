@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from vuoro.i18n import translator
+from vuoro.payloads import parse_time
 
-from .state import SignageState, parse_time
+from .state import SignageState
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 TICKET_PATTERN = re.compile(r"^([A-Za-z]+)0*(\d+)$")

@@ -1,15 +1,33 @@
 """Hub-shaped demo payloads for Sønderbro: for tests, screenshots and the benchmark.
 
-They follow ``docs/protocol.md`` exactly (what the hub publishes retained),
-so a screen can be shown and tested without the hub running. Times are set
-around ``now`` in the site's zone, so "what's on" always has coming events.
+They are built as the contract's classes (``vuoro/payloads.py``), as the hub
+builds them, with the schema version and the hub's ``at`` that go with them
+on the wire, so a screen can be shown and tested without the hub running.
+Times are set around ``now`` in the site's zone, so "what's on" always has
+coming events.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
+
+from vuoro.payloads import (
+    Call,
+    CounterInfo,
+    Event,
+    EventsToday,
+    Hours,
+    Message,
+    Payload,
+    QueueState,
+    RecentCalls,
+    ServiceInfo,
+    SiteInfo,
+)
+from vuoro.protocol import SCHEMA_VERSION, HubStatus
 
 try:
     from zoneinfo import ZoneInfo
@@ -36,22 +54,25 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(ZONE).isoformat(timespec="seconds")
 
 
+def wire(payload: Payload, at: datetime | None = None) -> dict[str, Any]:
+    """A payload as a message carries it: the schema version, its fields, and (a retained state) the hub's time."""
+    return {"v": SCHEMA_VERSION, **payload.to_json(), **({"at": iso(at)} if at else {})}
+
+
 def call(ticket: str, counter: str, *, service: str | None = None, recall: bool = False,
          at: datetime | None = None) -> dict[str, Any]:
     service = service or next(s for s, letter in LETTERS.items() if ticket.startswith(letter))
-    return {"v": 1, "call_id": uuid.uuid4().hex, "ticket": ticket, "service": service, "counter": counter,
-            "counter_name": COUNTERS.get(counter, counter), "recall": recall,
-            "at": iso(at or datetime.now(UTC))}
+    return wire(Call(call_id=uuid.uuid4().hex, ticket=ticket, service=service, counter=counter,
+                     counter_name=COUNTERS.get(counter, counter), recall=recall, at=iso(at or datetime.now(UTC))))
 
 
 def queue_state(service: str, waiting: int, wait_min: int, *, open_: bool = True, opens_at: str | None = None,
                 last_called: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
-    return {"v": 1, "service": service, "letter": LETTERS[service],
-            "mode": "booking_only" if service == "borgerservice" else "walk_in",
-            "names": NAMES[service], "open": open_, "opens_at": opens_at, "closes_at": None,
-            "waiting": waiting, "estimated_wait_min": wait_min, "last_called": last_called,
-            "counters_open": 2 if open_ else 0, "at": iso(now)}
+    return wire(QueueState(service=service, letter=LETTERS[service],
+                           mode="booking_only" if service == "borgerservice" else "walk_in",
+                           names=NAMES[service], open=open_, opens_at=opens_at, closes_at=None,
+                           waiting=waiting, estimated_wait_min=wait_min, last_called=last_called,
+                           counters_open=2 if open_ else 0), now or datetime.now(UTC))
 
 
 def retained(now: datetime | None = None, *, staffed: bool = True, message: str = "") -> dict[str, dict[str, Any]]:
@@ -66,33 +87,34 @@ def retained(now: datetime | None = None, *, staffed: bool = True, message: str 
     # Events start from the next full hour, so some are always "coming".
     base = min(local.hour + 1, 19)
     events = [
-        {"id": "e1", "title": "IT-café for seniorer", "start": at(base), "end": at(base, 45) if base < 23 else None,
-         "room": "Læsesalen", "state": "scheduled", "seats_left": 3},
-        {"id": "e2", "title": "Sprogcafé – dansk for øvede", "start": at(base + 1), "end": at(base + 2, 30),
-         "room": "Salen", "state": "sold_out", "seats_left": 0},
-        {"id": "e3", "title": "Læsekreds: Åsa Öberg", "start": at(base + 2), "end": at(base + 3),
-         "room": "Mødelokale 2", "state": "cancelled", "seats_left": None},
-        {"id": "e4", "title": "Børnenes fortælletime", "start": at(base + 3), "end": at(base + 3, 40),
-         "room": "Børneafdelingen", "state": "scheduled", "seats_left": None},
+        Event(id="e1", title="IT-café for seniorer", start=at(base), end=at(base, 45) if base < 23 else None,
+              room="Læsesalen", state="scheduled", seats_left=3),
+        Event(id="e2", title="Sprogcafé – dansk for øvede", start=at(base + 1), end=at(base + 2, 30),
+              room="Salen", state="sold_out", seats_left=0),
+        Event(id="e3", title="Læsekreds: Åsa Öberg", start=at(base + 2), end=at(base + 3),
+              room="Mødelokale 2", state="cancelled", seats_left=None),
+        Event(id="e4", title="Børnenes fortælletime", start=at(base + 3), end=at(base + 3, 40),
+              room="Børneafdelingen", state="scheduled", seats_left=None),
     ]
-    recent = [call("K041", "kvik2"), call("H007", "kvik1"), call("K040", "kvik1"), call("L003", "bib1"),
-              call("K039", "borger1")]
-    hours = {"day": today.isoformat(), "building_open": True, "staffed_now": staffed,
-             "next_staffed_at": None if staffed else at(10, 0, days=1),
-             "today": {"building": ["08:00-22:00"], "kvik": ["10:00-18:00"], "borgerservice": ["10:00-18:00"]}}
-    payloads: dict[str, dict[str, Any]] = {
-        "hub/status": {"v": 1, "online": True, "version": "0.1.0", "at": iso(now)},
-        "site": {"v": 1, "site": SITE, "name": "Sønderbro Bibliotek & Borgerservice", "timezone": "Europe/Copenhagen",
-                 "languages": ["da", "en", "sv", "fi", "nl"],
-                 "services": [{"id": s, "letter": LETTERS[s], "mode": "walk_in", "names": NAMES[s]} for s in NAMES],
-                 "counters": [{"id": c, "name": n, "services": []} for c, n in COUNTERS.items()],
-                 "hours": hours, "at": iso(now)},
+    recent = [Call.from_json(call(ticket, counter)) for ticket, counter in
+              (("K041", "kvik2"), ("H007", "kvik1"), ("K040", "kvik1"), ("L003", "bib1"), ("K039", "borger1"))]
+    hours = Hours(day=today.isoformat(), building_open=True, staffed_now=staffed,
+                  next_staffed_at=None if staffed else at(10, 0, days=1),
+                  today={"building": ["08:00-22:00"], "kvik": ["10:00-18:00"], "borgerservice": ["10:00-18:00"]})
+    site = SiteInfo(site=SITE, name="Sønderbro Bibliotek & Borgerservice", timezone="Europe/Copenhagen",
+                    languages=["da", "en", "sv", "fi", "nl"],
+                    services=[ServiceInfo(id=s, letter=LETTERS[s], mode="walk_in", names=NAMES[s]) for s in NAMES],
+                    counters=[CounterInfo(id=c, name=n, services=[]) for c, n in COUNTERS.items()], hours=hours)
+    hub = HubStatus(online=True, instance="demo:hub.sqlite3", started=now.timestamp() - 3600, version="0.1.0",
+                    at=now.timestamp())
+    return {
+        "hub/status": json.loads(hub.to_payload()),
+        "site": wire(site, now),
         "queue/kvik/state": queue_state("kvik", 4, 8, last_called="K041", now=now),
         "queue/borgerservice/state": queue_state("borgerservice", 2, 5, now=now),
         "queue/bibliotekar/state": queue_state("bibliotekar", 1, 15, now=now),
         "queue/it/state": queue_state("it", 0, 0, open_=False, opens_at=at(13, 0, days=1), now=now),
-        "calls/recent": {"v": 1, "calls": recent, "at": iso(now)},
-        "events/today": {"v": 1, "day": today.isoformat(), "events": events, "at": iso(now)},
-        "message": {"v": 1, "text": message, "at": iso(now)},
+        "calls/recent": wire(RecentCalls(calls=recent), now),
+        "events/today": wire(EventsToday(day=today.isoformat(), events=events), now),
+        "message": wire(Message(text=message), now),
     }
-    return payloads

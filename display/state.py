@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vuoro.protocol import ID_PATTERN, PayloadError, Topics, decode
+from vuoro import payloads
+from vuoro.payloads import parse_time
+from vuoro.protocol import HUB_STATUS_SUFFIX, PayloadError, Topics, decode
 
 log = logging.getLogger(__name__)
-
-EVENT_STATES = ("scheduled", "sold_out", "cancelled")
 # How many call ids we remember to recognise a duplicate QoS 1 delivery. A
 # redelivery comes within seconds, so a few hundred is plenty.
 SEEN_CALLS = 512
@@ -80,88 +80,6 @@ def _need(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, opt
     if value is None or (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise PayloadError(f"field {name!r} is missing or has the wrong type")
     return value
-
-
-def check_call(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise PayloadError("a call must be an object")
-    for name in ("call_id", "ticket", "service", "counter"):
-        _need(body, name, str)
-    _need(body, "counter_name", str, optional=True)
-    _need(body, "recall", bool, optional=True)
-    _need(body, "at", str, optional=True)
-    return body
-
-
-def check_queue(body: dict[str, Any], service: str) -> dict[str, Any]:
-    if _need(body, "service", str) != service:
-        raise PayloadError(f"queue state for {body.get('service')!r} published under {service!r}")
-    waiting = _need(body, "waiting", int)
-    if waiting < 0:
-        raise PayloadError("field 'waiting' is negative")
-    _need(body, "estimated_wait_min", (int, float), optional=True)
-    _need(body, "open", bool)
-    _need(body, "names", dict, optional=True)
-    _need(body, "letter", str, optional=True)
-    _need(body, "mode", str, optional=True)
-    _need(body, "opens_at", str, optional=True)
-    return body
-
-
-def check_site(body: dict[str, Any]) -> dict[str, Any]:
-    _need(body, "name", str)
-    services = _need(body, "services", list, optional=True) or []
-    for service in services:
-        if not isinstance(service, dict) or not isinstance(service.get("id"), str):
-            raise PayloadError("site.services entries need an 'id'")
-    counters = _need(body, "counters", list, optional=True) or []
-    for counter in counters:
-        if not isinstance(counter, dict) or not isinstance(counter.get("id"), str):
-            raise PayloadError("site.counters entries need an 'id'")
-    hours = _need(body, "hours", dict, optional=True)
-    if hours is not None:
-        _need(hours, "staffed_now", bool, optional=True)
-        _need(hours, "next_staffed_at", str, optional=True)
-        _need(hours, "today", dict, optional=True)
-    _need(body, "timezone", str, optional=True)
-    return body
-
-
-def check_events(body: dict[str, Any]) -> list[dict[str, Any]]:
-    events = _need(body, "events", list)
-    for event in events:
-        if not isinstance(event, dict):
-            raise PayloadError("events entries must be objects")
-        _need(event, "title", str)
-        parse_time(_need(event, "start", str))
-        end = _need(event, "end", str, optional=True)
-        if end is not None:
-            parse_time(end)
-        _need(event, "room", str, optional=True)
-        state = event.get("state", "scheduled")
-        if state not in EVENT_STATES:
-            raise PayloadError(f"event state {state!r} is not one of {', '.join(EVENT_STATES)}")
-    return events
-
-
-def check_counter(body: dict[str, Any], counter: str) -> dict[str, Any]:
-    if _need(body, "counter", str) != counter:
-        raise PayloadError("counter state published under another counter's topic")
-    _need(body, "status", str)
-    serving = body.get("serving")
-    if serving is not None and not isinstance(serving, dict):
-        raise PayloadError("field 'serving' must be an object or null")
-    return body
-
-
-def parse_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise PayloadError(f"not an ISO 8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        raise PayloadError(f"time without an offset: {text!r}")
-    return moment
 
 
 @dataclass
@@ -242,37 +160,35 @@ class SignageState:
             # A state with a strange time is still a state; it just tells us nothing of the hub's clock.
             with contextlib.suppress(PayloadError):
                 self.hub_time.saw(parse_time(at), now)
-        match parts:
-            case ["calls"]:
-                return self._call_event(check_call(body), now)
-            case ["calls", "recent"]:
-                calls = [check_call(c) for c in _need(body, "calls", list)]
-                self.recent = [c for c in calls if self.wants_call(c)][: self.recent_limit]
+        suffix = "/".join(parts)
+        if suffix == HUB_STATUS_SUFFIX:  # only "online" matters here (the hub's presence, vuoro/protocol.py)
+            self.hub_online = bool(_need(body, "online", bool))
+            return Update("hub")
+        # The contract checks the payload (and routes it); the state keeps the body as the hub sent it,
+        # so what a screen draws is what the hub said.
+        match payloads.read(suffix, body):
+            case payloads.Call():
+                return self._call_event(body, now)
+            case payloads.RecentCalls():
+                self.recent = [c for c in body["calls"] if self.wants_call(c)][: self.recent_limit]
                 return Update("recent")
-            case ["queue", service, "state"]:
-                if not ID_PATTERN.match(service):
-                    raise PayloadError(f"bad service id {service!r}")
-                check_queue(body, service)
+            case payloads.QueueState(service=service):
                 if not self.wants_service(service):
                     return None
                 self.queues[service] = body
                 return Update("queue")
-            case ["counters", counter, "state"]:
-                self.counter_states[counter] = check_counter(body, counter)
+            case payloads.CounterState(counter=counter):
+                self.counter_states[counter] = body
                 return Update("counter")
-            case ["site"]:
-                self.site = check_site(body)
+            case payloads.SiteInfo():
+                self.site = body
                 return Update("site")
-            case ["events", "today"]:
-                self.events = check_events(body)
+            case payloads.EventsToday():
+                self.events = body["events"]
                 return Update("events")
-            case ["message"]:
-                text = _need(body, "text", str, optional=True) or ""
+            case payloads.Message(text=text):
                 self.message = text.strip()
                 return Update("message")
-            case ["hub", "status"]:
-                self.hub_online = bool(_need(body, "online", bool))
-                return Update("hub")
         return None
 
     def _call_event(self, call: dict[str, Any], now: float) -> Update | None:

@@ -32,7 +32,6 @@ press and prints the hub's answer, to test a box's setup without touching it.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from vuoro import sd_notify
+from vuoro.cli import configure_logging
+from vuoro.config_checks import number_problem, unknown_keys
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import ID_PATTERN, PRESS_TTL_SECONDS
 
@@ -93,7 +94,7 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
     problems: list[str] = []
     allowed = {"device", "site", "root", "broker", "username", "password", "password_file", "kind",
                "long_press_s", "bounce_ms", "serial", "buttons", "broker_ca", "broker_cert", "broker_key"}
-    problems += [f"{k}: unknown key (allowed: {', '.join(sorted(allowed))})" for k in sorted(set(data) - allowed)]
+    problems += unknown_keys(data, allowed)
 
     def ident(key: str, default: str | None = None) -> str:
         value = data.get(key, default)
@@ -124,8 +125,9 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
 
     def number(key: str, default: float, low: float, high: float) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            problems.append(f"{key}: expected a number from {low:g} to {high:g}, got {value!r}")
+        problem = number_problem(key, value, low, high)
+        if problem:
+            problems.append(problem)
             return default
         return float(value)
 
@@ -145,15 +147,15 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
     if not isinstance(serial, dict):
         problems.append("serial: expected a table with port and baudrate")
         serial = {}
-    problems += [f"serial.{k}: unknown key (allowed: baudrate, port)" for k in sorted(set(serial) - {"port",
-                                                                                                   "baudrate"})]
+    problems += unknown_keys(serial, ("baudrate", "port"), "serial.")
     if kind == "serial":
         port = serial.get("port")
         if not isinstance(port, str) or not port:
             problems.append(f"serial.port: expected a device such as \"/dev/ttyACM0\", got {port!r}")
         baudrate = serial.get("baudrate", 9600)
-        if not isinstance(baudrate, int) or isinstance(baudrate, bool) or not 300 <= baudrate <= 1_000_000:
-            problems.append(f"serial.baudrate: expected a number such as 9600, got {baudrate!r}")
+        problem = number_problem("serial.baudrate", baudrate, 300, 1_000_000, whole=True, why="such as 9600")
+        if problem:
+            problems.append(problem)
             baudrate = 9600
 
     buttons: dict[str, ButtonSpec] = {}
@@ -170,8 +172,7 @@ def parse_button_config(data: dict[str, Any], source: str = "button config") -> 
         if not isinstance(item, dict):
             problems.append(f"{path}: expected a table with counter (and pin for GPIO)")
             continue
-        problems += [f"{path}.{k}: unknown key (allowed: counter, {', '.join(pin_keys)})"
-                     for k in sorted(set(item) - {"counter", *pin_keys})]
+        problems += unknown_keys(item, ("counter", *pin_keys), f"{path}.")
         counter = item.get("counter")
         if not isinstance(counter, str) or not ID_PATTERN.match(counter):
             problems.append(f"{path}.counter: expected a counter id such as \"kvik1\", got {counter!r}")
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-press", metavar="N", help="send one long press (call again) of button N, exit")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level)
     try:
         config = load_button_config(args.config)
     except ButtonConfigError as exc:

@@ -28,7 +28,6 @@ Typical use::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import secrets
@@ -43,6 +42,8 @@ import paho.mqtt.client as mqtt
 from vuoro import protocol
 from vuoro.mqtt import BrokerSettings, Will, make_client, settings_for
 from vuoro.protocol import PRESS_TTL_SECONDS, ButtonPress, DeviceStatus, Topics
+
+from .serial_lines import SerialLines
 
 log = logging.getLogger("vuoro.buttons")
 
@@ -189,106 +190,40 @@ class SerialButtonBox:
 
     Reads ``P<n>`` / ``L<n>`` lines; writes ``OK <n> [ticket]``, ``EMPTY <n>``, ``ERR <n>``,
     ``WAIT <n>``, ``IDLE <n>``. When the port fails (unplugged), it is closed and reopened
-    every ``reopen_every`` seconds until it is back.
+    every ``reopen_every`` seconds until it is back (``hardware/serial_lines.py``).
     """
 
     def __init__(self, port: str, *, baudrate: int = 9600, reopen_every: float = REOPEN_SECONDS):
         self.port = port
-        self.baudrate = baudrate
-        self.reopen_every = reopen_every
-        self.connected = threading.Event()
-        self.opened = 0  # how many times the port was opened: a reconnect shows as 2
-        self._serial: Any = None
-        self._write_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._on_event: Callable[[ButtonEvent], None] | None = None
+        self.lines = SerialLines(port, self._line, what="button box", baudrate=baudrate, reopen_every=reopen_every,
+                                 max_line=256, write_timeout=1)
+        self.connected = self.lines.connected
+
+    @property
+    def opened(self) -> int:
+        """How many times the port was opened: a reconnect shows as 2."""
+        return self.lines.opened
 
     def start(self, on_event: Callable[[ButtonEvent], None]) -> None:
         self._on_event = on_event
-        self._thread = threading.Thread(target=self._run, name=f"serial-box {self.port}", daemon=True)
-        self._thread.start()
+        self.lines.start()
 
-    def _open(self) -> Any:
-        import serial
-
-        return serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2, write_timeout=1)
-
-    def _run(self) -> None:
-        import serial
-
-        announced = False
-        while not self._stop.is_set():
-            try:
-                port = self._open()
-            except (serial.SerialException, OSError, ValueError) as exc:
-                if not announced:
-                    log.warning("button box %s not there (%s); trying every %.0f s", self.port, exc,
-                                self.reopen_every)
-                    announced = True
-                self._stop.wait(self.reopen_every)
-                continue
-            announced = False
-            with self._write_lock:
-                self._serial = port
-            self.opened += 1
-            self.connected.set()
-            log.info("button box on %s", self.port)
-            try:
-                self._read(port)
-            except (serial.SerialException, OSError) as exc:
-                log.warning("button box %s lost (%s); reopening", self.port, exc)
-            finally:
-                self.connected.clear()
-                with self._write_lock:
-                    self._serial = None
-                with contextlib.suppress(Exception):
-                    port.close()
-            self._stop.wait(self.reopen_every)
-
-    def _read(self, port: Any) -> None:
-        buffer = b""
-        while not self._stop.is_set():
-            chunk = port.read(64)
-            if not chunk:
-                continue
-            buffer += chunk
-            while b"\n" in buffer:
-                raw, buffer = buffer.split(b"\n", 1)
-                self._line(raw.decode("ascii", "replace"))
-            if len(buffer) > 256:  # noise on the line: never grow without bound
-                buffer = b""
-
-    def _line(self, text: str) -> None:
+    def _line(self, raw: bytes) -> None:
         try:
-            event = parse_box_line(text)
+            event = parse_box_line(raw.decode("ascii", "replace"))
         except ValueError as exc:
             log.warning("button box %s: %s", self.port, exc)
-            self._write(b"?\n")
+            self.lines.write(b"?\n")
             return
         if event is not None and self._on_event is not None:
             self._on_event(event)
 
-    def _write(self, data: bytes) -> bool:
-        import serial
-
-        with self._write_lock:
-            if self._serial is None:
-                return False
-            try:
-                self._serial.write(data)
-                return True
-            except (serial.SerialException, OSError) as exc:
-                log.warning("button box %s: could not write (%s)", self.port, exc)
-                return False
-
     def show(self, button: str, feedback: str, ticket: str | None = None) -> None:
-        self._write(box_command(button, feedback, ticket))
+        self.lines.write(box_command(button, feedback, ticket))
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(2)
+        self.lines.stop()
 
 
 # -- the box: presses over MQTT ------------------------------------------------------------------

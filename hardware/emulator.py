@@ -338,6 +338,14 @@ def _need(buf: bytearray, pos: int, n: int) -> bytearray:
     return buf[pos : pos + n]
 
 
+def _through_nul(buf: bytearray, pos: int, start: int) -> int:
+    """The length of a command at ``pos`` that ends with a NUL found from ``pos + start`` on."""
+    end = buf.find(b"\x00", pos + start)
+    if end < 0:
+        raise Incomplete
+    return end - pos + 1
+
+
 def _length(buf: bytearray, pos: int) -> int:
     """The length of the (non-real-time) command at ``pos``; raises Incomplete if cut short."""
     b = buf[pos]
@@ -361,10 +369,7 @@ def _length(buf: bytearray, pos: int) -> int:
             _need(buf, pos, n)
             return n
         if op == ord("D"):  # tab stops, NUL-terminated
-            end = buf.find(b"\x00", pos + 2)
-            if end < 0:
-                raise Incomplete
-            return end - pos + 1
+            return _through_nul(buf, pos, 2)
         if op == ord("c"):
             _need(buf, pos, 4)
             return 4
@@ -389,11 +394,8 @@ def _length(buf: bytearray, pos: int) -> int:
             return n
         if op == ord("k"):
             m = _need(buf, pos, 3)[2]
-            if m <= 6:
-                end = buf.find(b"\x00", pos + 3)
-                if end < 0:
-                    raise Incomplete
-                return end - pos + 1
+            if m <= 6:  # a barcode's data, NUL-terminated
+                return _through_nul(buf, pos, 3)
             n = 4 + _need(buf, pos, 4)[3]
             _need(buf, pos, n)
             return n

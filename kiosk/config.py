@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from vuoro.config_checks import number_problem
 from vuoro.i18n import LANGUAGES
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
@@ -75,12 +76,15 @@ class KioskConfig:
         bad = [lang for lang in self.languages if lang not in LANGUAGES]
         if bad or not self.languages:
             problems.append(f"languages: expected some of {', '.join(LANGUAGES)}, got {list(self.languages)}")
-        if self.idle_timeout < 5:
-            problems.append("idle_timeout: at least 5 seconds, or visitors lose their screen while reading")
-        if not 0.5 <= self.text_scale <= 3:
-            problems.append("text_scale: between 0.5 and 3")
-        if self.http_timeout <= 0:
-            problems.append("http_timeout: must be positive")
+        problems += [problem for problem in (
+            number_problem("idle_timeout", self.idle_timeout, 5, 3600,
+                           why="seconds; less and visitors lose their screen while reading"),
+            number_problem("text_scale", self.text_scale, 0.5, 3),
+            number_problem("http_timeout", self.http_timeout, 0.1, 60, why="seconds"),
+            number_problem("refresh_seconds", self.refresh_seconds, 1, 3600),
+            number_problem("probe_seconds", self.probe_seconds, 0.5, 600),
+            number_problem("dpi", self.dpi, 50, 600, why="the panel's dots per inch"),
+        ) if problem]
         if problems:
             raise ValueError("kiosk config has problems:\n" + "\n".join(f"  - {p}" for p in problems))
         return self
@@ -114,8 +118,9 @@ def from_mapping(values: dict[str, Any], base: KioskConfig | None = None) -> Kio
             value = parse_size(value)
         elif key in ("languages",) and isinstance(value, list):
             value = tuple(value)
-        elif key in ("idle_timeout", "text_scale", "http_timeout", "refresh_seconds", "probe_seconds", "dpi"):
-            value = float(value)
+        elif key in ("idle_timeout", "text_scale", "http_timeout", "refresh_seconds", "probe_seconds", "dpi") \
+                and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # anything else is left for check() to name
         clean[key] = value
     config = replace(base or KioskConfig(), **clean)
     return replace(config, extra=extra) if extra else config

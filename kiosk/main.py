@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 
+from vuoro.cli import configure_logging
+
 from .config import KioskConfig, load
 
 log = logging.getLogger("vuoro.kiosk")
@@ -34,7 +36,7 @@ def configure_kivy(config: KioskConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         config = load(list(sys.argv[1:] if argv is None else argv))
     except (ValueError, OSError) as exc:

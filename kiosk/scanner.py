@@ -15,14 +15,11 @@ touching the screen.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("vuoro.kiosk.scanner")
+from hardware.serial_lines import SerialLines
 
 
 class WedgeBuffer:
@@ -49,66 +46,30 @@ class WedgeBuffer:
 
 
 class SerialScanner:
-    """Reads one code per line from a serial scanner and calls ``on_code`` (on the reader thread)."""
+    """Reads one code per line from a serial scanner and calls ``on_code`` (on the reader thread).
+
+    The reading and reopening is ``hardware/serial_lines.py``'s, shared with the staff button box."""
 
     def __init__(self, url: str, on_code: Callable[[str], None], *, baudrate: int = 9600,
                  reopen_after: float = 2.0, port: Any = None) -> None:
-        self.url, self.on_code, self.baudrate, self.reopen_after = url, on_code, baudrate, reopen_after
-        self.port = port  # an already open pyserial object (tests pass loop:// ports in)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.url, self.on_code = url, on_code
+        # port: an already open pyserial object (tests pass loop:// ports in)
+        self.lines = SerialLines(url, self._line, what="scanner", baudrate=baudrate, reopen_every=reopen_after,
+                                 port=port)
+
+    @property
+    def port(self) -> Any:
+        """The open port, or None while the scanner is away."""
+        return self.lines.port
 
     def start(self) -> SerialScanner:
-        self._thread = threading.Thread(target=self._run, name="kiosk-scanner", daemon=True)
-        self._thread.start()
+        self.lines.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self.port is not None:
-            with contextlib.suppress(Exception):
-                self.port.cancel_read()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self.port is not None:
-            with contextlib.suppress(Exception):
-                self.port.close()
+        self.lines.stop()
 
-    def _open(self) -> Any:
-        import serial
-
-        return serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.2)
-
-    def _run(self) -> None:
-        buffer = b""
-        while not self._stop.is_set():
-            if self.port is None:
-                try:
-                    self.port = self._open()
-                except Exception as exc:  # unplugged: try again, a kiosk runs for months
-                    log.warning("scanner %s not available: %s", self.url, exc)
-                    self._stop.wait(self.reopen_after)
-                    continue
-            try:
-                chunk = self.port.read(256)
-            except Exception as exc:
-                if self._stop.is_set():
-                    return
-                log.warning("scanner %s read failed: %s; reopening", self.url, exc)
-                with contextlib.suppress(Exception):
-                    self.port.close()
-                self.port, buffer = None, b""
-                continue
-            if not chunk:
-                continue
-            buffer += chunk
-            *lines, buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-            for line in lines:
-                code = line.decode("utf-8", "replace").strip()
-                if code:
-                    try:
-                        self.on_code(code)
-                    except Exception:
-                        log.exception("scanner callback failed")
-            if len(buffer) > 4096:  # garbage without line ends: do not grow forever
-                buffer = b""
+    def _line(self, raw: bytes) -> None:
+        code = raw.decode("utf-8", "replace").strip()
+        if code:
+            self.on_code(code)

@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     import requests
 
     from hardware.virtual import VirtualPrinter
-    from vuoro.broker import Broker
-    from vuoro.processes import HubProcess
+    from toolkit.broker import Broker
+    from toolkit.hub_process import HubProcess
 
     from .app import KioskApp
     from .client import HubAnswer

@@ -27,7 +27,7 @@ from server import plugins, views
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal
 from server.store import SQLiteStore
-from vuoro import protocol
+from vuoro import payloads, protocol
 
 log = logging.getLogger("vuoro.hub")
 
@@ -83,7 +83,7 @@ class Hub:
         self.view = View()
         self.plugins = plugins.manager()
         self.devices: dict[str, dict[str, Any]] = {}  # the last status of each device, from MQTT
-        self.message: dict[str, Any] = {"text": ""}
+        self.message: dict[str, Any] = payloads.Message().to_json()
         self._extra_state: dict[str, dict[str, Any]] = {}
         self._retained: dict[str, dict[str, Any]] = {}
         self._site_minute = -1
@@ -287,7 +287,7 @@ class Hub:
         plugins.call_each(self.plugins.hook.device_status, status=status)
 
     def set_message(self, text: str) -> None:
-        self.message = {"text": text}
+        self.message = payloads.Message(text=text).to_json()
         self.submit(lambda engine, now: None)  # refresh and announce through the writer
 
     def _announce(self, kind: str, name: str, payload: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from vuoro.processes import HubProcess
+from toolkit.hub_process import HubProcess
 
 TZ = ZoneInfo("Europe/Copenhagen")
 KIOSKS = [{"Authorization": "Bearer demo-kiosk1-token-change-me"},

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Watch
-from vuoro.broker import EmbeddedBroker
-from vuoro.processes import HubProcess
-
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
+from toolkit.broker import EmbeddedBroker
+from toolkit.fixtures import MakeHub
+from toolkit.mqtt_watch import Watch
 
 
-def test_the_hub_works_through_the_embedded_broker_retained_state_and_last_will(tmp_path: Path) -> None:
+def test_the_hub_works_through_the_embedded_broker_retained_state_and_last_will(tmp_path: Path,
+                                                                              make_hub: MakeHub) -> None:
     with EmbeddedBroker(workdir=tmp_path / "broker") as broker:
-        hub = HubProcess(SITE, tmp_path / "hub", broker.url, topic_root="emb").start()
+        hub = make_hub(tmp_path / "hub", broker=broker, topic_root="emb").start()
         try:
             requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik"}, timeout=10,
                           headers={"Authorization": "Bearer demo-kiosk1-token-change-me",

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from server.config import load_config, parse_config
-from vuoro.demo import always_open
+from toolkit.demo import always_open
 
 ROOT = Path(__file__).resolve().parent.parent
 

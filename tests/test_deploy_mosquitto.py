@@ -5,6 +5,9 @@ delivered" is proved without waiting for a timeout: the forbidden message is
 followed, from the same client, by an allowed one (the sentinel); Mosquitto
 delivers one client's messages to a subscriber in order, so when the sentinel
 arrives, the forbidden message would already have arrived had it got through.
+
+Over 500 lines on purpose: one deployed broker (generated users, ACL, TLS) is
+started once for the module and every role's rights are proved against it.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from certs import TestCA  # noqa: E402
 
 from deploy import mosquitto_acl  # noqa: E402
 from server.config import SAMPLE_SITE, load_config, parse_config  # noqa: E402
-from vuoro.broker import free_port, mosquitto_path, wait_for_port  # noqa: E402
-from vuoro.processes import HubProcess  # noqa: E402
+from toolkit.broker import free_port, mosquitto_path, wait_for_port  # noqa: E402
+from toolkit.hub_process import HubProcess  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
 
 SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -98,7 +101,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 class Client:
-    """A paho client that connects synchronously and queues what it receives."""
+    """A paho client that connects synchronously and queues what it receives.
+
+    Raw paho, not ``vuoro.mqtt.make_client``, on purpose: it plays devices, intruders and clients
+    that reuse another's id against the deployed broker's logins and ACL."""
 
     def __init__(self, port: int, username: str | None, password: str | None, client_id: str | None = None):
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
@@ -315,7 +321,7 @@ def test_the_real_hub_and_kiosk_log_in_with_their_deployed_credentials(
     import requests
 
     from kiosk.link import KioskLink
-    from vuoro.processes import HubProcess
+    from toolkit.hub_process import HubProcess
 
     staff_view = connect("hub")
     staff_view.subscribe("vuoro/sonderbro/devices/kiosk1/status")
@@ -409,7 +415,7 @@ def test_a_second_hub_for_the_site_refuses_to_start_and_the_first_keeps_running(
 
 def test_the_doctor_looks_with_the_hubs_login_without_dropping_the_hub(
         site: Site, connect, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from vuoro import doctor
+    from toolkit import doctor
 
     hub = deployed_hub(site, tmp_path).start()
     try:

@@ -18,8 +18,8 @@ from display import sample
 from display.app import COLORS, ScreenDriver, SignageScreen, build_screen
 from display.client import SignageClient
 from display.state import SignageState
-from display.testing import FakeHub, fresh_topics
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.fake_hub import FakeHub, fresh_topics
 from vuoro.protocol import Topics
 
 TOPICS = Topics("sonderbro")
@@ -54,8 +54,9 @@ class SignageWindowTest(GraphicUnitTest):
     broker: Broker
 
     @pytest.fixture(autouse=True)
-    def _broker(self, live_broker: Broker, tmp_path: Path) -> None:
+    def _broker(self, live_broker: Broker, fake_hub: FakeHub, tmp_path: Path) -> None:
         self.broker = live_broker
+        self.fake_hub = fake_hub
         self.tmp = tmp_path
 
     def make(self, orientation: str, state: SignageState, lang: str) -> tuple[SignageScreen, ScreenDriver]:
@@ -103,8 +104,8 @@ class SignageWindowTest(GraphicUnitTest):
             driver.stop()
 
     def test_a_call_over_mqtt_reaches_the_running_window(self) -> None:
-        topics = fresh_topics()
-        hub = FakeHub(self.broker.port, topics)
+        hub = self.fake_hub
+        topics = hub.topics
         state = SignageState(topics)
         screen, driver = self.make("landscape", state, "da")
         client = SignageClient(self.broker.url, state, on_update=driver.on_update)
@@ -118,7 +119,6 @@ class SignageWindowTest(GraphicUnitTest):
             assert screen.ids.call.highlight and screen.ids.call.counter == "Skranke 3"
         finally:
             client.stop()
-            hub.close()
             driver.stop()
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
@@ -130,28 +130,25 @@ class SignageWindowTest(GraphicUnitTest):
             time.sleep(0.01)
 
 
-def test_vuoro_display_command_starts_and_draws_the_full_state(live_broker: Broker, tmp_path: Path) -> None:
+def test_vuoro_display_command_starts_and_draws_the_full_state(live_broker: Broker, fake_hub: FakeHub,
+                                                               tmp_path: Path) -> None:
     """The real entry point (`vuoro display`), as systemd runs it, in smoke mode."""
     import json
     import os
     import subprocess
     import sys
 
-    topics = fresh_topics()
-    hub = FakeHub(live_broker.port, topics)
-    try:
-        hub.publish_all(sample.retained())
-        env = {**os.environ, "SDL_VIDEODRIVER": "offscreen", "KIVY_HOME": str(tmp_path)}
-        done = subprocess.run(
-            [sys.executable, "-m", "vuoro.cli", "display", "--broker", live_broker.url, "--site", "sonderbro",
-             "--root", topics.root, "--window", "960x540", "--no-sound", "--device", "screen9", "--smoke"],
-            env=env, capture_output=True, text=True, timeout=60,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        assert report["full_state"] >= report["first_frame"] > 0 and report["rss_kb"] > 0
-    finally:
-        hub.close()
+    hub, topics = fake_hub, fake_hub.topics
+    hub.publish_all(sample.retained())
+    env = {**os.environ, "SDL_VIDEODRIVER": "offscreen", "KIVY_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "vuoro.cli", "display", "--broker", live_broker.url, "--site", "sonderbro",
+         "--root", topics.root, "--window", "960x540", "--no-sound", "--device", "screen9", "--smoke"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["full_state"] >= report["first_frame"] > 0 and report["rss_kb"] > 0
 
 
 def test_vuoro_display_tells_systemd_it_is_ready_and_alive(live_broker: Broker, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,21 +13,15 @@ from display import sample
 from display.announce import Announcer, RecordingPlayer, wav_seconds
 from display.client import SignageClient
 from display.state import SignageState
-from display.testing import FakeHub, Waiter, fresh_topics
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.fake_hub import FakeHub, Waiter
+from vuoro.mqtt import BrokerSettings, make_client
 from vuoro.protocol import Topics, parse_device_status
 
 
 @pytest.fixture()
-def topics() -> Topics:
-    return fresh_topics()
-
-
-@pytest.fixture()
-def hub(live_broker: Broker, topics: Topics) -> Iterator[FakeHub]:
-    fake = FakeHub(live_broker.port, topics)
-    yield fake
-    fake.close()
+def topics(fake_hub: FakeHub) -> Topics:
+    return fake_hub.topics
 
 
 def start_screen(broker: Broker, topics: Topics, **kwargs: object) -> tuple[SignageClient, Waiter]:
@@ -37,9 +30,9 @@ def start_screen(broker: Broker, topics: Topics, **kwargs: object) -> tuple[Sign
     return client.start(), waiter
 
 
-def test_cold_start_draws_the_full_state_from_retained_messages(live_broker: Broker, hub: FakeHub,
+def test_cold_start_draws_the_full_state_from_retained_messages(live_broker: Broker, fake_hub: FakeHub,
                                                                 topics: Topics) -> None:
-    hub.publish_all(sample.retained(message="Borgerservice lukker kl. 16"))
+    fake_hub.publish_all(sample.retained(message="Borgerservice lukker kl. 16"))
     screen, waiter = start_screen(live_broker, topics)
     try:
         assert waiter.wait(lambda: screen.state.complete and bool(screen.state.events) and bool(screen.state.message))
@@ -51,14 +44,14 @@ def test_cold_start_draws_the_full_state_from_retained_messages(live_broker: Bro
         screen.stop()
 
 
-def test_a_call_reaches_the_screen_and_its_announcer(live_broker: Broker, hub: FakeHub, topics: Topics) -> None:
-    hub.publish_all(sample.retained())
+def test_a_call_reaches_the_screen_and_its_announcer(live_broker: Broker, fake_hub: FakeHub, topics: Topics) -> None:
+    fake_hub.publish_all(sample.retained())
     calls: list[dict[str, object]] = []
     screen, waiter = start_screen(live_broker, topics, on_call=calls.append)
     try:
         assert waiter.wait(lambda: screen.state.complete)
         call = sample.call("K042", "borger1")
-        hub.call(call)
+        fake_hub.call(call)
         assert waiter.wait(lambda: screen.state.current_call == call)
         assert screen.state.highlighted()
         assert calls == [call]
@@ -66,9 +59,9 @@ def test_a_call_reaches_the_screen_and_its_announcer(live_broker: Broker, hub: F
         screen.stop()
 
 
-def test_broker_restart_keeps_the_picture_marks_offline_and_recovers(live_broker: Broker, hub: FakeHub,
+def test_broker_restart_keeps_the_picture_marks_offline_and_recovers(live_broker: Broker, fake_hub: FakeHub,
                                                                       topics: Topics) -> None:
-    hub.publish_all(sample.retained())
+    fake_hub.publish_all(sample.retained())
     screen, waiter = start_screen(live_broker, topics)
     try:
         assert waiter.wait(lambda: screen.state.complete and screen.state.link_online)
@@ -79,11 +72,11 @@ def test_broker_restart_keeps_the_picture_marks_offline_and_recovers(live_broker
         live_broker.start()
         assert waiter.wait(lambda: screen.state.link_online and screen.connects >= 2, timeout=15)
         # After the restart the hub republishes; the screen follows without help.
-        assert hub.connected.wait(15)
-        hub.publish("queue/kvik/state", sample.queue_state("kvik", 7, 14))
+        assert fake_hub.connected.wait(15)
+        fake_hub.publish("queue/kvik/state", sample.queue_state("kvik", 7, 14))
         assert waiter.wait(lambda: screen.state.queues["kvik"]["waiting"] == 7, timeout=15)
         call = sample.call("K043", "kvik1")
-        hub.call(call)
+        fake_hub.call(call)
         assert waiter.wait(lambda: screen.state.current_call == call)
         assert not screen.state.offline
     finally:
@@ -91,19 +84,19 @@ def test_broker_restart_keeps_the_picture_marks_offline_and_recovers(live_broker
         screen.stop()
 
 
-def test_malformed_payloads_are_dropped_and_the_screen_keeps_going(live_broker: Broker, hub: FakeHub,
+def test_malformed_payloads_are_dropped_and_the_screen_keeps_going(live_broker: Broker, fake_hub: FakeHub,
                                                                    topics: Topics) -> None:
-    hub.publish_all(sample.retained())
+    fake_hub.publish_all(sample.retained())
     screen, waiter = start_screen(live_broker, topics)
     try:
         assert waiter.wait(lambda: screen.state.complete)
-        hub.publish("queue/kvik/state", b"{not json")
-        hub.publish("queue/kvik/state", {"v": 1, "service": "kvik", "waiting": "many", "open": True})
-        hub.publish("events/today", {"v": 1, "events": "tonight"})
-        hub.call({"v": 1, "ticket": "K099"})
-        hub.publish("queue/kvik/state", b"\x00\xff" * 1000)
+        fake_hub.publish("queue/kvik/state", b"{not json")
+        fake_hub.publish("queue/kvik/state", {"v": 1, "service": "kvik", "waiting": "many", "open": True})
+        fake_hub.publish("events/today", {"v": 1, "events": "tonight"})
+        fake_hub.call({"v": 1, "ticket": "K099"})
+        fake_hub.publish("queue/kvik/state", b"\x00\xff" * 1000)
         # A good message afterwards still gets through: the client lived.
-        hub.publish("queue/kvik/state", sample.queue_state("kvik", 9, 18))
+        fake_hub.publish("queue/kvik/state", sample.queue_state("kvik", 9, 18))
         assert waiter.wait(lambda: screen.state.queues["kvik"]["waiting"] == 9)
         assert screen.state.rejected == 5
         assert len(screen.state.events) == 4  # the bad events payload changed nothing
@@ -120,10 +113,10 @@ def test_presence_is_retained_with_a_last_will(live_broker: Broker, topics: Topi
             seen.append(parse_device_status(message.payload).online)
             got.notify_all()
 
-    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    watcher = make_client(BrokerSettings(live_broker.url), name="a test watcher")
     watcher.on_message = on_message
     watcher.on_connect = lambda c, *a: c.subscribe(topics.device_status("screen1"), qos=1)
-    watcher.connect("127.0.0.1", live_broker.port)
+    watcher.connect_now(10)
     watcher.loop_start()
     screen, waiter = start_screen(live_broker, topics, device="screen1")
     try:
@@ -143,9 +136,9 @@ def test_presence_is_retained_with_a_last_will(live_broker: Broker, topics: Topi
 
 
 def test_calls_in_quick_succession_are_announced_in_order_never_overlapping(
-    live_broker: Broker, hub: FakeHub, topics: Topics, tmp_path: Path
+    live_broker: Broker, fake_hub: FakeHub, topics: Topics, tmp_path: Path
 ) -> None:
-    hub.publish_all(sample.retained())
+    fake_hub.publish_all(sample.retained())
     # Playback at a fraction of real time keeps the test short; overlap would still show.
     player = RecordingPlayer(tmp_path, time_scale=0.15)
     announcer = Announcer("da", player)
@@ -155,7 +148,7 @@ def test_calls_in_quick_succession_are_announced_in_order_never_overlapping(
         calls = [sample.call("K042", "borger1"), sample.call("H008", "kvik1"), sample.call("L004", "bib1")]
         recall = {**calls[0], "call_id": "recall-" + calls[0]["call_id"], "recall": True}
         for call in [*calls, recall]:
-            hub.call(call)  # back to back, no pause
+            fake_hub.call(call)  # back to back, no pause
         assert player.wait_for(4, timeout=30)
         assert [p.label for p in player.played] == ["K042", "H008", "L004", "K042"]
         assert player.most_at_once == 1

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,11 @@ import requests
 
 from hardware.virtual import VirtualPrinter
 from server.config import SAMPLE_SITE, load_config
-from vuoro import doctor
-from vuoro.broker import Broker, free_port
-from vuoro.processes import HubProcess
+from toolkit import doctor
+from toolkit.broker import Broker, free_port
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
+from toolkit.mqtt_watch import publish_retained
 
 CONFIG = load_config(SAMPLE_SITE)
 WAIT = 30.0  # upper bound for the hub to come up; not a measured duration
@@ -45,48 +46,34 @@ def ok(block: str) -> bool:
     return block.startswith("ok")
 
 
-class Hub(HubProcess):
-    """The real hub (python -m server.main) in a subprocess, on the sample site."""
-
-    def __init__(self, tmp: Path, broker_url: str):
-        super().__init__(SAMPLE_SITE, tmp, broker_url)
-        self.start()
-
-    def wait_healthy(self, broker: str) -> dict:
-        """Wait until /health answers with the given broker state (connected/disconnected)."""
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            assert self.process is not None and self.process.poll() is None, \
-                f"the hub exited: {self.log_path.read_text()}"
-            try:
-                body = requests.get(self.url + "/api/v1/health", timeout=2).json()
-                if body.get("broker") == broker:
-                    return body
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"the hub did not report broker={broker} within {WAIT:.0f} s")
+def wait_healthy(hub: HubProcess, broker: str) -> dict:
+    """Wait until /health answers with the given broker state (connected/disconnected)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        assert hub.process is not None and hub.process.poll() is None, f"the hub exited: {hub.log_path.read_text()}"
+        try:
+            body = requests.get(hub.url + "/api/v1/health", timeout=2).json()
+            if body.get("broker") == broker:
+                return body
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the hub did not report broker={broker} within {WAIT:.0f} s")
 
 
 @pytest.fixture()
-def hub(tmp_path: Path, live_broker: Broker) -> Iterator[Hub]:
-    running = Hub(tmp_path, live_broker.url)
-    running.wait_healthy("connected")
-    yield running
-    running.stop()
-
-
-@pytest.fixture()
-def printer() -> Iterator[VirtualPrinter]:
-    with VirtualPrinter() as virtual:
-        yield virtual
+def hub(make_hub: MakeHub, tmp_path: Path) -> HubProcess:
+    """The kit's hub on the sample site and its own topic root, as the doctor reads them from the config."""
+    running = make_hub(tmp_path, site=SAMPLE_SITE, topic_root=None).start()
+    wait_healthy(running, "connected")
+    return running
 
 
 def dead_url(scheme: str) -> str:
     return f"{scheme}://127.0.0.1:{free_port()}"
 
 
-def test_all_well(capsys, hub: Hub, live_broker: Broker, printer: VirtualPrinter) -> None:
+def test_all_well(capsys, hub: HubProcess, live_broker: Broker, printer: VirtualPrinter) -> None:
     code, blocks, out = run(capsys, "--hub", hub.url, "--broker", live_broker.url, "--printer", printer.url)
     assert code == 0, out
     assert all(ok(blocks[name]) for name in ("config", "hub", "broker", "printer")), out
@@ -121,12 +108,12 @@ def test_hub_down(capsys, live_broker: Broker) -> None:
     assert "systemctl status vuoro-hub" in blocks["hub"]
 
 
-def test_hub_without_broker(capsys, tmp_path: Path) -> None:
+def test_hub_without_broker(capsys, tmp_path: Path, make_hub: MakeHub) -> None:
     """The real hub, pointed at a broker that is not there: it runs, and says so."""
     dead_broker = dead_url("mqtt")
-    running = Hub(tmp_path, dead_broker)
+    running = make_hub(tmp_path, site=SAMPLE_SITE, topic_root=None, broker=dead_broker).start()
     try:
-        running.wait_healthy("disconnected")
+        wait_healthy(running, "disconnected")
         code, blocks, out = run(capsys, "--hub", running.url, "--broker", dead_broker)
     finally:
         running.stop()
@@ -173,7 +160,7 @@ def test_hub_with_a_failing_store(capsys, live_broker: Broker) -> None:
     assert code == 1 and "its store fails (error: disk I/O error)" in blocks["hub"]
 
 
-def test_broker_down(capsys, hub: Hub) -> None:
+def test_broker_down(capsys, hub: HubProcess) -> None:
     url = dead_url("mqtt")
     code, blocks, _ = run(capsys, "--hub", hub.url, "--broker", url)
     assert code == 1
@@ -190,16 +177,7 @@ def test_broker_without_hub_status(capsys) -> None:
 
 def test_broker_says_hub_offline(capsys) -> None:
     with Broker(persistence=False) as broker:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
-        client.publish("vuoro/sonderbro/hub/status", b'{"v":1,"online":false}', qos=1, retain=True) \
-            .wait_for_publish(10)
-        client.disconnect()
-        client.loop_stop()
+        publish_retained(broker, "vuoro/sonderbro/hub/status", b'{"v":1,"online":false}')
         code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", broker.url)
     assert code == 1 and "says the hub is offline" in blocks["broker"]
 
@@ -213,7 +191,7 @@ def test_broker_refuses_wrong_password(capsys, tmp_path: Path) -> None:
     conf = tmp_path / "m.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
                     f"acl_file {tmp_path}/acl\nuser {os.environ.get('USER') or 'root'}\n")
-    from vuoro.broker import mosquitto_path, wait_for_port
+    from toolkit.broker import mosquitto_path, wait_for_port
 
     proc = subprocess.Popen([mosquitto_path(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -231,7 +209,7 @@ def test_broker_refuses_wrong_password(capsys, tmp_path: Path) -> None:
         proc.wait(10)
 
 
-def test_printer_unreachable(capsys, hub: Hub, live_broker: Broker) -> None:
+def test_printer_unreachable(capsys, hub: HubProcess, live_broker: Broker) -> None:
     url = dead_url("tcp")
     code, blocks, out = run(capsys, "--hub", hub.url, "--broker", live_broker.url, "--printer", url)
     assert code == 1

@@ -19,9 +19,8 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from tests.conftest import TEST_SITE
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
 
 CPH = ZoneInfo("Europe/Copenhagen")
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
@@ -33,8 +32,9 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=CPH)
 
 
-def hub_at(data: Path, broker: Broker, when: datetime) -> HubProcess:
-    return HubProcess(TEST_SITE, data, broker.url, topic_root="t" + uuid.uuid4().hex[:8], clock=when, tz="UTC")
+def hub_at(data: Path, make_hub: MakeHub, when: datetime) -> HubProcess:
+    """A hub on its test clock at ``when``, the process in UTC, the site in Europe/Copenhagen."""
+    return make_hub(data, clock=when, tz="UTC")
 
 
 def issue(hub: HubProcess, service: str = "kvik") -> dict[str, Any]:
@@ -64,9 +64,9 @@ def labels_by_day(data: Path, where: str = "1") -> dict[str, list[str]]:
     return found
 
 
-def open_monday_with_leftovers(data: Path, broker: Broker) -> None:
+def open_monday_with_leftovers(data: Path, make_hub: MakeHub) -> None:
     """Monday 17:00: K001 at desk 1, K002–K005 waiting; then the hub is stopped for the night."""
-    with hub_at(data, broker, local("2026-11-23 16:59")) as monday:
+    with hub_at(data, make_hub, local("2026-11-23 16:59")) as monday:
         assert [issue(monday)["ticket"] for _ in range(5)] == ["K001", "K002", "K003", "K004", "K005"]
         assert call_next(monday, "kvik1") == "K001"
 
@@ -84,9 +84,9 @@ def assert_a_fresh_day(hub: HubProcess, data: Path, today: str, waiting: int = 0
 # -- 1. the hub that was off at midnight ----------------------------------------------------------------
 
 
-def test_a_hub_off_over_midnight_starts_on_a_fresh_day(tmp_path: Path, live_broker: Broker) -> None:
-    open_monday_with_leftovers(tmp_path, live_broker)
-    with hub_at(tmp_path, live_broker, local("2026-11-24 09:00")) as tuesday:
+def test_a_hub_off_over_midnight_starts_on_a_fresh_day(tmp_path: Path, make_hub: MakeHub) -> None:
+    open_monday_with_leftovers(tmp_path, make_hub)
+    with hub_at(tmp_path, make_hub, local("2026-11-24 09:00")) as tuesday:
         assert_a_fresh_day(tuesday, tmp_path, "2026-11-24")
         first = issue(tuesday)
         assert (first["ticket"], first["position"]) == ("K001", 0)
@@ -98,16 +98,16 @@ def test_a_hub_off_over_midnight_starts_on_a_fresh_day(tmp_path: Path, live_brok
 
 
 def test_a_store_restored_from_an_older_backup_rolls_the_days_it_missed(tmp_path: Path,
-                                                                        live_broker: Broker) -> None:
+                                                                        make_hub: MakeHub) -> None:
     """Monday evening's image, put back on Thursday after Tuesday and Wednesday ran on another disk."""
     live, backup = tmp_path / "live", tmp_path / "backup"
-    open_monday_with_leftovers(live, live_broker)
+    open_monday_with_leftovers(live, make_hub)
     shutil.copytree(live, backup)
-    with hub_at(live, live_broker, local("2026-11-25 10:00")) as wednesday:
+    with hub_at(live, make_hub, local("2026-11-25 10:00")) as wednesday:
         assert [issue(wednesday)["ticket"] for _ in range(3)] == ["K001", "K002", "K003"]
     shutil.rmtree(live)
     shutil.copytree(backup, live)  # the restore: Monday's store on Thursday
-    with hub_at(live, live_broker, local("2026-11-26 08:30")) as thursday:
+    with hub_at(live, make_hub, local("2026-11-26 08:30")) as thursday:
         assert_a_fresh_day(thursday, live, "2026-11-26")
         assert issue(thursday)["ticket"] == "K001"
         assert call_next(thursday, "kvik1") == "K001"
@@ -118,9 +118,9 @@ def test_a_store_restored_from_an_older_backup_rolls_the_days_it_missed(tmp_path
 
 
 def test_a_clock_stepped_back_across_midnight_and_forward_again_keeps_the_new_day(tmp_path: Path,
-                                                                                  live_broker: Broker) -> None:
+                                                                                  make_hub: MakeHub) -> None:
     """The rule: a business day never goes back once begun; a step back keeps the day and its numbering."""
-    hub = hub_at(tmp_path, live_broker, local("2026-11-23 23:59:30")).start()
+    hub = hub_at(tmp_path, make_hub, local("2026-11-23 23:59:30")).start()
     try:
         assert [issue(hub)["ticket"] for _ in range(3)] == ["K001", "K002", "K003"]  # Monday
         assert call_next(hub, "kvik1") == "K001"
@@ -157,9 +157,9 @@ def just_before(hub: HubProcess, moment: str) -> datetime:
     return when
 
 
-def test_the_spring_night_day_is_23_hours(tmp_path: Path, live_broker: Broker) -> None:
+def test_the_spring_night_day_is_23_hours(tmp_path: Path, make_hub: MakeHub) -> None:
     """Sunday 29 March 2026 in Copenhagen: 00:00 CET (23:00Z) to 00:00 CEST (22:00Z), 02:00 does not exist."""
-    hub = hub_at(tmp_path, live_broker, datetime.fromisoformat("2026-03-28T22:00:00+00:00")).start()
+    hub = hub_at(tmp_path, make_hub, datetime.fromisoformat("2026-03-28T22:00:00+00:00")).start()
     try:
         midnight = just_before(hub, "2026-03-28T23:00:00+00:00")
         assert issue(hub)["ticket"] == "K001"  # Saturday 23:59:57 CET
@@ -178,9 +178,9 @@ def test_the_spring_night_day_is_23_hours(tmp_path: Path, live_broker: Broker) -
                                        "2026-03-30": ["K001"]}
 
 
-def test_the_autumn_night_day_is_25_hours(tmp_path: Path, live_broker: Broker) -> None:
+def test_the_autumn_night_day_is_25_hours(tmp_path: Path, make_hub: MakeHub) -> None:
     """Sunday 25 October 2026: 00:00 CEST (22:00Z the day before) to 00:00 CET (23:00Z); 02:00–03:00 twice."""
-    hub = hub_at(tmp_path, live_broker, datetime.fromisoformat("2026-10-24T21:00:00+00:00")).start()
+    hub = hub_at(tmp_path, make_hub, datetime.fromisoformat("2026-10-24T21:00:00+00:00")).start()
     try:
         midnight = just_before(hub, "2026-10-24T22:00:00+00:00")
         assert issue(hub)["ticket"] == "K001"  # Saturday 23:59:57 CEST

@@ -21,8 +21,7 @@ import httpx
 from kiosk import model
 from kiosk.client import HubClient
 from server import code_guard, codes
-from tests.conftest import start_hub
-from vuoro.broker import Broker
+from toolkit.fixtures import MakeHub
 from vuoro.i18n import translator
 
 TZ = ZoneInfo("Europe/Copenhagen")
@@ -55,8 +54,8 @@ def test_the_arithmetic_keeps_a_day_of_guessing_under_one_in_a_million() -> None
     assert code_guard.PER_KEY["burst"] >= 3  # a visitor may mistype twice and still be let in
 
 
-def test_a_stolen_kiosk_token_is_slowed_and_staff_see_it(tmp_path: Path, live_broker: Broker) -> None:
-    hub = start_hub(tmp_path, live_broker)
+def test_a_stolen_kiosk_token_is_slowed_and_staff_see_it(tmp_path: Path, make_hub: MakeHub) -> None:
+    hub = make_hub(tmp_path).start()
     try:
         code = book_now(hub.url)
         with client(hub.url, "kiosk1", "127.0.0.2") as kiosk1, client(hub.url, "kiosk2", "127.0.0.3") as stolen:
@@ -107,9 +106,9 @@ def test_a_stolen_kiosk_token_is_slowed_and_staff_see_it(tmp_path: Path, live_br
         hub.stop()
 
 
-def test_the_site_wide_count_outlives_a_restart(tmp_path: Path, live_broker: Broker) -> None:
+def test_the_site_wide_count_outlives_a_restart(tmp_path: Path, make_hub: MakeHub) -> None:
     """The one-in-a-million bound rests on the site's count: a restart must not hand out a fresh one."""
-    hub = start_hub(tmp_path, live_broker)
+    hub = make_hub(tmp_path).start()
     try:
         site_burst = code_guard.SITE["burst"]
         wrong = 0

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import TEST_SITE
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
 from vuoro import protocol
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
 
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
@@ -68,11 +67,11 @@ def fill(path: Path) -> int:
     return written
 
 
-def test_with_the_disk_full_health_says_the_store_cannot_commit(tmp_path: Path, live_broker: Broker) -> None:
+def test_with_the_disk_full_health_says_the_store_cannot_commit(tmp_path: Path, make_hub: MakeHub) -> None:
     disk = tmp_path / "disk"
     if not small_disks_possible(disk):
         pytest.skip("this kernel refuses unprivileged user and mount namespaces (unshare -rm): no small disk")
-    hub = HubProcess(TEST_SITE, disk, live_broker.url, topic_root="t" + uuid.uuid4().hex[:8],
+    hub = make_hub(disk,
                      log_path=tmp_path / "hub.log", wrap=[*SMALL_DISK, str(disk)]).start()
     assert hub.process is not None
     filler = Path(f"/proc/{hub.process.pid}/root") / disk.relative_to("/") / "filler"

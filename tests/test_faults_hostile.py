@@ -1,6 +1,6 @@
 """Hostile clients against a real hub process (issue 13, items 4 and 8): huge bodies, thousands of streams.
 
-Raw sockets (``vuoro.hostile``), because the point is what the hub does with
+Raw sockets (``toolkit.hostile``), because the point is what the hub does with
 bytes a polite client library would never send: 300 MB bodies without a
 token, chunked bodies without a length, a body bigger than its
 ``Content-Length`` promise, and 2,000 server-sent-event streams from twenty
@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import start_hub
-from vuoro.broker import Broker
-from vuoro.hostile import (
+from toolkit.fixtures import MakeHub
+from toolkit.hostile import (
     MB,
     PeakRss,
     body_attack,
@@ -31,7 +30,7 @@ from vuoro.hostile import (
     post_raw,
     raise_own_open_files,
 )
-from vuoro.processes import HubProcess
+from toolkit.hub_process import HubProcess
 
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
 STAFF_TOKEN = "demo-staff-token-change-me"
@@ -112,7 +111,7 @@ STREAMS_TOTAL = 2000
 
 
 def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp_path: Path,
-                                                                           live_broker: Broker) -> None:
+                                                                           make_hub: MakeHub) -> None:
     """The issue's client held 1,100 streams and every kiosk request failed. Here the hub starts with the
     soft limit of 1,024 open files a systemd service gets without LimitNOFILE, as it did then."""
     try:
@@ -120,7 +119,7 @@ def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp
     except RuntimeError as exc:
         pytest.fail(str(exc))
     with open_files(1024):
-        hub = start_hub(tmp_path, live_broker)
+        hub = make_hub(tmp_path).start()
     sockets: list[socket.socket] = []
     try:
         soft, hard = open_files_of(hub.process.pid)  # type: ignore[union-attr]

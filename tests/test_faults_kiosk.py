@@ -24,8 +24,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,9 +33,9 @@ import requests
 
 from kiosk import model
 from kiosk.client import HubClient, new_key
-from tests.conftest import start_hub
-from vuoro.broker import Broker, free_port
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker, free_port
+from toolkit.fixtures import MakeHub
+from toolkit.polling import wait_until
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 TOKEN = "demo-kiosk1-token-change-me"
@@ -55,17 +53,6 @@ def kiosk_client(url: str) -> HubClient:
     return HubClient(url, TOKEN, timeout=1.0, retries=1, retry_pause=0.1)
 
 
-def wait_until(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout} s")
-        time.sleep(0.05)
-
-
 def tickets_in_store(data: Path) -> int:
     import sqlite3
 
@@ -80,8 +67,8 @@ def tickets_in_store(data: Path) -> int:
 
 
 def test_hub_stopped_and_restarted_kiosk_says_so_recovers_alone_no_duplicate(tmp_path: Path,
-                                                                            live_broker: Broker) -> None:
-    hub = start_hub(tmp_path, live_broker)
+                                                                            make_hub: MakeHub) -> None:
+    hub = make_hub(tmp_path).start()
     client = kiosk_client(hub.url)
     try:
         first = client.issue("kvik", "da")
@@ -94,7 +81,7 @@ def test_hub_stopped_and_restarted_kiosk_says_so_recovers_alone_no_duplicate(tmp
         assert not client.health().ok
         hub.start()
         # the kiosk's own probe finds the hub again; nobody restarts the kiosk or its client
-        wait_until(lambda: client.health().ok, 20, "the kiosk's health probe")
+        wait_until(lambda: client.health().ok, "the kiosk's health probe", 20)
         retry = client.issue("kvik", "da", key)
         again = client.issue("kvik", "da", key)
         assert retry.status == 201 and again.status == 200 and again.body["id"] == retry.body["id"]
@@ -156,7 +143,7 @@ class NetnsCut:
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                         env={**os.environ, "PYTHONPATH": str(REPO)})
         log.close()
-        wait_until(self._answers, 20, "the hub in its namespace")
+        wait_until(self._answers, "the hub in its namespace", 20)
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:
@@ -171,7 +158,7 @@ class NetnsCut:
 
     def up(self) -> None:
         _ip("link", "set", self.veth, "up")
-        wait_until(self._answers, 20, "the link back up")
+        wait_until(self._answers, "the link back up", 20)
 
     def lose_answers(self, lost: bool) -> None:
         # Requests still arrive on an open connection; the hub's answers to the kiosk go nowhere.
@@ -196,8 +183,8 @@ class RelayCut:
 
     kind = "TCP relay stopped/started (no network namespaces here)"
 
-    def __init__(self, data: Path, broker: Broker):
-        self.hub = HubProcess(SITE, data, broker.url, topic_root="kr" + uuid.uuid4().hex[:8]).start()
+    def __init__(self, data: Path, make_hub: MakeHub):
+        self.hub = make_hub(data).start()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lost = False
@@ -261,10 +248,10 @@ def netns_allowed() -> bool:
 
 
 @pytest.fixture()
-def cut(tmp_path: Path, live_broker: Broker) -> Iterator[Cut]:
+def cut(tmp_path: Path, live_broker: Broker, make_hub: MakeHub) -> Iterator[Cut]:
     # VUORO_FAULTS_CUT=relay forces the fallback, to check it where namespaces are allowed too.
     use_netns = os.environ.get("VUORO_FAULTS_CUT") != "relay" and netns_allowed()
-    made: Cut = NetnsCut(tmp_path, live_broker) if use_netns else RelayCut(tmp_path, live_broker)
+    made: Cut = NetnsCut(tmp_path, live_broker) if use_netns else RelayCut(tmp_path, make_hub)
     print(f"network cut by: {made.kind}")
     yield made
     made.close()
@@ -282,7 +269,7 @@ def test_network_cut_kiosk_says_so_recovers_alone_and_the_retry_gets_the_origina
         away = client.issue("kvik", "da", key)
         assert away.unreachable and words(away) == PLAIN
         cut.up()
-        wait_until(lambda: client.health().ok, 20, "the kiosk finding the hub again")
+        wait_until(lambda: client.health().ok, "the kiosk finding the hub again", 20)
         retry = client.issue("kvik", "da", key)
         # The request may have sat in TCP's retransmit queue and reached the hub once the link came
         # back (then this is the replay, 200) or not (201): either way one ticket, K002.
@@ -295,9 +282,9 @@ def test_network_cut_kiosk_says_so_recovers_alone_and_the_retry_gets_the_origina
         cut.lose_answers(True)
         lost = client.issue("kvik", "da", lost_key)
         assert lost.unreachable and words(lost) == PLAIN
-        wait_until(lambda: tickets_in_store(tmp_path) == 3, 10, "the hub committing the unanswered ticket")
+        wait_until(lambda: tickets_in_store(tmp_path) == 3, "the hub committing the unanswered ticket", 10)
         cut.lose_answers(False)
-        wait_until(lambda: client.health().ok, 20, "answers arriving again")
+        wait_until(lambda: client.health().ok, "answers arriving again", 20)
         original = client.issue("kvik", "da", lost_key)
         assert original.status == 200, "the retry after the cut made a second ticket"
         assert original.body["ticket"] == "K003"

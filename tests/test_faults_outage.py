@@ -24,19 +24,17 @@ import requests
 from display.announce import Announcer, RecordingPlayer
 from display.client import SignageClient
 from display.state import SignageState
-from tests.conftest import Watch
 from tests.test_faults_screen import call, issue
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
+from toolkit.mqtt_watch import Watch
+from toolkit.polling import wait_until
 from vuoro.protocol import Topics
 
 
 def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"never saw {what}")
-        time.sleep(0.02)
+    """The kit's wait, with the longer bound an outage needs."""
+    wait_until(condition, what, timeout)
 
 
 @dataclass

@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSKS = [{"Authorization": f"Bearer demo-kiosk{n}-token-change-me"} for n in (1, 2)]
@@ -131,11 +131,11 @@ def cut_disk_copy(hub: HubProcess, data: Path, into: Path) -> None:
 
 
 @pytest.mark.slow
-def test_repeated_power_cuts_under_load_lose_nothing_committed(tmp_path: Path, live_broker: Broker) -> None:
+def test_repeated_power_cuts_under_load_lose_nothing_committed(tmp_path: Path, make_hub: MakeHub) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     data = tmp_path / "hub"
-    hub = HubProcess(SITE, data, live_broker.url, topic_root="pc" + uuid.uuid4().hex[:8])
+    hub = make_hub(data)
     load = Load(hub, rng)
     copies = 0
     try:

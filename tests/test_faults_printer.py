@@ -16,10 +16,8 @@ What must hold (targets.md: number shown; staff alerted; next receipt prints):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from hardware.virtual import VirtualPrinter
@@ -27,17 +25,11 @@ from kiosk import model
 from kiosk.client import HubClient
 from kiosk.link import KioskLink
 from kiosk.printing import KioskPrinter
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro.protocol import Topics
 
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
-
-
-@pytest.fixture()
-def printer() -> Iterator[VirtualPrinter]:
-    with VirtualPrinter() as virtual:
-        yield virtual
 
 
 def device_state(hub: HubProcess, device: str, printer_state: str, timeout: float = 20.0) -> dict[str, Any]:

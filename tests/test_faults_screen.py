@@ -19,8 +19,8 @@ import requests
 
 from display.client import SignageClient
 from display.state import SignageState
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro.protocol import Topics
 
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}

@@ -35,10 +35,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import content_type_conformance, response_schema_conformance  # noqa: E402
 
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker, fresh_root
+from toolkit.hub_process import HubProcess
 
-SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = "Bearer demo-kiosk1-token-change-me"
 STAFF = "Bearer demo-staff-token-change-me"
 EXAMPLES = 50  # per operation: ~1,000–1,500 requests in all, about 20–25 s on 2 cores
@@ -47,10 +46,11 @@ SKIP = {"GET /api/v1/stream"}
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, broker: Broker) -> Iterator[HubProcess]:
+def hub(tmp_path_factory: pytest.TempPathFactory, broker: Broker, hub_site: Path) -> Iterator[HubProcess]:
+    """The kit's hub, once for the module: the fuzzing of every operation shares it."""
     broker.start()
-    root = "fz" + uuid.uuid4().hex[:8]
-    process = HubProcess(SITE, tmp_path_factory.mktemp("fuzz-http"), broker.url, topic_root=root).start()
+    process = HubProcess(hub_site, tmp_path_factory.mktemp("fuzz-http"), broker.url,
+                         topic_root=fresh_root("fz")).start()
     yield process
     process.stop()
 

@@ -28,8 +28,8 @@ import requests
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from toolkit.hub_process import HubProcess
 from vuoro import protocol
-from vuoro.processes import HubProcess
 
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}

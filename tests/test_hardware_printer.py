@@ -41,12 +41,6 @@ def golden(name: str, data: bytes) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture()
-def vprinter(tmp_path: Path):
-    with VirtualPrinter(0, out=tmp_path / "out") as printer:
-        yield printer
-
-
 # -- over a real TCP socket ------------------------------------------------------
 
 
@@ -73,10 +67,10 @@ def test_every_layout_over_tcp_matches_golden_and_reads_right(tmp_path: Path) ->
                 (DOCS / f"{name}.png").write_bytes(Path(str(receipt.png)).read_bytes())
 
 
-def test_queue_ticket_text_is_danish_with_nordic_letters_and_a_native_qr(vprinter: VirtualPrinter) -> None:
-    printer = Printer(vprinter.url)
-    assert printer.print_receipt(queue_ticket("da")).printed
-    (receipt,) = vprinter.wait_for(1)
+def test_queue_ticket_text_is_danish_with_nordic_letters_and_a_native_qr(printer: VirtualPrinter) -> None:
+    kiosk = Printer(printer.url)
+    assert kiosk.print_receipt(queue_ticket("da")).printed
+    (receipt,) = printer.wait_for(1)
     lines = receipt.lines
     assert "KVIK - hurtig hjælp" in lines  # the en dash is transliterated, never "?"
     assert "Kønummer" in lines and "K042" in lines
@@ -89,61 +83,61 @@ def test_queue_ticket_text_is_danish_with_nordic_letters_and_a_native_qr(vprinte
     assert len(receipt.raw) <= 1024
 
 
-def test_several_receipts_per_connection_and_several_connections(vprinter: VirtualPrinter) -> None:
-    first, second = Printer(vprinter.url), Printer(vprinter.url)
-    for printer in (first, second, first):
-        assert printer.print_receipt(booking("sv")).printed
-    out = vprinter.wait_for(3)
+def test_several_receipts_per_connection_and_several_connections(printer: VirtualPrinter) -> None:
+    first, second = Printer(printer.url), Printer(printer.url)
+    for kiosk in (first, second, first):
+        assert kiosk.print_receipt(booking("sv")).printed
+    out = printer.wait_for(3)
     assert [r.barcodes for r in out] == [["NWS7AL"]] * 3
     assert all("Du är incheckad" in r.lines for r in out)
 
 
-def test_reconnects_after_the_printer_drops_the_connection(vprinter: VirtualPrinter) -> None:
-    printer = Printer(vprinter.url)
-    assert printer.print_receipt(queue_ticket("fi")).printed
-    vprinter.wait_for(1)
-    vprinter.drop_connections()
-    result = printer.print_receipt(queue_ticket("fi"))
+def test_reconnects_after_the_printer_drops_the_connection(printer: VirtualPrinter) -> None:
+    kiosk = Printer(printer.url)
+    assert kiosk.print_receipt(queue_ticket("fi")).printed
+    printer.wait_for(1)
+    printer.drop_connections()
+    result = kiosk.print_receipt(queue_ticket("fi"))
     assert result.printed, result.reason
-    assert "Vuoronumero" in vprinter.wait_for(2)[1].lines
+    assert "Vuoronumero" in printer.wait_for(2)[1].lines
 
 
-def test_paper_out_before_printing_sends_nothing_and_says_so(vprinter: VirtualPrinter) -> None:
-    vprinter.set_paper("out")
-    printer = Printer(vprinter.url)
-    result = printer.print_receipt(queue_ticket())
+def test_paper_out_before_printing_sends_nothing_and_says_so(printer: VirtualPrinter) -> None:
+    printer.set_paper("out")
+    kiosk = Printer(printer.url)
+    result = kiosk.print_receipt(queue_ticket())
     assert not result.printed
     assert result.reason == "out of paper" and result.state == "paper_out"
     assert result.bytes_sent == 0
-    assert vprinter.raw.replace(QUERY_ALL, b"") == b""  # only status queries reached the printer
-    vprinter.set_paper("ok")
-    assert printer.print_receipt(queue_ticket()).printed
-    assert len(vprinter.wait_for(1)) == 1
+    assert printer.raw.replace(QUERY_ALL, b"") == b""  # only status queries reached the printer
+    printer.set_paper("ok")
+    assert kiosk.print_receipt(queue_ticket()).printed
+    assert len(printer.wait_for(1)) == 1
 
 
-def test_cover_open_and_paper_low(vprinter: VirtualPrinter) -> None:
-    printer = Printer(vprinter.url)
-    vprinter.set_cover(True)
-    result = printer.print_receipt(event("da"))
+def test_cover_open_and_paper_low(printer: VirtualPrinter) -> None:
+    kiosk = Printer(printer.url)
+    printer.set_cover(True)
+    result = kiosk.print_receipt(event("da"))
     assert (result.printed, result.reason, result.state) == (False, "cover open", "cover_open")
-    vprinter.set_cover(False)
-    vprinter.set_paper("near_end")
-    result = printer.print_receipt(event("da"))
+    printer.set_cover(False)
+    printer.set_paper("near_end")
+    result = kiosk.print_receipt(event("da"))
     assert result.printed and result.state == "paper_low" and result.detail == "paper low"
 
 
-def test_paper_runs_out_mid_receipt_then_the_next_prints_once_paper_is_back(vprinter: VirtualPrinter) -> None:
-    printer = Printer(vprinter.url)
-    vprinter.run_out_after(100)
-    result = printer.print_receipt(queue_ticket())
+def test_paper_runs_out_mid_receipt_then_the_next_prints_once_paper_is_back(printer: VirtualPrinter) -> None:
+    kiosk = Printer(printer.url)
+    printer.run_out_after(100)
+    result = kiosk.print_receipt(queue_ticket())
     assert not result.printed and result.state == "paper_out"
     assert "out of paper" in (result.reason or "") and "incomplete" in (result.reason or "")
-    (partial,) = vprinter.wait_for(1)
+    (partial,) = printer.wait_for(1)
     assert not partial.complete
-    assert printer.print_receipt(queue_ticket()).reason == "out of paper"  # still out: nothing sent
-    vprinter.set_paper("ok")
-    assert printer.print_receipt(queue_ticket()).printed
-    receipts = vprinter.wait_for(2)
+    assert kiosk.print_receipt(queue_ticket()).reason == "out of paper"  # still out: nothing sent
+    printer.set_paper("ok")
+    assert kiosk.print_receipt(queue_ticket()).printed
+    receipts = printer.wait_for(2)
     assert receipts[1].complete and "K042" in receipts[1].lines
     assert len(receipts) == 2
 
@@ -349,13 +343,13 @@ def booking_confirmation(lang: str) -> BookingConfirmation:
 BIBLIOTEKAR = {"da": "Book en bibliotekar", "sv": "Boka en bibliotekarie"}
 
 
-def test_every_code_prints_in_one_style(vprinter: VirtualPrinter) -> None:
+def test_every_code_prints_in_one_style(printer: VirtualPrinter) -> None:
     """Booking and sign-up codes read alike on paper (NWS-7AL, 9WQ-3XW), and the bars carry no second,
     unhyphenated copy under them (HRI off: GS H 0)."""
-    printer = Printer(vprinter.url)
+    kiosk = Printer(printer.url)
     for receipt in (booking("da"), booking_confirmation("da"), event("da")):
-        assert printer.print_receipt(receipt).printed
-    checkin, confirmation, signup = vprinter.wait_for(3)
+        assert kiosk.print_receipt(receipt).printed
+    checkin, confirmation, signup = printer.wait_for(3)
     for paper, shown, code in ((checkin, "NWS-7AL", "NWS7AL"), (confirmation, "7KQ-3MZ", "7KQ3MZ"),
                                (signup, "9WQ-3XW", "9WQ3XW")):
         printed = [line for line in paper.lines if not line.startswith(("[BARCODE]", "[QR]"))]

@@ -14,24 +14,24 @@ from hardware.printer import Printer
 from hardware.samples import queue_ticket
 from hardware.status import StatusPublisher
 from hardware.virtual import VirtualPrinter
+from vuoro.mqtt import BrokerSettings, Will, make_client
 from vuoro.protocol import Topics, offline_will, parse_device_status
 
 
-def _client(port: int, on_message=None) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+def _client(broker, on_message=None, *, client_id: str = "", will: Will | None = None) -> mqtt.Client:
+    client = make_client(BrokerSettings(broker.url), client_id=client_id or f"t-{uuid.uuid4().hex[:8]}",
+                         name="a test client", will=will)
     if on_message:
         client.on_message = on_message
-    client.connect("127.0.0.1", port)
+    client.connect_now(10)
     client.loop_start()
     return client
 
 
 def test_publishes_retained_status_only_when_it_changes(live_broker) -> None:
     topics = Topics(f"s{uuid.uuid4().hex[:6]}")
-    kiosk = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kiosk-1")
-    kiosk.will_set(topics.device_status("kiosk-1"), offline_will("kiosk-1", "kiosk"), qos=1, retain=True)
-    kiosk.connect("127.0.0.1", live_broker.port)
-    kiosk.loop_start()
+    kiosk = _client(live_broker, client_id="kiosk-1",
+                    will=Will(topics.device_status("kiosk-1"), offline_will("kiosk-1", "kiosk")))
     publisher = StatusPublisher(kiosk, topics, "kiosk-1")
     try:
         with VirtualPrinter(0) as vp:
@@ -47,7 +47,7 @@ def test_publishes_retained_status_only_when_it_changes(live_broker) -> None:
         assert publisher.update(Health("paper_out", "out of paper")) is False  # unchanged: not sent again
 
         seen: queue.Queue = queue.Queue()
-        watcher = _client(live_broker.port, lambda c, u, m: seen.put(m))
+        watcher = _client(live_broker, lambda c, u, m: seen.put(m))
         watcher.subscribe(topics.all_device_status, qos=1)
         message = seen.get(timeout=5)  # the retained one, as a staff page joining late gets it
         assert message.retain
@@ -64,9 +64,9 @@ def test_publishes_retained_status_only_when_it_changes(live_broker) -> None:
 def test_publish_history_is_one_message_per_change(live_broker) -> None:
     topics = Topics(f"s{uuid.uuid4().hex[:6]}")
     seen: queue.Queue = queue.Queue()
-    watcher = _client(live_broker.port, lambda c, u, m: seen.put(parse_device_status(m.payload)))
+    watcher = _client(live_broker, lambda c, u, m: seen.put(parse_device_status(m.payload)))
     watcher.subscribe(topics.device_status("printer-2"), qos=1)
-    sender = _client(live_broker.port)
+    sender = _client(live_broker)
     publisher = StatusPublisher(sender, topics, "printer-2", kind="printer")
     steps = [Health("ok", "ready"), Health("ok", "ready"), Health("paper_low", "paper low"),
              Health("paper_low", "paper low"), Health("ok", "ready")]

@@ -8,8 +8,6 @@ verify. ``vuoro doctor`` checks the same hub with ``--hub-ca``.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +16,9 @@ import requests
 from certs import TestCA
 
 from kiosk.client import HubClient
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK_TOKEN = "demo-kiosk1-token-change-me"
@@ -33,16 +32,14 @@ class SecureHub:
 
 
 @pytest.fixture()
-def secure_hub(tmp_path: Path, live_broker: Broker) -> Iterator[SecureHub]:
+def secure_hub(tmp_path: Path, make_hub: MakeHub) -> SecureHub:
     ca = TestCA.create(tmp_path / "ca")
     issued = ca.issue("vuoro-hub")  # names localhost and 127.0.0.1
     site = tmp_path / "site.toml"
     site.write_text(SITE.read_text(encoding="utf-8").replace(
         'recent_calls = 8', f'recent_calls = 8\ntls_cert = "{issued.cert}"\ntls_key = "{issued.key}"'))
-    hub = HubProcess(site, tmp_path / "hub", live_broker.url, topic_root="s" + uuid.uuid4().hex[:8],
-                     tls_ca=ca.cert).start()
-    yield SecureHub(hub, ca, site)
-    hub.stop()
+    hub = make_hub(tmp_path / "hub", site=site, tls_ca=ca.cert).start()
+    return SecureHub(hub, ca, site)
 
 
 def test_a_kiosk_takes_a_ticket_over_https_with_the_sites_ca(secure_hub: SecureHub) -> None:
@@ -67,7 +64,7 @@ def test_a_kiosk_refuses_a_hub_it_cannot_verify_and_plain_http_gets_nothing(secu
 
 def test_the_doctor_checks_an_https_hub_with_its_ca(secure_hub: SecureHub, live_broker: Broker,
                                                     capsys: pytest.CaptureFixture) -> None:
-    from vuoro import doctor
+    from toolkit import doctor
 
     url = secure_hub.process.url
     doctor.main(["--config", str(secure_hub.site), "--hub", url, "--hub-ca", str(secure_hub.ca.cert),

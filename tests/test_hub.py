@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import start_hub
+from toolkit.broker import Broker
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
 from vuoro import protocol
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
@@ -76,10 +76,10 @@ def test_a_ticket_and_its_replay(hub: HubProcess) -> None:
 
 
 def test_an_idempotency_key_reused_for_another_request_is_refused_even_after_a_restart(
-        tmp_path: Path, live_broker: Broker) -> None:
+        tmp_path: Path, make_hub: MakeHub) -> None:
     """docs/protocol.md: the same key with a different body is 409, never the first ticket passed off as the
     answer to another question. The key's digest is in the store, so a restarted hub still knows."""
-    hub = start_hub(tmp_path, live_broker)
+    hub = make_hub(tmp_path).start()
     try:
         first = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
                               headers={**KIOSK, "Idempotency-Key": "kiosk1-touch-0001"}, timeout=10)
@@ -292,8 +292,8 @@ def test_kiosks_issuing_at_once_get_unique_gap_free_numbers(hub: HubProcess) -> 
     assert sorted(int(label[1:]) for label in labels) == list(range(1, 201))
 
 
-def test_sigkill_under_load_loses_nothing_and_repeats_no_number(tmp_path: Path, live_broker: Broker) -> None:
-    hub = start_hub(tmp_path, live_broker)
+def test_sigkill_under_load_loses_nothing_and_repeats_no_number(tmp_path: Path, make_hub: MakeHub) -> None:
+    hub = make_hub(tmp_path).start()
     acknowledged: dict[str, dict] = {}  # idempotency key → ticket the kiosk was given
     attempted: list[str] = []
     lock = threading.Lock()
@@ -353,7 +353,7 @@ def test_sigkill_under_load_loses_nothing_and_repeats_no_number(tmp_path: Path, 
     assert {t["id"] for t in acknowledged.values()} <= stored
 
 
-def test_the_hub_tells_systemd_it_is_ready_and_alive(tmp_path: Path, live_broker: Broker,
+def test_the_hub_tells_systemd_it_is_ready_and_alive(tmp_path: Path, make_hub: MakeHub,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Type=notify + WatchdogSec: READY=1 once serving, then WATCHDOG=1 while the writer answers."""
     import socket
@@ -364,7 +364,7 @@ def test_the_hub_tells_systemd_it_is_ready_and_alive(tmp_path: Path, live_broker
     sock.settimeout(20)
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     monkeypatch.setenv("WATCHDOG_USEC", "400000")  # systemd's WatchdogSec=0.4s → feed every 0.2 s
-    hub = start_hub(tmp_path / "hub", live_broker)
+    hub = make_hub(tmp_path / "hub").start()
     try:
         seen: list[str] = []
         while "WATCHDOG=1" not in seen:

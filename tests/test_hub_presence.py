@@ -19,23 +19,24 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from vuoro.broker import Broker, free_port
-from vuoro.mqtt import BrokerSettings, make_client
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker, free_port, fresh_root
+from toolkit.fixtures import MakeHub
+from toolkit.hub_process import HubProcess
+from toolkit.mqtt_watch import publish_retained
 from vuoro.protocol import HUB_ALIVE_WAIT_SECONDS, HubStatus
 
 SITE = Path(__file__).parent / "sites" / "always_open.toml"
 WAIT = 30.0  # bound for something that must happen; never a measured duration
 
 
-def hub_for(broker: Broker, data: Path, root: str) -> HubProcess:
-    return HubProcess(SITE, data, broker.url, topic_root=root)
+def hub_for(make_hub: MakeHub, data: Path, root: str) -> HubProcess:
+    """A hub (not yet started) that shares the topic root ``root`` with the test's other hubs."""
+    return make_hub(data, topic_root=root)
 
 
 def refused(hub: HubProcess) -> str:
@@ -52,25 +53,15 @@ def health(hub: HubProcess) -> dict:
     return requests.get(f"{hub.url}/api/v1/health", timeout=10).json()
 
 
-def publish_retained(broker: Broker, topic: str, payload: bytes) -> None:
-    client = make_client(BrokerSettings(broker.url), name="a test publisher")
-    client.connect_now(10)
-    client.loop_start()
-    client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
-
-
 def root() -> str:
-    return "p" + uuid.uuid4().hex[:8]
+    return fresh_root("p")
 
 
-def test_a_second_hub_on_the_same_database_refuses_at_once(live_broker: Broker, tmp_path: Path) -> None:
+def test_a_second_hub_on_the_same_database_refuses_at_once(tmp_path: Path, make_hub: MakeHub) -> None:
     topic_root = root()
-    first = hub_for(live_broker, tmp_path, topic_root).start()
+    first = hub_for(make_hub, tmp_path, topic_root).start()
     try:
-        said = refused(HubProcess(SITE, tmp_path, live_broker.url, topic_root=topic_root,
-                                  log_path=tmp_path / "second.log"))
+        said = refused(make_hub(tmp_path, topic_root=topic_root, log_path=tmp_path / "second.log"))
         assert "Another hub is already running on this machine with the database" in said
         assert f"(process {first.process.pid})" in said and "--data-dir of its own" in said  # type: ignore[union-attr]
         assert health(first)["status"] == "ok"
@@ -79,15 +70,15 @@ def test_a_second_hub_on_the_same_database_refuses_at_once(live_broker: Broker, 
 
 
 def test_a_second_hub_of_the_site_on_the_broker_refuses_and_the_first_stays(
-        live_broker: Broker, tmp_path: Path, watch) -> None:  # type: ignore[no-untyped-def]
+        live_broker: Broker, tmp_path: Path, make_hub: MakeHub, watch) -> None:  # type: ignore[no-untyped-def]
     topic_root = root()
     status = f"{topic_root}/sonderbro/hub/status"
     seen = watch(status)
-    first = hub_for(live_broker, tmp_path / "first", topic_root).start()
+    first = hub_for(make_hub, tmp_path / "first", topic_root).start()
     try:
         seen.wait_for(lambda w: (w.json(status) or {}).get("online"))
         before = len(seen.messages)
-        said = refused(hub_for(live_broker, tmp_path / "second", topic_root))
+        said = refused(hub_for(make_hub, tmp_path / "second", topic_root))
         assert f"Another hub for site 'sonderbro' is already running: it is {os.uname().nodename}:" in said
         assert str(tmp_path / "first") in said and str(tmp_path / "second") in said
         assert health(first)["broker"] == "connected"
@@ -96,14 +87,15 @@ def test_a_second_hub_of_the_site_on_the_broker_refuses_and_the_first_stays(
         first.stop()
 
 
-def test_another_hubs_left_over_online_status_is_taken_over(live_broker: Broker, tmp_path: Path, watch) -> None:  # type: ignore[no-untyped-def]
+def test_another_hubs_left_over_online_status_is_taken_over(live_broker: Broker, tmp_path: Path, make_hub: MakeHub,
+                                                            watch) -> None:  # type: ignore[no-untyped-def]
     """A hub on another machine died while the broker was down: its "online" stays, but no heartbeat comes."""
     topic_root = root()
     status = f"{topic_root}/sonderbro/hub/status"
     ghost = HubStatus(True, "old-pi:/var/lib/vuoro/hub.sqlite3", time.time() - 86400, "0.1.0")
     publish_retained(live_broker, status, ghost.to_payload())
     seen = watch(status)
-    hub = hub_for(live_broker, tmp_path, topic_root).start(timeout=WAIT)
+    hub = hub_for(make_hub, tmp_path, topic_root).start(timeout=WAIT)
     try:
         mine = seen.wait_for(lambda w: (body := w.json(status)) and body["instance"] != ghost.instance and body)
         assert mine["online"] and mine["instance"] == f"{os.uname().nodename}:{tmp_path / 'hub.sqlite3'}"
@@ -130,13 +122,13 @@ def crash(broker: Broker) -> None:
 
 
 def test_a_hub_whose_own_online_status_outlived_a_power_cut_starts_at_once(
-        live_broker: Broker, tmp_path: Path, watch) -> None:  # type: ignore[no-untyped-def]
+        live_broker: Broker, tmp_path: Path, make_hub: MakeHub, watch) -> None:  # type: ignore[no-untyped-def]
     """Hub and broker lose power together: the broker's store still says this hub is online (no last
     will was ever sent). That is this hub's own status, so it must not wait for itself."""
     topic_root = root()
     status = f"{topic_root}/sonderbro/hub/status"
     seen = watch(status)
-    hub = hub_for(live_broker, tmp_path, topic_root).start()
+    hub = hub_for(make_hub, tmp_path, topic_root).start()
     try:
         seen.wait_for(lambda w: (w.json(status) or {}).get("online"))
         crash(live_broker)
@@ -144,7 +136,7 @@ def test_a_hub_whose_own_online_status_outlived_a_power_cut_starts_at_once(
         live_broker.start()
         seen.wait_for(lambda w: status in w.retained)  # restored from the store, on the watch's reconnect
         assert json.loads(seen.retained[status])["online"] is True
-        hub = hub_for(live_broker, tmp_path, topic_root).start()
+        hub = hub_for(make_hub, tmp_path, topic_root).start()
         assert health(hub)["status"] == "ok"
         said = hub.log_path.read_text()
         assert "waiting up to" not in said and "left over" not in said
@@ -154,12 +146,12 @@ def test_a_hub_whose_own_online_status_outlived_a_power_cut_starts_at_once(
 
 
 def test_a_hub_that_started_without_the_broker_gives_way_when_the_broker_shows_the_other(
-        live_broker: Broker, tmp_path: Path) -> None:
+        live_broker: Broker, tmp_path: Path, make_hub: MakeHub) -> None:
     """The broker is down when the second hub starts: it serves, looks once the broker is back, and
     stops (exit 2) because the first hub comes back too."""
     topic_root = root()
-    first = hub_for(live_broker, tmp_path / "first", topic_root).start()
-    second = hub_for(live_broker, tmp_path / "second", topic_root)
+    first = hub_for(make_hub, tmp_path / "first", topic_root).start()
+    second = hub_for(make_hub, tmp_path / "second", topic_root)
     try:
         live_broker.stop()
         second.start()
@@ -241,15 +233,15 @@ class Cable:
 
 
 def test_two_running_hubs_that_meet_on_the_broker_keep_the_one_that_started_first(
-        live_broker: Broker, tmp_path: Path, watch) -> None:  # type: ignore[no-untyped-def]
+        live_broker: Broker, tmp_path: Path, make_hub: MakeHub, watch) -> None:  # type: ignore[no-untyped-def]
     """The first hub's network is cut; someone starts a second hub in its place; the cable goes back
     in. The two meet on the broker: the later one stops (exit 2), the first keeps the site."""
     topic_root = root()
     status = f"{topic_root}/sonderbro/hub/status"
     seen = watch(status)
     cable = Cable(live_broker.port)
-    first = HubProcess(SITE, tmp_path / "first", cable.url, topic_root=topic_root).start()
-    second = hub_for(live_broker, tmp_path / "second", topic_root)
+    first = make_hub(tmp_path / "first", broker=cable, topic_root=topic_root).start()
+    second = hub_for(make_hub, tmp_path / "second", topic_root)
     try:
         seen.wait_for(lambda w: (w.json(status) or {}).get("online"))
         cable.pull()  # the broker sends the first hub's last will

@@ -26,8 +26,8 @@ from hardware.virtual import VirtualPrinter
 from kiosk.app import KioskApp  # noqa: E402
 from kiosk.config import KioskConfig  # noqa: E402
 from kiosk.driver import Driver  # noqa: E402
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess as Hub
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess as Hub
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SITE = REPO / "tests" / "sites" / "always_open.toml"

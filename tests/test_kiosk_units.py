@@ -154,7 +154,7 @@ def test_retry_after_timeout_reuses_the_idempotency_key(stub: str) -> None:
 
 
 def test_unreachable_hub_is_an_answer_not_an_exception() -> None:
-    from vuoro.broker import free_port
+    from toolkit.broker import free_port
 
     client = HubClient(f"http://127.0.0.1:{free_port()}", timeout=0.5, retries=1, retry_pause=0.0)
     answer = client.issue("kvik", "da")

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("vuoro", "server", "kiosk", "display", "hardware")
+PACKAGES = ("vuoro", "server", "kiosk", "display", "hardware", "toolkit")
 
 
 def test_the_wheel_carries_every_tracked_file_of_the_packages(tmp_path: Path) -> None:

@@ -14,12 +14,13 @@ from argon2 import PasswordHasher
 
 from server.config import ConfigError
 from server.staff.accounts import LoginGuard, parse_staff
-from server.staff.testing import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, RunningHub, running_hub, site_config
-from vuoro.broker import Broker
+from toolkit.broker import Broker
+from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, RunningHub, running_hub, site_config
 
 
 @pytest.fixture()
-def hub(live_broker: Broker, tmp_path: Path) -> Iterator[RunningHub]:
+def hub_in_process(live_broker: Broker, tmp_path: Path) -> Iterator[RunningHub]:
+    """The kit's in-process hub, with three login attempts before the back-off (the guard's tests)."""
     staff = {**DEMO_STAFF_BLOCK, "login_attempts": 3}
     with running_hub(site_config(tmp_path, live_broker.url, staff=staff)) as running:
         yield running
@@ -37,8 +38,8 @@ def log_in(client: httpx.Client, user: str = DEMO_USER, password: str = DEMO_PAS
     return client.post("/staff/login", data={"username": user, "password": password, "csrf": login_form(client)})
 
 
-def test_login_sets_a_strict_session_and_csrf_guards_every_change(hub: RunningHub) -> None:
-    with httpx.Client(base_url=hub.url) as client:
+def test_login_sets_a_strict_session_and_csrf_guards_every_change(hub_in_process: RunningHub) -> None:
+    with httpx.Client(base_url=hub_in_process.url) as client:
         assert client.get("/staff/").headers["location"] == "/staff/login"
         assert client.get("/api/v1/devices").status_code == 401
         answer = log_in(client)
@@ -53,12 +54,12 @@ def test_login_sets_a_strict_session_and_csrf_guards_every_change(hub: RunningHu
         csrf = client.get("/staff/api/me").json()["csrf"]
         assert csrf in page.text  # handed to the page in its boot data
 
-        hub.issue("kvik", 2)
+        hub_in_process.issue("kvik", 2)
         refused = client.post("/api/v1/counters/kvik1/next")
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf"
         wrong = client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf[:-2] + "xx"})
         assert wrong.status_code == 403
-        assert hub.hub.view.queues["kvik"]["waiting"] == 2  # nothing happened
+        assert hub_in_process.hub.view.queues["kvik"]["waiting"] == 2  # nothing happened
         called = client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf})
         assert called.status_code == 200 and called.json()["call"]["ticket"] == "K001"
         assert client.get("/api/v1/devices").status_code == 200  # reading needs the session, not the token
@@ -69,8 +70,8 @@ def test_login_sets_a_strict_session_and_csrf_guards_every_change(hub: RunningHu
         assert client.post("/api/v1/counters/kvik1/next", headers={"X-CSRF-Token": csrf}).status_code == 401
 
 
-def test_wrong_password_forged_login_and_the_back_off(hub: RunningHub) -> None:
-    with httpx.Client(base_url=hub.url) as client:
+def test_wrong_password_forged_login_and_the_back_off(hub_in_process: RunningHub) -> None:
+    with httpx.Client(base_url=hub_in_process.url) as client:
         forged = client.post("/staff/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
         assert forged.status_code == 403 and "vuoro_staff=" not in forged.headers.get("set-cookie", "")
         for _ in range(3):
@@ -83,18 +84,18 @@ def test_wrong_password_forged_login_and_the_back_off(hub: RunningHub) -> None:
         assert client.get("/staff/api/me").status_code == 401
 
 
-def from_address(hub: RunningHub, address: str) -> httpx.Client:
+def from_address(hub_in_process: RunningHub, address: str) -> httpx.Client:
     """A browser on another machine: any 127.x.y.z is this one, and the hub sees it as another address."""
-    return httpx.Client(base_url=hub.url, transport=httpx.HTTPTransport(local_address=address))
+    return httpx.Client(base_url=hub_in_process.url, transport=httpx.HTTPTransport(local_address=address))
 
 
-def test_someone_elses_wrong_passwords_never_lock_the_staff_out(hub: RunningHub) -> None:
+def test_someone_elses_wrong_passwords_never_lock_the_staff_out(hub_in_process: RunningHub) -> None:
     """Issue 13: five wrong passwords from anywhere used to lock the user out everywhere for 300 s."""
-    with from_address(hub, "127.0.0.2") as attacker:
+    with from_address(hub_in_process, "127.0.0.2") as attacker:
         for _ in range(3):
             assert log_in(attacker, password="guess").status_code == 401
         assert log_in(attacker, password="guess").status_code == 429  # the guesser is slowed ...
-    with from_address(hub, "127.0.0.3") as desk:
+    with from_address(hub_in_process, "127.0.0.3") as desk:
         first = log_in(desk)  # ... the staff member, on another machine, is not
         assert first.status_code == 303
         device = next(v for k, v in first.headers.multi_items() if k == "set-cookie" and "vuoro_device_demo=" in v)
@@ -103,13 +104,13 @@ def test_someone_elses_wrong_passwords_never_lock_the_staff_out(hub: RunningHub)
 
         # Guessing from many addresses slows the user name on every machine it has not logged in on ...
         for n in range(4, 8):
-            with from_address(hub, f"127.0.0.{n}") as attacker:
+            with from_address(hub_in_process, f"127.0.0.{n}") as attacker:
                 for _ in range(3):
                     assert log_in(attacker, password="guess").status_code == 401
-        with from_address(hub, "127.0.0.8") as new_machine:
+        with from_address(hub_in_process, "127.0.0.8") as new_machine:
             assert log_in(new_machine).status_code == 429
         # ... the desk's own address included (a shared NAT), without the desk's cookie:
-        with from_address(hub, "127.0.0.3") as neighbour:
+        with from_address(hub_in_process, "127.0.0.3") as neighbour:
             neighbour.cookies.set("vuoro_device_demo", "forged." + "A" * 43, path="/staff/login")
             assert log_in(neighbour, password="guess").status_code == 429  # a forged device cookie is no cookie
         # The desk's browser, known by its signed cookie, logs in as ever.
@@ -133,12 +134,12 @@ def test_login_waits_double_after_the_free_failures_and_are_forgiven_with_time()
     assert guard.wait("bo", "10.0.0.9", None) == 0 and guard.wait("anna", "10.0.0.9", None) == 0
 
 
-def test_waiting_list_shows_numbers_only(hub: RunningHub) -> None:
-    with httpx.Client(base_url=hub.url) as client:
+def test_waiting_list_shows_numbers_only(hub_in_process: RunningHub) -> None:
+    with httpx.Client(base_url=hub_in_process.url) as client:
         assert client.get("/staff/api/waiting").status_code == 401
         log_in(client)
-        hub.issue("kvik", 2)
-        hub.issue("bibliotekar", 1)
+        hub_in_process.issue("kvik", 2)
+        hub_in_process.issue("bibliotekar", 1)
         lines = client.get("/staff/api/waiting").json()["services"]
         assert [t["ticket"] for t in lines["kvik"]] == ["K001", "K002"]
         assert [t["ticket"] for t in lines["bibliotekar"]] == ["L001"]
@@ -146,8 +147,8 @@ def test_waiting_list_shows_numbers_only(hub: RunningHub) -> None:
         assert all(set(t) == allowed for line in lines.values() for t in line)
 
 
-def test_english_on_request(hub: RunningHub) -> None:
-    with httpx.Client(base_url=hub.url) as client:
+def test_english_on_request(hub_in_process: RunningHub) -> None:
+    with httpx.Client(base_url=hub_in_process.url) as client:
         page = client.get("/staff/login?lang=en")
         assert '<html lang="en">' in page.text and "User name" in page.text
         assert '<html lang="en">' in client.get("/staff/login").text  # remembered

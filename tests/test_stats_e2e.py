@@ -15,9 +15,9 @@ import paho.mqtt.client as mqtt
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 from vuoro import protocol
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
 
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}

@@ -4,11 +4,19 @@ Each sub-command lives in the package that owns it and is imported only when
 chosen, so a kiosk Pi never imports the hub's dependencies and the hub never
 imports Kivy. A part registers itself here with ``module:function``; that
 function receives the remaining arguments and returns an exit code.
+
+The table names the parts as plain strings, the way entry points do, and
+imports nothing from them: ``vuoro/`` stays the base that imports nothing
+above it (``tests/test_layers.py``). Strings here rather than entry points in
+pyproject: the table shows every command and its help in one file, a part
+that is not installed on this device is reported in words, and a new command
+works from a checkout without reinstalling.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -17,9 +25,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kiosk": ("kiosk.main:main", "run the touchscreen kiosk"),
     "display": ("display.main:main", "run a signage screen"),
     "button": ("hardware.button_cli:main", "run a staff button box (GPIO or USB serial)"),
-    "demo": ("vuoro.demo:main", "run the whole system on embedded defaults"),
-    "doctor": ("vuoro.doctor:main", "check config, hub, broker and printer and say what is wrong"),
+    "demo": ("toolkit.demo:main", "run the whole system on embedded defaults"),
+    "doctor": ("toolkit.doctor:main", "check config, hub, broker and printer and say what is wrong"),
 }
+
+
+# Every part logs the same line; journald adds the unit and the host.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str | int = logging.INFO) -> None:
+    """Log as every part of Vuoro does (``--log-level info``, ``"warning"``, or a logging constant)."""
+    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
 
 
 def usage() -> str:

@@ -10,7 +10,7 @@ the way NTP or a manual fix steps a Pi's clock while the hub runs.
 What follows this clock is the hub's business time: ``Hub.clock`` (days,
 numbering, tickets, calls, opening hours, bookings, statistics) and the
 ``at`` of the state it publishes. Timeouts, TLS and logs keep the machine's
-clock. ``vuoro.processes.HubProcess(clock=...)`` writes the file and sets the
+clock. ``toolkit.hub_process.HubProcess(clock=...)`` writes the file and sets the
 variable; ``HubProcess.set_clock`` steps it.
 """
 

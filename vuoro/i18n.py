@@ -1,9 +1,10 @@
-"""Translations from gettext ``.po`` catalogs, read directly at start-up.
+"""Translations from gettext ``.po`` catalogs, read directly at start-up with polib.
 
 Each part keeps its own catalogs beside its code (``kiosk/locale/da.po``,
 ``hardware/locale/sv.po``, ...) in the ordinary gettext format, so
 translators can use Poedit or any ``.po`` tool. Reading the ``.po`` text
-directly avoids a compile step (``msgfmt``) that a fresh Pi may not have.
+(with polib, a small pure-Python library every device installs) avoids a
+compile step (``msgfmt``) that a fresh Pi may not have.
 
 Languages used by the sites: da, sv, fi, nl and en. English is the source
 language: its catalog may be empty, and ``untranslated()`` lets a test prove
@@ -12,11 +13,12 @@ that no English leaks into another language.
 
 from __future__ import annotations
 
-import ast
 import gettext
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+
+import polib
 
 LANGUAGES = ("da", "sv", "fi", "nl", "en")
 # Each language's name in itself, for the language buttons.
@@ -24,7 +26,7 @@ NATIVE_NAMES = {"da": "Dansk", "sv": "Svenska", "fi": "Suomi", "nl": "Nederlands
 
 
 class PoCatalog(gettext.NullTranslations):
-    """A gettext catalog parsed from a ``.po`` file (msgid/msgstr, msgctxt ignored)."""
+    """A gettext catalog read from a ``.po`` file: msgid → msgstr."""
 
     def __init__(self, messages: dict[str, str]):
         super().__init__()
@@ -37,46 +39,17 @@ class PoCatalog(gettext.NullTranslations):
         return self.gettext(msgid1 if n == 1 else msgid2)
 
 
-def parse_po(text: str) -> dict[str, str]:
-    """msgid → msgstr for every entry with a non-empty translation."""
-    messages: dict[str, str] = {}
-    current: dict[str, str] = {}
-    field: str | None = None
-
-    def flush() -> None:
-        msgid, msgstr = current.get("msgid"), current.get("msgstr")
-        if msgid and msgstr and "fuzzy" not in current.get("flags", ""):
-            messages[msgid] = msgstr
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            flush()
-            current, field = {}, None
-        elif line.startswith("#,"):
-            current["flags"] = line
-        elif line.startswith("#"):
-            continue
-        elif line.startswith('"') and field:
-            current[field] += ast.literal_eval(line)
-        else:
-            keyword, _, rest = line.partition(" ")
-            if keyword in ("msgid", "msgstr", "msgctxt"):
-                if keyword == "msgid" and "msgid" in current:
-                    flush()
-                    current = {}
-                field = keyword
-                current[field] = ast.literal_eval(rest)
-    flush()
-    return messages
+def read_po(path: Path) -> dict[str, str]:
+    """msgid → msgstr for every entry with a translation that is not fuzzy (nor obsolete); msgctxt is not
+    used by Vuoro's catalogs, and plural entries have no msgstr of their own, so neither is looked at."""
+    return {entry.msgid: entry.msgstr for entry in polib.pofile(str(path), encoding="utf-8")
+            if entry.msgid and entry.msgstr and not entry.obsolete and "fuzzy" not in entry.flags}
 
 
 @cache
 def catalog(locale_dir: Path, language: str) -> PoCatalog:
     path = Path(locale_dir) / f"{language}.po"
-    if not path.exists():
-        return PoCatalog({})
-    return PoCatalog(parse_po(path.read_text(encoding="utf-8")))
+    return PoCatalog(read_po(path) if path.exists() else {})
 
 
 def translator(locale_dir: Path, language: str) -> Callable[[str], str]:

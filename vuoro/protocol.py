@@ -1,8 +1,10 @@
-"""The MQTT contract: every topic name and payload shape, in one place.
+"""The MQTT contract: every topic name, the wire format, and the devices' payloads.
 
 Standard library only, so a kiosk, a screen or a button box can import it
-without the hub's dependencies. `docs/protocol.md` describes the same
-contract for people; keep the two in step.
+without the hub's dependencies. The queue's payloads (site, queue and
+counter state, calls, events, message) are classes in ``vuoro/payloads.py``,
+which also says which topic carries which. `docs/protocol.md` describes the
+same contract for people; keep them in step.
 
 Every payload is a JSON object carrying ``"v": SCHEMA_VERSION``. A reader
 that meets a newer major version logs it and ignores the message rather
@@ -64,14 +66,18 @@ RECENT_CALLS_SUFFIX = "calls/recent"
 MESSAGE_SUFFIX = "message"
 EVENTS_TODAY_SUFFIX = "events/today"
 CALLS_SUFFIX = "calls"
+HUB_STATUS_SUFFIX = "hub/status"
+# "+" stands for one id (as in an MQTT subscription): vuoro.payloads.ROUTES routes by these patterns.
+QUEUE_STATE_PATTERN = "queue/+/state"
+COUNTER_STATE_PATTERN = "counters/+/state"
 
 
 def queue_state_suffix(service: str) -> str:
-    return f"queue/{service}/state"
+    return QUEUE_STATE_PATTERN.replace("+", service)
 
 
 def counter_state_suffix(counter: str) -> str:
-    return f"counters/{counter}/state"
+    return COUNTER_STATE_PATTERN.replace("+", counter)
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class Topics:
     # -- hub-owned, retained ------------------------------------------------
     @property
     def hub_status(self) -> str:
-        return f"{self.base}/hub/status"
+        return self.under(HUB_STATUS_SUFFIX)
 
     @property
     def hub_alive(self) -> str:

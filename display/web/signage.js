@@ -7,7 +7,14 @@
  * EventSource reconnects by itself after a blip; on each (re)connect the hub
  * sends the full state again, so the page is never stale for long. While the
  * stream is down the last picture stays, with a discreet "offline" mark.
- * Every text from a payload goes in through textContent (never innerHTML). */
+ * Every text from a payload goes in through textContent (never innerHTML).
+ *
+ * Payloads are read in one place, read() below, against contract.json: the
+ * contract's description written from vuoro/payloads.py (python -m
+ * vuoro.payloads). It says which topic carries which payload and each
+ * payload's fields; a payload that does not fit is dropped, and a read of a
+ * field the contract does not define is logged and counted in
+ * Vuoro.misreads (a test fails on it). */
 (function () {
   "use strict";
   var LANGS = ["da", "sv", "fi", "nl", "en"];
@@ -37,13 +44,80 @@
     return node;
   }
   function loadStrings() {
-    return fetch("strings.json").then(function (r) { return r.json(); })
-      .then(function (json) { strings = json; }).catch(function () { strings = {}; });
+    return Promise.all([
+      fetch("strings.json").then(function (r) { return r.json(); })
+        .then(function (json) { strings = json; }).catch(function () { strings = {}; }),
+      fetch("contract.json").then(function (r) { return r.json(); }).then(function (json) { contract = json; })
+    ]);
   }
-  function okPayload(p) {
-    // A newer schema than ours is ignored rather than guessed at (docs/protocol.md).
-    return p && typeof p === "object" && !(typeof p.v === "number" && p.v > 1);
+
+  // -- the contract: every payload is read here, nowhere else -------------------
+  var contract = { schema_version: 1, routes: [], kinds: {} };
+  var misreads = [];
+  var IS = {
+    string: function (v) { return typeof v === "string"; },
+    integer: function (v) { return Number.isInteger(v); },
+    number: function (v) { return typeof v === "number" && isFinite(v); },
+    boolean: function (v) { return typeof v === "boolean"; },
+    array: function (v) { return Array.isArray(v); },
+    object: function (v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+  };
+  // Names a program reads off any object without meaning a field (JSON.stringify, promises, the console).
+  var NOT_FIELDS = ["toJSON", "then", "constructor", "length", "hasOwnProperty", "toString", "valueOf"];
+  function defines(fields, name) { return Object.prototype.hasOwnProperty.call(fields, name); }
+
+  function fits(desc, value) {
+    if (!IS[desc.type](value)) return false;
+    if (desc.items) return value.every(function (item) { return fits(desc.items, item); });
+    if (!desc.fields) return true;
+    return Object.keys(desc.fields).every(function (name) {
+      var field = desc.fields[name], v = value[name];
+      return v === undefined || v === null ? !field.required : fits(field, v);
+    });
   }
+  function watched(where, desc, value) {
+    // The payload as the page sees it: a read of a field the contract does not define is counted.
+    if (value === null || value === undefined) return value;
+    if (desc.items) return value.map(function (item) { return watched(where + "[]", desc.items, item); });
+    if (!desc.fields) return value;
+    var copy = {};
+    Object.keys(value).forEach(function (name) {
+      var field = defines(desc.fields, name) ? desc.fields[name] : null;
+      copy[name] = field ? watched(where + "." + name, field, value[name]) : value[name];
+    });
+    return new Proxy(copy, { get: function (target, name) {
+      if (typeof name === "string" && !defines(desc.fields, name) && NOT_FIELDS.indexOf(name) < 0) {
+        misreads.push(where + "." + name);
+        console.error("signage.js reads " + where + "." + name + ", which the contract does not define");
+      }
+      return target[name];
+    } });
+  }
+  function route(topic) {
+    // The contract's kind for a topic suffix ("+" is one id), and that id.
+    var parts = topic.split("/");
+    for (var i = 0; i < contract.routes.length; i++) {
+      var pattern = contract.routes[i].topic.split("/"), id = null;
+      if (pattern.length !== parts.length) continue;
+      var match = pattern.every(function (p, j) { if (p === "+") id = parts[j]; return p === "+" || p === parts[j]; });
+      if (match) return { kind: contract.routes[i].kind, key: contract.routes[i].key, id: id };
+    }
+    return null;
+  }
+  function read(topic, payload) {
+    // {kind, id, payload} for a payload that fits the contract, or null (a newer schema is not guessed at).
+    var where = route(topic);
+    if (!where || !IS.object(payload) || (typeof payload.v === "number" && payload.v > contract.schema_version)) {
+      return null;
+    }
+    var desc = { type: "object", fields: contract.kinds[where.kind] };
+    if (!fits(desc, payload) || (where.key && payload[where.key] !== where.id)) {
+      console.warn("dropped a " + where.kind + " that does not fit the contract", payload);
+      return null;
+    }
+    return { kind: where.kind, id: where.id, payload: watched(where.kind, desc, payload) };
+  }
+
   function connect(onState, onCall, onLink) {
     var source = new EventSource(new URL("/api/v1/stream", hubBase).toString());
     source.onopen = function () { onLink(true); };
@@ -58,14 +132,14 @@
     };
     source.addEventListener("state", function (e) {
       try {
-        var msg = JSON.parse(e.data);
-        if (typeof msg.topic === "string" && okPayload(msg.payload)) onState(msg.topic, msg.payload);
+        var msg = JSON.parse(e.data), got = typeof msg.topic === "string" && read(msg.topic, msg.payload);
+        if (got) onState(got);
       } catch (err) { console.warn("dropped a malformed state message", err); }
     });
     source.addEventListener("call", function (e) {
       try {
-        var call = JSON.parse(e.data);
-        if (okPayload(call) && typeof call.ticket === "string") onCall(call);
+        var got = read("calls", JSON.parse(e.data));
+        if (got) onCall(got.payload);
       } catch (err) { console.warn("dropped a malformed call", err); }
     });
     return source;
@@ -88,28 +162,22 @@
 
   function wantsService(id) { return !services.length || services.indexOf(id) >= 0; }
   function wantsCall(c) { return wantsService(c.service) && (!counters.length || counters.indexOf(c.counter) >= 0); }
-  function validCall(c) {
-    return c && typeof c.call_id === "string" && typeof c.ticket === "string" &&
-      typeof c.service === "string" && typeof c.counter === "string";
-  }
 
-  function foldState(topic, p) {
-    var parts = topic.split("/");
-    if (topic === "site" && typeof p.name === "string") S.site = p;
-    else if (parts[0] === "queue" && parts[2] === "state" && parts.length === 3) {
-      if (p.service === parts[1] && typeof p.waiting === "number" && wantsService(parts[1])) S.queues[parts[1]] = p;
-    } else if (topic === "calls/recent" && Array.isArray(p.calls)) {
-      S.recent = p.calls.filter(validCall).filter(wantsCall).slice(0, recentLimit);
-    } else if (topic === "events/today" && Array.isArray(p.events)) S.events = p.events.filter(function (e) {
-      return e && typeof e.title === "string" && !isNaN(Date.parse(e.start));
-    });
-    else if (topic === "message") S.message = (typeof p.text === "string" ? p.text : "").trim();
-    else if (topic === "hub/status" && typeof p.online === "boolean") S.hubOnline = p.online;
+  function foldState(got) {
+    var p = got.payload;
+    if (got.kind === "site") S.site = p;
+    else if (got.kind === "queue_state") {
+      if (!wantsService(got.id)) return;
+      S.queues[got.id] = p;
+    } else if (got.kind === "recent_calls") S.recent = p.calls.filter(wantsCall).slice(0, recentLimit);
+    else if (got.kind === "events_today") S.events = p.events;
+    else if (got.kind === "message") S.message = (p.text || "").trim();
+    else if (got.kind === "hub_status") S.hubOnline = p.online;
     else return;
     render();
   }
   function foldCall(c) {
-    if (!validCall(c) || S.seen[c.call_id]) return;
+    if (S.seen[c.call_id]) return;
     S.seen[c.call_id] = true;
     if (!wantsCall(c)) return;
     S.recent = [c].concat(S.recent.filter(function (r) { return r.call_id !== c.call_id && r.ticket !== c.ticket; }))
@@ -287,8 +355,8 @@
     loadStrings().then(function () {
       show();
       refresh();
-      connect(function (topic) {
-        if (topic.indexOf("queue/") === 0 && relevant(topic.split("/")[1])) refresh();
+      connect(function (got) {
+        if (got.kind === "queue_state" && relevant(got.id)) refresh();
       }, function (call) {
         if (!info || call.ticket === info.ticket || relevant(call.service)) {
           if (info && call.ticket === info.ticket) {
@@ -308,5 +376,5 @@
     });
   }
 
-  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, state: S };
+  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, state: S, misreads: misreads };
 })();

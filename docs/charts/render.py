@@ -29,7 +29,7 @@ from server.config import SAMPLE_SITE, load_config  # noqa: E402
 from server.hub import Hub  # noqa: E402
 from server.stats.records import DeviceStatusRecord, write_device_status  # noqa: E402
 from server.store import SQLiteStore  # noqa: E402
-from vuoro.broker import free_port  # noqa: E402
+from toolkit.broker import free_port  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

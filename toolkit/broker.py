@@ -15,7 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+
+
+def fresh_root(prefix: str = "t") -> str:
+    """A topic root of its own (e.g. ``t3f9a0c1b``), so clients on a shared broker never see each other's
+    retained state: one per test on the session's broker."""
+    return prefix + uuid.uuid4().hex[:8]
 
 
 def free_port() -> int:

@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from vuoro.cli import configure_logging
+
 REQUEST_TIMEOUT = 5.0
 
 
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--verbose", action="store_true", help="show the libraries' log lines too")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.CRITICAL)
+    configure_logging(logging.INFO if args.verbose else logging.CRITICAL)
 
     checks: list[Check] = []
     config_check, config = check_config(args.config)

@@ -1,15 +1,14 @@
-"""A whole hub in one process, for the staff and button tests and for screenshots.
+"""A whole hub in this process, for the staff and button tests: they reach into its engine and view.
 
 SQLite store in a folder, the hub's writer thread, the MQTT link to a real
 broker, and uvicorn serving ``create_app`` with the staff page, on a free port
-in a thread. Not used by the hub itself.
+in a thread. Where a test needs the hub as a site runs it (a kill, a clock
+step), ``hub_process.HubProcess`` starts the real ``vuoro hub`` instead.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.config import SAMPLE_SITE, SiteConfig, parse_config
-from vuoro.mqtt import BrokerSettings, make_client
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-staff-password"
@@ -82,7 +80,7 @@ def running_hub(config: SiteConfig, *, clock: Callable[[], datetime] | None = No
     from server.hub import Hub
     from server.mqtt_link import MqttLink
     from server.store import SQLiteStore
-    from vuoro.broker import free_port
+    from toolkit.broker import free_port
 
     store = SQLiteStore(config.database_path(Path(".")), config.site_id)
     hub = Hub(config, store, clock=clock or advancing_clock()).start()
@@ -109,41 +107,3 @@ def running_hub(config: SiteConfig, *, clock: Callable[[], datetime] | None = No
         thread.join(10)
         link.stop()
         hub.stop()
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll until ``predicate()`` is true (its value is returned); a bound, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
-
-
-class Listener:
-    """A plain MQTT client on a real broker that records what arrives on ``topics``."""
-
-    def __init__(self, broker: Any, *topics: str):
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self.ready = threading.Event()
-        self.client = make_client(BrokerSettings(broker.url), client_id=f"test-listener-{time.monotonic_ns()}",
-                                  name="a test listener")
-        if topics:
-            self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
-            self.client.on_subscribe = lambda *_: self.ready.set()
-        else:
-            self.client.on_connect = lambda *_: self.ready.set()
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
-        self.client.start()
-        if not self.ready.wait(5):
-            raise RuntimeError("the listener could not subscribe")
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [p for t, p in list(self.messages) if t == topic]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()

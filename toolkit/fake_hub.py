@@ -1,7 +1,9 @@
-"""For tests and the benchmark: a stand-in hub that publishes, and a waiter.
+"""A stand-in hub for screens: it publishes what the hub would, over MQTT or as the hub's SSE stream.
 
-Kept in the package (not in tests/) so `bench/bench_display.py` uses the same
-fake hub as the tests."""
+For the display tests, the display benchmark and the signage screenshots, so
+all three drive a screen with the same fake (``FakeHub`` for a Kivy screen's
+MQTT client, ``Replay`` for the web page), and a ``Waiter`` to wait on a
+screen's state without sleeping."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from toolkit.broker import fresh_root
 from vuoro.mqtt import BrokerSettings, make_client
 from vuoro.protocol import Topics
 
-WEB = Path(__file__).parent / "web"
+WEB = Path(__file__).resolve().parent.parent / "display" / "web"
 
 
 class Waiter:
@@ -68,8 +71,8 @@ class FakeHub:
 
 
 def fresh_topics() -> Topics:
-    """A topic root of its own per test, so retained state never leaks between tests."""
-    return Topics("sonderbro", root=f"t{uuid.uuid4().hex[:10]}")
+    """The sample site's topics under a root of their own, so retained state never leaks between tests."""
+    return Topics("sonderbro", root=fresh_root())
 
 
 class Replay:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from vuoro.broker import free_port
+from toolkit.broker import free_port
 from vuoro.clock import ENV as CLOCK_ENV
 from vuoro.clock import FileClock, write_clock_file
 

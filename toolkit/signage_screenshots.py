@@ -1,6 +1,6 @@
 """Regenerates ``docs/screenshots/signage/``: the Kivy screen in a real X window, and the web page.
 
-    python -m display.screenshots            # starts Xvfb itself (xvfb-run) when there is no $DISPLAY
+    python -m toolkit.signage_screenshots            # starts Xvfb itself (xvfb-run) when there is no $DISPLAY
 
 Each Kivy picture is taken in its own process (a Kivy window's size is
 fixed at start) under Xvfb, from the demo payloads in ``display.sample``
@@ -44,11 +44,10 @@ def one(orientation: str, lang: str, out: Path) -> None:
     from kivy.clock import Clock
     from kivy.core.window import Window
 
+    from display import sample
+    from display.app import ScreenDriver, build_screen
+    from display.state import SignageState
     from vuoro.protocol import Topics
-
-    from . import sample
-    from .app import ScreenDriver, build_screen
-    from .state import SignageState
 
     state = SignageState(Topics("sonderbro"))
     for suffix, payload in sample.retained(message=MESSAGES.get(lang, "")).items():
@@ -75,8 +74,8 @@ def one(orientation: str, lang: str, out: Path) -> None:
 def web(out_dir: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    from . import sample
-    from .testing import Replay
+    from display import sample
+    from toolkit.fake_hub import Replay
 
     replay = Replay()
     for topic, payload in sample.retained(message=MESSAGES["da"]).items():
@@ -121,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             print("needs an X display or xvfb-run (apt-get install xvfb xauth)", file=sys.stderr)
             return 2
         return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1920x1920x24", sys.executable, "-m",
-                                "display.screenshots", "--no-xvfb"])
+                                "toolkit.signage_screenshots", "--no-xvfb"])
     for orientation, lang in SHOTS:
         out = OUT / f"kivy-{orientation}-{lang}.png"
-        subprocess.run([sys.executable, "-m", "display.screenshots", "--one", orientation, lang, str(out)], check=True)
+        subprocess.run([sys.executable, "-m", "toolkit.signage_screenshots", "--one", orientation, lang, str(out)],
+                       check=True)
         print(out)
     if Path(CHROMIUM).exists():
         for path in web(OUT):
