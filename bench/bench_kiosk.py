@@ -52,9 +52,9 @@ def main() -> int:
     from kiosk.app import KioskApp
     from kiosk.config import KioskConfig
     from kiosk.driver import Driver
-    from kiosk.screenshots import demo_site
     from toolkit.broker import Broker
     from toolkit.hub_process import HubProcess
+    from toolkit.kiosk_screenshots import demo_site
 
     tmp = Path(tempfile.mkdtemp(prefix="vuoro-bench-kiosk-"))
     with Broker() as broker, VirtualPrinter() as printer:

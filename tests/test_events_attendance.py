@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 
 CPH = ZoneInfo("Europe/Copenhagen")
 SITE = Path(__file__).parent / "sites" / "always_open.toml"

@@ -42,8 +42,8 @@ from hardware.layout import format_datetime
 from hardware.virtual import VirtualPrinter
 from kiosk import model
 from kiosk.driver import Driver
-from vuoro.broker import Broker
-from vuoro.processes import HubProcess
+from toolkit.broker import Broker
+from toolkit.hub_process import HubProcess
 
 CPH = ZoneInfo("Europe/Copenhagen")
 WEEKDAYS_DA = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")

@@ -19,10 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("server", "kiosk", "display", "hardware")
 # Upward arrows that exist for a stated reason, each to be removed: file → why it is still here.
-KNOWN_UPWARD = {
-    "kiosk/screenshots.py": "a docs tool that starts a hub and a printer; it moves into toolkit/ once the "
-                            "kiosk's own rebuild (issue 14) is merged, which rewrote it",
-}
+KNOWN_UPWARD: dict[str, str] = {}
 
 
 def imported_packages(source: str) -> list[tuple[int, str]]:

@@ -14,5 +14,5 @@ them, so none of those packages imports this one:
 - ``mqtt_watch``: an MQTT subscriber that records what arrives, for tests to wait on;
 - ``polling``: ``wait_until``, a bounded wait for a condition;
 - ``fixtures``: all of the above as pytest fixtures (the test kit; ``tests/conftest.py`` loads it);
-- ``signage_screenshots``: regenerates docs/screenshots/signage/.
+- ``signage_screenshots``, ``kiosk_screenshots``: regenerate docs/screenshots/signage/ and docs/screenshots/kiosk/.
 """

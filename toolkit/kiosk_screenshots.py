@@ -2,8 +2,8 @@
 
 Run under a real X server (Xvfb), once per size::
 
-    xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m kiosk.screenshots --size 800x480
-    xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m kiosk.screenshots --size 1080x1920
+    xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m toolkit.kiosk_screenshots --size 800x480
+    xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m toolkit.kiosk_screenshots --size 1080x1920
 
 It starts its own Mosquitto, a hub on the sample site (KVIK and the
 librarian open, citizen service booking-only, IT help closed until
@@ -84,13 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     import requests
 
     from hardware.virtual import VirtualPrinter
+    from kiosk.app import KioskApp
+    from kiosk.client import HubAnswer
+    from kiosk.config import KioskConfig
+    from kiosk.driver import Driver
     from toolkit.broker import Broker
     from toolkit.hub_process import HubProcess
-
-    from .app import KioskApp
-    from .client import HubAnswer
-    from .config import KioskConfig
-    from .driver import Driver
 
     folder = OUT / args.size
     folder.mkdir(parents=True, exist_ok=True)
