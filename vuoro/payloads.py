@@ -327,6 +327,8 @@ class Event(Payload):
     room: str | None = None
     state: str = "scheduled"  # one of EVENT_STATES
     seats_left: int | None = None
+    waiting_list_left: int | None = None  # places left on the waiting list, for an event that takes sign-ups
+    signup: bool | None = None  # whether a visitor can sign up (or join the waiting list) now
 
     def check(self) -> None:
         parse_time(self.start)

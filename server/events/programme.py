@@ -30,7 +30,7 @@ from server.events.records import (
 )
 from server.events.settings import EventSettings
 from server.store import SQLiteStore
-from vuoro import refusals
+from vuoro import payloads, refusals
 
 
 @dataclass
@@ -145,8 +145,9 @@ class Programme:
         tomorrow = datetime.combine(today + timedelta(days=1), time.min, self.tz)
         todays = self.between(start, tomorrow)
         later = [e for e in self.between(tomorrow, tomorrow + timedelta(days=7)) if e.start >= tomorrow]
-        payload = {"day": today.isoformat(),
-                   "events": [self.event_json(e, signup=True) for e in todays + later[: self.settings.upcoming]]}
+        payload = payloads.EventsToday(day=today.isoformat(), events=[
+            payloads.Event(**self.event_json(e, signup=True)) for e in todays + later[: self.settings.upcoming]
+        ]).to_json()
         self._cache = (key, payload)
         return payload
 
