@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -383,4 +384,41 @@ def test_clock_changes_tentative_events_and_problems_through_the_hub(tmp_path: P
     finally:
         app.state.feeds.stop()
         hub.stop()
+        server.close()
+
+
+@pytest.mark.browser
+def test_staff_page_names_the_event_a_feed_could_not_read(live_broker: Any, browser: Any, tmp_path: Path) -> None:
+    """The real hub reads a real HTTP feed with a 31 November in it; staff see which event, and why."""
+    import tomllib
+
+    from playwright.sync_api import expect
+
+    from server.config import SAMPLE_SITE
+    from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_STAFF_BLOCK, DEMO_USER, running_hub
+
+    server = FeedServer((FEEDS / "library.ics").read_bytes().replace(IT_CAFE_DATE.encode(), NOVEMBER_31.encode()))
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+    data["hub"]["broker"] = live_broker.url
+    data["hub"]["database"] = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    data["staff"] = DEMO_STAFF_BLOCK
+    data["events"] = {"feeds": [{"name": "arrangementer", "url": server.url, "kind": "ics"}]}
+    try:
+        with running_hub(parse_config(data, tmp_path / "site.toml")) as hub:
+            assert hub.app.state.feeds.wait_rounds(1, 20)
+            page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+            page.goto(hub.url + "/staff/login?lang=da")
+            page.fill("#username", DEMO_USER)
+            page.fill("#password", DEMO_PASSWORD)
+            page.click("button[type=submit]")
+            feed = page.locator("[data-feed=arrangementer]")
+            expect(feed).to_contain_text("kræver opmærksomhed")
+            expect(feed).not_to_contain_text("last good copy")  # there was none: this was the first read
+            expect(feed.locator("[data-problem='IT-café for seniorer']")).to_have_text(
+                "⚠ Ikke vist: IT-café for seniorer – Its start 20261131T100000 is not a real date or time.")
+            expect(page.locator("#feeds-h")).to_have_text("Arrangementsfeeds")
+            feed.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "staff-feeds.png"), full_page=True)
+            page.close()
+    finally:
         server.close()

@@ -339,13 +339,13 @@ class FeedFetcher:
             return []
 
     @staticmethod
-    def _degraded(status: FeedStatus, problems: list[FeedProblem], kept: int) -> None:
+    def _degraded(status: FeedStatus, problems: list[FeedProblem], kept: int, *, good_copy: bool = True) -> None:
         n = len(problems)
         status.problems = list(problems)
         status.ok = False
         status.error = (f"{n} event{'s' if n != 1 else ''} in the feed could not be read (listed); the other events "
-                        "are shown" + (f", and {kept} from the last good copy." if kept else ".")
-                        + " The last good copy of the feed is kept.")
+                        "are shown" + (f", and {kept} as the last good copy had them." if kept else ".")
+                        + (" The last good copy of the feed is kept." if good_copy else ""))
 
     def load_cache(self) -> None:
         """Yesterday's programme at once, before any network."""
@@ -362,7 +362,7 @@ class FeedFetcher:
             status = self.status[feed.name]
             status.ok, status.events, status.from_cache, status.problems = True, len(events), True, []
             if problems:
-                self._degraded(status, problems, 0)
+                self._degraded(status, problems, 0, good_copy=False)
             self._parsed_day[feed.name] = self.clock().astimezone(self.tz).date()
             self.deliver(feed.name, events)
 
@@ -456,7 +456,7 @@ class FeedFetcher:
         status.ok, status.error, status.events, status.from_cache = True, None, len(events), False
         status.problems = []
         if problems:  # the first copy ever, partly unreadable: better than nothing, and staff are told
-            self._degraded(status, problems, 0)
+            self._degraded(status, problems, 0, good_copy=False)
         status.last_success = now.isoformat(timespec="seconds")
         self.deliver(feed.name, events)
 
