@@ -292,7 +292,8 @@ def test_a_feed_with_an_impossible_date_never_silently_replaces_the_good_one(
     fetcher.fetch(feed)
     status = fetcher.status["web"].json()
     assert not status["ok"] and status["problems"] == [
-        {"event": "IT-café for seniorer", "reason": "Its start 20261131T100000 is not a real date or time."}]
+        {"event": "IT-café for seniorer", "reason": "Its start 20261131T100000 is not a real date or time.",
+         "code": "bad_start", "value": "20261131T100000"}]
     assert "could not be read" in status["error"] and "last good copy" in status["error"]
     titles = {e.title: e for e in delivered["web"]}
     assert "Juleklip" in titles  # the new, readable event is shown ...
@@ -349,7 +350,8 @@ def test_feeds_reach_events_today_and_the_kiosk(feed_server: FeedServer, tmp_pat
             assert {f["name"]: f["ok"] for f in feeds} == {"web": True, "dplcms": False}
             # the DPL answer's one event without a date_time is named for staff, not dropped in silence
             [dpl_status] = [f for f in feeds if f["name"] == "dplcms"]
-            assert dpl_status["problems"] == [{"event": "Uden tidspunkt", "reason": "It has no title or no date_time."}]
+            assert dpl_status["problems"] == [{"event": "Uden tidspunkt", "code": "no_date", "value": "",
+                                               "reason": "It has no title or no date and time."}]
     finally:
         app.state.feeds.stop()
         hub.stop()
@@ -380,7 +382,8 @@ def test_clock_changes_tentative_events_and_problems_through_the_hub(tmp_path: P
             assert [e["tentative"] for e in listing if e["title"] == "Sommerfest i gården"] == [True]
             [feed] = client.get("/api/v1/events/feeds", headers=STAFF).json()["feeds"]
             assert not feed["ok"] and feed["problems"] == [
-                {"event": "Påskeklip", "reason": "Its start 20270231T100000 is not a real date or time."}]
+                {"event": "Påskeklip", "reason": "Its start 20270231T100000 is not a real date or time.",
+                 "code": "bad_start", "value": "20270231T100000"}]
     finally:
         app.state.feeds.stop()
         hub.stop()
@@ -415,7 +418,8 @@ def test_staff_page_names_the_event_a_feed_could_not_read(live_broker: Any, brow
             expect(feed).to_contain_text("kræver opmærksomhed")
             expect(feed).not_to_contain_text("last good copy")  # there was none: this was the first read
             expect(feed.locator("[data-problem='IT-café for seniorer']")).to_have_text(
-                "⚠ Ikke vist: IT-café for seniorer – Its start 20261131T100000 is not a real date or time.")
+                "⚠ Ikke vist: IT-café for seniorer – "
+                "starttidspunktet 20261131T100000 er ikke en rigtig dato eller tid.")
             expect(page.locator("#feeds-h")).to_have_text("Arrangementsfeeds")
             feed.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "staff-feeds.png"), full_page=True)

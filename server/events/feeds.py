@@ -66,34 +66,49 @@ def _wall(value: datetime | date) -> datetime:
     return value.replace(tzinfo=None) if isinstance(value, datetime) else datetime.combine(value, time.min)
 
 
+# Why an event could not be read, by code: the English words (the staff page has them in its languages,
+# server/staff/strings.py, and fills in {value}).
+PROBLEMS = {
+    "bad_start": "Its start {value} is not a real date or time.",
+    "bad_end": "Its end {value} is not a real date or time.",
+    "bad_time": "Its {value} cannot be read.",
+    "no_start": "It has no start.",
+    "no_date": "It has no title or no date and time.",
+}
+
+
 @dataclass(frozen=True)
 class FeedProblem:
-    """An event of a feed that could not be read, in words for staff."""
+    """An event of a feed that could not be read: which, and why (a code of PROBLEMS, and its value)."""
 
     event: str  # its title, or its UID when it has none
-    reason: str
+    code: str
+    value: str = ""
     uid: str = ""
 
+    @property
+    def reason(self) -> str:
+        return PROBLEMS[self.code].format(value=self.value)
+
     def json(self) -> dict[str, str]:
-        return {"event": self.event, "reason": self.reason}
+        return {"event": self.event, "reason": self.reason, "code": self.code, "value": self.value}
 
 
-# What each time property is, for staff; a value of one that cannot be read drops the event.
-_TIME_PROPERTIES = {"DTSTART": "start", "DTEND": "end", "DURATION": "length (DURATION)",
-                    "RRULE": "repeat rule (RRULE)", "RDATE": "extra dates (RDATE)",
-                    "EXDATE": "left-out dates (EXDATE)", "RECURRENCE-ID": "moved occurrence (RECURRENCE-ID)"}
+# The properties that say when an event is; one that cannot be read drops the event.
+_TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
 
 
-def _unreadable(component: Any) -> str | None:
-    """Why an event's time cannot be read (icalendar keeps a bad value as vBroken and lists it), or None."""
+def _unreadable(component: Any) -> tuple[str, str] | None:
+    """(code, value) when an event's time cannot be read (icalendar keeps a bad value as vBroken and lists it)."""
     for name, _message in getattr(component, "errors", None) or []:
         if name in _TIME_PROPERTIES:
             value = component.get(name)
             raw = value.to_ical() if hasattr(value, "to_ical") else value or ""
             raw = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-            return f"Its {_TIME_PROPERTIES[name]} {raw} is not a real date or time.".replace("  ", " ")
+            code = {"DTSTART": "bad_start", "DTEND": "bad_end"}.get(name, "bad_time")
+            return code, raw if code != "bad_time" else f"{name} {raw}".strip()
     if component.get("DTSTART") is None:
-        return "It has no start (DTSTART)."
+        return "no_start", ""
     return None
 
 
@@ -144,10 +159,10 @@ def parse_ics(text: str | bytes, tz: ZoneInfo, start: datetime, end: datetime, s
     for component in list(calendar.subcomponents):
         if component.name != "VEVENT":
             continue
-        reason = _unreadable(component)
-        if reason:
+        why = _unreadable(component)
+        if why:
             uid = str(component.get("UID", ""))
-            found.append(FeedProblem(str(component.get("SUMMARY", "")).strip() or uid or "—", reason, uid))
+            found.append(FeedProblem(str(component.get("SUMMARY", "")).strip() or uid or "—", *why, uid=uid))
             calendar.subcomponents.remove(component)
     try:
         occurrences = recurring_ical_events.of(
@@ -231,11 +246,12 @@ def parse_dpl(text: str | bytes, tz: ZoneInfo, start: datetime, end: datetime, s
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             skipped += 1
             if problems is not None:
-                name = item.get("title") or item.get("uuid") if isinstance(item, dict) else None
-                reason = (f"Its date_time cannot be read ({exc})." if isinstance(exc, ValueError)
-                          else "It has no title or no date_time.")
-                problems.append(FeedProblem(str(name or "—"), reason,
-                                            str(item.get("uuid") or "") if isinstance(item, dict) else ""))
+                known = isinstance(item, dict)
+                name = (item.get("title") or item.get("uuid")) if known else None
+                why = ("bad_start", str((item.get("date_time") or {}).get("start", ""))) \
+                    if isinstance(exc, ValueError) and known and isinstance(item.get("date_time"), dict) \
+                    else ("no_date", "")
+                problems.append(FeedProblem(str(name or "—"), *why, uid=str(item.get("uuid") or "") if known else ""))
             continue
         begins = begins.replace(tzinfo=tz) if begins.tzinfo is None else begins
         ends = ends.replace(tzinfo=tz) if ends.tzinfo is None else ends

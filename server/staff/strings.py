@@ -61,6 +61,12 @@ MSGIDS: tuple[str, ...] = (
     "{n} events read",
     "needs attention",
     "Not shown: {event} – {reason}",
+    # why a feed's event could not be read, by the hub's code (server/events/feeds.py PROBLEMS)
+    "Its start {value} is not a real date or time.",
+    "Its end {value} is not a real date or time.",
+    "Its {value} cannot be read.",
+    "It has no start.",
+    "It has no title or no date and time.",
     "Open",
     "Paused",
     "Closed",

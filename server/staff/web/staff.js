@@ -297,6 +297,15 @@ async function refreshDevices() {
 }
 
 // GET /api/v1/events/feeds (docs/bookings.md): each What's on feed, and the events it could not read.
+// Why, by the hub's code (server/events/feeds.py PROBLEMS); an unknown code shows the hub's English words.
+const FEED_PROBLEMS = {
+  bad_start: "Its start {value} is not a real date or time.",
+  bad_end: "Its end {value} is not a real date or time.",
+  bad_time: "Its {value} cannot be read.",
+  no_start: "It has no start.",
+  no_date: "It has no title or no date and time.",
+};
+
 async function refreshFeeds() {
   try {
     const response = await fetch("/api/v1/events/feeds", { credentials: "same-origin" });
@@ -314,7 +323,8 @@ async function refreshFeeds() {
       if (f.error) item.append(el("span", { class: "alert" }, f.error));
       for (const p of problems) {
         item.append(el("span", { class: "alert", role: "alert", "data-problem": p.event },
-                       "⚠ " + t("Not shown: {event} – {reason}", { event: p.event, reason: p.reason })));
+                       "⚠ " + t("Not shown: {event} – {reason}", { event: p.event, reason:
+                         FEED_PROBLEMS[p.code] ? t(FEED_PROBLEMS[p.code], { value: p.value }) : p.reason })));
       }
       return item;
     }));
