@@ -30,6 +30,9 @@ TIMEOUT_MS = 10_000
 MESSAGE = "Borgerservice lukker kl. 16 i dag – kom i god tid"
 WORDS = json.loads(STRINGS.read_text(encoding="utf-8"))
 FULL_HALL = {"recent": 5, "queues": 4, "events": 5}  # six calls: the current one and five before it
+# The longest message the hub takes (200 characters): on as many lines as it needs, never cut.
+LONG_MESSAGE = ("Borgerservice lukker kl. 14 i dag på grund af personalemøde. Pas, kørekort og sygesikring: "
+                "kom i morgen fra kl. 10. Biblioteket og selvbetjeningen er åbne som sædvanligt til kl. 22.")[:200]
 
 
 def test_the_floor_in_pixels() -> None:
@@ -67,6 +70,21 @@ def test_web_signage_type_floor_and_a_full_hall_at_four_sizes(browser: Any, repl
             measured = page.evaluate(MEASURE_JS)
             check(measured, (width, height), f"web {name} {lang}")
             assert measured["rows"] == FULL_HALL, f"web {name} {lang}: {measured['rows']}"
+        finally:
+            page.close()
+
+
+@pytest.mark.browser
+def test_web_signage_wraps_a_long_message(browser: Any, replay: Replay) -> None:
+    for topic, payload in sample.retained(busy=True, message=LONG_MESSAGE).items():
+        replay.publish(topic, payload)
+    for width, height in (SIZES["tv"], SIZES["portrait"]):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        try:
+            page.goto(f"{replay.url}/signage/index.html?lang=da&alternate=0")
+            page.wait_for_function("document.querySelectorAll('#events li').length > 0", timeout=TIMEOUT_MS)
+            check(page.evaluate(MEASURE_JS), (width, height), f"web long message {width}x{height}")
+            assert page.inner_text("#message") == LONG_MESSAGE
         finally:
             page.close()
 
@@ -110,7 +128,7 @@ def test_web_signage_says_an_empty_box_in_words_and_takes_turns_in_the_site_lang
 # -- the Kivy window -----------------------------------------------------------------------------------
 
 
-def busy_state(lang_site: list[str] | None = None) -> SignageState:
+def busy_state() -> SignageState:
     state = SignageState(Topics("sonderbro"))
     for suffix, payload in sample.retained(busy=True, message=MESSAGE).items():
         state.apply_payload(suffix, payload)
@@ -142,6 +160,21 @@ class KivyTypeTest(GraphicUnitTest):
                 finally:
                     driver.stop()
                     self.clear_window_and_event_loop()
+
+    def test_kivy_wraps_a_long_message(self) -> None:
+        for size in (SIZES["tv"], SIZES["portrait"]):
+            state = SignageState(Topics("sonderbro"))
+            for suffix, payload in sample.retained(busy=True, message=LONG_MESSAGE).items():
+                state.apply_payload(suffix, payload)
+            state.link_online = True
+            screen, driver = self.draw(size, state, "da")
+            try:
+                check(measure_kivy(screen), size, f"kivy long message {size}")
+                assert screen.ids.message.ids.words.text == LONG_MESSAGE
+                assert screen.ids.message.height > 2 * floor_px(*size)  # more than one line
+            finally:
+                driver.stop()
+                self.clear_window_and_event_loop()
 
     def test_kivy_says_an_empty_box_in_words_and_takes_turns_on_the_kivy_clock(self) -> None:
         state = SignageState(Topics("sonderbro"))
