@@ -426,3 +426,48 @@ def test_staff_page_names_the_event_a_feed_could_not_read(live_broker: Any, brow
             page.close()
     finally:
         server.close()
+
+
+def test_the_kiosk_says_a_tentative_feed_event_is_to_be_confirmed(live_broker: Any, tmp_path: Path) -> None:
+    """A TENTATIVE event of a real HTTP feed, through the real hub, on the real kiosk's What's on."""
+    import tomllib
+
+    from kiosk.app import KioskApp
+    from kiosk.config import KioskConfig
+    from kiosk.driver import Driver
+    from server.config import SAMPLE_SITE
+    from toolkit.hub_in_process import DEMO_STAFF_BLOCK, running_hub
+
+    def walk(widget: Any) -> Iterator[Any]:
+        yield widget
+        for child in widget.children:
+            yield from walk(child)
+
+    body = (FEEDS / "clock_changes.ics").read_bytes().replace(b"20270326T150000", b"20261123T150000") \
+        .replace(b"20270326T180000", b"20261123T180000")  # the Sommerfest on the hub's day (23 November 2026)
+    server = FeedServer(body)
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+    data["hub"]["broker"] = live_broker.url
+    data["hub"]["database"] = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    data["staff"] = DEMO_STAFF_BLOCK
+    data["events"] = {"feeds": [{"name": "arrangementer", "url": server.url, "kind": "ics"}]}
+    driver = None
+    try:
+        with running_hub(parse_config(data, tmp_path / "site.toml")) as hub:
+            assert hub.app.state.feeds.wait_rounds(1, 20)
+            config = KioskConfig(hub=hub.url, token="demo-kiosk1-token-change-me", device="kiosk1", language="da",
+                                 http_timeout=2.0, retries=1, probe_seconds=0.3)
+            driver = Driver(KioskApp(config), (800, 480))
+            driver.wait(lambda: driver.app.screen("home").ids.tiles.children, 15, "service tiles")
+            driver.tap(next(w for w in walk(driver.app.screen("home")) if getattr(w, "text", None) == "Arrangementer"
+                            and hasattr(w, "on_release")))
+            events = driver.app.screen("events")
+            rows = lambda: [v for v in events.ids.events.layout_manager.view_indices if getattr(v, "head", "")]  # noqa: E731
+            driver.wait(lambda: any("Sommerfest" in v.head for v in rows()), 15, "the feed's events")
+            [party] = [v for v in rows() if "Sommerfest" in v.head]
+            assert party.extra == "Gården · Ikke bekræftet"
+            assert all("Ikke bekræftet" not in v.extra for v in rows() if "Sommerfest" not in v.head)
+    finally:
+        if driver is not None:
+            driver.stop()
+        server.close()
