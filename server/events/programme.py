@@ -111,7 +111,8 @@ class Programme:
         body: dict[str, Any] = {"id": event.id, "title": event.title,
                                 "start": event.start.astimezone(self.tz).isoformat(timespec="seconds"),
                                 "end": event.end.astimezone(self.tz).isoformat(timespec="seconds"),
-                                "room": event.room, "state": state, "seats_left": seats_left}
+                                "room": event.room, "state": state, "seats_left": seats_left,
+                                "tentative": event.tentative}
         if detail or signup:
             waiting_left = max(0, event.waiting_list - len(taken.waiting)) if event.seats is not None else None
             body.update({"waiting_list_left": waiting_left,

@@ -74,6 +74,8 @@ class Event:
     waiting_list: int = 0
     url: str | None = None
     description: str | None = None
+    tentative: bool = False  # STATUS:TENTATIVE in a feed: shown as "to be confirmed"
+    uid: str = ""  # a feed event's UID (the same for every occurrence of a series)
 
 
 

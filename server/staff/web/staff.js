@@ -296,6 +296,41 @@ async function refreshDevices() {
   } catch (err) { /* keep the last list */ }
 }
 
+// GET /api/v1/events/feeds (docs/bookings.md): each What's on feed, and the events it could not read.
+// Why, by the hub's code (server/events/feeds.py PROBLEMS); an unknown code shows the hub's English words.
+const FEED_PROBLEMS = {
+  bad_start: "Its start {value} is not a real date or time.",
+  bad_end: "Its end {value} is not a real date or time.",
+  bad_time: "Its {value} cannot be read.",
+  no_start: "It has no start.",
+  no_date: "It has no title or no date and time.",
+};
+
+async function refreshFeeds() {
+  try {
+    const response = await fetch("/api/v1/events/feeds", { credentials: "same-origin" });
+    if (!response.ok) return;
+    const feeds = (await response.json()).feeds || [];
+    $("feeds-card").hidden = !feeds.length;
+    $("feeds-h").textContent = t("Event feeds");
+    $("feeds").replaceChildren(...feeds.map((f) => {
+      const problems = f.problems || [];
+      const bad = !f.ok || problems.length > 0;
+      const item = el("li", { class: bad ? "device bad" : "device", "data-feed": f.name },
+        el("span", { class: bad ? "dot off" : "dot on", "aria-hidden": "true" }), el("strong", {}, f.name), " ",
+        el("span", { class: bad ? "state bad" : "state good" },
+           bad ? t("needs attention") : t("{n} events read", { n: f.events })));
+      if (f.error) item.append(el("span", { class: "alert" }, f.error));
+      for (const p of problems) {
+        item.append(el("span", { class: "alert", role: "alert", "data-problem": p.event },
+                       "⚠ " + t("Not shown: {event} – {reason}", { event: p.event, reason:
+                         FEED_PROBLEMS[p.code] ? t(FEED_PROBLEMS[p.code], { value: p.value }) : p.reason })));
+      }
+      return item;
+    }));
+  } catch (err) { /* keep the last list */ }
+}
+
 async function refreshBookings() {
   const box = $("bookings");
   const day = boot.day || new Date().toISOString().slice(0, 10);
@@ -331,6 +366,8 @@ render();
 connectStream();
 refreshDevices();
 refreshBookings();
+refreshFeeds();
 setInterval(refreshDevices, 10000);
+setInterval(refreshFeeds, 60000);
 setInterval(refreshBookings, 30000);
 setInterval(refreshWaiting, 30000); // the minutes waited grow even when nothing changes
