@@ -47,7 +47,7 @@ def store_schema() -> tuple[str, list[str]]:
 @hookimpl
 def record_writers() -> dict[type, Any]:
     return {records.LocalEventRow: records.write_local_event, records.SignupRow: records.write_signup,
-            records.AttendanceRow: records.write_attendance}
+            records.SignupCancelRow: records.write_signup_cancel, records.AttendanceRow: records.write_attendance}
 
 
 @hookimpl
