@@ -113,7 +113,7 @@ function renderDesk() {
   transfer.replaceChildren(...boot.services
     .filter((s) => !serving || s.id !== serving.service)
     .map((s) => el("option", { value: s.id }, serviceName(s.id))));
-  if (keep) transfer.value = keep;
+  if (keep && [...transfer.options].some((o) => o.value === keep)) transfer.value = keep; // else a blank choice
 }
 
 function renderWaiting() {
