@@ -427,6 +427,9 @@ function bookResult(text, kind, code) {
 
 async function submitBooking() {
   if (!booking.start) { bookResult(t("Choose a time"), "bad"); return; }
+  const submit = $("book-submit");
+  if (submit.disabled) return; // a second click while the first is on its way books nothing twice
+  submit.disabled = true;
   const slots = Number($("book-length").value || 1);
   const when = `${dayLabel(booking.start)} ${clock(booking.start)}`;
   try {
@@ -448,6 +451,8 @@ async function submitBooking() {
     booking.start = null;
   } catch (err) {
     bookResult(err.refusal, "bad");
+  } finally {
+    submit.disabled = false;
   }
   refreshBookings();
   loadSlots();
@@ -533,7 +538,7 @@ function eventItem(e) {
     name.value = signupState.drafts[e.id] || "";
     name.addEventListener("input", () => { signupState.drafts[e.id] = name.value; });
     const add = el("button", { type: "button", class: "small-button", "data-testid": "signup-add" }, t("Sign up a caller"));
-    add.addEventListener("click", () => signUpCaller(e, (signupState.drafts[e.id] || "").trim()));
+    add.addEventListener("click", () => { add.disabled = true; signUpCaller(e, (signupState.drafts[e.id] || "").trim()); });
     item.append(el("div", { class: "signup-add" }, name, add));
   }
   return item;
