@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -182,3 +183,52 @@ def test_two_cancels_at_once_seat_two_different_visitors_and_lose_no_seat(hub_in
     hub.hub.call(lambda engine, now: hub.app.state.programme.load())
     assert [(s["code"], s["status"]) for s in listing(hub, talk)] == [
         (c, "seated") for c in sorted(waiting[1:], key=lambda c: rows(hub, talk)[c][0])]
+
+
+def test_a_name_written_with_a_sign_up_is_forgotten_a_day_after_the_event(tmp_path: Any,
+                                                                          monkeypatch: Any) -> None:
+    """The real hub's tick (its timer sped up), a clock the test moves: the name is there until the day after
+    the event, then NULL in the file and gone from the staff list; the sign-up itself stays."""
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from fastapi.testclient import TestClient
+
+    import server.hub
+    from server.api import create_app
+    from server.config import load_config
+    from server.hub import Hub
+    from server.store import SQLiteStore
+
+    monkeypatch.setattr(server.hub, "TICK_SECONDS", 0.05)
+    tz = ZoneInfo("Europe/Copenhagen")
+    now = [datetime(2026, 11, 23, 10, 0, tzinfo=tz)]
+    config = load_config(Path(__file__).parent / "sites" / "always_open.toml")
+    db_path = tmp_path / "hub.sqlite3"
+    hub = Hub(config, SQLiteStore(db_path, config.site_id), clock=lambda: now[0]).start()
+    app = create_app(hub, plugins=("server.events",))
+
+    def names() -> list[tuple]:
+        with sqlite3.connect(db_path) as db:
+            return db.execute("SELECT name FROM event_signups ORDER BY created_at").fetchall()
+
+    try:
+        with TestClient(app) as client:
+            made = client.post("/api/v1/events", headers=STAFF, json={
+                "title": "Sprogcafé", "start": "2026-11-23T17:00:00+01:00", "end": "2026-11-23T18:00:00+01:00",
+                "seats": 5}).json()
+            signed = client.post(f"/api/v1/events/{made['id']}/signups", json={"name": "Dorte Dahl"},
+                                 headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex})
+            assert signed.status_code == 201, signed.text
+            now[0] = datetime(2026, 11, 24, 17, 30, tzinfo=tz)  # the event ended 23.5 hours ago: still kept
+            time.sleep(0.5)  # ten ticks
+            assert names() == [("Dorte Dahl",)]
+            now[0] = datetime(2026, 11, 24, 18, 1, tzinfo=tz)  # a day after it ended
+            hub.submit(lambda engine, n: None).result(5)
+            wait_until(lambda: names() == [(None,)], "the name forgotten by the tick job", timeout=20)
+            listed = client.get(f"/api/v1/events/{made['id']}/signups", headers=STAFF).json()["signups"]
+            assert [(s["code"], s["name"]) for s in listed] == [(signed.json()["code"], None)]
+    finally:
+        app.state.feeds.stop()
+        hub.stop()

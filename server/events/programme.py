@@ -24,6 +24,7 @@ from server.events.records import (
     SOLD_OUT,
     AttendanceRow,
     Event,
+    ForgetSignupNames,
     LocalEventRow,
     Signup,
     SignupCancelRow,
@@ -32,6 +33,9 @@ from server.events.records import (
 from server.events.settings import EventSettings
 from server.store import SQLiteStore
 from vuoro import payloads, refusals
+
+NAMES_KEPT = timedelta(days=1)  # a name written with a sign-up is kept this long after the event ends
+UNKNOWN_EVENT_KEPT = timedelta(days=62)  # ... or after the sign-up, when its event left the programme
 
 
 @dataclass
@@ -264,6 +268,23 @@ class Programme:
         answer = {"cancelled": self.signup_json(signup), "moved_up": self.signup_json(moved) if moved else None,
                   "event": self.event_json(event, detail=True) if event else None}
         return (Outcome(records=[SignupCancelRow(signup.id, moved.id if moved else None, signup.seat)]), answer)
+
+    def forget_names(self, engine: QueueEngine, now: datetime) -> Outcome:
+        """A name staff wrote with a sign-up is needed until the event: it is forgotten a day after the event
+        ended (or, for an event no longer in any programme, ``NAMES_KEPT`` after the sign-up was made)."""
+        self.sync(engine)
+        ids: list[str] = []
+        for event_id, entry in self.signups.items():
+            named = [p for p in entry.people.values() if p.name]
+            if not named:
+                continue
+            event = self.find(event_id)
+            for person in named:
+                over = event.end + NAMES_KEPT if event is not None else (person.created_at or now) + UNKNOWN_EVENT_KEPT
+                if now >= over:
+                    entry.add(replace(person, name=None))
+                    ids.append(person.id)
+        return Outcome(records=[ForgetSignupNames(tuple(ids))]) if ids else Outcome()
 
     def signups_of(self, engine: QueueEngine, event_id: str) -> dict[str, Any]:
         """An event's sign-ups for staff: seated first (by seat), then the waiting list in its order."""

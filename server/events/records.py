@@ -114,6 +114,13 @@ class SignupCancelRow:
 
 
 @dataclass(frozen=True)
+class ForgetSignupNames:
+    """Names staff wrote with sign-ups whose event is over: set to NULL (``Programme.forget_names``)."""
+
+    signup_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AttendanceRow:
     """A visitor checked in at the kiosk for the event they signed up for."""
 
@@ -161,6 +168,10 @@ def write_signup_cancel(db: sqlite3.Connection, record: SignupCancelRow) -> None
                            (record.seat, record.moved_id))
         if moved.rowcount != 1:  # memory and disk disagree: fail the batch, the hub reloads from the store
             raise sqlite3.IntegrityError(f"sign-up {record.moved_id} could not move up to seat {record.seat}")
+
+
+def write_forget_names(db: sqlite3.Connection, record: ForgetSignupNames) -> None:
+    db.executemany("UPDATE event_signups SET name = NULL WHERE id = ?", [(i,) for i in record.signup_ids])
 
 
 def write_attendance(db: sqlite3.Connection, record: AttendanceRow) -> None:
