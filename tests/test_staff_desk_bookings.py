@@ -135,6 +135,23 @@ def test_a_phone_booking_from_the_page_then_moved_and_cancelled(hub_in_process: 
         expect(page.locator("[data-testid=book-result]")).to_have_text("Tiden er aflyst")
         expect(page.locator("[data-testid=bookings]")).to_contain_text("Ingen tidsbestillinger i dag")
         assert staff_bookings(hub) == []
+
+        # A caller for tomorrow: booked, and the list goes to that day to show it; back with "I dag" or ‹.
+        page.locator("[data-testid=book-days] [data-day='2026-11-24']").click()
+        page.locator("[data-testid=book-slots] [data-start='2026-11-24T10:00+01:00']").click()
+        page.fill("[data-testid=book-name]", "Bo Berg")
+        page.click("[data-testid=book-submit]")
+        expect(page.locator("#bookings-h")).to_have_text("Tidsbestillinger tirs. 24.11")
+        expect(page.locator("[data-testid=bookings] .booking-main")).to_have_text(
+            ["10:00 Book en bibliotekar ikke tjekket ind"])
+        expect(page.locator("[data-testid=bookings] [data-testid=booking-who]")).to_contain_text("Bo Berg")
+        page.click("[data-testid=bookings-prev]")
+        expect(page.locator("#bookings-h")).to_have_text("Dagens tidsbestillinger")
+        expect(page.locator("[data-testid=bookings]")).to_contain_text("Ingen tidsbestillinger i dag")
+        page.click("[data-testid=bookings-next]")
+        expect(page.locator("[data-testid=bookings]")).to_contain_text("Bo Berg")
+        page.click("[data-testid=bookings-today]")
+        expect(page.locator("#bookings-h")).to_have_text("Dagens tidsbestillinger")
         assert not page.errors, page.errors
     finally:
         everything.close()

@@ -129,6 +129,11 @@ MSGIDS: tuple[str, ...] = (
     "Signed up: {code}, seat {n}.",
     "On the waiting list: {code}, no. {n}.",
     "{n} free",
+    "Previous day",
+    "Next day",
+    "Today",
+    "Bookings {day}",
+    "No bookings this day",
 )
 
 

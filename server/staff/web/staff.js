@@ -268,10 +268,39 @@ const clock = (iso) => (iso || "").slice(11, 16);
 
 // -- today's bookings: who, and move / cancel -------------------------------------------------
 
+// The list shows one day: today, or another a caller asks about (‹ › or the date field).
+const today = () => boot.day || new Date().toISOString().slice(0, 10);
+let bookingsDay = null;
+
+function showBookingsDay(day) {
+  bookingsDay = day && day !== today() ? day : null;
+  refreshBookings();
+}
+
+function shiftDay(iso, days) {
+  const [y, m, d] = iso.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + days, 12)).toISOString().slice(0, 10);
+}
+
+function fillBookingsDay() {
+  $("bookings-prev").setAttribute("aria-label", t("Previous day"));
+  $("bookings-next").setAttribute("aria-label", t("Next day"));
+  $("bookings-day").setAttribute("aria-label", t("Day"));
+  $("bookings-today").textContent = t("Today");
+  $("bookings-prev").addEventListener("click", () => showBookingsDay(shiftDay(bookingsDay || today(), -1)));
+  $("bookings-next").addEventListener("click", () => showBookingsDay(shiftDay(bookingsDay || today(), 1)));
+  $("bookings-today").addEventListener("click", () => showBookingsDay(null));
+  $("bookings-day").addEventListener("change", () => showBookingsDay($("bookings-day").value || null));
+}
+
 async function refreshBookings() {
   const box = $("bookings");
-  const day = boot.day || new Date().toISOString().slice(0, 10);
-  const none = () => box.replaceChildren(el("p", { class: "muted" }, t("No bookings today")));
+  const day = bookingsDay || today();
+  $("bookings-h").textContent = bookingsDay ? t("Bookings {day}", { day: dayLabel(day) }) : t("Today's bookings");
+  $("bookings-day").value = day;
+  $("bookings-today").hidden = !bookingsDay;
+  const none = () => box.replaceChildren(el("p", { class: "muted" },
+                                            bookingsDay ? t("No bookings this day") : t("No bookings today")));
   try {
     const response = await fetch(`/api/v1/bookings?day=${encodeURIComponent(day)}`, { credentials: "same-origin" });
     if (!response.ok) { none(); return; }
@@ -438,6 +467,7 @@ async function submitBooking() {
                                { start: booking.start, slots });
       stopMoving();
       bookResult(t("Moved to {time}.", { time: when }), "good", moved.code_display);
+      bookingsDay = moved.day !== today() ? moved.day : null; // the list shows where it went
     } else {
       const body = { service: $("book-service").value, start: booking.start, slots };
       for (const field of ["name", "phone", "note"]) {
@@ -447,6 +477,7 @@ async function submitBooking() {
       const made = await send("POST", "/api/v1/bookings", body);
       for (const field of ["name", "phone", "note"]) $(`book-${field}`).value = "";
       bookResult(t("Booked {time}. Code:", { time: when }), "good", made.code_display);
+      bookingsDay = made.day !== today() ? made.day : null; // the list shows the new booking
     }
     booking.start = null;
   } catch (err) {
@@ -660,6 +691,7 @@ async function refreshDevices() {
 
 fillWords();
 fillBookingWords();
+fillBookingsDay();
 render();
 connectStream();
 refreshDevices();
