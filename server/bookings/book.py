@@ -288,6 +288,16 @@ class BookingBook:
         self._remember(booking)
         return Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
 
+    def made_with(self, key: str) -> Booking | None:
+        """The booking made with this Idempotency-Key (``<caller>:<key>``), if any: a retried request's."""
+        booking_id = self.by_idem.get(key)
+        if booking_id is not None:
+            return self.bookings[booking_id]
+        found = records.find(self.store, "site = ? AND idem_key = ?", self.site, key)
+        if found is not None:
+            self._remember(found)
+        return found
+
     def book_self(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime | None, slots: int,
                   language: str, key: str) -> tuple[Outcome, dict[str, Any]]:
         """The kiosk's "book a time": a slot later, or here-and-now (booked and checked in at once)."""

@@ -25,7 +25,7 @@ from server.auth import Principal, current_principal, require
 from server.bookings.book import BookingBook
 from server.bookings.imports import parse_csv, parse_ics_bookings
 from server.code_guard import CodeGuard
-from server.engine import QueueEngine
+from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
 from server.guard import set_body_limit
 from server.hub import Hub
@@ -70,19 +70,26 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
     # -- bookings -----------------------------------------------------------------------------
 
     @app.post("/api/v1/bookings", status_code=201, tags=["bookings"])
-    async def create_booking(body: BookingRequest,
-                             who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        """A booking made by staff (the contact centre books by phone). The answer carries the code."""
+    async def create_booking(body: BookingRequest, who: Annotated[Principal, Depends(require("staff"))],
+                             idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        """A booking made by staff (the contact centre books by phone). The answer carries the code. With an
+        ``Idempotency-Key`` (the staff page sends one) a retried request answers the first booking (200)."""
+        key = retry_key(who, idempotency_key, "books twice") if idempotency_key is not None else None
 
-        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
+        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any], bool]:
+            book.sync(engine, now)
+            earlier = book.made_with(key) if key else None
+            if earlier is not None:
+                return Outcome(replay=True), book.booking_json(engine, earlier, staff=True), True
             outcome = book.create(engine, now, service=body.service, start=site_time(config, body.start),
                                   slots=body.slots, origin="staff", force=body.force, name=body.name,
-                                  phone=body.phone, note=body.note, language=language_of(config, body.language))
+                                  phone=body.phone, note=body.note, language=language_of(config, body.language),
+                                  idem_key=key)
             booking = outcome.records[0].booking
-            return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True)
+            return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True), False
 
-        _, answer = await run(hub, command)
-        return answer
+        _, answer, replay = await run(hub, command)
+        return JSONResponse(answer, status_code=200 if replay else 201)
 
     @app.get("/api/v1/bookings", tags=["bookings"])
     async def list_bookings(who: Annotated[Principal | None, Depends(current_principal)],

@@ -474,7 +474,7 @@ async function submitBooking() {
         const value = $(`book-${field}`).value.trim();
         if (value) body[field] = value;
       }
-      const made = await send("POST", "/api/v1/bookings", body);
+      const made = await send("POST", "/api/v1/bookings", body, { "Idempotency-Key": requestId() });
       for (const field of ["name", "phone", "note"]) $(`book-${field}`).value = "";
       bookResult(t("Booked {time}. Code:", { time: when }), "good", made.code_display);
       bookingsDay = made.day !== today() ? made.day : null; // the list shows the new booking
