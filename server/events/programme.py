@@ -233,7 +233,7 @@ class Programme:
                            event=self.event_json(event))
         code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
-        name = " ".join(name.split()) or None if name else None
+        name = (" ".join(name.split()) or None) if name else None  # spaces tidied; blank is no name
         record = SignupRow(uuid.uuid4().hex, self.site, event.id, code, seat, place, language, key, now, name)
         taken.add(Signup(record.id, event.id, code, seat, place, None, name, now))
         self.by_code[code] = event.id
@@ -271,7 +271,7 @@ class Programme:
 
     def forget_names(self, engine: QueueEngine, now: datetime) -> Outcome:
         """A name staff wrote with a sign-up is needed until the event: it is forgotten a day after the event
-        ended (or, for an event no longer in any programme, ``NAMES_KEPT`` after the sign-up was made)."""
+        ended (``NAMES_KEPT``), or ``UNKNOWN_EVENT_KEPT`` after the sign-up for an event no longer in any programme."""
         self.sync(engine)
         ids: list[str] = []
         for event_id, entry in self.signups.items():
