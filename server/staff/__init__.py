@@ -161,6 +161,14 @@ def install(app: FastAPI, hub: Hub) -> None:
     def current(request: Request) -> Session | None:
         return sessions.get(request.cookies.get(SESSION_COOKIE))
 
+    def bookable() -> list[dict[str, Any]]:
+        """The services staff can book a caller into (the bookings plugin's, when it is installed)."""
+        book = getattr(app.state, "bookings", None)
+        if book is None:
+            return []
+        return [{"id": sid, "slot_min": r.slot_min, "max_slots": r.max_slots, "days_ahead": r.days_ahead}
+                for sid, r in book.settings.services.items() if sid in config.services]
+
     def need_session(request: Request) -> Session:
         session = current(request)
         if session is None:
@@ -187,6 +195,7 @@ def install(app: FastAPI, hub: Hub) -> None:
             "site": config.name, "day": site.get("hours", {}).get("day"),
             "services": [{"id": s.id, "letter": s.letter, "names": dict(s.names)} for s in config.services.values()],
             "counters": [{"id": c.id, "name": c.name, "services": list(c.services)} for c in config.counters.values()],
+            "bookable": bookable(),
         }
         # JSON inside <script type="application/json">: never executed (CSP allows no inline
         # script); "<" is escaped so no value can close the element.
