@@ -131,7 +131,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     def remember_language(request: Request, response: Response, lang: str) -> None:
         if request.query_params.get("lang") == lang:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="strict",
-                                secure=secure(request), path="/staff")
+                                secure=secure(request), path="/")  # the stats and start pages follow it
 
     def lang_links(current: str) -> str:
         marked = ' aria-current="true"'
