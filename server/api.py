@@ -344,7 +344,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     if WEB_SIGNAGE_DIR.is_dir():
         app.mount("/signage", StaticFiles(directory=WEB_SIGNAGE_DIR, html=True), name="signage")
 
-    add_front_pages(app, config, openapi_url="/api/v1/openapi.json", signage=WEB_SIGNAGE_DIR.is_dir())
+    add_front_pages(app, config, openapi_url="/api/v1/openapi.json")
 
     return app
 

@@ -46,8 +46,9 @@ def swagger_dir() -> Path:
     return Path(str(swagger_ui_path))
 
 
-def add_front_pages(app: FastAPI, config: SiteConfig, *, openapi_url: str, signage: bool) -> None:
-    """``/``, ``/favicon.ico``, ``/api/v1/docs`` and its files. The app is made with ``docs_url=None``."""
+def add_front_pages(app: FastAPI, config: SiteConfig, *, openapi_url: str) -> None:
+    """``/``, ``/favicon.ico``, ``/api/v1/docs`` and its files (the app is made with ``docs_url=None``); the
+    start page lists the pages this app serves: add this after the plugins and the signage files."""
     start = Template((WEB_DIR / "start.html").read_text(encoding="utf-8"))
     docs = Template((WEB_DIR / "api-docs.html").read_text(encoding="utf-8")).substitute(
         title=html.escape(f"{app.title} – API"), heading=html.escape(f"{app.title} {app.version}: HTTP API"),
@@ -56,6 +57,8 @@ def add_front_pages(app: FastAPI, config: SiteConfig, *, openapi_url: str, signa
     files |= {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in WEB_DIR.iterdir()
               if p.suffix in (".css", ".js")}
     favicon = (WEB_DIR / "favicon.ico").read_bytes()
+    served = {getattr(route, "path", "") for route in app.routes} | {DOCS_URL}  # plugins installed before this
+    pages = [page for page in PAGES if page[0] in served or page[0].rstrip("/") in served]
 
     @app.get("/", include_in_schema=False)
     async def start_page(request: Request) -> Response:
@@ -63,7 +66,7 @@ def add_front_pages(app: FastAPI, config: SiteConfig, *, openapi_url: str, signa
         words = strings(lang, START_MSGIDS)
         items = "\n".join(
             f'  <li><a href="{href}">{html.escape(words[title])}</a><p>{html.escape(words[what])}</p></li>'
-            for href, title, what in PAGES if signage or href != "/signage/")
+            for href, title, what in pages)
         current = ' aria-current="true"'
         links = " ".join(
             f'<a href="?lang={code}" lang="{code}"{current if code == lang else ""}>{html.escape(name)}</a>'

@@ -108,6 +108,10 @@ def test_every_page_has_no_axe_violations(hub_in_process: RunningHub, browser: A
     docs.goto(url + "/api/v1/docs")
     expect(docs.locator(".opblock").first).to_be_visible()
     check(docs, "api-docs")
+    docs.locator("#operations-tickets-issue_api_v1_tickets_post .opblock-summary-control").click()
+    docs.locator(".try-out__btn").click()  # an operation opened and being tried: its fields and buttons too
+    expect(docs.locator("textarea.body-param__text")).to_be_visible()
+    check(docs, "api-docs-try-it-out")
 
     for c in (context, tablet, visitor):
         c.close()

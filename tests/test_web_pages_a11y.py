@@ -6,6 +6,7 @@ is not set up; /stats/ in the staff page's languages; the start page, the favico
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -163,6 +164,27 @@ def test_the_feedback_tablet_says_at_once_that_it_is_not_set_up(hub_in_process: 
     expect(page.locator("#not-set-up")).to_be_hidden()
     page.locator("#faces button").nth(4).click()
     expect(page.locator("#thanks-text")).to_have_text("Thank you for your feedback!")
+
+
+def test_the_start_page_lists_only_the_pages_this_hub_serves(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.api import create_app
+    from server.config import load_config
+    from server.hub import Hub
+    from server.store import SQLiteStore
+
+    config = load_config(Path(__file__).parent / "sites" / "always_open.toml")
+    hub = Hub(config, SQLiteStore(tmp_path / "hub.sqlite3", config.site_id)).start()
+    try:
+        with TestClient(create_app(hub, plugins=("server.stats",))) as client:
+            page = client.get("/?lang=en")
+            assert page.status_code == 200 and '<html lang="en">' in page.text
+            assert 'href="/stats/"' in page.text and 'href="/api/v1/docs"' in page.text
+            assert 'href="/staff/"' not in page.text and 'href="/feedback/"' not in page.text  # not installed
+            assert page.cookies.get("vuoro_staff_lang") == "en"
+    finally:
+        hub.stop()
 
 
 @pytest.mark.browser

@@ -12,3 +12,9 @@ window.ui = SwaggerUIBundle({
   presets: [SwaggerUIBundle.presets.apis],
   plugins: [NoInfo],
 });
+// Swagger UI's request-body box has no label (WCAG 1.3.1, 4.1.2): name each one as it appears.
+new MutationObserver(() => {
+  for (const box of document.querySelectorAll("textarea.body-param__text:not([aria-label])")) {
+    box.setAttribute("aria-label", "Request body (JSON)");
+  }
+}).observe(document.getElementById("swagger-ui"), { childList: true, subtree: true });
