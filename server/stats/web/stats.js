@@ -245,7 +245,7 @@ function levelChart(body) {
   const box = document.querySelector("#chart-level .chart");
   const groups = body.report.service.filter((g) => g.service_level !== null);
   if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, t("No service level yet in this period."))); return; }
-  const W = 640, rowH = 34, M = { top: 10, right: 70, bottom: 26, left: 170 };
+  const W = 640, rowH = 34, M = { top: 10, right: 70, bottom: 26, left: 240 }  // room for a Danish or Finnish service name;
   const H = M.top + M.bottom + rowH * groups.length;
   const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
   const plotW = W - M.left - M.right;
