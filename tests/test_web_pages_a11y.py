@@ -44,6 +44,19 @@ def rgb(css: str) -> tuple[float, ...]:
     return tuple(float(v) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
 
 
+@pytest.mark.browser
+def test_the_axe_check_finds_what_it_should(browser: Any) -> None:
+    """The helper the page tests stand on can fail: a page without lang, h1 or alt text breaks those rules."""
+    from toolkit.accessibility import axe_violations
+
+    page = browser.new_page()
+    page.set_content('<html><head><title>x</title></head><body><main><img src="data:,"></main></body></html>')
+    assert {"html-has-lang", "image-alt", "page-has-heading-one"} <= {v["id"] for v in axe_violations(page)}
+    page.set_content('<html lang="en"><head><title>x</title></head><body><main><h1>Fine</h1></main></body></html>')
+    assert axe_violations(page) == []
+    page.close()
+
+
 def test_every_word_of_the_stats_and_start_pages_is_a_msgid_translated_in_every_language() -> None:
     assert page_msgids(STATS_WEB) - set(STATS_MSGIDS) == set(), "add the page's new words to STATS_MSGIDS"
     for lang in ("da", "sv", "fi", "nl"):
