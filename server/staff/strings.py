@@ -9,12 +9,6 @@ from vuoro.i18n import LANGUAGES, NATIVE_NAMES, translator
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANG_COOKIE = "vuoro_staff_lang"  # one language choice for the hub's own pages: staff, statistics, start page
 
-# The staff page's keyboard help (WCAG 2.1.4: single-letter keys can be turned off; Alt+Shift+letter always works)
-KEYBOARD_MSGIDS: tuple[str, ...] = (
-    "Skip to Call next",
-    "Letter keys without Alt+Shift",
-)
-
 # The hub's start page (``/``, server/front_pages.py): where each page is, for the IT person and staff.
 START_MSGIDS: tuple[str, ...] = (
     "Vuoro at {site}",
@@ -95,6 +89,8 @@ MSGIDS: tuple[str, ...] = (
     "Your session has ended. Log in again.",
     "Something went wrong. Try again.",
     "Keys: N next · R again · F finish · X no-show · P pause/open",
+    "Letter keys without Alt+Shift",  # WCAG 2.1.4: the single letters can be turned off; Alt+Shift+letter works
+    "Skip to Call next",
     "Logged in as {user}",
     "Language",
     "since {time}",
@@ -108,7 +104,7 @@ MSGIDS: tuple[str, ...] = (
 def strings(language: str, msgids: tuple[str, ...] | None = None) -> dict[str, str]:
     """msgid → text in ``language`` (English where a catalog lacks a string); the staff page's, or ``msgids``."""
     _ = translator(LOCALE_DIR, language if language in LANGUAGES else "en")
-    return {msgid: _(msgid) for msgid in (MSGIDS + KEYBOARD_MSGIDS if msgids is None else msgids)}
+    return {msgid: _(msgid) for msgid in (MSGIDS if msgids is None else msgids)}
 
 
 def chosen_language(query_lang: str | None, cookie_lang: str | None, languages: tuple[str, ...]) -> str:
