@@ -98,6 +98,8 @@ def test_staff_keys_need_alt_shift_once_single_letters_are_off_and_the_choice_is
     url = hub_in_process.url
     hub_in_process.issue("kvik", 3)
     page = browser.new_context(viewport=DESKTOP).new_page()
+    page.goto(url + "/staff/login?lang=fi")  # the login's language links are named in the page's language
+    assert page.locator("nav.languages").get_attribute("aria-label") == "Kieli"
     log_in(page, url, "en")
     page.select_option("[data-testid=desk]", "kvik1")
     assert page.locator("h1").count() == 1
