@@ -366,7 +366,50 @@
       final.hidden = !(info.status === "done" || info.status === "no_show");
       final.textContent = info.status === "done" ? t("You have been served. Thank you!")
         : info.status === "no_show" ? t("Your turn has passed. Please ask at the desk.") : "";
-      document.title = info.ticket + " · Vuoro";
+      var calledNow = info.status === "called" ? called.textContent : "";
+      document.title = calledNow ? "▶ " + info.ticket + " · " + calledNow : info.ticket + " · Vuoro";
+      if (calledNow && calledNow !== said) alertVisitor(calledNow, said !== null);
+      said = calledNow;
+    }
+    // A call is said to screen readers (a live region: WCAG 4.1.3), in the title (another tab shows it),
+    // and, where the browser lets a page, with a vibration and a chime. Not on first load if it was old.
+    var said = null, audio = null;
+    function alertVisitor(text, fresh) {
+      var region = $("announce");
+      region.textContent = "";  // the same words again (a recall) are only read if the region changes
+      setTimeout(function () { region.textContent = info.ticket + ": " + text; }, 100);
+      if (!fresh) return;
+      if (navigator.vibrate) navigator.vibrate([400, 200, 400]);
+      try {
+        if (audio && audio.state === "running") chime(audio);
+      } catch (err) { console.warn("no sound", err); }
+    }
+    function chime(ctx) {
+      [0, 0.35].forEach(function (at, i) {
+        var osc = ctx.createOscillator(), gain = ctx.createGain();
+        osc.frequency.value = i ? 660 : 880;
+        gain.gain.setValueAtTime(0.0001, ctx.currentTime + at);
+        gain.gain.exponentialRampToValueAtTime(0.3, ctx.currentTime + at + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + at + 0.3);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(ctx.currentTime + at);
+        osc.stop(ctx.currentTime + at + 0.32);
+      });
+    }
+    // Browsers allow sound only after the visitor touched the page once: be ready from that touch on.
+    function unlockSound() {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      audio = audio || new Ctx();
+      if (audio.state !== "running") audio.resume();
+    }
+    document.addEventListener("pointerdown", unlockSound);
+    document.addEventListener("keydown", unlockSound);
+    // The ticket's language (chosen at the kiosk), unless the address asks for one.
+    function followTicketLanguage() {
+      if (!info || info.error || params.get("lang") || LANGS.indexOf(info.language) < 0) return;
+      lang = info.language;
+      document.documentElement.lang = lang;
     }
     function refresh() {
       // One request at a time; events during a request ask for one more after it.
@@ -378,7 +421,7 @@
           if (!r.ok) throw new Error("HTTP " + r.status);
           return r.json();
         })
-        .then(function (json) { info = json; show(); })
+        .then(function (json) { info = json; followTicketLanguage(); show(); })
         .catch(function (err) { console.warn("track failed", err); })
         .then(function () { fetching = false; if (again) { again = false; refresh(); } });
     }
@@ -394,6 +437,7 @@
             // Say it at once; the refetch confirms the rest.
             info.status = "called";
             info.counter_name = call.counter_name || call.counter;
+            if (said !== null) said = "";  // a call again (recall) is said again
             show();
           }
           refresh();

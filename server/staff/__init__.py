@@ -131,7 +131,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     def remember_language(request: Request, response: Response, lang: str) -> None:
         if request.query_params.get("lang") == lang:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="strict",
-                                secure=secure(request), path="/staff")
+                                secure=secure(request), path="/")  # the stats and start pages follow it
 
     def lang_links(current: str) -> str:
         marked = ' aria-current="true"'
@@ -150,7 +150,7 @@ def install(app: FastAPI, hub: Hub) -> None:
             heading=html.escape(words["Log in"]), user_label=html.escape(words["User name"]),
             password_label=html.escape(words["Password"]), button=html.escape(words["Log in"]),
             error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
-            csrf=token, user=html.escape(user), languages=lang_links(lang),
+            csrf=token, user=html.escape(user), languages=lang_links(lang), language=html.escape(words["Language"]),
         )
         response = Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=_headers())
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",

@@ -61,10 +61,8 @@ function fillWords() {
   $("devices-h").textContent = t("Devices");
   $("shortcuts").textContent = t("Keys: N next · R again · F finish · X no-show · P pause/open");
   setLabel("act-pause", t("Pause desk"));
-  for (const button of document.querySelectorAll("[data-key]")) {
-    button.setAttribute("aria-keyshortcuts", button.dataset.key);
-    button.append(el("kbd", {}, button.dataset.key));
-  }
+  for (const button of document.querySelectorAll("[data-key]")) button.append(el("kbd", {}, button.dataset.key));
+  fillKeyWords();
   const langs = $("languages");
   for (const [code, name] of Object.entries(boot.languages)) {
     const a = el("a", { href: `?lang=${code}`, lang: code }, name);
@@ -216,11 +214,39 @@ document.addEventListener("click", (event) => {
   if (button && !button.disabled) act(button.dataset.action);
 });
 
+// -- keyboard (WCAG 2.1.4): Alt+Shift+letter always; the letter alone unless turned off here (remembered) --
+
+const SINGLE_KEYS = "vuoro.staff.singleKeys";
+function singleKeys() { return localStorage.getItem(SINGLE_KEYS) !== "off"; }
+
+function fillKeyWords() {
+  $("skip").textContent = t("Skip to Call next");
+  $("skip").addEventListener("click", (event) => {  // the button itself, or the desk choice while it is disabled
+    event.preventDefault();
+    ($("act-next").disabled ? $("desk") : $("act-next")).focus();
+  });
+  $("single-keys-label").textContent = t("Letter keys without Alt+Shift");
+  const box = $("single-keys");
+  box.checked = singleKeys();
+  box.addEventListener("change", () => { localStorage.setItem(SINGLE_KEYS, box.checked ? "on" : "off"); keyHints(); });
+  keyHints();
+}
+
+function keyHints() {
+  for (const button of document.querySelectorAll("[data-key]")) {
+    const key = button.dataset.key;
+    button.setAttribute("aria-keyshortcuts", singleKeys() ? `${key} Alt+Shift+${key}` : `Alt+Shift+${key}`);
+  }
+}
+
 document.addEventListener("keydown", (event) => {
-  if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+  const withModifier = event.altKey && event.shiftKey && !event.ctrlKey && !event.metaKey;
+  if (event.repeat || !(withModifier || (singleKeys() && !event.ctrlKey && !event.metaKey && !event.altKey))) return;
   const tag = (event.target.tagName || "").toLowerCase();
   if (tag === "input" || tag === "textarea" || tag === "select") return;
-  const button = document.querySelector(`button[data-key="${event.key.toUpperCase()}"]`);
+  // with Alt+Shift, event.key is whatever the layout makes of it (Å, Ï…): read the key itself
+  const letter = withModifier && event.code.startsWith("Key") ? event.code.slice(3) : event.key.toUpperCase();
+  const button = document.querySelector(`button[data-key="${letter}"]`);
   if (button && !button.disabled) {
     event.preventDefault();
     button.classList.add("pressed");
