@@ -23,6 +23,7 @@ older than ``[bookings] retention_days`` (a tick job).
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -43,7 +44,7 @@ from server.bookings.records import (
     OldNoShows,
     PurgePersonalData,
 )
-from server.bookings.settings import BookingSettings, ServiceBooking
+from server.bookings.settings import BookingSettings, OnlineBooking, ServiceBooking
 from server.bookings.slots import SlotPlaces
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
@@ -52,6 +53,16 @@ from server.store import SQLiteStore
 from vuoro import refusals
 
 PURGE_EVERY = timedelta(minutes=10)
+PHONE = re.compile(r"\+?[0-9][0-9 ()./-]{5,24}")
+EMAIL = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]{1,190}\.[^@\s<>\".]{2,}")
+ACTIVE = (BOOKED, CHECKED_IN)
+
+
+def same_contact(value: str | None) -> str:
+    """A phone number or an e-mail address as compared for the per-day limit: digits only, or lower case."""
+    if not value:
+        return ""
+    return value.strip().lower() if "@" in value else re.sub(r"\D", "", value)[-8:]
 
 
 # -- the book --------------------------------------------------------------------------------
@@ -521,6 +532,189 @@ class BookingBook:
             report["updated"] += 1
         return outcome, report
 
+    # -- the public booking page (server/bookings/public.py): citizens book, move and cancel themselves ---------
+
+    def online_rules(self, service: str) -> tuple[ServiceBooking, OnlineBooking]:
+        if service not in self.config.services:
+            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
+        rules = self.rules(service)
+        if rules.online is None:
+            raise ApiError(409, refusals.NOT_ONLINE, "This service is not booked online. Ask at the desk or call us.",
+                           field="service")
+        return rules, rules.online
+
+    def online_services(self) -> list[str]:
+        """The services citizens may book on the public page, in the site config's order."""
+        return [sid for sid in self.config.services if self.rules(sid).online is not None]
+
+    def online_window(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> tuple[datetime, datetime]:
+        """[first, last): the times a citizen may book online now. ``until_min`` before a time online booking
+        closes; the last of the ``days_ahead`` days opens at ``opens_at`` (the morning release)."""
+        online = rules.online or OnlineBooking()
+        local = engine.local(now)
+        ahead = rules.days_ahead - (1 if local.time() >= online.opens_at else 2)
+        last_day = local.date() + timedelta(days=max(ahead, -1))
+        return (now + timedelta(minutes=online.until_min),
+                datetime.combine(last_day + timedelta(days=1), time.min, self.config.timezone))
+
+    def online_free(self, rules: ServiceBooking, slot: datetime, booking_id: str | None = None) -> int:
+        """Places of a slot a citizen may take online: the slot's places less the walk-in reserve and those taken
+        (by anyone but ``booking_id``: a booking being moved keeps its own place)."""
+        reserve = rules.online.reserve if rules.online else 0
+        taken = [b for b in self.places.taken(rules.service, slot).values() if b != booking_id]
+        capacity = self.places.capacity(rules, slot)
+        return 0 if capacity <= 0 else capacity - reserve - len(taken)
+
+    def online_slots(self, engine: QueueEngine, now: datetime, service: str, day: date | None) -> dict[str, Any]:
+        """The days a citizen may book now, and the free times of one of them (the first with a free time when
+        ``day`` is None). A double time is offered where the next slot is free too."""
+        self.sync(engine, now)
+        rules, online = self.online_rules(service)
+        first, last = self.online_window(engine, now, rules)
+        tz = self.config.timezone
+        days = []
+        cursor = max(engine.local(now).date(), first.astimezone(tz).date())
+        while datetime.combine(cursor, time.min, tz) < last:
+            days.append(cursor)
+            cursor += timedelta(days=1)
+        by_day: dict[str, list[dict[str, Any]]] = {}
+        for d in ([day] if day in days else []) if day is not None else days:
+            start = datetime.combine(d, time.min, tz)
+            end = datetime.combine(d + timedelta(days=1), time.min, tz)
+            grid = [s for s in self.places.grid(rules, start, end) if s >= first]
+            free = {s: self.online_free(rules, s) for s in grid}
+            times = []
+            for i, slot in enumerate(grid):
+                if free[slot] <= 0:
+                    continue
+                nxt = grid[i + 1] if i + 1 < len(grid) else None
+                times.append({"start": slot.isoformat(timespec="minutes"),
+                              "end": (slot.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz).isoformat(
+                                  timespec="minutes"),
+                              "free": free[slot],
+                              "double": rules.max_slots >= 2 and nxt is not None and free.get(nxt, 0) > 0
+                              and nxt == (slot.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)})
+            by_day[d.isoformat()] = times
+            if day is None and times:
+                break
+        shown = day.isoformat() if day is not None else next((d for d, t in by_day.items() if t),
+                                                              days[0].isoformat() if days else None)
+        return {"site": self.site, "service": service, "slot_min": rules.slot_min, "max_slots": rules.max_slots,
+                "asks": list(online.asks), "per_day": online.per_day if online.identifies else None,
+                "retention_days": self.settings.retention_days,
+                "days": [d.isoformat() for d in days], "day": shown, "slots": by_day.get(shown or "", []),
+                "opens_at": online.opens_at.strftime("%H:%M"), "until_min": online.until_min}
+
+    def _check_online(self, engine: QueueEngine, now: datetime, rules: ServiceBooking, start: datetime, slots: int,
+                      booking_id: str | None = None) -> list[datetime]:
+        """The grid slots of an online booking at ``start``, or the refusal that says why it cannot be made."""
+        if not 1 <= slots <= rules.max_slots:
+            raise ApiError(422, refusals.SLOTS, f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+                           f"{rules.slot_min} minutes.", field="slots")
+        end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
+        grid = self.places.grid(rules, start, end)
+        if not grid or grid[0] != start.astimezone(self.config.timezone):
+            raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.", field="start")
+        first, last = self.online_window(engine, now, rules)
+        if start < now:
+            raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
+        if start < first:
+            raise ApiError(409, refusals.TOO_SOON, "That time is too soon to book online. Choose a later time, or come "
+                           "by and take a ticket.", field="start", until_min=rules.online.until_min
+                           if rules.online else 0)
+        if start >= last:
+            opens = datetime.combine(start.astimezone(self.config.timezone).date() - timedelta(
+                days=rules.days_ahead - 1), rules.online.opens_at if rules.online else time.min, self.config.timezone)
+            raise ApiError(409, refusals.NOT_OPEN_YET, f"Times on {start.date().isoformat()} can be booked from "
+                           f"{opens.strftime('%Y-%m-%d %H:%M')}.", field="start",
+                           opens_at=opens.isoformat(timespec="minutes"))
+        for slot in grid:
+            if self.places.capacity(rules, slot) <= 0:
+                raise ApiError(409, refusals.NO_SLOT, "No one takes bookings at that time. Choose another time.",
+                               field="start")
+            if self.online_free(rules, slot, booking_id) <= 0:
+                raise ApiError(409, refusals.FULL, "Sorry, someone else has just booked that time. Choose another "
+                               "time.", field="start")
+        return grid
+
+    def book_online(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime, slots: int,
+                    key: str, language: str, name: str | None = None, phone: str | None = None,
+                    email: str | None = None) -> tuple[Outcome, dict[str, Any]]:
+        """A citizen's booking on the public page. ``key`` (its Idempotency-Key) makes a double submit one
+        booking: the second answers the first. Only what the service asks for is kept."""
+        self.sync(engine, now)
+        earlier = self.made_with(key)
+        if earlier is not None:
+            return Outcome(replay=True), {"replay": True, **self.booking_json(engine, earlier, staff=False)}
+        rules, online = self.online_rules(service)
+        given = {"name": (name or "").strip(), "phone": (phone or "").strip(), "email": (email or "").strip()}
+        for field_name in online.asks:
+            if not given[field_name]:
+                raise ApiError(422, refusals.INVALID, f"{field_name}: this service needs it for the booking.",
+                               field=field_name)
+        if "phone" in online.asks and not PHONE.fullmatch(given["phone"]):
+            raise ApiError(422, refusals.INVALID, "phone: expected a phone number, like +45 12 34 56 78.",
+                           field="phone")
+        if "email" in online.asks and not EMAIL.fullmatch(given["email"]):
+            raise ApiError(422, refusals.INVALID, "email: expected an e-mail address, like name@example.dk.",
+                           field="email")
+        kept = {k: (v if k in online.asks else None) for k, v in given.items()}  # never more than asked for
+        grid = self._check_online(engine, now, rules, start, slots)
+        day = start.astimezone(self.config.timezone).date()
+        if online.identifies and online.per_day:
+            who = same_contact(kept[online.identifies])
+            mine = [b for b in self.bookings.values() if b.site == self.site and b.service == service
+                    and b.day == day and b.status in ACTIVE
+                    and same_contact(getattr(b, online.identifies)) == who]
+            if len(mine) >= online.per_day:
+                raise ApiError(409, refusals.PER_DAY, f"There is already a booking for this {online.identifies} on "
+                               "that day. Change or cancel it with its code instead.", field=online.identifies,
+                               per_day=online.per_day)
+        booking = self._new_booking(now, service, start, slots, "web", name=kept["name"], phone=kept["phone"],
+                                    email=kept["email"], language=language, idem_key=key)
+        self.places.claim(booking, grid)
+        self._remember(booking)
+        outcome = Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
+        return outcome, {"replay": False, **self.booking_json(engine, booking, staff=False)}
+
+    def find_online(self, code: str) -> Booking:
+        """This site's booking with the code (any origin: a phone booking can be managed online too)."""
+        booking_id = self.by_code.get((self.site, code))
+        booking = self.bookings.get(booking_id or "") or records.find(self.store, "site = ? AND code = ?",
+                                                                       self.site, code)
+        if booking is None:
+            raise ApiError(404, refusals.NOT_FOUND, "There is no booking with this code. Check the code.",
+                           field="code")
+        return booking
+
+    def move_online(self, engine: QueueEngine, now: datetime, code: str, start: datetime,
+                    slots: int | None = None) -> tuple[Outcome, dict[str, Any]]:
+        """The citizen moves their own booking: the online rules for the new time; the old one is kept if the
+        new one cannot be had (``move`` does the swap in one command)."""
+        self.sync(engine, now)
+        booking = self.find_online(code)
+        if booking.status != BOOKED:
+            raise ApiError(409, refusals.CANCELLED if booking.status == CANCELLED else refusals.CHECKED_IN,
+                           "This booking can no longer be changed.")
+        rules, _ = self.online_rules(booking.service)
+        if booking.start < now + timedelta(minutes=rules.online.until_min if rules.online else 0):
+            raise ApiError(409, refusals.TOO_SOON, "Your time is too soon to change online. Please call us.")
+        self._check_online(engine, now, rules, start, slots or booking.slots, booking.id)
+        outcome, _ = self.move(engine, now, booking.id, start, slots)
+        return outcome, self.booking_json(engine, booking, staff=False)
+
+    def cancel_online(self, engine: QueueEngine, now: datetime, code: str) -> tuple[Outcome, dict[str, Any]]:
+        """The citizen cancels: the place is free again at once."""
+        self.sync(engine, now)
+        booking = self.find_online(code)
+        if booking.status == CANCELLED:
+            return Outcome(), self.booking_json(engine, booking, staff=False)
+        if booking.status != BOOKED or booking.end <= now:
+            raise ApiError(409, refusals.CHECKED_IN if booking.status == CHECKED_IN else refusals.PAST,
+                           "This booking can no longer be cancelled.")
+        outcome, _ = self.cancel(engine, now, booking.id)
+        return outcome, self.booking_json(engine, booking, staff=False)
+
     # -- tick jobs ----------------------------------------------------------------------------------
 
     def mark_no_shows(self, engine: QueueEngine, now: datetime) -> Outcome:
@@ -546,5 +740,5 @@ class BookingBook:
         found = records.personal_data_before(self.store, self.site, before)
         for booking in self.bookings.values():
             if booking.day.isoformat() < before:
-                booking.name = booking.phone = booking.note = None
+                booking.name = booking.phone = booking.note = booking.email = None
         return Outcome(records=[PurgePersonalData(self.site, before)]) if found else Outcome()

@@ -1,0 +1,176 @@
+"""The public booking page (/book/) and its API against a real hub (uvicorn in this process, a real broker): a
+citizen books with the least data the service asks for, gets a code, a QR and a calendar file, moves and cancels
+by the code; the site config's online rules (windows, walk-in reserve, one per person a day) and the abuse
+limits (CSRF, an idempotency key per form, bookings per address, code look-ups through the code guard).
+
+The in-process hub's clock is Monday 2026-11-23 10:30 in Copenhagen (``OPEN_MONDAY``), running at real speed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import icalendar
+import pytest
+
+from server.bookings.public import LOCALE_DIR, MSGIDS
+from server.bookings.settings import parse_settings
+from server.config import ConfigError, parse_config
+from toolkit.hub_in_process import RunningHub
+from vuoro.i18n import untranslated
+
+TZ = ZoneInfo("Europe/Copenhagen")
+
+
+def client(hub: RunningHub) -> httpx.Client:
+    return httpx.Client(base_url=hub.url, follow_redirects=False, timeout=10)
+
+
+def form_fields(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+
+
+def first_time(html: str) -> str:
+    found = re.search(r'name="start" id="t0" value="([^"]+)"', html)
+    assert found, html[:3000]
+    return found.group(1)
+
+
+def book_on_page(c: httpx.Client, service: str, **details: str) -> httpx.Response:
+    page = c.get(f"/book/sonderbro/{service}/")
+    assert page.status_code == 200
+    fields = form_fields(page.text)
+    return c.post(f"/book/sonderbro/{service}/", data={**fields, "start": first_time(page.text), **details})
+
+
+def test_every_word_of_the_booking_page_is_translated_in_every_language() -> None:
+    for lang in ("da", "sv", "fi", "nl"):
+        assert untranslated(LOCALE_DIR, lang, list(MSGIDS)) == [], lang
+
+
+def test_the_online_rules_are_checked_with_their_key_paths(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    from server.config import SAMPLE_SITE
+
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+    data["services"]["bibliotekar"]["booking"]["online"] = {"asks": ["name", "passport"], "opens_at": "8",
+                                                            "reserve": -1, "colour": "red"}
+    with pytest.raises(ConfigError) as failed:
+        parse_settings(parse_config(data, tmp_path / "site.toml"))
+    text = "\n".join(failed.value.problems)
+    for path in ("services.bibliotekar.booking.online.asks", "services.bibliotekar.booking.online.opens_at",
+                 "services.bibliotekar.booking.online.reserve", "services.bibliotekar.booking.online.colour"):
+        assert path in text, text
+
+
+def test_a_citizen_books_with_only_a_name_gets_a_code_a_qr_and_a_calendar_file(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        start_page = c.get("/book/?lang=en")
+        assert "/book/sonderbro/bibliotekar/" in start_page.text and "/book/sonderbro/kvik/" not in start_page.text
+        page = c.get("/book/sonderbro/bibliotekar/")
+        assert page.status_code == 200
+        assert 'name="phone"' not in page.text and 'name="name"' in page.text  # a name only: what it asks
+        made = book_on_page(c, "bibliotekar", name="Aino Virtanen", phone="+45 11 22 33 44")
+        assert made.status_code == 303, made.text
+        where = made.headers["location"]
+        code = re.fullmatch(r"/book/b/([A-Z2-9]{6})\?new=1", where).group(1)  # type: ignore[union-attr]
+        assert "Aino" not in where
+        shown = c.get(where)
+        assert f"{code[:3]}-{code[3:]}" in shown.text and "<svg" in shown.text and 'role="img"' in shown.text
+        booking = hub_in_process.app.state.bookings.find_online(code)
+        assert (booking.name, booking.phone, booking.email, booking.origin) == ("Aino Virtanen", None, None, "web")
+        ics = c.get(f"/book/b/{code}/calendar.ics")
+        assert ics.headers["content-type"].startswith("text/calendar") and "\r\n" in ics.text
+        event = next(iter(icalendar.Calendar.from_ical(ics.text).walk("VEVENT")))
+        assert event.decoded("dtstart").astimezone(TZ) == booking.start.astimezone(TZ)
+        assert event.decoded("dtend") - event.decoded("dtstart") == booking.end - booking.start
+
+
+def test_a_double_submit_books_once_and_a_form_without_its_token_books_nothing(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        page = c.get("/book/sonderbro/bibliotekar/")
+        data = {**form_fields(page.text), "start": first_time(page.text), "name": "Per"}
+        first, second = c.post("/book/sonderbro/bibliotekar/", data=data), \
+            c.post("/book/sonderbro/bibliotekar/", data=data)
+        assert first.status_code == second.status_code == 303
+        assert first.headers["location"] == second.headers["location"]
+        forged = c.post("/book/sonderbro/bibliotekar/", data={**data, "csrf": "x" * 32, "idem": uuid.uuid4().hex})
+        assert forged.status_code == 403 and "expired" in forged.text
+        other_site = c.post("/book/sonderbro/bibliotekar/", data={**data, "idem": uuid.uuid4().hex},
+                            headers={"Origin": "https://evil.example"})
+        assert other_site.status_code == 403
+
+
+def test_a_citizen_moves_and_cancels_by_the_code_and_the_time_is_free_again(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        made = book_on_page(c, "bibliotekar", name="Per")
+        code = made.headers["location"].split("/")[-1].split("?")[0]
+        first = hub_in_process.app.state.bookings.find_online(code).start
+        move = c.get(f"/book/b/{code}/move")
+        assert move.status_code == 200
+        assert first.astimezone(TZ).isoformat(timespec="minutes") not in move.text  # its own time is not offered
+        new = re.findall(r'name="start" id="t\d+" value="([^"]+)"', move.text)[3]
+        moved = c.post(f"/book/b/{code}/move", data={**form_fields(move.text), "start": new})
+        assert moved.status_code == 303, moved.text
+        assert hub_in_process.app.state.bookings.find_online(code).start == datetime.fromisoformat(new)
+        confirm = c.get(f"/book/b/{code}/cancel")
+        gone = c.post(f"/book/b/{code}/cancel", data=form_fields(confirm.text))
+        assert gone.status_code == 303
+        assert hub_in_process.app.state.bookings.find_online(code).status == "cancelled"
+        again = c.get("/book/sonderbro/bibliotekar/", params={"day": new[:10]})
+        assert f'value="{new}"' in again.text  # the place is free for someone else
+
+
+def test_a_service_that_asks_for_a_phone_says_why_and_keeps_one_booking_per_phone_a_day(
+        hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        page = c.get("/book/sonderbro/borgerservice/?lang=en")
+        assert 'name="phone"' in page.text and "Why we ask" in page.text
+        missing = book_on_page(c, "borgerservice", name="Mette")
+        assert missing.status_code == 422 and "Please fill in: Phone" in missing.text
+        assert book_on_page(c, "borgerservice", name="Mette", phone="+45 20 30 40 50").status_code == 303
+        twice = book_on_page(c, "borgerservice", name="Mette", phone="20304050")
+        assert twice.status_code == 409 and "already have a booking" in twice.text
+
+
+def test_the_api_books_once_per_key_and_refuses_times_outside_the_windows(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        listing = c.get("/api/v1/public/slots", params={"service": "bibliotekar"}).json()
+        now = hub_in_process.hub.clock()
+        first = datetime.fromisoformat(listing["slots"][0]["start"])
+        assert (first - now).total_seconds() >= 30 * 60  # until_min = 30: not later than 30 minutes ahead
+        assert len(listing["days"]) == 14
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        body = {"service": "bibliotekar", "start": listing["slots"][0]["start"], "name": "Ole"}
+        made, again = c.post("/api/v1/public/bookings", json=body, headers=key), \
+            c.post("/api/v1/public/bookings", json=body, headers=key)
+        assert (made.status_code, again.status_code) == (201, 200) and made.json()["code"] == again.json()["code"]
+        soon = c.post("/api/v1/public/bookings", json={**body, "start": "2026-11-23T10:45"},
+                      headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert soon.status_code == 409 and soon.json()["error"]["code"] == "too_soon"
+        far = c.post("/api/v1/public/bookings", json={**body, "start": "2026-12-21T10:00"},
+                     headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert far.status_code == 409 and far.json()["error"]["code"] == "not_open_yet"
+        assert "name" not in made.json() and "phone" not in made.json()
+
+
+def test_wrong_codes_from_one_address_are_slowed_down(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        answers = [c.get("/book/b/ABCDEF"[:-1] + letter) for letter in "ABCDEFGH"]
+        assert [a.status_code for a in answers[:6]] == [404] * 6
+        assert answers[-1].status_code == 429 and answers[-1].headers["retry-after"]
+
+
+def test_pages_are_small_and_load_nothing_from_elsewhere(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        page = c.get("/book/sonderbro/bibliotekar/")
+        css = c.get("/book/book.css")
+        assert len(page.content) + len(css.content) < 100_000
+        assert "http" not in re.sub(r'(href|action)="/[^"]*"', "", page.text).split("<main", 1)[1]
+        assert "<script" not in page.text
+
