@@ -8,9 +8,12 @@ The in-process hub's clock is Monday 2026-11-23 10:30 in Copenhagen (``OPEN_MOND
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -100,7 +103,7 @@ def test_a_double_submit_books_once_and_a_form_without_its_token_books_nothing(h
         assert first.status_code == second.status_code == 303
         assert first.headers["location"] == second.headers["location"]
         forged = c.post("/book/sonderbro/bibliotekar/", data={**data, "csrf": "x" * 32, "idem": uuid.uuid4().hex})
-        assert forged.status_code == 403 and "expired" in forged.text
+        assert forged.status_code == 403 and "Formularen var udløbet" in forged.text  # the site's first language
         other_site = c.post("/book/sonderbro/bibliotekar/", data={**data, "idem": uuid.uuid4().hex},
                             headers={"Origin": "https://evil.example"})
         assert other_site.status_code == 403
@@ -144,7 +147,9 @@ def test_the_api_books_once_per_key_and_refuses_times_outside_the_windows(hub_in
         now = hub_in_process.hub.clock()
         first = datetime.fromisoformat(listing["slots"][0]["start"])
         assert (first - now).total_seconds() >= 30 * 60  # until_min = 30: not later than 30 minutes ahead
-        assert len(listing["days"]) == 14
+        # days_ahead = 14: today and the 13 days after, only those a librarian takes bookings on (Mon–Fri)
+        assert listing["days"][0] == "2026-11-23" and listing["days"][-1] == "2026-12-04"
+        assert len(listing["days"]) == 10
         key = {"Idempotency-Key": uuid.uuid4().hex}
         body = {"service": "bibliotekar", "start": listing["slots"][0]["start"], "name": "Ole"}
         made, again = c.post("/api/v1/public/bookings", json=body, headers=key), \
@@ -174,3 +179,95 @@ def test_pages_are_small_and_load_nothing_from_elsewhere(hub_in_process: Running
         assert "http" not in re.sub(r'(href|action)="/[^"]*"', "", page.text).split("<main", 1)[1]
         assert "<script" not in page.text
 
+
+
+# -- in the real browser ------------------------------------------------------------------------------------------
+
+
+def shots_dir(tmp_path: Any) -> Path:
+    """Screenshots go to ``$VUORO_BOOK_SCREENSHOTS`` when set (docs/screenshots/book), else to a temporary folder."""
+    folder = Path(os.environ.get("VUORO_BOOK_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["da", "fi"])
+def test_the_whole_citizen_path_in_the_browser_at_phone_size_with_no_axe_violations(
+        hub_in_process: RunningHub, browser: Any, lang: str, tmp_path: Any) -> None:
+    from playwright.sync_api import expect
+
+    from toolkit.accessibility import DESKTOP, PHONE, assert_accessible
+
+    folder = shots_dir(tmp_path)
+    url = hub_in_process.url
+    for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        context = browser.new_context(viewport=size, locale={"da": "da-DK", "fi": "fi-FI"}[lang])
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r, seen=outside: seen.append(r.url) if not r.url.startswith(url) else None)
+        page.goto(url + "/book/")  # the browser's language (Accept-Language) chooses the page's
+        assert page.evaluate("document.documentElement.lang") == lang
+        assert_accessible(page, f"the booking start page, {lang}, {size_name}")
+        page.screenshot(path=str(folder / f"start-{lang}-{size_name}.png"), full_page=True)
+        page.click("a.choice[href$='/borgerservice/']")
+        expect(page.locator("h1")).to_have_text(hub_in_process.config.services["borgerservice"].name(lang))
+        assert_accessible(page, f"the free times, {lang}, {size_name}")
+        # a double (30-minute) time: the length links keep only the times with the next slot free too
+        page.click(".length li:nth-child(2) a")
+        expect(page.locator(".length a[aria-current]")).to_contain_text("30")
+        page.locator(".times input").nth(2).check()
+        page.fill("#f-name", "Mette Hansen")
+        page.screenshot(path=str(folder / f"times-{lang}-{size_name}.png"), full_page=True)
+        page.click("form.book button[type=submit]")  # no phone: refused in words, the name and time kept
+        # (the browser's own check stops an empty required field first; typing a wrong number reaches the hub)
+        page.fill("#f-phone", "nope")
+        page.click("form.book button[type=submit]")
+        expect(page.locator("#problem")).to_be_visible()
+        assert page.input_value("#f-name") == "Mette Hansen"
+        assert_accessible(page, f"the form with a problem, {lang}, {size_name}")
+        page.fill("#f-phone", "+45 20 30 40 " + ("50" if size_name == "phone" else "51"))
+        page.locator(".times input").nth(2).check()
+        page.click("form.book button[type=submit]")
+        page.wait_for_url(re.compile(r".*/book/b/[A-Z2-9]{6}\?new=1"))
+        expect(page.locator(".summary .code")).to_have_text(re.compile(r"^[A-Z2-9]{3}-[A-Z2-9]{3}$"))
+        expect(page.locator("svg.qr")).to_be_visible()
+        assert_accessible(page, f"the booking, {lang}, {size_name}")
+        page.screenshot(path=str(folder / f"booking-{lang}-{size_name}.png"), full_page=True)
+        page.click("a[href$='/move']")
+        assert_accessible(page, f"moving the booking, {lang}, {size_name}")
+        page.go_back()
+        page.click("a[href$='/cancel']")
+        assert_accessible(page, f"cancelling, {lang}, {size_name}")
+        page.click("form button[type=submit]")
+        expect(page.locator(".done")).to_be_visible()
+        assert_accessible(page, f"the cancelled booking, {lang}, {size_name}")
+        assert outside == [], outside  # no third-party scripts, fonts or images
+        context.close()
+
+
+@pytest.mark.browser
+def test_a_citizen_books_with_the_keyboard_alone(hub_in_process: RunningHub, browser: Any) -> None:
+    """Tab to the service, to a time (arrow keys move within the radio group), to the name, Enter books."""
+    from playwright.sync_api import expect
+
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(hub_in_process.url + "/book/?lang=en")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if "bibliotekar" in (page.evaluate("document.activeElement.getAttribute('href')") or ""):
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/bibliotekar/"))
+    page.focus("#t0")
+    page.keyboard.press("ArrowRight")  # the radio group: the next time
+    assert page.evaluate("document.activeElement.id") == "t1"
+    assert page.is_checked("#t1")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "f-name"
+    page.keyboard.type("Kim")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/book/b/[A-Z2-9]{6}\?new=1"))
+    expect(page.locator("[role=status]")).to_contain_text("You have booked a time.")

@@ -574,8 +574,12 @@ class BookingBook:
         tz = self.config.timezone
         days = []
         cursor = max(engine.local(now).date(), first.astimezone(tz).date())
-        while datetime.combine(cursor, time.min, tz) < last:
-            days.append(cursor)
+        reserve = online.reserve
+        while datetime.combine(cursor, time.min, tz) < last:  # only days on which someone takes bookings online
+            start = datetime.combine(cursor, time.min, tz)
+            if any(self.places.capacity(rules, s) > reserve
+                   for s in self.places.grid(rules, start, datetime.combine(cursor + timedelta(days=1), time.min, tz))):
+                days.append(cursor)
             cursor += timedelta(days=1)
         by_day: dict[str, list[dict[str, Any]]] = {}
         for d in ([day] if day in days else []) if day is not None else days:

@@ -53,6 +53,7 @@ LANG_COOKIE = "vuoro_book_lang"
 CSRF_COOKIE = "vuoro_book_csrf"
 # Bookings a client address may make: 20 at once, then 60 an hour (a library's public PCs share an address).
 ONLINE_LIMIT = {"burst": 20, "per_hour": 60.0}
+WEEK = 7  # day buttons shown at once
 WEB_DEVICE = "web"  # the code guard's device name for look-ups from the public page
 
 MSGIDS: tuple[str, ...] = (
@@ -88,7 +89,8 @@ MSGIDS: tuple[str, ...] = (
     "This booking can no longer be changed.", "There is no such page.",
     "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
     "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December", "{weekday} {day} {month}", "today", "tomorrow",
+    "November", "December", "{weekday} {day} {month}", "today", "tomorrow", "{day}/{month}", "Earlier days",
+    "Later days",
 )
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -130,9 +132,15 @@ class Words:
         text = self._(msgid)
         return text.format(**values) if values else text
 
-    def day(self, day: date, today: date | None = None) -> str:
+    def day(self, day: date, capital: bool = True) -> str:
+        """``Mandag 23. november``; inside a sentence (``capital=False``) as the language writes it there."""
         text = self("{weekday} {day} {month}", weekday=self(WEEKDAYS[day.weekday()]), day=day.day,
                     month=self(MONTHS[day.month - 1]))
+        return text[:1].upper() + text[1:] if capital else text
+
+    def short_day(self, day: date, label: str | None = None) -> str:
+        """A day's button: ``I dag 23.11.``, ``tirsdag 24.11.``."""
+        text = f"{label or self(WEEKDAYS[day.weekday()])} {self('{day}/{month}', day=day.day, month=day.month)}"
         return text[:1].upper() + text[1:]
 
 
@@ -217,7 +225,9 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         """The posted form, after the CSRF check (403 in words otherwise)."""
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         origin = request.headers.get("origin")
-        same_origin = origin is None or origin.rstrip("/") == str(request.base_url).rstrip("/")
+        # "null": the browser hides the origin (the page's Referrer-Policy is no-referrer); the SameSite cookie
+        # and the token in the form still have to match.
+        same_origin = origin in (None, "null") or origin.rstrip("/") == str(request.base_url).rstrip("/")
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not same_origin or not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
             raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
@@ -247,15 +257,25 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     def day_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
         today = hub.clock().astimezone(tz).date()
         items = []
-        for iso in listing["days"]:
+        days = listing["days"]
+        first = (days.index(listing["day"]) // WEEK if listing["day"] in days else 0) * WEEK
+        shown = days[first:first + WEEK]  # a week of bookable days at a time: a phone shows them without scrolling
+
+        def page_link(iso: str, text: str, rel: str) -> str:
+            query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
+            return f'<a class="more" rel="{rel}" href="{e(path)}?{e(query)}">{e(text)}</a>'
+
+        before = page_link(days[first - WEEK], w("Earlier days"), "prev") if first else ""
+        after = page_link(days[first + WEEK], w("Later days"), "next") if first + WEEK < len(days) else ""
+        for iso in shown:
             d = date.fromisoformat(iso)
             label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
-            text = w.day(d) if label is None else f"{label[:1].upper()}{label[1:]} · {w.day(d)}"
+            text = w.short_day(d, label)
             current = ' aria-current="date"' if iso == listing["day"] else ""
             query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
             items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>{e(text)}</a></li>')
         return (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
-                f'<ul>{"".join(items)}</ul></nav>')
+                f'<ul>{"".join(items)}</ul><p class="pages">{before} {after}</p></nav>')
 
     def length_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
         if listing["max_slots"] < 2:
@@ -273,7 +293,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
         if listing["day"] is None:
             return f'<p>{e(w("No times can be booked online at the moment."))}</p>'
-        legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"])))
+        legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
         if not fitting:
             return (f'<h2>{e(legend)}</h2><p>{e(w("No free times on this day."))} '
                     f'{e(w("Try another day, or come by and take a ticket."))}</p>')
