@@ -49,7 +49,7 @@ from server.bookings.slots import SlotPlaces
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
-from server.store import SQLiteStore
+from server.store import SQLiteStore, ts
 from vuoro import refusals
 
 PURGE_EVERY = timedelta(minutes=10)
@@ -89,6 +89,7 @@ class BookingBook:
         self.loaded_from: date | None = None
         self.issued_codes: set[str] = set()
         self.last_purge: datetime | None = None
+        self._plans: dict[tuple[str, date], list[tuple[datetime, str, int]]] = {}
 
     # -- memory ------------------------------------------------------------------------------
 
@@ -557,6 +558,27 @@ class BookingBook:
         return (now + timedelta(minutes=online.until_min),
                 datetime.combine(last_day + timedelta(days=1), time.min, self.config.timezone))
 
+    def day_plan(self, rules: ServiceBooking, day: date) -> list[tuple[datetime, str, int]]:
+        """The day's grid slots that have places: (start, its key in ``SlotPlaces.claims``, places). From the
+        config alone (hours, exceptions, capacity), so remembered per day: the page asks for it at every look."""
+        key = (rules.service, day)
+        plan = self._plans.get(key)
+        if plan is None:
+            tz = self.config.timezone
+            start = datetime.combine(day, time.min, tz)
+            grid = self.places.grid(rules, start, datetime.combine(day + timedelta(days=1), time.min, tz))
+            plan = [(slot, ts(slot) or "", places) for slot in grid
+                    if (places := self.places.capacity(rules, slot)) > 0]
+            if len(self._plans) > 2000:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def online_day(self, rules: ServiceBooking, day: date) -> bool:
+        """Whether anyone takes online bookings of the service that day (more places than the reserve)."""
+        reserve = rules.online.reserve if rules.online else 0
+        return any(places > reserve for _, _, places in self.day_plan(rules, day))
+
     def online_free(self, rules: ServiceBooking, slot: datetime, booking_id: str | None = None) -> int:
         """Places of a slot a citizen may take online: the slot's places less the walk-in reserve and those taken
         (by anyone but ``booking_id``: a booking being moved keeps its own place)."""
@@ -574,30 +596,24 @@ class BookingBook:
         tz = self.config.timezone
         days = []
         cursor = max(engine.local(now).date(), first.astimezone(tz).date())
-        reserve = online.reserve
         while datetime.combine(cursor, time.min, tz) < last:  # only days on which someone takes bookings online
-            start = datetime.combine(cursor, time.min, tz)
-            if any(self.places.capacity(rules, s) > reserve
-                   for s in self.places.grid(rules, start, datetime.combine(cursor + timedelta(days=1), time.min, tz))):
+            if self.online_day(rules, cursor):
                 days.append(cursor)
             cursor += timedelta(days=1)
         by_day: dict[str, list[dict[str, Any]]] = {}
+        reserve, claims, step = online.reserve, self.places.claims, rules.slot
         for d in ([day] if day in days else []) if day is not None else days:
-            start = datetime.combine(d, time.min, tz)
-            end = datetime.combine(d + timedelta(days=1), time.min, tz)
-            grid = [s for s in self.places.grid(rules, start, end) if s >= first]
-            free = {s: self.online_free(rules, s) for s in grid}
+            plan = [p for p in self.day_plan(rules, d) if p[0] >= first]
+            free = [places - reserve - len(claims.get((service, key), ())) for _, key, places in plan]
             times = []
-            for i, slot in enumerate(grid):
-                if free[slot] <= 0:
+            for i, (slot, _, _) in enumerate(plan):
+                if free[i] <= 0:
                     continue
-                nxt = grid[i + 1] if i + 1 < len(grid) else None
-                times.append({"start": slot.isoformat(timespec="minutes"),
-                              "end": (slot.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz).isoformat(
-                                  timespec="minutes"),
-                              "free": free[slot],
-                              "double": rules.max_slots >= 2 and nxt is not None and free.get(nxt, 0) > 0
-                              and nxt == (slot.astimezone(ZoneInfo("UTC")) + rules.slot).astimezone(tz)})
+                end = (slot.astimezone(ZoneInfo("UTC")) + step).astimezone(tz)
+                times.append({"start": slot.isoformat(timespec="minutes"), "end": end.isoformat(timespec="minutes"),
+                              "free": free[i],
+                              "double": rules.max_slots >= 2 and i + 1 < len(plan) and free[i + 1] > 0
+                              and plan[i + 1][0] == end})
             by_day[d.isoformat()] = times
             if day is None and times:
                 break

@@ -15,8 +15,9 @@ is unique in its code space):
 
 Against abuse: every form carries a CSRF token (double submit: a cookie and a hidden field, and the Origin
 must be this hub); a booking form carries an idempotency key, so a double click books once; bookings per
-address are limited (``ONLINE_LIMIT``) and code look-ups go through the check-in's ``CodeGuard``, so the
-chance of guessing a code stays as the kiosk's (server/code_guard.py). No personal data is put in a URL.
+address are limited (``[bookings] online_burst``, ``online_per_hour``) and code look-ups go through the
+check-in's ``CodeGuard`` (one site-wide bucket with the kiosks), so the chance of guessing a code stays below
+one in a million a day (server/code_guard.py). No personal data is put in a URL.
 """
 
 from __future__ import annotations
@@ -51,8 +52,6 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 WEB_DIR = Path(__file__).resolve().parent / "web"
 LANG_COOKIE = "vuoro_book_lang"
 CSRF_COOKIE = "vuoro_book_csrf"
-# Bookings a client address may make: 20 at once, then 60 an hour (a library's public PCs share an address).
-ONLINE_LIMIT = {"burst": 20, "per_hour": 60.0}
 WEEK = 7  # day buttons shown at once
 WEB_DEVICE = "web"  # the code guard's device name for look-ups from the public page
 
@@ -151,7 +150,7 @@ def e(value: Any) -> str:
 def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> None:
     config = hub.config
     tz = config.timezone
-    limiter = Bucket(int(ONLINE_LIMIT["burst"]), ONLINE_LIMIT["per_hour"])
+    limiter = Bucket(book.settings.online_burst, float(book.settings.online_per_hour))  # per client address
     css = (WEB_DIR / "book.css").read_bytes()
 
     # -- helpers -------------------------------------------------------------------------------------------------

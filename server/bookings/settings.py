@@ -71,6 +71,10 @@ class ServiceBooking:
 class BookingSettings:
     retention_days: int
     services: dict[str, ServiceBooking]
+    # Online bookings a client address may make: ``online_burst`` at once, then ``online_per_hour`` (a library's
+    # public PCs, or a family at home, share one address; a script filling the calendar is slowed at once).
+    online_burst: int = 20
+    online_per_hour: int = 60
 
     def rules(self, service: str) -> ServiceBooking:
         return self.services.get(service) or ServiceBooking(service)
@@ -142,8 +146,10 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
     if not isinstance(top, dict):
         problems.append(f"bookings: expected a table, got {top!r}")
         top = {}
-    check_unknown_keys(top, {"retention_days"}, "bookings", problems)
+    check_unknown_keys(top, {"retention_days", "online_burst", "online_per_hour"}, "bookings", problems)
     retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
+    burst = _int(top, "online_burst", "bookings", 20, 1, 1_000_000, problems)
+    per_hour = _int(top, "online_per_hour", "bookings", 60, 1, 1_000_000, problems)
     services: dict[str, ServiceBooking] = {}
     for sid, table in (raw.get("services") or {}).items():
         if not isinstance(table, dict) or "booking" not in table:
@@ -190,4 +196,4 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
         )
     if problems:
         raise ConfigError(problems, str(config.path))
-    return BookingSettings(retention, services)
+    return BookingSettings(retention, services, burst, per_hour)
