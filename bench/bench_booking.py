@@ -141,7 +141,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker = Broker(workdir=folder / "broker").start()
-        # Monday 2026-11-23, half a minute before 08:00 (a busy machine may take seconds to start the hub): Saturday 2026-12-19 (the 28th day) is not open yet.
+        # Monday 2026-11-23, half a minute before 08:00 (a busy machine may take seconds to start the hub):
+        # Sunday 2026-12-20, the 28th day, is not open yet.
         release = datetime(2026, 11, 23, 8, 0, tzinfo=TZ)
         hub = HubProcess(site(folder), folder / "hub", broker.url, clock=release - timedelta(seconds=30))
         try:

@@ -271,3 +271,30 @@ def test_a_citizen_books_with_the_keyboard_alone(hub_in_process: RunningHub, bro
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/book/b/[A-Z2-9]{6}\?new=1"))
     expect(page.locator("[role=status]")).to_contain_text("You have booked a time.")
+
+
+def test_a_store_of_last_week_takes_web_bookings_with_its_bookings_and_places_kept(tmp_path: Path) -> None:
+    """The bookings schema's step 2 rebuilds the table (origin 'web', an e-mail column) and keeps every row and
+    slot place of step 1 (dropping the table must not cascade into the places)."""
+    import sqlite3
+
+    from server.bookings.records import SCHEMA
+    from server.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "hub.sqlite3", "sonderbro")
+    store.migrate_plugin("bookings", SCHEMA[:1])
+    store.db.execute("INSERT INTO bookings (id, site, code, service, start, \"end\", day, status, origin, name, "
+                     "created_at) VALUES ('b1', 'sonderbro', 'ABCDEF', 'bibliotekar', '2026-11-23T09:00:00Z', "
+                     "'2026-11-23T09:15:00Z', '2026-11-23', 'booked', 'staff', 'Jens', '2026-11-20T09:00:00Z')")
+    store.db.execute("INSERT INTO booking_claims VALUES ('sonderbro', 'bibliotekar', '2026-11-23T09:00:00Z', 1, 'b1')")
+    store.db.commit()
+    store.migrate_plugin("bookings", SCHEMA)
+    assert store.db.execute("SELECT name, email FROM bookings WHERE id = 'b1'").fetchone() == ("Jens", None)
+    assert store.db.execute("SELECT booking_id FROM booking_claims").fetchall() == [("b1",)]
+    store.db.execute("INSERT INTO bookings (id, site, code, service, start, \"end\", day, status, origin, email, "
+                     "created_at) VALUES ('b2', 'sonderbro', 'BCDEFG', 'bibliotekar', '2026-11-24T09:00:00Z', "
+                     "'2026-11-24T09:15:00Z', '2026-11-24', 'booked', 'web', 'a@b.dk', '2026-11-20T09:00:00Z')")
+    with pytest.raises(sqlite3.IntegrityError):  # the claims still belong to their bookings
+        store.db.execute("INSERT INTO booking_claims VALUES ('sonderbro', 'bibliotekar', 'x', 1, 'nobody')")
+    assert store.db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []

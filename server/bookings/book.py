@@ -218,7 +218,7 @@ class BookingBook:
             ticket = engine.tickets.get(booking.ticket_id or "")
             body.update({
                 "origin": booking.origin, "external_id": booking.external_id, "site": booking.site,
-                "name": booking.name, "phone": booking.phone, "note": booking.note,
+                "name": booking.name, "phone": booking.phone, "email": booking.email, "note": booking.note,
                 "checked_in_at": views.iso(engine, booking.checked_in_at),
                 "ticket": {"id": ticket.id, "ticket": ticket.label, "status": ticket.status} if ticket else None,
                 "created_at": views.iso(engine, booking.created_at),
