@@ -298,3 +298,35 @@ def test_a_store_of_last_week_takes_web_bookings_with_its_bookings_and_places_ke
         store.db.execute("INSERT INTO booking_claims VALUES ('sonderbro', 'bibliotekar', 'x', 1, 'nobody')")
     assert store.db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_one_address_may_make_twenty_bookings_at_once_then_is_told_to_wait(hub_in_process: RunningHub) -> None:
+    with client(hub_in_process) as c:
+        starts = [s["start"] for s in c.get("/api/v1/public/slots", params={"service": "bibliotekar",
+                                                                              "day": "2026-11-24"}).json()["slots"]]
+
+        def book(start: str) -> httpx.Response:
+            return c.post("/api/v1/public/bookings", json={"service": "bibliotekar", "start": start, "name": "Bot"},
+                          headers={"Idempotency-Key": uuid.uuid4().hex})
+
+        assert book(starts[0]).status_code == 201
+        assert book(starts[0]).status_code == 409  # full: a refusal costs nothing of the allowance
+        answers = [book(start) for start in starts[1:21]]
+        assert [a.status_code for a in answers[:19]] == [201] * 19  # [bookings] online_burst = 20 (default)
+        assert answers[19].status_code == 429 and answers[19].json()["error"]["code"] == "slow_down"
+        assert int(answers[19].headers["retry-after"]) > 0
+
+
+def test_the_purge_empties_a_web_bookings_email_with_its_name_and_phone(tmp_path: Path) -> None:
+    from server.bookings.records import SCHEMA, PurgePersonalData, write_purge
+    from server.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "hub.sqlite3", "sonderbro")
+    store.migrate_plugin("bookings", SCHEMA)
+    store.db.execute("INSERT INTO bookings (id, site, code, service, start, \"end\", day, status, origin, name, "
+                     "phone, email, created_at) VALUES ('b1', 'sonderbro', 'ABCDEF', 'bibliotekar', "
+                     "'2026-10-01T09:00:00Z', '2026-10-01T09:15:00Z', '2026-10-01', 'no_show', 'web', 'Aino', "
+                     "'+4520304050', 'aino@example.dk', '2026-09-30T09:00:00Z')")
+    write_purge(store.db, PurgePersonalData("sonderbro", "2026-10-31"))
+    assert store.db.execute("SELECT name, phone, email, start FROM bookings").fetchone() == \
+        (None, None, None, "2026-10-01T09:00:00Z")  # the time is kept for statistics
