@@ -27,16 +27,16 @@ import math
 import secrets
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from server import codes
-from server.api import run
+from server.api import IDEMPOTENCY_KEY, run, site_time
 from server.bookings.book import BookingBook
 from server.bookings.records import BOOKED, CANCELLED, Booking
 from server.code_guard import CodeGuard
@@ -568,7 +568,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         if wait:
             raise ApiError(429, refusals.SLOW_DOWN, "Too many bookings from this address. Wait "
                            f"{math.ceil(wait / 60)} min and try again.", retry_after=math.ceil(wait))
-        start = body.start if body.start.tzinfo else body.start.replace(tzinfo=tz)
+        start = site_time(config, body.start)  # local without an offset; 422 outside 2000–2100
         language = body.language if body.language in config.languages else config.default_language
         made = False
         try:
@@ -617,7 +617,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     # -- the same for programs (a centre's page, the bench) ------------------------------------------------------
 
     @app.get("/api/v1/public/slots", tags=["online booking"])
-    async def public_slots(service: str, day: str | None = None) -> dict[str, Any]:
+    async def public_slots(service: Annotated[str, Query(min_length=1, max_length=40)],
+                           day: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
         """The days a citizen may book a service online now, and one day's free times (the walk-in reserve and
         the booking windows taken off). No login."""
         return await listing_for(service, parse_day(day))
@@ -625,14 +626,11 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     @app.post("/api/v1/public/bookings", status_code=201, tags=["online booking"],
               responses={429: {"description": "too many bookings from this address: wait `retry_after` seconds"}})
     async def public_booking(request: Request, body: OnlineBookingRequest,
-                             idempotency_key: str | None = None) -> Response:
+                             idempotency_key: Annotated[str | None, Header()] = None) -> Response:
         """A citizen's booking, with only what the service asks for. Needs an ``Idempotency-Key`` header: the same
         key again answers the first booking (200)."""
-        from fastapi.responses import JSONResponse
-
-        key = request.headers.get("idempotency-key") or idempotency_key or ""
-        if not 8 <= len(key) <= 64 or not key.replace("-", "").replace("_", "").replace(".", "").replace(":", "") \
-                .isalnum():
+        key = idempotency_key or ""
+        if not IDEMPOTENCY_KEY.match(key):
             raise ApiError(400, refusals.IDEMPOTENCY_KEY, "Send an Idempotency-Key header of 8–64 letters, digits or "
                            ". _ : - so a retry never books twice.", "Idempotency-Key")
         answer = await make_booking(request, body, key)
