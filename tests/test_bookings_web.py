@@ -139,6 +139,15 @@ def test_a_service_that_asks_for_a_phone_says_why_and_keeps_one_booking_per_phon
         assert book_on_page(c, "borgerservice", name="Mette", phone="+45 20 30 40 50").status_code == 303
         twice = book_on_page(c, "borgerservice", name="Mette", phone="20304050")
         assert twice.status_code == 409 and "already have a booking" in twice.text
+        assert "<title>There is a problem: Citizen service" in twice.text  # read first by a screen reader
+        # nor by moving another booking of the same phone onto that day
+        other = c.post("/api/v1/public/bookings", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+            "service": "borgerservice", "start": "2026-11-24T12:00", "name": "Mette", "phone": "+4520304050"})
+        assert other.status_code == 201
+        move = c.get(f"/book/b/{other.json()['code']}/move", params={"day": "2026-11-23"})
+        refused = c.post(f"/book/b/{other.json()['code']}/move",
+                         data={**form_fields(move.text), "start": first_time(move.text)})
+        assert refused.status_code == 409 and "already have a booking" in refused.text
 
 
 def test_the_api_books_once_per_key_and_refuses_times_outside_the_windows(hub_in_process: RunningHub) -> None:

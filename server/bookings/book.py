@@ -680,22 +680,26 @@ class BookingBook:
                            field="email")
         kept = {k: (v if k in online.asks else None) for k, v in given.items()}  # never more than asked for
         grid = self._check_online(engine, now, rules, start, slots)
-        day = start.astimezone(self.config.timezone).date()
-        if online.identifies and online.per_day:
-            who = same_contact(kept[online.identifies])
-            mine = [b for b in self.bookings.values() if b.site == self.site and b.service == service
-                    and b.day == day and b.status in ACTIVE
-                    and same_contact(getattr(b, online.identifies)) == who]
-            if len(mine) >= online.per_day:
-                raise ApiError(409, refusals.PER_DAY, f"There is already a booking for this {online.identifies} on "
-                               "that day. Change or cancel it with its code instead.", field=online.identifies,
-                               per_day=online.per_day)
+        self._check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
         booking = self._new_booking(now, service, start, slots, "web", name=kept["name"], phone=kept["phone"],
                                     email=kept["email"], language=language, idem_key=key)
         self.places.claim(booking, grid)
         self._remember(booking)
         outcome = Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
         return outcome, {"replay": False, **self.booking_json(engine, booking, staff=False)}
+
+    def _check_per_day(self, online: OnlineBooking, service: str, start: datetime, contact: str | None,
+                       moving: str | None = None) -> None:
+        """One citizen (the same phone or e-mail) has at most ``per_day`` bookings of a service on a day."""
+        if not online.identifies or not online.per_day or not contact:
+            return
+        day, who = start.astimezone(self.config.timezone).date(), same_contact(contact)
+        mine = [b for b in self.bookings.values() if b.site == self.site and b.service == service and b.day == day
+                and b.status in ACTIVE and b.id != moving and same_contact(getattr(b, online.identifies)) == who]
+        if len(mine) >= online.per_day:
+            raise ApiError(409, refusals.PER_DAY, f"There is already a booking for this {online.identifies} on that "
+                           "day. Change or cancel it with its code instead.", field=online.identifies,
+                           per_day=online.per_day)
 
     def find_online(self, code: str) -> Booking:
         """This site's booking with the code (any origin: a phone booking can be managed online too)."""
@@ -720,6 +724,9 @@ class BookingBook:
         if booking.start < now + timedelta(minutes=rules.online.until_min if rules.online else 0):
             raise ApiError(409, refusals.TOO_SOON, "Your time is too soon to change online. Please call us.")
         self._check_online(engine, now, rules, start, slots or booking.slots, booking.id)
+        if rules.online and rules.online.identifies:
+            self._check_per_day(rules.online, booking.service, start, getattr(booking, rules.online.identifies),
+                                moving=booking.id)
         outcome, _ = self.move(engine, now, booking.id, start, slots)
         return outcome, self.booking_json(engine, booking, staff=False)
 

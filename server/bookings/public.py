@@ -509,7 +509,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
                 f'{times_fieldset(w, listing, booking.slots, None)}'
                 f'<button type="submit">{e(w("Move to this time"))}</button></form>'
                 f'<p><a href="/book/b/{e(booking.code)}">{e(w("Back"))}</a></p>')
-        return page(request, w, w("Choose a new time"), body, status=status, csrf=token)
+        title = f'{w("There is a problem")}: {w("Choose a new time")}' if problem else w("Choose a new time")
+        return page(request, w, title, body, status=status, csrf=token)
 
     @app.post("/book/b/{code}/move", include_in_schema=False)
     async def move_booking(request: Request, code: str) -> Response:
@@ -559,7 +560,9 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
                 f'{times_fieldset(w, listing, slots, form.get("start"))}'
                 f'{details_fieldset(w, listing, form) if fitting else ""}{submit}</form>'
                 f'<p><a href="/book/">{e(w("Back"))}</a></p>')
-        return page(request, w, service_name(service, w), body, status=status, csrf=token)
+        # Without a script nothing moves the focus to the problem: the title (read first) says there is one.
+        title = f'{w("There is a problem")}: {service_name(service, w)}' if problem else service_name(service, w)
+        return page(request, w, title, body, status=status, csrf=token)
 
     async def make_booking(request: Request, body: OnlineBookingRequest, key: str) -> dict[str, Any]:
         """One booking from the page or the API: the address's allowance, then the book's rules."""
