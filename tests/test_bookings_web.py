@@ -339,3 +339,33 @@ def test_the_purge_empties_a_web_bookings_email_with_its_name_and_phone(tmp_path
     write_purge(store.db, PurgePersonalData("sonderbro", "2026-10-31"))
     assert store.db.execute("SELECT name, phone, email, start FROM bookings").fetchone() == \
         (None, None, None, "2026-10-01T09:00:00Z")  # the time is kept for statistics
+
+
+def test_the_walk_in_reserve_is_never_booked_online_but_the_kiosk_may_take_it(live_broker: Any,
+                                                                               tmp_path: Path) -> None:
+    import tomllib
+
+    from server.config import SAMPLE_SITE
+    from toolkit.hub_in_process import DEMO_STAFF_BLOCK, running_hub
+
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+    data["hub"]["broker"] = live_broker.url
+    data["hub"]["database"] = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    data["staff"] = DEMO_STAFF_BLOCK
+    data["services"]["borgerservice"]["booking"]["online"] = {"asks": [], "reserve": 1}  # of 2 places on Mondays
+    with running_hub(parse_config(data, tmp_path / "site.toml")) as hub, client(hub) as c:
+        free = c.get("/api/v1/public/slots", params={"service": "borgerservice", "day": "2026-11-23"}).json()
+        slot = free["slots"][0]
+        assert slot["free"] == 1  # two staff, one place kept for walk-ins
+        made = c.post("/api/v1/public/bookings", json={"service": "borgerservice", "start": slot["start"]},
+                      headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert made.status_code == 201, made.text
+        again = c.post("/api/v1/public/bookings", json={"service": "borgerservice", "start": slot["start"]},
+                       headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "full"
+        after = c.get("/api/v1/public/slots", params={"service": "borgerservice", "day": "2026-11-23"}).json()
+        assert slot["start"] not in [s["start"] for s in after["slots"]]
+        kiosk = c.post("/api/v1/bookings/self", json={"service": "borgerservice", "start": slot["start"]},
+                       headers={"Authorization": "Bearer demo-kiosk1-token-change-me",
+                                "Idempotency-Key": uuid.uuid4().hex})
+        assert kiosk.status_code == 201, kiosk.text  # the reserved place, at the kiosk in the house
