@@ -156,8 +156,9 @@ def install(app: FastAPI, hub: Hub) -> None:
 
     def lang_links(current: str) -> str:
         marked = ' aria-current="true"'
-        return " ".join(
-            f'<a href="?lang={code}"{marked if code == current else ""} lang="{code}">{html.escape(name)}</a>'
+        return " ".join(  # the login page's own address: the page is also shown at /staff/oidc/callback
+            f'<a href="/staff/login?lang={code}"{marked if code == current else ""} lang="{code}">'
+            f'{html.escape(name)}</a>'
             for code, name in language_names(config.languages).items())
 
     def render_login(request: Request, *, error: str = "", status: int = 200, user: str = "") -> Response:
