@@ -206,3 +206,20 @@ def test_a_provider_that_is_down_is_said_plainly(live_broker: Broker, tmp_path: 
         assert down.status_code == 503
         assert error_of(down) == ("The municipality's login cannot be reached right now. Try again in a moment, or "
                                   "use a local account.")
+
+
+def test_the_provider_rotates_its_keys(hub_with_provider: RunningHub, provider: Provider) -> None:
+    """Tokens signed by a new key (a new ``kid`` in the JWKS) are accepted: the hub reads the keys once more."""
+    from joserfc.jwk import RSAKey
+
+    with httpx.Client(base_url=hub_with_provider.url) as client:
+        assert sign_in(client, provider, "anna@kommune.test", "anna-provider-pw").status_code == 200  # keys read
+    old = provider.key
+    provider.key = RSAKey.generate_key(2048, parameters={"kid": "k2", "use": "sig"})
+    try:
+        jwks_reads = provider.requests.count("/jwks")
+        with httpx.Client(base_url=hub_with_provider.url) as client:
+            assert sign_in(client, provider, "anna@kommune.test", "anna-provider-pw").status_code == 200
+        assert provider.requests.count("/jwks") == jwks_reads + 1
+    finally:
+        provider.key = old

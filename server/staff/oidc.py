@@ -230,7 +230,7 @@ class OidcClient:
     def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims, if its signature, issuer, audience, times and nonce are right (OIDC Core §3.1.3.7)."""
         from joserfc import jwt
-        from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError
+        from joserfc.errors import BadSignatureError, ExpiredTokenError, InvalidKeyIdError, JoseError
 
         def decode(keys: Any) -> Any:
             return jwt.decode(id_token, keys, algorithms=list(ALGORITHMS))
@@ -238,12 +238,10 @@ class OidcClient:
         try:
             try:
                 token = decode(self.keys())
-            except (BadSignatureError, ValueError, KeyError) as first:
-                # The provider may have rotated its keys since they were read: read them once more.
-                try:
-                    token = decode(self.keys(refresh=True))
-                except (ValueError, KeyError) as exc:
-                    raise BadSignatureError(str(exc)) from first
+            except (BadSignatureError, InvalidKeyIdError, ValueError, KeyError):
+                # The provider may have rotated its keys since they were read: read them once more. (Only a
+                # callback with this browser's pending state gets here, so this cannot be used to flood it.)
+                token = decode(self.keys(refresh=True))
             jwt.JWTClaimsRegistry(
                 leeway=LEEWAY_S, iss={"essential": True, "value": self.settings.issuer},
                 aud={"essential": True, "value": self.settings.client_id},
