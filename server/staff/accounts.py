@@ -28,7 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from server.config import ConfigError, check_number, check_unknown_keys
-from server.staff.directory import LdapSettings, parse_ldap
+from server.staff.directory import DIRECTORY_NAME, LdapSettings, parse_ldap
 from server.staff.oidc import OidcSettings, parse_oidc
 from server.throttle import Backoff
 from vuoro.protocol import ID_PATTERN
@@ -246,8 +246,15 @@ class KnownDevices:
 
     @staticmethod
     def cookie_name(user: str) -> str | None:
-        """One cookie per user name (several people may share a desk PC); None for a name no user can have."""
-        return f"vuoro_device_{user}" if ID_PATTERN.match(user) else None
+        """One cookie per user name (several people may share a desk PC); None for a name no user can have.
+
+        A directory name with '.' or '@' ("anna.jensen", "aj@kommune.dk") is not a valid cookie name:
+        it is named by a digest of the name instead."""
+        if ID_PATTERN.match(user):
+            return f"vuoro_device_{user}"
+        if DIRECTORY_NAME.match(user):
+            return f"vuoro_device_{hashlib.sha256(user.encode()).hexdigest()[:20]}"
+        return None
 
     def _sign(self, user: str, device: str) -> str:
         mac = hmac.new(self.secret, f"{user}\n{device}".encode(), hashlib.sha256).digest()
