@@ -178,3 +178,32 @@ def test_the_offline_copy_follows_what_the_directory_says_last(directory: Slapd,
     old.remember("anna", "anna-directory-pw", Grant("staff"))
     assert OfflineLogins(tmp_path / "old.json", 14).check("anna", "anna-directory-pw") is None
     assert OfflineLogins(tmp_path / "old.json", 14, clock=lambda: 13 * 86400.0).check("anna", "anna-directory-pw")
+
+
+def test_a_broken_directory_section_stops_the_hub_before_it_starts(tmp_path: Path) -> None:
+    """`vuoro hub --check` reports [staff.ldap] and [staff.oidc] mistakes with their key paths, like the rest."""
+    import subprocess
+    import sys
+
+    from server.config import SAMPLE_SITE
+
+    broken = tmp_path / "site.toml"
+    broken.write_text(SAMPLE_SITE.read_text(encoding="utf-8") + (
+        '\n[staff.ldap]\nurl = "ldap://dc1.kommune.local"\nbind = "cn=reader"\nuser_base = "dc=kommune"\n'
+        '[staff.ldap.groups]\n"cn=staff" = "janitor"\n"cn=desk" = { role = "staff", desks = ["kvik9"] }\n'
+        '[staff.oidc]\nissuer = "https://login.kommune.dk"\nclient_id = "vuoro"\n'
+        '[staff.oidc.groups]\n"staff" = { role = "staff", desks = "kvik1" }\n'))
+    run = subprocess.run([sys.executable, "-m", "server.main", "--config", str(broken), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "refusing to start" in run.stderr and "Traceback" not in run.stderr
+    for expected in ("staff.ldap.bind: expected {user}", 'staff.ldap.groups."cn=staff".role',
+                     'staff.oidc.groups."staff".desks'):
+        assert expected in run.stderr, run.stderr
+    # With those fixed, a desk that is not a counter of the site is named too.
+    broken.write_text(broken.read_text().replace('"janitor"', '"staff"').replace('desks = "kvik1"', 'desks = []')
+                      .replace('bind = "cn=reader"', 'bind = "{user}@kommune.local"'))
+    run = subprocess.run([sys.executable, "-m", "server.main", "--config", str(broken), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    for expected in ('staff.ldap.groups."cn=desk".desks: no counter \'kvik9\'',):
+        assert expected in run.stderr, run.stderr

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from server.auth import Principal
-from server.config import SiteConfig
+from server.config import ConfigError, SiteConfig
 from server.errors import ApiError
 from server.hookspecs import hookimpl
 from server.staff.accounts import (
@@ -119,7 +119,16 @@ REFUSALS = {
 
 @hookimpl
 def check_config(config: SiteConfig) -> None:
-    parse_staff(config.raw.get("staff", {}), str(config.path))
+    settings = parse_staff(config.raw.get("staff", {}), str(config.path))
+    problems = []  # the desks a directory group names must be counters of this site
+    for section, sso in (("ldap", settings.ldap), ("oidc", settings.oidc)):
+        for group, grant in (sso.groups if sso else {}).items():
+            for desk in grant.desks:
+                if desk not in config.counters:
+                    problems.append(f'staff.{section}.groups."{group}".desks: no counter {desk!r} in [counters] '
+                                    f"(there are: {', '.join(config.counters)})")
+    if problems:
+        raise ConfigError(problems, str(config.path))
 
 
 @hookimpl
