@@ -289,10 +289,10 @@ def install(app: FastAPI, hub: Hub) -> None:
         if user is None:
             if outcome.refusal == NO_GROUP:  # the password was right: nothing to slow down
                 return render_login(request, error=words[REFUSALS[NO_GROUP]], status=403, user=name)
+            if outcome.refusal == DOWN:  # nothing was checked (no offline copy for this name): nothing to slow down
+                return render_login(request, error=words[REFUSALS[DOWN]], status=503, user=name)
             guard.failed(name, address, device)
-            refusal = REFUSALS[DOWN] if outcome.refusal == DOWN else "Wrong user name or password."
-            return render_login(request, error=words[refusal], status=503 if outcome.refusal == DOWN else 401,
-                                user=name)
+            return render_login(request, error=words["Wrong user name or password."], status=401, user=name)
         guard.succeeded(name, address, device)
         response = start_session(request, user, RedirectResponse("/staff/", status_code=303, headers=_headers()))
         response.delete_cookie(LOGIN_COOKIE, path="/staff/login")
