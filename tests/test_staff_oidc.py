@@ -73,6 +73,7 @@ def sign_in(client: httpx.Client, provider: Provider, user: str, password: str, 
     assert to_provider.startswith(provider.issuer + "/authorize?")
     params = {k: v[0] for k, v in parse_qs(urlsplit(to_provider).query).items()}
     assert params["code_challenge_method"] == "S256" and params["nonce"] and params["state"]
+    assert params["prompt"] == "login"  # a shared desk PC never signs the next person in as the last one
     login = httpx.post(provider.issuer + "/authorize", data={**params, "username": user, "password": password})
     assert login.status_code == 302, login.text
     return client.get(login.headers["location"])
@@ -86,9 +87,10 @@ def error_of(page: httpx.Response) -> str:
 def test_oidc_config_is_validated_with_key_paths(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_staff({"oidc": {"issuer": "http://login.kommune.dk", "scopes": ["profile"], "flavour": 1,
-                              "redirect_uri": "https://hub.kommune.dk/login", "groups": {}}})
+                              "prompt": "none", "redirect_uri": "https://hub.kommune.dk/login", "groups": {}}})
     text = "\n".join(caught.value.problems)
-    for expected in ("staff.oidc.issuer: expected an https://", "staff.oidc.client_id: expected a text",
+    for expected in ("staff.oidc.issuer: expected an https://", "staff.oidc.prompt",
+                     "staff.oidc.client_id: expected a text",
                      'staff.oidc.scopes: expected a list of scopes with "openid"', "staff.oidc.flavour: unknown key",
                      "staff.oidc.redirect_uri", "staff.oidc.groups: expected a table"):
         assert expected in text, expected
@@ -133,6 +135,13 @@ def test_chromium_signs_in_through_the_provider_and_back(hub_with_provider: Runn
     page.screenshot(path=str(shots / "login-oidc-refused-da.png"))
     violations["refused"] = axe_violations(page)
     context.close()
+    phone = browser.new_context(viewport=SIZES["phone"])
+    small = phone.new_page()
+    small.goto(url + "/staff/login?lang=fi")
+    expect(small.get_by_role("link", name="Kirjaudu kunnan tunnuksilla")).to_be_visible()
+    small.screenshot(path=str(shots / "login-with-oidc-phone-fi.png"))
+    violations["login at phone size"] = axe_violations(small)
+    phone.close()
     found = {k: v for k, v in violations.items() if v}
     assert not found, "\n".join(f"{k}:\n{describe(v)}" for k, v in found.items())
 

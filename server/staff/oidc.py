@@ -46,6 +46,10 @@ class OidcSettings:
     groups_claim: str = "groups"  # Entra ID: group object ids (or "roles" for app roles); Keycloak: a groups mapper
     redirect_uri: str = ""  # empty: https://<the address the staff page was opened at>/staff/oidc/callback
     name: str = ""  # on the button: "Log in with <name>"; empty: "the municipality's login" in the page's language
+    # "login": the provider asks for the password every time, so on a shared desk PC the next person is never
+    # signed in as the last one (logging out of the staff page does not log out of the provider).
+    # "select_account", or "" (the provider's own choice: single sign-on) for personal PCs.
+    prompt: str = "login"
     ca_file: str | None = None
     timeout_s: float = 10.0
 
@@ -58,7 +62,7 @@ def parse_oidc(raw: Any, problems: list[str]) -> OidcSettings | None:
         problems.append(f"{path}: expected a table")
         return None
     check_unknown_keys(raw, {"issuer", "client_id", "client_secret", "scopes", "username_claim", "groups_claim",
-                             "groups", "redirect_uri", "name", "ca_file", "timeout_s"}, path, problems)
+                             "groups", "redirect_uri", "name", "prompt", "ca_file", "timeout_s"}, path, problems)
     before = len(problems)
 
     def text(key: str, default: str | None = None) -> str:
@@ -86,11 +90,15 @@ def parse_oidc(raw: Any, problems: list[str]) -> OidcSettings | None:
         problems.append(f"{path}.ca_file: expected the path of a CA certificate file, got {ca_file!r}")
     groups = parse_groups(raw.get("groups"), f"{path}.groups", problems, lower=False)
     timeout = check_number(raw, "timeout_s", path, 10.0, 1, 60, problems)
+    prompt = raw.get("prompt", "login")
+    if prompt not in ("login", "select_account", "consent", ""):
+        problems.append(f'{path}.prompt: expected "login", "select_account", "consent" or "" (the provider\'s '
+                        f"choice), got {prompt!r}")
     if len(problems) > before:
         return None
     return OidcSettings(issuer.rstrip("/"), client_id, groups, secret, tuple(scopes),
                         text("username_claim", "preferred_username"), text("groups_claim", "groups"), redirect,
-                        text("name", ""), ca_file, timeout)
+                        text("name", ""), prompt, ca_file, timeout)
 
 
 class OidcRefused(Exception):
@@ -181,7 +189,7 @@ class OidcClient:
                           redirect_uri)
         url, _ = self._session(redirect_uri).create_authorization_url(
             self.metadata()["authorization_endpoint"], state=pending.state, nonce=pending.nonce,
-            code_verifier=pending.verifier)
+            code_verifier=pending.verifier, **({"prompt": self.settings.prompt} if self.settings.prompt else {}))
         now = time.monotonic()
         with self._lock:
             self._pending = {k: p for k, p in self._pending.items() if now - p.started < PENDING_S}
