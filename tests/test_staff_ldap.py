@@ -207,3 +207,35 @@ def test_a_broken_directory_section_stops_the_hub_before_it_starts(tmp_path: Pat
     assert run.returncode == 2
     for expected in ('staff.ldap.groups."cn=desk".desks: no counter \'kvik9\'',):
         assert expected in run.stderr, run.stderr
+
+
+def test_ldaps_and_starttls_trust_only_the_configured_ca(tmp_path: Path) -> None:
+    """A real directory speaks TLS: ldaps:// and StartTLS work with the municipality's CA, and a server whose
+    certificate does not chain to it, or names another host, is never sent the password (treated as down)."""
+    from certs import TestCA
+
+    from server.staff.directory import DirectoryDown
+
+    ca = TestCA.create(tmp_path / "ca")
+    stranger = TestCA.create(tmp_path / "stranger", "Someone else's CA")
+    issued = ca.issue("ldap")
+    slapd = Slapd(tmp_path / "slapd", PEOPLE, tls=(issued.cert, issued.key)).build().start()
+    try:
+        for url, start_tls in ((slapd.ldaps_url, False), (slapd.url, True)):
+            settings = parse_staff({"ldap": {**ldap_block(url), "start_tls": start_tls, "ca_file": str(ca.cert)}}).ldap
+            assert settings is not None
+            assert ask_directory(settings, "anna", "anna-directory-pw").grant == Grant("staff", ("kvik1", "kvik2"))
+            untrusted = parse_staff({"ldap": {**ldap_block(url), "start_tls": start_tls,
+                                              "ca_file": str(stranger.cert)}}).ldap
+            assert untrusted is not None
+            with pytest.raises(DirectoryDown, match="certificate verify failed"):
+                ask_directory(untrusted, "anna", "anna-directory-pw")
+        slapd.stop()
+        wrong_name = ca.issue("elsewhere", dns=("dc9.kommune.test",), ips=("10.9.9.9",))
+        slapd = Slapd(tmp_path / "slapd2", PEOPLE, tls=(wrong_name.cert, wrong_name.key)).build().start()
+        settings = parse_staff({"ldap": {**ldap_block(slapd.ldaps_url), "ca_file": str(ca.cert)}}).ldap
+        assert settings is not None
+        with pytest.raises(DirectoryDown, match="(?i)hostname|doesn't match|not valid for"):
+            ask_directory(settings, "anna", "anna-directory-pw")
+    finally:
+        slapd.stop()

@@ -54,13 +54,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config_ldif(folder: Path) -> str:
+def _config_ldif(folder: Path, tls: tuple[Path, Path] | None) -> str:
     includes = "\n".join(f"include: file:///etc/ldap/schema/{name}.ldif" for name in SCHEMAS)
+    certificate = f"olcTLSCertificateFile: {tls[0]}\nolcTLSCertificateKeyFile: {tls[1]}\n" if tls else ""
     return f"""dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: {folder}/slapd.pid
-
+{certificate}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -117,19 +118,25 @@ def _data_ldif(people: list[Person]) -> str:
 class Slapd:
     folder: Path
     people: list[Person]
+    tls: tuple[Path, Path] | None = None  # certificate and key: also listen with ldaps:// on tls_port, and StartTLS
     port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
     def build(self) -> Slapd:
         assert shutil.which(SLAPD) or Path(SLAPD).exists(), "slapd is not installed (apt-get install slapd ldap-utils)"
         config, data = self.folder / "slapd.d", self.folder / "data"
         config.mkdir(parents=True)
         data.mkdir()
-        (self.folder / "config.ldif").write_text(_config_ldif(self.folder))
+        (self.folder / "config.ldif").write_text(_config_ldif(self.folder, self.tls))
         (self.folder / "data.ldif").write_text(_data_ldif(self.people))
         for number, ldif in (("0", "config.ldif"), ("1", "data.ldif")):
             subprocess.run([SLAPADD, "-n", number, "-F", str(config), "-l", str(self.folder / ldif)],
@@ -138,7 +145,8 @@ class Slapd:
 
     def start(self) -> Slapd:
         # -d 0: stay in the foreground (no fork), so the test owns the process and its end.
-        self.process = subprocess.Popen([SLAPD, "-d", "0", "-h", f"{self.url}/", "-F", str(self.folder / "slapd.d")],
+        listen = f"{self.url}/ {self.ldaps_url}/" if self.tls else f"{self.url}/"
+        self.process = subprocess.Popen([SLAPD, "-d", "0", "-h", listen, "-F", str(self.folder / "slapd.d")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

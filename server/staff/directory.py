@@ -194,7 +194,10 @@ def ask_directory(settings: LdapSettings, name: str, password: str) -> Directory
     except ldap_errors.LDAPException as exc:
         raise DirectoryDown(str(exc)) from exc
     finally:
-        connection.unbind()
+        try:
+            connection.unbind()
+        except (ldap_errors.LDAPException, OSError):
+            pass  # the socket is already gone (a failed StartTLS): nothing left to close politely
 
 
 @dataclass(frozen=True)
