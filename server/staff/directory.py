@@ -16,6 +16,7 @@ never outlives what the directory said last. (A wrong guess by someone else forg
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -194,10 +195,8 @@ def ask_directory(settings: LdapSettings, name: str, password: str) -> Directory
     except ldap_errors.LDAPException as exc:
         raise DirectoryDown(str(exc)) from exc
     finally:
-        try:
+        with contextlib.suppress(ldap_errors.LDAPException, OSError):  # the socket may be gone (a failed StartTLS)
             connection.unbind()
-        except (ldap_errors.LDAPException, OSError):
-            pass  # the socket is already gone (a failed StartTLS): nothing left to close politely
 
 
 @dataclass(frozen=True)
