@@ -141,6 +141,11 @@ def install(app: FastAPI, hub: Hub) -> None:
     guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
     known = KnownDevices.in_folder(hub.store.path.parent)
     passwords = PasswordSignIn(settings, hub.store.path.parent)
+    ldap = settings.ldap
+    if ldap and ldap.url.startswith("ldap://") and not ldap.start_tls \
+            and not ldap.url.startswith(("ldap://127.", "ldap://localhost", "ldap://[::1]")):
+        log.warning("[staff.ldap] url %s without start_tls: staff passwords cross the network unencrypted. "
+                    "Use ldaps:// or start_tls = true (docs/staff.md).", ldap.url)
     oidc = OidcClient(settings.oidc) if settings.oidc else None
     app.state.staff_sessions = sessions
     app.state.staff_settings = settings
