@@ -239,3 +239,65 @@ def test_ldaps_and_starttls_trust_only_the_configured_ca(tmp_path: Path) -> None
             ask_directory(settings, "anna", "anna-directory-pw")
     finally:
         slapd.stop()
+
+
+def test_vuoro_doctor_says_whether_the_directory_and_provider_can_be_reached(tmp_path: Path, capsys: Any) -> None:
+    """`vuoro doctor` reaches [staff.ldap] (TLS and its certificate included) and [staff.oidc] as the hub would,
+    without sending any password, and says in words what to do when it cannot."""
+    import tomllib
+
+    from certs import TestCA
+
+    from server.config import SAMPLE_SITE
+    from toolkit import doctor
+    from toolkit.oidc_provider import Provider
+
+    ca = TestCA.create(tmp_path / "ca")
+    issued = ca.issue("ldap")
+    slapd = Slapd(tmp_path / "slapd", PEOPLE, tls=(issued.cert, issued.key)).build().start()
+    provider = Provider("vuoro-hub", "secret", []).start()
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+
+    def run(ldap: dict[str, Any], issuer: str) -> str:
+        staff = data["staff"] | {"ldap": ldap, "oidc": {"issuer": issuer, "client_id": "vuoro-hub",
+                                                         "groups": {"vuoro-staff": "staff"}}}
+        site = tmp_path / "site.toml"
+        site.write_text(toml_of(data | {"staff": staff}), encoding="utf-8")
+        doctor.main(["--config", str(site), "--hub", "http://127.0.0.1:9", "--broker", "mqtt://127.0.0.1:9",
+                     "--timeout", "1"])
+        return capsys.readouterr().out
+
+    try:
+        good = run({**ldap_block(slapd.ldaps_url), "ca_file": str(ca.cert)}, provider.issuer)
+        assert f"[ok  ] directory: {slapd.ldaps_url} answers over TLS with a trusted certificate" in good
+        assert f"[ok  ] OpenID provider: {provider.issuer}: discovery and signing keys read" in good
+        assert provider.requests[-2:] == ["/.well-known/openid-configuration", "/jwks"]
+        untrusted = run(ldap_block(slapd.ldaps_url), provider.issuer + "/wrong")
+        assert f"[FAIL] directory: {slapd.ldaps_url} cannot be reached" in untrusted
+        assert "Set [staff.ldap] ca_file to the municipality's CA certificate" in untrusted
+        assert "local account (local accounts: demo" in untrusted
+        assert f"[FAIL] OpenID provider: {provider.issuer}/wrong cannot be used" in untrusted
+        slapd.stop()
+        down = run(ldap_block(slapd.url), provider.issuer)
+        assert f"[FAIL] directory: {slapd.url} cannot be reached" in down and "14 days still get in" in down
+    finally:
+        slapd.stop()
+        provider.stop()
+
+
+def toml_of(data: dict[str, Any]) -> str:
+    """Just enough TOML writing for the sample site with the staff tables (tables, strings, numbers, lists)."""
+    import json
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str | int | float):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
+        raise TypeError(v)
+
+    return "".join(f"{json.dumps(key)} = {value(table)}\n" for key, table in data.items())  # inline tables

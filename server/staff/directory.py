@@ -199,6 +199,29 @@ def ask_directory(settings: LdapSettings, name: str, password: str) -> Directory
             connection.unbind()
 
 
+def reach_directory(settings: LdapSettings) -> None:
+    """Open a connection (and StartTLS) without binding: raises :class:`DirectoryDown` with the reason if the
+    directory cannot be reached or its certificate is not trusted. For ``vuoro doctor``."""
+    import ldap3
+    from ldap3.core import exceptions as ldap_errors
+
+    tls = None
+    if settings.url.startswith("ldaps://") or settings.start_tls:
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
+    server = ldap3.Server(settings.url, connect_timeout=settings.timeout_s, tls=tls, get_info=ldap3.NONE)
+    connection = ldap3.Connection(server, receive_timeout=max(1, round(settings.timeout_s)), raise_exceptions=False,
+                                  auto_bind=ldap3.AUTO_BIND_NONE)
+    try:
+        connection.open()
+        if settings.start_tls:
+            connection.start_tls()
+    except ldap_errors.LDAPException as exc:
+        raise DirectoryDown(str(exc)) from exc
+    finally:
+        with contextlib.suppress(ldap_errors.LDAPException, OSError):
+            connection.unbind()
+
+
 @dataclass(frozen=True)
 class Remembered:
     name: str
