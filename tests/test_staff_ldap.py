@@ -154,6 +154,9 @@ def test_when_the_directory_is_down_who_signed_in_before_still_gets_in(live_brok
                 assert error_of(never) == ("The municipality's login cannot be reached right now. Try again in a "
                                            "moment, or use a local account.")
                 assert log_in(client, DEMO_USER, DEMO_PASSWORD).status_code == 303  # break-glass local account
+        with running_hub(site_config(tmp_path, live_broker.url, staff=staff)) as restarted, \
+                httpx.Client(base_url=restarted.url) as client:  # the hub restarted while the directory is down
+            assert log_in(client, "anna", "anna-directory-pw").status_code == 303
         offline = OfflineLogins(tmp_path / OfflineLogins.FILE, 14)
         assert offline.path.stat().st_mode & 0o077 == 0  # the hashes are for the hub's user alone
         assert "anna-directory-pw" not in offline.path.read_text()
