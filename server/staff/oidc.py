@@ -233,6 +233,10 @@ class OidcClient:
         for group, grant in self.settings.groups.items():
             if group in have:
                 return Identity(name.strip().lower()[:64], grant)
+        if self.settings.groups_claim in (claims.get("_claim_names") or {}):
+            # Entra ID leaves the groups out of a token for someone in more than 200 ("group overage").
+            raise OidcRefused(NO_GROUP, f"{name!r}: the provider left the {self.settings.groups_claim!r} claim out "
+                                        "(too many groups); use app roles: groups_claim = \"roles\" (docs/staff.md)")
         raise OidcRefused(NO_GROUP, f"{name!r} has none of the groups in [staff.oidc.groups] ({sorted(have)})")
 
     def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
