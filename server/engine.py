@@ -28,6 +28,7 @@ Rules (docs/architecture.md explains the why):
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import secrets
 import uuid
@@ -286,15 +287,64 @@ class QueueEngine:
         )
 
     def estimate_minutes(self, service_id: str, people_ahead: int) -> int:
-        """Minutes until a visitor with ``people_ahead`` before them is called.
+        """Minutes until a visitor with ``people_ahead`` before them in the service's line is called.
 
-        Recent service times (or the configured typical time) spread over the
-        counters open for the service; with none open we assume one will be.
+        The desks are played forward with the rule that calls (``_pick_next``'s longest weighted wait)
+        and the recent service time of each service (or its configured typical time): a desk that also
+        serves other lines spends time on the people waiting there first, and a busy desk is free only
+        when its current visitor is done (a usual visit after they were called). The
+        first version divided people ahead × time by every open desk that could serve the service, so a
+        desk shared with a long line counted as free for each of its services, and a visitor first in
+        line was told "0 min" while every desk was busy: "25 waiting – about 2 min" beside waits of 38.
+        With no desk open for the service we assume its first counter opens.
         """
-        if people_ahead <= 0:
-            return 0
-        seconds = people_ahead * self.average_service_seconds(service_id) / max(1, self.counters_open_for(service_id))
-        return max(1, math.ceil(seconds / 60))
+        return math.ceil(self._wait_seconds(service_id, max(0, people_ahead)) / 60)
+
+    def _wait_seconds(self, service_id: str, index: int) -> float:
+        """Seconds until the ``index``-th of the service's line (or, past its end, one more) is called."""
+        desks = {cid: c for cid, c in self.counters.items() if c.status == OPEN}
+        if not any(service_id in self.config.counters[cid].services for cid in desks):
+            first = next((cid for cid, c in self.config.counters.items() if service_id in c.services), None)
+            if first is None:  # no counter serves it at all: nobody will be called
+                return 0.0
+            desks[first] = CounterState(first, OPEN)
+        lines = {sid: [self.lines[sid][tid] for _, tid in order] for sid, order in self._line_order.items()}
+        serving = {cid: t for cid, c in desks.items()
+                   if (t := self.tickets.get(c.ticket_id or "")) is not None and t.status == CALLED and t.called_at}
+        known = [t.queued_at for line in lines.values() for t in line] + [t.called_at for t in serving.values()]
+        reference = max(known) if known else None  # "now", as near as the engine knows it (it keeps no clock)
+        phantom = index >= len(lines[service_id])
+        heads = dict.fromkeys(lines, 0)
+        free_at: list[tuple[float, int, str]] = []
+        for order, cid in enumerate(desks):
+            current = serving.get(cid)
+            left = 0.0
+            if current is not None and reference is not None and current.called_at is not None:
+                spent = (reference - current.called_at).total_seconds()
+                left = max(0.0, self.average_service_seconds(current.service) - spent)
+            free_at.append((left, order, cid))
+        heapq.heapify(free_at)
+        while free_at:
+            clock, order, cid = heapq.heappop(free_at)
+            served = self.config.counters[cid].services
+            choices = []
+            for rank, sid in enumerate(served):
+                line, head = lines.get(sid, []), heads.get(sid, 0)
+                if head < len(line):
+                    waited = (reference - line[head].queued_at).total_seconds() + clock if reference else clock
+                elif sid == service_id and phantom:
+                    waited = clock  # the newcomer, queued at "now"
+                else:
+                    continue
+                choices.append((-(waited + 1.0) * self.config.services[sid].priority, rank, sid))
+            if not choices:
+                continue  # nothing this desk serves is left: it calls no one before the newcomer
+            _, _, sid = min(choices)
+            if sid == service_id and heads[sid] == index:
+                return clock
+            heads[sid] += 1
+            heapq.heappush(free_at, (clock + self.average_service_seconds(sid), order, cid))
+        return 0.0
 
     def position(self, ticket: Ticket) -> int:
         """How many people are before this ticket in its service's line."""
