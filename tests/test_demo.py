@@ -31,13 +31,24 @@ def test_the_test_site_is_the_sample_site_always_open() -> None:
 
 
 def test_a_simulated_morning_issues_prints_calls_and_survives_paper_out(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--minutes", "0.25",
-                          "--speed", "60", "--data-dir", str(tmp_path), "--port", "0"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "vuoro.cli", "demo", "--headless", "--minutes", "0.5",
+                          "--speed", "120", "--data-dir", str(tmp_path), "--port", "0"],
+                         capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
     assert "numbers unique: True" in out
     assert "runs out of paper" in out and "new roll" in out
+    # Kiosk 1's printer reports over MQTT as a kiosk does: the hub hears it, and the staff page's devices box
+    # (GET /api/v1/devices) says so while the paper is out, and again once it is back.
+    assert "the staff page's devices box shows kiosk1: paper_out" in out, out
+    assert "the staff page's devices box shows kiosk1: ok" in out, out
+    # A morning worth showing: the rush at opening is served by the end (the first version ended with half
+    # the visitors still waiting), and the estimates on the tickets are the waits people had.
+    still = dict(re.findall(r"(\w+) (\d+)", out.split("still waiting")[1].split("\n")[0]))
+    issued_total = int(out.split("tickets issued")[1].split()[0])
+    assert sum(map(int, still.values())) <= issued_total // 10, out
+    median_off = float(out.split("median off by")[1].split()[0])
+    assert median_off <= 5, out
     issued = int(out.split("tickets issued")[1].split()[0])
     printed = int(out.split("receipts printed")[1].split(";")[0])
     assert issued >= 5 and 0 < printed < issued  # some receipts could not print while the paper was out
@@ -46,4 +57,27 @@ def test_a_simulated_morning_issues_prints_calls_and_survives_paper_out(tmp_path
     phone = out.split("phone page (QR)")[1].split("\n")[0]
     assert int(phone.split("on ")[1].split()[0]) == printed
     assert re.search(r"e\.g\. http://127\.0\.0\.1:\d+/signage/ticket\.html\?t=\S+", phone), phone
-    assert 'public_url = "http://127.0.0.1:' in (tmp_path / "site.toml").read_text(encoding="utf-8")
+    site = (tmp_path / "site.toml").read_text(encoding="utf-8")
+    assert 'public_url = "http://127.0.0.1:' in site
+    # The site file names the demo's hub and broker (what `vuoro doctor --config` reads).
+    hub = re.search(r"^hub +http://(127\.0\.0\.1:\d+)", out, flags=re.M).group(1)  # type: ignore[union-attr]
+    broker = re.search(r"^broker +(mqtt://127\.0\.0\.1:\d+)", out, flags=re.M).group(1)  # type: ignore[union-attr]
+    config = load_config(tmp_path / "site.toml")
+    assert f"{config.listen_host}:{config.listen_port}" == hub and config.broker == broker
+
+
+def test_the_simulation_keeps_its_own_data_and_starts_afresh(tmp_path: Path, monkeypatch) -> None:
+    """The first version shared var/demo with the windowed demo: its numbers carried on, and its receipts
+    were written over the other's."""
+    from toolkit.demo import Demo, parse_args
+
+    monkeypatch.chdir(tmp_path)
+    windowed = tmp_path / "var" / "demo" / "receipts" / "K001.png"
+    windowed.parent.mkdir(parents=True)
+    windowed.write_bytes(b"a receipt of the windowed demo")
+    old_run = tmp_path / "var" / "demo-headless" / "hub" / "hub.sqlite3"
+    old_run.parent.mkdir(parents=True)
+    old_run.write_bytes(b"yesterday's simulated morning")
+    assert Demo(parse_args([])).root == tmp_path / "var" / "demo"
+    assert Demo(parse_args(["--headless"])).root == tmp_path / "var" / "demo-headless"
+    assert windowed.exists() and not old_run.exists()
