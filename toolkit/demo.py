@@ -25,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -327,9 +328,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _stop_on_sigterm(*_: object) -> None:
+    raise KeyboardInterrupt  # `kill`, `timeout`, a closing terminal session: stop everything, as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     demo = Demo(args)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # else the hub, broker and windows outlive the demo
     try:
         demo.start()
         return demo.simulate() if args.headless else demo.windows()
