@@ -81,3 +81,54 @@ def test_the_simulation_keeps_its_own_data_and_starts_afresh(tmp_path: Path, mon
     assert Demo(parse_args([])).root == tmp_path / "var" / "demo"
     assert Demo(parse_args(["--headless"])).root == tmp_path / "var" / "demo-headless"
     assert windowed.exists() and not old_run.exists()
+
+
+def test_the_windowed_demo_under_xvfb_shows_kiosk_and_screen_side_by_side(tmp_path: Path) -> None:
+    """Xvfb has no window manager: the first version let both windows open at the same place, and the
+    signage window covered the kiosk. Run `vuoro demo` as the README says, on a 1920×1080 virtual screen,
+    and read where the windows are and what the screen shows."""
+    import os
+    import time
+
+    from PIL import ImageGrab
+
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    display = f":{xvfb.stdout.readline().decode().strip()}"  # type: ignore[union-attr]
+    env = {**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy")}
+    env.pop("SDL_VIDEODRIVER", None)  # the tests' offscreen default: here the windows go to the X screen
+    demo = subprocess.Popen([sys.executable, "-m", "vuoro.cli", "demo", "--data-dir", str(tmp_path), "--port", "0"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        windows: dict[str, tuple[int, int, int, int]] = {}
+        deadline = time.monotonic() + 90
+        while len(windows) < 2:
+            assert demo.poll() is None and time.monotonic() < deadline, "the demo's windows never appeared"
+            time.sleep(0.5)
+            found = subprocess.run(["xdotool", "search", "--classname", "."], env=env,  # SDL's windows
+                                   capture_output=True, text=True).stdout.split()
+            for window in found:
+                name = subprocess.run(["xdotool", "getwindowname", window], env=env, capture_output=True,
+                                      text=True).stdout.strip()
+                if name not in ("Vuoro kiosk", "Vuoro signage"):
+                    continue
+                shape = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], env=env,
+                                       capture_output=True, text=True).stdout
+                values = dict(line.split("=", 1) for line in shape.split())
+                windows[name] = (int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"]))
+        time.sleep(8)  # the first frames: the kiosk asks the hub, the screen reads the retained state
+        screen = ImageGrab.grab(xdisplay=display)
+        screen.save(tmp_path / "xvfb.png")  # to look at when it fails
+    finally:
+        demo.terminate()  # SIGTERM stops the hub, broker and windows too
+        demo.wait(30)
+        xvfb.terminate()
+        xvfb.wait(10)
+    (kx, ky, kw, kh), (sx, sy, sw, sh) = windows["Vuoro kiosk"], windows["Vuoro signage"]
+    assert (kw, kh) == (800, 480) and kx + kw <= sx and sx + sw <= 1920 and max(ky + kh, sy + sh) <= 1080
+    for x, y, w, h in (windows["Vuoro kiosk"], windows["Vuoro signage"]):  # both drawn, neither covered
+        colours = screen.crop((x, y, x + w, y + h)).convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 20, (x, y, w, h)
+    # the kiosk's light background at its place, the screen's dark one beside it: neither is over the other
+    assert sum(screen.getpixel((kx + kw // 2, ky + kh - 4))[:3]) > 600
+    assert sum(screen.getpixel((sx + sw // 2, sy + 4))[:3]) < 150
