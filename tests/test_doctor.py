@@ -227,6 +227,17 @@ def test_printer_out_of_paper_and_bad_url(capsys, printer: VirtualPrinter) -> No
     assert "is not a printer address" in blocks["printer"]
 
 
+def test_a_printer_code_page_that_cannot_print_the_sites_languages_fails(capsys, printer: VirtualPrinter) -> None:
+    """The sample site speaks da, sv, fi, nl and en: CP437 has no ø. The doctor names the fix."""
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer",
+                       printer.url + "?codepage=CP437")
+    assert blocks["printer"].startswith("FAIL") and "cannot print ø Ø (Danish)" in blocks["printer"]
+    assert "?codepage=CP858" in blocks["printer"]
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer",
+                       printer.url + "?codepage=CP865")
+    assert ok(blocks["printer"]), blocks["printer"]
+
+
 def test_printer_paper_low_passes_with_a_note(capsys, printer: VirtualPrinter) -> None:
     printer.set_paper("near_end")
     _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer", printer.url)
