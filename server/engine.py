@@ -45,6 +45,9 @@ from vuoro import refusals
 BOOKING_DUE_MARGIN = timedelta(minutes=5)
 # Service times remembered per service for the wait estimate.
 SERVICE_TIME_WINDOW = 20
+# Calls the wait estimate plays forward; past them, a long line goes on at the pace it was served (so a
+# state with thousands waiting costs the same as one with a hundred).
+ESTIMATE_CALLS = 40
 # Idempotency keys are honoured this long (a kiosk retries within seconds).
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
@@ -196,6 +199,7 @@ class QueueEngine:
         self.action_keys = dict(snapshot.action_keys)
         self.recent_calls: deque[Call] = deque(snapshot.recent_calls, maxlen=config.recent_calls)
         self.by_token = {t.track_token: t.id for t in self.tickets.values()}
+        self._forecast: tuple[tuple[Any, ...], dict[str, tuple[list[float], float, float]]] | None = None
 
     # -- helpers ------------------------------------------------------------------
 
@@ -287,64 +291,107 @@ class QueueEngine:
         )
 
     def estimate_minutes(self, service_id: str, people_ahead: int) -> int:
-        """Minutes until a visitor with ``people_ahead`` before them in the service's line is called.
+        """Minutes until a visitor with ``people_ahead`` before them in the service's line is called
+        (``people_ahead`` = the whole line: someone who takes a ticket now).
 
-        The desks are played forward with the rule that calls (``_pick_next``'s longest weighted wait)
-        and the recent service time of each service (or its configured typical time): a desk that also
-        serves other lines spends time on the people waiting there first, and a busy desk is free only
-        when its current visitor is done (a usual visit after they were called). The
-        first version divided people ahead × time by every open desk that could serve the service, so a
-        desk shared with a long line counted as free for each of its services, and a visitor first in
-        line was told "0 min" while every desk was busy: "25 waiting – about 2 min" beside waits of 38.
-        With no desk open for the service we assume its first counter opens.
+        The open desks are played forward with the rule that calls (``_pick_next``'s longest weighted wait)
+        and each service's recent service time (or its configured typical time): a desk that also serves
+        other lines spends time on the people waiting there first, and a busy desk is free only when its
+        current visitor's usual time is up. The first version divided people ahead × time by every open
+        desk that could serve the service, so a desk shared with a long line counted as free for each of
+        its services, and a visitor first in line was told "0 min" while every desk was busy. With no desk
+        open for a service we assume its first counter opens for it.
         """
-        return math.ceil(self._wait_seconds(service_id, max(0, people_ahead)) / 60)
+        forecast = self._forecast_now()
+        line = forecast.get(service_id)
+        if not line:
+            return 0
+        index = min(max(0, people_ahead), len(self._line_order[service_id]))
+        times, horizon, pace = line
+        seconds = times[index] if index < len(times) else horizon + (index - len(times)) * pace
+        return math.ceil(seconds / 60)
 
-    def _wait_seconds(self, service_id: str, index: int) -> float:
-        """Seconds until the ``index``-th of the service's line (or, past its end, one more) is called."""
-        desks = {cid: c for cid, c in self.counters.items() if c.status == OPEN}
-        if not any(service_id in self.config.counters[cid].services for cid in desks):
-            first = next((cid for cid, c in self.config.counters.items() if service_id in c.services), None)
-            if first is None:  # no counter serves it at all: nobody will be called
-                return 0.0
-            desks[first] = CounterState(first, OPEN)
-        lines = {sid: [self.lines[sid][tid] for _, tid in order] for sid, order in self._line_order.items()}
-        serving = {cid: t for cid, c in desks.items()
-                   if (t := self.tickets.get(c.ticket_id or "")) is not None and t.status == CALLED and t.called_at}
-        known = [t.queued_at for line in lines.values() for t in line] + [t.called_at for t in serving.values()]
-        reference = max(known) if known else None  # "now", as near as the engine knows it (it keeps no clock)
-        phantom = index >= len(lines[service_id])
+    def _forecast_key(self) -> tuple[Any, ...]:
+        """What the forecast depends on; cheap to build (the lines' ends, not their contents)."""
+        return (tuple((len(o), o[0][1], o[-1][1]) if o else () for o in self._line_order.values()),
+                tuple((c.status, c.ticket_id) for c in self.counters.values()),
+                tuple((len(t), sum(t)) for t in self.service_times.values()))
+
+    def _forecast_now(self) -> dict[str, tuple[list[float], float, float]]:
+        """Per service: the seconds until each place in its line is called (the last entry: one more, a
+        newcomer), as far as ESTIMATE_CALLS calls reach; when the next call after those comes; and the
+        pace, in seconds a place, beyond that.
+
+        One play of the desks serves every estimate of a state: the queue states of all services and
+        the ticket just issued (a newcomer takes no desk time in it, so each is called exactly when it
+        alone would be)."""
+        key = self._forecast_key()
+        if self._forecast is not None and self._forecast[0] == key:
+            return self._forecast[1]
+        counters, lines = self.config.counters, self._line_order
+        desks = {cid: list(counters[cid].services) for cid, c in self.counters.items() if c.status == OPEN}
+        for sid in lines:
+            if not any(sid in services for services in desks.values()):
+                first = next((cid for cid, c in counters.items() if sid in c.services), None)
+                if first is not None:  # assumed to open for this service alone
+                    desks[f"{first}\0{sid}"] = [sid]
+        serving = {cid: t for cid in desks if (c := self.counters.get(cid)) is not None
+                   and (t := self.tickets.get(c.ticket_id or "")) is not None and t.status == CALLED and t.called_at}
+        known = [line[-1][0] for line in lines.values() if line] + [t.called_at for t in serving.values()]
+        now = max(known).timestamp() if known else 0.0  # as near as the engine knows it: it keeps no clock
+        average = {sid: self.average_service_seconds(sid) for sid in lines}
+        priority = {sid: self.config.services[sid].priority for sid in lines}
         heads = dict.fromkeys(lines, 0)
+        times: dict[str, list[float]] = {sid: [] for sid in lines}
+        newcomer_called = {sid: False for sid in lines}
         free_at: list[tuple[float, int, str]] = []
         for order, cid in enumerate(desks):
             current = serving.get(cid)
             left = 0.0
-            if current is not None and reference is not None and current.called_at is not None:
-                spent = (reference - current.called_at).total_seconds()
-                left = max(0.0, self.average_service_seconds(current.service) - spent)
+            if current is not None and current.called_at is not None:
+                left = max(0.0, average[current.service] - (now - current.called_at.timestamp()))
             free_at.append((left, order, cid))
         heapq.heapify(free_at)
-        while free_at:
+        calls, clock = 0, 0.0
+        pending = {sid for services in desks.values() for sid in services}  # newcomers not yet called
+        while free_at and pending and calls < ESTIMATE_CALLS:
             clock, order, cid = heapq.heappop(free_at)
-            served = self.config.counters[cid].services
-            choices = []
-            for rank, sid in enumerate(served):
-                line, head = lines.get(sid, []), heads.get(sid, 0)
-                if head < len(line):
-                    waited = (reference - line[head].queued_at).total_seconds() + clock if reference else clock
-                elif sid == service_id and phantom:
-                    waited = clock  # the newcomer, queued at "now"
-                else:
-                    continue
-                choices.append((-(waited + 1.0) * self.config.services[sid].priority, rank, sid))
-            if not choices:
-                continue  # nothing this desk serves is left: it calls no one before the newcomer
-            _, _, sid = min(choices)
-            if sid == service_id and heads[sid] == index:
-                return clock
-            heads[sid] += 1
-            heapq.heappush(free_at, (clock + self.average_service_seconds(sid), order, cid))
-        return 0.0
+            while True:  # a newcomer takes no time: the desk chooses again at once
+                best: tuple[float, int, str] | None = None
+                for rank, sid in enumerate(desks[cid]):
+                    line, head = lines[sid], heads[sid]
+                    if head < len(line):
+                        waited = now - line[head][0].timestamp() + clock
+                    elif not newcomer_called[sid]:
+                        waited = clock  # the newcomer, queued at "now"
+                    else:
+                        continue
+                    choice = (-(waited + 1.0) * priority[sid], rank, sid)
+                    if best is None or choice < best:
+                        best = choice
+                if best is None:
+                    break
+                sid = best[2]
+                times[sid].append(clock)
+                if heads[sid] < len(lines[sid]):
+                    heads[sid] += 1
+                    calls += 1
+                    heapq.heappush(free_at, (clock + average[sid], order, cid))
+                    break
+                newcomer_called[sid] = True
+                pending.discard(sid)
+        horizon = free_at[0][0] if free_at else clock  # when the next call after the played ones comes
+        forecast: dict[str, tuple[list[float], float, float]] = {}
+        for sid in lines:
+            desks_for = sum(1 for services in desks.values() if sid in services)
+            if not desks_for:
+                continue  # no counter serves it at all
+            done = heads[sid]
+            # past the played calls: the pace this line was served at, else its service time over its desks
+            pace = horizon / done if done and horizon else average[sid] / desks_for
+            forecast[sid] = (times[sid], horizon, pace)
+        self._forecast = (key, forecast)
+        return forecast
 
     def position(self, ticket: Ticket) -> int:
         """How many people are before this ticket in its service's line."""

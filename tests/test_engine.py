@@ -292,3 +292,18 @@ def test_the_wait_a_visitor_is_promised_is_the_wait_they_get(open_engine: QueueE
     wrong = {engine.tickets[tid].label: (promised[tid], waits[tid]) for tid in promised
              if not waits[tid] <= promised[tid] < waits[tid] + 1}
     assert not wrong, f"label: (promised, actual minutes) {wrong}"
+
+
+def test_far_back_in_a_long_line_the_estimate_goes_on_at_the_pace_of_the_desks(open_engine: QueueEngine) -> None:
+    """The desks are played forward only so far (ESTIMATE_CALLS); beyond that a line goes on at the pace it
+    was served: 600 waiting for two KVIK desks at 4 minutes a visit is 20 hours, not a few minutes."""
+    engine = open_engine
+    for i in range(600):
+        engine.issue("kvik", "da", at(i * 0.01))
+    engine.resume("kvik1", at(7))
+    engine.resume("kvik2", at(7))
+    assert engine.estimate_minutes("kvik", 600) == 600 * 4 // 2
+    assert abs(engine.estimate_minutes("kvik", 301) - 300 * 4 // 2) <= 4  # within one visit
+    assert engine.estimate_minutes("kvik", 3) == 4  # played: two at once, then the next two after 4 minutes
+    engine.pause("kvik2", at(8))
+    assert engine.estimate_minutes("kvik", 600) == 600 * 4
