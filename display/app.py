@@ -24,10 +24,12 @@ from kivy.event import EventDispatcher
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.label import Label
+from kivy.uix.layout import Layout
 
 from vuoro import sd_notify
 
-from .present import ScreenText, present
+from .present import ScreenText, fixed_languages, present
 from .state import SignageState, Update
 
 
@@ -81,12 +83,17 @@ class RecentRow(BoxLayout):
     counter = StringProperty("")
 
 
+class NoneRow(BoxLayout):
+    text = StringProperty("")
+
+
 class QueueRowW(BoxLayout):
     service = StringProperty("")
     name = StringProperty("")
     waiting = StringProperty("")
     wait = StringProperty("")
     open = BooleanProperty(True)
+    show_waiting = BooleanProperty(True)  # a closed or booking-only service says only that
 
 
 class EventRowW(BoxLayout):
@@ -95,6 +102,7 @@ class EventRowW(BoxLayout):
     room = StringProperty("")
     status = StringProperty("")
     kind = StringProperty("scheduled")
+    tentative = BooleanProperty(False)
 
 
 class HoursBar(BoxLayout):
@@ -114,6 +122,7 @@ class SignageScreen(BoxLayout):
     heading_recent = StringProperty("")
     heading_queues = StringProperty("")
     heading_events = StringProperty("")
+    queues_height = NumericProperty(0)  # the queue rows' own height (portrait sizes its middle band by it)
     recent_rows = ListProperty([])
     queue_rows = ListProperty([])
     event_rows = ListProperty([])
@@ -126,7 +135,7 @@ class SignageScreen(BoxLayout):
     def on_kv_post(self, base_widget: Any) -> None:
         # A panel's height is known only after layout: refit its rows then.
         for box_id in ("recent", "queues", "events"):
-            self.ids[box_id].bind(height=lambda *_: self.shown is not None and self.show(self.shown))
+            self.ids[box_id].bind(size=lambda *_: self.shown is not None and self.show(self.shown))
 
     def show(self, text: ScreenText) -> None:
         """Copy the presented text into the widgets; rebuild a list only if it changed."""
@@ -144,30 +153,49 @@ class SignageScreen(BoxLayout):
         self.recent_rows = list(text.recent)
         self.queue_rows = list(text.queues)
         self.event_rows = list(text.events)
-        self._fill("recent", text.recent, lambda: [RecentRow(ticket=t, counter=c) for t, c in text.recent])
+        self._fill("recent", (text.recent, text.no_recent), lambda: [
+            RecentRow(ticket=t, counter=c) for t, c in text.recent
+        ] or ([NoneRow(text=text.no_recent)] if text.no_recent else []))
         self._fill("queues", text.queues, lambda: [
-            QueueRowW(service=q.service, name=q.name, waiting=q.waiting, wait=q.wait, open=q.open)
+            QueueRowW(service=q.service, name=q.name, waiting=q.waiting, wait=q.wait, open=q.open,
+                      show_waiting=q.open and q.mode != "booking_only")
             for q in text.queues
         ])
         self._fill("events", (text.events, text.no_events), lambda: [
-            EventRowW(time=e.time, title=e.title, room=e.room, status=e.status, kind=e.kind) for e in text.events
-        ] or [EventRowW(title=text.no_events)])
+            EventRowW(time=e.time, title=e.title, room=e.room, status=e.status, kind=e.kind, tentative=e.tentative)
+            for e in text.events
+        ] or [NoneRow(text=text.no_events)])
         self.shown = text
 
     def _fill(self, box_id: str, key: Any, make: Callable[[], list[Any]]) -> None:
-        """Rebuild a list's rows when its content or its panel's height changed."""
+        """Rebuild a list's rows when its content or its panel's size changed."""
         box = self.ids[box_id]
-        if self._filled.get(box_id) == (key, box.height):
+        if self._filled.get(box_id) == (key, tuple(box.size)):
             return
-        self._filled[box_id] = (key, box.height)
+        self._filled[box_id] = (key, tuple(box.size))
         box.clear_widgets()
+        rows = [_measured(row, box.width) for row in make()]
+        if box_id == "queues":
+            self.queues_height = sum(row.height for row in rows)
         # Only as many rows as fit: a long list must not run over the panel below.
         used = 0.0
-        for row in make():
+        for row in rows:
             used += row.height
             if used > box.height + 1 and box.children:
                 break
             box.add_widget(row)
+
+
+def _measured(row: Any, width: float) -> Any:
+    """A row laid out at the list's width, so a row whose texts wrap knows its height before it is placed."""
+    row.width = width
+    for _ in range(2):  # the widths reach the labels, then the labels' heights reach the row
+        for widget in row.walk(restrict=True):
+            if isinstance(widget, Layout):
+                widget.do_layout()
+            elif isinstance(widget, Label):
+                widget.texture_update()
+    return row
 
 
 class Landscape(SignageScreen):
@@ -195,17 +223,27 @@ def build_screen(orientation: str, size: tuple[int, int]) -> SignageScreen:
     return Portrait() if orientation == "portrait" else Landscape()
 
 
-class ScreenDriver:
-    """Redraws a SignageScreen from the state: after each change, and every second."""
+ALTERNATE_S = 12.0  # how long the fixed texts stay in one language before the next one's turn
 
-    def __init__(self, screen: SignageScreen, state: SignageState, lang: str, lock: threading.RLock | None = None):
+
+class ScreenDriver:
+    """Redraws a SignageScreen from the state: after each change, and every second.
+
+    The fixed texts (headings, the words of an empty box) take turns in the site's languages, the screen's
+    own first, each for ``alternate_s`` seconds of the Kivy clock (0: only the screen's language).
+    """
+
+    def __init__(self, screen: SignageScreen, state: SignageState, lang: str, lock: threading.RLock | None = None,
+                 alternate_s: float = ALTERNATE_S):
         self.screen = screen
         self.state = state
         self.lang = lang
         self.lock = lock or threading.RLock()
         self.redraws = 0
+        self.turn = 0
         self._pending = False
         self.tick = Clock.schedule_interval(lambda dt: self.redraw(), 1.0)
+        self.alternation = Clock.schedule_interval(self._next_language, alternate_s) if alternate_s > 0 else None
         # The rows are cut to the panels' height: draw again once the layout knows it.
         screen.bind(size=lambda *_: self.request())
 
@@ -218,16 +256,23 @@ class ScreenDriver:
             self._pending = True
             Clock.schedule_once(lambda dt: self.redraw(), 0)
 
+    def _next_language(self, dt: float) -> None:
+        self.turn += 1
+        self.request()
+
     def redraw(self) -> ScreenText:
         self._pending = False
         with self.lock:
-            text = present(self.state, self.lang)
+            languages = fixed_languages(self.state, self.lang)
+            text = present(self.state, self.lang, fixed_lang=languages[self.turn % len(languages)])
         self.screen.show(text)
         self.redraws += 1
         return text
 
     def stop(self) -> None:
         self.tick.cancel()
+        if self.alternation is not None:
+            self.alternation.cancel()
 
 
 def rss_kb() -> int:
@@ -244,8 +289,9 @@ class SignageApp(App):
     title = "Vuoro signage"
 
     def __init__(self, orientation: str, size: tuple[int, int], state: SignageState, lang: str,
-                 lock: threading.RLock, *, smoke: bool = False, **kwargs: Any):
+                 lock: threading.RLock, *, smoke: bool = False, alternate_s: float = ALTERNATE_S, **kwargs: Any):
         super().__init__(**kwargs)
+        self.alternate_s = alternate_s
         self.smoke = smoke  # draw until the full state is on screen, print timings, exit
         self.orientation = orientation
         self.size = size
@@ -264,7 +310,7 @@ class SignageApp(App):
 
     def build(self) -> SignageScreen:
         screen = build_screen(self.orientation, self.size)
-        self.driver = ScreenDriver(screen, self.state, self.lang, self.lock)
+        self.driver = ScreenDriver(screen, self.state, self.lang, self.lock, self.alternate_s)
         self.driver.redraw()
         from kivy.core.window import Window
 

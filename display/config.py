@@ -41,6 +41,7 @@ class DisplayConfig:
     rotation: int = 0  # turn the picture on a panel mounted the other way (0, 90, 180, 270)
     recent: int = 6
     highlight_seconds: float = 8.0
+    alternate: float = 12.0  # seconds each of the site's languages shows the fixed texts (0: only --lang)
     announce_max_age: float = ANNOUNCE_MAX_AGE_S  # seconds: an older call is shown but not spoken
     username: str | None = None
     password: str | None = None
@@ -64,6 +65,7 @@ class DisplayConfig:
         problems = [problem for problem in (
             number_problem("announce_max_age", self.announce_max_age, 0.1, 3600, why="seconds"),
             number_problem("recent", self.recent, 1, 20, whole=True, why="calls on screen"),
+            number_problem("alternate", self.alternate, 0, 3600, why="seconds per language (0: never)"),
             number_problem("highlight_seconds", self.highlight_seconds, 0, 60),
         ) if problem]
         problems += self.mqtt_settings().problems({"url": "broker", "ca_file": "broker_ca", "cert_file": "broker_cert",
@@ -110,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_size, help="run in a WxH window instead of full screen")
     p.add_argument("--rotation", type=int, choices=(0, 90, 180, 270))
     p.add_argument("--recent", type=int, help="how many calls to keep on screen")
+    p.add_argument("--alternate", type=float, metavar="SECONDS",
+                   help="headings take turns in the site's languages, this long each (default 12; 0: --lang only)")
     p.add_argument("--announce-max-age", type=float, metavar="SECONDS",
                    help=f"speak only calls this fresh; older ones are only shown (default {ANNOUNCE_MAX_AGE_S:g})")
     p.add_argument("--username")

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The screen's size is its orientation's: a panel turned by --rotation
     # still lays out for the orientation asked for.
-    app = SignageApp(config.orientation, config.size, state, config.lang, client.lock, smoke=config.smoke)
+    app = SignageApp(config.orientation, config.size, state, config.lang, client.lock, smoke=config.smoke,
+                     alternate_s=config.alternate)
     client.on_update = app.on_update
     client.start()
     try:

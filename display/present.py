@@ -15,7 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from vuoro.i18n import translator
+from vuoro.i18n import LANGUAGES, translator
 from vuoro.payloads import parse_time
 
 from .state import SignageState
@@ -56,6 +56,8 @@ MSGIDS = [
     _("Offline"),
     _("Waiting for the hub…"),
     _("No calls yet"),
+    _("No calls yet today"),
+    _("To be confirmed"),
     _("{day}/{month}"),
     _("Number {letter} {number}, {counter}"),
     # the "your place" page
@@ -78,6 +80,7 @@ class QueueRow:
     waiting: str  # "4 waiting"
     wait: str  # "about 8 min" / "Closed · Opens 10:00" / "Booking only"
     open: bool
+    mode: str = "walk_in"  # walk_in / booking_only (a booking-only row says only that)
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ class EventRow:
     time: str  # "16:00–17:30"
     title: str
     room: str
-    status: str  # "", "Sold out", "Cancelled", "3 seats left"
+    status: str  # "", "Sold out", "Cancelled", "To be confirmed", "3 seats left"
     kind: str  # scheduled / sold_out / cancelled
+    tentative: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class ScreenText:
     heading_events: str = ""
     events: list[EventRow] = field(default_factory=list)
     no_events: str = ""
+    no_recent: str = ""  # the empty recent-calls box ("" before the hub has spoken)
+    fixed_lang: str = ""  # the language of the fixed texts (headings, the empty boxes' words) this time
     staffed: bool = True
     hours: str = ""
     building: str = ""
@@ -160,6 +166,12 @@ def _date(text: str, zone: tzinfo, _t: Callable[[str], str]) -> str:
     return _t("{day}/{month}").format(day=moment.day, month=moment.month)
 
 
+def fixed_languages(state: SignageState, lang: str) -> list[str]:
+    """The languages the fixed texts take turns in: the screen's own, then the site's others in its order."""
+    site = (state.site or {}).get("languages") or []
+    return [lang] + [code for code in site if code != lang and code in LANGUAGES]
+
+
 def present(
     state: SignageState,
     lang: str,
@@ -167,9 +179,13 @@ def present(
     now: datetime | None = None,
     mono: float | None = None,
     event_limit: int = 5,
+    fixed_lang: str | None = None,
 ) -> ScreenText:
-    """Everything a screen shows right now, as text in ``lang``."""
+    """Everything a screen shows right now, as text in ``lang``; headings and the words of an empty box in
+    ``fixed_lang`` (the language whose turn it is, see ``fixed_languages``)."""
     _t = translator(LOCALE_DIR, lang)
+    fixed_lang = fixed_lang or lang
+    _f = translator(LOCALE_DIR, fixed_lang)
     zone = site_zone(state)
     now = now or datetime.now(UTC)
     site = state.site or {}
@@ -191,7 +207,7 @@ def present(
             wait = _t("No wait")
         else:
             wait = _t("about {n} min").format(n=int(q.get("estimated_wait_min") or 0))
-        queues.append(QueueRow(service, name, waiting, wait, bool(q["open"])))
+        queues.append(QueueRow(service, name, waiting, wait, bool(q["open"]), str(q.get("mode") or "walk_in")))
 
     events = []
     for event in state.upcoming_events(now, limit=event_limit):
@@ -199,10 +215,13 @@ def present(
         span = f"{start}–{_hhmm(parse_time(event['end']), zone)}" if event.get("end") else start
         kind = event.get("state", "scheduled")
         status = {"sold_out": _t("Sold out"), "cancelled": _t("Cancelled")}.get(kind, "")
+        if not status and event.get("tentative"):
+            status = _t("To be confirmed")
         seats = event.get("seats_left")
         if not status and isinstance(seats, int) and not isinstance(seats, bool) and 0 < seats <= 10:
             status = _t("{n} seats left").format(n=seats)
-        events.append(EventRow(span, event["title"], event.get("room") or "", status, kind))
+        events.append(EventRow(span, event["title"], event.get("room") or "", status, kind,
+                               bool(event.get("tentative"))))
 
     hours = site.get("hours") or {}
     staffed = bool(hours.get("staffed_now", True))
@@ -234,19 +253,21 @@ def present(
         clock=now.astimezone(zone).strftime("%H:%M"),
         offline=state.offline,
         offline_text=_t("Offline"),
-        heading_call=_t("Now serving"),
+        heading_call=_f("Now serving"),
         call_ticket=current["ticket"] if current else "",
         call_counter=(current.get("counter_name") or current["counter"]) if current else (
-            _t("No calls yet") if state.site else _t("Waiting for the hub…")
+            _f("No calls yet") if state.site else _t("Waiting for the hub…")
         ),
         highlight=state.highlighted(mono),
-        heading_recent=_t("Recent calls"),
+        heading_recent=_f("Recent calls"),
         recent=[(c["ticket"], c.get("counter_name") or c["counter"]) for c in state.recent[1:]],
-        heading_queues=_t("Queues"),
+        heading_queues=_f("Queues"),
         queues=queues,
-        heading_events=_t("What's on"),
+        heading_events=_f("What's on"),
         events=events,
-        no_events=_t("Nothing more today"),
+        no_events=_f("Nothing more today"),
+        no_recent=_f("No calls yet today") if state.site else "",
+        fixed_lang=fixed_lang,
         staffed=staffed,
         hours=hours_text,
         building=building,

@@ -75,8 +75,12 @@ def queue_state(service: str, waiting: int, wait_min: int, *, open_: bool = True
                            counters_open=2 if open_ else 0), now or datetime.now(UTC))
 
 
-def retained(now: datetime | None = None, *, staffed: bool = True, message: str = "") -> dict[str, dict[str, Any]]:
-    """Every retained payload a hub publishes for Sønderbro, keyed by topic suffix."""
+def retained(now: datetime | None = None, *, staffed: bool = True, message: str = "",
+             busy: bool = False) -> dict[str, dict[str, Any]]:
+    """Every retained payload a hub publishes for Sønderbro, keyed by topic suffix.
+
+    ``busy``: a full hall, the state a layout must hold at the type floor: six calls and five events, one
+    of them still to be confirmed (docs/signage.md)."""
     now = now or datetime.now(UTC)
     local = now.astimezone(ZONE)
     today = local.date()
@@ -96,8 +100,12 @@ def retained(now: datetime | None = None, *, staffed: bool = True, message: str 
         Event(id="e4", title="Børnenes fortælletime", start=at(base + 3), end=at(base + 3, 40),
               room="Børneafdelingen", state="scheduled", seats_left=None),
     ]
-    recent = [Call.from_json(call(ticket, counter)) for ticket, counter in
-              (("K041", "kvik2"), ("H007", "kvik1"), ("K040", "kvik1"), ("L003", "bib1"), ("K039", "borger1"))]
+    calls = [("K041", "kvik2"), ("H007", "kvik1"), ("K040", "kvik1"), ("L003", "bib1"), ("K039", "borger1")]
+    if busy:
+        events.append(Event(id="e5", title="Sommerfest i gården", start=at(base + 4), end=at(base + 4, 50),
+                            room="Gården", state="scheduled", seats_left=None, tentative=True))
+        calls.append(("B012", "borger1"))
+    recent = [Call.from_json(call(ticket, counter)) for ticket, counter in calls]
     hours = Hours(day=today.isoformat(), building_open=True, staffed_now=staffed,
                   next_staffed_at=None if staffed else at(10, 0, days=1),
                   today={"building": ["08:00-22:00"], "kvik": ["10:00-18:00"], "borgerservice": ["10:00-18:00"]})

@@ -270,6 +270,8 @@ def event_line(_: Translate, event: dict[str, Any], now: datetime | None = None)
         parts.append(_("Fully booked – waiting list open") if signup_kind(event) == "waiting" else _("Fully booked"))
     elif isinstance(seats, int) and event.get("signup"):
         parts.append(_("1 seat left") if seats == 1 else _("{n} seats left").format(n=seats))
+    if event.get("tentative") and state != "cancelled":  # TENTATIVE in the library's feed
+        parts.append(_("To be confirmed"))
     return span, str(event.get("title") or ""), " · ".join(p for p in parts if p)
 
 

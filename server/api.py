@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,6 +34,7 @@ from server.auth import Principal, require, tokens_of
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine, Refusal, Ticket
 from server.errors import ApiError, error_body
+from server.front_pages import add_front_pages
 from server.guard import AuthFirstRoute, BodyLimit
 from server.hub import Hub, StoreUnavailable
 from server.plugins import DEFAULT_PLUGINS, install_plugins
@@ -127,7 +128,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         version=__version__,
         description="Queue tickets, calls and signage state for one site. See docs/protocol.md.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served from the package, not a CDN (server/front_pages.py)
         redoc_url=None,
     )
     app.router.route_class = AuthFirstRoute  # every route added from here on, plugins' too
@@ -343,9 +344,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     if WEB_SIGNAGE_DIR.is_dir():
         app.mount("/signage", StaticFiles(directory=WEB_SIGNAGE_DIR, html=True), name="signage")
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/signage/" if WEB_SIGNAGE_DIR.is_dir() else "/api/v1/docs")
+    add_front_pages(app, config, openapi_url="/api/v1/openapi.json")
 
     return app
 

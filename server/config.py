@@ -4,6 +4,9 @@ A mistake is reported with its key path and what was expected
 (``services.kvik.letter: expected one capital letter A–Z, got 'kv'``), and all
 mistakes are reported at once, so an IT person fixes the file in one go. The
 hub refuses to start on any of them rather than run half-configured.
+
+One module of ~550 lines on purpose: the core's sections and their checks read
+together; plugins validate their own sections (``check_config`` hook).
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ class SiteConfig:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     streams_per_address: int = 100  # open GET /api/v1/stream per client address (server/stream.py)
     streams_total: int = 2000  # ... and in all
+    history_days: int = 0  # tickets and feedback ratings older than this are deleted; 0 keeps them (retention.py)
     tls_cert: str | None = None  # HTTPS: the hub's certificate (PEM, with any intermediates) and its key
     tls_key: str | None = None
     broker_ca: str | None = None  # mqtts://: the CA of the broker's certificate; a client certificate, if asked
@@ -405,7 +409,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
 
     hub = c.table(data.get("hub"), "hub", required=False)
     c.unknown_keys(hub, {"listen", "database", "broker", "topic_root", "recent_calls", "streams_per_address",
-                         "streams_total", *HUB_FILE_KEYS}, "hub")
+                         "streams_total", "history_days", *HUB_FILE_KEYS}, "hub")
     listen = _parse_host_port(str(hub.get("listen", "127.0.0.1:8080")))
     if listen is None:
         c.problem("hub.listen", 'host:port such as "0.0.0.0:8080"', hub.get("listen"))
@@ -424,6 +428,9 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     recent = int(c.number(hub, "recent_calls", "hub", 8, 1, 50))
     streams_total = int(c.number(hub, "streams_total", "hub", 2000, 1, 100_000))
     streams_per_address = int(c.number(hub, "streams_per_address", "hub", 100, 1, 100_000))
+    history_days = int(c.number(hub, "history_days", "hub", 0, 0, 36_500))  # server/retention.py: 0 keeps all
+    if 0 < history_days < 31:
+        c.problem("hub.history_days", "0 (keep the visit history) or at least 31 days", history_days)
 
     building_table = c.table(data.get("building"), "building", required=False)
     c.unknown_keys(building_table, {"hours", "exceptions"}, "building")
@@ -534,6 +541,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         raw=data,
         streams_per_address=streams_per_address,
         streams_total=streams_total,
+        history_days=history_days,
         **files,
     )
 

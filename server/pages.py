@@ -7,9 +7,10 @@ inline script (the CSP forbids it) and fetch their figures from the API with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from server.errors import ApiError
@@ -26,7 +27,9 @@ SECURITY_HEADERS = {
 }
 
 
-def add_pages(app: FastAPI, prefix: str, folder: Path, index: str) -> None:
+def add_pages(app: FastAPI, prefix: str, folder: Path, index: str,
+              render_index: Callable[[Request], Response] | None = None) -> None:
+    """``render_index``: the index page made per request (the statistics page, in the visitor's language)."""
     files = {p.name: (p.read_bytes(), STATIC_TYPES[p.suffix]) for p in folder.iterdir()
              if p.suffix in STATIC_TYPES} if folder.is_dir() else {}
 
@@ -38,8 +41,8 @@ def add_pages(app: FastAPI, prefix: str, folder: Path, index: str) -> None:
 
     @app.get(prefix, include_in_schema=False)
     @app.get(f"{prefix}/", include_in_schema=False)
-    async def index_page() -> Response:
-        return page(index)
+    async def index_page(request: Request) -> Response:
+        return render_index(request) if render_index else page(index)
 
     @app.get(f"{prefix}/{{name}}", include_in_schema=False)
     async def static_file(name: str) -> Response:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("vuoro.plugins")
 
 # The parts a hub runs with unless told otherwise (create_app(plugins=...)).
-DEFAULT_PLUGINS = ("server.staff", "server.bookings", "server.events", "server.stats", "server.feedback")
+DEFAULT_PLUGINS = ("server.staff", "server.bookings", "server.events", "server.stats", "server.feedback",
+                   "server.retention")
 
 
 def manager() -> pluggy.PluginManager:

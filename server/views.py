@@ -46,10 +46,11 @@ def ticket_json(engine: QueueEngine, ticket: Ticket) -> dict[str, Any]:
 
 
 def track_json(engine: QueueEngine, ticket: Ticket) -> dict[str, Any]:
-    """The phone page's view of one ticket: no ids, nothing personal."""
+    """The phone page's view of one ticket: no ids, nothing personal; its language is the one the visitor
+    chose at the kiosk, so the page speaks it rather than the phone's."""
     full = ticket_json(engine, ticket)
-    keep = ("ticket", "service", "service_names", "status", "position", "estimated_wait_min", "counter_name",
-            "called_at", "issued_at")
+    keep = ("ticket", "service", "service_names", "language", "status", "position", "estimated_wait_min",
+            "counter_name", "called_at", "issued_at")
     return {k: full[k] for k in keep}
 
 

@@ -73,6 +73,6 @@ def test_an_unknown_key_is_named_with_the_keys_allowed(tmp_path: Any) -> None:
     screen = tmp_path / "display.toml"
     screen.write_text('[display]\ncolour = "red"\n')
     said = display_problems("--config", str(screen))
-    assert "display.colour: unknown key (allowed: announce_max_age, broker," in said
+    assert "display.colour: unknown key (allowed: alternate, announce_max_age, broker," in said
     assert "serial.speed: unknown key (allowed: baudrate, port)" in button_problems(
         serial={"port": "loop://", "speed": 9600})

@@ -121,10 +121,12 @@ def test_a_visitor_who_moved_up_from_the_waiting_list_checks_in_with_a_seat(site
     assert site.sign_up("second", cafe)["waiting_place"] == 1
     site.hub.set_clock(AFTERNOON)
     assert site.check_in(site.codes["second"]).json()["error"]["code"] == "waiting_list"
-    # The first visitor's seat is given up and the waiting list moves up, as staff do it (a stand-in for the
-    # staff page's cancel, written as the hub writes it: the seat to the first on the waiting list).
-    site.sql("DELETE FROM event_signups WHERE code = ?", site.codes["first"])
-    site.sql("UPDATE event_signups SET seat = 1, waiting_place = NULL WHERE code = ?", site.codes["second"])
+    # The first visitor's seat is given up (staff cancel it, as the staff page does) and the waiting list
+    # moves up: the second visitor now has seat 1.
+    cancelled = requests.delete(f"{site.hub.url}/api/v1/events/{cafe}/signups/{site.codes['first']}",
+                                headers=STAFF, timeout=10)
+    assert cancelled.status_code == 200 and cancelled.json()["moved_up"]["code"] == site.codes["second"]
+    assert site.sql("SELECT seat, waiting_place FROM event_signups WHERE code = ?", site.codes["second"]) == [(1, None)]
     moved = site.check_in(site.codes["second"])
     assert moved.status_code == 201, moved.text
     assert moved.json()["signup"]["status"] == "seated" and moved.json()["signup"]["seat"] == 1

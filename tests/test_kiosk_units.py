@@ -242,6 +242,8 @@ def test_booking_and_event_words() -> None:
     assert model.signup_kind(event) == "seat" and model.event_line(_, event)[2] == "Salen · 3 pladser tilbage"
     sold = {**event, "state": "sold_out", "seats_left": 0}
     assert model.signup_kind(sold) == "waiting" and "venteliste" in model.event_line(_, sold)[2]
+    maybe = {**event, "tentative": True, "signup": False, "seats_left": None}
+    assert model.event_line(_, maybe)[2] == "Salen · Ikke bekræftet"  # a TENTATIVE feed event
     assert model.signup_kind({**sold, "waiting_list_left": 0}) is None
     assert model.signup_kind({**event, "state": "cancelled"}) is None
     assert model.signup_kind({**event, "signup": False}) is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -274,11 +273,10 @@ def test_a_sign_up_code_checks_in_for_todays_event_or_says_why_not(afternoon_hub
             driver.wait(lambda: app.sm.current == "notice" and not app.session.busy, 10, f"the answer to {code}")
             assert notice.title == title and notice.body.startswith(words), notice.body
         assert notice.body.endswith("Tjek ind den dag.\nDin plads: 1")
-        # The visitor before gives up the seat and the waiting list moves up (as the staff page does it;
-        # written here as the hub writes it): the same code now checks in, seated.
-        with sqlite3.connect(afternoon_hub.data_dir / "hub.sqlite3", timeout=10) as db:
-            db.execute("DELETE FROM event_signups WHERE code = ?", (seated,))
-            db.execute("UPDATE event_signups SET seat = 1, waiting_place = NULL WHERE code = ?", (waiting,))
+        # The visitor before gives up the seat (staff cancel it, as the staff page does) and the waiting list
+        # moves up: the same code now checks in, seated.
+        cancelled = requests.delete(f"{url}/api/v1/events/{cafe}/signups/{seated}", headers=STAFF, timeout=10)
+        assert cancelled.status_code == 200 and cancelled.json()["moved_up"]["code"] == waiting
         app.go("home")
         checkin.scan(f"{waiting[:3]}-{waiting[3:]}")
         driver.wait(lambda: app.sm.current == "notice" and notice.title == "Velkommen", 10, "the moved-up visitor")

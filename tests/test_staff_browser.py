@@ -196,7 +196,8 @@ def test_staff_calls_next_from_the_browser(hub_in_process: RunningHub, live_brok
 
 def test_staff_see_todays_bookings_with_their_check_in_state(hub_in_process: RunningHub, browser: Any) -> None:
     """Bookings made by phone (the staff API) and one checked in at the kiosk, as the page lists them:
-    time, service, ticket and state — never a name; a cancelled booking is left out."""
+    time, service, ticket and state, and for staff the name written with the booking; a cancelled booking
+    is left out."""
     from playwright.sync_api import expect
 
     staff = {"Authorization": "Bearer demo-staff-token-change-me"}
@@ -223,12 +224,15 @@ def test_staff_see_todays_bookings_with_their_check_in_state(hub_in_process: Run
     page.click("button[type=submit]")
     items = page.locator("[data-testid=bookings] li")
     expect(items).to_have_count(2)
-    expect(page.locator(f"[data-booking='{arrived['id']}']")).to_have_text(
+    expect(page.locator(f"[data-booking='{arrived['id']}'] .booking-main")).to_have_text(
         f"10:45 Book en bibliotekar {ticket} tjekket ind")
-    expect(page.locator(f"[data-booking='{expected['id']}']")).to_have_text(
+    expect(page.locator(f"[data-booking='{expected['id']}'] .booking-main")).to_have_text(
         "11:00 Book en bibliotekar ikke tjekket ind")
+    expect(page.locator(f"[data-booking='{arrived['id']}'] [data-testid=booking-who]")).to_contain_text("Anna Arrived")
+    expect(page.locator(f"[data-booking='{arrived['id']}'] [data-testid=booking-move]")).to_have_count(0)  # checked in
+    expect(page.locator(f"[data-booking='{expected['id']}'] [data-testid=booking-move]")).to_have_count(1)
     listing = page.locator("[data-testid=bookings]").inner_text()
-    assert "Anna" not in listing and "object" not in listing
+    assert "Cy" not in listing and "object" not in listing
 
 
 def test_a_kiosk_printer_out_of_paper_reaches_the_devices_box(hub_in_process: RunningHub, live_broker: Broker,

@@ -174,3 +174,18 @@ def test_hashpw_prints_a_hash_that_verifies() -> None:
     short = subprocess.run([sys.executable, "-m", "server.staff.hashpw"], input="short\n", capture_output=True,
                            text=True, cwd=Path(__file__).resolve().parent.parent)
     assert short.returncode == 1 and not short.stdout
+
+
+def test_every_word_of_the_staff_page_is_in_each_staff_language() -> None:
+    """strings.py lists every text the page shows; each catalog has them all, with the same {placeholders}."""
+    from server.staff.strings import LOCALE_DIR, MSGIDS, strings
+    from vuoro.i18n import untranslated
+
+    assert len(set(MSGIDS)) == len(MSGIDS)
+    for lang in ("da", "sv", "fi", "nl"):
+        assert untranslated(LOCALE_DIR, lang, list(MSGIDS)) == [], lang
+        for msgid, text in strings(lang).items():
+            assert set(re.findall(r"{\w+}", text)) == set(re.findall(r"{\w+}", msgid)), (lang, msgid, text)
+    used = set(re.findall(r'\bt\("((?:[^"\\]|\\.)*)"', (Path(__file__).parent.parent / "server" / "staff" / "web" /
+                                                        "staff.js").read_text(encoding="utf-8")))
+    assert used <= set(MSGIDS), used - set(MSGIDS)

@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "signage"
-SHOTS = [("landscape", "da"), ("portrait", "da"), ("landscape", "fi"), ("portrait", "sv")]
+# (orientation, language, size): the 1080p panels, and a 960x540 smart-TV browser's worth of pixels
+SHOTS = [("landscape", "da", (1920, 1080)), ("portrait", "da", (1080, 1920)), ("landscape", "fi", (1920, 1080)),
+         ("portrait", "sv", (1080, 1920)), ("landscape", "nl", (960, 540))]
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -26,14 +28,14 @@ MESSAGES = {"da": "Borgerservice lukker kl. 16 i dag – kom i god tid", "fi": "
             "sv": "Medborgarservice stänger kl. 16 i dag"}
 
 
-def one(orientation: str, lang: str, out: Path) -> None:
-    """In a fresh process: open a real window, draw the demo state, save it."""
+def one(orientation: str, lang: str, out: Path, size: tuple[int, int] | None = None) -> None:
+    """In a fresh process: open a real window, draw a full hall (``sample.retained(busy=True)``), save it."""
     os.environ.update(KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1", KIVY_NO_CONFIG="1",
                       KIVY_HOME=tempfile.mkdtemp(prefix="vuoro-kivy-"))
     os.environ.pop("SDL_VIDEODRIVER", None)  # the X server, not offscreen: a real window
     from kivy.config import Config
 
-    width, height = (1920, 1080) if orientation == "landscape" else (1080, 1920)
+    width, height = size or ((1920, 1080) if orientation == "landscape" else (1080, 1920))
     Config.set("graphics", "width", str(width))
     Config.set("graphics", "height", str(height))
     Config.set("graphics", "borderless", "1")
@@ -50,7 +52,7 @@ def one(orientation: str, lang: str, out: Path) -> None:
     from vuoro.protocol import Topics
 
     state = SignageState(Topics("sonderbro"))
-    for suffix, payload in sample.retained(message=MESSAGES.get(lang, "")).items():
+    for suffix, payload in sample.retained(message=MESSAGES.get(lang, ""), busy=True).items():
         state.apply_payload(suffix, payload)
     state.apply_payload("calls", sample.call("K042", "borger1"))
     state.link_online = True
@@ -58,9 +60,9 @@ def one(orientation: str, lang: str, out: Path) -> None:
     class Shot(App):
         def build(self):  # type: ignore[no-untyped-def]
             screen = build_screen(orientation, (width, height))
-            self.driver = ScreenDriver(screen, state, lang)
+            self.driver = ScreenDriver(screen, state, lang, alternate_s=0)
             Clock.schedule_once(lambda dt: self.driver.redraw(), 0.2)
-            Clock.schedule_once(self.take, 1.0)
+            Clock.schedule_once(self.take, 2.0)
             return screen
 
         def take(self, dt: float) -> None:
@@ -78,14 +80,15 @@ def web(out_dir: Path) -> list[Path]:
     from toolkit.fake_hub import Replay
 
     replay = Replay()
-    for topic, payload in sample.retained(message=MESSAGES["da"]).items():
+    for topic, payload in sample.retained(message=MESSAGES["da"], busy=True).items():
         replay.publish(topic, payload)
     saved = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            for name, size, query in (("web-landscape-da.png", (1920, 1080), "lang=da"),
-                                      ("web-portrait-sv.png", (1080, 1920), "lang=sv&orientation=portrait")):
+            for name, size, query in (("web-landscape-da.png", (1920, 1080), "lang=da&alternate=0"),
+                                      ("web-portrait-sv.png", (1080, 1920), "lang=sv&orientation=portrait&alternate=0"),
+                                      ("web-tv-fi.png", (960, 540), "lang=fi&alternate=0")):
                 page = browser.new_page(viewport={"width": size[0], "height": size[1]})
                 page.goto(f"{replay.url}/signage/index.html?{query}")
                 page.wait_for_function("document.querySelectorAll('#queues li').length > 0", timeout=10_000)
@@ -112,7 +115,8 @@ def web(out_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--one"]:
-        one(args[1], args[2], Path(args[3]))
+        width, _, height = args[4].partition("x")
+        one(args[1], args[2], Path(args[3]), (int(width), int(height)))
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("DISPLAY") and "--no-xvfb" not in args:
@@ -121,10 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1920x1920x24", sys.executable, "-m",
                                 "toolkit.signage_screenshots", "--no-xvfb"])
-    for orientation, lang in SHOTS:
-        out = OUT / f"kivy-{orientation}-{lang}.png"
-        subprocess.run([sys.executable, "-m", "toolkit.signage_screenshots", "--one", orientation, lang, str(out)],
-                       check=True)
+    for orientation, lang, (width, height) in SHOTS:
+        kind = orientation if min(width, height) == 1080 else f"{width}x{height}"
+        out = OUT / f"kivy-{kind}-{lang}.png"
+        for _attempt in range(3):  # a window that was not yet mapped on a fresh Xvfb saves an empty black frame
+            subprocess.run([sys.executable, "-m", "toolkit.signage_screenshots", "--one", orientation, lang, str(out),
+                            f"{width}x{height}"], check=True)
+            if out.stat().st_size > 30_000:
+                break
         print(out)
     if Path(CHROMIUM).exists():
         for path in web(OUT):

@@ -329,6 +329,7 @@ class Event(Payload):
     seats_left: int | None = None
     waiting_list_left: int | None = None  # places left on the waiting list, for an event that takes sign-ups
     signup: bool | None = None  # whether a visitor can sign up (or join the waiting list) now
+    tentative: bool | None = None  # true: the feed marks it TENTATIVE; screens say "to be confirmed"
 
     def check(self) -> None:
         parse_time(self.start)

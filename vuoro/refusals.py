@@ -63,6 +63,7 @@ UNKNOWN_EVENT = "unknown_event"  # 404
 NOT_LOCAL = "not_local"  # 409: a feed's event is cancelled in its feed, not here
 NO_SIGNUP = "no_signup"  # 409: the event needs no sign-up here (``url`` may say where)
 STARTED = "started"  # 409: the event has begun
+UNKNOWN_SIGNUP = "unknown_signup"  # 404: the event has no sign-up with this code (cancelled already?)
 
 # -- feedback (server/feedback/) ---------------------------------------------------------------------------------
 TOO_MANY = "too_many"  # 429: too many ratings from this screen; ``retry_after_s``

@@ -28,8 +28,9 @@
   var hubBase = params.get("hub") || location.origin;
   var strings = {};
 
-  function t(msgid, values) {
-    var text = (strings[lang] && strings[lang][msgid]) || msgid;
+  function t(msgid, values, inLang) {
+    var table = strings[inLang || lang];
+    var text = (table && table[msgid]) || msgid;
     Object.keys(values || {}).forEach(function (k) { text = text.split("{" + k + "}").join(String(values[k])); });
     return text;
   }
@@ -155,6 +156,11 @@
 
   // -- the signage page ------------------------------------------------------
   var HIGHLIGHT_MS = 8000;
+  // The fixed texts (headings, the words of an empty box) take turns in the site's languages, the screen's
+  // own first, each for ALTERNATE_S seconds of the browser's clock (?alternate=0: only the screen's language;
+  // default 12 s).
+  var ALTERNATE_S = Math.max(0, parseFloat(params.get("alternate") || "12") || 0);
+  var STARTED = Date.now();  // a screen opens in its own language
   var S = { site: null, queues: {}, recent: [], events: [], message: "", hubOnline: null, link: false,
             highlightId: null, highlightUntil: 0, seen: {} };
   var services = list("services"), counters = list("counters");
@@ -203,18 +209,33 @@
     while (list.children.length > 1 && list.scrollHeight > list.clientHeight + 1) list.lastChild.remove();
   }
 
+  function fixedLang() {
+    // The screen's language, then the site's others in the site's order; which one by the clock.
+    var langs = [lang].concat(((S.site && S.site.languages) || []).filter(function (l) {
+      return l !== lang && LANGS.indexOf(l) >= 0 && strings[l];
+    }));
+    if (!ALTERNATE_S || langs.length < 2) return lang;
+    return langs[Math.floor((Date.now() - STARTED) / (ALTERNATE_S * 1000)) % langs.length];
+  }
+  function fixed(id, msgid, inLang) {
+    var node = $(id);
+    node.textContent = t(msgid, null, inLang);
+    node.lang = inLang;
+  }
+
   function render() {
     var zone = S.site && S.site.timezone;
+    var fl = fixedLang();
     $("site-name").textContent = S.site ? S.site.name : "";
     $("offline").hidden = S.link && S.hubOnline !== false;
     $("offline-text").textContent = t("Offline");
     $("clock").textContent = hhmm(new Date().toISOString(), zone);
     $("message").hidden = !S.message;
     $("message").textContent = S.message;
-    $("h-call").textContent = t("Now serving");
-    $("h-recent").textContent = t("Recent calls");
-    $("h-queues").textContent = t("Queues");
-    $("h-events").textContent = t("What's on");
+    fixed("h-call", "Now serving", fl);
+    fixed("h-recent", "Recent calls", fl);
+    fixed("h-queues", "Queues", fl);
+    fixed("h-events", "What's on", fl);
 
     var current = S.recent[0];
     var call = $("call");
@@ -222,14 +243,21 @@
     call.classList.toggle("highlight", !!current && current.call_id === S.highlightId && Date.now() < S.highlightUntil);
     $("call-ticket").textContent = current ? current.ticket : "";
     $("call-counter").textContent = current ? (current.counter_name || current.counter)
-      : (S.site ? t("No calls yet") : t("Waiting for the hub…"));
+      : (S.site ? t("No calls yet", null, fl) : t("Waiting for the hub…"));
+    $("call-counter").lang = current ? "" : (S.site ? fl : lang);
 
     var recent = $("recent");
-    recent.replaceChildren.apply(recent, S.recent.slice(1).map(function (c) {
+    var calls = S.recent.slice(1).map(function (c) {
       var li = el("li");
       li.append(el("span", "t", c.ticket), el("span", "a", "→"), el("span", "c", c.counter_name || c.counter));
       return li;
-    }));
+    });
+    if (!calls.length && S.site) {
+      var none = el("li", "none", t("No calls yet today", null, fl));
+      none.lang = fl;
+      calls = [none];
+    }
+    recent.replaceChildren.apply(recent, calls);
 
     var order = services.length ? services.slice() : ((S.site && S.site.services) || []).map(function (s) { return s.id; });
     Object.keys(S.queues).sort().forEach(function (id) { if (order.indexOf(id) < 0) order.push(id); });
@@ -246,7 +274,7 @@
         }
       } else if (q.waiting === 0) wait = t("No wait");
       else wait = t("about {n} min", { n: Math.round(q.estimated_wait_min || 0) });
-      var li = el("li", q.open ? "open" : "closed");
+      var li = el("li", (q.open ? "open" : "closed") + (q.mode === "booking_only" ? " booking" : ""));
       li.dataset.service = id;
       var line = el("div", "line");
       line.append(el("span", "waiting", t("{n} waiting", { n: q.waiting })), el("span", "wait", wait));
@@ -261,17 +289,20 @@
     var rows = upcoming.map(function (e) {
       var kind = e.state || "scheduled";
       var status = kind === "sold_out" ? t("Sold out") : kind === "cancelled" ? t("Cancelled") : "";
+      if (!status && e.tentative) status = t("To be confirmed");
       if (!status && typeof e.seats_left === "number" && e.seats_left > 0 && e.seats_left <= 10) {
         status = t("{n} seats left", { n: e.seats_left });
       }
-      var li = el("li", kind);
-      var sub = el("div", "sub");
-      sub.append(el("span", "room", e.room || ""), el("span", "status", status));
+      var li = el("li", kind + (e.tentative ? " tentative" : "") + (status ? " has-status" : ""));
       li.append(el("span", "time", hhmm(e.start, zone) + (e.end ? "–" + hhmm(e.end, zone) : "")),
-                el("div", "title", e.title), sub);
+                el("span", "room", e.room || ""), el("span", "status", status), el("div", "title", e.title));
       return li;
     });
-    if (!rows.length) rows = [el("li", "none", t("Nothing more today"))];
+    if (!rows.length) {
+      var nothing = el("li", "none", t("Nothing more today", null, fl));
+      nothing.lang = fl;
+      rows = [nothing];
+    }
     events.replaceChildren.apply(events, rows);
     [recent, queues, events].forEach(fit);
 
@@ -335,7 +366,50 @@
       final.hidden = !(info.status === "done" || info.status === "no_show");
       final.textContent = info.status === "done" ? t("You have been served. Thank you!")
         : info.status === "no_show" ? t("Your turn has passed. Please ask at the desk.") : "";
-      document.title = info.ticket + " · Vuoro";
+      var calledNow = info.status === "called" ? called.textContent : "";
+      document.title = calledNow ? "▶ " + info.ticket + " · " + calledNow : info.ticket + " · Vuoro";
+      if (calledNow && calledNow !== said) alertVisitor(calledNow, said !== null);
+      said = calledNow;
+    }
+    // A call is said to screen readers (a live region: WCAG 4.1.3), in the title (another tab shows it),
+    // and, where the browser lets a page, with a vibration and a chime. Not on first load if it was old.
+    var said = null, audio = null;
+    function alertVisitor(text, fresh) {
+      var region = $("announce");
+      region.textContent = "";  // the same words again (a recall) are only read if the region changes
+      setTimeout(function () { region.textContent = info.ticket + ": " + text; }, 100);
+      if (!fresh) return;
+      if (navigator.vibrate) navigator.vibrate([400, 200, 400]);
+      try {
+        if (audio && audio.state === "running") chime(audio);
+      } catch (err) { console.warn("no sound", err); }
+    }
+    function chime(ctx) {
+      [0, 0.35].forEach(function (at, i) {
+        var osc = ctx.createOscillator(), gain = ctx.createGain();
+        osc.frequency.value = i ? 660 : 880;
+        gain.gain.setValueAtTime(0.0001, ctx.currentTime + at);
+        gain.gain.exponentialRampToValueAtTime(0.3, ctx.currentTime + at + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + at + 0.3);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(ctx.currentTime + at);
+        osc.stop(ctx.currentTime + at + 0.32);
+      });
+    }
+    // Browsers allow sound only after the visitor touched the page once: be ready from that touch on.
+    function unlockSound() {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      audio = audio || new Ctx();
+      if (audio.state !== "running") audio.resume();
+    }
+    document.addEventListener("pointerdown", unlockSound);
+    document.addEventListener("keydown", unlockSound);
+    // The ticket's language (chosen at the kiosk), unless the address asks for one.
+    function followTicketLanguage() {
+      if (!info || info.error || params.get("lang") || LANGS.indexOf(info.language) < 0) return;
+      lang = info.language;
+      document.documentElement.lang = lang;
     }
     function refresh() {
       // One request at a time; events during a request ask for one more after it.
@@ -347,7 +421,7 @@
           if (!r.ok) throw new Error("HTTP " + r.status);
           return r.json();
         })
-        .then(function (json) { info = json; show(); })
+        .then(function (json) { info = json; followTicketLanguage(); show(); })
         .catch(function (err) { console.warn("track failed", err); })
         .then(function () { fetching = false; if (again) { again = false; refresh(); } });
     }
@@ -363,6 +437,7 @@
             // Say it at once; the refetch confirms the rest.
             info.status = "called";
             info.counter_name = call.counter_name || call.counter;
+            if (said !== null) said = "";  // a call again (recall) is said again
             show();
           }
           refresh();
@@ -376,5 +451,6 @@
     });
   }
 
-  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, state: S, misreads: misreads };
+  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, state: S, misreads: misreads,
+                   fixedLang: fixedLang };
 })();

@@ -52,8 +52,8 @@ def main() -> int:
             "screen") else "kiosk", at, online, printer))
     hub = Hub(config, store, clock=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC)).start()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(hub, plugins=("server.stats",)), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    app = create_app(hub, plugins=("server.stats", "server.feedback"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

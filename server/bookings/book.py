@@ -152,11 +152,14 @@ class BookingBook:
             return None
         return {"start": local.isoformat(timespec="minutes"), "end": end.isoformat(timespec="minutes")}
 
-    def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int) -> dict[str, Any]:
+    def free_slots(self, engine: QueueEngine, now: datetime, service: str, days: int,
+                   staff: bool = False) -> dict[str, Any]:
+        """Free times of a service; staff (booking for a caller) see every bookable service, kiosks only those
+        visitors book themselves."""
         if service not in self.config.services:
             raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
         rules = self.rules(service)
-        if not rules.self_booking:
+        if not (rules.self_booking or staff and service in self.settings.services):
             raise ApiError(409, refusals.NO_SELF_BOOKING, "This service's times are booked at the desk or by phone.",
                            field="service")
         days = min(days, rules.days_ahead)
@@ -285,6 +288,16 @@ class BookingBook:
         self._remember(booking)
         return Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
 
+    def made_with(self, key: str) -> Booking | None:
+        """The booking made with this Idempotency-Key (``<caller>:<key>``), if any: a retried request's."""
+        booking_id = self.by_idem.get(key)
+        if booking_id is not None:
+            return self.bookings[booking_id]
+        found = records.find(self.store, "site = ? AND idem_key = ?", self.site, key)
+        if found is not None:
+            self._remember(found)
+        return found
+
     def book_self(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime | None, slots: int,
                   language: str, key: str) -> tuple[Outcome, dict[str, Any]]:
         """The kiosk's "book a time": a slot later, or here-and-now (booked and checked in at once)."""
@@ -324,6 +337,46 @@ class BookingBook:
                               language=language, idem_key=key)
         booking = self.bookings[self.by_idem[key]]
         return outcome, {"replay": False, "booking": self.booking_json(engine, booking, staff=False), "ticket": None}
+
+    def move(self, engine: QueueEngine, now: datetime, booking_id: str, start: datetime, slots: int | None = None,
+             force: bool = False) -> tuple[Outcome, dict[str, Any]]:
+        """Staff move a booking to another time (the visitor rang): its places are given up and the new ones
+        taken in one command, so the old time is free again and no one else can take the new one in between.
+        The code stays the same. A refusal (the new time is full) leaves the booking where it was."""
+        self.sync(engine, now)
+        booking = self.bookings.get(booking_id) or records.find(self.store, "id = ?", booking_id)
+        if booking is None or booking.site != self.site:
+            raise ApiError(404, refusals.UNKNOWN_BOOKING, "There is no such booking.", field="id")
+        if booking.status == CANCELLED:
+            raise ApiError(409, refusals.CANCELLED, "This booking was cancelled. Make a new booking instead.")
+        if booking.status == CHECKED_IN:
+            raise ApiError(409, refusals.CHECKED_IN,
+                           "The visitor has already checked in; serve or finish the ticket instead.")
+        rules = self.rules(booking.service)
+        slots = slots or booking.slots
+        if not 1 <= slots <= rules.max_slots and not force:
+            raise ApiError(422, refusals.SLOTS, f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+                           f"{rules.slot_min} minutes.", field="slots")
+        end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
+        if end <= now and not force:
+            raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
+        if booking.id not in self.bookings:
+            self._remember(booking)
+        held = list(booking.claims)
+        self.places.release(booking)
+        grid = self.places.grid(rules, start, end)
+        try:
+            self._check_places(rules, grid, force)
+        except ApiError:
+            for slot, place in held:  # back to its own places: nothing changed
+                self.places.claims.setdefault((booking.service, slot), {})[place] = booking.id
+            booking.claims = held
+            raise
+        booking.start, booking.end, booking.slots = start.astimezone(ZoneInfo("UTC")), end, slots
+        booking.day, booking.status = start.astimezone(self.config.timezone).date(), BOOKED
+        self.places.claim(booking, grid)
+        return (Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))]),
+                self.booking_json(engine, booking, staff=True))
 
     def cancel(self, engine: QueueEngine, now: datetime, booking_id: str) -> tuple[Outcome, dict[str, Any]]:
         self.sync(engine, now)

@@ -1,7 +1,8 @@
 """The bookings' HTTP API (details and examples in docs/bookings.md).
 
 - ``POST /api/v1/bookings`` (staff), ``GET /api/v1/bookings?day=`` (anyone; staff see everything),
-  ``DELETE /api/v1/bookings/{id}`` (staff), ``POST /api/v1/bookings/import`` (staff, CSV or iCalendar);
+  ``PATCH /api/v1/bookings/{id}`` (staff: move), ``DELETE /api/v1/bookings/{id}`` (staff),
+  ``POST /api/v1/bookings/import`` (staff, CSV or iCalendar);
 - ``POST /api/v1/checkins`` (kiosk), ``GET /api/v1/slots`` (anyone), ``POST /api/v1/bookings/self`` (kiosk).
 
 Every state change runs as one command on the hub's writer thread (``server.api.run``).
@@ -24,7 +25,7 @@ from server.auth import Principal, current_principal, require
 from server.bookings.book import BookingBook
 from server.bookings.imports import parse_csv, parse_ics_bookings
 from server.code_guard import CodeGuard
-from server.engine import QueueEngine
+from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
 from server.guard import set_body_limit
 from server.hub import Hub
@@ -42,6 +43,12 @@ class BookingRequest(BaseModel):
     note: str | None = Field(default=None, max_length=500, description="staff only; deleted after retention")
     language: str = Field(default="", max_length=5)
     force: bool = Field(default=False, description="book even when the time is full or outside booking hours")
+
+
+class MoveRequest(BaseModel):
+    start: datetime = Field(description="the new time: local time (site zone) or ISO 8601 with an offset")
+    slots: int | None = Field(default=None, ge=1, le=8, description="2 for a double slot; default: as booked")
+    force: bool = Field(default=False, description="move even when the time is full or outside booking hours")
 
 
 class SelfBookingRequest(BaseModel):
@@ -63,19 +70,26 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
     # -- bookings -----------------------------------------------------------------------------
 
     @app.post("/api/v1/bookings", status_code=201, tags=["bookings"])
-    async def create_booking(body: BookingRequest,
-                             who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        """A booking made by staff (the contact centre books by phone). The answer carries the code."""
+    async def create_booking(body: BookingRequest, who: Annotated[Principal, Depends(require("staff"))],
+                             idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        """A booking made by staff (the contact centre books by phone). The answer carries the code. With an
+        ``Idempotency-Key`` (the staff page sends one) a retried request answers the first booking (200)."""
+        key = retry_key(who, idempotency_key, "books twice") if idempotency_key is not None else None
 
-        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any]]:
+        def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any], bool]:
+            book.sync(engine, now)
+            earlier = book.made_with(key) if key else None
+            if earlier is not None:
+                return Outcome(replay=True), book.booking_json(engine, earlier, staff=True), True
             outcome = book.create(engine, now, service=body.service, start=site_time(config, body.start),
                                   slots=body.slots, origin="staff", force=body.force, name=body.name,
-                                  phone=body.phone, note=body.note, language=language_of(config, body.language))
+                                  phone=body.phone, note=body.note, language=language_of(config, body.language),
+                                  idem_key=key)
             booking = outcome.records[0].booking
-            return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True)
+            return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True), False
 
-        _, answer = await run(hub, command)
-        return answer
+        _, answer, replay = await run(hub, command)
+        return JSONResponse(answer, status_code=200 if replay else 201)
 
     @app.get("/api/v1/bookings", tags=["bookings"])
     async def list_bookings(who: Annotated[Principal | None, Depends(current_principal)],
@@ -96,6 +110,15 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
     async def cancel_booking(booking_id: Annotated[str, Field(max_length=64)],
                              who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
         _, answer = await run(hub, lambda engine, now: book.cancel(engine, now, booking_id))
+        return answer
+
+    @app.patch("/api/v1/bookings/{booking_id}", tags=["bookings"])
+    async def move_booking(booking_id: Annotated[str, Field(max_length=64)], body: MoveRequest,
+                           who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        """Move a booking to another time (same code); 409 ``full`` leaves it where it was."""
+        start = site_time(config, body.start)
+        _, answer = await run(hub, lambda engine, now: book.move(engine, now, booking_id, start, body.slots,
+                                                                 body.force))
         return answer
 
     set_body_limit(app, "/api/v1/bookings/import", MAX_IMPORT_BYTES)
@@ -172,9 +195,12 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
 
     @app.get("/api/v1/slots", tags=["bookings"])
     async def slots(service: Annotated[str, Query(min_length=1, max_length=40)],
+                    who: Annotated[Principal | None, Depends(current_principal)],
                     days: Annotated[int, Query(ge=1, le=62)] = 7) -> dict[str, Any]:
-        """The next free times of a service, and a here-and-now slot when someone is free now."""
-        return await run(hub, lambda engine, now: book.free_slots(engine, now, service, days), read_only=True)
+        """The next free times of a service, and a here-and-now slot when someone is free now. Staff see the
+        services booked only at the desk or by phone too."""
+        staff = who is not None and who.is_staff
+        return await run(hub, lambda engine, now: book.free_slots(engine, now, service, days, staff), read_only=True)
 
     @app.post("/api/v1/bookings/self", status_code=201, tags=["bookings"])
     async def book_self(body: SelfBookingRequest, who: Annotated[Principal, Depends(require("kiosk", "staff"))],

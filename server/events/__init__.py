@@ -15,7 +15,7 @@ thread's start and stop.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from server.config import SiteConfig
@@ -27,6 +27,8 @@ from server.events.records import Event
 from server.events.settings import parse_settings
 from server.hookspecs import hookimpl
 from vuoro.protocol import EVENTS_TODAY_SUFFIX
+
+FORGET_EVERY = timedelta(minutes=10)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -47,7 +49,8 @@ def store_schema() -> tuple[str, list[str]]:
 @hookimpl
 def record_writers() -> dict[type, Any]:
     return {records.LocalEventRow: records.write_local_event, records.SignupRow: records.write_signup,
-            records.AttendanceRow: records.write_attendance}
+            records.SignupCancelRow: records.write_signup_cancel, records.AttendanceRow: records.write_attendance,
+            records.ForgetSignupNames: records.write_forget_names}
 
 
 @hookimpl
@@ -73,6 +76,7 @@ class Events:
                                    code_in_use=lambda code: any(hub.plugins.hook.code_in_use(code=code)))
         self.fetcher = FeedFetcher(self.settings, config.timezone, hub.store.path.parent / "feeds", self._deliver,
                                    clock=hub.clock)
+        self.last_forget: datetime | None = None
         hub.call(lambda engine, now: self.programme.sync(engine))
 
     def _deliver(self, name: str, events: list[Event]) -> None:
@@ -82,6 +86,14 @@ class Events:
     @hookimpl
     def retained_state(self, engine: QueueEngine, now: datetime) -> dict[str, dict[str, Any]]:
         return {EVENTS_TODAY_SUFFIX: self.programme.today(engine, now)}
+
+    @hookimpl
+    def tick(self, engine: QueueEngine, now: datetime) -> Outcome:
+        """Names written with sign-ups are forgotten once their event is over (at most every 10 minutes)."""
+        if self.last_forget is not None and now - self.last_forget < FORGET_EVERY:
+            return Outcome()
+        self.last_forget = now
+        return self.programme.forget_names(engine, now)
 
     @hookimpl
     def check_in(self, engine: QueueEngine, now: datetime, code: str) -> tuple[Outcome, dict[str, Any]] | None:

@@ -24,19 +24,44 @@ from server.events.records import (
     SOLD_OUT,
     AttendanceRow,
     Event,
+    ForgetSignupNames,
     LocalEventRow,
     Signup,
+    SignupCancelRow,
     SignupRow,
 )
 from server.events.settings import EventSettings
 from server.store import SQLiteStore
 from vuoro import payloads, refusals
 
+NAMES_KEPT = timedelta(days=1)  # a name written with a sign-up is kept this long after the event ends
+UNKNOWN_EVENT_KEPT = timedelta(days=62)  # ... or after the sign-up, when its event left the programme
+
 
 @dataclass
 class Signups:
+    """One event's sign-ups as they are now, this batch's changes included (the writer's picture: a cancel and
+    its move-up are decided here, so two cancels one after the other never give one seat twice)."""
+
     seats: set[int] = field(default_factory=set)
     waiting: set[int] = field(default_factory=set)
+    people: dict[str, Signup] = field(default_factory=dict)  # sign-up id → the sign-up
+
+    def add(self, signup: Signup) -> None:
+        self.people[signup.id] = signup
+        if signup.seat is not None:
+            self.seats.add(signup.seat)
+        else:
+            self.waiting.add(signup.waiting_place)  # type: ignore[arg-type]
+
+    def remove(self, signup: Signup) -> None:
+        del self.people[signup.id]
+        self.seats.discard(signup.seat)  # type: ignore[arg-type]
+        self.waiting.discard(signup.waiting_place)  # type: ignore[arg-type]
+
+    def first_waiting(self) -> Signup | None:
+        waiting = [p for p in self.people.values() if p.seat is None]
+        return min(waiting, key=lambda p: p.waiting_place or 0) if waiting else None
 
 
 class Programme:
@@ -56,7 +81,7 @@ class Programme:
         self.signups: dict[str, Signups] = {}
         self.by_idem: dict[str, dict[str, Any]] = {}
         self.issued_codes: set[str] = set()
-        self.attended: dict[str, datetime] = {}  # sign-up id → its check-in, for the batch not yet committed
+        self.by_code: dict[str, str] = {}  # sign-up code → its event's id
         self.engine: QueueEngine | None = None
         self.version = 0
         self._cache: tuple[Any, dict[str, Any]] | None = None
@@ -70,14 +95,11 @@ class Programme:
         self.local.clear()
         self.signups.clear()
         self.by_idem.clear()
-        self.attended.clear()
+        self.by_code.clear()
         self.local.update((event.id, event) for event in records.local_events(self.store, self.site, self.tz))
-        for event_id, seat, place in records.places_taken(self.store, self.site):
-            entry = self.signups.setdefault(event_id, Signups())
-            if seat is not None:
-                entry.seats.add(seat)
-            else:
-                entry.waiting.add(place)
+        for signup in records.signups_of_site(self.store, self.site):
+            self.signups.setdefault(signup.event_id, Signups()).add(signup)
+            self.by_code[signup.code] = signup.event_id
         self.version += 1
 
     def set_feed(self, name: str, events: list[Event]) -> None:
@@ -111,7 +133,8 @@ class Programme:
         body: dict[str, Any] = {"id": event.id, "title": event.title,
                                 "start": event.start.astimezone(self.tz).isoformat(timespec="seconds"),
                                 "end": event.end.astimezone(self.tz).isoformat(timespec="seconds"),
-                                "room": event.room, "state": state, "seats_left": seats_left}
+                                "room": event.room, "state": state, "seats_left": seats_left,
+                                "tentative": event.tentative}
         if detail or signup:
             waiting_left = max(0, event.waiting_list - len(taken.waiting)) if event.seats is not None else None
             body.update({"waiting_list_left": waiting_left,
@@ -177,8 +200,9 @@ class Programme:
         return code in self.issued_codes or records.code_in_use(self.store, self.site, code)
 
     def signup(self, engine: QueueEngine, now: datetime, event_id: str, language: str,
-               key: str) -> tuple[Outcome, dict[str, Any]]:
-        """First come, first served: a seat, else a place on the waiting list, else full."""
+               key: str, name: str | None = None) -> tuple[Outcome, dict[str, Any]]:
+        """First come, first served: a seat, else a place on the waiting list, else full. ``name``: staff only
+        (a caller signed up at the desk)."""
         self.sync(engine)
         if key in self.by_idem:
             return Outcome(replay=True), {**self.by_idem[key], "replay": True}
@@ -201,23 +225,85 @@ class Programme:
             raise ApiError(409, refusals.STARTED, "This event has already begun.")
         taken = self.signups.setdefault(event.id, Signups())
         seat = place = None
-        if len(taken.seats) < event.seats:
+        if len(taken.seats) < event.seats and not taken.waiting:  # never ahead of someone waiting
             seat = next(n for n in range(1, event.seats + 1) if n not in taken.seats)
-            taken.seats.add(seat)
         elif len(taken.waiting) < event.waiting_list:
             place = max(taken.waiting, default=0) + 1
-            taken.waiting.add(place)
         else:
             raise ApiError(409, refusals.FULL, "This event is full, and so is its waiting list.",
                            event=self.event_json(event))
         code = codes.new_code(self.code_in_use)
         self.issued_codes.add(code)
+        name = (" ".join(name.split()) or None) if name else None  # spaces tidied; blank is no name
+        record = SignupRow(uuid.uuid4().hex, self.site, event.id, code, seat, place, language, key, now, name)
+        taken.add(Signup(record.id, event.id, code, seat, place, None, name, now))
+        self.by_code[code] = event.id
         self.version += 1
         answer = {"code": code, "code_display": codes.pretty(code), "seat": seat, "waiting_place": place,
                   "event": self.event_json(event)}
         self.by_idem[key] = answer
-        record = SignupRow(uuid.uuid4().hex, self.site, event.id, code, seat, place, language, key, now)
         return Outcome(records=[record]), {**answer, "replay": False}
+
+    def cancel_signup(self, engine: QueueEngine, now: datetime, event_id: str,
+                      code: str) -> tuple[Outcome, dict[str, Any]]:
+        """Staff give up a sign-up. A seat given up goes to the first on the waiting list, in the same command
+        and so the same transaction: the writer runs one command after the other on this picture, so two
+        cancels at once seat two different visitors and lose no seat."""
+        self.sync(engine)
+        entry = self.signups.get(event_id)
+        signup = next((p for p in entry.people.values() if p.code == code), None) if entry else None
+        if entry is None or signup is None:
+            raise ApiError(404, refusals.UNKNOWN_SIGNUP, "This event has no sign-up with this code (it may have been "
+                           "cancelled already).", field="code")
+        entry.remove(signup)
+        self.by_code.pop(signup.code, None)
+        event = self.find(event_id)
+        moved = None
+        if signup.seat is not None and (event is None or event.state != CANCELLED):
+            first = entry.first_waiting()
+            if first is not None:
+                entry.remove(first)
+                moved = replace(first, seat=signup.seat, waiting_place=None)
+                entry.add(moved)
+        self.version += 1  # events/today's seat and waiting-list counts follow
+        answer = {"cancelled": self.signup_json(signup), "moved_up": self.signup_json(moved) if moved else None,
+                  "event": self.event_json(event, detail=True) if event else None}
+        return (Outcome(records=[SignupCancelRow(signup.id, moved.id if moved else None, signup.seat)]), answer)
+
+    def forget_names(self, engine: QueueEngine, now: datetime) -> Outcome:
+        """A name staff wrote with a sign-up is needed until the event: it is forgotten a day after the event
+        ended (``NAMES_KEPT``), or ``UNKNOWN_EVENT_KEPT`` after the sign-up for an event no longer in any programme."""
+        self.sync(engine)
+        ids: list[str] = []
+        for event_id, entry in self.signups.items():
+            named = [p for p in entry.people.values() if p.name]
+            if not named:
+                continue
+            event = self.find(event_id)
+            for person in named:
+                over = event.end + NAMES_KEPT if event is not None else (person.created_at or now) + UNKNOWN_EVENT_KEPT
+                if now >= over:
+                    entry.add(replace(person, name=None))
+                    ids.append(person.id)
+        return Outcome(records=[ForgetSignupNames(tuple(ids))]) if ids else Outcome()
+
+    def signups_of(self, engine: QueueEngine, event_id: str) -> dict[str, Any]:
+        """An event's sign-ups for staff: seated first (by seat), then the waiting list in its order."""
+        self.sync(engine)
+        event = self.find(event_id)
+        entry = self.signups.get(event_id, Signups())
+        if event is None and not entry.people:
+            raise ApiError(404, refusals.UNKNOWN_EVENT, "There is no such event.", field="id")
+        seated = sorted((p for p in entry.people.values() if p.seat is not None), key=lambda p: p.seat or 0)
+        waiting = sorted((p for p in entry.people.values() if p.seat is None), key=lambda p: p.waiting_place or 0)
+        rows = [{**self.signup_json(p), "name": p.name, "position": None} for p in seated]
+        rows += [{**self.signup_json(p), "name": p.name, "position": n} for n, p in enumerate(waiting, start=1)]
+        for row, p in zip(rows, seated + waiting, strict=True):
+            row["attended_at"] = p.attended_at.astimezone(self.tz).isoformat(timespec="seconds") \
+                if p.attended_at else None
+            row["created_at"] = p.created_at.astimezone(self.tz).isoformat(timespec="seconds") \
+                if p.created_at else None
+        return {"event": self.event_json(event, detail=True) if event else None, "signups": rows}
 
     # -- attendance ------------------------------------------------------------------------------
 
@@ -229,7 +315,9 @@ class Programme:
         waiting list checks in with a seat.
         """
         self.sync(engine)
-        signup = records.signup_by_code(self.store, self.site, code)
+        event_id = self.by_code.get(code)
+        entry = self.signups.get(event_id or "")
+        signup = next((p for p in entry.people.values() if p.code == code), None) if entry else None
         if signup is None:
             return None
         event = self.find(signup.event_id)
@@ -248,11 +336,10 @@ class Programme:
         if signup.seat is None:
             raise ApiError(409, refusals.WAITING_LIST, "This sign-up is on the waiting list: there is no seat for "
                            "it yet. Please ask at the desk.", waiting_place=signup.waiting_place, **about)
-        attended = signup.attended_at or self.attended.get(signup.id)
-        if attended is not None:
-            return Outcome(replay=True), {**about, "replay": True, "already": True,
-                                          "checked_in_at": attended.astimezone(self.tz).isoformat(timespec="seconds")}
-        self.attended[signup.id] = now
+        if signup.attended_at is not None:
+            return Outcome(replay=True), {**about, "replay": True, "already": True, "checked_in_at":
+                                          signup.attended_at.astimezone(self.tz).isoformat(timespec="seconds")}
+        entry.add(replace(signup, attended_at=now))  # type: ignore[union-attr]
         return (Outcome(records=[AttendanceRow(signup.id, now)]),
                 {**about, "replay": False, "already": False,
                  "checked_in_at": now.astimezone(self.tz).isoformat(timespec="seconds")})

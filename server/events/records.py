@@ -56,6 +56,11 @@ SCHEMA: list[str] = [
     ALTER TABLE event_signups ADD COLUMN attended_at TEXT;    -- ISO 8601 UTC; NULL: not (yet) checked in
     CREATE INDEX event_signups_attended ON event_signups (site, attended_at);
     """,
+    # 3: a name staff may write down with a sign-up they make for a caller (staff only: never on a screen,
+    # a receipt or MQTT).
+    """
+    ALTER TABLE event_signups ADD COLUMN name TEXT;
+    """,
 ]
 
 
@@ -74,6 +79,8 @@ class Event:
     waiting_list: int = 0
     url: str | None = None
     description: str | None = None
+    tentative: bool = False  # STATUS:TENTATIVE in a feed: shown as "to be confirmed"
+    uid: str = ""  # a feed event's UID (the same for every occurrence of a series)
 
 
 
@@ -95,6 +102,24 @@ class SignupRow:
     language: str
     idem_key: str | None
     created_at: datetime
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SignupCancelRow:
+    """A sign-up given up (staff cancelled it), and the first on the waiting list moved up to its seat: one
+    record, so both are written in the same transaction."""
+
+    signup_id: str
+    moved_id: str | None = None  # the sign-up that takes the seat
+    seat: int | None = None
+
+
+@dataclass(frozen=True)
+class ForgetSignupNames:
+    """Names staff wrote with sign-ups whose event is over: set to NULL (``Programme.forget_names``)."""
+
+    signup_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -107,7 +132,7 @@ class AttendanceRow:
 
 @dataclass(frozen=True)
 class Signup:
-    """One sign-up as the check-in reads it."""
+    """One sign-up as the check-in and the staff page read it."""
 
     id: str
     event_id: str
@@ -115,6 +140,8 @@ class Signup:
     seat: int | None
     waiting_place: int | None
     attended_at: datetime | None
+    name: str | None = None
+    created_at: datetime | None = None
 
 
 def write_local_event(db: sqlite3.Connection, record: LocalEventRow) -> None:
@@ -130,9 +157,23 @@ def write_local_event(db: sqlite3.Connection, record: LocalEventRow) -> None:
 
 def write_signup(db: sqlite3.Connection, record: SignupRow) -> None:
     db.execute("INSERT INTO event_signups (id, site, event_id, code, seat, waiting_place, language, idem_key, "
-               "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               "created_at, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (record.id, record.site, record.event_id, record.code, record.seat, record.waiting_place,
-                record.language, record.idem_key, ts(record.created_at)))
+                record.language, record.idem_key, ts(record.created_at), record.name))
+
+
+def write_signup_cancel(db: sqlite3.Connection, record: SignupCancelRow) -> None:
+    # The seat is freed before it is given on: UNIQUE (site, event_id, seat) holds at every step.
+    db.execute("DELETE FROM event_signups WHERE id = ?", (record.signup_id,))
+    if record.moved_id is not None:
+        moved = db.execute("UPDATE event_signups SET seat = ?, waiting_place = NULL WHERE id = ? AND seat IS NULL",
+                           (record.seat, record.moved_id))
+        if moved.rowcount != 1:  # memory and disk disagree: fail the batch, the hub reloads from the store
+            raise sqlite3.IntegrityError(f"sign-up {record.moved_id} could not move up to seat {record.seat}")
+
+
+def write_forget_names(db: sqlite3.Connection, record: ForgetSignupNames) -> None:
+    db.executemany("UPDATE event_signups SET name = NULL WHERE id = ?", [(i,) for i in record.signup_ids])
 
 
 def write_attendance(db: sqlite3.Connection, record: AttendanceRow) -> None:
@@ -153,10 +194,16 @@ def local_events(store: SQLiteStore, site: str, tz: ZoneInfo) -> list[Event]:
                 "WHERE site = ?", (site,))]
 
 
-def places_taken(store: SQLiteStore, site: str) -> list[tuple[str, int | None, int | None]]:
-    """(event id, seat, waiting-list place) of every sign-up of this site; one of the two places is None."""
-    return store.rows("SELECT event_id, seat, waiting_place FROM event_signups WHERE site = ?",
-                      (site,))  # type: ignore[return-value]
+def signups_of_site(store: SQLiteStore, site: str) -> list[Signup]:
+    """Every sign-up of this site as it is now, oldest first."""
+    return [_signup(row) for row in store.rows(
+        "SELECT id, event_id, code, seat, waiting_place, attended_at, name, created_at FROM event_signups "
+        "WHERE site = ? ORDER BY created_at, id", (site,))]
+
+
+def _signup(row: tuple[Any, ...]) -> Signup:
+    return Signup(row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]) if row[5] else None,
+                  row[6], datetime.fromisoformat(row[7]) if row[7] else None)
 
 
 def signup_by_key(store: SQLiteStore, site: str, key: str) -> tuple[Any, ...] | None:
@@ -167,12 +214,3 @@ def signup_by_key(store: SQLiteStore, site: str, key: str) -> tuple[Any, ...] | 
 
 def code_in_use(store: SQLiteStore, site: str, code: str) -> bool:
     return store.row("SELECT 1 FROM event_signups WHERE site = ? AND code = ?", (site, code)) is not None
-
-
-def signup_by_code(store: SQLiteStore, site: str, code: str) -> Signup | None:
-    """The sign-up with this code, as it is now (a seat, or a place on the waiting list) and whether it attended."""
-    row = store.row("SELECT id, event_id, code, seat, waiting_place, attended_at FROM event_signups "
-                    "WHERE site = ? AND code = ?", (site, code))
-    if row is None:
-        return None
-    return Signup(row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]) if row[5] else None)

@@ -2,7 +2,9 @@
 
 - ``GET /api/v1/events`` (anyone): today's and the coming days' events with their sign-up state;
 - ``POST /api/v1/events`` / ``DELETE /api/v1/events/{id}`` (staff): events entered by staff;
-- ``POST /api/v1/events/{id}/signups`` (kiosk): a seat, else a waiting-list place;
+- ``POST /api/v1/events/{id}/signups`` (kiosk, staff): a seat, else a waiting-list place;
+- ``GET /api/v1/events/{id}/signups`` / ``DELETE /api/v1/events/{id}/signups/{code}`` (staff): who signed up, and
+  a sign-up given up (its seat goes to the first on the waiting list);
 - ``GET /api/v1/events/feeds`` (staff): how each feed is doing.
 
 Every state change runs as one command on the hub's writer thread (``server.api.run``).
@@ -18,6 +20,7 @@ from fastapi import Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from server import codes
 from server.api import language_of, retry_key, run, site_time
 from server.auth import Principal, require
 from server.errors import ApiError
@@ -41,6 +44,8 @@ class EventRequest(BaseModel):
 
 class SignupRequest(BaseModel):
     language: str = Field(default="", max_length=5)
+    name: str | None = Field(default=None, max_length=100,
+                             description="staff only (a caller signed up at the desk); never shown beyond staff")
 
 
 
@@ -85,6 +90,26 @@ def add_routes(app: FastAPI, hub: Hub, events: Events) -> None:
         """Sign up for an event: a seat, else a waiting-list place, else 409 full."""
         key = retry_key(who, idempotency_key, "signs up twice")
         language = language_of(config, body.language if body else "")
-        _, answer = await run(hub, lambda engine, now: events.programme.signup(engine, now, event_id, language, key))
+        name = body.name if body else None
+        if name and not who.is_staff:
+            raise ApiError(403, refusals.FORBIDDEN, "name: only staff write a name with a sign-up.", "name")
+        _, answer = await run(hub, lambda engine, now: events.programme.signup(engine, now, event_id, language, key,
+                                                                              name))
         replay = answer.pop("replay")
         return JSONResponse(answer, status_code=200 if replay else 201)
+
+    @app.get("/api/v1/events/{event_id}/signups", tags=["events"])
+    async def signups(event_id: Annotated[str, Field(max_length=64)],
+                      who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        """Who signed up (staff only): code, name if staff wrote one, seated or waiting (``position`` on the
+        waiting list), checked in or not."""
+        return await run(hub, lambda engine, now: events.programme.signups_of(engine, event_id), read_only=True)
+
+    @app.delete("/api/v1/events/{event_id}/signups/{code}", tags=["events"])
+    async def cancel_signup(event_id: Annotated[str, Field(max_length=64)], code: Annotated[str, Field(max_length=40)],
+                            who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
+        """Give up a sign-up. A seat given up goes to the first on the waiting list in the same transaction;
+        ``moved_up`` is that visitor's sign-up, now seated."""
+        wanted = codes.normalise(code)
+        _, answer = await run(hub, lambda engine, now: events.programme.cancel_signup(engine, now, event_id, wanted))
+        return answer

@@ -131,7 +131,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     def remember_language(request: Request, response: Response, lang: str) -> None:
         if request.query_params.get("lang") == lang:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="strict",
-                                secure=secure(request), path="/staff")
+                                secure=secure(request), path="/")  # the stats and start pages follow it
 
     def lang_links(current: str) -> str:
         marked = ' aria-current="true"'
@@ -150,7 +150,7 @@ def install(app: FastAPI, hub: Hub) -> None:
             heading=html.escape(words["Log in"]), user_label=html.escape(words["User name"]),
             password_label=html.escape(words["Password"]), button=html.escape(words["Log in"]),
             error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
-            csrf=token, user=html.escape(user), languages=lang_links(lang),
+            csrf=token, user=html.escape(user), languages=lang_links(lang), language=html.escape(words["Language"]),
         )
         response = Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=_headers())
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
@@ -160,6 +160,14 @@ def install(app: FastAPI, hub: Hub) -> None:
 
     def current(request: Request) -> Session | None:
         return sessions.get(request.cookies.get(SESSION_COOKIE))
+
+    def bookable() -> list[dict[str, Any]]:
+        """The services staff can book a caller into (the bookings plugin's, when it is installed)."""
+        book = getattr(app.state, "bookings", None)
+        if book is None:
+            return []
+        return [{"id": sid, "slot_min": r.slot_min, "max_slots": r.max_slots, "days_ahead": r.days_ahead}
+                for sid, r in book.settings.services.items() if sid in config.services]
 
     def need_session(request: Request) -> Session:
         session = current(request)
@@ -187,6 +195,7 @@ def install(app: FastAPI, hub: Hub) -> None:
             "site": config.name, "day": site.get("hours", {}).get("day"),
             "services": [{"id": s.id, "letter": s.letter, "names": dict(s.names)} for s in config.services.values()],
             "counters": [{"id": c.id, "name": c.name, "services": list(c.services)} for c in config.counters.values()],
+            "bookable": bookable(),
         }
         # JSON inside <script type="application/json">: never executed (CSP allows no inline
         # script); "<" is escaped so no value can close the element.

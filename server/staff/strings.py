@@ -7,6 +7,24 @@ from pathlib import Path
 from vuoro.i18n import LANGUAGES, NATIVE_NAMES, translator
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LANG_COOKIE = "vuoro_staff_lang"  # one language choice for the hub's own pages: staff, statistics, start page
+
+# The hub's start page (``/``, server/front_pages.py): where each page is, for the IT person and staff.
+START_MSGIDS: tuple[str, ...] = (
+    "Vuoro at {site}",
+    "The queue system's pages on this hub.",
+    "Staff page",
+    "Call the next visitor, see who is waiting, today's bookings and the devices.",
+    "Screen in the hall",
+    "The numbers being called and the waiting lines, for a browser or signage player.",
+    "Statistics",
+    "Waiting times, visitors served and feedback; CSV for the municipality.",
+    "Feedback tablet",
+    "Five faces by the exit; set up once per tablet with a kiosk token (docs/statistics.md).",
+    "API documentation",
+    "Every endpoint of the hub's HTTP API, to try out (works without internet).",
+    "Language",
+)
 
 MSGIDS: tuple[str, ...] = (
     "Staff",
@@ -57,6 +75,16 @@ MSGIDS: tuple[str, ...] = (
     "printer state unknown",
     "{n} wrong booking codes in the last hour",
     "slowed down",
+    "Event feeds",
+    "{n} events read",
+    "needs attention",
+    "Not shown: {event} – {reason}",
+    # why a feed's event could not be read, by the hub's code (server/events/feeds.py PROBLEMS)
+    "Its start {value} is not a real date or time.",
+    "Its end {value} is not a real date or time.",
+    "Its {value} cannot be read.",
+    "It has no start.",
+    "It has no title or no date and time.",
     "Open",
     "Paused",
     "Closed",
@@ -71,6 +99,8 @@ MSGIDS: tuple[str, ...] = (
     "Your session has ended. Log in again.",
     "Something went wrong. Try again.",
     "Keys: N next · R again · F finish · X no-show · P pause/open",
+    "Letter keys without Alt+Shift",  # WCAG 2.1.4: the single letters can be turned off; Alt+Shift+letter works
+    "Skip to Call next",
     "Logged in as {user}",
     "Language",
     "since {time}",
@@ -78,13 +108,75 @@ MSGIDS: tuple[str, ...] = (
     "No visitor is being served at this desk.",
     "The visitor is already in that line.",
     "The hub could not save this. Nothing changed; try again.",
+    # booking for a caller, moving and cancelling; event sign-ups and their waiting lists
+    "The event is full, and so is its waiting list.",
+    "That time is fully booked. Choose another time.",
+    "That time has passed.",
+    "The visitor has already checked in.",
+    "This booking was cancelled.",
+    "The booking is no longer there.",
+    "The sign-up is no longer there.",
+    "The event has already begun.",
+    "No one takes bookings at that time.",
+    "Code",
+    "Move",
+    "Cancel booking",
+    "Yes, cancel",
+    "Booking cancelled",
+    "Book for a caller",
+    "Service",
+    "Length",
+    "Day",
+    "Time",
+    "Name",
+    "Phone",
+    "Note",
+    "Book",
+    "Stop moving",
+    "Sign-ups",
+    "No service takes bookings",
+    "{n} min",
+    "No free times this day",
+    "Read the code out to the caller.",
+    "Choose a time",
+    "Moved to {time}.",
+    "Booked {time}. Code:",
+    "Move booking {code}",
+    "Move here",
+    "No events with sign-up",
+    "{n} seats left",
+    "{n} on the waiting list",
+    "Cancelled",
+    "No sign-ups yet",
+    "Name (optional)",
+    "Sign up a caller",
+    "seat {n}",
+    "waiting list no. {n}",
+    "moved up",
+    "Cancel sign-up",
+    "Cancelled {code}.",
+    "{code} moved up to seat {seat}.",
+    "Signed up: {code}, seat {n}.",
+    "On the waiting list: {code}, no. {n}.",
+    "{n} free",
+    "Previous day",
+    "Next day",
+    "Today",
+    "Bookings {day}",
+    "No bookings this day",
 )
 
 
-def strings(language: str) -> dict[str, str]:
-    """msgid → text in ``language`` (English where a catalog lacks a string)."""
+def strings(language: str, msgids: tuple[str, ...] | None = None) -> dict[str, str]:
+    """msgid → text in ``language`` (English where a catalog lacks a string); the staff page's, or ``msgids``."""
     _ = translator(LOCALE_DIR, language if language in LANGUAGES else "en")
-    return {msgid: _(msgid) for msgid in MSGIDS}
+    return {msgid: _(msgid) for msgid in (MSGIDS if msgids is None else msgids)}
+
+
+def chosen_language(query_lang: str | None, cookie_lang: str | None, languages: tuple[str, ...]) -> str:
+    """The language a hub page speaks: ``?lang=``, else the remembered choice, else the site's first."""
+    asked = query_lang or cookie_lang or ""
+    return asked if asked in languages else languages[0]
 
 
 def language_names(languages: tuple[str, ...]) -> dict[str, str]:

@@ -23,6 +23,7 @@ from server import stats
 from server.auth import require
 from server.errors import ApiError
 from server.pages import add_pages
+from server.stats.page import stats_page
 from vuoro import refusals
 
 if TYPE_CHECKING:
@@ -182,4 +183,5 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
         chunks = await run_in_threadpool(make)
         return csv_response(iter(chunks), f"vuoro-{site}-tickets-{lo}-{hi}.csv")
 
-    add_pages(app, "/stats", WEB_DIR, "stats.html")
+    add_pages(app, "/stats", WEB_DIR, "stats.html",
+              render_index=stats_page((WEB_DIR / "stats.html").read_text(encoding="utf-8"), config))

@@ -6,15 +6,25 @@
 
 const STRINGS = {
   da: { name: "Dansk", q: "Hvordan var dit besøg i dag?", labels: ["Meget dårligt", "Dårligt", "OK", "Godt", "Meget godt"],
-        thanks: "Tak for din vurdering!", note: "Anonymt – vi gemmer kun dit valg.", error: "Det lykkedes ikke at sende. Prøv igen." },
+        thanks: "Tak for din vurdering!", note: "Anonymt – vi gemmer kun dit valg.", error: "Det lykkedes ikke at sende. Prøv igen.",
+        unset: "Denne skærm er ikke sat op endnu og kan ikke modtage vurderinger.",
+        how: "Personale: åbn én gang på denne tablet /feedback/?device=NAVN#token=KIOSK-TOKEN (se docs/statistics.md)." },
   sv: { name: "Svenska", q: "Hur var ditt besök i dag?", labels: ["Mycket dåligt", "Dåligt", "Okej", "Bra", "Mycket bra"],
-        thanks: "Tack för ditt omdöme!", note: "Anonymt – vi sparar bara ditt val.", error: "Det gick inte att skicka. Försök igen." },
+        thanks: "Tack för ditt omdöme!", note: "Anonymt – vi sparar bara ditt val.", error: "Det gick inte att skicka. Försök igen.",
+        unset: "Den här skärmen är inte inställd än och kan inte ta emot omdömen.",
+        how: "Personal: öppna en gång på den här surfplattan /feedback/?device=NAMN#token=KIOSK-TOKEN (se docs/statistics.md)." },
   fi: { name: "Suomi", q: "Millainen oli käyntisi tänään?", labels: ["Erittäin huono", "Huono", "Kohtalainen", "Hyvä", "Erittäin hyvä"],
-        thanks: "Kiitos palautteestasi!", note: "Nimetön – tallennamme vain valintasi.", error: "Lähetys epäonnistui. Yritä uudelleen." },
+        thanks: "Kiitos palautteestasi!", note: "Nimetön – tallennamme vain valintasi.", error: "Lähetys epäonnistui. Yritä uudelleen.",
+        unset: "Tätä näyttöä ei ole vielä otettu käyttöön, eikä se voi ottaa vastaan palautetta.",
+        how: "Henkilökunta: avaa kerran tällä tabletilla /feedback/?device=NIMI#token=KIOSKIN-TUNNISTE (ks. docs/statistics.md)." },
   nl: { name: "Nederlands", q: "Hoe was uw bezoek vandaag?", labels: ["Zeer slecht", "Slecht", "Gaat wel", "Goed", "Zeer goed"],
-        thanks: "Bedankt voor uw beoordeling!", note: "Anoniem – we bewaren alleen uw keuze.", error: "Versturen is niet gelukt. Probeer het opnieuw." },
+        thanks: "Bedankt voor uw beoordeling!", note: "Anoniem – we bewaren alleen uw keuze.", error: "Versturen is niet gelukt. Probeer het opnieuw.",
+        unset: "Dit scherm is nog niet ingesteld en kan geen beoordelingen ontvangen.",
+        how: "Medewerkers: open eenmaal op deze tablet /feedback/?device=NAAM#token=KIOSKTOKEN (zie docs/statistics.md)." },
   en: { name: "English", q: "How was your visit today?", labels: ["Very bad", "Bad", "OK", "Good", "Very good"],
-        thanks: "Thank you for your feedback!", note: "Anonymous – we only keep your choice.", error: "Could not send. Please try again." },
+        thanks: "Thank you for your feedback!", note: "Anonymous – we only keep your choice.", error: "Could not send. Please try again.",
+        unset: "This screen is not set up yet and cannot take ratings.",
+        how: "Staff: open /feedback/?device=NAME#token=KIOSK-TOKEN once on this tablet (see docs/statistics.md)." },
 };
 const COLORS = ["#d9534f", "#f0883e", "#f2c94c", "#8cc152", "#3aa55d"];
 const RESET_MS = 5000;
@@ -51,9 +61,16 @@ function face(rating) {
   return svg;
 }
 
+// Without a token every tap would fail: say so at once, in words, instead of showing faces that cannot work.
+function setUp() { return Boolean(localStorage.getItem("vuoro_feedback_token")); }
+
 function render() {
   const t = STRINGS[lang];
   document.documentElement.lang = lang;
+  document.getElementById("not-set-up").hidden = setUp();
+  document.getElementById("ask").hidden = !setUp();
+  document.getElementById("not-set-up-text").textContent = t.unset;
+  document.getElementById("not-set-up-how").textContent = t.how;
   document.getElementById("question").textContent = t.q;
   document.getElementById("note").textContent = t.note;
   const faces = document.getElementById("faces");
@@ -98,10 +115,15 @@ async function send(rating) {
       body: JSON.stringify(body),
     });
     // 429: someone tapping again and again; thank them all the same, nothing more is counted.
+    if (res.status === 401 || res.status === 403) {  // the token was wrong or withdrawn: this screen needs setting up
+      localStorage.removeItem("vuoro_feedback_token");
+      render();
+      return;
+    }
     if (!res.ok && res.status !== 429) throw new Error(String(res.status));
     thank(rating);
   } catch (e) {
-    error.textContent = STRINGS[lang].error + (token ? "" : " (this screen has no token: /feedback/#token=…)");
+    error.textContent = STRINGS[lang].error;
     error.hidden = false;
   } finally {
     busy = false;
@@ -120,7 +142,6 @@ function thank(rating) {
 function reset() {
   lang = DEFAULT_LANG;
   document.getElementById("thanks").hidden = true;
-  document.getElementById("ask").hidden = false;
   document.getElementById("error").hidden = true;
   render();
 }

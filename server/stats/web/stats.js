@@ -6,6 +6,14 @@ const SVG = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f5fbf", "#e08a1e", "#2e9d5b", "#8e44ad", "#c0392b", "#16a2b8", "#7f8c8d", "#d35400"];
 const TOKEN_KEY = "vuoro_stats_token";
 const $ = (id) => document.getElementById(id);
+// The page's words come with it (server/stats/routes.py: the staff page's language choice and catalogs).
+const boot = JSON.parse(document.getElementById("boot").textContent);
+const LOCALE = { da: "da-DK", sv: "sv-SE", fi: "fi-FI", nl: "nl-NL", en: "en-GB" }[boot.language] || "en-GB";
+function t(key, vars) {
+  let text = boot.strings[key] || key;
+  for (const [name, value] of Object.entries(vars || {})) text = text.split(`{${name}}`).join(String(value));
+  return text;
+}
 let lastBody = null;
 let refreshTimer = null;
 
@@ -21,9 +29,11 @@ function localDay(d) {
   return `${d.getFullYear()}-${z(d.getMonth() + 1)}-${z(d.getDate())}`;
 }
 
-function minutes(s) { return s === null || s === undefined ? "–" : (s / 60).toFixed(1) + " min"; }
-function pct(x) { return x === null || x === undefined ? "–" : Math.round(x * 1000) / 10 + " %"; }
-function num(x) { return x === null || x === undefined ? "–" : x.toLocaleString("en-GB").replace(/,/g, " "); }
+function minutes(s) {
+  return s === null || s === undefined ? "–" : t("{n} min", { n: (s / 60).toLocaleString(LOCALE, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) });
+}
+function pct(x) { return x === null || x === undefined ? "–" : (Math.round(x * 1000) / 10).toLocaleString(LOCALE) + " %"; }
+function num(x) { return x === null || x === undefined ? "–" : x.toLocaleString(LOCALE); }
 
 function authHeaders() {
   const token = sessionStorage.getItem(TOKEN_KEY);
@@ -52,7 +62,7 @@ function period() { return { from: $("from").value, to: $("to").value }; }
 
 async function load() {
   const { from, to } = period();
-  $("status").textContent = "Loading…";
+  $("status").textContent = t("Loading…");
   clearTimeout(refreshTimer);
   try {
     const res = await fetchApi(`/api/v1/stats/report?from=${from}&to=${to}`);
@@ -61,53 +71,59 @@ async function load() {
     $("login").hidden = true;
     $("figures").hidden = false;
     render(body);
-    $("status").textContent = `Updated ${body.generated_at.slice(11, 16)}`;
+    $("status").textContent = t("Updated {time}", { time: body.generated_at.slice(11, 16) });
     if (body.now) refreshTimer = setTimeout(load, 30000); // today: keep it live
   } catch (e) {
-    $("status").textContent = e.message === "login" ? "" : "Could not load: " + e.message;
+    $("status").textContent = e.message === "login" ? "" : t("Could not load: {reason}", { reason: e.message });
   }
 }
 
 function serviceName(body, id) {
   const s = body.services[id];
-  return s ? (s.names.en || s.names[Object.keys(s.names)[0]] || id) : id;
+  return s ? (s.names[boot.language] || s.names.en || s.names[Object.keys(s.names)[0]] || id) : id;
 }
 
 function render(body) {
   $("site").textContent = body.site_name;
   $("tz").textContent = body.timezone;
-  document.title = `Statistics ${body.from} – ${body.to} – ${body.site_name}`;
-  const t = body.total;
+  document.title = `${t("Statistics")} ${body.from} – ${body.to} – ${body.site_name}`;
+  const T = body.total;
   const tiles = $("tiles");
   tiles.replaceChildren();
   const items = [
-    ["Tickets", num(t.issued)], ["Served", num(t.served)], ["No-shows", num(t.no_show)],
-    ["Expired uncalled", num(t.expired)], ["Median wait", minutes(t.wait_median_s)],
-    ["90th pct. wait", minutes(t.wait_p90_s)], ["Longest wait", minutes(t.wait_max_s)],
-    ["Median service", minutes(t.service_median_s)], ["Service level", pct(t.service_level)],
-    ["Bookings kept", `${num(t.bookings_kept)} / ${num(t.booking)}`],
-    ["Feedback", t.feedback_count ? `${t.feedback_mean} / 5` : "–"],
+    ["Tickets", num(T.issued)], ["Served", num(T.served)], ["No-shows", num(T.no_show)],
+    ["Expired uncalled", num(T.expired)], ["Median wait", minutes(T.wait_median_s)],
+    ["90th pct. wait", minutes(T.wait_p90_s)], ["Longest wait", minutes(T.wait_max_s)],
+    ["Median service", minutes(T.service_median_s)], ["Service level", pct(T.service_level)],
+    ["Bookings kept", `${num(T.bookings_kept)} / ${num(T.booking)}`],
+    ["Feedback", T.feedback_count ? `${num(T.feedback_mean)} / 5` : "–"],
   ];
-  for (const [label, value] of items) tiles.append(el("div", { class: "tile" }, el("div", { class: "value" }, value), el("div", { class: "label" }, label)));
+  for (const [label, value] of items) tiles.append(el("div", { class: "tile" }, el("div", { class: "value" }, value), el("div", { class: "label" }, t(label))));
 
   const now = $("now");
   now.hidden = !body.now;
   if (body.now) {
-    now.replaceChildren(el("span", {}, "Now: "), el("span", {}, el("strong", {}, num(body.now.waiting)), " waiting"),
-      el("span", {}, el("strong", {}, num(body.now.being_served)), " being served"),
-      el("span", {}, "longest wait now ", el("strong", {}, minutes(body.now.longest_wait_now_s))));
+    now.replaceChildren(el("span", {}, t("Now:")), el("span", {}, el("strong", {}, num(body.now.waiting)), " ", t("waiting")),
+      el("span", {}, el("strong", {}, num(body.now.being_served)), " ", t("being served")),
+      el("span", {}, t("longest wait now"), " ", el("strong", {}, minutes(body.now.longest_wait_now_s))));
   }
   waitChart(body);
   dayChart(body);
   levelChart(body);
   feedbackChart(body);
   table($("table-service"), body.report.service, "service", (g) => serviceName(body, g.service), body);
-  table($("table-counter"), body.report.counter, "counter", (g) => g.counter ? (body.counters[g.counter] || g.counter) : "(never called)", body);
+  table($("table-counter"), body.report.counter, "counter", (g) => g.counter ? (body.counters[g.counter] || g.counter) : t("(never called)"), body);
   devicesTable(body);
   extraTable(body);
 }
 
 // -- charts -----------------------------------------------------------------------------------
+
+// A chart's text alternative (WCAG 1.1.1): its caption and every value it draws, in words, as its name.
+function described(svg, caption, lines) {
+  svg.setAttribute("aria-label", `${$(caption).textContent}. ${lines.join("; ")}.`);
+  return svg;
+}
 
 function frame(width, height, margin, yMax, yTicks, yFormat) {
   const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
@@ -131,12 +147,12 @@ function niceMax(v) {
 function waitChart(body) {
   const box = document.querySelector("#chart-wait .chart");
   const groups = body.report.hour.filter((g) => g.called > 0);
-  if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, "No one was called in this period.")); return; }
+  if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, t("No one was called in this period."))); return; }
   const lo = Math.min(...groups.map((g) => g.hour)), hi = Math.max(...groups.map((g) => g.hour));
   const byHour = Object.fromEntries(groups.map((g) => [g.hour, g]));
   const W = 640, H = 280, M = { top: 16, right: 12, bottom: 34, left: 48 };
   const yMax = niceMax(Math.max(...groups.map((g) => g.wait_p90_s)) / 60);
-  const svg = frame(W, H, M, yMax, ticks(yMax), (v) => `${+v.toFixed(1)} min`);
+  const svg = frame(W, H, M, yMax, ticks(yMax), (v) => t("{n} min", { n: (+v.toFixed(1)).toLocaleString(LOCALE) }));
   const n = hi - lo + 1, slot = (W - M.left - M.right) / n, plotH = H - M.top - M.bottom;
   const y = (s) => M.top + plotH - (s / 60 / yMax) * plotH;
   for (let h = lo; h <= hi; h++) {
@@ -145,11 +161,17 @@ function waitChart(body) {
     const g = byHour[h];
     if (!g) continue;
     svg.append(el("svg:rect", { x: x + slot * 0.2, width: slot * 0.6, y: y(g.wait_median_s), height: M.top + plotH - y(g.wait_median_s), fill: PALETTE[0], rx: 2 },
-      el("svg:title", {}, `${h}:00 – median ${minutes(g.wait_median_s)}, 90th ${minutes(g.wait_p90_s)}, ${g.called} called`)));
+      el("svg:title", {}, hourWords(g))));
     svg.append(el("svg:line", { x1: x + slot * 0.15, x2: x + slot * 0.85, y1: y(g.wait_p90_s), y2: y(g.wait_p90_s), stroke: PALETTE[1], "stroke-width": 3 }));
   }
-  svg.append(el("svg:text", { x: M.left + (W - M.left - M.right) / 2, y: H - 4, "text-anchor": "middle" }, "hour of day (local, when the ticket was taken)"));
-  box.replaceChildren(svg, legend([["median wait", PALETTE[0]], ["90th percentile", PALETTE[1]]]));
+  svg.append(el("svg:text", { x: M.left + (W - M.left - M.right) / 2, y: H - 4, "text-anchor": "middle" }, t("hour of day (local, when the ticket was taken)")));
+  described(svg, "cap-wait", groups.map(hourWords));
+  box.replaceChildren(svg, legend([[t("median wait"), PALETTE[0]], [t("90th percentile"), PALETTE[1]]]));
+}
+
+function hourWords(g) {
+  return t("{hour}:00 – median {median}, 90th percentile {p90}, {n} called",
+    { hour: String(g.hour).padStart(2, "0"), median: minutes(g.wait_median_s), p90: minutes(g.wait_p90_s), n: g.called });
 }
 
 function legend(items) {
@@ -189,11 +211,11 @@ function dayChart(body) {
   const monthly = keys.length > 92;
   const bucket = (day) => (monthly ? day.slice(0, 7) : day);
   if (monthly) keys = [...new Set(keys.map(bucket))];
-  document.querySelector("#chart-day figcaption").textContent = `Tickets per ${monthly ? "month" : "day"}, by service`;
+  $("cap-day").textContent = monthly ? t("Tickets per month, by service") : t("Tickets per day, by service");
   const counts = Object.fromEntries(keys.map((k) => [k, Object.fromEntries(services.map((s) => [s, 0]))]));
   for (const g of body.report["day,service"]) if (counts[bucket(g.day)]) counts[bucket(g.day)][g.service] += g.issued;
   const totals = keys.map((k) => services.reduce((a, s) => a + counts[k][s], 0));
-  if (!totals.some((x) => x)) { box.replaceChildren(el("p", { class: "empty" }, "No tickets in this period.")); return; }
+  if (!totals.some((x) => x)) { box.replaceChildren(el("p", { class: "empty" }, t("No tickets in this period."))); return; }
   const W = 640, H = 280, M = { top: 16, right: 12, bottom: 40, left: 48 };
   const yMax = niceMax(Math.max(...totals));
   const svg = frame(W, H, M, yMax, ticks(yMax), (v) => String(Math.round(v)));
@@ -213,15 +235,17 @@ function dayChart(body) {
       svg.append(el("svg:text", { x: x + slot / 2, y: H - M.bottom + 15, "text-anchor": "middle" }, label));
     }
   });
-  svg.append(el("svg:text", { x: M.left + (W - M.left - M.right) / 2, y: H - 4, "text-anchor": "middle" }, monthly ? "tickets per month" : "tickets per day"));
+  svg.append(el("svg:text", { x: M.left + (W - M.left - M.right) / 2, y: H - 4, "text-anchor": "middle" }, monthly ? t("tickets per month") : t("tickets per day")));
+  described(svg, "cap-day", keys.map((k, i) => totals[i] ? `${k}: ` + services.filter((s) => counts[k][s])
+    .map((s) => `${serviceName(body, s)} ${num(counts[k][s])}`).join(", ") : "").filter(Boolean));
   box.replaceChildren(svg, legend(services.map((s, j) => [serviceName(body, s), PALETTE[j % PALETTE.length]])));
 }
 
 function levelChart(body) {
   const box = document.querySelector("#chart-level .chart");
   const groups = body.report.service.filter((g) => g.service_level !== null);
-  if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, "No service level yet in this period.")); return; }
-  const W = 640, rowH = 34, M = { top: 10, right: 70, bottom: 26, left: 170 };
+  if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, t("No service level yet in this period."))); return; }
+  const W = 640, rowH = 34, M = { top: 10, right: 70, bottom: 26, left: 240 }  // room for a Danish or Finnish service name;
   const H = M.top + M.bottom + rowH * groups.length;
   const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
   const plotW = W - M.left - M.right;
@@ -236,17 +260,23 @@ function levelChart(body) {
     const color = g.service_level >= 0.8 ? "#2e9d5b" : g.service_level >= 0.6 ? "#e0a11e" : "#c0392b";
     svg.append(el("svg:text", { x: M.left - 8, y: y + rowH / 2 + 4, "text-anchor": "end", class: "value-label" }, `${serviceName(body, g.service)} (≤ ${target} min)`));
     svg.append(el("svg:rect", { x: M.left, y: y + 6, width: plotW * g.service_level, height: rowH - 12, fill: color, rx: 2 },
-      el("svg:title", {}, `${g.within_target} of ${g.called + g.expired} within ${target} min`)));
+      el("svg:title", {}, levelWords(body, g))));
     svg.append(el("svg:text", { x: M.left + plotW * g.service_level + 6, y: y + rowH / 2 + 4, class: "value-label" }, pct(g.service_level)));
   });
-  box.replaceChildren(svg, el("div", { class: "legend" }, "Called within the service's target wait, of all called or expired uncalled. Green ≥ 80 %, amber ≥ 60 %."));
+  described(svg, "cap-level", groups.map((g) => `${serviceName(body, g.service)}: ${pct(g.service_level)}, ${levelWords(body, g)}`));
+  box.replaceChildren(svg, el("div", { class: "legend" }, t("Called within the service's target wait, of all called or expired uncalled. Green ≥ 80 %, amber ≥ 60 %.")));
+}
+
+function levelWords(body, g) {
+  const target = body.target_min ?? body.services[g.service]?.target_wait_min;
+  return t("{n} of {total} within {target} min", { n: g.within_target, total: g.called + g.expired, target });
 }
 
 function feedbackChart(body) {
   const box = document.querySelector("#chart-feedback .chart");
   const r = body.total.feedback_ratings;
   const total = r.reduce((a, b) => a + b, 0);
-  if (!total) { box.replaceChildren(el("p", { class: "empty" }, "No ratings in this period.")); return; }
+  if (!total) { box.replaceChildren(el("p", { class: "empty" }, t("No ratings in this period."))); return; }
   const colors = ["#c0392b", "#e67e22", "#f1c40f", "#7dbb42", "#2e9d5b"];
   const W = 640, H = 240, M = { top: 18, right: 12, bottom: 40, left: 48 };
   const yMax = niceMax(Math.max(...r));
@@ -258,44 +288,50 @@ function feedbackChart(body) {
     svg.append(el("svg:text", { x: x + slot / 2, y: M.top + plotH - h - 4, "text-anchor": "middle", class: "value-label" }, `${n} (${Math.round((n / total) * 100)} %)`));
     svg.append(smallFace(i + 1, x + slot / 2, H - M.bottom + 20, 14));
   });
-  box.replaceChildren(svg, el("div", { class: "legend" }, `${total} ratings, mean ${body.total.feedback_mean} of 5`));
+  const faces = ["very bad", "bad", "OK", "good", "very good"];
+  described(svg, "cap-feedback", r.map((n, i) => `${t(faces[i])}: ${num(n)}`));
+  box.replaceChildren(svg, el("div", { class: "legend" }, t("{n} ratings, mean {mean} of 5", { n: num(total), mean: num(body.total.feedback_mean) })));
 }
 
 // -- tables -----------------------------------------------------------------------------------
 
 function table(box, groups, key, name, body) {
-  if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, "Nothing in this period.")); return; }
+  if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, t("Nothing in this period."))); return; }
   const cols = [["Tickets", "issued", num], ["Served", "served", num], ["No-show", "no_show", num], ["Expired", "expired", num],
     ["Transferred", "transferred", num], ["Median wait", "wait_median_s", minutes], ["90th pct.", "wait_p90_s", minutes],
     ["Longest", "wait_max_s", minutes], ["Median service", "service_median_s", minutes], ["Service level", "service_level", pct]];
-  if (key === "service") cols.push(["Feedback", "feedback_mean", (x) => (x === null ? "–" : x)]);
-  const head = el("tr", {}, el("th", {}, key === "service" ? "Service" : "Desk"), ...cols.map((c) => el("th", {}, c[0])));
+  if (key === "service") cols.push(["Feedback", "feedback_mean", (x) => (x === null ? "–" : num(x))]);
+  const head = el("tr", {}, el("th", { scope: "col" }, t(key === "service" ? "Service" : "Desk")), ...cols.map((c) => el("th", { scope: "col" }, t(c[0]))));
   const rows = groups.filter((g) => g.issued).map((g) => el("tr", {}, el("td", {}, name(g)), ...cols.map((c) => el("td", {}, c[2](g[c[1]])))));
-  rows.push(el("tr", {}, el("th", {}, "Total"), ...cols.map((c) => el("th", {}, c[2](body.total[c[1]])))));
+  rows.push(el("tr", {}, el("th", { scope: "row" }, t("Total")), ...cols.map((c) => el("td", { class: "total" }, c[2](body.total[c[1]])))));
   box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
 function duration(s) {
   if (!s) return "0";
   const h = Math.floor(s / 3600), m = Math.round((s % 3600) / 60);
-  return h ? `${h} h ${m} min` : `${m} min`;
+  return h ? t("{h} h {m} min", { h, m }) : t("{n} min", { n: m });
 }
 
 function devicesTable(body) {
   const box = $("table-devices");
-  if (!body.devices.length) { box.replaceChildren(el("p", { class: "empty" }, "No device status recorded in this period.")); return; }
-  const head = el("tr", {}, ...["Device", "Kind", "Offline", "Outages", "Printer unusable", "Available"].map((h) => el("th", {}, h)));
-  const rows = body.devices.map((d) => el("tr", {}, el("td", {}, d.device), el("td", {}, d.kind), el("td", {}, duration(d.offline_s)),
+  if (!body.devices.length) { box.replaceChildren(el("p", { class: "empty" }, t("No device status recorded in this period."))); return; }
+  const head = el("tr", {}, ...["Device", "Kind", "Offline", "Outages", "Printer unusable", "Available"].map((h) => el("th", { scope: "col" }, t(h))));
+  const kinds = { kiosk: "Kiosk", display: "Screen", button: "Button box", printer: "Printer", hub: "Hub" };
+  const rows = body.devices.map((d) => el("tr", {}, el("td", {}, d.device), el("td", {}, t(kinds[d.kind] || d.kind)), el("td", {}, duration(d.offline_s)),
     el("td", {}, d.outages), el("td", {}, duration(d.printer_down_s)), el("td", {}, pct(d.availability))));
   box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
 function extraTable(body) {
   const rows = [];
-  if (body.bookings) for (const [status, n] of Object.entries(body.bookings.by_status)) rows.push([`Bookings: ${status}`, n]);
+  // every label in words: a booking's status as staff say it, never the stored code (checked_in)
+  const statuses = { booked: "Bookings not checked in (yet)", checked_in: "Bookings checked in",
+                     no_show: "Bookings not shown up", cancelled: "Bookings cancelled" };
+  if (body.bookings) for (const [status, n] of Object.entries(body.bookings.by_status)) rows.push([t(statuses[status] || status), n]);
   if (body.events) {
-    rows.push(["Events", body.events.events], ["Sign-ups", body.events.signups]);
-    if (body.events.attended !== null) rows.push(["Attended", body.events.attended]);
+    rows.push([t("Events"), body.events.events], [t("Sign-ups"), body.events.signups]);
+    if (body.events.attended !== null) rows.push([t("Attended"), body.events.attended]);
   }
   $("extra").hidden = !rows.length;
   $("table-extra").replaceChildren(el("table", {}, el("tbody", {}, ...rows.map(([a, b]) => el("tr", {}, el("td", {}, a), el("td", {}, num(b)))))));
@@ -315,7 +351,7 @@ async function download(kind, by) {
     document.body.append(a);
     a.click();
     a.remove();
-  } catch (e) { $("status").textContent = "Could not download: " + e.message; }
+  } catch (e) { $("status").textContent = t("Could not download: {reason}", { reason: e.message }); }
 }
 
 function setRange(range) {
