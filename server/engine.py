@@ -31,7 +31,6 @@ Rules (docs/architecture.md explains the why):
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 import secrets
 import uuid
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from server import forecast
 from server.config import SiteConfig
 from vuoro import refusals
 
@@ -48,9 +48,6 @@ from vuoro import refusals
 BOOKING_DUE_MARGIN = timedelta(minutes=5)
 # Service times remembered per service for the wait estimate.
 SERVICE_TIME_WINDOW = 20
-# Calls the wait estimate plays forward; past them, a long line goes on at the pace it was served (so a
-# state with thousands waiting costs the same as one with a hundred).
-ESTIMATE_CALLS = 40
 # Idempotency keys are honoured this long (a kiosk retries within seconds).
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
@@ -202,7 +199,7 @@ class QueueEngine:
         self.action_keys = dict(snapshot.action_keys)
         self.recent_calls: deque[Call] = deque(snapshot.recent_calls, maxlen=config.recent_calls)
         self.by_token = {t.track_token: t.id for t in self.tickets.values()}
-        self._forecast: tuple[tuple[Any, ...], dict[str, tuple[list[float], float, float]]] | None = None
+        self._forecast: tuple[tuple[Any, ...], dict[str, forecast.LineForecast]] | None = None
 
     # -- helpers ------------------------------------------------------------------
 
@@ -295,106 +292,47 @@ class QueueEngine:
 
     def estimate_minutes(self, service_id: str, people_ahead: int) -> int:
         """Minutes until a visitor with ``people_ahead`` before them in the service's line is called
-        (``people_ahead`` = the whole line: someone who takes a ticket now).
+        (``people_ahead`` = the whole line: someone who takes a ticket now), by ``server/forecast.py``.
 
-        The open desks are played forward with the rule that calls (``_pick_next``'s longest weighted wait)
-        and each service's recent service time (or its configured typical time): a desk that also serves
-        other lines spends time on the people waiting there first, and a busy desk is free only when its
-        current visitor's usual time is up. The first version divided people ahead × time by every open
-        desk that could serve the service, so a desk shared with a long line counted as free for each of
-        its services, and a visitor first in line was told "0 min" while every desk was busy. With no desk
-        open for a service we assume its first counter opens for it.
+        The first version divided people ahead × time by every open desk that could serve the service, so
+        a desk shared with a long line counted as free for each of its services, and a visitor first in
+        line was told "0 min" while every desk was busy.
         """
-        forecast = self._forecast_now()
-        line = forecast.get(service_id)
-        if not line:
+        line = self._forecast_now().get(service_id)
+        if line is None:
             return 0
-        index = min(max(0, people_ahead), len(self._line_order[service_id]))
-        times, horizon, pace = line
-        seconds = times[index] if index < len(times) else horizon + (index - len(times)) * pace
-        return math.ceil(seconds / 60)
+        return math.ceil(line.seconds(min(max(0, people_ahead), len(self._line_order[service_id]))) / 60)
 
-    def _forecast_key(self) -> tuple[Any, ...]:
-        """What the forecast depends on; cheap to build (the lines' ends, not their contents)."""
-        return (tuple((len(o), o[0][1], o[-1][1]) if o else () for o in self._line_order.values()),
-                tuple((c.status, c.ticket_id) for c in self.counters.values()),
-                tuple((len(t), sum(t)) for t in self.service_times.values()))
-
-    def _forecast_now(self) -> dict[str, tuple[list[float], float, float]]:
-        """Per service: the seconds until each place in its line is called (the last entry: one more, a
-        newcomer), as far as ESTIMATE_CALLS calls reach; when the next call after those comes; and the
-        pace, in seconds a place, beyond that.
-
-        One play of the desks serves every estimate of a state: the queue states of all services and
-        the ticket just issued (a newcomer takes no desk time in it, so each is called exactly when it
-        alone would be)."""
-        key = self._forecast_key()
+    def _forecast_now(self) -> dict[str, forecast.LineForecast]:
+        """The forecast of the current state, played once per state (a state's queue states and the ticket
+        just issued ask for it together). The key is cheap: the lines' ends, the desks, the service times."""
+        key = (tuple((len(o), o[0][1], o[-1][1]) if o else () for o in self._line_order.values()),
+               tuple((c.status, c.ticket_id) for c in self.counters.values()),
+               tuple((len(t), sum(t)) for t in self.service_times.values()))
         if self._forecast is not None and self._forecast[0] == key:
             return self._forecast[1]
         counters, lines = self.config.counters, self._line_order
-        desks = {cid: list(counters[cid].services) for cid, c in self.counters.items() if c.status == OPEN}
-        for sid in lines:
-            if not any(sid in services for services in desks.values()):
-                first = next((cid for cid, c in counters.items() if sid in c.services), None)
-                if first is not None:  # assumed to open for this service alone
-                    desks[f"{first}\0{sid}"] = [sid]
-        serving = {cid: t for cid in desks if (c := self.counters.get(cid)) is not None
+        average = {sid: self.average_service_seconds(sid) for sid in lines}
+        serving = {cid: t for cid, c in self.counters.items() if c.status == OPEN
                    and (t := self.tickets.get(c.ticket_id or "")) is not None and t.status == CALLED and t.called_at}
         known = [line[-1][0] for line in lines.values() if line] + [t.called_at for t in serving.values()]
         now = max(known).timestamp() if known else 0.0  # as near as the engine knows it: it keeps no clock
-        average = {sid: self.average_service_seconds(sid) for sid in lines}
-        priority = {sid: self.config.services[sid].priority for sid in lines}
-        heads = dict.fromkeys(lines, 0)
-        times: dict[str, list[float]] = {sid: [] for sid in lines}
-        newcomer_called = {sid: False for sid in lines}
-        free_at: list[tuple[float, int, str]] = []
-        for order, cid in enumerate(desks):
-            current = serving.get(cid)
-            left = 0.0
-            if current is not None and current.called_at is not None:
-                left = max(0.0, average[current.service] - (now - current.called_at.timestamp()))
-            free_at.append((left, order, cid))
-        heapq.heapify(free_at)
-        calls, clock = 0, 0.0
-        pending = {sid for services in desks.values() for sid in services}  # newcomers not yet called
-        while free_at and pending and calls < ESTIMATE_CALLS:
-            clock, order, cid = heapq.heappop(free_at)
-            while True:  # a newcomer takes no time: the desk chooses again at once
-                best: tuple[float, int, str] | None = None
-                for rank, sid in enumerate(desks[cid]):
-                    line, head = lines[sid], heads[sid]
-                    if head < len(line):
-                        waited = now - line[head][0].timestamp() + clock
-                    elif not newcomer_called[sid]:
-                        waited = clock  # the newcomer, queued at "now"
-                    else:
-                        continue
-                    choice = (-(waited + 1.0) * priority[sid], rank, sid)
-                    if best is None or choice < best:
-                        best = choice
-                if best is None:
-                    break
-                sid = best[2]
-                times[sid].append(clock)
-                if heads[sid] < len(lines[sid]):
-                    heads[sid] += 1
-                    calls += 1
-                    heapq.heappush(free_at, (clock + average[sid], order, cid))
-                    break
-                newcomer_called[sid] = True
-                pending.discard(sid)
-        horizon = free_at[0][0] if free_at else clock  # when the next call after the played ones comes
-        forecast: dict[str, tuple[list[float], float, float]] = {}
-        for sid in lines:
-            desks_for = sum(1 for services in desks.values() if sid in services)
-            if not desks_for:
-                continue  # no counter serves it at all
-            done = heads[sid]
-            # past the played calls: the pace this line was served at, else its service time over its desks
-            pace = horizon / done if done and horizon else average[sid] / desks_for
-            forecast[sid] = (times[sid], horizon, pace)
-        self._forecast = (key, forecast)
-        return forecast
+        desks: dict[str, tuple[list[str], float]] = {}
+        for cid, counter in self.counters.items():
+            if counter.status == OPEN:
+                current = serving.get(cid)
+                left = max(0.0, average[current.service] - (now - current.called_at.timestamp())) \
+                    if current is not None and current.called_at is not None else 0.0
+                desks[cid] = (list(counters[cid].services), left)
+        for sid in lines:  # with no desk open for a service, its first counter is assumed to open for it
+            if not any(sid in services for services, _ in desks.values()):
+                first = next((cid for cid, c in counters.items() if sid in c.services), None)
+                if first is not None:
+                    desks[f"{first}\0{sid}"] = ([sid], 0.0)
+        result = forecast.play(lines, desks, average,
+                               {sid: self.config.services[sid].priority for sid in lines}, now)
+        self._forecast = (key, result)
+        return result
 
     def position(self, ticket: Ticket) -> int:
         """How many people are before this ticket in its service's line."""
