@@ -204,7 +204,8 @@ PRINTER_HINTS = {
 
 
 def check_printer(url: str, languages: tuple[str, ...] | None = None) -> Check:
-    """``languages``: the site's; a code page that cannot print them is a failure, named with one that can."""
+    """``languages``: the site's (default: every receipt language); a code page that cannot print them is a
+    failure, named with one that can."""
     try:
         from hardware.connections import split_url
         from hardware.layout import DEFAULT_CODEPAGE, codepage_problem
@@ -212,8 +213,10 @@ def check_printer(url: str, languages: tuple[str, ...] | None = None) -> Check:
     except ImportError as exc:
         return Check("printer", False, f"The printer support is not installed here ({exc}).",
                      ["pip install 'vuoro[printer]' (the kiosk extra includes it)"])
+    from hardware.receipts import LANGUAGES
+
     codepage = split_url(url)[1].get("codepage", DEFAULT_CODEPAGE).upper()
-    problem = codepage_problem(codepage, languages or ()) if languages else None
+    problem = codepage_problem(codepage, languages or LANGUAGES)  # without the site's: every receipt language
     if problem:
         return Check("printer", False, f"The printer at {url}: {problem}.",
                      ["Change ?codepage= in the kiosk's printer URL (kiosk.toml), then restart the kiosk."])
