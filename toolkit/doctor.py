@@ -203,14 +203,25 @@ PRINTER_HINTS = {
 }
 
 
-def check_printer(url: str) -> Check:
+def check_printer(url: str, languages: tuple[str, ...] | None = None) -> Check:
+    """``languages``: the site's (default: every receipt language); a code page that cannot print them is a
+    failure, named with one that can."""
     try:
+        from hardware.connections import split_url
+        from hardware.layout import DEFAULT_CODEPAGE, codepage_problem
         from hardware.printer import open_printer
     except ImportError as exc:
         return Check("printer", False, f"The printer support is not installed here ({exc}).",
                      ["pip install 'vuoro[printer]' (the kiosk extra includes it)"])
+    from hardware.receipts import LANGUAGES
+
+    codepage = split_url(url)[1].get("codepage", DEFAULT_CODEPAGE).upper()
+    problem = codepage_problem(codepage, languages or LANGUAGES)  # without the site's: every receipt language
+    if problem:
+        return Check("printer", False, f"The printer at {url}: {problem}.",
+                     ["Change ?codepage= in the kiosk's printer URL (kiosk.toml), then restart the kiosk."])
     try:
-        printer = open_printer(url)
+        printer = open_printer(url, **({"languages": languages} if languages else {}))
     except (ValueError, OSError) as exc:
         return Check("printer", False, f"{url!r} is not a printer address: {exc}",
                      ["Examples: tcp://10.0.0.40:9100, usb://04b8:0e15, serial:///dev/ttyUSB0?baudrate=19200"])
@@ -276,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "which could not be read.", skipped=True))
 
     if args.printer:
-        checks.append(check_printer(args.printer))
+        checks.append(check_printer(args.printer, tuple(config.languages) if config else None))
 
     failed = [c for c in checks if not c.ok]
     if args.json:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,7 +36,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str | int = logging.INFO) -> None:
-    """Log as every part of Vuoro does (``--log-level info``, ``"warning"``, or a logging constant)."""
+    """Log as every part of Vuoro does (``--log-level info``, ``"warning"``, or a logging constant).
+
+    Call it before Kivy is imported: Kivy's default log mode adds its own console handler to the root
+    logger, so the kiosk and the screen printed every line twice (once per handler, in two formats) and
+    Kivy's DEBUG lines past the level asked for. In ``PYTHON`` mode Kivy only logs through this handler.
+    """
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
 
 
