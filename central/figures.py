@@ -1,0 +1,86 @@
+"""What the centre tells about its branches, from the rows they shipped.
+
+- ``overview``: every branch's last contact, how far behind it is (rows still in its outbox, the last
+  batch's lag) and today's tickets per service (the branch's own local day);
+- ``branch_summary``: the statistics of one branch with the SAME definitions and code as the branch's
+  own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds.
+  Feedback ratings are not shipped yet, so the centre's ratings are empty.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from central.config import Branch, CentreConfig
+from central.ingest import ts_text
+from server.stats.figures import TICKET_FIELDS, Summary, summarize
+
+
+def _iso(value: Any) -> Any:
+    return ts_text(value) if isinstance(value, datetime) else value.isoformat() if isinstance(value, date) else value
+
+
+def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> list[dict[str, Any]]:
+    status = {row[0]: row[1:] for row in db.execute(
+        "SELECT b.id, b.last_seen, b.backlog, b.lag_ms, COALESCE(s.shipped, 0) FROM branches b "
+        "LEFT JOIN streams s ON s.branch = b.id AND s.stream = b.stream")}
+    branches = []
+    for branch in config.branches.values():
+        today = now.astimezone(branch.site.timezone).date()
+        last_seen, backlog, lag_ms, shipped = status.get(branch.id, (None, 0, None, 0))
+        counts: dict[str, dict[str, int]] = {}
+        for service, state, n in db.execute(
+                "SELECT service, status, COUNT(*) FROM tickets WHERE branch = %s AND day = %s GROUP BY 1, 2",
+                (branch.id, today)):
+            counts.setdefault(service, {})[state] = n
+        services = []
+        for sid, service in branch.site.services.items():
+            by_status = counts.pop(sid, {})
+            services.append({"service": sid, "names": service.names, "issued": sum(by_status.values()),
+                             "waiting": by_status.get("waiting", 0), "served": by_status.get("done", 0),
+                             "no_show": by_status.get("no_show", 0)})
+        for sid, by_status in counts.items():  # a service the centre's copy of the site file does not know
+            services.append({"service": sid, "names": {}, "issued": sum(by_status.values()),
+                             "waiting": by_status.get("waiting", 0), "served": by_status.get("done", 0),
+                             "no_show": by_status.get("no_show", 0)})
+        branches.append({
+            "branch": branch.id, "name": branch.name, "day": today.isoformat(),
+            "last_seen": ts_text(last_seen),
+            "seconds_since_seen": round((now - last_seen).total_seconds(), 1) if last_seen else None,
+            "backlog": int(backlog or 0), "lag_ms": round(lag_ms, 1) if lag_ms is not None else None,
+            "shipped": int(shipped or 0),
+            "tickets_today": sum(s["issued"] for s in services), "services": services,
+        })
+    return branches
+
+
+def read_branch_tickets(db: psycopg.Connection, branch: str, start: date, end: date) -> list[tuple[Any, ...]]:
+    """Rows in ``TICKET_FIELDS`` order, timestamps as the branch's store writes them; one day either side
+    (``summarize`` trims by local issue day, as the branch's reading does)."""
+    cols = ", ".join(TICKET_FIELDS)
+    rows = db.execute(f"SELECT {cols} FROM tickets WHERE branch = %s AND day BETWEEN %s AND %s ORDER BY issued_at",
+                      (branch, start - timedelta(days=1), end + timedelta(days=1)))
+    return [tuple(_iso(v) for v in row) for row in rows]
+
+
+def read_first_calls(db: psycopg.Connection, branch: str, start: date, end: date) -> dict[str, str]:
+    """For transferred tickets, their FIRST call (the ticket keeps its last), from the shipped history."""
+    rows = db.execute(
+        "SELECT t.id, MIN(e.at) FROM tickets t JOIN ticket_events e ON e.branch = t.branch AND e.ticket_id = t.id "
+        "AND e.kind = 'called' WHERE t.branch = %s AND t.day BETWEEN %s AND %s AND t.transfers > 0 GROUP BY t.id",
+        (branch, start - timedelta(days=1), end + timedelta(days=1)))
+    return {tid: ts_text(at) for tid, at in rows if at}  # type: ignore[misc]
+
+
+def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: date,
+                   by: tuple[str, ...] = ()) -> Summary:
+    targets = {sid: s.target_wait_min for sid, s in branch.site.services.items()}
+    return summarize(read_branch_tickets(db, branch.id, start, end), branch.site.timezone, by, targets=targets,
+                     first_calls=read_first_calls(db, branch.id, start, end), start=start, end=end)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,154 @@
+"""The outbox: every row the centre needs, written by the writer in the SAME transaction as the change.
+
+A site with ``[central]`` opens its store with ``outbox=True``; from then on ``SQLiteStore.save``
+adds one outbox row per changed ticket, per ticket history entry and per call, inside the batch's
+transaction: the change and its outbox row are committed together or not at all. The uplink
+(``server/uplink/shipper.py``) reads the outbox on a read-only connection of its own and ships it in
+``seq`` order; the centre's acknowledgement comes back to the writer as a ``ShippedMark`` record,
+which moves the shipped position and trims the rows below it, again in one transaction.
+
+``seq`` is the revision: SQLite's AUTOINCREMENT never hands out a number twice in one store file,
+even after rows are trimmed, so a later row of the same ticket always has a larger ``seq``. A store
+file's outbox is a *stream* with an id of its own (``uplink_state.stream``): a wiped or replaced hub
+starts a new stream at 1, which the centre keeps apart from the old one instead of taking it for
+rows it already has.
+
+Each row names what it is (``kind``) and a key that is stable across re-sends and re-snapshots
+(a ticket's id, a call's id, ``<ticket id>/<history line id>``), so the centre upserts a ticket only
+with a newer ``seq`` and inserts a history line or a call at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.engine import Call, Outcome, Ticket
+
+TICKET, EVENT, CALL = "ticket", "event", "call"
+ROW_KINDS = (TICKET, EVENT, CALL)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def ticket_body(t: Ticket) -> dict[str, Any]:
+    """A ticket as the centre keeps it: everything but its tracking token (the visitor's phone link)."""
+    return {"id": t.id, "service": t.service, "letter": t.letter, "number": t.number, "day": t.day.isoformat(),
+            "label": t.label, "language": t.language, "status": t.status, "origin": t.origin,
+            "queued_at": _ts(t.queued_at), "issued_at": _ts(t.issued_at), "due_at": _ts(t.due_at),
+            "counter": t.counter, "called_at": _ts(t.called_at), "finished_at": _ts(t.finished_at),
+            "recalls": t.recalls, "transfers": t.transfers}
+
+
+def call_body(c: Call) -> dict[str, Any]:
+    return {"id": c.call_id, "ticket_id": c.ticket_id, "ticket": c.ticket, "service": c.service,
+            "counter": c.counter, "at": _ts(c.at), "recall": c.recall}
+
+
+# A history line as SQLite builds it, from the row the store has just written (its id is the key's half).
+_EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'service', service, "
+               "'counter', counter, 'detail', detail)")
+
+
+def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], log_before: int) -> int:
+    """Add the outbox rows of this batch (on the writer, inside its transaction); how many were added.
+
+    ``log_before`` is the largest ``ticket_log.id`` before the batch wrote its history lines: the lines
+    above it are this batch's, copied by one INSERT … SELECT.
+    """
+    at = datetime.now(UTC).isoformat()  # the wall clock, not the hub's: the centre measures lag by it
+    tickets = {t.id: t for o in outcomes for t in (*o.created, *o.tickets)}  # the last state of each
+    rows = [(TICKET, t.id, json.dumps(ticket_body(t)), at) for t in tickets.values()]
+    rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
+    if rows:
+        db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
+    events = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
+                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE id > ? ORDER BY id", (at, log_before)).rowcount
+    return len(rows) + max(0, events)
+
+
+def start_stream(db: sqlite3.Connection, site: str) -> str:
+    """The store's stream id, begun on first use: then everything already in the store is put in the outbox
+    (a site that joins a centre ships its history). In one transaction, on the writer (or before it runs)."""
+    row = db.execute("SELECT stream FROM uplink_state WHERE site = ?", (site,)).fetchone()
+    if row:
+        return str(row[0])
+    stream = uuid.uuid4().hex
+    at = datetime.now(UTC).isoformat()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            f"INSERT INTO outbox (kind, key, body, at) SELECT '{TICKET}', id, json_object('id', id, 'service', "
+            "service, 'letter', letter, 'number', number, 'day', day, 'label', label, 'language', language, "
+            "'status', status, 'origin', origin, 'queued_at', queued_at, 'issued_at', issued_at, 'due_at', due_at, "
+            "'counter', counter, 'called_at', called_at, 'finished_at', finished_at, 'recalls', recalls, "
+            "'transfers', transfers), ? FROM tickets WHERE site = ? ORDER BY issued_at", (at, site))
+        db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{CALL}', id, json_object('id', id, "
+                   "'ticket_id', ticket_id, 'ticket', ticket, 'service', service, 'counter', counter, 'at', at, "
+                   "'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END)), ? FROM calls WHERE site = ? "
+                   "ORDER BY at", (at, site))
+        db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
+                   f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE site = ?) "
+                   "ORDER BY id", (at, site))
+        db.execute("INSERT INTO uplink_state (site, stream, shipped) VALUES (?, ?, 0)", (site, stream))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return stream
+
+
+@dataclass(frozen=True)
+class ShippedMark:
+    """The centre acknowledged every outbox row up to ``seq``: move the shipped position, trim those rows."""
+
+    site: str
+    seq: int
+    at: str
+
+
+def write_shipped(db: sqlite3.Connection, mark: ShippedMark) -> None:
+    db.execute("UPDATE uplink_state SET shipped = MAX(shipped, ?), shipped_at = ? WHERE site = ?",
+               (mark.seq, mark.at, mark.site))
+    db.execute("DELETE FROM outbox WHERE seq <= ?", (mark.seq,))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the uplink reads: the stream, the shipped position and the next rows after it."""
+
+    stream: str
+    shipped: int
+    rows: list[tuple[int, str, str, str, str]]  # seq, kind, key, body (JSON text), at
+    backlog: int  # rows waiting in all, these included
+    oldest_at: str | None  # when the oldest of them was committed
+
+
+def read_pending(db: sqlite3.Connection, site: str, after: int, limit: int) -> Pending | None:
+    """On a read-only connection: rows after ``after`` (or after the stored shipped position, if later)."""
+    state = db.execute("SELECT stream, shipped FROM uplink_state WHERE site = ?", (site,)).fetchone()
+    if state is None:
+        return None
+    stream, shipped = str(state[0]), int(state[1])
+    start = max(after, shipped)
+    rows = db.execute("SELECT seq, kind, key, body, at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                      (start, limit)).fetchall()
+    backlog, oldest = db.execute("SELECT COUNT(*), MIN(at) FROM outbox WHERE seq > ?", (start,)).fetchone()
+    return Pending(stream, shipped, rows, int(backlog), oldest)
+
+
+def batch_json(branch: str, stream: str, after: int, rows: Iterable[tuple[int, str, str, str, str]],
+               backlog: int) -> str:
+    """The ingest request's body: the rows' JSON text goes in as it is stored, not parsed and dumped again."""
+    parts = [f'{{"seq":{seq},"kind":{json.dumps(kind)},"key":{json.dumps(key)},"at":{json.dumps(at)},"body":{body}}}'
+             for seq, kind, key, body, at in rows]
+    return (f'{{"branch":{json.dumps(branch)},"stream":{json.dumps(stream)},"after":{after},'
+            f'"backlog":{backlog},"rows":[{",".join(parts)}]}}')
