@@ -18,7 +18,7 @@ so a committed row usually leaves within milliseconds; when there is nothing to 
 every ``heartbeat_s`` tells the centre the branch is alive.
 
 ``VUORO_UPLINK_KILL_AFTER`` (tests only, as ``VUORO_TEST_CLOCK``): the hub process SIGKILLs itself after
-that many batches the centre acknowledged, between the centre's COMMIT and the local mark: the one
+that many batches of rows the centre acknowledged, between the centre's COMMIT and the local mark: the one
 moment a crash could duplicate rows, made to happen on purpose.
 """
 
@@ -117,7 +117,7 @@ class Uplink:
                 after = max(self.acknowledged, pending.shipped)
                 stored = self._send(batch_json(self.site, pending.stream, after, pending.rows, pending.backlog))
                 last_sent = time.monotonic()
-                self._acknowledge(stored, pending.shipped)
+                self._acknowledge(stored, pending.shipped, bool(pending.rows))
                 self.state = "shipping" if len(pending.rows) == self.link.batch_rows else "idle"
                 self.backlog = max(0, pending.backlog - len(pending.rows))
                 self.last_error = None
@@ -152,10 +152,10 @@ class Uplink:
             raise CentreRefused(f"the centre refused the batch ({answer.status_code}): {detail}")
         raise requests.HTTPError(f"{answer.status_code}: {detail[:200]}")
 
-    def _acknowledge(self, stored: int, marked: int) -> None:
+    def _acknowledge(self, stored: int, marked: int, had_rows: bool) -> None:
         """The centre has everything up to ``stored``: remember it, and have the writer mark and trim."""
-        self.batches += 1
-        if self._kill_after and self.batches >= self._kill_after:
+        self.batches += had_rows
+        if self._kill_after and had_rows and self.batches >= self._kill_after:
             log.warning("%s=%d: killing the hub between the centre's commit and the local mark", KILL_ENV,
                         self._kill_after)
             os.kill(os.getpid(), signal.SIGKILL)
