@@ -49,6 +49,10 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 30.0
+# The local mark is a write of the writer's: made at most this often, so a busy uplink costs the writer one
+# small commit a second, not one per batch. A mark that lags only means a re-send after a crash, which the
+# centre skips.
+MARK_EVERY_S = 1.0
 
 
 class CentreRefused(Exception):
@@ -72,6 +76,7 @@ class Uplink:
         self.last_contact: str | None = None
         self.last_error: str | None = None
         self._kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
+        self._marked_at = float("-inf")
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,6 +95,13 @@ class Uplink:
         if self._thread:
             self._thread.join(READ_TIMEOUT_S + 5)
         self.session.close()
+        try:  # the last position the centre gave, marked while the writer still runs (hub.stop comes after)
+            with self.hub.store.reader() as db:
+                pending = read_pending(db, self.site, 0, 1)
+            if pending is not None:
+                self._mark(pending.shipped, force=True)
+        except Exception:  # a stop must not fail: an unmarked position only means a re-send the centre skips
+            log.warning("could not mark the centre's last position on stopping", exc_info=True)
 
     def status(self) -> dict[str, Any]:
         """For the hub's health answer: how far the centre is behind, in words a technician reads."""
@@ -112,6 +124,10 @@ class Uplink:
                 self.backlog, self.oldest_at = pending.backlog, pending.oldest_at
                 if not pending.rows and time.monotonic() - last_sent < self.link.heartbeat_s:
                     self.state = "idle"
+                    if self.acknowledged > pending.shipped:  # a mark put off: make it once all is quiet
+                        if not self._wake.wait(max(0.0, MARK_EVERY_S - (time.monotonic() - self._marked_at))):
+                            self._mark(pending.shipped, force=True)
+                        continue
                     self._wake.wait(max(0.0, self.link.heartbeat_s - (time.monotonic() - last_sent)))
                     continue
                 after = max(self.acknowledged, pending.shipped)
@@ -160,6 +176,14 @@ class Uplink:
                         self._kill_after)
             os.kill(os.getpid(), signal.SIGKILL)
         self.acknowledged = max(self.acknowledged, stored)
-        if stored > marked:
-            site = self.site
-            self.hub.call(lambda engine, now: Outcome(records=[ShippedMark(site, stored, now.isoformat())]))
+        self._mark(marked)
+
+    def _mark(self, marked: int, *, force: bool = False) -> None:
+        """Have the writer record the centre's position and trim the outbox below it (at most every
+        ``MARK_EVERY_S``, unless ``force``)."""
+        stored = self.acknowledged
+        if stored <= marked or (not force and time.monotonic() - self._marked_at < MARK_EVERY_S):
+            return
+        site = self.site
+        self.hub.call(lambda engine, now: Outcome(records=[ShippedMark(site, stored, now.isoformat())]))
+        self._marked_at = time.monotonic()
