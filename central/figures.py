@@ -3,8 +3,8 @@
 - ``overview``: every branch's last contact, how far behind it is (rows still in its outbox, the last
   batch's lag) and today's tickets per service (the branch's own local day);
 - ``branch_summary``: the statistics of one branch with the SAME definitions and code as the branch's
-  own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds.
-  Feedback ratings are not shipped yet, so the centre's ratings are empty.
+  own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds,
+  feedback ratings included.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import psycopg
 
 from central.config import Branch, CentreConfig
 from central.ingest import ts_text
-from server.stats.figures import TICKET_FIELDS, Summary, summarize
+from server.stats.figures import TICKET_FIELDS, Feedback, Summary, period_utc, summarize
 
 
 def _iso(value: Any) -> Any:
@@ -39,13 +39,9 @@ def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> lis
         services = []
         for sid, service in branch.site.services.items():
             by_status = counts.pop(sid, {})
-            services.append({"service": sid, "names": service.names, "issued": sum(by_status.values()),
-                             "waiting": by_status.get("waiting", 0), "served": by_status.get("done", 0),
-                             "no_show": by_status.get("no_show", 0)})
+            services.append(_service_counts(sid, service.names, by_status))
         for sid, by_status in counts.items():  # a service the centre's copy of the site file does not know
-            services.append({"service": sid, "names": {}, "issued": sum(by_status.values()),
-                             "waiting": by_status.get("waiting", 0), "served": by_status.get("done", 0),
-                             "no_show": by_status.get("no_show", 0)})
+            services.append(_service_counts(sid, {}, by_status))
         branches.append({
             "branch": branch.id, "name": branch.name, "day": today.isoformat(),
             "last_seen": ts_text(last_seen),
@@ -55,6 +51,12 @@ def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> lis
             "tickets_today": sum(s["issued"] for s in services), "services": services,
         })
     return branches
+
+
+def _service_counts(sid: str, names: dict[str, str], by_status: dict[str, int]) -> dict[str, Any]:
+    return {"service": sid, "names": names, "issued": sum(by_status.values()), "waiting": by_status.get("waiting", 0),
+            "called": by_status.get("called", 0), "served": by_status.get("done", 0),
+            "no_show": by_status.get("no_show", 0), "expired": by_status.get("expired", 0)}
 
 
 def read_branch_tickets(db: psycopg.Connection, branch: str, start: date, end: date) -> list[tuple[Any, ...]]:
@@ -75,11 +77,19 @@ def read_first_calls(db: psycopg.Connection, branch: str, start: date, end: date
     return {tid: ts_text(at) for tid, at in rows if at}  # type: ignore[misc]
 
 
+def read_feedback(db: psycopg.Connection, branch: Branch, start: date, end: date) -> list[Feedback]:
+    lo, hi = period_utc(start, end, branch.site.timezone)
+    rows = db.execute("SELECT at, rating, service, device FROM feedback WHERE branch = %s AND at >= %s AND at < %s "
+                      "ORDER BY at", (branch.id, lo, hi))
+    return [Feedback(ts_text(at), rating, service, device) for at, rating, service, device in rows]  # type: ignore[arg-type]
+
+
 def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: date,
                    by: tuple[str, ...] = ()) -> Summary:
     targets = {sid: s.target_wait_min for sid, s in branch.site.services.items()}
     return summarize(read_branch_tickets(db, branch.id, start, end), branch.site.timezone, by, targets=targets,
-                     first_calls=read_first_calls(db, branch.id, start, end), start=start, end=end)
+                     first_calls=read_first_calls(db, branch.id, start, end),
+                     feedback=read_feedback(db, branch, start, end), start=start, end=end)
 
 
 def utc_now() -> datetime:

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from server.uplink.outbox import CALL, EVENT, ROW_KINDS, TICKET
+from server.uplink.outbox import CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
 
 _TICKET_FIELDS = ("service", "letter", "number", "day", "label", "language", "status", "origin", "queued_at",
                   "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers")
@@ -39,6 +39,10 @@ _INSERT_EVENT = ("INSERT INTO ticket_events (branch, key, ticket_id, kind, at, s
                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, key) DO NOTHING")
 _INSERT_CALL = ("INSERT INTO calls (branch, id, ticket_id, ticket, service, counter, at, recall, committed_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, id) DO NOTHING")
+_INSERT_FEEDBACK = ("INSERT INTO feedback (branch, key, at, rating, faces, service, device, committed_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, key) DO NOTHING")
+_INSERT_DEVICE = ("INSERT INTO device_status (branch, key, device, kind, at, online, printer, detail, committed_at) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, key) DO NOTHING")
 
 
 class BatchRefused(Exception):
@@ -98,8 +102,14 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
         calls = [(branch, r["key"], b.get("ticket_id"), b.get("ticket"), b.get("service"), b.get("counter"),
                   b.get("at"), bool(b.get("recall")), r["at"]) for r in new if r["kind"] == CALL
                  for b in (r["body"],)]
+        feedback = [(branch, r["key"], b.get("at"), b.get("rating"), b.get("faces", 5), b.get("service"),
+                     b.get("device"), r["at"]) for r in new if r["kind"] == FEEDBACK for b in (r["body"],)]
+        devices = [(branch, r["key"], b.get("device"), b.get("kind"), b.get("at"), bool(b.get("online")),
+                    b.get("printer"), b.get("detail"), r["at"]) for r in new if r["kind"] == DEVICE_STATUS
+                   for b in (r["body"],)]
         with db.cursor() as cur:
-            for sql, values in ((_UPSERT_TICKET, tickets), (_INSERT_EVENT, events), (_INSERT_CALL, calls)):
+            for sql, values in ((_UPSERT_TICKET, tickets), (_INSERT_EVENT, events), (_INSERT_CALL, calls),
+                                (_INSERT_FEEDBACK, feedback), (_INSERT_DEVICE, devices)):
                 if values:
                     cur.executemany(sql, values)
         position = max(shipped, rows[-1]["seq"]) if rows else shipped

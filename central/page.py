@@ -36,6 +36,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "service": {"da": "Ydelse", "sv": "Tjänst", "fi": "Palvelu", "nl": "Dienst", "en": "Service"},
     "issued": {"da": "Udstedt", "sv": "Utfärdade", "fi": "Otettu", "nl": "Uitgegeven", "en": "Issued"},
     "waiting": {"da": "Venter", "sv": "Väntar", "fi": "Jonossa", "nl": "Wachtend", "en": "Waiting"},
+    "called": {"da": "Ved skranken", "sv": "Vid disken", "fi": "Palvelussa", "nl": "Aan de balie",
+               "en": "At a desk"},
     "served": {"da": "Betjent", "sv": "Betjänade", "fi": "Palveltu", "nl": "Geholpen", "en": "Served"},
     "no_show": {"da": "Udeblevet", "sv": "Uteblev", "fi": "Ei saapunut", "nl": "Niet verschenen",
                 "en": "No-show"},
@@ -99,7 +101,8 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
         lag = "–" if b["lag_ms"] is None else f"{b['lag_ms'] / 1000:.1f} s"
         rows = "".join(
             f"<tr><td>{html.escape(s['names'].get(lang) or s['names'].get('en') or s['service'])}</td>"
-            f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['served']}</td>"
+            f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
+            f"<td class=n>{s['served']}</td>"
             f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
         parts.append(
             f'<section class="{"stale" if stale else "ok"}" aria-labelledby="b-{b["branch"]}">'
@@ -110,6 +113,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
             f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd></dl>"
             f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
-            f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('served', lang)}</th>"
+            f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
+            f"<th class=n>{_t('served', lang)}</th>"
             f"<th class=n>{_t('no_show', lang)}</th></tr></thead><tbody>{rows}</tbody></table></section>")
     return _document(lang, f"{html.escape(config.name)} · {_t('title', lang)}", "".join(parts), refresh=True)

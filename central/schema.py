@@ -83,6 +83,36 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX calls_branch_at ON calls (branch, at);
     """,
+    # 2: visitors' feedback taps and devices' status changes (statistics' rows at the branch)
+    """
+    CREATE TABLE feedback (
+        branch       text NOT NULL REFERENCES branches (id),
+        key          text NOT NULL,                 -- <the branch's outbox stream>/<its row id>
+        at           timestamptz NOT NULL,
+        rating       integer NOT NULL CHECK (rating BETWEEN 1 AND 5),
+        faces        integer NOT NULL,
+        service      text,
+        device       text,
+        committed_at timestamptz NOT NULL,
+        stored_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, key)
+    );
+    CREATE INDEX feedback_branch_at ON feedback (branch, at);
+    CREATE TABLE device_status (
+        branch       text NOT NULL REFERENCES branches (id),
+        key          text NOT NULL,
+        device       text NOT NULL,
+        kind         text NOT NULL,
+        at           timestamptz NOT NULL,
+        online       boolean NOT NULL,
+        printer      text,
+        detail       text,
+        committed_at timestamptz NOT NULL,
+        stored_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, key)
+    );
+    CREATE INDEX device_status_branch_at ON device_status (branch, device, at);
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

@@ -325,11 +325,11 @@ class SQLiteStore:
         outcomes = list(outcomes)
         shipped = 0
         with self._transaction() as db:
-            log_before = db.execute("SELECT COALESCE(MAX(id), 0) FROM ticket_log").fetchone()[0] if self.outbox else 0
+            before = uplink_outbox.positions(db) if self.stream else {}
             for outcome in outcomes:
                 self._write(outcome)
-            if self.outbox:
-                shipped = uplink_outbox.write(db, outcomes, log_before)
+            if self.stream:
+                shipped = uplink_outbox.write(db, outcomes, before, self.stream)
         if shipped:
             for nudge in self.outbox_committed:
                 nudge()

@@ -71,6 +71,7 @@ class Setup:
                 "tickets": set(db.execute("SELECT id, status, counter FROM tickets")),
                 "events": {f"{t}/{i}" for t, i in db.execute("SELECT ticket_id, id FROM ticket_log")},
                 "calls": {row[0] for row in db.execute("SELECT id FROM calls")},
+                "feedback": {row for row in db.execute("SELECT rating, service FROM stats_feedback")},
             }
 
     def central_rows(self, bid: str) -> dict[str, set[Any]]:
@@ -79,19 +80,23 @@ class Setup:
                 "tickets": set(db.execute("SELECT id, status, counter FROM tickets WHERE branch = %s", (bid,))),
                 "events": {r[0] for r in db.execute("SELECT key FROM ticket_events WHERE branch = %s", (bid,))},
                 "calls": {r[0] for r in db.execute("SELECT id FROM calls WHERE branch = %s", (bid,))},
+                "feedback": set(db.execute("SELECT rating, service FROM feedback WHERE branch = %s", (bid,))),
             }
 
-    def central_counts(self, bid: str) -> tuple[int, int, int]:
+    def central_counts(self, bid: str) -> tuple[int, ...]:
         with psycopg.connect(self.database) as db:
-            return tuple(db.execute(f"SELECT COUNT(*) FROM {table} WHERE branch = %s",  # type: ignore[return-value]
-                                    (bid,)).fetchone()[0] for table in ("tickets", "ticket_events", "calls"))
+            return tuple(db.execute(f"SELECT COUNT(*) FROM {table} WHERE branch = %s", (bid,)).fetchone()[0]
+                         for table in ("tickets", "ticket_events", "calls", "feedback"))
+
+    def branch_counts(self, bid: str) -> tuple[int, ...]:
+        with sqlite3.connect(f"file:{self.store(bid)}?mode=ro", uri=True) as db:
+            return tuple(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                         for table in ("tickets", "ticket_log", "calls", "stats_feedback"))
 
     def in_step(self, bid: str) -> bool:
         """The centre holds exactly what the branch holds (sets: nothing missing, nothing else) and no more rows
         than that (counts: nothing twice)."""
-        branch, central = self.branch_rows(bid), self.central_rows(bid)
-        counts = (len(branch["tickets"]), len(branch["events"]), len(branch["calls"]))
-        return branch == central and self.central_counts(bid) == counts
+        return self.branch_rows(bid) == self.central_rows(bid) and self.central_counts(bid) == self.branch_counts(bid)
 
     def wait_in_step(self, timeout: float = 30.0) -> None:
         for bid in self.hubs:
@@ -120,6 +125,9 @@ def busy_morning(setup: Setup) -> None:
                       headers=STAFF, timeout=10).raise_for_status()
         setup.act(bid, "bib1", "next")
         setup.act(bid, "bib1", "recall")
+        for rating, service in ((5, "kvik"), (2, "kvik"), (4, None)):
+            requests.post(f"{setup.hubs[bid].url}/api/v1/feedback", json={"rating": rating, "service": service},
+                          headers=KIOSK, timeout=10).raise_for_status()
 
 
 def test_two_branches_reach_the_centre_exactly_once_and_its_figures_are_theirs(setup: Setup) -> None:
@@ -139,6 +147,7 @@ def test_two_branches_reach_the_centre_exactly_once_and_its_figures_are_theirs(s
             central = setup.centre.get(f"/api/v1/branches/{bid}/summary", by=by).json()
             assert central["total"] == own["total"], (bid, by)
             assert central["total"]["issued"] == 6 and central["total"]["served"] >= 1
+            assert central["total"]["feedback_ratings"] == [0, 1, 0, 1, 1]
             assert central.get("groups", []) == own.get("groups", []), (bid, by)
 
     overview = {b["branch"]: b for b in setup.centre.get("/api/v1/branches").json()["branches"]}

@@ -131,3 +131,20 @@ def test_a_site_that_joins_a_centre_ships_its_history(tmp_path: Path) -> None:
     again = SQLiteStore(path, config.site_id, outbox=True)  # a second start does not ship it twice
     assert len(outbox(path)) == len(rows)
     again.close()
+
+
+def test_feedback_and_device_status_changes_go_out_too(branch) -> None:
+    from server.feedback import FeedbackRecord, write_feedback
+    from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS, DeviceStatusRecord, write_device_status
+
+    hub, path = branch
+    hub.store.writers.update({FeedbackRecord: write_feedback, DeviceStatusRecord: write_device_status})
+    hub.call(lambda engine, now: hub.store.migrate_plugin(SCHEMA_NAME, SCHEMA_STEPS))
+    site_id = hub.config.site_id
+    hub.call(lambda engine, now: Outcome(records=[
+        FeedbackRecord(site_id, now.isoformat(), 4, service="kvik", device="kiosk1"),
+        DeviceStatusRecord(site_id, "kiosk1", "kiosk", now.isoformat(), online=False, printer="paper_out")]))
+    rows = outbox(path)
+    assert [kind for _, kind, _, _ in rows] == ["feedback", "device_status"]
+    assert rows[0][3]["rating"] == 4 and rows[1][3]["online"] is False and rows[1][3]["printer"] == "paper_out"
+    assert rows[0][2] == f"{hub.store.stream}/1"  # the stream in the key: a wiped hub's row 1 is another row

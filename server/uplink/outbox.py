@@ -13,9 +13,9 @@ file's outbox is a *stream* with an id of its own (``uplink_state.stream``): a w
 starts a new stream at 1, which the centre keeps apart from the old one instead of taking it for
 rows it already has.
 
-Each row names what it is (``kind``) and a key that is stable across re-sends and re-snapshots
-(a ticket's id, a call's id, ``<ticket id>/<history line id>``), so the centre upserts a ticket only
-with a newer ``seq`` and inserts a history line or a call at most once.
+Each row names what it is (``kind``) and a key that is stable across re-sends (a ticket's id, a
+call's id, ``<ticket id>/<history line id>``, ``<stream>/<row id>`` for feedback and device status),
+so the centre upserts a ticket only with a newer ``seq`` and inserts any other row at most once.
 """
 
 from __future__ import annotations
@@ -31,8 +31,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from server.engine import Call, Outcome, Ticket
 
-TICKET, EVENT, CALL = "ticket", "event", "call"
-ROW_KINDS = (TICKET, EVENT, CALL)
+TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS = "ticket", "event", "call", "feedback", "device_status"
+ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS)
+
+# Rows that plugins write (statistics' tables, server/stats/records.py) and the centre needs: copied into the
+# outbox by one INSERT … SELECT per table, like the history lines. Their key is ``<stream>/<row id>``: a row id
+# alone would come again from a wiped hub's new file. A table that is not there (its plugin is not installed)
+# ships nothing.
+_PLUGIN_ROWS = {
+    FEEDBACK: ("stats_feedback", "json_object('at', at, 'rating', rating, 'faces', faces, 'service', service, "
+                                 "'device', device)"),
+    DEVICE_STATUS: ("stats_device_status", "json_object('device', device, 'kind', kind, 'at', at, 'online', "
+                                           "json(CASE online WHEN 0 THEN 'false' ELSE 'true' END), 'printer', "
+                                           "printer, 'detail', detail)"),
+}
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -58,11 +70,20 @@ _EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'ser
                "'counter', counter, 'detail', detail)")
 
 
-def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], log_before: int) -> int:
+def positions(db: sqlite3.Connection) -> dict[str, int]:
+    """The largest row id of each table whose new rows are copied into the outbox (``ticket_log`` and the
+    plugins' tables that exist), taken in the batch's transaction before it writes."""
+    tables = ["ticket_log"] + [name for name, in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+        tuple(table for table, _ in _PLUGIN_ROWS.values()))]
+    return {table: db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] for table in tables}
+
+
+def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str, int], stream: str) -> int:
     """Add the outbox rows of this batch (on the writer, inside its transaction); how many were added.
 
-    ``log_before`` is the largest ``ticket_log.id`` before the batch wrote its history lines: the lines
-    above it are this batch's, copied by one INSERT … SELECT.
+    ``before`` is ``positions`` before the batch wrote: the history lines and plugin rows above it are this
+    batch's, each table's copied by one INSERT … SELECT.
     """
     at = datetime.now(UTC).isoformat()  # the wall clock, not the hub's: the centre measures lag by it
     tickets = {t.id: t for o in outcomes for t in (*o.created, *o.tickets)}  # the last state of each
@@ -70,9 +91,14 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], log_before: int) 
     rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
     if rows:
         db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
-    events = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
-                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE id > ? ORDER BY id", (at, log_before)).rowcount
-    return len(rows) + max(0, events)
+    copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
+                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE id > ? ORDER BY id",
+                        (at, before.get("ticket_log", 0))).rowcount
+    for kind, (table, body) in _PLUGIN_ROWS.items():
+        if table in before:
+            copied += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, {body}, "
+                                 f"? FROM {table} WHERE id > ? ORDER BY id", (stream, at, before[table])).rowcount
+    return len(rows) + max(0, copied)
 
 
 def start_stream(db: sqlite3.Connection, site: str) -> str:
@@ -98,6 +124,10 @@ def start_stream(db: sqlite3.Connection, site: str) -> str:
         db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
                    f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE site = ?) "
                    "ORDER BY id", (at, site))
+        for kind, (table, body) in _PLUGIN_ROWS.items():
+            if table in positions(db):
+                db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, {body}, ? "
+                           f"FROM {table} WHERE site = ? ORDER BY id", (stream, at, site))
         db.execute("INSERT INTO uplink_state (site, stream, shipped) VALUES (?, ?, 0)", (site, stream))
         db.execute("COMMIT")
     except BaseException:
