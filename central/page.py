@@ -25,8 +25,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "seen": {"da": "Sidst hørt fra", "sv": "Senast hörd", "fi": "Viimeksi yhteydessä", "nl": "Laatst gehoord",
              "en": "Last heard from"},
     "never": {"da": "aldrig", "sv": "aldrig", "fi": "ei koskaan", "nl": "nooit", "en": "never"},
-    "ago": {"da": "{n} s siden", "sv": "{n} s sedan", "fi": "{n} s sitten", "nl": "{n} s geleden",
-            "en": "{n} s ago"},
+    "ago": {"da": "{n} siden", "sv": "{n} sedan", "fi": "{n} sitten", "nl": "{n} geleden", "en": "{n} ago"},
+    "hours": {"da": "{n} t", "sv": "{n} h", "fi": "{n} h", "nl": "{n} u", "en": "{n} h"},
     "backlog": {"da": "Venter på at blive sendt", "sv": "Väntar på att skickas", "fi": "Lähettämättä",
                 "nl": "Nog te verzenden", "en": "Waiting to be sent"},
     "rows": {"da": "{n} rækker", "sv": "{n} rader", "fi": "{n} riviä", "nl": "{n} rijen", "en": "{n} rows"},
@@ -58,6 +58,15 @@ def language(config: CentreConfig, lang: str | None) -> str:
 
 def _t(key: str, lang: str, **values: Any) -> str:
     return html.escape(STRINGS[key].get(lang, STRINGS[key]["en"]).format(**values))
+
+
+def _duration(seconds: float, lang: str) -> str:
+    """67 s, 5 min, 3 h: as a person reads how long ago a branch was heard from."""
+    if seconds < 120:
+        return f"{int(seconds)} s"
+    if seconds < 2 * 3600:
+        return f"{int(seconds // 60)} min"
+    return STRINGS["hours"].get(lang, STRINGS["hours"]["en"]).format(n=int(seconds // 3600))
 
 
 def _document(lang: str, title: str, body: str, refresh: bool) -> str:
@@ -97,7 +106,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
     for b in branches:
         seen = b["seconds_since_seen"]
         stale = seen is None or seen > STALE_AFTER_S
-        seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=int(seen))
+        seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=_duration(seen, lang))
         lag = "–" if b["lag_ms"] is None else f"{b['lag_ms'] / 1000:.1f} s"
         rows = "".join(
             f"<tr><td>{html.escape(s['names'].get(lang) or s['names'].get('en') or s['service'])}</td>"
