@@ -96,12 +96,42 @@ def drive(hubs: list[HubProcess], seconds: float, rate: float) -> list[float]:
     return latencies
 
 
+def writer_cost(n: int = 500) -> tuple[float, float]:
+    """The writer's own price of the outbox: median ms of one ticket's ``save`` (durable commit) without and with
+    it, alternating on two stores in the same folder so both see the same disk and the same noise."""
+    from datetime import UTC, datetime
+
+    from server.config import load_config
+    from server.engine import QueueEngine
+    from server.store import SQLiteStore
+
+    config = load_config(SITE)
+    folder = Path(tempfile.mkdtemp(prefix="vuoro-bench-writer-"))
+    stores = [SQLiteStore(folder / "alone.sqlite3", config.site_id),
+              SQLiteStore(folder / "branch.sqlite3", config.site_id, outbox=True)]
+    now = datetime.now(UTC)
+    engines = [QueueEngine(config, s.load(now.astimezone(config.timezone).date(), now)) for s in stores]
+    times: list[list[float]] = [[], []]
+    for _ in range(n):
+        for i in (0, 1):
+            outcome = engines[i].issue("kvik", "da", datetime.now(UTC))
+            started = time.perf_counter()
+            stores[i].save([outcome])
+            times[i].append((time.perf_counter() - started) * 1000)
+    for store in stores:
+        store.close()
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--branches", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=2.0, help="tickets per second per branch")
     args = parser.parse_args()
+    alone, branch = writer_cost()
+    print(f"writer, one ticket's durable save: median {alone:.3f} ms alone, {branch:.3f} ms with the outbox "
+          f"(+{(branch / alone - 1) * 100:.0f} %)")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")
     work = Path(tempfile.mkdtemp(prefix="vuoro-bench-central-"))

@@ -147,7 +147,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE uplink_state (
         site       TEXT PRIMARY KEY,
-        stream     TEXT NOT NULL,                    -- this store's outbox, as the centre knows it
+        origin     TEXT NOT NULL,                    -- this store file's id: half of its plugin rows' keys
+        stream     TEXT NOT NULL,                    -- this store's outbox, as the centre knows it now
         shipped    INTEGER NOT NULL DEFAULT 0,       -- every seq up to here is stored at the centre
         shipped_at TEXT
     );
@@ -204,7 +205,8 @@ class SQLiteStore:
         self.outbox = outbox
         self.outbox_committed: list[Callable[[], None]] = []
         self.writers[uplink_outbox.ShippedMark] = uplink_outbox.write_shipped
-        self.stream = uplink_outbox.start_stream(self.db, site) if outbox else None
+        self.writers[uplink_outbox.Resnapshot] = uplink_outbox.write_resnapshot
+        self.origin = uplink_outbox.start_stream(self.db, site) if outbox else None
 
     # -- who may use the connection ----------------------------------------------------
 
@@ -325,11 +327,11 @@ class SQLiteStore:
         outcomes = list(outcomes)
         shipped = 0
         with self._transaction() as db:
-            before = uplink_outbox.positions(db) if self.stream else {}
+            before = uplink_outbox.positions(db) if self.origin else {}
             for outcome in outcomes:
                 self._write(outcome)
-            if self.stream:
-                shipped = uplink_outbox.write(db, outcomes, before, self.stream)
+            if self.origin:
+                shipped = uplink_outbox.write(db, outcomes, before, self.origin)
         if shipped:
             for nudge in self.outbox_committed:
                 nudge()

@@ -216,3 +216,26 @@ def test_a_hub_killed_between_the_centres_commit_and_its_own_mark_sends_again_an
         setup.wait_in_step()
         hub.stop()
     assert setup.central_counts("north")[0] == 3
+
+
+def test_a_centre_restored_from_an_older_backup_gets_the_whole_branch_again(setup: Setup) -> None:
+    setup.centre.start()
+    del setup.hubs["south"]
+    setup.hubs["north"].start()
+    for _ in range(3):
+        setup.issue("north")
+    setup.act("north", "kvik1", "next")
+    setup.wait_in_step()
+    # The centre's database comes back from a backup taken before the last ticket: that ticket, its history and
+    # most of the branch's position are gone, though the centre had acknowledged them.
+    with psycopg.connect(setup.database) as db:
+        last = db.execute("SELECT id FROM tickets WHERE branch = 'north' ORDER BY issued_at DESC LIMIT 1").fetchone()
+        db.execute("DELETE FROM ticket_events WHERE branch = 'north' AND ticket_id = %s", last)
+        db.execute("DELETE FROM tickets WHERE branch = 'north' AND id = %s", last)
+        db.execute("UPDATE streams SET shipped = 2 WHERE branch = 'north'")
+    setup.centre.stop()
+    setup.centre.start()
+    setup.issue("north")  # the next batch says the centre has more than it has: 409, and the branch ships all again
+    setup.wait_in_step()
+    with psycopg.connect(setup.database) as db:
+        assert db.execute("SELECT COUNT(*) FROM streams WHERE branch = 'north'").fetchone()[0] == 2

@@ -11,10 +11,12 @@ which moves the shipped position and trims the rows below it, again in one trans
 even after rows are trimmed, so a later row of the same ticket always has a larger ``seq``. A store
 file's outbox is a *stream* with an id of its own (``uplink_state.stream``): a wiped or replaced hub
 starts a new stream at 1, which the centre keeps apart from the old one instead of taking it for
-rows it already has.
+rows it already has. When the centre has lost rows it had acknowledged (409), the branch begins a new
+stream of the same store and ships everything again (``Resnapshot``).
 
 Each row names what it is (``kind``) and a key that is stable across re-sends (a ticket's id, a
-call's id, ``<ticket id>/<history line id>``, ``<stream>/<row id>`` for feedback and device status),
+call's id, ``<ticket id>/<history line id>``, ``<origin>/<row id>`` for feedback and device status, the
+origin being the store file's own id, kept across streams),
 so the centre upserts a ticket only with a newer ``seq`` and inserts any other row at most once.
 """
 
@@ -79,11 +81,11 @@ def positions(db: sqlite3.Connection) -> dict[str, int]:
     return {table: db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] for table in tables}
 
 
-def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str, int], stream: str) -> int:
+def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str, int], origin: str) -> int:
     """Add the outbox rows of this batch (on the writer, inside its transaction); how many were added.
 
     ``before`` is ``positions`` before the batch wrote: the history lines and plugin rows above it are this
-    batch's, each table's copied by one INSERT … SELECT.
+    batch's, each table's copied by one INSERT … SELECT. ``origin``: the store file's, for the plugin rows' keys.
     """
     at = datetime.now(UTC).isoformat()  # the wall clock, not the hub's: the centre measures lag by it
     tickets = {t.id: t for o in outcomes for t in (*o.created, *o.tickets)}  # the last state of each
@@ -97,43 +99,69 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str,
     for kind, (table, body) in _PLUGIN_ROWS.items():
         if table in before:
             copied += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, {body}, "
-                                 f"? FROM {table} WHERE id > ? ORDER BY id", (stream, at, before[table])).rowcount
+                                 f"? FROM {table} WHERE id > ? ORDER BY id", (origin, at, before[table])).rowcount
     return len(rows) + max(0, copied)
 
 
 def start_stream(db: sqlite3.Connection, site: str) -> str:
-    """The store's stream id, begun on first use: then everything already in the store is put in the outbox
-    (a site that joins a centre ships its history). In one transaction, on the writer (or before it runs)."""
-    row = db.execute("SELECT stream FROM uplink_state WHERE site = ?", (site,)).fetchone()
+    """The store file's origin (the first half of its plugin rows' keys), begun on first use with a stream and
+    everything already in the store put in the outbox (a site that joins a centre ships its history). In one
+    transaction, before the writer runs."""
+    row = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (site,)).fetchone()
     if row:
         return str(row[0])
-    stream = uuid.uuid4().hex
-    at = datetime.now(UTC).isoformat()
+    origin = uuid.uuid4().hex
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute(
-            f"INSERT INTO outbox (kind, key, body, at) SELECT '{TICKET}', id, json_object('id', id, 'service', "
-            "service, 'letter', letter, 'number', number, 'day', day, 'label', label, 'language', language, "
-            "'status', status, 'origin', origin, 'queued_at', queued_at, 'issued_at', issued_at, 'due_at', due_at, "
-            "'counter', counter, 'called_at', called_at, 'finished_at', finished_at, 'recalls', recalls, "
-            "'transfers', transfers), ? FROM tickets WHERE site = ? ORDER BY issued_at", (at, site))
-        db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{CALL}', id, json_object('id', id, "
-                   "'ticket_id', ticket_id, 'ticket', ticket, 'service', service, 'counter', counter, 'at', at, "
-                   "'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END)), ? FROM calls WHERE site = ? "
-                   "ORDER BY at", (at, site))
-        db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
-                   f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE site = ?) "
-                   "ORDER BY id", (at, site))
-        for kind, (table, body) in _PLUGIN_ROWS.items():
-            if table in positions(db):
-                db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, {body}, ? "
-                           f"FROM {table} WHERE site = ? ORDER BY id", (stream, at, site))
-        db.execute("INSERT INTO uplink_state (site, stream, shipped) VALUES (?, ?, 0)", (site, stream))
+        db.execute("INSERT INTO uplink_state (site, origin, stream, shipped) VALUES (?, ?, ?, 0)",
+                   (site, origin, uuid.uuid4().hex))
+        snapshot(db, site, origin)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return stream
+    return origin
+
+
+def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
+    """Put every ticket (its current state), history line, call, feedback tap and device status change of the
+    store in the outbox, inside the caller's transaction; how many rows. Keys are the same as when they were
+    first written, so the centre stores nothing twice."""
+    at = datetime.now(UTC).isoformat()
+    count = db.execute(
+        f"INSERT INTO outbox (kind, key, body, at) SELECT '{TICKET}', id, json_object('id', id, 'service', "
+        "service, 'letter', letter, 'number', number, 'day', day, 'label', label, 'language', language, "
+        "'status', status, 'origin', origin, 'queued_at', queued_at, 'issued_at', issued_at, 'due_at', due_at, "
+        "'counter', counter, 'called_at', called_at, 'finished_at', finished_at, 'recalls', recalls, "
+        "'transfers', transfers), ? FROM tickets WHERE site = ? ORDER BY issued_at", (at, site)).rowcount
+    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{CALL}', id, json_object('id', id, "
+                        "'ticket_id', ticket_id, 'ticket', ticket, 'service', service, 'counter', counter, 'at', at, "
+                        "'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END)), ? FROM calls "
+                        "WHERE site = ? ORDER BY at", (at, site)).rowcount
+    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
+                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE "
+                        "site = ?) ORDER BY id", (at, site)).rowcount
+    existing = positions(db)
+    for kind, (table, body) in _PLUGIN_ROWS.items():
+        if table in existing:
+            count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, "
+                                f"{body}, ? FROM {table} WHERE site = ? ORDER BY id", (origin, at, site)).rowcount
+    return count
+
+
+@dataclass(frozen=True)
+class Resnapshot:
+    """The centre lost rows it had acknowledged (409): begin a new stream and ship the whole store again."""
+
+    site: str
+
+
+def write_resnapshot(db: sqlite3.Connection, record: Resnapshot) -> None:
+    origin = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (record.site,)).fetchone()[0]
+    db.execute("DELETE FROM outbox")
+    db.execute("UPDATE uplink_state SET stream = ?, shipped = 0, shipped_at = NULL WHERE site = ?",
+               (uuid.uuid4().hex, record.site))
+    snapshot(db, record.site, origin)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ rows below it. The centre stores a batch in one PostgreSQL transaction; so:
 - a crash before the centre's COMMIT: nothing is stored there, the rows are still here: re-sent;
 - a crash after it, before the mark is committed here: re-sent; the centre skips rows at or below
   its position and upserts a ticket only with a newer revision, so the re-send changes nothing;
+- the centre lost rows it had acknowledged (409: its database restored from an older backup): the
+  writer begins a new stream and puts the whole store in the outbox again (one transaction, which
+  holds the writer for the time it takes: a rare repair); keys are stable, so nothing is doubled;
 - the centre down or unreachable: the outbox grows (it is not bounded: a branch never refuses a
   visitor because the centre is away; a day of a busy branch is a few thousand rows, a few MB) and
   the uplink tries again, from 0.2 s backing off to 10 s; the writer does not notice.
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from server.engine import Outcome
-from server.uplink.outbox import ShippedMark, batch_json, read_pending
+from server.uplink.outbox import Resnapshot, ShippedMark, batch_json, read_pending
 
 if TYPE_CHECKING:
     from server.config import CentralLink
@@ -56,7 +59,13 @@ MARK_EVERY_S = 1.0
 
 
 class CentreRefused(Exception):
-    """The centre answered, and said no: a wrong token (401/403) or a gap (409). Retried slowly, logged loudly."""
+    """The centre answered, and said no: a wrong token (401/403), a malformed batch (422). Retried slowly, logged
+    loudly."""
+
+
+class CentreLostRows(Exception):
+    """The centre has fewer of this stream's rows than it acknowledged (409: its database restored from an older
+    backup): the branch ships its whole store again in a new stream (``Resnapshot``)."""
 
 
 class Uplink:
@@ -138,6 +147,15 @@ class Uplink:
                 self.backlog = max(0, pending.backlog - len(pending.rows))
                 self.last_error = None
                 backoff = BACKOFF_FIRST_S
+            except CentreLostRows as lost:
+                log.error("%s; shipping this branch's whole store again, in a new stream", lost)
+                self.last_error = str(lost)
+                self.state = "resending"
+                try:
+                    self.hub.call(lambda engine, now, site=self.site: Outcome(records=[Resnapshot(site)]), timeout=300)
+                    self.acknowledged = 0
+                except Exception as exc:  # the store cannot commit now: the next round meets the 409 again
+                    self._failed(f"could not begin the new stream: {exc}", BACKOFF_MAX_S, error=True)
             except CentreRefused as refused:
                 self._failed(str(refused), BACKOFF_MAX_S, error=True)
             except (requests.RequestException, ValueError, OSError) as exc:
@@ -164,7 +182,9 @@ class Uplink:
             detail = answer.json().get("message") or answer.text
         except json.JSONDecodeError:
             detail = answer.text
-        if answer.status_code in (401, 403, 409, 422):
+        if answer.status_code == 409:
+            raise CentreLostRows(f"the centre lost rows it had acknowledged: {detail}")
+        if answer.status_code in (401, 403, 422):
             raise CentreRefused(f"the centre refused the batch ({answer.status_code}): {detail}")
         raise requests.HTTPError(f"{answer.status_code}: {detail[:200]}")
 
