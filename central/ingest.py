@@ -10,11 +10,14 @@ branch trims only what this function acknowledged.
 
 A batch that says the centre has more than it has (``after`` above the position: the centre's database
 was restored from an older backup) is refused with 409 and the position, so the gap is loud, never
-silently skipped over.
+silently skipped over. So is a batch whose row at the centre's position differs from the row stored
+there (its digest): the branch's own file went back to a backup and numbered new rows again. Either
+409 makes the branch begin a new stream and ship its whole store again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,12 +91,20 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
     stream, after, backlog, rows = _check(batch)
     with db.transaction():
         db.execute("INSERT INTO streams (branch, stream) VALUES (%s, %s) ON CONFLICT DO NOTHING", (branch, stream))
-        shipped = db.execute("SELECT shipped FROM streams WHERE branch = %s AND stream = %s FOR UPDATE",
-                             (branch, stream)).fetchone()[0]  # type: ignore[index]
+        shipped, last_digest = db.execute(  # type: ignore[misc]
+            "SELECT shipped, last_digest FROM streams WHERE branch = %s AND stream = %s FOR UPDATE",
+            (branch, stream)).fetchone()
         if after > shipped:
             raise BatchRefused(409, "gap", f"The centre has this branch's rows only up to {shipped}, not {after}: "
                                            "its database lost rows (a restored backup?). Nothing was stored.",
                                shipped)
+        # A re-send carries the very rows the centre has. A different row at the centre's position means the
+        # branch's store went back (its file restored from a backup) and numbered new rows again: begin anew.
+        at_position = next((r for r in rows if r["seq"] == shipped), None)
+        if at_position is not None and last_digest is not None and digest(at_position) != last_digest:
+            raise BatchRefused(409, "diverged", f"Row {shipped} of this stream is not the row the centre stored "
+                                                "under that number: the branch's store went back (a restored "
+                                                "backup?). Nothing was stored.", 0)
         new = [r for r in rows if r["seq"] > shipped]
         tickets = [_ticket_values(branch, stream, r) for r in new if r["kind"] == TICKET]
         events = [(branch, r["key"], b.get("ticket_id"), b.get("kind"), b.get("at"), b.get("service"),
@@ -114,7 +125,9 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
                     cur.executemany(sql, values)
         position = max(shipped, rows[-1]["seq"]) if rows else shipped
         oldest = min((r["at"] for r in rows), default=None)
-        db.execute("UPDATE streams SET shipped = %s WHERE branch = %s AND stream = %s", (position, branch, stream))
+        if rows and rows[-1]["seq"] > shipped:
+            db.execute("UPDATE streams SET shipped = %s, last_digest = %s WHERE branch = %s AND stream = %s",
+                       (position, digest(rows[-1]), branch, stream))
         db.execute("UPDATE branches SET stream = %s, last_seen = clock_timestamp(), backlog = %s, lag_ms = "
                    "CASE WHEN %s::timestamptz IS NULL THEN lag_ms ELSE "
                    "EXTRACT(EPOCH FROM clock_timestamp() - %s::timestamptz) * 1000 END WHERE id = %s",
@@ -128,6 +141,12 @@ def register_branches(db: psycopg.Connection, branches: dict[str, str]) -> None:
         for bid, name in branches.items():
             db.execute("INSERT INTO branches (id, name) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET "
                        "name = excluded.name", (bid, name))
+
+
+def digest(row: dict[str, Any]) -> str:
+    """A row's fingerprint: the same outbox row sent twice has the same one (the branch never changes a row)."""
+    canonical = json.dumps([row["seq"], row["kind"], row["key"], row["body"]], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_body(raw: bytes) -> Any:

@@ -25,6 +25,7 @@ MIGRATIONS: list[str] = [
         branch     text NOT NULL REFERENCES branches (id),
         stream     text NOT NULL,
         shipped    bigint NOT NULL DEFAULT 0,       -- every outbox seq up to here is stored
+        last_digest text,                           -- of the row at that seq: a different one there = diverged
         first_seen timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (branch, stream)
     );

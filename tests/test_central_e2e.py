@@ -69,7 +69,7 @@ class Setup:
         with sqlite3.connect(f"file:{self.store(bid)}?mode=ro", uri=True) as db:
             return {
                 "tickets": set(db.execute("SELECT id, status, counter FROM tickets")),
-                "events": {f"{t}/{i}" for t, i in db.execute("SELECT ticket_id, id FROM ticket_log")},
+                "events": {f"{t}/{i}/{at}" for t, i, at in db.execute("SELECT ticket_id, id, at FROM ticket_log")},
                 "calls": {row[0] for row in db.execute("SELECT id FROM calls")},
                 "feedback": {row for row in db.execute("SELECT rating, service FROM stats_feedback")},
             }

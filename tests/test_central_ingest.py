@@ -86,6 +86,17 @@ def test_a_gap_is_refused_and_nothing_is_stored(db: psycopg.Connection) -> None:
     assert counts(db) == (0, 0, 0)
 
 
+def test_a_branch_whose_store_went_back_is_told_to_begin_anew(db: psycopg.Connection) -> None:
+    first = batch(0, (1, "ticket", "t1", T1), (2, "event", "t1/1", EVENT), (3, "ticket", "t1", CALLED))
+    store_batch(db, "north", first)
+    # the branch's file restored from a backup taken after row 1: rows 2 and 3 are numbered again, for other things
+    done = {**CALLED, "status": "done", "finished_at": "2026-11-30T09:09:00+00:00"}
+    with pytest.raises(BatchRefused) as refused:
+        store_batch(db, "north", batch(1, (2, "event", "t1/9", {**EVENT, "kind": "called"}), (3, "ticket", "t1", done)))
+    assert (refused.value.status, refused.value.code) == (409, "diverged")
+    assert db.execute("SELECT status FROM tickets").fetchone() == ("called",)  # nothing of it stored
+
+
 @pytest.mark.parametrize("broken", [
     {"stream": "s1", "after": 0, "rows": [{"seq": 1, "kind": "bogus", "key": "x", "at": AT, "body": {}}]},
     {"stream": "s1", "after": 0, "rows": [{"seq": 2, "kind": "ticket", "key": "t1", "at": AT, "body": T1},

@@ -15,8 +15,9 @@ rows it already has. When the centre has lost rows it had acknowledged (409), th
 stream of the same store and ships everything again (``Resnapshot``).
 
 Each row names what it is (``kind``) and a key that is stable across re-sends (a ticket's id, a
-call's id, ``<ticket id>/<history line id>``, ``<origin>/<row id>`` for feedback and device status, the
-origin being the store file's own id, kept across streams),
+call's id, ``<ticket id>/<history line id>/<at>``, ``<origin>/<row id>/<at>`` for feedback and device status,
+the origin being the store file's own id, kept across streams: a wiped hub's new file, or one restored
+from a backup, numbers its rows again, never at the same microsecond),
 so the centre upserts a ticket only with a newer ``seq`` and inserts any other row at most once.
 """
 
@@ -37,9 +38,8 @@ TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS = "ticket", "event", "call", "feedb
 ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS)
 
 # Rows that plugins write (statistics' tables, server/stats/records.py) and the centre needs: copied into the
-# outbox by one INSERT … SELECT per table, like the history lines. Their key is ``<stream>/<row id>``: a row id
-# alone would come again from a wiped hub's new file. A table that is not there (its plugin is not installed)
-# ships nothing.
+# outbox by one INSERT … SELECT per table, like the history lines. A table that is not there (its plugin is not
+# installed) ships nothing.
 _PLUGIN_ROWS = {
     FEEDBACK: ("stats_feedback", "json_object('at', at, 'rating', rating, 'faces', faces, 'service', service, "
                                  "'device', device)"),
@@ -67,6 +67,11 @@ def call_body(c: Call) -> dict[str, Any]:
             "counter": c.counter, "at": _ts(c.at), "recall": c.recall}
 
 
+# Keys of copied rows: a file restored from a backup, or a wiped hub's new one, numbers its rows again, but never
+# at the same microsecond; the origin is the store file's own id (uplink_state.origin), kept across its streams.
+_EVENT_KEY = "ticket_id || '/' || id || '/' || at"
+_ROW_KEY = "? || '/' || id || '/' || at"
+
 # A history line as SQLite builds it, from the row the store has just written (its id is the key's half).
 _EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'service', service, "
                "'counter', counter, 'detail', detail)")
@@ -93,12 +98,12 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str,
     rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
     if rows:
         db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
-    copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
+    copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
                         f"{_EVENT_JSON}, ? FROM ticket_log WHERE id > ? ORDER BY id",
                         (at, before.get("ticket_log", 0))).rowcount
     for kind, (table, body) in _PLUGIN_ROWS.items():
         if table in before:
-            copied += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, {body}, "
+            copied += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, {body}, "
                                  f"? FROM {table} WHERE id > ? ORDER BY id", (origin, at, before[table])).rowcount
     return len(rows) + max(0, copied)
 
@@ -138,13 +143,13 @@ def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
                         "'ticket_id', ticket_id, 'ticket', ticket, 'service', service, 'counter', counter, 'at', at, "
                         "'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END)), ? FROM calls "
                         "WHERE site = ? ORDER BY at", (at, site)).rowcount
-    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', ticket_id || '/' || id, "
+    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
                         f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE "
                         "site = ?) ORDER BY id", (at, site)).rowcount
     existing = positions(db)
     for kind, (table, body) in _PLUGIN_ROWS.items():
         if table in existing:
-            count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', ? || '/' || id, "
+            count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, "
                                 f"{body}, ? FROM {table} WHERE site = ? ORDER BY id", (origin, at, site)).rowcount
     return count
 

@@ -9,9 +9,10 @@ rows below it. The centre stores a batch in one PostgreSQL transaction; so:
 - a crash before the centre's COMMIT: nothing is stored there, the rows are still here: re-sent;
 - a crash after it, before the mark is committed here: re-sent; the centre skips rows at or below
   its position and upserts a ticket only with a newer revision, so the re-send changes nothing;
-- the centre lost rows it had acknowledged (409: its database restored from an older backup): the
-  writer begins a new stream and puts the whole store in the outbox again (one transaction, which
-  holds the writer for the time it takes: a rare repair); keys are stable, so nothing is doubled;
+- the centre lost rows it had acknowledged (409: its database restored from an older backup), or the
+  branch's own file went back to a backup and numbered rows the centre has again (409): the writer
+  begins a new stream and puts the whole store in the outbox again (one transaction, which holds the
+  writer for the time it takes: a rare repair); keys are stable, so nothing is doubled;
 - the centre down or unreachable: the outbox grows (it is not bounded: a branch never refuses a
   visitor because the centre is away; a day of a busy branch is a few thousand rows, a few MB) and
   the uplink tries again, from 0.2 s backing off to 10 s; the writer does not notice.
@@ -64,8 +65,9 @@ class CentreRefused(Exception):
 
 
 class CentreLostRows(Exception):
-    """The centre has fewer of this stream's rows than it acknowledged (409: its database restored from an older
-    backup): the branch ships its whole store again in a new stream (``Resnapshot``)."""
+    """The centre cannot go on with this stream (409): it has fewer rows than it acknowledged (its database
+    restored from an older backup), or this branch's file went back (restored) and numbered rows again. The
+    branch ships its whole store again in a new stream (``Resnapshot``)."""
 
 
 class Uplink:
@@ -183,7 +185,7 @@ class Uplink:
         except json.JSONDecodeError:
             detail = answer.text
         if answer.status_code == 409:
-            raise CentreLostRows(f"the centre lost rows it had acknowledged: {detail}")
+            raise CentreLostRows(f"the centre cannot go on with this stream: {detail}")
         if answer.status_code in (401, 403, 422):
             raise CentreRefused(f"the centre refused the batch ({answer.status_code}): {detail}")
         raise requests.HTTPError(f"{answer.status_code}: {detail[:200]}")
