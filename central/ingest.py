@@ -56,7 +56,7 @@ class BatchRefused(Exception):
 
 @dataclass(frozen=True)
 class Stored:
-    shipped: int  # the stream's position after this batch
+    shipped: int  # every row of the stream up to here is stored (at most the stream's position)
     applied: int  # rows of the batch that were new here
 
 
@@ -132,7 +132,9 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
                    "CASE WHEN %s::timestamptz IS NULL THEN lag_ms ELSE "
                    "EXTRACT(EPOCH FROM clock_timestamp() - %s::timestamptz) * 1000 END WHERE id = %s",
                    (stream, max(0, backlog - len(rows)), oldest, oldest, branch))
-    return Stored(shipped=position, applied=len(new))
+    # The answer is how far THIS batch reaches, not the stream's position: a branch re-sending below the position
+    # (after a crash, or from a restored file) must go on sending up to it, so the row at the position is checked.
+    return Stored(shipped=rows[-1]["seq"] if rows else after, applied=len(new))
 
 
 def register_branches(db: psycopg.Connection, branches: dict[str, str]) -> None:
