@@ -2,6 +2,8 @@
 
 - ``POST /api/v1/ingest``: a branch's batch of outbox rows (``Authorization: Bearer <the branch's token>``),
   stored in one transaction (``central/ingest.py``); answers ``{"shipped": n}``, the stream's position;
+- ``GET /api/v1/numbering?day=``: a branch's next number per letter on that day (its own token), for a hub
+  that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
@@ -79,6 +81,22 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     def _store(branch: Branch, batch: Any) -> Any:
         with pool.connection() as db:
             return store_batch(db, branch.id, batch)
+
+    @app.get("/api/v1/numbering")
+    async def numbering(request: Request, day: Annotated[date, Query()]) -> JSONResponse:
+        """A branch hub starting on a wiped or replaced disk asks where its numbers stand on its business day,
+        so it never gives a number twice (``server/uplink/numbering.py``)."""
+        branch = config.branch_by_token(bearer(request))
+        if branch is None:
+            return _error(401, "unauthorized", "This token is no branch's.")
+
+        def read() -> dict[str, int]:
+            with pool.connection() as db:
+                return {letter: top + 1 for letter, top in db.execute(
+                    "SELECT letter, MAX(number) FROM tickets WHERE branch = %s AND day = %s GROUP BY letter",
+                    (branch.id, day))}
+
+        return JSONResponse({"branch": branch.id, "day": day.isoformat(), "next": await run_in_threadpool(read)})
 
     @app.get("/api/v1/health")
     async def health() -> JSONResponse:

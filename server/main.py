@@ -114,9 +114,11 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
     hub = (Hub(config, store, clock=test_clock) if test_clock else Hub(config, store)).start()
     link = MqttLink(hub, config, identity=me)
     uplink = None
-    if config.central:  # a branch of a centre: ship the outbox (server/uplink/)
+    if config.central:  # a branch of a centre: numbers from where the centre has them, then ship the outbox
+        from server.uplink.numbering import restore_numbering
         from server.uplink.shipper import Uplink
 
+        restore_numbering(hub, config.central)
         uplink = Uplink(hub, config.central).start()
     app = create_app(hub, broker_connected=link.connected.is_set, uplink_status=uplink.status if uplink else None)
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,

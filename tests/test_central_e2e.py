@@ -273,3 +273,25 @@ def test_a_branch_restored_from_its_own_backup_ships_what_it_has_and_loses_nothi
     assert setup.central_counts("north")[0] == 2 + 2 + 3
     with psycopg.connect(setup.database) as db:
         assert db.execute("SELECT COUNT(*) FROM streams WHERE branch = 'north'").fetchone()[0] == 2
+
+
+def test_a_branch_hub_on_a_wiped_disk_goes_on_with_todays_numbers(setup: Setup) -> None:
+    setup.centre.start()
+    del setup.hubs["south"]
+    hub = setup.hubs["north"]
+    hub.start()
+    assert [setup.issue("north")["ticket"] for _ in range(3)] == ["K001", "K002", "K003"]
+    assert setup.issue("north", "it")["ticket"] == "H001"
+    setup.wait_in_step()
+    hub.kill()
+    for path in hub.data_dir.glob("hub.sqlite3*"):  # the disk is gone: a new card, the same site file
+        path.unlink()
+    hub.topic_root = fresh_root()
+    hub.start()
+    assert setup.issue("north")["ticket"] == "K004"  # not a second K001
+    assert setup.issue("north", "it")["ticket"] == "H002"
+    assert setup.issue("north", "bibliotekar")["ticket"] == "L001"  # a letter not used today starts at 1
+    wait_until(lambda: setup.central_counts("north")[0] == 7, "the new disk's tickets at the centre")
+    with psycopg.connect(setup.database) as db:
+        labels = [row[0] for row in db.execute("SELECT label FROM tickets WHERE branch = 'north' ORDER BY label")]
+    assert labels == ["H001", "H002", "K001", "K002", "K003", "K004", "L001"]  # no number twice
