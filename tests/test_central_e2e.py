@@ -273,6 +273,8 @@ def test_a_branch_restored_from_its_own_backup_ships_what_it_has_and_loses_nothi
     assert setup.central_counts("north")[0] == 2 + 2 + 3
     with psycopg.connect(setup.database) as db:
         assert db.execute("SELECT COUNT(*) FROM streams WHERE branch = 'north'").fetchone()[0] == 2
+        labels = sorted(row[0] for row in db.execute("SELECT label FROM tickets WHERE branch = 'north'"))
+    assert labels == ["K001", "K002", "K003", "K004", "K005", "K006", "K007"]  # numbering asked at start: no repeat
 
 
 def test_a_branch_hub_on_a_wiped_disk_goes_on_with_todays_numbers(setup: Setup) -> None:
