@@ -6,6 +6,7 @@
   that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
+- ``GET /api/v1/summary``: every branch's figures side by side, and all branches as one;
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
 - ``GET /api/v1/health``: whether the database answers.
 
@@ -142,6 +143,22 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
                 result = figures.branch_summary(db, branch, lo, hi, dims)
             return {"branch": branch.id, "start": lo.isoformat(), "end": hi.isoformat(), "by": list(dims),
                     "total": result.total, "groups": result.groups}
+
+        return JSONResponse(await run_in_threadpool(compute))
+
+    @app.get("/api/v1/summary")
+    async def all_summary(request: Request, start: Annotated[date | None, Query()] = None,
+                          end: Annotated[date | None, Query()] = None) -> JSONResponse:
+        """Every branch side by side and all as one, by the branches' own definitions."""
+        if not is_admin(request):
+            return _error(401, "unauthorized", "The centre's admin token is needed.")
+        zone = next(iter(config.branches.values())).site.timezone if config.branches else None
+        today = figures.utc_now().astimezone(zone).date()
+        lo, hi = start or today, end or start or today
+
+        def compute() -> dict[str, Any]:
+            with pool.connection() as db:
+                return figures.all_branches_summary(db, config, lo, hi)
 
         return JSONResponse(await run_in_threadpool(compute))
 

@@ -150,6 +150,12 @@ def test_two_branches_reach_the_centre_exactly_once_and_its_figures_are_theirs(s
             assert central["total"]["feedback_ratings"] == [0, 1, 0, 1, 1]
             assert central.get("groups", []) == own.get("groups", []), (bid, by)
 
+    together = setup.centre.get("/api/v1/summary").json()
+    assert [b["branch"] for b in together["branches"]] == list(BRANCHES)
+    assert together["all"]["issued"] == 12 and together["all"]["feedback_ratings"] == [0, 2, 0, 2, 2]
+    assert together["all"]["served"] == sum(b["served"] for b in together["branches"])
+    assert together["all"]["called"] == sum(b["called"] for b in together["branches"])
+
     overview = {b["branch"]: b for b in setup.centre.get("/api/v1/branches").json()["branches"]}
     assert set(overview) == set(BRANCHES)
     for bid in BRANCHES:
