@@ -19,6 +19,7 @@ namespaces, the 50-branch statistics.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -123,11 +124,61 @@ def writer_cost(n: int = 500) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+def kill_rounds(rounds: int, work: Path, broker: Broker, database: str) -> None:
+    """One branch whose hub SIGKILLs itself after the centre's commit of its first batch, before its own mark,
+    ``rounds`` times; then every row must be at the centre exactly once."""
+    import sqlite3
+
+    port = free_port()
+    token, site = site_file(work, "killed", port)
+    centre = CentralProcess(write_centre_config(work / "centre-kill.toml", database, {"killed": (token, site)}),
+                            port=port).start()
+    hub = HubProcess(site, work / "killed", broker.url, topic_root=fresh_root())
+    hits = 0
+    started = time.monotonic()
+    try:
+        for _ in range(rounds):
+            hub.env = {"VUORO_UPLINK_KILL_AFTER": "1"}
+            hub.topic_root = fresh_root()
+            hub.start()
+            key = uuid.uuid4().hex
+            with contextlib.suppress(requests.RequestException):  # killed before it answered: the retry below
+                requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
+                              headers={**KIOSK, "Idempotency-Key": key}, timeout=10)
+            assert hub.process is not None
+            hub.process.wait(30)
+            hits += hub.process.returncode == -9
+            hub.process = None
+            hub.env = {}
+            hub.topic_root = fresh_root()
+            hub.start()
+            answer = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
+                                   headers={**KIOSK, "Idempotency-Key": key}, timeout=10)
+            assert answer.status_code in (200, 201), answer.text
+            hub.stop()
+        hub.start()
+        time.sleep(2)
+        with sqlite3.connect(work / "killed" / "hub.sqlite3") as db:
+            branch = (db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0],
+                      db.execute("SELECT COUNT(*) FROM ticket_log").fetchone()[0])
+        with psycopg.connect(database) as db:
+            central = (db.execute("SELECT COUNT(*) FROM tickets WHERE branch = 'killed'").fetchone()[0],  # type: ignore[index]
+                       db.execute("SELECT COUNT(*) FROM ticket_events WHERE branch = 'killed'").fetchone()[0])  # type: ignore[index]
+    finally:
+        hub.stop()
+        centre.stop()
+    print(f"hub SIGKILLed between the centre's commit and its own mark: {hits} of {rounds} rounds hit the window "
+          f"({time.monotonic() - started:.0f} s); tickets/history at the branch {branch}, at the centre {central}: "
+          f"{'every row exactly once' if branch == central else 'MISMATCH'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--branches", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=2.0, help="tickets per second per branch")
+    parser.add_argument("--kills", type=int, default=0, help="also SIGKILL a hub between the centre's commit and "
+                                                            "its own mark this many times")
     args = parser.parse_args()
     alone, branch = writer_cost()
     print(f"writer, one ticket's durable save: median {alone:.3f} ms alone, {branch:.3f} ms with the outbox "
@@ -160,6 +211,8 @@ def main() -> int:
         finally:
             for hub in alone:
                 hub.stop()
+        if args.kills:
+            kill_rounds(args.kills, work, broker, pg.create_database("central_kills"))
     lag_floats = [float(x) for x in lags]
     print(f"{args.branches} branches x {args.rate:g} tickets/s for {args.seconds:g} s, a call per branch per second; "
           f"{counts[0] if counts else 0} tickets at the centre, {len(lag_floats)} rows")

@@ -204,6 +204,7 @@ class SQLiteStore:
         # [central]: every batch also writes its outbox rows, and the uplink is told after the COMMIT.
         self.outbox = outbox
         self.outbox_committed: list[Callable[[], None]] = []
+        self._outbox_tables: dict[int, list[str]] = {}  # schema version → the tables whose new rows go out
         self.writers[uplink_outbox.ShippedMark] = uplink_outbox.write_shipped
         self.writers[uplink_outbox.Resnapshot] = uplink_outbox.write_resnapshot
         self.origin = uplink_outbox.start_stream(self.db, site) if outbox else None
@@ -327,7 +328,7 @@ class SQLiteStore:
         outcomes = list(outcomes)
         shipped = 0
         with self._transaction() as db:
-            before = uplink_outbox.positions(db) if self.origin else {}
+            before = uplink_outbox.positions(db, self._outbox_tables) if self.origin else {}
             for outcome in outcomes:
                 self._write(outcome)
             if self.origin:

@@ -77,12 +77,20 @@ _EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'ser
                "'counter', counter, 'detail', detail)")
 
 
-def positions(db: sqlite3.Connection) -> dict[str, int]:
+def positions(db: sqlite3.Connection, seen: dict[int, list[str]] | None = None) -> dict[str, int]:
     """The largest row id of each table whose new rows are copied into the outbox (``ticket_log`` and the
-    plugins' tables that exist), taken in the batch's transaction before it writes."""
-    tables = ["ticket_log"] + [name for name, in db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-        tuple(table for table, _ in _PLUGIN_ROWS.values()))]
+    plugins' tables that exist), taken in the batch's transaction before it writes. Which tables exist is
+    looked up again only when the schema changed (a plugin's migration): ``seen`` is the store's own memory
+    of it (schema version → tables)."""
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    tables = seen.get(version) if seen is not None else None
+    if tables is None:
+        tables = ["ticket_log"] + [name for name, in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+            tuple(table for table, _ in _PLUGIN_ROWS.values()))]
+        if seen is not None:
+            seen.clear()
+            seen[version] = tables
     return {table: db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] for table in tables}
 
 
