@@ -56,6 +56,12 @@ site = "nowhere.toml"
         assert any(p.startswith(start) for p in found), (start, found)
 
 
+def test_the_sample_centre_is_valid() -> None:
+    config = load_centre(Path(__file__).resolve().parent.parent / "central" / "sample-centre.toml")
+    assert list(config.branches) == ["sonderbro"]
+    assert config.branches["sonderbro"].site.services["kvik"].letter == "K"
+
+
 def test_vuoro_central_check_says_ok_for_a_good_config(tmp_path: Path) -> None:
     path = write_centre_config(tmp_path / "centre.toml", "postgresql://vuoro@127.0.0.1:1/x",
                                {"sonderbro": (TOKEN, TEST_SITE)})
