@@ -1,7 +1,7 @@
 """What the centre tells about its branches, from the rows they shipped.
 
 - ``overview``: every branch's last contact, how far behind it is (rows still in its outbox, the last
-  batch's lag) and today's tickets per service (the branch's own local day);
+  batch's lag), today's tickets per service (the branch's own local day) and each device's last status;
 - ``branch_summary``: the statistics of one branch with the SAME definitions and code as the branch's
   own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds,
   feedback ratings included.
@@ -42,8 +42,12 @@ def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> lis
             services.append(_service_counts(sid, service.names, by_status))
         for sid, by_status in counts.items():  # a service the centre's copy of the site file does not know
             services.append(_service_counts(sid, {}, by_status))
+        devices = [{"device": device, "kind": kind, "online": online, "printer": printer, "since": ts_text(at)}
+                   for device, kind, online, printer, at in db.execute(
+                       "SELECT DISTINCT ON (device) device, kind, online, printer, at FROM device_status "
+                       "WHERE branch = %s ORDER BY device, at DESC", (branch.id,))]
         branches.append({
-            "branch": branch.id, "name": branch.name, "day": today.isoformat(),
+            "branch": branch.id, "name": branch.name, "day": today.isoformat(), "devices": devices,
             "last_seen": ts_text(last_seen),
             "seconds_since_seen": round((now - last_seen).total_seconds(), 1) if last_seen else None,
             "backlog": int(backlog or 0), "lag_ms": round(lag_ms, 1) if lag_ms is not None else None,

@@ -41,6 +41,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "served": {"da": "Betjent", "sv": "Betjänade", "fi": "Palveltu", "nl": "Geholpen", "en": "Served"},
     "no_show": {"da": "Udeblevet", "sv": "Uteblev", "fi": "Ei saapunut", "nl": "Niet verschenen",
                 "en": "No-show"},
+    "devices_down": {"da": "Enheder med problemer", "sv": "Enheter med problem", "fi": "Laitteet, joissa on vikaa",
+                     "nl": "Apparaten met problemen", "en": "Devices in trouble"},
+    "offline": {"da": "offline", "sv": "offline", "fi": "ei yhteyttä", "nl": "offline", "en": "offline"},
+    "printer": {"da": "printer: {state}", "sv": "skrivare: {state}", "fi": "tulostin: {state}",
+                "nl": "printer: {state}", "en": "printer: {state}"},
     "stale": {"da": "Ikke hørt fra i over et minut", "sv": "Inte hörd på över en minut",
               "fi": "Ei yhteyttä yli minuuttiin", "nl": "Al meer dan een minuut niet gehoord",
               "en": "Not heard from for over a minute"},
@@ -113,10 +118,18 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
             f"<td class=n>{s['served']}</td>"
             f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
+        trouble = [d for d in b.get("devices", []) if not d["online"] or d["printer"] not in (None, "ok")]
+        devices = ""
+        if trouble:
+            items = "".join(
+                f"<li>{html.escape(d['device'])}: "
+                + (_t("offline", lang) if not d["online"] else _t("printer", lang, state=d["printer"]))
+                + "</li>" for d in trouble)
+            devices = f"<p class=warn>{_t('devices_down', lang)}</p><ul>{items}</ul>"
         parts.append(
             f'<section class="{"stale" if stale else "ok"}" aria-labelledby="b-{b["branch"]}">'
             f'<h2 id="b-{b["branch"]}">{html.escape(b["name"])}</h2>'
-            + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "")
+            + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "") + devices
             + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
             f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
             f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"

@@ -113,3 +113,23 @@ def test_reading_needs_the_admin_token_and_the_page_asks_for_it(client: TestClie
     assert client.get("/api/v1/branches/nowhere/summary",
                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 404
     assert client.get("/api/v1/health").json()["database"] == "ok"
+
+
+def test_the_overview_names_devices_in_trouble_by_their_last_status(client: TestClient) -> None:
+    def status(seq: int, device: str, at: str, online: bool, printer: str | None) -> dict:
+        return {"seq": seq, "kind": "device_status", "key": f"o/{seq}/{at}", "at": at,
+                "body": {"device": device, "kind": "kiosk", "at": at, "online": online, "printer": printer,
+                         "detail": None}}
+
+    rows = [status(1, "kiosk1", "2026-11-30T09:00:00+00:00", True, "ok"),
+            status(2, "kiosk2", "2026-11-30T09:00:00+00:00", True, "ok"),
+            status(3, "kiosk1", "2026-11-30T09:05:00+00:00", True, "paper_out"),
+            status(4, "kiosk2", "2026-11-30T09:06:00+00:00", False, None),
+            status(5, "kiosk2", "2026-11-30T09:07:00+00:00", True, "ok")]
+    answer = ingest(client, {"branch": "sonderbro", "stream": "s1", "after": 0, "backlog": 5, "rows": rows})
+    assert answer.json() == {"shipped": 5, "applied": 5}
+    (branch,) = client.get("/api/v1/branches", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["branches"]
+    assert [(d["device"], d["online"], d["printer"]) for d in branch["devices"]] == [
+        ("kiosk1", True, "paper_out"), ("kiosk2", True, "ok")]
+    page = client.get("/?lang=en", auth=("x", ADMIN_TOKEN)).text
+    assert "Devices in trouble" in page and "kiosk1: printer: paper_out" in page and "kiosk2:" not in page
