@@ -46,6 +46,16 @@ STRINGS: dict[str, dict[str, str]] = {
     "offline": {"da": "offline", "sv": "offline", "fi": "ei yhteyttä", "nl": "offline", "en": "offline"},
     "printer": {"da": "printer: {state}", "sv": "skrivare: {state}", "fi": "tulostin: {state}",
                 "nl": "printer: {state}", "en": "printer: {state}"},
+    "paper_low": {"da": "papiret er ved at slippe op", "sv": "pappret håller på att ta slut",
+                  "fi": "paperi vähissä", "nl": "papier bijna op", "en": "paper low"},
+    "paper_out": {"da": "løbet tør for papir", "sv": "slut på papper", "fi": "paperi loppu", "nl": "papier op",
+                  "en": "out of paper"},
+    "cover_open": {"da": "låget er åbent", "sv": "luckan är öppen", "fi": "kansi auki", "nl": "klep open",
+                   "en": "cover open"},
+    "printer_offline": {"da": "svarer ikke", "sv": "svarar inte", "fi": "ei vastaa", "nl": "reageert niet",
+                        "en": "not answering"},
+    "error": {"da": "fejl", "sv": "fel", "fi": "vika", "nl": "storing", "en": "error"},
+    "unknown": {"da": "ukendt", "sv": "okänt", "fi": "tuntematon", "nl": "onbekend", "en": "unknown"},
     "stale": {"da": "Ikke hørt fra i over et minut", "sv": "Inte hörd på över en minut",
               "fi": "Ei yhteyttä yli minuuttiin", "nl": "Al meer dan een minuut niet gehoord",
               "en": "Not heard from for over a minute"},
@@ -72,6 +82,12 @@ def _duration(seconds: float, lang: str) -> str:
     if seconds < 2 * 3600:
         return f"{int(seconds // 60)} min"
     return STRINGS["hours"].get(lang, STRINGS["hours"]["en"]).format(n=int(seconds // 3600))
+
+
+def _printer(state: str, lang: str) -> str:
+    """A printer's state in words (``vuoro.protocol.PRINTER_STATES``); an unknown word as it came."""
+    key = "printer_offline" if state == "offline" else state
+    return STRINGS[key].get(lang, STRINGS[key]["en"]) if key in STRINGS else state
 
 
 def _document(lang: str, title: str, body: str, refresh: bool) -> str:
@@ -123,7 +139,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
         if trouble:
             items = "".join(
                 f"<li>{html.escape(d['device'])}: "
-                + (_t("offline", lang) if not d["online"] else _t("printer", lang, state=d["printer"]))
+                + (_t("offline", lang) if not d["online"] else _t("printer", lang, state=_printer(d["printer"], lang)))
                 + "</li>" for d in trouble)
             devices = f"<p class=warn>{_t('devices_down', lang)}</p><ul>{items}</ul>"
         parts.append(

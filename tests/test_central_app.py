@@ -132,4 +132,5 @@ def test_the_overview_names_devices_in_trouble_by_their_last_status(client: Test
     assert [(d["device"], d["online"], d["printer"]) for d in branch["devices"]] == [
         ("kiosk1", True, "paper_out"), ("kiosk2", True, "ok")]
     page = client.get("/?lang=en", auth=("x", ADMIN_TOKEN)).text
-    assert "Devices in trouble" in page and "kiosk1: printer: paper_out" in page and "kiosk2:" not in page
+    assert "Devices in trouble" in page and "kiosk1: printer: out of paper" in page and "kiosk2:" not in page
+    assert "kiosk1: skrivare: slut på papper" in client.get("/?lang=sv", auth=("x", ADMIN_TOKEN)).text
