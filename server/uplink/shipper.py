@@ -103,8 +103,8 @@ class Uplink:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        if self._thread:
-            self._thread.join(READ_TIMEOUT_S + 5)
+        if self._thread:  # a request hanging on a half-open connection is not waited for: the thread is a daemon
+            self._thread.join(5)
         self.session.close()
         try:  # the last position the centre gave, marked while the writer still runs (hub.stop comes after)
             with self.hub.store.reader() as db:
