@@ -21,10 +21,11 @@ import hmac
 from datetime import date
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from central import figures, page
 from central.config import Branch, CentreConfig
@@ -42,6 +43,13 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     app = FastAPI(title="Vuoro centre", version=__version__, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL down or restarting: say so plainly; a branch keeps its rows and sends them again.
+        return _error(503, "database_unavailable", "The centre's database cannot be reached just now; nothing was "
+                                                   "stored. Branches keep their rows and send them again.")
 
     def bearer(request: Request) -> str:
         header = request.headers.get("authorization", "")

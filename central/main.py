@@ -55,8 +55,10 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
     except Exception as exc:
         print(f"vuoro central: cannot prepare the database ({exc}).", file=sys.stderr)
         return 1
+    # A request waits at most 5 s for a connection: a database that is away is answered 503 quickly, and the
+    # branches' uplinks try again (they keep their rows).
     pool = ConnectionPool(config.database, min_size=1, max_size=8, open=True, check=ConnectionPool.check_connection,
-                          name="vuoro-central")
+                          name="vuoro-central", timeout=5.0)
     with pool.connection() as db:
         register_branches(db, {b.id: b.name for b in config.branches.values()})
     log.info("centre %s: schema %d, %d branches, http://%s:%d", config.name, version, len(config.branches), host, port)

@@ -194,6 +194,19 @@ def test_the_centre_down_leaves_the_branches_issuing_and_they_catch_up(setup: Se
     setup.wait_in_step()
     assert len(setup.central_rows("north")["tickets"]) == 4
 
+    postgres.kill()  # only the database this time: the centre answers 503 and its pool reconnects by itself
+    try:
+        for bid in setup.hubs:
+            setup.issue(bid)
+        wait_until(lambda: "503" in (setup.uplink("south")["last_error"] or ""),
+                   "the branch to hear that the centre's database is away")
+        health = requests.get(setup.centre.url + "/api/v1/health", timeout=10)
+        assert health.status_code == 503 and health.json()["status"] == "degraded"
+    finally:
+        postgres.start()
+    setup.wait_in_step()
+    assert len(setup.central_rows("south")["tickets"]) == 5
+
 
 def test_a_hub_killed_between_the_centres_commit_and_its_own_mark_sends_again_and_nothing_doubles(
         tmp_path: Path, make_hub: Any, make_central: Any, postgres_db: str) -> None:
