@@ -13,6 +13,7 @@ listens on loopback only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -84,7 +85,8 @@ class PostgresCluster:
             [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.workdir),
              "-c", "listen_addresses=127.0.0.1", "-c", f"fsync={'on' if self.fsync else 'off'}",
              "-c", "shared_buffers=32MB", "-c", "max_connections=60", "-c", "log_min_messages=warning"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, **self._as)
+            # a session of its own, so that a crash (kill) takes the server's backends with it at once
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True, **self._as)
         log.close()
         self.wait_ready(timeout)
         return self
@@ -129,13 +131,13 @@ class PostgresCluster:
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL of the server process, as a crash: it recovers from its WAL on the next start."""
+        """SIGKILL of the server and all its processes, as a crash (or a power cut of the database host): it
+        recovers from its WAL on the next start. All of them: a new server refuses to start while a backend
+        of the old one still holds its shared memory."""
         if self.process and self.process.poll() is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
-            # The server's children (backends, checkpointer) die with it or notice within a moment; a new
-            # postmaster refuses to start while the old shared memory is still attached.
-            time.sleep(0.5)
         self.process = None
 
     def close(self) -> None:
