@@ -8,6 +8,8 @@
     database = "postgresql://vuoro_central@127.0.0.1:5432/vuoro_central"
     languages = ["da", "en"]            # the pages' languages, the first is the default
     admin_token = "…"                   # reading the overview and statistics (staff logins are to come)
+    tls_cert = "centre.crt"             # optional: serve HTTPS (the branches' [central].ca_file trusts its CA)
+    tls_key = "centre.key"
 
     [branches.sonderbro]                # the branch's site id (its site.id)
     token = "…"                         # the branch's [central].token: at least 16 characters
@@ -52,6 +54,8 @@ class CentreConfig:
     languages: tuple[str, ...]
     admin_token: str
     branches: dict[str, Branch] = field(default_factory=dict)
+    tls_cert: str | None = None  # HTTPS: the centre's certificate (PEM, with intermediates) and its key
+    tls_key: str | None = None
 
     def branch_by_token(self, token: str) -> Branch | None:
         import hmac
@@ -62,6 +66,35 @@ class CentreConfig:
         return None
 
 
+def _tls_files(centre: dict[str, Any], path: Path, problems: list[str]) -> dict[str, str | None]:
+    """``tls_cert`` and ``tls_key`` (beside the config file when relative), readable and a pair: a centre that
+    cannot read its key must not start and fail later."""
+    import os
+    import ssl
+
+    files: dict[str, str | None] = {"tls_cert": None, "tls_key": None}
+    for key in files:
+        value = centre.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"centre.{key}: expected the path of a PEM file, got {value!r}")
+            continue
+        full = str((Path(path).parent / value).resolve())
+        if not os.access(full, os.R_OK):
+            problems.append(f"centre.{key}: expected a file that exists and this user may read, got {full!r}")
+            continue
+        files[key] = full
+    if ("tls_cert" in centre) != ("tls_key" in centre):
+        problems.append("centre.tls_cert: expected centre.tls_key too: they go together")
+    elif files["tls_cert"] and files["tls_key"]:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(files["tls_cert"], files["tls_key"])
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(f"centre.tls_key: expected the private key of centre.tls_cert, both PEM ({exc})")
+    return files
+
+
 def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     problems: list[str] = []
     check_unknown_keys(data, {"centre", "branches"}, "", problems)
@@ -69,7 +102,9 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     if not isinstance(centre, dict):
         problems.append("centre: expected a table [centre]")
         centre = {}
-    check_unknown_keys(centre, {"name", "listen", "database", "languages", "admin_token"}, "centre", problems)
+    check_unknown_keys(centre, {"name", "listen", "database", "languages", "admin_token", "tls_cert", "tls_key"},
+                       "centre", problems)
+    tls = _tls_files(centre, path, problems)
     name = centre.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"centre.name: expected a non-empty string, got {name!r}")
@@ -132,7 +167,7 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
         raise ConfigError(problems, str(path))
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
-                        branches=branches)
+                        branches=branches, **tls)
 
 
 def load_centre(path: str | Path) -> CentreConfig:

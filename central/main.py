@@ -61,9 +61,11 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
                           name="vuoro-central", timeout=5.0)
     with pool.connection() as db:
         register_branches(db, {b.id: b.name for b in config.branches.values()})
-    log.info("centre %s: schema %d, %d branches, http://%s:%d", config.name, version, len(config.branches), host, port)
+    tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
+    log.info("centre %s: schema %d, %d branches, %s://%s:%d", config.name, version, len(config.branches),
+             "https" if tls else "http", host, port)
     try:
-        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         pool.close()
     return 0

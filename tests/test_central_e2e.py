@@ -29,12 +29,15 @@ STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
 BRANCHES = {"north": "Nordby Bibliotek", "south": "Sydby Bibliotek"}
 
 
-def branch_site(folder: Path, site_id: str, name: str, centre_port: int) -> tuple[str, Path]:
+def branch_site(folder: Path, site_id: str, name: str, centre_port: int, *, scheme: str = "http",
+                ca_file: Path | None = None) -> tuple[str, Path]:
     """The test site renamed to another branch, with [central] pointing at the centre; (its token, its file)."""
     token = f"{site_id}-uplink-token-0123456789"
     text = TEST_SITE.read_text(encoding="utf-8").replace('id = "sonderbro"', f'id = "{site_id}"', 1)
     text = text.replace('name = "Sønderbro Bibliotek & Borgerservice"', f'name = "{name}"', 1)
-    text += f'\n[central]\nurl = "http://127.0.0.1:{centre_port}"\ntoken = "{token}"\nheartbeat_s = 1\n'
+    text += f'\n[central]\nurl = "{scheme}://127.0.0.1:{centre_port}"\ntoken = "{token}"\nheartbeat_s = 1\n'
+    if ca_file:
+        text += f'ca_file = "{ca_file}"\n'
     path = folder / f"{site_id}.toml"
     path.write_text(text, encoding="utf-8")
     return token, path
@@ -316,3 +319,33 @@ def test_a_branch_hub_on_a_wiped_disk_goes_on_with_todays_numbers(setup: Setup) 
     with psycopg.connect(setup.database) as db:
         labels = [row[0] for row in db.execute("SELECT label FROM tickets WHERE branch = 'north' ORDER BY label")]
     assert labels == ["H001", "H002", "K001", "K002", "K003", "K004", "L001"]  # no number twice
+
+
+def test_a_branch_ships_over_https_to_a_centre_it_trusts_and_to_no_other(tmp_path: Path, make_hub: Any,
+                                                                         make_central: Any) -> None:
+    from tests.certs import TestCA
+
+    ca, stranger = TestCA.create(tmp_path / "ca"), TestCA.create(tmp_path / "stranger", "Someone else's CA")
+    issued = ca.issue("centre")
+    port = free_port()
+    sites = {"north": branch_site(tmp_path, "north", BRANCHES["north"], port, scheme="https", ca_file=ca.cert),
+             "south": branch_site(tmp_path, "south", BRANCHES["south"], port, scheme="https", ca_file=stranger.cert)}
+    centre = make_central(sites, port=port, tls=(issued.cert, issued.key), tls_ca=ca.cert).start()
+    hubs = {bid: make_hub(tmp_path / bid, site=path).start() for bid, (_, path) in sites.items()}
+    for hub in hubs.values():
+        answer = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
+                               headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
+        assert answer.status_code == 201, answer.text  # both branches serve, whatever the centre
+
+    def today(bid: str) -> int:
+        return next(b for b in centre.get("/api/v1/branches").json()["branches"] if b["branch"] == bid)[
+            "tickets_today"]
+
+    wait_until(lambda: today("north") == 1, "north's ticket at the centre, over HTTPS")
+
+    def south_refused() -> bool:
+        uplink = requests.get(f"{hubs['south'].url}/api/v1/health", timeout=5).json()["uplink"]
+        return uplink["state"] == "unreachable" and "CERTIFICATE_VERIFY_FAILED" in (uplink["last_error"] or "")
+
+    wait_until(south_refused, "south to refuse a centre whose certificate its CA did not sign")
+    assert today("south") == 0

@@ -214,8 +214,10 @@ def make_central(tmp_path: Path, postgres_db: str) -> Iterator[Callable[..., Any
 
     made: list[CentralProcess] = []
 
-    def make(branches: dict[str, tuple[str, Path]], database: str | None = None, **options: Any) -> CentralProcess:
-        config = write_centre_config(tmp_path / f"centre{len(made) + 1}.toml", database or postgres_db, branches)
+    def make(branches: dict[str, tuple[str, Path]], database: str | None = None, tls: tuple[Path, Path] | None = None,
+             **options: Any) -> CentralProcess:
+        config = write_centre_config(tmp_path / f"centre{len(made) + 1}.toml", database or postgres_db, branches,
+                                     tls=tls)
         made.append(CentralProcess(config, **options))
         return made[-1]
 

@@ -81,7 +81,6 @@ class Uplink:
         self.url = f"{link.url}/api/v1/ingest"
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {link.token}", "Content-Type": "application/json"})
-        self.session.verify = link.ca_file or True
         self.acknowledged = 0  # the centre's position for this stream, as far as this process has heard
         self.batches = 0  # batches the centre acknowledged since start
         self.state = "starting"
@@ -181,7 +180,9 @@ class Uplink:
         self._stopping.wait(wait)
 
     def _send(self, body: str) -> int:
-        answer = self.session.post(self.url, data=body.encode(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        # verify per request: a session-wide one would lose to $REQUESTS_CA_BUNDLE (as kiosk/client.py says)
+        answer = self.session.post(self.url, data=body.encode(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                                   verify=self.link.ca_file or True)
         self.last_contact = datetime.now(UTC).isoformat()
         if answer.status_code == 200:
             return int(answer.json()["shipped"])
