@@ -411,6 +411,8 @@ def sample_secrets(config: SiteConfig) -> list[str]:
     warning for ``vuoro hub --check``, not an error, so the demo and the tests run on the sample."""
     found = [f"devices.{d.id}.token" for d in config.devices.values() if "change-me" in d.token.lower()]
     found += [f"api_tokens.{t.name}.token" for t in config.api_tokens.values() if "change-me" in t.token.lower()]
+    if config.central and "change-me" in config.central.token.lower():
+        found.append("central.token")
     sample_hashes = _sample_password_hashes()
     users = config.raw.get("staff", {}).get("users", {}) if isinstance(config.raw.get("staff"), dict) else {}
     for name, user in users.items() if isinstance(users, dict) else ():

@@ -47,6 +47,14 @@ def test_the_central_section_is_read() -> None:
         "https://centre.example.dk", CENTRAL["token"], 200)
 
 
+def test_a_sample_central_token_is_warned_about() -> None:
+    from server.config import sample_secrets
+
+    config = parse_config(site(url="https://centre.example.dk", token="demo-uplink-token-change-me"), TEST_SITE)
+    assert "central.token" in sample_secrets(config)
+    assert "central.token" not in sample_secrets(parse_config(site(**CENTRAL), TEST_SITE))
+
+
 def test_every_mistake_in_the_central_section_is_named_by_its_key_path() -> None:
     found = problems(site(url="ftp://centre", token="short", batch_rows=0, colour="red", ca_file="missing.pem"))
     assert any(p.startswith("central.url: expected the centre's address") for p in found), found
