@@ -164,7 +164,8 @@ def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
 
 @dataclass(frozen=True)
 class Resnapshot:
-    """The centre lost rows it had acknowledged (409): begin a new stream and ship the whole store again."""
+    """The centre cannot go on with this stream (409: it lost rows it had acknowledged, or this store went back to
+    a backup): begin a new stream and ship the whole store again."""
 
     site: str
 
@@ -204,7 +205,10 @@ class Pending:
 
 
 def read_pending(db: sqlite3.Connection, site: str, after: int, limit: int) -> Pending | None:
-    """On a read-only connection: rows after ``after`` (or after the stored shipped position, if later)."""
+    """On a read-only connection: rows after ``after`` (or after the stored shipped position, if later), all read
+    in one transaction, so the stream, the position and the rows are of the same commit."""
+    if not db.in_transaction:
+        db.execute("BEGIN")
     state = db.execute("SELECT stream, shipped FROM uplink_state WHERE site = ?", (site,)).fetchone()
     if state is None:
         return None
