@@ -349,3 +349,10 @@ def test_a_branch_ships_over_https_to_a_centre_it_trusts_and_to_no_other(tmp_pat
 
     wait_until(south_refused, "south to refuse a centre whose certificate its CA did not sign")
     assert today("south") == 0
+
+    from server.config import load_config
+    from toolkit.doctor import check_centre
+
+    assert check_centre(load_config(sites["north"][1]).central).ok
+    refused = check_centre(load_config(sites["south"][1]).central)
+    assert not refused.ok and "certificate is not trusted" in refused.message
