@@ -156,3 +156,27 @@ def test_feedback_and_device_status_changes_go_out_too(branch) -> None:
     assert [kind for _, kind, _, _ in rows] == ["feedback", "device_status"]
     assert rows[0][3]["rating"] == 4 and rows[1][3]["online"] is False and rows[1][3]["printer"] == "paper_out"
     assert rows[0][2].startswith(f"{hub.store.origin}/1/")  # the file's own id in the key: a wiped hub's row 1 differs
+
+
+def test_a_new_stream_puts_the_whole_store_in_the_outbox_and_counts_it_right(branch) -> None:
+    from server.uplink.outbox import Resnapshot
+
+    hub, path = branch
+    for _ in range(3):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    before = outbox(path)
+    with hub.store.reader() as db:
+        old = read_pending(db, hub.config.site_id, 0, 100)
+    hub.call(lambda engine, now: Outcome(records=[ShippedMark(hub.config.site_id, before[-1][0], now.isoformat())]))
+    assert outbox(path) == []
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(hub.config.site_id)]))
+    again = outbox(path)
+    assert sorted(kind for _, kind, _, _ in again) == sorted(kind for _, kind, _, _ in before if kind != "ticket") + \
+        ["ticket"] * 3  # every ticket once (its current state), every history line and call again
+    assert {key for _, _, key, _ in again} == {key for _, _, key, _ in before}  # the same keys: nothing doubles
+    assert again[0][0] > before[-1][0]  # numbers go on growing
+    with hub.store.reader() as db:
+        new = read_pending(db, hub.config.site_id, 0, 2)
+    assert old is not None and new is not None and new.stream != old.stream and new.shipped == 0
+    assert new.backlog == len(again) and len(new.rows) == 2
