@@ -18,6 +18,7 @@ packages=(
   chromium                               # browser tests of the staff page and web signage
   systemd ansible ansible-lint shellcheck   # checks of the deploy/ files
   wrk                                    # load generator for bench/
+  postgresql                             # the centre's database (tests initdb a private cluster of their own)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kiosk": ("kiosk.main:main", "run the touchscreen kiosk"),
     "display": ("display.main:main", "run a signage screen"),
     "button": ("hardware.button_cli:main", "run a staff button box (GPIO or USB serial)"),
+    "central": ("central.main:main", "run the centre: a municipality's branches on one PostgreSQL"),
     "demo": ("toolkit.demo:main", "run the whole system on embedded defaults"),
     "doctor": ("toolkit.doctor:main", "check config, hub, broker and printer and say what is wrong"),
 }
