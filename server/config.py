@@ -5,7 +5,7 @@ A mistake is reported with its key path and what was expected
 mistakes are reported at once, so an IT person fixes the file in one go. The
 hub refuses to start on any of them rather than run half-configured.
 
-One module of ~550 lines on purpose: the core's sections and their checks read
+One module of ~600 lines on purpose: the core's sections and their checks read
 together; plugins validate their own sections (``check_config`` hook).
 """
 
