@@ -19,6 +19,7 @@ packages=(
   slapd ldap-utils                       # a real OpenLDAP for the staff sign-in tests (they start their own)
   systemd ansible ansible-lint shellcheck   # checks of the deploy/ files
   wrk                                    # load generator for bench/
+  postgresql                             # the centre's database (tests initdb a private cluster of their own)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -97,7 +97,8 @@ class KioskApp(App):
     def on_start(self) -> None:
         session, config = self.session, self.session.config
         if session.printer is None:
-            session.printer = KioskPrinter(config.printer, on_health=self._printer_health)
+            session.printer = KioskPrinter(config.printer, on_health=self._printer_health,
+                                           languages=config.languages)
         if config.scanner:
             self.scanner = SerialScanner(config.scanner, lambda code: post(lambda: self.screen("checkin").scan(code)),
                                          baudrate=config.scanner_baudrate).start()

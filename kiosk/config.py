@@ -85,6 +85,8 @@ class KioskConfig:
             number_problem("probe_seconds", self.probe_seconds, 0.5, 600),
             number_problem("dpi", self.dpi, 50, 600, why="the panel's dots per inch"),
         ) if problem]
+        if self.printer:
+            problems += printer_problems(self.printer, self.languages)
         if problems:
             raise ValueError("kiosk config has problems:\n" + "\n".join(f"  - {p}" for p in problems))
         return self
@@ -93,6 +95,20 @@ class KioskConfig:
     def mm(self) -> float:
         """Pixels per millimetre on this panel."""
         return self.dpi / 25.4
+
+
+def printer_problems(url: str, languages: tuple[str, ...]) -> list[str]:
+    """The printer URL's code page must print the kiosk's languages: said when the kiosk starts, not as "?"
+    on the first Danish receipt."""
+    from hardware.connections import split_url
+    from hardware.layout import DEFAULT_CODEPAGE, codepage_problem
+
+    try:
+        _, query = split_url(url)
+    except ValueError as exc:
+        return [f"printer: {exc}"]
+    problem = codepage_problem(query.get("codepage", DEFAULT_CODEPAGE).upper(), languages)
+    return [f"printer: {problem}"] if problem else []
 
 
 def parse_size(text: str) -> tuple[int, int]:

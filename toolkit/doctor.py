@@ -128,6 +128,36 @@ def check_hub(url: str, site_id: str | None = None, timeout: float = REQUEST_TIM
     return Check("hub", True, f"The hub at {url} is healthy (store ok, broker connected{version}).")
 
 
+# -- centre -------------------------------------------------------------------------------------------
+
+
+def check_centre(link: Any, timeout: float = REQUEST_TIMEOUT) -> Check:
+    """A branch with ``[central]``: does the centre answer, trust us (the token) and is it trusted (its certificate)?
+    A branch works without its centre; this says whether its rows can leave (docs/central.md)."""
+    from datetime import date
+
+    import requests
+
+    url = f"{link.url}/api/v1/numbering"
+    away = "The branch goes on alone; its rows wait in the outbox and leave when the centre answers."
+    try:
+        answer = requests.get(url, params={"day": date.today().isoformat()}, timeout=timeout,
+                              headers={"Authorization": f"Bearer {link.token}"}, verify=link.ca_file or True)
+    except requests.exceptions.SSLError as exc:
+        return Check("centre", False, f"The centre at {link.url} answers, but its HTTPS certificate is not trusted "
+                                      f"({exc.__context__ or exc}).",
+                     ["central.ca_file: the CA that signed the centre's certificate (centre.tls_cert)", away])
+    except requests.exceptions.RequestException as exc:
+        return Check("centre", False, f"The centre at {link.url} does not answer ({type(exc).__name__}).",
+                     ["Is central.url right, and the centre running (vuoro central)?", away])
+    if answer.status_code == 401:
+        return Check("centre", False, f"The centre at {link.url} does not know this branch's token.",
+                     ["central.token here must be the centre's [branches.<site id>].token", away])
+    if answer.status_code != 200:
+        return Check("centre", False, f"The centre at {link.url} answered HTTP {answer.status_code}.", [away])
+    return Check("centre", True, f"The centre at {link.url} knows this branch and answers.")
+
+
 # -- broker -------------------------------------------------------------------------------------------
 
 
@@ -203,14 +233,25 @@ PRINTER_HINTS = {
 }
 
 
-def check_printer(url: str) -> Check:
+def check_printer(url: str, languages: tuple[str, ...] | None = None) -> Check:
+    """``languages``: the site's (default: every receipt language); a code page that cannot print them is a
+    failure, named with one that can."""
     try:
+        from hardware.connections import split_url
+        from hardware.layout import DEFAULT_CODEPAGE, codepage_problem
         from hardware.printer import open_printer
     except ImportError as exc:
         return Check("printer", False, f"The printer support is not installed here ({exc}).",
                      ["pip install 'vuoro[printer]' (the kiosk extra includes it)"])
+    from hardware.receipts import LANGUAGES
+
+    codepage = split_url(url)[1].get("codepage", DEFAULT_CODEPAGE).upper()
+    problem = codepage_problem(codepage, languages or LANGUAGES)  # without the site's: every receipt language
+    if problem:
+        return Check("printer", False, f"The printer at {url}: {problem}.",
+                     ["Change ?codepage= in the kiosk's printer URL (kiosk.toml), then restart the kiosk."])
     try:
-        printer = open_printer(url)
+        printer = open_printer(url, **({"languages": languages} if languages else {}))
     except (ValueError, OSError) as exc:
         return Check("printer", False, f"{url!r} is not a printer address: {exc}",
                      ["Examples: tcp://10.0.0.40:9100, usb://04b8:0e15, serial:///dev/ttyUSB0?baudrate=19200"])
@@ -320,11 +361,14 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(Check("broker", False, "not checked: the site id and topic root come from the config, "
                                              "which could not be read.", skipped=True))
 
+    if config and config.central:
+        checks.append(check_centre(config.central, args.timeout))
+
     if config:
         checks += check_staff_login(config)
 
     if args.printer:
-        checks.append(check_printer(args.printer))
+        checks.append(check_printer(args.printer, tuple(config.languages) if config else None))
 
     failed = [c for c in checks if not c.ok]
     if args.json:
