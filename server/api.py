@@ -290,6 +290,8 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
             raise ApiError(404, refusals.UNKNOWN_COUNTER, f"There is no counter {counter!r}.", "counter")
         if not who.is_staff and not (who.kind == "button" and counter in who.counters and action in BUTTON_ACTIONS):
             raise ApiError(403, refusals.FORBIDDEN, f"A {who.kind} may not do this at counter {counter!r}.")
+        if who.is_staff and who.counters and counter not in who.counters:  # a directory group that names desks
+            raise ApiError(403, refusals.FORBIDDEN, f"{who.name} may not call at counter {counter!r}.")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
             def act() -> Outcome:

@@ -274,6 +274,51 @@ def check_printer(url: str, languages: tuple[str, ...] | None = None) -> Check:
 # -- main -------------------------------------------------------------------------------------------------
 
 
+# -- staff sign-in: the municipality's directory and OpenID provider ---------------------------------
+
+
+def check_staff_login(config: Any) -> list[Check]:
+    """Whether the hub can reach ``[staff.ldap]`` (and trusts its certificate) and ``[staff.oidc]`` (discovery
+    and keys), as the hub itself would. No password is sent."""
+    from server.config import ConfigError
+    from server.staff.accounts import parse_staff
+    from server.staff.directory import DirectoryDown, reach_directory
+    from server.staff.oidc import OidcClient, OidcRefused
+
+    try:
+        settings = parse_staff(config.raw.get("staff"), str(config.path))
+    except ConfigError as exc:
+        return [Check("staff login", False, f"[staff] has {len(exc.problems)} problem(s):",
+                      [*exc.problems, f"Fix these, then run: vuoro hub --config {config.path} --check"])]
+    checks = []
+    local = f"local accounts: {', '.join(settings.users) or 'none'}"
+    if settings.ldap:
+        try:
+            reach_directory(settings.ldap)
+            checks.append(Check("directory", True, f"{settings.ldap.url} answers"
+                                + (" over TLS with a trusted certificate" if settings.ldap.url.startswith("ldaps://")
+                                   or settings.ldap.start_tls else " (unencrypted: passwords cross the network)")))
+        except DirectoryDown as exc:
+            hints = [f"The hub cannot reach {settings.ldap.url}: {exc}"]
+            if "certificate" in str(exc):
+                hints.append("Set [staff.ldap] ca_file to the municipality's CA certificate (PEM), and use the "
+                             "host name the certificate names in url.")
+            hints.append(f"Until it can, staff who signed in through it in the last {settings.ldap.offline_days:g} "
+                         f"days still get in; everyone else needs a local account ({local}).")
+            checks.append(Check("directory", False, f"{settings.ldap.url} cannot be reached", hints))
+    if settings.oidc:
+        client = OidcClient(settings.oidc)
+        try:
+            client.metadata()
+            client.keys()
+            checks.append(Check("OpenID provider", True, f"{settings.oidc.issuer}: discovery and signing keys read"))
+        except OidcRefused as exc:
+            checks.append(Check("OpenID provider", False, f"{settings.oidc.issuer} cannot be used", [
+                exc.detail, "Check [staff.oidc] issuer (it must be exactly the provider's issuer) and that this "
+                            f"machine can reach it; the button on the staff page says so until then ({local})."]))
+    return checks
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vuoro doctor", description="Check config, hub, broker and printer, "
                                      "and say in plain words what is wrong.")
@@ -318,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if config and config.central:
         checks.append(check_centre(config.central, args.timeout))
+
+    if config:
+        checks += check_staff_login(config)
 
     if args.printer:
         checks.append(check_printer(args.printer, tuple(config.languages) if config else None))
