@@ -66,6 +66,7 @@ class Session(EventDispatcher):
     scale = NumericProperty(1.0)  # the A+ button's text size
     u = NumericProperty(1.0)  # one u is a pixel on the 800x480 panel at normal text size
     tall = BooleanProperty(False)  # a portrait panel
+    low = BooleanProperty(False)  # the low layout on a portrait panel: the screens in its lower half
     tile_cols = NumericProperty(2)
     key_cols = NumericProperty(8)
     hub_ok = BooleanProperty(True)
@@ -135,6 +136,9 @@ class Session(EventDispatcher):
         """Sizes for this window. Portrait screens are scaled by a 600 px wide design so rows of four
         or five buttons still fit their words without breaking them."""
         self._window = (width, height)
+        self.low = self.config.layout == "low" and height > width
+        if self.low:
+            height = height / 2  # the screens have the lower half; the upper half only shows
         self.u = min(width / (600 if height > width else 800), height / 480) * self.scale
         self.tall = height > width
         count = max(1, len(self.site.get("services") or []))

@@ -21,6 +21,7 @@ from kivy.properties import ListProperty, NumericProperty, ObjectProperty, Strin
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
+from kivy.uix.modalview import ModalView
 
 from . import theme
 
@@ -36,10 +37,18 @@ class Tappable:
 
 
 class KButton(Tappable, Button):
-    """The kiosk's button (looks in widgets.kv)."""
+    """The kiosk's button (looks in widgets.kv). ``spoken``: its words in speech mode, when they are not
+    its text ("A+" says "Larger text")."""
 
-    bg = ListProperty(list(theme.NAV_BG))
-    fg = ListProperty(list(theme.NAV_FG))
+    bg = ListProperty()
+    fg = ListProperty()
+    spoken = StringProperty("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The palette in use when the button is built (theme.use() may have changed it since import).
+        kwargs.setdefault("bg", list(theme.NAV_BG))
+        kwargs.setdefault("fg", list(theme.NAV_FG))
+        super().__init__(**kwargs)
 
 
 class ServiceTile(Tappable, Button):
@@ -50,8 +59,13 @@ class ServiceTile(Tappable, Button):
     service = StringProperty("")
     kind = StringProperty("walk_in")
     waiting = NumericProperty(0)
-    bg = ListProperty(list(theme.WALK_IN_BG))
-    fg = ListProperty(list(theme.WALK_IN_FG))
+    bg = ListProperty()
+    fg = ListProperty()
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("bg", list(theme.WALK_IN_BG))
+        kwargs.setdefault("fg", list(theme.WALK_IN_FG))
+        super().__init__(**kwargs)
 
 
 class DataLayout:
@@ -82,3 +96,13 @@ class DataGrid(DataLayout, GridLayout):
 
 class DataBox(DataLayout, BoxLayout):
     pass
+
+
+class IdleWarning(ModalView):
+    """"Are you still there?" before the kiosk moves on (EN 301 549 11.2.2.1); any touch gives more time."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        from kivy.app import App
+
+        App.get_running_app().session.poke()
+        return super().on_touch_down(touch)

@@ -104,9 +104,33 @@ def test_contrast_function_matches_wcag_examples() -> None:
     assert theme.contrast(theme.hex_colour("#777777"), white) == pytest.approx(4.48, abs=0.01)  # famous near-miss
 
 
-@pytest.mark.parametrize(("name", "fg", "bg"), theme.PAIRS, ids=[p[0] for p in theme.PAIRS])
-def test_every_colour_pair_meets_wcag_aa(name: str, fg: theme.Colour, bg: theme.Colour) -> None:
-    assert theme.contrast(fg, bg) >= 4.5, name
+PALETTE_PAIRS = [(palette, *pair) for palette in theme.PALETTES for pair in theme.pairs(palette)]
+
+
+@pytest.mark.parametrize(("palette", "name", "fg", "bg"), PALETTE_PAIRS,
+                         ids=[f"{p[0]}: {p[1]}" for p in PALETTE_PAIRS])
+def test_every_colour_pair_meets_wcag_aa_and_the_high_contrast_palette_aaa(palette: str, name: str, fg: theme.Colour,
+                                                                          bg: theme.Colour) -> None:
+    assert theme.contrast(fg, bg) >= theme.MIN_CONTRAST[palette], (palette, name)
+
+
+@pytest.mark.parametrize("palette", list(theme.PALETTES))
+def test_the_focus_ring_shows_on_every_surface(palette: str) -> None:
+    """Two lines, dark and light: on any button or page one of them stands out at 3:1 (WCAG 1.4.11)."""
+    rings = theme.focus_pairs(palette)
+    for surface in {name.removesuffix(" (inner)") for name, _fg, _bg in rings}:
+        best = max(theme.contrast(fg, bg) for name, fg, bg in rings if name.removesuffix(" (inner)") == surface)
+        assert best >= 3.0, (palette, surface)
+
+
+def test_the_palette_in_use_is_the_one_drawn() -> None:
+    try:
+        theme.use("high_contrast")
+        assert theme.hex_colour("#000000") == theme.BACKGROUND and theme.pairs("high_contrast") == theme.PAIRS
+        assert theme.TILE_COLOURS["walk_in"][0] == theme.hex_colour("#FFE14D")
+    finally:
+        theme.use("standard")
+    assert theme.hex_colour("#F5F6F8") == theme.BACKGROUND
 
 
 # -- HTTP: timeouts, retries, idempotency ----------------------------------------------------
