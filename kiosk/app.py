@@ -268,9 +268,7 @@ class KioskApp(App):
         if warning is None:
             return
         if seconds and not self.warning_seconds:
-            warning.open(animation=False)
-            if self.voice.on:
-                post(lambda: self.voice.say(warning.ids.message.text))
+            warning.open(animation=False)  # speech mode reads it out as it reads any new screen
         elif not seconds and self.warning_seconds:
             warning.dismiss(animation=False)
         self.warning_seconds = seconds

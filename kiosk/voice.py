@@ -121,7 +121,7 @@ class SpeechMode(EventDispatcher):
         elif now != self._texts:
             new = [text for text in now if text not in self._texts]
             self._texts = now
-            if new:
+            if new and root is not self.app.warning:  # its countdown is not read out every second
                 self.say(". ".join(new), interrupt=False)
 
     def _remember(self) -> None:

@@ -19,9 +19,12 @@ from typing import Any
 
 import pytest
 import requests
+from kivy.core.window import Window
+from kivy.graphics import Line
 from test_kiosk_app import hub, make_kiosk, printer  # noqa: F401 - fixtures are found by name
 
 from hardware.virtual import VirtualPrinter
+from kiosk.focus import controls, window_box
 from kiosk.driver import Driver
 from server.codes import ALPHABET
 from toolkit.broker import Broker
@@ -211,3 +214,126 @@ def _for_voice(text: str) -> str:
     from vuoro.speech import speakable
 
     return speakable(for_voice(text))
+
+
+# -- time that waits, in speech mode (EN 301 549 11.2.2.1, 5.1.3.13) -----------------------------------
+
+
+def test_speech_mode_gives_more_time_says_the_warning_and_resets_the_volume_after_the_visitor(
+        hub: HubProcess, speaker: Speaker, tmp_path: Path) -> None:
+    """All on the kiosk's own Kivy clock: nothing here calls check_idle."""
+    (tmp_path / "played").mkdir()
+    driver = make_kiosk(hub.url, None, None, speaker=speaker, idle_timeout=1.0, idle_warning=1.0,
+                        speech_time_factor=3.0)
+    app, session, ears = driver.app, driver.app.session, Listener(driver, speaker)
+    try:
+        ears.press(STAR)
+        ears.press(PLUS)
+        assert speaker.volume > 100
+        ears.find("Jeg har en tid")
+        ears.press(K5)
+        pressed = time.monotonic()
+        assert app.sm.current == "checkin" and app.idle_limit() == 3.0
+        driver.wait(lambda: app.warning_seconds > 0, 10, "the warning")
+        assert time.monotonic() - pressed > 1.5  # not at the 1 s of a visitor without speech
+        ears.run(0.4)
+        assert any(u.text.startswith("Er du her stadig? Kiosken starter forfra om") for u in speaker.said[-3:])
+        # The keypad answers the warning: any key gives more time, and the screen stays.
+        ears.press(K6)
+        assert app.warning_seconds == 0 and app.sm.current == "checkin"
+        # Left alone: home (speech still on, for the visitor who may be there), then the defaults.
+        driver.wait(lambda: app.sm.current == "home", 15, "home")
+        assert app.voice.on and speaker.volume > 100
+        driver.wait(lambda: not app.voice.on, 15, "speech mode to end after the visitor")
+        assert speaker.volume == 100 and session.lang == "da" and not app.keypad_used
+        assert speaker.said[-1].text == "Tale er slået fra."
+    finally:
+        driver.stop()
+
+
+# -- the keypad and the barcode scanner ----------------------------------------------------------------
+
+
+def test_a_wedge_scanners_burst_checks_in_and_never_moves_the_focus(blind_kiosk: Driver, speaker: Speaker) -> None:
+    app, ears = blind_kiosk.app, Listener(blind_kiosk, speaker)
+    ears.press(STAR)
+    ears.find("Svenska")
+    focused = app.focus.widget
+    # A scanner types the main row's keys within milliseconds, then Enter: a check-in, not keypad moves.
+    for char in "7KQ3MZ":
+        Window.dispatch("on_key_down", ord(char.lower()), 0, char, [])
+        Window.dispatch("on_textinput", char)
+    Window.dispatch("on_key_down", 13, 0, None, [])
+    assert app.sm.current == "checkin" and app.screen("checkin").code == "7KQ3MZ"
+    assert app.focus.widget is focused or app.focus.widget not in app.sm.get_screen("home").walk()
+    blind_kiosk.wait(lambda: app.sm.current == "notice", 10, "the hub's answer")
+    # A person's slow keypad 5 with its text "5" is the keypad's: the wedge never sees it.
+    ears.press(K5)
+    assert app.wedge.chars == []
+
+
+# -- headset, privacy, focus ring ---------------------------------------------------------------------
+
+
+def test_plugging_a_headset_starts_speech_and_unplugging_ends_it(hub: HubProcess, speaker: Speaker,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "played").mkdir()
+    cards = tmp_path / "cards"
+    cards.write_text(" 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n", encoding="utf-8")
+    driver = make_kiosk(hub.url, None, None, speaker=speaker, headset_card="Device", sound_cards=str(cards))
+    app, ears = driver.app, Listener(driver, speaker)
+    try:
+        ears.run(0.3)
+        assert not app.voice.on
+        cards.write_text(cards.read_text() + " 1 [Device         ]: USB-Audio - USB Audio Device\n", encoding="utf-8")
+        driver.wait(lambda: app.voice.on, 5, "speech mode from the headset")
+        ears.run(0.4)
+        assert speaker.said[0].text.startswith("Tale er slået til")
+        ears.press(PLUS)
+        cards.write_text(" 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n", encoding="utf-8")
+        driver.wait(lambda: not app.voice.on, 5, "speech mode to end with the headset")
+        assert speaker.volume == 100
+    finally:
+        driver.stop()
+
+
+def test_privacy_blanks_the_screen_and_the_focus_ring_is_drawn(blind_kiosk: Driver, speaker: Speaker,
+                                                               tmp_path: Path) -> None:
+    from PIL import Image
+
+    app, ears = blind_kiosk.app, Listener(blind_kiosk, speaker)
+    ears.press(K6)  # the keypad alone, no speech: the ring shows where 5 will act
+    lines = [i for i in app._overlay.children if isinstance(i, Line)]
+    x, y, w, h = window_box(app.focus.widget)
+    assert len(lines) == 2 and lines[0].rectangle[0] >= x and lines[0].rectangle[2] <= w
+    ringed = Image.open(blind_kiosk.screenshot(str(tmp_path / "ring.png"))).convert("RGB")
+    row = int(Window.height - (y + h / 2))  # across the ring's left side, halfway up the control
+    across = {ringed.getpixel((int(x) + dx, row)) for dx in range(0, 14)}
+    assert {(0, 0, 0), (255, 212, 0)} <= across, across  # its dark line and its yellow one
+    ears.press(STAR)
+    ears.press(SLASH)
+    assert app.blanked and speaker.said[-1].text == "Skærmen er slukket."
+    shot = Image.open(blind_kiosk.screenshot(str(tmp_path / "blank.png"))).convert("L")
+    assert shot.getextrema() == (0, 0)  # nothing to read over the visitor's shoulder
+    ears.press(SLASH)
+    assert not app.blanked
+
+
+# -- reach: the low layout -----------------------------------------------------------------------------
+
+
+def test_the_low_layout_puts_every_control_in_the_lower_half_of_a_portrait_panel(hub: HubProcess) -> None:
+    driver = make_kiosk(hub.url, None, None, size=(1080, 1920), layout="low")
+    app = driver.app
+    try:
+        for name in ("home", "checkin", "events", "book"):
+            app.go(name)
+            driver.pump(4)
+            found = controls(app.focus_root())
+            assert found, name
+            high = [(b.text, window_box(b)) for b in found if window_box(b)[1] + window_box(b)[3] > 1920 / 2 + 1]
+            assert not high, (name, high)
+        assert app.session.low and app.root.ids.upper.height > 800
+    finally:
+        driver.stop()
+        Window.size = (800, 480)
