@@ -24,8 +24,8 @@ from kivy.graphics import Line
 from test_kiosk_app import hub, make_kiosk, printer  # noqa: F401 - fixtures are found by name
 
 from hardware.virtual import VirtualPrinter
-from kiosk.focus import controls, window_box
 from kiosk.driver import Driver
+from kiosk.focus import controls, window_box
 from server.codes import ALPHABET
 from toolkit.broker import Broker
 from toolkit.hub_process import HubProcess
