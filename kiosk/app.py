@@ -26,6 +26,7 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
+from kivy.uix.scrollview import ScrollView
 
 from vuoro import sd_notify
 from vuoro.protocol import Topics
@@ -47,6 +48,22 @@ log = logging.getLogger("vuoro.kiosk")
 HERE = Path(__file__).parent
 # Shared widgets first: the screens' rules use them. A file loaded twice would draw every widget twice.
 KV_FILES = (HERE / "widgets.kv", HERE / "app.kv", *sorted((HERE / "screens").glob("*.kv")))
+
+
+def scroll_into_view(view: ScrollView, widget: Any, padding: float) -> None:
+    """Scroll ``view`` so ``widget`` is inside it with ``padding`` to spare (RecycleViews included, whose
+    ``scroll_to`` does not work): the padding brings the next row into view, so the keypad can go on to it."""
+    content = view.children[0] if view.children else None
+    spare = (content.height - view.height) if content is not None else 0
+    if spare <= 0:
+        return
+    _x, top_y = view.to_window(view.x, view.y)
+    _wx, wy = widget.to_window(widget.x, widget.y)
+    low, high = top_y + padding, top_y + view.height - padding
+    if wy < low:
+        view.scroll_y = max(0.0, view.scroll_y - (low - wy) / spare)
+    elif wy + widget.height > high:
+        view.scroll_y = min(1.0, view.scroll_y + (wy + widget.height - high) / spare)
 
 
 class KioskRoot(BoxLayout):
@@ -98,6 +115,7 @@ class KioskApp(App):
         for screen in SCREENS:
             sm.add_widget(screen(session=self.session))
         self.sm = sm
+        sm.bind(current=lambda *_: setattr(root.ids.scroller, "scroll_y", 1))  # a new screen from its top
         Window.bind(size=lambda _w, size: self.session.fit(*size), on_key_down=self._on_key_down,
                     on_textinput=self._on_textinput)
         self.session.fit(*Window.size)
@@ -310,7 +328,7 @@ class KioskApp(App):
             voice.repeat()
         elif action in (keypad.UP, keypad.DOWN, keypad.PREVIOUS, keypad.NEXT):
             self.keypad_used = True
-            self.focus.move(self.focus_root(), action)
+            self.show_focused(self.focus.move(self.focus_root(), action))
             voice.say_focus()
         elif action == keypad.CHOOSE:
             self.keypad_used = True
@@ -321,6 +339,17 @@ class KioskApp(App):
             self.keypad_used = True
             self.back()
         self._follow()
+
+    def show_focused(self, widget: Any) -> None:
+        """Scroll the focused control into view (a list of free times, a screen at the 2.0 text step): the
+        next row comes into view with it, so the keypad reaches every row, not only those shown."""
+        if widget is None:
+            return
+        node = widget.parent
+        while node is not None and node is not node.parent:
+            if isinstance(node, ScrollView) and node.do_scroll_y:
+                scroll_into_view(node, widget, widget.height / 2)
+            node = node.parent
 
     def back(self) -> None:
         """The keypad's back key: the screen's own "Back" (or "Done"), else the home screen."""

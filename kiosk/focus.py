@@ -65,11 +65,19 @@ def texts(root: Widget) -> list[str]:
 
 
 def _on_screen(widget: Widget) -> bool:
-    """Inside the window (a RecycleView's rows scrolled away are not)."""
+    """Inside the window, or in a list or screen that scrolls it into view when it gets the focus."""
     from kivy.core.window import Window
+    from kivy.uix.scrollview import ScrollView
 
     x, y, w, h = window_box(widget)
-    return x + w > 0 and y + h > 0 and x < Window.width and y < Window.height
+    if x + w > 0 and y + h > 0 and x < Window.width and y < Window.height:
+        return True
+    node = widget.parent
+    while node is not None and node is not node.parent:
+        if isinstance(node, ScrollView) and node.do_scroll_y:
+            return True
+        node = node.parent
+    return False
 
 
 class Focus:
