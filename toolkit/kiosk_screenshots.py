@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                     app._follow()
                 d.screenshot(str(folder / f"{lang}-{name}.png"))
 
+            def tap(widget: Any) -> None:
+                app.show_focused(widget)  # at the 2.0 text step the screen scrolls: a finger would scroll first
+                d.pump(2)
+                d.tap(widget)
+
             def tile(service: str) -> object:
                 return next(t for t in app.screen("home").ids.tiles.children if t.service == service)
 
@@ -170,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
                 d.pump(3)
                 shot(lang, "home")
                 printer.set_paper("ok")
-                d.tap(tile("kvik"))
+                tap(tile("kvik"))
                 d.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 15, "ticket")
                 shot(lang, "ticket")
                 app.go("home")
                 printer.set_paper("out")
-                d.tap(tile("kvik"))  # not the librarian: a waiting ticket there would hide "Now – free right away"
+                tap(tile("kvik"))  # not the librarian: a waiting ticket there would hide "Now – free right away"
                 d.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 15, "failed print")
                 shot(lang, "ticket-printer-failure")
                 printer.set_paper("ok")
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 d.wait(lambda: events.loaded and _views(events.ids.events), 10, "events")
                 shot(lang, "whats-on")
                 cafe = next(w for w in _walk(events) if getattr(w, "event_id", None))
-                d.tap(cafe)
+                tap(cafe)
                 d.wait(lambda: app.sm.current == "signup" and app.screen("signup").receipt is not None, 15, "sign-up")
                 shot(lang, "signup")
                 app.go("home")
@@ -212,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
                 shot(lang, "book-slots-30")
                 slots.choose_length(1)
                 d.pump(3)
-                d.tap(next(v for v in _views(slots.ids.slots) if getattr(v, "slot", None)))
+                tap(next(v for v in _views(slots.ids.slots) if getattr(v, "slot", None)))
                 d.wait(lambda: app.sm.current == "confirm", 15, "confirm")
                 shot(lang, "book-confirm")
-                d.tap(app.screen("confirm").ids.confirm_button)
+                tap(app.screen("confirm").ids.confirm_button)
                 d.wait(lambda: app.sm.current == "booked" and app.screen("booked").receipt is not None, 15, "booked")
                 shot(lang, "booked")
             d.stop()
