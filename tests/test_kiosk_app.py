@@ -158,7 +158,7 @@ def test_language_text_size_and_idle_reset(kiosk: Driver) -> None:
 
 def test_the_idle_reset_warns_offers_more_time_and_runs_on_the_real_clock(hub: Hub) -> None:
     """Nobody calls check_idle here: the kiosk's own Kivy clock has to, while the loop runs."""
-    driver = make_kiosk(hub.url, None, None, idle_timeout=2.0, idle_warning=1.5)
+    driver = make_kiosk(hub.url, None, None, idle_timeout=4.0, idle_warning=3.0)  # a 2 s warning: ticks are 1 s
     app, session = driver.app, driver.app.session
     try:
         driver.tap(button(driver, "home", "Svenska"))
