@@ -63,6 +63,10 @@ PALETTES: dict[str, dict[str, str]] = {
         "FOCUS_OUTER": "#FFFFFF", "FOCUS_INNER": "#E0007A",
     },
 }
+# The smallest text the kiosk draws, in u (kiosk/session.py): docs/kiosk.md shows that at the 2.0 text step
+# a capital H of it subtends 0.7° at the stated viewing distance (EN 301 549 5.1.4); tests hold the .kv files to it.
+SMALLEST_TEXT_U = 19
+CAP_HEIGHT = 1456 / 2048  # Roboto's (Kivy's default font) capital H, as a share of the font size
 MIN_CONTRAST = {"standard": 4.5, "high_contrast": 7.0}  # WCAG AA, and AAA for the high-contrast palette
 
 
