@@ -93,6 +93,7 @@ class KioskApp(App):
         self.warning: widgets.IdleWarning | None = None
         self._overlay = InstructionGroup()  # the focus ring and the privacy blank, above everything
         self._keypad_text = False
+        self._drawn: Any = None  # what the overlay shows now
         self.watch = HubWatch(self.session, mqtt_up=self.mqtt_up, on_site=self._start_link)
         self.link: Any = None
         self.scanner: SerialScanner | None = None
@@ -361,7 +362,7 @@ class KioskApp(App):
                 return
         if self.sm.current != "home":
             self.go("home")
-        else:
+        elif self.voice.on:
             self.voice.repeat()
 
     def _follow(self) -> None:
@@ -374,22 +375,29 @@ class KioskApp(App):
             elif plugged is False:
                 self.voice.stop()
                 self.blanked = False
-        self._overlay.clear()
         widget = self.focus.current(self.focus_root()) if self.keypad_used else None
-        if widget is not None and visible(widget):
-            x, y, w, h = window_box(widget)
+        ring = window_box(widget) if widget is not None and visible(widget) else None
+        blank = self.blanked and self.voice.on
+        if (ring, blank, self.session.u, tuple(Window.size)) != self._drawn:  # redraw only on a change
+            self._drawn = (ring, blank, self.session.u, tuple(Window.size))
+            self._draw_overlay(ring, blank)
+        session = self.session
+        if session.low:
+            self.upper_text = "\n".join(t for t in (session.site_name, session.now().strftime("%H:%M")) if t)
+
+    def _draw_overlay(self, ring: tuple[float, float, float, float] | None, blank: bool) -> None:
+        self._overlay.clear()
+        if ring is not None:
+            x, y, w, h = ring
             u = self.session.u
             self._overlay.add(Color(*theme.FOCUS_OUTER))
             self._overlay.add(Line(rectangle=(x + 2 * u, y + 2 * u, w - 4 * u, h - 4 * u), width=max(3.0, 3 * u)))
             self._overlay.add(Color(*theme.FOCUS_INNER))
             self._overlay.add(Line(rectangle=(x + 5 * u, y + 5 * u, w - 10 * u, h - 10 * u),
                                    width=max(1.5, 1.5 * u)))
-        if self.blanked and self.voice.on:
+        if blank:
             self._overlay.add(Color(0, 0, 0, 1))
             self._overlay.add(Rectangle(pos=(0, 0), size=Window.size))
-        session = self.session
-        if session.low:
-            self.upper_text = "\n".join(t for t in (session.site_name, session.now().strftime("%H:%M")) if t)
 
     # -- keyboard-wedge scanners and the keypad ------------------------------------------------------
     def _on_textinput(self, _window: Any, text: str) -> None:
