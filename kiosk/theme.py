@@ -99,6 +99,7 @@ def pairs(palette: str) -> list[tuple[str, Colour, Colour]]:
         ("chosen language", c["LANG_ON_FG"], c["LANG_ON_BG"]),
         ("disabled button", c["DISABLED_FG"], c["DISABLED_BG"]),
         ("hub-down banner", c["ALERT_FG"], c["ALERT_BG"]),
+        ("cancelled / fully booked on page", c["ALERT_BG"], c["BACKGROUND"]),  # what's on: the alert colour as text
         ("printer warning", c["WARN_FG"], c["WARN_BG"]),
         ("day heading band", c["LANG_ON_FG"], c["LANG_ON_BG"]),
     ]
