@@ -175,6 +175,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="window size WIDTHxHEIGHT, e.g. 800x480 or 1080x1920")
     p.add_argument("--fullscreen", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--dpi", type=float, help="the panel's dots per inch (touch targets are sized in mm)")
+    p.add_argument("--layout", choices=LAYOUTS, help="low: every control in the lower half of a portrait panel")
+    p.add_argument("--palette", choices=PALETTES, help="high_contrast: black page, every text pair at least 7:1")
+    p.add_argument("--speech-device", help="ALSA device for speech mode, e.g. vuoro_speech (deploy/alsa)")
     return p
 
 
@@ -183,7 +186,7 @@ def load(argv: list[str]) -> KioskConfig:
     config = load_file(Path(args.config)) if args.config else KioskConfig()
     overrides: dict[str, Any] = {}
     for name in ("hub", "device", "token", "site", "language", "idle_timeout", "text_scale", "fullscreen", "dpi",
-                 "scanner", "hub_ca", "broker_ca"):
+                 "scanner", "hub_ca", "broker_ca", "layout", "palette", "speech_device"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value

@@ -21,7 +21,7 @@ import pytest
 import requests
 from kivy.core.window import Window
 from kivy.graphics import Line
-from test_kiosk_app import hub, make_kiosk, printer  # noqa: F401 - fixtures are found by name
+from test_kiosk_app import add_event, hub, make_kiosk, printer, programme_shown  # noqa: F401 - fixtures by name
 
 from hardware.virtual import VirtualPrinter
 from kiosk.driver import Driver
@@ -361,6 +361,18 @@ def test_at_the_2_0_text_step_the_screen_scrolls_to_the_focused_control(hub: Hub
         assert app.session.scale == 1.0 and not scroller.do_scroll_y  # A+ goes round to normal text
     finally:
         driver.stop()
+
+
+def test_a_sign_up_button_names_its_event(blind_kiosk: Driver, speaker: Speaker, hub: HubProcess) -> None:
+    app, ears = blind_kiosk.app, Listener(blind_kiosk, speaker)
+    title = f"Lydbogscafé {uuid.uuid4().hex[:4]}"
+    add_event(hub, title, seats=5)
+    app.go("events")
+    blind_kiosk.wait(lambda: programme_shown(blind_kiosk), 10, "events")
+    ears.press(STAR)
+    heard = [ears.press(K2, settle=0.02)[0] for _ in range(12)]
+    named = [u for u in heard if u.text.startswith("Tilmeld: ") and u.text.endswith(title)]
+    assert named and named[0].lang == "da", [u.text for u in heard]  # "Tilmeld: 17:40 - 18:40 Lydbogscafé …"
 
 
 def test_the_keypad_reaches_free_times_scrolled_out_of_view(blind_kiosk: Driver, speaker: Speaker) -> None:

@@ -124,6 +124,13 @@ def test_the_focus_ring_shows_on_every_surface(palette: str) -> None:
         assert best >= 3.0, (palette, surface)
 
 
+def test_accessibility_settings_from_the_command_line() -> None:
+    config = load(["--layout", "low", "--palette", "high_contrast", "--speech-device", "vuoro_speech"])
+    assert (config.layout, config.palette, config.speech_device) == ("low", "high_contrast", "vuoro_speech")
+    with pytest.raises(ValueError, match="layout: expected one of standard, low"):
+        KioskConfig(layout="sideways").check()
+
+
 def test_no_text_is_smaller_than_the_smallest_the_viewing_distance_was_worked_out_for() -> None:
     """docs/kiosk.md works out EN 301 549 5.1.4 (a capital H at 0.7°) from theme.SMALLEST_TEXT_U."""
     import re
