@@ -309,9 +309,8 @@ class KioskApp(App):
         voice = self.voice
         self.session.poke()
         if self.warning_seconds:
-            self.more_time()  # any key is a sign of life: the warning goes, "More time" is given
-            if action != keypad.CHOOSE:
-                return
+            self.more_time()  # any key is a sign of life: the warning goes, "More time" is given (5 as well:
+            return  # it must not also choose whatever the focus was on under the warning)
         if action == keypad.SPEECH:
             voice.toggle()
             self.blanked = voice.on and self.session.config.speech_blank

@@ -238,9 +238,9 @@ def test_speech_mode_gives_more_time_says_the_warning_and_resets_the_volume_afte
         assert time.monotonic() - pressed > 1.5  # 2.5 s after the key, not the 0.75 s of a visitor without speech
         ears.run(0.4)
         assert any(u.text.startswith("Er du her stadig? Kiosken starter forfra om") for u in speaker.said[-3:])
-        # The keypad answers the warning: any key gives more time, and the screen stays.
-        ears.press(K6)
-        assert app.warning_seconds == 0 and app.sm.current == "checkin"
+        # The keypad answers the warning: 5 (on "More time") gives more time, the screen stays, nothing typed.
+        ears.press(K5)
+        assert app.warning_seconds == 0 and app.sm.current == "checkin" and app.screen("checkin").code == ""
         # Left alone: home (speech still on, for the visitor who may be there), then the defaults.
         driver.wait(lambda: app.sm.current == "home", 15, "home")
         assert app.voice.on and speaker.volume > 100
