@@ -104,10 +104,11 @@ class RecordingPlayer:
     def play(self, path: Path, label: str) -> None:
         keep = self.folder / f"{len(self.played):03d}-{label}.wav"
         shutil.copyfile(path, keep)
+        self._stop.clear()
         with self.done:
             self.playing_now += 1
             self.most_at_once = max(self.most_at_once, self.playing_now)
-        self._stop.clear()
+            self.done.notify_all()
         start = time.monotonic()
         cut = bool(self.time_scale) and self._stop.wait(wav_seconds(keep) * self.time_scale)
         end = time.monotonic()
@@ -242,9 +243,9 @@ class Speaker:
         """Speak ``text`` in ``lang``'s voice: now, dropping whatever was queued or playing, or after it
         (``interrupt=False``: the rest of the same screen)."""
         utterance = Utterance(speakable(text), lang, self.volume)
-        self.said.append(utterance)
         if interrupt:
-            self.silence()
+            self.silence()  # before it joins ``said``: silence() drops every utterance not yet made
+        self.said.append(utterance)
         self._queue.put(utterance)
         return utterance
 
