@@ -67,7 +67,8 @@ def scroll_into_view(view: ScrollView, widget: Any, padding: float) -> None:
 
 
 class KioskRoot(BoxLayout):
-    """The banner ("not reachable") above the screens."""
+    """The banner ("not reachable"), the low layout's upper half, and the screens (in a ScrollView that
+    scrolls only at the 2.0 text step)."""
 
     def on_touch_down(self, touch: Any) -> bool:
         App.get_running_app().session.poke()  # any touch restarts the idle countdown
