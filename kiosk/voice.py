@@ -90,9 +90,12 @@ class SpeechMode(EventDispatcher):
         """The whole screen: its texts, its number of choices, and the focused control."""
         root = self.app.focus_root()
         words = list(self._banner()) + texts(root)
-        count = len(controls(root))
-        if count:
-            words.append(self._("Choices on this screen: {count}.").format(count=count))
+        found = controls(root)
+        if 0 < len(found) <= 6:  # a few: name them all (a notice's actions, a ticket's Done)
+            words.append(self._("Choices: {names}.").format(
+                names="; ".join(spoken_label(w, self._).rstrip(".") for w in found)))
+        elif found:  # many (the home screen's 13, a keyboard's 35): how many, and the focus names each
+            words.append(self._("Choices on this screen: {count}.").format(count=len(found)))
         return ". ".join(w.rstrip(".") for w in words) + "."
 
     def _banner(self) -> list[str]:

@@ -160,6 +160,7 @@ def test_a_blind_visitor_takes_a_ticket_and_checks_in_by_keypad_and_speech(
     # Everything the ticket says is spoken: the number (as "K 12"), the service, the place in the queue, the wait.
     assert f"Ditt nummer. {spell_ticket(number)}. KVIK, snabb hjälp" in spoken, spoken
     assert _for_voice(ticket.place) in spoken, (ticket.place, spoken)
+    assert "Val: Klar." in spoken  # a screen with few choices names them
     assert "Ta din lapp och håll ögonen på skärmen" in spoken, spoken
 
     # Louder, softer, and 0 says it all again.
