@@ -111,6 +111,14 @@ class KioskApp(App):
         return True
 
     def build(self) -> KioskRoot:
+        root = self._make_root()
+        Window.bind(size=lambda _w, size: self.session.fit(*size), on_key_down=self._on_key_down,
+                    on_textinput=self._on_textinput)
+        self.session.fit(*Window.size)
+        Window.canvas.after.add(self._overlay)
+        return root
+
+    def _make_root(self) -> KioskRoot:
         root = KioskRoot()
         sm: ScreenManager = root.ids.sm
         sm.transition = NoTransition()  # instant: a slide costs frames on a Pi and confuses some visitors
@@ -118,12 +126,27 @@ class KioskApp(App):
             sm.add_widget(screen(session=self.session))
         self.sm = sm
         sm.bind(current=lambda *_: setattr(root.ids.scroller, "scroll_y", 1))  # a new screen from its top
-        Window.bind(size=lambda _w, size: self.session.fit(*size), on_key_down=self._on_key_down,
-                    on_textinput=self._on_textinput)
-        self.session.fit(*Window.size)
         self.warning = widgets.IdleWarning()
-        Window.canvas.after.add(self._overlay)
         return root
+
+    def use_palette(self, palette: str) -> None:
+        """The visitor's own contrast (keypad 9, EN 301 549 5.2): the screens are built again in ``palette``
+        (the .kv rules read colours when a widget is made) and the visit goes on from the home screen."""
+        if palette == theme.PALETTE or self.root is None:
+            return
+        theme.use(palette)
+        old = self.root
+        for screen in self.sm.screens:
+            screen.detach()
+        if self.warning is not None:
+            self.warning.dismiss(animation=False)
+        self.warning_seconds = 0
+        self.root = self._make_root()
+        Window.remove_widget(old)
+        Window.add_widget(self.root)
+        self.session.fit(*Window.size)
+        self.focus.clear()
+        self._drawn = None
 
     # -- navigation -------------------------------------------------------------------
     def screen(self, name: str) -> KioskScreen:
@@ -245,7 +268,7 @@ class KioskApp(App):
         """The visitor has changed something the next visitor should not inherit."""
         session, config = self.session, self.session.config
         return (session.lang != config.language or session.scale != config.text_scale or self.voice.on
-                or self.blanked)
+                or self.blanked or config.palette != theme.PALETTE)
 
     def check_idle(self, now: float | None = None) -> bool:
         """(every second, on the Kivy clock) Warn, then move on for the next visitor, in two steps.
@@ -279,6 +302,7 @@ class KioskApp(App):
                 self.voice.speaker.reset_volume()
             session.scale = config.text_scale
             session.set_language(config.language)
+            self.use_palette(config.palette)
             self.keypad_used = False
         session.last_touch = moment
         return True
@@ -315,6 +339,12 @@ class KioskApp(App):
         if action == keypad.SPEECH:
             voice.toggle()
             self.blanked = voice.on and self.session.config.speech_blank
+            return
+        if action == keypad.CONTRAST:
+            self.use_palette("standard" if theme.PALETTE == "high_contrast" else "high_contrast")
+            if voice.on:
+                voice.say(self.session.tr("High contrast.") if theme.PALETTE == "high_contrast"
+                          else self.session.tr("Normal colours."))
             return
         if action in (keypad.LOUDER, keypad.SOFTER, keypad.PRIVACY, keypad.REPEAT) and not voice.on:
             return

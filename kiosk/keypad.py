@@ -15,13 +15,13 @@ The legend (docs/kiosk.md has it as a sticker for the keypad)::
     6 / →   next            +   louder
     2 / ↓   down            -   softer
     5 / Enter  choose       0   say it again
-    .       back
+    .       back            9   high contrast on / off
 """
 
 from __future__ import annotations
 
 UP, DOWN, PREVIOUS, NEXT, CHOOSE, REPEAT, BACK = "up", "down", "previous", "next", "choose", "repeat", "back"
-SPEECH, PRIVACY, LOUDER, SOFTER = "speech", "privacy", "louder", "softer"
+SPEECH, PRIVACY, LOUDER, SOFTER, CONTRAST = "speech", "privacy", "louder", "softer", "contrast"
 
 # Kivy key codes (kivy.core.window.Keyboard.keycodes) → what the key does.
 KEYS: dict[int, str] = {
@@ -34,6 +34,7 @@ KEYS: dict[int, str] = {
     266: BACK, 127: BACK, 8: BACK,  # numpaddecimal, delete (NumLock off), backspace
     268: SPEECH,  # numpadmul
     267: PRIVACY,  # numpaddivide
+    265: CONTRAST, 280: CONTRAST,  # numpad9, pageup (NumLock off)
     270: LOUDER,  # numpadadd
     269: SOFTER,  # numpadsubstract
 }

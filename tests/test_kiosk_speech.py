@@ -32,7 +32,7 @@ from toolkit.hub_process import HubProcess
 from vuoro.speech import RecordingPlayer, Speaker, Utterance, spell_ticket
 
 # Kivy key codes of a USB numeric keypad (NumLock on)
-K0, K2, K4, K5, K6, K8, DOT, STAR, SLASH, PLUS, MINUS = 256, 258, 260, 261, 262, 264, 266, 268, 267, 270, 269
+K0, K2, K4, K5, K6, K8, K9, DOT, STAR, SLASH, PLUS, MINUS = 256, 258, 260, 261, 262, 264, 265, 266, 268, 267, 270, 269
 KIOSK1 = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 
 
@@ -396,3 +396,40 @@ def test_the_keypad_reaches_free_times_scrolled_out_of_view(blind_kiosk: Driver,
         if getattr(widget, "slot", None):
             reached.add(widget.slot["start"])
     assert len(reached) > len(shown), (len(reached), len(shown))
+
+
+# -- the visitor's own contrast (5.2) -----------------------------------------------------------------------
+
+
+def test_the_visitor_switches_to_high_contrast_with_the_keypad_until_the_next_visitor(
+        hub: HubProcess, speaker: Speaker, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from kiosk import theme
+
+    (tmp_path / "played").mkdir()
+    driver = make_kiosk(hub.url, None, None, speaker=speaker)
+    app, session, ears = driver.app, driver.app.session, Listener(driver, speaker)
+    try:
+        old_home = app.screen("home")
+        ears.press(STAR)
+        said = ears.press(K9)
+        assert theme.PALETTE == "high_contrast" and said[0].text == "Høj kontrast."
+        driver.wait(lambda: app.screen("home").ids.tiles.children, 10, "the tiles, built again")
+        kvik = next(t for t in app.screen("home").ids.tiles.children if t.service == "kvik")
+        assert kvik.bg == list(theme.hex_colour("#FFE14D"))  # yellow with black words
+        shot = Image.open(driver.screenshot(str(tmp_path / "contrast.png"))).convert("RGB")
+        assert shot.getpixel((2, Window.height // 2)) == (0, 0, 0)  # the black page
+        assert app.screen("home") is not old_home and app.sm.current == "home"
+        ears.run(0.4)
+        assert any(u.text.startswith("Tag et nummer") for u in speaker.said[-3:])  # the new home is read out
+        # The old screens let go of the session: a language change redraws only the new ones.
+        before = [dict(item) for item in old_home.ids.tiles.data]
+        session.set_language("sv")
+        assert [item["title"] for item in old_home.ids.tiles.data] == [item["title"] for item in before]
+        # After the visitor (home, untouched for another period): the kiosk's own palette again.
+        assert app.check_idle(now=time.monotonic() + 3 * session.config.idle_timeout * 3 + 5)
+        assert theme.PALETTE == "standard" and session.lang == "da" and not app.voice.on
+    finally:
+        driver.stop()
+        theme.use("standard")

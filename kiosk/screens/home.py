@@ -18,6 +18,10 @@ class HomeScreen(KioskScreen):
         self.render_languages()
         self.render()
 
+    def detach(self) -> None:
+        self.session.unbind(lang=self.render, site=self.render, queues=self.render, hub_ok=self.render)
+        self.session.unbind(lang=self.render_languages)
+
     def render_languages(self, *_args: Any) -> None:
         """One button per language in its own name; the chosen one dark."""
         session = self.session
