@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kivy.app import App
+from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.graphics import Color, InstructionGroup, Line, Rectangle
 from kivy.lang import Builder
@@ -363,9 +364,12 @@ class KioskApp(App):
             voice.say_focus()
         elif action == keypad.CHOOSE:
             self.keypad_used = True
-            widget = self.focus.current(self.focus_root())
+            root = self.focus_root()
+            widget = self.focus.current(root)
             if widget is not None and not widget.disabled:
                 widget.trigger_action(0)
+                if voice.on:  # a choice within the screen (a day, a length): say it is now the chosen one
+                    Clock.schedule_once(lambda _dt: self._say_chosen(root), 0.1)
         elif action == keypad.BACK:
             self.keypad_used = True
             self.back()
@@ -381,6 +385,11 @@ class KioskApp(App):
             if isinstance(node, ScrollView) and node.do_scroll_y:
                 scroll_into_view(node, widget, widget.height / 2)
             node = node.parent
+
+    def _say_chosen(self, root: Any) -> None:
+        widget = self.focus.widget
+        if self.focus_root() is root and widget is not None and getattr(widget, "chosen", False):
+            self.voice.say_focus(interrupt=False)
 
     def back(self) -> None:
         """The keypad's back key: the screen's own "Back" (or "Done"), else the home screen."""

@@ -143,6 +143,8 @@ def spoken_label(widget: Widget, tr: Any) -> str:
     if not words:
         title, line = getattr(widget, "title", None), getattr(widget, "line", None)
         words = f"{title}. {line}" if title is not None and line is not None else str(widget.text)
+    if getattr(widget, "chosen", False):
+        words += ", " + tr("chosen")
     if widget.disabled:
         words += ". " + tr("not available")
     return words

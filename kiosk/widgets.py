@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kivy.factory import Factory
-from kivy.properties import ListProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
@@ -43,6 +43,7 @@ class KButton(Tappable, Button):
     bg = ListProperty()
     fg = ListProperty()
     spoken = StringProperty("")
+    chosen = BooleanProperty(False)  # the chosen one of a group (a language, a day, a length): said in speech mode
 
     def __init__(self, **kwargs: Any) -> None:
         # The palette in use when the button is built (theme.use() may have changed it since import).

@@ -27,7 +27,7 @@ class HomeScreen(KioskScreen):
         session = self.session
         chosen = session.lang
         self.ids.langs.data = [
-            {"text": NATIVE_NAMES[code], "lang_code": code, "bold": code == chosen,
+            {"text": NATIVE_NAMES[code], "lang_code": code, "bold": code == chosen, "chosen": code == chosen,
              "bg": theme.LANG_ON_BG if code == chosen else theme.LANG_BG,
              "fg": theme.LANG_ON_FG if code == chosen else theme.LANG_FG,
              "action": lambda button: session.set_language(button.lang_code)}
