@@ -25,6 +25,21 @@ from kivy.uix.modalview import ModalView
 
 from . import theme
 
+_STANDARD = theme.colours("standard")
+
+
+def _in_palette(button: Any, bg: str, fg: str) -> None:
+    """A button whose colours no rule, argument or data has set keeps its class's default, which is the
+    standard palette's: in another palette (theme.use()) it takes that palette's colour instead. Setting
+    the default through the constructor would not do: kv's constant rules (``bg: theme.KEY_BG`` for the
+    code keyboard's keys) do not override a constructor's arguments."""
+    if theme.PALETTE == "standard":
+        return
+    if list(button.bg) == list(_STANDARD[bg]):
+        button.bg = list(getattr(theme, bg))
+    if list(button.fg) == list(_STANDARD[fg]):
+        button.fg = list(getattr(theme, fg))
+
 
 class Tappable:
     """``action(widget)`` runs on release: how a list's data says what a tap does."""
@@ -40,16 +55,14 @@ class KButton(Tappable, Button):
     """The kiosk's button (looks in widgets.kv). ``spoken``: its words in speech mode, when they are not
     its text ("A+" says "Larger text")."""
 
-    bg = ListProperty()
-    fg = ListProperty()
+    bg = ListProperty(list(_STANDARD["NAV_BG"]))
+    fg = ListProperty(list(_STANDARD["NAV_FG"]))
     spoken = StringProperty("")
     chosen = BooleanProperty(False)  # the chosen one of a group (a language, a day, a length): said in speech mode
 
     def __init__(self, **kwargs: Any) -> None:
-        # The palette in use when the button is built (theme.use() may have changed it since import).
-        kwargs.setdefault("bg", list(theme.NAV_BG))
-        kwargs.setdefault("fg", list(theme.NAV_FG))
         super().__init__(**kwargs)
+        _in_palette(self, "NAV_BG", "NAV_FG")
 
 
 class ServiceTile(Tappable, Button):
@@ -60,13 +73,12 @@ class ServiceTile(Tappable, Button):
     service = StringProperty("")
     kind = StringProperty("walk_in")
     waiting = NumericProperty(0)
-    bg = ListProperty()
-    fg = ListProperty()
+    bg = ListProperty(list(_STANDARD["WALK_IN_BG"]))
+    fg = ListProperty(list(_STANDARD["WALK_IN_FG"]))
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("bg", list(theme.WALK_IN_BG))
-        kwargs.setdefault("fg", list(theme.WALK_IN_FG))
         super().__init__(**kwargs)
+        _in_palette(self, "WALK_IN_BG", "WALK_IN_FG")
 
 
 class DataLayout:

@@ -418,6 +418,12 @@ def test_the_visitor_switches_to_high_contrast_with_the_keypad_until_the_next_vi
     driver = make_kiosk(hub.url, None, None, speaker=speaker)
     app, session, ears = driver.app, driver.app.session, Listener(driver, speaker)
     try:
+        def keys_and_back() -> tuple[list[float], list[float]]:
+            checkin = app.screen("checkin")
+            return list(checkin.ids.keypad.children[0].bg), list(checkin.ids.back.bg)
+
+        # Each button in its palette's colours: the code keyboard's keys light, Back dark (standard).
+        assert keys_and_back() == (list(theme.KEY_BG), list(theme.NAV_BG)) != (list(theme.NAV_BG),) * 2
         old_home = app.screen("home")
         ears.press(STAR)
         said = ears.press(K9)
@@ -425,6 +431,7 @@ def test_the_visitor_switches_to_high_contrast_with_the_keypad_until_the_next_vi
         driver.wait(lambda: app.screen("home").ids.tiles.children, 10, "the tiles, built again")
         kvik = next(t for t in app.screen("home").ids.tiles.children if t.service == "kvik")
         assert kvik.bg == list(theme.hex_colour("#FFE14D"))  # yellow with black words
+        assert keys_and_back() == (list(theme.KEY_BG), list(theme.NAV_BG))  # the high-contrast ones now
         shot = Image.open(driver.screenshot(str(tmp_path / "contrast.png"))).convert("RGB")
         assert shot.getpixel((2, Window.height // 2)) == (0, 0, 0)  # the black page
         assert app.screen("home") is not old_home and app.sm.current == "home"
