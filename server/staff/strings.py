@@ -19,6 +19,8 @@ START_MSGIDS: tuple[str, ...] = (
     "The numbers being called and the waiting lines, for a browser or signage player.",
     "Statistics",
     "Waiting times, visitors served and feedback; CSV for the municipality.",
+    "Online booking",
+    "Citizens book, move and cancel a time themselves; link it from the library's web site.",
     "Feedback tablet",
     "Five faces by the exit; set up once per tablet with a kiosk token (docs/statistics.md).",
     "API documentation",
