@@ -513,7 +513,7 @@ class QueueEngine:
         if ticket.status != WAITING:
             raise Refusal(refusals.NOT_WAITING, "This ticket is no longer waiting: "
                           + ("you are being called — please go to the desk." if ticket.status == CALLED
-                             else "its visit has ended."), status=ticket.status)
+                             else "its visit has ended."), ticket_status=ticket.status)
         ticket.status = LEFT
         ticket.finished_at = now
         self._remember(ticket)

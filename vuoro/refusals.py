@@ -34,7 +34,7 @@ CLOSED = "closed"  # 409: the service is closed now; ``opens_at`` says when it o
 BOOKING_ONLY = "booking_only"  # 409: the service takes booked visitors only
 NO_CURRENT_VISITOR = "no_current_visitor"  # 409: the counter is serving no one
 SAME_SERVICE = "same_service"  # 409: a transfer to the line the visitor is already in
-NOT_WAITING = "not_waiting"  # 409: leaving the queue with a ticket that is called or over (``status``)
+NOT_WAITING = "not_waiting"  # 409: leaving the queue with a ticket that is called or over (``ticket_status``)
 
 # -- check-in with a booking or sign-up code (server/bookings/, server/events/) ----------------------------------
 # A sign-up's refusals carry ``event`` (and ``signup``: its seat or waiting-list place), a booking's ``booking``.

@@ -6,6 +6,9 @@ secret (kept in the hub's store, made once at random): nothing to remember per c
 of the site agrees. The current and the previous window are accepted, so a code scanned just before it
 changes still works while the visitor chooses a service.
 
+A visitor who scanned a live code gets a pass (``pass_for``): the same HMAC over when it ends, good for
+``PASS_MINUTES``, so reading the list of services calmly never makes the code go stale under their thumb.
+
 A daily code (for a site that prints its poster each morning, ``[phone] poster = "daily"``) is the same
 HMAC over the site's local date, good for that date only.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 CODE_CHARS = 10  # 50 bits: guessing one of the two live codes by chance is out of reach at any rate limit
+PASS_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -43,10 +47,19 @@ class DoorCodes:
     def daily(self, day: date) -> str:
         return "d" + self._mac(f"d{day.isoformat()}")[1:]
 
+    def pass_for(self, now: datetime) -> str:
+        until = int((now + timedelta(minutes=PASS_MINUTES)).timestamp())
+        return f"p{until}-{self._mac(f'p{until}')}"
+
     def accepts(self, code: str, now: datetime, *, local_day: date | None = None) -> bool:
-        """Whether ``code`` is the current or the previous window's (or, with ``local_day``, that day's)."""
+        """Whether ``code`` is the current or the previous window's (or, with ``local_day``, that day's), or a
+        pass that has not run out."""
         if not code:
             return False
+        if code.startswith("p") and "-" in code:
+            until, _, mac = code[1:].partition("-")
+            return (until.isdigit() and now.timestamp() < int(until)
+                    and hmac.compare_digest(mac, self._mac(f"p{until}")))
         live = [self.current(now), self.current(now - timedelta(seconds=self.every_s))]
         if local_day is not None:
             live.append(self.daily(local_day))

@@ -30,7 +30,8 @@ TRACK_PAGE = "/signage/ticket.html"
 class PhoneTicketRequest(BaseModel):
     service: str = Field(min_length=1, max_length=40, description="a walk-in service's id, e.g. 'kvik'")
     language: str = Field(default="", max_length=5, description="the visitor's language (da, sv, fi, nl, en)")
-    door: str = Field(default="", max_length=20, description="the door code from the QR on a screen")
+    door: str = Field(default="", max_length=40,
+                      description="the door code from the QR on a screen, or the pass GET /api/v1/phone gave for it")
 
 
 class Door:
@@ -108,10 +109,14 @@ def add_routes(app: FastAPI, hub: Hub) -> Door:
         enabled()
         now = hub.clock()
         view = hub.view
+        ok = door.accepts(d, now)
         return {
             "site": view.site.get("name", config.name),
             "languages": list(config.languages),
-            "door": "ok" if door.accepts(d, now) else ("old" if d else "none"),
+            "timezone": str(config.timezone),
+            "day": now.astimezone(config.timezone).date().isoformat(),
+            "door": "ok" if ok else ("old" if d else "none"),
+            "pass": door.codes.pass_for(now) if ok else None,  # the page sends this from now on
             "poster": settings.poster,
             "services": [q for q in view.queues.values() if q.get("mode") == "walk_in"],
         }
