@@ -144,6 +144,8 @@ class ScreenText:
     hours: str = ""
     building: str = ""
     message: str = ""
+    door_url: str = ""  # a door screen's QR: the phone page with the current code ("" for none)
+    door_text: str = ""
 
 
 def site_zone(state: SignageState) -> tzinfo:
@@ -300,4 +302,8 @@ def present(
         hours=hours_text,
         building=building,
         message=state.message,
+        # A door screen's QR: only with the whole address (the site's public_url); a Kivy screen knows the
+        # broker, not the address phones reach the hub by.
+        door_url=(state.phone_door or {}).get("url") or "" if state.door and state.phone_door else "",
+        door_text=_f("Scan to take a number"),
     )
