@@ -386,7 +386,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     c = _Checker()
     c.unknown_keys(data, {"site", "hub", "building", "services", "counters", "devices", "api_tokens", "printer",
-                          "bookings", "events", "kiosk", "staff", "phone"}, "")
+                          "bookings", "events", "kiosk", "staff", "phone", "notify"}, "")
     site = c.table(data.get("site"), "site")
     c.unknown_keys(site, {"id", "name", "timezone", "languages", "public_url"}, "site")
     site_id = site.get("id", "")

@@ -39,7 +39,10 @@ SCHEMA = [
 
 @hookimpl
 def check_config(config: SiteConfig) -> None:
+    from server.phone import notify
+
     parse_settings(config)
+    notify.parse_settings(config)
 
 
 @hookimpl
@@ -53,6 +56,9 @@ def install(app: FastAPI, hub: Hub) -> None:
 
     door = routes.add_routes(app, hub)
     hub.plugins.register(DoorState(door))
+    notifier = routes.add_notify_routes(app, hub)
+    if notifier is not None:
+        hub.plugins.register(NotifyHooks(notifier))
 
 
 class DoorState:
@@ -66,3 +72,26 @@ class DoorState:
         from vuoro.protocol import PHONE_DOOR_SUFFIX
 
         return {PHONE_DOOR_SUFFIX: self.door.payload(now)}
+
+
+class NotifyHooks:
+    """The notifier's part in a running hub: decide after each batch, alert staff, stop with the hub."""
+
+    def __init__(self, notifier: Any):
+        self.notifier = notifier
+
+    @hookimpl
+    def retained_state(self, engine: Any) -> dict[str, dict[str, Any]]:
+        # Called on the writer thread after every batch that may have changed something: the moment to see
+        # who is now near or called. Publishes no topic of its own.
+        self.notifier.watch(engine)
+        return {}
+
+    @hookimpl
+    def device_alerts(self) -> dict[str, list[dict[str, Any]]]:
+        failures = list(self.notifier.failures)
+        return {"notify": failures} if failures else {}
+
+    @hookimpl
+    def stop(self) -> None:
+        self.notifier.stop()

@@ -34,6 +34,11 @@ class PhoneTicketRequest(BaseModel):
                       description="the door code from the QR on a screen, or the pass GET /api/v1/phone gave for it")
 
 
+class NotifyRequest(BaseModel):
+    channel: str = Field(pattern="^(sms|email)$", description="sms or email")
+    to: str = Field(min_length=3, max_length=254, description="the number or address, for this ticket only")
+
+
 class Door:
     """The site's door codes and what a screen or a poster shows of them."""
 
@@ -189,3 +194,55 @@ def add_routes(app: FastAPI, hub: Hub) -> Door:
         return ticket
 
     return door
+
+
+def add_notify_routes(app: FastAPI, hub: Hub) -> Any:
+    """``[notify]``: a text or an e-mail when the turn nears and when called, for a visitor who asks."""
+    from server.phone.notify import Notifier
+    from server.phone.notify import parse_settings as notify_settings
+
+    settings = notify_settings(hub.config)
+    notifier = Notifier(settings, hub.config.name) if settings.channels else None
+    app.state.notifier = notifier
+
+    @app.get("/api/v1/phone/notify", tags=["phone"])
+    async def channels() -> dict[str, Any]:
+        """Which channels the site sends by (none: the page offers nothing)."""
+        return {"channels": settings.channels}
+
+    @app.post("/api/v1/track/{token}/notify", tags=["phone"])
+    async def ask(token: Annotated[str, Field(max_length=64)], body: NotifyRequest) -> dict[str, Any]:
+        """Send this ticket's "near" and "called" to this number or address; kept in memory, forgotten with
+        the visit."""
+        if notifier is None or body.channel not in settings.channels:
+            raise ApiError(404, refusals.PHONE_OFF, "This library does not send texts or e-mails.", "channel")
+        try:
+            to = notifier.check_address(body.channel, body.to)
+        except ValueError:
+            what = "a phone number (digits, + and spaces)" if body.channel == "sms" else "an e-mail address"
+            raise ApiError(422, refusals.INVALID, f"to: expected {what}", "to") from None
+
+        def command(engine: QueueEngine, now: datetime) -> dict[str, Any]:
+            ticket = engine.ticket_by_token(token)
+            if ticket is None:
+                raise ApiError(404, refusals.UNKNOWN_TICKET, "This ticket is not in today's queue.", "token")
+            if ticket.status != "waiting":
+                raise ApiError(409, refusals.NOT_WAITING, "This ticket is no longer waiting.", "token")
+            notifier.remember(engine, ticket.id, body.channel, to)
+            return {"channel": body.channel, "ok": True}
+
+        return await run(hub, command, read_only=True)
+
+    @app.delete("/api/v1/track/{token}/notify", tags=["phone"])
+    async def stop_asking(token: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
+        """Forget this ticket's number or address now."""
+
+        def command(engine: QueueEngine, now: datetime) -> dict[str, Any]:
+            ticket = engine.ticket_by_token(token)
+            if ticket is not None and notifier is not None:
+                notifier.forget(ticket.id)
+            return {"ok": True}
+
+        return await run(hub, command, read_only=True)
+
+    return notifier
