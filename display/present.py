@@ -98,6 +98,16 @@ MSGIDS = [
     _("Point your phone's camera at this code."),
     _("This code works today only: {date}"),
     _("Scan to take a number"),
+    _("Get a message when your turn is near"),
+    _("Text message"),
+    _("E-mail"),
+    _("Your mobile number"),
+    _("Your e-mail address"),
+    _("Send me a message"),
+    _("Used only for this ticket, and deleted when your visit ends."),
+    _("We will send a message to {to} when your turn is near and when you are called."),
+    _("Stop the messages"),
+    _("Please check the number or address."),
 ]
 
 

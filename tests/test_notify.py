@@ -205,4 +205,35 @@ def test_a_gateway_that_is_down_delays_retries_and_never_blocks_the_queue(notify
     devices = httpx.get(f"{url}/api/v1/devices", headers=STAFF, timeout=10).json()
     alerts = next(d for d in devices if d["device"] == "notify")["alerts"]
     assert [a["code"] for a in alerts] == ["notify_retry", "notify_retry"]
-    assert "trying again" in alerts[0]["message"]
+    assert alerts[0]["message"] == f"Could not send a sms for {label}: HTTP 503; trying again."
+    assert "4512345678" not in str(alerts)  # the number never reaches the staff page
+
+
+@pytest.mark.browser
+def test_the_visitor_asks_on_the_phone_page_and_gets_the_e_mail(notify_hub: RunningHub, smtp: tuple[Inbox, int],
+                                                                 browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from toolkit.accessibility import PHONE, assert_accessible
+
+    inbox, _ = smtp
+    url = notify_hub.url
+    for _ in range(4):
+        ticket(notify_hub)
+    label, token = ticket(notify_hub, "nl")
+    page = browser.new_context(viewport=PHONE, locale="en-GB").new_page()
+    page.goto(f"{url}/signage/ticket.html?t={token}")
+    expect(page.locator("#notify-h")).to_have_text("Krijg een bericht als u bijna aan de beurt bent")
+    page.get_by_label("E-mail").check()
+    page.get_by_label("Uw e-mailadres").fill("jan@example.nl")
+    assert_accessible(page, "the phone's ticket with the message form (nl)")
+    shots = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "phone"
+    page.screenshot(path=str(shots / "notify-form-nl.png"), full_page=True)
+    page.get_by_role("button", name="Stuur mij een bericht").click()
+    expect(page.locator("#notify-done-text")).to_have_text(
+        "We sturen een bericht naar jan@example.nl als u bijna aan de beurt bent en als u wordt opgeroepen.")
+    page.screenshot(path=str(shots / "notify-nl.png"), full_page=True)
+    call_next(url)
+    wait_until(lambda: len(inbox.messages) == 1, "the near e-mail")
+    assert inbox.messages[0]["To"] == "jan@example.nl"
+    assert inbox.messages[0]["Subject"] == f"{label}: U bent bijna aan de beurt. Kom naar de wachtruimte."

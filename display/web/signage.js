@@ -388,6 +388,7 @@
       $("leave-yes").textContent = t("Yes, leave the queue");
       $("leave-no").textContent = t("No, keep my place");
       if (!waiting) $("leave-confirm").hidden = true;
+      showNotify(waiting);
       called.hidden = info.status !== "called";
       called.textContent = info.status === "called" ? t("You are called to {counter}", { counter: info.counter_name || "" }) : "";
       final.hidden = !(info.status === "done" || info.status === "no_show" || info.status === "left");
@@ -439,6 +440,61 @@
     }
     document.addEventListener("pointerdown", unlockSound);
     document.addEventListener("keydown", unlockSound);
+    // A text or an e-mail when the turn nears: only where the site sends them, only if the visitor asks.
+    var channels = [], channel = null, asked = "", notifyProblem = "";
+    function showNotify(waiting) {
+      var box = $("notify");
+      box.hidden = !(waiting && channels.length);
+      if (box.hidden) return;
+      $("notify-h").textContent = t("Get a message when your turn is near");
+      $("notify-legend").textContent = t("Get a message when your turn is near");
+      var set = $("notify-channels");
+      if (set.querySelectorAll("input").length !== channels.length) {
+        channels.forEach(function (c) {
+          var label = el("label", "channel"), radio = el("input");
+          radio.type = "radio"; radio.name = "channel"; radio.value = c; radio.id = "notify-" + c;
+          radio.checked = c === channel;
+          radio.addEventListener("change", function () { channel = c; showNotify(true); });
+          label.htmlFor = radio.id;
+          label.append(radio, el("span", null, ""));
+          set.append(label);
+        });
+      }
+      set.querySelectorAll("label.channel span").forEach(function (span, i) {
+        span.textContent = channels[i] === "sms" ? t("Text message") : t("E-mail");
+      });
+      var input = $("notify-to");
+      input.type = channel === "sms" ? "tel" : "email";
+      input.autocomplete = channel === "sms" ? "tel" : "email";
+      $("notify-label").textContent = channel === "sms" ? t("Your mobile number") : t("Your e-mail address");
+      $("notify-send").textContent = t("Send me a message");
+      $("notify-why").textContent = t("Used only for this ticket, and deleted when your visit ends.");
+      $("notify-form").hidden = !!asked;
+      $("notify-done").hidden = !asked;
+      $("notify-done-text").textContent = asked ? t("We will send a message to {to} when your turn is near and when you are called.", { to: asked }) : "";
+      $("notify-stop").textContent = t("Stop the messages");
+      $("notify-status").textContent = notifyProblem;
+    }
+    function notifyUrl() { return new URL("/api/v1/track/" + encodeURIComponent(token) + "/notify", hubBase).toString(); }
+    $("notify-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var to = $("notify-to").value.trim();
+      fetch(notifyUrl(), { method: "POST", headers: { "Content-Type": "application/json" },
+                           body: JSON.stringify({ channel: channel, to: to }) })
+        .then(function (r) {
+          notifyProblem = r.ok ? "" : t("Please check the number or address.");
+          if (r.ok) asked = to;
+          showNotify(true);
+          if (r.ok) $("notify-stop").focus();
+        }).catch(function () { notifyProblem = t("Please check the number or address."); showNotify(true); });
+    });
+    $("notify-stop").addEventListener("click", function () {
+      fetch(notifyUrl(), { method: "DELETE" }).then(function () { asked = ""; showNotify(true); $("notify-to").focus(); });
+    });
+    fetch(new URL("/api/v1/phone/notify", hubBase).toString(), { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : { channels: [] }; })
+      .then(function (json) { channels = json.channels || []; channel = channels[0] || null; if (info) show(); })
+      .catch(function () { channels = []; });
     // "I no longer need help": asked once more, then the hub frees the place (POST .../leave).
     $("leave-open").addEventListener("click", function () {
       $("leave-confirm").hidden = false;

@@ -182,7 +182,11 @@ class Notifier:
                 log.info("sent a %s for ticket %s", message.channel, message.subject.split(":")[0])
             except Exception as exc:  # a gateway down, a refused address: try again later, never block
                 tries = message.tries + 1
-                what = f"{message.channel} for {message.subject.split(':')[0]}: {exc}"
+                # The reason without the exception's text: an SMTP refusal quotes the address, which must not
+                # reach a log or the staff page.
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                reason = f"HTTP {status}" if status else type(exc).__name__
+                what = f"{message.channel} for {message.subject.split(':')[0]}: {reason}"
                 if tries >= MAX_TRIES:
                     log.error("gave up sending a %s", what)
                     self.failures.append({"code": "notify_failed", "message": f"Could not send a {what}; gave up.",
