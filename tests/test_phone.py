@@ -43,6 +43,7 @@ def test_a_door_code_works_for_its_minute_and_the_next_and_never_again() -> None
     assert not codes.accepts(code, NOW + timedelta(seconds=120))  # two changes later: a photo of it is no use
     assert not codes.accepts(code, NOW + timedelta(days=1))  # yesterday's photo of the screen
     assert not codes.accepts("", NOW) and not codes.accepts(code.upper(), NOW)
+    assert not codes.accepts("p1-é", NOW) and not codes.accepts("åäö", NOW) and not codes.accepts("p١٢-x", NOW)
     assert not DoorCodes(b"t" * 32, "sonderbro", 60).accepts(code, NOW)  # another site's secret
     assert not DoorCodes(b"s" * 32, "other", 60).accepts(code, NOW)
 
