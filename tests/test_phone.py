@@ -112,6 +112,13 @@ def test_near_turn_and_the_phone_section_are_checked_with_their_key_paths(tmp_pa
         parse_settings(parse_config(data, tmp_path / "site.toml"))
     problems = "\n".join(phone.value.problems)
     assert "phone.poster:" in problems and "phone.code_every_s:" in problems and "phone.colour: unknown key" in problems
+    # `vuoro hub --check` hears about both of the plugin's sections at once.
+    from server.plugins import check_config
+
+    data["notify"] = {"sms_url": "ftp://gateway", "smtp_port": 0}
+    found = check_config(parse_config(data, tmp_path / "site.toml"), ("server.phone",))
+    assert {p.split(":")[0] for p in found} >= {"phone.poster", "phone.code_every_s", "notify.sms_url",
+                                                  "notify.smtp_port"}, found
 
 
 # -- statistics: "left" is an outcome of its own -----------------------------------------------

@@ -39,10 +39,17 @@ SCHEMA = [
 
 @hookimpl
 def check_config(config: SiteConfig) -> None:
+    from server.config import ConfigError
     from server.phone import notify
 
-    parse_settings(config)
-    notify.parse_settings(config)
+    problems: list[str] = []
+    for check in (parse_settings, notify.parse_settings):  # every problem of both sections at once
+        try:
+            check(config)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems, str(config.path))
 
 
 @hookimpl
