@@ -392,6 +392,7 @@
       called.hidden = info.status !== "called";
       called.textContent = info.status === "called" ? t("You are called to {counter}", { counter: info.counter_name || "" }) : "";
       final.hidden = !(info.status === "done" || info.status === "no_show" || info.status === "left");
+      $("hint").hidden = !final.hidden;  // nothing more will change: no "keep this page open"
       final.textContent = info.status === "done" ? t("You have been served. Thank you!")
         : info.status === "no_show" ? t("Your turn has passed. Please ask at the desk.")
         : info.status === "left" ? t("You have left the queue. Thank you for letting us know.") : "";
