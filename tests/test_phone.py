@@ -439,3 +439,30 @@ def test_the_poster_and_the_door_screen_show_a_qr(phone_hub: RunningHub, browser
     plain.goto(f"{url}/signage/index.html?lang=da")
     plain.wait_for_function("document.querySelectorAll('#queues li').length > 0")
     expect(plain.locator("#door")).to_be_hidden()  # only the screens by the door
+
+
+def test_the_qr_codes_hold_the_addresses_and_a_daily_poster_works_for_its_day(live_broker: Broker, tmp_path: Path,
+                                                                            clock: SteppedClock) -> None:
+    from server.phone.routes import qr_svg
+
+    config = site_config(tmp_path, live_broker.url)
+    data = dict(config.raw)
+    data["phone"] = {**data["phone"], "poster": "daily"}
+    with running_hub(parse_config(data, tmp_path / "site.toml"), clock=clock) as running:
+        url = running.url
+        door = running.app.state.phone_door
+        # The SVGs are exactly the QR of the expected address (same library, same settings: byte for byte).
+        live = httpx.get(f"{url}/phone/door.svg", timeout=10)
+        assert live.content == qr_svg(f"{url}/phone/?d={door_code(running)}").body
+        daily = door.codes.daily(OPEN_MONDAY.date())
+        poster = httpx.get(f"{url}/phone/poster.svg", timeout=10)
+        assert poster.content == qr_svg(f"{url}/phone/?d={daily}").body
+        assert take(url, daily, key="poster-key-0001").status_code == 201
+        clock.now += timedelta(days=1)  # yesterday's poster
+        stale = take(url, daily, key="poster-key-0002")
+        assert stale.status_code == 403 and stale.json()["error"]["code"] == refusals.DOOR_CODE
+    # The default poster ("screen") carries no code: it opens the page that asks for the screen's.
+    with running_hub(site_config(tmp_path / "b", live_broker.url), clock=SteppedClock()) as running:
+        poster = httpx.get(f"{running.url}/phone/poster.svg", timeout=10)
+        assert poster.content == qr_svg(f"{running.url}/phone/").body
+        assert httpx.get(f"{running.url}/api/v1/phone", timeout=10).json()["door"] == "none"
