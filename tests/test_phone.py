@@ -1,13 +1,18 @@
 """A ticket from the visitor's phone (issue 21, docs/phone.md): the door code that changes, the page that takes a
 ticket by the kiosk's rules, leaving the queue, and the word when the turn is near.
 
+Regenerate docs/screenshots/phone/ with ``VUORO_PHONE_SCREENSHOTS=docs/screenshots/phone`` (this file,
+tests/test_notify.py and the door screen in tests/test_display_kivy.py).
+
 The rules are tested on their own (door codes, the engine's leave and near_turn, statistics' ``left``), then
 through a real hub in this process (HTTP, MQTT, the SQLite file) and Debian's Chromium at phone size.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -286,7 +291,9 @@ def test_the_door_code_on_the_screens_changes_with_the_minute(phone_hub: Running
 
 # -- in Chromium, at phone size -------------------------------------------------------------------
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "phone"
+# Screenshots go to $VUORO_PHONE_SCREENSHOTS when set (docs/screenshots/phone), else to a temporary folder,
+# as the staff page's tests do: a test run leaves the repository as it found it.
+SHOTS = Path(os.environ.get("VUORO_PHONE_SCREENSHOTS") or tempfile.mkdtemp(prefix="vuoro-phone-shots-"))
 
 
 def phone_context(browser: Any, locale: str) -> Any:
