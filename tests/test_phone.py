@@ -147,7 +147,7 @@ def test_statistics_count_left_apart_and_a_late_leaver_as_missed() -> None:
     assert total["within_target"] == 1 and total["service_level"] == pytest.approx(0.5)  # 1 of (1 called + 1 late)
 
 
-# -- the store: step 4 keeps every ticket and reference ---------------------------------------
+# -- the store: step 5 keeps every ticket and reference ---------------------------------------
 
 
 def test_an_older_store_takes_left_tickets_after_its_upgrade(tmp_path: Path) -> None:

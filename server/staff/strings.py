@@ -35,6 +35,17 @@ MSGIDS: tuple[str, ...] = (
     "Too many attempts. Wait {min} minutes and try again.",
     "Too many attempts. Wait {sec} seconds and try again.",
     "The login form had expired. Try again.",
+    # signing in with the municipality's login (LDAP / Active Directory, OpenID Connect)
+    "Log in with the municipality's login",
+    "Log in with {name}",
+    "Or with a user name and password:",
+    "Continue to the staff page",
+    "You are not in a staff group. Ask your IT department for access to the queue system.",
+    "The municipality's login cannot be reached right now. Try again in a moment, or use a local account.",
+    "The municipality's login sent an answer the hub cannot trust, so you were not signed in. "
+    "Try again, and tell your IT department if it happens again.",
+    "The sign-in took too long and has expired. Try again.",
+    "The sign-in was cancelled. Try again when you are ready.",
     "Log out",
     "Desk",
     "Choose your desk",
