@@ -18,9 +18,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import qrcode
 from kivy.app import App
 from kivy.clock import Clock
+from kivy.core.text import Label as CoreLabel
 from kivy.event import EventDispatcher
+from kivy.graphics import Color, InstructionGroup, Rectangle, RoundedRectangle
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
@@ -165,7 +168,47 @@ class SignageScreen(BoxLayout):
             EventRowW(time=e.time, title=e.title, room=e.room, status=e.status, kind=e.kind, tentative=e.tentative)
             for e in text.events
         ] or [NoneRow(text=text.no_events)])
+        self._draw_door(text)
         self.shown = text
+
+    def _draw_door(self, text: ScreenText) -> None:
+        """A door screen's QR, drawn over the lower right corner (canvas.after): white box, the code's modules,
+        and "Scan to take a number" under it. Redrawn only when the address, words or size change."""
+        key = (text.door_url, text.door_text, tuple(self.size))
+        if getattr(self, "_door_key", None) == key:
+            return
+        self._door_key = key
+        group = getattr(self, "_door_group", None)
+        if group is None:
+            group = self._door_group = InstructionGroup()
+            self.canvas.after.add(group)
+        group.clear()
+        if not text.door_url:
+            return
+        qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+        qr.add_data(text.door_url)
+        matrix = qr.get_matrix()
+        u = SCALE.u
+        side, pad = 250 * u, 14 * u
+        label = CoreLabel(text=text.door_text, font_name="Roboto-Bold", font_size=40 * u, halign="center",
+                          text_size=(side, None))
+        label.refresh()
+        words = label.texture
+        width, height = side + 2 * pad, side + words.height + 3 * pad
+        x, y = self.right - width - 24 * u, self.y + 96 * u
+        group.add(Color(*COLORS.ACCENT))
+        group.add(RoundedRectangle(pos=(x - 6 * u, y - 6 * u), size=(width + 12 * u, height + 12 * u),
+                                   radius=[24 * u]))
+        group.add(Color(1, 1, 1, 1))
+        group.add(RoundedRectangle(pos=(x, y), size=(width, height), radius=[18 * u]))
+        group.add(Color(*COLORS.BG))
+        cell = side / len(matrix)
+        top = y + height - pad
+        for r, row in enumerate(matrix):
+            for c, dark in enumerate(row):
+                if dark:
+                    group.add(Rectangle(pos=(x + pad + c * cell, top - (r + 1) * cell), size=(cell + 0.5, cell + 0.5)))
+        group.add(Rectangle(texture=words, pos=(x + pad + (side - words.width) / 2, y + pad), size=words.size))
 
     def _fill(self, box_id: str, key: Any, make: Callable[[], list[Any]]) -> None:
         """Rebuild a list's rows when its content or its panel's size changed."""

@@ -48,6 +48,7 @@ class DisplayConfig:
     broker_ca: str | None = None  # an mqtts:// broker: its CA, and a client certificate if it asks for one
     broker_cert: str | None = None
     broker_key: str | None = None
+    door: bool = False  # a screen by the entrance: the QR for a ticket on the phone (needs the hub's public_url)
     smoke: bool = False  # start, draw the full state once, print timings (JSON) and exit
 
     def check(self) -> DisplayConfig:
@@ -116,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
                    help="headings take turns in the site's languages, this long each (default 12; 0: --lang only)")
     p.add_argument("--announce-max-age", type=float, metavar="SECONDS",
                    help=f"speak only calls this fresh; older ones are only shown (default {ANNOUNCE_MAX_AGE_S:g})")
+    p.add_argument("--door", action="store_true", default=None,
+                   help="a screen by the entrance: show the QR for a ticket on the phone (docs/phone.md)")
     p.add_argument("--username")
     p.add_argument("--password")
     p.add_argument("--smoke", action="store_true", default=None,

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         recent_limit=config.recent,
         highlight_seconds=config.highlight_seconds,
         announce_max_age=config.announce_max_age,
+        door=config.door,
     )
     announcer = Announcer(config.lang, player_for(config.player)) if config.sound else None
     client = SignageClient(

@@ -70,6 +70,44 @@ MSGIDS = [
     _("Your turn has passed. Please ask at the desk."),
     _("Ticket not found"),
     _("Keep this page open — it updates by itself."),
+    # the phone ticket page, leaving the queue, the poster (issue 21; docs/phone.md)
+    _("Take a queue number"),
+    _("Choose what you need help with"),
+    _("Scan the code on the screen by the entrance to take a number."),
+    _("This code is old: it changes every minute. Scan the code on the screen by the entrance again."),
+    _("Taking your number…"),
+    _("By appointment only. Book a time at the kiosk, on the web or by phone."),
+    _("Closed now. Opens {time}."),
+    _("Closed now."),
+    _("Many numbers were taken from this connection. Please wait about {n} min, or take a number at the kiosk."),
+    _("Something went wrong. Please try again, or take a number at the kiosk."),
+    _("You already have a number today: {ticket}"),
+    _("Show my number"),
+    _("No service takes walk-in visitors right now."),
+    _("Language"),
+    _("No app, no account: your place in the queue stays on this page."),
+    _("I no longer need help"),
+    _("Leave the queue? Your place goes to the next person."),
+    _("Yes, leave the queue"),
+    _("No, keep my place"),
+    _("You have left the queue. Thank you for letting us know."),
+    _("Your turn is near. Please come to the waiting area."),
+    _("Soon"),
+    _("Take a queue number on your phone"),
+    _("Point your phone's camera at the code on the screen by the entrance."),
+    _("Point your phone's camera at this code."),
+    _("This code works today only: {date}"),
+    _("Scan to take a number"),
+    _("Get a message when your turn is near"),
+    _("Text message"),
+    _("E-mail"),
+    _("Your mobile number"),
+    _("Your e-mail address"),
+    _("Send me a message"),
+    _("Used only for this ticket, and deleted when your visit ends."),
+    _("We will send a message to {to} when your turn is near and when you are called."),
+    _("Stop the messages"),
+    _("Please check the number or address."),
 ]
 
 
@@ -116,6 +154,8 @@ class ScreenText:
     hours: str = ""
     building: str = ""
     message: str = ""
+    door_url: str = ""  # a door screen's QR: the phone page with the current code ("" for none)
+    door_text: str = ""
 
 
 def site_zone(state: SignageState) -> tzinfo:
@@ -272,4 +312,8 @@ def present(
         hours=hours_text,
         building=building,
         message=state.message,
+        # A door screen's QR: only with the whole address (the site's public_url); a Kivy screen knows the
+        # broker, not the address phones reach the hub by.
+        door_url=(state.phone_door or {}).get("url") or "" if state.door and state.phone_door else "",
+        door_text=_f("Scan to take a number"),
     )

@@ -96,6 +96,7 @@ class SignageState:
     recent_limit: int = 6
     highlight_seconds: float = 8.0
     announce_max_age: float = ANNOUNCE_MAX_AGE_S
+    door: bool = False  # a screen by the entrance: it shows the QR for a ticket on the phone (phone/door)
 
     site: dict[str, Any] | None = None
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -103,6 +104,7 @@ class SignageState:
     recent: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    phone_door: dict[str, Any] | None = None  # the hub's door code payload (only kept by a door screen)
     hub_online: bool | None = None  # None: the hub has not said
     link_online: bool = False  # our own connection to the broker
     highlight_call_id: str | None = None
@@ -189,6 +191,11 @@ class SignageState:
             case payloads.Message(text=text):
                 self.message = text.strip()
                 return Update("message")
+            case payloads.PhoneDoor():
+                if not self.door:
+                    return None
+                self.phone_door = body
+                return Update("door")
         return None
 
     def _call_event(self, call: dict[str, Any], now: float) -> Update | None:

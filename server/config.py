@@ -101,6 +101,7 @@ class Service:
     typical_service_min: float
     target_wait_min: float
     hours: Hours
+    near_turn: int = 0  # the phone page says "your turn is near" with at most this many before; 0: never
 
     def name(self, language: str, fallback: str = "en") -> str:
         return self.names.get(language) or self.names.get(fallback) or next(iter(self.names.values()))
@@ -433,7 +434,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     c = _Checker()
     c.unknown_keys(data, {"site", "hub", "building", "services", "counters", "devices", "api_tokens", "printer",
-                          "bookings", "events", "kiosk", "staff", "central"}, "")
+                          "bookings", "events", "kiosk", "staff", "central", "phone", "notify"}, "")
     site = c.table(data.get("site"), "site")
     c.unknown_keys(site, {"id", "name", "timezone", "languages", "public_url"}, "site")
     site_id = site.get("id", "")
@@ -488,7 +489,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     letters: dict[str, str] = {}
     for sid, spath, item in c.entries(data.get("services"), "services", {
             "letter", "mode", "priority", "typical_service_min", "target_wait_min", "names", "hours", "exceptions",
-            "booking"}):
+            "booking", "near_turn"}):
         letter = item.get("letter")
         if not isinstance(letter, str) or not re.fullmatch(r"[A-Z]", letter):
             c.problem(f"{spath}.letter", "one capital letter A–Z", letter)
@@ -516,6 +517,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
             typical_service_min=c.number(item, "typical_service_min", spath, 5.0, 0.5, 240.0),
             target_wait_min=c.number(item, "target_wait_min", spath, 15.0, 0.0, 600.0),
             hours=c.hours(item.get("hours"), item.get("exceptions"), spath),
+            near_turn=int(check_number(item, "near_turn", spath, 0, 0, 50, c.problems, whole=True)),
         )
     if not services and "services" in data:
         c.problem("services", "at least one service")

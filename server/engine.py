@@ -51,8 +51,8 @@ SERVICE_TIME_WINDOW = 20
 # Idempotency keys are honoured this long (a kiosk retries within seconds).
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
-WAITING, CALLED, DONE, NO_SHOW, EXPIRED = "waiting", "called", "done", "no_show", "expired"
-TICKET_STATUSES = (WAITING, CALLED, DONE, NO_SHOW, EXPIRED)
+WAITING, CALLED, DONE, NO_SHOW, EXPIRED, LEFT = "waiting", "called", "done", "no_show", "expired", "left"
+TICKET_STATUSES = (WAITING, CALLED, DONE, NO_SHOW, EXPIRED, LEFT)
 OPEN, PAUSED, CLOSED = "open", "paused", "closed"
 
 
@@ -114,7 +114,7 @@ class LogEntry:
     """One line of a ticket's history, kept for statistics."""
 
     ticket_id: str
-    kind: str  # issued | called | recalled | finished | no_show | transferred | expired
+    kind: str  # issued | called | recalled | finished | no_show | transferred | expired | left
     at: datetime
     service: str
     counter: str | None = None
@@ -534,6 +534,33 @@ class QueueEngine:
         counter = self._counter(counter_id)
         counter.status = OPEN
         return Outcome(counters=[counter])
+
+    def leave(self, token: str, now: datetime) -> Outcome:
+        """The visitor gives up their place from the phone page ("I no longer need help").
+
+        Only a waiting ticket can be left: once called, the desk is expecting the visitor and ends the visit
+        itself (finish or no-show). Leaving twice changes nothing the second time (a double tap)."""
+        ticket = self.ticket_by_token(token)
+        if ticket is None:
+            raise Refusal(refusals.UNKNOWN_TICKET, "This ticket is not in today's queue.", field="token")
+        if ticket.status == LEFT:
+            return Outcome(ticket=ticket, replay=True)
+        if ticket.status != WAITING:
+            raise Refusal(refusals.NOT_WAITING, "This ticket is no longer waiting: "
+                          + ("you are being called — please go to the desk." if ticket.status == CALLED
+                             else "its visit has ended."), ticket_status=ticket.status)
+        ticket.status = LEFT
+        ticket.finished_at = now
+        self._remember(ticket)
+        outcome = Outcome(tickets=[ticket], ticket=ticket)
+        outcome.log.append(LogEntry(ticket.id, "left", now, ticket.service))
+        return outcome
+
+    def near_turn(self, ticket: Ticket) -> bool:
+        """Whether a waiting visitor is close enough to be told to come back (the service's ``near_turn``:
+        at most that many people before them; 0 turns the word off)."""
+        limit = self.config.services[ticket.service].near_turn if ticket.service in self.config.services else 0
+        return ticket.status == WAITING and limit > 0 and self.position(ticket) <= limit
 
     def act_once(self, key: str, action: Callable[[], Outcome], describe: Callable[[Outcome], dict[str, Any]],
                  now: datetime) -> Outcome:

@@ -153,6 +153,39 @@ MIGRATIONS: list[str] = [
         shipped_at TEXT
     );
     """,
+    # 5: a ticket may be 'left': the visitor gave up their place from the phone page (issue 21). SQLite cannot
+    # change a CHECK in place, so the table is rebuilt (its rows, indexes and the other tables' references kept:
+    # foreign keys are off during the migrations, see migrate()).
+    """
+    CREATE TABLE tickets_new (
+        id            TEXT PRIMARY KEY,
+        site          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        letter        TEXT NOT NULL CHECK (length(letter) = 1),
+        day           TEXT NOT NULL,
+        number        INTEGER NOT NULL CHECK (number > 0),
+        label         TEXT NOT NULL,
+        language      TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('waiting','called','done','no_show','expired','left')),
+        origin        TEXT NOT NULL DEFAULT 'walk_in',
+        queued_at     TEXT NOT NULL,
+        issued_at     TEXT NOT NULL,
+        due_at        TEXT,
+        counter       TEXT,
+        called_at     TEXT,
+        finished_at   TEXT,
+        recalls       INTEGER NOT NULL DEFAULT 0,
+        transfers     INTEGER NOT NULL DEFAULT 0,
+        track_token   TEXT NOT NULL UNIQUE,
+        UNIQUE (site, letter, day, number)
+    );
+    INSERT INTO tickets_new SELECT id, site, service, letter, day, number, label, language, status, origin,
+        queued_at, issued_at, due_at, counter, called_at, finished_at, recalls, transfers, track_token FROM tickets;
+    DROP TABLE tickets;
+    ALTER TABLE tickets_new RENAME TO tickets;
+    CREATE INDEX tickets_active ON tickets (site, status) WHERE status IN ('waiting', 'called');
+    CREATE INDEX tickets_day ON tickets (site, day);
+    """,
 ]
 
 # Health reports the last commit's outcome; when nothing was committed for this long it probes with a write.
@@ -251,10 +284,23 @@ class SQLiteStore:
         if current > len(MIGRATIONS):
             raise RuntimeError(f"{self.path} has schema version {current}, newer than this hub knows "
                                f"({len(MIGRATIONS)}): upgrade the hub, do not start an older one on it")
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            # executescript commits first, so run the whole step inside one explicit transaction.
-            self.db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\nPRAGMA user_version = {version};\n"
-                                  "COMMIT;")
+        if current == len(MIGRATIONS):
+            return
+        # A step may rebuild a table others refer to (5: tickets); SQLite's way is with foreign keys off
+        # (a pragma that only takes effect outside a transaction), checked before each COMMIT.
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                # executescript commits first, so run the whole step inside one explicit transaction.
+                self.db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\n"
+                                      f"PRAGMA user_version = {version};\n")
+                broken = self.db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    self.db.execute("ROLLBACK")
+                    raise RuntimeError(f"{self.path}: schema step {version} would break references: {broken[:3]}")
+                self.db.execute("COMMIT")
+        finally:
+            self.db.execute("PRAGMA foreign_keys=ON")
 
     def migrate_plugin(self, name: str, steps: list[str]) -> None:
         """A plugin's own schema steps, versioned apart from the core's so parts evolve independently.

@@ -51,7 +51,10 @@ def track_json(engine: QueueEngine, ticket: Ticket) -> dict[str, Any]:
     full = ticket_json(engine, ticket)
     keep = ("ticket", "service", "service_names", "language", "status", "position", "estimated_wait_min",
             "counter_name", "called_at", "issued_at")
-    return {k: full[k] for k in keep}
+    service = engine.config.services.get(ticket.service)
+    # "Your turn is near": the service's near_turn, judged by the engine (one place for the rule).
+    return {**{k: full[k] for k in keep}, "near": engine.near_turn(ticket),
+            "near_turn": service.near_turn if service else 0}
 
 
 def call_payload(engine: QueueEngine, call: Call) -> payloads.Call:

@@ -68,7 +68,7 @@ def test_everything_the_real_hub_publishes_parses_through_the_contract_and_back(
         assert payload.to_json() == sent, suffix
         checked[payload.KIND] = checked.get(payload.KIND, 0) + 1
     assert set(checked) == {"site", "queue_state", "counter_state", "recent_calls", "call", "events_today",
-                            "message"}, checked
+                            "message", "phone_door"}, checked
 
 
 def test_the_sample_payloads_are_what_the_contract_reads() -> None:

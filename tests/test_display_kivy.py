@@ -7,6 +7,8 @@ from a real Mosquitto while the window runs.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -195,3 +197,52 @@ def test_the_app_applies_its_layout_rules_once() -> None:
     app.load_kv(filename=app.kv_file)  # what App.run() does before build()
     root = app.build()
     assert texts(root).count("Nu betjenes") == 1
+
+
+class DoorScreenTest(GraphicUnitTest):
+    """A screen by the entrance (``--door``) draws the phone ticket's QR from ``phone/door`` (docs/phone.md)."""
+
+    DOOR = {"v": 1, "code": "k3x9q2m7aa", "path": "/phone/?d=k3x9q2m7aa",
+            "url": "https://ko.sonderbro.example/phone/?d=k3x9q2m7aa", "qr": "/phone/door.svg?d=k3x9q2m7aa",
+            "changes_at": "2026-11-23T10:31:00+01:00", "at": "2026-11-23T10:30:12.000+01:00"}
+
+    def test_a_door_screen_draws_the_qr_and_another_screen_does_not(self) -> None:
+        door, hall = SignageState(TOPICS, door=True), SignageState(TOPICS)
+        for state in (door, hall):
+            for suffix, payload in sample.retained().items():
+                state.apply_payload(suffix, payload)
+            state.link_online = True
+            state.apply_payload("phone/door", self.DOOR)
+        assert door.phone_door == self.DOOR and hall.phone_door is None
+        pictures = {}
+        for name, state in (("door", door), ("hall", hall)):
+            screen = build_screen("landscape", (1920, 1080))
+            screen.size_hint = (None, None)
+            screen.size = (1920, 1080)
+            driver = ScreenDriver(screen, state, "da", alternate_s=0)
+            self.render(screen)
+            text = driver.redraw()
+            self.advance_frames(3)
+            pictures[name] = screen.export_as_image().texture
+            if name == "door":
+                assert text.door_url == self.DOOR["url"] and text.door_text == "Scan og tag et nummer"
+                # $VUORO_PHONE_SCREENSHOTS (docs/screenshots/phone) regenerates the docs' picture.
+                shots = os.environ.get("VUORO_PHONE_SCREENSHOTS")
+                png = Path(shots) / "kivy-door-da.png" if shots else Path(tempfile.mkdtemp()) / "door.png"
+                png.parent.mkdir(parents=True, exist_ok=True)
+                screen.export_to_png(str(png))
+                assert png.stat().st_size > 20_000
+            driver.stop()
+
+        def pixel(texture: Any, x: int, y: int) -> tuple[int, int, int]:
+            offset = (y * texture.width + x) * 4
+            return texture.pixels[offset], texture.pixels[offset + 1], texture.pixels[offset + 2]
+
+        # The QR box's white margin, just inside its lower left corner: the box starts 96 px above the bottom,
+        # 24 px plus its width (278) from the right. (A texture's rows may run either way: look at both.)
+        x, y = 1920 - 24 - 278 + 8, 96 + 8
+
+        def white(texture: Any) -> bool:
+            return (255, 255, 255) in (pixel(texture, x, y), pixel(texture, x, 1080 - 1 - y))
+
+        assert white(pictures["door"]) and not white(pictures["hall"])

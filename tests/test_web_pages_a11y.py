@@ -151,7 +151,7 @@ def test_the_phone_page_announces_the_call_in_the_tickets_language(hub_in_proces
     expect(phone.locator("#h-number")).to_have_text("Vuoronumerosi")
     assert phone.evaluate("document.documentElement.lang") == "fi"
     expect(phone.locator("#announce")).to_have_text("")
-    assert phone.title() == f"{ticket.label} · Vuoro"
+    assert phone.title() == f"● Pian: {ticket.label} · Vuoro"  # no one before: near (kvik's near_turn), not read out
 
     httpx.post(f"{url}/api/v1/counters/kvik1/next", timeout=10, headers={
         "Authorization": "Bearer demo-staff-token-change-me", "Idempotency-Key": "a11y-call-0001"})

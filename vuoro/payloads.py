@@ -1,7 +1,7 @@
 """The queue's payloads: built by the hub and parsed by every reader through the classes here.
 
 ``site``, ``queue/<service>/state``, ``counters/<counter>/state``,
-``calls/recent``, ``calls``, ``events/today`` and ``message`` (see
+``calls/recent``, ``calls``, ``events/today``, ``message`` and ``phone/door`` (see
 ``vuoro/protocol.py`` for the topic tree, ``docs/protocol.md`` for people).
 Each payload is a dataclass whose fields are its JSON fields, in the
 order they go out:
@@ -43,6 +43,7 @@ from vuoro.protocol import (
     HUB_STATUS_SUFFIX,
     ID_PATTERN,
     MESSAGE_SUFFIX,
+    PHONE_DOOR_SUFFIX,
     QUEUE_STATE_PATTERN,
     RECENT_CALLS_SUFFIX,
     SCHEMA_VERSION,
@@ -356,6 +357,26 @@ class Message(Payload):
     text: str = ""
 
 
+@dataclass(kw_only=True)
+class PhoneDoor(Payload):
+    """``phone/door``: the QR by the door that opens the phone page with a code that changes (docs/phone.md).
+
+    ``url`` is the whole address when the site has a ``public_url``; otherwise a screen puts ``path`` after
+    the address it reaches the hub by. ``qr`` is where the hub serves the QR of it as SVG. An empty ``code``:
+    the site hands out no tickets to phones, and a screen shows no QR."""
+
+    KIND = "phone_door"
+    code: str
+    path: str
+    url: str | None = None
+    qr: str | None = None
+    changes_at: str | None = None
+
+    def check(self) -> None:
+        if self.changes_at is not None:
+            parse_time(self.changes_at)
+
+
 # Which payload each topic carries, by suffix under <root>/<site>/ ("+" is one id: a service, a counter).
 ROUTES: tuple[tuple[str, type[Payload]], ...] = (
     (SITE_SUFFIX, SiteInfo),
@@ -365,6 +386,7 @@ ROUTES: tuple[tuple[str, type[Payload]], ...] = (
     (CALLS_SUFFIX, Call),
     (EVENTS_TODAY_SUFFIX, EventsToday),
     (MESSAGE_SUFFIX, Message),
+    (PHONE_DOOR_SUFFIX, PhoneDoor),
 )
 _ROUTES = [(pattern.split("/"), kind) for pattern, kind in ROUTES]
 

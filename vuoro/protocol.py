@@ -22,6 +22,7 @@ Topic tree (``<root>`` defaults to ``vuoro``)::
     <root>/<site>/calls                           QoS 1     one message per call or recall (event, not retained)
     <root>/<site>/events/today                    retained  what's on today and next (issue 7)
     <root>/<site>/message                         retained  an optional line of text set by staff
+    <root>/<site>/phone/door                      retained  the door code for a ticket from a phone (issue 21)
     <root>/<site>/devices/<device>/status         retained  a device's presence and health (last will)
     <root>/<site>/buttons/<counter>/press         QoS 1     a staff button press (from a button box)
     <root>/<site>/buttons/<counter>/result        QoS 1     the hub's answer to that press
@@ -65,6 +66,7 @@ SITE_SUFFIX = "site"
 RECENT_CALLS_SUFFIX = "calls/recent"
 MESSAGE_SUFFIX = "message"
 EVENTS_TODAY_SUFFIX = "events/today"
+PHONE_DOOR_SUFFIX = "phone/door"
 CALLS_SUFFIX = "calls"
 HUB_STATUS_SUFFIX = "hub/status"
 # "+" stands for one id (as in an MQTT subscription): vuoro.payloads.ROUTES routes by these patterns.
@@ -129,6 +131,10 @@ class Topics:
     @property
     def message(self) -> str:
         return self.under(MESSAGE_SUFFIX)
+
+    @property
+    def phone_door(self) -> str:
+        return self.under(PHONE_DOOR_SUFFIX)
 
     # -- device-owned -------------------------------------------------------
     def device_status(self, device: str) -> str:

@@ -34,6 +34,7 @@ CLOSED = "closed"  # 409: the service is closed now; ``opens_at`` says when it o
 BOOKING_ONLY = "booking_only"  # 409: the service takes booked visitors only
 NO_CURRENT_VISITOR = "no_current_visitor"  # 409: the counter is serving no one
 SAME_SERVICE = "same_service"  # 409: a transfer to the line the visitor is already in
+NOT_WAITING = "not_waiting"  # 409: leaving the queue with a ticket that is called or over (``ticket_status``)
 
 # -- check-in with a booking or sign-up code (server/bookings/, server/events/) ----------------------------------
 # A sign-up's refusals carry ``event`` (and ``signup``: its seat or waiting-list place), a booking's ``booking``.
@@ -72,6 +73,10 @@ UNKNOWN_SIGNUP = "unknown_signup"  # 404: the event has no sign-up with this cod
 
 # -- feedback (server/feedback/) ---------------------------------------------------------------------------------
 TOO_MANY = "too_many"  # 429: too many ratings from this screen; ``retry_after_s``
+
+# -- tickets from a phone (server/phone/) ------------------------------------------------------------------------
+DOOR_CODE = "door_code"  # 403: the code from the screen is missing, old or not this site's: scan it again
+PHONE_OFF = "phone_off"  # 404: this site does not hand out tickets to phones
 
 # -- not the hub's: what a client says when no answer came -------------------------------------------------------
 UNREACHABLE = "unreachable"  # the kiosk's own code for a request that got no answer (kiosk/client.py)

@@ -161,7 +161,7 @@
   // default 12 s).
   var ALTERNATE_S = Math.max(0, parseFloat(params.get("alternate") || "12") || 0);
   var STARTED = Date.now();  // a screen opens in its own language
-  var S = { site: null, queues: {}, recent: [], events: [], message: "", hubOnline: null, link: false,
+  var S = { door: null, site: null, queues: {}, recent: [], events: [], message: "", hubOnline: null, link: false,
             highlightId: null, highlightUntil: 0, seen: {} };
   var services = list("services"), counters = list("counters");
   var recentLimit = parseInt(params.get("recent") || "6", 10);
@@ -179,6 +179,7 @@
     else if (got.kind === "events_today") S.events = p.events;
     else if (got.kind === "message") S.message = (p.text || "").trim();
     else if (got.kind === "hub_status") S.hubOnline = p.online;
+    else if (got.kind === "phone_door") S.door = p;
     else return;
     render();
   }
@@ -320,9 +321,24 @@
       building = hours.building_open === false && !bh.length ? t("Building closed")
         : t("Building open {hours}", { hours: bh.join(", ") });
     }
+    showDoor(fl);
     $("hours").textContent = hoursText;
     $("building").textContent = building;
     document.querySelector("footer").classList.toggle("self", !staffed);
+  }
+
+  // A screen by the entrance (?door=1) shows the QR for a ticket on the phone; it changes with the code.
+  var DOOR = params.get("door") === "1";
+  function showDoor(fl) {
+    var box = $("door");
+    if (!box) return;
+    var code = DOOR && S.door && S.door.code && S.link ? S.door.code : "";
+    box.hidden = !code;
+    if (!code) return;
+    var img = $("door-qr"), src = new URL(S.door.qr || ("/phone/door.svg?d=" + code), hubBase).toString();
+    if (img.getAttribute("src") !== src) img.setAttribute("src", src);
+    img.alt = t("Scan to take a number", null, fl);
+    fixed("door-text", "Scan to take a number", fl);
   }
 
   function startSignage() {
@@ -359,27 +375,47 @@
       $("ticket").textContent = info.ticket;
       var waiting = info.status === "waiting";
       $("position").textContent = waiting ? (info.position > 0 ? t("{n} before you", { n: info.position }) : t("You are next")) : "";
-      $("wait").textContent = waiting && info.estimated_wait_min != null
+      $("wait").textContent = waiting && info.position > 0 && info.estimated_wait_min != null
         ? t("Estimated wait") + ": " + t("about {n} min", { n: Math.round(info.estimated_wait_min) }) : "";
+      var near = waiting && info.near === true;
+      document.documentElement.classList.toggle("near", near);  // the whole page, background and all
+      document.documentElement.classList.toggle("is-called", info.status === "called");
+      $("near").hidden = !near;
+      $("near").textContent = near ? t("Your turn is near. Please come to the waiting area.") : "";
+      $("leave").hidden = !waiting;
+      $("leave-open").textContent = t("I no longer need help");
+      $("leave-question").textContent = t("Leave the queue? Your place goes to the next person.");
+      $("leave-yes").textContent = t("Yes, leave the queue");
+      $("leave-no").textContent = t("No, keep my place");
+      if (!waiting) $("leave-confirm").hidden = true;
+      showNotify(waiting);
       called.hidden = info.status !== "called";
       called.textContent = info.status === "called" ? t("You are called to {counter}", { counter: info.counter_name || "" }) : "";
-      final.hidden = !(info.status === "done" || info.status === "no_show");
+      final.hidden = !(info.status === "done" || info.status === "no_show" || info.status === "left");
+      $("hint").hidden = !final.hidden;  // nothing more will change: no "keep this page open"
       final.textContent = info.status === "done" ? t("You have been served. Thank you!")
-        : info.status === "no_show" ? t("Your turn has passed. Please ask at the desk.") : "";
+        : info.status === "no_show" ? t("Your turn has passed. Please ask at the desk.")
+        : info.status === "left" ? t("You have left the queue. Thank you for letting us know.") : "";
       var calledNow = info.status === "called" ? called.textContent : "";
-      document.title = calledNow ? "▶ " + info.ticket + " · " + calledNow : info.ticket + " · Vuoro";
+      document.title = calledNow ? "▶ " + info.ticket + " · " + calledNow
+        : near ? "● " + t("Soon") + ": " + info.ticket + " · Vuoro" : info.ticket + " · Vuoro";
       if (calledNow && calledNow !== said) alertVisitor(calledNow, said !== null);
       said = calledNow;
+      // Near the turn: said once (live region, a short buzz) when it becomes true while the page is open; a
+      // ticket that is near from the start shows it, and is not read out over the page's first reading.
+      var nearNow = near ? $("near").textContent : "";
+      if (nearNow && saidNear !== null && saidNear !== nearNow) alertVisitor(nearNow, true, [200]);
+      saidNear = nearNow;
     }
     // A call is said to screen readers (a live region: WCAG 4.1.3), in the title (another tab shows it),
     // and, where the browser lets a page, with a vibration and a chime. Not on first load if it was old.
-    var said = null, audio = null;
-    function alertVisitor(text, fresh) {
+    var said = null, saidNear = null, audio = null;
+    function alertVisitor(text, fresh, pattern) {
       var region = $("announce");
       region.textContent = "";  // the same words again (a recall) are only read if the region changes
       setTimeout(function () { region.textContent = info.ticket + ": " + text; }, 100);
       if (!fresh) return;
-      if (navigator.vibrate) navigator.vibrate([400, 200, 400]);
+      if (navigator.vibrate) navigator.vibrate(pattern || [400, 200, 400]);
       try {
         if (audio && audio.state === "running") chime(audio);
       } catch (err) { console.warn("no sound", err); }
@@ -405,6 +441,75 @@
     }
     document.addEventListener("pointerdown", unlockSound);
     document.addEventListener("keydown", unlockSound);
+    // A text or an e-mail when the turn nears: only where the site sends them, only if the visitor asks.
+    var channels = [], channel = null, asked = "", notifyProblem = "";
+    function showNotify(waiting) {
+      var box = $("notify");
+      box.hidden = !(waiting && channels.length);
+      if (box.hidden) return;
+      $("notify-h").textContent = t("Get a message when your turn is near");
+      $("notify-legend").textContent = t("Get a message when your turn is near");
+      var set = $("notify-channels");
+      if (set.querySelectorAll("input").length !== channels.length) {
+        channels.forEach(function (c) {
+          var label = el("label", "channel"), radio = el("input");
+          radio.type = "radio"; radio.name = "channel"; radio.value = c; radio.id = "notify-" + c;
+          radio.checked = c === channel;
+          radio.addEventListener("change", function () { channel = c; showNotify(true); });
+          label.htmlFor = radio.id;
+          label.append(radio, el("span", null, ""));
+          set.append(label);
+        });
+      }
+      set.querySelectorAll("label.channel span").forEach(function (span, i) {
+        span.textContent = channels[i] === "sms" ? t("Text message") : t("E-mail");
+      });
+      var input = $("notify-to");
+      input.type = channel === "sms" ? "tel" : "email";
+      input.autocomplete = channel === "sms" ? "tel" : "email";
+      $("notify-label").textContent = channel === "sms" ? t("Your mobile number") : t("Your e-mail address");
+      $("notify-send").textContent = t("Send me a message");
+      $("notify-why").textContent = t("Used only for this ticket, and deleted when your visit ends.");
+      $("notify-form").hidden = !!asked;
+      $("notify-done").hidden = !asked;
+      $("notify-done-text").textContent = asked ? t("We will send a message to {to} when your turn is near and when you are called.", { to: asked }) : "";
+      $("notify-stop").textContent = t("Stop the messages");
+      $("notify-status").textContent = notifyProblem;
+    }
+    function notifyUrl() { return new URL("/api/v1/track/" + encodeURIComponent(token) + "/notify", hubBase).toString(); }
+    $("notify-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var to = $("notify-to").value.trim();
+      fetch(notifyUrl(), { method: "POST", headers: { "Content-Type": "application/json" },
+                           body: JSON.stringify({ channel: channel, to: to }) })
+        .then(function (r) {
+          notifyProblem = r.ok ? "" : t("Please check the number or address.");
+          if (r.ok) asked = to;
+          showNotify(true);
+          if (r.ok) $("notify-stop").focus();
+        }).catch(function () { notifyProblem = t("Please check the number or address."); showNotify(true); });
+    });
+    $("notify-stop").addEventListener("click", function () {
+      fetch(notifyUrl(), { method: "DELETE" }).then(function () { asked = ""; showNotify(true); $("notify-to").focus(); });
+    });
+    fetch(new URL("/api/v1/phone/notify", hubBase).toString(), { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : { channels: [] }; })
+      .then(function (json) { channels = json.channels || []; channel = channels[0] || null; if (info) show(); })
+      .catch(function () { channels = []; });
+    // "I no longer need help": asked once more, then the hub frees the place (POST .../leave).
+    $("leave-open").addEventListener("click", function () {
+      $("leave-confirm").hidden = false;
+      $("leave-no").focus();
+    });
+    $("leave-no").addEventListener("click", function () { $("leave-confirm").hidden = true; $("leave-open").focus(); });
+    $("leave-yes").addEventListener("click", function () {
+      $("leave-yes").disabled = true;
+      fetch(new URL("/api/v1/track/" + encodeURIComponent(token) + "/leave", hubBase).toString(), { method: "POST" })
+        .then(function (r) { return r.json(); })
+        .then(function (json) { if (json && json.status) { info = json; show(); $("final").focus(); } else refresh(); })
+        .catch(function (err) { console.warn("leave failed", err); refresh(); })
+        .then(function () { $("leave-yes").disabled = false; });
+    });
     // The ticket's language (chosen at the kiosk), unless the address asks for one.
     function followTicketLanguage() {
       if (!info || info.error || params.get("lang") || LANGS.indexOf(info.language) < 0) return;
@@ -451,6 +556,176 @@
     });
   }
 
-  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, state: S, misreads: misreads,
+  // -- the phone page: take a number -----------------------------------------
+  var NATIVE = { da: "Dansk", sv: "Svenska", fi: "Suomi", nl: "Nederlands", en: "English" };
+  var SAVED = "vuoro.phone.ticket";
+  function api(path) { return new URL(path, hubBase).toString(); }
+  function newKey() {
+    var a = new Uint8Array(16);
+    crypto.getRandomValues(a);
+    return "p" + Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function startPhone() {
+    var door = params.get("d") || "";
+    var view = null, keys = {}, busy = false, problem = "";
+    // The visitor's language: the address's, else the phone's if the site speaks it, else the site's first.
+    function chooseLang() {
+      if (params.get("lang") || !view) return;
+      var nav = (navigator.language || "").slice(0, 2);
+      lang = view.languages.indexOf(nav) >= 0 ? nav : view.languages[0];
+      document.documentElement.lang = lang;
+    }
+    function waitText(q) {
+      if (!q.open) {
+        return q.opens_at ? t("Closed") + " · " + t("Opens {time}", { time: hhmm(q.opens_at, view.zone) }) : t("Closed");
+      }
+      return (q.waiting === 0 ? t("No wait") : t("about {n} min", { n: Math.round(q.estimated_wait_min || 0) }))
+        + " · " + t("{n} waiting", { n: q.waiting });
+    }
+    function show() {
+      document.title = t("Take a queue number") + " · Vuoro";
+      $("h-take").textContent = t("Take a queue number");
+      $("hint").textContent = t("No app, no account: your place in the queue stays on this page.");
+      $("langs-label").textContent = t("Language");
+      $("status").textContent = problem;
+      if (!view) return;
+      $("site").textContent = view.site;
+      var ok = view.door === "ok";
+      $("lead").textContent = !ok ? (view.door === "old"
+        ? t("This code is old: it changes every minute. Scan the code on the screen by the entrance again.")
+        : t("Scan the code on the screen by the entrance to take a number."))
+        : view.services.length ? t("Choose what you need help with") : t("No service takes walk-in visitors right now.");
+      $("lead").classList.toggle("warn", !ok);
+      var list = $("services");
+      list.replaceChildren.apply(list, (ok ? view.services : []).map(function (q) {
+        var b = el("button", "service", null);
+        b.type = "button";
+        b.dataset.service = q.service;
+        b.disabled = busy;
+        b.classList.toggle("closed", !q.open);
+        b.append(el("span", "name", serviceName(q.names, q.service)), el("span", "wait", waitText(q)));
+        b.addEventListener("click", function () { take(q); });
+        var li = el("li");
+        li.append(b);
+        return li;
+      }));
+      var langs = $("langs");
+      langs.replaceChildren($("langs-label"));
+      view.languages.forEach(function (l) {
+        var a = el("a", "lang" + (l === lang ? " current" : ""), NATIVE[l] || l);
+        a.lang = l;
+        a.href = "?lang=" + l + (door ? "&d=" + encodeURIComponent(door) : "");
+        if (l === lang) a.setAttribute("aria-current", "true");
+        langs.append(a);
+      });
+      showSaved();
+    }
+    function showSaved() {
+      var saved = null;
+      try { saved = JSON.parse(localStorage.getItem(SAVED) || "null"); } catch (err) { saved = null; }
+      var have = $("have");
+      have.hidden = !(saved && saved.day === view.day && saved.live);
+      if (have.hidden) return;
+      $("have-text").textContent = t("You already have a number today: {ticket}", { ticket: saved.ticket });
+      $("have-link").textContent = t("Show my number");
+      $("have-link").href = saved.path;
+    }
+    function take(q) {
+      if (busy) return;
+      if (q.mode === "booking_only") { problem = t("By appointment only. Book a time at the kiosk, on the web or by phone."); show(); return; }
+      busy = true;
+      problem = t("Taking your number…");
+      show();
+      // One key per service for this page: a double tap, or a retry after a lost answer, is the same ticket.
+      keys[q.service] = keys[q.service] || newKey();
+      fetch(api("/api/v1/phone/tickets"), {
+        method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": keys[q.service] },
+        body: JSON.stringify({ service: q.service, language: lang, door: door })
+      }).then(function (r) {
+        return r.json().then(function (json) { return { status: r.status, json: json }; });
+      }).then(function (got) {
+        if (got.status === 200 || got.status === 201) {
+          try {
+            localStorage.setItem(SAVED, JSON.stringify({ ticket: got.json.ticket, path: got.json.track_path,
+                                                         day: view.day, live: true }));
+          } catch (err) { console.warn("could not remember the ticket", err); }
+          location.replace(got.json.track_path + "&lang=" + lang);
+          return;
+        }
+        var e = (got.json && got.json.error) || {};
+        if (e.code === "door_code") { view.door = "old"; problem = ""; }
+        else if (e.code === "closed") problem = e.opens_at ? t("Closed now. Opens {time}.", { time: hhmm(e.opens_at, view.zone) }) : t("Closed now.");
+        else if (e.code === "booking_only") problem = t("By appointment only. Book a time at the kiosk, on the web or by phone.");
+        else if (e.code === "too_many") problem = t("Many numbers were taken from this connection. Please wait about {n} min, or take a number at the kiosk.",
+                                                    { n: Math.max(1, Math.round((e.retry_after || 60) / 60)) });
+        else problem = t("Something went wrong. Please try again, or take a number at the kiosk.");
+        if (e.code !== "too_many" && e.code !== "door_code") delete keys[q.service];
+      }).catch(function (err) {
+        console.warn("ticket failed", err);
+        problem = t("Something went wrong. Please try again, or take a number at the kiosk.");
+      }).then(function () { busy = false; show(); });
+    }
+    function load() {
+      return fetch(api("/api/v1/phone?d=" + encodeURIComponent(door)), { cache: "no-store" })
+        .then(function (r) { return r.json(); })
+        .then(function (json) {
+          if (json.error) { problem = json.error.message; return; }
+          view = json;
+          view.zone = json.timezone;
+          if (json.pass) door = json.pass;  // scanned once: the pass lets the visitor choose calmly
+          chooseLang();
+        }).catch(function (err) { console.warn("phone view failed", err); problem = t("Something went wrong. Please try again, or take a number at the kiosk."); });
+    }
+    loadStrings().then(load).then(function () {
+      show();
+      // Is a saved ticket still waiting? Then offer it rather than a second one.
+      var saved = null;
+      try { saved = JSON.parse(localStorage.getItem(SAVED) || "null"); } catch (err) { saved = null; }
+      if (saved && saved.path) {
+        var tok = new URLSearchParams(saved.path.split("?")[1] || "").get("t") || "";
+        fetch(api("/api/v1/track/" + encodeURIComponent(tok)), { cache: "no-store" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (json) {
+            saved.live = !!json && (json.status === "waiting" || json.status === "called");
+            if (json) saved.day = view && view.day;
+            try { localStorage.setItem(SAVED, JSON.stringify(saved)); } catch (err) { /* private mode */ }
+            if (view) showSaved();
+          }).catch(function () { /* offline: the list still works */ });
+      }
+      // The waits move on while the visitor reads: refresh the list each 20 s (no stream for a list this small).
+      setInterval(function () { if (!busy) load().then(show); }, 20000);
+    });
+  }
+
+  // -- the poster by the door (printed) ------------------------------------------
+  function startPoster() {
+    loadStrings().then(function () {
+      return fetch(api("/api/v1/phone"), { cache: "no-store" }).then(function (r) { return r.json(); });
+    }).then(function (view) {
+      if (!view || view.error) return;
+      if (!params.get("lang")) { lang = view.languages[0]; document.documentElement.lang = lang; }
+      var daily = view.poster === "daily";
+      document.title = t("Take a queue number on your phone") + " · " + view.site;
+      $("p-title").textContent = t("Take a queue number on your phone");
+      $("p-qr").alt = t("Scan to take a number");
+      $("p-how").textContent = daily ? t("Point your phone's camera at this code.")
+        : t("Point your phone's camera at the code on the screen by the entrance.");
+      $("p-valid").hidden = !daily;
+      $("p-valid").textContent = daily ? t("This code works today only: {date}", { date: view.day }) : "";
+      $("p-more").textContent = t("No app, no account: your place in the queue stays on this page.");
+      $("p-site").textContent = view.site;
+      var others = $("p-langs");
+      others.replaceChildren.apply(others, view.languages.filter(function (l) { return l !== lang; }).map(function (l) {
+        var li = el("li");
+        li.lang = l;
+        li.append(el("strong", null, t("Take a queue number on your phone", null, l)), el("span", null,
+          daily ? t("Point your phone's camera at this code.", null, l)
+                : t("Point your phone's camera at the code on the screen by the entrance.", null, l)));
+        return li;
+      }));
+    });
+  }
+
+  window.Vuoro = { startSignage: startSignage, startTicket: startTicket, startPhone: startPhone, startPoster: startPoster, state: S, misreads: misreads,
                    fixedLang: fixedLang };
 })();

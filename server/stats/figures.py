@@ -113,13 +113,21 @@ def day_hours(day: date, tz: ZoneInfo) -> float:
 # -- the figures -------------------------------------------------------------------------------
 
 
+def _left_late(row: Sequence[Any], target: float | None) -> bool:
+    """A visitor who left the queue (from the phone page) after waiting past the service's target counts as
+    missed in the service level, as an expired ticket does; one who left sooner is no wait of ours."""
+    if target is None or row[_STATUS] != "left" or not row[_FINISHED]:
+        return False
+    return (_parse(row[_FINISHED]) - _parse(row[_QUEUED])).total_seconds() > target * 60
+
+
 class _Group:
-    __slots__ = ("issued", "served", "no_show", "expired", "open", "transferred", "transfers", "walk_in",
-                 "booking", "booking_kept", "booking_no_show", "waits", "service_times", "within", "sl_base",
+    __slots__ = ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers",
+                 "walk_in", "booking", "booking_kept", "booking_no_show", "waits", "service_times", "within", "sl_base",
                  "ratings")
 
     def __init__(self) -> None:
-        self.issued = self.served = self.no_show = self.expired = self.open = 0
+        self.issued = self.served = self.no_show = self.expired = self.left = self.open = 0
         self.transferred = self.transfers = self.walk_in = self.booking = 0
         self.booking_kept = self.booking_no_show = self.within = self.sl_base = 0
         self.waits: list[float] = []
@@ -130,8 +138,8 @@ class _Group:
     def merge(cls, parts: Iterable[_Group]) -> _Group:
         total = cls()
         for part in parts:
-            for name in ("issued", "served", "no_show", "expired", "open", "transferred", "transfers", "walk_in",
-                         "booking", "booking_kept", "booking_no_show", "within", "sl_base"):
+            for name in ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers",
+                         "walk_in", "booking", "booking_kept", "booking_no_show", "within", "sl_base"):
                 setattr(total, name, getattr(total, name) + getattr(part, name))
             total.waits.extend(part.waits)
             total.service_times.extend(part.service_times)
@@ -146,6 +154,7 @@ class _Group:
             "served": self.served,
             "no_show": self.no_show,
             "expired": self.expired,
+            "left": self.left,
             "open": self.open,
             "transferred": self.transferred,
             "transfers": self.transfers,
@@ -206,7 +215,7 @@ def ticket_facts(row: Sequence[Any], local: LocalTime, targets: dict[str, float]
     if target is not None:
         if wait is not None:
             within = wait <= target * 60
-        elif row[_STATUS] == "expired":
+        elif row[_STATUS] == "expired" or _left_late(row, target):
             within = False
     return TicketFacts(day, hour, weekday, wait, service, within)
 
@@ -288,7 +297,8 @@ def summarize_many(rows: Iterable[Sequence[Any]], tz: ZoneInfo, groupings: Seque
             wait = (parse(called) - begin).total_seconds()
             if wait < 0:
                 wait = 0.0
-        counts_for_level = target is not None and (wait is not None or status == "expired")
+        counts_for_level = target is not None and (wait is not None or status == "expired"
+                                                   or (status == "left" and _left_late(row, target)))
         within = counts_for_level and wait is not None and wait <= target * 60  # type: ignore[operator]
         values = (day, hour, weekday, day[:7], row[_SERVICE], row[_COUNTER] or "", origin)
         for getkey, groups in tables:
@@ -305,6 +315,8 @@ def summarize_many(rows: Iterable[Sequence[Any]], tz: ZoneInfo, groupings: Seque
                 g.no_show += 1
             elif status == "expired":
                 g.expired += 1
+            elif status == "left":
+                g.left += 1
             else:
                 g.open += 1
             if transfers:
@@ -436,7 +448,7 @@ def ticket_csv_rows(rows: Iterable[Sequence[Any]], tz: ZoneInfo, *, targets: dic
                "" if facts.within_target is None else int(facts.within_target), row[_RECALLS], row[_TRANSFERS]]
 
 
-SUMMARY_CSV_FIGURES = ("issued", "served", "no_show", "expired", "open", "transferred", "transfers", "walk_in",
+SUMMARY_CSV_FIGURES = ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers", "walk_in",
                        "booking", "bookings_kept", "bookings_no_show", "called", "wait_median_s", "wait_p90_s",
                        "wait_max_s", "wait_mean_s", "service_median_s", "service_p90_s", "within_target",
                        "service_level", "feedback_count", "feedback_mean")

@@ -104,6 +104,7 @@ STATS_MSGIDS: tuple[str, ...] = (
     "Feedback",
     "No-show",
     "Expired",
+    "Left the queue",
     "Transferred",
     "90th pct.",
     "Longest",

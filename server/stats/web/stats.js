@@ -297,7 +297,7 @@ function feedbackChart(body) {
 
 function table(box, groups, key, name, body) {
   if (!groups.length) { box.replaceChildren(el("p", { class: "empty" }, t("Nothing in this period."))); return; }
-  const cols = [["Tickets", "issued", num], ["Served", "served", num], ["No-show", "no_show", num], ["Expired", "expired", num],
+  const cols = [["Tickets", "issued", num], ["Served", "served", num], ["No-show", "no_show", num], ["Expired", "expired", num], ["Left the queue", "left", num],
     ["Transferred", "transferred", num], ["Median wait", "wait_median_s", minutes], ["90th pct.", "wait_p90_s", minutes],
     ["Longest", "wait_max_s", minutes], ["Median service", "service_median_s", minutes], ["Service level", "service_level", pct]];
   if (key === "service") cols.push(["Feedback", "feedback_mean", (x) => (x === null ? "–" : num(x))]);
