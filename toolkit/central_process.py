@@ -7,7 +7,6 @@ A real process is what "the centre killed and restarted" needs.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import requests
 
 from toolkit.broker import free_port
+from toolkit.hub_process import ChildProcess
 
 ADMIN_TOKEN = "test-centre-admin-token"
 
@@ -36,7 +36,7 @@ def write_centre_config(path: Path, database: str, branches: dict[str, tuple[str
     return path
 
 
-class CentralProcess:
+class CentralProcess(ChildProcess):
     def __init__(self, config: str | Path, *, port: int | None = None, log_path: str | Path | None = None,
                  env: dict[str, str] | None = None, tls_ca: str | Path | None = None):
         self.config = str(config)
@@ -69,20 +69,6 @@ class CentralProcess:
             time.sleep(0.05)
         raise TimeoutError(f"the centre did not answer within {timeout:g} s:\n{self.log_path.read_text()}")
 
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None
 
     def get(self, path: str, **params: str) -> requests.Response:
         return requests.get(self.url + path, params=params, timeout=10, verify=self.tls_ca or True,

@@ -28,7 +28,29 @@ from vuoro.clock import ENV as CLOCK_ENV
 from vuoro.clock import FileClock, write_clock_file
 
 
-class HubProcess:
+class ChildProcess:
+    """What every harness process shares: SIGKILL like a power cut, or a polite stop (SIGTERM, then SIGKILL)."""
+
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no last words, like a power cut of the process."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+
+class HubProcess(ChildProcess):
     def __init__(self, config: str | Path, data_dir: str | Path, broker_url: str, *, port: int | None = None,
                  log_path: str | Path | None = None, topic_root: str | None = None, clock: datetime | None = None,
                  tz: str | None = None, wrap: list[str] | None = None, tls_ca: str | Path | None = None,
@@ -103,21 +125,6 @@ class HubProcess:
                 time.sleep(0.02)
         raise TimeoutError(f"the hub did not answer within {timeout} s:\n{self.log_path.read_text()}")
 
-    def kill(self) -> None:
-        """SIGKILL: no clean-up, no last words, like a power cut of the process."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None
 
     def __enter__(self) -> HubProcess:
         return self.start()
