@@ -156,10 +156,7 @@ def ask_directory(settings: LdapSettings, name: str, password: str) -> Directory
     if not password or not DIRECTORY_NAME.match(name):
         # An empty password would be an *unauthenticated* bind, which LDAP servers accept (RFC 4513 §5.1.2).
         return DirectoryAnswer(None, "wrong")
-    tls = None
-    if settings.url.startswith("ldaps://") or settings.start_tls:
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
-    server = ldap3.Server(settings.url, connect_timeout=settings.timeout_s, tls=tls, get_info=ldap3.NONE)
+    server = _server(settings)
     bind_as = settings.bind.replace("{user}", escape_rdn(name) if "=" in settings.bind else name)
     connection = ldap3.Connection(server, user=bind_as, password=password, raise_exceptions=False,
                                   receive_timeout=max(1, round(settings.timeout_s)),  # whole seconds (SO_RCVTIMEO)
@@ -199,16 +196,23 @@ def ask_directory(settings: LdapSettings, name: str, password: str) -> Directory
             connection.unbind()
 
 
+def _server(settings: LdapSettings) -> Any:
+    """The directory's address, with its certificate checked against ``ca_file`` (ldaps:// or StartTLS)."""
+    import ldap3
+
+    tls = None
+    if settings.url.startswith("ldaps://") or settings.start_tls:
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
+    return ldap3.Server(settings.url, connect_timeout=settings.timeout_s, tls=tls, get_info=ldap3.NONE)
+
+
 def reach_directory(settings: LdapSettings) -> None:
     """Open a connection (and StartTLS) without binding: raises :class:`DirectoryDown` with the reason if the
     directory cannot be reached or its certificate is not trusted. For ``vuoro doctor``."""
     import ldap3
     from ldap3.core import exceptions as ldap_errors
 
-    tls = None
-    if settings.url.startswith("ldaps://") or settings.start_tls:
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file)
-    server = ldap3.Server(settings.url, connect_timeout=settings.timeout_s, tls=tls, get_info=ldap3.NONE)
+    server = _server(settings)
     connection = ldap3.Connection(server, receive_timeout=max(1, round(settings.timeout_s)), raise_exceptions=False,
                                   auto_bind=ldap3.AUTO_BIND_NONE)
     try:
