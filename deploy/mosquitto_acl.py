@@ -6,7 +6,7 @@ the device's token), plus the user ``hub`` and its look-only twin
 gives it, and nothing else:
 
 - **hub**: publishes the state and the calls (``hub/status``, ``site``,
-  ``queue/#``, ``counters/#``, ``calls``, ``calls/recent``, ``events/#``,
+  ``queue/#``, ``counters/#``, ``calls``, ``calls/recent``, ``board``, ``events/#``,
   ``message``, ``buttons/+/result``); reads presses and device statuses.
 - **kiosk**: reads the site tree; publishes only its own
   ``devices/<id>/status``.
@@ -77,6 +77,7 @@ def hub_rules(t: Topics) -> list[Rule]:
         f"{t.base}/counters/#",
         t.calls,
         t.recent_calls,
+        t.board,
         f"{t.base}/events/#",
         t.message,
         t.button_result("+"),
