@@ -120,12 +120,20 @@ def stop_screens(procs: list[tuple[subprocess.Popen, Path]]) -> dict[str, list[f
     for proc, _ in procs:
         proc.stdin.close()  # type: ignore[union-attr]
     seen: dict[str, list[float]] = {}
+    again = 0
     for proc, path in procs:
         proc.wait(30)
+        shown: set[str] = set()
         for line in path.read_text().splitlines():
             if line != "ready":
                 stamp, ticket = line.split()
+                if ticket in shown:
+                    again += 1  # the screen went back to an older call and then forward again: a glitch
+                    continue
+                shown.add(ticket)
                 seen.setdefault(ticket, []).append(float(stamp))
+    if again:
+        print(f"  !! {again} times a screen showed a call again after showing another one")
     return seen
 
 
@@ -178,7 +186,7 @@ def main() -> int:
     expected = {"bare": 0, "screen": 0}
     kinds = (args.only,) if args.only else ("bare", "screen")
     with Broker(persistence=False) as broker:
-        hub = HubProcess(SITE, folder / "hub", broker.url, topic_root="bench").start()
+        hub = HubProcess(SITE, folder / "hub", broker.url, topic_root="bench").start(timeout=90)
         try:
             for r in range(args.rounds):
                 for kind in kinds:

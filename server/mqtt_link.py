@@ -62,6 +62,7 @@ class MqttLink:
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # publishing the full state and a change must not interleave
         self._board_due = threading.Event()  # a state the screens' board carries changed
+        self._call_unseen = False  # a call went out and the hub's view does not show it yet
         # Back within a second of the broker: screens must be right ≤ 2 s after it returns (shared/targets.md).
         self.client = make_client(
             self.settings, client_id=client_id or f"{config.topic_root}-hub-{config.site_id}", name="the hub",
@@ -264,7 +265,9 @@ class MqttLink:
                 return  # not queued for later: the republish on reconnect says it all, and a late call is noise
             if kind == "call":
                 self.client.publish(self.topics.calls, protocol.encode(payload), qos=1, retain=False)
+                self._call_unseen = True
             else:
+                self._call_unseen = False  # states come after the hub's view took in the calls before them
                 self._publish_state(name, payload)
                 if in_board(name):
                     self._board_due.set()
@@ -279,5 +282,8 @@ class MqttLink:
                 return
             self._board_due.clear()  # a change from now on is in this board or makes the next one
             with self._lock:
-                if self.connected.is_set():
+                # Between a call and the states it changed, the hub's view does not have the call yet: a
+                # board from it would take the call the screens just showed off their recent list again.
+                # The states follow within the same commit and make the board due again.
+                if self.connected.is_set() and not self._call_unseen:
                     self._publish_state(BOARD_SUFFIX, self.hub.board())
