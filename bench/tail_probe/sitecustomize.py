@@ -79,6 +79,15 @@ if OUT:
             json.dump(records, out)
 
     atexit.register(_dump)
+
+    import signal
+
+    def _on_term(signum: int, frame: object) -> None:  # the hub ends by SIGTERM's default action: dump first
+        _dump()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _on_term)
     _install()
 
     if os.environ.get("VUORO_PROBE_SWITCH"):  # an experiment: the hub's GIL switch interval, in seconds
