@@ -1,11 +1,13 @@
 """The busy machine's tail: 8 kiosks on a quiet machine, then with a CPU load the bench starts and stops.
 
-    .venv/bin/python bench/bench_tail.py [--seconds 8] [--rounds 2] [--load-nice 0]
+    .venv/bin/python bench/bench_tail.py [--seconds 8] [--rounds 2] [--load-nice 0] [--hub-nice -5]
 
 A real ``vuoro hub`` process (durable store, private Mosquitto) and ``wrk`` with 8 connections issuing
 tickets, as bench_hub. Each round runs the 8 kiosks twice: alone ("quiet"), then beside one busy
 process per core that the bench starts for that run and stops after it ("load"; ``--load-nice`` sets
 their niceness). Target (issue 19): 8-kiosk p99 under load ≤ 3 × the quiet p99 of the same round.
+The hub starts at nice -5, as its systemd unit starts it (``--hub-nice 0``: as before issue 19); a
+negative niceness needs root, so run it as root or with CAP_SYS_NICE to see the deployed figure.
 
 To find where a slow ticket's time goes, the hub runs with ``bench/tail_probe`` on its PYTHONPATH (a
 ``sitecustomize`` that records every garbage collection, each writer batch with its queue wait and its
@@ -60,14 +62,14 @@ def schedstat(pid: int) -> dict[int, tuple[int, int]]:
     return out
 
 
-def one_run(hub: HubProcess, seconds: int, folder: Path, busy: int, nice: int) -> dict:
+def one_run(hub: HubProcess, seconds: int, folder: Path, busy: int, nice: int, prefix: tuple[str, ...]) -> dict:
     workers = [subprocess.Popen([sys.executable, "-c", BUSY, str(nice)]) for _ in range(busy)]
     try:
         time.sleep(0.5 if busy else 0.0)  # the load is running before the kiosks start
         pid = hub.process.pid  # type: ignore[union-attr]
         before = schedstat(pid)
         started = time.monotonic()
-        result = wrk(hub.url, 8, seconds, folder)
+        result = wrk(hub.url, 8, seconds, folder, prefix)
         ended = time.monotonic()
         after = schedstat(pid)
         result["load"] = load()
@@ -110,22 +112,27 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--load-nice", type=int, default=0, help="niceness of the competing busy processes")
     parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy processes (default: cores)")
-    parser.add_argument("--hub-nice", type=int, default=0, help="start the hub under nice -n N (systemd: Nice=N)")
+    parser.add_argument("--hub-nice", type=int, default=-5,
+                        help="start the hub under nice -n N, as deploy/systemd/vuoro-hub.service does (Nice=-5)")
+    parser.add_argument("--wrk-nice", type=int, help="niceness of wrk (default: the hub's: kiosks are other devices, "
+                        "their CPU is not the hub's)")
     parser.add_argument("--switch", type=float, help="experiment: the hub's GIL switch interval (s) instead of its own")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("bench_tail needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
+    wrap = ["nice", "-n", str(args.hub_nice)] if args.hub_nice else []  # a negative niceness needs root
+    wrk_nice = args.hub_nice if args.wrk_nice is None else args.wrk_nice
+    wrk_prefix = ("nice", "-n", str(wrk_nice)) if wrk_nice else ()
     folder = Path(tempfile.mkdtemp(prefix="vuoro-bench-tail-"))
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     print(f"# 8 kiosks, quiet and busy — {platform.node()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {git.strip()}; "
-          f"load: {args.busy} busy processes at nice {args.load_nice}; hub at nice {args.hub_nice}"
+          f"load: {args.busy} busy processes at nice {args.load_nice}; hub at nice {args.hub_nice}, wrk at {wrk_nice}"
           f"{f', switch interval {args.switch} s' if args.switch else ''}; load average {load()}")
     probe_out = folder / "probe.json"
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "bench" / "tail_probe"), str(ROOT)]),
            "VUORO_PROBE_OUT": str(probe_out), **({"VUORO_PROBE_SWITCH": str(args.switch)} if args.switch else {})}
-    wrap = ["nice", "-n", str(args.hub_nice)] if args.hub_nice else []
     runs = []
     with Broker(persistence=False) as broker:
         hub = HubProcess(SITE, folder / "hub", broker.url, topic_root="tail", env=env,
@@ -135,7 +142,7 @@ def main() -> int:
             wrk(hub.url, 8, 2, folder)  # warm up
             for r in range(args.rounds):
                 for name, busy in (("quiet", 0), ("load", args.busy)):
-                    res = one_run(hub, args.seconds, folder, busy, args.load_nice)
+                    res = one_run(hub, args.seconds, folder, busy, args.load_nice, wrk_prefix)
                     res["name"], res["round"] = name, r + 1
                     runs.append(res)
                     print(f"round {r + 1} {name:>5}: {res['rate']:,.0f}/s, p50 {res['p50']:.2f} ms, "
