@@ -93,7 +93,9 @@ def worker(kind: str, url: str, root: str, device: str) -> None:
         while not state.complete and time.monotonic() < deadline:  # the retained picture is in
             time.sleep(0.05)
         say("ready")
+    started = time.process_time()
     sys.stdin.read()  # until the bench closes our stdin
+    say(f"cpu {time.process_time() - started:.6f}")  # this process's CPU from ready to the end: its work
 
 
 # -- the bench ---------------------------------------------------------------------------
@@ -120,12 +122,15 @@ def stop_screens(procs: list[tuple[subprocess.Popen, Path]]) -> dict[str, list[f
     for proc, _ in procs:
         proc.stdin.close()  # type: ignore[union-attr]
     seen: dict[str, list[float]] = {}
+    cpu: list[float] = []
     again = 0
     for proc, path in procs:
         proc.wait(30)
         shown: set[str] = set()
         for line in path.read_text().splitlines():
-            if line != "ready":
+            if line.startswith("cpu "):
+                cpu.append(float(line.split()[1]))
+            elif line != "ready":
                 stamp, ticket = line.split()
                 if ticket in shown:
                     again += 1  # the screen went back to an older call and then forward again: a glitch
@@ -134,6 +139,7 @@ def stop_screens(procs: list[tuple[subprocess.Popen, Path]]) -> dict[str, list[f
                 seen.setdefault(ticket, []).append(float(stamp))
     if again:
         print(f"  !! {again} times a screen showed a call again after showing another one")
+    seen["_cpu"] = cpu
     return seen
 
 
@@ -159,7 +165,10 @@ def round_of(kind: str, count: int, calls: int, hub_url: str, broker_url: str, r
     time.sleep(1.0)  # quiet after the start-up storm
     sent = drive(hub_url, calls)
     seen = stop_screens(procs)
+    cpu = seen.pop("_cpu")
     latencies = [(t - sent[ticket]) * 1000 for ticket, times in seen.items() if ticket in sent for t in times]
+    print(f"  {kind}: CPU per call per screen {sum(cpu) / max(1, len(cpu)) / len(sent) * 1e6:.0f} µs "
+          f"(process time from ready to the end, mean of {len(cpu)})")
     return latencies, len(sent) * count
 
 
