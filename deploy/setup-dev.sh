@@ -16,8 +16,10 @@ packages=(
   fonts-dejavu-core                      # receipts rendered by the virtual printer
   espeak-ng sox                          # offline spoken calls on the screens
   chromium                               # browser tests of the staff page and web signage
+  slapd ldap-utils                       # a real OpenLDAP for the staff sign-in tests (they start their own)
   systemd ansible ansible-lint shellcheck   # checks of the deploy/ files
   wrk                                    # load generator for bench/
+  postgresql                             # the centre's database (tests initdb a private cluster of their own)
 )
 missing=()
 for p in "${packages[@]}"; do

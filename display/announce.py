@@ -7,9 +7,9 @@ calls that arrive together are announced one after another, never over each
 other, in the order they came. A recall has a new ``call_id`` and is
 announced again.
 
-The player is pluggable: ``aplay``/``paplay``/sox ``play`` on a Pi, a
-``RecordingPlayer`` in tests (it keeps each WAV and when it started and
-ended), or nothing at all.
+The player is pluggable (``vuoro/speech.py``, shared with the kiosk's speech
+mode): ``aplay``/``paplay``/sox ``play`` on a Pi, a ``RecordingPlayer`` in
+tests (it keeps each WAV and when it started and ended), or nothing at all.
 """
 
 from __future__ import annotations
@@ -19,104 +19,30 @@ import math
 import queue
 import shutil
 import struct
-import subprocess
 import tempfile
 import threading
-import time
 import wave
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+# The voice, the players and the WAV plumbing are shared with the kiosk's speech mode.
+from vuoro.speech import (  # noqa: F401 - re-exported: the signage's tests and main import them from here
+    SAMPLE_RATE,
+    VOICES,
+    CommandPlayer,
+    NullPlayer,
+    Played,
+    Player,
+    RecordingPlayer,
+    join_wavs,
+    player_for,
+    speak_to_wav,
+    wav_seconds,
+)
 
 from .present import spoken_call
 
 log = logging.getLogger(__name__)
-
-VOICES = {"da": "da", "sv": "sv", "fi": "fi", "nl": "nl", "en": "en"}
-SAMPLE_RATE = 22050  # espeak-ng's own rate: chime and speech join without resampling
-
-
-class Player(Protocol):
-    def play(self, path: Path, label: str) -> None:
-        """Play a WAV file and return when it has finished."""
-
-
-class NullPlayer:
-    def play(self, path: Path, label: str) -> None:
-        return None
-
-
-class CommandPlayer:
-    """Plays through a command line tool (``aplay -q``, ``paplay``, ``play -q``)."""
-
-    def __init__(self, command: Sequence[str]):
-        self.command = list(command)
-
-    def play(self, path: Path, label: str) -> None:
-        try:
-            subprocess.run([*self.command, str(path)], check=False, timeout=60,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("could not play %s: %s", path, exc)
-
-
-@dataclass
-class Played:
-    label: str
-    path: Path
-    start: float
-    end: float
-
-
-@dataclass
-class RecordingPlayer:
-    """For tests: keeps each WAV, and the times it 'played' for as long as it lasts."""
-
-    folder: Path
-    time_scale: float = 1.0  # "play" for this share of the WAV's length (0: instantly)
-    played: list[Played] = field(default_factory=list)
-    playing_now: int = 0
-    most_at_once: int = 0
-    done: threading.Condition = field(default_factory=threading.Condition)
-
-    def play(self, path: Path, label: str) -> None:
-        keep = self.folder / f"{len(self.played):03d}-{label}.wav"
-        shutil.copyfile(path, keep)
-        with self.done:
-            self.playing_now += 1
-            self.most_at_once = max(self.most_at_once, self.playing_now)
-        start = time.monotonic()
-        if self.time_scale:
-            time.sleep(wav_seconds(keep) * self.time_scale)
-        end = time.monotonic()
-        with self.done:
-            self.playing_now -= 1
-            self.played.append(Played(label, keep, start, end))
-            self.done.notify_all()
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        with self.done:
-            return self.done.wait_for(lambda: len(self.played) >= count, timeout)
-
-
-def player_for(name: str) -> Player:
-    """``auto`` picks the first of aplay, paplay, play that is installed."""
-    commands = {"aplay": ["aplay", "-q"], "paplay": ["paplay"], "play": ["play", "-q"]}
-    if name == "none":
-        return NullPlayer()
-    if name in commands:
-        return CommandPlayer(commands[name])
-    for candidate in ("aplay", "paplay", "play"):
-        if shutil.which(candidate):
-            return CommandPlayer(commands[candidate])
-    log.warning("no audio player found (aplay, paplay, play): announcements are silent")
-    return NullPlayer()
-
-
-def wav_seconds(path: Path) -> float:
-    with wave.open(str(path), "rb") as w:
-        return w.getnframes() / float(w.getframerate())
 
 
 def chime_frames(rate: int = SAMPLE_RATE) -> bytes:
@@ -140,33 +66,6 @@ def write_chime(path: Path, rate: int = SAMPLE_RATE) -> Path:
         w.setframerate(rate)
         w.writeframes(chime_frames(rate))
     return path
-
-
-def speak_to_wav(text: str, lang: str, path: Path, *, espeak: str = "espeak-ng") -> Path:
-    """Synthesises ``text`` with espeak-ng into ``path`` (22 kHz mono WAV)."""
-    voice = VOICES.get(lang, "en")
-    subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(path), text], check=True, timeout=30,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return path
-
-
-def join_wavs(parts: list[Path], out: Path) -> Path:
-    """Chime + speech in one file (same format: both made here at espeak's rate)."""
-    params = None
-    frames = []
-    for part in parts:
-        with wave.open(str(part), "rb") as w:
-            if params is None:
-                params = w.getparams()
-            elif (w.getnchannels(), w.getsampwidth(), w.getframerate()) != params[:3]:
-                raise ValueError(f"{part} has another format than {parts[0]}")
-            frames.append(w.readframes(w.getnframes()))
-    assert params is not None
-    with wave.open(str(out), "wb") as w:
-        w.setparams(params)
-        for chunk in frames:
-            w.writeframes(chunk)
-    return out
 
 
 class Announcer:

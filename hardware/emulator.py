@@ -64,6 +64,7 @@ class Barcode:
     module: int
     hri: int  # 0 none, 1 above, 2 below, 3 both
     align: str
+    printed: bool = True  # False: wider than the paper, which a printer (Epson's GS k) silently skips
 
 
 @dataclass
@@ -97,7 +98,8 @@ class PrintedReceipt:
             elif isinstance(el, QRCode):
                 out.append("[QR] " + el.data.decode("utf-8", "replace"))
             elif isinstance(el, Barcode):
-                out.append("[BARCODE] " + el.data)
+                out.append(("[BARCODE] " if el.printed else "[BARCODE NOT PRINTED: wider than the paper] ")
+                           + el.data)
         return out
 
     @property
@@ -110,7 +112,7 @@ class PrintedReceipt:
 
     @property
     def barcodes(self) -> list[str]:
-        return [el.data for el in self.elements if isinstance(el, Barcode)]
+        return [el.data for el in self.elements if isinstance(el, Barcode) and el.printed]
 
 
 class Incomplete(Exception):
@@ -290,10 +292,16 @@ class Emulator:
             kind = c[2]
             data = c[3:-1] if kind <= 6 else c[4:]
             text = data.decode("ascii", "replace")
+            fits = True
             if kind == 73:  # CODE128: drop code-set selectors ({A {B {C), keep a literal {{ as {
                 text = text.replace("{A", "").replace("{B", "").replace("{C", "").replace("{{", "{")
+                # 11 modules a symbol (each selector, each character, the check), 13 for the stop
+                symbols = len(data) - len(text)  # ~ one per selector ({B: 2 bytes, 1 symbol)
+                modules = 11 * (len(text) + max(1, symbols // 2) + 1) + 13
+                fits = modules * self.bc_module <= (576 if self.width_mm == 80 else 384)
             self._flush_line()
-            self._elements.append(Barcode(kind, text, self.bc_height, self.bc_module, self.bc_hri, self.align))
+            self._elements.append(Barcode(kind, text, self.bc_height, self.bc_module, self.bc_hri, self.align,
+                                          fits))
         elif op == b"v":
             xb, h = c[4] + 256 * c[5], c[6] + 256 * c[7]
             self._flush_line()

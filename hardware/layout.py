@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -32,6 +32,17 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 # Code pages this module knows how to encode: escpos name → Python codec.
 CODEPAGES = {"CP858": "cp858", "CP865": "cp865", "CP850": "cp850", "CP437": "cp437"}
 DEFAULT_CODEPAGE = "CP858"  # covers æøå ÆØÅ äöü ÄÖÜ é ë and €; CP865 lacks € and most accented capitals
+
+# The letters each receipt language needs beyond ASCII (names of services, places and people included).
+# A code page without one of them prints "?" for it, with no transliteration that would read right.
+LANGUAGE_LETTERS = {
+    "da": "æøåÆØÅé",
+    "sv": "åäöÅÄÖé",
+    "fi": "äöåÄÖÅ",
+    "nl": "éëïóöüèáÉ",  # "Één", "België", "ruïne", "privé"
+    "en": "",
+}
+LANGUAGE_NAMES = {"da": "Danish", "sv": "Swedish", "fi": "Finnish", "nl": "Dutch", "en": "English"}
 
 # Characters no Nordic/Western DOS code page has, mapped to plain equivalents.
 TRANSLIT = {
@@ -86,6 +97,53 @@ def unprintable(text: str, codepage: str = DEFAULT_CODEPAGE) -> list[str]:
             if char not in TRANSLIT:
                 bad.append(char)
     return bad
+
+
+def codepage_problem(codepage: str, languages: Iterable[str]) -> str | None:
+    """Why ``codepage`` cannot print receipts in ``languages`` (with code pages that can), or None.
+
+    Checked when a printer is configured, not when a receipt comes out: CP437 printed ø as "?" on every
+    Danish ticket, without a word anywhere.
+    """
+    if codepage not in CODEPAGES:
+        return f"code page {codepage!r} is not one of {', '.join(CODEPAGES)}"
+    languages = [lang for lang in languages if lang in LANGUAGE_LETTERS]
+    missing = {lang: unprintable(LANGUAGE_LETTERS[lang], codepage) for lang in languages}
+    missing = {lang: chars for lang, chars in missing.items() if chars}
+    if not missing:
+        return None
+    able = [name for name in CODEPAGES if not any(unprintable(LANGUAGE_LETTERS[lang], name) for lang in languages)]
+    lacks = "; ".join(f"{' '.join(chars)} ({LANGUAGE_NAMES[lang]})" for lang, chars in missing.items())
+    instead = (f"use ?codepage={able[0]}" + (f" (or {', '.join(able[1:])})" if able[1:] else "")) if able else \
+        "no code page Vuoro knows prints them all"
+    return (f"code page {codepage} cannot print {lacks}: receipts in {', '.join(languages)} would show '?' for "
+            f"them; {instead}, if the printer has it (its self-test page lists its code pages)")
+
+
+# CODE128: 11 modules a symbol (start, each character, check), 13 for the stop, 10 of quiet zone each side.
+# Module widths in printer dots (GS w), widest first: 3 dots = 0.375 mm reads easily; 2 dots (0.25 mm) is
+# the narrowest a kiosk's scanner reads reliably from thermal paper (1 dot blurs). Wider than the paper, a
+# printer prints no barcode at all.
+BARCODE_MODULES = (3, 2)
+
+
+def code128_dots(code: str, module: int) -> int:
+    """How wide ``code`` is as CODE128 (code set B) with its quiet zones, in printer dots."""
+    return (11 * (len(code) + 2) + 13 + 2 * 10) * module
+
+
+def barcode_module(code: str, paper: Paper) -> int:
+    """The widest module that fits ``code`` on the paper; ValueError, in words, when none does."""
+    if not (code.isascii() and code.isprintable() and code):
+        raise ValueError(f"CODE128 (code set B) prints letters, digits and signs of plain ASCII, not {code!r}")
+    for module in BARCODE_MODULES:
+        if code128_dots(code, module) <= paper.dots:
+            return module
+    narrowest = BARCODE_MODULES[-1]
+    longest = (paper.dots // narrowest - 13 - 20) // 11 - 2
+    raise ValueError(f"a CODE128 barcode of {len(code)} characters is {code128_dots(code, narrowest) / 8:.0f} mm "
+                     f"wide at the narrowest bars a scanner reads, but {paper.mm} mm paper prints "
+                     f"{paper.dots / 8:.0f} mm: at most {longest} characters fit; print it as a QR code instead")
 
 
 def wrap(text: str, columns: int) -> list[str]:
@@ -177,22 +235,26 @@ class _Builder:
         self.p.qr(data, native=True, size=size)
 
     def barcode(self, code: str, *, readable: bool = True) -> None:
-        """CODE128 of ``code``; ``readable=False`` leaves out the digits under the bars (the receipt prints the
-        code above them the way people read it, and one code must not be printed in two styles)."""
-        if code.isascii() and code.isprintable() and len(code) <= (20 if self.paper.mm == 58 else 30):
-            self.style()
-            with quiet():
-                self.p.barcode("{B" + code, "CODE128", function_type="B", width=2, height=80,
-                               pos="BELOW" if readable else "OFF")
-        else:  # CODE128 set B is printable ASCII only and must fit the paper
-            self.qr(code)
+        """CODE128 of ``code``, with the widest bars that fit the paper; ValueError when it cannot fit (a
+        printer given a barcode wider than its paper prints nothing). ``readable=False`` leaves out the
+        digits under the bars (the receipt prints the code above them the way people read it, and one code
+        must not be printed in two styles)."""
+        module = barcode_module(code, self.paper)
+        self.style()
+        with quiet():
+            self.p.barcode("{B" + code, "CODE128", function_type="B", width=module, height=80,
+                           pos="BELOW" if readable else "OFF")
 
     def code(self, label: str, shown: str, code: str, *, qr: bool = False) -> None:
         """A booking or sign-up code, the same way on every receipt: its label, the code as people read it
         (large), then the same code for the scanner."""
         self.text(label)
         self.text(shown, bold=True, size=2)
-        if qr:
+        try:
+            module = None if qr else barcode_module(code, self.paper)
+        except ValueError:  # too long or not ASCII for bars: the scanner reads a QR code as well
+            module = None
+        if module is None:
             self.qr(code)
         else:
             self.barcode(code, readable=False)

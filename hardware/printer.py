@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from . import layout
 from .connections import Connection, connect, split_url
 from .health import QUERY_ALL, UNKNOWN, Health, parse
 from .layout import DEFAULT_CODEPAGE, Paper
-from .receipts import Receipt
+from .receipts import LANGUAGES, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,15 @@ class Printer:
         profile: str | None = None,
         logo: Path | None = None,
         status_timeout: float = 0.5,
+        languages: Iterable[str] = LANGUAGES,
     ) -> None:
+        """``languages``: the receipts' languages (default: every one Vuoro prints); a code page that cannot
+        print their letters is refused here, at start, rather than printing "?" on every receipt."""
+        problem = layout.codepage_problem(codepage, languages)
+        if problem:
+            raise ValueError(problem)
         self.connection = connect(connection) if isinstance(connection, str) else connection
         self.paper = paper if isinstance(paper, Paper) else Paper(int(paper))
-        if codepage not in layout.CODEPAGES:
-            raise ValueError(f"code page {codepage!r} is not one of {', '.join(layout.CODEPAGES)}")
         self.codepage, self.profile, self.logo = codepage, profile, logo
         self.status_timeout = status_timeout
         self.health: Health = UNKNOWN

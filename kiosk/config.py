@@ -22,7 +22,9 @@ from vuoro.i18n import LANGUAGES
 from vuoro.mqtt import BrokerSettings, broker_settings
 from vuoro.protocol import DEFAULT_ROOT, ID_PATTERN
 
-TEXT_SCALES = (1.0, 1.25, 1.5)  # what the A+ button cycles through
+TEXT_SCALES = (1.0, 1.25, 1.5, 2.0)  # what the A+ button cycles through
+LAYOUTS = ("standard", "low")  # low: every control in the lower half of a portrait panel (EN 301 549 8.3.2)
+PALETTES = ("standard", "high_contrast")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class KioskConfig:
     printer: str | None = None  # a hardware printer URL (tcp://, serial://, usb://, file://, cups://, memory://)
     language: str = "da"
     languages: tuple[str, ...] = LANGUAGES  # the buttons shown, in this order
-    idle_timeout: float = 45.0  # seconds without a touch → home screen and default language
+    idle_timeout: float = 45.0  # seconds without a touch → home screen; another period → default language
+    idle_warning: float = 15.0  # seconds before that, "Are you still there?" with "More time"
     text_scale: float = 1.0
     size: tuple[int, int] | None = None  # a window of this size; None: the screen's own
     fullscreen: bool = True
@@ -51,6 +54,16 @@ class KioskConfig:
     broker_ca: str | None = None  # an mqtts:// broker: its CA, and a client certificate if it asks for one
     broker_cert: str | None = None
     broker_key: str | None = None
+    # Speech mode (kiosk/voice.py): the player ("auto", "aplay", "paplay", "play", "none") and ALSA device,
+    # how much longer a speech-mode visitor may take, and whether the screen starts blanked (privacy).
+    speech: str = "auto"
+    speech_device: str | None = None  # e.g. "plughw:CARD=Headphones" (Pi 4 jack), "plughw:CARD=Device" (USB)
+    speech_time_factor: float = 3.0
+    speech_blank: bool = False
+    headset_card: str | None = None  # a sound card's name: when it appears (USB headset plugged in), speech starts
+    sound_cards: str = "/proc/asound/cards"
+    layout: str = "standard"
+    palette: str = "standard"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def mqtt_settings(self) -> BrokerSettings:
@@ -73,6 +86,12 @@ class KioskConfig:
             problems.append(f"site: {self.site!r} is not a valid id")
         if self.language not in LANGUAGES:
             problems.append(f"language: expected one of {', '.join(LANGUAGES)}, got {self.language!r}")
+        if self.layout not in LAYOUTS:
+            problems.append(f"layout: expected one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.palette not in PALETTES:
+            problems.append(f"palette: expected one of {', '.join(PALETTES)}, got {self.palette!r}")
+        if self.speech not in ("auto", "aplay", "paplay", "play", "none"):
+            problems.append(f"speech: expected auto, aplay, paplay, play or none, got {self.speech!r}")
         bad = [lang for lang in self.languages if lang not in LANGUAGES]
         if bad or not self.languages:
             problems.append(f"languages: expected some of {', '.join(LANGUAGES)}, got {list(self.languages)}")
@@ -80,11 +99,15 @@ class KioskConfig:
             number_problem("idle_timeout", self.idle_timeout, 5, 3600,
                            why="seconds; less and visitors lose their screen while reading"),
             number_problem("text_scale", self.text_scale, 0.5, 3),
+            number_problem("idle_warning", self.idle_warning, 0, 120, why="seconds of warning before the reset"),
+            number_problem("speech_time_factor", self.speech_time_factor, 1, 10),
             number_problem("http_timeout", self.http_timeout, 0.1, 60, why="seconds"),
             number_problem("refresh_seconds", self.refresh_seconds, 1, 3600),
             number_problem("probe_seconds", self.probe_seconds, 0.5, 600),
             number_problem("dpi", self.dpi, 50, 600, why="the panel's dots per inch"),
         ) if problem]
+        if self.printer:
+            problems += printer_problems(self.printer, self.languages)
         if problems:
             raise ValueError("kiosk config has problems:\n" + "\n".join(f"  - {p}" for p in problems))
         return self
@@ -93,6 +116,20 @@ class KioskConfig:
     def mm(self) -> float:
         """Pixels per millimetre on this panel."""
         return self.dpi / 25.4
+
+
+def printer_problems(url: str, languages: tuple[str, ...]) -> list[str]:
+    """The printer URL's code page must print the kiosk's languages: said when the kiosk starts, not as "?"
+    on the first Danish receipt."""
+    from hardware.connections import split_url
+    from hardware.layout import DEFAULT_CODEPAGE, codepage_problem
+
+    try:
+        _, query = split_url(url)
+    except ValueError as exc:
+        return [f"printer: {exc}"]
+    problem = codepage_problem(query.get("codepage", DEFAULT_CODEPAGE).upper(), languages)
+    return [f"printer: {problem}"] if problem else []
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -118,7 +155,8 @@ def from_mapping(values: dict[str, Any], base: KioskConfig | None = None) -> Kio
             value = parse_size(value)
         elif key in ("languages",) and isinstance(value, list):
             value = tuple(value)
-        elif key in ("idle_timeout", "text_scale", "http_timeout", "refresh_seconds", "probe_seconds", "dpi") \
+        elif key in ("idle_timeout", "idle_warning", "speech_time_factor", "text_scale", "http_timeout",
+                     "refresh_seconds", "probe_seconds", "dpi") \
                 and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # anything else is left for check() to name
         clean[key] = value
@@ -153,6 +191,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="window size WIDTHxHEIGHT, e.g. 800x480 or 1080x1920")
     p.add_argument("--fullscreen", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--dpi", type=float, help="the panel's dots per inch (touch targets are sized in mm)")
+    p.add_argument("--layout", choices=LAYOUTS, help="low: every control in the lower half of a portrait panel")
+    p.add_argument("--palette", choices=PALETTES, help="high_contrast: black page, every text pair at least 7:1")
+    p.add_argument("--speech-device", help="ALSA device for speech mode, e.g. vuoro_speech (deploy/alsa)")
     return p
 
 
@@ -161,7 +202,7 @@ def load(argv: list[str]) -> KioskConfig:
     config = load_file(Path(args.config)) if args.config else KioskConfig()
     overrides: dict[str, Any] = {}
     for name in ("hub", "device", "token", "site", "language", "idle_timeout", "text_scale", "fullscreen", "dpi",
-                 "scanner", "hub_ca", "broker_ca"):
+                 "scanner", "hub_ca", "broker_ca", "layout", "palette", "speech_device"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value

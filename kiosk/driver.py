@@ -59,6 +59,15 @@ class Driver:
         touch.touch_up()
         self.pump(1)
 
+    def key(self, code: int, text: str | None = None) -> None:
+        """A key pressed and released, dispatched through the window as SDL delivers it (a Kivy key code:
+        ``numpad5`` is 261); ``text`` is the text input that follows it, as with NumLock on."""
+        Window.dispatch("on_key_down", code, 0, text, [])
+        if text:
+            Window.dispatch("on_textinput", text)
+        Window.dispatch("on_key_up", code, 0)
+        self.pump(1)
+
     def screenshot(self, path: str) -> str:
         """Draw one more frame and save the window (Kivy appends 0001 to the name; we rename)."""
         import os

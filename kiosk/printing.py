@@ -32,13 +32,15 @@ NO_PRINTER = PrintOutcome(False, None, "no printer configured")
 
 
 class KioskPrinter:
-    def __init__(self, url: str | None, on_health: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, url: str | None, on_health: Callable[[Any], None] | None = None,
+                 languages: tuple[str, ...] | None = None) -> None:
         self.url = url
         self.printer: Any = None
         if url:
             from hardware.printer import Printer
 
-            self.printer = Printer.from_url(url)
+            # the kiosk's languages: its code page must print them (refused here, not printed as "?")
+            self.printer = Printer.from_url(url, **({"languages": languages} if languages else {}))
             if on_health is not None:
                 self.printer.on_health(on_health)
 

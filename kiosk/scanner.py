@@ -10,7 +10,9 @@ A keyboard-wedge scanner types the code as keystrokes and presses Enter.
 scanner types each character within a few milliseconds of the last, a
 person takes a hundred or more. The app feeds it from
 ``Window.on_textinput`` / ``on_key_down`` so a visitor checks in without
-touching the screen.
+touching the screen. The tactile keypad (``kiosk/keypad.py``) shares those
+events: its own key codes move the focus and its digits never reach the
+buffer, so a scan never moves the focus and a person's keys are never a scan.
 """
 
 from __future__ import annotations

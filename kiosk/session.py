@@ -66,8 +66,11 @@ class Session(EventDispatcher):
     scale = NumericProperty(1.0)  # the A+ button's text size
     u = NumericProperty(1.0)  # one u is a pixel on the 800x480 panel at normal text size
     tall = BooleanProperty(False)  # a portrait panel
+    low = BooleanProperty(False)  # the low layout on a portrait panel: the screens in its lower half
     tile_cols = NumericProperty(2)
     key_cols = NumericProperty(8)
+    lang_cols = NumericProperty(5)  # the language buttons: fewer a row when large text leaves no room
+    action_cols = NumericProperty(4)  # the home screen's bottom row
     hub_ok = BooleanProperty(True)
     busy = BooleanProperty(False)  # a request is on its way: a second tap must not make a second one
     busy_text = StringProperty("")  # "Just a moment…" where the screen says what it is waiting for
@@ -77,6 +80,7 @@ class Session(EventDispatcher):
     def __init__(self, config: KioskConfig, *, printer: KioskPrinter | None = None) -> None:
         super().__init__()
         self.config = config
+        self._window = (800, 480)  # before the scale: a kiosk.toml text_scale other than 1.0 fits at once
         self.lang, self.scale = config.language, config.text_scale
         self.client = HubClient(config.hub, config.token, config.http_timeout, config.retries, ca_file=config.hub_ca)
         self.worker = Worker(post)
@@ -84,7 +88,6 @@ class Session(EventDispatcher):
         self.keys: dict[tuple[Hashable, ...], str] = {}  # a request's subject → its key, until the hub answers
         self.last_touch = time.monotonic()
         self.closed = False
-        self._window = (800, 480)
         self._tr_cache: dict[str, Callable[[str], str]] = {}
 
     def on_queues_changed(self) -> None:
@@ -135,11 +138,17 @@ class Session(EventDispatcher):
         """Sizes for this window. Portrait screens are scaled by a 600 px wide design so rows of four
         or five buttons still fit their words without breaking them."""
         self._window = (width, height)
+        self.low = self.config.layout == "low" and height > width
+        if self.low:
+            height = height / 2  # the screens have the lower half; the upper half only shows
         self.u = min(width / (600 if height > width else 800), height / 480) * self.scale
         self.tall = height > width
         count = max(1, len(self.site.get("services") or []))
-        self.tile_cols = 1 if self.tall or count == 1 else 2
+        wide = width / self.u  # the width in u: 800 on the 7" panel at normal text, 400 there at 2.0
+        self.tile_cols = 1 if self.tall or count == 1 or wide < 560 else 2
         self.key_cols = 6 if self.tall else 8
+        self.lang_cols = 5 if wide >= 560 else 3
+        self.action_cols = 4 if wide >= 560 else 2
 
     def on_scale(self, _session: Session, _scale: float) -> None:
         self.fit(*self._window)

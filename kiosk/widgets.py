@@ -17,12 +17,28 @@ from collections.abc import Callable
 from typing import Any
 
 from kivy.factory import Factory
-from kivy.properties import ListProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
+from kivy.uix.modalview import ModalView
 
 from . import theme
+
+_STANDARD = theme.colours("standard")
+
+
+def _in_palette(button: Any, bg: str, fg: str) -> None:
+    """A button whose colours no rule, argument or data has set keeps its class's default, which is the
+    standard palette's: in another palette (theme.use()) it takes that palette's colour instead. Setting
+    the default through the constructor would not do: kv's constant rules (``bg: theme.KEY_BG`` for the
+    code keyboard's keys) do not override a constructor's arguments."""
+    if theme.PALETTE == "standard":
+        return
+    if list(button.bg) == list(_STANDARD[bg]):
+        button.bg = list(getattr(theme, bg))
+    if list(button.fg) == list(_STANDARD[fg]):
+        button.fg = list(getattr(theme, fg))
 
 
 class Tappable:
@@ -36,10 +52,17 @@ class Tappable:
 
 
 class KButton(Tappable, Button):
-    """The kiosk's button (looks in widgets.kv)."""
+    """The kiosk's button (looks in widgets.kv). ``spoken``: its words in speech mode, when they are not
+    its text ("A+" says "Larger text")."""
 
-    bg = ListProperty(list(theme.NAV_BG))
-    fg = ListProperty(list(theme.NAV_FG))
+    bg = ListProperty(list(_STANDARD["NAV_BG"]))
+    fg = ListProperty(list(_STANDARD["NAV_FG"]))
+    spoken = StringProperty("")
+    chosen = BooleanProperty(False)  # the chosen one of a group (a language, a day, a length): said in speech mode
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _in_palette(self, "NAV_BG", "NAV_FG")
 
 
 class ServiceTile(Tappable, Button):
@@ -50,8 +73,12 @@ class ServiceTile(Tappable, Button):
     service = StringProperty("")
     kind = StringProperty("walk_in")
     waiting = NumericProperty(0)
-    bg = ListProperty(list(theme.WALK_IN_BG))
-    fg = ListProperty(list(theme.WALK_IN_FG))
+    bg = ListProperty(list(_STANDARD["WALK_IN_BG"]))
+    fg = ListProperty(list(_STANDARD["WALK_IN_FG"]))
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _in_palette(self, "WALK_IN_BG", "WALK_IN_FG")
 
 
 class DataLayout:
@@ -82,3 +109,13 @@ class DataGrid(DataLayout, GridLayout):
 
 class DataBox(DataLayout, BoxLayout):
     pass
+
+
+class IdleWarning(ModalView):
+    """"Are you still there?" before the kiosk moves on (EN 301 549 11.2.2.1); any touch gives more time."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        from kivy.app import App
+
+        App.get_running_app().session.poke()
+        return super().on_touch_down(touch)

@@ -109,8 +109,12 @@ async def run(hub: Hub, command: Callable[[QueueEngine, datetime], Any], *, read
 
 
 def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False,
-               plugins: tuple[str, ...] = DEFAULT_PLUGINS) -> FastAPI:
-    """The hub's app, with these plugins (``server/plugins.py``; their hooks: ``server/hookspecs.py``)."""
+               plugins: tuple[str, ...] = DEFAULT_PLUGINS,
+               uplink_status: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+    """The hub's app, with these plugins (``server/plugins.py``; their hooks: ``server/hookspecs.py``).
+
+    ``uplink_status``: a branch of a centre says in its health how far the centre is behind (not a fault of
+    the branch: its status stays ok while the centre is away)."""
     config = hub.config
 
     @contextlib.asynccontextmanager
@@ -174,6 +178,8 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         ok = store == "ok"
         body = {"status": "ok" if ok and broker == "connected" else "degraded", "store": store, "broker": broker,
                 "version": __version__, "site": config.site_id}
+        if uplink_status:
+            body["uplink"] = uplink_status()
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/api/v1/site", tags=["reading"])
@@ -284,6 +290,8 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
             raise ApiError(404, refusals.UNKNOWN_COUNTER, f"There is no counter {counter!r}.", "counter")
         if not who.is_staff and not (who.kind == "button" and counter in who.counters and action in BUTTON_ACTIONS):
             raise ApiError(403, refusals.FORBIDDEN, f"A {who.kind} may not do this at counter {counter!r}.")
+        if who.is_staff and who.counters and counter not in who.counters:  # a directory group that names desks
+            raise ApiError(403, refusals.FORBIDDEN, f"{who.name} may not call at counter {counter!r}.")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
             def act() -> Outcome:

@@ -5,7 +5,7 @@ A mistake is reported with its key path and what was expected
 mistakes are reported at once, so an IT person fixes the file in one go. The
 hub refuses to start on any of them rather than run half-configured.
 
-One module of ~550 lines on purpose: the core's sections and their checks read
+One module of ~600 lines on purpose: the core's sections and their checks read
 together; plugins validate their own sections (``check_config`` hook).
 """
 
@@ -129,6 +129,19 @@ class ApiToken:
 
 
 @dataclass(frozen=True)
+class CentralLink:
+    """``[central]``: the municipality's centre this branch ships its rows to (docs/central.md).
+
+    Absent: the site runs alone, as it always has; nothing is written to the outbox."""
+
+    url: str  # the centre's base address; the uplink posts to <url>/api/v1/ingest
+    token: str  # this branch's secret at the centre (the centre's [branches.<site id>].token)
+    ca_file: str | None = None  # https: the CA of the centre's certificate, if not a public one
+    batch_rows: int = 500  # outbox rows per request
+    heartbeat_s: float = 10.0  # an empty batch this often when idle, so the centre sees the branch is alive
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     path: Path
     site_id: str
@@ -156,6 +169,7 @@ class SiteConfig:
     broker_ca: str | None = None  # mqtts://: the CA of the broker's certificate; a client certificate, if asked
     broker_cert: str | None = None
     broker_key: str | None = None
+    central: CentralLink | None = None  # [central]: ship rows to the centre (server/uplink/)
 
     @property
     def http_scheme(self) -> str:
@@ -361,11 +375,45 @@ def _hub_files(c: _Checker, hub: dict[str, Any], path: Path) -> dict[str, str | 
     return files
 
 
+def _central(c: _Checker, data: Any, path: Path) -> CentralLink | None:
+    """``[central]``, checked like every other section: each mistake with its key path."""
+    if data is None:
+        return None
+    table = c.table(data, "central")
+    c.unknown_keys(table, {"url", "token", "ca_file", "batch_rows", "heartbeat_s"}, "central")
+    url = table.get("url")
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        c.problem("central.url", "the centre's address, such as https://centre.example.dk", url if "url" in table
+                  else ...)
+        url = ""
+    token = table.get("token")
+    if not isinstance(token, str) or len(token) < 16:
+        c.problem("central.token", "this branch's secret at the centre, at least 16 characters",
+                  "…" if isinstance(token, str) else token if "token" in table else ...)
+        token = ""
+    ca_file = table.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str) or not ca_file.strip():
+            c.problem("central.ca_file", "the path of a PEM file", ca_file)
+            ca_file = None
+        else:
+            ca_file = str((Path(path).parent / ca_file).resolve())
+            if not os.access(ca_file, os.R_OK):
+                c.problem("central.ca_file", "a file that exists and this user may read", ca_file)
+                ca_file = None
+    batch_rows = int(check_number(table, "batch_rows", "central", 500, 1, 10_000, c.problems, whole=True))
+    heartbeat_s = c.number(table, "heartbeat_s", "central", 10.0, 0.5, 3600.0)
+    return CentralLink(url=str(url).rstrip("/"), token=token, ca_file=ca_file, batch_rows=batch_rows,
+                       heartbeat_s=heartbeat_s)
+
+
 def sample_secrets(config: SiteConfig) -> list[str]:
     """Tokens and passwords still as the sample files have them (``…change-me``), by key path: a
     warning for ``vuoro hub --check``, not an error, so the demo and the tests run on the sample."""
     found = [f"devices.{d.id}.token" for d in config.devices.values() if "change-me" in d.token.lower()]
     found += [f"api_tokens.{t.name}.token" for t in config.api_tokens.values() if "change-me" in t.token.lower()]
+    if config.central and "change-me" in config.central.token.lower():
+        found.append("central.token")
     sample_hashes = _sample_password_hashes()
     users = config.raw.get("staff", {}).get("users", {}) if isinstance(config.raw.get("staff"), dict) else {}
     for name, user in users.items() if isinstance(users, dict) else ():
@@ -385,7 +433,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     c = _Checker()
     c.unknown_keys(data, {"site", "hub", "building", "services", "counters", "devices", "api_tokens", "printer",
-                          "bookings", "events", "kiosk", "staff"}, "")
+                          "bookings", "events", "kiosk", "staff", "central"}, "")
     site = c.table(data.get("site"), "site")
     c.unknown_keys(site, {"id", "name", "timezone", "languages", "public_url"}, "site")
     site_id = site.get("id", "")
@@ -518,6 +566,8 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         api_tokens[tname] = ApiToken(name=tname, role=str(role), token=check_token(item.get("token"),
                                                                                    f"{tpath}.token"))
 
+    central = _central(c, data.get("central"), path)
+
     if c.problems:
         raise ConfigError(c.problems, str(path))
     return SiteConfig(
@@ -542,6 +592,7 @@ def parse_config(data: dict[str, Any], path: Path) -> SiteConfig:
         streams_per_address=streams_per_address,
         streams_total=streams_total,
         history_days=history_days,
+        central=central,
         **files,
     )
 

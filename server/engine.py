@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from server import forecast
 from server.config import SiteConfig
 from vuoro import refusals
 
@@ -198,6 +199,7 @@ class QueueEngine:
         self.action_keys = dict(snapshot.action_keys)
         self.recent_calls: deque[Call] = deque(snapshot.recent_calls, maxlen=config.recent_calls)
         self.by_token = {t.track_token: t.id for t in self.tickets.values()}
+        self._forecast: tuple[tuple[Any, ...], dict[str, forecast.LineForecast]] | None = None
 
     # -- helpers ------------------------------------------------------------------
 
@@ -289,15 +291,48 @@ class QueueEngine:
         )
 
     def estimate_minutes(self, service_id: str, people_ahead: int) -> int:
-        """Minutes until a visitor with ``people_ahead`` before them is called.
+        """Minutes until a visitor with ``people_ahead`` before them in the service's line is called
+        (``people_ahead`` = the whole line: someone who takes a ticket now), by ``server/forecast.py``.
 
-        Recent service times (or the configured typical time) spread over the
-        counters open for the service; with none open we assume one will be.
+        The first version divided people ahead × time by every open desk that could serve the service, so
+        a desk shared with a long line counted as free for each of its services, and a visitor first in
+        line was told "0 min" while every desk was busy.
         """
-        if people_ahead <= 0:
+        line = self._forecast_now().get(service_id)
+        if line is None:
             return 0
-        seconds = people_ahead * self.average_service_seconds(service_id) / max(1, self.counters_open_for(service_id))
-        return max(1, math.ceil(seconds / 60))
+        return math.ceil(line.seconds(min(max(0, people_ahead), len(self._line_order[service_id]))) / 60)
+
+    def _forecast_now(self) -> dict[str, forecast.LineForecast]:
+        """The forecast of the current state, played once per state (a state's queue states and the ticket
+        just issued ask for it together). The key is cheap: the lines' ends, the desks, the service times."""
+        key = (tuple((len(o), o[0][1], o[-1][1]) if o else () for o in self._line_order.values()),
+               tuple((c.status, c.ticket_id) for c in self.counters.values()),
+               tuple((len(t), sum(t)) for t in self.service_times.values()))
+        if self._forecast is not None and self._forecast[0] == key:
+            return self._forecast[1]
+        counters, lines = self.config.counters, self._line_order
+        average = {sid: self.average_service_seconds(sid) for sid in lines}
+        serving = {cid: t for cid, c in self.counters.items() if c.status == OPEN
+                   and (t := self.tickets.get(c.ticket_id or "")) is not None and t.status == CALLED and t.called_at}
+        known = [line[-1][0] for line in lines.values() if line] + [t.called_at for t in serving.values()]
+        now = max(known).timestamp() if known else 0.0  # as near as the engine knows it: it keeps no clock
+        desks: dict[str, tuple[list[str], float]] = {}
+        for cid, counter in self.counters.items():
+            if counter.status == OPEN:
+                current = serving.get(cid)
+                left = max(0.0, average[current.service] - (now - current.called_at.timestamp())) \
+                    if current is not None and current.called_at is not None else 0.0
+                desks[cid] = (list(counters[cid].services), left)
+        for sid in lines:  # with no desk open for a service, its first counter is assumed to open for it
+            if not any(sid in services for services, _ in desks.values()):
+                first = next((cid for cid, c in counters.items() if sid in c.services), None)
+                if first is not None:
+                    desks[f"{first}\0{sid}"] = ([sid], 0.0)
+        result = forecast.play(lines, desks, average,
+                               {sid: self.config.services[sid].priority for sid in lines}, now)
+        self._forecast = (key, result)
+        return result
 
     def position(self, ticket: Ticket) -> int:
         """How many people are before this ticket in its service's line."""

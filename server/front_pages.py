@@ -34,6 +34,8 @@ PAGES = (  # (address, title, what it is) on the start page, in this order
     ("/signage/", "Screen in the hall", "The numbers being called and the waiting lines, for a browser or signage "
                                         "player."),
     ("/stats/", "Statistics", "Waiting times, visitors served and feedback; CSV for the municipality."),
+    ("/book/", "Online booking", "Citizens book, move and cancel a time themselves; link it from the library's "
+                                 "web site."),
     ("/feedback/", "Feedback tablet", "Five faces by the exit; set up once per tablet with a kiosk token "
                                       "(docs/statistics.md)."),
     (DOCS_URL, "API documentation", "Every endpoint of the hub's HTTP API, to try out (works without internet)."),

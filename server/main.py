@@ -107,13 +107,20 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
         log.warning("cannot reach the broker (%s); serving without it, and looking for another hub of this site"
                     " before connecting", exc)
         look_later = True
-    store = SQLiteStore(db_path, config.site_id)
+    store = SQLiteStore(db_path, config.site_id, outbox=config.central is not None)
     test_clock = clock_from_env()
     if test_clock:
         log.warning("%s is set: this hub runs on a test clock (%s), not the machine's", CLOCK_ENV, test_clock())
     hub = (Hub(config, store, clock=test_clock) if test_clock else Hub(config, store)).start()
     link = MqttLink(hub, config, identity=me)
-    app = create_app(hub, broker_connected=link.connected.is_set)
+    uplink = None
+    if config.central:  # a branch of a centre: numbers from where the centre has them, then ship the outbox
+        from server.uplink.numbering import restore_numbering
+        from server.uplink.shipper import Uplink
+
+        restore_numbering(hub, config.central)
+        uplink = Uplink(hub, config.central).start()
+    app = create_app(hub, broker_connected=link.connected.is_set, uplink_status=uplink.status if uplink else None)
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
     # and collect less often (measured in bench/bench_hub.py: 8-kiosk p99 about 11 → 9 ms).
     gc.freeze()
@@ -133,6 +140,8 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
         server.run()
     finally:
         link.stop()
+        if uplink:
+            uplink.stop()
         hub.stop()
         lock.release()
     return 2 if link.conflict else 0

@@ -44,6 +44,7 @@ from server.engine import (
     Snapshot,
     Ticket,
 )
+from server.uplink import outbox as uplink_outbox
 
 # Each entry moves the schema one version up; applied in order at start.
 MIGRATIONS: list[str] = [
@@ -134,6 +135,24 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE idempotency ADD COLUMN request_digest TEXT;
     """,
+    # 4: the outbox for the centre (server/uplink/outbox.py), written only by a site with [central]. seq is the
+    # revision the centre upserts by: AUTOINCREMENT never reuses a number, even after shipped rows are trimmed.
+    """
+    CREATE TABLE outbox (
+        seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,                          -- ticket | event | call
+        key  TEXT NOT NULL,                          -- stable across re-sends: the centre's key for the row
+        body TEXT NOT NULL,                          -- JSON
+        at   TEXT NOT NULL                           -- when it was committed (wall clock, UTC ISO 8601)
+    );
+    CREATE TABLE uplink_state (
+        site       TEXT PRIMARY KEY,
+        origin     TEXT NOT NULL,                    -- this store file's id: half of its plugin rows' keys
+        stream     TEXT NOT NULL,                    -- this store's outbox, as the centre knows it now
+        shipped    INTEGER NOT NULL DEFAULT 0,       -- every seq up to here is stored at the centre
+        shipped_at TEXT
+    );
+    """,
 ]
 
 # Health reports the last commit's outcome; when nothing was committed for this long it probes with a write.
@@ -164,7 +183,7 @@ class WrongThread(RuntimeError):
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, site: str):
+    def __init__(self, path: str | Path, site: str, *, outbox: bool = False):
         self.path = Path(path)
         self.site = site
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +201,13 @@ class SQLiteStore:
         # When the last commit was tried (monotonic) and why it failed (None: it did). Health reads it.
         self.last_commit: tuple[float, str | None] = (float("-inf"), None)
         self.migrate()
+        # [central]: every batch also writes its outbox rows, and the uplink is told after the COMMIT.
+        self.outbox = outbox
+        self.outbox_committed: list[Callable[[], None]] = []
+        self._outbox_tables: dict[int, list[str]] = {}  # schema version → the tables whose new rows go out
+        self.writers[uplink_outbox.ShippedMark] = uplink_outbox.write_shipped
+        self.writers[uplink_outbox.Resnapshot] = uplink_outbox.write_resnapshot
+        self.origin = uplink_outbox.start_stream(self.db, site) if outbox else None
 
     # -- who may use the connection ----------------------------------------------------
 
@@ -298,10 +324,18 @@ class SQLiteStore:
         self.last_commit = (time.monotonic(), None)
 
     def save(self, outcomes: Iterable[Outcome]) -> None:
-        """Write every change of these outcomes in ONE transaction."""
-        with self._transaction():
+        """Write every change of these outcomes in ONE transaction (with their outbox rows, for a centre)."""
+        outcomes = list(outcomes)
+        shipped = 0
+        with self._transaction() as db:
+            before = uplink_outbox.positions(db, self._outbox_tables) if self.origin else {}
             for outcome in outcomes:
                 self._write(outcome)
+            if self.origin:
+                shipped = uplink_outbox.write(db, outcomes, before, self.origin)
+        if shipped:
+            for nudge in self.outbox_committed:
+                nudge()
 
     def _write(self, outcome: Outcome) -> None:
         db, site = self.db, self.site

@@ -134,7 +134,7 @@ def test_ansible_renders_device_configs_the_apps_read(tmp_path: Path) -> None:
     variables = {"vuoro_site": site, "vuoro_hub_url": "http://10.20.0.2:8080",
                  "vuoro_broker_url": "mqtt://10.20.0.2:1883", "vuoro_language": "fi",
                  "vuoro_display_services": ["borgerservice"], "vuoro_rotation": 90,
-                 "vuoro_state": "/var/lib/vuoro", "vuoro_role": "kiosk"}
+                 "vuoro_state": "/var/lib/vuoro", "vuoro_role": "kiosk", "vuoro_speech_card": "Headphones"}
     plays = [{"name": "render", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
         {"name": f"render {name}", "vars": {"vuoro_device": device},
          "ansible.builtin.template": {"src": str(ANSIBLE / "roles" / src), "dest": str(tmp_path / name),
@@ -142,7 +142,8 @@ def test_ansible_renders_device_configs_the_apps_read(tmp_path: Path) -> None:
         for name, src, device in [("kiosk.toml", "kiosk/templates/kiosk.toml.j2", "kiosk2"),
                                   ("display.toml", "display/templates/display.toml.j2", "screen3"),
                                   ("button.toml", "button/templates/button.toml.j2", "buttons2"),
-                                  ("config.ini", "common/templates/kivy-config.ini.j2", "kiosk2")]]}]
+                                  ("config.ini", "common/templates/kivy-config.ini.j2", "kiosk2"),
+                                  ("asound.conf", "kiosk/templates/asound.conf.j2", "kiosk2")]]}]
     playbook = tmp_path / "render.yml"
     playbook.write_text(json.dumps(plays))
     extra = tmp_path / "vars.json"
@@ -158,6 +159,10 @@ def test_ansible_renders_device_configs_the_apps_read(tmp_path: Path) -> None:
     assert (kiosk.device, kiosk.token, kiosk.site, kiosk.printer) == (
         "kiosk2", "example-kiosk2-token-change-me", "sonderbro", "usb://04b8:0e15")
     assert not kiosk.extra
+    assert (kiosk.speech, kiosk.speech_device) == ("aplay", "vuoro_speech")  # speech mode's ALSA device...
+    rendered = (tmp_path / "asound.conf").read_text().split("\n", 1)[1]  # ...is install.sh's file, for a Pi 4
+    assert rendered == (REPO / "deploy" / "alsa" / "asound.conf").read_text()
+    assert "pcm.vuoro_speech {" in rendered and "hw:CARD=Headphones,DEV=0" in rendered
     display = load(["--config", str(tmp_path / "display.toml")])
     assert (display.username, display.password, display.services, display.lang) == (
         "screen3", "example-screen3-token-change-me", ("borgerservice",), "fi")

@@ -227,6 +227,17 @@ def test_printer_out_of_paper_and_bad_url(capsys, printer: VirtualPrinter) -> No
     assert "is not a printer address" in blocks["printer"]
 
 
+def test_a_printer_code_page_that_cannot_print_the_sites_languages_fails(capsys, printer: VirtualPrinter) -> None:
+    """The sample site speaks da, sv, fi, nl and en: CP437 has no ø. The doctor names the fix."""
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer",
+                       printer.url + "?codepage=CP437")
+    assert blocks["printer"].startswith("FAIL") and "cannot print ø Ø (Danish)" in blocks["printer"]
+    assert "?codepage=CP858" in blocks["printer"]
+    _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer",
+                       printer.url + "?codepage=CP865")
+    assert ok(blocks["printer"]), blocks["printer"]
+
+
 def test_printer_paper_low_passes_with_a_note(capsys, printer: VirtualPrinter) -> None:
     printer.set_paper("near_end")
     _, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", dead_url("mqtt"), "--printer", printer.url)
@@ -237,3 +248,24 @@ def test_cli_dispatches_to_doctor() -> None:
     result = subprocess.run([sys.executable, "-m", "vuoro.cli", "doctor", "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "--printer" in result.stdout
+
+
+def test_pointed_at_the_demos_site_file_it_checks_the_demos_hub_and_broker(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture) -> None:
+    """The demo writes its own hub address and private broker into <data-dir>/site.toml: the first version
+    left the sample's 127.0.0.1:8080 and port 1883 there, so the doctor checked a broker the demo never
+    used."""
+    from toolkit.demo import Demo, parse_args
+
+    demo = Demo(parse_args(["--data-dir", str(tmp_path), "--port", "0"]))
+    try:
+        demo.start()
+        assert demo.broker and demo.hub
+        code = doctor.main(["--config", str(demo.site), "--timeout", "5"])
+        out = capsys.readouterr().out
+    finally:
+        demo.stop()
+    port = demo.broker.url.rsplit(":", 1)[1]
+    assert code == 0, out
+    assert f"The broker at 127.0.0.1:{port} works and the hub is online" in out, out
+    assert f"The hub at {demo.hub.url} is healthy" in out, out

@@ -259,3 +259,51 @@ def test_unknown_service_and_counter_are_refused_by_name(engine: QueueEngine) ->
     with pytest.raises(Refusal) as refused:
         engine.call_next("desk99", at(0))
     assert refused.value.code == "unknown_counter"
+
+
+def test_the_wait_a_visitor_is_promised_is_the_wait_they_get(open_engine: QueueEngine) -> None:
+    """A busy hour played through the engine: visitors arrive faster than three desks clear them, two of
+    the desks are shared with the IT line, and every visit takes its service's typical time. Each ticket's
+    estimate when it was issued must be the wait that visitor then had, to the minute.
+
+    The first estimate divided people ahead × time by the desks that could serve the line: a desk shared
+    with a long line counted as free for each of its services, and the first in line heard "0 min" while
+    every desk was busy — in the demo, "25 waiting – about 2 min" beside a median wait of 38 minutes.
+    """
+    engine = open_engine
+    typical = {sid: s.typical_service_min for sid, s in engine.config.services.items()}
+    every = {"kvik": (1.5, 0.0), "it": (6.0, 0.25), "bibliotekar": (9.0, 0.5)}  # minutes apart, first at
+    desks = {"kvik1": 0.0, "kvik2": 0.0, "bib1": 0.0}  # counter → minute it is free to call the next
+    promised: dict[str, int] = {}
+    step, minute = 0.25, 0.0
+    while minute <= 45 or any(engine.lines.values()):
+        for service, (gap, first) in every.items():
+            if minute <= 45 and minute >= first and ((minute - first) / gap).is_integer():
+                ticket = engine.issue(service, "da", at(minute)).ticket
+                promised[ticket.id] = engine.estimate_minutes(service, engine.position(ticket))
+        for desk, free in desks.items():
+            if free <= minute:
+                called = engine.call_next(desk, at(minute)).ticket
+                desks[desk] = minute + (typical[called.service] if called else step)
+        minute += step
+    waits = {tid: (engine.tickets[tid].called_at - engine.tickets[tid].issued_at).total_seconds() / 60
+             for tid in promised}
+    assert max(waits.values()) > 30  # a real queue, not an empty hall
+    wrong = {engine.tickets[tid].label: (promised[tid], waits[tid]) for tid in promised
+             if not waits[tid] <= promised[tid] < waits[tid] + 1}
+    assert not wrong, f"label: (promised, actual minutes) {wrong}"
+
+
+def test_far_back_in_a_long_line_the_estimate_goes_on_at_the_pace_of_the_desks(open_engine: QueueEngine) -> None:
+    """The desks are played forward only so far (ESTIMATE_CALLS); beyond that a line goes on at the pace it
+    was served: 600 waiting for two KVIK desks at 4 minutes a visit is 20 hours, not a few minutes."""
+    engine = open_engine
+    for i in range(600):
+        engine.issue("kvik", "da", at(i * 0.01))
+    engine.resume("kvik1", at(7))
+    engine.resume("kvik2", at(7))
+    assert engine.estimate_minutes("kvik", 600) == 600 * 4 // 2
+    assert abs(engine.estimate_minutes("kvik", 301) - 300 * 4 // 2) <= 4  # within one visit
+    assert engine.estimate_minutes("kvik", 3) == 4  # played: two at once, then the next two after 4 minutes
+    engine.pause("kvik2", at(8))
+    assert engine.estimate_minutes("kvik", 600) == 600 * 4

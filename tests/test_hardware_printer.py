@@ -376,3 +376,81 @@ def test_booking_confirmation_matches_golden_and_carries_the_code(tmp_path: Path
         assert line in receipt.lines, (line, receipt.lines)
     if REGEN:
         (DOCS / f"{name}.png").write_bytes(Path(str(receipt.png)).read_bytes())
+
+
+# -- code pages the site's languages need, barcodes the paper holds --------------------------------------
+
+
+def test_a_code_page_that_cannot_print_the_languages_is_refused_at_start(printer: VirtualPrinter) -> None:
+    """CP437 has no ø: every Danish receipt printed "?" for it, without a word. Refused when the printer is
+    set up (the kiosk at start, naming a code page that can), never found on paper."""
+    from kiosk.config import load as kiosk_config
+
+    # What it was: the bytes of a Danish ticket in CP437, printed, show "?" for ø.
+    assert Printer(printer.url, codepage="CP858").print_bytes(render(queue_ticket("da"), 80, codepage="CP437")).printed
+    (lost,) = printer.wait_for(1)
+    assert "Kønummer" not in lost.lines and "K?nummer" in lost.lines
+    with pytest.raises(ValueError, match=r"CP437 cannot print ø Ø \(Danish\).*use \?codepage=CP858"):
+        Printer.from_url(printer.url + "?codepage=CP437")
+    with pytest.raises(ValueError, match=r"printer: code page CP437 cannot print ø Ø.*\?codepage=CP858"):
+        kiosk_config(["--hub", "http://127.0.0.1:8080", "--printer", printer.url + "?codepage=cp437"])
+    # A site in English and Dutch only can use it: é ë ï ó ö ü are in CP437 (this sample's name is Danish,
+    # which is why the check is the site's languages, not the receipt's).
+    kiosk = Printer.from_url(printer.url + "?codepage=CP437", languages=("en", "nl"))
+    assert kiosk.print_receipt(queue_ticket("nl")).printed
+    (dutch,) = printer.wait_for(2)[1:]
+    assert dutch.lines[0].startswith("S?nderbro") and "Volgnummer" in dutch.lines
+    assert "?" not in "\n".join(dutch.lines[1:]).replace("[QR]", "")
+    for codepage in ("CP858", "CP865", "CP850"):  # the documented choices print all five languages
+        assert layout.codepage_problem(codepage, LANGUAGES) is None
+        assert kiosk_config(["--hub", "http://127.0.0.1:8080", "--printer", f"{printer.url}?codepage={codepage}"])
+
+
+@pytest.mark.parametrize(("mm", "wide", "narrow", "too_long"), [(80, 12, 21, 22), (58, 6, 12, 13)])
+def test_a_barcode_gets_the_widest_bars_the_paper_holds_or_is_refused(tmp_path: Path, mm: int, wide: int,
+                                                                       narrow: int, too_long: int) -> None:
+    """CODE128 is 11 modules a character: at the old fixed 2 dots a module, 30 characters are 91 mm on a
+    72 mm line, and a printer given a barcode wider than its paper prints none (the virtual printer, like an
+    Epson, leaves it out). The layout picks 3 dots where they fit, 2 where only they fit, and refuses in
+    words beyond that."""
+    from hardware._escpos import Dummy, quiet
+
+    codes = {"A" * wide: 3, "B" * (wide + 1): 2, "C" * narrow: 2}
+    with VirtualPrinter(0, out=tmp_path, width=mm) as vp:
+        kiosk = Printer(vp.url, paper=mm)
+        for code in codes:
+            build = layout._Builder(layout.Paper(mm), "CP858", None)
+            build.barcode(code)
+            assert kiosk.print_bytes(build.finish()).printed
+        old = Dummy()  # what the first version sent for a 30-character code: 2 dots a module, whatever the paper
+        with quiet():
+            old.barcode("{B" + "D" * 30, "CODE128", function_type="B", width=2, height=80, pos="OFF")
+        old.cut()
+        assert kiosk.print_bytes(old.output).printed
+        kiosk.close()
+        *fitting, skipped = vp.wait_for(len(codes) + 1, timeout=10)
+    dots = 576 if mm == 80 else 384
+    for receipt, (code, module) in zip(fitting, codes.items(), strict=True):
+        (bars,) = [el for el in receipt.elements if type(el).__name__ == "Barcode"]
+        assert receipt.barcodes == [code] and bars.module == module
+        assert layout.code128_dots(code, module) <= dots  # quiet zones included
+        # The picture: black from the first bar to the last, inside the paper's printable width.
+        from PIL import Image
+
+        image = Image.open(str(receipt.png)).convert("L")
+        box = Image.eval(image, lambda v: 255 if v < 128 else 0).getbbox()
+        assert box is not None and box[2] - box[0] <= dots
+    assert skipped.barcodes == [] and skipped.lines == ["[BARCODE NOT PRINTED: wider than the paper] " + "D" * 30]
+    with pytest.raises(ValueError, match=f"at most {narrow} characters fit; print it as a QR code"):
+        layout._Builder(layout.Paper(mm), "CP858", None).barcode("E" * too_long)
+    with pytest.raises(ValueError, match="plain ASCII"):
+        layout._Builder(layout.Paper(mm), "CP858", None).barcode("ÆØÅ123")
+
+
+def test_a_code_too_long_for_bars_prints_as_a_qr_code(printer: VirtualPrinter) -> None:
+    """A receipt never fails on its code: past what the bars hold, the same code goes out as a QR code."""
+    long = "X" * 25
+    receipt = BookingConfirmation(SITE, "Book en bibliotekar", AT, AT, long, AT, "da", code_display=long)
+    assert Printer(printer.url).print_receipt(receipt).printed
+    (paper,) = printer.wait_for(1)
+    assert paper.qr == [long] and paper.barcodes == []

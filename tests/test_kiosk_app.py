@@ -78,11 +78,12 @@ class Watcher:
         self.client.loop_stop()
 
 
-def make_kiosk(hub_url: str, broker: Broker | None, printer_url: str | None, **extra: Any) -> Driver:
+def make_kiosk(hub_url: str, broker: Broker | None, printer_url: str | None, *, speaker: Any = None,
+               size: tuple[int, int] = (800, 480), **extra: Any) -> Driver:
     config = KioskConfig(hub=hub_url, token=TOKEN, device="kiosk1", broker=broker.url if broker else None,
                          printer=printer_url, language="da", http_timeout=2.0, retries=1, probe_seconds=0.3,
                          **extra)
-    driver = Driver(KioskApp(config), (800, 480))
+    driver = Driver(KioskApp(config, speaker=speaker), size)
     driver.wait(lambda: driver.app.screen("home").ids.tiles.children, 15, "service tiles")
     return driver
 
@@ -147,21 +148,37 @@ def test_language_text_size_and_idle_reset(kiosk: Driver) -> None:
     kiosk.tap(button(kiosk, "home", "Jag har en bokad tid"))
     assert app.sm.current == "checkin"
     assert not app.check_idle(now=time.monotonic() + 1)  # not idle yet
+    # First the home screen, with the visitor's language and text size: they may still be there, reading.
     assert app.check_idle(now=time.monotonic() + session.config.idle_timeout + 1)
+    assert (app.sm.current, session.lang, session.scale) == ("home", "sv", 1.25)
+    # Another period untouched: the visitor has gone, and the next one starts with the kiosk's own.
+    assert app.check_idle(now=time.monotonic() + 2 * session.config.idle_timeout + 2)
     assert (app.sm.current, session.lang, session.scale) == ("home", "da", 1.0)
 
 
-def test_the_idle_reset_runs_on_the_real_clock(hub: Hub) -> None:
+def test_the_idle_reset_warns_offers_more_time_and_runs_on_the_real_clock(hub: Hub) -> None:
     """Nobody calls check_idle here: the kiosk's own Kivy clock has to, while the loop runs."""
-    driver = make_kiosk(hub.url, None, None, idle_timeout=1.0)
+    driver = make_kiosk(hub.url, None, None, idle_timeout=4.0, idle_warning=3.0)  # a 2 s warning: ticks are 1 s
     app, session = driver.app, driver.app.session
     try:
         driver.tap(button(driver, "home", "Svenska"))
         driver.tap(button(driver, "home", "A+"))
         driver.tap(button(driver, "home", "Jag har en bokad tid"))
         assert (app.sm.current, session.lang, session.scale) == ("checkin", "sv", 1.25)
-        driver.wait(lambda: app.sm.current == "home", 10, "the idle timer to reset the kiosk")
-        assert (session.lang, session.scale) == ("da", 1.0)
+        # The warning comes first, in the visitor's language, and "More time" starts the countdown again.
+        driver.wait(lambda: app.warning_seconds > 0, 10, "the idle warning")
+        warning = app.warning
+        assert warning.parent is not None and app.sm.current == "checkin"
+        assert warning.ids.message.text.startswith("Är du kvar? Kiosken börjar om om "), warning.ids.message.text
+        assert warning.ids.more.text == "Mer tid"
+        driver.tap(warning.ids.more)
+        assert app.warning_seconds == 0 and warning.parent is None and app.sm.current == "checkin"
+        # Left alone: the warning again, then the home screen with the visitor's choices still there...
+        driver.wait(lambda: app.sm.current == "home", 10, "the idle timer to go home")
+        assert (session.lang, session.scale) == ("sv", 1.25) and app.warning_seconds == 0
+        # ...and after another quiet period, the kiosk's own language and text size for the next visitor.
+        driver.wait(lambda: session.lang == "da", 10, "the idle timer to restore the defaults")
+        assert session.scale == 1.0 and warning.parent is None
     finally:
         driver.stop()
 

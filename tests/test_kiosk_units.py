@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -104,9 +105,63 @@ def test_contrast_function_matches_wcag_examples() -> None:
     assert theme.contrast(theme.hex_colour("#777777"), white) == pytest.approx(4.48, abs=0.01)  # famous near-miss
 
 
-@pytest.mark.parametrize(("name", "fg", "bg"), theme.PAIRS, ids=[p[0] for p in theme.PAIRS])
-def test_every_colour_pair_meets_wcag_aa(name: str, fg: theme.Colour, bg: theme.Colour) -> None:
-    assert theme.contrast(fg, bg) >= 4.5, name
+PALETTE_PAIRS = [(palette, *pair) for palette in theme.PALETTES for pair in theme.pairs(palette)]
+
+
+@pytest.mark.parametrize(("palette", "name", "fg", "bg"), PALETTE_PAIRS,
+                         ids=[f"{p[0]}: {p[1]}" for p in PALETTE_PAIRS])
+def test_every_colour_pair_meets_wcag_aa_and_the_high_contrast_palette_aaa(palette: str, name: str, fg: theme.Colour,
+                                                                          bg: theme.Colour) -> None:
+    assert theme.contrast(fg, bg) >= theme.MIN_CONTRAST[palette], (palette, name)
+
+
+@pytest.mark.parametrize("palette", list(theme.PALETTES))
+def test_the_focus_ring_shows_on_every_surface(palette: str) -> None:
+    """Two lines, dark and light: on any button or page one of them stands out at 3:1 (WCAG 1.4.11)."""
+    rings = theme.focus_pairs(palette)
+    for surface in {name.removesuffix(" (inner)") for name, _fg, _bg in rings}:
+        best = max(theme.contrast(fg, bg) for name, fg, bg in rings if name.removesuffix(" (inner)") == surface)
+        assert best >= 3.0, (palette, surface)
+
+
+def test_accessibility_settings_from_the_command_line() -> None:
+    config = load(["--layout", "low", "--palette", "high_contrast", "--speech-device", "vuoro_speech"])
+    assert (config.layout, config.palette, config.speech_device) == ("low", "high_contrast", "vuoro_speech")
+    with pytest.raises(ValueError, match="layout: expected one of standard, low"):
+        KioskConfig(layout="sideways").check()
+
+
+def test_no_text_is_smaller_than_the_smallest_the_viewing_distance_was_worked_out_for() -> None:
+    """docs/kiosk.md works out EN 301 549 5.1.4 (a capital H at 0.7°) from theme.SMALLEST_TEXT_U."""
+    import re
+
+    from kiosk.screens import whats_on
+
+    kiosk_dir = Path(theme.__file__).parent
+    sizes = [int(n) for path in kiosk_dir.rglob("*.kv")
+             for n in re.findall(r"font_size: app\.session\.u \* \(?(\d+)", path.read_text(encoding="utf-8"))]
+    sizes += [whats_on.NOTE_SIZE, whats_on.HEAD_SIZE, whats_on.EXTRA_SIZE]
+    assert len(sizes) > 30 and min(sizes) == theme.SMALLEST_TEXT_U
+
+    def degrees(u_px: float, pitch_mm: float, distance_mm: float) -> float:
+        cap = theme.SMALLEST_TEXT_U * u_px * theme.CAP_HEIGHT * pitch_mm
+        return math.degrees(2 * math.atan(cap / 2 / distance_mm))
+
+    # At the 2.0 step: the 7" 800x480 panel (u = 2, 0.1926 mm pixels) read from 400 mm; a 21.5" 1080x1920
+    # portrait panel (u = 1.8 x 2, 0.2483 mm) and its low layout (u = 1.35 x 2) read from 500 mm.
+    assert degrees(2.0, 0.1926, 400) >= 0.7
+    assert degrees(3.6, 0.2483, 500) >= 0.7 and degrees(2.7, 0.2483, 500) >= 0.7
+    assert degrees(1.0, 0.1926, 400) < 0.7  # normal text does not: the 2.0 step is the 5.1.4 mode
+
+
+def test_the_palette_in_use_is_the_one_drawn() -> None:
+    try:
+        theme.use("high_contrast")
+        assert theme.hex_colour("#000000") == theme.BACKGROUND and theme.pairs("high_contrast") == theme.PAIRS
+        assert theme.TILE_COLOURS["walk_in"][0] == theme.hex_colour("#FFE14D")
+    finally:
+        theme.use("standard")
+    assert theme.hex_colour("#F5F6F8") == theme.BACKGROUND
 
 
 # -- HTTP: timeouts, retries, idempotency ----------------------------------------------------

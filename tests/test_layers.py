@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("server", "kiosk", "display", "hardware")
+PARTS = ("server", "kiosk", "display", "hardware", "central")
 # Upward arrows that exist for a stated reason, each to be removed: file → why it is still here.
 KNOWN_UPWARD: dict[str, str] = {}
 
@@ -57,6 +57,12 @@ def test_the_base_imports_nothing_above_it() -> None:
 @pytest.mark.parametrize("package", PARTS)
 def test_no_part_imports_the_toolkit(package: str) -> None:
     assert offences(package, {"toolkit"}) == []
+
+
+def test_the_hub_never_imports_the_centre() -> None:
+    """The centre stands on the hub's definitions (site config, statistics); a branch runs without the centre."""
+    assert offences("server", {"central"}) == []
+    assert offences("central", {"kiosk", "display", "hardware"}) == []
 
 
 def test_the_check_sees_a_lazy_import_and_a_dynamic_one() -> None:

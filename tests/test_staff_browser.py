@@ -233,3 +233,37 @@ def test_staff_see_todays_bookings_with_their_check_in_state(hub_in_process: Run
     expect(page.locator(f"[data-booking='{expected['id']}'] [data-testid=booking-move]")).to_have_count(1)
     listing = page.locator("[data-testid=bookings]").inner_text()
     assert "Cy" not in listing and "object" not in listing
+
+
+def test_a_kiosk_printer_out_of_paper_reaches_the_devices_box(hub_in_process: RunningHub, live_broker: Broker,
+                                                              browser: Any, printer: Any) -> None:
+    """The whole way from the paper roll: the printer answers "paper end" to the kiosk's status query, the
+    kiosk's MQTT link publishes its retained device status, the hub keeps it, and the staff page's devices
+    box says it. (The headless demo printed beside the kiosk's link, so nothing ever reached the box.)"""
+    from playwright.sync_api import expect
+
+    from hardware.printer import Printer
+    from hardware.samples import queue_ticket
+    from kiosk.link import KioskLink
+
+    topics = Topics(hub_in_process.config.site_id, hub_in_process.config.topic_root)
+    link = KioskLink(live_broker.url, topics, "kiosk1", on_queue=lambda _: None).start()
+    kiosk_printer = Printer(printer.url)
+    kiosk_printer.on_health(link.printer)
+    try:
+        printer.set_paper("out")
+        result = kiosk_printer.print_receipt(queue_ticket("da"))
+        assert not result.printed and result.state == "paper_out"
+        wait_until(lambda: hub_in_process.hub.devices.get("kiosk1", {}).get("printer") == "paper_out",
+                   "the hub to hear kiosk1's printer")
+        page = browser.new_context(viewport=SIZES["desktop"]).new_page()
+        page.goto(hub_in_process.url + "/staff/")
+        page.fill("#username", DEMO_USER)
+        page.fill("#password", DEMO_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("[data-testid=devices] [data-device=kiosk1]")).to_contain_text("papir opbrugt")
+        page.context.close()
+    finally:
+        kiosk_printer.close()
+        link.stop()
+        clear_devices(live_broker, topics)

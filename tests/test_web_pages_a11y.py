@@ -227,7 +227,7 @@ def test_start_page_favicon_and_api_docs_work_without_internet(hub_in_process: R
     page.goto(url + "/")
     expect(page.locator("h1")).to_have_text(f"Vuoro på {hub_in_process.config.name}")
     links = page.locator(".pages a")
-    expect(links).to_have_count(5)
+    expect(links).to_have_count(6)  # staff, signage, statistics, online booking, feedback, API docs
     for href in links.evaluate_all("(links) => links.map((a) => a.getAttribute('href'))"):
         assert httpx.get(url + href, timeout=10, follow_redirects=True).status_code == 200, href
     page.locator(".pages a", has_text="API-dokumentation").click()

@@ -4,12 +4,18 @@ Starts a private Mosquitto on a free port, the hub with the sample site (every
 service staffed around the clock, so the demo works at any hour), a virtual
 receipt printer that renders PNGs, and then either
 
-* a kiosk window and a signage window (needs a display; under Xvfb too), or
-* ``--headless``: a simulated morning — visitors taking tickets at two kiosks,
-  staff calling and serving at the desks, the printer running out of paper and
-  being refilled — for a given number of minutes, then a summary.
+* a kiosk window and a signage window side by side (needs a display; under Xvfb too), or
+* ``--headless``: a simulated morning — a rush of visitors at opening taking
+  tickets at two kiosks, staff calling and serving at three desks until the hall
+  is empty, the printer at kiosk 1 running out of paper (staff see it on the
+  staff page) and being refilled — for a given number of minutes, then a summary.
+  The hub's clock runs at the simulation's speed, so the times and the wait
+  estimates on the receipts are the simulated morning's.
 
-Everything lives under ``--data-dir`` (default ``var/demo``); Ctrl-C stops it all.
+Everything lives under ``--data-dir`` (default ``var/demo``; ``var/demo-headless``
+for the simulation, which starts from an empty queue each time); Ctrl-C stops it all.
+The site file written there names the demo's hub address and broker, so
+``vuoro doctor --config var/demo/site.toml`` checks this demo.
 """
 
 from __future__ import annotations
@@ -18,13 +24,16 @@ import argparse
 import os
 import random
 import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -33,6 +42,10 @@ from toolkit.hub_process import HubProcess
 
 SAMPLE = Path(__file__).resolve().parent.parent / "server" / "sites" / "sample.toml"
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The windows side by side on a 1920×1080 screen (Xvfb has no window manager to place them): the kiosk's
+# 800×480 touchscreen at the left, the hall screen at 16:9 beside it. Kivy reads KCFG_<section>_<key>.
+KIOSK_WINDOW = (0, 0, 800, 480)  # left, top, width, height
+SCREEN_WINDOW = (800, 0, 1120, 630)
 
 
 def always_open(site_toml: str) -> str:
@@ -61,13 +74,31 @@ def with_public_url(site_toml: str, url: str) -> str:
     return text if found else text.replace("[site]\n", f"[site]\n{line}\n", 1)
 
 
+def with_hub(site_toml: str, listen: str, broker: str) -> str:
+    """The site with ``hub.listen`` and ``hub.broker`` set to the demo's own: the file then describes the
+    running demo, so ``vuoro doctor --config <data-dir>/site.toml`` checks this hub and this broker (the
+    sample's are 127.0.0.1:8080 and port 1883, which the demo does not use)."""
+    text, found = re.subn(r'^listen = ".*"', f'listen = "{listen}"  # the demo hub', site_toml, count=1, flags=re.M)
+    text, found_broker = re.subn(r'^broker = ".*"', f'broker = "{broker}"  # the demo\'s private broker', text,
+                                 count=1, flags=re.M)
+    if not (found and found_broker):
+        raise ValueError("the site file has no hub.listen or hub.broker line to set")
+    return text
+
+
+def window_env(left: int, top: int, *_: int) -> dict[str, str]:
+    """Kivy's window position, through its KCFG_ environment overrides (read when Kivy starts)."""
+    return {"KCFG_GRAPHICS_POSITION": "custom", "KCFG_GRAPHICS_LEFT": str(left), "KCFG_GRAPHICS_TOP": str(top)}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vuoro demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--headless", action="store_true", help="simulate a morning without windows")
     parser.add_argument("--minutes", type=float, default=3.0, help="how long the simulation runs (real minutes)")
     parser.add_argument("--speed", type=float, default=30.0,
                         help="simulated minutes per real minute (visitor arrivals and service times)")
-    parser.add_argument("--data-dir", default="var/demo", help="where the database, logs and receipts go")
+    parser.add_argument("--data-dir", help="where the database, logs and receipts go (default var/demo, "
+                        "and var/demo-headless for --headless, which starts it afresh each run)")
     parser.add_argument("--port", type=int, default=8080, help="the hub's HTTP port (0 or taken: a free one)")
     parser.add_argument("--embedded-broker", action="store_true",
                         help="use the embedded amqtt broker even where Mosquitto is installed")
@@ -78,7 +109,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 class Demo:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.root = Path(args.data_dir).resolve()
+        # The simulation has a directory of its own: sharing the windowed demo's carried its numbers on
+        # and wrote its receipts over the other's. Each simulated morning starts with an empty queue.
+        self.root = Path(args.data_dir or ("var/demo-headless" if args.headless else "var/demo")).resolve()
+        if args.headless:
+            for old in ("hub", "receipts"):
+                shutil.rmtree(self.root / old, ignore_errors=True)
         self.root.mkdir(parents=True, exist_ok=True)
         self.site = self.root / "site.toml"
         self.site.write_text(always_open(SAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
@@ -86,6 +122,7 @@ class Demo:
         self.hub: HubProcess | None = None
         self.printer = None
         self.children: list[subprocess.Popen[bytes]] = []
+        self.morning: datetime | None = None  # --headless: the hub's clock, stepped at the simulation's speed
 
     def start(self) -> None:
         from hardware.virtual import VirtualPrinter
@@ -98,13 +135,18 @@ class Demo:
         except FileNotFoundError as exc:
             raise SystemExit(f"vuoro demo needs an MQTT broker: {exc}") from None
         port = self.args.port if self.args.port and _port_free(self.args.port) else free_port()
-        self.site.write_text(with_public_url(self.site.read_text(encoding="utf-8"), f"http://127.0.0.1:{port}"),
-                             encoding="utf-8")
-        self.hub = HubProcess(self.site, self.root / "hub", self.broker.url, port=port).start()
+        site = with_public_url(self.site.read_text(encoding="utf-8"), f"http://127.0.0.1:{port}")
+        self.site.write_text(with_hub(site, f"127.0.0.1:{port}", self.broker.url), encoding="utf-8")
+        if self.args.headless:  # a morning: opening time today, in the site's zone
+            zone = ZoneInfo(re.search(r'^timezone = "(.+)"', site, flags=re.M).group(1))  # type: ignore[union-attr]
+            self.morning = datetime.now(zone).replace(hour=9, minute=30, second=0, microsecond=0)
+        self.hub = HubProcess(self.site, self.root / "hub", self.broker.url, port=port, clock=self.morning).start()
         self.printer = VirtualPrinter(port=0, out=self.root / "receipts", width=80).start()
         kind = "Mosquitto" if type(self.broker) is Broker else "embedded amqtt"
         print(f"broker  {self.broker.url} ({kind})\nhub     {self.hub.url}  (API docs {self.hub.url}/api/v1/docs, "
-              f"web signage {self.hub.url}/signage/)\nprinter {self.printer.url} → {self.root / 'receipts'}")
+              f"web signage {self.hub.url}/signage/, staff page {self.hub.url}/staff/; only this machine: "
+              f"127.0.0.1)\nprinter {self.printer.url} → {self.root / 'receipts'}\n"
+              f"check   vuoro doctor --config {self.site}")
 
     def stop(self) -> None:
         for child in self.children:
@@ -135,12 +177,13 @@ class Demo:
         logs.mkdir(exist_ok=True)
         kiosk = vuoro + ["kiosk", "--hub", self.hub.url, "--device", "kiosk1", "--token",
                          "demo-kiosk1-token-change-me", "--broker", self.broker.url, "--site", "sonderbro",
-                         "--printer", self.printer.url, "--size", "800x480", "--no-fullscreen"]
+                         "--printer", self.printer.url, "--size", "{2}x{3}".format(*KIOSK_WINDOW), "--no-fullscreen"]
         screen = vuoro + ["display", "--broker", self.broker.url, "--site", "sonderbro", "--device", "screen1",
-                          "--window", "1280x720", "--no-sound"]
-        for name, cmd in (("kiosk", kiosk), ("display", screen)):
+                          "--window", "{2}x{3}".format(*SCREEN_WINDOW), "--no-sound"]
+        for name, cmd, place in (("kiosk", kiosk, KIOSK_WINDOW), ("display", screen, SCREEN_WINDOW)):
             with open(logs / f"{name}.log", "ab") as log:
-                self.children.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+                self.children.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                      env={**os.environ, **window_env(*place)}))
         print(f"kiosk and screen windows are starting (logs in {logs}).\n"
               f"Call the next visitor: curl -X POST -H 'Authorization: Bearer demo-staff-token-change-me' "
               f"{self.hub.url}/api/v1/counters/kvik1/next\nCtrl-C stops everything.")
@@ -153,8 +196,10 @@ class Demo:
     def simulate(self) -> int:
         from hardware.printer import open_printer
         from hardware.receipts import QueueTicket
+        from kiosk.link import KioskLink
+        from vuoro.protocol import Topics
 
-        assert self.hub and self.printer
+        assert self.hub and self.printer and self.broker and self.morning
         rng = random.Random(self.args.seed)
         speed = self.args.speed
         session = requests.Session()
@@ -165,20 +210,26 @@ class Demo:
         walk_in = [s["id"] for s in site["services"] if s["mode"] == "walk_in"]
         weights = {"kvik": 6, "bibliotekar": 2, "it": 1}
         printer = open_printer(self.printer.url)
-        counters = {"kvik1": None, "kvik2": None, "bib1": None}  # counter → simulated time its visitor is done
+        # Kiosk 1's printer reports its health the way a kiosk does (its MQTT link, retained device status),
+        # so "out of paper" reaches the hub and the staff page's devices box.
+        link = KioskLink(self.broker.url, Topics("sonderbro", "vuoro"), "kiosk1", on_queue=lambda _: None).start()
+        printer.on_health(link.printer)
+        counters = {"kvik1": None, "kvik2": None, "bib1": None}  # counter → real time its visitor is done
         issued: list[dict] = []
         printed = failed = calls = 0
         waits: list[float] = []
-        end = time.monotonic() + self.args.minutes * 60
+        misses: list[float] = []  # |the estimate on the ticket − the wait the visitor had|, simulated minutes
+        total = self.args.minutes * 60
         started = time.monotonic()
-        paper_out_at = started + self.args.minutes * 60 * 0.4
-        paper_back_at = started + self.args.minutes * 60 * 0.5
-        paper_state = "ok"
+        end = started + total
+        paper_out_at, paper_back_at = started + total * 0.4, started + total * 0.5
+        paper_state, staff_saw = "ok", "ok"
         next_arrival = started
         print(f"simulating {self.args.minutes:g} min at {speed:g}× (≈ {self.args.minutes * speed:.0f} "
-              "simulated minutes of a morning)…")
+              f"simulated minutes of a morning from {self.morning:%H:%M}; the hub's clock runs along)…")
         while time.monotonic() < end:
             now = time.monotonic()
+            self.hub.set_clock(self.morning + timedelta(seconds=(now - started) * speed))
             if paper_state == "ok" and now >= paper_out_at:
                 self.printer.set_paper("out")
                 paper_state = "out"
@@ -187,7 +238,16 @@ class Demo:
                 self.printer.set_paper("ok")
                 paper_state = "refilled"
                 print("  staff put a new roll in")
-            if now >= next_arrival:
+            if paper_state != "ok" and staff_saw != paper_state:
+                shown = _printer_on_staff_page(session, self.hub.url, staff, "kiosk1")
+                if shown == ("paper_out" if paper_state == "out" else "ok"):
+                    staff_saw = paper_state
+                    print(f"  the staff page's devices box shows kiosk1: {shown}")
+            # Opening rush, then a steady trickle, and the doors close to new tickets for the last fifth:
+            # the desks serve everyone who came (arrivals 0.5–1.5 then 2–4 simulated minutes apart, three
+            # desks taking 2–8 minutes a visitor).
+            share = (now - started) / total
+            if now >= next_arrival and share < 0.8:
                 service = rng.choices(walk_in, [weights.get(s, 1) for s in walk_in])[0]
                 kiosk = rng.choice(list(kiosks))
                 language = rng.choice(["da", "da", "da", "en", "sv", "fi", "nl"])
@@ -207,8 +267,8 @@ class Demo:
                     else:
                         failed += 1
                         print(f"  {ticket['ticket']}: not printed ({result.reason}) — the kiosk shows the number")
-                # a busy morning: a visitor every 20–90 simulated seconds, more than three desks clear
-                next_arrival = now + rng.uniform(0.3, 1.5) * 60 / speed
+                gap = rng.uniform(0.5, 1.5) if share < 0.35 else rng.uniform(2.0, 4.0)
+                next_arrival = now + gap * 60 / speed
             for counter, busy_until in counters.items():
                 if busy_until is None or now >= busy_until:
                     answer = session.post(f"{self.hub.url}/api/v1/counters/{counter}/next", headers=staff,
@@ -218,12 +278,15 @@ class Demo:
                         calls += 1
                         first = next((t for t in issued if t["ticket"] == call["ticket"]), None)
                         if first:
-                            waits.append((now - first["_at"]) * speed / 60)
+                            waited = (now - first["_at"]) * speed / 60
+                            waits.append(waited)
+                            misses.append(abs(first["estimated_wait_min"] - waited))
                         counters[counter] = now + rng.uniform(2, 8) * 60 / speed
                     else:
                         counters[counter] = now + 0.5
             time.sleep(0.05)
         printer.close()
+        link.stop()
         self.printer.wait_for(printed, timeout=10)
         queues = session.get(f"{self.hub.url}/api/v1/queues", timeout=5).json()
         print("\nsummary")
@@ -234,12 +297,24 @@ class Demo:
         if waits:
             print(f"  waiting time        median {statistics.median(waits):.1f} min, longest {max(waits):.1f} min "
                   "(simulated)")
+            close = sum(1 for miss in misses if miss <= 3)
+            print(f"  wait estimates      within 3 min of the wait for {close} of {len(misses)} called visitors "
+                  f"(median off by {statistics.median(misses):.1f} min)")
         print("  still waiting       " + ", ".join(f"{q['service']} {q['waiting']}" for q in queues))
         phone = [qr for receipt in self.printer.receipts for qr in receipt.qr
                  if qr.startswith(f"{self.hub.url}/signage/ticket.html?t=")]
         print(f"  phone page (QR)     on {len(phone)} receipts, e.g. {phone[0] if phone else '-'}")
         print(f"  receipts (PNG)      {self.root / 'receipts'}")
         return 0
+
+
+def _printer_on_staff_page(session: requests.Session, hub: str, staff: dict[str, str], device: str) -> str | None:
+    """The printer state the staff page's devices box shows for ``device`` (it reads GET /api/v1/devices)."""
+    try:
+        devices = session.get(f"{hub}/api/v1/devices", headers=staff, timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return None
+    return next((d.get("printer") for d in devices if d.get("device") == device), None)
 
 
 def _port_free(port: int) -> bool:
@@ -253,9 +328,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _stop_on_sigterm(*_: object) -> None:
+    raise KeyboardInterrupt  # `kill`, `timeout`, a closing terminal session: stop everything, as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     demo = Demo(args)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # else the hub, broker and windows outlive the demo
     try:
         demo.start()
         return demo.simulate() if args.headless else demo.windows()

@@ -128,6 +128,36 @@ def check_hub(url: str, site_id: str | None = None, timeout: float = REQUEST_TIM
     return Check("hub", True, f"The hub at {url} is healthy (store ok, broker connected{version}).")
 
 
+# -- centre -------------------------------------------------------------------------------------------
+
+
+def check_centre(link: Any, timeout: float = REQUEST_TIMEOUT) -> Check:
+    """A branch with ``[central]``: does the centre answer, trust us (the token) and is it trusted (its certificate)?
+    A branch works without its centre; this says whether its rows can leave (docs/central.md)."""
+    from datetime import date
+
+    import requests
+
+    url = f"{link.url}/api/v1/numbering"
+    away = "The branch goes on alone; its rows wait in the outbox and leave when the centre answers."
+    try:
+        answer = requests.get(url, params={"day": date.today().isoformat()}, timeout=timeout,
+                              headers={"Authorization": f"Bearer {link.token}"}, verify=link.ca_file or True)
+    except requests.exceptions.SSLError as exc:
+        return Check("centre", False, f"The centre at {link.url} answers, but its HTTPS certificate is not trusted "
+                                      f"({exc.__context__ or exc}).",
+                     ["central.ca_file: the CA that signed the centre's certificate (centre.tls_cert)", away])
+    except requests.exceptions.RequestException as exc:
+        return Check("centre", False, f"The centre at {link.url} does not answer ({type(exc).__name__}).",
+                     ["Is central.url right, and the centre running (vuoro central)?", away])
+    if answer.status_code == 401:
+        return Check("centre", False, f"The centre at {link.url} does not know this branch's token.",
+                     ["central.token here must be the centre's [branches.<site id>].token", away])
+    if answer.status_code != 200:
+        return Check("centre", False, f"The centre at {link.url} answered HTTP {answer.status_code}.", [away])
+    return Check("centre", True, f"The centre at {link.url} knows this branch and answers.")
+
+
 # -- broker -------------------------------------------------------------------------------------------
 
 
@@ -203,14 +233,25 @@ PRINTER_HINTS = {
 }
 
 
-def check_printer(url: str) -> Check:
+def check_printer(url: str, languages: tuple[str, ...] | None = None) -> Check:
+    """``languages``: the site's (default: every receipt language); a code page that cannot print them is a
+    failure, named with one that can."""
     try:
+        from hardware.connections import split_url
+        from hardware.layout import DEFAULT_CODEPAGE, codepage_problem
         from hardware.printer import open_printer
     except ImportError as exc:
         return Check("printer", False, f"The printer support is not installed here ({exc}).",
                      ["pip install 'vuoro[printer]' (the kiosk extra includes it)"])
+    from hardware.receipts import LANGUAGES
+
+    codepage = split_url(url)[1].get("codepage", DEFAULT_CODEPAGE).upper()
+    problem = codepage_problem(codepage, languages or LANGUAGES)  # without the site's: every receipt language
+    if problem:
+        return Check("printer", False, f"The printer at {url}: {problem}.",
+                     ["Change ?codepage= in the kiosk's printer URL (kiosk.toml), then restart the kiosk."])
     try:
-        printer = open_printer(url)
+        printer = open_printer(url, **({"languages": languages} if languages else {}))
     except (ValueError, OSError) as exc:
         return Check("printer", False, f"{url!r} is not a printer address: {exc}",
                      ["Examples: tcp://10.0.0.40:9100, usb://04b8:0e15, serial:///dev/ttyUSB0?baudrate=19200"])
@@ -231,6 +272,51 @@ def check_printer(url: str) -> Check:
 
 
 # -- main -------------------------------------------------------------------------------------------------
+
+
+# -- staff sign-in: the municipality's directory and OpenID provider ---------------------------------
+
+
+def check_staff_login(config: Any) -> list[Check]:
+    """Whether the hub can reach ``[staff.ldap]`` (and trusts its certificate) and ``[staff.oidc]`` (discovery
+    and keys), as the hub itself would. No password is sent."""
+    from server.config import ConfigError
+    from server.staff.accounts import parse_staff
+    from server.staff.directory import DirectoryDown, reach_directory
+    from server.staff.oidc import OidcClient, OidcRefused
+
+    try:
+        settings = parse_staff(config.raw.get("staff"), str(config.path))
+    except ConfigError as exc:
+        return [Check("staff login", False, f"[staff] has {len(exc.problems)} problem(s):",
+                      [*exc.problems, f"Fix these, then run: vuoro hub --config {config.path} --check"])]
+    checks = []
+    local = f"local accounts: {', '.join(settings.users) or 'none'}"
+    if settings.ldap:
+        try:
+            reach_directory(settings.ldap)
+            checks.append(Check("directory", True, f"{settings.ldap.url} answers"
+                                + (" over TLS with a trusted certificate" if settings.ldap.url.startswith("ldaps://")
+                                   or settings.ldap.start_tls else " (unencrypted: passwords cross the network)")))
+        except DirectoryDown as exc:
+            hints = [f"The hub cannot reach {settings.ldap.url}: {exc}"]
+            if "certificate" in str(exc):
+                hints.append("Set [staff.ldap] ca_file to the municipality's CA certificate (PEM), and use the "
+                             "host name the certificate names in url.")
+            hints.append(f"Until it can, staff who signed in through it in the last {settings.ldap.offline_days:g} "
+                         f"days still get in; everyone else needs a local account ({local}).")
+            checks.append(Check("directory", False, f"{settings.ldap.url} cannot be reached", hints))
+    if settings.oidc:
+        client = OidcClient(settings.oidc)
+        try:
+            client.metadata()
+            client.keys()
+            checks.append(Check("OpenID provider", True, f"{settings.oidc.issuer}: discovery and signing keys read"))
+        except OidcRefused as exc:
+            checks.append(Check("OpenID provider", False, f"{settings.oidc.issuer} cannot be used", [
+                exc.detail, "Check [staff.oidc] issuer (it must be exactly the provider's issuer) and that this "
+                            f"machine can reach it; the button on the staff page says so until then ({local})."]))
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,8 +361,14 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(Check("broker", False, "not checked: the site id and topic root come from the config, "
                                              "which could not be read.", skipped=True))
 
+    if config and config.central:
+        checks.append(check_centre(config.central, args.timeout))
+
+    if config:
+        checks += check_staff_login(config)
+
     if args.printer:
-        checks.append(check_printer(args.printer))
+        checks.append(check_printer(args.printer, tuple(config.languages) if config else None))
 
     failed = [c for c in checks if not c.ok]
     if args.json:

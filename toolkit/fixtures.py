@@ -52,6 +52,17 @@ name per thing:
     (``toolkit.mqtt_watch.Watch``); all are closed after the test.
 ``browser`` (module)
     Debian's chromium, headless, through Playwright.
+``postgres`` (session)
+    A private PostgreSQL cluster (``toolkit.postgres.PostgresCluster``):
+    ``initdb`` in a temporary directory, on a free loopback port, run as
+    ``nobody`` when the tests run as root; never the machine's 5432.
+``postgres_db``
+    A fresh, empty database on that cluster for one test: its connection URL.
+``make_central``
+    ``make_central(branches, database=None)``: the centre (``vuoro central``,
+    ``toolkit.central_process.CentralProcess``) for these branches (site id →
+    (token, site file)) on ``postgres_db``, not yet started; stopped after
+    the test.
 """
 
 from __future__ import annotations
@@ -181,6 +192,38 @@ def watch(live_broker: Broker) -> Iterator[Callable[..., Watch]]:
     yield make
     for w in watches:
         w.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    from toolkit.postgres import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture()
+def postgres_db(postgres: Any) -> str:
+    postgres.start()  # again, if an earlier test stopped or killed it
+    return str(postgres.create_database())
+
+
+@pytest.fixture()
+def make_central(tmp_path: Path, postgres_db: str) -> Iterator[Callable[..., Any]]:
+    from toolkit.central_process import CentralProcess, write_centre_config
+
+    made: list[CentralProcess] = []
+
+    def make(branches: dict[str, tuple[str, Path]], database: str | None = None, tls: tuple[Path, Path] | None = None,
+             **options: Any) -> CentralProcess:
+        config = write_centre_config(tmp_path / f"centre{len(made) + 1}.toml", database or postgres_db, branches,
+                                     tls=tls)
+        made.append(CentralProcess(config, **options))
+        return made[-1]
+
+    yield make
+    for central in made:
+        central.stop()
 
 
 @pytest.fixture(scope="module")

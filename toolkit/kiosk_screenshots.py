@@ -5,6 +5,12 @@ Run under a real X server (Xvfb), once per size::
     xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m toolkit.kiosk_screenshots --size 800x480
     xvfb-run -a -s "-screen 0 1080x1920x24" .venv/bin/python -m toolkit.kiosk_screenshots --size 1080x1920
 
+and the accessibility variants (issue 20) into ``<size>-<variant>/``, with the keypad's focus ring::
+
+    ... --size 1080x1920 --layout low --languages da,en
+    ... --size 800x480 --palette high_contrast --languages da,en
+    ... --size 1080x1920 --layout low --palette high_contrast --text-scale 2.0 --languages da
+
 It starts its own Mosquitto, a hub on the sample site (KVIK and the
 librarian open, citizen service booking-only, IT help closed until
 tomorrow 10:00) and a virtual printer, then drives the app as a visitor
@@ -69,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="800x480")
     parser.add_argument("--languages", default="da,sv,fi,nl,en")
+    parser.add_argument("--layout", default="standard", choices=("standard", "low"))
+    parser.add_argument("--palette", default="standard", choices=("standard", "high_contrast"))
+    parser.add_argument("--text-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
+    variant = "-".join(v for v in (args.layout if args.layout != "standard" else "",
+                                   "contrast" if args.palette != "standard" else "",
+                                   f"text{args.text_scale:g}" if args.text_scale != 1.0 else "") if v)
     width, height = (int(v) for v in args.size.split("x"))
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from toolkit.broker import Broker
     from toolkit.hub_process import HubProcess
 
-    folder = OUT / args.size
+    folder = OUT / (f"{args.size}-{variant}" if variant else args.size)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vuoro-shots-"))
     with Broker() as broker, VirtualPrinter() as printer:
@@ -133,13 +145,24 @@ def main(argv: list[str] | None = None) -> int:
                 requests.post(url + "/api/v1/checkins", json={"code": f"ZZZZZ{i + 2}"}, timeout=5, headers={
                     "Authorization": "Bearer demo-kiosk1-token-change-me", "Idempotency-Key": f"shots-guess-{i}x"})
             config = KioskConfig(hub=url, token="demo-kiosk1-token-change-me", broker=broker.url,
-                                 printer=printer.url, language="da", probe_seconds=3600, fullscreen=False)
+                                 printer=printer.url, language="da", probe_seconds=3600, fullscreen=False,
+                                 layout=args.layout, palette=args.palette, text_scale=args.text_scale)
             app = KioskApp(config)
             d = Driver(app, (width, height))
             d.wait(lambda: app.screen("home").ids.tiles.children, 15, "tiles")
 
             def shot(lang: str, name: str) -> None:
+                if variant:  # the keypad's focus ring on the first control, as after a key
+                    app.keypad_used = True
+                    app.focus.clear()
+                    d.pump(2)
+                    app._follow()
                 d.screenshot(str(folder / f"{lang}-{name}.png"))
+
+            def tap(widget: Any) -> None:
+                app.show_focused(widget)  # at the 2.0 text step the screen scrolls: a finger would scroll first
+                d.pump(2)
+                d.tap(widget)
 
             def tile(service: str) -> object:
                 return next(t for t in app.screen("home").ids.tiles.children if t.service == service)
@@ -152,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
                 d.pump(3)
                 shot(lang, "home")
                 printer.set_paper("ok")
-                d.tap(tile("kvik"))
+                tap(tile("kvik"))
                 d.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 15, "ticket")
                 shot(lang, "ticket")
                 app.go("home")
                 printer.set_paper("out")
-                d.tap(tile("kvik"))  # not the librarian: a waiting ticket there would hide "Now – free right away"
+                tap(tile("kvik"))  # not the librarian: a waiting ticket there would hide "Now – free right away"
                 d.wait(lambda: app.sm.current == "ticket" and ticket.printed is not None, 15, "failed print")
                 shot(lang, "ticket-printer-failure")
                 printer.set_paper("ok")
@@ -179,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 d.wait(lambda: events.loaded and _views(events.ids.events), 10, "events")
                 shot(lang, "whats-on")
                 cafe = next(w for w in _walk(events) if getattr(w, "event_id", None))
-                d.tap(cafe)
+                tap(cafe)
                 d.wait(lambda: app.sm.current == "signup" and app.screen("signup").receipt is not None, 15, "sign-up")
                 shot(lang, "signup")
                 app.go("home")
@@ -194,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
                 shot(lang, "book-slots-30")
                 slots.choose_length(1)
                 d.pump(3)
-                d.tap(next(v for v in _views(slots.ids.slots) if getattr(v, "slot", None)))
+                tap(next(v for v in _views(slots.ids.slots) if getattr(v, "slot", None)))
                 d.wait(lambda: app.sm.current == "confirm", 15, "confirm")
                 shot(lang, "book-confirm")
-                d.tap(app.screen("confirm").ids.confirm_button)
+                tap(app.screen("confirm").ids.confirm_button)
                 d.wait(lambda: app.sm.current == "booked" and app.screen("booked").receipt is not None, 15, "booked")
                 shot(lang, "booked")
             d.stop()

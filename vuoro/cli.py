@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kiosk": ("kiosk.main:main", "run the touchscreen kiosk"),
     "display": ("display.main:main", "run a signage screen"),
     "button": ("hardware.button_cli:main", "run a staff button box (GPIO or USB serial)"),
+    "central": ("central.main:main", "run the centre: a municipality's branches on one PostgreSQL"),
     "demo": ("toolkit.demo:main", "run the whole system on embedded defaults"),
     "doctor": ("toolkit.doctor:main", "check config, hub, broker and printer and say what is wrong"),
 }
@@ -35,7 +37,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str | int = logging.INFO) -> None:
-    """Log as every part of Vuoro does (``--log-level info``, ``"warning"``, or a logging constant)."""
+    """Log as every part of Vuoro does (``--log-level info``, ``"warning"``, or a logging constant).
+
+    Call it before Kivy is imported: Kivy's default log mode adds its own console handler to the root
+    logger, so the kiosk and the screen printed every line twice (once per handler, in two formats) and
+    Kivy's DEBUG lines past the level asked for. In ``PYTHON`` mode Kivy only logs through this handler.
+    """
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
 
 

@@ -57,6 +57,11 @@ FULL = "full"  # 409: the time (or the event and its waiting list) is fully book
 NOT_FREE = "not_free"  # 409: no one is free right now for a here-and-now booking
 PAST = "past"  # 409: the time has passed
 CHECKED_IN = "checked_in"  # 409: a checked-in booking cannot be cancelled
+# -- the public booking page (/book/, server/bookings/public.py) ------------------------------------------------
+NOT_ONLINE = "not_online"  # 409: this service is not booked online (the page says how else)
+NOT_OPEN_YET = "not_open_yet"  # 409: the day's times are not open for booking yet; ``opens_at`` says when
+TOO_SOON = "too_soon"  # 409: too close to the time to book or move online; ``until_min``
+PER_DAY = "per_day"  # 409: this phone or e-mail already has the service's bookings for that day; ``per_day``
 
 # -- events and sign-ups (server/events/) ------------------------------------------------------------------------
 UNKNOWN_EVENT = "unknown_event"  # 404

@@ -87,8 +87,8 @@ GROUPS_WANTED=()
 case "$ROLE" in
     hub) APT+=(mosquitto mosquitto-clients sqlite3) ;;
     kiosk)
-        APT+=(libgl1 libegl1 libgles2 libgl1-mesa-dri libmtdev1 libusb-1.0-0)
-        GROUPS_WANTED=(video render input lp dialout) ;;
+        APT+=(libgl1 libegl1 libgles2 libgl1-mesa-dri libmtdev1 libusb-1.0-0 espeak-ng alsa-utils)
+        GROUPS_WANTED=(video render input lp dialout audio) ;;
     display)
         APT+=(libgl1 libegl1 libgles2 libgl1-mesa-dri libmtdev1 espeak-ng sox alsa-utils)
         GROUPS_WANTED=(video render input audio) ;;
@@ -213,6 +213,14 @@ case "$ROLE" in
         install -m 0644 "$SRC/deploy/udev/99-vuoro-printer.rules" /etc/udev/rules.d/99-vuoro-printer.rules
         udevadm control --reload
         udevadm trigger --subsystem-match=usb --subsystem-match=usbmisc
+        # Speech mode's output (deploy/alsa/asound.conf): the jack on a Pi 4, a USB adapter on a Pi 5.
+        # An /etc/asound.conf of the site's own is left alone.
+        if [[ ! -e /etc/asound.conf ]]; then
+            install -m 0644 "$SRC/deploy/alsa/asound.conf" /etc/asound.conf
+            if grep -qs "Raspberry Pi 5" /proc/device-tree/model; then
+                sed -i 's/CARD=Headphones/CARD=Device/; s/card Headphones/card Device/' /etc/asound.conf
+            fi
+        fi
         ;;
     display)
         install_config display.toml

@@ -29,6 +29,9 @@ class KioskScreen(Screen):
     def open(self) -> None:
         self.show()
 
+    def detach(self) -> None:
+        """The screen is being replaced (another palette): let go of the session's events."""
+
     def notice(self, notice: model.Notice) -> None:
         """A refusal or a problem in plain words, with what the visitor can do next."""
         self.screen("notice").tell(notice)

@@ -18,12 +18,16 @@ class HomeScreen(KioskScreen):
         self.render_languages()
         self.render()
 
+    def detach(self) -> None:
+        self.session.unbind(lang=self.render, site=self.render, queues=self.render, hub_ok=self.render)
+        self.session.unbind(lang=self.render_languages)
+
     def render_languages(self, *_args: Any) -> None:
         """One button per language in its own name; the chosen one dark."""
         session = self.session
         chosen = session.lang
         self.ids.langs.data = [
-            {"text": NATIVE_NAMES[code], "lang_code": code, "bold": code == chosen,
+            {"text": NATIVE_NAMES[code], "lang_code": code, "bold": code == chosen, "chosen": code == chosen,
              "bg": theme.LANG_ON_BG if code == chosen else theme.LANG_BG,
              "fg": theme.LANG_ON_FG if code == chosen else theme.LANG_FG,
              "action": lambda button: session.set_language(button.lang_code)}

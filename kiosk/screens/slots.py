@@ -79,6 +79,7 @@ class SlotsScreen(KioskScreen):
         label = model.day_label(self._, day, today, short=True)
         dated = "/" in label  # "tor 26/11" on two lines; "I dag" stays on one
         return {"text": "\n".join(label.rsplit(" ", 1)) if dated else label, "day": day, "bold": chosen,
+                "chosen": chosen,
                 "bg": theme.LANG_ON_BG if chosen else theme.LANG_BG,
                 "fg": theme.LANG_ON_FG if chosen else theme.LANG_FG,
                 "action": lambda button: self.choose_day(button.day)}
@@ -87,6 +88,7 @@ class SlotsScreen(KioskScreen):
         chosen = slots == self.length
         minutes = slots * slot_min if isinstance(slot_min, int) else slots * 15
         return {"text": self._("{minutes} min").format(minutes=minutes), "length": slots, "bold": chosen,
+                "chosen": chosen,
                 "bg": theme.LANG_ON_BG if chosen else theme.LANG_BG,
                 "fg": theme.LANG_ON_FG if chosen else theme.LANG_FG,
                 "action": lambda button: self.choose_length(button.length)}

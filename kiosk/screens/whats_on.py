@@ -59,6 +59,9 @@ class EventsScreen(KioskScreen):
         self.session.bind(lang=self.render, u=self.render)
         self.ids.events.bind(width=self.render)
 
+    def detach(self) -> None:
+        self.session.unbind(lang=self.render, u=self.render)
+
     def open(self) -> None:
         self.events, self.loaded, self.available = [], False, True
         self.render()

@@ -8,7 +8,8 @@ A hub plugin (its hooks: ``server/hookspecs.py``). One module per concept:
 - ``imports``: a booking system's CSV or iCalendar export, read into rows;
 - ``slots``: the slot grid of a service and who holds each place;
 - ``book``: ``BookingBook``, the rules, run on the hub's writer thread;
-- ``routes``: the HTTP API (staff bookings, imports, check-in, slots, booking at the kiosk).
+- ``routes``: the HTTP API (staff bookings, imports, check-in, slots, booking at the kiosk);
+- ``public``: the public booking page ``/book/`` (citizens book, move and cancel; no login).
 
 This module plugs them into the hub: the tables, how the records are written, the no-show and
 retention jobs, the booking codes' share of the one code space, and the wrong-code alerts.
@@ -51,13 +52,14 @@ def record_writers() -> dict[type, Any]:
 
 @hookimpl
 def install(app: FastAPI, hub: Hub) -> None:
-    from server.bookings import routes  # the web stack only where there is an app: the rules need none
+    from server.bookings import public, routes  # the web stack only where there is an app: the rules need none
 
     bookings = Bookings(hub)
     hub.plugins.register(bookings)
     app.state.bookings = bookings.book
     app.state.code_guard = bookings.guard
     routes.add_routes(app, hub, bookings.book, bookings.guard)
+    public.add_public_pages(app, hub, bookings.book, bookings.guard)
 
 
 class Bookings:

@@ -18,7 +18,7 @@ from server.store import SQLiteStore, dt, ts
 
 BOOKED, CHECKED_IN, NO_SHOW, CANCELLED = "booked", "checked_in", "no_show", "cancelled"
 BOOKING_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW, CANCELLED)
-ORIGINS = ("staff", "kiosk", "here_and_now", "import")
+ORIGINS = ("staff", "kiosk", "here_and_now", "import", "web")
 
 SCHEMA: list[str] = [
     """
@@ -59,11 +59,61 @@ SCHEMA: list[str] = [
     );
     CREATE INDEX booking_claims_booking ON booking_claims (booking_id);
     """,
+    # 2: bookings made by citizens on the public page (origin 'web') and their e-mail address, where a
+    # service asks for one. SQLite cannot change a CHECK in place: the table is rebuilt. The claims go first
+    # (dropping bookings would cascade into them) and come back unchanged.
+    """
+    CREATE TEMP TABLE claims_kept AS SELECT * FROM booking_claims;
+    DROP TABLE booking_claims;
+    CREATE TABLE bookings_v2 (
+        id            TEXT PRIMARY KEY,
+        site          TEXT NOT NULL,
+        code          TEXT NOT NULL CHECK (length(code) BETWEEN 4 AND 12),
+        service       TEXT NOT NULL,
+        start         TEXT NOT NULL,
+        "end"         TEXT NOT NULL,
+        day           TEXT NOT NULL,
+        slots         INTEGER NOT NULL DEFAULT 1 CHECK (slots >= 1),
+        status        TEXT NOT NULL CHECK (status IN ('booked','checked_in','no_show','cancelled')),
+        origin        TEXT NOT NULL CHECK (origin IN ('staff','kiosk','here_and_now','import','web')),
+        external_id   TEXT,
+        name          TEXT,
+        phone         TEXT,
+        note          TEXT,
+        language      TEXT,
+        ticket_id     TEXT REFERENCES tickets (id),
+        checked_in_at TEXT,
+        created_at    TEXT NOT NULL,
+        cancelled_at  TEXT,
+        idem_key      TEXT,
+        email         TEXT,                         -- personal data, like name and phone
+        UNIQUE (site, code),
+        UNIQUE (site, external_id),
+        UNIQUE (site, idem_key)
+    );
+    INSERT INTO bookings_v2 SELECT *, NULL FROM bookings;
+    DROP TABLE bookings;
+    ALTER TABLE bookings_v2 RENAME TO bookings;
+    CREATE INDEX bookings_day ON bookings (site, day);
+    CREATE INDEX bookings_ticket ON bookings (ticket_id);
+    CREATE INDEX bookings_contact ON bookings (site, service, day, phone, email);
+    CREATE TABLE booking_claims (
+        site       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        slot_start TEXT NOT NULL,
+        place      INTEGER NOT NULL CHECK (place >= 1),
+        booking_id TEXT NOT NULL REFERENCES bookings (id) ON DELETE CASCADE,
+        PRIMARY KEY (site, service, slot_start, place)
+    );
+    CREATE INDEX booking_claims_booking ON booking_claims (booking_id);
+    INSERT INTO booking_claims SELECT * FROM claims_kept;
+    DROP TABLE claims_kept;
+    """,
 ]
 
 COLUMNS = ("id", "site", "code", "service", "start", "end", "day", "slots", "status", "origin", "external_id",
            "name", "phone", "note", "language", "ticket_id", "checked_in_at", "created_at", "cancelled_at",
-           "idem_key")
+           "idem_key", "email")
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)  # "end" is a keyword in SQL
 _SELECT = f"SELECT {_QUOTED} FROM bookings"
 
@@ -90,6 +140,7 @@ class Booking:
     checked_in_at: datetime | None = None
     cancelled_at: datetime | None = None
     idem_key: str | None = None
+    email: str | None = None
     claims: list[tuple[str, int]] = field(default_factory=list)  # (slot_start ISO UTC, place)
 
 
@@ -111,7 +162,7 @@ def write_booking(db: sqlite3.Connection, record: BookingRow) -> None:
     b = record.booking
     row = (b.id, b.site, b.code, b.service, ts(b.start), ts(b.end), b.day.isoformat(), b.slots, b.status,
            b.origin, b.external_id, b.name, b.phone, b.note, b.language, b.ticket_id, ts(b.checked_in_at),
-           ts(b.created_at), ts(b.cancelled_at), b.idem_key)
+           ts(b.created_at), ts(b.cancelled_at), b.idem_key, b.email)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in COLUMNS[1:])
     db.execute(f"INSERT INTO bookings ({_QUOTED}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
                f"ON CONFLICT (id) DO UPDATE SET {updates}", row)
@@ -135,8 +186,9 @@ def write_old_no_shows(db: sqlite3.Connection, record: OldNoShows) -> None:
 
 
 def write_purge(db: sqlite3.Connection, record: PurgePersonalData) -> None:
-    db.execute("UPDATE bookings SET name = NULL, phone = NULL, note = NULL WHERE site = ? AND day < ? "
-               "AND (name IS NOT NULL OR phone IS NOT NULL OR note IS NOT NULL)", (record.site, record.before_day))
+    db.execute("UPDATE bookings SET name = NULL, phone = NULL, note = NULL, email = NULL WHERE site = ? AND day < ? "
+               "AND (name IS NOT NULL OR phone IS NOT NULL OR note IS NOT NULL OR email IS NOT NULL)",
+               (record.site, record.before_day))
 
 
 def from_row(row: tuple[Any, ...]) -> Booking:
@@ -147,6 +199,7 @@ def from_row(row: tuple[Any, ...]) -> Booking:
         origin=r["origin"], created_at=dt(r["created_at"]), external_id=r["external_id"],  # type: ignore
         name=r["name"], phone=r["phone"], note=r["note"], language=r["language"], ticket_id=r["ticket_id"],
         checked_in_at=dt(r["checked_in_at"]), cancelled_at=dt(r["cancelled_at"]), idem_key=r["idem_key"],
+        email=r["email"],
     )
 
 
@@ -187,4 +240,4 @@ def booked_before(store: SQLiteStore, site: str, day: str) -> bool:
 def personal_data_before(store: SQLiteStore, site: str, day: str) -> bool:
     """Whether a booking of a day before ``day`` still holds a name, a phone number or a note."""
     return store.row("SELECT 1 FROM bookings WHERE site = ? AND day < ? AND (name IS NOT NULL OR phone IS NOT NULL "
-                     "OR note IS NOT NULL) LIMIT 1", (site, day)) is not None
+                     "OR note IS NOT NULL OR email IS NOT NULL) LIMIT 1", (site, day)) is not None

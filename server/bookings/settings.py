@@ -21,6 +21,28 @@ class CapacitySpan:
     staff: int
 
 
+CONTACTS = ("name", "phone", "email")
+
+
+@dataclass(frozen=True)
+class OnlineBooking:
+    """``[services.<id>.booking.online]``: what the public booking page (``/book/``) may do for this service.
+
+    The least personal data by default: nothing at all (``asks = []``); a name, a phone number or an e-mail
+    address only where the service asks for it, and its purpose is said on the page."""
+
+    asks: tuple[str, ...] = ()  # of CONTACTS, each one required when asked
+    opens_at: time = time(0, 0)  # a day's times open at this local time, ``days_ahead`` days before
+    until_min: int = 60  # no online booking later than this many minutes before the time
+    reserve: int = 0  # places of every slot kept for walk-ins and the kiosk: never booked online
+    per_day: int = 1  # bookings per citizen, service and day, counted by the phone or e-mail given (0: no limit)
+
+    @property
+    def identifies(self) -> str | None:
+        """The contact a citizen is recognised by for ``per_day`` (None: nothing asked identifies anyone)."""
+        return next((c for c in ("phone", "email") if c in self.asks), None)
+
+
 @dataclass(frozen=True)
 class ServiceBooking:
     service: str
@@ -32,6 +54,7 @@ class ServiceBooking:
     self_booking: bool = False
     here_and_now: bool = False
     capacity: tuple[CapacitySpan, ...] = ()
+    online: OnlineBooking | None = None  # None: citizens cannot book this service on the public page
 
     @property
     def slot(self) -> timedelta:
@@ -48,6 +71,10 @@ class ServiceBooking:
 class BookingSettings:
     retention_days: int
     services: dict[str, ServiceBooking]
+    # Online bookings a client address may make: ``online_burst`` at once, then ``online_per_hour`` (a library's
+    # public PCs, or a family at home, share one address; a script filling the calendar is slowed at once).
+    online_burst: int = 20
+    online_per_hour: int = 60
 
     def rules(self, service: str) -> ServiceBooking:
         return self.services.get(service) or ServiceBooking(service)
@@ -83,6 +110,34 @@ def _bool(table: dict[str, Any], key: str, path: str, default: bool, problems: l
     return value
 
 
+def _online(value: Any, path: str, problems: list[str]) -> OnlineBooking | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return OnlineBooking()
+    if not isinstance(value, dict):
+        problems.append(f"{path}: expected true, false or a table, got {value!r}")
+        return None
+    check_unknown_keys(value, {"asks", "opens_at", "until_min", "reserve", "per_day"}, path, problems)
+    asks = value.get("asks", [])
+    if not isinstance(asks, list) or any(a not in CONTACTS for a in asks) or len(set(asks)) != len(asks):
+        problems.append(f"{path}.asks: expected a list of {', '.join(CONTACTS)} (each at most once; [] asks for "
+                        f"nothing), got {asks!r}")
+        asks = []
+    opens = value.get("opens_at", "00:00")
+    try:
+        opens_at = time.fromisoformat(opens) if isinstance(opens, str) and len(opens) == 5 else None
+    except ValueError:
+        opens_at = None
+    if opens_at is None:
+        problems.append(f'{path}.opens_at: expected a time like "08:00", got {opens!r}')
+        opens_at = time(0, 0)
+    return OnlineBooking(asks=tuple(asks), opens_at=opens_at,
+                         until_min=_int(value, "until_min", path, 60, 0, 7 * 1440, problems),
+                         reserve=_int(value, "reserve", path, 0, 0, 100, problems),
+                         per_day=_int(value, "per_day", path, 1, 0, 100, problems))
+
+
 def parse_settings(config: SiteConfig) -> BookingSettings:
     """``[bookings]`` and each ``[services.<id>.booking]``; every problem with its key path."""
     raw = config.raw
@@ -91,8 +146,10 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
     if not isinstance(top, dict):
         problems.append(f"bookings: expected a table, got {top!r}")
         top = {}
-    check_unknown_keys(top, {"retention_days"}, "bookings", problems)
+    check_unknown_keys(top, {"retention_days", "online_burst", "online_per_hour"}, "bookings", problems)
     retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
+    burst = _int(top, "online_burst", "bookings", 20, 1, 1_000_000, problems)
+    per_hour = _int(top, "online_per_hour", "bookings", 60, 1, 1_000_000, problems)
     services: dict[str, ServiceBooking] = {}
     for sid, table in (raw.get("services") or {}).items():
         if not isinstance(table, dict) or "booking" not in table:
@@ -103,7 +160,7 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
             problems.append(f"{path}: expected a table, got {item!r}")
             continue
         check_unknown_keys(item, {"slot_min", "max_slots", "early_min", "late_min", "days_ahead", "self_booking",
-                        "here_and_now", "capacity"}, path, problems)
+                        "here_and_now", "capacity", "online"}, path, problems)
         slot_min = _int(item, "slot_min", path, 15, 5, 240, problems)
         if 1440 % slot_min:
             problems.append(f"{path}.slot_min: expected a length that divides a day (5, 10, 15, 20, 30, 60 …), "
@@ -135,7 +192,8 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
             self_booking=_bool(item, "self_booking", path, False, problems),
             here_and_now=_bool(item, "here_and_now", path, False, problems),
             capacity=tuple(spans),
+            online=_online(item.get("online"), f"{path}.online", problems),
         )
     if problems:
         raise ConfigError(problems, str(config.path))
-    return BookingSettings(retention, services)
+    return BookingSettings(retention, services, burst, per_hour)

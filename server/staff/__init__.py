@@ -25,6 +25,7 @@ import asyncio
 import hmac
 import html
 import json
+import logging
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from server.auth import Principal
-from server.config import SiteConfig
+from server.config import ConfigError, SiteConfig
 from server.errors import ApiError
 from server.hookspecs import hookimpl
 from server.staff.accounts import (
@@ -45,20 +46,25 @@ from server.staff.accounts import (
     Session,
     Sessions,
     StaffSettings,
+    StaffUser,
     parse_staff,
-    verify_password,
 )
+from server.staff.oidc import CANCELLED, EXPIRED, NO_GROUP, UNREACHABLE, OidcClient, OidcRefused
+from server.staff.signin import DOWN, PasswordSignIn
 from server.staff.strings import language_names, strings
 from vuoro import refusals
 
 if TYPE_CHECKING:
     from server.hub import Hub
 
+log = logging.getLogger("vuoro.staff")
+
 __all__ = ["install", "check_config", "SessionLogin", "SESSION_COOKIE", "CSRF_HEADER"]
 
 SESSION_COOKIE = "vuoro_staff"
 LOGIN_COOKIE = "vuoro_staff_login"
 LANG_COOKIE = "vuoro_staff_lang"
+OIDC_COOKIE = "vuoro_staff_oidc"  # binds a sign-in through the provider to the browser that started it
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -95,12 +101,34 @@ class SessionLogin:
             if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
                 raise ApiError(403, refusals.CSRF, "This change came without the page's security token (X-CSRF-Token). "
                                "Reload the staff page and try again.", CSRF_HEADER)
-        return Principal(session.user, session.role)
+        return Principal(session.user, session.role, session.desks)
+
+
+# Why a sign-in was refused → the words the login page shows (msgids in server/staff/strings.py).
+REFUSALS = {
+    NO_GROUP: "You are not in a staff group. Ask your IT department for access to the queue system.",
+    DOWN: "The municipality's login cannot be reached right now. Try again in a moment, or use a local account.",
+    UNREACHABLE: "The municipality's login cannot be reached right now. Try again in a moment, or use a local "
+                 "account.",
+    "untrusted": "The municipality's login sent an answer the hub cannot trust, so you were not signed in. "
+                 "Try again, and tell your IT department if it happens again.",
+    EXPIRED: "The sign-in took too long and has expired. Try again.",
+    CANCELLED: "The sign-in was cancelled. Try again when you are ready.",
+}
 
 
 @hookimpl
 def check_config(config: SiteConfig) -> None:
-    parse_staff(config.raw.get("staff", {}), str(config.path))
+    settings = parse_staff(config.raw.get("staff", {}), str(config.path))
+    problems = []  # the desks a directory group names must be counters of this site
+    for section, sso in (("ldap", settings.ldap), ("oidc", settings.oidc)):
+        for group, grant in (sso.groups if sso else {}).items():
+            for desk in grant.desks:
+                if desk not in config.counters:
+                    problems.append(f'staff.{section}.groups."{group}".desks: no counter {desk!r} in [counters] '
+                                    f"(there are: {', '.join(config.counters)})")
+    if problems:
+        raise ConfigError(problems, str(config.path))
 
 
 @hookimpl
@@ -112,6 +140,13 @@ def install(app: FastAPI, hub: Hub) -> None:
     hub.plugins.register(SessionLogin(sessions))
     guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
     known = KnownDevices.in_folder(hub.store.path.parent)
+    passwords = PasswordSignIn(settings, hub.store.path.parent)
+    ldap = settings.ldap
+    if ldap and ldap.url.startswith("ldap://") and not ldap.start_tls \
+            and not ldap.url.startswith(("ldap://127.", "ldap://localhost", "ldap://[::1]")):
+        log.warning("[staff.ldap] url %s without start_tls: staff passwords cross the network unencrypted. "
+                    "Use ldaps:// or start_tls = true (docs/staff.md).", ldap.url)
+    oidc = OidcClient(settings.oidc) if settings.oidc else None
     app.state.staff_sessions = sessions
     app.state.staff_settings = settings
     login_page = Template((WEB_DIR / "login.html").read_text(encoding="utf-8"))
@@ -135,8 +170,9 @@ def install(app: FastAPI, hub: Hub) -> None:
 
     def lang_links(current: str) -> str:
         marked = ' aria-current="true"'
-        return " ".join(
-            f'<a href="?lang={code}"{marked if code == current else ""} lang="{code}">{html.escape(name)}</a>'
+        return " ".join(  # the login page's own address: the page is also shown at /staff/oidc/callback
+            f'<a href="/staff/login?lang={code}"{marked if code == current else ""} lang="{code}">'
+            f'{html.escape(name)}</a>'
             for code, name in language_names(config.languages).items())
 
     def render_login(request: Request, *, error: str = "", status: int = 200, user: str = "") -> Response:
@@ -151,11 +187,29 @@ def install(app: FastAPI, hub: Hub) -> None:
             password_label=html.escape(words["Password"]), button=html.escape(words["Log in"]),
             error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
             csrf=token, user=html.escape(user), languages=lang_links(lang), language=html.escape(words["Language"]),
+            single_sign_on=single_sign_on(words),
         )
         response = Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=_headers())
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
                             secure=secure(request), path="/staff/login")
         remember_language(request, response, lang)
+        return response
+
+    def single_sign_on(words: dict[str, str]) -> str:
+        """The button to the OpenID provider, above the password form, when ``[staff.oidc]`` is set."""
+        if settings.oidc is None:
+            return ""
+        label = (words["Log in with {name}"].format(name=settings.oidc.name) if settings.oidc.name
+                 else words["Log in with the municipality's login"])
+        return (f'<a class="button primary sso" href="/staff/oidc/start">{html.escape(label)}</a>'
+                f'<p class="or">{html.escape(words["Or with a user name and password:"])}</p>')
+
+    def start_session(request: Request, user: StaffUser, response: Response) -> Response:
+        session = sessions.create(user)
+        log.info("staff %r signed in (%s, %s%s)", user.name, user.via, user.role,
+                 f", desks {', '.join(user.desks)}" if user.desks else "")
+        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
+                            path="/", max_age=int(settings.session_hours * 3600))
         return response
 
     def current(request: Request) -> Session | None:
@@ -194,7 +248,8 @@ def install(app: FastAPI, hub: Hub) -> None:
             "languages": language_names(config.languages), "strings": words,
             "site": config.name, "day": site.get("hours", {}).get("day"),
             "services": [{"id": s.id, "letter": s.letter, "names": dict(s.names)} for s in config.services.values()],
-            "counters": [{"id": c.id, "name": c.name, "services": list(c.services)} for c in config.counters.values()],
+            "counters": [{"id": c.id, "name": c.name, "services": list(c.services)} for c in config.counters.values()
+                         if not session.desks or c.id in session.desks],  # a directory group may name the desks
             "bookable": bookable(),
         }
         # JSON inside <script type="application/json">: never executed (CSP allows no inline
@@ -215,7 +270,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     async def login(request: Request) -> Response:
         words = strings(language(request))
         form = await request.form()
-        name = str(form.get("username", "")).strip().lower()[:40]
+        name = str(form.get("username", "")).strip().lower()[:64]  # directory names can be longer than ours
         password = str(form.get("password", ""))[:1024]
         sent = str(form.get("csrf", ""))
         expected = request.cookies.get(LOGIN_COOKIE, "")
@@ -233,20 +288,78 @@ def install(app: FastAPI, hub: Hub) -> None:
             response = render_login(request, status=429, user=name, error=error)
             response.headers["Retry-After"] = str(seconds)
             return response
-        user = await run_in_threadpool(verify_password, settings, name, password)  # argon2 is slow on purpose
+        # argon2 is slow on purpose; the directory answers over the network
+        outcome = await run_in_threadpool(passwords.check, name, password)
+        user = outcome.user
         if user is None:
+            if outcome.refusal == NO_GROUP:  # the password was right: nothing to slow down
+                return render_login(request, error=words[REFUSALS[NO_GROUP]], status=403, user=name)
+            if outcome.refusal == DOWN:  # nothing was checked (no offline copy for this name): nothing to slow down
+                return render_login(request, error=words[REFUSALS[DOWN]], status=503, user=name)
             guard.failed(name, address, device)
             return render_login(request, error=words["Wrong user name or password."], status=401, user=name)
         guard.succeeded(name, address, device)
-        session = sessions.create(user)
-        response = RedirectResponse("/staff/", status_code=303, headers=_headers())
-        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
-                            path="/", max_age=int(settings.session_hours * 3600))
+        response = start_session(request, user, RedirectResponse("/staff/", status_code=303, headers=_headers()))
         response.delete_cookie(LOGIN_COOKIE, path="/staff/login")
         if device_cookie:  # this browser is now a known device for this user: someone else's guessing won't stop it
             response.set_cookie(device_cookie, request.cookies[device_cookie] if device else known.issue(user.name),
                                 max_age=KnownDevices.DAYS * 86400, httponly=True, samesite="strict",
                                 secure=secure(request), path="/staff/login")
+        return response
+
+    # -- signing in through the OpenID Connect provider ([staff.oidc]) ---------------------------
+
+    def redirect_uri(request: Request) -> str:
+        assert settings.oidc is not None
+        return settings.oidc.redirect_uri or f"{request.url.scheme}://{request.url.netloc}/staff/oidc/callback"
+
+    @app.get("/staff/oidc/start", include_in_schema=False)
+    async def oidc_start(request: Request) -> Response:
+        if oidc is None:
+            raise ApiError(404, refusals.NOT_FOUND, "There is nothing at this address.")
+        try:
+            pending, url = await run_in_threadpool(oidc.begin, redirect_uri(request))
+        except OidcRefused as refused:
+            log.warning("staff sign-in through %s: %s", oidc.settings.issuer, refused)
+            return render_login(request, error=strings(language(request))[REFUSALS[refused.reason]], status=503)
+        response = RedirectResponse(url, status_code=303, headers=_headers())
+        # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET.
+        response.set_cookie(OIDC_COOKIE, pending.state, max_age=600, httponly=True, samesite="lax",
+                            secure=secure(request), path="/staff/oidc")
+        return response
+
+    @app.get("/staff/oidc/callback", include_in_schema=False)
+    async def oidc_callback(request: Request) -> Response:
+        if oidc is None:
+            raise ApiError(404, refusals.NOT_FOUND, "There is nothing at this address.")
+        words = strings(language(request))
+        state = request.query_params.get("state", "")
+        cookie = request.cookies.get(OIDC_COOKIE, "")
+        pending = oidc.take(state) if state and cookie and hmac.compare_digest(state.encode(), cookie.encode()) \
+            else None
+        try:
+            if request.query_params.get("error"):  # the person cancelled, or the provider said no
+                raise OidcRefused(CANCELLED, str(request.query_params.get("error"))[:200])
+            if pending is None:
+                raise OidcRefused(EXPIRED, "no sign-in of this browser is waiting for this state")
+            identity = await run_in_threadpool(oidc.finish, pending, request.query_params.get("code", ""))
+        except OidcRefused as refused:
+            log.warning("staff sign-in through %s refused: %s", oidc.settings.issuer, refused)
+            status = 403 if refused.reason == NO_GROUP else 503 if refused.reason == UNREACHABLE else 401
+            response = render_login(request, error=words[REFUSALS[refused.reason]], status=status)
+            response.delete_cookie(OIDC_COOKIE, path="/staff/oidc")
+            return response
+        user = StaffUser(identity.name, identity.grant.role, "", identity.grant.desks, "oidc")
+        # The session cookie is SameSite=Strict, and this request came from the provider's site: a redirect
+        # from here would not carry it. A page of our own that moves on is a same-site navigation, which does.
+        body = (f'<!doctype html><html lang="{language(request)}"><head><meta charset="utf-8">'
+                f'<meta http-equiv="refresh" content="0;url=/staff/"><title>{html.escape(words["Staff"])}</title>'
+                f'<link rel="stylesheet" href="/staff/static/staff.css"></head><body class="login-body">'
+                f'<main class="login-card"><h1>{html.escape(words["Staff"])}</h1>'
+                f'<p><a href="/staff/">{html.escape(words["Continue to the staff page"])}</a></p></main></body></html>')
+        response = start_session(request, user, Response(body, media_type="text/html; charset=utf-8",
+                                                         headers=_headers()))
+        response.delete_cookie(OIDC_COOKIE, path="/staff/oidc")
         return response
 
     @app.post("/staff/logout", include_in_schema=False)

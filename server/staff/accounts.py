@@ -28,6 +28,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from server.config import ConfigError, check_number, check_unknown_keys
+from server.staff.directory import DIRECTORY_NAME, LdapSettings, parse_ldap
+from server.staff.oidc import OidcSettings, parse_oidc
 from server.throttle import Backoff
 from vuoro.protocol import ID_PATTERN
 
@@ -41,7 +43,9 @@ _DUMMY_HASH = HASHER.hash(secrets.token_hex(16))
 class StaffUser:
     name: str
     role: str  # staff | admin
-    password_hash: str
+    password_hash: str  # "" for a user from the directory or the OpenID provider
+    desks: tuple[str, ...] = ()  # the desks this user may call from; empty: every desk
+    via: str = "local"  # local | ldap | offline | oidc: how they signed in (the hub's log says it)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class StaffSettings:
     secure_cookie: bool | None = None  # None: Secure exactly when the request came over https
     login_attempts: int = 5  # failed logins that cost nothing, per user name and address (see LoginGuard) ...
     login_max_wait_s: float = 300.0  # ... then waits that double each time, up to this long
+    ldap: LdapSettings | None = None  # [staff.ldap]: the municipality's directory (server/staff/directory.py)
+    oidc: OidcSettings | None = None  # [staff.oidc]: an OpenID Connect provider (server/staff/oidc.py)
 
 
 def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
@@ -60,7 +66,7 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["staff: expected a table"], source)
-    allowed = {"users", "session_hours", "secure_cookie", "login_attempts", "login_max_wait_s",
+    allowed = {"users", "ldap", "oidc", "session_hours", "secure_cookie", "login_attempts", "login_max_wait_s",
                "login_window_s"}  # the older name of login_max_wait_s
     check_unknown_keys(raw, allowed, "staff", problems)
 
@@ -104,10 +110,12 @@ def parse_staff(raw: Any, source: str = "site config") -> StaffSettings:
             problems.append(f"{path}.password_hash: not a valid argon2 hash ({exc})")
             continue
         users[name] = StaffUser(name, role, hashed)
+    ldap = parse_ldap(raw.get("ldap"), problems)
+    oidc = parse_oidc(raw.get("oidc"), problems)
     if problems:
         raise ConfigError(problems, source)
     return StaffSettings(users=users, session_hours=session_hours, secure_cookie=secure, login_attempts=attempts,
-                         login_max_wait_s=longest)
+                         login_max_wait_s=longest, ldap=ldap, oidc=oidc)
 
 
 def verify_password(settings: StaffSettings, name: str, password: str) -> StaffUser | None:
@@ -126,6 +134,7 @@ class Session:
     user: str
     role: str
     csrf: str
+    desks: tuple[str, ...] = ()
     last_seen: float = field(default_factory=time.monotonic)
 
 
@@ -141,7 +150,8 @@ class Sessions:
         self._lock = threading.Lock()
 
     def create(self, user: StaffUser) -> Session:
-        session = Session(secrets.token_urlsafe(32), user.name, user.role, secrets.token_urlsafe(32), self.clock())
+        session = Session(secrets.token_urlsafe(32), user.name, user.role, secrets.token_urlsafe(32), user.desks,
+                          self.clock())
         with self._lock:
             if len(self._by_token) >= self.MAX:
                 oldest = min(self._by_token.values(), key=lambda s: s.last_seen)
@@ -236,8 +246,15 @@ class KnownDevices:
 
     @staticmethod
     def cookie_name(user: str) -> str | None:
-        """One cookie per user name (several people may share a desk PC); None for a name no user can have."""
-        return f"vuoro_device_{user}" if ID_PATTERN.match(user) else None
+        """One cookie per user name (several people may share a desk PC); None for a name no user can have.
+
+        A directory name with '.' or '@' ("anna.jensen", "aj@kommune.dk") is not a valid cookie name:
+        it is named by a digest of the name instead."""
+        if ID_PATTERN.match(user):
+            return f"vuoro_device_{user}"
+        if DIRECTORY_NAME.match(user):
+            return f"vuoro_device_{hashlib.sha256(user.encode()).hexdigest()[:20]}"
+        return None
 
     def _sign(self, user: str, device: str) -> str:
         mac = hmac.new(self.secret, f"{user}\n{device}".encode(), hashlib.sha256).digest()

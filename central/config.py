@@ -1,0 +1,181 @@
+"""The centre's config: one TOML file, checked completely before the centre starts (as a site's is).
+
+::
+
+    [centre]
+    name = "Sønderbro Kommune"
+    listen = "127.0.0.1:8700"
+    database = "postgresql://vuoro_central@127.0.0.1:5432/vuoro_central"
+    languages = ["da", "en"]            # the pages' languages, the first is the default
+    admin_token = "…"                   # reading the overview and statistics (staff logins are to come)
+    tls_cert = "centre.crt"             # optional: serve HTTPS (the branches' [central].ca_file trusts its CA)
+    tls_key = "centre.key"
+
+    [branches.sonderbro]                # the branch's site id (its site.id)
+    token = "…"                         # the branch's [central].token: at least 16 characters
+    site = "sites/sonderbro.toml"       # the branch's site file: its zone, services and targets
+
+Each branch's site file is checked with the hub's own loader (``server.config.load_config``): the
+centre counts a branch's tickets by the same services, zone and targets as the branch does. Every
+mistake is reported with its key path, all at once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.config import ConfigError, SiteConfig, check_unknown_keys, load_config
+from vuoro.i18n import LANGUAGES
+from vuoro.protocol import ID_PATTERN
+
+
+@dataclass(frozen=True)
+class Branch:
+    id: str
+    token: str
+    site: SiteConfig
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+
+@dataclass(frozen=True)
+class CentreConfig:
+    path: Path
+    name: str
+    listen_host: str
+    listen_port: int
+    database: str
+    languages: tuple[str, ...]
+    admin_token: str
+    branches: dict[str, Branch] = field(default_factory=dict)
+    tls_cert: str | None = None  # HTTPS: the centre's certificate (PEM, with intermediates) and its key
+    tls_key: str | None = None
+
+    def branch_by_token(self, token: str) -> Branch | None:
+        import hmac
+
+        for branch in self.branches.values():
+            if hmac.compare_digest(branch.token.encode(), token.encode()):
+                return branch
+        return None
+
+
+def _tls_files(centre: dict[str, Any], path: Path, problems: list[str]) -> dict[str, str | None]:
+    """``tls_cert`` and ``tls_key`` (beside the config file when relative), readable and a pair: a centre that
+    cannot read its key must not start and fail later."""
+    import os
+    import ssl
+
+    files: dict[str, str | None] = {"tls_cert": None, "tls_key": None}
+    for key in files:
+        value = centre.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"centre.{key}: expected the path of a PEM file, got {value!r}")
+            continue
+        full = str((Path(path).parent / value).resolve())
+        if not os.access(full, os.R_OK):
+            problems.append(f"centre.{key}: expected a file that exists and this user may read, got {full!r}")
+            continue
+        files[key] = full
+    if ("tls_cert" in centre) != ("tls_key" in centre):
+        problems.append("centre.tls_cert: expected centre.tls_key too: they go together")
+    elif files["tls_cert"] and files["tls_key"]:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(files["tls_cert"], files["tls_key"])
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(f"centre.tls_key: expected the private key of centre.tls_cert, both PEM ({exc})")
+    return files
+
+
+def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
+    problems: list[str] = []
+    check_unknown_keys(data, {"centre", "branches"}, "", problems)
+    centre = data.get("centre")
+    if not isinstance(centre, dict):
+        problems.append("centre: expected a table [centre]")
+        centre = {}
+    check_unknown_keys(centre, {"name", "listen", "database", "languages", "admin_token", "tls_cert", "tls_key"},
+                       "centre", problems)
+    tls = _tls_files(centre, path, problems)
+    name = centre.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"centre.name: expected a non-empty string, got {name!r}")
+        name = ""
+    listen = str(centre.get("listen", "127.0.0.1:8700"))
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.append(f"centre.listen: expected host:port such as \"0.0.0.0:8700\", got {listen!r}")
+        host, port = "127.0.0.1", "8700"
+    database = centre.get("database")
+    if not isinstance(database, str) or not re.match(r"^postgres(ql)?://", database):
+        problems.append(f"centre.database: expected a postgresql:// connection URL, got {database!r}")
+        database = ""
+    languages = centre.get("languages", ["en"])
+    if not isinstance(languages, list) or not languages or any(lang not in LANGUAGES for lang in languages):
+        problems.append(f"centre.languages: expected a non-empty list of {', '.join(LANGUAGES)}, got {languages!r}")
+        languages = ["en"]
+
+    admin_token = centre.get("admin_token")
+    if not isinstance(admin_token, str) or len(admin_token) < 16:
+        problems.append("centre.admin_token: expected a secret of at least 16 characters")
+        admin_token = ""
+
+    branches: dict[str, Branch] = {}
+    tokens: dict[str, str] = {str(admin_token): "centre.admin_token"} if admin_token else {}
+    table = data.get("branches", {})
+    if not isinstance(table, dict):
+        problems.append(f"branches: expected tables [branches.<site id>], got {table!r}")
+        table = {}
+    for bid, item in table.items():
+        bpath = f"branches.{bid}"
+        if not ID_PATTERN.match(bid):
+            problems.append(f"{bpath}: expected an id of lower-case letters, digits, '-' or '_' (at most 40)")
+            continue
+        if not isinstance(item, dict):
+            problems.append(f"{bpath}: expected a table, got {item!r}")
+            continue
+        check_unknown_keys(item, {"token", "site"}, bpath, problems)
+        token = item.get("token")
+        if not isinstance(token, str) or len(token) < 16:
+            problems.append(f"{bpath}.token: expected the branch's secret, at least 16 characters")
+            continue
+        if token in tokens:
+            problems.append(f"{bpath}.token: expected a token of its own (the same as {tokens[token]})")
+        tokens[token] = bpath
+        site_file = item.get("site")
+        if not isinstance(site_file, str) or not site_file.strip():
+            problems.append(f"{bpath}.site: expected the path of the branch's site file, got {site_file!r}")
+            continue
+        try:
+            site = load_config(Path(path).parent / site_file)
+        except ConfigError as exc:
+            problems += [f"{bpath}.site ({site_file}): {p}" for p in exc.problems]
+            continue
+        if site.site_id != bid:
+            problems.append(f"{bpath}.site: expected the site file of {bid!r}, got one with site.id {site.site_id!r}")
+            continue
+        branches[bid] = Branch(id=bid, token=token, site=site)
+    if problems:
+        raise ConfigError(problems, str(path))
+    return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
+                        database=str(database), languages=tuple(languages), admin_token=str(admin_token),
+                        branches=branches, **tls)
+
+
+def load_centre(path: str | Path) -> CentreConfig:
+    path = Path(path).resolve()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror}"], str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return parse_centre(data, path)

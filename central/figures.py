@@ -1,0 +1,132 @@
+"""What the centre tells about its branches, from the rows they shipped.
+
+- ``overview``: every branch's last contact, how far behind it is (rows still in its outbox, the last
+  batch's lag), today's tickets per service (the branch's own local day) and each device's last status;
+- ``branch_summary``: the statistics of one branch with the SAME definitions and code as the branch's
+  own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds,
+  feedback ratings included.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from central.config import Branch, CentreConfig
+from central.ingest import ts_text
+from server.stats.figures import TICKET_FIELDS, Feedback, Summary, period_utc, summarize
+
+
+def _iso(value: Any) -> Any:
+    return ts_text(value) if isinstance(value, datetime) else value.isoformat() if isinstance(value, date) else value
+
+
+def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> list[dict[str, Any]]:
+    status = {row[0]: row[1:] for row in db.execute(
+        "SELECT b.id, b.last_seen, b.backlog, b.lag_ms, COALESCE(s.shipped, 0) FROM branches b "
+        "LEFT JOIN streams s ON s.branch = b.id AND s.stream = b.stream")}
+    branches = []
+    for branch in config.branches.values():
+        today = now.astimezone(branch.site.timezone).date()
+        last_seen, backlog, lag_ms, shipped = status.get(branch.id, (None, 0, None, 0))
+        counts: dict[str, dict[str, int]] = {}
+        for service, state, n in db.execute(
+                "SELECT service, status, COUNT(*) FROM tickets WHERE branch = %s AND day = %s GROUP BY 1, 2",
+                (branch.id, today)):
+            counts.setdefault(service, {})[state] = n
+        services = []
+        for sid, service in branch.site.services.items():
+            by_status = counts.pop(sid, {})
+            services.append(_service_counts(sid, service.names, by_status))
+        for sid, by_status in counts.items():  # a service the centre's copy of the site file does not know
+            services.append(_service_counts(sid, {}, by_status))
+        devices = [{"device": device, "kind": kind, "online": online, "printer": printer, "since": ts_text(at)}
+                   for device, kind, online, printer, at in db.execute(
+                       "SELECT DISTINCT ON (device) device, kind, online, printer, at FROM device_status "
+                       "WHERE branch = %s ORDER BY device, at DESC", (branch.id,))]
+        branches.append({
+            "branch": branch.id, "name": branch.name, "day": today.isoformat(), "devices": devices,
+            "last_seen": ts_text(last_seen),
+            "seconds_since_seen": round((now - last_seen).total_seconds(), 1) if last_seen else None,
+            "backlog": int(backlog or 0), "lag_ms": round(lag_ms, 1) if lag_ms is not None else None,
+            "shipped": int(shipped or 0),
+            "tickets_today": sum(s["issued"] for s in services), "services": services,
+        })
+    return branches
+
+
+def _service_counts(sid: str, names: dict[str, str], by_status: dict[str, int]) -> dict[str, Any]:
+    return {"service": sid, "names": names, "issued": sum(by_status.values()), "waiting": by_status.get("waiting", 0),
+            "called": by_status.get("called", 0), "served": by_status.get("done", 0),
+            "no_show": by_status.get("no_show", 0), "expired": by_status.get("expired", 0)}
+
+
+def read_branch_tickets(db: psycopg.Connection, branch: str, start: date, end: date) -> list[tuple[Any, ...]]:
+    """Rows in ``TICKET_FIELDS`` order, timestamps as the branch's store writes them; one day either side
+    (``summarize`` trims by local issue day, as the branch's reading does)."""
+    cols = ", ".join(TICKET_FIELDS)
+    rows = db.execute(f"SELECT {cols} FROM tickets WHERE branch = %s AND day BETWEEN %s AND %s ORDER BY issued_at",
+                      (branch, start - timedelta(days=1), end + timedelta(days=1)))
+    return [tuple(_iso(v) for v in row) for row in rows]
+
+
+def read_first_calls(db: psycopg.Connection, branch: str, start: date, end: date) -> dict[str, str]:
+    """For transferred tickets, their FIRST call (the ticket keeps its last), from the shipped history."""
+    rows = db.execute(
+        "SELECT t.id, MIN(e.at) FROM tickets t JOIN ticket_events e ON e.branch = t.branch AND e.ticket_id = t.id "
+        "AND e.kind = 'called' WHERE t.branch = %s AND t.day BETWEEN %s AND %s AND t.transfers > 0 GROUP BY t.id",
+        (branch, start - timedelta(days=1), end + timedelta(days=1)))
+    return {tid: ts_text(at) for tid, at in rows if at}  # type: ignore[misc]
+
+
+def read_feedback(db: psycopg.Connection, branch: Branch, start: date, end: date) -> list[Feedback]:
+    lo, hi = period_utc(start, end, branch.site.timezone)
+    rows = db.execute("SELECT at, rating, service, device FROM feedback WHERE branch = %s AND at >= %s AND at < %s "
+                      "ORDER BY at", (branch.id, lo, hi))
+    return [Feedback(ts_text(at), rating, service, device) for at, rating, service, device in rows]  # type: ignore[arg-type]
+
+
+def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: date,
+                   by: tuple[str, ...] = ()) -> Summary:
+    targets = {sid: s.target_wait_min for sid, s in branch.site.services.items()}
+    return summarize(read_branch_tickets(db, branch.id, start, end), branch.site.timezone, by, targets=targets,
+                     first_calls=read_first_calls(db, branch.id, start, end),
+                     feedback=read_feedback(db, branch, start, end), start=start, end=end)
+
+
+def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: date, end: date) -> dict[str, Any]:
+    """Every branch side by side, and all of them as one (the same figures over all their tickets, so the
+    percentiles are of every wait, not an average of averages). All as one needs one time zone: branches in
+    different zones are shown side by side only."""
+    side_by_side = []
+    rows: list[tuple[Any, ...]] = []
+    first_calls: dict[str, str] = {}
+    feedback: list[Feedback] = []
+    targets: dict[str, float] = {}
+    for branch in config.branches.values():
+        branch_rows = read_branch_tickets(db, branch.id, start, end)
+        branch_first = read_first_calls(db, branch.id, start, end)
+        branch_feedback = read_feedback(db, branch, start, end)
+        branch_targets = {sid: s.target_wait_min for sid, s in branch.site.services.items()}
+        summary = summarize(branch_rows, branch.site.timezone, (), targets=branch_targets, first_calls=branch_first,
+                            feedback=branch_feedback, start=start, end=end)
+        side_by_side.append({"branch": branch.id, "name": branch.name, **summary.total})
+        # one branch's service ids may mean another's services: the target is looked up per branch, so the
+        # ticket rows carry it through a branch-qualified service id
+        rows += [(*r[:2], f"{branch.id}/{r[2]}", *r[3:]) for r in branch_rows]
+        first_calls.update(branch_first)
+        feedback += branch_feedback
+        targets.update({f"{branch.id}/{sid}": t for sid, t in branch_targets.items()})
+    zones = {str(b.site.timezone) for b in config.branches.values()}
+    together = None
+    if len(zones) == 1:
+        zone = next(iter(config.branches.values())).site.timezone
+        together = summarize(rows, zone, (), targets=targets, first_calls=first_calls, feedback=feedback,
+                             start=start, end=end).total
+    return {"start": start.isoformat(), "end": end.isoformat(), "branches": side_by_side, "all": together}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

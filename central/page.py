@@ -1,0 +1,157 @@
+"""The centre's overview page: every branch, how recently it was heard from, how far behind, today's tickets.
+
+Rendered on the server (no script), escaped, in the centre's languages (``?lang=``; the first is the
+default). It reloads itself every 15 seconds; live queues over the central broker are still to come.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from central.config import CentreConfig
+
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+STRINGS: dict[str, dict[str, str]] = {
+    "title": {"da": "Filialer", "sv": "Filialer", "fi": "Toimipisteet", "nl": "Vestigingen", "en": "Branches"},
+    "branch": {"da": "Filial", "sv": "Filial", "fi": "Toimipiste", "nl": "Vestiging", "en": "Branch"},
+    "seen": {"da": "Sidst hørt fra", "sv": "Senast hörd", "fi": "Viimeksi yhteydessä", "nl": "Laatst gehoord",
+             "en": "Last heard from"},
+    "never": {"da": "aldrig", "sv": "aldrig", "fi": "ei koskaan", "nl": "nooit", "en": "never"},
+    "ago": {"da": "{n} siden", "sv": "{n} sedan", "fi": "{n} sitten", "nl": "{n} geleden", "en": "{n} ago"},
+    "hours": {"da": "{n} t", "sv": "{n} h", "fi": "{n} h", "nl": "{n} u", "en": "{n} h"},
+    "backlog": {"da": "Venter på at blive sendt", "sv": "Väntar på att skickas", "fi": "Lähettämättä",
+                "nl": "Nog te verzenden", "en": "Waiting to be sent"},
+    "rows": {"da": "{n} rækker", "sv": "{n} rader", "fi": "{n} riviä", "nl": "{n} rijen", "en": "{n} rows"},
+    "lag": {"da": "Forsinkelse", "sv": "Fördröjning", "fi": "Viive", "nl": "Vertraging", "en": "Delay"},
+    "today": {"da": "Billetter i dag", "sv": "Biljetter i dag", "fi": "Vuoronumeroita tänään",
+              "nl": "Tickets vandaag", "en": "Tickets today"},
+    "service": {"da": "Ydelse", "sv": "Tjänst", "fi": "Palvelu", "nl": "Dienst", "en": "Service"},
+    "issued": {"da": "Udstedt", "sv": "Utfärdade", "fi": "Otettu", "nl": "Uitgegeven", "en": "Issued"},
+    "waiting": {"da": "Venter", "sv": "Väntar", "fi": "Jonossa", "nl": "Wachtend", "en": "Waiting"},
+    "called": {"da": "Ved skranken", "sv": "Vid disken", "fi": "Palvelussa", "nl": "Aan de balie",
+               "en": "At a desk"},
+    "served": {"da": "Betjent", "sv": "Betjänade", "fi": "Palveltu", "nl": "Geholpen", "en": "Served"},
+    "no_show": {"da": "Udeblevet", "sv": "Uteblev", "fi": "Ei saapunut", "nl": "Niet verschenen",
+                "en": "No-show"},
+    "devices_down": {"da": "Enheder med problemer", "sv": "Enheter med problem", "fi": "Laitteet, joissa on vikaa",
+                     "nl": "Apparaten met problemen", "en": "Devices in trouble"},
+    "offline": {"da": "offline", "sv": "offline", "fi": "ei yhteyttä", "nl": "offline", "en": "offline"},
+    "printer": {"da": "printer: {state}", "sv": "skrivare: {state}", "fi": "tulostin: {state}",
+                "nl": "printer: {state}", "en": "printer: {state}"},
+    "paper_low": {"da": "papiret er ved at slippe op", "sv": "pappret håller på att ta slut",
+                  "fi": "paperi vähissä", "nl": "papier bijna op", "en": "paper low"},
+    "paper_out": {"da": "løbet tør for papir", "sv": "slut på papper", "fi": "paperi loppu", "nl": "papier op",
+                  "en": "out of paper"},
+    "cover_open": {"da": "låget er åbent", "sv": "luckan är öppen", "fi": "kansi auki", "nl": "klep open",
+                   "en": "cover open"},
+    "printer_offline": {"da": "svarer ikke", "sv": "svarar inte", "fi": "ei vastaa", "nl": "reageert niet",
+                        "en": "not answering"},
+    "error": {"da": "fejl", "sv": "fel", "fi": "vika", "nl": "storing", "en": "error"},
+    "unknown": {"da": "ukendt", "sv": "okänt", "fi": "tuntematon", "nl": "onbekend", "en": "unknown"},
+    "stale": {"da": "Ikke hørt fra i over et minut", "sv": "Inte hörd på över en minut",
+              "fi": "Ei yhteyttä yli minuuttiin", "nl": "Al meer dan een minuut niet gehoord",
+              "en": "Not heard from for over a minute"},
+    "login": {"da": "Log ind med centrets adgangsnøgle.", "sv": "Logga in med centralens åtkomstnyckel.",
+              "fi": "Kirjaudu keskuksen tunnuksella.", "nl": "Log in met de toegangssleutel van de centrale.",
+              "en": "Sign in with the centre's access token."},
+}
+
+STALE_AFTER_S = 60
+
+
+def language(config: CentreConfig, lang: str | None) -> str:
+    return lang if lang in config.languages else config.languages[0]
+
+
+def _t(key: str, lang: str, **values: Any) -> str:
+    return html.escape(STRINGS[key].get(lang, STRINGS[key]["en"]).format(**values))
+
+
+def _duration(seconds: float, lang: str) -> str:
+    """67 s, 5 min, 3 h: as a person reads how long ago a branch was heard from."""
+    if seconds < 120:
+        return f"{int(seconds)} s"
+    if seconds < 2 * 3600:
+        return f"{int(seconds // 60)} min"
+    return STRINGS["hours"].get(lang, STRINGS["hours"]["en"]).format(n=int(seconds // 3600))
+
+
+def _printer(state: str, lang: str) -> str:
+    """A printer's state in words (``vuoro.protocol.PRINTER_STATES``); an unknown word as it came."""
+    key = "printer_offline" if state == "offline" else state
+    return STRINGS[key].get(lang, STRINGS[key]["en"]) if key in STRINGS else state
+
+
+def _document(lang: str, title: str, body: str, refresh: bool) -> str:
+    meta = '<meta http-equiv="refresh" content="15">' if refresh else ""
+    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}<title>{title}</title>'
+            f"<style>{CSS}</style></head><body><main>{body}</main></body></html>")
+
+
+CSS = """
+body { font: 16px/1.4 system-ui, sans-serif; margin: 0; background: #f4f4f1; color: #1d1d1b; }
+main { max-width: 72rem; margin: 0 auto; padding: 1.5rem; }
+h1 { font-size: 1.6rem; margin: 0 0 1rem; }
+nav a { margin-right: .75rem; color: #1d4f91; }
+section { background: #fff; border: 1px solid #d8d8d2; border-radius: .5rem; padding: 1rem 1.25rem; margin: 1rem 0; }
+section.stale { border-color: #b3261e; border-width: 2px; }
+h2 { font-size: 1.25rem; margin: 0 0 .5rem; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: 0 0 .75rem; }
+dt { color: #55554f; } dd { margin: 0; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #e6e6e0; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+p.warn { color: #b3261e; font-weight: 600; margin: 0 0 .5rem; }
+"""
+
+
+def login_needed(config: CentreConfig, lang: str | None) -> str:
+    lang = language(config, lang)
+    return _document(lang, html.escape(config.name), f"<h1>{html.escape(config.name)}</h1><p>{_t('login', lang)}</p>",
+                     refresh=False)
+
+
+def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | None) -> str:
+    lang = language(config, lang)
+    links = " ".join(f'<a href="?lang={code}" lang="{code}">{code.upper()}</a>' for code in config.languages)
+    parts = [f"<h1>{html.escape(config.name)} · {_t('title', lang)}</h1><nav>{links}</nav>"]
+    for b in branches:
+        seen = b["seconds_since_seen"]
+        stale = seen is None or seen > STALE_AFTER_S
+        seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=_duration(seen, lang))
+        lag = "–" if b["lag_ms"] is None else f"{b['lag_ms'] / 1000:.1f} s"
+        rows = "".join(
+            f"<tr><td>{html.escape(s['names'].get(lang) or s['names'].get('en') or s['service'])}</td>"
+            f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
+            f"<td class=n>{s['served']}</td>"
+            f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
+        trouble = [d for d in b.get("devices", []) if not d["online"] or d["printer"] not in (None, "ok")]
+        devices = ""
+        if trouble:
+            items = "".join(
+                f"<li>{html.escape(d['device'])}: "
+                + (_t("offline", lang) if not d["online"] else _t("printer", lang, state=_printer(d["printer"], lang)))
+                + "</li>" for d in trouble)
+            devices = f"<p class=warn>{_t('devices_down', lang)}</p><ul>{items}</ul>"
+        parts.append(
+            f'<section class="{"stale" if stale else "ok"}" aria-labelledby="b-{b["branch"]}">'
+            f'<h2 id="b-{b["branch"]}">{html.escape(b["name"])}</h2>'
+            + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "") + devices
+            + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
+            f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
+            f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
+            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd></dl>"
+            f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
+            f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
+            f"<th class=n>{_t('served', lang)}</th>"
+            f"<th class=n>{_t('no_show', lang)}</th></tr></thead><tbody>{rows}</tbody></table></section>")
+    return _document(lang, f"{html.escape(config.name)} · {_t('title', lang)}", "".join(parts), refresh=True)

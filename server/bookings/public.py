@@ -1,0 +1,686 @@
+"""The public booking page, ``/book/``: citizens book, see, move and cancel a time themselves, without a login.
+
+Phone first, plain HTML forms and links that work without any script (the page has none), so a keyboard and a
+screen reader use the browser's own radio buttons, fieldsets and headings. The rules are the book's
+(``BookingBook.online_slots`` / ``book_online`` / ``move_online`` / ``cancel_online``, from the site config's
+``[services.<id>.booking.online]``); this module only draws and reads forms.
+
+Addresses (a centre serving many branches adds more ``{site}``s; the manage address needs no branch, as a code
+is unique in its code space):
+
+- ``/book/``: the branches' services that can be booked online, and "find my booking";
+- ``/book/{site}/{service}/?day=&slots=``: the free times of a day, and the booking form;
+- ``/book/b/{code}``: the booking, its QR (the kiosk's scanner reads the code from it) and its calendar file
+  (``/book/b/{code}/calendar.ics``); ``…/move`` and ``…/cancel``.
+
+Against abuse: every form carries a CSRF token (double submit: a cookie and a hidden field, and the Origin
+must be this hub); a booking form carries an idempotency key, so a double click books once; bookings per
+address are limited (``[bookings] online_burst``, ``online_per_hour``) and code look-ups go through the
+check-in's ``CodeGuard`` (one site-wide bucket with the kiosks), so the chance of guessing a code stays below
+one in a million a day (server/code_guard.py). No personal data is put in a URL.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import secrets
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from server import codes
+from server.api import IDEMPOTENCY_KEY, run, site_time
+from server.bookings.book import BookingBook
+from server.bookings.records import BOOKED, CANCELLED, Booking
+from server.code_guard import CodeGuard
+from server.errors import ApiError
+from server.hub import Hub
+from server.pages import SECURITY_HEADERS
+from server.staff.strings import chosen_language, language_names
+from server.throttle import Bucket
+from vuoro import refusals
+from vuoro.i18n import translator
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+WEB_DIR = Path(__file__).resolve().parent / "web"
+LANG_COOKIE = "vuoro_book_lang"
+CSRF_COOKIE = "vuoro_book_csrf"
+WEEK = 7  # day buttons shown at once
+WEB_DEVICE = "web"  # the code guard's device name for look-ups from the public page
+
+MSGIDS: tuple[str, ...] = (
+    "Book a time", "Choose what you need help with.", "Only with a booking", "Find your booking",
+    "Booking code", "Like 7KQ-3MZ. It is in your confirmation.", "Find", "Language", "Skip to the content",
+    "Choose a day", "Choose a time", "Length", "{n} minutes", "Free times on {day}", "No free times on this day.",
+    "Try another day, or come by and take a ticket.", "No times can be booked online at the moment.",
+    "Your details", "We ask for nothing else. Your name is shown to the staff only.",
+    "Name", "Phone", "E-mail", "Book this time", "Back",
+    "Why we ask: to contact you if your time has to be changed, and to keep to one booking per person a day. "
+    "It is deleted {days} days after your time.",
+    "Why we ask: to tell the staff who you are. It is deleted {days} days after your time.",
+    "You need no name or contact details to book this service.",
+    "Your booking", "You have booked a time.", "Write down the code or keep this page.",
+    "Service", "Place", "When", "Code", "Status", "Booked", "Cancelled", "Checked in", "Not shown up",
+    "At the library: scan the QR code or type the code at the kiosk.",
+    "Check in from {time}.", "QR code with the booking code {code}", "Add to your calendar (.ics)",
+    "Move the booking", "Cancel the booking", "Do you want to cancel this booking?", "Yes, cancel",
+    "No, keep it", "The booking is cancelled. The time is free for someone else.", "Moved to {time}.",
+    "Move to this time", "Choose a new time", "Book another time",
+    "There is a problem", "Booking times", "Choose a time first.",
+    "The form had expired. Try again.", "Something went wrong. Try again.",
+    # refusals, by their code, in the citizen's words
+    "Sorry, someone else has just booked that time. Choose another time.",
+    "That time is too soon to book online. Choose a later time, or come by and take a ticket.",
+    "That day cannot be booked yet. Times open {opens}.",
+    "That time has passed.", "Choose one of the offered times.",
+    "This service is not booked online. Ask at the desk or call us.",
+    "You already have a booking for this service on that day. Change or cancel it with its code.",
+    "Please fill in: {field}.", "Please check: {field}.",
+    "There is no booking with this code. Check the code.",
+    "Too many tries from your connection. Wait {min} minutes and try again.",
+    "This booking can no longer be changed.", "There is no such page.",
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December", "{weekday} {day} {month}", "today", "tomorrow", "{day}/{month}", "Earlier days",
+    "Later days",
+)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+REFUSALS = {
+    refusals.FULL: "Sorry, someone else has just booked that time. Choose another time.",
+    refusals.NO_SLOT: "Sorry, someone else has just booked that time. Choose another time.",
+    refusals.TOO_SOON: "That time is too soon to book online. Choose a later time, or come by and take a ticket.",
+    refusals.PAST: "That time has passed.",
+    refusals.NOT_A_SLOT: "Choose one of the offered times.",
+    refusals.SLOTS: "Choose one of the offered times.",
+    refusals.NOT_ONLINE: "This service is not booked online. Ask at the desk or call us.",
+    refusals.PER_DAY: "You already have a booking for this service on that day. Change or cancel it with its code.",
+    refusals.NOT_FOUND: "There is no booking with this code. Check the code.",
+    refusals.CANCELLED: "This booking can no longer be changed.",
+    refusals.CHECKED_IN: "This booking can no longer be changed.",
+}
+STATUS = {"booked": "Booked", "cancelled": "Cancelled", "checked_in": "Checked in", "no_show": "Not shown up"}
+
+
+class OnlineBookingRequest(BaseModel):
+    service: str = Field(min_length=1, max_length=40)
+    start: datetime = Field(description="one of GET /api/v1/public/slots' starts")
+    slots: int = Field(default=1, ge=1, le=8, description="2 for a double slot")
+    name: str | None = Field(default=None, max_length=100, description="only where the service asks for it")
+    phone: str | None = Field(default=None, max_length=40, description="only where the service asks for it")
+    email: str | None = Field(default=None, max_length=254, description="only where the service asks for it")
+    language: str = Field(default="", max_length=5)
+
+
+class Words:
+    """The page's words in one language."""
+
+    def __init__(self, language: str):
+        self.language = language
+        self._ = translator(LOCALE_DIR, language)
+
+    def __call__(self, msgid: str, **values: Any) -> str:
+        text = self._(msgid)
+        return text.format(**values) if values else text
+
+    def day(self, day: date, capital: bool = True) -> str:
+        """``Mandag 23. november``; inside a sentence (``capital=False``) as the language writes it there."""
+        text = self("{weekday} {day} {month}", weekday=self(WEEKDAYS[day.weekday()]), day=day.day,
+                    month=self(MONTHS[day.month - 1]))
+        return text[:1].upper() + text[1:] if capital else text
+
+    def short_day(self, day: date, label: str | None = None) -> str:
+        """A day's button: ``I dag 23.11.``, ``tirsdag 24.11.``."""
+        text = f"{label or self(WEEKDAYS[day.weekday()])} {self('{day}/{month}', day=day.day, month=day.month)}"
+        return text[:1].upper() + text[1:]
+
+
+def e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> None:
+    config = hub.config
+    tz = config.timezone
+    limiter = Bucket(book.settings.online_burst, float(book.settings.online_per_hour))  # per client address
+    css = (WEB_DIR / "book.css").read_bytes()
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def words_for(request: Request) -> Words:
+        asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+        if not asked:  # a citizen at home: the browser's language, if the site speaks it
+            for part in request.headers.get("accept-language", "").split(","):
+                code = part.split(";")[0].strip().lower()[:2]
+                if code in config.languages:
+                    asked = code
+                    break
+        return Words(chosen_language(asked, None, config.languages))
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def base_url(request: Request) -> str:
+        return (config.public_url or str(request.base_url)).rstrip("/")
+
+    def service_name(sid: str, w: Words) -> str:
+        return config.services[sid].name(w.language, config.default_language)
+
+    def local(value: datetime) -> datetime:
+        return value.astimezone(tz)
+
+    def when(w: Words, start: datetime, end: datetime) -> str:
+        return f"{w.day(local(start).date())}, {local(start):%H:%M}–{local(end):%H:%M}"
+
+    def page(request: Request, w: Words, title: str, body: str, status: int = 200,
+             csrf: str | None = None) -> Response:
+        here = request.url.path
+        query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        marked = ' aria-current="true"'
+        links = " ".join(
+            f'<a href="{e(here)}?{e(urlencode({**query, "lang": code}))}" lang="{code}" hreflang="{code}"'
+            f'{marked if code == w.language else ""}>{e(name)}</a>'
+            for code, name in language_names(config.languages).items())
+        document = f"""<!doctype html>
+<html lang="{w.language}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)} – {e(config.name)}</title>
+<link rel="stylesheet" href="/book/book.css">
+</head>
+<body>
+<a class="skip" href="#main">{e(w("Skip to the content"))}</a>
+<header>
+  <p class="site"><a href="/book/">{e(config.name)}</a></p>
+  <nav aria-label="{e(w("Language"))}" class="languages">{links}</nav>
+</header>
+<main id="main" tabindex="-1">
+{body}
+</main>
+</body>
+</html>"""
+        response = Response(document, status_code=status, media_type="text/html; charset=utf-8",
+                            headers=SECURITY_HEADERS)
+        if request.query_params.get("lang") == w.language:
+            response.set_cookie(LANG_COOKIE, w.language, max_age=365 * 86400, httponly=True, samesite="lax",
+                                path="/book")
+        if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
+            response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", path="/book")
+        return response
+
+    def csrf_token(request: Request) -> str:
+        return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+    async def form_of(request: Request) -> dict[str, str]:
+        """The posted form, after the CSRF check (403 in words otherwise)."""
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        origin = request.headers.get("origin")
+        # "null": the browser hides the origin (the page's Referrer-Policy is no-referrer); the SameSite cookie
+        # and the token in the form still have to match.
+        same_origin = origin in (None, "null") or origin.rstrip("/") == str(request.base_url).rstrip("/")
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not same_origin or not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
+            raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
+        return form
+
+    def problem_box(w: Words, message: str) -> str:
+        return (f'<div class="problem" role="alert" tabindex="-1" id="problem"><h2>{e(w("There is a problem"))}</h2>'
+                f"<p>{e(message)}</p></div>")
+
+    def refusal_words(w: Words, refused: ApiError) -> str:
+        if refused.code == refusals.NOT_OPEN_YET:
+            opens = datetime.fromisoformat(str(refused.details.get("opens_at")))
+            return w("That day cannot be booked yet. Times open {opens}.",
+                     opens=f"{w.day(opens.date())} {opens:%H:%M}")
+        field = refused.details.get("field")
+        if refused.code == refusals.INVALID and field in ("name", "phone", "email"):
+            label = w({"name": "Name", "phone": "Phone", "email": "E-mail"}[field])
+            empty = "needs it" in refused.message
+            return w("Please fill in: {field}." if empty else "Please check: {field}.", field=label)
+        if refused.code == refusals.SLOW_DOWN:
+            return w("Too many tries from your connection. Wait {min} minutes and try again.",
+                     min=math.ceil(float(refused.details.get("retry_after", 60)) / 60))
+        if refused.code == refusals.CSRF:
+            return w("The form had expired. Try again.")
+        return w(REFUSALS.get(refused.code, "Something went wrong. Try again."))
+
+    def day_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
+        today = hub.clock().astimezone(tz).date()
+        items = []
+        days = listing["days"]
+        first = (days.index(listing["day"]) // WEEK if listing["day"] in days else 0) * WEEK
+        shown = days[first:first + WEEK]  # a week of bookable days at a time: a phone shows them without scrolling
+
+        def page_link(iso: str, text: str, rel: str) -> str:
+            query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
+            return f'<a class="more" rel="{rel}" href="{e(path)}?{e(query)}">{e(text)}</a>'
+
+        before = page_link(days[first - WEEK], w("Earlier days"), "prev") if first else ""
+        after = page_link(days[first + WEEK], w("Later days"), "next") if first + WEEK < len(days) else ""
+        for iso in shown:
+            d = date.fromisoformat(iso)
+            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
+            text = w.short_day(d, label)
+            current = ' aria-current="date"' if iso == listing["day"] else ""
+            query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
+            items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>{e(text)}</a></li>')
+        return (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
+                f'<ul>{"".join(items)}</ul><p class="pages">{before} {after}</p></nav>')
+
+    def length_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
+        if listing["max_slots"] < 2:
+            return ""
+        items = []
+        for n in range(1, listing["max_slots"] + 1):
+            query = urlencode({"day": listing["day"] or "", **({"slots": n} if n > 1 else {})})
+            current = ' aria-current="true"' if n == slots else ""
+            items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>'
+                         f'{e(w("{n} minutes", n=n * listing["slot_min"]))}</a></li>')
+        return (f'<nav aria-labelledby="length-h" class="length"><h2 id="length-h">{e(w("Length"))}</h2>'
+                f'<ul>{"".join(items)}</ul></nav>')
+
+    def times_fieldset(w: Words, listing: dict[str, Any], slots: int, chosen: str | None) -> str:
+        fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
+        if listing["day"] is None:
+            return f'<p>{e(w("No times can be booked online at the moment."))}</p>'
+        legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
+        if not fitting:
+            return (f'<h2>{e(legend)}</h2><p>{e(w("No free times on this day."))} '
+                    f'{e(w("Try another day, or come by and take a ticket."))}</p>')
+        radios = []
+        for i, s in enumerate(fitting):
+            start = datetime.fromisoformat(s["start"])
+            checked = " checked" if s["start"] == chosen else ""
+            radios.append(f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required{checked}>'
+                          f'<label for="t{i}">{start:%H:%M}</label></li>')
+        return (f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend>'
+                f'<ul>{"".join(radios)}</ul></fieldset>')
+
+    def details_fieldset(w: Words, listing: dict[str, Any], form: dict[str, str]) -> str:
+        asks = listing["asks"]
+        if not asks:
+            return f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>'
+        fields = []
+        kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
+                 "email": ("E-mail", "email", "email")}
+        for key in asks:
+            label, kind, auto = kinds[key]
+            fields.append(f'<p><label for="f-{key}">{e(w(label))}</label>'
+                          f'<input id="f-{key}" name="{key}" type="{kind}" autocomplete="{auto}" required '
+                          f'maxlength="{254 if key == "email" else 100}" value="{e(form.get(key, ""))}" '
+                          f'aria-describedby="why"></p>')
+        contact = "phone" in asks or "email" in asks
+        why = w("Why we ask: to contact you if your time has to be changed, and to keep to one booking per person a "
+                "day. It is deleted {days} days after your time." if contact else
+                "Why we ask: to tell the staff who you are. It is deleted {days} days after your time.",
+                days=listing["retention_days"])
+        return (f'<fieldset class="details"><legend><h2>{e(w("Your details"))}</h2></legend>{"".join(fields)}'
+                f'<p id="why" class="note">{e(why)} '
+                f'{e(w("We ask for nothing else. Your name is shown to the staff only."))}</p></fieldset>')
+
+    def parse_day(value: str | None) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+
+    def parse_slots(value: str | None) -> int:
+        return int(value) if value and value.isdigit() and 1 <= int(value) <= 8 else 1
+
+    async def listing_for(service: str, day: date | None) -> dict[str, Any]:
+        return await run(hub, lambda engine, now: book.online_slots(engine, now, service, day), read_only=True)
+
+    def check_site(site: str) -> None:
+        if site != config.site_id:
+            raise ApiError(404, refusals.HTTP_NOT_FOUND, "There is no such page.")
+
+    # -- pages ---------------------------------------------------------------------------------------------------
+
+    @app.get("/book/book.css", include_in_schema=False)
+    async def stylesheet() -> Response:
+        return Response(css, media_type="text/css; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "max-age=3600"})
+
+    @app.get("/book", include_in_schema=False)
+    @app.get("/book/", include_in_schema=False)
+    async def start_page(request: Request) -> Response:
+        w = words_for(request)
+        items = []
+        for sid in book.online_services():
+            only = (f' <span class="tag">{e(w("Only with a booking"))}</span>'
+                    if config.services[sid].mode == "booking_only" else "")
+            items.append(f'<li><a class="choice" href="/book/{e(config.site_id)}/{e(sid)}/">'
+                         f'{e(service_name(sid, w))}{only}</a></li>')
+        body = (f'<h1>{e(w("Book a time"))}</h1>'
+                f'<section aria-labelledby="branch-h"><h2 id="branch-h">{e(config.name)}</h2>'
+                f'<p>{e(w("Choose what you need help with."))}</p><ul class="choices">{"".join(items)}</ul></section>'
+                f'<section aria-labelledby="find-h" class="find"><h2 id="find-h">{e(w("Find your booking"))}</h2>'
+                f'<form method="get" action="/book/b/"><p><label for="code">{e(w("Booking code"))}</label>'
+                f'<input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" '
+                f'maxlength="20" required aria-describedby="code-hint"><span id="code-hint" class="note">'
+                f'{e(w("Like 7KQ-3MZ. It is in your confirmation."))}</span></p>'
+                f'<button type="submit">{e(w("Find"))}</button></form></section>')
+        return page(request, w, w("Book a time"), body)
+
+    @app.get("/book/b/", include_in_schema=False)
+    async def find_booking(request: Request, code: str = "") -> Response:
+        return RedirectResponse(f"/book/b/{codes.normalise(code) or '-'}", status_code=303)
+
+    async def looked_up(request: Request, code: str) -> Booking:
+        """The booking with ``code``, through the code guard (wrong codes count against this address)."""
+        code = codes.normalise(code)
+        wait = guard.take(WEB_DEVICE, address(request))
+        if wait:
+            raise ApiError(429, refusals.SLOW_DOWN, "Too many tries.", retry_after=wait)
+        wrong = False
+        try:
+            if codes.problem(code):
+                raise ApiError(404, refusals.NOT_FOUND, "There is no booking with this code. Check the code.")
+            return await run(hub, lambda engine, now: book.find_online(code), read_only=True)
+        except ApiError as refused:
+            wrong = refused.code == refusals.NOT_FOUND and codes.problem(code) is None
+            raise
+        finally:
+            guard.settle(WEB_DEVICE, address(request), wrong_code=wrong)
+
+    def refused_page(request: Request, w: Words, refused: ApiError) -> Response:
+        body = (f'<h1>{e(w("Your booking"))}</h1>{problem_box(w, refusal_words(w, refused))}'
+                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
+        status = refused.status if refused.status in (403, 404, 409, 422, 429) else 400
+        response = page(request, w, w("Your booking"), body, status=status)
+        if refused.details.get("retry_after"):
+            response.headers["Retry-After"] = str(refused.details["retry_after"])
+        return response
+
+    def booking_summary(w: Words, booking: Booking) -> str:
+        status = w(STATUS.get(booking.status, booking.status))
+        return (f'<dl class="summary"><dt>{e(w("Service"))}</dt><dd>{e(service_name(booking.service, w))}</dd>'
+                f'<dt>{e(w("Place"))}</dt><dd>{e(config.name)}</dd>'
+                f'<dt>{e(w("When"))}</dt><dd>{e(when(w, booking.start, booking.end))}</dd>'
+                f'<dt>{e(w("Code"))}</dt><dd class="code">{e(codes.pretty(booking.code))}</dd>'
+                f'<dt>{e(w("Status"))}</dt><dd>{e(status)}</dd></dl>')
+
+    @app.get("/book/b/{code}", include_in_schema=False)
+    async def booking_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            booking = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        notice = ""
+        if request.query_params.get("new"):
+            notice = (f'<p class="done" role="status">{e(w("You have booked a time."))} '
+                      f'{e(w("Write down the code or keep this page."))}</p>')
+        elif request.query_params.get("moved"):
+            moved = w("Moved to {time}.", time=when(w, booking.start, booking.end))
+            notice = f'<p class="done" role="status">{e(moved)}</p>'
+        elif booking.status == CANCELLED:
+            gone = w("The booking is cancelled. The time is free for someone else.")
+            notice = f'<p class="done" role="status">{e(gone)}</p>'
+        manage_url = f"{base_url(request)}/book/b/{booking.code}"
+        rules = book.rules(booking.service)
+        parts = [f'<h1>{e(w("Your booking"))}</h1>', notice, booking_summary(w, booking)]
+        if booking.status == BOOKED:
+            opens = local(booking.start - timedelta(minutes=rules.early_min))
+            pretty, link = codes.pretty(booking.code), f"/book/b/{e(booking.code)}"
+            parts.append(f'<section class="checkin" aria-labelledby="checkin-h"><h2 id="checkin-h">{e(w("Code"))}: '
+                         f'{e(codes.pretty(booking.code))}</h2>'
+                         f'<p>{e(w("At the library: scan the QR code or type the code at the kiosk."))} '
+                         f'{e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
+                         f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}'
+                         f'</section>')
+            parts.append(f'<ul class="actions"><li><a class="button" href="/book/b/{e(booking.code)}/calendar.ics" '
+                         f'download>{e(w("Add to your calendar (.ics)"))}</a></li>'
+                         f'<li><a class="button" href="{link}/move">{e(w("Move the booking"))}</a></li>'
+                         f'<li><a class="button secondary" href="/book/b/{e(booking.code)}/cancel">'
+                         f'{e(w("Cancel the booking"))}</a></li></ul>')
+        parts.append(f'<p><a href="/book/">{e(w("Book another time"))}</a></p>')
+        return page(request, w, w("Your booking"), "".join(parts))
+
+    @app.get("/book/b/{code}/calendar.ics", include_in_schema=False)
+    async def booking_calendar(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            booking = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        text = ics(booking, service_name(booking.service, w), config.name, f"{base_url(request)}/book/b/{booking.code}",
+                   w("Code") + f": {codes.pretty(booking.code)}. "
+                   + w("At the library: scan the QR code or type the code at the kiosk."), hub.clock())
+        return Response(text.encode("utf-8"), media_type="text/calendar; charset=utf-8",
+                        headers={**SECURITY_HEADERS,
+                                 "Content-Disposition": f'attachment; filename="booking-{booking.code}.ics"'})
+
+    @app.get("/book/b/{code}/cancel", include_in_schema=False)
+    async def cancel_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            booking = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        token = csrf_token(request)
+        body = (f'<h1>{e(w("Cancel the booking"))}</h1>{booking_summary(w, booking)}'
+                f'<form method="post" action="/book/b/{e(booking.code)}/cancel">'
+                f'<input type="hidden" name="csrf" value="{e(token)}">'
+                f'<p>{e(w("Do you want to cancel this booking?"))}</p>'
+                f'<button type="submit">{e(w("Yes, cancel"))}</button> '
+                f'<a class="button secondary" href="/book/b/{e(booking.code)}">{e(w("No, keep it"))}</a></form>')
+        return page(request, w, w("Cancel the booking"), body, csrf=token)
+
+    @app.post("/book/b/{code}/cancel", include_in_schema=False)
+    async def cancel_booking(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            await form_of(request)
+            booking = await looked_up(request, code)
+            await run(hub, lambda engine, now: book.cancel_online(engine, now, booking.code))
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return RedirectResponse(f"/book/b/{booking.code}", status_code=303)
+
+    @app.get("/book/b/{code}/move", include_in_schema=False)
+    async def move_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            booking = await looked_up(request, code)
+            if booking.status != BOOKED:
+                raise ApiError(409, refusals.CHECKED_IN, "This booking can no longer be changed.")
+            listing = await listing_for(booking.service, parse_day(request.query_params.get("day")))
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return move_form(request, w, booking, listing)
+
+    def move_form(request: Request, w: Words, booking: Booking, listing: dict[str, Any], problem: str = "",
+                  status: int = 200) -> Response:
+        token = csrf_token(request)
+        path = f"/book/b/{booking.code}/move"
+        body = (f'<h1>{e(w("Choose a new time"))}</h1>{problem_box(w, problem) if problem else ""}'
+                f'{booking_summary(w, booking)}{day_nav(w, path, listing, booking.slots)}'
+                f'<form method="post" action="{e(path)}"><input type="hidden" name="csrf" value="{e(token)}">'
+                f'{times_fieldset(w, listing, booking.slots, None)}'
+                f'<button type="submit">{e(w("Move to this time"))}</button></form>'
+                f'<p><a href="/book/b/{e(booking.code)}">{e(w("Back"))}</a></p>')
+        title = f'{w("There is a problem")}: {w("Choose a new time")}' if problem else w("Choose a new time")
+        return page(request, w, title, body, status=status, csrf=token)
+
+    @app.post("/book/b/{code}/move", include_in_schema=False)
+    async def move_booking(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            form = await form_of(request)
+            booking = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        try:
+            start = datetime.fromisoformat(form.get("start", "")) if form.get("start") else None
+            if start is None or start.tzinfo is None:
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            await run(hub, lambda engine, now: book.move_online(engine, now, booking.code, start))
+        except (ApiError, ValueError) as refused:
+            if not isinstance(refused, ApiError):
+                refused = ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.")
+            day = parse_day(form.get("start", "")[:10])
+            listing = await listing_for(booking.service, day)
+            return move_form(request, w, booking, listing, refusal_words(w, refused), refused.status)
+        return RedirectResponse(f"/book/b/{booking.code}?moved=1", status_code=303)
+
+    @app.get("/book/{site}/{service}/", include_in_schema=False)
+    @app.get("/book/{site}/{service}", include_in_schema=False)
+    async def service_page(request: Request, site: str, service: str) -> Response:
+        w = words_for(request)
+        try:
+            check_site(site)
+            listing = await listing_for(service, parse_day(request.query_params.get("day")))
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return booking_form(request, w, service, listing, parse_slots(request.query_params.get("slots")), {})
+
+    def booking_form(request: Request, w: Words, service: str, listing: dict[str, Any], slots: int,
+                     form: dict[str, str], problem: str = "", status: int = 200) -> Response:
+        token = csrf_token(request)
+        path = f"/book/{config.site_id}/{service}/"
+        fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
+        submit = (f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else "")
+        body = (f'<h1>{e(service_name(service, w))}</h1>{problem_box(w, problem) if problem else ""}'
+                f'<p class="branch">{e(config.name)}</p>'
+                f'{length_nav(w, path, listing, slots)}{day_nav(w, path, listing, slots)}'
+                f'<form method="post" action="{e(path)}" class="book">'
+                f'<input type="hidden" name="csrf" value="{e(token)}">'
+                f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
+                f'<input type="hidden" name="slots" value="{slots}">'
+                f'{times_fieldset(w, listing, slots, form.get("start"))}'
+                f'{details_fieldset(w, listing, form) if fitting else ""}{submit}</form>'
+                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
+        # Without a script nothing moves the focus to the problem: the title (read first) says there is one.
+        title = f'{w("There is a problem")}: {service_name(service, w)}' if problem else service_name(service, w)
+        return page(request, w, title, body, status=status, csrf=token)
+
+    async def make_booking(request: Request, body: OnlineBookingRequest, key: str) -> dict[str, Any]:
+        """One booking from the page or the API: the address's allowance, then the book's rules."""
+        who = address(request)
+        wait = limiter.take(who)
+        if wait:
+            raise ApiError(429, refusals.SLOW_DOWN, "Too many bookings from this address. Wait "
+                           f"{math.ceil(wait / 60)} min and try again.", retry_after=math.ceil(wait))
+        start = site_time(config, body.start)  # local without an offset; 422 outside 2000–2100
+        language = body.language if body.language in config.languages else config.default_language
+        made = False
+        try:
+            _, answer = await run(hub, lambda engine, now: book.book_online(
+                engine, now, service=body.service, start=start, slots=body.slots, key=f"web:{key}",
+                language=language, name=body.name, phone=body.phone, email=body.email))
+            made = not answer["replay"]
+            return answer
+        finally:
+            if not made:
+                limiter.give_back(who)
+
+    @app.post("/book/{site}/{service}/", include_in_schema=False)
+    async def book_time(request: Request, site: str, service: str) -> Response:
+        w = words_for(request)
+        form: dict[str, str] = {}
+        try:
+            check_site(site)
+            form = await form_of(request)
+            if not form.get("start"):
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            key = form.get("idem", "")
+            if not 8 <= len(key) <= 64:
+                raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
+            try:
+                body = OnlineBookingRequest(service=service, start=form["start"], slots=parse_slots(form.get("slots")),
+                                            name=form.get("name") or None, phone=form.get("phone") or None,
+                                            email=form.get("email") or None, language=w.language)
+            except ValueError:
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.") from None
+            answer = await make_booking(request, body, key)
+        except ApiError as refused:
+            if refused.code in (refusals.HTTP_NOT_FOUND, refusals.NOT_ONLINE, refusals.UNKNOWN_SERVICE):
+                return refused_page(request, w, refused)
+            message = (w("Choose a time first.") if refused.message == "Choose a time first."
+                       else refusal_words(w, refused))
+            day = parse_day(form.get("start", "")[:10])
+            listing = await listing_for(service, day)
+            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email")}
+            if refused.code not in (refusals.FULL, refusals.NO_SLOT, refusals.PAST, refusals.TOO_SOON):
+                kept["start"] = form.get("start", "")  # the time was not the problem: keep it chosen
+            return booking_form(request, w, service, listing, parse_slots(form.get("slots")), kept, message,
+                                refused.status)
+        return RedirectResponse(f"/book/b/{answer['code']}?new=1", status_code=303)
+
+    # -- the same for programs (a centre's page, the bench) ------------------------------------------------------
+
+    @app.get("/api/v1/public/slots", tags=["online booking"])
+    async def public_slots(service: Annotated[str, Query(min_length=1, max_length=40)],
+                           day: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
+        """The days a citizen may book a service online now, and one day's free times (the walk-in reserve and
+        the booking windows taken off). No login."""
+        return await listing_for(service, parse_day(day))
+
+    @app.post("/api/v1/public/bookings", status_code=201, tags=["online booking"],
+              responses={429: {"description": "too many bookings from this address: wait `retry_after` seconds"}})
+    async def public_booking(request: Request, body: OnlineBookingRequest,
+                             idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+        """A citizen's booking, with only what the service asks for. Needs an ``Idempotency-Key`` header: the same
+        key again answers the first booking (200)."""
+        key = idempotency_key or ""
+        if not IDEMPOTENCY_KEY.match(key):
+            raise ApiError(400, refusals.IDEMPOTENCY_KEY, "Send an Idempotency-Key header of 8–64 letters, digits or "
+                           ". _ : - so a retry never books twice.", "Idempotency-Key")
+        answer = await make_booking(request, body, key)
+        replay = answer.pop("replay")
+        return JSONResponse(answer, status_code=200 if replay else 201)
+
+
+def qr_svg(data: str, label: str) -> str:
+    """The QR code as inline SVG (no extra request, no script), with its text alternative."""
+    import qrcode
+    from qrcode.image.svg import SvgPathImage
+
+    image = qrcode.make(data, image_factory=SvgPathImage, box_size=10, border=2)
+    svg = image.to_string(encoding="unicode")
+    svg = svg.split("?>", 1)[-1]
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{e(label)}" class="qr" ', 1)
+
+
+def ics_text(value: str) -> str:
+    """A TEXT value (RFC 5545 3.3.11): backslash, semicolon, comma and new lines escaped."""
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def ics_fold(line: str) -> str:
+    """Lines longer than 75 octets folded (RFC 5545 3.1), never inside a UTF-8 character."""
+    out, current = [], ""
+    for ch in line:
+        if len((current + ch).encode("utf-8")) > (75 if not out else 74):
+            out.append(current)
+            current = ""
+        current += ch
+    out.append(current)
+    return "\r\n ".join(out)
+
+
+def ics(booking: Booking, service: str, site: str, url: str, description: str, now: datetime) -> str:
+    """The booking as an iCalendar file: times in UTC (``Z``), which every calendar shows in its own zone."""
+    def utc(value: datetime) -> str:
+        return value.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%M%SZ")
+
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Vuoro//Online booking//EN", "CALSCALE:GREGORIAN",
+             "METHOD:PUBLISH", "BEGIN:VEVENT", f"UID:{booking.id}@vuoro", f"DTSTAMP:{utc(now)}",
+             f"DTSTART:{utc(booking.start)}", f"DTEND:{utc(booking.end)}",
+             f"SUMMARY:{ics_text(f'{service} – {site}')}", f"LOCATION:{ics_text(site)}",
+             f"DESCRIPTION:{ics_text(description + ' ' + url)}", f"URL:{url}",
+             f"STATUS:{'CANCELLED' if booking.status == CANCELLED else 'CONFIRMED'}",
+             "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT1H", f"DESCRIPTION:{ics_text(service)}", "END:VALARM",
+             "END:VEVENT", "END:VCALENDAR"]
+    return "".join(ics_fold(line) + "\r\n" for line in lines)
+

@@ -1,0 +1,233 @@
+"""The outbox: every row the centre needs, written by the writer in the SAME transaction as the change.
+
+A site with ``[central]`` opens its store with ``outbox=True``; from then on ``SQLiteStore.save``
+adds one outbox row per changed ticket, per ticket history entry and per call, inside the batch's
+transaction: the change and its outbox row are committed together or not at all. The uplink
+(``server/uplink/shipper.py``) reads the outbox on a read-only connection of its own and ships it in
+``seq`` order; the centre's acknowledgement comes back to the writer as a ``ShippedMark`` record,
+which moves the shipped position and trims the rows below it, again in one transaction.
+
+``seq`` is the revision: SQLite's AUTOINCREMENT never hands out a number twice in one store file,
+even after rows are trimmed, so a later row of the same ticket always has a larger ``seq``. A store
+file's outbox is a *stream* with an id of its own (``uplink_state.stream``): a wiped or replaced hub
+starts a new stream at 1, which the centre keeps apart from the old one instead of taking it for
+rows it already has. When the centre has lost rows it had acknowledged (409), the branch begins a new
+stream of the same store and ships everything again (``Resnapshot``).
+
+Each row names what it is (``kind``) and a key that is stable across re-sends (a ticket's id, a
+call's id, ``<ticket id>/<history line id>/<at>``, ``<origin>/<row id>/<at>`` for feedback and device status,
+the origin being the store file's own id, kept across streams: a wiped hub's new file, or one restored
+from a backup, numbers its rows again, never at the same microsecond),
+so the centre upserts a ticket only with a newer ``seq`` and inserts any other row at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.engine import Call, Outcome, Ticket
+
+TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS = "ticket", "event", "call", "feedback", "device_status"
+ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS)
+
+# Rows that plugins write (statistics' tables, server/stats/records.py) and the centre needs: copied into the
+# outbox by one INSERT … SELECT per table, like the history lines. A table that is not there (its plugin is not
+# installed) ships nothing.
+_PLUGIN_ROWS = {
+    FEEDBACK: ("stats_feedback", "json_object('at', at, 'rating', rating, 'faces', faces, 'service', service, "
+                                 "'device', device)"),
+    DEVICE_STATUS: ("stats_device_status", "json_object('device', device, 'kind', kind, 'at', at, 'online', "
+                                           "json(CASE online WHEN 0 THEN 'false' ELSE 'true' END), 'printer', "
+                                           "printer, 'detail', detail)"),
+}
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def ticket_body(t: Ticket) -> dict[str, Any]:
+    """A ticket as the centre keeps it: everything but its tracking token (the visitor's phone link)."""
+    return {"id": t.id, "service": t.service, "letter": t.letter, "number": t.number, "day": t.day.isoformat(),
+            "label": t.label, "language": t.language, "status": t.status, "origin": t.origin,
+            "queued_at": _ts(t.queued_at), "issued_at": _ts(t.issued_at), "due_at": _ts(t.due_at),
+            "counter": t.counter, "called_at": _ts(t.called_at), "finished_at": _ts(t.finished_at),
+            "recalls": t.recalls, "transfers": t.transfers}
+
+
+def call_body(c: Call) -> dict[str, Any]:
+    return {"id": c.call_id, "ticket_id": c.ticket_id, "ticket": c.ticket, "service": c.service,
+            "counter": c.counter, "at": _ts(c.at), "recall": c.recall}
+
+
+# Keys of copied rows: a file restored from a backup, or a wiped hub's new one, numbers its rows again, but never
+# at the same microsecond; the origin is the store file's own id (uplink_state.origin), kept across its streams.
+_EVENT_KEY = "ticket_id || '/' || id || '/' || at"
+_ROW_KEY = "? || '/' || id || '/' || at"
+
+# A history line as SQLite builds it, from the row the store has just written (its id is the key's half).
+_EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'service', service, "
+               "'counter', counter, 'detail', detail)")
+
+
+def positions(db: sqlite3.Connection, seen: dict[int, list[str]] | None = None) -> dict[str, int]:
+    """The largest row id of each table whose new rows are copied into the outbox (``ticket_log`` and the
+    plugins' tables that exist), taken in the batch's transaction before it writes. Which tables exist is
+    looked up again only when the schema changed (a plugin's migration): ``seen`` is the store's own memory
+    of it (schema version → tables)."""
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    tables = seen.get(version) if seen is not None else None
+    if tables is None:
+        tables = ["ticket_log"] + [name for name, in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+            tuple(table for table, _ in _PLUGIN_ROWS.values()))]
+        if seen is not None:
+            seen.clear()
+            seen[version] = tables
+    return {table: db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] for table in tables}
+
+
+def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str, int], origin: str) -> int:
+    """Add the outbox rows of this batch (on the writer, inside its transaction); how many were added.
+
+    ``before`` is ``positions`` before the batch wrote: the history lines and plugin rows above it are this
+    batch's, each table's copied by one INSERT … SELECT. ``origin``: the store file's, for the plugin rows' keys.
+    """
+    at = datetime.now(UTC).isoformat()  # the wall clock, not the hub's: the centre measures lag by it
+    tickets = {t.id: t for o in outcomes for t in (*o.created, *o.tickets)}  # the last state of each
+    rows = [(TICKET, t.id, json.dumps(ticket_body(t)), at) for t in tickets.values()]
+    rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
+    if rows:
+        db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
+    copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
+                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE id > ? ORDER BY id",
+                        (at, before.get("ticket_log", 0))).rowcount
+    for kind, (table, body) in _PLUGIN_ROWS.items():
+        if table in before:
+            copied += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, {body}, "
+                                 f"? FROM {table} WHERE id > ? ORDER BY id", (origin, at, before[table])).rowcount
+    return len(rows) + max(0, copied)
+
+
+def start_stream(db: sqlite3.Connection, site: str) -> str:
+    """The store file's origin (the first half of its plugin rows' keys), begun on first use with a stream and
+    everything already in the store put in the outbox (a site that joins a centre ships its history). In one
+    transaction, before the writer runs."""
+    row = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (site,)).fetchone()
+    if row:
+        return str(row[0])
+    origin = uuid.uuid4().hex
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("INSERT INTO uplink_state (site, origin, stream, shipped) VALUES (?, ?, ?, 0)",
+                   (site, origin, uuid.uuid4().hex))
+        snapshot(db, site, origin)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return origin
+
+
+def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
+    """Put every ticket (its current state), history line, call, feedback tap and device status change of the
+    store in the outbox, inside the caller's transaction; how many rows. Keys are the same as when they were
+    first written, so the centre stores nothing twice."""
+    at = datetime.now(UTC).isoformat()
+    count = db.execute(
+        f"INSERT INTO outbox (kind, key, body, at) SELECT '{TICKET}', id, json_object('id', id, 'service', "
+        "service, 'letter', letter, 'number', number, 'day', day, 'label', label, 'language', language, "
+        "'status', status, 'origin', origin, 'queued_at', queued_at, 'issued_at', issued_at, 'due_at', due_at, "
+        "'counter', counter, 'called_at', called_at, 'finished_at', finished_at, 'recalls', recalls, "
+        "'transfers', transfers), ? FROM tickets WHERE site = ? ORDER BY issued_at", (at, site)).rowcount
+    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{CALL}', id, json_object('id', id, "
+                        "'ticket_id', ticket_id, 'ticket', ticket, 'service', service, 'counter', counter, 'at', at, "
+                        "'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END)), ? FROM calls "
+                        "WHERE site = ? ORDER BY at", (at, site)).rowcount
+    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
+                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE "
+                        "site = ?) ORDER BY id", (at, site)).rowcount
+    existing = positions(db)
+    for kind, (table, body) in _PLUGIN_ROWS.items():
+        if table in existing:
+            count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, "
+                                f"{body}, ? FROM {table} WHERE site = ? ORDER BY id", (origin, at, site)).rowcount
+    return count
+
+
+@dataclass(frozen=True)
+class Resnapshot:
+    """The centre cannot go on with this stream (409: it lost rows it had acknowledged, or this store went back to
+    a backup): begin a new stream and ship the whole store again."""
+
+    site: str
+
+
+def write_resnapshot(db: sqlite3.Connection, record: Resnapshot) -> None:
+    origin = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (record.site,)).fetchone()[0]
+    db.execute("DELETE FROM outbox")
+    db.execute("UPDATE uplink_state SET stream = ?, shipped = 0, shipped_at = NULL WHERE site = ?",
+               (uuid.uuid4().hex, record.site))
+    snapshot(db, record.site, origin)
+
+
+@dataclass(frozen=True)
+class ShippedMark:
+    """The centre acknowledged every outbox row up to ``seq``: move the shipped position, trim those rows."""
+
+    site: str
+    seq: int
+    at: str
+
+
+def write_shipped(db: sqlite3.Connection, mark: ShippedMark) -> None:
+    db.execute("UPDATE uplink_state SET shipped = MAX(shipped, ?), shipped_at = ? WHERE site = ?",
+               (mark.seq, mark.at, mark.site))
+    db.execute("DELETE FROM outbox WHERE seq <= ?", (mark.seq,))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the uplink reads: the stream, the shipped position and the next rows after it."""
+
+    stream: str
+    shipped: int
+    rows: list[tuple[int, str, str, str, str]]  # seq, kind, key, body (JSON text), at
+    backlog: int  # rows waiting in all, these included
+    oldest_at: str | None  # when the oldest of them was committed
+
+
+def read_pending(db: sqlite3.Connection, site: str, after: int, limit: int) -> Pending | None:
+    """On a read-only connection: rows after ``after`` (or after the stored shipped position, if later), all read
+    in one transaction, so the stream, the position and the rows are of the same commit."""
+    if not db.in_transaction:
+        db.execute("BEGIN")
+    state = db.execute("SELECT stream, shipped FROM uplink_state WHERE site = ?", (site,)).fetchone()
+    if state is None:
+        return None
+    stream, shipped = str(state[0]), int(state[1])
+    start = max(after, shipped)
+    rows = db.execute("SELECT seq, kind, key, body, at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                      (start, limit)).fetchall()
+    # The rows above any position are contiguous (AUTOINCREMENT, rolled-back numbers are not used, only rows at or
+    # below a mark are trimmed, a new stream empties the table): count them from the ends, not row by row, which a
+    # backlog of a million rows (a new stream of a year's store) would pay on every batch.
+    low, high = db.execute("SELECT MIN(seq), MAX(seq) FROM outbox").fetchone()
+    backlog = high - max(start, low - 1) if rows and high is not None else 0
+    return Pending(stream, shipped, rows, max(0, backlog), rows[0][4] if rows else None)
+
+
+def batch_json(branch: str, stream: str, after: int, rows: Iterable[tuple[int, str, str, str, str]],
+               backlog: int) -> str:
+    """The ingest request's body: the rows' JSON text goes in as it is stored, not parsed and dumped again."""
+    parts = [f'{{"seq":{seq},"kind":{json.dumps(kind)},"key":{json.dumps(key)},"at":{json.dumps(at)},"body":{body}}}'
+             for seq, kind, key, body, at in rows]
+    return (f'{{"branch":{json.dumps(branch)},"stream":{json.dumps(stream)},"after":{after},'
+            f'"backlog":{backlog},"rows":[{",".join(parts)}]}}')

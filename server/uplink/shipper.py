@@ -1,0 +1,217 @@
+"""The uplink thread: ships the outbox to the centre in order, never on the writer, never holding it up.
+
+Each round reads the next rows after the shipped position on a read-only connection of its own
+(``store.reader()``: WAL lets it read the last commit while the writer goes on), posts them as one
+batch to ``<centre>/api/v1/ingest`` with the branch's token, and when the centre answers with the
+position it has stored (``shipped``), hands the writer a ``ShippedMark`` to record it and trim the
+rows below it. The centre stores a batch in one PostgreSQL transaction; so:
+
+- a crash before the centre's COMMIT: nothing is stored there, the rows are still here: re-sent;
+- a crash after it, before the mark is committed here: re-sent; the centre skips rows at or below
+  its position and upserts a ticket only with a newer revision, so the re-send changes nothing;
+- the centre lost rows it had acknowledged (409: its database restored from an older backup), or the
+  branch's own file went back to a backup and numbered rows the centre has again (409): the writer
+  begins a new stream and puts the whole store in the outbox again (one transaction, which holds the
+  writer for the time it takes: a rare repair); keys are stable, so nothing is doubled;
+- the centre down or unreachable: the outbox grows (it is not bounded: a branch never refuses a
+  visitor because the centre is away; a day of a busy branch is a few thousand rows, a few MB) and
+  the uplink tries again, from 0.2 s backing off to 10 s; the writer does not notice.
+
+The writer nudges the uplink after every commit that wrote outbox rows (``store.outbox_committed``),
+so a committed row usually leaves within milliseconds; when there is nothing to ship, an empty batch
+every ``heartbeat_s`` tells the centre the branch is alive.
+
+``VUORO_UPLINK_KILL_AFTER`` (tests only, as ``VUORO_TEST_CLOCK``): the hub process SIGKILLs itself after
+that many batches of rows the centre acknowledged, between the centre's COMMIT and the local mark: the one
+moment a crash could duplicate rows, made to happen on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from server.engine import Outcome
+from server.uplink.outbox import Resnapshot, ShippedMark, batch_json, read_pending
+
+if TYPE_CHECKING:
+    from server.config import CentralLink
+    from server.hub import Hub
+
+log = logging.getLogger("vuoro.uplink")
+
+KILL_ENV = "VUORO_UPLINK_KILL_AFTER"
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 10.0
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 30.0
+# The local mark is a write of the writer's: made at most this often, so a busy uplink costs the writer one
+# small commit a second, not one per batch. A mark that lags only means a re-send after a crash, which the
+# centre skips.
+MARK_EVERY_S = 1.0
+# After a nudge the uplink waits this long before it reads, so that under load (8 kiosks, hundreds of tickets a
+# second) one request carries many commits instead of one request each; a few ms of the lag target (200 ms).
+COALESCE_S = 0.02
+
+
+class CentreRefused(Exception):
+    """The centre answered, and said no: a wrong token (401/403), a malformed batch (422). Retried slowly, logged
+    loudly."""
+
+
+class CentreLostRows(Exception):
+    """The centre cannot go on with this stream (409): it has fewer rows than it acknowledged (its database
+    restored from an older backup), or this branch's file went back (restored) and numbered rows again. The
+    branch ships its whole store again in a new stream (``Resnapshot``)."""
+
+
+class Uplink:
+    def __init__(self, hub: Hub, link: CentralLink):
+        self.hub = hub
+        self.link = link
+        self.site = hub.config.site_id
+        self.url = f"{link.url}/api/v1/ingest"
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {link.token}", "Content-Type": "application/json"})
+        self.acknowledged = 0  # the centre's position for this stream, as far as this process has heard
+        self.batches = 0  # batches the centre acknowledged since start
+        self.state = "starting"
+        self.backlog = 0
+        self.oldest_at: str | None = None
+        self.last_contact: str | None = None
+        self.last_error: str | None = None
+        self._kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
+        self._marked_at = float("-inf")
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        hub.store.outbox_committed.append(self._wake.set)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> Uplink:
+        self._thread = threading.Thread(target=self._run, name="vuoro-uplink", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread:  # a request hanging on a half-open connection is not waited for: the thread is a daemon
+            self._thread.join(5)
+        self.session.close()
+        try:  # the last position the centre gave, marked while the writer still runs (hub.stop comes after)
+            with self.hub.store.reader() as db:
+                pending = read_pending(db, self.site, 0, 1)
+            if pending is not None:
+                self._mark(pending.shipped, force=True)
+        except Exception:  # a stop must not fail: an unmarked position only means a re-send the centre skips
+            log.warning("could not mark the centre's last position on stopping", exc_info=True)
+
+    def status(self) -> dict[str, Any]:
+        """For the hub's health answer: how far the centre is behind, in words a technician reads."""
+        return {"centre": self.link.url, "state": self.state, "backlog": self.backlog, "oldest": self.oldest_at,
+                "shipped": self.acknowledged, "last_contact": self.last_contact, "last_error": self.last_error}
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = BACKOFF_FIRST_S
+        last_sent = float("-inf")
+        while not self._stopping.is_set():
+            self._wake.clear()  # before reading: a commit after this read nudges the next round
+            try:
+                with self.hub.store.reader() as db:
+                    pending = read_pending(db, self.site, self.acknowledged, self.link.batch_rows)
+                if pending is None:  # the store's outbox has not begun (cannot happen once the hub runs)
+                    self._wake.wait(1.0)
+                    continue
+                self.backlog, self.oldest_at = pending.backlog, pending.oldest_at
+                if not pending.rows and time.monotonic() - last_sent < self.link.heartbeat_s:
+                    self.state = "idle"
+                    if self.acknowledged > pending.shipped:  # a mark put off: make it once all is quiet
+                        if not self._wake.wait(max(0.0, MARK_EVERY_S - (time.monotonic() - self._marked_at))):
+                            self._mark(pending.shipped, force=True)
+                            continue
+                    elif not self._wake.wait(max(0.0, self.link.heartbeat_s - (time.monotonic() - last_sent))):
+                        continue
+                    self._stopping.wait(COALESCE_S)  # nudged: let the next few commits join this batch
+                    continue
+                after = max(self.acknowledged, pending.shipped)
+                stored = self._send(batch_json(self.site, pending.stream, after, pending.rows, pending.backlog))
+                last_sent = time.monotonic()
+                self._acknowledge(stored, pending.shipped, bool(pending.rows))
+                self.state = "shipping" if len(pending.rows) == self.link.batch_rows else "idle"
+                self.backlog = max(0, pending.backlog - len(pending.rows))
+                self.last_error = None
+                backoff = BACKOFF_FIRST_S
+            except CentreLostRows as lost:
+                log.error("%s; shipping this branch's whole store again, in a new stream", lost)
+                self.last_error = str(lost)
+                self.state = "resending"
+                try:
+                    self.hub.call(lambda engine, now, site=self.site: Outcome(records=[Resnapshot(site)]), timeout=300)
+                    self.acknowledged = 0
+                except Exception as exc:  # the store cannot commit now: the next round meets the 409 again
+                    self._failed(f"could not begin the new stream: {exc}", BACKOFF_MAX_S, error=True)
+            except CentreRefused as refused:
+                self._failed(str(refused), BACKOFF_MAX_S, error=True)
+            except (requests.RequestException, ValueError, OSError) as exc:
+                self._failed(f"the centre cannot be reached: {exc}", backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+            except Exception as exc:  # never let the uplink die: a branch must ship again when it can
+                log.exception("uplink round failed")
+                self._failed(f"uplink error: {exc}", backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    def _failed(self, why: str, wait: float, *, error: bool = False) -> None:
+        if why != self.last_error:  # once per kind of trouble, not every 10 s all night
+            (log.error if error else log.warning)("%s; the branch goes on, rows wait in the outbox", why)
+        self.state = "refused" if error else "unreachable"
+        self.last_error = why
+        self._stopping.wait(wait)
+
+    def _send(self, body: str) -> int:
+        # verify per request: a session-wide one would lose to $REQUESTS_CA_BUNDLE (as kiosk/client.py says)
+        answer = self.session.post(self.url, data=body.encode(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                                   verify=self.link.ca_file or True)
+        self.last_contact = datetime.now(UTC).isoformat()
+        if answer.status_code == 200:
+            return int(answer.json()["shipped"])
+        try:
+            detail = answer.json().get("message") or answer.text
+        except json.JSONDecodeError:
+            detail = answer.text
+        if answer.status_code == 409:
+            raise CentreLostRows(f"the centre cannot go on with this stream: {detail}")
+        if answer.status_code in (401, 403, 422):
+            raise CentreRefused(f"the centre refused the batch ({answer.status_code}): {detail}")
+        raise requests.HTTPError(f"{answer.status_code}: {detail[:200]}")
+
+    def _acknowledge(self, stored: int, marked: int, had_rows: bool) -> None:
+        """The centre has everything up to ``stored``: remember it, and have the writer mark and trim."""
+        self.batches += had_rows
+        if self._kill_after and had_rows and self.batches >= self._kill_after:
+            log.warning("%s=%d: killing the hub between the centre's commit and the local mark", KILL_ENV,
+                        self._kill_after)
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.acknowledged = max(self.acknowledged, stored)
+        self._mark(marked)
+
+    def _mark(self, marked: int, *, force: bool = False) -> None:
+        """Have the writer record the centre's position and trim the outbox below it (at most every
+        ``MARK_EVERY_S``, unless ``force``)."""
+        stored = self.acknowledged
+        if stored <= marked or (not force and time.monotonic() - self._marked_at < MARK_EVERY_S):
+            return
+        site = self.site
+        self.hub.call(lambda engine, now: Outcome(records=[ShippedMark(site, stored, now.isoformat())]))
+        self._marked_at = time.monotonic()

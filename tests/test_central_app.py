@@ -1,0 +1,136 @@
+"""The centre's config and HTTP answers: every mistake named by its key path; the ingest refuses plainly.
+
+The app runs in this process on a real PostgreSQL database (``postgres_db``) through its own pool.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
+
+from central.app import create_app
+from central.config import ConfigError, load_centre
+from central.ingest import register_branches
+from central.schema import migrate
+from tests.conftest import TEST_SITE
+from toolkit.central_process import ADMIN_TOKEN, write_centre_config
+
+TOKEN = "sonderbro-uplink-token-0123"
+
+
+def test_every_mistake_in_the_centres_config_is_named_by_its_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "centre.toml"
+    path.write_text(f"""
+[centre]
+listen = "nowhere"
+database = "mysql://x"
+languages = ["de"]
+colour = "red"
+
+[branches.sonderbro]
+token = "short"
+site = "{TEST_SITE}"
+
+[branches.other]
+token = "{TOKEN}"
+site = "{TEST_SITE}"
+
+[branches.missing]
+token = "another-token-0123456789"
+site = "nowhere.toml"
+""", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_centre(path)
+    found = error.value.problems
+    for start in ("centre.name: expected a non-empty string", "centre.listen: expected host:port",
+                  "centre.database: expected a postgresql:// connection URL", "centre.languages: expected",
+                  "centre.colour: unknown key", "centre.admin_token: expected a secret",
+                  "branches.sonderbro.token: expected the branch's secret",
+                  "branches.other.site: expected the site file of 'other', got one with site.id 'sonderbro'",
+                  "branches.missing.site (nowhere.toml): cannot read the file"):
+        assert any(p.startswith(start) for p in found), (start, found)
+
+
+def test_the_sample_centre_is_valid() -> None:
+    config = load_centre(Path(__file__).resolve().parent.parent / "central" / "sample-centre.toml")
+    assert list(config.branches) == ["sonderbro"]
+    assert config.branches["sonderbro"].site.services["kvik"].letter == "K"
+
+
+def test_vuoro_central_check_says_ok_for_a_good_config(tmp_path: Path) -> None:
+    path = write_centre_config(tmp_path / "centre.toml", "postgresql://vuoro@127.0.0.1:1/x",
+                               {"sonderbro": (TOKEN, TEST_SITE)})
+    done = subprocess.run([sys.executable, "-m", "vuoro.cli", "central", "--config", str(path), "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "ok (1 branches)" in done.stdout
+
+
+@pytest.fixture()
+def client(tmp_path: Path, postgres_db: str):
+    migrate(postgres_db)
+    config = load_centre(write_centre_config(tmp_path / "centre.toml", postgres_db, {"sonderbro": (TOKEN, TEST_SITE)}))
+    with ConnectionPool(postgres_db, min_size=1, max_size=2) as pool:
+        with pool.connection() as db:
+            register_branches(db, {"sonderbro": "Sønderbro"})
+        yield TestClient(create_app(config, pool))
+
+
+def ingest(client: TestClient, body: object, token: str = TOKEN):
+    return client.post("/api/v1/ingest", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_ingest_refuses_plainly_and_stores_nothing(client: TestClient) -> None:
+    empty = {"branch": "sonderbro", "stream": "s1", "after": 0, "backlog": 0, "rows": []}
+    assert ingest(client, empty, token="not-a-branch-token").status_code == 401
+    assert ingest(client, {**empty, "branch": "other"}).status_code == 403
+    gap = ingest(client, {**empty, "after": 5})
+    assert gap.status_code == 409 and gap.json()["shipped"] == 0 and "lost rows" in gap.json()["message"]
+    assert ingest(client, {**empty, "rows": [{"seq": 1}]}).status_code == 422
+    bad = client.post("/api/v1/ingest", content=b"{not json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bad.status_code == 422
+    answer = ingest(client, empty)
+    assert answer.status_code == 200 and answer.json() == {"shipped": 0, "applied": 0}  # a heartbeat
+    overview = client.get("/api/v1/branches", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    (branch,) = overview["branches"]
+    assert branch["branch"] == "sonderbro" and branch["seconds_since_seen"] is not None
+    assert branch["tickets_today"] == 0
+
+
+def test_reading_needs_the_admin_token_and_the_page_asks_for_it(client: TestClient) -> None:
+    assert client.get("/api/v1/branches").status_code == 401
+    assert client.get("/api/v1/branches", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
+    page = client.get("/?lang=sv")
+    assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Basic")
+    assert "Logga in" in page.text
+    ok = client.get("/?lang=sv", auth=("anyone", ADMIN_TOKEN))
+    assert ok.status_code == 200 and "Filialer" in ok.text and "script" not in ok.text
+    assert client.get("/api/v1/branches/nowhere/summary",
+                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 404
+    assert client.get("/api/v1/health").json()["database"] == "ok"
+
+
+def test_the_overview_names_devices_in_trouble_by_their_last_status(client: TestClient) -> None:
+    def status(seq: int, device: str, at: str, online: bool, printer: str | None) -> dict:
+        return {"seq": seq, "kind": "device_status", "key": f"o/{seq}/{at}", "at": at,
+                "body": {"device": device, "kind": "kiosk", "at": at, "online": online, "printer": printer,
+                         "detail": None}}
+
+    rows = [status(1, "kiosk1", "2026-11-30T09:00:00+00:00", True, "ok"),
+            status(2, "kiosk2", "2026-11-30T09:00:00+00:00", True, "ok"),
+            status(3, "kiosk1", "2026-11-30T09:05:00+00:00", True, "paper_out"),
+            status(4, "kiosk2", "2026-11-30T09:06:00+00:00", False, None),
+            status(5, "kiosk2", "2026-11-30T09:07:00+00:00", True, "ok")]
+    answer = ingest(client, {"branch": "sonderbro", "stream": "s1", "after": 0, "backlog": 5, "rows": rows})
+    assert answer.json() == {"shipped": 5, "applied": 5}
+    (branch,) = client.get("/api/v1/branches", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["branches"]
+    assert [(d["device"], d["online"], d["printer"]) for d in branch["devices"]] == [
+        ("kiosk1", True, "paper_out"), ("kiosk2", True, "ok")]
+    page = client.get("/?lang=en", auth=("x", ADMIN_TOKEN)).text
+    assert "Devices in trouble" in page and "kiosk1: printer: out of paper" in page and "kiosk2:" not in page
+    assert "kiosk1: skrivare: slut på papper" in client.get("/?lang=sv", auth=("x", ADMIN_TOKEN)).text

@@ -1,0 +1,182 @@
+"""The branch's half of the centre: the [central] section, and the outbox written in the change's own transaction.
+
+Real SQLite files and a real hub (its writer thread and engine) in this process; no centre needed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load_config, parse_config
+from server.engine import Outcome
+from server.hub import Hub
+from server.store import SQLiteStore
+from server.uplink.outbox import ShippedMark, read_pending
+from tests.conftest import TEST_SITE
+
+CENTRAL = {"url": "https://centre.example.dk", "token": "branch-secret-0123456789"}
+
+
+def site(**central: object) -> dict:
+    data = tomllib.loads(TEST_SITE.read_text(encoding="utf-8"))
+    if central:
+        data["central"] = central
+    return data
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data, TEST_SITE)
+    return error.value.problems
+
+
+def test_a_site_without_central_runs_alone() -> None:
+    assert load_config(TEST_SITE).central is None
+
+
+def test_the_central_section_is_read() -> None:
+    config = parse_config(site(**CENTRAL, batch_rows=200), TEST_SITE)
+    assert config.central is not None
+    assert (config.central.url, config.central.token, config.central.batch_rows) == (
+        "https://centre.example.dk", CENTRAL["token"], 200)
+
+
+def test_a_sample_central_token_is_warned_about() -> None:
+    from server.config import sample_secrets
+
+    config = parse_config(site(url="https://centre.example.dk", token="demo-uplink-token-change-me"), TEST_SITE)
+    assert "central.token" in sample_secrets(config)
+    assert "central.token" not in sample_secrets(parse_config(site(**CENTRAL), TEST_SITE))
+
+
+def test_every_mistake_in_the_central_section_is_named_by_its_key_path() -> None:
+    found = problems(site(url="ftp://centre", token="short", batch_rows=0, colour="red", ca_file="missing.pem"))
+    assert any(p.startswith("central.url: expected the centre's address") for p in found), found
+    assert any(p.startswith("central.token: expected this branch's secret") for p in found), found
+    assert any(p.startswith("central.batch_rows: expected a whole number from 1") for p in found), found
+    assert any(p.startswith("central.colour: unknown key") for p in found), found
+    assert any(p.startswith("central.ca_file: expected a file that exists") for p in found), found
+    assert "…" in next(p for p in found if p.startswith("central.token"))  # the secret is not printed
+
+
+def outbox(path: Path) -> list[tuple[int, str, str, dict]]:
+    with sqlite3.connect(path) as db:
+        return [(seq, kind, key, json.loads(body))
+                for seq, kind, key, body in db.execute("SELECT seq, kind, key, body FROM outbox ORDER BY seq")]
+
+
+@pytest.fixture()
+def branch(tmp_path: Path):
+    config = load_config(TEST_SITE)
+    store = SQLiteStore(tmp_path / "hub.sqlite3", config.site_id, outbox=True)
+    hub = Hub(config, store).start()
+    yield hub, tmp_path / "hub.sqlite3"
+    hub.stop()
+
+
+def test_a_ticket_and_its_call_are_in_the_outbox_of_the_commit_that_made_them(branch) -> None:
+    hub, path = branch
+    nudged: list[bool] = []
+    hub.store.outbox_committed.append(lambda: nudged.append(True))
+    ticket = hub.call(lambda engine, now: engine.issue("kvik", "da", now)).ticket
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    rows = outbox(path)
+    kinds = [(kind, body.get("status") or body.get("kind")) for _, kind, _, body in rows]
+    assert kinds == [("ticket", "waiting"), ("event", "issued"), ("ticket", "called"), ("call", None),
+                     ("event", "called")]
+    assert [key for _, kind, key, _ in rows if kind == "ticket"] == [ticket.id, ticket.id]
+    assert all(key.startswith(ticket.id + "/") for _, kind, key, _ in rows if kind == "event")
+    assert "track_token" not in rows[0][3]  # the visitor's phone link stays at the branch
+    assert len(nudged) == 2  # the uplink is told after each commit that wrote outbox rows
+
+
+def test_a_refused_command_writes_nothing_to_the_outbox(branch) -> None:
+    hub, path = branch
+    with pytest.raises(Exception, match="There is no service"):
+        hub.call(lambda engine, now: engine.issue("nonesuch", "da", now))
+    assert outbox(path) == []
+
+
+def test_a_shipped_mark_moves_the_position_and_trims_the_rows(branch) -> None:
+    hub, path = branch
+    for _ in range(3):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    seqs = [seq for seq, *_ in outbox(path)]
+    assert len(seqs) == 6
+    hub.call(lambda engine, now: Outcome(records=[ShippedMark(hub.config.site_id, seqs[3], now.isoformat())]))
+    assert [seq for seq, *_ in outbox(path)] == seqs[4:]
+    with hub.store.reader() as db:
+        pending = read_pending(db, hub.config.site_id, 0, 100)
+    assert pending is not None and pending.shipped == seqs[3] and pending.backlog == 2
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    assert outbox(path)[-1][0] > seqs[-1]  # never a number again, though rows were trimmed (AUTOINCREMENT)
+
+
+def test_a_site_that_joins_a_centre_ships_its_history(tmp_path: Path) -> None:
+    config = load_config(TEST_SITE)
+    path = tmp_path / "hub.sqlite3"
+    hub = Hub(config, SQLiteStore(path, config.site_id)).start()
+    for _ in range(2):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    hub.stop()
+    assert outbox(path) == []  # alone, it writes no outbox
+
+    store = SQLiteStore(path, config.site_id, outbox=True)
+    rows = outbox(path)
+    store.close()
+    assert sorted(kind for _, kind, _, _ in rows) == ["call", "event", "event", "event", "ticket", "ticket"]
+    called = next(body for _, kind, _, body in rows if kind == "ticket" and body["status"] == "called")
+    assert called["label"] == "K001" and called["counter"] == "kvik1"
+    assert datetime.fromisoformat(called["called_at"]).tzinfo == UTC
+    assert next(body for _, kind, _, body in rows if kind == "call")["recall"] is False
+    again = SQLiteStore(path, config.site_id, outbox=True)  # a second start does not ship it twice
+    assert len(outbox(path)) == len(rows)
+    again.close()
+
+
+def test_feedback_and_device_status_changes_go_out_too(branch) -> None:
+    from server.feedback import FeedbackRecord, write_feedback
+    from server.stats.records import SCHEMA_NAME, SCHEMA_STEPS, DeviceStatusRecord, write_device_status
+
+    hub, path = branch
+    hub.store.writers.update({FeedbackRecord: write_feedback, DeviceStatusRecord: write_device_status})
+    hub.call(lambda engine, now: hub.store.migrate_plugin(SCHEMA_NAME, SCHEMA_STEPS))
+    site_id = hub.config.site_id
+    hub.call(lambda engine, now: Outcome(records=[
+        FeedbackRecord(site_id, now.isoformat(), 4, service="kvik", device="kiosk1"),
+        DeviceStatusRecord(site_id, "kiosk1", "kiosk", now.isoformat(), online=False, printer="paper_out")]))
+    rows = outbox(path)
+    assert [kind for _, kind, _, _ in rows] == ["feedback", "device_status"]
+    assert rows[0][3]["rating"] == 4 and rows[1][3]["online"] is False and rows[1][3]["printer"] == "paper_out"
+    assert rows[0][2].startswith(f"{hub.store.origin}/1/")  # the file's own id in the key: a wiped hub's row 1 differs
+
+
+def test_a_new_stream_puts_the_whole_store_in_the_outbox_and_counts_it_right(branch) -> None:
+    from server.uplink.outbox import Resnapshot
+
+    hub, path = branch
+    for _ in range(3):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    before = outbox(path)
+    with hub.store.reader() as db:
+        old = read_pending(db, hub.config.site_id, 0, 100)
+    hub.call(lambda engine, now: Outcome(records=[ShippedMark(hub.config.site_id, before[-1][0], now.isoformat())]))
+    assert outbox(path) == []
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(hub.config.site_id)]))
+    again = outbox(path)
+    assert sorted(kind for _, kind, _, _ in again) == sorted(kind for _, kind, _, _ in before if kind != "ticket") + \
+        ["ticket"] * 3  # every ticket once (its current state), every history line and call again
+    assert {key for _, _, key, _ in again} == {key for _, _, key, _ in before}  # the same keys: nothing doubles
+    assert again[0][0] > before[-1][0]  # numbers go on growing
+    with hub.store.reader() as db:
+        new = read_pending(db, hub.config.site_id, 0, 2)
+    assert old is not None and new is not None and new.stream != old.stream and new.shipped == 0
+    assert new.backlog == len(again) and len(new.rows) == 2
