@@ -116,10 +116,10 @@ def floor_mqtt(broker: Broker, n: int = 500) -> list[float]:
     return times
 
 
-def wrk(url: str, connections: int, seconds: int, folder: Path) -> dict[str, float]:
+def wrk(url: str, connections: int, seconds: int, folder: Path, prefix: tuple[str, ...] = ()) -> dict[str, float]:
     script = folder / f"issue-{connections}.lua"
     script.write_text(WRK_SCRIPT % (uuid.uuid4().hex[:8], KIOSK_TOKEN))
-    out = subprocess.run(["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
+    out = subprocess.run([*prefix, "wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
                           "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
     assert match, out

@@ -6,8 +6,8 @@ the device's token), plus the user ``hub`` and its look-only twin
 gives it, and nothing else:
 
 - **hub**: publishes the state and the calls (``hub/status``, ``site``,
-  ``queue/#``, ``counters/#``, ``calls``, ``calls/recent``, ``events/#``,
-  ``message``, ``buttons/+/result``); reads presses and device statuses.
+  ``queue/#``, ``counters/#``, ``calls``, ``calls/recent``, ``board``, ``events/#``,
+  ``message``, ``phone/door``, ``buttons/+/result``); reads presses and device statuses.
 - **kiosk**: reads the site tree; publishes only its own
   ``devices/<id>/status``.
 - **display** (a screen): reads the site tree; publishes only its own status.
@@ -77,8 +77,10 @@ def hub_rules(t: Topics) -> list[Rule]:
         f"{t.base}/counters/#",
         t.calls,
         t.recent_calls,
+        t.board,
         f"{t.base}/events/#",
         t.message,
+        t.phone_door,
         t.button_result("+"),
     ]
     # readwrite, so the hub may also read back what it retained (e.g. on restart).

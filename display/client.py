@@ -1,6 +1,7 @@
 """The screen's MQTT link: retained state in, presence out. Never polls.
 
-One paho client per screen. It subscribes to ``<root>/<site>/#`` in
+One paho client per screen. It subscribes to what a screen draws
+(``Topics.screen``: calls, the board, the site, events, the message, the hub's status) in
 ``on_connect`` (so a broker restart, which forgets subscriptions, is healed
 by the reconnect itself), folds every message into a ``SignageState`` and
 tells the UI and the announcer through callbacks. paho's own reconnect loop
@@ -102,7 +103,9 @@ class SignageClient:
         self.connects += 1
         # Subscribing here (not once at start) is what makes a broker restart
         # harmless: the retained messages come again with the new subscription.
-        client.subscribe(self.topics.everything, qos=1)
+        # Only what a screen draws (vuoro.protocol.SCREEN_SUFFIXES): per call, the call and (shortly after,
+        # shared with the changes around it) one board, not the five messages of the whole tree.
+        client.subscribe([(topic, 1) for topic in self.topics.screen])
         if self.device:
             client.publish(
                 self.topics.device_status(self.device),

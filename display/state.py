@@ -24,7 +24,14 @@ from typing import Any
 
 from vuoro import payloads
 from vuoro.payloads import parse_time
-from vuoro.protocol import HUB_STATUS_SUFFIX, PayloadError, Topics, decode
+from vuoro.protocol import (
+    HUB_STATUS_SUFFIX,
+    PayloadError,
+    Topics,
+    counter_state_suffix,
+    decode,
+    queue_state_suffix,
+)
 
 log = logging.getLogger(__name__)
 # How many call ids we remember to recognise a duplicate QoS 1 delivery. A
@@ -113,6 +120,7 @@ class SignageState:
     late_calls: int = 0  # shown, not spoken: older than announce_max_age when they arrived
     hub_time: HubTime = field(default_factory=HubTime)
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _board_states: dict[str, Any] = field(default_factory=dict)  # the states of the last board, as folded
 
     # -- filters -------------------------------------------------------------
     def wants_service(self, service: str) -> bool:
@@ -196,7 +204,34 @@ class SignageState:
                     return None
                 self.phone_door = body
                 return Update("door")
+            case payloads.Board():
+                return self._board(body, now)
         return None
+
+    def _board(self, body: dict[str, Any], now: float) -> Update | None:
+        """A board: each state it carries folded as if it came on its own topic (a bad one is dropped
+        alone); the ones as the last board had them are skipped (a call changes three, not all)."""
+        states = body["states"]
+        folded = self._board_states  # the states of the last board, as folded
+        if folded.keys() != states.keys():
+            # The board lists every queue and counter: one it no longer lists is gone (taken out of the site).
+            for service in [s for s in self.queues if queue_state_suffix(s) not in states]:
+                del self.queues[service]
+            for counter in [c for c in self.counter_states if counter_state_suffix(c) not in states]:
+                del self.counter_states[counter]
+            for gone in [suffix for suffix in folded if suffix not in states]:
+                del folded[gone]
+        for suffix, state in states.items():
+            if folded.get(suffix) == state:
+                continue
+            try:
+                self._apply(suffix.split("/"), state, now)
+            except PayloadError as exc:
+                self.rejected += 1
+                log.warning("dropped a malformed %s in a board: %s", suffix, exc)
+            else:
+                folded[suffix] = state
+        return Update("board")
 
     def _call_event(self, call: dict[str, Any], now: float) -> Update | None:
         call_id = call["call_id"]

@@ -281,6 +281,12 @@ class Hub:
         state.update(self._extra_state)
         return state
 
+    def board(self) -> dict[str, Any]:
+        """The screens' board (``vuoro.payloads.Board``): the retained states it carries, from the last view.
+        Any thread may ask (the MQTT link does, gathering changes): a view is never changed, only replaced."""
+        states = {name: payload for name, payload in self.retained_state().items() if payloads.in_board(name)}
+        return payloads.Board(states=states).to_json()
+
     def record_device(self, status: dict[str, Any]) -> None:
         """A device reported its presence or health: keep it and tell the plugins (``device_status``)."""
         self.devices[status["device"]] = status

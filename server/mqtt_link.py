@@ -33,7 +33,8 @@ from server.hookspecs import hookimpl
 from server.hub import Hub
 from vuoro import __version__, protocol
 from vuoro.mqtt import BrokerSettings, BrokerUnavailable, Will, make_client
-from vuoro.protocol import HUB_ALIVE_SECONDS, HubStatus, PayloadError, Topics
+from vuoro.payloads import BOARD_SECONDS, in_board
+from vuoro.protocol import BOARD_SUFFIX, HUB_ALIVE_SECONDS, HubStatus, PayloadError, Topics
 
 log = logging.getLogger("vuoro.mqtt")
 
@@ -60,6 +61,8 @@ class MqttLink:
         self._connects = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # publishing the full state and a change must not interleave
+        self._board_due = threading.Event()  # a state the screens' board carries changed
+        self._call_unseen = False  # a call went out and the hub's view does not show it yet
         # Back within a second of the broker: screens must be right ≤ 2 s after it returns (shared/targets.md).
         self.client = make_client(
             self.settings, client_id=client_id or f"{config.topic_root}-hub-{config.site_id}", name="the hub",
@@ -90,6 +93,7 @@ class MqttLink:
                 return
         if self._stopping.is_set():
             return
+        threading.Thread(target=self._send_boards, name="vuoro-mqtt-board", daemon=True).start()
         self.client.start()
         if self._stopping.is_set():  # stop() came while we started: do not leave a client behind
             self.client.disconnect()
@@ -101,6 +105,7 @@ class MqttLink:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._board_due.set()  # let the board thread see it
         if self.connected.is_set() and self.conflict is None:
             self.client.publish(self.topics.hub_status, self._status(False), qos=1, retain=True).wait_for_publish(2)
         self.client.disconnect()
@@ -112,6 +117,7 @@ class MqttLink:
             return
         self.conflict = message
         self._stopping.set()
+        self._board_due.set()
         self.connected.clear()
         self.client.disconnect()
         log.critical("%s", message)
@@ -134,6 +140,7 @@ class MqttLink:
             client.publish(self.topics.hub_alive, self._status(True), qos=0, retain=False)
             for name, payload in self.hub.retained_state().items():
                 self._publish_state(name, payload)
+            self._publish_state(BOARD_SUFFIX, self.hub.board())
         log.info("connected to the broker at %s", self.address)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -258,5 +265,25 @@ class MqttLink:
                 return  # not queued for later: the republish on reconnect says it all, and a late call is noise
             if kind == "call":
                 self.client.publish(self.topics.calls, protocol.encode(payload), qos=1, retain=False)
+                self._call_unseen = True
             else:
+                self._call_unseen = False  # states come after the hub's view took in the calls before them
                 self._publish_state(name, payload)
+                if in_board(name):
+                    self._board_due.set()
+
+    def _send_boards(self) -> None:
+        """The screens' board, BOARD_SECONDS after a change it carries, with every change made meanwhile:
+        a call's fan-out to the screens is not slowed by the states it changed, and a rush of tickets sends
+        each screen a few boards a second instead of one per commit (issue 19)."""
+        while not self._stopping.is_set():
+            self._board_due.wait()
+            if self._stopping.wait(BOARD_SECONDS):
+                return
+            self._board_due.clear()  # a change from now on is in this board or makes the next one
+            with self._lock:
+                # Between a call and the states it changed, the hub's view does not have the call yet: a
+                # board from it would take the call the screens just showed off their recent list again.
+                # The states follow within the same commit and make the board due again.
+                if self.connected.is_set() and not self._call_unseen:
+                    self._publish_state(BOARD_SUFFIX, self.hub.board())

@@ -68,7 +68,19 @@ def test_everything_the_real_hub_publishes_parses_through_the_contract_and_back(
         assert payload.to_json() == sent, suffix
         checked[payload.KIND] = checked.get(payload.KIND, 0) + 1
     assert set(checked) == {"site", "queue_state", "counter_state", "recent_calls", "call", "events_today",
-                            "message", "phone_door"}, checked
+                            "message", "phone_door", "board"}, checked
+    # The screens' board follows (gathered for a moment) and sums up the topics it carries.
+    states = {t[len(topics.base) + 1:] for t, _, _ in list(seen.messages)
+              if t.startswith((f"{topics.base}/queue/", f"{topics.base}/counters/"))}
+
+    def board_is_current(w: Any) -> bool:
+        last = (w.json(topics.board) or {}).get("states") or {}
+        return set(last) == {*states, "calls/recent"} and all(
+            state == {k: v for k, v in w.json(topics.under(suffix)).items() if k not in ENVELOPE}
+            for suffix, state in last.items())
+
+    seen.wait_for(board_is_current)
+    assert len(states) >= 8
 
 
 def test_the_sample_payloads_are_what_the_contract_reads() -> None:

@@ -202,7 +202,7 @@ def test_hub_publishes_state_and_screens_and_kiosks_receive_it(connect) -> None:
         client.subscribe(T.everything)
     hub = connect("hub")
     published = [T.hub_status, T.site_info, T.queue_state("kvik"), T.counter_state("kvik1"), T.recent_calls,
-                 T.events_today, T.message, T.calls]
+                 T.board, T.events_today, T.message, T.calls]
     for topic in published:
         hub.publish(topic, {"v": 1}, retain=topic != T.calls)
     for client in (screen, kiosk):
@@ -234,6 +234,7 @@ def test_a_screen_cannot_publish_calls_or_state(connect) -> None:
     screen = connect("screen1")
     screen.publish(T.calls, {"v": 1, "ticket": "K666"})
     screen.publish(T.queue_state("kvik"), {"v": 1}, retain=True)
+    screen.publish(T.board, {"v": 1, "states": {}, "calls": [{"ticket": "K666"}]}, retain=True)
     screen.publish(T.message, {"v": 1, "text": "hacked"}, retain=True)
     screen.publish(T.device_status("screen1"), status("screen1"))
     assert observer.received_until(T.device_status("screen1")) == [T.device_status("screen1")]

@@ -124,3 +124,12 @@ def test_hardware_watchdog_fits_the_bcm2835() -> None:
     match = re.search(r"(?m)^RuntimeWatchdogSec=(\d+)s$", conf)
     assert match, "RuntimeWatchdogSec=<n>s missing"
     assert 5 <= int(match.group(1)) < 15, "the Pi's watchdog counts at most ~15 s"
+
+
+def test_the_hub_gets_the_cpu_before_the_screens_and_kiosks_on_a_shared_pi() -> None:
+    """Issue 19: beside a busy screen the hub's threads waited for a core at every wake-up."""
+    hub = parse_unit(SYSTEMD / "vuoro-hub.service")["Service"]
+    assert int(hub["Nice"][-1]) < 0 and int(hub["CPUWeight"][-1]) > 100
+    for role in ("kiosk", "display", "button"):
+        unit = parse_unit(SYSTEMD / f"vuoro-{role}.service")["Service"]
+        assert int(unit.get("Nice", ["0"])[-1]) >= 0 and int(unit.get("CPUWeight", ["100"])[-1]) <= 100, role

@@ -161,3 +161,44 @@ def test_every_language_has_every_string() -> None:
     for lang in LANGUAGES:
         if lang != "en":
             assert untranslated(LOCALE_DIR, lang, MSGIDS) == [], lang
+
+
+def board_of(retained: dict[str, dict]) -> dict:
+    """The board the hub would send for these retained states (vuoro.payloads.Board)."""
+    from vuoro.payloads import in_board
+
+    return {"v": 1, "states": {k: {f: v for f, v in p.items() if f != "v"} for k, p in retained.items()
+                               if in_board(k)}}
+
+
+def test_a_board_alone_brings_the_queues_and_recent_calls_a_bad_state_in_it_dropped_alone() -> None:
+    retained = sample.retained()
+    state = SignageState(TOPICS)
+    for suffix in ("site", "events/today", "message", "hub/status"):
+        state.apply_payload(suffix, retained[suffix])
+    assert not state.complete
+    board = board_of(retained)
+    board["states"]["queue/kvik/state"] = {"service": "kvik", "waiting": "many", "open": True}
+    assert state.apply_payload("board", board) is not None
+    assert state.rejected == 1 and "kvik" not in state.queues
+    assert set(state.queues) == {"borgerservice", "bibliotekar", "it"}
+    assert state.current_call and state.current_call["ticket"] == "K041"
+    # The next board has kvik right: it is taken; the others, unchanged, are not parsed again.
+    good = board_of(retained)
+    state.queues["it"] = {"marker": "not parsed again"}
+    state.apply_payload("board", good)
+    assert state.queues["kvik"]["waiting"] == 4 and state.rejected == 1
+    assert state.queues["it"] == {"marker": "not parsed again"}
+    # A queue the board no longer lists is gone (a service taken out of the site).
+    del good["states"]["queue/it/state"]
+    state.apply_payload("board", good)
+    assert "it" not in state.queues and state.complete is False
+
+
+def test_a_board_that_carries_another_topic_is_refused_whole() -> None:
+    state = loaded()
+    board = board_of(sample.retained())
+    board["states"]["message"] = {"text": "hacked"}
+    board["states"]["queue/kvik/state"]["waiting"] = 99
+    assert state.apply_payload("board", board) is None
+    assert state.rejected == 1 and state.queues["kvik"]["waiting"] == 4 and state.message != "hacked"

@@ -18,7 +18,8 @@ from typing import Any
 
 from toolkit.broker import fresh_root
 from vuoro.mqtt import BrokerSettings, make_client
-from vuoro.protocol import Topics
+from vuoro.payloads import in_board
+from vuoro.protocol import BOARD_SUFFIX, RECENT_CALLS_SUFFIX, Topics
 
 WEB = Path(__file__).resolve().parent.parent / "display" / "web"
 
@@ -41,7 +42,8 @@ class Waiter:
 
 
 class FakeHub:
-    """Publishes what the hub would: retained state and QoS 1 call events."""
+    """Publishes what the hub would: retained state and QoS 1 call events, and the screens' ``board``
+    (vuoro.payloads.Board) after each state it carries (at once: the hub gathers them for BOARD_SECONDS)."""
 
     def __init__(self, port: int, topics: Topics):
         self.topics = topics
@@ -51,19 +53,37 @@ class FakeHub:
         self.client.on_connect = lambda *a: self.connected.set()
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.start()
+        self.board_states: dict[str, Any] = {}  # what the board carries, by topic suffix
         assert self.connected.wait(10), "fake hub could not connect"
 
-    def publish(self, suffix: str, payload: dict[str, Any] | bytes | str, *, retain: bool = True) -> None:
+    def publish(self, suffix: str, payload: dict[str, Any] | bytes | str, *, retain: bool = True,
+                board: bool = True) -> None:
+        """Publish on one topic; a state the board carries (given as a dict) goes out in a board too."""
         raw = payload if isinstance(payload, bytes | str) else json.dumps(payload, ensure_ascii=False)
         info = self.client.publish(f"{self.topics.base}/{suffix}", raw, qos=1, retain=retain)
         info.wait_for_publish(10)
+        if board and isinstance(payload, dict) and in_board(suffix):
+            self.board_states[suffix] = payload
+            self.publish_board()
+
+    def publish_board(self) -> None:
+        self.publish(BOARD_SUFFIX, {"v": 1, "states": self.board_states}, board=False)
 
     def publish_all(self, payloads: dict[str, dict[str, Any]]) -> None:
         for suffix, payload in payloads.items():
-            self.publish(suffix, payload)
+            self.publish(suffix, payload, board=False)
+            if in_board(suffix):
+                self.board_states[suffix] = payload
+        self.publish_board()
 
     def call(self, payload: dict[str, Any]) -> None:
+        """A call: the event, then a board with it on top of the recent calls (as the hub sends them)."""
         self.publish("calls", payload, retain=False)
+        recent = self.board_states.get(RECENT_CALLS_SUFFIX) or {"v": 1, "calls": []}
+        if isinstance(recent.get("calls"), list) and isinstance(payload.get("call_id"), str):
+            others = [c for c in recent["calls"] if c.get("call_id") != payload["call_id"]]
+            self.board_states[RECENT_CALLS_SUFFIX] = {**recent, "calls": [payload, *others][:8]}
+            self.publish_board()
 
     def close(self) -> None:
         self.client.disconnect()

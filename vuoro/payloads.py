@@ -1,7 +1,7 @@
 """The queue's payloads: built by the hub and parsed by every reader through the classes here.
 
 ``site``, ``queue/<service>/state``, ``counters/<counter>/state``,
-``calls/recent``, ``calls``, ``events/today``, ``message`` and ``phone/door`` (see
+``calls/recent``, ``calls``, ``events/today``, ``message``, ``phone/door`` and ``board`` (see
 ``vuoro/protocol.py`` for the topic tree, ``docs/protocol.md`` for people).
 Each payload is a dataclass whose fields are its JSON fields, in the
 order they go out:
@@ -28,6 +28,7 @@ contract tests follow.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 from vuoro.protocol import (
+    BOARD_SUFFIX,
     CALLS_SUFFIX,
     COUNTER_STATE_PATTERN,
     EVENTS_TODAY_SUFFIX,
@@ -151,20 +153,12 @@ class Payload:
     @classmethod
     def from_json(cls, body: Any) -> Self:
         """Check a parsed JSON object against this payload; PayloadError says what is wrong."""
-        if not isinstance(body, dict):
-            raise PayloadError(f"{cls.KIND} must be an object")
-        values = {}
-        for spec in fields_of(cls):
-            value = body.get(spec.name)
-            if value is None:
-                if spec.required:
-                    raise PayloadError(f"field {spec.name!r} is missing")
-                values[spec.name] = spec.default
-            else:
-                values[spec.name] = spec.read(value)
-        payload = cls(**values)
-        payload.check()
-        return payload
+        # Every screen checks every payload it gets (fifty screens per call): each class gets a reader of
+        # its own on first use, generated from its fields like the writer below, not a loop over them.
+        reader = cls.__dict__.get("_reader")
+        if reader is None:
+            reader = cls._reader = _reader(cls)  # type: ignore[attr-defined]
+        return reader(body)
 
     @classmethod
     def parse(cls, raw: bytes | str) -> Self:
@@ -181,6 +175,43 @@ class Payload:
         cls = type(self)
         cls.to_json = _writer(cls)  # type: ignore[method-assign]
         return cls.to_json(self)
+
+
+# How the generated reader tells each JSON type (the same tests as _IS: true/false is never a number).
+_WRONG = {
+    "string": "not isinstance(v, str)",
+    "integer": "not isinstance(v, int) or isinstance(v, bool)",
+    "number": "not isinstance(v, int | float) or isinstance(v, bool)",
+    "boolean": "not isinstance(v, bool)",
+    "object": "not isinstance(v, dict)",
+    "array": "not isinstance(v, list)",
+}
+
+
+def _reader(cls: type[Payload]) -> Callable[[Any], Payload]:
+    """``from_json`` for one class, as straight-line code: the checks and messages of ``Field.read``."""
+    namespace: dict[str, Any] = {"cls": cls, "PayloadError": PayloadError}
+    lines = ["def from_json(body):", "    if not isinstance(body, dict):",
+             f"        raise PayloadError({cls.KIND + ' must be an object'!r})", "    get = body.get"]
+    args = []
+    for n, spec in enumerate(fields_of(cls)):
+        namespace[f"default{n}"] = spec.default
+        namespace[f"field{n}"] = spec
+        lines += [f"    v = get({spec.name!r})", "    if v is None:",
+                  f"        raise PayloadError({f'field {spec.name!r} is missing'!r})" if spec.required
+                  else f"        v = default{n}",
+                  f"    elif {_WRONG[spec.type]}:",
+                  f"        raise PayloadError({f'field {spec.name!r} has the wrong type'!r})"]
+        if spec.payload is not None or spec.items is not None:
+            lines += ["    else:", f"        v = field{n}.read(v)"]  # nested: the generic path (its own reader)
+        lines.append(f"    a{n} = v")
+        args.append(f"{spec.name}=a{n}")  # field names are Python identifiers: safe in generated code
+    lines.append(f"    payload = cls({', '.join(args)})")
+    if cls.check is not Payload.check:
+        lines.append("    payload.check()")
+    lines.append("    return payload")
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - our own field names
+    return namespace["from_json"]
 
 
 def _writer(cls: type[Payload]) -> Callable[[Payload], dict[str, Any]]:
@@ -377,6 +408,42 @@ class PhoneDoor(Payload):
             parse_time(self.changes_at)
 
 
+# The retained states a board carries (by topic pattern): what a ticket or a call changes on a screen.
+BOARD_STATES = (QUEUE_STATE_PATTERN, COUNTER_STATE_PATTERN, RECENT_CALLS_SUFFIX)
+# A board waits this long after a change, gathering the changes that follow: the calls' fan-out to a hall
+# of screens goes first, and a rush of tickets costs each screen a few boards a second, not one per commit.
+BOARD_SECONDS = 0.2
+
+
+@dataclass(kw_only=True)
+class Board(Payload):
+    """``board`` (retained): a screen's digest of what tickets and calls change (issue 19).
+
+    ``states`` holds the current payload of every topic of ``BOARD_STATES`` by its suffix (each queue
+    state, each counter state and ``calls/recent``), as those topics carry them; a reader checks each
+    through its route, so one bad state is dropped alone. The hub sends it at most every
+    ``BOARD_SECONDS`` and always after the last change: a call reaches fifty screens as the one small
+    ``calls`` event, and the waiting counts follow a moment later in one message for many changes.
+    """
+
+    KIND = "board"
+    states: dict[str, dict]
+
+    def check(self) -> None:
+        for suffix in self.states:
+            if not in_board(suffix):
+                raise PayloadError(f"a board does not carry {suffix!r}")
+
+
+def in_board(suffix: str) -> bool:
+    """Whether a retained state's topic suffix is one a board carries."""
+    return _IN_BOARD.match(suffix) is not None
+
+
+# BOARD_STATES as one pattern ("+" is one id): a screen asks this for every state of every board.
+_IN_BOARD = re.compile("(?:" + "|".join(re.escape(p).replace(r"\+", "[^/]+") for p in BOARD_STATES) + r")\Z")
+
+
 # Which payload each topic carries, by suffix under <root>/<site>/ ("+" is one id: a service, a counter).
 ROUTES: tuple[tuple[str, type[Payload]], ...] = (
     (SITE_SUFFIX, SiteInfo),
@@ -387,12 +454,28 @@ ROUTES: tuple[tuple[str, type[Payload]], ...] = (
     (EVENTS_TODAY_SUFFIX, EventsToday),
     (MESSAGE_SUFFIX, Message),
     (PHONE_DOOR_SUFFIX, PhoneDoor),
+
+
+    (BOARD_SUFFIX, Board),
 )
 _ROUTES = [(pattern.split("/"), kind) for pattern, kind in ROUTES]
 
 
 def route(suffix: str) -> tuple[type[Payload], str | None] | None:
     """The payload class a topic suffix carries and the id in its "+" segment; None for other topics."""
+    routed = _ROUTED.get(suffix)
+    if routed is None:
+        routed = _route(suffix)
+        if len(_ROUTED) > 4096:  # a site has a few dozen topics; whoever publishes thousands gets no memory
+            _ROUTED.clear()
+        _ROUTED[suffix] = routed
+    return routed or None
+
+
+_ROUTED: dict[str, tuple[type[Payload], str | None] | tuple[()]] = {}  # route by suffix, found once
+
+
+def _route(suffix: str) -> tuple[type[Payload], str | None] | tuple[()]:
     parts = suffix.split("/")
     for pattern, kind in _ROUTES:
         if len(pattern) == len(parts) and all(p in ("+", s) for p, s in zip(pattern, parts, strict=True)):
@@ -400,7 +483,7 @@ def route(suffix: str) -> tuple[type[Payload], str | None] | None:
             if segment is not None and not ID_PATTERN.match(segment):
                 raise PayloadError(f"bad id {segment!r} in topic {suffix!r}")
             return kind, segment
-    return None
+    return ()
 
 
 def read(suffix: str, body: dict[str, Any]) -> Payload | None:

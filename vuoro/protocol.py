@@ -20,6 +20,9 @@ Topic tree (``<root>`` defaults to ``vuoro``)::
     <root>/<site>/counters/<counter>/state        retained  open/paused/closed and who is being served
     <root>/<site>/calls/recent                    retained  the last calls, newest first
     <root>/<site>/calls                           QoS 1     one message per call or recall (event, not retained)
+    <root>/<site>/board                           retained  a screen's digest: every queue and counter state
+                                                            and the recent calls in one message, at most every
+                                                            0.2 s (a screen takes it instead of those topics)
     <root>/<site>/events/today                    retained  what's on today and next (issue 7)
     <root>/<site>/message                         retained  an optional line of text set by staff
     <root>/<site>/phone/door                      retained  the door code for a ticket from a phone (issue 21)
@@ -69,9 +72,18 @@ EVENTS_TODAY_SUFFIX = "events/today"
 PHONE_DOOR_SUFFIX = "phone/door"
 CALLS_SUFFIX = "calls"
 HUB_STATUS_SUFFIX = "hub/status"
+BOARD_SUFFIX = "board"
 # "+" stands for one id (as in an MQTT subscription): vuoro.payloads.ROUTES routes by these patterns.
 QUEUE_STATE_PATTERN = "queue/+/state"
 COUNTER_STATE_PATTERN = "counters/+/state"
+
+
+# What a signage screen subscribes to: only what it draws. A call comes as the one small calls event, and
+# the states it changes follow in one board (vuoro.payloads.Board); the rest changes a few times a day.
+# Not the single queue, counter and recent topics, devices, buttons or the heartbeat: fifty screens
+# parsing five messages per call is what made a hall slow (issue 19).
+SCREEN_SUFFIXES = (CALLS_SUFFIX, BOARD_SUFFIX, SITE_SUFFIX, EVENTS_TODAY_SUFFIX, MESSAGE_SUFFIX, HUB_STATUS_SUFFIX,
+                   PHONE_DOOR_SUFFIX)  # the door QR changes once a minute: only door screens draw it
 
 
 def queue_state_suffix(service: str) -> str:
@@ -125,6 +137,15 @@ class Topics:
         return self.under(CALLS_SUFFIX)
 
     @property
+    def board(self) -> str:
+        return self.under(BOARD_SUFFIX)
+
+    @property
+    def screen(self) -> list[str]:
+        """What a signage screen subscribes to (SCREEN_SUFFIXES)."""
+        return [self.under(suffix) for suffix in SCREEN_SUFFIXES]
+
+    @property
     def events_today(self) -> str:
         return self.under(EVENTS_TODAY_SUFFIX)
 
@@ -156,7 +177,7 @@ class Topics:
 
     @property
     def everything(self) -> str:
-        """What a screen subscribes to: the whole site."""
+        """The whole site (a watcher's or a test's subscription; a screen takes only ``screen``)."""
         return f"{self.base}/#"
 
     def segment(self, topic: str, index: int) -> str:
