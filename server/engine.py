@@ -10,7 +10,7 @@ visitor or staff member can read, and changes nothing.
 Time comes in as an argument (an aware datetime), ids and tokens from
 injected factories, so every rule is tested without a clock or a database.
 
-One module of ~500 lines on purpose: every queue rule in one file, so a rule
+One module of ~600 lines on purpose: every queue rule in one file, so a rule
 is found in one place and its neighbours are read with it.
 
 Rules (docs/architecture.md explains the why):

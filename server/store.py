@@ -19,6 +19,8 @@ ticket (a year of statistics) takes a read-only connection of its own from
 The unique constraint on (site, letter, day, number) is the last line of
 defence against a number handed out twice: it holds even if a bug or a
 second writer ever got past the engine.
+
+One module of ~520 lines on purpose: the only place that opens the database, migrations included.
 """
 
 from __future__ import annotations

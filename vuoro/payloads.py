@@ -23,6 +23,8 @@ A field without a default is one a reader may count on; one with a default
 may be missing or null. To change a payload or the topic a payload travels
 on, change it here: the hub, the screens, the web page's description and the
 contract tests follow.
+
+One module of ~530 lines on purpose: the contract is read in one file (every payload and its route).
 """
 
 from __future__ import annotations

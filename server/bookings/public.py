@@ -18,6 +18,9 @@ must be this hub); a booking form carries an idempotency key, so a double click 
 address are limited (``[bookings] online_burst``, ``online_per_hour``) and code look-ups go through the
 check-in's ``CodeGuard`` (one site-wide bucket with the kiosks), so the chance of guessing a code stays below
 one in a million a day (server/code_guard.py). No personal data is put in a URL.
+
+Long (~690 lines): the page's forms, its five languages' drawing and the .ics/QR answers; no rule lives
+here (they are in book.py). Splitting the drawing from the routes is owed.
 """
 
 from __future__ import annotations

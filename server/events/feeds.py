@@ -14,6 +14,9 @@ to and from summer time. All-day events run from local midnight to midnight.
 DPL CMS (the CMS of Danish public libraries) states map to what screens show:
 ``TicketSaleNotOpen``/``Active``/``Occurred`` → ``scheduled``, ``SoldOut`` →
 ``sold_out``, ``Cancelled`` → ``cancelled``.
+
+One module of ~530 lines: both feed formats and their one fetcher share the problem reporting and the
+cache rule (a degraded feed never replaces a good copy).
 """
 
 from __future__ import annotations
