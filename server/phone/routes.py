@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import qrcode
-import qrcode.image.svg
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
@@ -68,6 +66,9 @@ class Door:
 
 
 def qr_svg(text: str) -> Response:
+    import qrcode  # only when a QR is drawn: qrcode pulls in Pillow, ≈ 5 MB an idle hub need not hold
+    import qrcode.image.svg
+
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=4,
                         error_correction=qrcode.constants.ERROR_CORRECT_M)
     return Response(image.to_string(), media_type="image/svg+xml", headers=SECURITY_HEADERS)
