@@ -10,6 +10,7 @@ per process, which piles up on a kiosk that restarts daily), and
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import tempfile
@@ -32,12 +33,20 @@ try:
 except OSError:  # read-only home: the library's own temporary folder is fine
     pass
 
+# The library rewrites its pickle in that shared folder whenever its JSON is newer (a fresh venv), and a
+# second process importing meanwhile reads it half-written (EOFError): one process at a time, by a lock.
+_lock = None
+with contextlib.suppress(OSError):
+    _lock = open(Path(os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR", tempfile.gettempdir())) / "import.lock", "w")  # noqa: SIM115 (held across the import)
+    fcntl.flock(_lock, fcntl.LOCK_EX)
 tempfile.mkdtemp = _recording_mkdtemp  # type: ignore[assignment]
 try:
     from escpos import printer as _printer  # noqa: E402
     from escpos.exceptions import DeviceNotFoundError  # noqa: E402
 finally:
     tempfile.mkdtemp = _real_mkdtemp
+    if _lock is not None:
+        _lock.close()  # closing releases the lock
 for _path in _created:
     if _path != os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR"):
         with contextlib.suppress(OSError):

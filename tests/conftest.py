@@ -22,11 +22,6 @@ os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
 import pytest  # noqa: E402
 
-# python-escpos caches its printer database as a pickle in the temp dir, rewritten whenever the installed
-# JSON is newer (a fresh venv): two test workers importing it at once read each other's half-written file
-# (EOFError). The controller loads conftest before it starts the workers, so importing it here writes the
-# pickle once, first.
-import escpos.capabilities  # noqa: E402, F401
 
 pytest_plugins = ["toolkit.fixtures"]
 
