@@ -22,7 +22,6 @@ os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
 import pytest  # noqa: E402
 
-
 pytest_plugins = ["toolkit.fixtures"]
 
 # The sample site with every service open all day, plus booking rules only the tests use
