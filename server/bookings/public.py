@@ -436,15 +436,15 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             opens = local(booking.start - timedelta(minutes=rules.early_min))
             pretty, link = codes.pretty(booking.code), f"/book/b/{e(booking.code)}"
             parts.append(f'<section class="checkin" aria-labelledby="checkin-h"><h2 id="checkin-h">{e(w("Code"))}: '
-                         f'{e(codes.pretty(booking.code))}</h2>'
+                         f'{e(pretty)}</h2>'
                          f'<p>{e(w("At the library: scan the QR code or type the code at the kiosk."))} '
                          f'{e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
                          f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}'
                          f'</section>')
-            parts.append(f'<ul class="actions"><li><a class="button" href="/book/b/{e(booking.code)}/calendar.ics" '
+            parts.append(f'<ul class="actions"><li><a class="button" href="{link}/calendar.ics" '
                          f'download>{e(w("Add to your calendar (.ics)"))}</a></li>'
                          f'<li><a class="button" href="{link}/move">{e(w("Move the booking"))}</a></li>'
-                         f'<li><a class="button secondary" href="/book/b/{e(booking.code)}/cancel">'
+                         f'<li><a class="button secondary" href="{link}/cancel">'
                          f'{e(w("Cancel the booking"))}</a></li></ul>')
         parts.append(f'<p><a href="/book/">{e(w("Book another time"))}</a></p>')
         return page(request, w, w("Your booking"), "".join(parts))
