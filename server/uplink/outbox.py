@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from server.engine import Call, Outcome, Ticket
 
 TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS = "ticket", "event", "call", "feedback", "device_status"
-ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS)
+BOOKING = "booking"  # a booking's current state (a branch of the centre's calendar; key: the booking's id)
+ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS, BOOKING)
 
 # Rows that plugins write (statistics' tables, server/stats/records.py) and the centre needs: copied into the
 # outbox by one INSERT … SELECT per table, like the history lines. A table that is not there (its plugin is not
@@ -104,6 +105,14 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str,
     tickets = {t.id: t for o in outcomes for t in (*o.created, *o.tickets)}  # the last state of each
     rows = [(TICKET, t.id, json.dumps(ticket_body(t)), at) for t in tickets.values()]
     rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
+    # Records that say what the centre needs of them (a booking row: ``outbox()``), in the batch's order; a booking
+    # changed twice in one batch ships twice, the later row last, and the centre merges both.
+    for o in outcomes:
+        for record in o.records:
+            shipped = getattr(record, "outbox", None)
+            if shipped is not None:
+                kind, key, body = shipped()
+                rows.append((kind, key, json.dumps(body), at))
     if rows:
         db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
     copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
