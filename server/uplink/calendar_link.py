@@ -73,14 +73,16 @@ class CalendarLink:
             return
         day = local.date()
         try:
-            answer = requests.post(f"{self.link.url.rstrip('/')}/api/v1/calendar/handover", json={"day": day.isoformat()},
-                                   headers={"Authorization": f"Bearer {self.link.token}"}, timeout=10,
+            answer = requests.post(f"{self.link.url.rstrip('/')}/api/v1/calendar/handover",
+                                   json={"day": day.isoformat()}, timeout=10,
+                                   headers={"Authorization": f"Bearer {self.link.token}"},
                                    verify=self.link.ca_file or True)
         except requests.RequestException as exc:
             self.state = {"state": "unreachable", "day": day.isoformat(), "error": str(exc)[:200]}
             return
         if answer.status_code != 200:
-            self.state = {"state": "refused", "day": day.isoformat(), "error": f"{answer.status_code} {answer.text[:200]}"}
+            error = f"{answer.status_code} {answer.text[:200]}"
+            self.state = {"state": "refused", "day": day.isoformat(), "error": error}
             log.error("the centre refused the handover of %s: %s", day, self.state["error"])
             return
         rows = answer.json().get("bookings", [])
