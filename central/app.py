@@ -57,7 +57,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     @app.exception_handler(ApiError)
     async def refused(request: Request, exc: ApiError) -> JSONResponse:
         # The calendar's refusals (central/calendar.py): the branches' own codes and words
-        return JSONResponse(error_body(exc.code, exc.message, exc.field, **exc.details), status_code=exc.status)
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=exc.status)
 
     # The municipality's booking calendar and its public page (central/calendar.py, central/booking_pages.py)
     add_booking_pages(app, config, Calendar(config, pool, away_s=config.calendar_away_s))

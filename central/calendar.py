@@ -111,16 +111,19 @@ class Calendar:
         sale = self.sale(branch)
         return [sid for sid in sale.branch.site.services if sale.settings.rules(sid).online is not None]
 
-    def reachable(self, db: psycopg.Connection, branch: str, now: datetime) -> bool:
-        row = db.execute("SELECT GREATEST(last_seen, calendar_seen) FROM branches WHERE id = %s", (branch,)).fetchone()
-        return bool(row and row[0] and (now - row[0]).total_seconds() <= self.away_s)
+    def reachable(self, db: psycopg.Connection, branch: str) -> bool:
+        """Heard from within ``away_s`` (an uplink batch or a calendar poll), by the database's own clock: both
+        times are its, so a centre whose clock is set differently (or a test's) does not matter."""
+        row = db.execute("SELECT GREATEST(last_seen, calendar_seen) > clock_timestamp() - make_interval(secs => %s) "
+                         "FROM branches WHERE id = %s", (self.away_s, branch)).fetchone()
+        return bool(row and row[0])
 
     def day_owner(self, db: psycopg.Connection, branch: str, day: date, now: datetime) -> str | None:
         """None when the centre may sell ``day``'s places; else why not (``BRANCH_OWNS`` / ``BRANCH_AWAY``)."""
         if db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day)).fetchone():
             return BRANCH_OWNS
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        if day <= today and not self.reachable(db, branch, now):
+        if day <= today and not self.reachable(db, branch):
             return BRANCH_AWAY
         return None
 
