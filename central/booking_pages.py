@@ -354,10 +354,14 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         parts = [f'<h1>{e(w("Your booking"))}</h1>', notice, summary(w, row)]
         if row["status"] == "booked":
             pretty, link = codes.pretty(row["code"]), f"/book/b/{e(row['code'])}"
+            rules = calendar.sale(row["branch"]).settings.rules(row["service"])
+            tz = calendar.sale(row["branch"]).branch.site.timezone
+            opens = (row["start_at"] - timedelta(minutes=rules.early_min)).astimezone(tz)
             manage_url = f"{str(request.base_url).rstrip('/')}/book/b/{row['code']}"
             parts.append(f'<section class="checkin" aria-labelledby="checkin-h"><h2 id="checkin-h">{e(w("Code"))}: '
                          f'{e(pretty)}</h2><p>{e(w("At the library: scan the QR code or type the code at the kiosk."))}'
-                         f'</p>{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}</section>'
+                         f' {e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
+                         f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}</section>'
                          f'<ul class="actions"><li><a class="button" href="{link}/calendar.ics" download>'
                          f'{e(w("Add to your calendar (.ics)"))}</a></li><li><a class="button secondary" '
                          f'href="{link}/cancel">{e(w("Cancel the booking"))}</a></li></ul>')

@@ -42,7 +42,7 @@ from server.store import ts
 from vuoro import refusals
 from vuoro.clock import clock_from_env
 
-CENTRE_CODE_LENGTH = 7  # a branch mints 6 characters: the two code spaces can never collide (docs/bookings.md)
+CENTRE_CODE_LENGTH = codes.CENTRE_LENGTH  # a branch mints 6: the code spaces never collide (docs/bookings.md)
 AWAY_S = 60.0  # a branch not heard from (uplink heartbeat or calendar poll) for this long is unreachable
 BRANCH_AWAY, BRANCH_OWNS = "branch_away", "branch_owns"
 _RANK_SQL = ("CASE {} WHEN 'checked_in' THEN 3 WHEN 'cancelled' THEN 2 WHEN 'no_show' THEN 1 ELSE 0 END")

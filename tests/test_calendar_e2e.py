@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+import pytest
 import requests
 
 from tests.conftest import TEST_SITE
@@ -231,4 +232,50 @@ def test_one_calendar_handover_checkin_offline_cut_and_reconciliation(  # type: 
                 'SELECT service, start, "end" FROM bookings WHERE status IN (\'booked\', \'checked_in\')')]
         assert not {k: n for k, n in slot_counts(local).items() if n > CAPACITY[k[1]]}
     finally:
+        centre.stop()
+
+
+@pytest.mark.browser
+def test_the_centres_booking_page_at_phone_size_in_chromium(  # type: ignore[no-untyped-def]
+        tmp_path, make_hub, postgres_db, browser) -> None:
+    """A citizen books at the centre in Chromium at phone size: branch and service, a time, a name; the booking
+    with its 7-character code and QR; axe-core finds nothing on any page. Screenshots in docs/screenshots/central."""
+    from toolkit.accessibility import PHONE, assert_accessible
+
+    clock = tmp_path / "clock"
+    write_clock_file(clock, D0)
+    env = {CLOCK_ENV: str(clock)}
+    centre_port = free_port()
+    sites = {"north": calendar_site(tmp_path, "north", "Nordby Bibliotek", f"http://127.0.0.1:{centre_port}")}
+    config = write_centre_config(tmp_path / "centre.toml", postgres_db, sites, languages=("en", "da"))
+    centre = CentralProcess(config, port=centre_port, env=env).start()
+    hub = make_hub(tmp_path / "north", site=sites["north"][1], env=env).start()
+    shots = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "central"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        wait_until(lambda: requests.get(f"{centre.url}/api/v1/calendar/slots", params={
+            "branch": "north", "service": "bibliotekar"}, timeout=5).json()["notice"] == "branch_owns",
+                   "north took today over", timeout=30)
+        page = browser.new_context(viewport=PHONE, locale="en-GB").new_page()
+        page.goto(f"{centre.url}/book/?lang=en")
+        assert_accessible(page, "the centre's start page")
+        page.screenshot(path=str(shots / "book-start-en.png"), full_page=True)
+        page.locator("a[href='/book/north/bibliotekar/']").click()
+        assert_accessible(page, "the centre's times at a branch")
+        page.screenshot(path=str(shots / "book-times-en.png"), full_page=True)
+        assert "Today's times at Nordby Bibliotek are booked at the branch itself" in page.content()
+        page.locator("input[name=start]").first.check()
+        page.get_by_label("Name").fill("Ada")
+        page.get_by_role("button", name="Book this time").click()
+        assert_accessible(page, "the centre's booking")
+        page.screenshot(path=str(shots / "book-done-en.png"), full_page=True)
+        code = page.locator("dd.code").inner_text().replace("-", "")
+        assert page.locator("dd.code").inner_text() == f"{code[:3]}-{code[3:]}"  # shown as 7KQ-3MZA
+        assert len(code) == 7
+        assert centre_bookings(postgres_db)[code][:3] == ("north", "centre", "booked")
+        page.goto(f"{centre.url}/book/any/bibliotekar/")
+        assert_accessible(page, "the nearest free time at any branch")
+        assert page.get_by_role("link", name="Nordby Bibliotek").count() == 1
+    finally:
+        hub.stop()
         centre.stop()
