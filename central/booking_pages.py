@@ -48,12 +48,15 @@ from server.throttle import Bucket
 from vuoro import refusals
 
 WEB_DEVICE = "centre-web"
-# Words only the centre's page says (English; the five languages' catalogues are owed: ``Words`` falls back).
+# Words only the centre's page says (translated in server/bookings/locale/*.po with the branch page's words).
 NOTICES = {
     BRANCH_AWAY: "Same-day times at {branch} cannot be booked online just now, because the branch cannot be "
                  "reached. Later days can be booked here. For today, come by or call the branch.",
     BRANCH_OWNS: "Today's times at {branch} are booked at the branch itself: at its kiosk or by phone.",
 }
+CENTRE_MSGIDS: tuple[str, ...] = (
+    "Choose a branch and what you need help with.", "Nearest free time at any branch", "It is in your confirmation.",
+    "The first free time at each branch, soonest first.", *NOTICES.values())
 
 
 def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
