@@ -138,3 +138,45 @@ def test_centre_and_branch_codes_are_apart_and_read_alike() -> None:
     assert codes.CENTRE_LENGTH != codes.LENGTH  # disjoint by length: a centre code is never a branch's
     assert codes.pretty("7KQ3MZA") == "7KQ-3MZA" and codes.pretty("7KQ3MZ") == "7KQ-3MZ"
     assert codes.normalise("7kq-3mza") == "7KQ3MZA" and codes.problem("7KQ3MZA") is None
+
+
+def test_a_bookings_change_goes_out_in_its_commit_and_a_new_stream_ships_the_bookings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The centre's calendar hears of a branch's bookings through the outbox, exactly like tickets: a booking's
+    row is written in the commit that made it; a new stream (a re-snapshot, a site joining) ships every booking."""
+    import json
+    import sqlite3
+
+    from server.bookings import records
+    from server.bookings.book import BookingBook
+    from server.bookings.settings import parse_settings
+    from server.config import load_config
+    from server.engine import Outcome
+    from server.hub import Hub
+    from server.store import SQLiteStore
+    from server.uplink.outbox import Resnapshot
+
+    config = load_config(TEST_SITE)
+    path = tmp_path / "hub.sqlite3"
+    store = SQLiteStore(path, config.site_id, outbox=True)
+    hub = Hub(config, store).start()
+    try:
+        store.writers.update({records.BookingRow: records.write_booking})
+        hub.call(lambda engine, now: store.migrate_plugin("bookings", records.SCHEMA))
+        book = BookingBook(config, parse_settings(config), store)
+        start = (datetime.now(TZ) + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+        _, made = hub.call(lambda engine, now: book.book_online(engine, now, service="bibliotekar", start=start,
+                                                               slots=1, key="web:k1", language="da", name="Ann"))
+
+        def outbox() -> list[tuple[str, dict]]:
+            with sqlite3.connect(path) as db:
+                return [(k, json.loads(b)) for k, b in db.execute("SELECT kind, body FROM outbox ORDER BY seq")]
+
+        shipped = [body for kind, body in outbox() if kind == "booking"]
+        assert [(b["code"], b["status"], b["name"]) for b in shipped] == [(made["code"], "booked", "Ann")]
+        hub.call(lambda engine, now: book.cancel_online(engine, now, made["code"]))
+        hub.call(lambda engine, now: Outcome(records=[Resnapshot(config.site_id)]))
+        again = [body for kind, body in outbox() if kind == "booking"]
+        assert [(b["code"], b["status"], b["start"]) for b in again] == [
+            (made["code"], "cancelled", start.astimezone(ZoneInfo("UTC")).isoformat())]
+    finally:
+        hub.stop()

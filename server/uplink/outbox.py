@@ -73,6 +73,12 @@ def call_body(c: Call) -> dict[str, Any]:
 _EVENT_KEY = "ticket_id || '/' || id || '/' || at"
 _ROW_KEY = "? || '/' || id || '/' || at"
 
+_BOOKING_JSON = ("json_object('id', id, 'site', site, 'code', code, 'service', service, 'start', start, "
+                 "'end', \"end\", 'day', day, 'slots', slots, 'status', status, 'origin', origin, 'name', name, "
+                 "'phone', phone, 'email', email, "
+                 "'note', note, 'language', language, 'ticket_id', ticket_id, 'checked_in_at', "
+                 "checked_in_at, 'created_at', created_at, 'cancelled_at', cancelled_at)")
+
 # A history line as SQLite builds it, from the row the store has just written (its id is the key's half).
 _EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'service', service, "
                "'counter', counter, 'detail', detail)")
@@ -168,6 +174,10 @@ def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
         if table in existing:
             count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, "
                                 f"{body}, ? FROM {table} WHERE site = ? ORDER BY id", (origin, at, site)).rowcount
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bookings'").fetchone():
+        # Bookings in their current state (the shape of ``records.booking_body``): the centre's calendar merges them
+        count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{BOOKING}', id, {_BOOKING_JSON}, ? "
+                            "FROM bookings WHERE site = ? ORDER BY created_at", (at, site)).rowcount
     return count
 
 
