@@ -60,7 +60,9 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=exc.status)
 
     # The municipality's booking calendar and its public page (central/calendar.py, central/booking_pages.py)
-    add_booking_pages(app, config, Calendar(config, pool, away_s=config.calendar_away_s))
+    calendar = Calendar(config, pool, away_s=config.calendar_away_s)
+    add_booking_pages(app, config, calendar)
+    app.state.calendar_purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
 
     def bearer(request: Request) -> str:
         header = request.headers.get("authorization", "")

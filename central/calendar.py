@@ -23,9 +23,11 @@ Status travels both ways and merges by one rule: checked in beats cancelled beat
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -45,6 +47,8 @@ from vuoro.clock import clock_from_env
 CENTRE_CODE_LENGTH = codes.CENTRE_LENGTH  # a branch mints 6: the code spaces never collide (docs/bookings.md)
 AWAY_S = 60.0  # a branch not heard from (uplink heartbeat or calendar poll) for this long is unreachable
 BRANCH_AWAY, BRANCH_OWNS = "branch_away", "branch_owns"
+PURGE_EVERY_S = 600.0  # the retention purge: at start, then this often
+log = logging.getLogger("vuoro.central.calendar")
 _RANK_SQL = ("CASE {} WHEN 'checked_in' THEN 3 WHEN 'cancelled' THEN 2 WHEN 'no_show' THEN 1 ELSE 0 END")
 _COLUMNS = ("id", "branch", "side", "code", "service", "start_at", "end_at", "day", "slots", "status", "origin",
             "name", "phone", "email", "note", "language", "ticket_id", "checked_in_at", "created_at",
@@ -268,6 +272,40 @@ class Calendar:
                 return cur.execute("UPDATE calendar_bookings SET status = 'cancelled', cancelled_at = %s, "
                                    "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
                                    (now, row["id"])).fetchone()
+
+    # -- retention ---------------------------------------------------------------------------------------------
+
+    def purge(self) -> int:
+        """Name, phone, e-mail and note of bookings on days older than their branch's ``[bookings] retention_days``
+        set to NULL (times and status stay, for statistics), as the branch does with its own; how many rows."""
+        now = utc_now()
+        emptied = 0
+        with self.pool.connection() as db, db.transaction():
+            for bid, sale in self.sales.items():
+                before = now.astimezone(sale.branch.site.timezone).date() - timedelta(days=sale.settings.retention_days)
+                emptied += db.execute(
+                    "UPDATE calendar_bookings SET name = NULL, phone = NULL, email = NULL, note = NULL "
+                    "WHERE branch = %s AND day < %s AND (name IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL "
+                    "OR note IS NOT NULL)",
+                    (bid, before)).rowcount
+        return emptied
+
+    def keep_purging(self, every_s: float = PURGE_EVERY_S) -> threading.Event:
+        """The purge at start and every ``every_s`` on a thread of its own; set the event to stop it."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    emptied = self.purge()
+                    if emptied:
+                        log.info("calendar: personal fields of %d old bookings emptied", emptied)
+                except Exception as exc:  # the database away: next time
+                    log.warning("calendar: the retention purge failed (%s); trying again later", exc)
+                stop.wait(every_s)
+
+        threading.Thread(target=run, name="vuoro-calendar-purge", daemon=True).start()
+        return stop
 
     # -- the branches' side ----------------------------------------------------------------------------------------
 

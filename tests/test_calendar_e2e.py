@@ -279,3 +279,33 @@ def test_the_centres_booking_page_at_phone_size_in_chromium(  # type: ignore[no-
     finally:
         hub.stop()
         centre.stop()
+
+
+def test_the_centre_empties_personal_fields_after_the_branchs_retention_days(  # type: ignore[no-untyped-def]
+        tmp_path, postgres_db) -> None:
+    """The real centre process: a booking's name and phone are kept until ``retention_days`` (30 in the test site)
+    after its day, then emptied by the centre's own purge (at start, then every 10 minutes); its time stays."""
+    clock = tmp_path / "clock"
+    write_clock_file(clock, D0)
+    sites = {"north": calendar_site(tmp_path, "north", "Nordby Bibliotek", "http://127.0.0.1:9")}
+    config = write_centre_config(tmp_path / "centre.toml", postgres_db, sites, languages=("en",))
+    centre = CentralProcess(config, env={CLOCK_ENV: str(clock)}).start()
+    try:
+        made = centre_book(centre.url, "north", "borgerservice", (D0 + timedelta(days=2)).replace(hour=10),
+                           name="Pia", phone="+45 11 22 33 44")
+        assert made.status_code == 201, made.text
+        centre.stop()
+        write_clock_file(clock, D0 + timedelta(days=2 + 29))  # 29 days after: kept
+        centre.start()
+
+        def personal() -> tuple[Any, ...]:
+            with psycopg.connect(postgres_db) as db:
+                return db.execute("SELECT name, phone, start_at IS NOT NULL FROM calendar_bookings").fetchone()
+
+        assert personal() == ("Pia", "+45 11 22 33 44", True)
+        centre.stop()
+        write_clock_file(clock, D0 + timedelta(days=2 + 31))  # past retention_days = 30
+        centre.start()
+        wait_until(lambda: personal() == (None, None, True), "the purge at the centre's start", timeout=20)
+    finally:
+        centre.stop()
