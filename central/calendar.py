@@ -102,6 +102,9 @@ class Calendar:
     def __init__(self, config: CentreConfig, pool: ConnectionPool, away_s: float = AWAY_S):
         self.config, self.pool, self.away_s = config, pool, away_s
         self.sales = {bid: Sale(b, parse_settings(b.site)) for bid, b in config.branches.items()}
+        # Each branch's day plans (its grid and places per day, from its config alone) kept across requests, as
+        # the hub's book keeps them: the listing asks for four weeks of them at every look.
+        self._plans: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -131,20 +134,33 @@ class Calendar:
             return BRANCH_AWAY
         return None
 
-    def _picture(self, db: psycopg.Connection, branch: str, service: str, since: date) -> OnlineCalendar:
-        """The branch's rules over the places and bookings the centre holds from ``since`` on."""
+    def owners(self, db: psycopg.Connection, branch: str, days: list[date], now: datetime) -> dict[date, str | None]:
+        """``day_owner`` of several days with two queries (the listing's four weeks)."""
+        if not days:
+            return {}
+        handed = {d for d, in db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day BETWEEN %s "
+                                         "AND %s", (branch, min(days), max(days)))}
+        today = now.astimezone(self.sale(branch).branch.site.timezone).date()
+        away = min(days) <= today and not self.reachable(db, branch)
+        return {d: BRANCH_OWNS if d in handed else BRANCH_AWAY if away and d <= today else None for d in days}
+
+    def _picture(self, db: psycopg.Connection, branch: str, service: str, since: date,
+                 until: date | None = None) -> OnlineCalendar:
+        """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
         sale = self.sale(branch)
         cal = OnlineCalendar(sale.branch.site, sale.settings)
+        cal._plans = self._plans[branch]
         tz = sale.branch.site.timezone
         start = datetime.combine(since, datetime.min.time(), tz)
+        end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
         for slot, place, booking_id in db.execute(
                 "SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND service = %s AND "
-                "slot_start >= %s", (branch, service, start)):
+                "slot_start >= %s AND slot_start < %s", (branch, service, start, end)):
             cal.places.claims.setdefault((service, ts(slot)), {})[place] = booking_id
         with db.cursor(row_factory=dict_row) as cur:
             for row in cur.execute("SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s "
-                                   "AND side = 'centre' AND status IN ('booked', 'checked_in')",
-                                   (branch, service, since)):
+                                   "AND day <= %s AND side = 'centre' AND status IN ('booked', 'checked_in')",
+                                   (branch, service, since, until or date.max)):
                 cal.bookings[row["id"]] = as_booking(row)
         return cal
 
@@ -157,9 +173,9 @@ class Calendar:
             cal = self._picture(db, branch, service, today)
             cal.online_rules(service)  # 404 / 409 for a service that is not booked online
             first = cal.listing(now, service, None if day is None else day)
-            owners = {d: self.day_owner(db, branch, date.fromisoformat(d), now) for d in first["days"]}
-            notice = owners.get(today.isoformat()) or (
-                self.day_owner(db, branch, today, now) if today.isoformat() not in owners else None)
+            by_day = self.owners(db, branch, sorted({today, *(date.fromisoformat(d) for d in first["days"])}), now)
+            owners = {d: by_day[date.fromisoformat(d)] for d in first["days"]}
+            notice = by_day[today]
             allowed = [d for d in first["days"] if owners[d] is None]
             wanted = day.isoformat() if day else None
             if wanted not in allowed:
@@ -222,7 +238,7 @@ class Calendar:
             if owner == BRANCH_AWAY:
                 raise ApiError(409, BRANCH_AWAY, "Same-day times at this branch cannot be booked online just now: "
                                "the branch cannot be reached.", field="start")
-            cal = self._picture(db, branch, service, now.astimezone(tz).date())
+            cal = self._picture(db, branch, service, day, day)  # a booking's slots and per-day limit: its own day
             rules, online = cal.online_rules(service)
             kept = cal.check_details(online, name, phone, email)
             grid = cal.check_online(now, rules, start, slots)
