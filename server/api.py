@@ -180,6 +180,9 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 "version": __version__, "site": config.site_id}
         if uplink_status:
             body["uplink"] = uplink_status()
+        calendar = getattr(app.state, "calendar_link", None)  # a branch of the centre's calendar: has it its day?
+        if calendar is not None:
+            body["calendar"] = dict(calendar.state)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/api/v1/site", tags=["reading"])

@@ -168,6 +168,8 @@ def test_one_calendar_handover_checkin_offline_cut_and_reconciliation(  # type: 
         # The south branch goes away (its hub stopped); morning comes: north takes D1 with the centre's bookings.
         hubs["south"].stop()
         write_clock_file(clock, d1.replace(hour=9, minute=50))
+        wait_until(lambda: requests.get(f"{hubs['north'].url}/api/v1/health", timeout=5).json()["calendar"] == {
+            "state": "owner", "day": d1.date().isoformat(), "error": None}, "north's health: it owns D1", timeout=30)
         wait_until(lambda: {x_code, y_code} <= set(branch_bookings(hubs["north"])),
                    "the centre's bookings handed over to north", timeout=30)
         # South never took D1 over and cannot be reached: its same-day times are not sold, and the page says why.
@@ -205,6 +207,8 @@ def test_one_calendar_handover_checkin_offline_cut_and_reconciliation(  # type: 
         assert mine.status_code == 409  # and never the branch's own day, where Z now sits
         z_code, w_code = z.json()["code"], w.json()["code"]
 
+        wait_until(lambda: requests.get(f"{hubs['north'].url}/api/v1/health", timeout=5).json()["calendar"][
+            "state"] == "unreachable", "north's health says the centre is unreachable", timeout=30)
         relay.mend()
         # Reconciled: checked in beats cancelled (X), cancelled beats booked (Y), both sides' new bookings kept.
         wait_until(lambda: centre_bookings(postgres_db).get(x_code, ("",) * 3)[2] == "checked_in"

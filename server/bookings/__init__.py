@@ -58,6 +58,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     hub.plugins.register(bookings)
     app.state.bookings = bookings.book
     app.state.code_guard = bookings.guard
+    app.state.calendar_link = bookings.calendar_link  # its state in /api/v1/health (None: no centre calendar)
     routes.add_routes(app, hub, bookings.book, bookings.guard)
     public.add_public_pages(app, hub, bookings.book, bookings.guard)
 
