@@ -26,7 +26,7 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, as_booking, booking_json
+from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, as_booking, booking_json, utc_now
 from central.config import CentreConfig
 from server import codes
 from server.bookings.public import (
@@ -205,7 +205,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                   if listing.get("notice") else "")
         days = []
         tz = calendar.sale(bid).branch.site.timezone
-        today = datetime.now(tz).date()
+        today = utc_now().astimezone(tz).date()
         for iso in listing["days"][:7]:
             d = date.fromisoformat(iso)
             label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
