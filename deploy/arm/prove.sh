@@ -35,7 +35,7 @@ done
 # shellcheck source=deploy/arm/vm.sh
 . "$HERE/vm.sh"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '\n\033[1m== %s  (%s UTC)\033[0m\n' "$*" "$(date -u +%T)"; }
 FAILED=0 PASSED=0
 # check NAME COMMAND...: run it, print PASS/FAIL with the last line it printed.
 check() {
@@ -46,10 +46,10 @@ check() {
     last="$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1 || true)"
     if [[ $status -eq 0 ]]; then
         PASSED=$((PASSED + 1))
-        printf '\033[32mPASS\033[0m  %-38s %s\n' "$name" "$last" | tee -a "$RUN/results.txt"
+        printf '%s \033[32mPASS\033[0m  %-38s %s\n' "$(date -u +%T)" "$name" "$last" | tee -a "$RUN/results.txt"
     else
         FAILED=$((FAILED + 1))
-        printf '\033[31mFAIL\033[0m  %-38s %s\n' "$name" "$last" | tee -a "$RUN/results.txt"
+        printf '%s \033[31mFAIL\033[0m  %-38s %s\n' "$(date -u +%T)" "$name" "$last" | tee -a "$RUN/results.txt"
         printf '%s\n' "$out" | tail -n 20 | sed 's/^/      /'
     fi
 }
@@ -254,6 +254,64 @@ hung_hub() {
 check "hub SIGSTOP -> watchdog restart" hung_hub
 check "hub answers again" checks health
 
+# -- a read-only root and a power cut ---------------------------------------------------------------
+say "read-only root (overlayroot, as raspi-config's overlay) and a power cut"
+# raspi-config nonint do_overlayfs 0 does this on Raspberry Pi OS Bookworm: overlayroot=tmpfs on
+# the kernel command line. recurse=0: the data disk at /var/lib/vuoro stays a real, writable disk.
+# raspi-config installs overlayroot when it is missing; its initramfs script needs busybox.
+check "overlay root on at the next boot" vm_ssh "set -e
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends overlayroot busybox >/dev/null
+    grep -q overlayroot= /boot/firmware/cmdline.txt || sudo sed -i '1 s|\$| overlayroot=tmpfs:recurse=0|' /boot/firmware/cmdline.txt
+    grep -o 'overlayroot=[^ ]*' /boot/firmware/cmdline.txt"
+vm_poweroff
+vm_start
+check "boots with the read-only root" vm_wait_boot 900
+# Read-only, not just an overlay: the lower root (overlayroot's lowerdir) is mounted ro and a
+# write to it fails; what is written to / lands in RAM and is gone after the power cut.
+root_read_only() {
+    vm_ssh 'set -e
+    grep " / overlay " /proc/mounts || true
+    lower=$(awk '"'"'$2 == "/" && $3 == "overlay" {n = split($4, o, ","); for (i = 1; i <= n; i++) if (o[i] ~ /^lowerdir=/) print substr(o[i], 10)}'"'"' /proc/mounts)
+    [ -n "$lower" ] || { echo "/ is $(findmnt -no FSTYPE /), not an overlay"; exit 1; }
+    options=$(findmnt -no OPTIONS "$lower")
+    case ",$options," in *,ro,*) ;; *) echo "the lower root $lower is mounted $options"; exit 1 ;; esac
+    if sudo touch "$lower/vuoro-proof-write" 2>/dev/null; then echo "a write to the lower root $lower succeeded"; exit 1; fi
+    [ "$(findmnt -no FSTYPE /var/lib/vuoro)" = ext4 ]
+    sudo sh -c "date > /etc/vuoro-proof-written-before-the-cut"
+    echo "/ = overlay over $lower ($(findmnt -no SOURCE "$lower"), mounted ${options%%,*}: a write to it fails); /var/lib/vuoro = $(findmnt -no SOURCE,FSTYPE /var/lib/vuoro)"'
+}
+check "root is read-only, store on its own disk" root_read_only
+check "vuoro-hub READY on the read-only root" unit_ready vuoro-hub
+check "tickets taken, then the power is cut" checks tickets 25 "$RUN/tickets-before-cut.txt"
+vm_kill
+vm_start
+check "boots again after the power cut" vm_wait_boot 900
+check "vuoro-hub READY after the power cut" unit_ready vuoro-hub
+check "root read-only after the cut; / writes gone" vm_ssh 'set -e
+    [ "$(findmnt -no FSTYPE /)" = overlay ]
+    [ ! -e /etc/vuoro-proof-written-before-the-cut ] || { echo "a file written to / before the cut survived it"; exit 1; }
+    echo "/ is an overlay again; the file written to /etc before the cut is gone (the overlay was in RAM)"'
+check "every ticket is still there" checks tickets-kept "$RUN/tickets-before-cut.txt"
+check "the store is intact (SQLite integrity_check)" vm_ssh \
+    'r=$(sudo sqlite3 /var/lib/vuoro/hub.sqlite3 "PRAGMA integrity_check;"); echo "integrity_check: $r"; [ "$r" = ok ]'
+check "vuoro-kiosk READY after the power cut" unit_ready vuoro-kiosk
+check "vuoro-display READY after the power cut" unit_ready vuoro-display
+check "kiosk on screen after the power cut" screenshot kioskgpu kiosk-after-power-cut
+check "signage on screen after the power cut" screenshot displaygpu display-after-power-cut
+
+
+# The Ansible runs need a writable root, as raspi-config's "overlay off" gives before an upgrade:
+# overlayroot=... leaves the command line in the lower root (overlayroot-chroot) and in the view.
+check "overlay root off at the next boot" vm_ssh 'set -e
+    sudo overlayroot-chroot sed -i "s/ overlayroot=[^ ]*//" /boot/firmware/cmdline.txt 2>/dev/null
+    sudo sed -i "s/ overlayroot=[^ ]*//" /boot/firmware/cmdline.txt
+    if grep -q overlayroot= /boot/firmware/cmdline.txt; then echo "overlayroot= still there"; exit 1; fi
+    echo "cmdline.txt: $(cat /boot/firmware/cmdline.txt)"'
+vm_poweroff
+vm_start
+check "boots with a writable root" vm_wait_boot 900
+check "root is writable ext4 again" vm_ssh 'set -e; [ "$(findmnt -no FSTYPE /)" = ext4 ]; echo "/ is $(findmnt -no SOURCE,FSTYPE,OPTIONS / | cut -d, -f1)"'
+
 # -- Ansible ----------------------------------------------------------------------------------------
 say "the Ansible playbook over SSH, twice"
 mkdir -p "$RUN/inventory"
@@ -293,36 +351,6 @@ check "playbook, second run: no changes" idempotent
 for unit in vuoro-hub vuoro-kiosk vuoro-display vuoro-button; do
     check "$unit READY after Ansible" unit_ready "$unit"
 done
-
-# -- a read-only root and a power cut ---------------------------------------------------------------
-say "read-only root (overlayroot, as raspi-config's overlay) and a power cut"
-# raspi-config nonint do_overlayfs 0 does this on Raspberry Pi OS Bookworm: overlayroot=tmpfs on
-# the kernel command line. recurse=0: the data disk at /var/lib/vuoro stays a real, writable disk.
-# raspi-config installs overlayroot when it is missing; its initramfs script needs busybox.
-check "overlay root on at the next boot" vm_ssh "set -e
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends overlayroot busybox >/dev/null
-    grep -q overlayroot= /boot/firmware/cmdline.txt || sudo sed -i '1 s|\$| overlayroot=tmpfs:recurse=0|' /boot/firmware/cmdline.txt
-    grep -o 'overlayroot=[^ ]*' /boot/firmware/cmdline.txt"
-vm_poweroff
-vm_start
-check "boots with the read-only root" vm_wait_boot 900
-check "root is an overlay, store on its own disk" vm_ssh 'set -e
-    [ "$(findmnt -no FSTYPE /)" = overlay ]
-    [ "$(findmnt -no FSTYPE /var/lib/vuoro)" = ext4 ]
-    echo "/ is $(findmnt -no SOURCE,FSTYPE /); /var/lib/vuoro is $(findmnt -no SOURCE,FSTYPE,OPTIONS /var/lib/vuoro | cut -d, -f1)"'
-check "vuoro-hub READY on the read-only root" unit_ready vuoro-hub
-check "tickets taken, then the power is cut" checks tickets 25 "$RUN/tickets-before-cut.txt"
-vm_kill
-vm_start
-check "boots again after the power cut" vm_wait_boot 900
-check "vuoro-hub READY after the power cut" unit_ready vuoro-hub
-check "every ticket is still there" checks tickets-kept "$RUN/tickets-before-cut.txt"
-check "the store is intact (SQLite integrity_check)" vm_ssh \
-    'r=$(sudo sqlite3 /var/lib/vuoro/hub.sqlite3 "PRAGMA integrity_check;"); echo "integrity_check: $r"; [ "$r" = ok ]'
-check "vuoro-kiosk READY after the power cut" unit_ready vuoro-kiosk
-check "vuoro-display READY after the power cut" unit_ready vuoro-display
-check "kiosk on screen after the power cut" screenshot kioskgpu kiosk-after-power-cut
-check "signage on screen after the power cut" screenshot displaygpu display-after-power-cut
 
 say "results ($RUN/results.txt)"
 echo "$PASSED passed, $FAILED failed"
