@@ -28,8 +28,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from central import figures, page
+from central.booking_pages import add_booking_pages
+from central.calendar import Calendar
 from central.config import Branch, CentreConfig
 from central.ingest import BatchRefused, parse_body, store_batch
+from server.errors import ApiError, error_body
 from server.stats.figures import DIMENSIONS
 from vuoro import __version__
 
@@ -50,6 +53,16 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         # PostgreSQL down or restarting: say so plainly; a branch keeps its rows and sends them again.
         return _error(503, "database_unavailable", "The centre's database cannot be reached just now; nothing was "
                                                    "stored. Branches keep their rows and send them again.")
+
+    @app.exception_handler(ApiError)
+    async def refused(request: Request, exc: ApiError) -> JSONResponse:
+        # The calendar's refusals (central/calendar.py): the branches' own codes and words
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=exc.status)
+
+    # The municipality's booking calendar and its public page (central/calendar.py, central/booking_pages.py)
+    calendar = Calendar(config, pool, away_s=config.calendar_away_s)
+    add_booking_pages(app, config, calendar)
+    app.state.calendar_purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
 
     def bearer(request: Request) -> str:
         header = request.headers.get("authorization", "")

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from server.uplink.outbox import CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
+from server.uplink.outbox import BOOKING, CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
 
 _TICKET_FIELDS = ("service", "letter", "number", "day", "label", "language", "status", "origin", "queued_at",
                   "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers")
@@ -123,6 +123,11 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
                                 (_INSERT_FEEDBACK, feedback), (_INSERT_DEVICE, devices)):
                 if values:
                     cur.executemany(sql, values)
+        bookings = [r for r in new if r["kind"] == BOOKING]
+        if bookings:  # the municipality's calendar (central/calendar.py): the same transaction as the position
+            from central.calendar import merge_branch_rows
+
+            merge_branch_rows(db, branch, bookings)
         position = max(shipped, rows[-1]["seq"]) if rows else shipped
         oldest = min((r["at"] for r in rows), default=None)
         if rows and rows[-1]["seq"] > shipped:

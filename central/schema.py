@@ -114,6 +114,56 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX device_status_branch_at ON device_status (branch, device, at);
     """,
+    # ---- h17-calendar: the municipality's booking calendar (central/calendar.py). Lead: renumber at merge. ----
+    # Bookings the centre sold (side 'centre', codes of 7 characters, unique here) and the branches' own bookings
+    # as their uplink ships them (side 'branch', 6 characters, unique per branch); the places the centre's
+    # bookings hold (the last line of defence, as booking_claims is at a branch); the days handed over to a
+    # branch (from then on the branch owns the day's places: the centre sells none of them).
+    """
+    CREATE TABLE calendar_bookings (
+        id            text PRIMARY KEY,
+        branch        text NOT NULL REFERENCES branches (id),
+        side          text NOT NULL CHECK (side IN ('centre', 'branch')),
+        code          text NOT NULL,
+        service       text NOT NULL,
+        start_at      timestamptz NOT NULL,
+        end_at        timestamptz NOT NULL,
+        day           date NOT NULL,                 -- the branch's local date of start_at
+        slots         integer NOT NULL,
+        status        text NOT NULL CHECK (status IN ('booked', 'checked_in', 'no_show', 'cancelled')),
+        origin        text NOT NULL,
+        name          text,                          -- personal data: staff only
+        phone         text,
+        email         text,
+        note          text,
+        language      text,
+        ticket_id     text,
+        checked_in_at timestamptz,
+        created_at    timestamptz NOT NULL,
+        cancelled_at  timestamptz,
+        idem_key      text UNIQUE,
+        updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE UNIQUE INDEX calendar_centre_codes ON calendar_bookings (code) WHERE side = 'centre';
+    CREATE INDEX calendar_bookings_day ON calendar_bookings (branch, day);
+    CREATE TABLE calendar_claims (
+        branch      text NOT NULL,
+        service     text NOT NULL,
+        slot_start  timestamptz NOT NULL,
+        place       integer NOT NULL CHECK (place >= 1),
+        booking_id  text NOT NULL REFERENCES calendar_bookings (id) ON DELETE CASCADE,
+        PRIMARY KEY (branch, service, slot_start, place)
+    );
+    CREATE INDEX calendar_claims_booking ON calendar_claims (booking_id);
+    CREATE TABLE calendar_handovers (
+        branch     text NOT NULL REFERENCES branches (id),
+        day        date NOT NULL,
+        handed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, day)
+    );
+    ALTER TABLE branches ADD COLUMN calendar_seen timestamptz;
+    """,
+    # ---- end h17-calendar ----
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold
