@@ -347,13 +347,19 @@ def merge_branch_rows(db: psycopg.Connection, branch: str, rows: list[dict[str, 
     for row in rows:
         b = row["body"]
         if db.execute("SELECT 1 FROM calendar_bookings WHERE id = %s AND side = 'centre'", (b["id"],)).fetchone():
+            # Staff at the branch may have moved it (the branch holds it only on a day it owns): its time is the
+            # branch's; the centre's places of the old time are let go (the branch places it now).
+            moved = db.execute("SELECT start_at <> %s::timestamptz OR slots <> %s FROM calendar_bookings WHERE id = %s",
+                               (b["start"], b["slots"], b["id"])).fetchone()[0]
             db.execute(
                 f"UPDATE calendar_bookings SET status = CASE WHEN {_RANK_SQL.format('%s::text')} >= "
                 f"{_RANK_SQL.format('status')} THEN %s ELSE status END, ticket_id = COALESCE(%s, ticket_id), "
-                "checked_in_at = COALESCE(%s, checked_in_at), updated_at = clock_timestamp() WHERE id = %s",
-                (b["status"], b["status"], b.get("ticket_id"), b.get("checked_in_at"), b["id"]))
-            db.execute("DELETE FROM calendar_claims WHERE booking_id = %s AND (SELECT status FROM calendar_bookings "
-                       "WHERE id = %s) = 'cancelled'", (b["id"], b["id"]))
+                "checked_in_at = COALESCE(%s, checked_in_at), start_at = %s, end_at = %s, day = %s, slots = %s, "
+                "updated_at = clock_timestamp() WHERE id = %s",
+                (b["status"], b["status"], b.get("ticket_id"), b.get("checked_in_at"), b["start"], b["end"], b["day"],
+                 b["slots"], b["id"]))
+            db.execute("DELETE FROM calendar_claims WHERE booking_id = %s AND (%s OR (SELECT status FROM "
+                       "calendar_bookings WHERE id = %s) = 'cancelled')", (b["id"], moved, b["id"]))
             continue
         values = (b["id"], branch, "branch", b["code"], b["service"], b["start"], b["end"], b["day"], b["slots"],
                   b["status"], b["origin"], b.get("name"), b.get("phone"), b.get("email"), b.get("note"),

@@ -180,3 +180,30 @@ def test_a_bookings_change_goes_out_in_its_commit_and_a_new_stream_ships_the_boo
             (made["code"], "cancelled", start.astimezone(ZoneInfo("UTC")).isoformat())]
     finally:
         hub.stop()
+
+
+def test_the_branchs_rows_merge_by_the_one_rule_and_a_move_there_is_kept(calendar: Calendar) -> None:
+    """What the ingest does with a branch's ``booking`` rows for a booking the centre sold: a later check-in beats
+    the centre's cancellation, a stale 'booked' never undoes it, and a move by staff at the branch (the day is
+    theirs) is taken with the centre's places of the old time let go."""
+    from central.calendar import merge_branch_rows
+
+    tomorrow = (NOW + timedelta(days=1)).replace(hour=10)
+    code = book(calendar, tomorrow)
+    [row] = calendar.handover("north", tomorrow.date())
+    calendar.cancel(code)  # the citizen cancels at the centre during a cut ...
+    moved = tomorrow.replace(hour=12).astimezone(ZoneInfo("UTC"))
+
+    def branch_row(status: str, start: datetime) -> dict:  # type: ignore[type-arg]
+        return {"kind": "booking", "at": NOW.isoformat(), "body": {
+            **row, "status": status, "start": start.isoformat(), "end": (start + timedelta(minutes=15)).isoformat(),
+            "day": tomorrow.date().isoformat(), "checked_in_at": NOW.isoformat() if status == "checked_in" else None}}
+
+    with calendar.pool.connection() as db, db.transaction():  # ... while the branch moved it and checked it in
+        merge_branch_rows(db, "north", [branch_row("booked", moved), branch_row("checked_in", moved)])
+    with calendar.pool.connection() as db, db.transaction():  # an old row arriving late changes nothing
+        merge_branch_rows(db, "north", [branch_row("booked", moved)])
+    found = calendar.find(code)
+    assert (found["status"], found["start_at"]) == ("checked_in", moved)
+    with calendar.pool.connection() as db:
+        assert db.execute("SELECT count(*) FROM calendar_claims").fetchone()[0] == 0
