@@ -190,6 +190,11 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
         return JSONResponse(await run_in_threadpool(compute))
 
+    @app.get("/static/centre.js")
+    async def refresh_script() -> Response:
+        return Response(page.REFRESH_JS, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
     @app.get("/", response_class=HTMLResponse)
     async def overview_page(request: Request, lang: str | None = None) -> Response:
         who = viewer(request)

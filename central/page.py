@@ -12,8 +12,8 @@ from typing import Any
 from central.config import CentreConfig
 
 HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -69,6 +69,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "refused": {"da": "Version {n} blev afvist af filialen:", "sv": "Version {n} avvisades av filialen:",
                 "fi": "Toimipiste hylkäsi version {n}:", "nl": "Versie {n} is door de vestiging geweigerd:",
                 "en": "Version {n} was refused by the branch:"},
+    "refresh": {"da": "Opdatér hvert 15. sekund", "sv": "Uppdatera var 15:e sekund", "fi": "Päivitä 15 sekunnin välein",
+                "nl": "Elke 15 seconden bijwerken", "en": "Update every 15 seconds"},
     "login": {"da": "Log ind med centrets adgangsnøgle.", "sv": "Logga in med centralens åtkomstnyckel.",
               "fi": "Kirjaudu keskuksen tunnuksella.", "nl": "Log in met de toegangssleutel van de centrale.",
               "en": "Sign in with the centre's access token."},
@@ -100,11 +102,27 @@ def _printer(state: str, lang: str) -> str:
     return STRINGS[key].get(lang, STRINGS[key]["en"]) if key in STRINGS else state
 
 
+# The overview reloads itself every 15 s, and a person can stop that (WCAG 2.2.1: a page must not refresh
+# itself on a timer the reader cannot turn off; axe's meta-refresh rule). The choice is kept in the browser.
+REFRESH_JS = """
+const box = document.getElementById("refresh");
+if (box) {
+  box.checked = localStorage.getItem("vuoro-centre-refresh") !== "off";
+  box.addEventListener("change", () => localStorage.setItem("vuoro-centre-refresh", box.checked ? "on" : "off"));
+  setInterval(() => { if (box.checked) location.reload(); }, 15000);
+}
+"""
+
+
 def _document(lang: str, title: str, body: str, refresh: bool) -> str:
-    meta = '<meta http-equiv="refresh" content="15">' if refresh else ""
+    control = script = ""
+    if refresh:
+        control = (f'<p class="refresh"><input type="checkbox" id="refresh" checked> '
+                   f'<label for="refresh">{_t("refresh", lang)}</label></p>')
+        script = '<script src="/static/centre.js" defer></script>'
     return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}<title>{title}</title>'
-            f"<style>{CSS}</style></head><body><main>{body}</main></body></html>")
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+            f"<style>{CSS}</style>{script}</head><body><main>{body}{control}</main></body></html>")
 
 
 def document(lang: str, title: str, body: str, *, refresh: bool, languages: tuple[str, ...], here: str) -> str:
