@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     code = serve(config, Path(args.data_dir), overrides(args))
     if code == RESTART:  # the centre's new config: start again on it, in this process
+        log.warning("stopped; starting again on the centre's new config")
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
