@@ -70,4 +70,18 @@ def test_staff_sign_in_to_the_centre_and_see_their_branches(tmp_path: Path, make
     page.wait_for_selector("h2")
     assert sorted(page.locator("h2").all_inner_texts()) == ["Nordby Bibliotek", "Sydby Bibliotek"]
     assert_accessible(page, "the overview for the municipality")
+
+    # A refused version, as a branch reports it (its own token; tests/test_central_config.py makes real ones)
+    text = sites["north"][1].read_text(encoding="utf-8").replace('letter = "K"', 'letter = "kv"', 1)
+    requests.post(f"{centre.url}/api/v1/branches/north/config", data=text.encode(), headers=ADMIN,
+                  timeout=30).raise_for_status()
+    problem = "services.kvik.letter: expected one capital letter A–Z, got 'kv'"
+    requests.post(f"{centre.url}/api/v1/branch/config/report", timeout=10,
+                  headers={"Authorization": f"Bearer {sites['north'][0]}"},
+                  json={"running": {"version": 0, "checksum": None},
+                        "refused": {"version": 1, "checksum": "x", "problems": [problem]}}).raise_for_status()
+    page.reload()
+    assert "Version 1 was refused by the branch:" in page.inner_text("body") and problem in page.inner_text("body")
+    assert_accessible(page, "the overview with a refused config")
+    shot(page, "centre-overview-refused-en.png")
     context.close()
