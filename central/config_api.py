@@ -18,11 +18,18 @@ For the branches (each with its own token):
 
 - ``GET /api/v1/branch/config``: the newest version for this branch (404 when none was published);
 - ``POST /api/v1/branch/config/report``: which version it runs on, and a refusal with its key-path problems;
-- ``GET /api/v1/branch/staff``: the accounts that work at this branch, with their hashes, and the revision.
+- ``GET /api/v1/branch/staff``: the accounts that work at this branch, with their hashes, and the revision;
+- ``GET /api/v1/branch/changes?config=<version>&staff=<revision>``: a long poll. Answers at once when the
+  newest config version or the staff revision differs from the ones given, else when one changes (a publish or
+  an account change in this centre process wakes it; another centre process's within ``RECHECK_S``), else after
+  ``LONG_POLL_S`` with the same. This is how a connected branch hears of a new version within a moment, without
+  waiting for its next uplink round trip.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -35,12 +42,18 @@ from central import configs
 from central import staff as accounts
 from central.config import CentreConfig
 
+LONG_POLL_S = 25.0  # a branch's long poll answers after this at the latest (its read timeout is longer)
+RECHECK_S = 2.0  # the database is asked again this often meanwhile: a change made by another centre process
+
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
 
 
 def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
+    def branch_of(request: Request) -> Any:
+        return config.branch_by_token(token(request))
+
     def token(request: Request) -> str:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         return value.strip() if scheme.lower() == "bearer" else ""
@@ -51,6 +64,12 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                 return work(db, *args)
 
         return run_in_threadpool(inner)
+
+    waiting: set[asyncio.Event] = set()  # the long polls of the branches, woken by a change made here
+
+    def changed() -> None:
+        for event in list(waiting):
+            event.set()
 
     def admin_only(request: Request) -> JSONResponse | None:
         who = app.state.viewer(request)
@@ -82,6 +101,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             return _error(422, "not_publishable", "Send the site file's TOML text (UTF-8) as the body, or JSON "
                                                   "{\"text\": …}.", problems=["body"])
         published = await run(configs.publish, branch_id, text, "admin token", advice)
+        changed()
         return JSONResponse({"branch": branch_id, "version": published.version, "checksum": published.checksum,
                              "advice": advice}, status_code=201)
 
@@ -112,6 +132,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         except ValueError as exc:
             return _error(422, "invalid_account", str(exc))
         revision = await run(accounts.put, account)
+        changed()
         return JSONResponse({"name": name, "revision": revision})
 
     @app.delete("/api/v1/staff/{name}")
@@ -120,6 +141,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             return refused
         if not await run(accounts.delete, name):
             return _error(404, "unknown_account", f"There is no account {name!r}.")
+        changed()
         return JSONResponse({"name": name, "deleted": True})
 
     @app.get("/api/v1/staff")
@@ -158,3 +180,27 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if branch is None:
             return _error(401, "unauthorized", "This token is no branch's.")
         return JSONResponse(await run(accounts.for_branch, branch.id))
+
+    def current(db: Any, branch: str) -> tuple[dict[str, Any] | None, int]:
+        return configs.wanted(db, branch), accounts.revision(db)
+
+    @app.get("/api/v1/branch/changes")
+    async def branch_changes(request: Request, config: int = -1, staff: int = -1) -> JSONResponse:
+        branch = branch_of(request)
+        if branch is None:
+            return _error(401, "unauthorized", "This token is no branch's.")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LONG_POLL_S
+        while True:
+            event = asyncio.Event()
+            waiting.add(event)  # before reading: a change after the read wakes us
+            try:
+                wanted, revision = await run(current, branch.id)
+                version = wanted["version"] if wanted else 0
+                left = deadline - loop.time()
+                if version != config or revision != staff or left <= 0 or await request.is_disconnected():
+                    return JSONResponse({"config": wanted, "staff": revision})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=min(RECHECK_S, left))
+            finally:
+                waiting.discard(event)

@@ -112,7 +112,10 @@ def test_reading_needs_the_admin_token_or_a_sign_in_and_the_page_sends_a_person_
     assert page.status_code == 303 and page.headers["location"] == "/login?lang=sv"
     assert "Logga in" in client.get("/?lang=sv").text
     ok = client.get("/?lang=sv", auth=("anyone", ADMIN_TOKEN))
-    assert ok.status_code == 200 and "Filialer" in ok.text and "script" not in ok.text
+    assert ok.status_code == 200 and "Filialer" in ok.text
+    # one script, from the centre itself (the refresh a person can turn off), none inline (CSP: script-src 'self')
+    assert ok.text.count("<script") == 1 and '<script src="/static/centre.js" defer></script>' in ok.text
+    assert "script-src 'self'" in ok.headers["content-security-policy"]
     assert client.get("/api/v1/branches/nowhere/summary",
                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 404
     assert client.get("/api/v1/health").json()["database"] == "ok"

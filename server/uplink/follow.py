@@ -1,10 +1,12 @@
 """The follower thread: brings the centre's newest site config and staff accounts to the branch.
 
-Never the writer, never the uplink: the uplink only tells it what each centre answer said should be here
-(``{"config": {"version", "checksum"}, "staff": <revision>}``), so every uplink round trip (at least every
-``heartbeat_s``) is the poll, and an offline branch catches up on the first answer after it reconnects. A nudge
-(``nudge()``, e.g. from an MQTT message) only makes it look sooner: what to fetch always comes from the centre's
-HTTP answers, with the branch's own token, and the text must match its checksum.
+Never the writer, never the uplink. It learns what should be here (``{"config": {"version", "checksum"},
+"staff": <revision>}``) two ways: a long poll of its own (``GET /api/v1/branch/changes``, answered by the centre
+the moment a version is published or an account changes, else after 25 s), and every uplink answer, which says
+the same (so a centre without the long poll is still followed at each round trip, at least every
+``heartbeat_s``). An offline branch catches up on its first answer after it reconnects. A nudge (``nudge()``,
+e.g. from an MQTT message) only makes it look sooner: what to fetch always comes from the centre's HTTP answers,
+with the branch's own token, and the text must match its checksum.
 
 A new config version is checked with the hub's own loader (``pushed.check``). Refused: the branch stays on
 what it runs and reports the problems by key path. Passed: it is written atomically beside the store, and the
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vuoro.uplink")
 
 TIMEOUT_S = (3.0, 30.0)
+LONG_POLL_TIMEOUT_S = (3.0, 40.0)  # the centre answers a long poll within 25 s
 RETRY_S = 5.0  # after a failed fetch or report; the next centre answer wakes it anyway
 IDLE_POLL_S = 300.0  # on its own, when no answer came (the uplink asks far more often)
 
@@ -51,10 +54,12 @@ class CentreFollower:
         self.session.headers["Authorization"] = f"Bearer {link.token}"
         self.wanted_config: dict[str, Any] | None = None
         self.wanted_staff: int | None = None
+        self.heard = False  # the centre has said what should be here (a long poll's or an uplink's answer)
         self.staff_have = pushed.staff_revision(folder)
         self.refused: dict[str, Any] | None = current.refused
         self.report_due = True  # the version it runs on, at every start
         self.restarting = False
+        self.long_poll = True  # False when the centre has no long poll (an older centre): rely on the answers
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -66,11 +71,12 @@ class CentreFollower:
         return self
 
     def stop(self) -> None:
+        """Not waited for long: the thread may sit in a long poll, and it writes nothing of the store's (a file it
+        writes is replaced atomically), so the hub's stop or restart never waits for it."""
         self._stopping.set()
         self._wake.set()
         if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(5)
-        self.session.close()
+            self._thread.join(0.2)
 
     # -- what the centre says should be here ----------------------------------------------------
 
@@ -79,6 +85,7 @@ class CentreFollower:
         config, staff = answer.get("config"), answer.get("staff")
         self.wanted_config = config if isinstance(config, dict) else None
         self.wanted_staff = staff if isinstance(staff, int) else None
+        self.heard = True
         if self._config_to_fetch() or self._staff_to_fetch() or self.report_due:
             self._wake.set()
 
@@ -109,10 +116,6 @@ class CentreFollower:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(IDLE_POLL_S)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
             try:
                 if self.report_due:
                     self._report()
@@ -120,18 +123,46 @@ class CentreFollower:
                     self._fetch_staff()
                 if self._config_to_fetch():
                     self._follow_config()
+                if self.restarting:  # the hub stops and starts again on the new version: nothing more to do here
+                    return
                 self.last_error = None
+                self._wait_for_change()
             except (requests.RequestException, ValueError, OSError) as exc:
+                if self._stopping.is_set():
+                    return
                 if str(exc) != self.last_error:
                     log.warning("could not bring the centre's config or accounts here (%s); the branch goes on "
                                 "with what it has", exc)
                 self.last_error = str(exc)
-                self._stopping.wait(RETRY_S)
-                self._wake.set()
+                self._wake.clear()
+                self._wake.wait(RETRY_S)  # an uplink answer (the centre is back) wakes it sooner
             except Exception as exc:  # never let the follower die: the next version must still come
                 log.exception("following the centre failed")
                 self.last_error = str(exc)
                 self._stopping.wait(RETRY_S)
+
+    def _wait_for_change(self) -> None:
+        """Until the centre says something should change here: its long poll, or an uplink answer / nudge."""
+        if not self.long_poll:
+            self._wake.wait(IDLE_POLL_S)
+            self._wake.clear()
+            return
+        # what the centre said last (-1 before it said anything: answered at once)
+        params = {"config": (self.wanted_config or {}).get("version", 0) if self.heard else -1,
+                  "staff": self.wanted_staff if self.heard and self.wanted_staff is not None else -1}
+        answer = self.session.get(self.link.url + "/api/v1/branch/changes", params=params,
+                                  timeout=LONG_POLL_TIMEOUT_S, verify=self.link.ca_file or True)
+        if answer.status_code == 404:
+            log.info("the centre has no long poll for changes: following its uplink answers instead")
+            self.long_poll = False
+            return
+        if answer.status_code != 200:
+            raise requests.HTTPError(f"changes: {answer.status_code} {answer.text[:200]}")
+        body = answer.json()
+        config, staff = body.get("config"), body.get("staff")
+        self.wanted_config = config if isinstance(config, dict) else None
+        self.wanted_staff = staff if isinstance(staff, int) else None
+        self.heard = True
 
     def _get(self, path: str) -> requests.Response:
         answer = self.session.get(self.link.url + path, timeout=TIMEOUT_S, verify=self.link.ca_file or True)
