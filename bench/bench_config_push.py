@@ -10,7 +10,8 @@ and measures:
   branch's report arrives from the restarted process);
 - **serving**: publish → the hub's ``/api/v1/site`` shows the new name;
 - **gap**: the longest time the hub's health did not answer during the restart in place;
-- **staff**: an account changed at the centre → the branch holds its revision (no restart: read at each sign-in).
+- **staff**: an account changed at the centre → the branch holds its revision (no restart: read at each sign-in);
+- **floor**: the same hub stopped and started by hand, in the same run: what the restart in place costs at least.
 
 ``--rate`` tickets/s at each branch while it runs (0: idle branches).
 
@@ -153,6 +154,12 @@ def main() -> int:
                     results[bid].append(one_push(centre, hubs[bid], bid, text, n, name))
                     loads.append(os.getloadavg()[0])
             staff = [staff_round(centre, hubs["fast"], n) for n in range(args.rounds)]
+            starts = []  # the floor: the same hub stopped and started by hand, in the same run
+            for _ in range(3):
+                hubs["fast"].stop()
+                t0 = time.monotonic()
+                hubs["fast"].start(timeout=120)
+                starts.append(time.monotonic() - t0)
         finally:
             stop.set()
             for hub in hubs.values():
@@ -166,6 +173,8 @@ def main() -> int:
               f"restart gap median {statistics.median(g):.2f} s (max {max(g):.2f})")
     print(f"staff account → at the branch (heartbeat 1 s): median {statistics.median(staff):.2f} s "
           f"(max {max(staff):.2f})")
+    print(f"floor: the same hub started by hand → first HTTP answer: median {statistics.median(starts):.2f} s "
+          f"(max {max(starts):.2f})")
     return 0
 
 
