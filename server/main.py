@@ -144,8 +144,12 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
     restart_asked: list[bool] = []
     server: uvicorn.Server | None = None
 
+    apps: list[Any] = []
+
     def restart() -> None:  # the follower's thread: stop serving, main() starts again on the new config
         restart_asked.append(True)
+        for made in apps:
+            made.state.restarting = True  # systemd hears RELOADING=1, not STOPPING=1 (server/api.py)
         if server is not None:
             server.should_exit = True
 
@@ -166,6 +170,8 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         return {**uplink.status(), "config": follower.status(), "numbering": numbering["numbering"]}
 
     app = create_app(hub, broker_connected=link.connected.is_set, uplink_status=uplink_status if uplink else None)
+    app.state.restarting = bool(restart_asked)
+    apps.append(app)
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
     # and collect less often (measured in bench/bench_hub.py: 8-kiosk p99 about 11 → 9 ms).
     gc.freeze()

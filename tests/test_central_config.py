@@ -220,3 +220,43 @@ def test_a_ticket_is_issued_while_the_restart_happens_only_before_or_after(setup
     hub.wait_ready()
     labels.append(setup.issue("north")["ticket"])
     assert len(labels) == len(set(labels)) and labels == [f"K{n:03d}" for n in range(1, len(labels) + 1)]
+
+
+def test_systemd_hears_the_restart_in_place_as_a_reload_and_ready_again(setup: Setup) -> None:
+    """What the hub tells systemd (Type=notify, NOTIFY_SOCKET) when it restarts itself on a new version:
+    RELOADING=1, then READY=1 from the new process; never STOPPING=1 (systemd would take the service as going)."""
+    import socket
+    import tempfile
+    import threading
+
+    folder = Path(tempfile.mkdtemp(prefix="vuoro-notify-"))  # AF_UNIX paths are short: not under tmp_path
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(folder / "notify"))
+    heard: list[str] = []
+
+    def listen() -> None:
+        sock.settimeout(0.5)
+        while not done.is_set():
+            try:
+                heard.append(sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    done = threading.Event()
+    threading.Thread(target=listen, daemon=True).start()
+    try:
+        setup.centre.start()
+        hub = setup.hubs["north"]
+        hub.env = {"NOTIFY_SOCKET": str(folder / "notify")}
+        hub.start()
+        wait_until(lambda: any(m.startswith("READY=1") for m in heard), "the hub's READY=1")
+        publish(setup, "north", renamed(setup, "north"))
+        wait_until(lambda: state(setup, "north")["applied"] == 1, "north to apply version 1", 60)
+        wait_until(lambda: sum(m.startswith("READY=1") for m in heard) == 2, "READY=1 from the new process")
+        kinds = [m.split("\n")[0] for m in heard if not m.startswith("WATCHDOG")]
+        assert kinds == ["READY=1", "RELOADING=1", "READY=1"], heard
+        reloading = next(m for m in heard if m.startswith("RELOADING=1"))
+        assert "MONOTONIC_USEC=" in reloading
+    finally:
+        done.set()
+        sock.close()
