@@ -65,7 +65,9 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
     log.info("centre %s: schema %d, %d branches, %s://%s:%d", config.name, version, len(config.branches),
              "https" if tls else "http", host, port)
     try:
-        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False, **tls)
+        # Branches hold a long poll open (GET /api/v1/branch/changes, ≤ 25 s): a stop does not wait for them all
+        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=3, **tls)
     finally:
         pool.close()
     return 0

@@ -114,7 +114,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX device_status_branch_at ON device_status (branch, device, at);
     """,
-    # ---- h17-calendar: the municipality's booking calendar (central/calendar.py). Lead: renumber at merge. ----
+    # 3: the municipality's booking calendar (central/calendar.py).
     # Bookings the centre sold (side 'centre', codes of 7 characters, unique here) and the branches' own bookings
     # as their uplink ships them (side 'branch', 6 characters, unique per branch); the places the centre's
     # bookings hold (the last line of defence, as booking_claims is at a branch); the days handed over to a
@@ -163,7 +163,40 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE branches ADD COLUMN calendar_seen timestamptz;
     """,
-    # ---- end h17-calendar ----
+    # 4: central configuration and staff accounts (central/configs.py, central/staff.py): each branch's site file
+    # in published versions, what each branch reported back, and the staff accounts every branch receives
+    """
+    CREATE TABLE site_configs (
+        branch       text NOT NULL REFERENCES branches (id),
+        version      integer NOT NULL,               -- 1, 2, 3 … per branch: the newest is the one wanted
+        checksum     text NOT NULL,                  -- SHA-256 of the text (UTF-8), checked by the branch
+        text         text NOT NULL,                  -- the site file, TOML, as the branch will write it
+        published_at timestamptz NOT NULL DEFAULT now(),
+        published_by text NOT NULL,
+        PRIMARY KEY (branch, version)
+    );
+    CREATE TABLE config_reports (
+        branch           text PRIMARY KEY REFERENCES branches (id),
+        applied_version  integer,                    -- the version the branch runs on (0: its own file)
+        applied_checksum text,
+        applied_at       timestamptz,
+        refused_version  integer,                    -- the last version it refused, and why (key paths)
+        refused_problems jsonb,
+        refused_at       timestamptz,
+        reported_at      timestamptz NOT NULL
+    );
+    CREATE SEQUENCE staff_revision;                  -- moves on every change of an account: branches fetch then
+    CREATE TABLE staff_accounts (
+        name          text PRIMARY KEY,
+        role          text NOT NULL CHECK (role IN ('staff', 'admin')),
+        password_hash text NOT NULL,                 -- argon2id, as [staff.users] at a branch: never a password
+        branches      text[] NOT NULL DEFAULT '{}',  -- where the login works (and what the centre shows); {} all
+        desks         text[] NOT NULL DEFAULT '{}',  -- the desks it may call from; {} every desk
+        disabled      boolean NOT NULL DEFAULT false,
+        revision      bigint NOT NULL,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

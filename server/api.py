@@ -122,7 +122,10 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         heartbeat = asyncio.create_task(_heartbeat(hub)) if sd_notify.enabled() else None
         sd_notify.ready(f"serving site {config.site_id}")
         yield
-        sd_notify.stopping()
+        if getattr(app.state, "restarting", False):  # on the centre's new config (server/main.py): back in a moment
+            sd_notify.reloading("restarting on the centre's new site config")
+        else:
+            sd_notify.stopping()
         if heartbeat:
             heartbeat.cancel()
 
