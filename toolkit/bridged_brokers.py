@@ -176,9 +176,8 @@ class NatsCluster:
             (r"listen: 0.0.0.0:8883", f"listen: 127.0.0.1:{self.mqtt_ports[name]}"),
             (r'cert_file: "/etc/nats/mqtt.crt"', f'cert_file: "{self.cert}"'),
             (r'key_file: "/etc/nats/mqtt.key"', f'key_file: "{self.key}"'),
-            (r'include "nats-users.conf"', f'include "{self.workdir}/nats-users.conf"'),
         ])
-        path = self.workdir / f"{name}.conf"
+        path = self.workdir / f"{name}.conf"  # beside nats-users.conf: nats includes relative to the file
         path.write_text(text)
         return path
 
@@ -189,7 +188,10 @@ class NatsCluster:
                                                     stderr=subprocess.STDOUT)
             log.close()
         for node in [name] if name else self.names:
-            wait_for_port(self.mqtt_ports[node], timeout=20)
+            try:
+                wait_for_port(self.mqtt_ports[node], timeout=20)
+            except TimeoutError:
+                raise RuntimeError(f"nats-server {node} did not start: {self.log(node)[-2000:]}") from None
         return self
 
     def kill(self, name: str) -> None:
