@@ -34,6 +34,7 @@ from toolkit.bridged_brokers import (  # noqa: E402
     hub_password,
     login,
 )
+from toolkit.broker import free_port  # noqa: E402
 from toolkit.mqtt_watch import Watch  # noqa: E402
 from vuoro.protocol import ConfigNudge, Topics, centre_topic, parse_config_nudge  # noqa: E402
 
@@ -71,8 +72,6 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Municipality]:
     work = tmp_path_factory.mktemp("bridge")
     ca = TestCA.create(work / "ca")
     cert = ca.issue("centre-mqtt")
-    from toolkit.broker import free_port
-
     tls_port = free_port()
     sites = {bid: branch_site(work, bid, [f"mqtts://localhost:{tls_port}"], ca.cert) for bid in BRANCHES}
     centre_dir = work / "centre"
@@ -204,3 +203,37 @@ def test_after_the_centres_broker_was_away_the_bridge_reconnects_and_the_centre_
             centre.close()
     finally:
         hub.close()
+
+
+# -- the generators, read as text ------------------------------------------------------------------------
+
+
+def test_the_centres_users_give_each_branch_its_own_prefix_on_both_brokers(tmp_path: Path) -> None:
+    from deploy import central_broker
+
+    ca = TestCA.create(tmp_path / "ca")
+    sites = {bid: branch_site(tmp_path, bid, ["mqtts://centre.example"], ca.cert) for bid in BRANCHES}
+    config = centre_config(tmp_path, sites)
+    acl = central_broker.render_mosquitto_acl(config)
+    north = acl.split("user north\n")[1].split("\n\n")[0].splitlines()
+    assert "topic write branches/north/board" in north and "topic read branches/north/config/nudge" in north
+    assert not [line for line in north if "south" in line or line.endswith("#")]
+    users = central_broker.render_nats_users(config, "centre-password-0123456789")
+    north_line = next(line for line in users.splitlines() if '"north"' in line)
+    assert '"branches.north.devices.*.status"' in north_line and "south" not in north_line
+    assert "$MQTT.sub" not in north_line  # only the centre may hold QoS 1 subscriptions (docs/central.md)
+    assert central_broker.nats_subjects("branches/#") == ["branches", "branches.>"]
+    assert '"password": "$2' in users.replace("password: ", '"password": ')  # bcrypt hashes, never the tokens
+    assert branch_token("north") not in users
+
+
+def test_the_central_generator_refuses_a_mosquitto_without_tls_and_a_branch_called_centre(tmp_path: Path) -> None:
+    from deploy import central_broker
+
+    ca = TestCA.create(tmp_path / "ca")
+    site = branch_site(tmp_path, "north", ["mqtts://centre.example"], ca.cert)
+    config = centre_config(tmp_path, {"north": site}).path
+    assert central_broker.main(["--config", str(config), "--out", str(tmp_path / "out")]) == 1
+    bad = branch_site(tmp_path, "centre", ["mqtts://centre.example"], ca.cert)
+    with pytest.raises(ValueError, match="may not be called 'centre'"):
+        central_broker.rights(centre_config(tmp_path, {"centre": bad}))

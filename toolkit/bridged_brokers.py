@@ -17,7 +17,7 @@ from pathlib import Path
 
 from central.config import CentreConfig, load_centre
 from deploy import central_broker, mosquitto_acl
-from server.config import SiteConfig, load_config
+from server.config import SiteConfig
 from toolkit.broker import Broker, free_port, wait_for_port
 from toolkit.central_process import write_centre_config
 from vuoro.mqtt import BrokerSettings
@@ -79,7 +79,7 @@ def branch_token(site_id: str) -> str:
 
 def centre_config(folder: Path, sites: dict[str, Path]) -> CentreConfig:
     """The centre's config naming these branches (its database is never opened here)."""
-    path = write_centre_config(folder / "centre.toml", "postgresql://vuoro@127.0.0.1:9/vuoro",
+    path = write_centre_config(folder / "municipality.toml", "postgresql://vuoro@127.0.0.1:9/vuoro",
                                {bid: (branch_token(bid), site) for bid, site in sites.items()})
     return load_centre(path)
 
@@ -97,10 +97,6 @@ def branch_broker(config: SiteConfig, workdir: Path) -> DeployedMosquitto:
         (r"(?m)^log_dest stderr$", "# log_dest (test: a file)"),
     ])
     return DeployedMosquitto(conf, port, workdir)
-
-
-def branch_site_config(path: Path) -> SiteConfig:
-    return load_config(path)
 
 
 def central_mosquitto(config: CentreConfig, workdir: Path, cert: Path, key: Path,
