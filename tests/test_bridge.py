@@ -9,7 +9,9 @@ or dropped message is followed, on the same path, by an allowed one (the sentine
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # deploy/ from 
 from certs import TestCA  # noqa: E402
 
 from deploy.mosquitto_bridge import render_bridge  # noqa: E402
-from server.config import load_config  # noqa: E402
+from server.config import load_config, parse_config  # noqa: E402
 from toolkit.bridged_brokers import (  # noqa: E402
     DeployedMosquitto,
     branch_broker,
@@ -35,6 +37,7 @@ from toolkit.bridged_brokers import (  # noqa: E402
     login,
 )
 from toolkit.broker import free_port  # noqa: E402
+from toolkit.hub_in_process import running_hub  # noqa: E402
 from toolkit.mqtt_watch import Watch  # noqa: E402
 from vuoro.protocol import ConfigNudge, Topics, centre_topic, parse_config_nudge  # noqa: E402
 
@@ -203,6 +206,38 @@ def test_after_the_centres_broker_was_away_the_bridge_reconnects_and_the_centre_
             centre.close()
     finally:
         hub.close()
+
+
+def test_a_real_hubs_state_reaches_the_centre_and_the_centres_nudge_reaches_the_hub(
+        town: Municipality, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub's own MQTT link on the branch's deployed broker (its login from hub.env), in this process so
+    the test can listen where the config follower will (``MqttLink.on_config_nudge``)."""
+    broker = town.branches["north"]
+    monkeypatch.setenv("VUORO_MQTT_USERNAME", "hub")
+    monkeypatch.setenv("VUORO_MQTT_PASSWORD", hub_password(broker.workdir))
+    data = tomllib.loads((broker.workdir.parent / "north.toml").read_text(encoding="utf-8"))
+    data["hub"].update(broker=broker.url, database=f"sqlite:///{tmp_path / 'hub.sqlite3'}")
+    config = parse_config(data, broker.workdir.parent / "north.toml")
+    centre = town.centre_watch("branches/north/#")
+    try:
+        with running_hub(config) as running:
+            nudges: queue.Queue[ConfigNudge] = queue.Queue()
+            running.link.on_config_nudge.append(nudges.put)
+            running.issue("kvik", 2)
+            board = centre.wait_for(lambda w: (w.json("branches/north/board") or {}).get("states", {})
+                                    .get("queue/kvik/state", {}).get("waiting") == 2 and w.json("branches/north/board"),
+                                    WAIT)
+            assert board["states"]["queue/kvik/state"]["service"] == "kvik"  # the hub's own board, as screens get it
+            assert centre.wait_for(lambda w: w.json("branches/north/hub/status"), WAIT)["online"] is True
+            assert centre.wait_for(lambda w: w.json("branches/north/site"), WAIT)["site"] == "north"
+            sent = ConfigNudge(version=12, checksum="sha256:0123456789abcdef", staff=4)
+            centre.client.publish(centre_topic("north", "config/nudge"), sent.to_payload(), qos=1, retain=True)
+            got = nudges.get(timeout=WAIT)
+            while got.version != 12:  # an earlier test's retained nudge may come first
+                got = nudges.get(timeout=WAIT)
+            assert (got.checksum, got.staff) == (sent.checksum, 4)
+    finally:
+        centre.close()
 
 
 # -- the generators, read as text ------------------------------------------------------------------------
