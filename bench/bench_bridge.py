@@ -8,7 +8,11 @@ at each branch sends a ``board`` (retained, ~1 KB, like a hall's) ``--rate`` tim
 reader, in the same process, notes when each arrives (one monotonic clock). The floor is the same publish
 and read on the branch's own broker, measured in the same rounds.
 
-    .venv/bin/python bench/bench_bridge.py [--rounds 3] [--messages 200] [--rate 20]
+    .venv/bin/python bench/bench_bridge.py [--rounds 3] [--messages 200] [--rate 20] [--failovers 3]
+
+``--failovers N`` then kills (SIGKILL) the nats node the bridge is connected to, N times, while boards go on
+at ``--rate``: the gap is from the kill to the first board published after it that reaches the centre (a
+reader on each node; the killed node is started again and the cluster left to settle between rounds).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from toolkit.bridged_brokers import (  # noqa: E402
     NatsCluster,
     branch_broker,
     branch_site,
+    bridge_target,
     central_mosquitto,
     centre_config,
     centre_password,
@@ -91,6 +96,48 @@ def run_round(publisher: object, topic: str, readers: list[Reader], messages: in
     return [[(r.arrived[s] - sent[s]) * 1000 for s in sent if s in r.arrived] for r in readers]
 
 
+def failover_rounds(cluster: NatsCluster, branch: object, publisher: object, ca: Path, rounds: int,
+                    rate: float) -> list[float]:
+    """Kill the bridge's node while boards go on; the gap until one published after the kill arrives."""
+    gaps: list[float] = []
+    seq = [10_000_000]
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set():
+            seq[0] += 1
+            publisher.publish("vuoro/nats/board", board(seq[0]), qos=0, retain=True)  # type: ignore[attr-defined]
+            time.sleep(1 / rate)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        for _ in range(rounds):
+            node = cluster.node_of(bridge_target(branch))  # type: ignore[arg-type]
+            assert node, "the bridge is not connected to any node"
+            readers = [Reader(login(cluster.mqtts(n), "centre", centre_password(cluster.workdir), ca),
+                              "branches/nats/board") for n in cluster.names if n != node]
+            time.sleep(1)
+            killed_at, after = time.perf_counter(), seq[0]
+            cluster.kill(node)
+            wait_until(lambda after=after, readers=readers: any(s > after for r in readers for s in r.arrived),
+                       120, 0.01)
+            first = min(t for r in readers for s, t in r.arrived.items() if s > after)
+            gaps.append((first - killed_at) * 1000)
+            print(f"  failover: killed {node}; the bridge went to "
+                  f"{cluster.node_of(bridge_target(branch))}; gap {gaps[-1]:.0f} ms")  # type: ignore[arg-type]
+            for reader in readers:
+                reader.close()
+            cluster.start(node)
+            settings = login(cluster.mqtts(node), "centre", centre_password(cluster.workdir), ca)
+            wait_until(lambda s=settings: _try(lambda: Reader(s, "branches/nats/board")), 60, 0.5).close()
+            time.sleep(5)  # the streams catch up on the node that came back
+    finally:
+        stop.set()
+        thread.join(5)
+    return gaps
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
@@ -101,6 +148,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--failovers", type=int, default=0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vuoro-bench-bridge-"))
     ca = TestCA.create(work / "ca")
@@ -159,6 +207,10 @@ def main() -> int:
               f"  p99 {pct(floor, 99):6.2f} ms")
         for reader in (mq_reader, nats_reader, *floors.values()):
             reader.close()
+        if args.failovers:
+            gaps = failover_rounds(cluster, branches["nats"], pubs["nats"], ca.cert, args.failovers, args.rate)
+            print(f"  nats node lost under the bridge, {len(gaps)} times: gap p50 {pct(gaps, 50):.0f} ms, "
+                  f"max {max(gaps):.0f} ms (load {os.getloadavg()[0]:.1f})")
     finally:
         for client in clients:
             client.disconnect()  # type: ignore[attr-defined]

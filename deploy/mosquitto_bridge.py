@@ -41,6 +41,11 @@ CONNECTION = "vuoro-central"
 SYSTEM_CAS = "/etc/ssl/certs"  # the centre's certificate from a public CA, when [central] names no ca_file
 
 
+def wants_bridge(config: SiteConfig) -> bool:
+    """A bridge when, and only when, the site config names the centre's broker."""
+    return config.central is not None and bool(config.central.brokers)
+
+
 def bridge_client_id(site: str) -> str:
     return f"vuoro-bridge-{site}"
 

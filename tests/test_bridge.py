@@ -272,3 +272,18 @@ def test_the_central_generator_refuses_a_mosquitto_without_tls_and_a_branch_call
     bad = branch_site(tmp_path, "centre", ["mqtts://centre.example"], ca.cert)
     with pytest.raises(ValueError, match="may not be called 'centre'"):
         central_broker.rights(centre_config(tmp_path, {"centre": bad}))
+
+
+def test_the_branch_generator_writes_the_bridge_with_broker_and_removes_it_without(tmp_path: Path) -> None:
+    from deploy import mosquitto_acl
+
+    ca = TestCA.create(tmp_path / "ca")
+    site = branch_site(tmp_path, "north", ["mqtts://centre.example"], ca.cert)
+    written = mosquitto_acl.generate(load_config(site), tmp_path / "out", group=None)
+    assert "connection vuoro-central" in written["bridge"].read_text()
+    acl = written["acl"].read_text()
+    assert "user central.bridge\ntopic read vuoro/north/hub/status\n" in acl
+    assert "topic write vuoro/north/config/nudge" in acl and "topic read vuoro/north/phone/door" not in acl
+    site.write_text(site.read_text().replace('broker = ["mqtts://centre.example"]\n', ""))
+    written = mosquitto_acl.generate(load_config(site), tmp_path / "out", group=None)
+    assert not written["bridge"].exists() and "central.bridge" not in written["acl"].read_text()
