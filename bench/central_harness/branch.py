@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.central_harness.mosquitto import Mosquitto
 from toolkit.hub_process import HubProcess
 from toolkit.netns import Namespace, Network
+from toolkit.netns_mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "tests" / "sites" / "always_open.toml"

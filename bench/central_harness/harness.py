@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg
 
 from bench.central_harness.branch import Branch
-from bench.central_harness.mosquitto import Mosquitto
 from toolkit.broker import free_port
 from toolkit.central_process import CentralProcess, write_centre_config
 from toolkit.netns import Network
+from toolkit.netns_mosquitto import Mosquitto
 from toolkit.postgres import PostgresCluster
 
 

@@ -1,5 +1,5 @@
-"""Mosquitto for the harness: the central broker on the WAN bridge, and each branch's own broker inside its
-namespace, bridged outbound to the central one under the branch's topic prefix.
+"""Mosquitto on any address, inside a network namespace if asked: the harness's central broker on the WAN bridge, and
+each branch's own broker inside its namespace, bridged outbound to the central one under the branch's topic prefix.
 
 The bridge here is the smallest that carries a branch's live state up (``topic # out 0 "" <branch>/``); the
 generated production bridge (TLS, ACLs, config down) is deploy/mosquitto's. Nothing that must not be lost
