@@ -20,6 +20,7 @@ packages=(
   systemd ansible ansible-lint shellcheck   # checks of the deploy/ files
   wrk                                    # load generator for bench/
   postgresql                             # the centre's database (tests initdb a private cluster of their own)
+  iproute2                               # ip netns: branches on networks of their own (WAN-cut test, bench_branches)
 )
 missing=()
 for p in "${packages[@]}"; do

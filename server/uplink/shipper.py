@@ -175,7 +175,10 @@ class Uplink:
             except CentreRefused as refused:
                 self._failed(str(refused), BACKOFF_MAX_S, error=True)
             except requests.ConnectionError as exc:  # nothing reached the centre: try again soon (CONNECT_BACKOFF…)
-                self._failed(f"the centre cannot be reached: {exc}", min(backoff, CONNECT_BACKOFF_MAX_S))
+                # ... unless it was a TLS handshake the branch refused (a wrong CA): that is not over in seconds
+                soon = not isinstance(exc, requests.exceptions.SSLError)
+                self._failed(f"the centre cannot be reached: {exc}", min(backoff, CONNECT_BACKOFF_MAX_S) if soon
+                             else backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
             except (requests.RequestException, ValueError, OSError) as exc:
                 self._failed(f"the centre cannot be reached: {exc}", backoff)
