@@ -97,6 +97,9 @@ def steady(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
 
         def swap_to_alone(b: Branch, alone: dict[str, Any] = alone) -> None:
             b.hub.stop()
+            healed = b.broker_alive()
+            if healed:
+                say(f"  NOTE: {healed}")
             alone[b.id] = b.make_hub(b.alone_site, b.dir / "alone").start(timeout=60)
 
         h.each(swap_to_alone)

@@ -51,6 +51,16 @@ class Branch:
         self.load_file: Path | None = None
         self.seed = sum(map(ord, bid))
 
+    def broker_alive(self) -> str | None:
+        """Start the branch's Mosquitto again if it has exited (a full run once lost one, with no word in its log,
+        on the shared machine); what happened, or None."""
+        process = self.broker.process
+        if process is not None and process.poll() is None:
+            return None
+        code = process.returncode if process is not None else None
+        self.broker.start()
+        return f"{self.id}'s Mosquitto had exited (code {code}); started again"
+
     def make_hub(self, site: Path, data: Path) -> HubProcess:
         return HubProcess(site, data, f"mqtt://127.0.0.1:{BROKER_PORT}", port=HUB_PORT, wrap=self.ns.wrap(),
                           listen_host="0.0.0.0", host=self.ns.address)
@@ -64,6 +74,9 @@ class Branch:
 
     def start_load(self, phase: str, rate: float, call_every: float) -> Path:
         self.stop_load()
+        healed = self.broker_alive()
+        if healed:
+            print(f"  NOTE: {healed}", flush=True)
         self.load_file = self.dir / "load" / f"{phase}.jsonl"
         self.load_file.parent.mkdir(parents=True, exist_ok=True)
         self.seed += 1
