@@ -21,6 +21,7 @@ packages=(
   wrk                                    # load generator for bench/
   postgresql                             # the centre's database (tests initdb a private cluster of their own)
   nats-server                            # the clustered central broker (MQTT listener; tests start three nodes)
+  iproute2                               # ip netns: branches on networks of their own (WAN-cut test, bench_branches)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -38,8 +38,9 @@ def write_centre_config(path: Path, database: str, branches: dict[str, tuple[str
 
 class CentralProcess(ChildProcess):
     def __init__(self, config: str | Path, *, port: int | None = None, log_path: str | Path | None = None,
-                 env: dict[str, str] | None = None, tls_ca: str | Path | None = None):
+                 env: dict[str, str] | None = None, tls_ca: str | Path | None = None, host: str = "127.0.0.1"):
         self.config = str(config)
+        self.host = host  # e.g. the harness's bridge address, which branches in network namespaces reach
         self.port = port or free_port()
         self.log_path = Path(log_path) if log_path else Path(self.config).with_suffix(".log")
         self.env = env or {}
@@ -48,12 +49,12 @@ class CentralProcess(ChildProcess):
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> CentralProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "central.main", "--config", self.config, "--listen", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "central.main", "--config", self.config, "--listen", f"{self.host}:{self.port}",
              "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         log.close()

@@ -54,11 +54,15 @@ class HubProcess(ChildProcess):
     def __init__(self, config: str | Path, data_dir: str | Path, broker_url: str, *, port: int | None = None,
                  log_path: str | Path | None = None, topic_root: str | None = None, clock: datetime | None = None,
                  tz: str | None = None, wrap: list[str] | None = None, tls_ca: str | Path | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, listen_host: str = "127.0.0.1", host: str | None = None):
         self.config = str(config)
         self.data_dir = Path(data_dir)
         self.broker_url = broker_url
         self.port = port or free_port()
+        # where it listens, and where this process reaches it: e.g. 0.0.0.0 inside a network namespace of its own,
+        # reached over that namespace's veth address (bench/central_harness)
+        self.listen_host = listen_host
+        self.host = host or listen_host
         self.log_path = Path(log_path) if log_path else self.data_dir / "hub.log"
         self.topic_root = topic_root
         self.tls_ca = str(tls_ca) if tls_ca else None  # a hub serving HTTPS (hub.tls_cert): its CA
@@ -91,14 +95,14 @@ class HubProcess(ChildProcess):
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
         cmd = [*self.wrap, sys.executable, "-m", "server.main", "--config", self.config,
-               "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", "--broker", self.broker_url,
-               "--log-level", "warning"]
+               "--data-dir", str(self.data_dir), "--listen", f"{self.listen_host}:{self.port}",
+               "--broker", self.broker_url, "--log-level", "warning"]
         if self.topic_root:
             cmd += ["--topic-root", self.topic_root]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}

@@ -52,8 +52,15 @@ log = logging.getLogger("vuoro.uplink")
 KILL_ENV = "VUORO_UPLINK_KILL_AFTER"
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
+# Nothing reached the centre (refused, no route, no answer to the connect): trying again costs it nothing, so the
+# uplink tries at least this often, and a WAN back after an outage is noticed within seconds, not ten
+# (bench/bench_branches.py: the backlog of a 10-minute cut is to be shipped within 10 s of the link's return).
+CONNECT_BACKOFF_MAX_S = 2.0
 CONNECT_TIMEOUT_S = 3.0
-READ_TIMEOUT_S = 30.0
+# A request over a connection the WAN left half-open (the link went down with no FIN or RST, bench_branches.py
+# scenario 2) waits for an answer that never comes: this long. The centre stores a batch in well under a second;
+# a batch it stored after we gave up is re-sent and skipped there, so a short wait loses nothing.
+READ_TIMEOUT_S = 10.0
 # The local mark is a write of the writer's: made at most this often, so a busy uplink costs the writer one
 # small commit a second, not one per batch. A mark that lags only means a re-send after a crash, which the
 # centre skips.
@@ -91,6 +98,7 @@ class Uplink:
         self.last_error: str | None = None
         self._kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
         self._marked_at = float("-inf")
+        self._sending_since: float | None = None  # a request waits for the centre's answer since (monotonic)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,8 +130,10 @@ class Uplink:
 
     def status(self) -> dict[str, Any]:
         """For the hub's health answer: how far the centre is behind, in words a technician reads."""
+        since = self._sending_since
         return {"centre": self.link.url, "state": self.state, "backlog": self.backlog, "oldest": self.oldest_at,
-                "shipped": self.acknowledged, "last_contact": self.last_contact, "last_error": self.last_error}
+                "shipped": self.acknowledged, "last_contact": self.last_contact, "last_error": self.last_error,
+                "waiting_s": None if since is None else round(time.monotonic() - since, 1)}
 
     # -- the loop -------------------------------------------------------------------
 
@@ -168,6 +178,12 @@ class Uplink:
                     self._failed(f"could not begin the new stream: {exc}", BACKOFF_MAX_S, error=True)
             except CentreRefused as refused:
                 self._failed(str(refused), BACKOFF_MAX_S, error=True)
+            except requests.ConnectionError as exc:  # nothing reached the centre: try again soon (CONNECT_BACKOFF…)
+                # ... unless it was a TLS handshake the branch refused (a wrong CA): that is not over in seconds
+                soon = not isinstance(exc, requests.exceptions.SSLError)
+                self._failed(f"the centre cannot be reached: {exc}", min(backoff, CONNECT_BACKOFF_MAX_S) if soon
+                             else backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
             except (requests.RequestException, ValueError, OSError) as exc:
                 self._failed(f"the centre cannot be reached: {exc}", backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
@@ -184,9 +200,16 @@ class Uplink:
         self._stopping.wait(wait)
 
     def _send(self, body: str) -> int:
-        # verify per request: a session-wide one would lose to $REQUESTS_CA_BUNDLE (as kiosk/client.py says)
-        answer = self.session.post(self.url, data=body.encode(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
-                                   verify=self.link.ca_file or True)
+        # Rows wait while the centre does not answer: say so (health), not "idle" with a stale backlog.
+        if self.state in ("starting", "idle", "shipping"):
+            self.state = "sending"
+        self._sending_since = time.monotonic()
+        try:
+            # verify per request: a session-wide one would lose to $REQUESTS_CA_BUNDLE (as kiosk/client.py says)
+            answer = self.session.post(self.url, data=body.encode(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                                       verify=self.link.ca_file or True)
+        finally:
+            self._sending_since = None
         self.last_contact = datetime.now(UTC).isoformat()
         if answer.status_code == 200:
             body = answer.json()
