@@ -60,7 +60,8 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
     pool = ConnectionPool(config.database, min_size=1, max_size=8, open=True, check=ConnectionPool.check_connection,
                           name="vuoro-central", timeout=5.0)
     with pool.connection() as db:
-        register_branches(db, {b.id: b.name for b in config.branches.values()})
+        register_branches(db, {b.id: b.name for b in config.branches.values()},
+                          {b.id: b.site.timezone.key for b in config.branches.values()})
     tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
     log.info("centre %s: schema %d, %d branches, %s://%s:%d", config.name, version, len(config.branches),
              "https" if tls else "http", host, port)
