@@ -197,3 +197,23 @@ def test_a_backup_restored_into_a_new_cluster_carries_on_and_the_branch_fills_th
         assert APP in fresh.url()
     finally:
         fresh.cluster.close()
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("postgresql://vuoro_central@127.0.0.1:5432/vuoro_central", True),
+    ("postgresql://vuoro_central@/vuoro_central?host=/run/postgresql", True),
+    ("postgresql://vuoro_central@db.kommune.example/vuoro_central", False),
+    ("postgresql://vuoro_central@db.kommune.example/vuoro_central?sslmode=require", False),
+    ("postgresql://vuoro_central@db.kommune.example/vuoro_central?sslmode=verify-full&sslrootcert=/etc/ca.pem", True),
+])
+def test_a_database_on_another_host_needs_verified_tls(tmp_path: Path, url: str, ok: bool) -> None:
+    from central.config import ConfigError, load_centre
+    from toolkit.central_process import write_centre_config
+
+    token, site = branch_site(tmp_path, "north", "Nordby", 8700)
+    path = write_centre_config(tmp_path / "centre.toml", url, {"north": (token, site)})
+    if ok:
+        assert load_centre(path).database == url
+    else:
+        with pytest.raises(ConfigError, match="centre.database: expected sslmode=verify-full"):
+            load_centre(path)
