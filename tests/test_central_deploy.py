@@ -104,9 +104,21 @@ def deployed(tmp_path: Path, ca: TestCA) -> Any:
 
 def test_the_app_role_writes_rows_but_not_the_schema_and_only_over_verified_tls(deployed: DeployedCluster,
                                                                                tmp_path: Path) -> None:
+    from toolkit.central_process import write_centre_config
+
     with pytest.raises(MigrationRefused, match="migrate as the owner role"):
         migrate(deployed.url())  # the app role cannot make the schema
-    assert migrate(deployed.owner_url) == len(MIGRATIONS)
+    config = write_centre_config(tmp_path / "centre.toml", deployed.url(),
+                                 {"north": branch_site(tmp_path, "north", "Nordby", free_port())})
+
+    def central(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "central.main", "--config", str(config), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    refused = central()  # the centre itself, as its unit starts it: exit 2 (not restarted), and what to run
+    assert refused.returncode == 2 and "vuoro central --config <centre.toml> --migrate" in refused.stderr
+    migrated = central("--migrate", "--database", deployed.owner_url)
+    assert migrated.returncode == 0 and f"schema version {len(MIGRATIONS)}" in migrated.stdout
     assert migrate(deployed.url()) == len(MIGRATIONS)  # ... and passes once it is current
     with psycopg.connect(deployed.url()) as db:
         assert db.pgconn.ssl_in_use
