@@ -68,13 +68,57 @@ def timed(fn, repeat: int = 3) -> tuple[float, object]:  # type: ignore[no-untyp
     return statistics.median(times), result
 
 
+def ingest_cost(batches: int = 40, rows: int = 500) -> None:
+    """What marking the touched days costs the ingest: batches of ``rows`` new tickets stored with the mark and
+    without it (the mark replaced by nothing), interleaved A/B on one cluster, median per batch."""
+    import json
+
+    from central import ingest
+    from server.uplink.outbox import batch_json
+
+    with PostgresCluster() as cluster:
+        database = cluster.create_database("ingest")
+        migrate(database)
+        with psycopg.connect(database) as db:
+            ingest.register_branches(db, {"north": "North"}, {"north": "Europe/Copenhagen"})
+            times: dict[str, list[float]] = {"with the mark": [], "without": []}
+            real = ingest.mark_ingested
+            seq = 0
+            for i in range(batches):
+                mode = ("with the mark", "without")[i % 2]
+                ingest.mark_ingested = real if mode == "with the mark" else (lambda *a: None)  # type: ignore
+                body = []
+                for _ in range(rows):
+                    seq += 1
+                    at = f"2026-11-{1 + seq % 28:02d}T10:00:00+00:00"
+                    body.append((seq, "ticket", f"t{seq}", json.dumps({
+                        "service": "kvik", "letter": "K", "number": seq, "day": at[:10], "label": f"K{seq}",
+                        "language": "da", "status": "waiting", "origin": "walk_in", "queued_at": at, "issued_at": at,
+                        "due_at": None, "counter": None, "called_at": None, "finished_at": None, "recalls": 0,
+                        "transfers": 0}), at))
+                batch = json.loads(batch_json("north", "s", seq - rows, body, 0))
+                t0 = time.perf_counter()
+                ingest.store_batch(db, "north", batch)
+                times[mode].append(time.perf_counter() - t0)
+            ingest.mark_ingested = real
+    for mode, values in times.items():
+        print(f"| ingest of a {rows}-row batch, {mode} | {statistics.median(values) * 1000:.1f} ms (median of "
+              f"{len(values)}) |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=822, help="tickets a branch-day, ±20 %% (822 ≈ 15 M a year)")
     parser.add_argument("--raw-all-month", action="store_true", help="also time all branches' month row by row")
+    parser.add_argument("--ingest-cost", action="store_true", help="only: what marking the days costs the ingest")
     args = parser.parse_args()
+    if args.ingest_cost:
+        print(f"# ingest cost, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load()}")
+        ingest_cost()
+        print(load())
+        return 0
     end = date(2026, 11, 30)
     start = end - timedelta(days=args.days - 1)
     print(f"# bench_central_scale {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
