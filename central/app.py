@@ -6,7 +6,7 @@
   that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
-- ``GET /api/v1/summary``: every branch's figures side by side, and all branches as one;
+- ``GET /api/v1/summary?start=&end=&branches=``: every branch's figures side by side, and all branches as one;
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
 - ``GET /api/v1/health``: whether the database answers.
 
@@ -19,7 +19,11 @@ password) or a signed-in staff account, which sees only the branches it works at
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -38,7 +42,9 @@ from central.config import Branch, CentreConfig
 from central.ingest import BatchRefused, parse_body, store_batch
 from server.errors import ApiError, error_body
 from server.stats.figures import DIMENSIONS
-from vuoro import __version__
+from vuoro import __version__, sd_notify
+
+log = logging.getLogger("vuoro.central")
 
 MAX_BATCH_BYTES = 32 * 1024 * 1024  # 10,000 rows of a few hundred bytes, with room
 
@@ -49,7 +55,16 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
-    app = FastAPI(title="Vuoro centre", version=__version__, docs_url=None, redoc_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        heartbeat = asyncio.create_task(_heartbeat()) if sd_notify.enabled() else None
+        sd_notify.ready(f"centre {config.name}: {len(config.branches)} branches")
+        yield
+        sd_notify.stopping()
+        if heartbeat:
+            heartbeat.cancel()
+
+    app = FastAPI(title="Vuoro centre", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -187,19 +202,24 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.get("/api/v1/summary")
     async def all_summary(request: Request, start: Annotated[date | None, Query()] = None,
-                          end: Annotated[date | None, Query()] = None) -> JSONResponse:
-        """Every branch side by side and all as one, by the branches' own definitions."""
+                          end: Annotated[date | None, Query()] = None, branches: str = "") -> JSONResponse:
+        """Every branch (or ``branches=a,b``) side by side and all as one, by the branches' own definitions, from
+        the per-day aggregates (central/rollup.py)."""
         who = viewer(request)
         if who is None or who.branches is not None:  # all as one: for those who see every branch
             return _error(401, "unauthorized", "The centre's admin token or a sign-in that sees every branch is "
                                                "needed.")
+        chosen = [b for b in branches.split(",") if b] or None
+        unknown = [b for b in chosen or [] if b not in config.branches]
+        if unknown:
+            return _error(404, "unknown_branch", f"There is no branch {unknown[0]!r}.")
         zone = next(iter(config.branches.values())).site.timezone if config.branches else None
         today = figures.utc_now().astimezone(zone).date()
         lo, hi = start or today, end or start or today
 
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
-                return figures.all_branches_summary(db, config, lo, hi)
+                return figures.all_branches_summary(db, config, lo, hi, chosen)
 
         return JSONResponse(await run_in_threadpool(compute))
 
@@ -219,3 +239,16 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
                                         configs=states), headers=page.HEADERS_FORMS)
 
     return app
+
+
+async def _heartbeat() -> None:
+    """Feed systemd's watchdog while the event loop AND the worker threads (where every database call runs)
+    answer. Not the database itself: PostgreSQL away is answered 503 and a restart would not bring it back."""
+    interval = sd_notify.watchdog_interval() or 10.0
+    while True:
+        try:
+            await asyncio.wait_for(run_in_threadpool(lambda: None), interval)
+            sd_notify.watchdog()
+        except TimeoutError:
+            log.error("the worker threads did not answer within %.0f s; not feeding the watchdog", interval)
+        await asyncio.sleep(interval)

@@ -96,6 +96,17 @@ def _tls_files(centre: dict[str, Any], path: Path, problems: list[str]) -> dict[
     return files
 
 
+def _database_protected(url: str) -> bool:
+    """A database on this host (loopback or a socket directory) may go without TLS; any other needs it verified."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or ""])[0]
+    local = host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
+    return local or query.get("sslmode", [""])[0] in ("verify-full", "verify-ca")
+
+
 def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     problems: list[str] = []
     check_unknown_keys(data, {"centre", "branches", "calendar"}, "", problems)
@@ -124,6 +135,9 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     if not isinstance(database, str) or not re.match(r"^postgres(ql)?://", database):
         problems.append(f"centre.database: expected a postgresql:// connection URL, got {database!r}")
         database = ""
+    elif not _database_protected(database):
+        problems.append("centre.database: expected sslmode=verify-full (and sslrootcert=<the database's CA>) for a "
+                        "database on another host: the branches' rows and the passwords cross the network")
     languages = centre.get("languages", ["en"])
     if not isinstance(languages, list) or not languages or any(lang not in LANGUAGES for lang in languages):
         problems.append(f"centre.languages: expected a non-empty list of {', '.join(LANGUAGES)}, got {languages!r}")
