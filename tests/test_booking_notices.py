@@ -8,6 +8,7 @@ before (17:00 UTC in November). Monday 2026-11-23; the times booked are on Tuesd
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 import uuid
@@ -195,3 +196,45 @@ def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
                           json={"service": "borgerservice", "start": "2026-11-24T10:15", "name": "Jens",
                                 "notify_to": "not a number"}, timeout=10)
     assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "remind_to"
+
+
+def test_every_word_of_the_messages_and_the_opt_in_is_translated() -> None:
+    from server.bookings.notices import LOCALE_DIR, MSGIDS
+    from vuoro.i18n import untranslated
+
+    for lang in ("da", "sv", "fi", "nl"):
+        assert untranslated(LOCALE_DIR, lang, list(MSGIDS)) == [], lang
+
+
+@pytest.mark.browser
+def test_the_citizen_opts_in_on_the_booking_page_in_the_browser_with_no_axe_violations(
+        make_hub: Any, notices_site: Path, smtp: tuple[Inbox, int], browser: Any,  # noqa: F811
+        tmp_path: Path) -> None:
+    import os
+
+    from playwright.sync_api import expect
+
+    from toolkit.accessibility import PHONE, assert_accessible
+
+    inbox, _ = smtp
+    folder = Path(os.environ.get("VUORO_BOOK_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    hub: HubProcess = make_hub(site=notices_site, clock=MONDAY_MORNING).start()
+    page = browser.new_context(viewport=PHONE, locale="nl-NL").new_page()
+    page.goto(f"{hub.url}/book/sonderbro/bibliotekar/?day=2026-11-24")
+    assert page.evaluate("document.documentElement.lang") == "nl"
+    page.locator(".times input").nth(1).check()
+    page.fill("#f-name", "Jan")
+    box = page.get_by_label("Stuur mij een bevestiging en een herinnering")
+    expect(box).not_to_be_checked()  # opt-in: never ticked for the citizen
+    expect(page.locator("#remind-why")).to_contain_text("de dag ervoor om 18:00")
+    box.check()
+    page.get_by_label("Mobiel nummer of e-mailadres").fill("jan@example.nl")
+    assert_accessible(page, "the booking form with the reminder opt-in (nl)")
+    page.locator("form.book").screenshot(path=str(folder / "remind-opt-in-nl-phone.png"))
+    page.click("form.book button[type=submit]")
+    page.wait_for_url(re.compile(r".*/book/b/[A-Z2-9]{6}\?new=1"))
+    wait_until(lambda: len(inbox.messages) == 1, "the confirmation")
+    assert inbox.messages[0]["To"] == "jan@example.nl"
+    assert subject(inbox.messages[0]).startswith("Afspraak bevestigd: ")
+    assert f"{PUBLIC_URL}/book/b/{page.url.split('/')[-1].split('?')[0]}" in inbox.messages[0].get_content()
