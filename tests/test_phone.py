@@ -442,6 +442,20 @@ def test_the_poster_and_the_door_screen_show_a_qr(phone_hub: RunningHub, browser
     screen.wait_for_function("document.getElementById('door-qr').naturalWidth > 0")
     assert door_code(phone_hub) in screen.locator("#door-qr").get_attribute("src")
     shot(screen, "signage-door-da.png")
+    for size, name in (({"width": 1920, "height": 1080}, "landscape"), ({"width": 1080, "height": 1920}, "portrait")):
+        door_screen = browser.new_context(viewport=size).new_page()
+        door_screen.goto(f"{url}/signage/index.html?lang=da&door=1&alternate=0")
+        door_screen.wait_for_function("document.getElementById('door-qr').naturalWidth > 0")
+        door_box = door_screen.locator("#door").bounding_box()
+        assert door_box is not None
+        for panel in (".events", ".queues", ".recent", ".call"):  # the QR has a place of its own: it covers none
+            box = door_screen.locator(panel).bounding_box()
+            assert box is not None
+            apart = (door_box["x"] >= box["x"] + box["width"] or box["x"] >= door_box["x"] + door_box["width"]
+                     or door_box["y"] >= box["y"] + box["height"] or box["y"] >= door_box["y"] + door_box["height"])
+            assert apart, (name, panel, door_box, box)
+        assert door_box["y"] + door_box["height"] <= size["height"] - 40  # above the bottom bar, on the screen
+        shot(door_screen, f"signage-door-da-{name}.png")
     plain = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
     plain.goto(f"{url}/signage/index.html?lang=da")
     plain.wait_for_function("document.querySelectorAll('#queues li').length > 0")
