@@ -325,8 +325,16 @@ def test_from_the_door_qr_to_a_called_ticket_in_swedish_with_the_near_word(phone
     url = phone_hub.url
     phone_hub.issue("kvik", 4)  # four before: not near yet (kvik: near_turn = 3)
     page = phone_context(browser, "sv-SE").new_page()
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url))
     page.goto(f"{url}/phone/?d={door_code(phone_hub)}")  # what the QR on the screen opens
     expect(page.locator("h1")).to_have_text("Ta en kölapp")
+    page.evaluate("document.fonts.ready.then(() => 1)")
+    # The phone's own fonts: no font file on a visitor's data plan (the screens' Roboto is 318 KiB), none from
+    # elsewhere; the letters are drawn all the same (the heading's ö).
+    assert [u for u in fetched if u.endswith((".ttf", ".woff", ".woff2")) or not u.startswith(url)] == []
+    family = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert family.startswith("system-ui") and "Vuoro Roboto" not in family
     assert page.evaluate("document.documentElement.lang") == "sv"  # the phone's language, which the site speaks
     expect(page.locator("#lead")).to_have_text("Välj vad du behöver hjälp med")
     kvik = page.locator("button.service[data-service=kvik]")
