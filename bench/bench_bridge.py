@@ -155,7 +155,7 @@ def main() -> int:
     cert = ca.issue("centre")
     mq_port, nats_ports = free_port(), [free_port() for _ in range(3)]
     sites = {"mq": branch_site(work, "mq", [f"mqtts://localhost:{mq_port}"], ca.cert),
-             "nats": branch_site(work, "nats", [f"mqtts://localhost:{nats_ports[0]}"], ca.cert)}
+             "nats": branch_site(work, "nats", [f"mqtts://localhost:{p}" for p in nats_ports], ca.cert)}
     config = centre_config(work, sites)
     central, _ = central_mosquitto(config, work / "central", cert.cert, cert.key, mq_port)
     cluster = NatsCluster(config, work / "cluster", cert.cert, cert.key)
@@ -165,7 +165,7 @@ def main() -> int:
     try:
         central.start()
         cluster.start()
-        # The reader on n2: the bridge is on n1, so every message crosses the cluster.
+        # The reader on n2: the bridge starts on n1 (its first address), so every message crosses the cluster.
         nats_login = login(cluster.mqtts("n2"), "centre", centre_password(cluster.workdir), ca.cert)
         nats_reader = wait_until(lambda: _try(lambda: Reader(nats_login, "branches/nats/board")), 60, 0.5)
         mq_reader = Reader(login(f"mqtts://localhost:{mq_port}", "centre", centre_password(central.workdir), ca.cert),
