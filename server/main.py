@@ -162,6 +162,9 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         uplink = Uplink(hub, config.central)
         follower = CentreFollower(config.central, db_path.parent, running, restart)
         uplink.answered.append(follower.centre_said)
+        # The centre's config/nudge down the MQTT bridge only makes the follower look sooner (its long poll
+        # already hears a publish; a nudge helps when that poll sits on a half-open connection).
+        link.on_config_nudge.append(lambda _nudge, following=follower: following.nudge())
         follower.start()
         uplink.start()
 
