@@ -8,7 +8,7 @@ branch", and the plain notice when a branch's same-day times cannot be booked on
 - ``/book/``: every branch's services, the nearest free time of each service at any branch, "find my booking";
 - ``/book/any/{service}/``: each branch's first free time of the service, soonest first;
 - ``/book/{branch}/{service}/?day=&slots=``: a day's free times and the form;
-- ``/book/b/{code}``: the booking (the centre's 7-character codes), its QR, ``calendar.ics`` and ``cancel``.
+- ``/book/b/{code}``: the booking (the centre's 7-character codes), its QR, ``calendar.ics``, ``move``, ``cancel``.
 
 For programs (and the branches): ``GET /api/v1/calendar/slots``, ``GET /api/v1/calendar/nearest``,
 ``POST /api/v1/calendar/bookings`` (Idempotency-Key), ``POST /api/v1/calendar/handover`` (a branch's token).
@@ -351,6 +351,9 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         if request.query_params.get("new"):
             notice = (f'<p class="done" role="status">{e(w("You have booked a time."))} '
                       f'{e(w("Write down the code or keep this page."))}</p>')
+        elif request.query_params.get("moved"):
+            moved = w("Moved to {time}.", time=when(w, row["branch"], row["start_at"], row["end_at"]))
+            notice = f'<p class="done" role="status">{e(moved)}</p>'
         elif row["status"] == "cancelled":
             gone = w("The booking is cancelled. The time is free for someone else.")
             notice = f'<p class="done" role="status">{e(gone)}</p>'
@@ -366,7 +369,9 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                          f' {e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
                          f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}</section>'
                          f'<ul class="actions"><li><a class="button" href="{link}/calendar.ics" download>'
-                         f'{e(w("Add to your calendar (.ics)"))}</a></li><li><a class="button secondary" '
+                         f'{e(w("Add to your calendar (.ics)"))}</a></li>'
+                         f'<li><a class="button" href="{link}/move">{e(w("Move the booking"))}</a></li>'
+                         f'<li><a class="button secondary" '
                          f'href="{link}/cancel">{e(w("Cancel the booking"))}</a></li></ul>')
         parts.append(f'<p><a href="/book/">{e(w("Book another time"))}</a></p>')
         return page(request, w, w("Your booking"), "".join(parts))
@@ -412,6 +417,73 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         except ApiError as refused:
             return refused_page(request, w, refused)
         return RedirectResponse(f"/book/b/{row['code']}", status_code=303)
+
+    def move_form(request: Request, w: Words, row: dict[str, Any], listing: dict[str, Any], problem: str = "",
+                  status: int = 200) -> Response:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        path = f"/book/b/{row['code']}/move"
+        tz = calendar.sale(row["branch"]).branch.site.timezone
+        today = utc_now().astimezone(tz).date()
+        days = []
+        for iso in listing["days"][:7]:
+            d = date.fromisoformat(iso)
+            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
+            current = ' aria-current="date"' if iso == listing["day"] else ""
+            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
+                        f'{e(w.short_day(d, label))}</a></li>')
+        fitting = [s for s in listing["slots"] if row["slots"] == 1 or s["double"]]
+        if not fitting:
+            times = (f'<p>{e(w("No free times on this day."))} '
+                     f'{e(w("Try another day, or come by and take a ticket."))}</p>')
+        else:
+            legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
+            radios = "".join(
+                f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required>'
+                f'<label for="t{i}">{datetime.fromisoformat(s["start"]):%H:%M}</label></li>'
+                for i, s in enumerate(fitting))
+            times = f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+        submit = f'<button type="submit">{e(w("Move to this time"))}</button>' if fitting else ""
+        body = (f'<h1>{e(w("Choose a new time"))}</h1>{problem_box(w, problem) if problem else ""}{summary(w, row)}'
+                f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
+                f'<ul>{"".join(days)}</ul></nav>'
+                f'<form method="post" action="{e(path)}"><input type="hidden" name="csrf" value="{e(token)}">'
+                f'{times}{submit}</form><p><a href="/book/b/{e(row["code"])}">{e(w("Back"))}</a></p>')
+        title = f'{w("There is a problem")}: {w("Choose a new time")}' if problem else w("Choose a new time")
+        return page(request, w, title, body, status=status, csrf=token)
+
+    @app.get("/book/b/{code}/move", include_in_schema=False)
+    async def move_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            row = await looked_up(request, code)
+            if row["status"] != "booked":
+                raise ApiError(409, refusals.CHECKED_IN, "This booking can no longer be changed.")
+            listing = await run_in_threadpool(calendar.listing, row["branch"], row["service"],
+                                              parse_day(request.query_params.get("day")))
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return move_form(request, w, row, listing)
+
+    @app.post("/book/b/{code}/move", include_in_schema=False)
+    async def move_booking(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            form = await form_of(request)
+            row = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        try:
+            start = datetime.fromisoformat(form.get("start", "")) if form.get("start") else None
+            if start is None or start.tzinfo is None:
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            await run_in_threadpool(calendar.move, row["code"], start)
+        except (ApiError, ValueError) as refused:
+            if not isinstance(refused, ApiError):
+                refused = ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.")
+            listing = await run_in_threadpool(calendar.listing, row["branch"], row["service"],
+                                              parse_day(form.get("start", "")[:10]))
+            return move_form(request, w, row, listing, refusal_words(w, refused, row["branch"]), refused.status)
+        return RedirectResponse(f"/book/b/{row['code']}?moved=1", status_code=303)
 
     # -- for programs and the branches ---------------------------------------------------------------------------
 

@@ -270,6 +270,52 @@ class Calendar:
 
         return codes.new_code(taken, CENTRE_CODE_LENGTH)
 
+    def move(self, code: str, start: datetime) -> dict[str, Any]:
+        """The citizen moves a booking the centre sold to another free time, in one transaction under the branch's
+        lock: the new places taken and the old ones let go together, or nothing changes. Both days must be the
+        centre's to sell (a handed-over day is changed at the branch)."""
+        row = self.find(code)
+        now = utc_now()
+        branch = row["branch"]
+        tz = self.sale(branch).branch.site.timezone
+        with self.pool.connection() as db, db.transaction():
+            _lock(db, branch)
+            with db.cursor(row_factory=dict_row) as cur:
+                row = cur.execute("SELECT * FROM calendar_bookings WHERE id = %s FOR UPDATE", (row["id"],)).fetchone()
+            if row["status"] != BOOKED:
+                raise ApiError(409, refusals.CANCELLED if row["status"] == CANCELLED else refusals.CHECKED_IN,
+                               "This booking can no longer be changed.")
+            day = start.astimezone(tz).date()
+            for d in (row["day"], day):
+                owner = self.day_owner(db, branch, d, now)
+                if owner is not None:
+                    raise ApiError(409, owner, "Same-day times at this branch are changed at the branch itself.",
+                                   field="start")
+            cal = self._picture(db, branch, row["service"], day, day)
+            rules, online = cal.online_rules(row["service"])
+            if row["start_at"] < now + timedelta(minutes=online.until_min):
+                raise ApiError(409, refusals.TOO_SOON, "Your time is too soon to change online. Please call us.")
+            grid = cal.check_online(now, rules, start, row["slots"], row["id"])
+            contact = row[online.identifies] if online.identifies else None
+            cal.check_per_day(online, row["service"], start, contact, moving=row["id"])
+            moved = as_booking(row)
+            moved.claims = []
+            for places in cal.places.claims.values():  # its own old places are free for it (a move within the day)
+                for place in [p for p, b in places.items() if b == row["id"]]:
+                    del places[place]
+            cal.places.claim(moved, grid)
+            db.execute("DELETE FROM calendar_claims WHERE booking_id = %s", (row["id"],))
+            with db.cursor() as cur:
+                cur.executemany("INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
+                                "VALUES (%s, %s, %s, %s, %s)",
+                                [(branch, row["service"], datetime.fromisoformat(s), p, row["id"])
+                                 for s, p in moved.claims])
+            with db.cursor(row_factory=dict_row) as cur:
+                return cur.execute("UPDATE calendar_bookings SET start_at = %s, end_at = %s, day = %s, "
+                                   "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
+                                   (start.astimezone(UTC), start.astimezone(UTC) + rules.slot * row["slots"], day,
+                                    row["id"])).fetchone()
+
     def cancel(self, code: str) -> dict[str, Any]:
         """The citizen cancels a booking the centre sold. Its places are free again here at once; if the day was
         handed over already, the branch learns it at its next poll (and a check-in there beats it)."""

@@ -207,3 +207,22 @@ def test_the_branchs_rows_merge_by_the_one_rule_and_a_move_there_is_kept(calenda
     assert (found["status"], found["start_at"]) == ("checked_in", moved)
     with calendar.pool.connection() as db:
         assert db.execute("SELECT count(*) FROM calendar_claims").fetchone()[0] == 0
+
+
+def test_a_citizen_moves_a_centre_booking_and_the_old_time_is_free_again(calendar: Calendar) -> None:
+    day = (NOW + timedelta(days=2)).replace(hour=10)
+    code = book(calendar, day)
+    other = book(calendar, day.replace(hour=12), name="Bo")
+    assert len(other) == 7
+    with pytest.raises(Exception) as full:  # onto Bo's time (one place): refused, nothing changes
+        calendar.move(code, day.replace(hour=12))
+    assert getattr(full.value, "code", None) == "full"
+    assert calendar.find(code)["start_at"] == day
+    moved = calendar.move(code, day.replace(hour=11))
+    assert moved["start_at"] == day.replace(hour=11) and moved["code"] == code
+    assert len(book(calendar, day, name="Cy")) == 7  # the old time is free again
+    assert book(calendar, day.replace(hour=11), name="Di") == "refused:full"  # the new one is taken
+    calendar.handover("north", day.date())
+    with pytest.raises(Exception) as owned:
+        calendar.move(code, day.replace(hour=13))
+    assert getattr(owned.value, "code", None) == BRANCH_OWNS

@@ -243,7 +243,8 @@ def test_one_calendar_handover_checkin_offline_cut_and_reconciliation(  # type: 
 def test_the_centres_booking_page_at_phone_size_in_chromium(  # type: ignore[no-untyped-def]
         tmp_path, make_hub, postgres_db, browser) -> None:
     """A citizen books at the centre in Chromium at phone size: branch and service, a time, a name; the booking
-    with its 7-character code and QR; axe-core finds nothing on any page. Screenshots in docs/screenshots/central."""
+    with its 7-character code and QR; moves it; axe-core finds nothing on any page. Screenshots:
+    docs/screenshots/central."""
     from toolkit.accessibility import PHONE, assert_accessible
 
     clock = tmp_path / "clock"
@@ -277,6 +278,15 @@ def test_the_centres_booking_page_at_phone_size_in_chromium(  # type: ignore[no-
         assert page.locator("dd.code").inner_text() == f"{code[:3]}-{code[3:]}"  # shown as 7KQ-3MZA
         assert len(code) == 7
         assert centre_bookings(postgres_db)[code][:3] == ("north", "centre", "booked")
+        first = centre_bookings(postgres_db)[code][4]
+        page.get_by_role("link", name="Move the booking").click()
+        assert_accessible(page, "the centre's move page")
+        page.screenshot(path=str(shots / "book-move-en.png"), full_page=True)
+        page.locator("input[name=start]").nth(4).check()
+        page.get_by_role("button", name="Move to this time").click()
+        assert "Moved to" in page.locator("p.done").inner_text()
+        assert centre_bookings(postgres_db)[code][4] > first  # a later time, the same code
+        assert_accessible(page, "the centre's booking, moved")
         page.goto(f"{centre.url}/book/any/bibliotekar/")
         assert_accessible(page, "the nearest free time at any branch")
         assert page.get_by_role("link", name="Nordby Bibliotek").count() == 1
