@@ -7,7 +7,7 @@
     listen = "127.0.0.1:8700"
     database = "postgresql://vuoro_central@127.0.0.1:5432/vuoro_central"
     languages = ["da", "en"]            # the pages' languages, the first is the default
-    admin_token = "…"                   # reading the overview and statistics (staff logins are to come)
+    admin_token = "…"                   # the API and automation: every branch, publishing configs, accounts
     tls_cert = "centre.crt"             # optional: serve HTTPS (the branches' [central].ca_file trusts its CA)
     tls_key = "centre.key"
 

@@ -1,7 +1,8 @@
 """The centre's overview page: every branch, how recently it was heard from, how far behind, today's tickets.
 
-Rendered on the server (no script), escaped, in the centre's languages (``?lang=``; the first is the
-default). It reloads itself every 15 seconds; live queues over the central broker are still to come.
+Rendered on the server (one small script of its own: the refresh), escaped, in the centre's languages
+(``?lang=``; the first is the default). It reloads itself every 15 seconds unless the reader turns that off (a
+box on the page); live queues over the central broker are still to come.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # serve() asks for this when the centre's new config passed the checks: main() runs the same command again in this
 # process (os.execv: the same process id, so systemd and the watchdog see one service that restarted itself).
 RESTART = 75
+# Tests only (as VUORO_TEST_CLOCK): the hub stops before serving when it would run on this version from the centre:
+# what a version that passes the checks but keeps the hub from starting does (server/uplink/pushed.py, "trial").
+CRASH_ENV = "VUORO_TEST_STOP_ON_VERSION"
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,6 +120,10 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         running = pushed.running(config, db_path.parent)
         config = replace(running.config, **(cli or {}))
         running.config = config
+        if running.version and os.environ.get(CRASH_ENV) == str(running.version):  # tests only
+            log.error("%s=%d: stopping before serving, as a version that keeps the hub from starting would",
+                      CRASH_ENV, running.version)
+            os._exit(1)
     fresh_store = not db_path.exists()  # a new or wiped disk: numbering must come from the centre (numbering.py)
     me = presence.this_hub(db_path)
     lock = presence.DatabaseLock(db_path)
@@ -192,6 +199,16 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
     link.start(look_first=look_later)
     if restart_asked:  # asked while the hub was starting
         server.should_exit = True
+    if running and running.version:  # the centre's version is on trial until the hub serves on it
+        import threading
+
+        def serving() -> None:
+            while not server.started and not server.should_exit:
+                threading.Event().wait(0.1)
+            if server.started:
+                pushed.started(db_path.parent)
+
+        threading.Thread(target=serving, name="vuoro-trial", daemon=True).start()
     try:
         server.run()
     finally:

@@ -260,3 +260,31 @@ def test_systemd_hears_the_restart_in_place_as_a_reload_and_ready_again(setup: S
     finally:
         done.set()
         sock.close()
+
+
+def test_a_version_that_keeps_the_hub_from_starting_is_tried_once_and_the_one_before_comes_back(
+        setup: Setup) -> None:
+    """A version can pass every check and still stop the hub before it serves (a port taken, a driver missing):
+    here made to happen with VUORO_TEST_STOP_ON_VERSION. The hub gets one start on it; started again (as systemd
+    does after a failure), it runs on the version before and reports the one that failed."""
+    setup.centre.start()
+    hub = setup.hubs["north"]
+    hub.env = {"VUORO_TEST_STOP_ON_VERSION": "2"}
+    hub.start()
+    publish(setup, "north", renamed(setup, "north", "Version 1"))
+    wait_until(lambda: state(setup, "north")["applied"] == 1, "north to apply version 1", 60)
+    hub.wait_ready()
+    setup.issue("north")
+    publish(setup, "north", renamed(setup, "north", "Version 2"))
+    assert hub.process is not None
+    assert hub.process.wait(60) == 1  # restarted onto version 2 in place, and stopped before serving
+    hub.process = None
+    hub.start()  # what systemd does after a failure (Restart=on-failure)
+    assert kvik_name(setup, "north") == "Version 1"
+    wait_until(lambda: state(setup, "north")["refused"] == 2, "north to report version 2 as refused", 60)
+    reported = state(setup, "north")
+    assert reported["applied"] == 1 and reported["problems"][0].startswith("the hub did not start on this version")
+    assert setup.issue("north")["ticket"] == "K002"
+    hub.stop()
+    hub.start()  # and it stays on version 1: version 2 is not tried again
+    assert kvik_name(setup, "north") == "Version 1" and state(setup, "north")["refused"] == 2

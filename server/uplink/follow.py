@@ -200,12 +200,14 @@ class CentreFollower:
                       f"version {self.current.version}" if self.current.version else "its own site file", exc)
             self.refused = {"version": version, "checksum": digest, "problems": list(exc.problems),
                             "at": datetime.now(UTC).isoformat()}
+            pushed.remember_refused(self.folder, self.refused)  # not fetched and checked again after a restart
             self.report_due = True
             self._report()
             return
         pushed.save(self.folder, text, version, digest)
         self.refused = None
         if config.raw == self.current.config.raw:  # the same contents: nothing to restart for
+            pushed.started(self.folder)  # served on already: not on trial
             self.current = pushed.Running(self.current.config, version, digest)
             self.report_due = True
             self._report()

@@ -35,6 +35,7 @@ log = logging.getLogger("vuoro.uplink")
 SITE_FILE = "central-site.toml"
 META_FILE = "central-site.json"
 STAFF_FILE = "central-staff.json"
+REFUSED_FILE = "central-site.refused.json"  # the last version refused here, and why: not tried again after a restart
 
 
 def checksum(text: str) -> str:
@@ -90,21 +91,90 @@ def write_atomically(path: Path, content: str, mode: int = 0o640) -> None:
             os.close(folder)
 
 
+PREVIOUS = ".previous"  # central-site.previous.toml / .json: the version before, while the new one is on trial
+NOT_STARTED = ("the hub did not start on this version: it stopped before it served (its log says why); it runs on "
+               "the version before")
+
+
+def _files(folder: Path, suffix: str = "") -> tuple[Path, Path]:
+    site, meta = folder / SITE_FILE, folder / META_FILE
+    return site.with_name(site.stem + suffix + site.suffix), meta.with_name(meta.stem + suffix + meta.suffix)
+
+
 def save(folder: Path, text: str, version: int, digest: str) -> None:
-    """Keep a version that passed the checks: the text first, then the note of its version (read together)."""
+    """Keep a version that passed the checks, on trial until the hub serves on it (``started``); the version it
+    replaces is kept as the previous one. The text first, then the note of its version (read together)."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / SITE_FILE, text)
-    write_atomically(folder / META_FILE, json.dumps({"version": version, "checksum": digest}))
+    site, meta = _files(folder)
+    old_site, old_meta = _files(folder, PREVIOUS)
+    with contextlib.suppress(OSError):
+        kept = json.loads(meta.read_text(encoding="utf-8"))
+        if not kept.get("trial"):  # only a version the hub served on is worth going back to
+            write_atomically(old_site, site.read_text(encoding="utf-8"))
+            write_atomically(old_meta, json.dumps({"version": kept["version"], "checksum": kept["checksum"]}))
+    write_atomically(site, text)
+    write_atomically(meta, json.dumps({"version": version, "checksum": digest, "trial": True, "starts": 0}))
+    with contextlib.suppress(OSError):  # a newer version passed: an older refusal is past
+        (folder / REFUSED_FILE).unlink()
+
+
+def started(folder: Path) -> None:
+    """The hub serves on the kept version: it is no longer on trial."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("trial"):
+            write_atomically(folder / META_FILE, json.dumps({"version": meta["version"],
+                                                             "checksum": meta["checksum"]}))
+
+
+def remember_refused(folder: Path, refused: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / REFUSED_FILE, json.dumps(refused))
 
 
 def running(own: SiteConfig, folder: Path) -> Running:
-    """What to run on at start: the centre's kept version if it still passes the checks, else the hub's own file."""
+    """What to run on at start (below), with the last version refused here, kept across restarts."""
+    found = _running(own, folder)
+    if found.refused:
+        remember_refused(folder, found.refused)
+    else:
+        with contextlib.suppress(OSError, ValueError):
+            kept = json.loads((folder / REFUSED_FILE).read_text(encoding="utf-8"))
+            if isinstance(kept, dict) and isinstance(kept.get("version"), int) and kept["version"] > found.version:
+                found.refused = kept
+    return found
+
+
+def _running(own: SiteConfig, folder: Path) -> Running:
+    """What to run on at start: the centre's kept version if it still passes the checks, else the hub's own file.
+
+    A version on trial (written, the hub not yet serving on it) gets one start: if the hub is started again before
+    it served (it crashed on it, and systemd started it again), the version is refused and the one before it —
+    or the hub's own file — is run, so a version that passes the checks but keeps the hub from starting never
+    leaves a branch restarting in a loop."""
     try:
         text = (folder / SITE_FILE).read_text(encoding="utf-8")
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         version, digest = int(meta["version"]), str(meta["checksum"])
     except (OSError, ValueError, KeyError, TypeError):
         return Running(own)  # nothing from the centre yet
+    if meta.get("trial"):
+        if int(meta.get("starts", 0)) >= 1:
+            log.error("the centre's version %d was tried and the hub stopped before serving on it: going back to "
+                      "the version before", version)
+            refused = {"version": version, "checksum": digest, "problems": [NOT_STARTED]}
+            site, kept = _files(folder)
+            old_site, old_meta = _files(folder, PREVIOUS)
+            try:
+                os.replace(old_site, site)
+                os.replace(old_meta, kept)
+            except OSError:  # no version before: the hub's own file
+                with contextlib.suppress(OSError):
+                    kept.unlink()
+                return Running(own, refused=refused)
+            before = _running(own, folder)
+            return Running(before.config, before.version, before.checksum, refused=before.refused or refused)
+        write_atomically(folder / META_FILE, json.dumps({**meta, "starts": int(meta.get("starts", 0)) + 1}))
     if checksum(text) != digest:
         log.error("%s does not match its checksum: running on the hub's own site file", folder / SITE_FILE)
         return Running(own, refused={"version": version, "checksum": digest,
