@@ -22,8 +22,9 @@ say what they are.) Every bucket boundary is a whole second and every whole minu
 **Kept fresh.** The ingest marks, in its own transaction, each local day a batch touched
 (``mark_ingested``: ``stats_dirty``, with a version). ``refresh`` re-aggregates a branch's marked days
 from its rows in one transaction and removes only the marks it saw, so a batch stored meanwhile
-leaves its mark for the next refresh. A summary refreshes the days of its period first (today, mostly);
-the centre also refreshes every minute in the background. Changing a branch's zone or a service's
+leaves its mark for the next refresh. A summary refreshes the days of its period first (today, mostly),
+within a time budget, and says how many marked days it could not count yet; the centre also refreshes
+every 15 s in the background. Changing a branch's zone or a service's
 target (its site file) re-aggregates all of that branch's days.
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -291,14 +293,23 @@ def _months(start: date, end: date) -> tuple[list[date], list[tuple[date, date]]
 
 
 def read(db: psycopg.Connection, branches: list[Branch], start: date, end: date, *,
-         fresh: bool = True) -> dict[str, Aggregate]:
-    """Each branch's aggregate over the local days start–end (refreshed first unless ``fresh`` is False)."""
-    if fresh:
-        for branch in stale(db, branches, start, end):
-            refresh(db, branch, start, end)
+         budget_s: float | None = None) -> tuple[dict[str, Aggregate], int]:
+    """Each branch's aggregate over the local days start–end, and how many marked days it does not count yet.
+
+    The marked days of the period are aggregated first, for at most ``budget_s`` seconds (None: all of them):
+    fifty busy branches have today marked almost always, and refreshing all fifty at once took seconds on the
+    loaded machine; what is left is the background refresher's (``central/refresher.py``) and is reported."""
+    began = time.monotonic()
+    for branch in stale(db, branches, start, end):
+        if budget_s is not None and time.monotonic() - began > budget_s:
+            break
+        refresh(db, branch, start, end)
+    pending = db.execute("SELECT COUNT(*) FROM stats_dirty WHERE branch = ANY(%s) AND day BETWEEN %s AND %s",
+                         ([b.id for b in branches], start, end)).fetchone()
+    db.commit()
     with db.transaction():
         _tune(db)
-        return _read(db, [b.id for b in branches], start, end)
+        return _read(db, [b.id for b in branches], start, end), int(pending[0]) if pending else 0
 
 
 def _read(db: psycopg.Connection, ids: list[str], start: date, end: date) -> dict[str, Aggregate]:
