@@ -46,7 +46,10 @@ from vuoro import __version__, sd_notify
 
 log = logging.getLogger("vuoro.central")
 
-MAX_BATCH_BYTES = 32 * 1024 * 1024  # 10,000 rows of a few hundred bytes, with room
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+# A cross-branch summary first aggregates its period's newest rows for at most this long; the rest is the
+# background refresher's (every 15 s) and the answer's pending_days says so.
+SUMMARY_REFRESH_BUDGET_S = 1.0  # 10,000 rows of a few hundred bytes, with room
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -219,7 +222,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
-                return figures.all_branches_summary(db, config, lo, hi, chosen)
+                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S)
 
         return JSONResponse(await run_in_threadpool(compute))
 

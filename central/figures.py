@@ -98,19 +98,22 @@ def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: dat
 
 
 def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: date, end: date,
-                         branch_ids: list[str] | None = None) -> dict[str, Any]:
+                         branch_ids: list[str] | None = None, budget_s: float | None = None) -> dict[str, Any]:
     """Every branch (or those of ``branch_ids``) side by side, and all of them as one: the same figures over all
     their tickets, so the percentiles are of every wait, not an average of averages. From the per-day aggregates
     (central/rollup.py): counts, means, maxima and service levels exact, percentiles rounded up to the
-    histograms' resolution (``percentiles`` in the answer). All as one needs one time zone: branches in
-    different zones are shown side by side only."""
+    histograms' resolution (``percentiles`` in the answer). ``budget_s`` bounds the time spent aggregating the
+    period's newest rows first (``pending_days`` says how many days were left). All as one needs one time zone:
+    branches in different zones are shown side by side only."""
     branches = [b for b in config.branches.values() if branch_ids is None or b.id in branch_ids]
-    parts = rollup.read(db, branches, start, end)
+    parts, pending = rollup.read(db, branches, start, end, budget_s=budget_s)
     together = rollup.Aggregate()
     for part in parts.values():
         together.add(part)
     zones = {str(b.site.timezone) for b in branches}
+    # pending_days: days whose newest rows the figures do not count yet (the refresher's, within seconds)
     return {"start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION,
+            "pending_days": pending,
             "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
             "all": together.figures() if len(zones) == 1 else None}
 

@@ -1,4 +1,4 @@
-"""Keeps the statistics' per-day aggregates fresh in the background (central/rollup.py), once a minute.
+"""Keeps the statistics' per-day aggregates fresh in the background (central/rollup.py), every 15 s.
 
 A summary refreshes the days of its own period before it reads, so this is not needed for the figures
 to be right; it keeps that refresh small (a day or two rather than everything since the last summary)
@@ -20,7 +20,7 @@ log = logging.getLogger("vuoro.central.refresher")
 
 
 class StatsRefresher:
-    def __init__(self, config: CentreConfig, pool: ConnectionPool, interval_s: float = 60.0):
+    def __init__(self, config: CentreConfig, pool: ConnectionPool, interval_s: float = 15.0):
         self.config, self.pool, self.interval_s = config, pool, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vuoro-stats-refresher", daemon=True)

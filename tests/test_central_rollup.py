@@ -151,7 +151,11 @@ def test_the_ingest_keeps_the_aggregates_fresh(centre: tuple[CentreConfig, psyco
 
     ship(0, ticket_row(1, "live-1"))
     assert db.execute(marked, (day,)).fetchone() == (1,)  # marked in the batch's own commit
-    now = figures.all_branches_summary(db, config, day, day, ["north"])["branches"][0]
+    late = figures.all_branches_summary(db, config, day, day, ["north"], budget_s=0)  # no time to aggregate
+    assert late["pending_days"] == 1 and late["branches"][0]["issued"] == before["issued"]  # and says so
+    answer = figures.all_branches_summary(db, config, day, day, ["north"])
+    assert answer["pending_days"] == 0
+    now = answer["branches"][0]
     assert (now["issued"], now["open"]) == (before["issued"] + 1, before["open"] + 1)
     # its newer state: called after 3 h (past every percentile and the old maximum), then served
     ship(1, ticket_row(2, "live-1", status="done", counter="kvik1", called_at="2026-11-02T13:00:00.5+00:00",
