@@ -266,7 +266,7 @@ def test_a_centre_restored_from_an_older_backup_gets_the_whole_branch_again(setu
 
 def test_a_re_snapshot_goes_in_chunks_while_kiosks_issue_and_the_centre_ends_with_exactly_the_branch(
         setup: Setup) -> None:
-    """The repair after a 409 copies the store a chunk at a time (server/uplink/outbox.py, 1,000 source rows), so
+    """The repair after a 409 copies the store a chunk at a time (server/uplink/outbox.py, 250 source rows), so
     the kiosks are served in between: they issue and a desk calls all through it, and the centre ends with exactly
     the branch's rows, each ticket at its last state."""
     from concurrent.futures import ThreadPoolExecutor

@@ -172,7 +172,7 @@ class Resnapshot:
 
 # A re-snapshot is copied in chunks of this many source rows, each in a transaction of its own, so the writer is
 # never held for long: a year of a busy branch in one transaction held every kiosk for 4.85 s (bench/RESULTS.md).
-SNAPSHOT_CHUNK_ROWS = 1000
+SNAPSHOT_CHUNK_ROWS = 250
 
 # What a snapshot copies, in the order it ships them (tickets before what refers to them): the source table, the
 # outbox kind, key and body as SQL over that table's row, and which of its rows are this site's.
