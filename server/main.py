@@ -193,8 +193,10 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
     tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
     log.info("site %s: store %s, broker %s, %s://%s:%s, %d open files", config.site_id, db_path, config.broker,
              config.http_scheme, config.listen_host, config.listen_port, open_files)
+    # ws="none": the hub serves no WebSocket (screens use MQTT and SSE), so uvicorn need not load the websockets
+    # library (bench/ab_hub.py: idle RSS and start CPU, see the commit that added this).
     server = uvicorn.Server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
-                                           log_level="warning", access_log=False, **tls))
+                                           log_level="warning", access_log=False, ws="none", **tls))
     link.on_conflict.append(lambda message: setattr(server, "should_exit", True))
     link.start(look_first=look_later)
     if restart_asked:  # asked while the hub was starting

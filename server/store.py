@@ -245,6 +245,7 @@ class SQLiteStore:
         self._outbox_tables: dict[int, list[str]] = {}  # schema version → the tables whose new rows go out
         self.writers[uplink_outbox.ShippedMark] = uplink_outbox.write_shipped
         self.writers[uplink_outbox.Resnapshot] = uplink_outbox.write_resnapshot
+        self.writers[uplink_outbox.SnapshotChunk] = uplink_outbox.write_snapshot_chunk
         self.origin = uplink_outbox.start_stream(self.db, site) if outbox else None
 
     # -- who may use the connection ----------------------------------------------------

@@ -10,6 +10,7 @@ branch's own statistics.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,46 @@ def test_a_centre_restored_from_an_older_backup_gets_the_whole_branch_again(setu
     setup.centre.start()
     setup.issue("north")  # the next batch says the centre has more than it has: 409, and the branch ships all again
     setup.wait_in_step()
+    with psycopg.connect(setup.database) as db:
+        assert db.execute("SELECT COUNT(*) FROM streams WHERE branch = 'north'").fetchone()[0] == 2
+
+
+def test_a_re_snapshot_goes_in_chunks_while_kiosks_issue_and_the_centre_ends_with_exactly_the_branch(
+        setup: Setup) -> None:
+    """The repair after a 409 copies the store a chunk at a time (server/uplink/outbox.py, 250 source rows), so
+    the kiosks are served in between: they issue and a desk calls all through it, and the centre ends with exactly
+    the branch's rows, each ticket at its last state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    setup.centre.start()
+    del setup.hubs["south"]
+    setup.hubs["north"].start()
+    with ThreadPoolExecutor(4) as pool:  # 700 tickets and their history: 1,400 source rows, more than one chunk
+        list(pool.map(lambda _: setup.issue("north"), range(700)))
+    setup.wait_in_step(timeout=120)
+    with psycopg.connect(setup.database) as db:  # the centre's database back from an older backup
+        db.execute("UPDATE streams SET shipped = 2 WHERE branch = 'north'")
+    setup.centre.stop()
+    setup.centre.start()
+    issued, stop = [], threading.Event()
+
+    def kiosk_and_desk() -> None:
+        while not stop.is_set() and len(issued) < 300:
+            issued.append(setup.issue("north")["id"])
+            if len(issued) % 10 == 0:
+                setup.act("north", "kvik1", "next")
+
+    worker = threading.Thread(target=kiosk_and_desk)
+    worker.start()
+    try:
+        wait_until(lambda: setup.uplink("north")["state"] == "resending" or len(issued) >= 300,
+                   "the branch to begin shipping its whole store again", 60)
+        wait_until(lambda: len(issued) >= 300, "the kiosk to issue through the re-send", 120)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert len(issued) == 300  # no kiosk request failed (issue asserts 201) or hung past its 10 s
+    setup.wait_in_step(timeout=120)
     with psycopg.connect(setup.database) as db:
         assert db.execute("SELECT COUNT(*) FROM streams WHERE branch = 'north'").fetchone()[0] == 2
 

@@ -180,3 +180,46 @@ def test_a_new_stream_puts_the_whole_store_in_the_outbox_and_counts_it_right(bra
         new = read_pending(db, hub.config.site_id, 0, 2)
     assert old is not None and new is not None and new.stream != old.stream and new.shipped == 0
     assert new.backlog == len(again) and len(new.rows) == 2
+
+
+def test_a_re_snapshot_is_copied_in_chunks_while_tickets_go_on_and_ends_with_every_row_newest_last(
+        branch, monkeypatch) -> None:
+    """The writer is held for one chunk at a time (outbox.SNAPSHOT_CHUNK_ROWS source rows), not the whole store;
+    tickets issued and called between the chunks are in the outbox too, and each ticket's last row is its state."""
+    from server.uplink import outbox as uplink_outbox
+    from server.uplink.outbox import Resnapshot, SnapshotChunk, snapshot_left
+
+    monkeypatch.setattr(uplink_outbox, "SNAPSHOT_CHUNK_ROWS", 7)
+    hub, path = branch
+    site = hub.config.site_id
+    hub.call(lambda engine, now: tuple(engine.issue("kvik", "da", now) for _ in range(20)))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    before = outbox(path)
+    hub.call(lambda engine, now: Outcome(records=[ShippedMark(site, before[-1][0], now.isoformat())]))
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(site)]))
+    assert 0 < len(outbox(path)) <= 7  # one chunk, not the store
+
+    def left() -> bool:
+        with hub.store.reader() as db:
+            return snapshot_left(db, site)
+
+    chunks = 1
+    while left():  # what the uplink does: a chunk, then shipping; here a kiosk and a desk in between
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+        hub.call(lambda engine, now: engine.call_next("kvik1", now))
+        hub.call(lambda engine, now: Outcome(records=[SnapshotChunk(site)]))
+        chunks += 1
+    assert chunks >= (20 + 1 + 20 + 1) // 7  # tickets, a call, their history: many chunks of 7
+
+    rows = outbox(path)
+    with sqlite3.connect(path) as db:
+        tickets = dict(db.execute("SELECT id, status FROM tickets"))
+        events = {f"{t}/{i}/{at}" for i, t, at in db.execute("SELECT id, ticket_id, at FROM ticket_log")}
+        calls = {c for c, in db.execute("SELECT id FROM calls")}
+    newest = {key: body["status"] for _, kind, key, body in rows if kind == "ticket"}  # the later row wins
+    assert newest == tickets  # every ticket, old and new, and each at its current state
+    assert {key for _, kind, key, _ in rows if kind == "event"} == events
+    assert {key for _, kind, key, _ in rows if kind == "call"} == calls
+    assert len([key for _, kind, key, _ in rows if kind == "event"]) == len(events)  # no history line twice
+    hub.call(lambda engine, now: Outcome(records=[SnapshotChunk(site)]))  # nothing left: writes nothing
+    assert outbox(path) == rows

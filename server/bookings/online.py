@@ -44,6 +44,9 @@ class OnlineCalendar:
         self.places = SlotPlaces(config)
         self.bookings: dict[str, Booking] = {}
         self._plans: dict[tuple[str, date], list[tuple[datetime, str, int]]] = {}
+        # What the free-times listing derives from a day's plan alone (config, not bookings): remembered like it.
+        self._times: dict[tuple[str, date], list[tuple[str, str, bool]]] = {}
+        self._online_days: dict[tuple[str, date], bool] = {}
 
     def rules(self, service: str) -> ServiceBooking:
         return self.settings.rules(service)
@@ -84,13 +87,34 @@ class OnlineCalendar:
                     if (places := self.places.capacity(rules, slot)) > 0]
             if len(self._plans) > 2000:
                 self._plans.clear()
+                self._times.clear()
+                self._online_days.clear()
             self._plans[key] = plan
         return plan
 
+    def day_times(self, rules: ServiceBooking, day: date) -> list[tuple[str, str, bool]]:
+        """For each slot of ``day_plan``: its start and end as the listing shows them, and whether the next slot
+        of the plan starts where it ends. Remembered per day like the plan: at the morning release this text was
+        most of the listing's cost on the writer (bench/bench_booking.py)."""
+        key = (rules.service, day)
+        texts = self._times.get(key)
+        if texts is None:
+            tz, utc, plan = self.config.timezone, ZoneInfo("UTC"), self.day_plan(rules, day)
+            ends = [(slot.astimezone(utc) + rules.slot).astimezone(tz) for slot, _, _ in plan]
+            texts = [(slot.isoformat(timespec="minutes"), end.isoformat(timespec="minutes"),
+                      i + 1 < len(plan) and plan[i + 1][0] == end)
+                     for i, ((slot, _, _), end) in enumerate(zip(plan, ends, strict=True))]
+            self._times[key] = texts
+        return texts
+
     def online_day(self, rules: ServiceBooking, day: date) -> bool:
         """Whether anyone takes online bookings of the service that day (more places than the reserve)."""
-        reserve = rules.online.reserve if rules.online else 0
-        return any(places > reserve for _, _, places in self.day_plan(rules, day))
+        key = (rules.service, day)
+        known = self._online_days.get(key)
+        if known is None:
+            reserve = rules.online.reserve if rules.online else 0
+            known = self._online_days[key] = any(places > reserve for _, _, places in self.day_plan(rules, day))
+        return known
 
     def online_free(self, rules: ServiceBooking, slot: datetime, booking_id: str | None = None) -> int:
         """Places of a slot a citizen may take online: the slot's places less the walk-in reserve and those taken
@@ -113,19 +137,18 @@ class OnlineCalendar:
                 days.append(cursor)
             cursor += timedelta(days=1)
         by_day: dict[str, list[dict[str, Any]]] = {}
-        reserve, claims, step = online.reserve, self.places.claims, rules.slot
+        reserve, claims, doubles = online.reserve, self.places.claims, rules.max_slots >= 2
         for d in ([day] if day in days else []) if day is not None else days:
-            plan = [p for p in self.day_plan(rules, d) if p[0] >= first]
+            plan, texts = self.day_plan(rules, d), self.day_times(rules, d)
+            past = next((i for i, p in enumerate(plan) if p[0] >= first), len(plan))  # the plan is in time order
+            plan, texts = plan[past:], texts[past:]
             free = [places - reserve - len(claims.get((service, key), ())) for _, key, places in plan]
             times = []
-            for i, (slot, _, _) in enumerate(plan):
+            for i, (start, end, joined) in enumerate(texts):
                 if free[i] <= 0:
                     continue
-                end = (slot.astimezone(ZoneInfo("UTC")) + step).astimezone(tz)
-                times.append({"start": slot.isoformat(timespec="minutes"), "end": end.isoformat(timespec="minutes"),
-                              "free": free[i],
-                              "double": rules.max_slots >= 2 and i + 1 < len(plan) and free[i + 1] > 0
-                              and plan[i + 1][0] == end})
+                times.append({"start": start, "end": end, "free": free[i],
+                              "double": doubles and i + 1 < len(plan) and free[i + 1] > 0 and joined})
             by_day[d.isoformat()] = times
             if day is None and times:
                 break

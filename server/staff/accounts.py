@@ -35,8 +35,10 @@ from vuoro.protocol import ID_PATTERN
 
 ROLES = ("staff", "admin")
 HASHER = PasswordHasher()  # argon2id, argon2-cffi's defaults (64 MiB, t=3): ≈ 0.1 s per try here
-# Verified when the user name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = HASHER.hash(secrets.token_hex(16))
+# Verified when the user name is unknown, so a wrong name costs as long as a wrong password: a hash, with HASHER's
+# parameters, of a random secret that was thrown away (tests/test_hub_lean.py checks the parameters still match).
+# Not hashed at import: that cost every hub start 0.1-0.9 s of argon2 (64 MiB, 4 lanes) on a 2-core machine.
+_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$8nCZ3asXSSr9dY+fzHkAlQ$ha3vAxG/f8Sb7/TOxHAH/3zFSAOrV3iUsXQdLUKTVDo"
 
 
 @dataclass(frozen=True)

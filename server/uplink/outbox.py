@@ -189,12 +189,93 @@ class Resnapshot:
     site: str
 
 
+# A re-snapshot is copied in chunks of this many source rows, each in a transaction of its own, so the writer is
+# never held for long: a year of a busy branch in one transaction held every kiosk for 4.85 s (bench/RESULTS.md).
+SNAPSHOT_CHUNK_ROWS = 250
+
+# What a snapshot copies, in the order it ships them (tickets before what refers to them): the source table, the
+# outbox kind, key and body as SQL over that table's row, and which of its rows are this site's.
+_SNAPSHOT_SOURCES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("tickets", TICKET, "id", "json_object('id', id, 'service', service, 'letter', letter, 'number', number, 'day', "
+     "day, 'label', label, 'language', language, 'status', status, 'origin', origin, 'queued_at', queued_at, "
+     "'issued_at', issued_at, 'due_at', due_at, 'counter', counter, 'called_at', called_at, 'finished_at', "
+     "finished_at, 'recalls', recalls, 'transfers', transfers)", "site = :site"),
+    ("calls", CALL, "id", "json_object('id', id, 'ticket_id', ticket_id, 'ticket', ticket, 'service', service, "
+     "'counter', counter, 'at', at, 'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END))",
+     "site = :site"),
+    ("ticket_log", EVENT, _EVENT_KEY, _EVENT_JSON,
+     "EXISTS (SELECT 1 FROM tickets WHERE tickets.id = ticket_log.ticket_id AND tickets.site = :site)"),
+    *((table, kind, ":origin || '/' || id || '/' || at", body, "site = :site")
+      for kind, (table, body) in _PLUGIN_ROWS.items()),
+)
+
+
+@dataclass(frozen=True)
+class SnapshotChunk:
+    """Copy the next chunk of a re-snapshot in progress into the outbox (the uplink asks for one after another)."""
+
+    site: str
+
+
 def write_resnapshot(db: sqlite3.Connection, record: Resnapshot) -> None:
-    origin = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (record.site,)).fetchone()[0]
+    """Begin the new stream and plan its snapshot: for each source, the rows that exist now (rowid up to here).
+
+    The rows are copied by ``write_snapshot_chunk``, a chunk per transaction, while kiosks go on: a row changed
+    meanwhile is in the outbox again with its change at a later ``seq``, so the centre ends with its newest
+    state; a row made meanwhile is in the outbox from its own commit. The plan is in the store, so a hub
+    stopped half-way carries on where it was."""
     db.execute("DELETE FROM outbox")
     db.execute("UPDATE uplink_state SET stream = ?, shipped = 0, shipped_at = NULL WHERE site = ?",
                (uuid.uuid4().hex, record.site))
-    snapshot(db, record.site, origin)
+    db.execute("CREATE TABLE IF NOT EXISTS uplink_snapshot (site TEXT NOT NULL, step INTEGER NOT NULL, "
+               "source TEXT NOT NULL, after INTEGER NOT NULL, upto INTEGER NOT NULL, PRIMARY KEY (site, source))")
+    db.execute("DELETE FROM uplink_snapshot WHERE site = ?", (record.site,))
+    existing = {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for step, (table, *_) in enumerate(_SNAPSHOT_SOURCES):
+        if table in existing:
+            db.execute(f"INSERT INTO uplink_snapshot (site, step, source, after, upto) SELECT ?, ?, ?, 0, "
+                       f"COALESCE(MAX(rowid), 0) FROM {table}", (record.site, step, table))
+    write_snapshot_chunk(db, SnapshotChunk(record.site))
+
+
+def write_snapshot_chunk(db: sqlite3.Connection, record: SnapshotChunk) -> None:
+    """The next ``SNAPSHOT_CHUNK_ROWS`` source rows of the re-snapshot in progress into the outbox, through as many
+    sources as they reach (a small store is copied whole by the first chunk); none left: nothing."""
+    if not snapshot_left(db, record.site):
+        return
+    origin = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (record.site,)).fetchone()[0]
+    budget = SNAPSHOT_CHUNK_ROWS
+    while budget > 0:
+        planned = db.execute("SELECT step, after, upto FROM uplink_snapshot WHERE site = ? ORDER BY step LIMIT 1",
+                             (record.site,)).fetchone()
+        if planned is None:
+            return
+        step, after, upto = planned
+        table, kind, key, body, mine = _SNAPSHOT_SOURCES[step]
+        found = db.execute(f"SELECT rowid FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT 1 "
+                           f"OFFSET {budget - 1}", (after, upto)).fetchone()
+        if found:
+            until, budget = found[0], 0
+        else:
+            until = upto
+            budget -= db.execute(f"SELECT COUNT(*) FROM {table} WHERE rowid > ? AND rowid <= ?",
+                                 (after, upto)).fetchone()[0]
+        db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {key}, {body}, :at FROM {table} "
+                   f"WHERE rowid > :after AND rowid <= :until AND {mine} ORDER BY rowid",
+                   {"at": datetime.now(UTC).isoformat(), "after": after, "until": until, "site": record.site,
+                    "origin": origin})
+        if until >= upto:
+            db.execute("DELETE FROM uplink_snapshot WHERE site = ? AND step = ?", (record.site, step))
+        else:
+            db.execute("UPDATE uplink_snapshot SET after = ? WHERE site = ? AND step = ?", (until, record.site, step))
+
+
+def snapshot_left(db: sqlite3.Connection, site: str) -> bool:
+    """Whether a re-snapshot of this site is still being copied (on any connection)."""
+    try:
+        return db.execute("SELECT 1 FROM uplink_snapshot WHERE site = ? LIMIT 1", (site,)).fetchone() is not None
+    except sqlite3.OperationalError:  # no re-snapshot ever began in this store
+        return False
 
 
 @dataclass(frozen=True)

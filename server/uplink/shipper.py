@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from server.engine import Outcome
-from server.uplink.outbox import Resnapshot, ShippedMark, batch_json, read_pending
+from server.uplink.outbox import (
+    Resnapshot,
+    ShippedMark,
+    SnapshotChunk,
+    batch_json,
+    read_pending,
+    snapshot_left,
+)
 
 if TYPE_CHECKING:
     from server.config import CentralLink
@@ -144,11 +151,19 @@ class Uplink:
             self._wake.clear()  # before reading: a commit after this read nudges the next round
             try:
                 with self.hub.store.reader() as db:
+                    copying = snapshot_left(db, self.site)
+                if copying:  # a re-snapshot in progress: one more chunk, then ship what is there, and again
+                    self.state = "resending"
+                    self.hub.call(lambda engine, now, site=self.site: Outcome(records=[SnapshotChunk(site)]),
+                                  timeout=60)
+                with self.hub.store.reader() as db:
                     pending = read_pending(db, self.site, self.acknowledged, self.link.batch_rows)
                 if pending is None:  # the store's outbox has not begun (cannot happen once the hub runs)
                     self._wake.wait(1.0)
                     continue
                 self.backlog, self.oldest_at = pending.backlog, pending.oldest_at
+                if not pending.rows and copying:
+                    continue
                 if not pending.rows and time.monotonic() - last_sent < self.link.heartbeat_s:
                     self.state = "idle"
                     if self.acknowledged > pending.shipped:  # a mark put off: make it once all is quiet
