@@ -152,32 +152,17 @@ def start_stream(db: sqlite3.Connection, site: str) -> str:
 
 
 def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
-    """Put every ticket (its current state), history line, call, feedback tap and device status change of the
-    store in the outbox, inside the caller's transaction; how many rows. Keys are the same as when they were
-    first written, so the centre stores nothing twice."""
+    """Put every ticket (its current state), history line, call, feedback tap, device status change and booking of
+    the store in the outbox, inside the caller's transaction; how many rows. Keys are the same as when they were
+    first written, so the centre stores nothing twice. (A re-snapshot copies the same sources in chunks.)"""
     at = datetime.now(UTC).isoformat()
-    count = db.execute(
-        f"INSERT INTO outbox (kind, key, body, at) SELECT '{TICKET}', id, json_object('id', id, 'service', "
-        "service, 'letter', letter, 'number', number, 'day', day, 'label', label, 'language', language, "
-        "'status', status, 'origin', origin, 'queued_at', queued_at, 'issued_at', issued_at, 'due_at', due_at, "
-        "'counter', counter, 'called_at', called_at, 'finished_at', finished_at, 'recalls', recalls, "
-        "'transfers', transfers), ? FROM tickets WHERE site = ? ORDER BY issued_at", (at, site)).rowcount
-    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{CALL}', id, json_object('id', id, "
-                        "'ticket_id', ticket_id, 'ticket', ticket, 'service', service, 'counter', counter, 'at', at, "
-                        "'recall', json(CASE recall WHEN 0 THEN 'false' ELSE 'true' END)), ? FROM calls "
-                        "WHERE site = ? ORDER BY at", (at, site)).rowcount
-    count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
-                        f"{_EVENT_JSON}, ? FROM ticket_log WHERE ticket_id IN (SELECT id FROM tickets WHERE "
-                        "site = ?) ORDER BY id", (at, site)).rowcount
-    existing = positions(db)
-    for kind, (table, body) in _PLUGIN_ROWS.items():
+    existing = {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    count = 0
+    for table, kind, key, body, mine in _SNAPSHOT_SOURCES:
         if table in existing:
-            count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, "
-                                f"{body}, ? FROM {table} WHERE site = ? ORDER BY id", (origin, at, site)).rowcount
-    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bookings'").fetchone():
-        # Bookings in their current state (the shape of ``records.booking_body``): the centre's calendar merges them
-        count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{BOOKING}', id, {_BOOKING_JSON}, ? "
-                            "FROM bookings WHERE site = ? ORDER BY created_at", (at, site)).rowcount
+            count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {key}, {body}, :at "
+                                f"FROM {table} WHERE {mine} ORDER BY rowid",
+                                {"at": at, "site": site, "origin": origin}).rowcount
     return count
 
 
@@ -207,6 +192,8 @@ _SNAPSHOT_SOURCES: tuple[tuple[str, str, str, str, str], ...] = (
      "EXISTS (SELECT 1 FROM tickets WHERE tickets.id = ticket_log.ticket_id AND tickets.site = :site)"),
     *((table, kind, ":origin || '/' || id || '/' || at", body, "site = :site")
       for kind, (table, body) in _PLUGIN_ROWS.items()),
+    # Bookings in their current state (the shape of ``records.booking_body``): the centre's calendar merges them
+    ("bookings", BOOKING, "id", _BOOKING_JSON, "site = :site"),
 )
 
 
