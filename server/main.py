@@ -223,6 +223,11 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         lock.release()
     if link.conflict:
         return 2
+    if restart_asked and hasattr(app.state, "staff_sessions"):  # staff stay signed in over the restart in place
+        try:
+            app.state.staff_sessions.hand_over(db_path.parent)
+        except OSError:
+            log.warning("could not hand the staff sessions over the restart: staff sign in again", exc_info=True)
     return RESTART if restart_asked else 0
 
 

@@ -61,6 +61,9 @@ def test_a_published_config_is_applied_at_a_connected_branch_and_a_bad_one_refus
     pid = setup.hubs["north"].process.pid
     assert kvik_name(setup, "north") == "KVIK – hurtig hjælp"
     ticket = setup.issue("north")["ticket"]
+    desk = requests.Session()  # a member of staff signed in at north before the push
+    signed = sign_in(setup.hubs["north"].url, "demo", "demo-staff-password", desk)
+    assert signed.status_code == 303
 
     first = publish(setup, "north", renamed(setup, "north"))
     assert first["version"] == 1 and first["advice"] == []
@@ -68,6 +71,8 @@ def test_a_published_config_is_applied_at_a_connected_branch_and_a_bad_one_refus
     setup.hubs["north"].wait_ready()
     assert kvik_name(setup, "north") == NEW_NAME  # the hub serves the new version
     assert setup.hubs["north"].process.pid == pid  # restarted in place: the same process for systemd
+    me = desk.get(f"{setup.hubs['north'].url}/staff/api/me", timeout=10)  # still signed in: the session carried
+    assert me.status_code == 200 and me.json()["user"] == "demo" and me.json()["csrf"] == signed.me["csrf"]
     assert setup.issue("north")["ticket"] == "K002" and ticket == "K001"  # the queue's day goes on
     assert kvik_name(setup, "south") == "KVIK – hurtig hjælp"  # another branch's config is its own
     assert state(setup, "south") | {"reported_at": None} == state(setup, "south") | {
@@ -122,8 +127,8 @@ def test_a_branch_off_during_the_push_applies_the_newest_version_when_it_is_back
     assert kvik_name(setup, "south") == "Anden udgave"
 
 
-def sign_in(hub_url: str, user: str, password: str) -> requests.Response:
-    client = requests.Session()
+def sign_in(hub_url: str, user: str, password: str, client: requests.Session | None = None) -> requests.Response:
+    client = client or requests.Session()
     page = client.get(f"{hub_url}/staff/login", timeout=10)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf, page.text

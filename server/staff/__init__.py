@@ -137,6 +137,8 @@ def install(app: FastAPI, hub: Hub) -> None:
     config = hub.config
     settings: StaffSettings = parse_staff(config.raw.get("staff"), str(config.path))
     sessions = Sessions(settings.session_hours * 3600)
+    if taken := sessions.take_over(hub.store.path.parent):  # a restart in place on the centre's config
+        log.info("%d staff sessions carried over the restart", taken)
     hub.plugins.register(SessionLogin(sessions))
     guard = LoginGuard(settings.login_attempts, settings.login_max_wait_s)
     known = KnownDevices.in_folder(hub.store.path.parent)

@@ -14,8 +14,10 @@ everyone else's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import threading
@@ -178,6 +180,41 @@ class Sessions:
     def end(self, token: str | None) -> None:
         with self._lock:
             self._by_token.pop(token or "", None)
+
+    # A hub that restarts itself in place on the centre's new config (server/main.py) hands its open sessions to
+    # the process that follows, so staff at their desks stay signed in. The file lives for the restart's seconds
+    # only: mode 0600, taken and deleted at once, ignored when older than HANDOVER_S.
+    HANDOVER = "staff-sessions.handover.json"
+    HANDOVER_S = 120.0
+
+    def hand_over(self, folder: Path) -> int:
+        with self._lock:
+            open_now = [{"token": s.token, "user": s.user, "role": s.role, "csrf": s.csrf, "desks": list(s.desks)}
+                        for s in self._by_token.values() if self.clock() - s.last_seen <= self.idle]
+        tmp = folder / f".{self.HANDOVER}.tmp"
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(json.dumps({"at": time.time(), "sessions": open_now}))
+        os.replace(tmp, folder / self.HANDOVER)
+        return len(open_now)
+
+    def take_over(self, folder: Path) -> int:
+        path = folder / self.HANDOVER
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if not isinstance(body, dict) or not 0 <= time.time() - float(body.get("at", 0)) <= self.HANDOVER_S:
+            return 0
+        now = self.clock()
+        with self._lock:
+            for s in body.get("sessions", []):
+                self._by_token[s["token"]] = Session(s["token"], s["user"], s["role"], s["csrf"],
+                                                     tuple(s["desks"]), now)
+        return len(body.get("sessions", []))
 
 
 class LoginGuard:

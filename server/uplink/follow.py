@@ -13,8 +13,9 @@ what it runs and reports the problems by key path. Passed: it is written atomica
 hub restarts itself in place (``restart``: a clean stop, then the same command again — the same process id for
 systemd) to run on it; the new process reports it applied. Every part of the hub reads its config at start
 (the engine's services and hours, tokens, devices, plugins, MQTT topics), so a restart is the one way to apply
-all of a version, not half of it; it costs about two seconds without HTTP, kiosks retry, and staff sign in again
-(sessions live in memory). A version whose contents equal what the hub runs on is applied without a restart.
+all of a version, not half of it; it costs about two seconds without HTTP, kiosks retry, and staff stay signed in
+(their sessions are handed over, server/staff/accounts.py). A version whose contents equal what the hub runs on
+is applied without a restart.
 
 Staff accounts change live: they are written to ``central-staff.json`` and read by the sign-in at each try.
 """
