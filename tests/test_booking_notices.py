@@ -195,7 +195,7 @@ def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
     wrong = requests.post(f"{hub.url}/api/v1/bookings", headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex},
                           json={"service": "borgerservice", "start": "2026-11-24T10:15", "name": "Jens",
                                 "notify_to": "not a number"}, timeout=10)
-    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "remind_to"
+    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "notify_to"
 
 
 def test_every_word_of_the_messages_and_the_opt_in_is_translated() -> None:

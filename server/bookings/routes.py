@@ -80,7 +80,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         ``Idempotency-Key`` (the staff page sends one) a retried request answers the first booking (200)."""
         key = retry_key(who, idempotency_key, "books twice") if idempotency_key is not None else None
         notices = getattr(app.state, "booking_notices", None)  # server/bookings/notices.py, where messages go
-        contact = notices_contact(notices, body.notify_to is not None, body.notify_to)
+        contact = notices_contact(notices, body.notify_to is not None, body.notify_to, "notify_to")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any], bool]:
             book.sync(engine, now)
