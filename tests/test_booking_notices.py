@@ -198,6 +198,31 @@ def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
     assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "notify_to"
 
 
+def test_the_reminder_settings_are_checked_with_their_key_paths_and_say_when(tmp_path: Path) -> None:
+    import tomllib
+
+    from server.bookings.notices import parse_settings
+    from server.config import SAMPLE_SITE, parse_config
+    from server.plugins import check_config
+
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+    data["notify"] = {"smtp_host": "127.0.0.1", "reminder_at": "6 pm", "retry_first_s": 0,
+                      "reminders": {"nowhere": {"reminder_hours": 2},
+                                    "borgerservice": {"reminder_at": "17:00", "reminder_hours": 3}}}
+    found = check_config(parse_config(data, tmp_path / "site.toml"), ("server.bookings.notices",))
+    assert {p.split(":")[0] for p in found} == {"notify.reminder_at", "notify.retry_first_s",
+                                                 "notify.reminders.nowhere", "notify.reminders.borgerservice"}, found
+    data["notify"] = {"smtp_host": "127.0.0.1", "reminder_at": "17:30",
+                      "reminders": {"borgerservice": {"reminder_hours": 3}}}
+    config = parse_config(data, tmp_path / "site.toml")
+    settings = parse_settings(config)
+    start = datetime(2026, 3, 30, 9, 0, tzinfo=TZ)  # the Monday after the spring DST night
+    assert settings.rule_for("bibliotekar").due(start, config) == datetime(2026, 3, 29, 17, 30, tzinfo=TZ)
+    assert settings.rule_for("borgerservice").due(start, config) == datetime(2026, 3, 30, 6, 0, tzinfo=TZ)
+    assert settings.rule_for("bibliotekar").said("da") == "dagen før kl. 17:30"
+    assert settings.rule_for("borgerservice").said("fi") == "3 tuntia ennen aikaasi"
+
+
 def test_every_word_of_the_messages_and_the_opt_in_is_translated() -> None:
     from server.bookings.notices import LOCALE_DIR, MSGIDS
     from vuoro.i18n import untranslated
