@@ -263,3 +263,33 @@ def test_the_citizen_opts_in_on_the_booking_page_in_the_browser_with_no_axe_viol
     assert inbox.messages[0]["To"] == "jan@example.nl"
     assert subject(inbox.messages[0]).startswith("Afspraak bevestigd: ")
     assert f"{PUBLIC_URL}/book/b/{page.url.split('/')[-1].split('?')[0]}" in inbox.messages[0].get_content()
+
+
+@pytest.mark.browser
+def test_staff_booking_for_a_caller_on_the_desk_page_sends_the_confirmation(
+        make_hub: Any, notices_site: Path, smtp: tuple[Inbox, int], browser: Any) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER
+
+    inbox, _ = smtp
+    hub: HubProcess = make_hub(site=notices_site, clock=MONDAY_MORNING).start()
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    page.goto(f"{hub.url}/staff/login?lang=da")
+    page.fill("#username", DEMO_USER)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{hub.url}/staff/")
+    page.select_option("[data-testid=book-service]", "bibliotekar")
+    page.locator("[data-testid=book-days] [data-day='2026-11-24']").click()
+    page.locator("[data-testid=book-slots] [data-start='2026-11-24T11:00+01:00']").click()
+    page.fill("[data-testid=book-name]", "Åse")
+    expect(page.locator("#book-notify-label")).to_have_text(
+        "Bekræftelse og påmindelse til (mobil eller e-mail, kun hvis den, der ringer, beder om det)")
+    page.fill("[data-testid=book-notify]", "aase@example.dk")
+    page.click("[data-testid=book-submit]")
+    expect(page.locator("[data-testid=book-code]")).to_have_text(re.compile(r"^[A-Z2-9]{3}-[A-Z2-9]{3}$"))
+    wait_until(lambda: len(inbox.messages) == 1, "the caller's confirmation")
+    assert inbox.messages[0]["To"] == "aase@example.dk"
+    assert page.locator("[data-testid=book-code]").inner_text() in inbox.messages[0].get_content()
+    expect(page.locator("[data-testid=book-notify]")).to_have_value("")  # not kept on the desk's screen
