@@ -183,7 +183,7 @@ def test_moving_and_cancelling_confirm_and_a_cancelled_booking_is_never_reminded
     assert "nobody@example.org" not in str(table(db, "SELECT * FROM bookings"))
 
 
-def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
+def test_staff_booking_moving_and_cancelling_for_a_caller_confirm_when_asked(
         make_hub: Any, notices_site: Path, gateway: Gateway) -> None:  # noqa: F811
     hub: HubProcess = make_hub(site=notices_site, clock=MONDAY_MORNING).start()
     answer = requests.post(f"{hub.url}/api/v1/bookings", headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex},
@@ -192,6 +192,17 @@ def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
     assert answer.status_code == 201, answer.text
     wait_until(lambda: len(gateway.texts) == 1, "the caller's confirmation")
     assert gateway.texts[0]["to"] == "+4530405060" and answer.json()["code_display"] in gateway.texts[0]["text"]
+    booking_id = answer.json()["id"]
+    moved = requests.patch(f"{hub.url}/api/v1/bookings/{booking_id}", json={"start": "2026-11-24T11:00"},
+                           headers=STAFF, timeout=10)
+    assert moved.status_code == 200, moved.text
+    wait_until(lambda: len(gateway.texts) == 2, "the move's confirmation")
+    moved_text = gateway.texts[1]["text"]
+    assert moved_text.startswith("Din tid er flyttet: Borgerservice") and "11:00" in moved_text
+    assert requests.delete(f"{hub.url}/api/v1/bookings/{booking_id}", headers=STAFF, timeout=10).status_code == 200
+    wait_until(lambda: len(gateway.texts) == 3, "the cancellation's confirmation")
+    assert gateway.texts[2]["text"].startswith("Din tid er aflyst: Borgerservice")
+    wait_until(lambda: table(hub.data_dir / "hub.sqlite3", "SELECT * FROM booking_contacts") == [], "deleted")
     wrong = requests.post(f"{hub.url}/api/v1/bookings", headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex},
                           json={"service": "borgerservice", "start": "2026-11-24T10:15", "name": "Jens",
                                 "notify_to": "not a number"}, timeout=10)
