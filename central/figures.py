@@ -61,7 +61,8 @@ def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> lis
 def _service_counts(sid: str, names: dict[str, str], by_status: dict[str, int]) -> dict[str, Any]:
     return {"service": sid, "names": names, "issued": sum(by_status.values()), "waiting": by_status.get("waiting", 0),
             "called": by_status.get("called", 0), "served": by_status.get("done", 0),
-            "no_show": by_status.get("no_show", 0), "expired": by_status.get("expired", 0)}
+            "no_show": by_status.get("no_show", 0), "expired": by_status.get("expired", 0),
+            "left": by_status.get("left", 0)}
 
 
 def read_branch_tickets(db: psycopg.Connection, branch: str, start: date, end: date) -> list[tuple[Any, ...]]:

@@ -29,7 +29,7 @@ from central.rollup import mark_ingested
 from server.uplink.outbox import BOOKING, CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
 
 _TICKET_FIELDS = ("service", "letter", "number", "day", "label", "language", "status", "origin", "queued_at",
-                  "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers")
+                  "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "channel")
 _UPSERT_TICKET = (
     f"INSERT INTO tickets (branch, id, stream, revision, {', '.join(_TICKET_FIELDS)}, committed_at) "
     f"VALUES (%s, %s, %s, %s, {', '.join('%s' for _ in _TICKET_FIELDS)}, %s) "

@@ -245,6 +245,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (branch, month, kind, bucket)
     );
     """,
+    # 6: how a ticket was taken (kiosk, phone, staff, booking), as the branch's statistics count it; NULL for rows
+    # shipped before (read as a kiosk's or a check-in's, like the branch's own older rows)
+    """
+    ALTER TABLE tickets ADD COLUMN channel text;
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

@@ -273,7 +273,8 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         digest = request_digest(body)
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
-            outcome = engine.issue(body.service, language, now, idempotency_key=key, request_digest=digest)
+            outcome = engine.issue(body.service, language, now, idempotency_key=key, request_digest=digest,
+                                   channel="staff" if who.is_staff else "kiosk")
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **views.ticket_json(engine, outcome.ticket)}
 

@@ -85,6 +85,7 @@ class Ticket:
     finished_at: datetime | None = None
     recalls: int = 0
     transfers: int = 0
+    channel: str = "kiosk"  # how it was taken: kiosk | phone | staff | booking (statistics)
 
     @property
     def label(self) -> str:
@@ -349,7 +350,8 @@ class QueueEngine:
     # -- commands ---------------------------------------------------------------------
 
     def issue(self, service_id: str, language: str, now: datetime, *, idempotency_key: str | None = None,
-              origin: str = "walk_in", due_at: datetime | None = None, request_digest: str | None = None) -> Outcome:
+              origin: str = "walk_in", due_at: datetime | None = None, request_digest: str | None = None,
+              channel: str | None = None) -> Outcome:
         """Give a visitor a number. A repeated idempotency key returns the first ticket.
 
         ``request_digest`` stands for what was asked (the API's ``request_digest``): the same key
@@ -404,6 +406,7 @@ class QueueEngine:
             track_token=self.new_token(),
             origin=origin,
             due_at=due_at,
+            channel=channel or ("booking" if origin == "booking" else "kiosk"),
         )
         self._remember(ticket)
         self.by_token[ticket.track_token] = ticket.id

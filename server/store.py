@@ -188,6 +188,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX tickets_active ON tickets (site, status) WHERE status IN ('waiting', 'called');
     CREATE INDEX tickets_day ON tickets (site, day);
     """,
+    # 6: how a ticket was taken (statistics tell them apart): 'kiosk', 'phone' (the door QR), 'staff' (at the desk)
+    # or 'booking' (a check-in). Older rows stay NULL: a booking's ticket or a kiosk's (statistics read them so).
+    """
+    ALTER TABLE tickets ADD COLUMN channel TEXT CHECK (channel IN ('kiosk', 'phone', 'staff', 'booking'));
+    """,
 ]
 
 # Health reports the last commit's outcome; when nothing was committed for this long it probes with a write.
@@ -195,7 +200,7 @@ PROBE_AFTER_S = 1.0
 
 _TICKET_COLUMNS = (
     "id", "site", "service", "letter", "day", "number", "label", "language", "status", "origin", "queued_at",
-    "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "track_token",
+    "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "track_token", "channel",
 )
 
 
@@ -453,7 +458,7 @@ class SQLiteStore:
         return (
             t.id, self.site, t.service, t.letter, t.day.isoformat(), t.number, t.label, t.language, t.status,
             t.origin, ts(t.queued_at), ts(t.issued_at), ts(t.due_at), t.counter, ts(t.called_at),
-            ts(t.finished_at), t.recalls, t.transfers, t.track_token,
+            ts(t.finished_at), t.recalls, t.transfers, t.track_token, t.channel,
         )
 
     # -- reading --------------------------------------------------------------------
@@ -467,7 +472,7 @@ class SQLiteStore:
             queued_at=dt(r["queued_at"]), issued_at=dt(r["issued_at"]),  # type: ignore[arg-type]
             track_token=r["track_token"], origin=r["origin"], due_at=dt(r["due_at"]), counter=r["counter"],
             called_at=dt(r["called_at"]), finished_at=dt(r["finished_at"]), recalls=r["recalls"],
-            transfers=r["transfers"],
+            transfers=r["transfers"], channel=r["channel"] or ("booking" if r["origin"] == "booking" else "kiosk"),
         )
 
     def load(self, day: date, now: datetime, recent_calls: int = 8) -> Snapshot:

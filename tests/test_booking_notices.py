@@ -183,7 +183,7 @@ def test_moving_and_cancelling_confirm_and_a_cancelled_booking_is_never_reminded
     assert "nobody@example.org" not in str(table(db, "SELECT * FROM bookings"))
 
 
-def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
+def test_staff_booking_moving_and_cancelling_for_a_caller_confirm_when_asked(
         make_hub: Any, notices_site: Path, gateway: Gateway) -> None:  # noqa: F811
     hub: HubProcess = make_hub(site=notices_site, clock=MONDAY_MORNING).start()
     answer = requests.post(f"{hub.url}/api/v1/bookings", headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex},
@@ -192,10 +192,46 @@ def test_staff_booking_for_a_caller_sends_a_confirmation_when_asked(
     assert answer.status_code == 201, answer.text
     wait_until(lambda: len(gateway.texts) == 1, "the caller's confirmation")
     assert gateway.texts[0]["to"] == "+4530405060" and answer.json()["code_display"] in gateway.texts[0]["text"]
+    booking_id = answer.json()["id"]
+    moved = requests.patch(f"{hub.url}/api/v1/bookings/{booking_id}", json={"start": "2026-11-24T11:00"},
+                           headers=STAFF, timeout=10)
+    assert moved.status_code == 200, moved.text
+    wait_until(lambda: len(gateway.texts) == 2, "the move's confirmation")
+    moved_text = gateway.texts[1]["text"]
+    assert moved_text.startswith("Din tid er flyttet: Borgerservice") and "11:00" in moved_text
+    assert requests.delete(f"{hub.url}/api/v1/bookings/{booking_id}", headers=STAFF, timeout=10).status_code == 200
+    wait_until(lambda: len(gateway.texts) == 3, "the cancellation's confirmation")
+    assert gateway.texts[2]["text"].startswith("Din tid er aflyst: Borgerservice")
+    wait_until(lambda: table(hub.data_dir / "hub.sqlite3", "SELECT * FROM booking_contacts") == [], "deleted")
     wrong = requests.post(f"{hub.url}/api/v1/bookings", headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex},
                           json={"service": "borgerservice", "start": "2026-11-24T10:15", "name": "Jens",
                                 "notify_to": "not a number"}, timeout=10)
-    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "remind_to"
+    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "notify_to"
+
+
+def test_the_reminder_settings_are_checked_with_their_key_paths_and_say_when(tmp_path: Path) -> None:
+    import tomllib
+
+    from server.bookings.notices import parse_settings
+    from server.config import SAMPLE_SITE, parse_config
+    from server.plugins import check_config
+
+    data = tomllib.loads(SAMPLE_SITE.read_text(encoding="utf-8"))
+    data["notify"] = {"smtp_host": "127.0.0.1", "reminder_at": "6 pm", "retry_first_s": 0,
+                      "reminders": {"nowhere": {"reminder_hours": 2},
+                                    "borgerservice": {"reminder_at": "17:00", "reminder_hours": 3}}}
+    found = check_config(parse_config(data, tmp_path / "site.toml"), ("server.bookings.notices",))
+    assert {p.split(":")[0] for p in found} == {"notify.reminder_at", "notify.retry_first_s",
+                                                 "notify.reminders.nowhere", "notify.reminders.borgerservice"}, found
+    data["notify"] = {"smtp_host": "127.0.0.1", "reminder_at": "17:30",
+                      "reminders": {"borgerservice": {"reminder_hours": 3}}}
+    config = parse_config(data, tmp_path / "site.toml")
+    settings = parse_settings(config)
+    start = datetime(2026, 3, 30, 9, 0, tzinfo=TZ)  # the Monday after the spring DST night
+    assert settings.rule_for("bibliotekar").due(start, config) == datetime(2026, 3, 29, 17, 30, tzinfo=TZ)
+    assert settings.rule_for("borgerservice").due(start, config) == datetime(2026, 3, 30, 6, 0, tzinfo=TZ)
+    assert settings.rule_for("bibliotekar").said("da") == "dagen før kl. 17:30"
+    assert settings.rule_for("borgerservice").said("fi") == "3 tuntia ennen aikaasi"
 
 
 def test_every_word_of_the_messages_and_the_opt_in_is_translated() -> None:
@@ -238,3 +274,33 @@ def test_the_citizen_opts_in_on_the_booking_page_in_the_browser_with_no_axe_viol
     assert inbox.messages[0]["To"] == "jan@example.nl"
     assert subject(inbox.messages[0]).startswith("Afspraak bevestigd: ")
     assert f"{PUBLIC_URL}/book/b/{page.url.split('/')[-1].split('?')[0]}" in inbox.messages[0].get_content()
+
+
+@pytest.mark.browser
+def test_staff_booking_for_a_caller_on_the_desk_page_sends_the_confirmation(
+        make_hub: Any, notices_site: Path, smtp: tuple[Inbox, int], browser: Any) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    from toolkit.hub_in_process import DEMO_PASSWORD, DEMO_USER
+
+    inbox, _ = smtp
+    hub: HubProcess = make_hub(site=notices_site, clock=MONDAY_MORNING).start()
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    page.goto(f"{hub.url}/staff/login?lang=da")
+    page.fill("#username", DEMO_USER)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{hub.url}/staff/")
+    page.select_option("[data-testid=book-service]", "bibliotekar")
+    page.locator("[data-testid=book-days] [data-day='2026-11-24']").click()
+    page.locator("[data-testid=book-slots] [data-start='2026-11-24T11:00+01:00']").click()
+    page.fill("[data-testid=book-name]", "Åse")
+    expect(page.locator("#book-notify-label")).to_have_text(
+        "Bekræftelse og påmindelse til (mobil eller e-mail, kun hvis den, der ringer, beder om det)")
+    page.fill("[data-testid=book-notify]", "aase@example.dk")
+    page.click("[data-testid=book-submit]")
+    expect(page.locator("[data-testid=book-code]")).to_have_text(re.compile(r"^[A-Z2-9]{3}-[A-Z2-9]{3}$"))
+    wait_until(lambda: len(inbox.messages) == 1, "the caller's confirmation")
+    assert inbox.messages[0]["To"] == "aase@example.dk"
+    assert page.locator("[data-testid=book-code]").inner_text() in inbox.messages[0].get_content()
+    expect(page.locator("[data-testid=book-notify]")).to_have_value("")  # not kept on the desk's screen

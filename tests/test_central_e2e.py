@@ -398,3 +398,24 @@ def test_a_branch_ships_over_https_to_a_centre_it_trusts_and_to_no_other(tmp_pat
     assert check_centre(load_config(sites["north"][1]).central).ok
     refused = check_centre(load_config(sites["south"][1]).central)
     assert not refused.ok and "certificate is not trusted" in refused.message
+
+
+def test_the_centre_counts_how_tickets_were_taken_and_who_left(setup: Setup) -> None:
+    """The ticket's channel travels with it (tickets.channel → uplink → the centre's column) and the centre's
+    statistics count it as the branch does; the live overview counts visitors who left the queue."""
+    setup.centre.start()
+    hub = setup.hubs["north"].start()
+    setup.issue("north")  # a kiosk's
+    desk = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"}, timeout=10,
+                         headers={**STAFF, "Idempotency-Key": "desk-ticket-0001"}).json()
+    assert requests.post(f"{hub.url}/api/v1/track/{desk['track_token']}/leave", timeout=10).json()["status"] == "left"
+    wait_until(lambda: setup.uplink("north")["backlog"] == 0 and setup.in_step("north"), "north shipped")
+    own = requests.get(f"{hub.url}/api/v1/stats/summary", headers=STAFF, timeout=10).json()["total"]
+    central = setup.centre.get("/api/v1/branches/north/summary").json()["total"]
+    assert (central["from_kiosk"], central["from_staff"], central["from_phone"], central["left"]) == (1, 1, 0, 1)
+    assert central == own
+    with psycopg.connect(setup.database) as db:  # stored as the branch sent it, not guessed from the origin
+        assert sorted(db.execute("SELECT channel FROM tickets").fetchall()) == [("kiosk",), ("staff",)]
+    overview = setup.centre.get("/api/v1/branches").json()["branches"]
+    kvik = next(s for s in next(b for b in overview if b["branch"] == "north")["services"] if s["service"] == "kvik")
+    assert kvik["left"] == 1 and kvik["issued"] == 2

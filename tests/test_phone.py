@@ -273,6 +273,32 @@ def test_leaving_from_the_phone_frees_the_place_and_is_counted(phone_hub: Runnin
     assert summary.json()["total"]["left"] == 1
 
 
+
+def test_statistics_tell_phone_tickets_from_kiosk_desk_and_booking_ones(phone_hub: RunningHub) -> None:
+    url = phone_hub.url
+    take(url, door_code(phone_hub), key="phone-key-0051")
+    take(url, door_code(phone_hub), key="phone-key-0052")
+    for i, token in enumerate(("demo-kiosk1-token-change-me", "demo-staff-token-change-me")):
+        made = httpx.post(f"{url}/api/v1/tickets", json={"service": "kvik", "language": "da"}, timeout=10,
+                          headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"channel-key-{i:04d}"})
+        assert made.status_code == 201, made.text
+    rows = phone_hub.hub.call(lambda engine, now: phone_hub.hub.store.rows(
+        "SELECT label, channel FROM tickets ORDER BY label"))
+    assert rows == [("K001", "phone"), ("K002", "phone"), ("K003", "kiosk"), ("K004", "staff")]  # on disk
+    day = OPEN_MONDAY.date().isoformat()
+    total = httpx.get(f"{url}/api/v1/stats/summary", params={"from": day, "to": day}, headers=STAFF,
+                      timeout=10).json()["total"]
+    assert (total["from_kiosk"], total["from_phone"], total["from_staff"], total["from_booking"]) == (1, 2, 1, 0)
+    tickets_csv = httpx.get(f"{url}/api/v1/stats/tickets.csv", params={"from": day, "to": day}, headers=STAFF,
+                            timeout=10).text.splitlines()
+    assert tickets_csv[0].endswith(",channel") and [line.rsplit(",", 1)[1] for line in tickets_csv[1:]] == [
+        "phone", "phone", "kiosk", "staff"]
+    summary_csv = httpx.get(f"{url}/api/v1/stats/summary.csv", params={"from": day, "to": day}, headers=STAFF,
+                            timeout=10).text.splitlines()
+    header, values = summary_csv[0].split(","), summary_csv[-1].split(",")
+    assert values[header.index("from_phone")] == "2" and values[header.index("from_kiosk")] == "1"
+
+
 def test_the_door_code_on_the_screens_changes_with_the_minute(phone_hub: RunningHub, clock: SteppedClock,
                                                                 watch: Callable[..., Any]) -> None:
     topic = f"{phone_hub.config.topic_root}/sonderbro/phone/door"

@@ -70,6 +70,7 @@ def test_a_phone_booking_from_the_page_then_moved_and_cancelled(hub_in_process: 
         page = logged_in(browser, hub)
         form = page.locator("[data-testid=book-form]")
         expect(page.locator("#book-h")).to_have_text("Bestil tid for en borger")
+        expect(page.locator("#book-notify-row")).to_be_hidden()  # this site sends no texts or e-mails
         page.select_option("[data-testid=book-service]", "bibliotekar")
         # Double slots: 30 minutes offers only the times whose next slot is free too.
         expect(page.locator("[data-testid=book-length] option")).to_have_text(["15 min.", "30 min."])

@@ -64,6 +64,8 @@ LOCALE_DIR = Path(__file__).resolve().parent / "notice_locale"
 MAX_TRIES = 6
 POLL_S = 1.0  # how often the sender looks for due messages (a read of its own; the writer is asked only then)
 CLAIM_MAX = 20
+WRITER_WAIT_S = 120.0  # the sender waits this long for the writer: a claim it gave up on would be lost
+NOT_SENT = "not sent: the hub stopped"  # handed back as due, not counted as a try
 KINDS = ("booked", "moved", "cancelled")
 SUBJECTS = {"booked": "Booking confirmed: {service}, {when}", "moved": "Booking moved: {service}, {when}",
             "cancelled": "Booking cancelled: {service}, {when}", "reminder": "Reminder: {service}, {when}"}
@@ -285,6 +287,8 @@ class Notices:
                             tries=message.tries + 1)
             if reason is None:
                 outcome.records.append(NoticeRow(**{**row.__dict__, "state": "sent", "done_at": ts(now)}))
+            elif reason == NOT_SENT:
+                outcome.records.append(NoticeRow(**{**row.__dict__, "tries": message.tries}))
             elif row.tries >= MAX_TRIES:
                 outcome.records.append(NoticeRow(**{**row.__dict__, "state": "failed", "done_at": ts(now)}))
                 self.alert("notice_failed", f"Could not send a {message.channel} ({message.kind}): {reason}; gave "
@@ -371,11 +375,12 @@ class Sender:
             self.notices.woken.clear()
 
     def _send_due(self) -> None:
-        _, outgoing = self.hub.call(self.notices.claim)
+        _, outgoing = self.hub.submit(self.notices.claim).result(WRITER_WAIT_S)
         results: list[tuple[Outgoing, str | None]] = []
         for message in outgoing:
-            if self._stop.is_set():
-                break  # left 'sending': at the next start 'unknown', never twice
+            if self._stop.is_set():  # the hub is stopping: the rest go back to 'due', untried
+                results.append((message, NOT_SENT))
+                continue
             try:
                 notify.deliver(self.notices.settings.notify, message.channel, message.to, message.subject,
                                message.text, key=f"vuoro-{message.id}")
@@ -386,7 +391,7 @@ class Sender:
                 log.warning("could not send a %s (%s): %s", message.channel, message.kind, reason)
                 results.append((message, reason))
         if results:
-            self.hub.call(lambda engine, now: self.notices.settle(engine, now, results))
+            self.hub.submit(lambda engine, now: self.notices.settle(engine, now, results)).result(WRITER_WAIT_S)
 
     def stop(self) -> None:
         self._stop.set()
@@ -468,16 +473,20 @@ def opt_in_html(notices: Notices | None, language: str, service: str, form: dict
             f'<p id="remind-why" class="note">{escape(why)}</p></div>')
 
 
-def contact_of(notices: Notices | None, ticked: bool, value: str | None) -> tuple[str, str] | None:
+def contact_of(notices: Notices | None, ticked: bool, value: str | None,
+               field: str = "remind_to") -> tuple[str, str] | None:
     """The citizen's opt-in as (channel, address), None without one; a refusal the page can show otherwise."""
     from server.errors import ApiError
     from vuoro import refusals
 
-    if notices is None or not ticked:
+    if not ticked:
         return None
+    if notices is None:
+        raise ApiError(422, refusals.INVALID, f"{field}: this site sends no texts or e-mails ([notify]).",
+                       field=field)
     try:
         return notices.check_contact(value or "")
     except ValueError:
-        raise ApiError(422, refusals.INVALID, "remind_to: give a mobile number or an e-mail address the site "
+        raise ApiError(422, refusals.INVALID, f"{field}: give a mobile number or an e-mail address the site "
                        f"sends to ({', '.join(notices.channels)}), or do not ask for a reminder.",
-                       field="remind_to") from None
+                       field=field) from None

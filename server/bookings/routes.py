@@ -71,6 +71,13 @@ class CheckinRequest(BaseModel):
 def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> None:
     config = hub.config
 
+    def told(result: tuple[Outcome, dict[str, Any]], now: datetime, kind: str) -> tuple[Outcome, dict[str, Any]]:
+        """A staff move or cancel confirmed to a citizen who asked for messages (server/bookings/notices.py)."""
+        notices = getattr(app.state, "booking_notices", None)
+        if notices is not None:
+            notices.follow(result[0], now, kind)
+        return result
+
     # -- bookings -----------------------------------------------------------------------------
 
     @app.post("/api/v1/bookings", status_code=201, tags=["bookings"])
@@ -80,7 +87,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         ``Idempotency-Key`` (the staff page sends one) a retried request answers the first booking (200)."""
         key = retry_key(who, idempotency_key, "books twice") if idempotency_key is not None else None
         notices = getattr(app.state, "booking_notices", None)  # server/bookings/notices.py, where messages go
-        contact = notices_contact(notices, body.notify_to is not None, body.notify_to)
+        contact = notices_contact(notices, body.notify_to is not None, body.notify_to, "notify_to")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any], bool]:
             book.sync(engine, now)
@@ -117,7 +124,7 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
     @app.delete("/api/v1/bookings/{booking_id}", tags=["bookings"])
     async def cancel_booking(booking_id: Annotated[str, Field(max_length=64)],
                              who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        _, answer = await run(hub, lambda engine, now: book.cancel(engine, now, booking_id))
+        _, answer = await run(hub, lambda engine, now: told(book.cancel(engine, now, booking_id), now, "cancelled"))
         return answer
 
     @app.patch("/api/v1/bookings/{booking_id}", tags=["bookings"])
@@ -125,8 +132,8 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
                            who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
         """Move a booking to another time (same code); 409 ``full`` leaves it where it was."""
         start = site_time(config, body.start)
-        _, answer = await run(hub, lambda engine, now: book.move(engine, now, booking_id, start, body.slots,
-                                                                 body.force))
+        _, answer = await run(hub, lambda engine, now: told(book.move(engine, now, booking_id, start, body.slots,
+                                                                      body.force), now, "moved"))
         return answer
 
     set_body_limit(app, "/api/v1/bookings/import", MAX_IMPORT_BYTES)

@@ -170,7 +170,8 @@ def add_routes(app: FastAPI, hub: Hub) -> Door:
                            f"wait about {minutes} min, or take a number at the kiosk.", retry_after=round(wait))
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Outcome, dict[str, Any]]:
-            outcome = engine.issue(body.service, language, now, idempotency_key=key, request_digest=digest)
+            outcome = engine.issue(body.service, language, now, idempotency_key=key, request_digest=digest,
+                                   channel="phone")
             assert outcome.ticket is not None
             return outcome, {"replay": outcome.replay, **answer(engine, outcome.ticket)}
 

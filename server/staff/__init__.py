@@ -253,6 +253,8 @@ def install(app: FastAPI, hub: Hub) -> None:
             "counters": [{"id": c.id, "name": c.name, "services": list(c.services)} for c in config.counters.values()
                          if not session.desks or c.id in session.desks],  # a directory group may name the desks
             "bookable": bookable(),
+            # server/bookings/notices.py: the site sends booking confirmations and reminders ([notify])
+            "booking_notices": getattr(request.app.state, "booking_notices", None) is not None,
         }
         # JSON inside <script type="application/json">: never executed (CSP allows no inline
         # script); "<" is escaped so no value can close the element.

@@ -144,6 +144,7 @@ MSGIDS: tuple[str, ...] = (
     "Name",
     "Phone",
     "Note",
+    "Confirmation and reminder to (mobile or e-mail, only if the caller asks)",
     "Book",
     "Stop moving",
     "Sign-ups",

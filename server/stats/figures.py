@@ -38,9 +38,17 @@ DEFAULT_TARGET_MIN = 15.0
 
 # The ticket columns read for statistics, in this order.
 TICKET_FIELDS = ("id", "label", "service", "day", "status", "origin", "language", "queued_at", "issued_at",
-                 "due_at", "counter", "called_at", "finished_at", "recalls", "transfers")
+                 "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "channel")
 (_ID, _LABEL, _SERVICE, _DAY, _STATUS, _ORIGIN, _LANGUAGE, _QUEUED, _ISSUED, _DUE, _COUNTER, _CALLED, _FINISHED,
- _RECALLS, _TRANSFERS) = range(len(TICKET_FIELDS))
+ _RECALLS, _TRANSFERS, _CHANNEL) = range(len(TICKET_FIELDS))
+# How a ticket was taken (tickets.channel); rows from before it was kept (NULL) were a kiosk's or a check-in's.
+CHANNELS = ("kiosk", "phone", "staff", "booking")
+
+
+def channel_of(row: Sequence[Any]) -> str:
+    # A row without the field (a reader or a test written before it) counts as a NULL one.
+    channel = row[_CHANNEL] if len(row) > _CHANNEL else None
+    return channel or ("booking" if row[_ORIGIN] == "booking" else "kiosk")
 
 
 # -- percentiles --------------------------------------------------------------------------
@@ -124,7 +132,7 @@ def _left_late(row: Sequence[Any], target: float | None) -> bool:
 class _Group:
     __slots__ = ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers",
                  "walk_in", "booking", "booking_kept", "booking_no_show", "waits", "service_times", "within", "sl_base",
-                 "ratings")
+                 "ratings", "channels")
 
     def __init__(self) -> None:
         self.issued = self.served = self.no_show = self.expired = self.left = self.open = 0
@@ -133,6 +141,7 @@ class _Group:
         self.waits: list[float] = []
         self.service_times: list[float] = []
         self.ratings = [0, 0, 0, 0, 0]
+        self.channels = dict.fromkeys(CHANNELS, 0)
 
     @classmethod
     def merge(cls, parts: Iterable[_Group]) -> _Group:
@@ -141,6 +150,8 @@ class _Group:
             for name in ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers",
                          "walk_in", "booking", "booking_kept", "booking_no_show", "within", "sl_base"):
                 setattr(total, name, getattr(total, name) + getattr(part, name))
+            for channel, n in part.channels.items():
+                total.channels[channel] = total.channels.get(channel, 0) + n
             total.waits.extend(part.waits)
             total.service_times.extend(part.service_times)
         return total
@@ -162,6 +173,7 @@ class _Group:
             "booking": self.booking,
             "bookings_kept": self.booking_kept,
             "bookings_no_show": self.booking_no_show,
+            **{f"from_{channel}": n for channel, n in self.channels.items()},
             "called": len(waits),
             "wait_median_s": _r(nearest_rank(waits, 50)),
             "wait_p90_s": _r(nearest_rank(waits, 90)),
@@ -284,6 +296,7 @@ def summarize_many(rows: Iterable[Sequence[Any]], tz: ZoneInfo, groupings: Seque
         if (lo and day < lo) or (hi and day > hi):
             continue
         status, origin, transfers, called = row[_STATUS], row[_ORIGIN], row[_TRANSFERS], row[_CALLED]
+        channel = channel_of(row)
         service_s = wait = None
         if status == "done" and called and row[_FINISHED]:
             service_s = max(0.0, (parse(row[_FINISHED]) - parse(called)).total_seconds())
@@ -307,6 +320,7 @@ def summarize_many(rows: Iterable[Sequence[Any]], tz: ZoneInfo, groupings: Seque
             if g is None:
                 g = groups[key] = _Group()
             g.issued += 1
+            g.channels[channel] = g.channels.get(channel, 0) + 1
             if status == "done":
                 g.served += 1
                 if service_s is not None:
@@ -430,7 +444,7 @@ def downtime(changes: Iterable[DeviceChange], lo: datetime, hi: datetime) -> lis
 # One row per ticket, nothing that could identify a person: no id, no tracking token.
 TICKET_CSV_COLUMNS = ("day", "ticket", "service", "origin", "status", "counter", "language", "issued_local",
                       "called_local", "finished_local", "hour", "wait_s", "service_s", "within_target", "recalls",
-                      "transfers")
+                      "transfers", "channel")
 
 
 def ticket_csv_rows(rows: Iterable[Sequence[Any]], tz: ZoneInfo, *, targets: dict[str, float],
@@ -445,11 +459,13 @@ def ticket_csv_rows(rows: Iterable[Sequence[Any]], tz: ZoneInfo, *, targets: dic
         yield [facts.day, row[_LABEL], row[_SERVICE], row[_ORIGIN], row[_STATUS], row[_COUNTER] or "",
                row[_LANGUAGE], local.local_iso(row[_ISSUED]), local.local_iso(row[_CALLED]),
                local.local_iso(row[_FINISHED]), facts.hour, _csv_num(facts.wait_s), _csv_num(facts.service_s),
-               "" if facts.within_target is None else int(facts.within_target), row[_RECALLS], row[_TRANSFERS]]
+               "" if facts.within_target is None else int(facts.within_target), row[_RECALLS], row[_TRANSFERS],
+               channel_of(row)]
 
 
 SUMMARY_CSV_FIGURES = ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers", "walk_in",
-                       "booking", "bookings_kept", "bookings_no_show", "called", "wait_median_s", "wait_p90_s",
+                       "booking", "bookings_kept", "bookings_no_show", "from_kiosk", "from_phone", "from_staff",
+                       "from_booking", "called", "wait_median_s", "wait_p90_s",
                        "wait_max_s", "wait_mean_s", "service_median_s", "service_p90_s", "within_target",
                        "service_level", "feedback_count", "feedback_mean")
 

@@ -60,7 +60,7 @@ def ticket_body(t: Ticket) -> dict[str, Any]:
             "label": t.label, "language": t.language, "status": t.status, "origin": t.origin,
             "queued_at": _ts(t.queued_at), "issued_at": _ts(t.issued_at), "due_at": _ts(t.due_at),
             "counter": t.counter, "called_at": _ts(t.called_at), "finished_at": _ts(t.finished_at),
-            "recalls": t.recalls, "transfers": t.transfers}
+            "recalls": t.recalls, "transfers": t.transfers, "channel": t.channel}
 
 
 def call_body(c: Call) -> dict[str, Any]:

@@ -407,6 +407,8 @@ function fillBookingWords() {
   $("book-name-label").textContent = t("Name");
   $("book-phone-label").textContent = t("Phone");
   $("book-note-label").textContent = t("Note");
+  $("book-notify-label").textContent = t("Confirmation and reminder to (mobile or e-mail, only if the caller asks)");
+  $("book-notify-row").hidden = !boot.booking_notices;  // only where the site sends texts or e-mails
   $("book-submit").textContent = t("Book");
   $("book-stop").textContent = t("Stop moving");
   $("events-h").textContent = t("Sign-ups");
@@ -502,8 +504,10 @@ async function submitBooking() {
         const value = $(`book-${field}`).value.trim();
         if (value) body[field] = value;
       }
+      const notifyTo = $("book-notify").value.trim();
+      if (notifyTo && boot.booking_notices) body.notify_to = notifyTo;
       const made = await send("POST", "/api/v1/bookings", body, { "Idempotency-Key": requestId() });
-      for (const field of ["name", "phone", "note"]) $(`book-${field}`).value = "";
+      for (const field of ["name", "phone", "note", "notify"]) $(`book-${field}`).value = "";
       bookResult(t("Booked {time}. Code:", { time: when }), "good", made.code_display);
       bookingsDay = made.day !== today() ? made.day : null; // the list shows the new booking
     }

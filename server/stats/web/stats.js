@@ -96,6 +96,10 @@ function render(body) {
     ["90th pct. wait", minutes(T.wait_p90_s)], ["Longest wait", minutes(T.wait_max_s)],
     ["Median service", minutes(T.service_median_s)], ["Service level", pct(T.service_level)],
     ["Bookings kept", `${num(T.bookings_kept)} / ${num(T.booking)}`],
+    // how the tickets were taken (tickets.channel), and who gave up their place from the phone
+    ["From the kiosk", num(T.from_kiosk)], ["From a phone", num(T.from_phone)],
+    ["Given at the desk", num(T.from_staff)], ["Booking check-ins", num(T.from_booking)],
+    ["Left the queue", num(T.left)],
     ["Feedback", T.feedback_count ? `${num(T.feedback_mean)} / 5` : "–"],
   ];
   for (const [label, value] of items) tiles.append(el("div", { class: "tile" }, el("div", { class: "value" }, value), el("div", { class: "label" }, t(label))));
