@@ -64,6 +64,8 @@ def _bucket_sql(x: str) -> str:
 _AGGREGATE = f"""
 WITH t AS MATERIALIZED (
     SELECT t.service, t.status, t.origin, t.transfers, (t.issued_at AT TIME ZONE %(zone)s)::date AS d,
+           -- server/stats/figures.py channel_of: rows from before the channel was kept were a kiosk's or a check-in's
+           COALESCE(t.channel, CASE WHEN t.origin = 'booking' THEN 'booking' ELSE 'kiosk' END) AS channel,
            CASE WHEN COALESCE(fc.at, t.called_at) IS NOT NULL THEN GREATEST(0, EXTRACT(EPOCH FROM
                COALESCE(fc.at, t.called_at) - CASE WHEN t.origin = 'booking' AND t.due_at IS NOT NULL
                                                    THEN GREATEST(t.queued_at, t.due_at) ELSE t.queued_at END)) END
@@ -92,7 +94,9 @@ WITH t AS MATERIALIZED (
            COUNT(*) FILTER (WHERE origin = 'booking' AND status = 'done'),
            COUNT(*) FILTER (WHERE origin = 'booking' AND status = 'no_show'),
            COUNT(wait), COALESCE(SUM(wait), 0), MAX(wait),
-           COUNT(*) FILTER (WHERE counted AND wait IS NOT NULL AND wait <= target), COUNT(*) FILTER (WHERE counted)
+           COUNT(*) FILTER (WHERE counted AND wait IS NOT NULL AND wait <= target), COUNT(*) FILTER (WHERE counted),
+           COUNT(*) FILTER (WHERE channel = 'kiosk'), COUNT(*) FILTER (WHERE channel = 'phone'),
+           COUNT(*) FILTER (WHERE channel = 'staff'), COUNT(*) FILTER (WHERE channel = 'booking')
     FROM c GROUP BY d, service
 )
 INSERT INTO stats_day_hist (branch, day, kind, bucket, n)
@@ -216,7 +220,7 @@ def _rebase(db: psycopg.Connection, branch: str, zone: str, targets: dict[str, f
 # -- reading ----------------------------------------------------------------------------------------------
 
 _COUNTS = ("issued", "served", "no_show", "expired", "left", "open", "transferred", "transfers", "walk_in", "booking",
-           "bookings_kept", "bookings_no_show", "called")
+           "bookings_kept", "bookings_no_show", "called", "from_kiosk", "from_phone", "from_staff", "from_booking")
 
 
 @dataclass
@@ -317,11 +321,12 @@ def _read(db: psycopg.Connection, ids: list[str], start: date, end: date) -> dic
     for row in db.execute(
             "SELECT branch, SUM(issued), SUM(served), SUM(no_show), SUM(expired), SUM(left_queue), SUM(open), "
             "SUM(transferred), SUM(transfers), SUM(walk_in), SUM(booking), SUM(booking_kept), SUM(booking_no_show), "
-            "SUM(called), SUM(wait_sum), MAX(wait_max), SUM(within), SUM(sl_base) FROM stats_day "
+            "SUM(called), SUM(from_kiosk), SUM(from_phone), SUM(from_staff), SUM(from_booking), "
+            "SUM(wait_sum), MAX(wait_max), SUM(within), SUM(sl_base) FROM stats_day "
             "WHERE branch = ANY(%s) AND day BETWEEN %s AND %s GROUP BY branch", (ids, start, end), prepare=False):
         agg = result[row[0]]
-        agg.counts = {key: int(n) for key, n in zip(_COUNTS, row[1:14], strict=True)}
-        agg.wait_sum, agg.wait_max, agg.within, agg.sl_base = row[14], row[15], int(row[16]), int(row[17])
+        agg.counts = {key: int(n) for key, n in zip(_COUNTS, row[1:18], strict=True)}
+        agg.wait_sum, agg.wait_max, agg.within, agg.sl_base = row[18], row[19], int(row[20]), int(row[21])
     months, edges = _months(start, end)
     # one index range per edge (an OR of ranges was read as a scan of every day's histogram)
     days = "".join(" UNION ALL SELECT branch, kind, bucket, n FROM stats_day_hist WHERE branch = ANY(%s) "

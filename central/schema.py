@@ -250,6 +250,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tickets ADD COLUMN channel text;
     """,
+    # 7: the day aggregates count tickets by how they were taken too (the branches' from_kiosk … from_booking);
+    # every day already aggregated is counted again by the refresher
+    """
+    ALTER TABLE stats_day ADD COLUMN from_kiosk integer NOT NULL DEFAULT 0,
+                          ADD COLUMN from_phone integer NOT NULL DEFAULT 0,
+                          ADD COLUMN from_staff integer NOT NULL DEFAULT 0,
+                          ADD COLUMN from_booking integer NOT NULL DEFAULT 0;
+    INSERT INTO stats_dirty (branch, day) SELECT DISTINCT branch, day FROM stats_day
+        ON CONFLICT (branch, day) DO UPDATE SET version = stats_dirty.version + 1;
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold
