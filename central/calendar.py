@@ -73,6 +73,11 @@ def _lock(db: psycopg.Connection, branch: str) -> None:
     db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vuoro-calendar:{branch}",))
 
 
+def _true(query: psycopg.Cursor[Any]) -> bool:
+    row = query.fetchone()
+    return bool(row and row[0])
+
+
 def booking_json(row: dict[str, Any], staff: bool = False) -> dict[str, Any]:
     """A centre row as the branch's handover and the pages read it (the shape of ``records.booking_body``)."""
     def iso(value: Any) -> str | None:
@@ -121,16 +126,24 @@ class Calendar:
     def reachable(self, db: psycopg.Connection, branch: str) -> bool:
         """Heard from within ``away_s`` (an uplink batch or a calendar poll), by the database's own clock: both
         times are its, so a centre whose clock is set differently (or a test's) does not matter."""
-        row = db.execute("SELECT GREATEST(last_seen, calendar_seen) > clock_timestamp() - make_interval(secs => %s) "
-                         "FROM branches WHERE id = %s", (self.away_s, branch)).fetchone()
-        return bool(row and row[0])
+        return _true(self._reachable_query(db, branch))
+
+    def _reachable_query(self, db: psycopg.Connection, branch: str) -> psycopg.Cursor[Any]:
+        return db.execute("SELECT GREATEST(last_seen, calendar_seen) > clock_timestamp() - make_interval(secs => %s) "
+                          "FROM branches WHERE id = %s", (self.away_s, branch))
 
     def day_owner(self, db: psycopg.Connection, branch: str, day: date, now: datetime) -> str | None:
         """None when the centre may sell ``day``'s places; else why not (``BRANCH_OWNS`` / ``BRANCH_AWAY``)."""
-        if db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day)).fetchone():
-            return BRANCH_OWNS
+        handed = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s",
+                            (branch, day)).fetchone() is not None
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        if day <= today and not self.reachable(db, branch):
+        return self._owner(branch, day, now, handed, day > today or self.reachable(db, branch))
+
+    def _owner(self, branch: str, day: date, now: datetime, handed: bool, reachable: bool) -> str | None:
+        """The one ownership rule (see the module's doc), over what was read."""
+        if handed:
+            return BRANCH_OWNS
+        if day <= now.astimezone(self.sale(branch).branch.site.timezone).date() and not reachable:
             return BRANCH_AWAY
         return None
 
@@ -147,21 +160,30 @@ class Calendar:
     def _picture(self, db: psycopg.Connection, branch: str, service: str, since: date,
                  until: date | None = None) -> OnlineCalendar:
         """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
+        return self._picture_from(branch, service, *self._picture_queries(db, branch, service, since, until))
+
+    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date,
+                         until: date | None) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]]:
+        """The two reads of a picture, sent (in a pipeline, not yet answered)."""
+        tz = self.sale(branch).branch.site.timezone
+        start = datetime.combine(since, datetime.min.time(), tz)
+        end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
+        claims = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
+                            "service = %s AND slot_start >= %s AND slot_start < %s", (branch, service, start, end))
+        bookings = db.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s AND day <= %s AND "
+            "side = 'centre' AND status IN ('booked', 'checked_in')", (branch, service, since, until or date.max))
+        return claims, bookings
+
+    def _picture_from(self, branch: str, service: str, claims: psycopg.Cursor[Any],
+                      bookings: psycopg.Cursor[Any]) -> OnlineCalendar:
         sale = self.sale(branch)
         cal = OnlineCalendar(sale.branch.site, sale.settings)
         cal._plans = self._plans[branch]
-        tz = sale.branch.site.timezone
-        start = datetime.combine(since, datetime.min.time(), tz)
-        end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
-        for slot, place, booking_id in db.execute(
-                "SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND service = %s AND "
-                "slot_start >= %s AND slot_start < %s", (branch, service, start, end)):
+        for slot, place, booking_id in claims.fetchall():
             cal.places.claims.setdefault((service, ts(slot)), {})[place] = booking_id
-        with db.cursor(row_factory=dict_row) as cur:
-            for row in cur.execute("SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s "
-                                   "AND day <= %s AND side = 'centre' AND status IN ('booked', 'checked_in')",
-                                   (branch, service, since, until or date.max)):
-                cal.bookings[row["id"]] = as_booking(row)
+        for row in bookings.fetchall():
+            cal.bookings[row["id"]] = as_booking(row)
         return cal
 
     def listing(self, branch: str, service: str, day: date | None) -> dict[str, Any]:
@@ -225,50 +247,58 @@ class Calendar:
         sale = self.sale(branch)
         tz = sale.branch.site.timezone
         day = start.astimezone(tz).date()
-        with self.pool.connection() as db, db.transaction():
+        with self.pool.connection() as db, db.pipeline(), db.transaction():
+            # Every read of the sale goes out in one round trip behind the lock (a pipeline: the server runs them
+            # in order, so they see the branch's sales before this one); the writes go in a second, the commit in
+            # a third. The lock still spans the whole sale: the per-day limit and the reserve are read, not
+            # constrained, so the reads and writes must not interleave with another sale of this branch.
             _lock(db, branch)
-            with db.cursor(row_factory=dict_row) as cur:
-                earlier = cur.execute("SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
+            earlier_q = db.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,))
+            handed_q = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day))
+            reachable_q = self._reachable_query(db, branch)
+            claims_q, bookings_q = self._picture_queries(db, branch, service, day, day)
+            earlier = earlier_q.fetchone()
             if earlier is not None:
                 return False, earlier
-            owner = self.day_owner(db, branch, day, now)
+            owner = self._owner(branch, day, now, handed_q.fetchone() is not None, _true(reachable_q))
             if owner == BRANCH_OWNS:
                 raise ApiError(409, BRANCH_OWNS, "Today's times at this branch are booked at the branch itself.",
                                field="start")
             if owner == BRANCH_AWAY:
                 raise ApiError(409, BRANCH_AWAY, "Same-day times at this branch cannot be booked online just now: "
                                "the branch cannot be reached.", field="start")
-            cal = self._picture(db, branch, service, day, day)  # a booking's slots and per-day limit: its own day
+            cal = self._picture_from(branch, service, claims_q, bookings_q)  # a booking's slots, per-day limit
             rules, online = cal.online_rules(service)
             kept = cal.check_details(online, name, phone, email)
             grid = cal.check_online(now, rules, start, slots)
             cal.check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
-            code = self._new_code(db)
-            booking = Booking(id=uuid.uuid4().hex, site=branch, code=code, service=service,
+            booking = Booking(id=uuid.uuid4().hex, site=branch, code="", service=service,
                               start=start.astimezone(UTC), end=start.astimezone(UTC) + rules.slot * slots, day=day,
                               slots=slots, status=BOOKED, origin="web", created_at=now, name=kept["name"],
                               phone=kept["phone"], email=kept["email"], language=language, idem_key=key)
             cal.places.claim(booking, grid)
-            db.execute(f"INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
-                       f"({', '.join('%s' for _ in _COLUMNS)})",
-                       (booking.id, branch, "centre", code, service, booking.start, booking.end, day, slots, BOOKED,
-                        "web", booking.name, booking.phone, booking.email, None, language, None, None, now, None,
-                        key))
-            with db.cursor() as cur:
-                cur.executemany("INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
-                                "VALUES (%s, %s, %s, %s, %s)",
-                                [(branch, service, datetime.fromisoformat(s), p, booking.id)
-                                 for s, p in booking.claims])
-            with db.cursor(row_factory=dict_row) as cur:
-                row = cur.execute("SELECT * FROM calendar_bookings WHERE id = %s", (booking.id,)).fetchone()
+            row = None
+            while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
+                row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH))
         return True, row
 
-    def _new_code(self, db: psycopg.Connection) -> str:
-        def taken(code: str) -> bool:
-            return db.execute("SELECT 1 FROM calendar_bookings WHERE code = %s AND side = 'centre'",
-                              (code,)).fetchone() is not None
-
-        return codes.new_code(taken, CENTRE_CODE_LENGTH)
+    def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str) -> dict[str, Any] | None:
+        """The booking and its places in one statement; None when ``code`` is taken already (nothing written).
+        A place taken twice still fails on ``calendar_claims``' primary key."""
+        starts = [datetime.fromisoformat(s) for s, _ in booking.claims]
+        places = [p for _, p in booking.claims]
+        values = (booking.id, booking.site, "centre", code, booking.service, booking.start, booking.end, booking.day,
+                  booking.slots, BOOKED, "web", booking.name, booking.phone, booking.email, None, booking.language,
+                  None, None, booking.created_at, None, booking.idem_key)
+        with db.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
+                f"({', '.join('%s' for _ in _COLUMNS)}) ON CONFLICT (code) WHERE side = 'centre' DO NOTHING "
+                "RETURNING *), placed AS (INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
+                "SELECT sold.branch, sold.service, u.slot, u.place, sold.id FROM sold, "
+                "unnest(%s::timestamptz[], %s::integer[]) AS u(slot, place)) SELECT * FROM sold",
+                (*values, starts, places)).fetchone()
 
     def move(self, code: str, start: datetime) -> dict[str, Any]:
         """The citizen moves a booking the centre sold to another free time, in one transaction under the branch's
