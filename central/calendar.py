@@ -12,10 +12,11 @@ Ownership of free places: every place has one owner at a time.
   within ``AWAY_S``): a branch that cannot be reached may be past its opening already, about to take the day; the
   page says plainly why same-day times there cannot be booked online.
 
-Every sale runs under the branch's advisory lock, reads the day's ownership and the places taken after taking it,
-and writes the booking and its places in the same transaction; ``calendar_claims``' primary key is the last line of
-defence, as ``booking_claims`` is at a branch. The rules (window, release, reserve, double slots, per-day limit)
-are the branch's own: ``server.bookings.online.OnlineCalendar`` over the rows just read.
+A sale holds the branch's advisory lock shared (sales side by side; the handover, a move and a cancel hold it
+exclusively), reads the day's ownership and the places taken after taking it, and writes the booking and its places
+in the same transaction; ``calendar_claims``' primary key keeps two sales off one place (``Calendar.book`` says why
+that is enough), as ``booking_claims`` does at a branch. The rules (window, release, reserve, double slots,
+per-day limit) are the branch's own: ``server.bookings.online.OnlineCalendar`` over the rows just read.
 
 Status travels both ways and merges by one rule: checked in beats cancelled beats (no-show beats) booked
 (``merge_branch_rows`` here for the branch's uplink rows; ``BookingBook.accept_handover`` at the branch).
@@ -36,7 +37,7 @@ from psycopg_pool import ConnectionPool
 
 from central.config import Branch, CentreConfig
 from server import codes
-from server.bookings.online import OnlineCalendar
+from server.bookings.online import OnlineCalendar, same_contact
 from server.bookings.records import BOOKED, CANCELLED, Booking
 from server.bookings.settings import BookingSettings, parse_settings
 from server.errors import ApiError
@@ -47,6 +48,7 @@ from vuoro.clock import clock_from_env
 CENTRE_CODE_LENGTH = codes.CENTRE_LENGTH  # a branch mints 6: the code spaces never collide (docs/bookings.md)
 AWAY_S = 60.0  # a branch not heard from (uplink heartbeat or calendar poll) for this long is unreachable
 BRANCH_AWAY, BRANCH_OWNS = "branch_away", "branch_owns"
+SALE_TRIES = 8  # a sale that lost its chosen place to another reads again this often, then is told "full"
 PURGE_EVERY_S = 600.0  # the retention purge: at start, then this often
 log = logging.getLogger("vuoro.central.calendar")
 _RANK_SQL = ("CASE {} WHEN 'checked_in' THEN 3 WHEN 'cancelled' THEN 2 WHEN 'no_show' THEN 1 ELSE 0 END")
@@ -68,9 +70,11 @@ class Sale:
     settings: BookingSettings
 
 
-def _lock(db: psycopg.Connection, branch: str) -> None:
-    """One branch's sales and its handover, one after the other (never two branches' sales)."""
-    db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vuoro-calendar:{branch}",))
+def _lock(db: psycopg.Connection, branch: str, shared: bool = False) -> None:
+    """A branch's handover, moves and cancels one after the other, and never during a sale (sales hold it shared,
+    side by side); never another branch's."""
+    db.execute(f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}(hashtext(%s))",
+               (f"vuoro-calendar:{branch}",))
 
 
 def _true(query: psycopg.Cursor[Any]) -> bool:
@@ -241,18 +245,46 @@ class Calendar:
 
     def book(self, branch: str, *, service: str, start: datetime, slots: int, key: str, language: str,
              name: str | None = None, phone: str | None = None, email: str | None = None) -> tuple[bool, dict]:
-        """A citizen's booking at ``branch``, in one transaction under the branch's lock; (made now?, the row).
-        The same ``key`` again answers the first booking."""
-        now = utc_now()
+        """A citizen's booking at ``branch`` in one transaction; (made now?, the row). The same ``key`` again
+        answers the first booking.
+
+        Sales of one branch run side by side (each commit's fsync is no longer every other sale's wait); what
+        makes that safe, rule by rule:
+        - ownership: a sale holds the branch's lock SHARED; the handover (and a move or a cancel) holds it
+          exclusively, so a day never changes hands in the middle of a sale;
+        - places: a sale takes the lowest free place numbers of its picture after checking a place is free for it
+          online, so every place number it writes is <= places - reserve; ``calendar_claims``' primary key makes
+          them distinct, so a slot never holds more than it may, however stale the picture: the loser of the same
+          place gets the key's error, reads again and takes the next place or is told "full";
+        - the per-day limit: one citizen's sales (by the contact the service identifies) one after the other,
+          under a lock of its own;
+        - the same ``key`` twice at once: the second waits on the unique key and answers the first.
+        """
         sale = self.sale(branch)
-        tz = sale.branch.site.timezone
-        day = start.astimezone(tz).date()
+        online = sale.settings.rules(service).online if service in sale.branch.site.services else None
+        contact = (phone if online.identifies == "phone" else email) if online and online.identifies else None
+        for _ in range(SALE_TRIES):
+            try:
+                return self._sell(branch, service, start, slots, key, language, name, phone, email,
+                                  same_contact(contact or ""))
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "calendar_claims_pkey":
+                    raise
+                # Another sale took a place this one chose from its picture: read again (now it is counted)
+        raise ApiError(409, refusals.FULL, "Sorry, someone else has just booked that time. Choose another time.",
+                       field="start")
+
+    def _sell(self, branch: str, service: str, start: datetime, slots: int, key: str, language: str,
+              name: str | None, phone: str | None, email: str | None, who: str) -> tuple[bool, dict]:
+        now = utc_now()
+        day = start.astimezone(self.sale(branch).branch.site.timezone).date()
         with self.pool.connection() as db, db.pipeline(), db.transaction():
-            # Every read of the sale goes out in one round trip behind the lock (a pipeline: the server runs them
-            # in order, so they see the branch's sales before this one); the writes go in a second, the commit in
-            # a third. The lock still spans the whole sale: the per-day limit and the reserve are read, not
-            # constrained, so the reads and writes must not interleave with another sale of this branch.
-            _lock(db, branch)
+            # Every read of the sale goes out in one round trip behind the locks (a pipeline: the server runs them
+            # in order); the writes go in a second, the commit in a third.
+            _lock(db, branch, shared=True)
+            if who:
+                db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                           (f"vuoro-calendar:{branch}:{service}:{day}:{who}",))
             earlier_q = db.cursor(row_factory=dict_row).execute(
                 "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,))
             handed_q = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day))
@@ -281,11 +313,16 @@ class Calendar:
             row = None
             while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
                 row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH))
+                if row is None:
+                    earlier = db.cursor(row_factory=dict_row).execute(
+                        "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
+                    if earlier is not None:  # the same key, sold at the same moment: its answer
+                        return False, earlier
         return True, row
 
     def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str) -> dict[str, Any] | None:
-        """The booking and its places in one statement; None when ``code`` is taken already (nothing written).
-        A place taken twice still fails on ``calendar_claims``' primary key."""
+        """The booking and its places in one statement; None when ``code`` or the key is taken already (nothing
+        written). A place taken already fails on ``calendar_claims``' primary key (the caller reads again)."""
         starts = [datetime.fromisoformat(s) for s, _ in booking.claims]
         places = [p for _, p in booking.claims]
         values = (booking.id, booking.site, "centre", code, booking.service, booking.start, booking.end, booking.day,
@@ -294,7 +331,7 @@ class Calendar:
         with db.cursor(row_factory=dict_row) as cur:
             return cur.execute(
                 f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('%s' for _ in _COLUMNS)}) ON CONFLICT (code) WHERE side = 'centre' DO NOTHING "
+                f"({', '.join('%s' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING "
                 "RETURNING *), placed AS (INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
                 "SELECT sold.branch, sold.service, u.slot, u.place, sold.id FROM sold, "
                 "unnest(%s::timestamptz[], %s::integer[]) AS u(slot, place)) SELECT * FROM sold",
