@@ -151,16 +151,6 @@ class Calendar:
             return BRANCH_AWAY
         return None
 
-    def owners(self, db: psycopg.Connection, branch: str, days: list[date], now: datetime) -> dict[date, str | None]:
-        """``day_owner`` of several days with two queries (the listing's four weeks)."""
-        if not days:
-            return {}
-        handed = {d for d, in db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day BETWEEN %s "
-                                         "AND %s", (branch, min(days), max(days)))}
-        today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        away = min(days) <= today and not self.reachable(db, branch)
-        return {d: BRANCH_OWNS if d in handed else BRANCH_AWAY if away and d <= today else None for d in days}
-
     def _picture(self, db: psycopg.Connection, branch: str, service: str, since: date,
                  until: date | None = None) -> OnlineCalendar:
         """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
@@ -195,13 +185,19 @@ class Calendar:
         the centre does not own now (with a ``notice`` saying why today is missing)."""
         now = utc_now()
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        with self.pool.connection() as db, db.transaction():
-            cal = self._picture(db, branch, service, today)
+        with self.pool.connection() as db, db.pipeline(), db.transaction():
+            # All four reads in one round trip (a pipeline), then the branch's rules in Python over them
+            picture = self._picture_queries(db, branch, service, today, None)
+            handed_q = db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day >= %s",
+                                  (branch, today))
+            reachable_q = self._reachable_query(db, branch)
+            cal = self._picture_from(branch, service, *picture)
+            handed, reachable = {d for d, in handed_q.fetchall()}, _true(reachable_q)
             cal.online_rules(service)  # 404 / 409 for a service that is not booked online
             first = cal.listing(now, service, None if day is None else day)
-            by_day = self.owners(db, branch, sorted({today, *(date.fromisoformat(d) for d in first["days"])}), now)
-            owners = {d: by_day[date.fromisoformat(d)] for d in first["days"]}
-            notice = by_day[today]
+            owners = {d: self._owner(branch, date.fromisoformat(d), now, date.fromisoformat(d) in handed, reachable)
+                      for d in first["days"]}
+            notice = self._owner(branch, today, now, today in handed, reachable)
             allowed = [d for d in first["days"] if owners[d] is None]
             wanted = day.isoformat() if day else None
             if wanted not in allowed:
