@@ -12,10 +12,11 @@ Ownership of free places: every place has one owner at a time.
   within ``AWAY_S``): a branch that cannot be reached may be past its opening already, about to take the day; the
   page says plainly why same-day times there cannot be booked online.
 
-Every sale runs under the branch's advisory lock, reads the day's ownership and the places taken after taking it,
-and writes the booking and its places in the same transaction; ``calendar_claims``' primary key is the last line of
-defence, as ``booking_claims`` is at a branch. The rules (window, release, reserve, double slots, per-day limit)
-are the branch's own: ``server.bookings.online.OnlineCalendar`` over the rows just read.
+A sale holds the branch's advisory lock shared (sales side by side; the handover, a move and a cancel hold it
+exclusively), reads the day's ownership and the places taken after taking it, and writes the booking and its places
+in the same transaction; ``calendar_claims``' primary key keeps two sales off one place (``Calendar.book`` says why
+that is enough), as ``booking_claims`` does at a branch. The rules (window, release, reserve, double slots,
+per-day limit) are the branch's own: ``server.bookings.online.OnlineCalendar`` over the rows just read.
 
 Status travels both ways and merges by one rule: checked in beats cancelled beats (no-show beats) booked
 (``merge_branch_rows`` here for the branch's uplink rows; ``BookingBook.accept_handover`` at the branch).
@@ -36,7 +37,7 @@ from psycopg_pool import ConnectionPool
 
 from central.config import Branch, CentreConfig
 from server import codes
-from server.bookings.online import OnlineCalendar
+from server.bookings.online import OnlineCalendar, same_contact
 from server.bookings.records import BOOKED, CANCELLED, Booking
 from server.bookings.settings import BookingSettings, parse_settings
 from server.errors import ApiError
@@ -47,6 +48,7 @@ from vuoro.clock import clock_from_env
 CENTRE_CODE_LENGTH = codes.CENTRE_LENGTH  # a branch mints 6: the code spaces never collide (docs/bookings.md)
 AWAY_S = 60.0  # a branch not heard from (uplink heartbeat or calendar poll) for this long is unreachable
 BRANCH_AWAY, BRANCH_OWNS = "branch_away", "branch_owns"
+SALE_TRIES = 8  # a sale that lost its chosen place to another reads again this often, then is told "full"
 PURGE_EVERY_S = 600.0  # the retention purge: at start, then this often
 log = logging.getLogger("vuoro.central.calendar")
 _RANK_SQL = ("CASE {} WHEN 'checked_in' THEN 3 WHEN 'cancelled' THEN 2 WHEN 'no_show' THEN 1 ELSE 0 END")
@@ -68,9 +70,16 @@ class Sale:
     settings: BookingSettings
 
 
-def _lock(db: psycopg.Connection, branch: str) -> None:
-    """One branch's sales and its handover, one after the other (never two branches' sales)."""
-    db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vuoro-calendar:{branch}",))
+def _lock(db: psycopg.Connection, branch: str, shared: bool = False) -> None:
+    """A branch's handover, moves and cancels one after the other, and never during a sale (sales hold it shared,
+    side by side); never another branch's."""
+    db.execute(f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}(hashtext(%s))",
+               (f"vuoro-calendar:{branch}",))
+
+
+def _true(query: psycopg.Cursor[Any]) -> bool:
+    row = query.fetchone()
+    return bool(row and row[0])
 
 
 def booking_json(row: dict[str, Any], staff: bool = False) -> dict[str, Any]:
@@ -121,47 +130,54 @@ class Calendar:
     def reachable(self, db: psycopg.Connection, branch: str) -> bool:
         """Heard from within ``away_s`` (an uplink batch or a calendar poll), by the database's own clock: both
         times are its, so a centre whose clock is set differently (or a test's) does not matter."""
-        row = db.execute("SELECT GREATEST(last_seen, calendar_seen) > clock_timestamp() - make_interval(secs => %s) "
-                         "FROM branches WHERE id = %s", (self.away_s, branch)).fetchone()
-        return bool(row and row[0])
+        return _true(self._reachable_query(db, branch))
+
+    def _reachable_query(self, db: psycopg.Connection, branch: str) -> psycopg.Cursor[Any]:
+        return db.execute("SELECT GREATEST(last_seen, calendar_seen) > clock_timestamp() - make_interval(secs => %s) "
+                          "FROM branches WHERE id = %s", (self.away_s, branch))
 
     def day_owner(self, db: psycopg.Connection, branch: str, day: date, now: datetime) -> str | None:
         """None when the centre may sell ``day``'s places; else why not (``BRANCH_OWNS`` / ``BRANCH_AWAY``)."""
-        if db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day)).fetchone():
-            return BRANCH_OWNS
+        handed = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s",
+                            (branch, day)).fetchone() is not None
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        if day <= today and not self.reachable(db, branch):
+        return self._owner(branch, day, now, handed, day > today or self.reachable(db, branch))
+
+    def _owner(self, branch: str, day: date, now: datetime, handed: bool, reachable: bool) -> str | None:
+        """The one ownership rule (see the module's doc), over what was read."""
+        if handed:
+            return BRANCH_OWNS
+        if day <= now.astimezone(self.sale(branch).branch.site.timezone).date() and not reachable:
             return BRANCH_AWAY
         return None
-
-    def owners(self, db: psycopg.Connection, branch: str, days: list[date], now: datetime) -> dict[date, str | None]:
-        """``day_owner`` of several days with two queries (the listing's four weeks)."""
-        if not days:
-            return {}
-        handed = {d for d, in db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day BETWEEN %s "
-                                         "AND %s", (branch, min(days), max(days)))}
-        today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        away = min(days) <= today and not self.reachable(db, branch)
-        return {d: BRANCH_OWNS if d in handed else BRANCH_AWAY if away and d <= today else None for d in days}
 
     def _picture(self, db: psycopg.Connection, branch: str, service: str, since: date,
                  until: date | None = None) -> OnlineCalendar:
         """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
+        return self._picture_from(branch, service, *self._picture_queries(db, branch, service, since, until))
+
+    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date,
+                         until: date | None) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]]:
+        """The two reads of a picture, sent (in a pipeline, not yet answered)."""
+        tz = self.sale(branch).branch.site.timezone
+        start = datetime.combine(since, datetime.min.time(), tz)
+        end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
+        claims = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
+                            "service = %s AND slot_start >= %s AND slot_start < %s", (branch, service, start, end))
+        bookings = db.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s AND day <= %s AND "
+            "side = 'centre' AND status IN ('booked', 'checked_in')", (branch, service, since, until or date.max))
+        return claims, bookings
+
+    def _picture_from(self, branch: str, service: str, claims: psycopg.Cursor[Any],
+                      bookings: psycopg.Cursor[Any]) -> OnlineCalendar:
         sale = self.sale(branch)
         cal = OnlineCalendar(sale.branch.site, sale.settings)
         cal._plans = self._plans[branch]
-        tz = sale.branch.site.timezone
-        start = datetime.combine(since, datetime.min.time(), tz)
-        end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
-        for slot, place, booking_id in db.execute(
-                "SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND service = %s AND "
-                "slot_start >= %s AND slot_start < %s", (branch, service, start, end)):
+        for slot, place, booking_id in claims.fetchall():
             cal.places.claims.setdefault((service, ts(slot)), {})[place] = booking_id
-        with db.cursor(row_factory=dict_row) as cur:
-            for row in cur.execute("SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s "
-                                   "AND day <= %s AND side = 'centre' AND status IN ('booked', 'checked_in')",
-                                   (branch, service, since, until or date.max)):
-                cal.bookings[row["id"]] = as_booking(row)
+        for row in bookings.fetchall():
+            cal.bookings[row["id"]] = as_booking(row)
         return cal
 
     def listing(self, branch: str, service: str, day: date | None) -> dict[str, Any]:
@@ -169,13 +185,19 @@ class Calendar:
         the centre does not own now (with a ``notice`` saying why today is missing)."""
         now = utc_now()
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        with self.pool.connection() as db, db.transaction():
-            cal = self._picture(db, branch, service, today)
+        with self.pool.connection() as db, db.pipeline(), db.transaction():
+            # All four reads in one round trip (a pipeline), then the branch's rules in Python over them
+            picture = self._picture_queries(db, branch, service, today, None)
+            handed_q = db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day >= %s",
+                                  (branch, today))
+            reachable_q = self._reachable_query(db, branch)
+            cal = self._picture_from(branch, service, *picture)
+            handed, reachable = {d for d, in handed_q.fetchall()}, _true(reachable_q)
             cal.online_rules(service)  # 404 / 409 for a service that is not booked online
             first = cal.listing(now, service, None if day is None else day)
-            by_day = self.owners(db, branch, sorted({today, *(date.fromisoformat(d) for d in first["days"])}), now)
-            owners = {d: by_day[date.fromisoformat(d)] for d in first["days"]}
-            notice = by_day[today]
+            owners = {d: self._owner(branch, date.fromisoformat(d), now, date.fromisoformat(d) in handed, reachable)
+                      for d in first["days"]}
+            notice = self._owner(branch, today, now, today in handed, reachable)
             allowed = [d for d in first["days"] if owners[d] is None]
             wanted = day.isoformat() if day else None
             if wanted not in allowed:
@@ -219,56 +241,97 @@ class Calendar:
 
     def book(self, branch: str, *, service: str, start: datetime, slots: int, key: str, language: str,
              name: str | None = None, phone: str | None = None, email: str | None = None) -> tuple[bool, dict]:
-        """A citizen's booking at ``branch``, in one transaction under the branch's lock; (made now?, the row).
-        The same ``key`` again answers the first booking."""
-        now = utc_now()
+        """A citizen's booking at ``branch`` in one transaction; (made now?, the row). The same ``key`` again
+        answers the first booking.
+
+        Sales of one branch run side by side (each commit's fsync is no longer every other sale's wait); what
+        makes that safe, rule by rule:
+        - ownership: a sale holds the branch's lock SHARED; the handover (and a move or a cancel) holds it
+          exclusively, so a day never changes hands in the middle of a sale;
+        - places: a sale takes the lowest free place numbers of its picture after checking a place is free for it
+          online, so every place number it writes is <= places - reserve; ``calendar_claims``' primary key makes
+          them distinct, so a slot never holds more than it may, however stale the picture: the loser of the same
+          place gets the key's error, reads again and takes the next place or is told "full";
+        - the per-day limit: one citizen's sales (by the contact the service identifies) one after the other,
+          under a lock of its own;
+        - the same ``key`` twice at once: the second waits on the unique key and answers the first.
+        """
         sale = self.sale(branch)
-        tz = sale.branch.site.timezone
-        day = start.astimezone(tz).date()
-        with self.pool.connection() as db, db.transaction():
-            _lock(db, branch)
-            with db.cursor(row_factory=dict_row) as cur:
-                earlier = cur.execute("SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
+        online = sale.settings.rules(service).online if service in sale.branch.site.services else None
+        contact = (phone if online.identifies == "phone" else email) if online and online.identifies else None
+        for _ in range(SALE_TRIES):
+            try:
+                return self._sell(branch, service, start, slots, key, language, name, phone, email,
+                                  same_contact(contact or ""))
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "calendar_claims_pkey":
+                    raise
+                # Another sale took a place this one chose from its picture: read again (now it is counted)
+        raise ApiError(409, refusals.FULL, "Sorry, someone else has just booked that time. Choose another time.",
+                       field="start")
+
+    def _sell(self, branch: str, service: str, start: datetime, slots: int, key: str, language: str,
+              name: str | None, phone: str | None, email: str | None, who: str) -> tuple[bool, dict]:
+        now = utc_now()
+        day = start.astimezone(self.sale(branch).branch.site.timezone).date()
+        with self.pool.connection() as db, db.pipeline(), db.transaction():
+            # Every read of the sale goes out in one round trip behind the locks (a pipeline: the server runs them
+            # in order); the writes go in a second, the commit in a third.
+            _lock(db, branch, shared=True)
+            if who:
+                db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                           (f"vuoro-calendar:{branch}:{service}:{day}:{who}",))
+            earlier_q = db.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,))
+            handed_q = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day))
+            reachable_q = self._reachable_query(db, branch)
+            claims_q, bookings_q = self._picture_queries(db, branch, service, day, day)
+            earlier = earlier_q.fetchone()
             if earlier is not None:
                 return False, earlier
-            owner = self.day_owner(db, branch, day, now)
+            owner = self._owner(branch, day, now, handed_q.fetchone() is not None, _true(reachable_q))
             if owner == BRANCH_OWNS:
                 raise ApiError(409, BRANCH_OWNS, "Today's times at this branch are booked at the branch itself.",
                                field="start")
             if owner == BRANCH_AWAY:
                 raise ApiError(409, BRANCH_AWAY, "Same-day times at this branch cannot be booked online just now: "
                                "the branch cannot be reached.", field="start")
-            cal = self._picture(db, branch, service, day, day)  # a booking's slots and per-day limit: its own day
+            cal = self._picture_from(branch, service, claims_q, bookings_q)  # a booking's slots, per-day limit
             rules, online = cal.online_rules(service)
             kept = cal.check_details(online, name, phone, email)
             grid = cal.check_online(now, rules, start, slots)
             cal.check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
-            code = self._new_code(db)
-            booking = Booking(id=uuid.uuid4().hex, site=branch, code=code, service=service,
+            booking = Booking(id=uuid.uuid4().hex, site=branch, code="", service=service,
                               start=start.astimezone(UTC), end=start.astimezone(UTC) + rules.slot * slots, day=day,
                               slots=slots, status=BOOKED, origin="web", created_at=now, name=kept["name"],
                               phone=kept["phone"], email=kept["email"], language=language, idem_key=key)
             cal.places.claim(booking, grid)
-            db.execute(f"INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
-                       f"({', '.join('%s' for _ in _COLUMNS)})",
-                       (booking.id, branch, "centre", code, service, booking.start, booking.end, day, slots, BOOKED,
-                        "web", booking.name, booking.phone, booking.email, None, language, None, None, now, None,
-                        key))
-            with db.cursor() as cur:
-                cur.executemany("INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
-                                "VALUES (%s, %s, %s, %s, %s)",
-                                [(branch, service, datetime.fromisoformat(s), p, booking.id)
-                                 for s, p in booking.claims])
-            with db.cursor(row_factory=dict_row) as cur:
-                row = cur.execute("SELECT * FROM calendar_bookings WHERE id = %s", (booking.id,)).fetchone()
+            row = None
+            while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
+                row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH))
+                if row is None:
+                    earlier = db.cursor(row_factory=dict_row).execute(
+                        "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
+                    if earlier is not None:  # the same key, sold at the same moment: its answer
+                        return False, earlier
         return True, row
 
-    def _new_code(self, db: psycopg.Connection) -> str:
-        def taken(code: str) -> bool:
-            return db.execute("SELECT 1 FROM calendar_bookings WHERE code = %s AND side = 'centre'",
-                              (code,)).fetchone() is not None
-
-        return codes.new_code(taken, CENTRE_CODE_LENGTH)
+    def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str) -> dict[str, Any] | None:
+        """The booking and its places in one statement; None when ``code`` or the key is taken already (nothing
+        written). A place taken already fails on ``calendar_claims``' primary key (the caller reads again)."""
+        starts = [datetime.fromisoformat(s) for s, _ in booking.claims]
+        places = [p for _, p in booking.claims]
+        values = (booking.id, booking.site, "centre", code, booking.service, booking.start, booking.end, booking.day,
+                  booking.slots, BOOKED, "web", booking.name, booking.phone, booking.email, None, booking.language,
+                  None, None, booking.created_at, None, booking.idem_key)
+        with db.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
+                f"({', '.join('%s' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING "
+                "RETURNING *), placed AS (INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
+                "SELECT sold.branch, sold.service, u.slot, u.place, sold.id FROM sold, "
+                "unnest(%s::timestamptz[], %s::integer[]) AS u(slot, place)) SELECT * FROM sold",
+                (*values, starts, places)).fetchone()
 
     def move(self, code: str, start: datetime) -> dict[str, Any]:
         """The citizen moves a booking the centre sold to another free time, in one transaction under the branch's

@@ -226,3 +226,28 @@ def test_a_citizen_moves_a_centre_booking_and_the_old_time_is_free_again(calenda
     with pytest.raises(Exception) as owned:
         calendar.move(code, day.replace(hour=13))
     assert getattr(owned.value, "code", None) == BRANCH_OWNS
+
+
+def test_one_citizen_booking_several_times_at_once_gets_the_per_day_limit(calendar: Calendar) -> None:
+    """Sales run side by side now (the branch's lock is shared); one citizen's still run one after the other: eight
+    tabs of the same phone number (written differently) for eight different times of one day get one booking."""
+    day = (NOW + timedelta(days=3)).replace(hour=10)
+    phones = ["+45 40 00 00 01", "40000001", "+4540000001", "40 00 00 01"] * 2
+    results: list[str] = []
+
+    def sell(i: int) -> None:
+        try:
+            calendar.book("north", service="borgerservice", start=day + timedelta(minutes=15 * i), slots=1,
+                          key=uuid.uuid4().hex, language="en", name="Ann", phone=phones[i])
+            results.append("booked")
+        except Exception as exc:
+            results.append(str(getattr(exc, "code", exc)))
+
+    threads = [threading.Thread(target=sell, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["booked"] + ["per_day"] * 7, results
+    with calendar.pool.connection() as db:
+        assert db.execute("SELECT count(*) FROM calendar_bookings WHERE status = 'booked'").fetchone()[0] == 1
