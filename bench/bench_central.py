@@ -13,7 +13,7 @@ the branch's fsync, the uplink's wait for its nudge, HTTP and the centre's trans
     .venv/bin/python bench/bench_central.py [--branches 2] [--seconds 30] [--rate 2]
 
 Not yet measured here (docs/central.md): network namespaces with veth cuts, 7 branches in their own
-namespaces, the 50-branch statistics.
+namespaces (bench/bench_central_scale.py: the 50-branch statistics).
 """
 
 from __future__ import annotations

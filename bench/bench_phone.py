@@ -32,6 +32,8 @@ def main() -> int:
     args = argparse.ArgumentParser()
     args.add_argument("--loads", type=int, default=10)
     args.add_argument("--messages", type=int, default=300)
+    args.add_argument("--throttle", action="store_true",
+                      help="also load over an emulated mobile link (1.6 Mbit/s down, 150 ms round trip)")
     opts = args.parse_args()
     from aiosmtpd.controller import Controller
     from playwright.sync_api import sync_playwright
@@ -55,25 +57,47 @@ def main() -> int:
         data["notify"] = {"smtp_host": "127.0.0.1", "smtp_port": smtp_port}
         with running_hub(parse_config(data, Path(tmp) / "site.toml")) as hub:
             code = hub.app.state.phone_door.codes.current(hub.hub.clock())
-            times, sizes = [], []
+            # A/B, interleaved: "system" is the page as shipped (the phone's own fonts); "roboto" puts the screens'
+            # web font back on the phone page (as before 2026-11-30) by appending the old rule to signage.css.
+            old_rule = 'html.phone-page, html.phone-page body { font-family: "Vuoro Roboto", sans-serif; }'
+            links = [("loopback", None)] + ([("mobile", {"offline": False, "latency": 150,
+                                                         "downloadThroughput": 1_600_000 / 8,
+                                                         "uploadThroughput": 750_000 / 8})] if opts.throttle else [])
             with sync_playwright() as p:
                 chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-                for _ in range(opts.loads):
-                    context = chromium.new_context(viewport={"width": 390, "height": 844})
-                    page = context.new_page()
-                    loaded: list[int] = []
-                    page.on("response", lambda r, loaded=loaded: loaded.append(len(r.body()) if r.ok else 0))
-                    began = time.perf_counter()
-                    page.goto(f"{hub.url}/phone/?d={code}")
-                    page.wait_for_selector("button.service")
-                    times.append(time.perf_counter() - began)
-                    page.wait_for_load_state("networkidle")
-                    sizes.append(sum(loaded))
-                    context.close()
+                for link, conditions in links:
+                    got: dict[str, tuple[list[float], list[int], list[int]]] = {"system": ([], [], []),
+                                                                                "roboto": ([], [], [])}
+                    for i in range(opts.loads * 2):
+                        variant = ("system", "roboto")[i % 2]
+                        times, sizes, font_sizes = got[variant]
+                        context = chromium.new_context(viewport={"width": 390, "height": 844})
+                        page = context.new_page()
+                        if conditions:
+                            cdp = context.new_cdp_session(page)
+                            cdp.send("Network.enable")
+                            cdp.send("Network.emulateNetworkConditions", conditions)
+                        if variant == "roboto":
+                            page.route("**/signage.css", lambda route: route.fulfill(
+                                response=route.fetch(), body=route.fetch().text() + old_rule))
+                        loaded: list[tuple[str, int]] = []
+                        page.on("response", lambda r, loaded=loaded: loaded.append(
+                            (r.url, len(r.body()) if r.ok else 0)))
+                        began = time.perf_counter()
+                        page.goto(f"{hub.url}/phone/?d={code}")
+                        page.wait_for_selector("button.service")
+                        page.evaluate("document.fonts.ready.then(() => 1)")  # drawn in its final letters
+                        times.append(time.perf_counter() - began)
+                        page.wait_for_load_state("networkidle")
+                        sizes.append(sum(n for _, n in loaded))
+                        font_sizes.append(sum(n for url, n in loaded if url.endswith((".ttf", ".woff", ".woff2"))))
+                        context.close()
+                    for variant, (times, sizes, font_sizes) in got.items():
+                        print(f"phone page first load, {link}, {variant} fonts (fresh context): median "
+                              f"{statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms over "
+                              f"{len(times)}; {statistics.median(sizes) / 1024:.0f} KiB, of which fonts "
+                              f"{statistics.median(font_sizes) / 1024:.0f} KiB")
                 chromium.close()
-            print(f"phone page first load (fresh context, loopback): median {statistics.median(times) * 1000:.0f} ms, "
-                  f"max {max(times) * 1000:.0f} ms over {len(times)}; {statistics.median(sizes) / 1024:.0f} KiB "
-                  f"(fonts included)")
 
             ids: list[str] = []
 

@@ -6,32 +6,45 @@
   that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
-- ``GET /api/v1/summary``: every branch's figures side by side, and all branches as one;
+- ``GET /api/v1/summary?start=&end=&branches=``: every branch's figures side by side, and all branches as one;
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
 - ``GET /api/v1/health``: whether the database answers.
 
+- ``/login``, ``/logout``: staff sign in to the pages with the accounts the centre holds (``central/signin.py``);
+- configs and staff accounts: ``central/config_api.py``.
+
 Reading needs the centre's admin token (``Bearer``, or HTTP Basic with any user name and the token as the
-password, so a browser asks for it): staff logins shared with the branches are still to come.
+password) or a signed-in staff account, which sees only the branches it works at.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import hmac
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from central import figures, page
+from central import config_api, figures, page, signin
+from central import configs as site_configs
+from central import staff as staff_accounts
+from central.booking_pages import add_booking_pages
+from central.calendar import Calendar
 from central.config import Branch, CentreConfig
 from central.ingest import BatchRefused, parse_body, store_batch
+from server.errors import ApiError, error_body
 from server.stats.figures import DIMENSIONS
-from vuoro import __version__
+from vuoro import __version__, sd_notify
+
+log = logging.getLogger("vuoro.central")
 
 MAX_BATCH_BYTES = 32 * 1024 * 1024  # 10,000 rows of a few hundred bytes, with room
 
@@ -42,7 +55,16 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
-    app = FastAPI(title="Vuoro centre", version=__version__, docs_url=None, redoc_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        heartbeat = asyncio.create_task(_heartbeat()) if sd_notify.enabled() else None
+        sd_notify.ready(f"centre {config.name}: {len(config.branches)} branches")
+        yield
+        sd_notify.stopping()
+        if heartbeat:
+            heartbeat.cancel()
+
+    app = FastAPI(title="Vuoro centre", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -50,6 +72,16 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         # PostgreSQL down or restarting: say so plainly; a branch keeps its rows and sends them again.
         return _error(503, "database_unavailable", "The centre's database cannot be reached just now; nothing was "
                                                    "stored. Branches keep their rows and send them again.")
+
+    @app.exception_handler(ApiError)
+    async def refused(request: Request, exc: ApiError) -> JSONResponse:
+        # The calendar's refusals (central/calendar.py): the branches' own codes and words
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=exc.status)
+
+    # The municipality's booking calendar and its public page (central/calendar.py, central/booking_pages.py)
+    calendar = Calendar(config, pool, away_s=config.calendar_away_s)
+    add_booking_pages(app, config, calendar)
+    app.state.calendar_purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
 
     def bearer(request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -63,8 +95,11 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
                 return ""
         return ""
 
-    def is_admin(request: Request) -> bool:
-        return hmac.compare_digest(bearer(request).encode(), config.admin_token.encode())
+    signin.install(app, config, pool)
+    config_api.install(app, config, pool)
+
+    def viewer(request: Request) -> signin.Viewer | None:
+        return app.state.viewer(request)  # type: ignore[no-any-return]
 
     @app.post("/api/v1/ingest")
     async def ingest(request: Request) -> JSONResponse:
@@ -85,11 +120,16 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         except BatchRefused as refused:
             extra = {"shipped": refused.shipped} if refused.shipped is not None else {}
             return _error(refused.status, refused.code, refused.message, **extra)
-        return JSONResponse({"shipped": stored.shipped, "applied": stored.applied})
+        shipped, config_wanted, staff_revision = stored
+        # Every answer says which config version and staff accounts the branch should have: the branch fetches
+        # them when they differ from its own (server/uplink/follow.py), so a round trip is the poll.
+        return JSONResponse({"shipped": shipped.shipped, "applied": shipped.applied, "config": config_wanted,
+                             "staff": staff_revision})
 
     def _store(branch: Branch, batch: Any) -> Any:
         with pool.connection() as db:
-            return store_batch(db, branch.id, batch)
+            stored = store_batch(db, branch.id, batch)
+            return stored, site_configs.wanted(db, branch.id), staff_accounts.revision(db)
 
     @app.get("/api/v1/numbering")
     async def numbering(request: Request, day: Annotated[date, Query()]) -> JSONResponse:
@@ -122,23 +162,29 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         return JSONResponse({"status": "ok" if ok else "degraded", "database": database, "version": __version__,
                              "branches": len(config.branches)}, status_code=200 if ok else 503)
 
-    def read_overview() -> list[dict[str, Any]]:
+    def read_overview(who: signin.Viewer) -> list[dict[str, Any]]:
         with pool.connection() as db:
-            return figures.overview(db, config, figures.utc_now())
+            return [b for b in figures.overview(db, config, figures.utc_now()) if who.sees(b["branch"])]
+
+    def read_configs(who: signin.Viewer) -> dict[str, dict[str, Any]]:
+        with pool.connection() as db:
+            return {c["branch"]: c for c in site_configs.status(db, [b for b in config.branches if who.sees(b)])}
 
     @app.get("/api/v1/branches")
     async def branches(request: Request) -> JSONResponse:
-        if not is_admin(request):
-            return _error(401, "unauthorized", "The centre's admin token is needed.")
-        return JSONResponse({"centre": config.name, "branches": await run_in_threadpool(read_overview)})
+        who = viewer(request)
+        if who is None:
+            return _error(401, "unauthorized", "The centre's admin token or a staff sign-in is needed.")
+        return JSONResponse({"centre": config.name, "branches": await run_in_threadpool(read_overview, who)})
 
     @app.get("/api/v1/branches/{branch_id}/summary")
     async def summary(request: Request, branch_id: str, start: Annotated[date | None, Query()] = None,
                       end: Annotated[date | None, Query()] = None, by: str = "") -> JSONResponse:
-        if not is_admin(request):
-            return _error(401, "unauthorized", "The centre's admin token is needed.")
+        who = viewer(request)
+        if who is None:
+            return _error(401, "unauthorized", "The centre's admin token or a staff sign-in is needed.")
         branch = config.branches.get(branch_id)
-        if branch is None:
+        if branch is None or not who.sees(branch_id):
             return _error(404, "unknown_branch", f"There is no branch {branch_id!r}.")
         dims = tuple(d for d in by.split(",") if d)
         if any(d not in DIMENSIONS for d in dims):
@@ -156,26 +202,53 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.get("/api/v1/summary")
     async def all_summary(request: Request, start: Annotated[date | None, Query()] = None,
-                          end: Annotated[date | None, Query()] = None) -> JSONResponse:
-        """Every branch side by side and all as one, by the branches' own definitions."""
-        if not is_admin(request):
-            return _error(401, "unauthorized", "The centre's admin token is needed.")
+                          end: Annotated[date | None, Query()] = None, branches: str = "") -> JSONResponse:
+        """Every branch (or ``branches=a,b``) side by side and all as one, by the branches' own definitions, from
+        the per-day aggregates (central/rollup.py)."""
+        who = viewer(request)
+        if who is None or who.branches is not None:  # all as one: for those who see every branch
+            return _error(401, "unauthorized", "The centre's admin token or a sign-in that sees every branch is "
+                                               "needed.")
+        chosen = [b for b in branches.split(",") if b] or None
+        unknown = [b for b in chosen or [] if b not in config.branches]
+        if unknown:
+            return _error(404, "unknown_branch", f"There is no branch {unknown[0]!r}.")
         zone = next(iter(config.branches.values())).site.timezone if config.branches else None
         today = figures.utc_now().astimezone(zone).date()
         lo, hi = start or today, end or start or today
 
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
-                return figures.all_branches_summary(db, config, lo, hi)
+                return figures.all_branches_summary(db, config, lo, hi, chosen)
 
         return JSONResponse(await run_in_threadpool(compute))
 
+    @app.get("/static/centre.js")
+    async def refresh_script() -> Response:
+        return Response(page.REFRESH_JS, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
     @app.get("/", response_class=HTMLResponse)
-    async def overview_page(request: Request, lang: str | None = None) -> HTMLResponse:
-        if not is_admin(request):
-            return HTMLResponse(page.login_needed(config, lang), status_code=401,
-                                headers={"WWW-Authenticate": 'Basic realm="Vuoro centre"'})
-        return HTMLResponse(page.render(config, await run_in_threadpool(read_overview), lang),
-                            headers=page.HEADERS)
+    async def overview_page(request: Request, lang: str | None = None) -> Response:
+        who = viewer(request)
+        if who is None:  # a person: to the sign-in page (automation uses the token)
+            return RedirectResponse(f"/login?lang={page.language(config, lang)}", status_code=303)
+        rows = await run_in_threadpool(read_overview, who)
+        states = await run_in_threadpool(read_configs, who)
+        return HTMLResponse(page.render(config, rows, lang, top=signin.sign_out_form(who, page.language(config, lang)),
+                                        configs=states), headers=page.HEADERS_FORMS)
 
     return app
+
+
+async def _heartbeat() -> None:
+    """Feed systemd's watchdog while the event loop AND the worker threads (where every database call runs)
+    answer. Not the database itself: PostgreSQL away is answered 503 and a restart would not bring it back."""
+    interval = sd_notify.watchdog_interval() or 10.0
+    while True:
+        try:
+            await asyncio.wait_for(run_in_threadpool(lambda: None), interval)
+            sd_notify.watchdog()
+        except TimeoutError:
+            log.error("the worker threads did not answer within %.0f s; not feeding the watchdog", interval)
+        await asyncio.sleep(interval)

@@ -56,6 +56,7 @@ class CentreConfig:
     branches: dict[str, Branch] = field(default_factory=dict)
     tls_cert: str | None = None  # HTTPS: the centre's certificate (PEM, with intermediates) and its key
     tls_key: str | None = None
+    calendar_away_s: float = 60.0  # [calendar] away_s: a branch not heard from this long is unreachable
 
     def branch_by_token(self, token: str) -> Branch | None:
         import hmac
@@ -95,9 +96,25 @@ def _tls_files(centre: dict[str, Any], path: Path, problems: list[str]) -> dict[
     return files
 
 
+def _database_protected(url: str) -> bool:
+    """A database on this host (loopback or a socket directory) may go without TLS; any other needs it verified."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or ""])[0]
+    local = host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
+    return local or query.get("sslmode", [""])[0] in ("verify-full", "verify-ca")
+
+
 def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     problems: list[str] = []
-    check_unknown_keys(data, {"centre", "branches"}, "", problems)
+    check_unknown_keys(data, {"centre", "branches", "calendar"}, "", problems)
+    calendar = data.get("calendar", {})
+    away_s = calendar.get("away_s", 60) if isinstance(calendar, dict) else None
+    if not isinstance(away_s, int | float) or isinstance(away_s, bool) or not 1 <= away_s <= 3600:
+        problems.append(f"calendar.away_s: expected seconds from 1 to 3600, got {away_s!r}")
+        away_s = 60
     centre = data.get("centre")
     if not isinstance(centre, dict):
         problems.append("centre: expected a table [centre]")
@@ -118,6 +135,9 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     if not isinstance(database, str) or not re.match(r"^postgres(ql)?://", database):
         problems.append(f"centre.database: expected a postgresql:// connection URL, got {database!r}")
         database = ""
+    elif not _database_protected(database):
+        problems.append("centre.database: expected sslmode=verify-full (and sslrootcert=<the database's CA>) for a "
+                        "database on another host: the branches' rows and the passwords cross the network")
     languages = centre.get("languages", ["en"])
     if not isinstance(languages, list) or not languages or any(lang not in LANGUAGES for lang in languages):
         problems.append(f"centre.languages: expected a non-empty list of {', '.join(LANGUAGES)}, got {languages!r}")
@@ -167,7 +187,7 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
         raise ConfigError(problems, str(path))
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
-                        branches=branches, **tls)
+                        branches=branches, calendar_away_s=float(away_s), **tls)
 
 
 def load_centre(path: str | Path) -> CentreConfig:

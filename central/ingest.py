@@ -25,7 +25,8 @@ from typing import Any
 
 import psycopg
 
-from server.uplink.outbox import CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
+from central.rollup import mark_ingested
+from server.uplink.outbox import BOOKING, CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
 
 _TICKET_FIELDS = ("service", "letter", "number", "day", "label", "language", "status", "origin", "queued_at",
                   "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers")
@@ -123,6 +124,15 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
                                 (_INSERT_FEEDBACK, feedback), (_INSERT_DEVICE, devices)):
                 if values:
                     cur.executemany(sql, values)
+        bookings = [r for r in new if r["kind"] == BOOKING]
+        if bookings:  # the municipality's calendar (central/calendar.py): the same transaction as the position
+            from central.calendar import merge_branch_rows
+
+            merge_branch_rows(db, branch, bookings)
+        # the local days these rows touch need their statistics aggregated again (central/rollup.py)
+        mark_ingested(db, branch, [b["issued_at"] for r in new if r["kind"] == TICKET for b in (r["body"],)
+                                   if b.get("issued_at")],
+                      [e[2] for e in events if e[3] == "called" and e[2]], [f[2] for f in feedback if f[2]])
         position = max(shipped, rows[-1]["seq"]) if rows else shipped
         oldest = min((r["at"] for r in rows), default=None)
         if rows and rows[-1]["seq"] > shipped:
@@ -137,12 +147,14 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
     return Stored(shipped=rows[-1]["seq"] if rows else after, applied=len(new))
 
 
-def register_branches(db: psycopg.Connection, branches: dict[str, str]) -> None:
-    """The centre's branches (id → name) as its config names them: added or renamed, never dropped."""
+def register_branches(db: psycopg.Connection, branches: dict[str, str], zones: dict[str, str] | None = None) -> None:
+    """The centre's branches (id → name) as its config names them: added or renamed, never dropped; ``zones``
+    (id → IANA zone) lets the ingest mark the local days a batch touches (central/rollup.py)."""
     with db.transaction():
         for bid, name in branches.items():
-            db.execute("INSERT INTO branches (id, name) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET "
-                       "name = excluded.name", (bid, name))
+            db.execute("INSERT INTO branches (id, name, zone) VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                       "name = excluded.name, zone = COALESCE(excluded.zone, branches.zone)",
+                       (bid, name, (zones or {}).get(bid)))
 
 
 def digest(row: dict[str, Any]) -> str:

@@ -19,6 +19,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="the centre's TOML file (default: ./centre.toml)")
     parser.add_argument("--listen", help="host:port to serve HTTP on (overrides centre.listen)")
     parser.add_argument("--check", action="store_true", help="only check the config and exit")
+    parser.add_argument("--migrate", action="store_true",
+                        help="only bring the database's schema up to this version and exit (run as the owner role)")
+    parser.add_argument("--database", help="with --migrate: the owner role's postgresql:// URL "
+                                           "(default: $VUORO_CENTRAL_OWNER_DATABASE, else centre.database)")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -34,11 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"{config.path}: ok ({len(config.branches)} branches)")
         return 0
+    if args.migrate:
+        return migrate_only(args.database or os.environ.get("VUORO_CENTRAL_OWNER_DATABASE") or config.database)
     host, port = config.listen_host, config.listen_port
     if args.listen:
         host, _, port_text = args.listen.rpartition(":")
         port = int(port_text)
     return serve(config, host or "127.0.0.1", port)
+
+
+def migrate_only(dsn: str) -> int:
+    from central.schema import migrate
+
+    try:
+        version = migrate(dsn)
+    except Exception as exc:
+        print(f"vuoro central: cannot migrate the database ({exc}).", file=sys.stderr)
+        return 1
+    print(f"the centre's database is at schema version {version}")
+    return 0
 
 
 def serve(config: CentreConfig, host: str, port: int) -> int:
@@ -47,11 +65,15 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
 
     from central.app import create_app
     from central.ingest import register_branches
-    from central.schema import migrate
+    from central.refresher import StatsRefresher
+    from central.schema import MigrationRefused, migrate
 
     # The database first: a centre that cannot reach it says so and exits, for its service manager to retry.
     try:
         version = migrate(config.database)
+    except MigrationRefused as exc:  # a restart cannot fix it: the owner must migrate (exit 2: not restarted)
+        print(f"vuoro central: refusing to start: {exc}.", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"vuoro central: cannot prepare the database ({exc}).", file=sys.stderr)
         return 1
@@ -60,13 +82,18 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
     pool = ConnectionPool(config.database, min_size=1, max_size=8, open=True, check=ConnectionPool.check_connection,
                           name="vuoro-central", timeout=5.0)
     with pool.connection() as db:
-        register_branches(db, {b.id: b.name for b in config.branches.values()})
+        register_branches(db, {b.id: b.name for b in config.branches.values()},
+                          {b.id: b.site.timezone.key for b in config.branches.values()})
+    refresher = StatsRefresher(config, pool).start()
     tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
     log.info("centre %s: schema %d, %d branches, %s://%s:%d", config.name, version, len(config.branches),
              "https" if tls else "http", host, port)
     try:
-        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False, **tls)
+        # Branches hold a long poll open (GET /api/v1/branch/changes, ≤ 25 s): a stop does not wait for them all
+        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=3, **tls)
     finally:
+        refresher.stop()
         pool.close()
     return 0
 

@@ -12,12 +12,15 @@ from typing import Any
 from central.config import CentreConfig
 
 HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# The sign-in page and the pages with a sign-out button post forms to the centre itself.
+HEADERS_FORMS = {**HEADERS, "Content-Security-Policy": HEADERS["Content-Security-Policy"].replace(
+    "form-action 'none'", "form-action 'self'")}
 
 STRINGS: dict[str, dict[str, str]] = {
     "title": {"da": "Filialer", "sv": "Filialer", "fi": "Toimipisteet", "nl": "Vestigingen", "en": "Branches"},
@@ -59,6 +62,15 @@ STRINGS: dict[str, dict[str, str]] = {
     "stale": {"da": "Ikke hørt fra i over et minut", "sv": "Inte hörd på över en minut",
               "fi": "Ei yhteyttä yli minuuttiin", "nl": "Al meer dan een minuut niet gehoord",
               "en": "Not heard from for over a minute"},
+    "config": {"da": "Opsætning: udgivet / kører", "sv": "Inställningar: publicerad / körs",
+               "fi": "Asetukset: julkaistu / käytössä", "nl": "Instellingen: gepubliceerd / actief",
+               "en": "Configuration: published / running"},
+    "own_file": {"da": "egen fil", "sv": "egen fil", "fi": "oma tiedosto", "nl": "eigen bestand", "en": "own file"},
+    "refused": {"da": "Version {n} blev afvist af filialen:", "sv": "Version {n} avvisades av filialen:",
+                "fi": "Toimipiste hylkäsi version {n}:", "nl": "Versie {n} is door de vestiging geweigerd:",
+                "en": "Version {n} was refused by the branch:"},
+    "refresh": {"da": "Opdatér hvert 15. sekund", "sv": "Uppdatera var 15:e sekund", "fi": "Päivitä 15 sekunnin välein",
+                "nl": "Elke 15 seconden bijwerken", "en": "Update every 15 seconds"},
     "login": {"da": "Log ind med centrets adgangsnøgle.", "sv": "Logga in med centralens åtkomstnyckel.",
               "fi": "Kirjaudu keskuksen tunnuksella.", "nl": "Log in met de toegangssleutel van de centrale.",
               "en": "Sign in with the centre's access token."},
@@ -90,11 +102,35 @@ def _printer(state: str, lang: str) -> str:
     return STRINGS[key].get(lang, STRINGS[key]["en"]) if key in STRINGS else state
 
 
+# The overview reloads itself every 15 s, and a person can stop that (WCAG 2.2.1: a page must not refresh
+# itself on a timer the reader cannot turn off; axe's meta-refresh rule). The choice is kept in the browser.
+REFRESH_JS = """
+const box = document.getElementById("refresh");
+if (box) {
+  box.checked = localStorage.getItem("vuoro-centre-refresh") !== "off";
+  box.addEventListener("change", () => localStorage.setItem("vuoro-centre-refresh", box.checked ? "on" : "off"));
+  setInterval(() => { if (box.checked) location.reload(); }, 15000);
+}
+"""
+
+
 def _document(lang: str, title: str, body: str, refresh: bool) -> str:
-    meta = '<meta http-equiv="refresh" content="15">' if refresh else ""
+    control = script = ""
+    if refresh:
+        control = (f'<p class="refresh"><input type="checkbox" id="refresh" checked> '
+                   f'<label for="refresh">{_t("refresh", lang)}</label></p>')
+        script = '<script src="/static/centre.js" defer></script>'
     return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}<title>{title}</title>'
-            f"<style>{CSS}</style></head><body><main>{body}</main></body></html>")
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+            f"<style>{CSS}</style>{script}</head><body><main>{body}{control}</main></body></html>")
+
+
+def document(lang: str, title: str, body: str, *, refresh: bool, languages: tuple[str, ...], here: str) -> str:
+    """A page with the language links on top (``here``: the page's own address)."""
+    current = ' aria-current="true"'
+    links = " ".join(f'<a href="{here}?lang={code}" lang="{code}"{current if code == lang else ""}>{code.upper()}</a>'
+                     for code in languages)
+    return _document(lang, title, f'<nav aria-label="Language">{links}</nav>{body}', refresh)
 
 
 CSS = """
@@ -111,6 +147,15 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #e6e6e0; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 p.warn { color: #b3261e; font-weight: 600; margin: 0 0 .5rem; }
+form.login { display: grid; gap: .4rem; max-width: 22rem; background: #fff; border: 1px solid #d8d8d2;
+             border-radius: .5rem; padding: 1.25rem; }
+form.login input { font: inherit; padding: .5rem; border: 1px solid #76766f; border-radius: .3rem; }
+form.login label { font-weight: 600; margin-top: .4rem; }
+button { font: inherit; padding: .5rem 1rem; border-radius: .3rem; border: 0; background: #1d4f91; color: #fff;
+         cursor: pointer; }
+form.login button { margin-top: .8rem; justify-self: start; }
+form.who { display: flex; gap: .75rem; align-items: center; justify-content: flex-end; margin: 0 0 .5rem; }
+form.who button { padding: .3rem .8rem; }
 """
 
 
@@ -120,11 +165,26 @@ def login_needed(config: CentreConfig, lang: str | None) -> str:
                      refresh=False)
 
 
-def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | None) -> str:
+def _config_state(state: dict[str, Any] | None, lang: str) -> tuple[str, str]:
+    """(a dt/dd pair: version published / running; a warning with the branch's reasons if it refused one)."""
+    if state is None:
+        return "", ""
+    running = _t("own_file", lang) if not state["applied"] else str(state["applied"])
+    wanted = "–" if not state["wanted"] else str(state["wanted"])
+    pair = f"<dt>{_t('config', lang)}</dt><dd>{wanted} / {running}</dd>"
+    if not state["refused"]:
+        return pair, ""
+    reasons = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in state["problems"])
+    return pair, f"<p class=warn>{_t('refused', lang, n=state['refused'])}</p><ul>{reasons}</ul>"
+
+
+def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | None, *, top: str = "",
+           configs: dict[str, dict[str, Any]] | None = None) -> str:
     lang = language(config, lang)
     links = " ".join(f'<a href="?lang={code}" lang="{code}">{code.upper()}</a>' for code in config.languages)
-    parts = [f"<h1>{html.escape(config.name)} · {_t('title', lang)}</h1><nav>{links}</nav>"]
+    parts = [f"{top}<h1>{html.escape(config.name)} · {_t('title', lang)}</h1><nav>{links}</nav>"]
     for b in branches:
+        config_pair, refused = _config_state((configs or {}).get(b["branch"]), lang)
         seen = b["seconds_since_seen"]
         stale = seen is None or seen > STALE_AFTER_S
         seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=_duration(seen, lang))
@@ -145,11 +205,11 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
         parts.append(
             f'<section class="{"stale" if stale else "ok"}" aria-labelledby="b-{b["branch"]}">'
             f'<h2 id="b-{b["branch"]}">{html.escape(b["name"])}</h2>'
-            + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "") + devices
+            + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "") + devices + refused
             + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
             f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
             f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
-            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd></dl>"
+            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>{config_pair}</dl>"
             f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
             f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
             f"<th class=n>{_t('served', lang)}</th>"

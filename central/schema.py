@@ -114,32 +114,187 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX device_status_branch_at ON device_status (branch, device, at);
     """,
+    # 3: the municipality's booking calendar (central/calendar.py).
+    # Bookings the centre sold (side 'centre', codes of 7 characters, unique here) and the branches' own bookings
+    # as their uplink ships them (side 'branch', 6 characters, unique per branch); the places the centre's
+    # bookings hold (the last line of defence, as booking_claims is at a branch); the days handed over to a
+    # branch (from then on the branch owns the day's places: the centre sells none of them).
+    """
+    CREATE TABLE calendar_bookings (
+        id            text PRIMARY KEY,
+        branch        text NOT NULL REFERENCES branches (id),
+        side          text NOT NULL CHECK (side IN ('centre', 'branch')),
+        code          text NOT NULL,
+        service       text NOT NULL,
+        start_at      timestamptz NOT NULL,
+        end_at        timestamptz NOT NULL,
+        day           date NOT NULL,                 -- the branch's local date of start_at
+        slots         integer NOT NULL,
+        status        text NOT NULL CHECK (status IN ('booked', 'checked_in', 'no_show', 'cancelled')),
+        origin        text NOT NULL,
+        name          text,                          -- personal data: staff only
+        phone         text,
+        email         text,
+        note          text,
+        language      text,
+        ticket_id     text,
+        checked_in_at timestamptz,
+        created_at    timestamptz NOT NULL,
+        cancelled_at  timestamptz,
+        idem_key      text UNIQUE,
+        updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE UNIQUE INDEX calendar_centre_codes ON calendar_bookings (code) WHERE side = 'centre';
+    CREATE INDEX calendar_bookings_day ON calendar_bookings (branch, day);
+    CREATE TABLE calendar_claims (
+        branch      text NOT NULL,
+        service     text NOT NULL,
+        slot_start  timestamptz NOT NULL,
+        place       integer NOT NULL CHECK (place >= 1),
+        booking_id  text NOT NULL REFERENCES calendar_bookings (id) ON DELETE CASCADE,
+        PRIMARY KEY (branch, service, slot_start, place)
+    );
+    CREATE INDEX calendar_claims_booking ON calendar_claims (booking_id);
+    CREATE TABLE calendar_handovers (
+        branch     text NOT NULL REFERENCES branches (id),
+        day        date NOT NULL,
+        handed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, day)
+    );
+    ALTER TABLE branches ADD COLUMN calendar_seen timestamptz;
+    """,
+    # 4: central configuration and staff accounts (central/configs.py, central/staff.py): each branch's site file
+    # in published versions, what each branch reported back, and the staff accounts every branch receives
+    """
+    CREATE TABLE site_configs (
+        branch       text NOT NULL REFERENCES branches (id),
+        version      integer NOT NULL,               -- 1, 2, 3 … per branch: the newest is the one wanted
+        checksum     text NOT NULL,                  -- SHA-256 of the text (UTF-8), checked by the branch
+        text         text NOT NULL,                  -- the site file, TOML, as the branch will write it
+        published_at timestamptz NOT NULL DEFAULT now(),
+        published_by text NOT NULL,
+        PRIMARY KEY (branch, version)
+    );
+    CREATE TABLE config_reports (
+        branch           text PRIMARY KEY REFERENCES branches (id),
+        applied_version  integer,                    -- the version the branch runs on (0: its own file)
+        applied_checksum text,
+        applied_at       timestamptz,
+        refused_version  integer,                    -- the last version it refused, and why (key paths)
+        refused_problems jsonb,
+        refused_at       timestamptz,
+        reported_at      timestamptz NOT NULL
+    );
+    CREATE SEQUENCE staff_revision;                  -- moves on every change of an account: branches fetch then
+    CREATE TABLE staff_accounts (
+        name          text PRIMARY KEY,
+        role          text NOT NULL CHECK (role IN ('staff', 'admin')),
+        password_hash text NOT NULL,                 -- argon2id, as [staff.users] at a branch: never a password
+        branches      text[] NOT NULL DEFAULT '{}',  -- where the login works (and what the centre shows); {} all
+        desks         text[] NOT NULL DEFAULT '{}',  -- the desks it may call from; {} every desk
+        disabled      boolean NOT NULL DEFAULT false,
+        revision      bigint NOT NULL,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+    # 5: the branch's zone (the ingest marks the local days a batch touched); per-day aggregates of the
+    # figures and histograms of waits, service times and ratings, per day and per month; the days to refresh
+    """
+    ALTER TABLE branches ADD COLUMN zone text;      -- the branch's IANA zone, from its site file
+    CREATE TABLE stats_dirty (                      -- local days whose aggregates are older than their rows
+        branch  text NOT NULL REFERENCES branches (id),
+        day     date NOT NULL,
+        version bigint NOT NULL DEFAULT 1,          -- bumped by each ingest: a refresh removes only what it saw
+        PRIMARY KEY (branch, day)
+    );
+    CREATE TABLE stats_basis (                      -- the zone and targets the aggregates were computed with
+        branch  text PRIMARY KEY REFERENCES branches (id),
+        zone    text NOT NULL,
+        targets jsonb NOT NULL                      -- service id -> target wait in seconds
+    );
+    -- The aggregates are derived rows, written a year at a time: no foreign keys (their checks were a fifth of
+    -- the time of aggregating a branch's year).
+    CREATE TABLE stats_day (                        -- every count of docs/statistics.md, per local day and service
+        branch text NOT NULL,
+        day date NOT NULL,
+        service text NOT NULL,
+        issued integer NOT NULL, served integer NOT NULL, no_show integer NOT NULL, expired integer NOT NULL,
+        left_queue integer NOT NULL, open integer NOT NULL, transferred integer NOT NULL, transfers integer NOT NULL,
+        walk_in integer NOT NULL, booking integer NOT NULL, booking_kept integer NOT NULL,
+        booking_no_show integer NOT NULL,
+        called integer NOT NULL,                    -- tickets with a wait
+        wait_sum numeric NOT NULL,                  -- exact seconds (microseconds kept): the mean
+        wait_max numeric,
+        within integer NOT NULL, sl_base integer NOT NULL,  -- the service level's numerator and denominator
+        PRIMARY KEY (branch, day, service)
+    );
+    CREATE TABLE stats_day_hist (                   -- kind w: waits, s: service times (bucket = upper bound in s,
+        branch text NOT NULL,                       -- central/rollup.py); r: ratings (bucket = 1..5)
+        day date NOT NULL,
+        kind "char" NOT NULL,
+        bucket integer NOT NULL,
+        n integer NOT NULL,
+        PRIMARY KEY (branch, day, kind, bucket)
+    );
+    CREATE TABLE stats_month_hist (                 -- the same summed per calendar month: a year reads 12, not 365
+        branch text NOT NULL,
+        month date NOT NULL,                        -- its first day
+        kind "char" NOT NULL,
+        bucket integer NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (branch, month, kind, bucket)
+    );
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold
 
 
 def schema_version(db: psycopg.Connection) -> int:
-    db.execute("CREATE TABLE IF NOT EXISTS central_schema (version integer NOT NULL, "
-               "applied_at timestamptz NOT NULL DEFAULT now())")
+    # Looked up before it is created: the centre's own role (DML only, docs/central.md "Deploy") may read the
+    # version but not create a table, and CREATE ... IF NOT EXISTS asks for that right even when the table exists.
+    exists = db.execute("SELECT to_regclass('central_schema') IS NOT NULL").fetchone()
+    if not (exists and exists[0]):
+        db.execute("CREATE TABLE central_schema (version integer NOT NULL, "
+                   "applied_at timestamptz NOT NULL DEFAULT now())")
     row = db.execute("SELECT COALESCE(MAX(version), 0) FROM central_schema").fetchone()
     return int(row[0]) if row else 0
 
 
+class MigrationRefused(RuntimeError):
+    """The database is behind this code and the role connected may not change its schema."""
+
+
 def migrate(dsn: str) -> int:
-    """Bring the database up to this code's schema; the version it is at."""
+    """Bring the database up to this code's schema; the version it is at.
+
+    A role without the right to change the schema (the centre's app role) passes when the schema is already
+    current, and is refused with what to run when it is not (the owner role migrates: ``vuoro central
+    --migrate --database <owner's URL>``)."""
     with psycopg.connect(dsn) as db:
-        with db.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-            current = schema_version(db)
+        try:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+                current = schema_version(db)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise MigrationRefused(_behind_message(0, exc)) from None
         if current > len(MIGRATIONS):
             raise RuntimeError(f"the centre's database has schema version {current}, newer than this centre "
                                f"knows ({len(MIGRATIONS)}): upgrade the centre, do not start an older one on it")
         for version in range(current + 1, len(MIGRATIONS) + 1):
-            with db.transaction():
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-                if schema_version(db) >= version:  # another centre did it while we waited
-                    continue
-                db.execute(MIGRATIONS[version - 1].encode())
-                db.execute("INSERT INTO central_schema (version) VALUES (%s)", (version,))
+            try:
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+                    if schema_version(db) >= version:  # another centre did it while we waited
+                        continue
+                    db.execute(MIGRATIONS[version - 1].encode())
+                    db.execute("INSERT INTO central_schema (version) VALUES (%s)", (version,))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise MigrationRefused(_behind_message(version - 1, exc)) from None
         return max(current, len(MIGRATIONS))
+
+
+def _behind_message(version: int, exc: Exception) -> str:
+    return (f"the centre's database is at schema version {version}, this centre needs {len(MIGRATIONS)}, and "
+            f"its role may not change the schema ({str(exc).strip()}): migrate as the owner role first: "
+            "vuoro central --config <centre.toml> --migrate --database <the owner's postgresql:// URL>")

@@ -13,6 +13,9 @@ gives it, and nothing else:
 - **display** (a screen): reads the site tree; publishes only its own status.
 - **button** (a button box): publishes presses only for the counters it owns
   (``buttons/<counter>/press``) and reads their ``result``; its own status.
+- **central.bridge** (only when ``[central] broker`` is set): the bridge to the centre's broker
+  (``deploy/mosquitto_bridge.py``, written to ``OUT/conf.d/bridge.conf``) reads the live state it carries
+  up and writes the centre's nudges; it needs no password (Mosquitto's bridge runs inside the broker).
 - **hub.check** (same password as ``hub``): reads ``hub/status`` and
   ``hub/alive``. The broker keeps one connection per login
   (``use_username_as_clientid``), so ``vuoro doctor`` and a starting hub look
@@ -55,6 +58,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable when it is a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from deploy.mosquitto_bridge import bridge_acl_lines, render_bridge, wants_bridge  # noqa: E402
 from server.config import ConfigError, SiteConfig, load_config  # noqa: E402
 from vuoro.mqtt import HUB_USER, watcher_user  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
@@ -87,6 +91,7 @@ def hub_rules(t: Topics) -> list[Rule]:
     return [Rule("readwrite", topic) for topic in publishes] + [
         Rule("read", t.all_button_presses),
         Rule("read", t.all_device_status),
+        Rule("read", t.config_nudge),  # from the centre, down the bridge (docs/central.md)
     ]
 
 
@@ -133,6 +138,8 @@ def render_acl(config: SiteConfig) -> str:
         }.get(device.kind, device.kind)
         lines += ["", f"# {device.id}: {what}", f"user {device.id}"]
         lines += [f"topic {r.access} {r.topic}" for r in device_rules(t, device.kind, device.id, device.counters)]
+    if wants_bridge(config):
+        lines += bridge_acl_lines(config)
     return "\n".join(lines) + "\n"
 
 
@@ -230,6 +237,7 @@ def generate(config: SiteConfig, out: Path, *, hub_password_file: Path | None = 
     out.mkdir(parents=True, exist_ok=True)
     acl = render_acl(config)
     tls_text = render_tls(tls) if tls is not None else None
+    bridge_text = render_bridge(config) if wants_bridge(config) else None
     hub_password = read_or_make_hub_password(hub_password_file or out / "hub.password")
     write_password_file(credentials(config, hub_password), out / "passwd", group)
     write_text_atomic(acl, out / "acl", group)
@@ -239,8 +247,13 @@ def generate(config: SiteConfig, out: Path, *, hub_password_file: Path | None = 
         write_text_atomic(tls_text, conf_d / "tls.conf", group)
     elif no_tls:
         (conf_d / "tls.conf").unlink(missing_ok=True)
+    # The bridge follows [central] broker: written when there is one, removed when it is gone.
+    if bridge_text is not None:
+        write_text_atomic(bridge_text, conf_d / "bridge.conf", group)
+    else:
+        (conf_d / "bridge.conf").unlink(missing_ok=True)
     return {"acl": out / "acl", "passwd": out / "passwd", "hub_password": hub_password_file or out / "hub.password",
-            "tls": conf_d / "tls.conf"}
+            "tls": conf_d / "tls.conf", "bridge": conf_d / "bridge.conf"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mosquitto_acl: {exc}", file=sys.stderr)
         return 1
     listener = f", and a TLS listener on port {tls.port} ({written['tls']})" if tls else ""
+    if written["bridge"].exists():
+        listener += f", and the bridge to the centre ({written['bridge']})"
+    # Listeners and bridges are read only at start; users and ACLs also on reload.
+    restart = tls or args.no_tls or written["bridge"].exists()
     print(f"wrote {written['acl']} and {written['passwd']} for {len(config.devices)} device(s) and the hub{listener}; "
-          f"now: systemctl {'restart' if tls or args.no_tls else 'reload'} mosquitto")
+          f"now: systemctl {'restart' if restart else 'reload'} mosquitto")
     return 0
 
 

@@ -20,6 +20,7 @@ packages=(
   systemd ansible ansible-lint shellcheck   # checks of the deploy/ files
   wrk                                    # load generator for bench/
   postgresql                             # the centre's database (tests initdb a private cluster of their own)
+  nats-server                            # the clustered central broker (MQTT listener; tests start three nodes)
   iproute2                               # ip netns: branches on networks of their own (WAN-cut test, bench_branches)
 )
 missing=()

@@ -122,7 +122,10 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
         heartbeat = asyncio.create_task(_heartbeat(hub)) if sd_notify.enabled() else None
         sd_notify.ready(f"serving site {config.site_id}")
         yield
-        sd_notify.stopping()
+        if getattr(app.state, "restarting", False):  # on the centre's new config (server/main.py): back in a moment
+            sd_notify.reloading("restarting on the centre's new site config")
+        else:
+            sd_notify.stopping()
         if heartbeat:
             heartbeat.cancel()
 
@@ -180,6 +183,9 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 "version": __version__, "site": config.site_id}
         if uplink_status:
             body["uplink"] = uplink_status()
+        calendar = getattr(app.state, "calendar_link", None)  # a branch of the centre's calendar: has it its day?
+        if calendar is not None:
+            body["calendar"] = dict(calendar.state)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/api/v1/site", tags=["reading"])

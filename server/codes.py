@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 LENGTH = 6
+CENTRE_LENGTH = 7  # the centre's booking calendar mints 7: a code space apart from every branch's (docs/bookings.md)
 MIN_LENGTH, MAX_LENGTH = 4, 12  # imported bookings keep their own system's codes
 AMBIGUOUS = frozenset("01IO")
 _SEPARATORS = re.compile(r"[\s\-_.·]+")
@@ -62,11 +63,11 @@ def problem(code: str) -> str | None:
 
 
 def pretty(code: str) -> str:
-    """How people see a code, everywhere (screen, receipt, staff page): ``7KQ-3MZ``. A code of another
-    length (an imported booking's) as its own system wrote it."""
-    return as_typed(code) if len(code) == LENGTH else code
+    """How people see a code, everywhere (screen, receipt, staff page): ``7KQ-3MZ``, a centre's ``7KQ-3MZA``. A
+    code of another length (an imported booking's) as its own system wrote it."""
+    return as_typed(code) if len(code) in (LENGTH, CENTRE_LENGTH) else code
 
 
 def as_typed(code: str) -> str:
     """A code being typed on the kiosk's keypad, grouped as it will read: ``7KQ``, ``7KQ-3``, ``7KQ-3MZ``."""
-    return f"{code[:3]}-{code[3:]}" if 3 < len(code) <= LENGTH else code
+    return f"{code[:3]}-{code[3:]}" if 3 < len(code) <= CENTRE_LENGTH else code

@@ -140,6 +140,10 @@ class CentralLink:
     ca_file: str | None = None  # https: the CA of the centre's certificate, if not a public one
     batch_rows: int = 500  # outbox rows per request
     heartbeat_s: float = 10.0  # an empty batch this often when idle, so the centre sees the branch is alive
+    start_wait_s: float = 20.0  # a hub on a new store waits this long for the centre's numbers (numbering.py)
+    # The centre's MQTT broker (one address, or every node of a cluster): the branch's Mosquitto bridges its live
+    # state there (deploy/mosquitto_bridge.py). Always mqtts://; empty: no bridge.
+    brokers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,7 +385,7 @@ def _central(c: _Checker, data: Any, path: Path) -> CentralLink | None:
     if data is None:
         return None
     table = c.table(data, "central")
-    c.unknown_keys(table, {"url", "token", "ca_file", "batch_rows", "heartbeat_s"}, "central")
+    c.unknown_keys(table, {"url", "token", "ca_file", "batch_rows", "heartbeat_s", "start_wait_s", "broker"}, "central")
     url = table.get("url")
     if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         c.problem("central.url", "the centre's address, such as https://centre.example.dk", url if "url" in table
@@ -404,8 +408,30 @@ def _central(c: _Checker, data: Any, path: Path) -> CentralLink | None:
                 ca_file = None
     batch_rows = int(check_number(table, "batch_rows", "central", 500, 1, 10_000, c.problems, whole=True))
     heartbeat_s = c.number(table, "heartbeat_s", "central", 10.0, 0.5, 3600.0)
+    start_wait_s = c.number(table, "start_wait_s", "central", 20.0, 0.0, 300.0)
     return CentralLink(url=str(url).rstrip("/"), token=token, ca_file=ca_file, batch_rows=batch_rows,
-                       heartbeat_s=heartbeat_s)
+                       heartbeat_s=heartbeat_s, start_wait_s=start_wait_s,
+                       brokers=_central_brokers(c, table.get("broker")))
+
+
+def _central_brokers(c: _Checker, value: Any) -> tuple[str, ...]:
+    """``[central] broker``: one mqtts:// address or a list of them (a cluster's nodes). TLS only: the bridge
+    crosses the WAN with the branch's token as its password."""
+    if value is None:
+        return ()
+    urls = [value] if isinstance(value, str) else value
+    expected = "mqtts://host:port, or a list of them (the nodes of a clustered broker)"
+    if not isinstance(urls, list) or not urls:
+        c.problem("central.broker", expected, value)
+        return ()
+    for i, url in enumerate(urls):
+        try:
+            if not isinstance(url, str) or not parse_broker_url(url).tls or not url.startswith("mqtts://"):
+                raise ValueError
+        except ValueError:
+            c.problem(f"central.broker[{i}]" if isinstance(value, list) else "central.broker", expected, url)
+            return ()
+    return tuple(urls)
 
 
 def sample_secrets(config: SiteConfig) -> list[str]:

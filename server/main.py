@@ -7,7 +7,9 @@ import gc
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config, sample_secrets
 
@@ -28,20 +30,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(args: argparse.Namespace) -> SiteConfig:
-    config = load_config(args.config)
-    overrides = {}
+# serve() asks for this when the centre's new config passed the checks: main() runs the same command again in this
+# process (os.execv: the same process id, so systemd and the watchdog see one service that restarted itself).
+RESTART = 75
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's settings, which win over the site file's (and over a version from the centre)."""
+    found: dict[str, Any] = {}
     if args.listen:
         host, _, port = args.listen.rpartition(":")
-        overrides.update(listen_host=host or "127.0.0.1", listen_port=int(port))
+        found.update(listen_host=host or "127.0.0.1", listen_port=int(port))
     if args.broker:
-        overrides["broker"] = args.broker
+        found["broker"] = args.broker
     if args.topic_root:
-        overrides["topic_root"] = args.topic_root
-    if overrides:
-        from dataclasses import replace
+        found["topic_root"] = args.topic_root
+    return found
 
-        config = replace(config, **overrides)
+
+def load(args: argparse.Namespace) -> SiteConfig:
+    config = load_config(args.config)
+    if found := overrides(args):
+        config = replace(config, **found)
     return config
 
 
@@ -72,11 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"{config.path}: ok ({len(config.services)} services, {len(config.counters)} counters)")
         return 0
-    return serve(config, Path(args.data_dir))
+    code = serve(config, Path(args.data_dir), overrides(args))
+    if code == RESTART:  # the centre's new config: start again on it, in this process
+        log.warning("stopped; starting again on the centre's new config")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)
+    return code
 
 
-def serve(config: SiteConfig, data_dir: Path) -> int:
-    """Run until stopped: 0, or 2 when another hub already serves this site (nothing to restart for)."""
+def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None) -> int:
+    """Run until stopped: 0, 2 when another hub already serves this site (nothing to restart for), or RESTART
+    when a new config from the centre is to be run on."""
     import uvicorn
 
     from server import presence
@@ -92,6 +110,14 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
 
     open_files = raise_open_files_limit()  # before anything opens sockets: every stream and kiosk is a file
     db_path = config.database_path(data_dir)
+    running = None
+    if config.central:  # the centre's newest version that passes this hub's checks, else the hub's own file
+        from server.uplink import pushed
+
+        running = pushed.running(config, db_path.parent)
+        config = replace(running.config, **(cli or {}))
+        running.config = config
+    fresh_store = not db_path.exists()  # a new or wiped disk: numbering must come from the centre (numbering.py)
     me = presence.this_hub(db_path)
     lock = presence.DatabaseLock(db_path)
     try:
@@ -113,14 +139,42 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
         log.warning("%s is set: this hub runs on a test clock (%s), not the machine's", CLOCK_ENV, test_clock())
     hub = (Hub(config, store, clock=test_clock) if test_clock else Hub(config, store)).start()
     link = MqttLink(hub, config, identity=me)
-    uplink = None
-    if config.central:  # a branch of a centre: numbers from where the centre has them, then ship the outbox
+    uplink = follower = None
+    numbering: dict[str, Any] = {}
+    restart_asked: list[bool] = []
+    server: uvicorn.Server | None = None
+
+    apps: list[Any] = []
+
+    def restart() -> None:  # the follower's thread: stop serving, main() starts again on the new config
+        restart_asked.append(True)
+        for made in apps:
+            made.state.restarting = True  # systemd hears RELOADING=1, not STOPPING=1 (server/api.py)
+        if server is not None:
+            server.should_exit = True
+
+    if config.central and running:  # a branch of a centre: numbers from where the centre has them, then ship
+        from server.uplink.follow import CentreFollower
         from server.uplink.numbering import restore_numbering
         from server.uplink.shipper import Uplink
 
-        restore_numbering(hub, config.central)
-        uplink = Uplink(hub, config.central).start()
-    app = create_app(hub, broker_connected=link.connected.is_set, uplink_status=uplink.status if uplink else None)
+        numbering = restore_numbering(hub, config.central, fresh=fresh_store)
+        uplink = Uplink(hub, config.central)
+        follower = CentreFollower(config.central, db_path.parent, running, restart)
+        uplink.answered.append(follower.centre_said)
+        # The centre's config/nudge down the MQTT bridge only makes the follower look sooner (its long poll
+        # already hears a publish; a nudge helps when that poll sits on a half-open connection).
+        link.on_config_nudge.append(lambda _nudge, following=follower: following.nudge())
+        follower.start()
+        uplink.start()
+
+    def uplink_status() -> dict[str, Any]:
+        assert uplink is not None and follower is not None
+        return {**uplink.status(), "config": follower.status(), "numbering": numbering["numbering"]}
+
+    app = create_app(hub, broker_connected=link.connected.is_set, uplink_status=uplink_status if uplink else None)
+    app.state.restarting = bool(restart_asked)
+    apps.append(app)
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
     # and collect less often (measured in bench/bench_hub.py: 8-kiosk p99 about 11 → 9 ms).
     gc.freeze()
@@ -136,15 +190,21 @@ def serve(config: SiteConfig, data_dir: Path) -> int:
                                            log_level="warning", access_log=False, **tls))
     link.on_conflict.append(lambda message: setattr(server, "should_exit", True))
     link.start(look_first=look_later)
+    if restart_asked:  # asked while the hub was starting
+        server.should_exit = True
     try:
         server.run()
     finally:
         link.stop()
+        if follower:
+            follower.stop()
         if uplink:
             uplink.stop()
         hub.stop()
         lock.release()
-    return 2 if link.conflict else 0
+    if link.conflict:
+        return 2
+    return RESTART if restart_asked else 0
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class MqttLink:
         self.connected = threading.Event()
         self.conflict: str | None = None  # why this hub gave way to another, once it has
         self.on_conflict: list[Callable[[str], None]] = []
+        # The centre's config/nudge, down the bridge (docs/central.md): whoever follows the centre's config
+        # listens here to look sooner. Only a hint: what to fetch always comes from the centre over HTTPS.
+        self.on_config_nudge: list[Callable[[protocol.ConfigNudge], None]] = []
         self._connects = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # publishing the full state and a change must not interleave
@@ -132,7 +135,8 @@ class MqttLink:
             return
         self._connects += 1
         client.subscribe([(self.topics.all_button_presses, 1), (self.topics.all_device_status, 1),
-                          (self.topics.hub_status, 1), (self.topics.hub_alive, 0)])
+                          (self.topics.hub_status, 1), (self.topics.hub_alive, 0),
+                          *([(self.topics.config_nudge, 0)] if self.config.central else [])])
         with self._lock:
             # Connected before the republish, under the lock: a change either is in it or follows it.
             self.connected.set()
@@ -164,6 +168,8 @@ class MqttLink:
         try:
             if message.topic in (self.topics.hub_status, self.topics.hub_alive):
                 self._on_hub_presence(message)
+            elif message.topic == self.topics.config_nudge:
+                self._on_config_nudge(message)
             elif message.topic.endswith("/press"):
                 self._on_press(message)
             elif message.topic.endswith("/status"):
@@ -176,6 +182,15 @@ class MqttLink:
             log.exception("dropped a message on %s", message.topic)
 
     # -- incoming ---------------------------------------------------------------------
+
+    def _on_config_nudge(self, message: mqtt.MQTTMessage) -> None:
+        if not message.payload:
+            return  # the centre cleared its retained nudge
+        nudge = protocol.parse_config_nudge(message.payload)
+        log.info("the centre holds config version %d (%s) and staff revision %s for this branch", nudge.version,
+                 nudge.checksum[:20], nudge.staff)
+        for listener in list(self.on_config_nudge):
+            listener(nudge)
 
     def _on_device_status(self, message: mqtt.MQTTMessage) -> None:
         status = protocol.parse_device_status(message.payload)

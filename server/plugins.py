@@ -28,7 +28,7 @@ log = logging.getLogger("vuoro.plugins")
 
 # The parts a hub runs with unless told otherwise (create_app(plugins=...)).
 DEFAULT_PLUGINS = ("server.staff", "server.bookings", "server.events", "server.stats", "server.feedback",
-                   "server.retention", "server.phone")
+                   "server.retention", "server.phone", "server.bookings.notices")
 
 
 def manager() -> pluggy.PluginManager:

@@ -230,6 +230,9 @@ class SQLiteStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
+        # Deleted rows are overwritten, not just unlinked: personal data (a booking's reminder contact, purged
+        # names) must be gone from the file, not left in a free page.
+        self.db.execute("PRAGMA secure_delete=ON")
         # A plugin (bookings, statistics) registers how its records are written, by type.
         self.writers: dict[type, Callable[[sqlite3.Connection, Any], None]] = {}
         self._owner: int | None = None  # the writer thread's ident, once it has claimed the connection
@@ -321,6 +324,18 @@ class SQLiteStore:
                 f"INSERT INTO plugin_schema (name, version) VALUES ('{name}', {version}) "
                 f"ON CONFLICT (name) DO UPDATE SET version = excluded.version;\nCOMMIT;"
             )
+
+    def scrub_log(self) -> bool:
+        """After personal data was deleted: copy the write-ahead log into the file and empty it, so the old page
+        images of the deleted rows do not linger in ``-wal``. On the writer thread, between transactions; never
+        waits for a reader (False: one was busy, try again later)."""
+        self._writer_only()
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            self.db.execute("PRAGMA busy_timeout=5000")
+        return not busy
 
     def check(self, now: datetime) -> str:
         """'ok' when the file answers and can commit; otherwise what is wrong. Used by the health endpoint."""

@@ -5,6 +5,7 @@ The app runs in this process on a real PostgreSQL database (``postgres_db``) thr
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,21 +96,26 @@ def test_the_ingest_refuses_plainly_and_stores_nothing(client: TestClient) -> No
     bad = client.post("/api/v1/ingest", content=b"{not json", headers={"Authorization": f"Bearer {TOKEN}"})
     assert bad.status_code == 422
     answer = ingest(client, empty)
-    assert answer.status_code == 200 and answer.json() == {"shipped": 0, "applied": 0}  # a heartbeat
+    # a heartbeat; every answer says which config version and staff revision the branch should have
+    assert answer.status_code == 200 and answer.json() == {"shipped": 0, "applied": 0, "config": None, "staff": 0}
     overview = client.get("/api/v1/branches", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
     (branch,) = overview["branches"]
     assert branch["branch"] == "sonderbro" and branch["seconds_since_seen"] is not None
     assert branch["tickets_today"] == 0
 
 
-def test_reading_needs_the_admin_token_and_the_page_asks_for_it(client: TestClient) -> None:
+def test_reading_needs_the_admin_token_or_a_sign_in_and_the_page_sends_a_person_to_sign_in(
+        client: TestClient) -> None:
     assert client.get("/api/v1/branches").status_code == 401
     assert client.get("/api/v1/branches", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
-    page = client.get("/?lang=sv")
-    assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Basic")
-    assert "Logga in" in page.text
+    page = client.get("/?lang=sv", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login?lang=sv"
+    assert "Logga in" in client.get("/?lang=sv").text
     ok = client.get("/?lang=sv", auth=("anyone", ADMIN_TOKEN))
-    assert ok.status_code == 200 and "Filialer" in ok.text and "script" not in ok.text
+    assert ok.status_code == 200 and "Filialer" in ok.text
+    # one script, from the centre itself (the refresh a person can turn off), none inline (CSP: script-src 'self')
+    assert ok.text.count("<script") == 1 and '<script src="/static/centre.js" defer></script>' in ok.text
+    assert "script-src 'self'" in ok.headers["content-security-policy"]
     assert client.get("/api/v1/branches/nowhere/summary",
                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 404
     assert client.get("/api/v1/health").json()["database"] == "ok"
@@ -127,10 +133,73 @@ def test_the_overview_names_devices_in_trouble_by_their_last_status(client: Test
             status(4, "kiosk2", "2026-11-30T09:06:00+00:00", False, None),
             status(5, "kiosk2", "2026-11-30T09:07:00+00:00", True, "ok")]
     answer = ingest(client, {"branch": "sonderbro", "stream": "s1", "after": 0, "backlog": 5, "rows": rows})
-    assert answer.json() == {"shipped": 5, "applied": 5}
+    assert answer.json() | {"config": None, "staff": 0} == {"shipped": 5, "applied": 5, "config": None, "staff": 0}
     (branch,) = client.get("/api/v1/branches", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["branches"]
     assert [(d["device"], d["online"], d["printer"]) for d in branch["devices"]] == [
         ("kiosk1", True, "paper_out"), ("kiosk2", True, "ok")]
     page = client.get("/?lang=en", auth=("x", ADMIN_TOKEN)).text
     assert "Devices in trouble" in page and "kiosk1: printer: out of paper" in page and "kiosk2:" not in page
     assert "kiosk1: skrivare: slut på papper" in client.get("/?lang=sv", auth=("x", ADMIN_TOKEN)).text
+
+
+def test_publishing_a_config_needs_the_admin_token_and_text_a_branch_could_take(client: TestClient) -> None:
+    text = TEST_SITE.read_text(encoding="utf-8")
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.post("/api/v1/branches/sonderbro/config", content=text.encode(),
+                       headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401  # a branch's token
+    assert client.post("/api/v1/branches/nowhere/config", content=text.encode(), headers=admin).status_code == 404
+    not_toml = client.post("/api/v1/branches/sonderbro/config", content=b"[site\nid = 1", headers=admin)
+    assert not_toml.status_code == 422 and not_toml.json()["problems"][0].startswith("not valid TOML")
+    other = client.post("/api/v1/branches/sonderbro/config", headers=admin,
+                        content=text.replace('id = "sonderbro"', 'id = "elsewhere"', 1).encode())
+    assert other.status_code == 422 and other.json()["problems"] == [
+        "site.id: expected 'sonderbro' (this branch's id), got 'elsewhere'"]
+    first = client.post("/api/v1/branches/sonderbro/config", content=text.encode(), headers=admin)
+    assert first.status_code == 201 and first.json()["version"] == 1 and first.json()["advice"] == []
+    assert ingest(client, {"branch": "sonderbro", "stream": "s1", "after": 0, "backlog": 0, "rows": []}).json()[
+        "config"] == {"version": 1, "checksum": first.json()["checksum"]}
+    fetched = client.get("/api/v1/branch/config", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert fetched["text"] == text and fetched["version"] == 1
+    assert client.get("/api/v1/branch/config").status_code == 401
+    report = client.post("/api/v1/branch/config/report", headers={"Authorization": f"Bearer {TOKEN}"},
+                         json={"running": {"version": "one"}})
+    assert report.status_code == 422
+
+
+def sign_in(client: TestClient, user: str, password: str):  # noqa: ANN201 - a TestClient response
+    form = client.get("/login?lang=en")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf and form.status_code == 200
+    return client.post("/login?lang=en", data={"username": user, "password": password, "csrf": csrf.group(1)},
+                       follow_redirects=False)
+
+
+def test_staff_sign_in_to_the_centre_sees_only_the_branches_of_their_account(client: TestClient) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    refused = client.put("/api/v1/staff/anna", json={"role": "boss", "password": "short", "branches": ["mars"]},
+                         headers=admin)
+    assert refused.status_code == 422
+    for start in ("role: expected", "password_hash: expected", "branches[0]: no branch 'mars'"):
+        assert start in refused.json()["message"]
+    assert client.put("/api/v1/staff/anna", json={"role": "staff", "password": "annas-kodeord"}).status_code == 401
+    assert client.put("/api/v1/staff/anna", json={"role": "staff", "password": "annas-kodeord",
+                                                   "branches": ["sonderbro"]}, headers=admin).status_code == 200
+    listed = client.get("/api/v1/staff", headers=admin).json()["accounts"]
+    assert listed[0]["name"] == "anna" and "password_hash" not in listed[0]
+    branch_copy = client.get("/api/v1/branch/staff", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert [a["name"] for a in branch_copy["accounts"]] == ["anna"]
+    assert branch_copy["accounts"][0]["password_hash"].startswith("$argon2id$")
+
+    assert sign_in(client, "anna", "wrong-password").status_code == 401
+    assert sign_in(client, "nobody", "annas-kodeord").status_code == 401
+    done = sign_in(client, "anna", "annas-kodeord")
+    assert done.status_code == 303 and "vuoro_centre" in done.cookies
+    page = client.get("/?lang=en")
+    assert page.status_code == 200 and "Signed in as anna" in page.text and "Sønderbro" in page.text
+    assert [b["branch"] for b in client.get("/api/v1/branches").json()["branches"]] == ["sonderbro"]
+    assert client.get("/api/v1/summary").status_code == 401  # all branches as one: not for one branch's staff
+    assert client.post("/api/v1/branches/sonderbro/config", content=b"x").status_code == 401  # the token only
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    client.post("/logout", data={"csrf": csrf.group(1)})
+    assert client.get("/api/v1/branches").status_code == 401

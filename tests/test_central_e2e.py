@@ -36,6 +36,7 @@ def branch_site(folder: Path, site_id: str, name: str, centre_port: int, *, sche
     text = TEST_SITE.read_text(encoding="utf-8").replace('id = "sonderbro"', f'id = "{site_id}"', 1)
     text = text.replace('name = "Sønderbro Bibliotek & Borgerservice"', f'name = "{name}"', 1)
     text += f'\n[central]\nurl = "{scheme}://127.0.0.1:{centre_port}"\ntoken = "{token}"\nheartbeat_s = 1\n'
+    text += "start_wait_s = 2\n"  # a new store waits this long for an unreachable centre (a site: 20 s)
     if ca_file:
         text += f'ca_file = "{ca_file}"\n'
     path = folder / f"{site_id}.toml"

@@ -175,3 +175,84 @@ def test_ansible_renders_device_configs_the_apps_read(tmp_path: Path) -> None:
         "buttons2", "sonderbro", "example-buttons2-token-change-me")
     assert [(b.counter, b.pin) for b in button.buttons.values()] == [("borger1", 17), ("bib1", 27)]
     assert "rotation = 90" in (tmp_path / "config.ini").read_text()
+
+
+def role_tasks(path: str, first: str, last: str) -> list[dict]:
+    """The role's own tasks from FIRST to LAST (by name), as Ansible would run them."""
+    import yaml
+
+    tasks = yaml.safe_load((ANSIBLE / "roles" / path).read_text())
+    names = [task.get("name", "").split("  #")[0] for task in tasks]
+    return tasks[names.index(first):names.index(last) + 1]
+
+
+def play(tmp_path: Path, tasks: list[dict], variables: dict, times: int = 1) -> list[str]:
+    """Run the tasks on localhost; the PLAY RECAP line of each run."""
+    handlers = [{"name": "Restart the Vuoro service", "ansible.builtin.debug": {"msg": "restart"}}]
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False,
+                                     "vars": variables, "handlers": handlers, "tasks": tasks}]))
+    recaps = []
+    for _ in range(times):
+        result = run(tool("ansible-playbook", "apt-get install ansible"), "-i", "localhost,", str(playbook),
+                     cwd=tmp_path, env={"ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        recaps.append(next(line for line in result.stdout.splitlines() if line.startswith("localhost ")))
+    return recaps
+
+
+@pytest.mark.parametrize("before", ["console=serial0,115200 root=PARTUUID=1 rootwait\n",
+                                    "console=serial0,115200 root=PARTUUID=1 rootwait consoleblank=0 "
+                                    "vt.global_cursor_default=0 logo.nologo quiet loglevel=3\n",
+                                    "console=serial0,115200 quiet root=PARTUUID=1 rootwait  \n"])
+def test_the_screen_role_keeps_cmdline_txt_one_line(tmp_path: Path, before: str) -> None:
+    """Fresh, after install.sh (which adds the same options), half done: one line, each option
+    once, and the second run changes nothing. The firmware reads only the first line."""
+    cmdline = tmp_path / "cmdline.txt"
+    cmdline.write_text(before)
+    [task] = role_tasks("common/tasks/screen.yml", "No screen blanking, no cursor, a quiet boot",
+                        "No screen blanking, no cursor, a quiet boot")
+    task["ansible.builtin.replace"]["path"] = str(cmdline)
+    first, second = play(tmp_path, [task], {}, times=2)
+    assert "changed=0" in second, second
+    text = cmdline.read_text()
+    assert text.endswith("\n") and text.count("\n") == 1, repr(text)
+    words = text.split()
+    assert words[:len(before.split())] == before.split(), "what was there stays, in its order"
+    for option in ["consoleblank=0", "vt.global_cursor_default=0", "logo.nologo", "quiet", "loglevel=3",
+                   "rootwait"]:
+        assert words.count(option) == 1, f"{option} in {text!r}"
+
+
+def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path: Path) -> None:
+    """pip reinstalls a project given as a folder every time: the role's pip task must not run
+    (and restart the service) on a run where nothing changed. A small project stands in for Vuoro."""
+    repo = tmp_path / "checkout"
+    (repo / "tinyapp").mkdir(parents=True)
+    (repo / "tinyapp" / "__init__.py").write_text("")
+    (repo / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = '
+                                         '"setuptools.build_meta"\n[project]\nname = "tinyapp"\nversion = "1"\n'
+                                         '[project.optional-dependencies]\nhub = []\n')
+    (repo / "constraints.txt").write_text("")
+    tasks = role_tasks("common/tasks/main.yml", "Pack the Vuoro checkout on the controller",
+                       "Remember what this role's extra was installed from")
+    for task in tasks:  # not root here
+        for module in task.values():
+            if isinstance(module, dict):
+                module.pop("owner", None), module.pop("group", None)
+    prefix = tmp_path / "opt"
+    defaults = (ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text()
+    import yaml
+
+    variables = {"vuoro_repo": str(repo), "vuoro_prefix": str(prefix), "vuoro_role": "hub",
+                 "vuoro_dependency_stamp": yaml.safe_load(defaults)["vuoro_dependency_stamp"]}
+    [first] = play(tmp_path, tasks, variables)  # pip builds it with setuptools from the index
+    assert "skipped=0" in first, first
+    (repo / ".ruff_cache").mkdir()  # a tool's cache on the controller is not the code
+    (repo / ".ruff_cache" / "x").write_text("x")
+    [second] = play(tmp_path, tasks, variables)
+    assert "changed=0" in second and "skipped=1" in second, second  # pip did not run
+    (repo / "constraints.txt").write_text("# a pin changed\n")
+    [third] = play(tmp_path, tasks, variables)
+    assert "changed=0" not in third and "skipped=0" in third, third  # pip ran, the stamp moved
+    assert (prefix / "bin" / "python").exists()

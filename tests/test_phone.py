@@ -325,8 +325,16 @@ def test_from_the_door_qr_to_a_called_ticket_in_swedish_with_the_near_word(phone
     url = phone_hub.url
     phone_hub.issue("kvik", 4)  # four before: not near yet (kvik: near_turn = 3)
     page = phone_context(browser, "sv-SE").new_page()
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url))
     page.goto(f"{url}/phone/?d={door_code(phone_hub)}")  # what the QR on the screen opens
     expect(page.locator("h1")).to_have_text("Ta en kölapp")
+    page.evaluate("document.fonts.ready.then(() => 1)")
+    # The phone's own fonts: no font file on a visitor's data plan (the screens' Roboto is 318 KiB), none from
+    # elsewhere; the letters are drawn all the same (the heading's ö).
+    assert [u for u in fetched if u.endswith((".ttf", ".woff", ".woff2")) or not u.startswith(url)] == []
+    family = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert family.startswith("system-ui") and "Vuoro Roboto" not in family
     assert page.evaluate("document.documentElement.lang") == "sv"  # the phone's language, which the site speaks
     expect(page.locator("#lead")).to_have_text("Välj vad du behöver hjälp med")
     kvik = page.locator("button.service[data-service=kvik]")
@@ -442,6 +450,20 @@ def test_the_poster_and_the_door_screen_show_a_qr(phone_hub: RunningHub, browser
     screen.wait_for_function("document.getElementById('door-qr').naturalWidth > 0")
     assert door_code(phone_hub) in screen.locator("#door-qr").get_attribute("src")
     shot(screen, "signage-door-da.png")
+    for size, name in (({"width": 1920, "height": 1080}, "landscape"), ({"width": 1080, "height": 1920}, "portrait")):
+        door_screen = browser.new_context(viewport=size).new_page()
+        door_screen.goto(f"{url}/signage/index.html?lang=da&door=1&alternate=0")
+        door_screen.wait_for_function("document.getElementById('door-qr').naturalWidth > 0")
+        door_box = door_screen.locator("#door").bounding_box()
+        assert door_box is not None
+        for panel in (".events", ".queues", ".recent", ".call"):  # the QR has a place of its own: it covers none
+            box = door_screen.locator(panel).bounding_box()
+            assert box is not None
+            apart = (door_box["x"] >= box["x"] + box["width"] or box["x"] >= door_box["x"] + door_box["width"]
+                     or door_box["y"] >= box["y"] + box["height"] or box["y"] >= door_box["y"] + door_box["height"])
+            assert apart, (name, panel, door_box, box)
+        assert door_box["y"] + door_box["height"] <= size["height"] - 40  # above the bottom bar, on the screen
+        shot(door_screen, f"signage-door-da-{name}.png")
     plain = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
     plain.goto(f"{url}/signage/index.html?lang=da")
     plain.wait_for_function("document.querySelectorAll('#queues li').length > 0")

@@ -242,3 +242,22 @@ def test_sign_ups_seated_and_waiting_a_cancel_moves_the_waiting_list_up(hub_in_p
         assert not page.errors, page.errors
     finally:
         watch.close()
+
+
+def test_staff_see_the_e_mail_a_citizen_gave_beside_name_and_phone(hub_in_process: RunningHub,
+                                                                    browser: Any) -> None:
+    """A booking the centre sold with an e-mail (the service asked for it), handed over to the branch: staff see
+    the e-mail with the name and phone; the public list does not carry it."""
+    from playwright.sync_api import expect
+
+    hub = hub_in_process
+    book = hub.app.state.bookings
+    row = {"id": uuid.uuid4().hex, "code": "AVV6ZAL", "service": "bibliotekar", "start": "2026-11-23T15:00:00+00:00",
+           "end": "2026-11-23T15:15:00+00:00", "slots": 1, "status": "booked", "name": "Eva Ek",
+           "phone": "+45 87 65 43 21", "email": "eva@example.dk", "language": "da"}
+    hub.hub.call(lambda engine, now: book.accept_handover(engine, now, engine.local(now).date(), [row]))
+    page = logged_in(browser, hub)
+    who = page.locator(f"[data-booking='{row['id']}'] [data-testid=booking-who]")
+    expect(who.locator(".who-email")).to_have_text("eva@example.dk")
+    expect(who).to_have_text("Eva Ek+45 87 65 43 21eva@example.dkKode AVV-6ZAL")
+    assert "eva@example.dk" not in httpx.get(f"{hub.url}/api/v1/bookings?day=2026-11-23", timeout=10).text

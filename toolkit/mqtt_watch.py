@@ -27,7 +27,9 @@ class Watch:
         self.latest: dict[str, bytes] = {}
         self._changed = threading.Condition()
         self.ready = threading.Event()
-        self.client = make_client(BrokerSettings(broker.url), client_id=f"test-watch-{uuid.uuid4().hex[:10]}",
+        # A broker of the test kit, or whole settings (a login, TLS) for a deployed one.
+        settings = broker if isinstance(broker, BrokerSettings) else BrokerSettings(broker.url)
+        self.client = make_client(settings, client_id=f"test-watch-{uuid.uuid4().hex[:10]}",
                                   name="a test's watch", reconnect=(0.1, 0.5))
         if topics:
             self.client.on_connect = lambda c, *_: c.subscribe([(topic, 1) for topic in topics])

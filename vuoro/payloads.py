@@ -42,6 +42,7 @@ from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hi
 from vuoro.protocol import (
     BOARD_SUFFIX,
     CALLS_SUFFIX,
+    CONFIG_NUDGE_SUFFIX,
     COUNTER_STATE_PATTERN,
     EVENTS_TODAY_SUFFIX,
     HUB_STATUS_SUFFIX,
@@ -52,6 +53,7 @@ from vuoro.protocol import (
     RECENT_CALLS_SUFFIX,
     SCHEMA_VERSION,
     SITE_SUFFIX,
+    ConfigNudge,
     HubStatus,
     PayloadError,
     decode,
@@ -508,6 +510,8 @@ def contract() -> dict[str, Any]:
     kinds = {kind.KIND: describe(kind) for _, kind in ROUTES}
     routes.append({"topic": HUB_STATUS_SUFFIX, "kind": "hub_status"})
     kinds["hub_status"] = describe(HubStatus)
+    routes.append({"topic": CONFIG_NUDGE_SUFFIX, "kind": "config_nudge"})  # the hub's, from the centre
+    kinds["config_nudge"] = describe(ConfigNudge)
     return {"about": "Written by 'python -m vuoro.payloads' from vuoro/payloads.py: do not edit by hand.",
             "schema_version": SCHEMA_VERSION, "routes": routes, "kinds": kinds}
 

@@ -29,6 +29,15 @@ Topic tree (``<root>`` defaults to ``vuoro``)::
     <root>/<site>/devices/<device>/status         retained  a device's presence and health (last will)
     <root>/<site>/buttons/<counter>/press         QoS 1     a staff button press (from a button box)
     <root>/<site>/buttons/<counter>/result        QoS 1     the hub's answer to that press
+    <root>/<site>/config/nudge                    retained  from the centre, over the bridge: a new config
+                                                            or staff revision is waiting (fetch it over HTTP)
+
+At the centre's broker each branch's bridge maps BRIDGE_UP from ``<root>/<site>/`` to
+``branches/<site>/`` and BRIDGE_DOWN back (``centre_topic``; deploy/mosquitto_bridge.py)::
+
+    branches/<site>/<suffix>                      what the branch's bridge carries up (BRIDGE_UP)
+    branches/<site>/bridge/state                  retained  "1" / "0": the bridge's own presence (last will)
+    branches/<site>/config/nudge                  retained  published by the centre, carried down
 """
 
 from __future__ import annotations
@@ -76,6 +85,30 @@ BOARD_SUFFIX = "board"
 # "+" stands for one id (as in an MQTT subscription): vuoro.payloads.ROUTES routes by these patterns.
 QUEUE_STATE_PATTERN = "queue/+/state"
 COUNTER_STATE_PATTERN = "counters/+/state"
+DEVICE_STATUS_PATTERN = "devices/+/status"
+CONFIG_NUDGE_SUFFIX = "config/nudge"
+
+# -- across branches: the bridge from each branch's Mosquitto to the centre's broker (docs/central.md) --------
+# Every branch's topics at the centre are under CENTRE_ROOT/<site id>/, whatever the branch's own <root>, so
+# the centre reads and the ACLs name one tree. The branch id is the site id (the centre's [branches.<id>]).
+CENTRE_ROOT = "branches"
+# What a branch's bridge carries up: live state only, all of it retained except the calls event, which is
+# sent at QoS 0 like everything on the bridge. The board is the queue, counter and recent-call states in one
+# coalesced message, so those single topics stay at home (three times the WAN messages, nothing new). Never
+# up: hub/alive (a heartbeat every 4 s per branch: the bridge's own state says whether a branch is there),
+# buttons (local control), phone/door (the door code lets whoever reads it take a ticket from afar), events
+# and message. Nothing that must not be lost travels here: a bridge drops what it cannot send (docs/central.md);
+# rows go by the uplink's outbox over HTTP.
+BRIDGE_UP = (HUB_STATUS_SUFFIX, SITE_SUFFIX, BOARD_SUFFIX, CALLS_SUFFIX, DEVICE_STATUS_PATTERN)
+# What comes down: the centre says a new config or staff revision is waiting.
+BRIDGE_DOWN = (CONFIG_NUDGE_SUFFIX,)
+# The bridge's presence at the centre: Mosquitto's bridge notification ("1" on connect, "0" as its last will).
+BRIDGE_STATE_SUFFIX = "bridge/state"
+
+
+def centre_topic(site: str, suffix: str) -> str:
+    """A branch's topic at the centre's broker: ``branches/<site>/<suffix>``."""
+    return f"{CENTRE_ROOT}/{site}/{suffix}"
 
 
 # What a signage screen subscribes to: only what it draws. A call comes as the one small calls event, and
@@ -159,11 +192,11 @@ class Topics:
 
     # -- device-owned -------------------------------------------------------
     def device_status(self, device: str) -> str:
-        return f"{self.base}/devices/{device}/status"
+        return self.under(DEVICE_STATUS_PATTERN.replace("+", device))
 
     @property
     def all_device_status(self) -> str:
-        return f"{self.base}/devices/+/status"
+        return self.under(DEVICE_STATUS_PATTERN)
 
     def button_press(self, counter: str) -> str:
         return f"{self.base}/buttons/{counter}/press"
@@ -174,6 +207,10 @@ class Topics:
 
     def button_result(self, counter: str) -> str:
         return f"{self.base}/buttons/{counter}/result"
+
+    @property
+    def config_nudge(self) -> str:
+        return self.under(CONFIG_NUDGE_SUFFIX)
 
     @property
     def everything(self) -> str:
@@ -375,3 +412,36 @@ def parse_device_status(raw: bytes | str) -> DeviceStatus:
 def offline_will(device: str, kind: str) -> bytes:
     """The last-will payload a device registers when it connects."""
     return DeviceStatus(device=device, kind=kind, online=False, detail="connection lost", at=0.0).to_payload()
+
+
+# -- the centre's nudge (config/nudge, down the bridge) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigNudge:
+    """``config/nudge``: the newest site config (and staff accounts revision) the centre holds for a branch.
+
+    Only a hint to look sooner: the branch fetches and checks the config over HTTPS with its own token, as
+    every uplink answer already tells it (a nudge lost on the bridge costs at most one heartbeat). Retained
+    at the centre, so a bridge that reconnects is told again."""
+
+    version: int
+    checksum: str
+    staff: int | None = None
+    at: float = 0.0
+
+    def to_payload(self) -> bytes:
+        return encode({"version": self.version, "checksum": self.checksum, "staff": self.staff,
+                       "at": self.at or time.time()})
+
+
+def parse_config_nudge(raw: bytes | str) -> ConfigNudge:
+    body = decode(raw)
+    version = _field(body, "version", int)
+    if version < 0:
+        raise PayloadError("field 'version' must not be negative")
+    checksum = _field(body, "checksum", str)
+    if not 1 <= len(checksum) <= 200:
+        raise PayloadError("field 'checksum' must be 1–200 characters")
+    staff = _field(body, "staff", int, required=False)
+    return ConfigNudge(version=version, checksum=checksum, staff=staff, at=_time(body, "at", required=False))

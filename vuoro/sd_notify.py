@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import socket
 
-__all__ = ["notify", "ready", "watchdog", "status", "stopping", "watchdog_interval", "enabled"]
+__all__ = ["notify", "ready", "watchdog", "status", "stopping", "reloading", "watchdog_interval", "enabled"]
 
 
 def _address() -> str | None:
@@ -84,6 +84,17 @@ def status(text: str) -> bool:
 def stopping() -> bool:
     """The service is shutting down on purpose (``STOPPING=1``)."""
     return notify("STOPPING=1")
+
+
+def reloading(status_text: str | None = None) -> bool:
+    """The service restarts itself in place (the same pid, ``os.execv``) and says ``READY=1`` again when it
+    serves (``RELOADING=1`` with ``MONOTONIC_USEC``, sd_notify(3)): systemd shows it reloading, not stopping."""
+    import time
+
+    lines = ["RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"]
+    if status_text:
+        lines.append(f"STATUS={_one_line(status_text)}")
+    return notify(*lines)
 
 
 def watchdog_interval() -> float | None:

@@ -345,6 +345,7 @@
     var orientation = params.get("orientation") ||
       (window.innerHeight > window.innerWidth ? "portrait" : "landscape");
     document.body.classList.add(orientation === "portrait" ? "portrait" : "landscape");
+    if (DOOR) document.body.classList.add("door-screen");  // the QR gets a place of its own in the grid
     loadStrings().then(function () {
       render();
       connect(foldState, foldCall, function (up) { S.link = up; render(); });

@@ -58,6 +58,7 @@ def install(app: FastAPI, hub: Hub) -> None:
     hub.plugins.register(bookings)
     app.state.bookings = bookings.book
     app.state.code_guard = bookings.guard
+    app.state.calendar_link = bookings.calendar_link  # its state in /api/v1/health (None: no centre calendar)
     routes.add_routes(app, hub, bookings.book, bookings.guard)
     public.add_public_pages(app, hub, bookings.book, bookings.guard)
 
@@ -70,6 +71,16 @@ class Bookings:
                                 code_in_use=lambda code: any(hub.plugins.hook.code_in_use(code=code)))
         self.guard = CodeGuard(hub.store.path.parent)
         hub.call(self.book.sync)
+        self.calendar_link = None
+        if self.book.settings.centre_calendar and hub.config.central is not None:
+            from server.uplink.calendar_link import CalendarLink  # requests only where a centre keeps the calendar
+
+            self.calendar_link = CalendarLink(hub, hub.config.central, self.book).start()
+
+    @hookimpl
+    def stop(self) -> None:
+        if self.calendar_link is not None:
+            self.calendar_link.stop()
 
     @hookimpl
     def tick(self, engine: QueueEngine, now: datetime) -> tuple[Outcome, Outcome]:

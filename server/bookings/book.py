@@ -19,14 +19,13 @@ Personal data (name, phone, note) is for staff only: it never appears in a
 kiosk answer, a receipt or MQTT, and it is set to NULL once the booking is
 older than ``[bookings] retention_days`` (a tick job).
 
-Long (~770 lines) on purpose for now: every booking rule — kiosk, staff, import and the citizens' page —
-in one file, so the centre can take them whole. The web booking rules are the next to move out (owed).
+The citizens' online rules (window, release, reserve, per-day limit) live in ``online.py``, shared with the
+centre's calendar (``central/calendar.py``); this class adds the hub's picture and its commands.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -37,6 +36,7 @@ from zoneinfo import ZoneInfo
 from server import codes, views
 from server.bookings import records
 from server.bookings.imports import ImportRow
+from server.bookings.online import ACTIVE, EMAIL, PHONE, OnlineCalendar, same_contact  # noqa: F401 - callers
 from server.bookings.records import (
     BOOKED,
     CANCELLED,
@@ -47,52 +47,44 @@ from server.bookings.records import (
     OldNoShows,
     PurgePersonalData,
 )
-from server.bookings.settings import BookingSettings, OnlineBooking, ServiceBooking
-from server.bookings.slots import SlotPlaces
+from server.bookings.settings import BookingSettings, ServiceBooking
 from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
-from server.store import SQLiteStore, ts
+from server.store import SQLiteStore
 from vuoro import refusals
 
 PURGE_EVERY = timedelta(minutes=10)
-PHONE = re.compile(r"\+?[0-9][0-9 ()./-]{5,24}")
-EMAIL = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]{1,190}\.[^@\s<>\".]{2,}")
-ACTIVE = (BOOKED, CHECKED_IN)
 
 
-def same_contact(value: str | None) -> str:
-    """A phone number or an e-mail address as compared for the per-day limit: digits only, or lower case."""
-    if not value:
-        return ""
-    return value.strip().lower() if "@" in value else re.sub(r"\D", "", value)[-8:]
 
 
 # -- the book --------------------------------------------------------------------------------
 
 
-class BookingBook:
+class BookingBook(OnlineCalendar):
     """The writer thread's picture of bookings from yesterday on, with their slot places."""
 
     def __init__(self, config: SiteConfig, settings: BookingSettings, store: SQLiteStore,
                  code_in_use: Callable[[str], bool] | None = None):
-        self.config = config
-        self.settings = settings
-        self.site = config.site_id
+        super().__init__(config, settings)
         self.store = store  # read on the writer thread only, like every command here
         # Booking codes and event sign-up codes are one code space: is a code anyone's? (default: ours)
         self.code_in_use = code_in_use or self.has_code
         self.engine: QueueEngine | None = None
-        self.bookings: dict[str, Booking] = {}
         self.by_code: dict[tuple[str, str], str] = {}
         self.by_external: dict[str, str] = {}
         self.by_idem: dict[str, str] = {}
         self.by_ticket: dict[str, str] = {}
-        self.places = SlotPlaces(config)
         self.loaded_from: date | None = None
         self.issued_codes: set[str] = set()
         self.last_purge: datetime | None = None
-        self._plans: dict[tuple[str, date], list[tuple[datetime, str, int]]] = {}
+        # Days the centre handed over to this branch (a branch of a centre's calendar): then the whole day is ours.
+        # Kept in memory only: after a restart the branch asks again, and until the centre answers it holds no
+        # more than its reserve, which can never double-book (docs/bookings.md "One calendar").
+        self.owned_days: set[date] = set()
+        if settings.centre_calendar:
+            self.places.owner_limit = self._owner_limit
 
     # -- memory ------------------------------------------------------------------------------
 
@@ -152,9 +144,6 @@ class BookingBook:
         return code
 
     # -- slots ---------------------------------------------------------------------------------
-
-    def rules(self, service: str) -> ServiceBooking:
-        return self.settings.rules(service)
 
     def here_and_now(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> dict[str, Any] | None:
         """A time from now to the grid (``SlotPlaces.here_and_now``) if a librarian is free: the service open,
@@ -538,127 +527,10 @@ class BookingBook:
 
     # -- the public booking page (server/bookings/public.py): citizens book, move and cancel themselves ---------
 
-    def online_rules(self, service: str) -> tuple[ServiceBooking, OnlineBooking]:
-        if service not in self.config.services:
-            raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")
-        rules = self.rules(service)
-        if rules.online is None:
-            raise ApiError(409, refusals.NOT_ONLINE, "This service is not booked online. Ask at the desk or call us.",
-                           field="service")
-        return rules, rules.online
-
-    def online_services(self) -> list[str]:
-        """The services citizens may book on the public page, in the site config's order."""
-        return [sid for sid in self.config.services if self.rules(sid).online is not None]
-
-    def online_window(self, engine: QueueEngine, now: datetime, rules: ServiceBooking) -> tuple[datetime, datetime]:
-        """[first, last): the times a citizen may book online now. ``until_min`` before a time online booking
-        closes; the last of the ``days_ahead`` days opens at ``opens_at`` (the morning release)."""
-        online = rules.online or OnlineBooking()
-        local = engine.local(now)
-        ahead = rules.days_ahead - (1 if local.time() >= online.opens_at else 2)
-        last_day = local.date() + timedelta(days=max(ahead, -1))
-        return (now + timedelta(minutes=online.until_min),
-                datetime.combine(last_day + timedelta(days=1), time.min, self.config.timezone))
-
-    def day_plan(self, rules: ServiceBooking, day: date) -> list[tuple[datetime, str, int]]:
-        """The day's grid slots that have places: (start, its key in ``SlotPlaces.claims``, places). From the
-        config alone (hours, exceptions, capacity), so remembered per day: the page asks for it at every look."""
-        key = (rules.service, day)
-        plan = self._plans.get(key)
-        if plan is None:
-            tz = self.config.timezone
-            start = datetime.combine(day, time.min, tz)
-            grid = self.places.grid(rules, start, datetime.combine(day + timedelta(days=1), time.min, tz))
-            plan = [(slot, ts(slot) or "", places) for slot in grid
-                    if (places := self.places.capacity(rules, slot)) > 0]
-            if len(self._plans) > 2000:
-                self._plans.clear()
-            self._plans[key] = plan
-        return plan
-
-    def online_day(self, rules: ServiceBooking, day: date) -> bool:
-        """Whether anyone takes online bookings of the service that day (more places than the reserve)."""
-        reserve = rules.online.reserve if rules.online else 0
-        return any(places > reserve for _, _, places in self.day_plan(rules, day))
-
-    def online_free(self, rules: ServiceBooking, slot: datetime, booking_id: str | None = None) -> int:
-        """Places of a slot a citizen may take online: the slot's places less the walk-in reserve and those taken
-        (by anyone but ``booking_id``: a booking being moved keeps its own place)."""
-        reserve = rules.online.reserve if rules.online else 0
-        taken = [b for b in self.places.taken(rules.service, slot).values() if b != booking_id]
-        capacity = self.places.capacity(rules, slot)
-        return 0 if capacity <= 0 else capacity - reserve - len(taken)
-
     def online_slots(self, engine: QueueEngine, now: datetime, service: str, day: date | None) -> dict[str, Any]:
-        """The days a citizen may book now, and the free times of one of them (the first with a free time when
-        ``day`` is None). A double time is offered where the next slot is free too."""
+        """The days a citizen may book now and one day's free times (``OnlineCalendar.listing``), after a sync."""
         self.sync(engine, now)
-        rules, online = self.online_rules(service)
-        first, last = self.online_window(engine, now, rules)
-        tz = self.config.timezone
-        days = []
-        cursor = max(engine.local(now).date(), first.astimezone(tz).date())
-        while datetime.combine(cursor, time.min, tz) < last:  # only days on which someone takes bookings online
-            if self.online_day(rules, cursor):
-                days.append(cursor)
-            cursor += timedelta(days=1)
-        by_day: dict[str, list[dict[str, Any]]] = {}
-        reserve, claims, step = online.reserve, self.places.claims, rules.slot
-        for d in ([day] if day in days else []) if day is not None else days:
-            plan = [p for p in self.day_plan(rules, d) if p[0] >= first]
-            free = [places - reserve - len(claims.get((service, key), ())) for _, key, places in plan]
-            times = []
-            for i, (slot, _, _) in enumerate(plan):
-                if free[i] <= 0:
-                    continue
-                end = (slot.astimezone(ZoneInfo("UTC")) + step).astimezone(tz)
-                times.append({"start": slot.isoformat(timespec="minutes"), "end": end.isoformat(timespec="minutes"),
-                              "free": free[i],
-                              "double": rules.max_slots >= 2 and i + 1 < len(plan) and free[i + 1] > 0
-                              and plan[i + 1][0] == end})
-            by_day[d.isoformat()] = times
-            if day is None and times:
-                break
-        shown = day.isoformat() if day is not None else next((d for d, t in by_day.items() if t),
-                                                              days[0].isoformat() if days else None)
-        return {"site": self.site, "service": service, "slot_min": rules.slot_min, "max_slots": rules.max_slots,
-                "asks": list(online.asks), "per_day": online.per_day if online.identifies else None,
-                "retention_days": self.settings.retention_days,
-                "days": [d.isoformat() for d in days], "day": shown, "slots": by_day.get(shown or "", []),
-                "opens_at": online.opens_at.strftime("%H:%M"), "until_min": online.until_min}
-
-    def _check_online(self, engine: QueueEngine, now: datetime, rules: ServiceBooking, start: datetime, slots: int,
-                      booking_id: str | None = None) -> list[datetime]:
-        """The grid slots of an online booking at ``start``, or the refusal that says why it cannot be made."""
-        if not 1 <= slots <= rules.max_slots:
-            raise ApiError(422, refusals.SLOTS, f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
-                           f"{rules.slot_min} minutes.", field="slots")
-        end = start.astimezone(ZoneInfo("UTC")) + rules.slot * slots
-        grid = self.places.grid(rules, start, end)
-        if not grid or grid[0] != start.astimezone(self.config.timezone):
-            raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.", field="start")
-        first, last = self.online_window(engine, now, rules)
-        if start < now:
-            raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
-        if start < first:
-            raise ApiError(409, refusals.TOO_SOON, "That time is too soon to book online. Choose a later time, or come "
-                           "by and take a ticket.", field="start", until_min=rules.online.until_min
-                           if rules.online else 0)
-        if start >= last:
-            opens = datetime.combine(start.astimezone(self.config.timezone).date() - timedelta(
-                days=rules.days_ahead - 1), rules.online.opens_at if rules.online else time.min, self.config.timezone)
-            raise ApiError(409, refusals.NOT_OPEN_YET, f"Times on {start.date().isoformat()} can be booked from "
-                           f"{opens.strftime('%Y-%m-%d %H:%M')}.", field="start",
-                           opens_at=opens.isoformat(timespec="minutes"))
-        for slot in grid:
-            if self.places.capacity(rules, slot) <= 0:
-                raise ApiError(409, refusals.NO_SLOT, "No one takes bookings at that time. Choose another time.",
-                               field="start")
-            if self.online_free(rules, slot, booking_id) <= 0:
-                raise ApiError(409, refusals.FULL, "Sorry, someone else has just booked that time. Choose another "
-                               "time.", field="start")
-        return grid
+        return self.listing(now, service, day)
 
     def book_online(self, engine: QueueEngine, now: datetime, *, service: str, start: datetime, slots: int,
                     key: str, language: str, name: str | None = None, phone: str | None = None,
@@ -670,39 +542,15 @@ class BookingBook:
         if earlier is not None:
             return Outcome(replay=True), {"replay": True, **self.booking_json(engine, earlier, staff=False)}
         rules, online = self.online_rules(service)
-        given = {"name": (name or "").strip(), "phone": (phone or "").strip(), "email": (email or "").strip()}
-        for field_name in online.asks:
-            if not given[field_name]:
-                raise ApiError(422, refusals.INVALID, f"{field_name}: this service needs it for the booking.",
-                               field=field_name)
-        if "phone" in online.asks and not PHONE.fullmatch(given["phone"]):
-            raise ApiError(422, refusals.INVALID, "phone: expected a phone number, like +45 12 34 56 78.",
-                           field="phone")
-        if "email" in online.asks and not EMAIL.fullmatch(given["email"]):
-            raise ApiError(422, refusals.INVALID, "email: expected an e-mail address, like name@example.dk.",
-                           field="email")
-        kept = {k: (v if k in online.asks else None) for k, v in given.items()}  # never more than asked for
-        grid = self._check_online(engine, now, rules, start, slots)
-        self._check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
+        kept = self.check_details(online, name, phone, email)
+        grid = self.check_online(now, rules, start, slots)
+        self.check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
         booking = self._new_booking(now, service, start, slots, "web", name=kept["name"], phone=kept["phone"],
                                     email=kept["email"], language=language, idem_key=key)
         self.places.claim(booking, grid)
         self._remember(booking)
         outcome = Outcome(records=[BookingRow(replace(booking, claims=list(booking.claims)), tuple(booking.claims))])
         return outcome, {"replay": False, **self.booking_json(engine, booking, staff=False)}
-
-    def _check_per_day(self, online: OnlineBooking, service: str, start: datetime, contact: str | None,
-                       moving: str | None = None) -> None:
-        """One citizen (the same phone or e-mail) has at most ``per_day`` bookings of a service on a day."""
-        if not online.identifies or not online.per_day or not contact:
-            return
-        day, who = start.astimezone(self.config.timezone).date(), same_contact(contact)
-        mine = [b for b in self.bookings.values() if b.site == self.site and b.service == service and b.day == day
-                and b.status in ACTIVE and b.id != moving and same_contact(getattr(b, online.identifies)) == who]
-        if len(mine) >= online.per_day:
-            raise ApiError(409, refusals.PER_DAY, f"There is already a booking for this {online.identifies} on that "
-                           "day. Change or cancel it with its code instead.", field=online.identifies,
-                           per_day=online.per_day)
 
     def find_online(self, code: str) -> Booking:
         """This site's booking with the code (any origin: a phone booking can be managed online too)."""
@@ -726,9 +574,9 @@ class BookingBook:
         rules, _ = self.online_rules(booking.service)
         if booking.start < now + timedelta(minutes=rules.online.until_min if rules.online else 0):
             raise ApiError(409, refusals.TOO_SOON, "Your time is too soon to change online. Please call us.")
-        self._check_online(engine, now, rules, start, slots or booking.slots, booking.id)
+        self.check_online(now, rules, start, slots or booking.slots, booking.id)
         if rules.online and rules.online.identifies:
-            self._check_per_day(rules.online, booking.service, start, getattr(booking, rules.online.identifies),
+            self.check_per_day(rules.online, booking.service, start, getattr(booking, rules.online.identifies),
                                 moving=booking.id)
         outcome, _ = self.move(engine, now, booking.id, start, slots)
         return outcome, self.booking_json(engine, booking, staff=False)
@@ -744,6 +592,52 @@ class BookingBook:
                            "This booking can no longer be cancelled.")
         outcome, _ = self.cancel(engine, now, booking.id)
         return outcome, self.booking_json(engine, booking, staff=False)
+
+    # -- the centre's calendar (server/uplink/calendar_link.py): the day handed over at opening -----------------
+
+    def _owner_limit(self, rules: ServiceBooking, day: date, places: int) -> int:
+        """Places of a slot this branch may fill: all on a day handed over to it (or of a service the centre does
+        not sell), else only the walk-in reserve (the centre sells the rest)."""
+        if rules.online is None or day in self.owned_days:
+            return places
+        return min(places, rules.online.reserve)
+
+    def accept_handover(self, engine: QueueEngine, now: datetime, day: date,
+                        rows: list[dict[str, Any]]) -> tuple[Outcome, dict[str, Any]]:
+        """The centre handed ``day`` over (in its own transaction): its bookings of the day, with their status.
+        New ones take their places; known ones merge their status by the one rule (``merged_status``); the day
+        is ours from now on. Asked again on every poll, so a cut that lost an answer, or a cancellation made at
+        the centre during a cut, arrives with the next one; the same rows twice change nothing."""
+        self.sync(engine, now)
+        outcome = Outcome()
+        added = merged = 0
+        tz = self.config.timezone
+        for row in rows:
+            incoming = _from_centre(row, self.site, tz)
+            booking = self.bookings.get(incoming.id) or records.find(self.store, "id = ?", incoming.id)
+            if booking is None:
+                if incoming.status == BOOKED:
+                    rules = self.rules(incoming.service)
+                    # force: the centre sold these places on its side of the partition; they are there
+                    self.places.claim(incoming, self.places.grid(rules, incoming.start, incoming.end))
+                self._remember(incoming)
+                outcome.records.append(BookingRow(replace(incoming, claims=list(incoming.claims)),
+                                                  tuple(incoming.claims)))
+                added += 1
+                continue
+            if booking.id not in self.bookings:
+                self._remember(booking)
+            status = merged_status(booking.status, incoming.status)
+            if status == booking.status:
+                continue
+            if status == CANCELLED:  # cancelled at the centre, not checked in here: the place is free again
+                booking.status, booking.cancelled_at = CANCELLED, incoming.cancelled_at or now
+                self.places.release(booking)
+                outcome.records.append(BookingRow(replace(booking, claims=[]), ()))
+                merged += 1
+        self.owned_days.add(day)
+        self._plans.clear()  # the day's places changed owner: the remembered plans are stale
+        return outcome, {"day": day.isoformat(), "added": added, "merged": merged}
 
     # -- tick jobs ----------------------------------------------------------------------------------
 
@@ -772,3 +666,27 @@ class BookingBook:
             if booking.day.isoformat() < before:
                 booking.name = booking.phone = booking.note = booking.email = None
         return Outcome(records=[PurgePersonalData(self.site, before)]) if found else Outcome()
+
+
+STATUS_RANK = {BOOKED: 0, NO_SHOW: 1, CANCELLED: 2, CHECKED_IN: 3}
+
+
+def merged_status(ours: str, theirs: str) -> str:
+    """The one rule for a booking changed on both sides of a cut: checked in beats cancelled beats (no-show
+    beats) booked. The centre's ingest applies the same order (``central/calendar.py``)."""
+    return ours if STATUS_RANK.get(ours, 0) >= STATUS_RANK.get(theirs, 0) else theirs
+
+
+def _from_centre(row: dict[str, Any], site: str, tz: Any) -> Booking:
+    """A booking the centre sold (its JSON), as this branch keeps it."""
+    def when(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    start = datetime.fromisoformat(row["start"]).astimezone(ZoneInfo("UTC"))
+    return Booking(id=row["id"], site=site, code=row["code"], service=row["service"], start=start,
+                   end=datetime.fromisoformat(row["end"]).astimezone(ZoneInfo("UTC")), day=start.astimezone(tz).date(),
+                   slots=int(row["slots"]), status=row["status"] if row["status"] in STATUS_RANK else BOOKED,
+                   origin="web", created_at=when(row.get("created_at")) or start, name=row.get("name"),
+                   phone=row.get("phone"), email=row.get("email"), language=row.get("language"),
+                   cancelled_at=when(row.get("cancelled_at")), idem_key=f"centre:{row['id']}")
+

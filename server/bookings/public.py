@@ -40,9 +40,11 @@ from pydantic import BaseModel, Field
 
 from server import codes
 from server.api import IDEMPOTENCY_KEY, run, site_time
+from server.bookings import notices as booking_notices
 from server.bookings.book import BookingBook
 from server.bookings.records import BOOKED, CANCELLED, Booking
 from server.code_guard import CodeGuard
+from server.engine import Outcome
 from server.errors import ApiError
 from server.hub import Hub
 from server.pages import SECURITY_HEADERS
@@ -121,6 +123,9 @@ class OnlineBookingRequest(BaseModel):
     phone: str | None = Field(default=None, max_length=40, description="only where the service asks for it")
     email: str | None = Field(default=None, max_length=254, description="only where the service asks for it")
     language: str = Field(default="", max_length=5)
+    remind_to: str | None = Field(default=None, max_length=254,
+                                  description="opt-in: a mobile number or an e-mail address for a confirmation and a "
+                                              "reminder ([notify]); deleted once nothing is left to send")
 
 
 class Words:
@@ -157,6 +162,16 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     css = (WEB_DIR / "book.css").read_bytes()
 
     # -- helpers -------------------------------------------------------------------------------------------------
+
+    def notices() -> booking_notices.Notices | None:
+        return getattr(app.state, "booking_notices", None)  # set by its own plugin; None where nothing is sent
+
+    def followed(result: tuple[Outcome, dict[str, Any]], now: datetime, kind: str,
+                 contact: tuple[str, str] | None = None, language: str | None = None) -> tuple[Outcome, dict[str, Any]]:
+        """A booking change with its confirmation and reminder planned in the same command (one transaction)."""
+        if notices() is not None:
+            notices().follow(result[0], now, kind, contact, language)  # type: ignore[union-attr]
+        return result
 
     def words_for(request: Request) -> Words:
         asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
@@ -245,6 +260,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             return w("That day cannot be booked yet. Times open {opens}.",
                      opens=f"{w.day(opens.date())} {opens:%H:%M}")
         field = refused.details.get("field")
+        if refused.code == refusals.INVALID and field == "remind_to":
+            return booking_notices.words(w.language, booking_notices.FORM_MSGIDS[-1])
         if refused.code == refusals.INVALID and field in ("name", "phone", "email"):
             label = w({"name": "Name", "phone": "Phone", "email": "E-mail"}[field])
             empty = "needs it" in refused.message
@@ -485,7 +502,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         try:
             await form_of(request)
             booking = await looked_up(request, code)
-            await run(hub, lambda engine, now: book.cancel_online(engine, now, booking.code))
+            await run(hub, lambda engine, now: followed(book.cancel_online(engine, now, booking.code), now,
+                                                        "cancelled"))
         except ApiError as refused:
             return refused_page(request, w, refused)
         return RedirectResponse(f"/book/b/{booking.code}", status_code=303)
@@ -527,7 +545,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             start = datetime.fromisoformat(form.get("start", "")) if form.get("start") else None
             if start is None or start.tzinfo is None:
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
-            await run(hub, lambda engine, now: book.move_online(engine, now, booking.code, start))
+            await run(hub, lambda engine, now: followed(book.move_online(engine, now, booking.code, start), now,
+                                                        "moved"))
         except (ApiError, ValueError) as refused:
             if not isinstance(refused, ApiError):
                 refused = ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.")
@@ -561,7 +580,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
                 f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
                 f'<input type="hidden" name="slots" value="{slots}">'
                 f'{times_fieldset(w, listing, slots, form.get("start"))}'
-                f'{details_fieldset(w, listing, form) if fitting else ""}{submit}</form>'
+                f'{details_fieldset(w, listing, form) if fitting else ""}'
+                f'{booking_notices.opt_in_html(notices(), w.language, service, form) if fitting else ""}{submit}</form>'
                 f'<p><a href="/book/">{e(w("Back"))}</a></p>')
         # Without a script nothing moves the focus to the problem: the title (read first) says there is one.
         title = f'{w("There is a problem")}: {service_name(service, w)}' if problem else service_name(service, w)
@@ -578,9 +598,11 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         language = body.language if body.language in config.languages else config.default_language
         made = False
         try:
-            _, answer = await run(hub, lambda engine, now: book.book_online(
+            contact = booking_notices.contact_of(notices(), body.remind_to is not None, body.remind_to)
+            _, answer = await run(hub, lambda engine, now: followed(book.book_online(
                 engine, now, service=body.service, start=start, slots=body.slots, key=f"web:{key}",
-                language=language, name=body.name, phone=body.phone, email=body.email))
+                language=language, name=body.name, phone=body.phone, email=body.email), now, "booked", contact,
+                language))
             made = not answer["replay"]
             return answer
         finally:
@@ -596,13 +618,17 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             form = await form_of(request)
             if not form.get("start"):
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            remind_to = form.get("remind_to", "").strip() if form.get("remind") else None
+            if remind_to == "":
+                raise ApiError(422, refusals.INVALID, "remind_to: empty", field="remind_to")
             key = form.get("idem", "")
             if not 8 <= len(key) <= 64:
                 raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
             try:
                 body = OnlineBookingRequest(service=service, start=form["start"], slots=parse_slots(form.get("slots")),
                                             name=form.get("name") or None, phone=form.get("phone") or None,
-                                            email=form.get("email") or None, language=w.language)
+                                            email=form.get("email") or None, language=w.language,
+                                            remind_to=remind_to)
             except ValueError:
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.") from None
             answer = await make_booking(request, body, key)
@@ -613,7 +639,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
                        else refusal_words(w, refused))
             day = parse_day(form.get("start", "")[:10])
             listing = await listing_for(service, day)
-            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email")}
+            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email", "remind", "remind_to")}
             if refused.code not in (refusals.FULL, refusals.NO_SLOT, refusals.PAST, refusals.TOO_SOON):
                 kept["start"] = form.get("start", "")  # the time was not the problem: keep it chosen
             return booking_form(request, w, service, listing, parse_slots(form.get("slots")), kept, message,

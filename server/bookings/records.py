@@ -151,6 +151,19 @@ class BookingRow:
     booking: Booking
     claims: tuple[tuple[str, int], ...] | None = None
 
+    def outbox(self) -> tuple[str, str, dict[str, Any]]:
+        """The row the uplink ships to the centre (a branch of a centre's calendar): kind, key, body."""
+        return "booking", self.booking.id, booking_body(self.booking)
+
+
+def booking_body(b: Booking) -> dict[str, Any]:
+    """A booking as the centre's calendar keeps it (``central/calendar.py``), personal fields included: staff see
+    the same calendar from every branch."""
+    return {"id": b.id, "site": b.site, "code": b.code, "service": b.service, "start": ts(b.start), "end": ts(b.end),
+            "day": b.day.isoformat(), "slots": b.slots, "status": b.status, "origin": b.origin, "name": b.name,
+            "phone": b.phone, "email": b.email, "note": b.note, "language": b.language, "ticket_id": b.ticket_id,
+            "checked_in_at": ts(b.checked_in_at), "created_at": ts(b.created_at), "cancelled_at": ts(b.cancelled_at)}
+
 
 @dataclass(frozen=True)
 class PurgePersonalData:

@@ -24,6 +24,7 @@ from server.api import language_of, retry_key, run, site_time
 from server.auth import Principal, current_principal, require
 from server.bookings.book import BookingBook
 from server.bookings.imports import parse_csv, parse_ics_bookings
+from server.bookings.notices import contact_of as notices_contact
 from server.code_guard import CodeGuard
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
@@ -43,6 +44,9 @@ class BookingRequest(BaseModel):
     note: str | None = Field(default=None, max_length=500, description="staff only; deleted after retention")
     language: str = Field(default="", max_length=5)
     force: bool = Field(default=False, description="book even when the time is full or outside booking hours")
+    notify_to: str | None = Field(default=None, max_length=254,
+                                  description="when the caller asks: a mobile number or an e-mail address for a "
+                                              "confirmation now and a reminder ([notify]); deleted once sent")
 
 
 class MoveRequest(BaseModel):
@@ -75,6 +79,8 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         """A booking made by staff (the contact centre books by phone). The answer carries the code. With an
         ``Idempotency-Key`` (the staff page sends one) a retried request answers the first booking (200)."""
         key = retry_key(who, idempotency_key, "books twice") if idempotency_key is not None else None
+        notices = getattr(app.state, "booking_notices", None)  # server/bookings/notices.py, where messages go
+        contact = notices_contact(notices, body.notify_to is not None, body.notify_to)
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any], bool]:
             book.sync(engine, now)
@@ -86,6 +92,8 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
                                   phone=body.phone, note=body.note, language=language_of(config, body.language),
                                   idem_key=key)
             booking = outcome.records[0].booking
+            if notices is not None:
+                notices.follow(outcome, now, "booked", contact, language_of(config, body.language))
             return outcome, book.booking_json(engine, book.bookings[booking.id], staff=True), False
 
         _, answer, replay = await run(hub, command)

@@ -75,6 +75,9 @@ class BookingSettings:
     # public PCs, or a family at home, share one address; a script filling the calendar is slowed at once).
     online_burst: int = 20
     online_per_hour: int = 60
+    # The municipality's calendar is kept by the centre (docs/bookings.md "One calendar"): this branch sells only
+    # its walk-in reserve on days the centre has not handed over, and takes its whole day at opening.
+    centre_calendar: bool = False
 
     def rules(self, service: str) -> ServiceBooking:
         return self.services.get(service) or ServiceBooking(service)
@@ -146,7 +149,11 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
     if not isinstance(top, dict):
         problems.append(f"bookings: expected a table, got {top!r}")
         top = {}
-    check_unknown_keys(top, {"retention_days", "online_burst", "online_per_hour"}, "bookings", problems)
+    check_unknown_keys(top, {"retention_days", "online_burst", "online_per_hour", "centre_calendar"}, "bookings",
+                       problems)
+    centre_calendar = _bool(top, "centre_calendar", "bookings", False, problems)
+    if centre_calendar and config.central is None:
+        problems.append("bookings.centre_calendar: expected a [central] section: the calendar is kept by the centre")
     retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
     burst = _int(top, "online_burst", "bookings", 20, 1, 1_000_000, problems)
     per_hour = _int(top, "online_per_hour", "bookings", 60, 1, 1_000_000, problems)
@@ -196,4 +203,4 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
         )
     if problems:
         raise ConfigError(problems, str(config.path))
-    return BookingSettings(retention, services, burst, per_hour)
+    return BookingSettings(retention, services, burst, per_hour, centre_calendar)

@@ -9,8 +9,8 @@ defence against two visitors in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from server.bookings.records import Booking
@@ -25,6 +25,9 @@ class SlotPlaces:
     def __init__(self, config: SiteConfig):
         self.config = config
         self.claims: dict[tuple[str, str], dict[int, str]] = {}
+        # A branch of a centre's calendar (``[bookings] centre_calendar``) holds only its walk-in reserve on days
+        # the centre has not handed over yet: ``owner_limit(rules, local day, places)`` says how many it may use.
+        self.owner_limit: Callable[[ServiceBooking, date, int], int] | None = None
 
     def grid(self, rules: ServiceBooking, start: datetime, end: datetime) -> list[datetime]:
         """Grid slot starts (aware, local) that [start, end) touches."""
@@ -60,7 +63,8 @@ class SlotPlaces:
                 s.start <= local.time() and (end.time() <= s.end or end.date() > local.date())
                 for s in service.hours.spans_on(local.date())):
             return 0
-        return rules.staff_for(local, end)
+        places = rules.staff_for(local, end)
+        return self.owner_limit(rules, local.date(), places) if self.owner_limit else places
 
     def taken(self, service: str, slot_start: datetime) -> dict[int, str]:
         return self.claims.get((service, ts(slot_start) or ""), {})

@@ -70,7 +70,9 @@ def parse_settings(config: SiteConfig) -> NotifySettings:
         raise ConfigError([f"notify: expected a table, got {raw!r}"], str(config.path))
     problems: list[str] = []
     allowed = {"sms_url", "sms_token", "smtp_host", "smtp_port", "smtp_from", "smtp_starttls", "smtp_user",
-               "smtp_password", "timeout_s"}
+               "smtp_password", "timeout_s",
+               # booking confirmations and reminders: checked by server/bookings/notices.py
+               "reminder_at", "reminder_hours", "retry_first_s", "reminders"}
     check_unknown_keys(raw, allowed, "notify", problems)
     for key in ("sms_url", "sms_token", "smtp_host", "smtp_from", "smtp_user", "smtp_password"):
         if key in raw and not isinstance(raw[key], str):
@@ -182,10 +184,7 @@ class Notifier:
                 log.info("sent a %s for ticket %s", message.channel, message.subject.split(":")[0])
             except Exception as exc:  # a gateway down, a refused address: try again later, never block
                 tries = message.tries + 1
-                # The reason without the exception's text: an SMTP refusal quotes the address, which must not
-                # reach a log or the staff page.
-                status = getattr(getattr(exc, "response", None), "status_code", None)
-                reason = f"HTTP {status}" if status else type(exc).__name__
+                reason = failure_reason(exc)
                 what = f"{message.channel} for {message.subject.split(':')[0]}: {reason}"
                 if tries >= MAX_TRIES:
                     log.error("gave up sending a %s", what)
@@ -202,25 +201,43 @@ class Notifier:
                 timer.start()
 
     def _send(self, message: Message) -> None:
-        s = self.settings
-        if message.channel == "sms":
-            headers = {"Authorization": f"Bearer {s.sms_token}"} if s.sms_token else {}
-            answer = requests.post(s.sms_url or "", json={"to": message.to, "text": message.text}, headers=headers,
-                                   timeout=s.timeout_s)
-            answer.raise_for_status()
-            return
-        email = EmailMessage()
-        email["From"], email["To"], email["Subject"] = s.smtp_from, message.to, message.subject
-        email.set_content(message.text)
-        with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=s.timeout_s) as smtp:
-            if s.smtp_starttls:
-                smtp.starttls()
-            if s.smtp_user:
-                smtp.login(s.smtp_user, s.smtp_password or "")
-            smtp.send_message(email)
+        deliver(self.settings, message.channel, message.to, message.subject, message.text)
 
     def stop(self) -> None:
         self._stop.set()
         self.outbox.put(None)
         self._thread.join(5)
 
+
+
+def deliver(s: NotifySettings, channel: str, to: str, subject: str, text: str, key: str | None = None) -> None:
+    """One message through the site's SMS gateway or SMTP server; raises when it was not accepted.
+
+    ``key`` (a message's own id) goes along as the gateway's ``Idempotency-Key`` and the e-mail's Message-ID, so
+    a gateway or mail system that knows the key again can drop a copy.
+    """
+    if channel == "sms":
+        headers = {"Authorization": f"Bearer {s.sms_token}"} if s.sms_token else {}
+        if key:
+            headers["Idempotency-Key"] = key
+        answer = requests.post(s.sms_url or "", json={"to": to, "text": text}, headers=headers, timeout=s.timeout_s)
+        answer.raise_for_status()
+        return
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = s.smtp_from, to, subject
+    if key:
+        email["Message-ID"] = f"<{key}@{s.smtp_from.rpartition('@')[2] or 'vuoro'}>"
+    email.set_content(text)
+    with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=s.timeout_s) as smtp:
+        if s.smtp_starttls:
+            smtp.starttls()
+        if s.smtp_user:
+            smtp.login(s.smtp_user, s.smtp_password or "")
+        smtp.send_message(email)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a message was not accepted, without the exception's text: an SMTP refusal quotes the address, which
+    must not reach a log or the staff page."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"HTTP {status}" if status else type(exc).__name__

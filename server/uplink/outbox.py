@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from server.engine import Call, Outcome, Ticket
 
 TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS = "ticket", "event", "call", "feedback", "device_status"
-ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS)
+BOOKING = "booking"  # a booking's current state (a branch of the centre's calendar; key: the booking's id)
+ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS, BOOKING)
 
 # Rows that plugins write (statistics' tables, server/stats/records.py) and the centre needs: copied into the
 # outbox by one INSERT … SELECT per table, like the history lines. A table that is not there (its plugin is not
@@ -72,6 +73,12 @@ def call_body(c: Call) -> dict[str, Any]:
 _EVENT_KEY = "ticket_id || '/' || id || '/' || at"
 _ROW_KEY = "? || '/' || id || '/' || at"
 
+_BOOKING_JSON = ("json_object('id', id, 'site', site, 'code', code, 'service', service, 'start', start, "
+                 "'end', \"end\", 'day', day, 'slots', slots, 'status', status, 'origin', origin, 'name', name, "
+                 "'phone', phone, 'email', email, "
+                 "'note', note, 'language', language, 'ticket_id', ticket_id, 'checked_in_at', "
+                 "checked_in_at, 'created_at', created_at, 'cancelled_at', cancelled_at)")
+
 # A history line as SQLite builds it, from the row the store has just written (its id is the key's half).
 _EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'service', service, "
                "'counter', counter, 'detail', detail)")
@@ -104,6 +111,14 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str,
     tickets = {t.id: t for o in outcomes for t in (*o.created, *o.tickets)}  # the last state of each
     rows = [(TICKET, t.id, json.dumps(ticket_body(t)), at) for t in tickets.values()]
     rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
+    # Records that say what the centre needs of them (a booking row: ``outbox()``), in the batch's order; a booking
+    # changed twice in one batch ships twice, the later row last, and the centre merges both.
+    for o in outcomes:
+        for record in o.records:
+            shipped = getattr(record, "outbox", None)
+            if shipped is not None:
+                kind, key, body = shipped()
+                rows.append((kind, key, json.dumps(body), at))
     if rows:
         db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
     copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
@@ -159,6 +174,10 @@ def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
         if table in existing:
             count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, "
                                 f"{body}, ? FROM {table} WHERE site = ? ORDER BY id", (origin, at, site)).rowcount
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bookings'").fetchone():
+        # Bookings in their current state (the shape of ``records.booking_body``): the centre's calendar merges them
+        count += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{BOOKING}', id, {_BOOKING_JSON}, ? "
+                            "FROM bookings WHERE site = ? ORDER BY created_at", (at, site)).rowcount
     return count
 
 

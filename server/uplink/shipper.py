@@ -35,6 +35,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,9 @@ class Uplink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Told every answer of the centre's (its JSON): the follower learns there which config version and staff
+        # accounts the branch should have (server/uplink/follow.py). Called on this thread: must not block.
+        self.answered: list[Callable[[dict[str, Any]], None]] = []
         hub.store.outbox_committed.append(self._wake.set)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -215,7 +219,13 @@ class Uplink:
             self._sending_since = None
         self.last_contact = datetime.now(UTC).isoformat()
         if answer.status_code == 200:
-            return int(answer.json()["shipped"])
+            body = answer.json()
+            for listener in self.answered:
+                try:
+                    listener(body)
+                except Exception:  # a listener's trouble is not the uplink's: rows go on shipping
+                    log.exception("a listener of the centre's answers failed")
+            return int(body["shipped"])
         try:
             detail = answer.json().get("message") or answer.text
         except json.JSONDecodeError:

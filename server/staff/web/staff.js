@@ -332,7 +332,7 @@ async function refreshBookings() {
     if (!response.ok) { none(); return; }
     const body = await response.json();
     // GET /api/v1/bookings (docs/bookings.md): status booked | checked_in | no_show | cancelled; staff (this
-    // session) also get code, name, phone and note. They are shown here only: never on a screen or receipt.
+    // session) also get code, name, phone, e-mail and note. They are shown here only: never on a screen or receipt.
     const bookings = (body.bookings || []).filter((b) => b.status !== "cancelled");
     if (!bookings.length) { none(); return; }
     box.replaceChildren(el("ul", { class: "bookings" }, ...bookings.map(bookingItem)));
@@ -353,6 +353,8 @@ function bookingItem(b) {
   const who = el("div", { class: "booking-who", "data-testid": "booking-who" });
   if (b.name) who.append(el("span", { class: "who-name" }, b.name));
   if (b.phone) who.append(el("span", { class: "who-phone" }, b.phone));
+  // The e-mail a citizen gave on the booking page (where the service asks for it): staff only, like the phone.
+  if (b.email) who.append(el("span", { class: "who-email" }, b.email));
   if (b.code_display) who.append(el("span", { class: "who-code" }, `${t("Code")} ${b.code_display}`));
   if (b.note) who.append(el("span", { class: "who-note" }, b.note));
   if (who.children.length) item.append(who);

@@ -1,0 +1,521 @@
+"""The centre's public booking page, ``/book/``: one calendar for all the municipality's branches.
+
+The same words (``server.bookings.public.Words`` and its five languages), stylesheet, QR, ``.ics`` and CSRF and
+rate-limit scheme as a branch's own page; the rules are the branches' own (``central/calendar.py`` over
+``server.bookings.online.OnlineCalendar``). What is new here: choosing the branch, "the nearest free time at any
+branch", and the plain notice when a branch's same-day times cannot be booked online.
+
+- ``/book/``: every branch's services, the nearest free time of each service at any branch, "find my booking";
+- ``/book/any/{service}/``: each branch's first free time of the service, soonest first;
+- ``/book/{branch}/{service}/?day=&slots=``: a day's free times and the form;
+- ``/book/b/{code}``: the booking (the centre's 7-character codes), its QR, ``calendar.ics``, ``move``, ``cancel``.
+
+For programs (and the branches): ``GET /api/v1/calendar/slots``, ``GET /api/v1/calendar/nearest``,
+``POST /api/v1/calendar/bookings`` (Idempotency-Key), ``POST /api/v1/calendar/handover`` (a branch's token).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, as_booking, booking_json, utc_now
+from central.config import CentreConfig
+from server import codes
+from server.bookings.public import (
+    CSRF_COOKIE,
+    REFUSALS,
+    STATUS,
+    WEB_DIR,
+    OnlineBookingRequest,
+    Words,
+    e,
+    ics,
+    qr_svg,
+)
+from server.code_guard import CodeGuard
+from server.errors import ApiError
+from server.pages import SECURITY_HEADERS
+from server.staff.strings import chosen_language, language_names
+from server.throttle import Bucket
+from vuoro import refusals
+
+WEB_DEVICE = "centre-web"
+# Words only the centre's page says (translated in server/bookings/locale/*.po with the branch page's words).
+NOTICES = {
+    BRANCH_AWAY: "Same-day times at {branch} cannot be booked online just now, because the branch cannot be "
+                 "reached. Later days can be booked here. For today, come by or call the branch.",
+    BRANCH_OWNS: "Today's times at {branch} are booked at the branch itself: at its kiosk or by phone.",
+}
+CENTRE_MSGIDS: tuple[str, ...] = (
+    "Choose a branch and what you need help with.", "Nearest free time at any branch", "It is in your confirmation.",
+    "The first free time at each branch, soonest first.", *NOTICES.values())
+
+
+def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
+    css = (WEB_DIR / "book.css").read_bytes()
+    first = next(iter(calendar.sales.values()), None)
+    limits = first.settings if first else None
+    limiter = Bucket(limits.online_burst if limits else 20, float(limits.online_per_hour if limits else 60))
+    guard = CodeGuard(config.path.parent)  # one site-wide bucket for the centre's code look-ups, kept on disk
+
+    def words_for(request: Request) -> Words:
+        asked = request.query_params.get("lang") or request.cookies.get("vuoro_book_lang")
+        return Words(chosen_language(asked, None, config.languages))
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def branch_name(bid: str) -> str:
+        return calendar.sale(bid).branch.name
+
+    def service_name(bid: str, sid: str, w: Words) -> str:
+        site = calendar.sale(bid).branch.site
+        return site.services[sid].name(w.language, site.default_language)
+
+    def page(request: Request, w: Words, title: str, body: str, status: int = 200, csrf: str | None = None) -> Response:
+        here = request.url.path
+        query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        marked = ' aria-current="true"'
+        links = " ".join(
+            f'<a href="{e(here)}?{e(urlencode({**query, "lang": code}))}" lang="{code}" hreflang="{code}"'
+            f'{marked if code == w.language else ""}>{e(name)}</a>'
+            for code, name in language_names(config.languages).items())
+        document = (f'<!doctype html>\n<html lang="{w.language}">\n<head>\n<meta charset="utf-8">\n'
+                    f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                    f'<title>{e(title)} – {e(config.name)}</title>\n<link rel="stylesheet" href="/book/book.css">\n'
+                    f'</head>\n<body>\n<a class="skip" href="#main">{e(w("Skip to the content"))}</a>\n<header>\n'
+                    f'  <p class="site"><a href="/book/">{e(config.name)}</a></p>\n'
+                    f'  <nav aria-label="{e(w("Language"))}" class="languages">{links}</nav>\n</header>\n'
+                    f'<main id="main" tabindex="-1">\n{body}\n</main>\n</body>\n</html>')
+        response = Response(document, status_code=status, media_type="text/html; charset=utf-8",
+                            headers=SECURITY_HEADERS)
+        if request.query_params.get("lang") == w.language:
+            response.set_cookie("vuoro_book_lang", w.language, max_age=365 * 86400, httponly=True, samesite="lax",
+                                path="/book")
+        if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
+            response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", path="/book")
+        return response
+
+    def problem_box(w: Words, message: str) -> str:
+        return (f'<div class="problem" role="alert" tabindex="-1" id="problem"><h2>{e(w("There is a problem"))}</h2>'
+                f"<p>{e(message)}</p></div>")
+
+    def refusal_words(w: Words, refused: ApiError, bid: str | None = None) -> str:
+        if refused.code in NOTICES:
+            return w(NOTICES[refused.code], branch=branch_name(bid) if bid else "")
+        if refused.code == refusals.SLOW_DOWN:
+            return w("Too many tries from your connection. Wait {min} minutes and try again.",
+                     min=math.ceil(float(refused.details.get("retry_after", 60)) / 60))
+        field = refused.details.get("field")
+        if refused.code == refusals.INVALID and field in ("name", "phone", "email"):
+            label = w({"name": "Name", "phone": "Phone", "email": "E-mail"}[field])
+            return w("Please fill in: {field}." if "needs it" in refused.message else "Please check: {field}.",
+                     field=label)
+        if refused.code == refusals.CSRF:
+            return w("The form had expired. Try again.")
+        return w(REFUSALS.get(refused.code, "Something went wrong. Try again."))
+
+    def refused_page(request: Request, w: Words, refused: ApiError) -> Response:
+        body = (f'<h1>{e(w("Your booking"))}</h1>{problem_box(w, refusal_words(w, refused))}'
+                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
+        return page(request, w, w("Your booking"), body,
+                    status=refused.status if refused.status in (403, 404, 409, 422, 429) else 400)
+
+    async def form_of(request: Request) -> dict[str, str]:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        origin = request.headers.get("origin")
+        same_origin = origin in (None, "null") or origin.rstrip("/") == str(request.base_url).rstrip("/")
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not same_origin or not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
+            raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
+        return form
+
+    def when(w: Words, bid: str, start: datetime, end: datetime) -> str:
+        tz = calendar.sale(bid).branch.site.timezone
+        return f"{w.day(start.astimezone(tz).date())}, {start.astimezone(tz):%H:%M}–{end.astimezone(tz):%H:%M}"
+
+    def parse_day(value: str | None) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+
+    # -- pages ---------------------------------------------------------------------------------------------------
+
+    @app.get("/book/book.css", include_in_schema=False)
+    async def stylesheet() -> Response:
+        return Response(css, media_type="text/css; charset=utf-8", headers={**SECURITY_HEADERS,
+                                                                             "Cache-Control": "max-age=3600"})
+
+    @app.get("/book", include_in_schema=False)
+    @app.get("/book/", include_in_schema=False)
+    async def start_page(request: Request) -> Response:
+        w = words_for(request)
+        sections, services = [], {}
+        for bid in calendar.sales:
+            items = []
+            for sid in calendar.services(bid):
+                services.setdefault(sid, service_name(bid, sid, w))
+                items.append(f'<li><a class="choice" href="/book/{e(bid)}/{e(sid)}/">{e(service_name(bid, sid, w))}'
+                             f'</a></li>')
+            sections.append(f'<section aria-labelledby="b-{e(bid)}"><h2 id="b-{e(bid)}">{e(branch_name(bid))}</h2>'
+                            f'<ul class="choices">{"".join(items)}</ul></section>')
+        nearest = "".join(f'<li><a class="choice" href="/book/any/{e(sid)}/">{e(name)}</a></li>'
+                          for sid, name in services.items())
+        body = (f'<h1>{e(w("Book a time"))}</h1><p>{e(w("Choose a branch and what you need help with."))}</p>'
+                f'<section aria-labelledby="any-h"><h2 id="any-h">{e(w("Nearest free time at any branch"))}</h2>'
+                f'<ul class="choices">{nearest}</ul></section>{"".join(sections)}'
+                f'<section aria-labelledby="find-h" class="find"><h2 id="find-h">{e(w("Find your booking"))}</h2>'
+                f'<form method="get" action="/book/b/"><p><label for="code">{e(w("Booking code"))}</label>'
+                f'<input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" '
+                f'maxlength="20" required aria-describedby="code-hint"><span id="code-hint" class="note">'
+                f'{e(w("It is in your confirmation."))}</span></p>'
+                f'<button type="submit">{e(w("Find"))}</button></form></section>')
+        return page(request, w, w("Book a time"), body)
+
+    @app.get("/book/any/{service}/", include_in_schema=False)
+    async def nearest_page(request: Request, service: str) -> Response:
+        w = words_for(request)
+        found = await run_in_threadpool(calendar.nearest, service)
+        items = []
+        for f in found:
+            start, end = datetime.fromisoformat(f["start"]), datetime.fromisoformat(f["end"])
+            items.append(f'<li><a class="choice" href="/book/{e(f["branch"])}/{e(service)}/?day={e(f["day"])}">'
+                         f'{e(when(w, f["branch"], start, end))} – {e(f["name"])}</a></li>')
+        listing = (f'<ul class="choices">{"".join(items)}</ul>' if items
+                   else f'<p>{e(w("No times can be booked online at the moment."))}</p>')
+        body = (f'<h1>{e(w("Nearest free time at any branch"))}</h1>'
+                f'<p>{e(w("The first free time at each branch, soonest first."))}</p>{listing}'
+                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
+        return page(request, w, w("Nearest free time at any branch"), body)
+
+    def booking_form(request: Request, w: Words, bid: str, sid: str, listing: dict[str, Any], slots: int,
+                     form: dict[str, str], problem: str = "", status: int = 200) -> Response:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        path = f"/book/{bid}/{sid}/"
+        notice = (f'<p class="notice" role="status">{e(w(NOTICES[listing["notice"]], branch=branch_name(bid)))}</p>'
+                  if listing.get("notice") else "")
+        days = []
+        tz = calendar.sale(bid).branch.site.timezone
+        today = utc_now().astimezone(tz).date()
+        for iso in listing["days"][:7]:
+            d = date.fromisoformat(iso)
+            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
+            current = ' aria-current="date"' if iso == listing["day"] else ""
+            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
+                        f'{e(w.short_day(d, label))}</a></li>')
+        day_nav = (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
+                   f'<ul>{"".join(days)}</ul></nav>')
+        fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
+        if listing["day"] is None:
+            times = f'<p>{e(w("No times can be booked online at the moment."))}</p>'
+        elif not fitting:
+            times = (f'<p>{e(w("No free times on this day."))} '
+                     f'{e(w("Try another day, or come by and take a ticket."))}</p>')
+        else:
+            legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
+            radios = "".join(
+                f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required'
+                f'{" checked" if s["start"] == form.get("start") else ""}><label for="t{i}">'
+                f'{datetime.fromisoformat(s["start"]):%H:%M}</label></li>' for i, s in enumerate(fitting))
+            times = f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+        details = ""
+        if fitting:
+            kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
+                     "email": ("E-mail", "email", "email")}
+            fields = "".join(
+                f'<p><label for="f-{k}">{e(w(kinds[k][0]))}</label><input id="f-{k}" name="{k}" type="{kinds[k][1]}" '
+                f'autocomplete="{kinds[k][2]}" required maxlength="{254 if k == "email" else 100}" '
+                f'value="{e(form.get(k, ""))}" aria-describedby="why"></p>' for k in listing["asks"])
+            contact = "phone" in listing["asks"] or "email" in listing["asks"]
+            why = w("Why we ask: to contact you if your time has to be changed, and to keep to one booking per "
+                    "person a day. It is deleted {days} days after your time." if contact else
+                    "Why we ask: to tell the staff who you are. It is deleted {days} days after your time.",
+                    days=listing["retention_days"])
+            details = (f'<fieldset class="details"><legend><h2>{e(w("Your details"))}</h2></legend>{fields}'
+                       f'<p id="why" class="note">{e(why)}</p></fieldset>' if listing["asks"] else
+                       f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>')
+        submit = f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else ""
+        body = (f'<h1>{e(service_name(bid, sid, w))}</h1>{problem_box(w, problem) if problem else ""}'
+                f'<p class="branch">{e(branch_name(bid))}</p>{notice}{day_nav}'
+                f'<form method="post" action="{e(path)}" class="book">'
+                f'<input type="hidden" name="csrf" value="{e(token)}">'
+                f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
+                f'<input type="hidden" name="slots" value="{slots}">{times}{details}{submit}</form>'
+                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
+        title = f'{w("There is a problem")}: {service_name(bid, sid, w)}' if problem else service_name(bid, sid, w)
+        return page(request, w, title, body, status=status, csrf=token)
+
+    @app.get("/book/{branch}/{service}/", include_in_schema=False)
+    async def service_page(request: Request, branch: str, service: str) -> Response:
+        w = words_for(request)
+        try:
+            listing = await run_in_threadpool(calendar.listing, branch, service,
+                                              parse_day(request.query_params.get("day")))
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return booking_form(request, w, branch, service, listing, 1, {})
+
+    async def make_booking(request: Request, branch: str, body: OnlineBookingRequest, key: str) -> dict[str, Any]:
+        who = address(request)
+        wait = limiter.take(who)
+        if wait:
+            raise ApiError(429, refusals.SLOW_DOWN, "Too many bookings from this address.",
+                           retry_after=math.ceil(wait))
+        site = calendar.sale(branch).branch.site
+        start = body.start if body.start.tzinfo else body.start.replace(tzinfo=site.timezone)
+        language = body.language if body.language in site.languages else site.default_language
+        made = False
+        try:
+            made, row = await run_in_threadpool(lambda: calendar.book(
+                branch, service=body.service, start=start, slots=body.slots, key=f"web:{key}", language=language,
+                name=body.name, phone=body.phone, email=body.email))
+            return {"replay": not made, **booking_json(row)}
+        finally:
+            if not made:
+                limiter.give_back(who)
+
+    @app.post("/book/{branch}/{service}/", include_in_schema=False)
+    async def book_time(request: Request, branch: str, service: str) -> Response:
+        w = words_for(request)
+        form: dict[str, str] = {}
+        try:
+            calendar.sale(branch)
+            form = await form_of(request)
+            if not form.get("start"):
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            key = form.get("idem", "")
+            if not 8 <= len(key) <= 64:
+                raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
+            try:
+                body = OnlineBookingRequest(service=service, start=form["start"], slots=int(form.get("slots") or 1),
+                                            name=form.get("name") or None, phone=form.get("phone") or None,
+                                            email=form.get("email") or None, language=w.language)
+            except ValueError:
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.") from None
+            answer = await make_booking(request, branch, body, key)
+        except ApiError as refused:
+            if refused.code in (refusals.HTTP_NOT_FOUND, refusals.NOT_ONLINE, refusals.UNKNOWN_SERVICE):
+                return refused_page(request, w, refused)
+            listing = await run_in_threadpool(calendar.listing, branch, service, parse_day(form.get("start", "")[:10]))
+            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email")}
+            return booking_form(request, w, branch, service, listing, 1, kept, refusal_words(w, refused, branch),
+                                refused.status)
+        return RedirectResponse(f"/book/b/{answer['code']}?new=1", status_code=303)
+
+    @app.get("/book/b/", include_in_schema=False)
+    async def find_booking(code: str = "") -> Response:
+        return RedirectResponse(f"/book/b/{codes.normalise(code) or '-'}", status_code=303)
+
+    async def looked_up(request: Request, code: str) -> dict[str, Any]:
+        """The booking with ``code``, through the code guard: wrong codes count against this address and the
+        centre's one site-wide bucket (docs/bookings.md: guessing stays below one in a million a day)."""
+        code = codes.normalise(code)
+        wait = guard.take(WEB_DEVICE, address(request))
+        if wait:
+            raise ApiError(429, refusals.SLOW_DOWN, "Too many tries.", retry_after=wait)
+        wrong = False
+        try:
+            if codes.problem(code):
+                raise ApiError(404, refusals.NOT_FOUND, "There is no booking with this code. Check the code.")
+            return await run_in_threadpool(calendar.find, code)
+        except ApiError as refused:
+            wrong = refused.code == refusals.NOT_FOUND and codes.problem(code) is None
+            raise
+        finally:
+            guard.settle(WEB_DEVICE, address(request), wrong_code=wrong)
+
+    def summary(w: Words, row: dict[str, Any]) -> str:
+        return (f'<dl class="summary"><dt>{e(w("Service"))}</dt><dd>{e(service_name(row["branch"], row["service"], w))}'
+                f'</dd><dt>{e(w("Place"))}</dt><dd>{e(branch_name(row["branch"]))}</dd>'
+                f'<dt>{e(w("When"))}</dt><dd>{e(when(w, row["branch"], row["start_at"], row["end_at"]))}</dd>'
+                f'<dt>{e(w("Code"))}</dt><dd class="code">{e(codes.pretty(row["code"]))}</dd>'
+                f'<dt>{e(w("Status"))}</dt><dd>{e(w(STATUS.get(row["status"], row["status"])))}</dd></dl>')
+
+    @app.get("/book/b/{code}", include_in_schema=False)
+    async def booking_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            row = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        notice = ""
+        if request.query_params.get("new"):
+            notice = (f'<p class="done" role="status">{e(w("You have booked a time."))} '
+                      f'{e(w("Write down the code or keep this page."))}</p>')
+        elif request.query_params.get("moved"):
+            moved = w("Moved to {time}.", time=when(w, row["branch"], row["start_at"], row["end_at"]))
+            notice = f'<p class="done" role="status">{e(moved)}</p>'
+        elif row["status"] == "cancelled":
+            gone = w("The booking is cancelled. The time is free for someone else.")
+            notice = f'<p class="done" role="status">{e(gone)}</p>'
+        parts = [f'<h1>{e(w("Your booking"))}</h1>', notice, summary(w, row)]
+        if row["status"] == "booked":
+            pretty, link = codes.pretty(row["code"]), f"/book/b/{e(row['code'])}"
+            rules = calendar.sale(row["branch"]).settings.rules(row["service"])
+            tz = calendar.sale(row["branch"]).branch.site.timezone
+            opens = (row["start_at"] - timedelta(minutes=rules.early_min)).astimezone(tz)
+            manage_url = f"{str(request.base_url).rstrip('/')}/book/b/{row['code']}"
+            parts.append(f'<section class="checkin" aria-labelledby="checkin-h"><h2 id="checkin-h">{e(w("Code"))}: '
+                         f'{e(pretty)}</h2><p>{e(w("At the library: scan the QR code or type the code at the kiosk."))}'
+                         f' {e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
+                         f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}</section>'
+                         f'<ul class="actions"><li><a class="button" href="{link}/calendar.ics" download>'
+                         f'{e(w("Add to your calendar (.ics)"))}</a></li>'
+                         f'<li><a class="button" href="{link}/move">{e(w("Move the booking"))}</a></li>'
+                         f'<li><a class="button secondary" '
+                         f'href="{link}/cancel">{e(w("Cancel the booking"))}</a></li></ul>')
+        parts.append(f'<p><a href="/book/">{e(w("Book another time"))}</a></p>')
+        return page(request, w, w("Your booking"), "".join(parts))
+
+    @app.get("/book/b/{code}/calendar.ics", include_in_schema=False)
+    async def booking_calendar(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            row = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        url = f"{str(request.base_url).rstrip('/')}/book/b/{row['code']}"
+        text = ics(as_booking(row), service_name(row["branch"], row["service"], w), branch_name(row["branch"]), url,
+                   w("Code") + f": {codes.pretty(row['code'])}. "
+                   + w("At the library: scan the QR code or type the code at the kiosk."), datetime.now().astimezone())
+        return Response(text.encode("utf-8"), media_type="text/calendar; charset=utf-8",
+                        headers={**SECURITY_HEADERS,
+                                 "Content-Disposition": f'attachment; filename="booking-{row["code"]}.ics"'})
+
+    @app.get("/book/b/{code}/cancel", include_in_schema=False)
+    async def cancel_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            row = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        body = (f'<h1>{e(w("Cancel the booking"))}</h1>{summary(w, row)}'
+                f'<form method="post" action="/book/b/{e(row["code"])}/cancel">'
+                f'<input type="hidden" name="csrf" value="{e(token)}">'
+                f'<p>{e(w("Do you want to cancel this booking?"))}</p>'
+                f'<button type="submit">{e(w("Yes, cancel"))}</button> '
+                f'<a class="button secondary" href="/book/b/{e(row["code"])}">{e(w("No, keep it"))}</a></form>')
+        return page(request, w, w("Cancel the booking"), body, csrf=token)
+
+    @app.post("/book/b/{code}/cancel", include_in_schema=False)
+    async def cancel_booking(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            await form_of(request)
+            row = await looked_up(request, code)
+            await run_in_threadpool(calendar.cancel, row["code"])
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return RedirectResponse(f"/book/b/{row['code']}", status_code=303)
+
+    def move_form(request: Request, w: Words, row: dict[str, Any], listing: dict[str, Any], problem: str = "",
+                  status: int = 200) -> Response:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        path = f"/book/b/{row['code']}/move"
+        tz = calendar.sale(row["branch"]).branch.site.timezone
+        today = utc_now().astimezone(tz).date()
+        days = []
+        for iso in listing["days"][:7]:
+            d = date.fromisoformat(iso)
+            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
+            current = ' aria-current="date"' if iso == listing["day"] else ""
+            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
+                        f'{e(w.short_day(d, label))}</a></li>')
+        fitting = [s for s in listing["slots"] if row["slots"] == 1 or s["double"]]
+        if not fitting:
+            times = (f'<p>{e(w("No free times on this day."))} '
+                     f'{e(w("Try another day, or come by and take a ticket."))}</p>')
+        else:
+            legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
+            radios = "".join(
+                f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required>'
+                f'<label for="t{i}">{datetime.fromisoformat(s["start"]):%H:%M}</label></li>'
+                for i, s in enumerate(fitting))
+            times = f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+        submit = f'<button type="submit">{e(w("Move to this time"))}</button>' if fitting else ""
+        body = (f'<h1>{e(w("Choose a new time"))}</h1>{problem_box(w, problem) if problem else ""}{summary(w, row)}'
+                f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
+                f'<ul>{"".join(days)}</ul></nav>'
+                f'<form method="post" action="{e(path)}"><input type="hidden" name="csrf" value="{e(token)}">'
+                f'{times}{submit}</form><p><a href="/book/b/{e(row["code"])}">{e(w("Back"))}</a></p>')
+        title = f'{w("There is a problem")}: {w("Choose a new time")}' if problem else w("Choose a new time")
+        return page(request, w, title, body, status=status, csrf=token)
+
+    @app.get("/book/b/{code}/move", include_in_schema=False)
+    async def move_page(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            row = await looked_up(request, code)
+            if row["status"] != "booked":
+                raise ApiError(409, refusals.CHECKED_IN, "This booking can no longer be changed.")
+            listing = await run_in_threadpool(calendar.listing, row["branch"], row["service"],
+                                              parse_day(request.query_params.get("day")))
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        return move_form(request, w, row, listing)
+
+    @app.post("/book/b/{code}/move", include_in_schema=False)
+    async def move_booking(request: Request, code: str) -> Response:
+        w = words_for(request)
+        try:
+            form = await form_of(request)
+            row = await looked_up(request, code)
+        except ApiError as refused:
+            return refused_page(request, w, refused)
+        try:
+            start = datetime.fromisoformat(form.get("start", "")) if form.get("start") else None
+            if start is None or start.tzinfo is None:
+                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            await run_in_threadpool(calendar.move, row["code"], start)
+        except (ApiError, ValueError) as refused:
+            if not isinstance(refused, ApiError):
+                refused = ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.")
+            listing = await run_in_threadpool(calendar.listing, row["branch"], row["service"],
+                                              parse_day(form.get("start", "")[:10]))
+            return move_form(request, w, row, listing, refusal_words(w, refused, row["branch"]), refused.status)
+        return RedirectResponse(f"/book/b/{row['code']}?moved=1", status_code=303)
+
+    # -- for programs and the branches ---------------------------------------------------------------------------
+
+    @app.get("/api/v1/calendar/slots", tags=["calendar"])
+    async def slots(branch: Annotated[str, Query(max_length=40)], service: Annotated[str, Query(max_length=40)],
+                    day: Annotated[date | None, Query()] = None) -> dict[str, Any]:
+        return await run_in_threadpool(calendar.listing, branch, service, day)
+
+    @app.get("/api/v1/calendar/nearest", tags=["calendar"])
+    async def nearest(service: Annotated[str, Query(max_length=40)]) -> dict[str, Any]:
+        return {"service": service, "branches": await run_in_threadpool(calendar.nearest, service)}
+
+    @app.post("/api/v1/calendar/bookings", status_code=201, tags=["calendar"])
+    async def public_booking(request: Request, body: OnlineBookingRequest,
+                             branch: Annotated[str, Query(max_length=40)],
+                             idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+        if not idempotency_key or not 8 <= len(idempotency_key) <= 64:
+            raise ApiError(400, refusals.IDEMPOTENCY_KEY, "Send an Idempotency-Key header of 8–64 characters.")
+        answer = await make_booking(request, branch, body, idempotency_key)
+        replay = answer.pop("replay")
+        return JSONResponse(answer, status_code=200 if replay else 201)
+
+    @app.post("/api/v1/calendar/handover", tags=["calendar"])
+    async def handover(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        branch = config.branch_by_token(header.partition(" ")[2].strip()) if header.lower().startswith("bearer ") \
+            else None
+        if branch is None:
+            return JSONResponse({"error": "unauthorized", "message": "This token is no branch's."}, status_code=401)
+        try:
+            day = date.fromisoformat(str((await request.json()).get("day")))
+        except (ValueError, AttributeError):
+            return JSONResponse({"error": "day", "message": "Send {\"day\": \"YYYY-MM-DD\"}."}, status_code=422)
+        rows = await run_in_threadpool(calendar.handover, branch.id, day)
+        return JSONResponse({"branch": branch.id, "day": day.isoformat(), "bookings": rows})

@@ -1,0 +1,183 @@
+"""Signing in to the centre's pages with the staff accounts the centre holds (central/staff.py).
+
+Who reads the centre: the admin token (``Bearer``, or HTTP Basic with the token as the password) for the API
+and automation — it sees every branch and may publish configs and change accounts; or a person signed in on
+``/login`` with their staff account — they see the branches their account works at (every branch when it lists
+none). The session cookie is random, HttpOnly, SameSite=Strict, Secure over https, held in memory; the login
+form carries its own token (double-submit cookie); wrong passwords slow down whoever sends them
+(``server.staff.accounts.LoginGuard``, the branch's rule). Sign-out needs the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import html
+import logging
+import secrets
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg_pool import ConnectionPool
+
+from central import page
+from central import staff as accounts
+from central.config import CentreConfig
+from server.staff.accounts import LoginGuard
+
+log = logging.getLogger("vuoro.central")
+
+SESSION_COOKIE = "vuoro_centre"
+LOGIN_COOKIE = "vuoro_centre_login"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "sign_in": {"da": "Log ind", "sv": "Logga in", "fi": "Kirjaudu", "nl": "Inloggen", "en": "Sign in"},
+    "user": {"da": "Brugernavn", "sv": "Användarnamn", "fi": "Käyttäjätunnus", "nl": "Gebruikersnaam",
+             "en": "User name"},
+    "password": {"da": "Adgangskode", "sv": "Lösenord", "fi": "Salasana", "nl": "Wachtwoord", "en": "Password"},
+    "wrong": {"da": "Forkert brugernavn eller adgangskode.", "sv": "Fel användarnamn eller lösenord.",
+              "fi": "Väärä käyttäjätunnus tai salasana.", "nl": "Onjuiste gebruikersnaam of wachtwoord.",
+              "en": "Wrong user name or password."},
+    "expired": {"da": "Formularen var udløbet. Prøv igen.", "sv": "Formuläret hade gått ut. Försök igen.",
+                "fi": "Lomake vanheni. Yritä uudelleen.", "nl": "Het formulier was verlopen. Probeer het opnieuw.",
+                "en": "The form had expired. Try again."},
+    "wait": {"da": "For mange forsøg. Vent {n} sekunder.", "sv": "För många försök. Vänta {n} sekunder.",
+             "fi": "Liian monta yritystä. Odota {n} sekuntia.", "nl": "Te veel pogingen. Wacht {n} seconden.",
+             "en": "Too many attempts. Wait {n} seconds."},
+    "sign_out": {"da": "Log ud", "sv": "Logga ut", "fi": "Kirjaudu ulos", "nl": "Uitloggen", "en": "Sign out"},
+    "signed_in": {"da": "Logget ind som {name}", "sv": "Inloggad som {name}", "fi": "Kirjautunut: {name}",
+                  "nl": "Ingelogd als {name}", "en": "Signed in as {name}"},
+}
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    return html.escape(STRINGS[key].get(lang, STRINGS[key]["en"]).format(**values))
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks: the admin token (every branch, may change things) or a signed-in account (its branches)."""
+
+    name: str
+    branches: frozenset[str] | None  # None: every branch
+    admin: bool = False  # the admin token: publish configs, change accounts
+    csrf: str = ""
+
+    def sees(self, branch: str) -> bool:
+        return self.branches is None or branch in self.branches
+
+
+def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
+    sessions = accounts.CentreSessions()
+    guard = LoginGuard(5, 300.0)
+    app.state.centre_sessions = sessions
+
+    def token_of(request: Request) -> str:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        if scheme.lower() == "basic":
+            try:
+                return base64.b64decode(value.strip()).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return ""
+        return ""
+
+    def viewer(request: Request) -> Viewer | None:
+        token = token_of(request)
+        if token and hmac.compare_digest(token.encode(), config.admin_token.encode()):
+            return Viewer("admin token", None, admin=True)
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        account = session.account
+        return Viewer(account.name, frozenset(account.branches) if account.branches else None, csrf=session.csrf)
+
+    app.state.viewer = viewer
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    def form(request: Request, lang: str, *, error: str = "", status: int = 200, user: str = "") -> Response:
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if len(token) != 32 or not token.replace("-", "").replace("_", "").isalnum():
+            token = secrets.token_urlsafe(24)
+        body = (f"<h1>{html.escape(config.name)}</h1>"
+                f'<form class="login" method="post" action="/login?lang={lang}">'
+                + (f'<p class="warn" role="alert">{html.escape(error)}</p>' if error else "")
+                + f'<input type="hidden" name="csrf" value="{token}">'
+                f'<label for="username">{t("user", lang)}</label>'
+                f'<input id="username" name="username" autocomplete="username" required value="{html.escape(user)}">'
+                f'<label for="password">{t("password", lang)}</label>'
+                f'<input id="password" name="password" type="password" autocomplete="current-password" required>'
+                f'<button type="submit">{t("sign_in", lang)}</button></form>')
+        response = HTMLResponse(page.document(lang, f"{t('sign_in', lang)} · {html.escape(config.name)}", body,
+                                              refresh=False, languages=config.languages, here="/login"),
+                                status_code=status, headers=page.HEADERS_FORMS)
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                            secure=secure(request), path="/login")
+        return response
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, lang: str | None = None) -> Response:
+        if viewer(request) is not None:
+            return RedirectResponse(f"/?lang={page.language(config, lang)}", status_code=303)
+        return form(request, page.language(config, lang))
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(request: Request, lang: str | None = None) -> Response:
+        lang = page.language(config, lang)
+        data = await request.form()
+        name = str(data.get("username", "")).strip().lower()[:64]
+        password = str(data.get("password", ""))[:1024]
+        sent, expected = str(data.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
+        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return form(request, lang, error=STRINGS["expired"].get(lang, STRINGS["expired"]["en"]), status=403,
+                        user=name)
+        address = request.client.host if request.client else "?"
+        wait = guard.wait(name, address, None)
+        if wait > 0:
+            response = form(request, lang, status=429, user=name,
+                            error=STRINGS["wait"].get(lang, STRINGS["wait"]["en"]).format(n=int(wait) + 1))
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+
+        def check() -> accounts.Account | None:
+            with pool.connection() as db:
+                return accounts.verify(db, name, password)
+
+        account = await run_in_threadpool(check)
+        if account is None:
+            guard.failed(name, address, None)
+            return form(request, lang, error=STRINGS["wrong"].get(lang, STRINGS["wrong"]["en"]), status=401,
+                        user=name)
+        guard.succeeded(name, address, None)
+        session = sessions.create(account)
+        log.info("centre: %r signed in (%s)", name, ", ".join(account.branches) or "every branch")
+        response = RedirectResponse(f"/?lang={lang}", status_code=303)
+        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
+                            path="/", max_age=12 * 3600)
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            data = await request.form()
+            if hmac.compare_digest(str(data.get("csrf", "")).encode(), session.csrf.encode()):
+                sessions.end(session.token)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+
+def sign_out_form(viewer: Viewer, lang: str) -> str:
+    """The line on top of a page for a signed-in person: who, and a sign-out button (none for the token)."""
+    if not viewer.csrf:
+        return ""
+    return (f'<form class="who" method="post" action="/logout"><span>{t("signed_in", lang, name=viewer.name)}</span>'
+            f'<input type="hidden" name="csrf" value="{html.escape(viewer.csrf)}">'
+            f'<button type="submit">{t("sign_out", lang)}</button></form>')
