@@ -15,7 +15,8 @@ inside the namespace, so a WAN cut does not cut a kiosk from its hub). Then:
 4. the uplink SIGKILLed between the centre's commit and the local mark, ``--kills`` times
    (``bench_central.kill_rounds``, one branch on loopback);
 5. a branch hub's disk wiped mid-day and the hub started again: its numbers go on, none repeated;
-6. a config push (not yet: central configuration is not on main; the scenario says so);
+6. a config push: time to applied at a connected branch, a bad version refused and reported, a version
+   published while a branch's WAN is cut applied when it is back;
 7. after all of it: the centre's totals against the branches' own statistics, numbers repeated per branch,
    letter and day, rows missing or extra (every branch's SQLite files against the centre's rows).
 
@@ -256,6 +257,68 @@ def wipe(h: Harness, args: argparse.Namespace) -> tuple[str, Path, dict[str, Any
     return b.id, old / "hub.sqlite3", before
 
 
+# -- 6. a config push ---------------------------------------------------------------
+
+def config_push(h: Harness) -> None:
+    """Central configuration (docs/central.md): a version published for a connected branch, a bad one, and one
+    for a branch whose WAN is cut, applied when it is back. No load meanwhile: applying restarts the hub in place."""
+    say(f"\n## 6. config push (load {load_now()})")
+    assert h.centre is not None
+    admin = {"Authorization": "Bearer test-centre-admin-token"}
+    centre = h.centre.url
+
+    def publish(bid: str, text: str) -> int:
+        answer = requests.post(f"{centre}/api/v1/branches/{bid}/config", data=text.encode(), timeout=30,
+                               headers={**admin, "Content-Type": "text/plain"})
+        assert answer.status_code == 201, answer.text
+        return int(answer.json()["version"])
+
+    def state(bid: str) -> dict[str, Any]:
+        try:
+            branches = requests.get(f"{centre}/api/v1/configs", headers=admin, timeout=5).json()["branches"]
+        except (requests.RequestException, ValueError):
+            return {}
+        return dict(next(b for b in branches if b["branch"] == bid))
+
+    def seconds_until(ok: Any, timeout: float = 120) -> float | None:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if ok():
+                return time.monotonic() - started
+            time.sleep(0.05)
+        return None
+
+    def renamed(b: Branch, suffix: str) -> str:
+        return b.site.read_text(encoding="utf-8").replace("KVIK – hurtig hjælp", f"KVIK – hurtig hjælp {suffix}", 1)
+
+    # not the branches cut (b1-b3) or wiped (the last) before, where there are enough
+    connected, bad, offline = (h.branches[bid] for bid in (h.ids[3:6] if len(h.ids) >= 7 else h.ids[-3:]))
+    version = publish(connected.id, renamed(connected, "(v2)"))
+    took = seconds_until(lambda: state(connected.id).get("applied") == version)
+    say(f"{connected.id}: published version {version} -> the branch reports it runs on it: "
+        + (f"{took:.1f} s   target <= 5 s: {verdict(took <= 5)}" if took is not None else "NOT within 120 s"))
+
+    version = publish(bad.id, bad.site.read_text(encoding="utf-8").replace('letter = "K"', 'letter = "KV"', 1))
+    took = seconds_until(lambda: state(bad.id).get("refused") == version)
+    problems = state(bad.id).get("problems") or []
+    serving = requests.get(f"{bad.hub.url}/api/v1/health", timeout=10).status_code == 200
+    say(f"{bad.id}: a bad version {version} (a two-letter ticket letter): "
+        + (f"refused and reported in {took:.1f} s: {problems[:1]}; the branch serves on its last good config: "
+           f"{verdict(serving)}" if took is not None else "NOT reported within 120 s"))
+
+    offline.ns.cut()
+    try:
+        version = publish(offline.id, renamed(offline, "(offline)"))
+        time.sleep(20)
+        before = state(offline.id).get("applied")
+    finally:
+        offline.ns.restore()
+    took = seconds_until(lambda: state(offline.id).get("applied") == version)
+    say(f"{offline.id}: version {version} published while its WAN was cut (20 s): applied there meanwhile: "
+        f"{before == version}; applied {took:.1f} s after the link came back" if took is not None else
+        f"{offline.id}: NOT applied within 120 s of the link's return")
+
+
 # -- 7. after all of it ----------------------------------------------------------------
 
 def totals(h: Harness, wiped: tuple[str, Path, dict[str, Any]]) -> bool:
@@ -347,9 +410,9 @@ def main() -> int:
     args.centre_fsync = args.centre_fsync == "on"
     only = {int(n) for n in args.only.split(",")}
     ok = True
-    h = Harness(args.branches, keep=args.keep, centre_fsync=args.centre_fsync)
+    h = Harness(args.branches if only != {4} else 0, keep=args.keep, centre_fsync=args.centre_fsync)
     try:
-        h.start()
+        h.start()  # with --only 4: PostgreSQL and the centre with no branches, for the kill rounds
         say(f"started {len(h.ids)} branches in namespaces on 10.77.{h.net.subnet}.0/24, the centre on "
             f"{h.centre_url} in {time.monotonic() - started:.0f} s; work folder {h.work}")
         if 1 in only:
@@ -361,8 +424,7 @@ def main() -> int:
         if 5 in only:
             wiped = wipe(h, args)
         if 6 in only:
-            say("\n## 6. config push: NOT YET — central configuration (issue 16, h16-config) is not on main; "
-                "nothing measured")
+            config_push(h)
         if 7 in only and 5 in only:
             ok = totals(h, wiped)
         if 4 in only and args.kills:
