@@ -410,9 +410,9 @@ def main() -> int:
     args.centre_fsync = args.centre_fsync == "on"
     only = {int(n) for n in args.only.split(",")}
     ok = True
-    h = Harness(args.branches if only != {4} else 0, keep=args.keep, centre_fsync=args.centre_fsync)
+    h = Harness(args.branches if only != {4} else 1, keep=args.keep, centre_fsync=args.centre_fsync)
     try:
-        h.start()  # with --only 4: PostgreSQL and the centre with no branches, for the kill rounds
+        h.start()  # with --only 4: one branch, the rest is for the kill rounds
         say(f"started {len(h.ids)} branches in namespaces on 10.77.{h.net.subnet}.0/24, the centre on "
             f"{h.centre_url} in {time.monotonic() - started:.0f} s; work folder {h.work}")
         if 1 in only:
