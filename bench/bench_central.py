@@ -140,7 +140,7 @@ def kill_rounds(rounds: int, work: Path, broker: Broker, database: str) -> None:
         for _ in range(rounds):
             hub.env = {"VUORO_UPLINK_KILL_AFTER": "1"}
             hub.topic_root = fresh_root()
-            hub.start()
+            hub.start(timeout=60)  # a loaded machine: 20 s was once too few
             key = uuid.uuid4().hex
             with contextlib.suppress(requests.RequestException):  # killed before it answered: the retry below
                 requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
@@ -151,12 +151,12 @@ def kill_rounds(rounds: int, work: Path, broker: Broker, database: str) -> None:
             hub.process = None
             hub.env = {}
             hub.topic_root = fresh_root()
-            hub.start()
+            hub.start(timeout=60)
             answer = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"},
                                    headers={**KIOSK, "Idempotency-Key": key}, timeout=10)
             assert answer.status_code in (200, 201), answer.text
             hub.stop()
-        hub.start()
+        hub.start(timeout=60)
         time.sleep(2)
         with sqlite3.connect(work / "killed" / "hub.sqlite3") as db:
             branch = (db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0],

@@ -24,12 +24,14 @@ from toolkit.postgres import PostgresCluster
 
 
 class Harness:
-    def __init__(self, branches: int, work: Path | None = None, *, keep: bool = False):
+    def __init__(self, branches: int, work: Path | None = None, *, keep: bool = False, centre_fsync: bool = True):
         self.work = work or Path(tempfile.mkdtemp(prefix="vuoro-harness-"))
         self.keep = keep  # keep the folder (logs, load records, SQLite files) for a look afterwards
         self.ids = [f"b{i + 1}" for i in range(branches)]
         self.net = Network()
-        self.pg = PostgresCluster(fsync=True)  # its own folder: PostgreSQL runs as nobody, who may not enter ours
+        # its own folder: PostgreSQL runs as nobody, who may not enter ours. fsync off only to see how much of the
+        # branches' latency is the centre's disk writes competing with theirs on this one machine (--centre-fsync)
+        self.pg = PostgresCluster(fsync=centre_fsync)
         self.database = ""
         self.centre_port = free_port()
         self.centre_url = f"http://{self.net.gateway}:{self.centre_port}"
@@ -82,6 +84,27 @@ class Harness:
         self.pg.start()
         self.central_broker.start()
         self.centre.start(timeout=60)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by the hubs, and by the centre with PostgreSQL (all its backends): read before and
+        after a phase, it says how much of this one machine the centre's side takes from the branches'."""
+        import psutil
+
+        def used(pids: list[int]) -> float:
+            total = 0.0
+            for pid in pids:
+                try:
+                    proc = psutil.Process(pid)
+                    for p in [proc, *proc.children(recursive=True)]:
+                        times = p.cpu_times()
+                        total += times.user + times.system
+                except psutil.Error:
+                    pass
+            return total
+
+        hubs = [b.hub.process.pid for b in self.branches.values() if b.hub.process]
+        centre = [p.pid for p in (self.centre.process if self.centre else None, self.pg.process) if p]
+        return {"hubs": used(hubs), "centre": used(centre)}
 
     def db(self) -> psycopg.Connection:
         return psycopg.connect(self.database, autocommit=True)

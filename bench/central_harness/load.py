@@ -78,8 +78,8 @@ def desk(url: str, counter: str, every: float, stop: threading.Event, rec: Recor
     stop.wait(rng.uniform(0, every))
     while not stop.is_set():
         action = "no-show" if rng.random() < 0.05 else "next"
-        status, ms, _ = timed(session, f"{url}/api/v1/counters/{counter}/{action}", headers=STAFF)
-        rec.record(action, status, ms, counter=counter)
+        status, ms, body = timed(session, f"{url}/api/v1/counters/{counter}/{action}", headers=STAFF)
+        rec.record(action, status, ms, counter=counter, error=str(body)[:200] if status == 0 else None)
         stop.wait(every)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -68,6 +69,8 @@ CONNECT_TIMEOUT_S = 3.0
 # scenario 2) waits for an answer that never comes: this long. The centre stores a batch in well under a second;
 # a batch it stored after we gave up is re-sent and skipped there, so a short wait loses nothing.
 READ_TIMEOUT_S = 10.0
+# urllib3 names the connection object in some errors (``<HTTPConnection(...) at 0x7fd5…>``): a new one each try
+ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 # The local mark is a write of the writer's: made at most this often, so a busy uplink costs the writer one
 # small commit a second, not one per batch. A mark that lags only means a re-send after a crash, which the
 # centre skips.
@@ -106,6 +109,7 @@ class Uplink:
         self._kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
         self._marked_at = float("-inf")
         self._sending_since: float | None = None  # a request waits for the centre's answer since (monotonic)
+        self.failures = 0  # tries in a row that did not reach the centre or were refused
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,7 +144,7 @@ class Uplink:
         since = self._sending_since
         return {"centre": self.link.url, "state": self.state, "backlog": self.backlog, "oldest": self.oldest_at,
                 "shipped": self.acknowledged, "last_contact": self.last_contact, "last_error": self.last_error,
-                "waiting_s": None if since is None else round(time.monotonic() - since, 1)}
+                "waiting_s": None if since is None else round(time.monotonic() - since, 1), "failures": self.failures}
 
     # -- the loop -------------------------------------------------------------------
 
@@ -181,6 +185,7 @@ class Uplink:
                 self.state = "shipping" if len(pending.rows) == self.link.batch_rows else "idle"
                 self.backlog = max(0, pending.backlog - len(pending.rows))
                 self.last_error = None
+                self.failures = 0
                 backoff = BACKOFF_FIRST_S
             except CentreLostRows as lost:
                 log.error("%s; shipping this branch's whole store again, in a new stream", lost)
@@ -208,10 +213,12 @@ class Uplink:
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 
     def _failed(self, why: str, wait: float, *, error: bool = False) -> None:
+        why = ADDRESS.sub("", why)  # else every try reads as a new kind of trouble (a 10-minute cut: 120 lines)
         if why != self.last_error:  # once per kind of trouble, not every 10 s all night
             (log.error if error else log.warning)("%s; the branch goes on, rows wait in the outbox", why)
         self.state = "refused" if error else "unreachable"
         self.last_error = why
+        self.failures += 1
         self._stopping.wait(wait)
 
     def _send(self, body: str) -> int:
