@@ -66,6 +66,19 @@ ROOTDIR="$(mktemp -d /var/tmp/vuoro-arm-rootfs.XXXXXX)"
 trap 'rm -rf "$ROOTDIR"' EXIT
 rm -f "$VAR/base.img.new"
 
+# The initramfs once, at the end. Made through qemu-user, one takes 15-45 min (a few hundred
+# emulated modinfo/cp calls), and dpkg made it twice: at the kernel's install, then again for the
+# trigger of the packages after it (busybox, overlayroot). update-initramfs is diverted to a no-op
+# until the customize hook, which puts Debian's back (after the fstab: the fsck hook reads it).
+# shellcheck disable=SC2016  # "$1" is for mmdebstrap's hook shell: the chroot's directory
+INITRAMFS_LATER='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs &&
+    printf "#!/bin/sh\n# deploy/arm/image.sh: the initramfs is made once, at the end\nexit 0\n" >"$1/usr/sbin/update-initramfs" &&
+    chmod 0755 "$1/usr/sbin/update-initramfs"'
+# shellcheck disable=SC2016
+INITRAMFS_NOW='rm -f "$1/usr/sbin/update-initramfs" &&
+    chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs &&
+    chroot "$1" update-initramfs -c -k all'
+
 say "mmdebstrap: Debian 12 arm64 into $ROOTDIR"
 started=$SECONDS
 packages="$(IFS=,; echo "${PACKAGES[*]}")"
@@ -75,7 +88,9 @@ mmdebstrap --mode=root --arch=arm64 --variant=apt --include="$packages" \
     --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
     --setup-hook="sync-in '$VAR/apt-cache' /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives '$VAR/apt-cache'" \
+    --essential-hook="$INITRAMFS_LATER" \
     --customize-hook="HERE='$HERE' VAR='$VAR' bash '$HERE/image-customize.sh' \"\$1\"" \
+    --customize-hook="$INITRAMFS_NOW" \
     bookworm "$ROOTDIR" \
     "deb $MIRROR bookworm main" \
     "deb $MIRROR bookworm-updates main" \
