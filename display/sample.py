@@ -88,21 +88,30 @@ def retained(now: datetime | None = None, *, staffed: bool = True, message: str 
     def at(hour: int, minute: int = 0, days: int = 0) -> str:
         return iso(datetime.combine(today + timedelta(days=days), time(hour, minute), ZONE))
 
-    # Events start from the next full hour, so some are always "coming".
-    base = min(local.hour + 1, 19)
+    # Events from the next quarter-hour on, an hour apart, closer together late in the day so that all of them
+    # are still to come today (a screen shows only what has not ended): the tests that count them ran wrong
+    # every evening when the first event was pinned at 19:00. Only the last half hour of a day is too short.
+    first = (local + timedelta(minutes=15)).replace(second=0, microsecond=0)
+    first -= timedelta(minutes=first.minute % 15)
+    midnight = datetime.combine(today + timedelta(days=1), time.min, ZONE)
+    step = max(timedelta(minutes=4), min(timedelta(hours=1), (midnight - first) / 6))
+
+    def event_at(n: int, part: float = 0.0) -> str:  # the n-th step from the first, and part of the next
+        return iso(first + (n + part) * step)
+
     events = [
-        Event(id="e1", title="IT-café for seniorer", start=at(base), end=at(base, 45) if base < 23 else None,
+        Event(id="e1", title="IT-café for seniorer", start=event_at(0), end=event_at(0, 0.75),
               room="Læsesalen", state="scheduled", seats_left=3),
-        Event(id="e2", title="Sprogcafé – dansk for øvede", start=at(base + 1), end=at(base + 2, 30),
+        Event(id="e2", title="Sprogcafé – dansk for øvede", start=event_at(1), end=event_at(2, 0.5),
               room="Salen", state="sold_out", seats_left=0),
-        Event(id="e3", title="Læsekreds: Åsa Öberg", start=at(base + 2), end=at(base + 3),
+        Event(id="e3", title="Læsekreds: Åsa Öberg", start=event_at(2), end=event_at(3, 0),
               room="Mødelokale 2", state="cancelled", seats_left=None),
-        Event(id="e4", title="Børnenes fortælletime", start=at(base + 3), end=at(base + 3, 40),
+        Event(id="e4", title="Børnenes fortælletime", start=event_at(3), end=event_at(3, 0.66),
               room="Børneafdelingen", state="scheduled", seats_left=None),
     ]
     calls = [("K041", "kvik2"), ("H007", "kvik1"), ("K040", "kvik1"), ("L003", "bib1"), ("K039", "borger1")]
     if busy:
-        events.append(Event(id="e5", title="Sommerfest i gården", start=at(base + 4), end=at(base + 4, 50),
+        events.append(Event(id="e5", title="Sommerfest i gården", start=event_at(4), end=event_at(4, 0.83),
                             room="Gården", state="scheduled", seats_left=None, tentative=True))
         calls.append(("B012", "borger1"))
     recent = [Call.from_json(call(ticket, counter)) for ticket, counter in calls]
