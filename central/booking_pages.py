@@ -1,9 +1,10 @@
 """The centre's public booking page, ``/book/``: one calendar for all the municipality's branches.
 
 The same words (``server.bookings.public.Words`` and its five languages), stylesheet, QR, ``.ics`` and CSRF and
-rate-limit scheme as a branch's own page; the rules are the branches' own (``central/calendar.py`` over
-``server.bookings.online.OnlineCalendar``). What is new here: choosing the branch, "the nearest free time at any
-branch", and the plain notice when a branch's same-day times cannot be booked online.
+rate-limit scheme as a branch's own page, and the same page parts (``server/bookings/page_parts.py``: the shell,
+the refusal page, the booking's summary, notices and manage page); the rules are the branches' own
+(``central/calendar.py`` over ``server.bookings.online.OnlineCalendar``). What is new here: choosing the branch,
+"the nearest free time at any branch", and the plain notice when a branch's same-day times cannot be booked online.
 
 - ``/book/``: every branch's services, the nearest free time of each service at any branch, "find my booking";
 - ``/book/any/{service}/``: each branch's first free time of the service, soonest first;
@@ -29,21 +30,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, as_booking, booking_json, utc_now
 from central.config import CentreConfig
 from server import codes
-from server.bookings.public import (
-    CSRF_COOKIE,
-    REFUSALS,
-    STATUS,
-    WEB_DIR,
-    OnlineBookingRequest,
-    Words,
-    e,
-    ics,
-    qr_svg,
-)
+from server.bookings import page_parts
+from server.bookings.page_parts import Shell, csrf_token, e
+from server.bookings.public import REFUSALS, WEB_DIR, OnlineBookingRequest, Words, ics
 from server.code_guard import CodeGuard
 from server.errors import ApiError
-from server.pages import SECURITY_HEADERS
-from server.staff.strings import chosen_language, language_names
+from server.staff.strings import chosen_language
 from server.throttle import Bucket
 from vuoro import refusals
 
@@ -80,63 +72,18 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         site = calendar.sale(bid).branch.site
         return site.services[sid].name(w.language, site.default_language)
 
-    def page(request: Request, w: Words, title: str, body: str, status: int = 200, csrf: str | None = None) -> Response:
-        here = request.url.path
-        query = {k: v for k, v in request.query_params.items() if k != "lang"}
-        marked = ' aria-current="true"'
-        links = " ".join(
-            f'<a href="{e(here)}?{e(urlencode({**query, "lang": code}))}" lang="{code}" hreflang="{code}"'
-            f'{marked if code == w.language else ""}>{e(name)}</a>'
-            for code, name in language_names(config.languages).items())
-        document = (f'<!doctype html>\n<html lang="{w.language}">\n<head>\n<meta charset="utf-8">\n'
-                    f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-                    f'<title>{e(title)} – {e(config.name)}</title>\n<link rel="stylesheet" href="/book/book.css">\n'
-                    f'</head>\n<body>\n<a class="skip" href="#main">{e(w("Skip to the content"))}</a>\n<header>\n'
-                    f'  <p class="site"><a href="/book/">{e(config.name)}</a></p>\n'
-                    f'  <nav aria-label="{e(w("Language"))}" class="languages">{links}</nav>\n</header>\n'
-                    f'<main id="main" tabindex="-1">\n{body}\n</main>\n</body>\n</html>')
-        response = Response(document, status_code=status, media_type="text/html; charset=utf-8",
-                            headers=SECURITY_HEADERS)
-        if request.query_params.get("lang") == w.language:
-            response.set_cookie("vuoro_book_lang", w.language, max_age=365 * 86400, httponly=True, samesite="lax",
-                                path="/book")
-        if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
-            response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", path="/book")
-        return response
-
-    def problem_box(w: Words, message: str) -> str:
-        return (f'<div class="problem" role="alert" tabindex="-1" id="problem"><h2>{e(w("There is a problem"))}</h2>'
-                f"<p>{e(message)}</p></div>")
+    shell = Shell(config.name, config.languages)
+    page = shell.page
+    problem_box = page_parts.problem_box
+    form_of = page_parts.checked_form
 
     def refusal_words(w: Words, refused: ApiError, bid: str | None = None) -> str:
         if refused.code in NOTICES:
             return w(NOTICES[refused.code], branch=branch_name(bid) if bid else "")
-        if refused.code == refusals.SLOW_DOWN:
-            return w("Too many tries from your connection. Wait {min} minutes and try again.",
-                     min=math.ceil(float(refused.details.get("retry_after", 60)) / 60))
-        field = refused.details.get("field")
-        if refused.code == refusals.INVALID and field in ("name", "phone", "email"):
-            label = w({"name": "Name", "phone": "Phone", "email": "E-mail"}[field])
-            return w("Please fill in: {field}." if "needs it" in refused.message else "Please check: {field}.",
-                     field=label)
-        if refused.code == refusals.CSRF:
-            return w("The form had expired. Try again.")
-        return w(REFUSALS.get(refused.code, "Something went wrong. Try again."))
+        return page_parts.refusal_words(w, refused, REFUSALS)
 
     def refused_page(request: Request, w: Words, refused: ApiError) -> Response:
-        body = (f'<h1>{e(w("Your booking"))}</h1>{problem_box(w, refusal_words(w, refused))}'
-                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
-        return page(request, w, w("Your booking"), body,
-                    status=refused.status if refused.status in (403, 404, 409, 422, 429) else 400)
-
-    async def form_of(request: Request) -> dict[str, str]:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        origin = request.headers.get("origin")
-        same_origin = origin in (None, "null") or origin.rstrip("/") == str(request.base_url).rstrip("/")
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not same_origin or not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
-            raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
-        return form
+        return shell.refused(request, w, refused, refusal_words(w, refused))
 
     def when(w: Words, bid: str, start: datetime, end: datetime) -> str:
         tz = calendar.sale(bid).branch.site.timezone
@@ -152,8 +99,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
 
     @app.get("/book/book.css", include_in_schema=False)
     async def stylesheet() -> Response:
-        return Response(css, media_type="text/css; charset=utf-8", headers={**SECURITY_HEADERS,
-                                                                             "Cache-Control": "max-age=3600"})
+        return page_parts.stylesheet(css)
 
     @app.get("/book", include_in_schema=False)
     @app.get("/book/", include_in_schema=False)
@@ -173,12 +119,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         body = (f'<h1>{e(w("Book a time"))}</h1><p>{e(w("Choose a branch and what you need help with."))}</p>'
                 f'<section aria-labelledby="any-h"><h2 id="any-h">{e(w("Nearest free time at any branch"))}</h2>'
                 f'<ul class="choices">{nearest}</ul></section>{"".join(sections)}'
-                f'<section aria-labelledby="find-h" class="find"><h2 id="find-h">{e(w("Find your booking"))}</h2>'
-                f'<form method="get" action="/book/b/"><p><label for="code">{e(w("Booking code"))}</label>'
-                f'<input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" '
-                f'maxlength="20" required aria-describedby="code-hint"><span id="code-hint" class="note">'
-                f'{e(w("It is in your confirmation."))}</span></p>'
-                f'<button type="submit">{e(w("Find"))}</button></form></section>')
+                f'{page_parts.find_section(w, w("It is in your confirmation."))}')
         return page(request, w, w("Book a time"), body)
 
     @app.get("/book/any/{service}/", include_in_schema=False)
@@ -197,36 +138,39 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                 f'<p><a href="/book/">{e(w("Back"))}</a></p>')
         return page(request, w, w("Nearest free time at any branch"), body)
 
+    def day_nav(w: Words, bid: str, path: str, listing: dict[str, Any]) -> str:
+        """A week of the bookable days as links (``today``/``tomorrow`` in the branch's own zone)."""
+        today = utc_now().astimezone(calendar.sale(bid).branch.site.timezone).date()
+        days = []
+        for iso in listing["days"][:7]:
+            d = date.fromisoformat(iso)
+            current = ' aria-current="date"' if iso == listing["day"] else ""
+            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
+                        f'{e(w.short_day(d, page_parts.day_label(w, d, today)))}</a></li>')
+        return (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
+                f'<ul>{"".join(days)}</ul></nav>')
+
+    def times_html(w: Words, listing: dict[str, Any], fitting: list[dict[str, Any]], chosen: str | None) -> str:
+        """The day's free times as radio buttons (``chosen`` kept checked after a refusal)."""
+        if not fitting:
+            return (f'<p>{e(w("No free times on this day."))} '
+                    f'{e(w("Try another day, or come by and take a ticket."))}</p>')
+        legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
+        radios = "".join(
+            f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required'
+            f'{" checked" if s["start"] == chosen else ""}><label for="t{i}">'
+            f'{datetime.fromisoformat(s["start"]):%H:%M}</label></li>' for i, s in enumerate(fitting))
+        return f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+
     def booking_form(request: Request, w: Words, bid: str, sid: str, listing: dict[str, Any], slots: int,
                      form: dict[str, str], problem: str = "", status: int = 200) -> Response:
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        token = csrf_token(request)
         path = f"/book/{bid}/{sid}/"
         notice = (f'<p class="notice" role="status">{e(w(NOTICES[listing["notice"]], branch=branch_name(bid)))}</p>'
                   if listing.get("notice") else "")
-        days = []
-        tz = calendar.sale(bid).branch.site.timezone
-        today = utc_now().astimezone(tz).date()
-        for iso in listing["days"][:7]:
-            d = date.fromisoformat(iso)
-            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
-            current = ' aria-current="date"' if iso == listing["day"] else ""
-            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
-                        f'{e(w.short_day(d, label))}</a></li>')
-        day_nav = (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
-                   f'<ul>{"".join(days)}</ul></nav>')
         fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
-        if listing["day"] is None:
-            times = f'<p>{e(w("No times can be booked online at the moment."))}</p>'
-        elif not fitting:
-            times = (f'<p>{e(w("No free times on this day."))} '
-                     f'{e(w("Try another day, or come by and take a ticket."))}</p>')
-        else:
-            legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
-            radios = "".join(
-                f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required'
-                f'{" checked" if s["start"] == form.get("start") else ""}><label for="t{i}">'
-                f'{datetime.fromisoformat(s["start"]):%H:%M}</label></li>' for i, s in enumerate(fitting))
-            times = f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+        times = (f'<p>{e(w("No times can be booked online at the moment."))}</p>' if listing["day"] is None
+                 else times_html(w, listing, fitting, form.get("start")))
         details = ""
         if fitting:
             kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
@@ -245,7 +189,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                        f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>')
         submit = f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else ""
         body = (f'<h1>{e(service_name(bid, sid, w))}</h1>{problem_box(w, problem) if problem else ""}'
-                f'<p class="branch">{e(branch_name(bid))}</p>{notice}{day_nav}'
+                f'<p class="branch">{e(branch_name(bid))}</p>{notice}{day_nav(w, bid, path, listing)}'
                 f'<form method="post" action="{e(path)}" class="book">'
                 f'<input type="hidden" name="csrf" value="{e(token)}">'
                 f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
@@ -316,29 +260,15 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         return RedirectResponse(f"/book/b/{codes.normalise(code) or '-'}", status_code=303)
 
     async def looked_up(request: Request, code: str) -> dict[str, Any]:
-        """The booking with ``code``, through the code guard: wrong codes count against this address and the
-        centre's one site-wide bucket (docs/bookings.md: guessing stays below one in a million a day)."""
-        code = codes.normalise(code)
-        wait = guard.take(WEB_DEVICE, address(request))
-        if wait:
-            raise ApiError(429, refusals.SLOW_DOWN, "Too many tries.", retry_after=wait)
-        wrong = False
-        try:
-            if codes.problem(code):
-                raise ApiError(404, refusals.NOT_FOUND, "There is no booking with this code. Check the code.")
-            return await run_in_threadpool(calendar.find, code)
-        except ApiError as refused:
-            wrong = refused.code == refusals.NOT_FOUND and codes.problem(code) is None
-            raise
-        finally:
-            guard.settle(WEB_DEVICE, address(request), wrong_code=wrong)
+        """The booking with ``code``, through the centre's code guard (one site-wide bucket, kept on disk)."""
+        async def find(normal: str) -> dict[str, Any]:
+            return await run_in_threadpool(calendar.find, normal)
+
+        return await page_parts.looked_up(guard, WEB_DEVICE, address(request), code, find)
 
     def summary(w: Words, row: dict[str, Any]) -> str:
-        return (f'<dl class="summary"><dt>{e(w("Service"))}</dt><dd>{e(service_name(row["branch"], row["service"], w))}'
-                f'</dd><dt>{e(w("Place"))}</dt><dd>{e(branch_name(row["branch"]))}</dd>'
-                f'<dt>{e(w("When"))}</dt><dd>{e(when(w, row["branch"], row["start_at"], row["end_at"]))}</dd>'
-                f'<dt>{e(w("Code"))}</dt><dd class="code">{e(codes.pretty(row["code"]))}</dd>'
-                f'<dt>{e(w("Status"))}</dt><dd>{e(w(STATUS.get(row["status"], row["status"])))}</dd></dl>')
+        return page_parts.summary(w, service_name(row["branch"], row["service"], w), branch_name(row["branch"]),
+                                  when(w, row["branch"], row["start_at"], row["end_at"]), row["code"], row["status"])
 
     @app.get("/book/b/{code}", include_in_schema=False)
     async def booking_page(request: Request, code: str) -> Response:
@@ -347,34 +277,18 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             row = await looked_up(request, code)
         except ApiError as refused:
             return refused_page(request, w, refused)
-        notice = ""
-        if request.query_params.get("new"):
-            notice = (f'<p class="done" role="status">{e(w("You have booked a time."))} '
-                      f'{e(w("Write down the code or keep this page."))}</p>')
-        elif request.query_params.get("moved"):
-            moved = w("Moved to {time}.", time=when(w, row["branch"], row["start_at"], row["end_at"]))
-            notice = f'<p class="done" role="status">{e(moved)}</p>'
-        elif row["status"] == "cancelled":
-            gone = w("The booking is cancelled. The time is free for someone else.")
-            notice = f'<p class="done" role="status">{e(gone)}</p>'
-        parts = [f'<h1>{e(w("Your booking"))}</h1>', notice, summary(w, row)]
+        notice = page_parts.done_notice(w, bool(request.query_params.get("new")),
+                                        bool(request.query_params.get("moved")), row["status"] == "cancelled",
+                                        when(w, row["branch"], row["start_at"], row["end_at"]))
+        manage = ""
         if row["status"] == "booked":
-            pretty, link = codes.pretty(row["code"]), f"/book/b/{e(row['code'])}"
             rules = calendar.sale(row["branch"]).settings.rules(row["service"])
             tz = calendar.sale(row["branch"]).branch.site.timezone
             opens = (row["start_at"] - timedelta(minutes=rules.early_min)).astimezone(tz)
-            manage_url = f"{str(request.base_url).rstrip('/')}/book/b/{row['code']}"
-            parts.append(f'<section class="checkin" aria-labelledby="checkin-h"><h2 id="checkin-h">{e(w("Code"))}: '
-                         f'{e(pretty)}</h2><p>{e(w("At the library: scan the QR code or type the code at the kiosk."))}'
-                         f' {e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
-                         f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}</section>'
-                         f'<ul class="actions"><li><a class="button" href="{link}/calendar.ics" download>'
-                         f'{e(w("Add to your calendar (.ics)"))}</a></li>'
-                         f'<li><a class="button" href="{link}/move">{e(w("Move the booking"))}</a></li>'
-                         f'<li><a class="button secondary" '
-                         f'href="{link}/cancel">{e(w("Cancel the booking"))}</a></li></ul>')
-        parts.append(f'<p><a href="/book/">{e(w("Book another time"))}</a></p>')
-        return page(request, w, w("Your booking"), "".join(parts))
+            manage = page_parts.manage_parts(w, row["code"], f"{opens:%H:%M}",
+                                             f"{str(request.base_url).rstrip('/')}/book/b/{row['code']}")
+        body = page_parts.booking_body(w, notice, summary(w, row), manage)
+        return page(request, w, w("Your booking"), body)
 
     @app.get("/book/b/{code}/calendar.ics", include_in_schema=False)
     async def booking_calendar(request: Request, code: str) -> Response:
@@ -387,9 +301,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         text = ics(as_booking(row), service_name(row["branch"], row["service"], w), branch_name(row["branch"]), url,
                    w("Code") + f": {codes.pretty(row['code'])}. "
                    + w("At the library: scan the QR code or type the code at the kiosk."), datetime.now().astimezone())
-        return Response(text.encode("utf-8"), media_type="text/calendar; charset=utf-8",
-                        headers={**SECURITY_HEADERS,
-                                 "Content-Disposition": f'attachment; filename="booking-{row["code"]}.ics"'})
+        return page_parts.ics_response(text, row["code"])
 
     @app.get("/book/b/{code}/cancel", include_in_schema=False)
     async def cancel_page(request: Request, code: str) -> Response:
@@ -398,13 +310,8 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             row = await looked_up(request, code)
         except ApiError as refused:
             return refused_page(request, w, refused)
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        body = (f'<h1>{e(w("Cancel the booking"))}</h1>{summary(w, row)}'
-                f'<form method="post" action="/book/b/{e(row["code"])}/cancel">'
-                f'<input type="hidden" name="csrf" value="{e(token)}">'
-                f'<p>{e(w("Do you want to cancel this booking?"))}</p>'
-                f'<button type="submit">{e(w("Yes, cancel"))}</button> '
-                f'<a class="button secondary" href="/book/b/{e(row["code"])}">{e(w("No, keep it"))}</a></form>')
+        token = csrf_token(request)
+        body = page_parts.cancel_body(w, summary(w, row), row["code"], token)
         return page(request, w, w("Cancel the booking"), body, csrf=token)
 
     @app.post("/book/b/{code}/cancel", include_in_schema=False)
@@ -420,32 +327,13 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
 
     def move_form(request: Request, w: Words, row: dict[str, Any], listing: dict[str, Any], problem: str = "",
                   status: int = 200) -> Response:
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        token = csrf_token(request)
         path = f"/book/b/{row['code']}/move"
-        tz = calendar.sale(row["branch"]).branch.site.timezone
-        today = utc_now().astimezone(tz).date()
-        days = []
-        for iso in listing["days"][:7]:
-            d = date.fromisoformat(iso)
-            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
-            current = ' aria-current="date"' if iso == listing["day"] else ""
-            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
-                        f'{e(w.short_day(d, label))}</a></li>')
         fitting = [s for s in listing["slots"] if row["slots"] == 1 or s["double"]]
-        if not fitting:
-            times = (f'<p>{e(w("No free times on this day."))} '
-                     f'{e(w("Try another day, or come by and take a ticket."))}</p>')
-        else:
-            legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
-            radios = "".join(
-                f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required>'
-                f'<label for="t{i}">{datetime.fromisoformat(s["start"]):%H:%M}</label></li>'
-                for i, s in enumerate(fitting))
-            times = f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+        times = times_html(w, listing, fitting, None)
         submit = f'<button type="submit">{e(w("Move to this time"))}</button>' if fitting else ""
         body = (f'<h1>{e(w("Choose a new time"))}</h1>{problem_box(w, problem) if problem else ""}{summary(w, row)}'
-                f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
-                f'<ul>{"".join(days)}</ul></nav>'
+                f'{day_nav(w, row["branch"], path, listing)}'
                 f'<form method="post" action="{e(path)}"><input type="hidden" name="csrf" value="{e(token)}">'
                 f'{times}{submit}</form><p><a href="/book/b/{e(row["code"])}">{e(w("Back"))}</a></p>')
         title = f'{w("There is a problem")}: {w("Choose a new time")}' if problem else w("Choose a new time")

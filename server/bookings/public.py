@@ -19,13 +19,12 @@ address are limited (``[bookings] online_burst``, ``online_per_hour``) and code 
 check-in's ``CodeGuard`` (one site-wide bucket with the kiosks), so the chance of guessing a code stays below
 one in a million a day (server/code_guard.py). No personal data is put in a URL.
 
-Long (~690 lines): the page's forms, its five languages' drawing and the .ics/QR answers; no rule lives
-here (they are in book.py). Splitting the drawing from the routes is owed.
+The page's forms, its five languages' words and the .ics answer; no rule lives here (they are in book.py).
+What the centre's page (central/booking_pages.py) draws alike is in page_parts.py.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import secrets
 from datetime import date, datetime, timedelta
@@ -41,22 +40,21 @@ from pydantic import BaseModel, Field
 from server import codes
 from server.api import IDEMPOTENCY_KEY, run, site_time
 from server.bookings import notices as booking_notices
+from server.bookings import page_parts
 from server.bookings.book import BookingBook
+from server.bookings.page_parts import LANG_COOKIE, Shell, e
 from server.bookings.records import BOOKED, CANCELLED, Booking
 from server.code_guard import CodeGuard
 from server.engine import Outcome
 from server.errors import ApiError
 from server.hub import Hub
-from server.pages import SECURITY_HEADERS
-from server.staff.strings import chosen_language, language_names
+from server.staff.strings import chosen_language
 from server.throttle import Bucket
 from vuoro import refusals
 from vuoro.i18n import translator
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 WEB_DIR = Path(__file__).resolve().parent / "web"
-LANG_COOKIE = "vuoro_book_lang"
-CSRF_COOKIE = "vuoro_book_csrf"
 WEEK = 7  # day buttons shown at once
 WEB_DEVICE = "web"  # the code guard's device name for look-ups from the public page
 
@@ -112,7 +110,6 @@ REFUSALS = {
     refusals.CANCELLED: "This booking can no longer be changed.",
     refusals.CHECKED_IN: "This booking can no longer be changed.",
 }
-STATUS = {"booked": "Booked", "cancelled": "Cancelled", "checked_in": "Checked in", "no_show": "Not shown up"}
 
 
 class OnlineBookingRequest(BaseModel):
@@ -149,10 +146,6 @@ class Words:
         """A day's button: ``I dag 23.11.``, ``tirsdag 24.11.``."""
         text = f"{label or self(WEEKDAYS[day.weekday()])} {self('{day}/{month}', day=day.day, month=day.month)}"
         return text[:1].upper() + text[1:]
-
-
-def e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> None:
@@ -198,61 +191,11 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     def when(w: Words, start: datetime, end: datetime) -> str:
         return f"{w.day(local(start).date())}, {local(start):%H:%M}–{local(end):%H:%M}"
 
-    def page(request: Request, w: Words, title: str, body: str, status: int = 200,
-             csrf: str | None = None) -> Response:
-        here = request.url.path
-        query = {k: v for k, v in request.query_params.items() if k != "lang"}
-        marked = ' aria-current="true"'
-        links = " ".join(
-            f'<a href="{e(here)}?{e(urlencode({**query, "lang": code}))}" lang="{code}" hreflang="{code}"'
-            f'{marked if code == w.language else ""}>{e(name)}</a>'
-            for code, name in language_names(config.languages).items())
-        document = f"""<!doctype html>
-<html lang="{w.language}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(title)} – {e(config.name)}</title>
-<link rel="stylesheet" href="/book/book.css">
-</head>
-<body>
-<a class="skip" href="#main">{e(w("Skip to the content"))}</a>
-<header>
-  <p class="site"><a href="/book/">{e(config.name)}</a></p>
-  <nav aria-label="{e(w("Language"))}" class="languages">{links}</nav>
-</header>
-<main id="main" tabindex="-1">
-{body}
-</main>
-</body>
-</html>"""
-        response = Response(document, status_code=status, media_type="text/html; charset=utf-8",
-                            headers=SECURITY_HEADERS)
-        if request.query_params.get("lang") == w.language:
-            response.set_cookie(LANG_COOKIE, w.language, max_age=365 * 86400, httponly=True, samesite="lax",
-                                path="/book")
-        if csrf is not None and request.cookies.get(CSRF_COOKIE) != csrf:
-            response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="lax", path="/book")
-        return response
-
-    def csrf_token(request: Request) -> str:
-        return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-
-    async def form_of(request: Request) -> dict[str, str]:
-        """The posted form, after the CSRF check (403 in words otherwise)."""
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        origin = request.headers.get("origin")
-        # "null": the browser hides the origin (the page's Referrer-Policy is no-referrer); the SameSite cookie
-        # and the token in the form still have to match.
-        same_origin = origin in (None, "null") or origin.rstrip("/") == str(request.base_url).rstrip("/")
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not same_origin or not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
-            raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
-        return form
-
-    def problem_box(w: Words, message: str) -> str:
-        return (f'<div class="problem" role="alert" tabindex="-1" id="problem"><h2>{e(w("There is a problem"))}</h2>'
-                f"<p>{e(message)}</p></div>")
+    shell = Shell(config.name, config.languages)
+    page = shell.page
+    csrf_token = page_parts.csrf_token
+    form_of = page_parts.checked_form
+    problem_box = page_parts.problem_box
 
     def refusal_words(w: Words, refused: ApiError) -> str:
         if refused.code == refusals.NOT_OPEN_YET:
@@ -262,16 +205,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         field = refused.details.get("field")
         if refused.code == refusals.INVALID and field == "remind_to":
             return booking_notices.words(w.language, booking_notices.FORM_MSGIDS[-1])
-        if refused.code == refusals.INVALID and field in ("name", "phone", "email"):
-            label = w({"name": "Name", "phone": "Phone", "email": "E-mail"}[field])
-            empty = "needs it" in refused.message
-            return w("Please fill in: {field}." if empty else "Please check: {field}.", field=label)
-        if refused.code == refusals.SLOW_DOWN:
-            return w("Too many tries from your connection. Wait {min} minutes and try again.",
-                     min=math.ceil(float(refused.details.get("retry_after", 60)) / 60))
-        if refused.code == refusals.CSRF:
-            return w("The form had expired. Try again.")
-        return w(REFUSALS.get(refused.code, "Something went wrong. Try again."))
+        return page_parts.refusal_words(w, refused, REFUSALS)
 
     def day_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
         today = hub.clock().astimezone(tz).date()
@@ -288,8 +222,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         after = page_link(days[first + WEEK], w("Later days"), "next") if first + WEEK < len(days) else ""
         for iso in shown:
             d = date.fromisoformat(iso)
-            label = w("today") if d == today else w("tomorrow") if d == today + timedelta(days=1) else None
-            text = w.short_day(d, label)
+            text = w.short_day(d, page_parts.day_label(w, d, today))
             current = ' aria-current="date"' if iso == listing["day"] else ""
             query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
             items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>{e(text)}</a></li>')
@@ -367,8 +300,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
 
     @app.get("/book/book.css", include_in_schema=False)
     async def stylesheet() -> Response:
-        return Response(css, media_type="text/css; charset=utf-8",
-                        headers={**SECURITY_HEADERS, "Cache-Control": "max-age=3600"})
+        return page_parts.stylesheet(css)
 
     @app.get("/book", include_in_schema=False)
     @app.get("/book/", include_in_schema=False)
@@ -383,12 +315,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         body = (f'<h1>{e(w("Book a time"))}</h1>'
                 f'<section aria-labelledby="branch-h"><h2 id="branch-h">{e(config.name)}</h2>'
                 f'<p>{e(w("Choose what you need help with."))}</p><ul class="choices">{"".join(items)}</ul></section>'
-                f'<section aria-labelledby="find-h" class="find"><h2 id="find-h">{e(w("Find your booking"))}</h2>'
-                f'<form method="get" action="/book/b/"><p><label for="code">{e(w("Booking code"))}</label>'
-                f'<input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" '
-                f'maxlength="20" required aria-describedby="code-hint"><span id="code-hint" class="note">'
-                f'{e(w("Like 7KQ-3MZ. It is in your confirmation."))}</span></p>'
-                f'<button type="submit">{e(w("Find"))}</button></form></section>')
+                f'{page_parts.find_section(w, w("Like 7KQ-3MZ. It is in your confirmation."))}')
         return page(request, w, w("Book a time"), body)
 
     @app.get("/book/b/", include_in_schema=False)
@@ -397,37 +324,20 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
 
     async def looked_up(request: Request, code: str) -> Booking:
         """The booking with ``code``, through the code guard (wrong codes count against this address)."""
-        code = codes.normalise(code)
-        wait = guard.take(WEB_DEVICE, address(request))
-        if wait:
-            raise ApiError(429, refusals.SLOW_DOWN, "Too many tries.", retry_after=wait)
-        wrong = False
-        try:
-            if codes.problem(code):
-                raise ApiError(404, refusals.NOT_FOUND, "There is no booking with this code. Check the code.")
-            return await run(hub, lambda engine, now: book.find_online(code), read_only=True)
-        except ApiError as refused:
-            wrong = refused.code == refusals.NOT_FOUND and codes.problem(code) is None
-            raise
-        finally:
-            guard.settle(WEB_DEVICE, address(request), wrong_code=wrong)
+        async def find(normal: str) -> Booking:
+            return await run(hub, lambda engine, now: book.find_online(normal), read_only=True)
+
+        return await page_parts.looked_up(guard, WEB_DEVICE, address(request), code, find)
 
     def refused_page(request: Request, w: Words, refused: ApiError) -> Response:
-        body = (f'<h1>{e(w("Your booking"))}</h1>{problem_box(w, refusal_words(w, refused))}'
-                f'<p><a href="/book/">{e(w("Back"))}</a></p>')
-        status = refused.status if refused.status in (403, 404, 409, 422, 429) else 400
-        response = page(request, w, w("Your booking"), body, status=status)
+        response = shell.refused(request, w, refused, refusal_words(w, refused))
         if refused.details.get("retry_after"):
             response.headers["Retry-After"] = str(refused.details["retry_after"])
         return response
 
     def booking_summary(w: Words, booking: Booking) -> str:
-        status = w(STATUS.get(booking.status, booking.status))
-        return (f'<dl class="summary"><dt>{e(w("Service"))}</dt><dd>{e(service_name(booking.service, w))}</dd>'
-                f'<dt>{e(w("Place"))}</dt><dd>{e(config.name)}</dd>'
-                f'<dt>{e(w("When"))}</dt><dd>{e(when(w, booking.start, booking.end))}</dd>'
-                f'<dt>{e(w("Code"))}</dt><dd class="code">{e(codes.pretty(booking.code))}</dd>'
-                f'<dt>{e(w("Status"))}</dt><dd>{e(status)}</dd></dl>')
+        return page_parts.summary(w, service_name(booking.service, w), config.name,
+                                  when(w, booking.start, booking.end), booking.code, booking.status)
 
     @app.get("/book/b/{code}", include_in_schema=False)
     async def booking_page(request: Request, code: str) -> Response:
@@ -436,35 +346,16 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             booking = await looked_up(request, code)
         except ApiError as refused:
             return refused_page(request, w, refused)
-        notice = ""
-        if request.query_params.get("new"):
-            notice = (f'<p class="done" role="status">{e(w("You have booked a time."))} '
-                      f'{e(w("Write down the code or keep this page."))}</p>')
-        elif request.query_params.get("moved"):
-            moved = w("Moved to {time}.", time=when(w, booking.start, booking.end))
-            notice = f'<p class="done" role="status">{e(moved)}</p>'
-        elif booking.status == CANCELLED:
-            gone = w("The booking is cancelled. The time is free for someone else.")
-            notice = f'<p class="done" role="status">{e(gone)}</p>'
-        manage_url = f"{base_url(request)}/book/b/{booking.code}"
-        rules = book.rules(booking.service)
-        parts = [f'<h1>{e(w("Your booking"))}</h1>', notice, booking_summary(w, booking)]
+        notice = page_parts.done_notice(w, bool(request.query_params.get("new")),
+                                        bool(request.query_params.get("moved")), booking.status == CANCELLED,
+                                        when(w, booking.start, booking.end))
+        manage = ""
         if booking.status == BOOKED:
-            opens = local(booking.start - timedelta(minutes=rules.early_min))
-            pretty, link = codes.pretty(booking.code), f"/book/b/{e(booking.code)}"
-            parts.append(f'<section class="checkin" aria-labelledby="checkin-h"><h2 id="checkin-h">{e(w("Code"))}: '
-                         f'{e(pretty)}</h2>'
-                         f'<p>{e(w("At the library: scan the QR code or type the code at the kiosk."))} '
-                         f'{e(w("Check in from {time}.", time=f"{opens:%H:%M}"))}</p>'
-                         f'{qr_svg(manage_url, w("QR code with the booking code {code}", code=pretty))}'
-                         f'</section>')
-            parts.append(f'<ul class="actions"><li><a class="button" href="{link}/calendar.ics" '
-                         f'download>{e(w("Add to your calendar (.ics)"))}</a></li>'
-                         f'<li><a class="button" href="{link}/move">{e(w("Move the booking"))}</a></li>'
-                         f'<li><a class="button secondary" href="{link}/cancel">'
-                         f'{e(w("Cancel the booking"))}</a></li></ul>')
-        parts.append(f'<p><a href="/book/">{e(w("Book another time"))}</a></p>')
-        return page(request, w, w("Your booking"), "".join(parts))
+            opens = local(booking.start - timedelta(minutes=book.rules(booking.service).early_min))
+            manage = page_parts.manage_parts(w, booking.code, f"{opens:%H:%M}",
+                                             f"{base_url(request)}/book/b/{booking.code}")
+        body = page_parts.booking_body(w, notice, booking_summary(w, booking), manage)
+        return page(request, w, w("Your booking"), body)
 
     @app.get("/book/b/{code}/calendar.ics", include_in_schema=False)
     async def booking_calendar(request: Request, code: str) -> Response:
@@ -476,9 +367,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         text = ics(booking, service_name(booking.service, w), config.name, f"{base_url(request)}/book/b/{booking.code}",
                    w("Code") + f": {codes.pretty(booking.code)}. "
                    + w("At the library: scan the QR code or type the code at the kiosk."), hub.clock())
-        return Response(text.encode("utf-8"), media_type="text/calendar; charset=utf-8",
-                        headers={**SECURITY_HEADERS,
-                                 "Content-Disposition": f'attachment; filename="booking-{booking.code}.ics"'})
+        return page_parts.ics_response(text, booking.code)
 
     @app.get("/book/b/{code}/cancel", include_in_schema=False)
     async def cancel_page(request: Request, code: str) -> Response:
@@ -488,12 +377,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         except ApiError as refused:
             return refused_page(request, w, refused)
         token = csrf_token(request)
-        body = (f'<h1>{e(w("Cancel the booking"))}</h1>{booking_summary(w, booking)}'
-                f'<form method="post" action="/book/b/{e(booking.code)}/cancel">'
-                f'<input type="hidden" name="csrf" value="{e(token)}">'
-                f'<p>{e(w("Do you want to cancel this booking?"))}</p>'
-                f'<button type="submit">{e(w("Yes, cancel"))}</button> '
-                f'<a class="button secondary" href="/book/b/{e(booking.code)}">{e(w("No, keep it"))}</a></form>')
+        body = page_parts.cancel_body(w, booking_summary(w, booking), booking.code, token)
         return page(request, w, w("Cancel the booking"), body, csrf=token)
 
     @app.post("/book/b/{code}/cancel", include_in_schema=False)
@@ -670,17 +554,6 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         answer = await make_booking(request, body, key)
         replay = answer.pop("replay")
         return JSONResponse(answer, status_code=200 if replay else 201)
-
-
-def qr_svg(data: str, label: str) -> str:
-    """The QR code as inline SVG (no extra request, no script), with its text alternative."""
-    import qrcode
-    from qrcode.image.svg import SvgPathImage
-
-    image = qrcode.make(data, image_factory=SvgPathImage, box_size=10, border=2)
-    svg = image.to_string(encoding="unicode")
-    svg = svg.split("?>", 1)[-1]
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{e(label)}" class="qr" ', 1)
 
 
 def ics_text(value: str) -> str:
