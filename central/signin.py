@@ -6,6 +6,11 @@ and automation — it sees every branch and may publish configs and change accou
 none). The session cookie is random, HttpOnly, SameSite=Strict, Secure over https, held in memory; the login
 form carries its own token (double-submit cookie); wrong passwords slow down whoever sends them
 (``server.staff.accounts.LoginGuard``, the branch's rule). Sign-out needs the session's CSRF token.
+
+With ``[staff.ldap]`` a person may also sign in with the municipality's directory (LDAP / Active Directory,
+``server.staff.directory``: the centre binds as them and reads their groups); the first listed group that names
+them gives their role and the branches they see. The centre's own accounts are asked first and stay the way in
+when the directory cannot be reached; a directory user is then told so in plain words.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from central import page
 from central import staff as accounts
 from central.config import CentreConfig
 from server.staff.accounts import LoginGuard
+from server.staff.directory import DirectoryDown, ask_directory
 
 log = logging.getLogger("vuoro.central")
 
@@ -46,6 +52,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "wait": {"da": "For mange forsøg. Vent {n} sekunder.", "sv": "För många försök. Vänta {n} sekunder.",
              "fi": "Liian monta yritystä. Odota {n} sekuntia.", "nl": "Te veel pogingen. Wacht {n} seconden.",
              "en": "Too many attempts. Wait {n} seconds."},
+    "no_group": {"da": "Du er ikke i en personalegruppe. Bed jeres IT-afdeling om adgang til køsystemet.",
+                 "sv": "Du är inte med i en personalgrupp. Be er IT-avdelning om tillgång till kösystemet.",
+                 "fi": "Et ole henkilökunnan ryhmässä. Pyydä IT-tuelta pääsy jonojärjestelmään.",
+                 "nl": "U zit niet in een medewerkersgroep. Vraag uw IT-afdeling om toegang tot het wachtrijsysteem.",
+                 "en": "You are not in a staff group. Ask your IT department for access to the queue system."},
+    "directory_down": {
+        "da": "Kommunens login kan ikke nås lige nu. Prøv igen om lidt, eller brug en konto fra centralen.",
+        "sv": "Kommunens inloggning går inte att nå just nu. Försök igen om en stund, eller använd ett konto "
+              "från centralen.",
+        "fi": "Kunnan kirjautumispalveluun ei juuri nyt saada yhteyttä. Yritä hetken kuluttua uudelleen tai käytä "
+              "keskuksen tunnusta.",
+        "nl": "Het inloggen van de gemeente is nu niet bereikbaar. Probeer het zo opnieuw, of gebruik een account "
+              "van de centrale.",
+        "en": "The municipality's login cannot be reached right now. Try again in a moment, or use a centre "
+              "account."},
     "sign_out": {"da": "Log ud", "sv": "Logga ut", "fi": "Kirjaudu ulos", "nl": "Uitloggen", "en": "Sign out"},
     "signed_in": {"da": "Logget ind som {name}", "sv": "Inloggad som {name}", "fi": "Kirjautunut: {name}",
                   "nl": "Ingelogd als {name}", "en": "Signed in as {name}"},
@@ -120,6 +141,27 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                             secure=secure(request), path="/login")
         return response
 
+    def check_password(name: str, password: str) -> tuple[accounts.Account | None, str]:
+        """The centre's account, else the directory's answer; a refusal is "wrong", "no_group" or "directory_down".
+
+        Blocking (argon2, LDAP): run in a thread."""
+        with pool.connection() as db:
+            account = accounts.verify(db, name, password)
+        if account is not None or config.ldap is None:
+            return account, "" if account else "wrong"
+        try:
+            answer = ask_directory(config.ldap, name, password)
+        except DirectoryDown as exc:
+            log.warning("centre: login %r: the directory %s cannot be reached (%s)", name, config.ldap.url, exc)
+            return None, "directory_down"
+        if answer.grant is None:
+            if answer.refusal != "wrong":  # disabled or in no listed group: the IT department may want to know
+                log.info("centre: login %r refused by the directory: %s", name, answer.refusal)
+            # A disabled account is told what a wrong password is, as at the branches (server/staff/signin.py).
+            return None, "no_group" if answer.refusal == "no_group" else "wrong"
+        grant = answer.grant
+        return accounts.Account(name, grant.role, grant.branches or (), grant.desks), ""
+
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, lang: str | None = None) -> Response:
         if viewer(request) is not None:
@@ -144,14 +186,12 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
 
-        def check() -> accounts.Account | None:
-            with pool.connection() as db:
-                return accounts.verify(db, name, password)
-
-        account = await run_in_threadpool(check)
+        account, refusal = await run_in_threadpool(check_password, name, password)
         if account is None:
-            guard.failed(name, address, None)
-            return form(request, lang, error=STRINGS["wrong"].get(lang, STRINGS["wrong"]["en"]), status=401,
+            status = {"wrong": 401, "no_group": 403, "directory_down": 503}[refusal]
+            if refusal != "no_group":  # the password was wrong, or could not be checked: either slows guessing
+                guard.failed(name, address, None)
+            return form(request, lang, error=STRINGS[refusal].get(lang, STRINGS[refusal]["en"]), status=status,
                         user=name)
         guard.succeeded(name, address, None)
         session = sessions.create(account)
