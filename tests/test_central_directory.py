@@ -12,6 +12,7 @@ import html
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -20,6 +21,8 @@ from central.config import ConfigError, load_centre
 from tests.test_central_e2e import BRANCHES, branch_site
 from toolkit.broker import free_port
 from toolkit.central_process import ADMIN_TOKEN, write_centre_config
+from toolkit.oidc_provider import Account as OidcAccount
+from toolkit.oidc_provider import Provider
 from toolkit.slapd import SUFFIX, Person, Slapd, group_dn
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -145,3 +148,85 @@ def test_with_the_directory_down_a_centre_account_still_signs_in(centre: Any, di
     with requests.Session() as anna:
         assert sign_in(anna, centre.url, "anna", "anna-directory-pw").status_code == 303
         assert branches_seen(anna, centre.url) == ["north"]
+
+
+# -- OpenID Connect at the centre ([staff.oidc]), against toolkit/oidc_provider.py -----------------------------
+
+CLIENT_ID, CLIENT_SECRET = "vuoro-centre", "a-client-secret-from-the-provider"
+OIDC_ACCOUNTS = [OidcAccount("anna@kommune.test", "anna-provider-pw", ("all-staff", "north-staff")),
+                 OidcAccount("bo@kommune.test", "bo-provider-pw", ("vuoro-admins",)),
+                 OidcAccount("carl@kommune.test", "carl-provider-pw", ("library-all",))]
+
+
+def oidc_toml(issuer: str) -> str:
+    return (f'\n[staff.oidc]\nissuer = "{issuer}"\nclient_id = "{CLIENT_ID}"\nclient_secret = "{CLIENT_SECRET}"\n'
+            f'\n[staff.oidc.groups]\n"vuoro-admins" = {{role = "admin", branches = "all"}}\n'
+            f'"north-staff" = {{role = "staff", branches = ["north"]}}\n')
+
+
+@pytest.fixture()
+def provider() -> Any:
+    running = Provider(CLIENT_ID, CLIENT_SECRET, OIDC_ACCOUNTS).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def centre_with_provider(tmp_path: Path, make_central: Any, provider: Provider) -> Any:
+    port = free_port()
+    sites = {bid: branch_site(tmp_path, bid, name, port) for bid, name in BRANCHES.items()}
+    return make_central(sites, port=port, extra=oidc_toml(provider.issuer)).start()
+
+
+def through_provider(session: requests.Session, centre: Any, provider: Provider, user: str, password: str,
+                     lang: str = "en", stop: Provider | None = None) -> requests.Response:
+    """The browser's way through, by hand: start at the centre, log in at the provider (then ``stop`` it), come
+    back."""
+    start = session.get(f"{centre.url}/login/oidc?lang={lang}", allow_redirects=False, timeout=30)
+    assert start.status_code == 303, start.text
+    assert start.headers["location"].startswith(provider.issuer + "/authorize?")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(start.headers["location"]).query).items()}
+    assert params["code_challenge_method"] == "S256" and params["redirect_uri"] == centre.url + "/login/oidc/callback"
+    login = requests.post(provider.issuer + "/authorize", data={**params, "username": user, "password": password},
+                          allow_redirects=False, timeout=30)
+    assert login.status_code == 302, login.text
+    if stop is not None:
+        stop.stop()
+    return session.get(login.headers["location"], allow_redirects=False, timeout=30)
+
+
+def test_oidc_users_sign_in_and_see_the_branches_their_group_allows(centre_with_provider: Any,
+                                                                    provider: Provider) -> None:
+    with requests.Session() as anna:
+        back = through_provider(anna, centre_with_provider, provider, "anna@kommune.test", "anna-provider-pw")
+        assert back.status_code == 200 and 'content="0;url=/?lang=en"' in back.text  # a same-site step onwards
+        assert branches_seen(anna, centre_with_provider.url) == ["north"]
+        assert "Signed in as anna@kommune.test" in anna.get(f"{centre_with_provider.url}/?lang=en", timeout=30).text
+    with requests.Session() as bo:
+        through_provider(bo, centre_with_provider, provider, "bo@kommune.test", "bo-provider-pw")
+        assert branches_seen(bo, centre_with_provider.url) == ["north", "south"]
+
+
+def test_oidc_refusals_are_said_plainly(centre_with_provider: Any, provider: Provider) -> None:
+    with requests.Session() as session:
+        carl = through_provider(session, centre_with_provider, provider, "carl@kommune.test", "carl-provider-pw")
+        assert carl.status_code == 403 and said(carl) == NO_GROUP
+        provider.tamper = "audience"  # a token for another app
+        wrong = through_provider(session, centre_with_provider, provider, "anna@kommune.test", "anna-provider-pw",
+                                 lang="da")
+        assert wrong.status_code == 401 and said(wrong).startswith("Kommunens login sendte et svar")
+        provider.tamper = ""
+        # A callback this browser did not start: in the centre's first language (no sign-in, no language known).
+        replay = session.get(f"{centre_with_provider.url}/login/oidc/callback?state=x&code=y", timeout=30)
+        assert replay.status_code == 401 and said(replay) == "Login tog for lang tid og er udløbet. Prøv igen."
+        assert session.get(f"{centre_with_provider.url}/api/v1/branches", timeout=30).status_code == 401
+        form = session.get(f"{centre_with_provider.url}/login?lang=en", timeout=30).text
+        assert '<a class="sso" href="/login/oidc?lang=en">Log in with the municipality&#x27;s login</a>' in form
+    requests.put(f"{centre_with_provider.url}/api/v1/staff/kommune", headers=ADMIN, timeout=30,
+                 json={"role": "admin", "password": "kommune-kodeord-1"}).raise_for_status()
+    with requests.Session() as session:  # the provider goes down between its login form and the code exchange
+        back = through_provider(session, centre_with_provider, provider, "anna@kommune.test", "anna-provider-pw",
+                                stop=provider)
+        assert back.status_code == 503 and said(back) == DOWN
+        assert sign_in(session, centre_with_provider.url, "kommune", "kommune-kodeord-1").status_code == 303
+        assert branches_seen(session, centre_with_provider.url) == ["north", "south"]
