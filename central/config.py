@@ -11,6 +11,14 @@
     tls_cert = "centre.crt"             # optional: serve HTTPS (the branches' [central].ca_file trusts its CA)
     tls_key = "centre.key"
 
+    [staff.ldap]                        # optional: staff sign in with the municipality's directory (docs/central.md)
+    url = "ldaps://dc.kommune.dk"
+    bind = "{user}@kommune.dk"
+    user_base = "ou=Users,dc=kommune,dc=dk"
+    [staff.ldap.groups]                 # the first group listed that names the person: role and branches they see
+    "cn=vuoro-admins,ou=Groups,dc=kommune,dc=dk" = {role = "admin", branches = "all"}
+    "cn=sonderbro-staff,ou=Groups,dc=kommune,dc=dk" = {role = "staff", branches = ["sonderbro"]}
+
     [branches.sonderbro]                # the branch's site id (its site.id)
     token = "…"                         # the branch's [central].token: at least 16 characters
     site = "sites/sonderbro.toml"       # the branch's site file: its zone, services and targets
@@ -29,8 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError, SiteConfig, check_unknown_keys, load_config
+from server.staff.directory import LdapSettings, parse_ldap
+from server.staff.oidc import OidcSettings, parse_oidc
 from vuoro.i18n import LANGUAGES
 from vuoro.protocol import ID_PATTERN
+
+OIDC_CALLBACK = "/login/oidc/callback"  # where the provider sends a person back to the centre
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class CentreConfig:
     tls_cert: str | None = None  # HTTPS: the centre's certificate (PEM, with intermediates) and its key
     tls_key: str | None = None
     calendar_away_s: float = 60.0  # [calendar] away_s: a branch not heard from this long is unreachable
+    ldap: LdapSettings | None = None  # [staff.ldap]: sign in with the municipality's directory
+    oidc: OidcSettings | None = None  # [staff.oidc]: or with its OpenID Connect provider
 
     def branch_by_token(self, token: str) -> Branch | None:
         import hmac
@@ -109,7 +123,7 @@ def _database_protected(url: str) -> bool:
 
 def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     problems: list[str] = []
-    check_unknown_keys(data, {"centre", "branches", "calendar"}, "", problems)
+    check_unknown_keys(data, {"centre", "branches", "calendar", "staff"}, "", problems)
     calendar = data.get("calendar", {})
     away_s = calendar.get("away_s", 60) if isinstance(calendar, dict) else None
     if not isinstance(away_s, int | float) or isinstance(away_s, bool) or not 1 <= away_s <= 3600:
@@ -183,11 +197,27 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
             problems.append(f"{bpath}.site: expected the site file of {bid!r}, got one with site.id {site.site_id!r}")
             continue
         branches[bid] = Branch(id=bid, token=token, site=site)
+    ldap, oidc = _staff_directory(data.get("staff"), set(table) if isinstance(table, dict) else set(), problems)
     if problems:
         raise ConfigError(problems, str(path))
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
-                        branches=branches, calendar_away_s=float(away_s), **tls)
+                        branches=branches, calendar_away_s=float(away_s), ldap=ldap, oidc=oidc,
+                        **tls)
+
+
+def _staff_directory(staff: Any, branch_ids: set[str],
+                     problems: list[str]) -> tuple[LdapSettings | None, OidcSettings | None]:
+    """``[staff.ldap]`` and ``[staff.oidc]``: the hubs' settings (server/staff/directory.py, oidc.py), with groups
+    naming the branches their members see."""
+    if staff is None:
+        return None, None
+    if not isinstance(staff, dict):
+        problems.append(f"staff: expected a table [staff.ldap] or [staff.oidc], got {staff!r}")
+        return None, None
+    check_unknown_keys(staff, {"ldap", "oidc"}, "staff", problems)
+    return (parse_ldap(staff.get("ldap"), problems, path="staff.ldap", branches=branch_ids),
+            parse_oidc(staff.get("oidc"), problems, path="staff.oidc", branches=branch_ids, callback=OIDC_CALLBACK))
 
 
 def load_centre(path: str | Path) -> CentreConfig:

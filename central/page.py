@@ -155,6 +155,8 @@ form.login label { font-weight: 600; margin-top: .4rem; }
 button { font: inherit; padding: .5rem 1rem; border-radius: .3rem; border: 0; background: #1d4f91; color: #fff;
          cursor: pointer; }
 form.login button { margin-top: .8rem; justify-self: start; }
+a.sso { display: inline-block; padding: .6rem 1rem; border-radius: .3rem; background: #1d4f91; color: #fff;
+        text-decoration: none; font-weight: 600; }
 form.who { display: flex; gap: .75rem; align-items: center; justify-content: flex-end; margin: 0 0 .5rem; }
 form.who button { padding: .3rem .8rem; }
 """

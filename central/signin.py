@@ -6,6 +6,13 @@ and automation — it sees every branch and may publish configs and change accou
 none). The session cookie is random, HttpOnly, SameSite=Strict, Secure over https, held in memory; the login
 form carries its own token (double-submit cookie); wrong passwords slow down whoever sends them
 (``server.staff.accounts.LoginGuard``, the branch's rule). Sign-out needs the session's CSRF token.
+
+With ``[staff.ldap]`` a person may also sign in with the municipality's directory (LDAP / Active Directory,
+``server.staff.directory``: the centre binds as them and reads their groups); the first listed group that names
+them gives their role and the branches they see. The centre's own accounts are asked first and stay the way in
+when the directory cannot be reached; a directory user is then told so in plain words. With ``[staff.oidc]`` a
+button above the form signs in through the OpenID Connect provider (``server.staff.oidc``: code flow with PKCE,
+the ID token checked; ``/login/oidc`` then ``/login/oidc/callback``), its groups claim giving role and branches.
 """
 
 from __future__ import annotations
@@ -24,13 +31,19 @@ from psycopg_pool import ConnectionPool
 
 from central import page
 from central import staff as accounts
-from central.config import CentreConfig
+from central.config import OIDC_CALLBACK, CentreConfig
+from server.staff import REFUSALS
 from server.staff.accounts import LoginGuard
+from server.staff.directory import DirectoryDown, Grant, ask_directory
+from server.staff.oidc import NO_GROUP, UNREACHABLE, OidcClient, OidcRefused
+from server.staff.strings import strings as staff_strings
 
 log = logging.getLogger("vuoro.central")
 
 SESSION_COOKIE = "vuoro_centre"
 LOGIN_COOKIE = "vuoro_centre_login"
+OIDC_COOKIE = "vuoro_centre_oidc"  # binds a sign-in through the provider to the browser that started it
+OIDC_START = "/login/oidc"
 
 STRINGS: dict[str, dict[str, str]] = {
     "sign_in": {"da": "Log ind", "sv": "Logga in", "fi": "Kirjaudu", "nl": "Inloggen", "en": "Sign in"},
@@ -46,6 +59,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "wait": {"da": "For mange forsøg. Vent {n} sekunder.", "sv": "För många försök. Vänta {n} sekunder.",
              "fi": "Liian monta yritystä. Odota {n} sekuntia.", "nl": "Te veel pogingen. Wacht {n} seconden.",
              "en": "Too many attempts. Wait {n} seconds."},
+    "no_group": {"da": "Du er ikke i en personalegruppe. Bed jeres IT-afdeling om adgang til køsystemet.",
+                 "sv": "Du är inte med i en personalgrupp. Be er IT-avdelning om tillgång till kösystemet.",
+                 "fi": "Et ole henkilökunnan ryhmässä. Pyydä IT-tuelta pääsy jonojärjestelmään.",
+                 "nl": "U zit niet in een medewerkersgroep. Vraag uw IT-afdeling om toegang tot het wachtrijsysteem.",
+                 "en": "You are not in a staff group. Ask your IT department for access to the queue system."},
+    "directory_down": {
+        "da": "Kommunens login kan ikke nås lige nu. Prøv igen om lidt, eller brug en konto fra centralen.",
+        "sv": "Kommunens inloggning går inte att nå just nu. Försök igen om en stund, eller använd ett konto "
+              "från centralen.",
+        "fi": "Kunnan kirjautumispalveluun ei juuri nyt saada yhteyttä. Yritä hetken kuluttua uudelleen tai käytä "
+              "keskuksen tunnusta.",
+        "nl": "Het inloggen van de gemeente is nu niet bereikbaar. Probeer het zo opnieuw, of gebruik een account "
+              "van de centrale.",
+        "en": "The municipality's login cannot be reached right now. Try again in a moment, or use a centre "
+              "account."},
     "sign_out": {"da": "Log ud", "sv": "Logga ut", "fi": "Kirjaudu ulos", "nl": "Uitloggen", "en": "Sign out"},
     "signed_in": {"da": "Logget ind som {name}", "sv": "Inloggad som {name}", "fi": "Kirjautunut: {name}",
                   "nl": "Ingelogd als {name}", "en": "Signed in as {name}"},
@@ -73,6 +101,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
     sessions = accounts.CentreSessions()
     guard = LoginGuard(5, 300.0)
     app.state.centre_sessions = sessions
+    oidc = OidcClient(config.oidc) if config.oidc else None
 
     def token_of(request: Request) -> str:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -105,7 +134,8 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if len(token) != 32 or not token.replace("-", "").replace("_", "").isalnum():
             token = secrets.token_urlsafe(24)
         body = (f"<h1>{html.escape(config.name)}</h1>"
-                f'<form class="login" method="post" action="/login?lang={lang}">'
+                + sso_button(lang)
+                + f'<form class="login" method="post" action="/login?lang={lang}">'
                 + (f'<p class="warn" role="alert">{html.escape(error)}</p>' if error else "")
                 + f'<input type="hidden" name="csrf" value="{token}">'
                 f'<label for="username">{t("user", lang)}</label>'
@@ -118,6 +148,101 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                                 status_code=status, headers=page.HEADERS_FORMS)
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
                             secure=secure(request), path="/login")
+        return response
+
+    def account_of(name: str, grant: Grant) -> accounts.Account:
+        """A directory's or provider's person as an account: a group's branches (None: every branch)."""
+        return accounts.Account(name, grant.role, grant.branches or (), grant.desks)
+
+    def check_password(name: str, password: str) -> tuple[accounts.Account | None, str]:
+        """The centre's account, else the directory's answer; a refusal is "wrong", "no_group" or "directory_down".
+
+        Blocking (argon2, LDAP): run in a thread."""
+        with pool.connection() as db:
+            account = accounts.verify(db, name, password)
+        if account is not None or config.ldap is None:
+            return account, "" if account else "wrong"
+        try:
+            answer = ask_directory(config.ldap, name, password)
+        except DirectoryDown as exc:
+            log.warning("centre: login %r: the directory %s cannot be reached (%s)", name, config.ldap.url, exc)
+            return None, "directory_down"
+        if answer.grant is None:
+            if answer.refusal != "wrong":  # disabled or in no listed group: the IT department may want to know
+                log.info("centre: login %r refused by the directory: %s", name, answer.refusal)
+            # A disabled account is told what a wrong password is, as at the branches (server/staff/signin.py).
+            return None, "no_group" if answer.refusal == "no_group" else "wrong"
+        return account_of(name, answer.grant), ""
+
+    def sso_button(lang: str) -> str:
+        """The way to the OpenID provider, above the password form, when ``[staff.oidc]`` is set."""
+        if config.oidc is None:
+            return ""
+        msgid = "Log in with {name}" if config.oidc.name else "Log in with the municipality's login"
+        label = staff_strings(lang, (msgid,))[msgid].format(name=config.oidc.name)
+        return f'<p><a class="sso" href="{OIDC_START}?lang={lang}">{html.escape(label)}</a></p>'
+
+    def oidc_refusal(reason: str, lang: str) -> str:
+        if reason in (NO_GROUP, UNREACHABLE):  # the centre's words (a centre account is the other way in)
+            key = "no_group" if reason == NO_GROUP else "directory_down"
+            return STRINGS[key].get(lang, STRINGS[key]["en"])
+        return staff_strings(lang, (REFUSALS[reason],))[REFUSALS[reason]]  # as at a branch
+
+    def redirect_uri(request: Request) -> str:
+        assert config.oidc is not None
+        return config.oidc.redirect_uri or f"{request.url.scheme}://{request.url.netloc}{OIDC_CALLBACK}"
+
+    @app.get(OIDC_START, include_in_schema=False)
+    async def oidc_start(request: Request, lang: str | None = None) -> Response:
+        lang = page.language(config, lang)
+        if oidc is None:
+            return RedirectResponse(f"/login?lang={lang}", status_code=303)
+        try:
+            pending, url = await run_in_threadpool(oidc.begin, redirect_uri(request))
+        except OidcRefused as refused:
+            log.warning("centre: sign-in through %s: %s", oidc.settings.issuer, refused)
+            return form(request, lang, error=oidc_refusal(refused.reason, lang), status=503)
+        response = RedirectResponse(url, status_code=303)
+        # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET. The language
+        # rides along in the cookie (the provider returns only code and state).
+        response.set_cookie(OIDC_COOKIE, f"{pending.state}.{lang}", max_age=600, httponly=True, samesite="lax",
+                            secure=secure(request), path=OIDC_START)
+        return response
+
+    @app.get(OIDC_CALLBACK, include_in_schema=False)
+    async def oidc_callback(request: Request) -> Response:
+        state, _, lang = request.cookies.get(OIDC_COOKIE, "").partition(".")
+        lang = page.language(config, lang or None)
+        if oidc is None:
+            return RedirectResponse(f"/login?lang={lang}", status_code=303)
+        sent = request.query_params.get("state", "")
+        pending = oidc.take(sent) if sent and state and hmac.compare_digest(sent.encode(), state.encode()) else None
+        try:
+            if request.query_params.get("error"):  # the person cancelled, or the provider said no
+                raise OidcRefused("cancelled", str(request.query_params.get("error"))[:200])
+            if pending is None:
+                raise OidcRefused("expired", "no sign-in of this browser is waiting for this state")
+            identity = await run_in_threadpool(oidc.finish, pending, request.query_params.get("code", ""))
+        except OidcRefused as refused:
+            log.warning("centre: sign-in through %s refused: %s", oidc.settings.issuer, refused)
+            status = 403 if refused.reason == NO_GROUP else 503 if refused.reason == UNREACHABLE else 401
+            response = form(request, lang, error=oidc_refusal(refused.reason, lang), status=status)
+            response.delete_cookie(OIDC_COOKIE, path=OIDC_START)
+            return response
+        account = account_of(identity.name, identity.grant)
+        session = sessions.create(account)
+        log.info("centre: %r signed in through %s (%s)", account.name, oidc.settings.issuer,
+                 ", ".join(account.branches) or "every branch")
+        # The session cookie is SameSite=Strict and this request came from the provider's site: a redirect from
+        # here would go without it. A page of our own that moves on is a same-site navigation, which carries it.
+        body = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+                f'<meta http-equiv="refresh" content="0;url=/?lang={lang}"><title>{html.escape(config.name)}</title>'
+                f'</head><body><main><p><a href="/?lang={lang}">{html.escape(config.name)}</a></p></main></body>'
+                f'</html>')
+        response = HTMLResponse(body, headers=page.HEADERS_FORMS)
+        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
+                            path="/", max_age=12 * 3600)
+        response.delete_cookie(OIDC_COOKIE, path=OIDC_START)
         return response
 
     @app.get("/login", response_class=HTMLResponse)
@@ -144,14 +269,12 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
 
-        def check() -> accounts.Account | None:
-            with pool.connection() as db:
-                return accounts.verify(db, name, password)
-
-        account = await run_in_threadpool(check)
+        account, refusal = await run_in_threadpool(check_password, name, password)
         if account is None:
-            guard.failed(name, address, None)
-            return form(request, lang, error=STRINGS["wrong"].get(lang, STRINGS["wrong"]["en"]), status=401,
+            status = {"wrong": 401, "no_group": 403, "directory_down": 503}[refusal]
+            if refusal != "no_group":  # the password was wrong, or could not be checked: either slows guessing
+                guard.failed(name, address, None)
+            return form(request, lang, error=STRINGS[refusal].get(lang, STRINGS[refusal]["en"]), status=status,
                         user=name)
         guard.succeeded(name, address, None)
         session = sessions.create(account)

@@ -85,3 +85,34 @@ def test_staff_sign_in_to_the_centre_and_see_their_branches(tmp_path: Path, make
     assert_accessible(page, "the overview with a refused config")
     shot(page, "centre-overview-refused-en.png")
     context.close()
+
+
+def test_chromium_signs_in_to_the_centre_through_the_municipalitys_provider(tmp_path: Path, make_central: Any,
+                                                                            browser: Any) -> None:
+    """Centre → provider's login → back on the overview: the session cookie (SameSite=Strict) survives the
+    cross-site return because the callback moves on by a same-site page of its own."""
+    from tests.test_central_directory import CLIENT_ID, CLIENT_SECRET, OIDC_ACCOUNTS, oidc_toml
+    from toolkit.oidc_provider import Provider
+
+    provider = Provider(CLIENT_ID, CLIENT_SECRET, OIDC_ACCOUNTS).start()
+    try:
+        port = free_port()
+        sites = {bid: branch_site(tmp_path, bid, name, port) for bid, name in BRANCHES.items()}
+        centre = make_central(sites, port=port, extra=oidc_toml(provider.issuer)).start()
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(f"{centre.url}/login?lang=da")
+        assert_accessible(page, "the centre's sign-in page with the provider's button")
+        shot(page, "centre-login-oidc-da.png")
+        page.get_by_role("link", name="Log ind med kommunens login").click()
+        page.wait_for_url(provider.issuer + "/authorize?*")
+        page.fill("#u", "anna@kommune.test")
+        page.fill("#p", "anna-provider-pw")
+        page.click("button[type=submit]")
+        page.wait_for_selector("h2")
+        assert page.locator("h2").all_inner_texts() == ["Nordby Bibliotek"]  # her group: north only
+        assert "Logget ind som anna@kommune.test" in page.inner_text("body")
+        shot(page, "centre-overview-oidc-da.png")
+        context.close()
+    finally:
+        provider.stop()

@@ -22,8 +22,10 @@ ADMIN_TOKEN = "test-centre-admin-token"
 
 def write_centre_config(path: Path, database: str, branches: dict[str, tuple[str, Path]], *,
                         name: str = "Test Kommune", languages: tuple[str, ...] = ("da", "en", "sv", "fi", "nl"),
-                        admin_token: str = ADMIN_TOKEN, tls: tuple[Path, Path] | None = None) -> Path:
-    """``branches``: site id → (its token, its site file); ``tls``: (certificate, key) to serve HTTPS."""
+                        admin_token: str = ADMIN_TOKEN, tls: tuple[Path, Path] | None = None,
+                        extra: str = "") -> Path:
+    """``branches``: site id → (its token, its site file); ``tls``: (certificate, key) to serve HTTPS;
+    ``extra``: more TOML at the end (e.g. ``[staff.ldap]``)."""
     lines = ["[centre]", f'name = "{name}"', f'database = "{database}"',
              f"languages = [{', '.join(repr(code).replace(chr(39), chr(34)) for code in languages)}]",
              f'admin_token = "{admin_token}"']
@@ -32,7 +34,7 @@ def write_centre_config(path: Path, database: str, branches: dict[str, tuple[str
     lines.append("")
     for bid, (token, site) in branches.items():
         lines += [f"[branches.{bid}]", f'token = "{token}"', f'site = "{site}"', ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text("\n".join(lines) + extra, encoding="utf-8")
     return path
 
 

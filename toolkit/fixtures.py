@@ -59,10 +59,10 @@ name per thing:
 ``postgres_db``
     A fresh, empty database on that cluster for one test: its connection URL.
 ``make_central``
-    ``make_central(branches, database=None)``: the centre (``vuoro central``,
+    ``make_central(branches, database=None, extra="")``: the centre (``vuoro central``,
     ``toolkit.central_process.CentralProcess``) for these branches (site id →
-    (token, site file)) on ``postgres_db``, not yet started; stopped after
-    the test.
+    (token, site file)) on ``postgres_db``, with ``extra`` TOML appended to its
+    config, not yet started; stopped after the test.
 """
 
 from __future__ import annotations
@@ -215,9 +215,9 @@ def make_central(tmp_path: Path, postgres_db: str) -> Iterator[Callable[..., Any
     made: list[CentralProcess] = []
 
     def make(branches: dict[str, tuple[str, Path]], database: str | None = None, tls: tuple[Path, Path] | None = None,
-             **options: Any) -> CentralProcess:
+             extra: str = "", **options: Any) -> CentralProcess:
         config = write_centre_config(tmp_path / f"centre{len(made) + 1}.toml", database or postgres_db, branches,
-                                     tls=tls)
+                                     tls=tls, extra=extra)
         made.append(CentralProcess(config, **options))
         return made[-1]
 

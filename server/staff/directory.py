@@ -43,10 +43,17 @@ class Grant:
 
     role: str
     desks: tuple[str, ...] = ()
+    branches: tuple[str, ...] | None = None  # at the centre: the branches its members see (None: every branch)
 
 
-def parse_groups(raw: Any, path: str, problems: list[str], *, lower: bool) -> dict[str, Grant]:
-    """``[<path>]``: group → "staff" | "admin" | {role = ..., desks = [...]}, in the order written."""
+def parse_groups(raw: Any, path: str, problems: list[str], *, lower: bool,
+                 branches: set[str] | None = None) -> dict[str, Grant]:
+    """``[<path>]``: group → "staff" | "admin" | {role = ..., desks = [...]}, in the order written.
+
+    At the centre (``branches``: the centre's branch ids) a group says which branches its members see instead:
+    {role = ..., branches = ["id", ...] or "all"}, always written out (no group sees every branch by default)."""
+    if branches is not None:
+        return _parse_centre_groups(raw, path, problems, lower=lower, known=branches)
     grants: dict[str, Grant] = {}
     if not isinstance(raw, dict) or not raw:
         problems.append(f"{path}: expected a table of group = \"staff\" or \"admin\" (at least one group), "
@@ -72,6 +79,40 @@ def parse_groups(raw: Any, path: str, problems: list[str], *, lower: bool) -> di
     return grants
 
 
+def _parse_centre_groups(raw: Any, path: str, problems: list[str], *, lower: bool,
+                         known: set[str]) -> dict[str, Grant]:
+    grants: dict[str, Grant] = {}
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"{path}: expected a table of group = {{role = \"staff\" or \"admin\", branches = [...] or "
+                        f"\"all\"}} (at least one group), got {raw!r}")
+        return grants
+    for group, value in raw.items():
+        where = f'{path}."{group}"'
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a table with role and branches (a list of branch ids or \"all\"), "
+                            f"got {value!r}")
+            continue
+        check_unknown_keys(value, {"role", "branches"}, where, problems)
+        role = value.get("role")
+        if role not in ROLES:
+            problems.append(f"{where}.role: expected \"staff\" or \"admin\", got {role!r}")
+            continue
+        seen = value.get("branches")
+        if seen == "all":
+            grants[group.lower() if lower else group] = Grant(role, branches=None)
+            continue
+        if not isinstance(seen, list) or not seen or not all(isinstance(b, str) for b in seen):
+            problems.append(f"{where}.branches: expected a list of branch ids or \"all\", got {seen!r}")
+            continue
+        unknown = [b for b in seen if b not in known]
+        if unknown:
+            problems.append(f"{where}.branches: no branch {', '.join(map(repr, unknown))} "
+                            f"(there are: {', '.join(sorted(known)) or 'none'})")
+            continue
+        grants[group.lower() if lower else group] = Grant(role, branches=tuple(seen))
+    return grants
+
+
 @dataclass(frozen=True)
 class LdapSettings:
     url: str  # ldap://host:389 or ldaps://host:636
@@ -87,15 +128,18 @@ class LdapSettings:
     offline_days: float = 14.0  # 0: no offline sign-in when the directory is down
 
 
-def parse_ldap(raw: Any, problems: list[str]) -> LdapSettings | None:
+def parse_ldap(raw: Any, problems: list[str], *, path: str = "staff.ldap",
+               branches: set[str] | None = None) -> LdapSettings | None:
+    """A hub's ``[staff.ldap]``; or the centre's (``branches``: its branch ids), whose groups name the branches
+    their members see and which keeps no offline copy (the centre's own accounts are its fallback)."""
     if raw is None:
         return None
-    path = "staff.ldap"
     if not isinstance(raw, dict):
         problems.append(f"{path}: expected a table")
         return None
-    check_unknown_keys(raw, {"url", "bind", "user_base", "user_filter", "group_base", "group_filter", "groups",
-                             "start_tls", "ca_file", "timeout_s", "offline_days"}, path, problems)
+    keys = {"url", "bind", "user_base", "user_filter", "group_base", "group_filter", "groups", "start_tls",
+            "ca_file", "timeout_s"} | ({"offline_days"} if branches is None else set())
+    check_unknown_keys(raw, keys, path, problems)
     before = len(problems)
 
     def text(key: str, default: str | None = None, needs: str | None = None) -> str:
@@ -104,7 +148,7 @@ def parse_ldap(raw: Any, problems: list[str]) -> LdapSettings | None:
             problems.append(f"{path}.{key}: expected a text, got {value!r}")
             return ""
         if needs and needs not in value:
-            problems.append(f"{path}.{key}: expected {needs} in it (where the hub puts the user's name), "
+            problems.append(f"{path}.{key}: expected {needs} in it (where the user's name goes), "
                             f"got {value!r}")
         return value.strip()
 
@@ -116,7 +160,7 @@ def parse_ldap(raw: Any, problems: list[str]) -> LdapSettings | None:
     user_filter = text("user_filter", "(uid={user})", needs="{user}")
     group_base = text("group_base", user_base or None)
     group_filter = text("group_filter", "(member={dn})", needs="{dn}")
-    groups = parse_groups(raw.get("groups"), f"{path}.groups", problems, lower=True)
+    groups = parse_groups(raw.get("groups"), f"{path}.groups", problems, lower=True, branches=branches)
     start_tls = raw.get("start_tls", False)
     if not isinstance(start_tls, bool):
         problems.append(f"{path}.start_tls: expected true or false, got {start_tls!r}")
@@ -124,7 +168,7 @@ def parse_ldap(raw: Any, problems: list[str]) -> LdapSettings | None:
     if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
         problems.append(f"{path}.ca_file: expected the path of a CA certificate file, got {ca_file!r}")
     timeout = check_number(raw, "timeout_s", path, 5.0, 0.5, 60, problems)
-    offline = check_number(raw, "offline_days", path, 14.0, 0, 365, problems)
+    offline = check_number(raw, "offline_days", path, 14.0, 0, 365, problems) if branches is None else 0.0
     if len(problems) > before:
         return None
     return LdapSettings(url, bind, user_base, user_filter, group_base, group_filter, groups, bool(start_tls),

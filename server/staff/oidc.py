@@ -54,10 +54,12 @@ class OidcSettings:
     timeout_s: float = 10.0
 
 
-def parse_oidc(raw: Any, problems: list[str]) -> OidcSettings | None:
+def parse_oidc(raw: Any, problems: list[str], *, path: str = "staff.oidc", branches: set[str] | None = None,
+               callback: str = "/staff/oidc/callback") -> OidcSettings | None:
+    """A hub's ``[staff.oidc]``; or the centre's (``branches``: its branch ids, whose groups name the branches
+    their members see; ``callback``: the centre's own path for the provider's answer)."""
     if raw is None:
         return None
-    path = "staff.oidc"
     if not isinstance(raw, dict):
         problems.append(f"{path}: expected a table")
         return None
@@ -78,8 +80,8 @@ def parse_oidc(raw: Any, problems: list[str]) -> OidcSettings | None:
     client_id = text("client_id")
     secret = text("client_secret", "")
     redirect = text("redirect_uri", "")
-    if redirect and not redirect.endswith("/staff/oidc/callback"):
-        problems.append(f"{path}.redirect_uri: expected the hub's address ending in /staff/oidc/callback, "
+    if redirect and not redirect.endswith(callback):
+        problems.append(f"{path}.redirect_uri: expected this server's address ending in {callback}, "
                         f"got {redirect!r}")
     scopes = raw.get("scopes", ["openid", "profile", "email"])
     if not isinstance(scopes, list) or "openid" not in scopes or not all(isinstance(s, str) for s in scopes):
@@ -88,7 +90,7 @@ def parse_oidc(raw: Any, problems: list[str]) -> OidcSettings | None:
     ca_file = raw.get("ca_file")
     if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
         problems.append(f"{path}.ca_file: expected the path of a CA certificate file, got {ca_file!r}")
-    groups = parse_groups(raw.get("groups"), f"{path}.groups", problems, lower=False)
+    groups = parse_groups(raw.get("groups"), f"{path}.groups", problems, lower=False, branches=branches)
     timeout = check_number(raw, "timeout_s", path, 10.0, 1, 60, problems)
     prompt = raw.get("prompt", "login")
     if prompt not in ("login", "select_account", "consent", ""):
