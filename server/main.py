@@ -172,7 +172,6 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         # The centre's config/nudge down the MQTT bridge only makes the follower look sooner (its long poll
         # already hears a publish; a nudge helps when that poll sits on a half-open connection).
         link.on_config_nudge.append(lambda _nudge, following=follower: following.nudge())
-        follower.start()
         uplink.start()
 
     def uplink_status() -> dict[str, Any]:
@@ -201,14 +200,20 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
     link.start(look_first=look_later)
     if restart_asked:  # asked while the hub was starting
         server.should_exit = True
-    if running and running.version:  # the centre's version is on trial until the hub serves on it
+    if follower is not None:
+        # Once the hub serves: the centre's version it runs on is off trial, and only then does the follower
+        # look for a newer one. Started earlier, a new version could be kept before this one was marked served,
+        # and the mark then cleared the NEW version's trial (a version that kept the hub from starting was tried
+        # again and again instead of once).
         import threading
 
-        def serving() -> None:
+        def serving(following: Any = follower) -> None:
             while not server.started and not server.should_exit:
                 threading.Event().wait(0.1)
             if server.started:
-                pushed.started(db_path.parent)
+                if running and running.version:
+                    pushed.started(db_path.parent, running.version)
+                following.start()
 
         threading.Thread(target=serving, name="vuoro-trial", daemon=True).start()
     try:

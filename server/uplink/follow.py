@@ -208,7 +208,7 @@ class CentreFollower:
         pushed.save(self.folder, text, version, digest)
         self.refused = None
         if config.raw == self.current.config.raw:  # the same contents: nothing to restart for
-            pushed.started(self.folder)  # served on already: not on trial
+            pushed.started(self.folder, version)  # served on already: not on trial
             self.current = pushed.Running(self.current.config, version, digest)
             self.report_due = True
             self._report()

@@ -118,11 +118,11 @@ def save(folder: Path, text: str, version: int, digest: str) -> None:
         (folder / REFUSED_FILE).unlink()
 
 
-def started(folder: Path) -> None:
-    """The hub serves on the kept version: it is no longer on trial."""
+def started(folder: Path, version: int) -> None:
+    """The hub serves on the kept ``version``: it is no longer on trial (a newer one kept meanwhile stays on trial)."""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        if meta.get("trial"):
+        if meta.get("trial") and int(meta["version"]) == version:
             write_atomically(folder / META_FILE, json.dumps({"version": meta["version"],
                                                              "checksum": meta["checksum"]}))
 
