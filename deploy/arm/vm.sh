@@ -41,13 +41,15 @@ vm_start() {
     VM_BOOTS=$((VM_BOOTS + 1))
     local console="$RUN/console-$VM_BOOTS.log"
     rm -f "$RUN/qmp.sock"
+    # romfile= on the NIC: the kernel is booted directly, so no iPXE boot ROM is needed, and a machine without
+    # the ipxe-qemu package (qemu-system-arm only recommends it) refused to start: "failed to find romfile".
     nice -n 10 qemu-system-aarch64 \
         -M virt -accel tcg,thread=multi -cpu cortex-a72 -smp "$VM_CPUS" -m "$VM_MEMORY" \
         -kernel "$VAR/vmlinuz" -initrd "$(if [[ -s "$RUN/initrd" ]]; then echo "$RUN/initrd"; else echo "$VAR/initrd"; fi)" -append "$(cat "$RUN/cmdline.txt")" \
         -drive if=none,id=root,file="$RUN/root.qcow2",format=qcow2 -device virtio-blk-pci,drive=root \
         -drive if=none,id=data,file="$RUN/data.img",format=raw -device virtio-blk-pci,drive=data \
         -netdev "user,id=net,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883" \
-        -device virtio-net-pci,netdev=net \
+        -device virtio-net-pci,netdev=net,romfile= \
         -device virtio-rng-pci \
         -device i6300esb -action watchdog=reset \
         -device virtio-gpu-pci,id=kioskgpu,xres=800,yres=480 \
