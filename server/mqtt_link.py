@@ -63,6 +63,9 @@ class MqttLink:
         self.on_config_nudge: list[Callable[[protocol.ConfigNudge], None]] = []
         self._connects = 0
         self._stopping = threading.Event()
+        # start() of the client and stop() one at a time: a stop right after the start (a restart in place onto the
+        # centre's config) joined paho's loop thread before it was started (RuntimeError, the hub exited 1)
+        self._client_lock = threading.Lock()
         self._lock = threading.Lock()  # publishing the full state and a change must not interleave
         self._board_due = threading.Event()  # a state the screens' board carries changed
         self._call_unseen = False  # a call went out and the hub's view does not show it yet
@@ -97,11 +100,10 @@ class MqttLink:
         if self._stopping.is_set():
             return
         threading.Thread(target=self._send_boards, name="vuoro-mqtt-board", daemon=True).start()
-        self.client.start()
-        if self._stopping.is_set():  # stop() came while we started: do not leave a client behind
-            self.client.disconnect()
-            self.client.loop_stop()
-            return
+        with self._client_lock:
+            if self._stopping.is_set():  # stop() came first: it has left no client behind, start none
+                return
+            self.client.start()
         while not self._stopping.wait(HUB_ALIVE_SECONDS):
             if self.connected.is_set():  # the heartbeat a starting hub listens for (server.presence)
                 self.client.publish(self.topics.hub_alive, self._status(True), qos=0, retain=False)
@@ -111,8 +113,9 @@ class MqttLink:
         self._board_due.set()  # let the board thread see it
         if self.connected.is_set() and self.conflict is None:
             self.client.publish(self.topics.hub_status, self._status(False), qos=1, retain=True).wait_for_publish(2)
-        self.client.disconnect()
-        self.client.loop_stop()
+        with self._client_lock:
+            self.client.disconnect()
+            self.client.loop_stop()
 
     def _give_way(self, message: str) -> None:
         """Another hub keeps the site: leave the broker without a word (our status is not the truth)."""
