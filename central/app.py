@@ -20,7 +20,6 @@ password) or a signed-in staff account, which sees only the branches it works at
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -86,18 +85,6 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     add_booking_pages(app, config, calendar)
     app.state.calendar_purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
 
-    def bearer(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return value.strip()
-        if scheme.lower() == "basic":
-            try:
-                return base64.b64decode(value.strip()).decode().partition(":")[2]
-            except (ValueError, UnicodeDecodeError):
-                return ""
-        return ""
-
     signin.install(app, config, pool)
     config_api.install(app, config, pool)
 
@@ -106,7 +93,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.post("/api/v1/ingest")
     async def ingest(request: Request) -> JSONResponse:
-        branch = config.branch_by_token(bearer(request))
+        branch = config.branch_by_token(signin.token_of(request))
         if branch is None:
             return _error(401, "unauthorized", "This token is no branch's: check [central].token at the branch "
                                                "and [branches.<site id>].token here.")
@@ -138,7 +125,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     async def numbering(request: Request, day: Annotated[date, Query()]) -> JSONResponse:
         """A branch hub starting on a wiped or replaced disk asks where its numbers stand on its business day,
         so it never gives a number twice (``server/uplink/numbering.py``)."""
-        branch = config.branch_by_token(bearer(request))
+        branch = config.branch_by_token(signin.token_of(request))
         if branch is None:
             return _error(401, "unauthorized", "This token is no branch's.")
 

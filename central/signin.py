@@ -97,22 +97,24 @@ class Viewer:
         return self.branches is None or branch in self.branches
 
 
+def token_of(request: Request) -> str:
+    """The token a request carries: ``Bearer <token>``, or the password of HTTP Basic (a browser's prompt)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
 def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
     sessions = accounts.CentreSessions()
     guard = LoginGuard(5, 300.0)
     app.state.centre_sessions = sessions
     oidc = OidcClient(config.oidc) if config.oidc else None
-
-    def token_of(request: Request) -> str:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            return value.strip()
-        if scheme.lower() == "basic":
-            try:
-                return base64.b64decode(value.strip()).decode().partition(":")[2]
-            except (ValueError, UnicodeDecodeError):
-                return ""
-        return ""
 
     def viewer(request: Request) -> Viewer | None:
         token = token_of(request)
