@@ -13,7 +13,6 @@ municipality's own people), a branch's staff only their branch.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +20,8 @@ from typing import Any
 import psycopg
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from server.staff.accounts import HASHER, ROLES
+from server.staff.accounts import _DUMMY_HASH, HASHER, ROLES, SessionStore
 from vuoro.protocol import ID_PATTERN
-
-_DUMMY_HASH = HASHER.hash(secrets.token_hex(16))  # an unknown name costs as long as a wrong password
 
 
 @dataclass(frozen=True)
@@ -145,37 +142,11 @@ class CentreSession:
     last_seen: float = field(default_factory=time.monotonic)
 
 
-class CentreSessions:
+class CentreSessions(SessionStore[CentreSession]):
     """Server-side sessions of the centre's pages, in memory (a restart signs everyone out), ended when idle."""
 
-    MAX = 2000
-
     def __init__(self, idle_seconds: float = 12 * 3600):
-        self.idle = idle_seconds
-        self._by_token: dict[str, CentreSession] = {}
-        self._lock = threading.Lock()
+        super().__init__(idle_seconds)
 
     def create(self, account: Account) -> CentreSession:
-        session = CentreSession(secrets.token_urlsafe(32), account, secrets.token_urlsafe(32))
-        with self._lock:
-            if len(self._by_token) >= self.MAX:
-                oldest = min(self._by_token.values(), key=lambda s: s.last_seen)
-                self._by_token.pop(oldest.token, None)
-            self._by_token[session.token] = session
-        return session
-
-    def get(self, token: str | None) -> CentreSession | None:
-        if not token:
-            return None
-        now = time.monotonic()
-        with self._lock:
-            session = self._by_token.get(token)
-            if session is None or now - session.last_seen > self.idle:
-                self._by_token.pop(token, None)
-                return None
-            session.last_seen = now
-            return session
-
-    def end(self, token: str | None) -> None:
-        with self._lock:
-            self._by_token.pop(token or "", None)
+        return self.keep(CentreSession(secrets.token_urlsafe(32), account, secrets.token_urlsafe(32), self.clock()))

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -142,20 +142,23 @@ class Session:
     last_seen: float = field(default_factory=time.monotonic)
 
 
-class Sessions:
-    """Server-side sessions, in memory, ended after ``idle_seconds`` without use."""
+_S = TypeVar("_S")  # a session: anything with ``token`` and ``last_seen``
+
+
+class SessionStore(Generic[_S]):
+    """Server-side sessions (anything with ``token`` and ``last_seen``), in memory, ended after ``idle_seconds``
+    without use; the least recently used goes when ``MAX`` are open. The hub's staff page and the centre's pages
+    (central/staff.py) keep theirs here."""
 
     MAX = 2000
 
     def __init__(self, idle_seconds: float, clock: Any = time.monotonic):
         self.idle = idle_seconds
         self.clock = clock
-        self._by_token: dict[str, Session] = {}
+        self._by_token: dict[str, _S] = {}
         self._lock = threading.Lock()
 
-    def create(self, user: StaffUser) -> Session:
-        session = Session(secrets.token_urlsafe(32), user.name, user.role, secrets.token_urlsafe(32), user.desks,
-                          self.clock())
+    def keep(self, session: _S) -> _S:
         with self._lock:
             if len(self._by_token) >= self.MAX:
                 oldest = min(self._by_token.values(), key=lambda s: s.last_seen)
@@ -163,7 +166,7 @@ class Sessions:
             self._by_token[session.token] = session
         return session
 
-    def get(self, token: str | None) -> Session | None:
+    def get(self, token: str | None) -> _S | None:
         if not token:
             return None
         now = self.clock()
@@ -180,6 +183,14 @@ class Sessions:
     def end(self, token: str | None) -> None:
         with self._lock:
             self._by_token.pop(token or "", None)
+
+
+class Sessions(SessionStore[Session]):
+    """The staff page's sessions."""
+
+    def create(self, user: StaffUser) -> Session:
+        return self.keep(Session(secrets.token_urlsafe(32), user.name, user.role, secrets.token_urlsafe(32),
+                                 user.desks, self.clock()))
 
     # A hub that restarts itself in place on the centre's new config (server/main.py) hands its open sessions to
     # the process that follows, so staff at their desks stay signed in. The file lives for the restart's seconds
