@@ -50,6 +50,7 @@ from server.uplink.outbox import (
     read_pending,
     snapshot_left,
 )
+from vuoro.http_client import session as keep_alive_session
 
 if TYPE_CHECKING:
     from server.config import CentralLink
@@ -97,7 +98,8 @@ class Uplink:
         self.link = link
         self.site = hub.config.site_id
         self.url = f"{link.url}/api/v1/ingest"
-        self.session = requests.Session()
+        # idle connections dropped before the centre drops them; a batch repeated is stored once (vuoro/http_client.py)
+        self.session = keep_alive_session(every_request_repeatable=True)
         self.session.headers.update({"Authorization": f"Bearer {link.token}", "Content-Type": "application/json"})
         self.acknowledged = 0  # the centre's position for this stream, as far as this process has heard
         self.batches = 0  # batches the centre acknowledged since start
