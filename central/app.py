@@ -185,8 +185,9 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
                 result = figures.branch_summary(db, branch, lo, hi, dims)
+                events = figures.read_events(db, branch, lo, hi)
             return {"branch": branch.id, "start": lo.isoformat(), "end": hi.isoformat(), "by": list(dims),
-                    "total": result.total, "groups": result.groups}
+                    "total": result.total, "groups": result.groups, "events": events}
 
         return JSONResponse(await run_in_threadpool(compute))
 

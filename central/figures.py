@@ -1,10 +1,11 @@
 """What the centre tells about its branches, from the rows they shipped.
 
 - ``overview``: every branch's last contact, how far behind it is (rows still in its outbox, the last
-  batch's lag), today's tickets per service (the branch's own local day) and each device's last status;
+  batch's lag), today's tickets per service (the branch's own local day), today's event sign-ups and check-ins
+  and each device's last status;
 - ``branch_summary``: the statistics of one branch with the SAME definitions and code as the branch's
   own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds,
-  feedback ratings included.
+  feedback ratings included; ``read_events`` the branch's what's-on figures.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> lis
             "backlog": int(backlog or 0), "lag_ms": round(lag_ms, 1) if lag_ms is not None else None,
             "shipped": int(shipped or 0),
             "tickets_today": sum(s["issued"] for s in services), "services": services,
+            "events_today": read_events(db, branch, today, today),
         })
     return branches
 
@@ -90,6 +92,25 @@ def read_feedback(db: psycopg.Connection, branch: Branch, start: date, end: date
     return [Feedback(ts_text(at), rating, service, device) for at, rating, service, device in rows]  # type: ignore[arg-type]
 
 
+EVENT_FIGURES = ("events", "signups", "seated", "waiting_list", "attended")
+
+
+def read_events(db: psycopg.Connection, branch: Branch, start: date, end: date) -> dict[str, int]:
+    """What's on in a period of the branch's local days, by the branch's own definitions
+    (``server.stats.reading.read_events``, docs/statistics.md): the events staff entered that start in it (not
+    cancelled), the sign-ups made in it (seated or on the waiting list, as they are now) and the check-ins in it."""
+    lo, hi = period_utc(start, end, branch.site.timezone)
+    events = db.execute("SELECT COUNT(*) FROM staff_events WHERE branch = %s AND start_at >= %s AND start_at < %s "
+                        "AND state <> 'cancelled'", (branch.id, lo, hi)).fetchone()
+    signups = db.execute("SELECT COUNT(*), COUNT(seat) FROM event_signups WHERE branch = %s AND created_at >= %s "
+                         "AND created_at < %s", (branch.id, lo, hi)).fetchone()
+    attended = db.execute("SELECT COUNT(*) FROM event_signups WHERE branch = %s AND attended_at >= %s "
+                          "AND attended_at < %s", (branch.id, lo, hi)).fetchone()
+    made, seated = (int(signups[0]), int(signups[1])) if signups else (0, 0)
+    return {"events": int(events[0]) if events else 0, "signups": made, "seated": seated,
+            "waiting_list": made - seated, "attended": int(attended[0]) if attended else 0}
+
+
 def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: date,
                    by: tuple[str, ...] = ()) -> Summary:
     targets = {sid: s.target_wait_min for sid, s in branch.site.services.items()}
@@ -113,10 +134,13 @@ def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: da
         together.add(part)
     zones = {str(b.site.timezone) for b in branches}
     # pending_days: days whose newest rows the figures do not count yet (the refresher's, within seconds)
+    events = {b.id: read_events(db, b, start, end) for b in branches}  # what's on: counts, summed as they are
     return {"start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION,
             "pending_days": pending,
-            "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
-            "all": together.figures() if len(zones) == 1 else None}
+            "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures(), "events": events[b.id]}
+                         for b in branches],
+            "all": together.figures() if len(zones) == 1 else None,
+            "events": {key: sum(e[key] for e in events.values()) for key in EVENT_FIGURES}}
 
 
 def all_branches_summary_from_rows(db: psycopg.Connection, config: CentreConfig, start: date,

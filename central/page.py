@@ -37,6 +37,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "lag": {"da": "Forsinkelse", "sv": "Fördröjning", "fi": "Viive", "nl": "Vertraging", "en": "Delay"},
     "today": {"da": "Billetter i dag", "sv": "Biljetter i dag", "fi": "Vuoronumeroita tänään",
               "nl": "Tickets vandaag", "en": "Tickets today"},
+    "events_today": {"da": "Arrangementer i dag", "sv": "Evenemang i dag", "fi": "Tapahtumat tänään",
+                     "nl": "Activiteiten vandaag", "en": "Events today"},
+    "signups": {"da": "{s} tilmeldinger, {a} tjekket ind", "sv": "{s} anmälningar, {a} incheckade",
+                "fi": "{s} ilmoittautumista, {a} saapunut", "nl": "{s} aanmeldingen, {a} ingecheckt",
+                "en": "{s} sign-ups, {a} checked in"},
     "service": {"da": "Ydelse", "sv": "Tjänst", "fi": "Palvelu", "nl": "Dienst", "en": "Service"},
     "issued": {"da": "Udstedt", "sv": "Utfärdade", "fi": "Otettu", "nl": "Uitgegeven", "en": "Issued"},
     "waiting": {"da": "Venter", "sv": "Väntar", "fi": "Jonossa", "nl": "Wachtend", "en": "Waiting"},
@@ -197,6 +202,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
             f"<td class=n>{s['served']}</td>"
             f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
+        events = b.get("events_today") or {"signups": 0, "attended": 0}
         trouble = [d for d in b.get("devices", []) if not d["online"] or d["printer"] not in (None, "ok")]
         devices = ""
         if trouble:
@@ -212,7 +218,9 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
             f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
             f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
-            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>{config_pair}</dl>"
+            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>"
+            f"<dt>{_t('events_today', lang)}</dt><dd>{_t('signups', lang, s=events['signups'], a=events['attended'])}"
+            f"</dd>{config_pair}</dl>"
             f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
             f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
             f"<th class=n>{_t('served', lang)}</th>"

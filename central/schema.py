@@ -260,6 +260,46 @@ MIGRATIONS: list[str] = [
     INSERT INTO stats_dirty (branch, day) SELECT DISTINCT branch, day FROM stats_day
         ON CONFLICT (branch, day) DO UPDATE SET version = stats_dirty.version + 1;
     """,
+    # 8: what's on at the branches (server/events): the events staff entered and the sign-ups with their check-ins,
+    # as the branches' statistics count them. Nothing personal: a sign-up comes without its code and its name. A
+    # sign-up given up at the branch is deleted here too. Each row at its newest revision, as tickets are.
+    """
+    CREATE TABLE staff_events (
+        branch       text NOT NULL REFERENCES branches (id),
+        id           text NOT NULL,
+        stream       text NOT NULL,
+        revision     bigint NOT NULL,
+        title        text NOT NULL,
+        start_at     timestamptz NOT NULL,
+        end_at       timestamptz NOT NULL,
+        room         text,
+        state        text NOT NULL,                 -- scheduled | sold_out | cancelled
+        seats        integer,
+        waiting_list integer NOT NULL,
+        created_at   timestamptz NOT NULL,
+        committed_at timestamptz NOT NULL,
+        stored_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, id)
+    );
+    CREATE INDEX staff_events_start ON staff_events (branch, start_at);
+    CREATE TABLE event_signups (
+        branch        text NOT NULL REFERENCES branches (id),
+        id            text NOT NULL,
+        stream        text NOT NULL,
+        revision      bigint NOT NULL,
+        event_id      text NOT NULL,                -- a staff event's id, or a feed occurrence's at the branch
+        seat          integer,                      -- NULL: on the waiting list (waiting_place)
+        waiting_place integer,
+        language      text,
+        created_at    timestamptz NOT NULL,
+        attended_at   timestamptz,                  -- checked in at the kiosk
+        committed_at  timestamptz NOT NULL,
+        stored_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, id)
+    );
+    CREATE INDEX event_signups_created ON event_signups (branch, created_at);
+    CREATE INDEX event_signups_attended ON event_signups (branch, attended_at) WHERE attended_at IS NOT NULL;
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

@@ -251,6 +251,7 @@ class SQLiteStore:
         self.writers[uplink_outbox.ShippedMark] = uplink_outbox.write_shipped
         self.writers[uplink_outbox.Resnapshot] = uplink_outbox.write_resnapshot
         self.writers[uplink_outbox.SnapshotChunk] = uplink_outbox.write_snapshot_chunk
+        self.writers[uplink_outbox.Backfill] = uplink_outbox.write_backfill
         self.origin = uplink_outbox.start_stream(self.db, site) if outbox else None
 
     # -- who may use the connection ----------------------------------------------------
