@@ -223,3 +223,81 @@ def test_a_re_snapshot_is_copied_in_chunks_while_tickets_go_on_and_ends_with_eve
     assert len([key for _, kind, key, _ in rows if kind == "event"]) == len(events)  # no history line twice
     hub.call(lambda engine, now: Outcome(records=[SnapshotChunk(site)]))  # nothing left: writes nothing
     assert outbox(path) == rows
+
+
+def events_plugin(hub: Hub) -> None:
+    """The events plugin's tables and writers on this hub (as the plugin installs them in a hub process)."""
+    from server import events as plugin
+
+    hub.store.writers.update(plugin.record_writers())
+    name, steps = plugin.store_schema()
+    hub.call(lambda engine, now: hub.store.migrate_plugin(name, steps))
+
+
+def whats_on(hub: Hub) -> dict[str, str]:
+    """A staff event with two seats: Anna and Bent seated, Karen (a name written by staff) waiting; Anna checks in,
+    Bent gives up his seat and Karen moves up. Ids by name."""
+    from datetime import timedelta
+
+    from server.events.records import AttendanceRow, Event, LocalEventRow, SignupCancelRow, SignupRow
+
+    site_id = hub.config.site_id
+    ids = {"event": "ev-cafe", "anna": "su-anna", "bent": "su-bent", "karen": "su-karen"}
+
+    def made(engine: object, now: datetime) -> Outcome:
+        cafe = Event(ids["event"], "staff", "Sprogcafé", now + timedelta(hours=1), now + timedelta(hours=2), seats=2,
+                     waiting_list=2)
+        return Outcome(records=[
+            LocalEventRow(site_id, cafe, now),
+            SignupRow(ids["anna"], site_id, cafe.id, "CODEANNA", 1, None, "da", "k-anna", now),
+            SignupRow(ids["bent"], site_id, cafe.id, "CODEBENT", 2, None, "da", "k-bent", now),
+            SignupRow(ids["karen"], site_id, cafe.id, "CODEKARE", None, 1, "da", None, now, name="Karen Jensen")])
+
+    hub.call(made)
+    hub.call(lambda engine, now: Outcome(records=[AttendanceRow(ids["anna"], now)]))
+    hub.call(lambda engine, now: Outcome(records=[SignupCancelRow(ids["bent"], ids["karen"], 2, now)]))
+    return ids
+
+
+def test_staff_events_and_sign_ups_go_out_in_their_commits_without_codes_or_names(branch) -> None:
+    hub, path = branch
+    events_plugin(hub)
+    ids = whats_on(hub)
+    rows = [(kind, key, body) for _, kind, key, body in outbox(path)]
+    assert [(kind, key) for kind, key, _ in rows] == [
+        ("staff_event", ids["event"]), ("signup", ids["anna"]), ("signup", ids["bent"]), ("signup", ids["karen"]),
+        ("signup", ids["anna"]),  # checked in
+        ("signup", ids["bent"]), ("signup", ids["karen"])]  # given up (a tombstone), and Karen moved up
+    assert rows[0][2]["title"] == "Sprogcafé" and rows[0][2]["seats"] == 2
+    assert rows[4][2]["attended_at"] is not None and rows[1][2]["attended_at"] is None
+    assert rows[5][2] == {"id": ids["bent"], "event_id": ids["event"], "cancelled_at": rows[5][2]["cancelled_at"],
+                          "cancelled": True}
+    assert (rows[6][2]["seat"], rows[6][2]["waiting_place"]) == (2, None)
+    text = json.dumps([body for _, _, body in rows])
+    assert "Karen" not in text and "CODE" not in text and "k-anna" not in text  # no name, no code, no key
+
+
+def test_a_stream_from_before_ships_its_events_and_sign_ups_once_after_the_upgrade(branch) -> None:
+    from server.uplink.outbox import Backfill, Resnapshot
+
+    hub, path = branch
+    events_plugin(hub)
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    ids = whats_on(hub)
+    # as an older hub left its store: everything shipped and trimmed, and no note of which sources the stream has
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM outbox")
+        db.execute("DROP TABLE uplink_sources")
+    site_id = hub.config.site_id
+    hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))
+    rows = outbox(path)
+    assert sorted((kind, key) for _, kind, key, _ in rows) == sorted(
+        [("staff_event", ids["event"]), ("signup", ids["anna"]), ("signup", ids["karen"]), ("signup", ids["bent"])])
+    assert next(body for _, _, key, body in rows if key == ids["bent"])["cancelled"] is True
+    hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))  # the next start: nothing again
+    assert len(outbox(path)) == len(rows)
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(site_id)]))  # a new stream: every source, whole
+    again = outbox(path)
+    assert {kind for _, kind, _, _ in again} == {"ticket", "event", "staff_event", "signup"}
+    hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))
+    assert len(outbox(path)) == len(again)
