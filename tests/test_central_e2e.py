@@ -471,6 +471,10 @@ class Programme:
             events = set(db.execute("SELECT id, state, seats FROM staff_events WHERE branch = %s", (self.bid,)))
         return signups, events
 
+    def outbox_left(self) -> int:
+        with sqlite3.connect(f"file:{self.setup.store(self.bid)}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
     def in_step(self) -> bool:
         return self.branch_rows() == self.central_rows()  # sets of the same rows; primary keys: none twice
 
@@ -537,6 +541,7 @@ def test_event_sign_ups_and_check_ins_reach_the_centre_exactly_once_and_its_figu
 
     # SIGKILLed between the centre's commit of a new sign-up and the branch's own mark: sent again, stored once
     hub = setup.hubs["north"]
+    wait_until(lambda: north.outbox_left() == 0, "north to mark what the centre acknowledged")  # none to re-send
     hub.stop()
     hub.env = {"VUORO_UPLINK_KILL_AFTER": "1"}
     hub.start()
