@@ -137,10 +137,9 @@ def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: da
     events = {b.id: read_events(db, b, start, end) for b in branches}  # what's on: counts, summed as they are
     return {"start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION,
             "pending_days": pending,
-            "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures(), "events": events[b.id]}
-                         for b in branches],
+            "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
             "all": together.figures() if len(zones) == 1 else None,
-            "events": {key: sum(e[key] for e in events.values()) for key in EVENT_FIGURES}}
+            "events": {"branches": events, "all": {key: sum(e[key] for e in events.values()) for key in EVENT_FIGURES}}}
 
 
 def all_branches_summary_from_rows(db: psycopg.Connection, config: CentreConfig, start: date,

@@ -537,7 +537,8 @@ def test_event_sign_ups_and_check_ins_reach_the_centre_exactly_once_and_its_figu
     # sign-up made today (Bent's given up), Carl waiting; Anna and Karen checked in
     assert north.figures()[1] == {"events": 1, "signups": 4, "seated": 3, "waiting_list": 1, "attended": 2}
     together = setup.centre.get("/api/v1/summary", start=DAY, end=DAY).json()["events"]
-    assert together == {"events": 2, "signups": 5, "seated": 4, "waiting_list": 1, "attended": 2}
+    assert together["all"] == {"events": 2, "signups": 5, "seated": 4, "waiting_list": 1, "attended": 2}
+    assert together["branches"] == {programme.bid: programme.figures()[1] for programme in (north, south)}
 
     # SIGKILLed between the centre's commit of a new sign-up and the branch's own mark: sent again, stored once
     hub = setup.hubs["north"]
