@@ -137,8 +137,10 @@ def test_a_lost_answer_repeated_with_its_key_calls_nobody_else(hub: HubProcess) 
 
 
 def test_calls_sent_at_the_real_edge_are_all_answered_once(hub: HubProcess) -> None:
-    """No blind pool: the desk waits the hub's keep-alive, give or take a few milliseconds, again and again, so
-    some requests go out as the hub closes the connection (the harness's 5 in 13,000, here within seconds)."""
+    """No blind pool: the desk waits the hub's keep-alive, give or take a few milliseconds, again and again, and
+    every call is answered once. On loopback the real window is tens of microseconds (the FIN arrives with the
+    close): a probe of 93 such calls with a plain session lost none at load 14, where the harness, under load
+    between namespaces, lost 5 in 13,000. So this is the edge as it comes, not a proof: the blind pool above is."""
     ours = keep_alive_session(idle_s=60)
     answered = [call_next(ours, hub)]
     for step in range(-12, 13):
