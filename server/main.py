@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -220,6 +221,10 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
                 following.start()
 
         threading.Thread(target=serving, name="vuoro-trial", daemon=True).start()
+    # uvicorn handles SIGTERM while it serves, then puts the handler it found back and raises the signal again. With
+    # the default handler that killed the process before the clean-up below ran (the uplink's last mark, the MQTT
+    # link's goodbye, the writer's stop): a systemd stop skipped all of it. Found through the outbox's mark.
+    signal.signal(signal.SIGTERM, lambda signum, frame, served=server: _terminated(served, signum))
     try:
         server.run()
     finally:
@@ -238,6 +243,14 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         except OSError:
             log.warning("could not hand the staff sessions over the restart: staff sign in again", exc_info=True)
     return RESTART if restart_asked else 0
+
+
+def _terminated(server: Any, signum: int) -> None:
+    """SIGTERM outside uvicorn's own handler: once it has served, the stop goes on to the clean-up; before, the
+    process stops here, as it always did."""
+    if server.started:
+        return
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

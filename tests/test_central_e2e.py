@@ -247,6 +247,27 @@ def test_a_hub_killed_between_the_centres_commit_and_its_own_mark_sends_again_an
     assert setup.central_counts("north")[0] == 3
 
 
+def test_a_hub_stopped_by_sigterm_marks_what_the_centre_has_before_it_exits(setup: Setup) -> None:
+    """As systemd stops it: the clean-up after serving runs (uvicorn raised the SIGTERM again once it had stopped
+    serving, and the default handler ended the process first), so the uplink's last mark is made and nothing is
+    sent again at the next start."""
+    setup.centre.start()
+    del setup.hubs["south"]
+    hub = setup.hubs["north"].start()
+    for _ in range(3):
+        setup.issue("north")
+    setup.wait_in_step()
+    process = hub.process
+    assert process is not None
+    hub.stop()  # SIGTERM
+    assert process.returncode == 0
+    with sqlite3.connect(setup.store("north")) as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0  # every row acknowledged is marked
+        (marked,) = db.execute("SELECT shipped FROM uplink_state").fetchone()
+    with psycopg.connect(setup.database) as db:
+        assert db.execute("SELECT shipped FROM streams WHERE branch = 'north'").fetchone()[0] == marked
+
+
 def test_a_centre_restored_from_an_older_backup_gets_the_whole_branch_again(setup: Setup) -> None:
     setup.centre.start()
     del setup.hubs["south"]
