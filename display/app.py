@@ -344,6 +344,7 @@ class SignageApp(App):
         self.driver: ScreenDriver | None = None
         self.first_frame = threading.Event()
         self.timings: dict[str, float] = {}
+        self._watchdog: Any = None  # the Kivy clock's WATCHDOG=1 event, from the first frame on
 
     def load_kv(self, filename: Any = None) -> bool:
         # Kivy would also find signage.kv by the class name (SignageApp) and apply every rule a
@@ -367,6 +368,7 @@ class SignageApp(App):
             self.timings["first_frame"] = now
             self.first_frame.set()
             sd_notify.ready(f"signage {self.orientation} drawn")  # Type=notify: started once it shows something
+            self._start_watchdog()
         shown = self.driver.screen.shown if self.driver else None
         if "full_state" not in self.timings and shown is not None and shown.queues and self.state.complete:
             self.timings["full_state"] = now
@@ -374,14 +376,18 @@ class SignageApp(App):
                 print(json.dumps({**self.timings, "rss_kb": rss_kb()}), flush=True)
                 self.stop()
 
-    def on_start(self) -> None:
-        # WATCHDOG=1 from the Kivy clock (the UI thread): a frozen screen stops feeding it and systemd
-        # restarts the display. Nothing is scheduled outside systemd.
+    def _start_watchdog(self) -> None:
+        """WATCHDOG=1 from the Kivy clock (the UI thread): a frozen screen stops feeding it and systemd
+        restarts the display. From READY=1 on, not before: systemd arms the watchdog at the first ping
+        even while the unit is starting, so a ping before a slow first frame started the countdown
+        early (the kiosk's start failed that way on the emulated arm64 board, deploy/arm/); start-up is
+        TimeoutStartSec='s to limit. Nothing is scheduled outside systemd."""
         interval = sd_notify.watchdog_interval() if sd_notify.enabled() else None
-        self._watchdog = Clock.schedule_interval(lambda dt: sd_notify.watchdog(), interval) if interval else None
+        if interval and self._watchdog is None:
+            self._watchdog = Clock.schedule_interval(lambda dt: sd_notify.watchdog(), interval)
 
     def on_stop(self) -> None:
-        if getattr(self, "_watchdog", None) is not None:
+        if self._watchdog is not None:
             self._watchdog.cancel()
         sd_notify.stopping()
 

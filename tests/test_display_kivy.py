@@ -176,6 +176,9 @@ def test_vuoro_display_tells_systemd_it_is_ready_and_alive(live_broker: Broker, 
         while seen.count("WATCHDOG=1") < 2:
             seen += sock.recv(4096).decode().splitlines()
         assert seen.count("READY=1") == 1
+        # No ping before READY=1: systemd arms the watchdog at the first one, even while the unit starts,
+        # and a slow first frame then failed the start (the kiosk on the emulated arm64 board, deploy/arm/).
+        assert seen[0] == "READY=1", seen[:4]
     finally:
         process.terminate()
         try:
