@@ -332,12 +332,16 @@ class SignageApp(App):
     title = "Vuoro signage"
 
     def __init__(self, orientation: str, size: tuple[int, int], state: SignageState, lang: str,
-                 lock: threading.RLock, *, smoke: bool = False, alternate_s: float = ALTERNATE_S, **kwargs: Any):
+                 lock: threading.RLock, *, smoke: bool = False, alternate_s: float = ALTERNATE_S,
+                 fit_window: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.alternate_s = alternate_s
         self.smoke = smoke  # draw until the full state is on screen, print timings, exit
         self.orientation = orientation
         self.size = size
+        # Full screen: lay out for the pixels the panel has, which are not always 1920x1080 (a 720p
+        # screen showed the layout at 1.5x, the called ticket as "K..." and the counter cut off).
+        self.fit_window = fit_window
         self.state = state
         self.lang = lang
         self.lock = lock
@@ -353,13 +357,23 @@ class SignageApp(App):
         return True
 
     def build(self) -> SignageScreen:
+        from kivy.core.window import Window
+
+        if self.fit_window and min(Window.size) > 0:
+            self.size = (int(Window.width), int(Window.height))
+            Window.bind(size=self._resized)
         screen = build_screen(self.orientation, self.size)
         self.driver = ScreenDriver(screen, self.state, self.lang, self.lock, self.alternate_s)
         self.driver.redraw()
-        from kivy.core.window import Window
 
         Window.bind(on_flip=self._flipped)
         return screen
+
+    def _resized(self, _window: Any, size: tuple[int, int]) -> None:
+        """The panel's mode changed (or came late): the kv rules follow ``SCALE.u``."""
+        if min(size) > 0:
+            self.size = (int(size[0]), int(size[1]))
+            SCALE.u = min(self.size) / 1080.0
 
     def _flipped(self, window: Any) -> None:
         """After each frame: the benchmark's "start → first frame" and "→ full state drawn"."""
