@@ -213,7 +213,8 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                              f"<td>{branch_names(a['branches'], lang)}</td>"
                              f"<td>{_t('disabled' if a['disabled'] else 'active', lang)}</td>"
                              f"<td>{formats.moment(a['updated_at'], zone, lang)}</td><td>{action}</td></tr>")
-            parts.append(f'<div class="scroll"><table><thead><tr><th>{_t("name", lang)}</th><th>{_t("role", lang)}</th>'
+            box = page.scrolling(label=page._t("accounts", lang))
+            parts.append(f'<div {box}><table><thead><tr><th>{_t("name", lang)}</th><th>{_t("role", lang)}</th>'
                          f'<th>{_t("branches", lang)}</th><th>{_t("state", lang)}</th><th>{_t("changed", lang)}</th>'
                          f'<th>{_t("actions", lang)}</th></tr></thead><tbody>{"".join(lines)}</tbody></table></div>')
         else:

@@ -219,7 +219,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                 rows.append(f"<tr><td class=n>{n}</td><td><code title=\"{v['checksum']}\">{v['checksum'][:12]}</code>"
                             f"</td><td>{html.escape(v['published_by'])}</td>"
                             f"<td>{formats.moment(v['published_at'], zone, lang)}</td><td>{', '.join(marks)}</td></tr>")
-            table = (f'<div class="scroll"><table><thead><tr><th class=n>{_t("version", lang)}</th>'
+            table = (f'<div {page.scrolling("s-versions-h")}><table><thead><tr><th class=n>{_t("version", lang)}</th>'
                      f'<th>{_t("checksum", lang)}</th><th>{_t("by", lang)}</th><th>{_t("when", lang)}</th>'
                      f'<th>{_t("state", lang)}</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
         else:

@@ -176,6 +176,13 @@ def frame(config: CentreConfig, lang: str, title: str, body: str, *, top: str, h
                      refresh=False)
 
 
+def scrolling(labelledby: str = "", *, label: str = "") -> str:
+    """The attributes of a wide table's box: it scrolls sideways on a phone, so a keyboard must reach it
+    (axe: scrollable-region-focusable), and a focusable box needs a name (its section's heading)."""
+    name = f'aria-labelledby="{labelledby}"' if labelledby else f'aria-label="{label}"'
+    return f'class="scroll" tabindex="0" role="group" {name}'
+
+
 def section(sid: str, heading: str, body: str) -> str:
     """A part of a page with its heading (``heading`` already escaped), reachable as ``#sid``."""
     return f'<section id="{sid}" aria-labelledby="{sid}-h"><h2 id="{sid}-h">{heading}</h2>{body}</section>'
@@ -216,7 +223,7 @@ form.grid p { margin: 0; }
 nav.menu { display: flex; flex-wrap: wrap; gap: .25rem 1.25rem; margin: 0 0 .75rem; font-weight: 600; }
 nav a[aria-current] { color: #1d1d1b; text-decoration-thickness: 3px; }
 a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible,
-summary:focus-visible { outline: 3px solid #1d4f91; outline-offset: 2px; }
+summary:focus-visible, .scroll:focus-visible { outline: 3px solid #1d4f91; outline-offset: 2px; }
 form.grid { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .5rem 1rem; align-items: center;
             max-width: 40rem; }
 form.grid .wide, form.grid fieldset { grid-column: 1 / -1; }

@@ -261,8 +261,9 @@ def install(app: FastAPI, config: CentreConfig, pool: Any) -> None:
         rows = "".join(f'<tr><th scope="row">{w(name)}</th>'
                        + "".join(f"<td class=n>{write(entry.get(key), kind, lang)}</td>" for _, entry in cols)
                        + "</tr>" for key, name, kind in FIGURES)
-        out = page.section("s-total", heading, f'<div class="scroll"><table><thead><tr><th scope="col">{w("Total")}'
-                                              f'</th>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+        out = page.section("s-total", heading, f'<div {page.scrolling("s-total-h")}><table><thead><tr>'
+                                              f'<th scope="col">{w("Total")}</th>{head}</tr></thead><tbody>{rows}'
+                                              f'</tbody></table></div>')
         if not by:
             return out
         key, name, kind = next((f for f in FIGURES if f[0] == figure), FIGURES[0])
@@ -280,8 +281,9 @@ def install(app: FastAPI, config: CentreConfig, pool: Any) -> None:
         by_name = html.escape(by_raw)
         title = html.escape(_words("by_of", lang, figure=raw(name), by=by_raw.lower()))
         note = f'<p class="note">{_t("per_service", lang)}</p>' if by == "service" else ""
-        return out + page.section("s-by", title, f'{note}<div class="scroll"><table><thead><tr><th scope="col">'
-                                                f'{by_name}</th>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+        return out + page.section("s-by", title, f'{note}<div {page.scrolling("s-by-h")}><table><thead><tr>'
+                                                f'<th scope="col">{by_name}</th>{head}</tr></thead><tbody>{body}'
+                                                f'</tbody></table></div>')
 
     @app.get(PATH, response_class=HTMLResponse)
     async def statistics(request: Request) -> Response:

@@ -30,7 +30,7 @@ import requests
 
 from central.rollup import bucket
 from tests.test_central_e2e import BRANCHES, branch_site
-from toolkit.accessibility import assert_accessible
+from toolkit.accessibility import PHONE, assert_accessible
 from toolkit.broker import free_port
 from toolkit.central_data import generate
 from toolkit.central_process import ADMIN_TOKEN
@@ -327,4 +327,13 @@ def test_an_admin_manages_accounts_and_configs_and_reads_the_statistics_in_chrom
     assert int(totals["north"][3]) + int(totals["south"][3]) == issued
     groups = [r for r in rows[1:] if r[0] == "all" and r[2] != "total"]
     assert sum(int(r[3]) for r in groups) == issued and len(groups) == 7
+
+    # a phone: the wide tables scroll sideways in a box the keyboard reaches
+    page.set_viewport_size(PHONE)
+    for path in (f"/statistics?lang=fi&period=range&from={START}&to={END}&by=day",
+                 "/configuration?branch=south&lang=nl", "/accounts?lang=sv"):
+        page.goto(centre.url + path)
+        assert_accessible(page, f"{path} on a phone")
+        if path.startswith("/statistics"):
+            shot(page, "centre-statistics-phone-fi.png")
     context.close()
