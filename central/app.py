@@ -6,8 +6,11 @@
   that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
-- ``GET /api/v1/summary?start=&end=&branches=``: every branch's figures side by side, and all branches as one;
+- ``GET /api/v1/summary?start=&end=&branches=&by=``: every branch's figures side by side, and all branches as one
+  (``by=day|weekday|month|service``: and per group);
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
+- ``/statistics``, ``/configuration``, ``/accounts``: the pages for people (``central/stats_page.py``,
+  ``central/config_page.py``, ``central/accounts_page.py``);
 - ``GET /api/v1/health``: whether the database answers.
 
 - ``/login``, ``/logout``: staff sign in to the pages with the accounts the centre holds (``central/signin.py``);
@@ -32,7 +35,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from central import config_api, figures, page, signin
+from central import accounts_page, config_api, config_page, figures, page, rollup, signin, stats_page
 from central import configs as site_configs
 from central import staff as staff_accounts
 from central.booking_pages import add_booking_pages
@@ -87,6 +90,10 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     signin.install(app, config, pool)
     config_api.install(app, config, pool)
+    # the pages for people: statistics across branches; configuration and accounts for admins
+    stats_page.install(app, config, pool)
+    config_page.install(app, config, pool)
+    accounts_page.install(app, config, pool)
 
     def viewer(request: Request) -> signin.Viewer | None:
         return app.state.viewer(request)  # type: ignore[no-any-return]
@@ -192,9 +199,10 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.get("/api/v1/summary")
     async def all_summary(request: Request, start: Annotated[date | None, Query()] = None,
-                          end: Annotated[date | None, Query()] = None, branches: str = "") -> JSONResponse:
+                          end: Annotated[date | None, Query()] = None, branches: str = "",
+                          by: str = "") -> JSONResponse:
         """Every branch (or ``branches=a,b``) side by side and all as one, by the branches' own definitions, from
-        the per-day aggregates (central/rollup.py)."""
+        the per-day aggregates (central/rollup.py); ``by=day|weekday|month|service`` adds each one's groups."""
         who = viewer(request)
         if who is None or who.branches is not None:  # all as one: for those who see every branch
             return _error(401, "unauthorized", "The centre's admin token or a sign-in that sees every branch is "
@@ -203,13 +211,18 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         unknown = [b for b in chosen or [] if b not in config.branches]
         if unknown:
             return _error(404, "unknown_branch", f"There is no branch {unknown[0]!r}.")
-        zone = next(iter(config.branches.values())).site.timezone if config.branches else None
-        today = figures.utc_now().astimezone(zone).date()
+        if by and by not in rollup.GROUPINGS:
+            return _error(400, "by", f"by is one of {', '.join(rollup.GROUPINGS)} across branches (the day "
+                                     "aggregates keep no hour, desk or origin: a branch's own summary has those).")
+        today = figures.utc_now().astimezone(figures.centre_zone(config)).date()
         lo, hi = start or today, end or start or today
+        if hi < lo:
+            return _error(400, "period", "end is before start.")
 
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
-                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S)
+                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S,
+                                                    by=by or None)
 
         return JSONResponse(await run_in_threadpool(compute))
 
@@ -225,8 +238,10 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
             return RedirectResponse(f"/login?lang={page.language(config, lang)}", status_code=303)
         rows = await run_in_threadpool(read_overview, who)
         states = await run_in_threadpool(read_configs, who)
-        return HTMLResponse(page.render(config, rows, lang, top=signin.sign_out_form(who, page.language(config, lang)),
-                                        configs=states), headers=page.HEADERS_FORMS)
+        lang = page.language(config, lang)
+        top = signin.sign_out_form(who, lang) + page.menu(lang, "/", configure=signin.configures_any(who, config),
+                                                          accounts=who.may_manage_accounts)
+        return HTMLResponse(page.render(config, rows, lang, top=top, configs=states), headers=page.HEADERS_FORMS)
 
     return app
 
