@@ -93,6 +93,90 @@ def test_every_word_of_the_centres_calendar_is_in_each_language() -> None:
             assert set(re.findall(r"{\w+}", text)) == set(re.findall(r"{\w+}", msgid)), (lang, msgid, text)
 
 
+@pytest.fixture()
+def reserved_calendar(tmp_path, postgres_db, monkeypatch):  # type: ignore[no-untyped-def]
+    """The centre's calendar in this process over a real PostgreSQL: north, "Ask a librarian" (1 place a slot) with
+    ``reserve = 1`` — the one place is the branch's — and "Citizen service" (2 places, none reserved)."""
+    from psycopg_pool import ConnectionPool
+
+    from central.calendar import Calendar
+    from central.config import load_centre
+    from central.ingest import register_branches
+    from central.schema import migrate
+    from tests.test_calendar import NOW, site
+
+    clock = tmp_path / "clock"
+    write_clock_file(clock, NOW)
+    monkeypatch.setenv(CLOCK_ENV, str(clock))
+    config = load_centre(write_centre_config(tmp_path / "centre.toml", postgres_db, {
+        "north": ("north-uplink-token-0123456789", site(tmp_path, reserve=1))}))
+    migrate(postgres_db)
+    pool = ConnectionPool(postgres_db, min_size=1, max_size=4, open=True)
+    with pool.connection() as db:
+        register_branches(db, {"north": "North"})
+    yield Calendar(config, pool)
+    pool.close()
+
+
+def test_the_staff_rules_at_the_centre_and_the_overviews_handover_states(reserved_calendar) -> None:  # type: ignore
+    from central.calendar import BRANCH_OWNS
+    from server.errors import ApiError
+    from tests.test_calendar import NOW
+
+    cal = reserved_calendar
+
+    def staff_book(service: str, start: datetime, **details: str) -> dict[str, Any]:
+        return cal.book("north", service=service, start=start, slots=1, key=uuid.uuid4().hex, language="en",
+                        staff=True, **details)[1]
+
+    def refused(service: str, start: datetime, **details: str) -> ApiError:
+        with pytest.raises(ApiError) as caught:
+            staff_book(service, start, **details)
+        return caught.value
+
+    with cal.pool.connection() as db:  # never heard from: today is not sold, and the overview says why
+        assert cal.handover_states(db, NOW)["north"]["state"] == "unreachable"
+        db.execute("UPDATE branches SET last_seen = clock_timestamp() WHERE id = 'north'")
+    with cal.pool.connection() as db:
+        assert cal.handover_states(db, NOW)["north"] == {"state": "not_yet", "day": NOW.date().isoformat(),
+                                                         "handed_at": None}
+    soon = NOW.replace(hour=7, minute=15)
+    # Staff may book a time too soon for a citizen (until_min = 60) and need no phone; a note is kept.
+    with pytest.raises(ApiError):
+        cal.book("north", service="borgerservice", start=soon, slots=1, key=uuid.uuid4().hex, language="en",
+                 name="Citizen", phone="+45 11 22 33 44")
+    row = staff_book("borgerservice", soon, name="Caller", note="Bring the form")
+    assert (row["origin"], row["name"], row["phone"], row["note"]) == ("staff", "Caller", None, "Bring the form")
+    # Never the walk-in reserve: "Ask a librarian" has one place a slot and it is the branch's.
+    assert refused("bibliotekar", NOW.replace(hour=10) + timedelta(days=1), name="X").code == "full"
+    assert cal.staff_times("north", "bibliotekar", (NOW + timedelta(days=1)).date()) == []
+    assert refused("borgerservice", NOW.replace(hour=6)).code == "past"
+    assert refused("borgerservice", NOW.replace(hour=9, minute=5)).code == "not_a_slot"
+    assert refused("borgerservice", NOW.replace(hour=9), phone="not a phone").details["field"] == "phone"
+    # Two places at 09:00: two staff bookings, then full (no overbooking at the centre).
+    staff_book("borgerservice", NOW.replace(hour=9))
+    staff_book("borgerservice", NOW.replace(hour=9))
+    assert refused("borgerservice", NOW.replace(hour=9)).code == "full"
+    assert NOW.replace(hour=9).isoformat(timespec="minutes") not in [
+        t["start"] for t in cal.staff_times("north", "borgerservice", NOW.date())]
+    # The branch takes today over: the centre's staff sell, and move onto, none of it.
+    cal.handover("north", NOW.date())
+    with cal.pool.connection() as db:
+        state = cal.handover_states(db, NOW)["north"]
+    handed_at = datetime.fromisoformat(state["handed_at"])  # by the centre's (test) clock, not the database's
+    assert state["state"] == "handed_over" and timedelta(0) <= handed_at - NOW < timedelta(minutes=1)
+    assert refused("borgerservice", NOW.replace(hour=12)).code == BRANCH_OWNS
+    later = staff_book("borgerservice", NOW.replace(hour=12) + timedelta(days=1), name="Later")
+    with pytest.raises(ApiError) as caught:
+        cal.staff_move(later["id"], NOW.replace(hour=13))
+    assert caught.value.code == BRANCH_OWNS
+    moved = cal.staff_move(later["id"], NOW.replace(hour=14) + timedelta(days=2))
+    assert (moved["code"], moved["day"]) == (later["code"], (NOW + timedelta(days=2)).date())
+    assert cal.staff_cancel(later["id"])["status"] == "cancelled"
+    view = cal.day_view("north", NOW.date())
+    assert view["owner"] == BRANCH_OWNS and {r["name"] for r in view["bookings"]} == {"Caller", None}
+
+
 def test_a_branch_restarted_during_a_cut_still_sells_its_day_and_shows_the_centres_bookings(  # type: ignore
         tmp_path, make_hub, postgres_db) -> None:
     clock = tmp_path / "clock"
