@@ -57,6 +57,7 @@ RESERVE_MSGID = ("The walk-in places of {branch} are not booked here: they are t
 STATUS_WORDS = {"booked": "not checked in", "checked_in": "checked in", "no_show": "No-show", "cancelled": "Cancelled"}
 
 CSS = """
+div.scroll { overflow-x: auto; }
 table.cal { border-collapse: collapse; width: 100%; background: #fff; }
 table.cal caption { text-align: left; font-weight: 600; font-size: 1.15rem; padding: .25rem 0 .5rem; }
 table.cal th, table.cal td { vertical-align: top; }
@@ -208,8 +209,10 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
                 f'<td>{_e(r["email"] or "")}</td><td>{_e(r["note"] or "")}</td>'
                 f'<td>{_e(w[STATUS_WORDS.get(r["status"], "not checked in")])}</td><td>{_e(where)}</td>'
                 f'<td class="acts">{acts}</td></tr>')
-        return (f'<table class="cal"><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>'
-                f'<tbody>{"".join(body)}</tbody></table>')
+        # On a narrow screen the table scrolls by itself, not the page (a region a keyboard can scroll too)
+        return (f'<div class="scroll" role="region" aria-labelledby="cal-caption" tabindex="0">'
+                f'<table class="cal"><caption id="cal-caption">{_e(caption)}</caption><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table></div>')
 
     def times_fieldset(lang: str, times: list[dict[str, Any]], chosen: str | None) -> str:
         w = words(lang)

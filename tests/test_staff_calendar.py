@@ -271,7 +271,7 @@ def test_centre_staff_calendar_in_chromium(tmp_path, make_hub, postgres_db, brow
     """A person at the centre: the overview's handover lines, a branch's day, book for a caller (the centre's places
     only), a refusal in words with the details kept, move, cancel; Danish; axe-core finds nothing; the personal
     fields never in an address; another branch's staff are not let in."""
-    from toolkit.accessibility import DESKTOP, assert_accessible
+    from toolkit.accessibility import DESKTOP, PHONE, assert_accessible
 
     clock = tmp_path / "clock"
     write_clock_file(clock, D0)
@@ -395,6 +395,10 @@ def test_centre_staff_calendar_in_chromium(tmp_path, make_hub, postgres_db, brow
         assert page.get_by_role("heading", name="Bestil tid for en borger").count() == 1
         assert_accessible(page, "the calendar in Danish")
         page.screenshot(path=str(shots / "staffcal-day-da.png"), full_page=True)
+        page.set_viewport_size(PHONE)  # a phone: the table scrolls in its own region, the page does not
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        assert_accessible(page, "the calendar at phone size")
+        page.screenshot(path=str(shots / "staffcal-day-da-phone.png"), full_page=True)
         forged = context.request.post(f"{centre.url}/calendar/north/book?lang=en", form={
             "csrf": "forged", "idem": uuid.uuid4().hex, "service": "bibliotekar", "day": d1,
             "start": (D0 + timedelta(days=1)).replace(hour=14).isoformat(timespec="minutes"), "name": "Mallory"},
