@@ -103,9 +103,6 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
     def clock(bid: str, value: datetime) -> str:
         return f"{value.astimezone(tz(bid)):%H:%M}"
 
-    def day_words(lang: str, day: date) -> str:
-        return f"{day:%Y-%m-%d}"  # ISO in every language: a person and a caller read it the same
-
     def document(request: Request, who: Viewer, lang: str, title: str, body: str, status: int = 200,
                  here: str | None = None, query: dict[str, str] | None = None) -> Response:
         """``here`` and ``query``: the GET address the language links lead to (a refused POST's page too)."""
@@ -182,7 +179,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
     def table(lang: str, bid: str, view: dict[str, Any], owner: str | None) -> str:
         w = words(lang)
         rows = view["bookings"]
-        caption = w["Bookings {day}"].format(day=day_words(lang, view["day"]))
+        caption = w["Bookings {day}"].format(day=view["day"].isoformat())  # ISO: read alike in every language
         if not rows:
             return f'<h2>{_e(caption)}</h2><p class="muted">{_e(w["No bookings this day"])}</p>'
         heads = ("Time", "Service", "Code", "Name", "Phone", "E-mail", "Note", "Status", "Where booked", "")

@@ -17,8 +17,9 @@ handed over are kept in the store, so a branch restarted during a cut still sell
 On every poll (also before opening) it reads ``GET <centre>/api/v1/calendar/ahead``: the centre's bookings of this
 branch on days not handed over yet, which the staff page shows beside the branch's own (one calendar from every
 branch); the writer keeps the answer in the store, so the staff page shows what it last had while the centre
-cannot be reached. The
-branch's own bookings, cancellations and check-ins travel to the centre through the outbox (``outbox.py``:
+cannot be reached.
+
+The branch's own bookings, cancellations and check-ins travel to the centre through the outbox (``outbox.py``:
 ``booking`` rows), as tickets do. Never on the writer thread, never holding it up.
 """
 
