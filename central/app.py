@@ -14,6 +14,7 @@
 - ``GET /api/v1/health``: whether the database answers.
 
 - ``/login``, ``/logout``: staff sign in to the pages with the accounts the centre holds (``central/signin.py``);
+- ``/calendar/{branch}``: the staff calendar of a branch's bookings (``central/staff_calendar.py``);
 - configs and staff accounts: ``central/config_api.py``.
 
 Reading needs the centre's admin token (``Bearer``, or HTTP Basic with any user name and the token as the
@@ -35,11 +36,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from central import accounts_page, config_api, config_page, figures, page, rollup, signin, stats_page
+from central import accounts_page, config_api, config_page, figures, page, rollup, signin, staff_calendar, stats_page
 from central import configs as site_configs
 from central import staff as staff_accounts
 from central.booking_pages import add_booking_pages
 from central.calendar import Calendar
+from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
 from central.ingest import BatchRefused, parse_body, store_batch
 from server.errors import ApiError, error_body
@@ -94,6 +96,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     stats_page.install(app, config, pool)
     config_page.install(app, config, pool)
     accounts_page.install(app, config, pool)
+    staff_calendar.install(app, config, calendar)  # staff book, move and cancel per branch and day
 
     def viewer(request: Request) -> signin.Viewer | None:
         return app.state.viewer(request)  # type: ignore[no-any-return]
@@ -160,8 +163,12 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
                              "branches": len(config.branches)}, status_code=200 if ok else 503)
 
     def read_overview(who: signin.Viewer) -> list[dict[str, Any]]:
+        now = figures.utc_now()
         with pool.connection() as db:
-            return [b for b in figures.overview(db, config, figures.utc_now()) if who.sees(b["branch"])]
+            handovers = calendar.handover_states(db, calendar_now())  # the calendar's clock (a test's too)
+            # Today's handover of the booking calendar (None: the branch is not in the centre's calendar)
+            return [{**b, "calendar": handovers.get(b["branch"])} for b in figures.overview(db, config, now)
+                    if who.sees(b["branch"])]
 
     def read_configs(who: signin.Viewer) -> dict[str, dict[str, Any]]:
         with pool.connection() as db:

@@ -140,6 +140,11 @@ def _document(lang: str, title: str, body: str, refresh: bool) -> str:
             f"<style>{CSS}</style>{script}</head><body><main>{body}{control}</main></body></html>")
 
 
+def document_with_css(lang: str, title: str, body: str, css: str) -> str:
+    """A page of the centre's with more style of its own (the staff calendar), no refresh."""
+    return _document(lang, title, body, refresh=False).replace("</style>", f"{css}</style>", 1)
+
+
 def document(lang: str, title: str, body: str, *, refresh: bool, languages: tuple[str, ...], here: str) -> str:
     """A page with the language links on top (``here``: the page's own address)."""
     current = ' aria-current="true"'
@@ -207,6 +212,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #e6e6e0; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 p.warn { color: #b3261e; font-weight: 600; margin: 0 0 .5rem; }
+dd.warn { color: #b3261e; font-weight: 600; }
 form.login { display: grid; gap: .4rem; max-width: 22rem; background: #fff; border: 1px solid #d8d8d2;
              border-radius: .5rem; padding: 1.25rem; }
 form.login input { font: inherit; padding: .5rem; border: 1px solid #76766f; border-radius: .3rem; }
@@ -266,6 +272,22 @@ def _config_state(state: dict[str, Any] | None, lang: str) -> tuple[str, str]:
     return pair, f"<p class=warn>{_t('refused', lang, n=state['refused'])}</p><ul>{reasons}</ul>"
 
 
+def _handover(b: dict[str, Any], lang: str, zone: Any) -> str:
+    """Today's handover of the booking calendar, and the way to the branch's staff calendar."""
+    from central.staff_calendar import handover_words  # the calendar's words live with it
+    from server.staff.strings import CALENDAR_MSGIDS, strings
+
+    state = b.get("calendar")
+    if state is None:
+        return ""
+    w = strings(lang, CALENDAR_MSGIDS)
+    term, link = html.escape(w["Today's bookings"]), html.escape(w["Calendar"])
+    warn = ' class="warn"' if state["state"] == "unreachable" else ""
+    return (f'<dt>{term}</dt><dd{warn} data-handover="{state["state"]}">'
+            f'{html.escape(handover_words(lang, state, zone))} · '
+            f'<a href="/calendar/{html.escape(b["branch"])}?lang={lang}">{link}</a></dd>')
+
+
 def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | None, *, top: str = "",
            configs: dict[str, dict[str, Any]] | None = None) -> str:
     lang = language(config, lang)
@@ -274,6 +296,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
              f'<nav aria-label="{_t("language", lang)}">{links}</nav>']
     for b in branches:
         config_pair, refused = _config_state((configs or {}).get(b["branch"]), lang)
+        handover = _handover(b, lang, config.branches[b["branch"]].site.timezone)
         seen = b["seconds_since_seen"]
         stale = seen is None or seen > STALE_AFTER_S
         seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=_duration(seen, lang))
@@ -298,7 +321,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
             f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
             f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
-            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>{config_pair}</dl>"
+            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>{config_pair}{handover}</dl>"
             f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
             f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
             f"<th class=n>{_t('served', lang)}</th>"
