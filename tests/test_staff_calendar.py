@@ -247,10 +247,17 @@ def test_a_branch_restarted_during_a_cut_still_sells_its_day_and_shows_the_centr
         with sqlite3.connect(f"file:{hub.data_dir / 'hub.sqlite3'}?mode=ro", uri=True) as db:
             assert db.execute("SELECT day FROM booking_owned_days").fetchall() == [(today,)]
 
-        # The centre meanwhile: the booking moved and then cancelled by its staff reaches the branch when mended.
+        # Mended; then D+2 comes: the branch takes it over with the centre's booking — its note and origin too.
         relay.mend()
         wait_until(lambda: requests.get(f"{hub.url}/api/v1/health", timeout=5).json()["calendar"]["state"]
                    == "owner", "north hears the centre again", timeout=30)
+        write_clock_file(clock, (D0 + timedelta(days=2)).replace(hour=7))
+        wait_until(lambda: requests.get(f"{hub.url}/api/v1/health", timeout=5).json()["calendar"] == {
+            "state": "owner", "day": d2, "error": None}, "north took D+2 over", timeout=30)
+        own = [b for b in branch_day(hub, d2) if b["code"] == code_plain]
+        assert [(b.get("side"), b["name"], b["note"], b["origin"]) for b in own] == [
+            (None, "Karen Blixen", "Needs a hearing loop", "staff")]  # the branch's own now, not the copy's
+        # The caller rings the centre to cancel: a forged form changes nothing, the real one reaches the branch.
         booking_id = seen["id"]
         cancel_page = staff.get(f"{centre.url}/calendar/north/cancel/{booking_id}", timeout=10)
         assert cancel_page.status_code == 200 and "Karen Blixen" in cancel_page.text
@@ -259,8 +266,8 @@ def test_a_branch_restarted_during_a_cut_still_sells_its_day_and_shows_the_centr
         cancelled = staff.post(f"{centre.url}/calendar/north/cancel/{booking_id}",
                                data={"csrf": form_csrf(cancel_page.text)}, timeout=10, allow_redirects=False)
         assert cancelled.status_code == 303 and centre_row(postgres_db, code_plain)[0] == "cancelled"
-        wait_until(lambda: not any(b.get("side") == "centre" for b in branch_day(hub, d2)),
-                   "the cancelled booking leaves the branch's list", timeout=30)
+        wait_until(lambda: [b["status"] for b in branch_day(hub, d2) if b["code"] == code_plain] == ["cancelled"],
+                   "the cancellation at the branch (the handover's next answer)", timeout=30)
     finally:
         hub.stop()
         centre.stop()
