@@ -6,11 +6,15 @@
   that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
-- ``GET /api/v1/summary?start=&end=&branches=``: every branch's figures side by side, and all branches as one;
+- ``GET /api/v1/summary?start=&end=&branches=&by=``: every branch's figures side by side, and all branches as one
+  (``by=day|weekday|month|service``: and per group);
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
+- ``/statistics``, ``/configuration``, ``/accounts``: the pages for people (``central/stats_page.py``,
+  ``central/config_page.py``, ``central/accounts_page.py``);
 - ``GET /api/v1/health``: whether the database answers.
 
 - ``/login``, ``/logout``: staff sign in to the pages with the accounts the centre holds (``central/signin.py``);
+- ``/calendar/{branch}``: the staff calendar of a branch's bookings (``central/staff_calendar.py``);
 - configs and staff accounts: ``central/config_api.py``.
 
 Reading needs the centre's admin token (``Bearer``, or HTTP Basic with any user name and the token as the
@@ -32,11 +36,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from central import config_api, figures, page, signin
+from central import accounts_page, config_api, config_page, figures, page, rollup, signin, staff_calendar, stats_page
 from central import configs as site_configs
 from central import staff as staff_accounts
 from central.booking_pages import add_booking_pages
 from central.calendar import Calendar
+from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
 from central.ingest import BatchRefused, parse_body, store_batch
 from server.errors import ApiError, error_body
@@ -87,6 +92,11 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     signin.install(app, config, pool)
     config_api.install(app, config, pool)
+    # the pages for people: statistics across branches; configuration and accounts for admins
+    stats_page.install(app, config, pool)
+    config_page.install(app, config, pool)
+    accounts_page.install(app, config, pool)
+    staff_calendar.install(app, config, calendar)  # staff book, move and cancel per branch and day
 
     def viewer(request: Request) -> signin.Viewer | None:
         return app.state.viewer(request)  # type: ignore[no-any-return]
@@ -153,8 +163,12 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
                              "branches": len(config.branches)}, status_code=200 if ok else 503)
 
     def read_overview(who: signin.Viewer) -> list[dict[str, Any]]:
+        now = figures.utc_now()
         with pool.connection() as db:
-            return [b for b in figures.overview(db, config, figures.utc_now()) if who.sees(b["branch"])]
+            handovers = calendar.handover_states(db, calendar_now())  # the calendar's clock (a test's too)
+            # Today's handover of the booking calendar (None: the branch is not in the centre's calendar)
+            return [{**b, "calendar": handovers.get(b["branch"])} for b in figures.overview(db, config, now)
+                    if who.sees(b["branch"])]
 
     def read_configs(who: signin.Viewer) -> dict[str, dict[str, Any]]:
         with pool.connection() as db:
@@ -193,9 +207,10 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.get("/api/v1/summary")
     async def all_summary(request: Request, start: Annotated[date | None, Query()] = None,
-                          end: Annotated[date | None, Query()] = None, branches: str = "") -> JSONResponse:
+                          end: Annotated[date | None, Query()] = None, branches: str = "",
+                          by: str = "") -> JSONResponse:
         """Every branch (or ``branches=a,b``) side by side and all as one, by the branches' own definitions, from
-        the per-day aggregates (central/rollup.py)."""
+        the per-day aggregates (central/rollup.py); ``by=day|weekday|month|service`` adds each one's groups."""
         who = viewer(request)
         if who is None or who.branches is not None:  # all as one: for those who see every branch
             return _error(401, "unauthorized", "The centre's admin token or a sign-in that sees every branch is "
@@ -204,13 +219,18 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         unknown = [b for b in chosen or [] if b not in config.branches]
         if unknown:
             return _error(404, "unknown_branch", f"There is no branch {unknown[0]!r}.")
-        zone = next(iter(config.branches.values())).site.timezone if config.branches else None
-        today = figures.utc_now().astimezone(zone).date()
+        if by and by not in rollup.GROUPINGS:
+            return _error(400, "by", f"by is one of {', '.join(rollup.GROUPINGS)} across branches (the day "
+                                     "aggregates keep no hour, desk or origin: a branch's own summary has those).")
+        today = figures.utc_now().astimezone(figures.centre_zone(config)).date()
         lo, hi = start or today, end or start or today
+        if hi < lo:
+            return _error(400, "period", "end is before start.")
 
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
-                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S)
+                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S,
+                                                    by=by or None)
 
         return JSONResponse(await run_in_threadpool(compute))
 
@@ -226,8 +246,10 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
             return RedirectResponse(f"/login?lang={page.language(config, lang)}", status_code=303)
         rows = await run_in_threadpool(read_overview, who)
         states = await run_in_threadpool(read_configs, who)
-        return HTMLResponse(page.render(config, rows, lang, top=signin.sign_out_form(who, page.language(config, lang)),
-                                        configs=states), headers=page.HEADERS_FORMS)
+        lang = page.language(config, lang)
+        top = signin.sign_out_form(who, lang) + page.menu(lang, "/", configure=signin.configures_any(who, config),
+                                                          accounts=who.may_manage_accounts)
+        return HTMLResponse(page.render(config, rows, lang, top=top, configs=states), headers=page.HEADERS_FORMS)
 
     return app
 

@@ -12,7 +12,8 @@ the refusal page, the booking's summary, notices and manage page); the rules are
 - ``/book/b/{code}``: the booking (the centre's 7-character codes), its QR, ``calendar.ics``, ``move``, ``cancel``.
 
 For programs (and the branches): ``GET /api/v1/calendar/slots``, ``GET /api/v1/calendar/nearest``,
-``POST /api/v1/calendar/bookings`` (Idempotency-Key), ``POST /api/v1/calendar/handover`` (a branch's token).
+``POST /api/v1/calendar/bookings`` (Idempotency-Key), ``POST /api/v1/calendar/handover`` and
+``GET /api/v1/calendar/ahead`` (a branch's token).
 """
 
 from __future__ import annotations
@@ -394,11 +395,24 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         replay = answer.pop("replay")
         return JSONResponse(answer, status_code=200 if replay else 201)
 
+    def branch_of(request: Request) -> Any:
+        header = request.headers.get("authorization", "")
+        return config.branch_by_token(header.partition(" ")[2].strip()) if header.lower().startswith("bearer ") \
+            else None
+
+    @app.get("/api/v1/calendar/ahead", tags=["calendar"])
+    async def ahead(request: Request) -> Response:
+        """A branch (its token) reads the centre's bookings of it on days it has not taken over: its staff page
+        shows them beside its own (personal fields included, as in the handover's answer)."""
+        branch = branch_of(request)
+        if branch is None:
+            return JSONResponse({"error": "unauthorized", "message": "This token is no branch's."}, status_code=401)
+        rows = await run_in_threadpool(calendar.ahead, branch.id)
+        return JSONResponse({"branch": branch.id, "bookings": rows}, headers={"Cache-Control": "no-store"})
+
     @app.post("/api/v1/calendar/handover", tags=["calendar"])
     async def handover(request: Request) -> Response:
-        header = request.headers.get("authorization", "")
-        branch = config.branch_by_token(header.partition(" ")[2].strip()) if header.lower().startswith("bearer ") \
-            else None
+        branch = branch_of(request)
         if branch is None:
             return JSONResponse({"error": "unauthorized", "message": "This token is no branch's."}, status_code=401)
         try:

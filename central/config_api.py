@@ -71,6 +71,12 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         for event in list(waiting):
             event.set()
 
+    app.state.config_changed = changed  # the centre's pages publish and change accounts too
+
+    def signed_out(name: str) -> None:
+        """An account changed or gone: its sessions on the centre's pages end (it signs in again, as it now is)."""
+        app.state.centre_sessions.end_where(lambda session: session.account.name == name)
+
     def admin_only(request: Request) -> JSONResponse | None:
         who = app.state.viewer(request)
         if who is None or not who.admin:
@@ -133,6 +139,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             return _error(422, "invalid_account", str(exc))
         revision = await run(accounts.put, account)
         changed()
+        signed_out(name)
         return JSONResponse({"name": name, "revision": revision})
 
     @app.delete("/api/v1/staff/{name}")
@@ -142,6 +149,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if not await run(accounts.delete, name):
             return _error(404, "unknown_account", f"There is no account {name!r}.")
         changed()
+        signed_out(name)
         return JSONResponse({"name": name, "deleted": True})
 
     @app.get("/api/v1/staff")

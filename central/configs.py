@@ -99,6 +99,13 @@ def newest(db: psycopg.Connection, branch: str, version: int | None = None) -> d
     return {"version": int(row[0]), "checksum": row[1], "text": row[2], "published_at": row[3].isoformat()}
 
 
+def versions(db: psycopg.Connection, branch: str) -> list[dict[str, Any]]:
+    """Every published version of the branch, newest first (without the texts)."""
+    return [{"version": int(v), "checksum": c, "published_at": at, "published_by": by} for v, c, at, by in db.execute(
+        "SELECT version, checksum, published_at, published_by FROM site_configs WHERE branch = %s "
+        "ORDER BY version DESC", (branch,))]
+
+
 def parse_report(body: Any) -> dict[str, Any]:
     """A branch's report: {"running": {"version", "checksum"}, "refused": {"version", "checksum", "problems"}|null}.
     ValueError for anything else."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -120,7 +121,8 @@ def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: dat
 
 
 def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: date, end: date,
-                         branch_ids: list[str] | None = None, budget_s: float | None = None) -> dict[str, Any]:
+                         branch_ids: list[str] | None = None, budget_s: float | None = None,
+                         by: str | None = None) -> dict[str, Any]:
     """Every branch (or those of ``branch_ids``) side by side, and all of them as one: the same figures over all
     their tickets, so the percentiles are of every wait, not an average of averages. From the per-day aggregates
     (central/rollup.py): counts, means, maxima and service levels exact, percentiles rounded up to the
@@ -135,11 +137,37 @@ def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: da
     zones = {str(b.site.timezone) for b in branches}
     # pending_days: days whose newest rows the figures do not count yet (the refresher's, within seconds)
     events = {b.id: read_events(db, b, start, end) for b in branches}  # what's on: counts, summed as they are
-    return {"start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION,
-            "pending_days": pending,
-            "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
-            "all": together.figures() if len(zones) == 1 else None,
-            "events": {"branches": events, "all": {key: sum(e[key] for e in events.values()) for key in EVENT_FIGURES}}}
+    answer: dict[str, Any] = {
+        "start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION, "pending_days": pending,
+        "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
+        "all": together.figures() if len(zones) == 1 else None,
+        "events": {"branches": events, "all": {key: sum(e[key] for e in events.values()) for key in EVENT_FIGURES}}}
+    if by is None:
+        return answer
+    # The groups: the period's newest rows were aggregated just above, so this reads without refreshing again.
+    grouped, _ = rollup.read_by(db, branches, start, end, by, budget_s=0.0)
+    together_by: dict[Any, rollup.Aggregate] = {}
+    for part in grouped.values():
+        for key, agg in part.items():
+            together_by.setdefault(key, rollup.Aggregate()).add(agg)
+    answer["by"] = [by]
+    answer["not_by_group"] = list(rollup.NOT_BY_SERVICE) if by == "service" else []
+    for entry in answer["branches"]:
+        entry["groups"] = _groups(grouped[entry["branch"]], by)
+    if answer["all"] is not None:
+        answer["all"] = {**answer["all"], "groups": _groups(together_by, by)}
+    return answer
+
+
+def _groups(parts: dict[Any, rollup.Aggregate], by: str) -> list[dict[str, Any]]:
+    """A branch's (or all branches') groups in key order, as the branch's own summary lists them."""
+    groups = []
+    for key in sorted(parts):
+        figures = parts[key].figures()
+        if by == "service":  # the histograms are per day, not per service (central/rollup.py)
+            figures.update(dict.fromkeys(rollup.NOT_BY_SERVICE))
+        groups.append({by: key, **figures})
+    return groups
 
 
 def all_branches_summary_from_rows(db: psycopg.Connection, config: CentreConfig, start: date,
@@ -172,6 +200,11 @@ def all_branches_summary_from_rows(db: psycopg.Connection, config: CentreConfig,
         together = summarize(rows, zone, (), targets=targets, first_calls=first_calls, feedback=feedback,
                              start=start, end=end).total
     return {"start": start.isoformat(), "end": end.isoformat(), "branches": side_by_side, "all": together}
+
+
+def centre_zone(config: CentreConfig) -> ZoneInfo:
+    """The zone the centre's pages read times in: the branches' (the first branch's; a municipality has one)."""
+    return next(iter(config.branches.values())).site.timezone if config.branches else ZoneInfo("UTC")
 
 
 def utc_now() -> datetime:

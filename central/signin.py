@@ -92,9 +92,19 @@ class Viewer:
     branches: frozenset[str] | None  # None: every branch
     admin: bool = False  # the admin token: publish configs, change accounts
     csrf: str = ""
+    role: str = "staff"  # a signed-in account's role (staff or admin), from the centre or the directory's group
 
     def sees(self, branch: str) -> bool:
         return self.branches is None or branch in self.branches
+
+    # The rule of the pages: an account with the admin role publishes its branches' configs; one that also sees
+    # every branch (the municipality's own people) manages the accounts, which may grant any branch.
+    def may_configure(self, branch: str) -> bool:
+        return (self.admin or self.role == "admin") and self.sees(branch)
+
+    @property
+    def may_manage_accounts(self) -> bool:
+        return self.admin or (self.role == "admin" and self.branches is None)
 
 
 def token_of(request: Request) -> str:
@@ -124,7 +134,8 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if session is None:
             return None
         account = session.account
-        return Viewer(account.name, frozenset(account.branches) if account.branches else None, csrf=session.csrf)
+        return Viewer(account.name, frozenset(account.branches) if account.branches else None, csrf=session.csrf,
+                      role=account.role)
 
     app.state.viewer = viewer
 
@@ -297,6 +308,10 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+
+def configures_any(viewer: Viewer, config: CentreConfig) -> bool:
+    return any(viewer.may_configure(b) for b in config.branches)
 
 
 def sign_out_form(viewer: Viewer, lang: str) -> str:

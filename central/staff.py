@@ -121,6 +121,16 @@ def listing(db: psycopg.Connection) -> list[dict[str, Any]]:
         "SELECT name, role, branches, desks, disabled, updated_at FROM staff_accounts ORDER BY name")]
 
 
+def get(db: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    """One account as ``put`` takes it (hash included), or None."""
+    row = db.execute("SELECT role, password_hash, branches, desks, disabled FROM staff_accounts WHERE name = %s",
+                     (name,)).fetchone()
+    if row is None:
+        return None
+    return {"name": name, "role": row[0], "password_hash": row[1], "branches": list(row[2]), "desks": list(row[3]),
+            "disabled": row[4]}
+
+
 def verify(db: psycopg.Connection, name: str, password: str) -> Account | None:
     """The account if the password is right and it is not disabled (slow on purpose, also for unknown names)."""
     row = db.execute("SELECT role, password_hash, branches, desks, disabled FROM staff_accounts WHERE name = %s",

@@ -332,18 +332,23 @@ class SignageApp(App):
     title = "Vuoro signage"
 
     def __init__(self, orientation: str, size: tuple[int, int], state: SignageState, lang: str,
-                 lock: threading.RLock, *, smoke: bool = False, alternate_s: float = ALTERNATE_S, **kwargs: Any):
+                 lock: threading.RLock, *, smoke: bool = False, alternate_s: float = ALTERNATE_S,
+                 fit_window: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.alternate_s = alternate_s
         self.smoke = smoke  # draw until the full state is on screen, print timings, exit
         self.orientation = orientation
         self.size = size
+        # Full screen: lay out for the pixels the panel has, which are not always 1920x1080 (a 720p
+        # screen showed the layout at 1.5x, the called ticket as "K..." and the counter cut off).
+        self.fit_window = fit_window
         self.state = state
         self.lang = lang
         self.lock = lock
         self.driver: ScreenDriver | None = None
         self.first_frame = threading.Event()
         self.timings: dict[str, float] = {}
+        self._watchdog: Any = None  # the Kivy clock's WATCHDOG=1 event, from the first frame on
 
     def load_kv(self, filename: Any = None) -> bool:
         # Kivy would also find signage.kv by the class name (SignageApp) and apply every rule a
@@ -352,13 +357,23 @@ class SignageApp(App):
         return True
 
     def build(self) -> SignageScreen:
+        from kivy.core.window import Window
+
+        if self.fit_window and min(Window.size) > 0:
+            self.size = (int(Window.width), int(Window.height))
+            Window.bind(size=self._resized)
         screen = build_screen(self.orientation, self.size)
         self.driver = ScreenDriver(screen, self.state, self.lang, self.lock, self.alternate_s)
         self.driver.redraw()
-        from kivy.core.window import Window
 
         Window.bind(on_flip=self._flipped)
         return screen
+
+    def _resized(self, _window: Any, size: tuple[int, int]) -> None:
+        """The panel's mode changed (or came late): the kv rules follow ``SCALE.u``."""
+        if min(size) > 0:
+            self.size = (int(size[0]), int(size[1]))
+            SCALE.u = min(self.size) / 1080.0
 
     def _flipped(self, window: Any) -> None:
         """After each frame: the benchmark's "start → first frame" and "→ full state drawn"."""
@@ -367,6 +382,7 @@ class SignageApp(App):
             self.timings["first_frame"] = now
             self.first_frame.set()
             sd_notify.ready(f"signage {self.orientation} drawn")  # Type=notify: started once it shows something
+            self._start_watchdog()
         shown = self.driver.screen.shown if self.driver else None
         if "full_state" not in self.timings and shown is not None and shown.queues and self.state.complete:
             self.timings["full_state"] = now
@@ -374,14 +390,18 @@ class SignageApp(App):
                 print(json.dumps({**self.timings, "rss_kb": rss_kb()}), flush=True)
                 self.stop()
 
-    def on_start(self) -> None:
-        # WATCHDOG=1 from the Kivy clock (the UI thread): a frozen screen stops feeding it and systemd
-        # restarts the display. Nothing is scheduled outside systemd.
+    def _start_watchdog(self) -> None:
+        """WATCHDOG=1 from the Kivy clock (the UI thread): a frozen screen stops feeding it and systemd
+        restarts the display. From READY=1 on, not before: systemd arms the watchdog at the first ping
+        even while the unit is starting, so a ping before a slow first frame started the countdown
+        early (the kiosk's start failed that way on the emulated arm64 board, deploy/arm/); start-up is
+        TimeoutStartSec='s to limit. Nothing is scheduled outside systemd."""
         interval = sd_notify.watchdog_interval() if sd_notify.enabled() else None
-        self._watchdog = Clock.schedule_interval(lambda dt: sd_notify.watchdog(), interval) if interval else None
+        if interval and self._watchdog is None:
+            self._watchdog = Clock.schedule_interval(lambda dt: sd_notify.watchdog(), interval)
 
     def on_stop(self) -> None:
-        if getattr(self, "_watchdog", None) is not None:
+        if self._watchdog is not None:
             self._watchdog.cancel()
         sd_notify.stopping()
 

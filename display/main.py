@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         on_call=announcer.announce if announcer else None,
     )
     # The screen's size is its orientation's: a panel turned by --rotation
-    # still lays out for the orientation asked for.
+    # still lays out for the orientation asked for. Full screen, the scale is the panel's own.
     app = SignageApp(config.orientation, config.size, state, config.lang, client.lock, smoke=config.smoke,
-                     alternate_s=config.alternate)
+                     alternate_s=config.alternate, fit_window=config.fullscreen)
     client.on_update = app.on_update
     client.start()
     try:

@@ -178,23 +178,27 @@ class KioskApp(App):
         self._start_watchdog()
 
     def _start_watchdog(self) -> None:
-        """systemd (Type=notify): READY=1 once the first frame is drawn, WATCHDOG=1 from the Kivy clock.
+        """systemd (Type=notify): READY=1 once the first frame is drawn, then WATCHDOG=1 from the Kivy clock.
 
         The clock runs on the UI thread, so a frozen screen stops feeding the watchdog and systemd
-        restarts the kiosk. Outside systemd (no $NOTIFY_SOCKET) nothing is scheduled.
+        restarts the kiosk. The pings start with READY=1, not before: systemd arms the watchdog at the
+        first WATCHDOG=1 even while the unit is still starting, so a ping from the clock before a slow
+        first frame (fonts, shaders, textures: seen on the emulated arm64 board, deploy/arm/) started
+        the 30 s countdown early and the start failed with "failed to send watchdog ping". Start-up
+        is TimeoutStartSec='s to limit. Outside systemd (no $NOTIFY_SOCKET) nothing is scheduled.
         """
         if not sd_notify.enabled():
             return
         device = self.session.config.device
+        interval = sd_notify.watchdog_interval()
 
         def first_frame(*_args: Any) -> None:
             Window.unbind(on_flip=first_frame)
             sd_notify.ready(f"kiosk {device} showing its screen")
+            if interval and not getattr(self, "_closed", False):
+                self._timers.append(every(interval, sd_notify.watchdog))
 
         Window.bind(on_flip=first_frame)
-        interval = sd_notify.watchdog_interval()
-        if interval:
-            self._timers.append(every(interval, sd_notify.watchdog))
 
     def on_stop(self) -> None:
         self.shutdown()

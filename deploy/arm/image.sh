@@ -62,7 +62,13 @@ if [[ ! -f "$VAR/ssh/id_ed25519" ]]; then
 fi
 # The root is assembled outside the checkout: while mmdebstrap works, /proc and /sys are mounted
 # in it, and setuptools (pip install -e .) walks every file under the project folder.
-ROOTDIR="$(mktemp -d /var/tmp/vuoro-arm-rootfs.XXXXXX)"
+# In VAR when that is a tmpfs (VUORO_ARM_VAR=/dev/shm/arm): the build then writes nothing to a
+# shared machine's disk.
+if [[ "$(stat -f -c %T "$VAR")" == tmpfs ]]; then
+    ROOTDIR="$(mktemp -d "$VAR/rootfs.XXXXXX")"
+else
+    ROOTDIR="$(mktemp -d /var/tmp/vuoro-arm-rootfs.XXXXXX)"
+fi
 trap 'rm -rf "$ROOTDIR"' EXIT
 rm -f "$VAR/base.img.new"
 

@@ -22,6 +22,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -183,6 +184,14 @@ class SessionStore(Generic[_S]):
     def end(self, token: str | None) -> None:
         with self._lock:
             self._by_token.pop(token or "", None)
+
+    def end_where(self, ended: Callable[[_S], bool]) -> int:
+        """End every session ``ended`` picks (an account disabled or changed); how many."""
+        with self._lock:
+            gone = [token for token, session in self._by_token.items() if ended(session)]
+            for token in gone:
+                del self._by_token[token]
+        return len(gone)
 
 
 class Sessions(SessionStore[Session]):

@@ -349,6 +349,12 @@ async function refreshBookings() {
     const bookings = (body.bookings || []).filter((b) => b.status !== "cancelled");
     if (!bookings.length) { none(); return; }
     box.replaceChildren(el("ul", { class: "bookings" }, ...bookings.map(bookingItem)));
+    // The centre's bookings come from the hub's copy (kept while the centre cannot be reached): say how old it is.
+    if (body.centre_as_of && bookings.some((b) => b.side === "centre")) {
+      box.append(el("p", { class: "muted", "data-testid": "centre-as-of" },
+                    t("The centre's bookings as of {time} {day}.", { time: clock(body.centre_as_of),
+                                                                     day: body.centre_as_of.slice(0, 10) })));
+    }
   } catch (err) {
     none();
   }
@@ -371,6 +377,13 @@ function bookingItem(b) {
   if (b.code_display) who.append(el("span", { class: "who-code" }, `${t("Code")} ${b.code_display}`));
   if (b.note) who.append(el("span", { class: "who-note" }, b.note));
   if (who.children.length) item.append(who);
+  if (b.side === "centre") {
+    // Booked at the municipality's centre for a day this branch has not taken over: the centre owns its place,
+    // so it is moved or cancelled on the centre's calendar (docs/bookings.md "One calendar").
+    item.append(el("div", { class: "booking-centre muted", "data-testid": "booking-centre" },
+                   `${t("Booked at the centre")} – ${t("Move or cancel it on the centre's calendar.")}`));
+    return item;
+  }
   if (!checked) {
     const move = el("button", { type: "button", class: "small-button", "data-testid": "booking-move" }, t("Move"));
     move.addEventListener("click", () => startMoving(b));
