@@ -118,6 +118,48 @@ def test_a_shipped_mark_moves_the_position_and_trims_the_rows(branch) -> None:
     assert outbox(path)[-1][0] > seqs[-1]  # never a number again, though rows were trimmed (AUTOINCREMENT)
 
 
+def test_a_mark_handed_to_the_store_is_recorded_by_the_next_kiosk_commit_not_one_of_its_own(branch) -> None:
+    """The uplink hands the centre's position over (``store.mark_due``); the writer records it with the next
+    change it commits anyway, so a ticket never queues behind a synced commit of the mark alone."""
+    hub, path = branch
+    site = hub.config.site_id
+    for _ in range(2):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    seqs = [seq for seq, *_ in outbox(path)]
+    with hub.store.reader() as db:
+        stream = read_pending(db, site, 0, 1).stream  # type: ignore[union-attr]
+    commits: list[int] = []
+    hub.store.outbox_committed.append(lambda: commits.append(1))
+    hub.store.mark_due = ShippedMark(site, seqs[1], datetime.now(UTC).isoformat(), stream)
+    assert [seq for seq, *_ in outbox(path)] == seqs  # nothing yet: no commit has come
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))  # the writer thread, as a kiosk's ticket
+    assert len(commits) == 1  # one commit: the ticket's, with the mark in it
+    assert [seq for seq, *_ in outbox(path)] == seqs[2:] + [seqs[-1] + 1, seqs[-1] + 2]
+    with hub.store.reader() as db:
+        assert read_pending(db, site, 0, 1).shipped == seqs[1]  # type: ignore[union-attr]
+
+
+def test_a_mark_of_an_older_stream_changes_nothing(branch) -> None:
+    """A mark that waited for a commit while a re-snapshot began a new stream must not skip the new stream's
+    rows (they would never reach the centre)."""
+    from server.uplink.outbox import Resnapshot
+
+    hub, path = branch
+    site = hub.config.site_id
+    for _ in range(3):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    with hub.store.reader() as db:
+        old = read_pending(db, site, 0, 1)
+    assert old is not None
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(site)]))
+    again = outbox(path)
+    hub.store.mark_due = ShippedMark(site, again[-1][0], datetime.now(UTC).isoformat(), old.stream)
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    assert [seq for seq, *_ in outbox(path)][:len(again)] == [seq for seq, *_ in again]  # none trimmed
+    with hub.store.reader() as db:
+        assert read_pending(db, site, 0, 1).shipped == 0  # type: ignore[union-attr]
+
+
 def test_a_site_that_joins_a_centre_ships_its_history(tmp_path: Path) -> None:
     config = load_config(TEST_SITE)
     path = tmp_path / "hub.sqlite3"
