@@ -298,12 +298,14 @@ class Uplink:
     def _mark(self, marked: int, stream: str, *, force: bool = False) -> None:
         """Have the writer record the centre's position and trim the outbox below it: handed to the store, at most
         every ``MARK_EVERY_S``, for its next commit to record with the kiosks' own changes; ``force`` (all is
-        quiet, or the hub stops: no commit may come) in a transaction of its own, now."""
+        quiet, or the hub stops: no commit may come) in a transaction of its own, now. So is the first mark after
+        the hub starts: what it sent again at start (a backlog, rows a crash left unmarked) is trimmed at once,
+        as before the marks rode on commits, whether or not a kiosk commits soon."""
         stored = self.acknowledged
         if stored <= marked:
             return
         mark = ShippedMark(self.site, stored, self.hub.clock().isoformat(), stream)
-        if force:
+        if force or self._marked_at == float("-inf"):
             self.hub.call(lambda engine, now: Outcome(records=[mark]))
         elif time.monotonic() - self._marked_at >= MARK_EVERY_S:
             self.hub.store.mark_due = mark
