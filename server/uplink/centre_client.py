@@ -4,7 +4,8 @@ A branch posts a batch a few times a second under load, each one small (a few KB
 on each post than the rest of the uplink's round together (≈ 1.3 ms against ≈ 0.35 ms for ``http.client``,
 bench/bench_branches.py), CPU taken from the kiosks' requests on a Raspberry Pi. This client does only what the
 uplink needs: POST a body with the branch's token on one connection kept open between batches, TLS verified
-against ``ca_file`` (or certifi's bundle, as requests did), a connect timeout and a read timeout.
+against ``ca_file`` (else ``$REQUESTS_CA_BUNDLE`` or certifi's bundle, as requests did), a connect timeout and a
+read timeout.
 
 Errors say whether anything reached the centre: ``Unreachable`` (the connection or its TLS handshake could
 not be made: refused, no route, no answer to the connect) or anything else (``OSError``, ``HTTPException``:
@@ -17,6 +18,7 @@ sent twice changes nothing.
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import ssl
 from urllib.parse import urlsplit
@@ -107,10 +109,11 @@ class CentreClient:
         if self._tls is None:
             if self.ca_file:
                 self._tls = ssl.create_default_context(cafile=self.ca_file)
-            else:  # the bundle requests trusted: the same centres as before this client
+            else:  # what requests trusted, so the same centres as before this client: its variables, else certifi
                 import certifi
 
-                self._tls = ssl.create_default_context(cafile=certifi.where())
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+                self._tls = ssl.create_default_context(cafile=bundle)
         return self._tls
 
     @staticmethod
