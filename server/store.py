@@ -247,6 +247,10 @@ class SQLiteStore:
         # [central]: every batch also writes its outbox rows, and the uplink is told after the COMMIT.
         self.outbox = outbox
         self.outbox_committed: list[Callable[[], None]] = []
+        # ... and before the COMMIT too, once the rows are written: the uplink wakes (and takes the GIL) while this
+        # thread waits for the disk with the GIL released, not when it has the kiosk's answer to finish; the nudge
+        # after the COMMIT then finds it awake (lingering) and costs no thread switch.
+        self.outbox_writing: list[Callable[[], None]] = []
         self._outbox_tables: dict[int, list[str]] = {}  # schema version → the tables whose new rows go out
         # The centre's acknowledged position, handed over by the uplink thread (a plain attribute: one reference
         # replaced whole) and recorded by the next commit, inside the kiosks' own transaction: a mark of its own
@@ -417,6 +421,9 @@ class SQLiteStore:
                 shipped = uplink_outbox.write(db, outcomes, before, self.origin)
                 if mark is not None and mark is not self._mark_written:
                     uplink_outbox.write_shipped(db, mark)
+                if shipped:
+                    for nudge in self.outbox_writing:
+                        nudge()
         self._mark_written = mark
         if shipped:
             for nudge in self.outbox_committed:

@@ -96,6 +96,21 @@ def test_a_ticket_and_its_call_are_in_the_outbox_of_the_commit_that_made_them(br
     assert len(nudged) == 2  # the uplink is told after each commit that wrote outbox rows
 
 
+def test_the_uplink_is_woken_as_the_commit_goes_to_disk_and_told_again_after_it(branch) -> None:
+    hub, path = branch
+    seen: list[tuple[str, int]] = []
+
+    def visible(when: str) -> None:
+        with hub.store.reader() as db:  # another connection: what the uplink would read now
+            seen.append((when, db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
+
+    hub.store.outbox_writing.append(lambda: visible("before"))
+    hub.store.outbox_committed.append(lambda: visible("after"))
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    assert seen == [("before", 0), ("after", 2), ("before", 2), ("after", 5)]
+
+
 def test_a_refused_command_writes_nothing_to_the_outbox(branch) -> None:
     hub, path = branch
     with pytest.raises(Exception, match="There is no service"):

@@ -18,7 +18,9 @@ rows below it. The centre stores a batch in one PostgreSQL transaction; so:
   the uplink tries again, from 0.2 s backing off to 10 s; the writer does not notice.
 
 The writer nudges the uplink after every commit that wrote outbox rows (``store.outbox_committed``),
-so a committed row usually leaves within milliseconds; when there is nothing to ship, an empty batch
+and once before it, as the COMMIT goes to the disk (``store.outbox_writing``: the uplink wakes while the writer
+waits for the disk, not while it finishes a kiosk's answer), so a committed row usually leaves within
+milliseconds; when there is nothing to ship, an empty batch
 every ``heartbeat_s`` tells the centre the branch is alive.
 
 ``VUORO_UPLINK_KILL_AFTER`` (tests only, as ``VUORO_TEST_CLOCK``): the hub process SIGKILLs itself after
@@ -124,7 +126,8 @@ class Uplink:
         # Told every answer of the centre's (its JSON): the follower learns there which config version and staff
         # accounts the branch should have (server/uplink/follow.py). Called on this thread: must not block.
         self.answered: list[Callable[[dict[str, Any]], None]] = []
-        hub.store.outbox_committed.append(self._wake.set)
+        hub.store.outbox_writing.append(self._wake.set)  # wakes it while the writer syncs (see store.py)
+        hub.store.outbox_committed.append(self._wake.set)  # rows visible: read again if it read too early
 
     # -- lifecycle ------------------------------------------------------------------
 
