@@ -96,6 +96,21 @@ def test_a_ticket_and_its_call_are_in_the_outbox_of_the_commit_that_made_them(br
     assert len(nudged) == 2  # the uplink is told after each commit that wrote outbox rows
 
 
+def test_the_uplink_is_woken_as_the_commit_goes_to_disk_and_told_again_after_it(branch) -> None:
+    hub, path = branch
+    seen: list[tuple[str, int]] = []
+
+    def visible(when: str) -> None:
+        with hub.store.reader() as db:  # another connection: what the uplink would read now
+            seen.append((when, db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
+
+    hub.store.outbox_writing.append(lambda: visible("before"))
+    hub.store.outbox_committed.append(lambda: visible("after"))
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    assert seen == [("before", 0), ("after", 2), ("before", 2), ("after", 5)]
+
+
 def test_a_refused_command_writes_nothing_to_the_outbox(branch) -> None:
     hub, path = branch
     with pytest.raises(Exception, match="There is no service"):
@@ -116,6 +131,48 @@ def test_a_shipped_mark_moves_the_position_and_trims_the_rows(branch) -> None:
     assert pending is not None and pending.shipped == seqs[3] and pending.backlog == 2
     hub.call(lambda engine, now: engine.issue("kvik", "da", now))
     assert outbox(path)[-1][0] > seqs[-1]  # never a number again, though rows were trimmed (AUTOINCREMENT)
+
+
+def test_a_mark_handed_to_the_store_is_recorded_by_the_next_kiosk_commit_not_one_of_its_own(branch) -> None:
+    """The uplink hands the centre's position over (``store.mark_due``); the writer records it with the next
+    change it commits anyway, so a ticket never queues behind a synced commit of the mark alone."""
+    hub, path = branch
+    site = hub.config.site_id
+    for _ in range(2):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    seqs = [seq for seq, *_ in outbox(path)]
+    with hub.store.reader() as db:
+        stream = read_pending(db, site, 0, 1).stream  # type: ignore[union-attr]
+    commits: list[int] = []
+    hub.store.outbox_committed.append(lambda: commits.append(1))
+    hub.store.mark_due = ShippedMark(site, seqs[1], datetime.now(UTC).isoformat(), stream)
+    assert [seq for seq, *_ in outbox(path)] == seqs  # nothing yet: no commit has come
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))  # the writer thread, as a kiosk's ticket
+    assert len(commits) == 1  # one commit: the ticket's, with the mark in it
+    assert [seq for seq, *_ in outbox(path)] == seqs[2:] + [seqs[-1] + 1, seqs[-1] + 2]
+    with hub.store.reader() as db:
+        assert read_pending(db, site, 0, 1).shipped == seqs[1]  # type: ignore[union-attr]
+
+
+def test_a_mark_of_an_older_stream_changes_nothing(branch) -> None:
+    """A mark that waited for a commit while a re-snapshot began a new stream must not skip the new stream's
+    rows (they would never reach the centre)."""
+    from server.uplink.outbox import Resnapshot
+
+    hub, path = branch
+    site = hub.config.site_id
+    for _ in range(3):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    with hub.store.reader() as db:
+        old = read_pending(db, site, 0, 1)
+    assert old is not None
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(site)]))
+    again = outbox(path)
+    hub.store.mark_due = ShippedMark(site, again[-1][0], datetime.now(UTC).isoformat(), old.stream)
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    assert [seq for seq, *_ in outbox(path)][:len(again)] == [seq for seq, *_ in again]  # none trimmed
+    with hub.store.reader() as db:
+        assert read_pending(db, site, 0, 1).shipped == 0  # type: ignore[union-attr]
 
 
 def test_a_site_that_joins_a_centre_ships_its_history(tmp_path: Path) -> None:

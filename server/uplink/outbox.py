@@ -352,17 +352,22 @@ def snapshot_left(db: sqlite3.Connection, site: str) -> bool:
 
 @dataclass(frozen=True)
 class ShippedMark:
-    """The centre acknowledged every outbox row up to ``seq``: move the shipped position, trim those rows."""
+    """The centre acknowledged every outbox row up to ``seq``: move the shipped position, trim those rows.
+
+    ``stream``: the stream the centre acknowledged; a mark of an older stream (one that waited for the writer's
+    next commit while a re-snapshot began a new one) changes nothing. None: whatever stream is current."""
 
     site: str
     seq: int
     at: str
+    stream: str | None = None
 
 
 def write_shipped(db: sqlite3.Connection, mark: ShippedMark) -> None:
-    db.execute("UPDATE uplink_state SET shipped = MAX(shipped, ?), shipped_at = ? WHERE site = ?",
-               (mark.seq, mark.at, mark.site))
-    db.execute("DELETE FROM outbox WHERE seq <= ?", (mark.seq,))
+    moved = db.execute("UPDATE uplink_state SET shipped = MAX(shipped, ?), shipped_at = ? WHERE site = ? AND "
+                       "(? IS NULL OR stream = ?)", (mark.seq, mark.at, mark.site, mark.stream, mark.stream)).rowcount
+    if moved:
+        db.execute("DELETE FROM outbox WHERE seq <= ?", (mark.seq,))
 
 
 @dataclass(frozen=True)
