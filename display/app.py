@@ -105,11 +105,15 @@ def fit_font(text: str, font_name: str, largest: float, room: tuple[float, float
 
 
 class FitLabel(Label):
-    """A text that is read whole from across the hall (the ticket, the desk): as large as its room allows,
-    up to ``max_font_size``, on at most ``max_lines`` lines broken between words; never cut or shortened.
-    ``room_width``/``room_height`` (0: any height) say the room; the kv rule sizes the label itself."""
+    """A text as large as its room allows, up to ``max_font_size``, on at most ``max_lines`` lines broken
+    between words. ``room_width``/``room_height`` (0: any height) say the room; the kv rule places the label.
+
+    The ticket and the desk are read whole from across the hall: they have no ``min_font_size`` and are
+    never shortened. A heading or the site's name stops shrinking at its ``min_font_size`` (the type floor)
+    and is shortened with an ellipsis there instead."""
 
     max_font_size = NumericProperty(40.0)
+    min_font_size = NumericProperty(0.0)  # 0: whole, however small (else: shortened below this size)
     max_lines = NumericProperty(1)
     room_width = NumericProperty(0.0)
     room_height = NumericProperty(0.0)
@@ -119,8 +123,8 @@ class FitLabel(Label):
     def __init__(self, **kwargs: Any):
         self._refit = Clock.create_trigger(lambda dt: self.fit(), -1)  # once, before the next frame
         super().__init__(**kwargs)
-        for name in ("text", "font_name", "max_font_size", "max_lines", "room_width", "room_height", "halign",
-                     "one_line_min", "lead_em"):
+        for name in ("text", "font_name", "max_font_size", "min_font_size", "max_lines", "room_width",
+                     "room_height", "halign", "one_line_min", "lead_em", "width"):
             self.fbind(name, self._refit)
         self._refit()
 
@@ -129,17 +133,17 @@ class FitLabel(Label):
             return
         room = (self.room_width, self.room_height)
         size, line_width = fit_font(self.text, self.font_name, self.max_font_size, room, 1, self.halign, self.lead_em)
-        lines = 1
         if self.max_lines > 1 and size < self.one_line_min:
             # More lines only below one_line_min and for a clear gain: "Skranke 3" on one line at 49 u reads
             # better than "Skranke / 3" at 68 u.
             wrapped, wrapped_width = fit_font(self.text, self.font_name, self.max_font_size, room,
                                               int(self.max_lines), self.halign, self.lead_em)
             if wrapped >= size * WRAP_GAIN:
-                size, line_width, lines = wrapped, wrapped_width, int(self.max_lines)
-        self.font_size = size
-        # one line: the text's own width (the label centres it); more: wrap at the widest line fitted
-        self.text_size = (line_width + 1, None) if lines > 1 else (None, None)
+                size, line_width = wrapped, wrapped_width
+        self.shorten = size < self.min_font_size
+        self.font_size = max(size, self.min_font_size)
+        # A label sized by its text is as wide as its widest line; one with its own width aligns the text in it.
+        self.text_size = (line_width + 1 if self.size_hint_x is None else self.width, None)
         self.texture_update()
 
 
@@ -182,10 +186,8 @@ class QueueRowW(BoxLayout):
         self._restack()
 
     def _restack(self, *_: Any) -> None:
-        count, wait = self.ids.count, self.ids.wait
-        count.texture_update()  # (its own width, measured now: _measured lays a row out before it is shown)
-        side_by_side = count.texture_size[0] + self.gap + wait._label.get_extents(self.wait)[0]
-        self.stacked = self.show_waiting and side_by_side > self.width
+        self.stacked = self.show_waiting and not side_by_side(
+            (self.ids.count, self.waiting), (self.ids.wait, self.wait), self.gap, self.width)
 
 
 class EventRowW(BoxLayout):
@@ -197,11 +199,29 @@ class EventRowW(BoxLayout):
     tentative = BooleanProperty(False)
 
 
+def side_by_side(first: tuple[Label, str], second: tuple[Label, str], gap: float, width: float) -> bool:
+    """Whether two texts fit on one line of ``width``, ``gap`` apart, each in its label's font. (The texts
+    are given: a kv binding may set the labels' own after this runs.)"""
+    (one, one_text), (two, two_text) = first, second
+    return one._label.get_extents(one_text)[0] + gap + two._label.get_extents(two_text)[0] <= width
+
+
 class HoursBar(BoxLayout):
     hours = StringProperty("")
     building = StringProperty("")
     staffed = BooleanProperty(True)
     portrait = BooleanProperty(False)
+    stacked = BooleanProperty(False)  # the building's hours under who is here: side by side they would not fit
+    gap = NumericProperty(0.0)  # between the two side by side (the kv rule's)
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        for name in ("hours", "building", "gap"):
+            self.fbind(name, self._restack)
+        self.ids.room.fbind("width", self._restack)
+
+    def _restack(self, *_: Any) -> None:
+        self.stacked = bool(self.hours and self.building) and not side_by_side(
+            (self.ids.hours, self.hours), (self.ids.building, self.building), self.gap, self.ids.room.width)
 
 
 class MessageBar(BoxLayout):
