@@ -10,6 +10,9 @@ between words) and at least their stated minimum size; every panel is inside the
 every text is inside its panel, at the type floor (docs/signage.md) and not cut — an ellipsis only in the
 secondary lists (recent calls' desks, the events). With $VUORO_SIGNAGE_SCREENSHOTS set, a picture of each size
 is saved there (signage-<W>x<H>-<lang>.png).
+
+The web signage (/signage/, display/web) gets the same call at the same sizes in the real Chromium: the ticket
+and desk fitted by signage.js, measured by the browser (their boxes, scroll widths, computed font sizes).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kivy.tests.common import GraphicUnitTest
 from kivy.uix.label import Label
 
 from display import sample
 from display.app import SCALE, FitLabel, SignageApp, SignageScreen
 from display.state import SignageState
-from toolkit.signage_type import floor_px, measure_kivy
+from toolkit.fake_hub import Replay
+from toolkit.signage_type import MEASURE_JS, floor_px, measure_kivy
 from vuoro.protocol import Topics
 
 LANDSCAPE = [(1280, 720), (1366, 768), (1920, 1080), (3840, 2160), (1024, 768)]
@@ -218,3 +223,67 @@ class SignageFitTest(GraphicUnitTest):
 
     def test_the_call_is_whole_and_nothing_runs_out_in_portrait(self) -> None:
         self.run_sizes("portrait", PORTRAIT, ["da", "fi"])
+
+
+# -- the web signage, in Chromium --------------------------------------------------------------------------
+
+CALL_JS = r"""
+() => {
+  const box = id => { const r = document.getElementById(id).getBoundingClientRect();
+                      return [r.left, r.top, r.right, r.bottom]; };
+  const ticket = document.getElementById("call-ticket"), desk = document.getElementById("call-counter");
+  const line = document.querySelector(".call .counter-line");
+  return { call: box("call"), ticket: box("call-ticket"), desk: box("call-counter"), arrow: box("call-arrow"),
+           ticketFits: ticket.scrollWidth <= ticket.clientWidth + 0.5
+             && ticket.scrollHeight <= ticket.clientHeight + 0.5,
+           lineFits: line.scrollWidth <= line.clientWidth + 0.5, deskLines: desk.getClientRects().length,
+           ticketPx: parseFloat(getComputedStyle(ticket).fontSize), deskPx: parseFloat(getComputedStyle(desk).fontSize),
+           text: [ticket.textContent, desk.textContent] };
+}
+"""
+SECONDARY = ("(c)", "(room)", "(status)", "(title)")  # the recent calls' desks, the events' rooms, states, titles
+
+
+@pytest.mark.browser
+def test_web_signage_shows_the_call_whole_at_every_size(browser: Any) -> None:
+    replay = Replay()
+    try:
+        for topic, payload in sample.retained(busy=True, staffed=False, message=MESSAGE).items():
+            replay.publish(topic, payload)
+        for lang in ("fi", "da"):
+            for width, height in LANDSCAPE + PORTRAIT if lang == "fi" else [(1280, 720), (1024, 768)]:
+                where = f"web {width}x{height} {lang}"
+                u = min(width, height) / 1080
+                page = browser.new_page(viewport={"width": width, "height": height})
+                try:
+                    page.goto(f"{replay.url}/signage/index.html?lang={lang}&alternate=0")
+                    page.wait_for_function("document.querySelectorAll('#queues li').length > 0", timeout=10_000)
+                    payload = sample.call(TICKET, "borger1", service="kvik")
+                    payload["counter_name"] = DESKS[lang]
+                    replay.call(payload)  # (a call event reaches the pages listening now)
+                    page.wait_for_function(f"document.getElementById('call-counter').textContent === '{DESKS[lang]}'"
+                                           " && document.fonts.status === 'loaded'", timeout=10_000)
+                    page.wait_for_timeout(100)  # (the fonts' own refit, after document.fonts.ready)
+                    call = page.evaluate(CALL_JS)
+                    assert call["text"] == [TICKET, DESKS[lang]], where
+                    assert call["ticketFits"] and call["lineFits"] and call["deskLines"] <= 2, f"{where}: {call}"
+                    for part in ("ticket", "desk", "arrow"):
+                        assert inside(call[part], call["call"]), f"{where}: the {part} runs out of the call panel"
+                    assert call["ticketPx"] >= TICKET_MIN_U * u, f"{where}: ticket at {call['ticketPx'] / u:.0f} u"
+                    assert call["deskPx"] >= desk_min_u((width, height), DESKS[lang]) * u, \
+                        f"{where}: desk at {call['deskPx'] / u:.0f} u"
+                    measured = page.evaluate(MEASURE_JS)
+                    small = [(t["text"], round(t["size"] / u)) for t in measured["texts"]
+                             if t["size"] < floor_px(width, height) - 0.05 and t["text"] not in (TICKET, DESKS[lang])]
+                    cut = [text for text in measured["cut"] if not text.endswith(SECONDARY)]
+                    # (a shortened text's whole range reaches past its ellipsis, and may past the window's edge)
+                    shortened = {text.rsplit(" (", 1)[0] for text in measured["cut"] if text.endswith(SECONDARY)}
+                    outside = [text for text in measured["outside"] if text not in shortened]
+                    assert not small and not cut and not outside and not measured["overlaps"], \
+                        f"{where}: small {small}, cut {cut}, outside {outside}, over {measured['overlaps']}"
+                    if SHOTS:
+                        page.screenshot(path=str(Path(SHOTS) / f"signage-web-{width}x{height}-{lang}.png"))
+                finally:
+                    page.close()
+    finally:
+        replay.close()
