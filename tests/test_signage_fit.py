@@ -232,11 +232,13 @@ CALL_JS = r"""
   const box = id => { const r = document.getElementById(id).getBoundingClientRect();
                       return [r.left, r.top, r.right, r.bottom]; };
   const ticket = document.getElementById("call-ticket"), desk = document.getElementById("call-counter");
-  const line = document.querySelector(".call .counter-line");
+  const line = document.querySelector(".call .counter-line"), range = document.createRange();
+  range.selectNodeContents(desk);
+  const lines = new Set(Array.from(range.getClientRects(), r => Math.round(r.top))).size;
   return { call: box("call"), ticket: box("call-ticket"), desk: box("call-counter"), arrow: box("call-arrow"),
            ticketFits: ticket.scrollWidth <= ticket.clientWidth + 0.5
              && ticket.scrollHeight <= ticket.clientHeight + 0.5,
-           lineFits: line.scrollWidth <= line.clientWidth + 0.5, deskLines: desk.getClientRects().length,
+           lineFits: line.scrollWidth <= line.clientWidth + 0.5, deskLines: lines,
            ticketPx: parseFloat(getComputedStyle(ticket).fontSize), deskPx: parseFloat(getComputedStyle(desk).fontSize),
            text: [ticket.textContent, desk.textContent] };
 }
@@ -267,6 +269,8 @@ def test_web_signage_shows_the_call_whole_at_every_size(browser: Any) -> None:
                     call = page.evaluate(CALL_JS)
                     assert call["text"] == [TICKET, DESKS[lang]], where
                     assert call["ticketFits"] and call["lineFits"] and call["deskLines"] <= 2, f"{where}: {call}"
+                    # (on a 16:9 panel "Borgerserviceskranke 12" is on two lines at 47 u, in portrait on one)
+                    assert call["deskLines"] == (2 if width > height else 1), f"{where}: {call}"
                     for part in ("ticket", "desk", "arrow"):
                         assert inside(call[part], call["call"]), f"{where}: the {part} runs out of the call panel"
                     assert call["ticketPx"] >= TICKET_MIN_U * u, f"{where}: ticket at {call['ticketPx'] / u:.0f} u"

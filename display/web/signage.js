@@ -227,7 +227,7 @@
     var size = largest(line, 68 * u, oneLine);
     if (size < 44 * u) {
       line.classList.add("wrapped");
-      var wrapped = largest(line, 68 * u, function () { return oneLine() && counter.getClientRects().length <= 2; });
+      var wrapped = largest(line, 68 * u, function () { return oneLine() && lineCount(counter) <= 2; });
       if (wrapped >= size * 1.1) size = wrapped;
       else line.classList.remove("wrapped");
     }
@@ -251,6 +251,13 @@
         if (parseFloat(node.style.fontSize) < 40 * u) node.style.fontSize = 40 * u + "px";
       }
     });
+  }
+  function lineCount(node) {
+    // the lines a text is laid out on: its range has a box per line (the element itself is one flex item box)
+    var range = document.createRange(), tops = {};
+    range.selectNodeContents(node);
+    Array.prototype.forEach.call(range.getClientRects(), function (r) { tops[Math.round(r.top)] = true; });
+    return Object.keys(tops).length;
   }
   function largest(node, max, fits) {
     // whole pixels: the design size if it fits, else the largest that does (a binary search down to 8 px)
