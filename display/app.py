@@ -474,21 +474,14 @@ class SignageApp(App):
     def build(self) -> SignageScreen:
         from kivy.core.window import Window
 
-        if self.fit_window and min(Window.size) > 0:
+        if self.fit_window and min(Window.size) > 0:  # later changes: SignageScreen.on_size follows them
             self.size = (int(Window.width), int(Window.height))
-            Window.bind(size=self._resized)
         screen = build_screen(self.orientation, self.size)
         self.driver = ScreenDriver(screen, self.state, self.lang, self.lock, self.alternate_s)
         self.driver.redraw()
 
         Window.bind(on_flip=self._flipped)
         return screen
-
-    def _resized(self, _window: Any, size: tuple[int, int]) -> None:
-        """The panel's mode changed (or came late): the kv rules follow ``SCALE.u``."""
-        if min(size) > 0:
-            self.size = (int(size[0]), int(size[1]))
-            SCALE.u = min(self.size) / 1080.0
 
     def _flipped(self, window: Any) -> None:
         """After each frame: the benchmark's "start → first frame" and "→ full state drawn"."""

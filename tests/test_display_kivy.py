@@ -154,7 +154,6 @@ class SignageWindowTest(GraphicUnitTest):
                 assert whole.texture.width <= label.width, (label.text, whole.texture.width, label.width)
         finally:
             if app is not None:
-                Window.unbind(size=app._resized)
                 if app.driver is not None:
                     app.driver.stop()
             Window.size = before
