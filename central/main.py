@@ -68,6 +68,7 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
     from central.refresher import StatsRefresher
     from central.schema import MigrationRefused, migrate
     from vuoro.keepalive import server_keep_alive
+    from vuoro.stopping import serve_then_clean_up
 
     # The database first: a centre that cannot reach it says so and exits, for its service manager to retry.
     try:
@@ -91,9 +92,11 @@ def serve(config: CentreConfig, host: str, port: int) -> int:
              "https" if tls else "http", host, port)
     try:
         # Branches hold a long poll open (GET /api/v1/branch/changes, ≤ 25 s): a stop does not wait for them all
-        # timeout_keep_alive: longer than the branches' uplinks keep a connection idle (vuoro/keepalive.py)
-        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=3, timeout_keep_alive=server_keep_alive(), **tls)
+        # timeout_keep_alive: longer than the branches' uplinks keep a connection idle (vuoro/keepalive.py); a
+        # SIGTERM goes on to the clean-up below (vuoro/stopping.py)
+        serve_then_clean_up(uvicorn.Server(uvicorn.Config(
+            create_app(config, pool), host=host, port=port, log_level="warning", access_log=False,
+            timeout_graceful_shutdown=3, timeout_keep_alive=server_keep_alive(), **tls)))
     finally:
         refresher.stop()
         pool.close()

@@ -6,7 +6,6 @@ import argparse
 import gc
 import logging
 import os
-import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config, sample_secrets
 from vuoro.keepalive import server_keep_alive
+from vuoro.stopping import serve_then_clean_up
 
 log = logging.getLogger("vuoro.hub")
 
@@ -221,12 +221,8 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
                 following.start()
 
         threading.Thread(target=serving, name="vuoro-trial", daemon=True).start()
-    # uvicorn handles SIGTERM while it serves, then puts the handler it found back and raises the signal again. With
-    # the default handler that killed the process before the clean-up below ran (the uplink's last mark, the MQTT
-    # link's goodbye, the writer's stop): a systemd stop skipped all of it. Found through the outbox's mark.
-    signal.signal(signal.SIGTERM, lambda signum, frame, served=server: _terminated(served, signum))
     try:
-        server.run()
+        serve_then_clean_up(server)  # a SIGTERM (a systemd stop) goes on to the clean-up below (vuoro/stopping.py)
     finally:
         link.stop()
         if follower:
@@ -243,14 +239,6 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         except OSError:
             log.warning("could not hand the staff sessions over the restart: staff sign in again", exc_info=True)
     return RESTART if restart_asked else 0
-
-
-def _terminated(server: Any, signum: int) -> None:
-    """SIGTERM outside uvicorn's own handler: once it has served, the stop goes on to the clean-up; before, the
-    process stops here, as it always did."""
-    if server.started:
-        return
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ connections after its default 5 s and a desk called every 4.5 s (bench/RESULTS.m
 impossible for our own clients, and harmless for the rest (docs/protocol.md, "Connections"):
 
 - the servers (the hub's and the centre's uvicorn) keep an idle connection ``SERVER_KEEP_ALIVE_S``;
-- our Python clients (the kiosk, the uplink and the follower, the harness: ``vuoro.http_client.session``) drop a
-  pooled connection idle longer than ``CLIENT_IDLE_S``, well before the server does, and open a new one;
+- our Python clients (the kiosk, the config follower, the harness: ``vuoro.http_client.session``; the uplink's own
+  connection: ``server/uplink/centre_client.py``) drop a connection idle longer than ``CLIENT_IDLE_S``, well
+  before the server does, and open a new one;
 - a request that may be repeated (an idempotent method, or one with an ``Idempotency-Key`` the hub honours) is
   sent once more when its connection ended before any byte of the answer: a server restart, a proxy in
   between or a browser with its own idle window meets the edge too.
