@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -27,6 +28,7 @@ log = logging.getLogger("vuoro.central.coordination")
 CHANNEL = "vuoro_central_changes"
 OWNER_LOCK = 0x7675_6F77  # "vuow": held by the worker that runs the background work (migrations hold "vuor")
 RETRY_S = 1.0  # how often a worker that does not own the work asks for it (and checks its connection)
+WAIT_S = 0.2  # notifications are waited for this long at a time: a worker's stop never waits longer
 RECONNECT_S = (0.5, 10.0)  # the pause before opening a lost connection again: first, longest (doubling)
 RECONNECTED = "reconnected"  # the payload passed on after a lost connection is back: read everything again
 
@@ -38,10 +40,11 @@ def notify_changed(db: psycopg.Connection, what: str) -> None:
 
 
 def owner_pid(db: psycopg.Connection) -> int | None:
-    """The pid of the worker that runs the background work now (from its connection's name), if any."""
+    """The pid of the worker that runs the background work on this database now (from its connection's name)."""
     row = db.execute(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1",
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         (OWNER_LOCK,)).fetchone()
     if row is None or not str(row[0]).startswith("vuoro-central worker "):
         return None
@@ -67,7 +70,7 @@ class Coordinator:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(RETRY_S + 5)
+        self._thread.join(WAIT_S + 5)
 
     def _connect(self) -> psycopg.Connection:
         # Keepalives: a database host that vanishes (no FIN) is noticed in ≈ 25 s and its lock is given up.
@@ -93,15 +96,18 @@ class Coordinator:
                         log.info("the coordination connection is back: waking every long poll to read again")
                         self._changed(RECONNECTED)
                     pause, lost = RECONNECT_S[0], False
+                    asked = 0.0
                     while not self._stop.is_set():
-                        if stop_jobs is None:
-                            if _true(conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK,))):
-                                log.info("worker %d runs the background work now", os.getpid())
-                                self.owner = True
-                                stop_jobs = self.owner_jobs()
-                        else:
-                            conn.execute("SELECT 1")  # still connected (and so still the owner)
-                        for note in conn.notifies(timeout=RETRY_S):
+                        if time.monotonic() - asked >= RETRY_S:
+                            asked = time.monotonic()
+                            if stop_jobs is None:
+                                if _true(conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK,))):
+                                    log.info("worker %d runs the background work now", os.getpid())
+                                    self.owner = True
+                                    stop_jobs = self.owner_jobs()
+                            else:
+                                conn.execute("SELECT 1")  # still connected (and so still the owner)
+                        for note in conn.notifies(timeout=WAIT_S):
                             self._changed(note.payload)
                     if stop_jobs is not None:  # stopping: the work ends before the lock goes with the connection
                         self.owner = False

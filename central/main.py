@@ -74,7 +74,9 @@ def serve(config: CentreConfig, host: str, port: int, workers: int) -> int:
     """The parent: the database prepared, the sockets bound, then ``workers`` worker processes supervised
     (central/workers.py) until SIGTERM."""
     import psycopg
+    import uvicorn  # noqa: F401 - imported once here, not in every worker: a worker forked from here starts at once
 
+    import central.app  # noqa: F401
     from central.ingest import register_branches
     from central.schema import MigrationRefused, migrate
     from central.workers import Supervisor, listening_sockets

@@ -174,8 +174,9 @@ class Supervisor:
             watchdog = sd_notify.watchdog_interval()
             next_ping = self.clock()
             while not self._stopping:
-                now = self.clock()
-                timeout = min(1.0, max(0.0, next_ping - now)) if watchdog else 1.0
+                timeout = 1.0
+                if watchdog and self._announced:
+                    timeout = min(timeout, max(0.0, next_ping - self.clock()))
                 for key, _ in self.selector.select(timeout):
                     if key.data is None:
                         with contextlib.suppress(OSError):
