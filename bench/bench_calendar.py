@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -307,6 +308,10 @@ def one_run(pg: PostgresCluster, folder: Path, workers: int, citizens: int, conc
         run = morning_async if client == "asyncio" else morning
         result = run(centre.url, day, citizens, concurrency, time.monotonic() + wait)
         after = (cpu_seconds(centre.process.pid), cpu_seconds(pg.process.pid), client_cpu())
+        if os.environ.get("VUORO_BENCH_PROFILE"):  # bench/profiling: the workers write their profiles now
+            for pid in Path(f"/proc/{centre.process.pid}/task/{centre.process.pid}/children").read_text().split():
+                os.kill(int(pid), signal.SIGUSR1)
+            time.sleep(3)
         result["cpu"] = [(b - a) / result["seconds"] for a, b in zip(before, after, strict=True)]
         result["load"] = load()
         result["floor"] = health_floor(centre.url, concurrency)
@@ -330,7 +335,13 @@ def main() -> int:
     parser.add_argument("--client", choices=("threads", "asyncio"), default="threads",
                         help="citizens as threads with requests (as before), or raw HTTP in one asyncio loop "
                              "(less of the machine's CPU for the client)")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile the centre's workers (all threads) and write "
+                                                         "DIR/<pid>.txt after each morning (bench/profiling)")
     args = parser.parse_args()
+    if args.profile:
+        os.environ["VUORO_BENCH_PROFILE"] = str(Path(args.profile).resolve())
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench" / "profiling"),
+                                                                 os.environ.get("PYTHONPATH")]))
     counts = [int(w) for w in args.workers.split(",")]
     print(f"# bench_calendar — {datetime.now(ZoneInfo('UTC')):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
           f"{os.cpu_count()} cores, load {load()}")

@@ -345,6 +345,13 @@ MIGRATIONS: list[str] = [
         RETURN GREATEST(0.0, COALESCE(longest, 0.0));
     END $$;
     """,
+    # 9: the contact a centre booking counts against in the per-day limit, as server.bookings.online.same_contact
+    # keeps it: a sale reads only that citizen's bookings of the day (NULL for rows from before: read too)
+    """
+    ALTER TABLE calendar_bookings ADD COLUMN contact_key text;
+    CREATE INDEX calendar_bookings_contact ON calendar_bookings (branch, service, day, contact_key)
+        WHERE side = 'centre';
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold
