@@ -139,9 +139,9 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
         return run_in_threadpool(inner)
 
-    def allowed(request: Request) -> tuple[signin.Viewer | None, str, Response | None]:
+    async def allowed(request: Request) -> tuple[signin.Viewer | None, str, Response | None]:
         lang = page.language(config, request.query_params.get("lang"))
-        who = app.state.viewer(request)
+        who = await app.state.viewer(request)
         if who is None:
             return None, lang, RedirectResponse(f"/login?lang={lang}", status_code=303)
         if not who.may_manage_accounts:
@@ -272,11 +272,11 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             entered["password"] = password
         return entered, ""
 
-    def changed(name: str, request: Request) -> None:
-        """The branches hear at once; the account's other sessions here end (it signs in again as it now is)."""
-        app.state.config_changed()
+    async def changed(name: str, request: Request) -> None:
+        """The account's other sessions end (it signs in again as it now is); the branches hear at once through the
+        change's NOTIFY (central/staff.py)."""
         mine = request.cookies.get(signin.SESSION_COOKIE)
-        app.state.centre_sessions.end_where(lambda s: s.account.name == name and s.token != mine)
+        await run_in_threadpool(app.state.centre_sessions.end_for, name, mine)
 
     def store(name: str, before: dict[str, Any] | None, entered: dict[str, Any], disabled: bool) -> None:
         body: dict[str, Any] = {"role": entered["role"], "branches": entered["branches"],
@@ -292,7 +292,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.get(PATH, response_class=HTMLResponse)
     async def listing(request: Request, saved: str = "") -> Response:
-        who, lang, refused = allowed(request)
+        who, lang, refused = await allowed(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         rows = await run(accounts.listing)
@@ -301,7 +301,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.post(PATH, response_class=HTMLResponse)
     async def add(request: Request) -> Response:
-        who, lang, refused = allowed(request)
+        who, lang, refused = await allowed(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         form = await request.form()
@@ -315,12 +315,12 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if mistake:
             return listing_page(who, lang, rows, error=mistake, entered=entered, status=422)
         await run_in_threadpool(store, entered["name"], None, entered, False)
-        changed(entered["name"], request)
+        await changed(entered["name"], request)
         return RedirectResponse(f"{PATH}?lang={lang}&saved={entered['name']}", status_code=303)
 
     @app.get(PATH + "/{name}", response_class=HTMLResponse)
     async def edit(request: Request, name: str) -> Response:
-        who, lang, refused = allowed(request)
+        who, lang, refused = await allowed(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         account = await run(accounts.get, name)
@@ -331,7 +331,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.post(PATH + "/{name}", response_class=HTMLResponse)
     async def save(request: Request, name: str) -> Response:
-        who, lang, refused = allowed(request)
+        who, lang, refused = await allowed(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         form = await request.form()
@@ -349,11 +349,11 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if mistake:
             return edit_page(who, lang, {**account, **entered, "name": name}, error=mistake, status=422)
         await run_in_threadpool(store, name, account, entered, account["disabled"])
-        changed(name, request)
+        await changed(name, request)
         return RedirectResponse(f"{PATH}?lang={lang}&saved={name}", status_code=303)
 
     async def switch(request: Request, name: str, disabled: bool) -> Response:
-        who, lang, refused = allowed(request)
+        who, lang, refused = await allowed(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         form = await request.form()
@@ -368,7 +368,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             return listing_page(who, lang, rows, status=422, error=_words("self", lang))
         await run_in_threadpool(store, name, account, {"role": account["role"], "branches": account["branches"]},
                                 disabled)
-        changed(name, request)
+        await changed(name, request)
         return RedirectResponse(f"{PATH}?lang={lang}&saved={name}", status_code=303)
 
     @app.post(PATH + "/{name}/disable", response_class=HTMLResponse)

@@ -25,6 +25,7 @@ Status travels both ways and merges by one rule: checked in beats cancelled beat
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ from server.bookings.settings import BookingSettings, ServiceBooking, parse_sett
 from server.errors import ApiError
 from server.store import ts
 from vuoro import refusals
-from vuoro.clock import clock_from_env
+from vuoro.clock import ENV as CLOCK_ENV
+from vuoro.clock import FileClock, clock_from_env
 
 CENTRE_CODE_LENGTH = codes.CENTRE_LENGTH  # a branch mints 6: the code spaces never collide (docs/bookings.md)
 AWAY_S = 60.0  # a branch not heard from (uplink heartbeat or calendar poll) for this long is unreachable
@@ -57,8 +59,17 @@ _COLUMNS = ("id", "branch", "side", "code", "service", "start_at", "end_at", "da
             "cancelled_at", "idem_key")
 
 
+_test_clock: tuple[str | None, FileClock | None] = (None, None)
+
+
 def utc_now() -> datetime:
-    clock = clock_from_env()  # tests only (VUORO_TEST_CLOCK), as at a hub
+    global _test_clock
+    path = os.environ.get(CLOCK_ENV)  # tests only (VUORO_TEST_CLOCK), as at a hub
+    if path is None:
+        return datetime.now(UTC)
+    if _test_clock[0] != path:  # one clock per file (it reads the file again only when it changed)
+        _test_clock = (path, clock_from_env())
+    clock = _test_clock[1]
     return clock() if clock else datetime.now(UTC)
 
 
@@ -112,9 +123,12 @@ class Calendar:
     def __init__(self, config: CentreConfig, pool: ConnectionPool, away_s: float = AWAY_S):
         self.config, self.pool, self.away_s = config, pool, away_s
         self.sales = {bid: Sale(b, parse_settings(b.site)) for bid, b in config.branches.items()}
-        # Each branch's day plans (its grid and places per day, from its config alone) kept across requests, as
-        # the hub's book keeps them: the listing asks for four weeks of them at every look.
+        # Each branch's day plans (its grid and places per day, from its config alone) and what the listing derives
+        # from them (the times' text, whether a day is booked online) kept across requests, as the hub's book keeps
+        # them: the listing asks for four weeks of them at every look.
         self._plans: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
+        self._times: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
+        self._online_days: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -157,27 +171,38 @@ class Calendar:
         """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
         return self._picture_from(branch, service, *self._picture_queries(db, branch, service, since, until))
 
-    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date,
-                         until: date | None) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]]:
-        """The two reads of a picture, sent (in a pipeline, not yet answered)."""
+    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date, until: date | None,
+                         bookings: bool = True) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any] | None]:
+        """The two reads of a picture, sent (in a pipeline, not yet answered). Without ``bookings`` (the free
+        times: they count places, whoever holds them) only how many places of each slot are taken."""
         tz = self.sale(branch).branch.site.timezone
         start = datetime.combine(since, datetime.min.time(), tz)
         end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
+        if not bookings:
+            return db.execute("SELECT slot_start, count(*) FROM calendar_claims WHERE branch = %s AND service = %s "
+                              "AND slot_start >= %s AND slot_start < %s GROUP BY slot_start",
+                              (branch, service, start, end)), None
         claims = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
                             "service = %s AND slot_start >= %s AND slot_start < %s", (branch, service, start, end))
-        bookings = db.cursor(row_factory=dict_row).execute(
+        found = db.cursor(row_factory=dict_row).execute(
             "SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s AND day <= %s AND "
             "side = 'centre' AND status IN ('booked', 'checked_in')", (branch, service, since, until or date.max))
-        return claims, bookings
+        return claims, found
 
     def _picture_from(self, branch: str, service: str, claims: psycopg.Cursor[Any],
-                      bookings: psycopg.Cursor[Any]) -> OnlineCalendar:
+                      bookings: psycopg.Cursor[Any] | None, counts: bool = False) -> OnlineCalendar:
+        """The rules over what was read; ``counts``: the claims are (slot, places taken) rows (the free times)."""
         sale = self.sale(branch)
         cal = OnlineCalendar(sale.branch.site, sale.settings)
-        cal._plans = self._plans[branch]
-        for slot, place, booking_id in claims.fetchall():
-            cal.places.claims.setdefault((service, ts(slot)), {})[place] = booking_id
-        for row in bookings.fetchall():
+        cal._plans, cal._times, cal._online_days = self._plans[branch], self._times[branch], self._online_days[branch]
+        claimed = cal.places.claims
+        if counts:  # that many places taken, by no one in particular
+            for slot, taken in claims.fetchall():
+                claimed[(service, ts(slot))] = dict.fromkeys(range(taken), "")
+        else:
+            for slot, place, booking_id in claims.fetchall():
+                claimed.setdefault((service, ts(slot)), {})[place] = booking_id
+        for row in bookings.fetchall() if bookings is not None else ():
             cal.bookings[row["id"]] = as_booking(row)
         return cal
 
@@ -187,12 +212,12 @@ class Calendar:
         now = utc_now()
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
         with self.pool.connection() as db, db.pipeline(), db.transaction():
-            # All four reads in one round trip (a pipeline), then the branch's rules in Python over them
-            picture = self._picture_queries(db, branch, service, today, None)
+            # All three reads in one round trip (a pipeline), then the branch's rules in Python over them
+            picture = self._picture_queries(db, branch, service, today, None, bookings=False)
             handed_q = db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day >= %s",
                                   (branch, today))
             reachable_q = self._reachable_query(db, branch)
-            cal = self._picture_from(branch, service, *picture)
+            cal = self._picture_from(branch, service, *picture, counts=True)
             handed, reachable = {d for d, in handed_q.fetchall()}, _true(reachable_q)
             cal.online_rules(service)  # 404 / 409 for a service that is not booked online
             first = cal.listing(now, service, None if day is None else day)
@@ -291,7 +316,18 @@ class Calendar:
                 "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,))
             handed_q = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day))
             reachable_q = self._reachable_query(db, branch)
-            claims_q, bookings_q = self._picture_queries(db, branch, service, day, day)
+            # Only what the rules look at: the places of the booking's own slots (a double booking's two; a
+            # longer slot's grid at most an hour), and the day's bookings of the same contact, for the per-day
+            # limit (the contact as same_contact() keeps it; rows from before it was kept are read too).
+            sale = self.sale(branch)
+            length = sale.settings.rules(service).slot if service in sale.branch.site.services else timedelta(0)
+            claims_q = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
+                                  "service = %s AND slot_start >= %s AND slot_start < %s",
+                                  (branch, service, start, start + length * max(1, min(slots, 16))))
+            bookings_q = db.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day = %s AND side = 'centre' "
+                "AND status IN ('booked', 'checked_in') AND (contact_key = %s OR contact_key IS NULL)",
+                (branch, service, day, who)) if who else None
             earlier = earlier_q.fetchone()
             if earlier is not None:
                 return False, earlier
@@ -302,7 +338,7 @@ class Calendar:
             if owner == BRANCH_AWAY:
                 raise ApiError(409, BRANCH_AWAY, "Same-day times at this branch cannot be booked online just now: "
                                "the branch cannot be reached.", field="start")
-            cal = self._picture_from(branch, service, claims_q, bookings_q)  # a booking's slots, per-day limit
+            cal = self._picture_from(branch, service, claims_q, bookings_q)
             rules, online = cal.online_rules(service)
             if staff:
                 kept = staff_details(name, phone, email, note)
@@ -319,7 +355,7 @@ class Calendar:
             cal.places.claim(booking, grid)
             row = None
             while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
-                row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH))
+                row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH), who)
                 if row is None:
                     earlier = db.cursor(row_factory=dict_row).execute(
                         "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
@@ -327,18 +363,19 @@ class Calendar:
                         return False, earlier
         return True, row
 
-    def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str) -> dict[str, Any] | None:
+    def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str,
+                     contact_key: str = "") -> dict[str, Any] | None:
         """The booking and its places in one statement; None when ``code`` or the key is taken already (nothing
         written). A place taken already fails on ``calendar_claims``' primary key (the caller reads again)."""
         starts = [datetime.fromisoformat(s) for s, _ in booking.claims]
         places = [p for _, p in booking.claims]
         values = (booking.id, booking.site, "centre", code, booking.service, booking.start, booking.end, booking.day,
                   booking.slots, BOOKED, booking.origin, booking.name, booking.phone, booking.email, booking.note,
-                  booking.language, None, None, booking.created_at, None, booking.idem_key)
+                  booking.language, None, None, booking.created_at, None, booking.idem_key, contact_key or None)
         with db.cursor(row_factory=dict_row) as cur:
             return cur.execute(
-                f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('%s' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING "
+                f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}, contact_key) VALUES "
+                f"({', '.join('%s' for _ in _COLUMNS)}, %s) ON CONFLICT DO NOTHING "
                 "RETURNING *), placed AS (INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
                 "SELECT sold.branch, sold.service, u.slot, u.place, sold.id FROM sold, "
                 "unnest(%s::timestamptz[], %s::integer[]) AS u(slot, place)) SELECT * FROM sold",

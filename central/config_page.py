@@ -273,7 +273,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
     async def configuration(request: Request, lang: str | None = None, a: int | None = None,
                             b: int | None = None, published: int | None = None) -> Response:
         lang = page.language(config, lang)
-        who = app.state.viewer(request)
+        who = await app.state.viewer(request)
         if who is None:
             return RedirectResponse(f"/login?lang={lang}", status_code=303)
         branch = chosen(request, who)
@@ -290,7 +290,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
     @app.post(PATH, response_class=HTMLResponse)
     async def publish(request: Request, lang: str | None = None) -> Response:
         lang = page.language(config, lang)
-        who = app.state.viewer(request)
+        who = await app.state.viewer(request)
         if who is None:
             return RedirectResponse(f"/login?lang={lang}", status_code=303)
         branch = config.branches.get(request.query_params.get("branch", ""))
@@ -324,5 +324,4 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                 return configs.publish(db, branch.id, text, who.name, [])
 
         done = await run_in_threadpool(store)
-        app.state.config_changed()  # the branches' long polls answer now
         return RedirectResponse(f"{PATH}?branch={branch.id}&lang={lang}&published={done.version}", status_code=303)

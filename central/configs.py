@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from central.coordination import notify_changed
 from server.config import ConfigError, parse_config
 
 MAX_CONFIG_BYTES = 256 * 1024  # a site file is a few kB; a big one is a mistake, not a config
@@ -77,6 +78,7 @@ def publish(db: psycopg.Connection, branch: str, text: str, by: str, advice: lis
         digest = checksum(text)
         db.execute("INSERT INTO site_configs (branch, version, checksum, text, published_by) "
                    "VALUES (%s, %s, %s, %s, %s)", (branch, version, digest, text, by))
+        notify_changed(db, f"config:{branch}")  # every worker's long polls, at the commit
     return Published(branch, version, digest, advice)
 
 

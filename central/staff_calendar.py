@@ -118,11 +118,11 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
         text = page.document_with_css(lang, f"{_e(title)} · {_e(config.name)}", top + body, CSS)
         return HTMLResponse(text, status_code=status, headers=page.HEADERS_FORMS)
 
-    def gate(request: Request, branch: str) -> tuple[Viewer | None, str, Response | None]:
+    async def gate(request: Request, branch: str) -> tuple[Viewer | None, str, Response | None]:
         """Who asks and in which language; a person not signed in goes to the sign-in, a branch they may not see
         is "no such page" (as an unknown one)."""
         lang = page.language(config, request.query_params.get("lang"))
-        who = app.state.viewer(request)
+        who = await app.state.viewer(request)
         if who is None:
             return None, lang, RedirectResponse(f"/login?lang={lang}", status_code=303)
         if branch not in calendar.sales or not who.sees(branch):
@@ -313,7 +313,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
 
     @app.get("/calendar/{branch}", include_in_schema=False)
     async def calendar_day(request: Request, branch: str) -> Response:
-        who, lang, refused = gate(request, branch)
+        who, lang, refused = await gate(request, branch)
         if refused is not None:
             return refused
         assert who is not None
@@ -322,7 +322,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
 
     @app.post("/calendar/{branch}/book", include_in_schema=False)
     async def calendar_book(request: Request, branch: str) -> Response:
-        who, lang, refused = gate(request, branch)
+        who, lang, refused = await gate(request, branch)
         if refused is not None:
             return refused
         assert who is not None
@@ -396,7 +396,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
 
     @app.get("/calendar/{branch}/move/{booking_id}", include_in_schema=False)
     async def calendar_move_form(request: Request, branch: str, booking_id: str) -> Response:
-        who, lang, refused = gate(request, branch)
+        who, lang, refused = await gate(request, branch)
         if refused is not None:
             return refused
         assert who is not None
@@ -410,7 +410,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
 
     @app.post("/calendar/{branch}/move/{booking_id}", include_in_schema=False)
     async def calendar_move(request: Request, branch: str, booking_id: str) -> Response:
-        who, lang, refused = gate(request, branch)
+        who, lang, refused = await gate(request, branch)
         if refused is not None:
             return refused
         assert who is not None
@@ -438,7 +438,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
 
     @app.get("/calendar/{branch}/cancel/{booking_id}", include_in_schema=False)
     async def calendar_cancel_form(request: Request, branch: str, booking_id: str) -> Response:
-        who, lang, refused = gate(request, branch)
+        who, lang, refused = await gate(request, branch)
         if refused is not None:
             return refused
         assert who is not None
@@ -459,7 +459,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
 
     @app.post("/calendar/{branch}/cancel/{booking_id}", include_in_schema=False)
     async def calendar_cancel(request: Request, branch: str, booking_id: str) -> Response:
-        who, lang, refused = gate(request, branch)
+        who, lang, refused = await gate(request, branch)
         if refused is not None:
             return refused
         assert who is not None

@@ -190,10 +190,10 @@ def install(app: FastAPI, config: CentreConfig, pool: Any) -> None:
                 return service.names.get(lang) or service.names.get("en") or str(key)
         return str(key)
 
-    def ask(request: Request) -> tuple[signin.Viewer | None, str, dict[str, str], Response | None]:
+    async def ask(request: Request) -> tuple[signin.Viewer | None, str, dict[str, str], Response | None]:
         lang = page.language(config, request.query_params.get("lang"))
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
-        who = app.state.viewer(request)
+        who = await app.state.viewer(request)
         if who is None:
             return None, lang, query, RedirectResponse(f"/login?lang={lang}", status_code=303)
         return who, lang, query, None
@@ -287,7 +287,7 @@ def install(app: FastAPI, config: CentreConfig, pool: Any) -> None:
 
     @app.get(PATH, response_class=HTMLResponse)
     async def statistics(request: Request) -> Response:
-        who, lang, query, refused = ask(request)
+        who, lang, query, refused = await ask(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         w = words(lang)
@@ -314,7 +314,7 @@ def install(app: FastAPI, config: CentreConfig, pool: Any) -> None:
 
     @app.get(CSV_PATH)
     async def statistics_csv(request: Request) -> Response:
-        who, lang, query, refused = ask(request)
+        who, lang, query, refused = await ask(request)
         if refused is not None or who is None:
             return refused  # type: ignore[return-value]
         today = figures.utc_now().astimezone(zone).date()

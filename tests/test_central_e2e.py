@@ -248,9 +248,9 @@ def test_a_hub_killed_between_the_centres_commit_and_its_own_mark_sends_again_an
 
 
 def test_a_hub_stopped_by_sigterm_marks_what_the_centre_has_before_it_exits(setup: Setup) -> None:
-    """As systemd stops it (vuoro/stopping.py): the clean-up after serving runs (uvicorn raised the SIGTERM again once it had stopped
-    serving, and the default handler ended the process first), so the uplink's last mark is made and nothing is
-    sent again at the next start."""
+    """As systemd stops it (vuoro/stopping.py): the clean-up after serving runs (uvicorn raised the SIGTERM again
+    once it had stopped serving, and the default handler ended the process first), so the uplink's last mark is
+    made and nothing is sent again at the next start."""
     setup.centre.start()
     del setup.hubs["south"]
     hub = setup.hubs["north"].start()

@@ -12,10 +12,11 @@ import signal
 from typing import Any
 
 
-def serve_then_clean_up(server: Any) -> None:
-    """``server.run()`` (a ``uvicorn.Server``) with a SIGTERM handler of ours beneath uvicorn's."""
+def serve_then_clean_up(server: Any, **run: Any) -> None:
+    """``server.run(**run)`` (a ``uvicorn.Server``; ``sockets=`` for a centre worker) with a SIGTERM handler of ours
+    beneath uvicorn's."""
     signal.signal(signal.SIGTERM, lambda signum, frame: _terminated(server, signum))
-    server.run()
+    server.run(**run)
 
 
 def _terminated(server: Any, signum: int) -> None:

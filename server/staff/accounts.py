@@ -249,12 +249,18 @@ class LoginGuard:
     addresses). The right password forgets the counts of the user name; an address's
     count is only forgiven with time (one failure per 10 minutes)."""
 
-    def __init__(self, attempts: int, longest: float, clock: Any = time.monotonic):
-        def backoff(free: int) -> Backoff:
+    def __init__(self, attempts: int, longest: float, clock: Any = time.monotonic,
+                 make: Callable[..., Any] | None = None):
+        """``make(kind, free, first=, longest=, forgive=)``: a counter of its own instead of an in-memory
+        ``Backoff`` (the centre's workers share theirs: ``central.shared_state.SharedBackoff``)."""
+        def backoff(kind: str, free: int) -> Backoff:
+            if make is not None:
+                return make(kind, free, first=1.0, longest=longest, forgive=600.0)  # type: ignore[no-any-return]
             return Backoff(free, first=1.0, longest=longest, forgive=600.0, clock=clock)
 
         self.pair, self.address, self.elsewhere, self.device = (
-            backoff(attempts), backoff(4 * attempts), backoff(4 * attempts), backoff(attempts))
+            backoff("pair", attempts), backoff("address", 4 * attempts), backoff("elsewhere", 4 * attempts),
+            backoff("device", attempts))
 
     def _keys(self, user: str, address: str, device: str | None) -> list[tuple[Backoff, str]]:
         if device:
