@@ -316,9 +316,10 @@ class Calendar:
                 "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,))
             handed_q = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day))
             reachable_q = self._reachable_query(db, branch)
-            # Only what the rules look at: the places of the booking's own slots (a double booking's two; a
-            # longer slot's grid at most an hour), and the day's bookings of the same contact, for the per-day
-            # limit (the contact as same_contact() keeps it; rows from before it was kept are read too).
+            # Only what the rules look at: the places of the booking's own slots (a double booking's two; more
+            # slots than a service allows are refused below, so the read is bounded), and the day's bookings of
+            # the same contact, for the per-day limit (the contact as same_contact() keeps it, contact_key; rows
+            # from before it was kept are read too, and check_per_day judges every row read).
             sale = self.sale(branch)
             length = sale.settings.rules(service).slot if service in sale.branch.site.services else timedelta(0)
             claims_q = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "

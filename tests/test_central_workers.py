@@ -313,7 +313,7 @@ def test_a_killed_centre_leaves_no_worker_behind(tmp_path: Path, postgres_db: st
     centre.kill()
     wait_until(lambda: not any(alive(pid) for pid in workers), "the workers of a killed centre to end", timeout=10)
 
-    def port_free() -> bool:  # nobody listens there any more (its closed connections may linger)
+    def free() -> bool:  # nobody listens there any more (a killed process's sockets may take a moment to go)
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -322,8 +322,7 @@ def test_a_killed_centre_leaves_no_worker_behind(tmp_path: Path, postgres_db: st
                 return False
             return True
 
-    # the kernel closes a killed process's sockets as it exits; on a loaded machine that trails its "not alive"
-    wait_until(port_free, "the killed centre's port to be free", timeout=10)
+    wait_until(free, "the port of a killed centre to be free (a new start waits up to 10 s for it)", timeout=10)
 
 
 def test_the_shared_throttles_count_as_the_ones_in_memory(postgres_db: str) -> None:

@@ -148,8 +148,8 @@ _S = TypeVar("_S")  # a session: anything with ``token`` and ``last_seen``
 
 class SessionStore(Generic[_S]):
     """Server-side sessions (anything with ``token`` and ``last_seen``), in memory, ended after ``idle_seconds``
-    without use; the least recently used goes when ``MAX`` are open. The hub's staff page and the centre's pages
-    (central/staff.py) keep theirs here."""
+    without use; the least recently used goes when ``MAX`` are open. The hub's staff page keeps its sessions here;
+    the centre's pages keep theirs in PostgreSQL, for all its worker processes (central/shared_state.py)."""
 
     MAX = 2000
 
