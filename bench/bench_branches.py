@@ -87,6 +87,9 @@ def steady(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
     a_recs: list[dict[str, Any]] = []
     b_recs: list[dict[str, Any]] = []
     cpu = {"a_hubs": 0.0, "a_centre": 0.0, "b_hubs": 0.0, "b_centre": 0.0}
+    if args.warmup:  # not measured: the first phase after the start was slower whichever side it was (A, always)
+        run_phase(h, "warmup", args.warmup, args)
+        everyone_shipped(h)
     for round_ in range(args.ab_rounds):
         since = datetime.now(UTC)
         before = h.cpu_seconds()
@@ -381,6 +384,8 @@ def main() -> int:
     parser.add_argument("--call-every", type=float, default=1.5, help="seconds between one desk's calls")
     parser.add_argument("--steady", type=float, default=60, help="seconds of each A and each B")
     parser.add_argument("--ab-rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=20, help="seconds of load, not measured, before the first "
+                                                                 "A: the first phase after the start is slower")
     parser.add_argument("--cut", type=int, default=3, help="branches whose WAN is cut")
     parser.add_argument("--cut-minutes", type=float, default=10)
     parser.add_argument("--down-minutes", type=float, default=10)
