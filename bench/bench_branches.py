@@ -87,6 +87,9 @@ def steady(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
     a_recs: list[dict[str, Any]] = []
     b_recs: list[dict[str, Any]] = []
     cpu = {"a_hubs": 0.0, "a_centre": 0.0, "b_hubs": 0.0, "b_centre": 0.0}
+    if args.warmup:  # not measured: the first phase after the start was slower whichever side it was (A, always)
+        run_phase(h, "warmup", args.warmup, args)
+        everyone_shipped(h)
     for round_ in range(args.ab_rounds):
         since = datetime.now(UTC)
         before = h.cpu_seconds()
@@ -140,7 +143,8 @@ def steady(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
     say(f"CPU of this 2-core machine taken, A: hubs {cpu['a_hubs'] / seconds * 100:.0f} %, centre + PostgreSQL "
         f"{cpu['a_centre'] / seconds * 100:.0f} % of one core; B: hubs {cpu['b_hubs'] / seconds * 100:.0f} %, "
         f"centre + PostgreSQL {cpu['b_centre'] / seconds * 100:.0f} % (idle)   (the centre runs on the branches' "
-        f"machine here; PostgreSQL fsync {'on' if args.centre_fsync else 'off'})")
+        f"machine here; PostgreSQL fsync {'on' if args.centre_fsync else 'off'}"
+        f"{f', the centre and PostgreSQL at nice {args.centre_nice}' if args.centre_nice else ''})")
     return {"lag_p50": p50, "lag_p99": p99, "a": a, "b": b, "ratio": ratio, "cpu": cpu}
 
 
@@ -380,6 +384,8 @@ def main() -> int:
     parser.add_argument("--call-every", type=float, default=1.5, help="seconds between one desk's calls")
     parser.add_argument("--steady", type=float, default=60, help="seconds of each A and each B")
     parser.add_argument("--ab-rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=20, help="seconds of load, not measured, before the first "
+                                                                 "A: the first phase after the start is slower")
     parser.add_argument("--cut", type=int, default=3, help="branches whose WAN is cut")
     parser.add_argument("--cut-minutes", type=float, default=10)
     parser.add_argument("--down-minutes", type=float, default=10)
@@ -387,6 +393,9 @@ def main() -> int:
     parser.add_argument("--only", default="1,2,3,4,5,6,7", help="the scenarios to run, e.g. 1 or 1,2 (7 needs 5)")
     parser.add_argument("--centre-fsync", choices=("on", "off"), default="on",
                         help="the centre's PostgreSQL; off shows how much of the A/B is the disk both share here")
+    parser.add_argument("--centre-nice", type=int, default=0, metavar="N",
+                        help="run the centre and its PostgreSQL at nice N (e.g. 19): they yield the CPU to the "
+                             "branches, as on a machine of their own; shows how much of the A/B is their CPU here")
     parser.add_argument("--quick", action="store_true", help="30 s A/B once, 1-minute cut and outage, 10 kills")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, load records, files)")
     parser.add_argument("--clean", action="store_true", help="only remove what a killed run left behind")
@@ -410,7 +419,8 @@ def main() -> int:
     args.centre_fsync = args.centre_fsync == "on"
     only = {int(n) for n in args.only.split(",")}
     ok = True
-    h = Harness(args.branches if only != {4} else 1, keep=args.keep, centre_fsync=args.centre_fsync)
+    h = Harness(args.branches if only != {4} else 1, keep=args.keep, centre_fsync=args.centre_fsync,
+                centre_nice=args.centre_nice)
     try:
         h.start()  # with --only 4: one branch, the rest is for the kill rounds
         say(f"started {len(h.ids)} branches in namespaces on 10.77.{h.net.subnet}.0/24, the centre on "

@@ -24,7 +24,8 @@ from toolkit.postgres import PostgresCluster
 
 
 class Harness:
-    def __init__(self, branches: int, work: Path | None = None, *, keep: bool = False, centre_fsync: bool = True):
+    def __init__(self, branches: int, work: Path | None = None, *, keep: bool = False, centre_fsync: bool = True,
+                 centre_nice: int = 0):
         self.work = work or Path(tempfile.mkdtemp(prefix="vuoro-harness-"))
         self.keep = keep  # keep the folder (logs, load records, SQLite files) for a look afterwards
         self.ids = [f"b{i + 1}" for i in range(branches)]
@@ -32,6 +33,9 @@ class Harness:
         # its own folder: PostgreSQL runs as nobody, who may not enter ours. fsync off only to see how much of the
         # branches' latency is the centre's disk writes competing with theirs on this one machine (--centre-fsync)
         self.pg = PostgresCluster(fsync=centre_fsync)
+        # > 0: the centre and its PostgreSQL yield the CPU to the branches, as on a machine of their own (the disk
+        # is still shared): how much of the A/B is the centre's CPU on the branches' two cores (--centre-nice)
+        self.centre_nice = centre_nice
         self.database = ""
         self.centre_port = free_port()
         self.centre_url = f"http://{self.net.gateway}:{self.centre_port}"
@@ -49,6 +53,7 @@ class Harness:
         config = write_centre_config(self.work / "centre.toml", self.database,
                                      {bid: (b.token, b.site) for bid, b in self.branches.items()})
         self.centre = CentralProcess(config, port=self.centre_port, host=self.net.gateway).start(timeout=60)
+        self._nice_centre()
         self.each(lambda b: b.start())
         return self
 
@@ -84,6 +89,20 @@ class Harness:
         self.pg.start()
         self.central_broker.start()
         self.centre.start(timeout=60)
+        self._nice_centre()
+
+    def _nice_centre(self) -> None:
+        """The centre, PostgreSQL and its processes at ``centre_nice`` (backends it starts later inherit it)."""
+        if not self.centre_nice:
+            return
+        import psutil
+
+        for top in (self.centre.process if self.centre else None, self.pg.process):
+            if top is None:
+                continue
+            for proc in [psutil.Process(top.pid), *psutil.Process(top.pid).children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    proc.nice(self.centre_nice)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by the hubs, and by the centre with PostgreSQL (all its backends): read before and

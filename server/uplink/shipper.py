@@ -77,9 +77,9 @@ CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 # An error naming an object (``<… at 0x7fd5…>``, as urllib3's did) would read as a new kind of trouble each try
 ADDRESS = re.compile(r" at 0x[0-9a-f]+")
-# The local mark is a write of the writer's: made at most this often, so a busy uplink costs the writer one
-# small commit a second, not one per batch. A mark that lags only means a re-send after a crash, which the
-# centre skips.
+# The local mark is a write of the writer's: handed over at most this often, and recorded by the writer's next
+# commit (a kiosk's), so a busy uplink costs the writer no commit of its own. A mark that lags only means a
+# re-send after a crash, which the centre skips.
 MARK_EVERY_S = 1.0
 # After a nudge the uplink waits this long before it reads, so that under load (8 kiosks, hundreds of tickets a
 # second) one request carries many commits instead of one request each; a few ms of the lag target (200 ms).
