@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +86,13 @@ class KioskApp(App):
     upper_text = StringProperty("")  # the low layout's upper half: the site's name and the time
 
     def __init__(self, config: KioskConfig, *, printer: KioskPrinter | None = None,
-                 speaker: Speaker | None = None, **kwargs: Any) -> None:
+                 speaker: Speaker | None = None, clock: Callable[[], datetime] | None = None,
+                 **kwargs: Any) -> None:
+        """``clock``: tests only, the hub's test clock (``vuoro.clock.FileClock``) in place of the machine's."""
         super().__init__(**kwargs)
         self.title = "Vuoro kiosk"
         theme.use(config.palette)  # before any widget is built: the .kv rules read the palette's colours
-        self.session = Session(config, printer=printer)
+        self.session = Session(config, printer=printer, clock=clock)
         self.focus = Focus()
         self.voice = SpeechMode(self, speaker)
         self.headset: HeadsetWatch | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Hashable
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -77,9 +77,12 @@ class Session(EventDispatcher):
     site = DictProperty()  # GET /site's answer: services, names, the site's name
     queues = DictProperty()  # service → its latest queue state (MQTT, or GET /site while MQTT is down)
 
-    def __init__(self, config: KioskConfig, *, printer: KioskPrinter | None = None) -> None:
+    def __init__(self, config: KioskConfig, *, printer: KioskPrinter | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.config = config
+        # Tests only: the hub's test clock (vuoro/clock.py), so kiosk and hub agree on "today" at a chosen time.
+        self._clock = clock
         self._window = (800, 480)  # before the scale: a kiosk.toml text_scale other than 1.0 fits at once
         self.lang, self.scale = config.language, config.text_scale
         self.client = HubClient(config.hub, config.token, config.http_timeout, config.retries, ca_file=config.hub_ca)
@@ -131,7 +134,8 @@ class Session(EventDispatcher):
     def now(self) -> datetime:
         """Now on the site's wall clock (aware): "today", and the time a receipt is issued."""
         zone = self.zone
-        return datetime.now(zone) if zone is not None else datetime.now().astimezone()
+        moment = self._clock() if self._clock is not None else datetime.now(UTC)
+        return moment.astimezone(zone) if zone is not None else moment.astimezone()
 
     # -- the panel and the visitor's choices ------------------------------------------------
     def fit(self, width: float, height: float) -> None:

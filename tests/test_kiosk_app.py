@@ -11,8 +11,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,17 +28,22 @@ from kiosk.config import KioskConfig  # noqa: E402
 from kiosk.driver import Driver  # noqa: E402
 from toolkit.broker import Broker
 from toolkit.hub_process import HubProcess as Hub
+from vuoro.clock import FileClock
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SITE = REPO / "tests" / "sites" / "always_open.toml"
 TOKEN = "demo-kiosk1-token-change-me"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CPH = ZoneInfo("Europe/Copenhagen")
+# A weekday morning on the site's clock: a whole day of times left today and a week of them ahead, whatever
+# the machine's clock says (late in the evening the day's last time is gone and a week holds one day less).
+DAYTIME = datetime(2026, 11, 24, 10, 0, tzinfo=CPH)  # Tuesday
 
 
-def site_file(tmp: Path) -> Path:
+def site_file(tmp: Path, today: date | None = None) -> Path:
     """The always-open test site, with IT help closed today and opening tomorrow at 10:00."""
     text = (REPO / "tests" / "sites" / "always_open.toml").read_text(encoding="utf-8")
-    tomorrow = (datetime.now(ZoneInfo("Europe/Copenhagen")) + timedelta(days=1)).weekday()
+    tomorrow = ((today or datetime.now(CPH).date()) + timedelta(days=1)).weekday()
     head, sep, tail = text.partition("[services.it]")
     lines = tail.splitlines()
     lines = [f'hours = {{ {WEEKDAYS[tomorrow]} = ["10:00-13:00"] }}' if ln.startswith("hours") else ln
@@ -54,6 +59,21 @@ def hub(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hu
     running = Hub(site_file(tmp), tmp, broker.url).start()
     yield running
     running.stop()
+
+
+@pytest.fixture()
+def daytime_hub(broker: Broker, tmp_path: Path) -> Iterator[Hub]:
+    """A real hub (its process in UTC) whose clock says ``DAYTIME`` in Copenhagen, on MQTT topics of its own."""
+    running = Hub(site_file(tmp_path, DAYTIME.date()), tmp_path, broker.url, clock=DAYTIME, tz="UTC",
+                  topic_root="t" + uuid.uuid4().hex[:8]).start()
+    yield running
+    running.stop()
+
+
+def hub_clock(hub: Hub) -> Callable[[], datetime]:
+    """The hub's own test clock, for the kiosk too: both say the same "today"."""
+    assert hub.clock_file is not None, "this hub runs on the machine's clock"
+    return FileClock(hub.clock_file)
 
 
 @pytest.fixture()
@@ -79,11 +99,12 @@ class Watcher:
 
 
 def make_kiosk(hub_url: str, broker: Broker | None, printer_url: str | None, *, speaker: Any = None,
-               size: tuple[int, int] = (800, 480), **extra: Any) -> Driver:
+               size: tuple[int, int] = (800, 480), clock: Callable[[], datetime] | None = None,
+               **extra: Any) -> Driver:
     config = KioskConfig(hub=hub_url, token=TOKEN, device="kiosk1", broker=broker.url if broker else None,
                          printer=printer_url, language="da", http_timeout=2.0, retries=1, probe_seconds=0.3,
                          **extra)
-    driver = Driver(KioskApp(config, speaker=speaker), size)
+    driver = Driver(KioskApp(config, speaker=speaker, clock=clock), size)
     driver.wait(lambda: driver.app.screen("home").ids.tiles.children, 15, "service tiles")
     return driver
 
@@ -91,6 +112,15 @@ def make_kiosk(hub_url: str, broker: Broker | None, printer_url: str | None, *, 
 @pytest.fixture()
 def kiosk(hub: Hub, live_broker: Broker, printer: VirtualPrinter) -> Iterator[Driver]:
     driver = make_kiosk(hub.url, live_broker, printer.url)
+    yield driver
+    driver.stop()
+
+
+@pytest.fixture()
+def daytime_kiosk(daytime_hub: Hub, live_broker: Broker, printer: VirtualPrinter) -> Iterator[Driver]:
+    """The kiosk on ``daytime_hub``'s clock and topics."""
+    driver = make_kiosk(daytime_hub.url, live_broker, printer.url, clock=hub_clock(daytime_hub),
+                        root=daytime_hub.topic_root)
     yield driver
     driver.stop()
 
@@ -566,7 +596,9 @@ def open_slots(driver: Driver, service: str) -> None:
                 "the free times")
 
 
-def test_book_a_time_by_touches_prints_the_code_and_checks_in_with_it(kiosk: Driver, printer: VirtualPrinter) -> None:
+def test_book_a_time_by_touches_prints_the_code_and_checks_in_with_it(daytime_kiosk: Driver,
+                                                                       printer: VirtualPrinter) -> None:
+    kiosk = daytime_kiosk  # a weekday morning: today's times and six more days of them
     app, booked, ticket = kiosk.app, kiosk.app.screen("booked"), kiosk.app.screen("ticket")
     open_slots(kiosk, "bibliotekar")
     days = [b.text for b in reversed(app.screen("slots").ids.days.children)]
@@ -592,8 +624,7 @@ def test_book_a_time_by_touches_prints_the_code_and_checks_in_with_it(kiosk: Dri
     open_slots(kiosk, "bibliotekar")
     assert first_start not in slot_starts(kiosk)
     app.go("home")
-    if start.date() != datetime.now(start.tzinfo).date():
-        pytest.skip("the next free time is after midnight: check-in is for the booking's own day")
+    assert start.date() == DAYTIME.date()  # check-in is for the booking's own day: today
     # Back at the kiosk with the code: check in on the keypad → a queue ticket and a check-in receipt.
     kiosk.tap(button(kiosk, "home", "Jeg har en tid"))
     for char in code:

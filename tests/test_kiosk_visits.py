@@ -19,11 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from test_kiosk_app import (  # noqa: F401 - fixtures are found by name
+    DAYTIME,
     STAFF,
     TEST_SITE,
     Relay,
     add_event,
     button,
+    daytime_hub,
+    daytime_kiosk,
     hub,
     kiosk,
     make_kiosk,
@@ -110,11 +113,12 @@ def test_a_booking_only_tile_leads_straight_to_booking_that_service(kiosk: Drive
     assert app.sm.current == "home"  # it came from the tile: back is home, not a choice of services
 
 
-def test_the_chosen_day_heads_its_times_which_stand_in_rows_of_an_hour(kiosk: Driver) -> None:
+def test_the_chosen_day_heads_its_times_which_stand_in_rows_of_an_hour(daytime_kiosk: Driver) -> None:
+    kiosk = daytime_kiosk  # a weekday morning on the site's clock: "today" is DAYTIME's day, whatever the machine's
     slots = kiosk.app.screen("slots")
     open_slots(kiosk, "borgerservice")
     tabs = list(reversed(slots.ids.days.children))
-    today = datetime.now(CPH).date()
+    today = DAYTIME.date()
 
     def heading(day: date) -> str:
         dated = f"{WEEKDAYS_DA[day.weekday()]} {day.day}/{day.month}"
