@@ -102,7 +102,6 @@ debugfs -R 'cat /boot/firmware/cmdline.txt' "$VAR/base.img" 2>/dev/null >"$RUN/c
 vm_pick_ports
 checks site
 vm_start
-echo "$SSH_PORT $HTTP_PORT $MQTT_PORT $VM_PID $VM_BOOTS" >"$RUN/vm.txt"
 echo "booting (serial console: $RUN/console-$VM_BOOTS.log; ssh -p $SSH_PORT vuoro-admin@127.0.0.1)"
 check "guest boots, SSH answers" vm_wait_boot 900
 check "guest is arm64 Debian 12, systemd PID 1" \
