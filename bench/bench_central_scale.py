@@ -9,6 +9,8 @@ through Python, ``all_branches_summary_from_rows``) for one branch, as the floor
 
     .venv/bin/python bench/bench_central_scale.py                     # 50 × 365 × ≈822 a day ≈ 15 M tickets
     .venv/bin/python bench/bench_central_scale.py --branches 5 --days 60 --per-day 300   # a quick look
+    .venv/bin/python bench/bench_central_scale.py --keep /work/scale       # keep the cluster, then later:
+    .venv/bin/python bench/bench_central_scale.py --reuse /work/scale      # the summaries again, on that data
 
 Target (../shared/targets.md, the centre): cross-branch statistics summary, 50 branches × 1 year ≤ 2 s.
 """
@@ -117,6 +119,8 @@ def main() -> int:
     parser.add_argument("--ingest-cost", action="store_true", help="only: what marking the days costs the ingest")
     parser.add_argument("--reuse", type=Path, help="a cluster directory made before (its database 'scale', "
                                                    "e.g. a pg_basebackup of a run): time the summaries only")
+    parser.add_argument("--keep", type=Path, help="an empty folder: the generated cluster stays there, so a later "
+                                                  "--reuse of it times the summaries again (on a quieter machine)")
     args = parser.parse_args()
     if args.ingest_cost:
         print(f"# ingest cost, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load()}")
@@ -129,7 +133,7 @@ def main() -> int:
           f"{os.cpu_count()} cores, Python {platform.python_version()}; {load()}")
     print(f"{args.branches} branches × {args.days} days ({start} … {end}) × ≈{args.per_day} tickets a day")
     with tempfile.TemporaryDirectory(prefix="vuoro-scale-") as tmp, \
-            PostgresCluster(workdir=args.reuse) if args.reuse else PostgresCluster() as cluster:
+            PostgresCluster(workdir=args.reuse or args.keep) as cluster:
         database = cluster.dsn("scale") if args.reuse else cluster.create_database("scale")
         migrate(database)
         ids = [f"b{i:02d}" for i in range(1, args.branches + 1)]

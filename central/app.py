@@ -6,11 +6,15 @@
   that starts on a wiped or replaced disk;
 - ``GET /api/v1/branches``: every branch's last contact, backlog, lag and today's tickets per service;
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
-- ``GET /api/v1/summary?start=&end=&branches=``: every branch's figures side by side, and all branches as one;
+- ``GET /api/v1/summary?start=&end=&branches=&by=``: every branch's figures side by side, and all branches as one
+  (``by=day|weekday|month|service``: and per group);
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
+- ``/statistics``, ``/configuration``, ``/accounts``: the pages for people (``central/stats_page.py``,
+  ``central/config_page.py``, ``central/accounts_page.py``);
 - ``GET /api/v1/health``: whether the database answers.
 
 - ``/login``, ``/logout``: staff sign in to the pages with the accounts the centre holds (``central/signin.py``);
+- ``/calendar/{branch}``: the staff calendar of a branch's bookings (``central/staff_calendar.py``);
 - configs and staff accounts: ``central/config_api.py``.
 
 Reading needs the centre's admin token (``Bearer``, or HTTP Basic with any user name and the token as the
@@ -22,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -32,16 +37,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from central import config_api, figures, page, signin
+from central import accounts_page, config_api, config_page, figures, page, rollup, signin, staff_calendar, stats_page
 from central import configs as site_configs
 from central import staff as staff_accounts
 from central.booking_pages import add_booking_pages
 from central.calendar import Calendar
+from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
+from central.coordination import Coordinator
 from central.ingest import BatchRefused, parse_body, store_batch
+from central.refresher import StatsRefresher
+from central.shared_state import keep_tidying
+from central.workers import HEARTBEAT_S, SILENT_S, ParentLink
 from server.errors import ApiError, error_body
 from server.stats.figures import DIMENSIONS
-from vuoro import __version__, sd_notify
+from vuoro import __version__
 
 log = logging.getLogger("vuoro.central")
 
@@ -56,17 +66,45 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
-def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
+def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink | None = None,
+               background: bool = False) -> FastAPI:
+    """The app of one worker process (central/workers.py): ``parent`` hears that it serves and that it answers;
+    ``background``: hear the other workers' changes and compete for the background work (central/coordination.py).
+    Without them (the tests' app in their own process) nothing runs beside the requests."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        heartbeat = asyncio.create_task(_heartbeat()) if sd_notify.enabled() else None
-        sd_notify.ready(f"centre {config.name}: {len(config.branches)} branches")
+        loop = asyncio.get_running_loop()
+
+        def heard(what: str) -> None:  # the coordinator's thread: a change somewhere, or the connection back
+            loop.call_soon_threadsafe(app.state.wake_long_polls)
+
+        coordinator = Coordinator(config.database, heard, owner_jobs).start() if background else None
+        heartbeat = asyncio.create_task(_heartbeat(parent)) if parent else None
+        if parent:
+            parent.ready()
         yield
-        sd_notify.stopping()
         if heartbeat:
             heartbeat.cancel()
+        if coordinator:
+            await run_in_threadpool(coordinator.stop)
+
+    def owner_jobs() -> Callable[[], None]:
+        """The background work, in the one worker that holds the owner's lock: the statistics refresher, the
+        calendar's retention purge, the shared state's clean-up. Returns what stops them."""
+        refresher = StatsRefresher(config, pool).start()
+        purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
+        tidy = keep_tidying(pool)
+
+        def stop() -> None:
+            purge.set()
+            tidy.set()
+            refresher.stop()
+
+        return stop
 
     app = FastAPI(title="Vuoro centre", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
+    if os.environ.get(SHOW_WORKER_ENV):  # tests only: which worker process answered
+        app.add_middleware(ShowWorker)
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -83,13 +121,17 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     # The municipality's booking calendar and its public page (central/calendar.py, central/booking_pages.py)
     calendar = Calendar(config, pool, away_s=config.calendar_away_s)
     add_booking_pages(app, config, calendar)
-    app.state.calendar_purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
 
     signin.install(app, config, pool)
     config_api.install(app, config, pool)
+    # the pages for people: statistics across branches; configuration and accounts for admins
+    stats_page.install(app, config, pool)
+    config_page.install(app, config, pool)
+    accounts_page.install(app, config, pool)
+    staff_calendar.install(app, config, calendar)  # staff book, move and cancel per branch and day
 
-    def viewer(request: Request) -> signin.Viewer | None:
-        return app.state.viewer(request)  # type: ignore[no-any-return]
+    async def viewer(request: Request) -> signin.Viewer | None:
+        return await app.state.viewer(request)  # type: ignore[no-any-return]
 
     @app.post("/api/v1/ingest")
     async def ingest(request: Request) -> JSONResponse:
@@ -153,8 +195,12 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
                              "branches": len(config.branches)}, status_code=200 if ok else 503)
 
     def read_overview(who: signin.Viewer) -> list[dict[str, Any]]:
+        now = figures.utc_now()
         with pool.connection() as db:
-            return [b for b in figures.overview(db, config, figures.utc_now()) if who.sees(b["branch"])]
+            handovers = calendar.handover_states(db, calendar_now())  # the calendar's clock (a test's too)
+            # Today's handover of the booking calendar (None: the branch is not in the centre's calendar)
+            return [{**b, "calendar": handovers.get(b["branch"])} for b in figures.overview(db, config, now)
+                    if who.sees(b["branch"])]
 
     def read_configs(who: signin.Viewer) -> dict[str, dict[str, Any]]:
         with pool.connection() as db:
@@ -162,7 +208,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.get("/api/v1/branches")
     async def branches(request: Request) -> JSONResponse:
-        who = viewer(request)
+        who = await viewer(request)
         if who is None:
             return _error(401, "unauthorized", "The centre's admin token or a staff sign-in is needed.")
         return JSONResponse({"centre": config.name, "branches": await run_in_threadpool(read_overview, who)})
@@ -170,7 +216,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
     @app.get("/api/v1/branches/{branch_id}/summary")
     async def summary(request: Request, branch_id: str, start: Annotated[date | None, Query()] = None,
                       end: Annotated[date | None, Query()] = None, by: str = "") -> JSONResponse:
-        who = viewer(request)
+        who = await viewer(request)
         if who is None:
             return _error(401, "unauthorized", "The centre's admin token or a staff sign-in is needed.")
         branch = config.branches.get(branch_id)
@@ -185,17 +231,19 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
                 result = figures.branch_summary(db, branch, lo, hi, dims)
+                events = figures.read_events(db, branch, lo, hi)
             return {"branch": branch.id, "start": lo.isoformat(), "end": hi.isoformat(), "by": list(dims),
-                    "total": result.total, "groups": result.groups}
+                    "total": result.total, "groups": result.groups, "events": events}
 
         return JSONResponse(await run_in_threadpool(compute))
 
     @app.get("/api/v1/summary")
     async def all_summary(request: Request, start: Annotated[date | None, Query()] = None,
-                          end: Annotated[date | None, Query()] = None, branches: str = "") -> JSONResponse:
+                          end: Annotated[date | None, Query()] = None, branches: str = "",
+                          by: str = "") -> JSONResponse:
         """Every branch (or ``branches=a,b``) side by side and all as one, by the branches' own definitions, from
-        the per-day aggregates (central/rollup.py)."""
-        who = viewer(request)
+        the per-day aggregates (central/rollup.py); ``by=day|weekday|month|service`` adds each one's groups."""
+        who = await viewer(request)
         if who is None or who.branches is not None:  # all as one: for those who see every branch
             return _error(401, "unauthorized", "The centre's admin token or a sign-in that sees every branch is "
                                                "needed.")
@@ -203,13 +251,18 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
         unknown = [b for b in chosen or [] if b not in config.branches]
         if unknown:
             return _error(404, "unknown_branch", f"There is no branch {unknown[0]!r}.")
-        zone = next(iter(config.branches.values())).site.timezone if config.branches else None
-        today = figures.utc_now().astimezone(zone).date()
+        if by and by not in rollup.GROUPINGS:
+            return _error(400, "by", f"by is one of {', '.join(rollup.GROUPINGS)} across branches (the day "
+                                     "aggregates keep no hour, desk or origin: a branch's own summary has those).")
+        today = figures.utc_now().astimezone(figures.centre_zone(config)).date()
         lo, hi = start or today, end or start or today
+        if hi < lo:
+            return _error(400, "period", "end is before start.")
 
         def compute() -> dict[str, Any]:
             with pool.connection() as db:
-                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S)
+                return figures.all_branches_summary(db, config, lo, hi, chosen, budget_s=SUMMARY_REFRESH_BUDGET_S,
+                                                    by=by or None)
 
         return JSONResponse(await run_in_threadpool(compute))
 
@@ -220,25 +273,50 @@ def create_app(config: CentreConfig, pool: ConnectionPool) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def overview_page(request: Request, lang: str | None = None) -> Response:
-        who = viewer(request)
+        who = await viewer(request)
         if who is None:  # a person: to the sign-in page (automation uses the token)
             return RedirectResponse(f"/login?lang={page.language(config, lang)}", status_code=303)
         rows = await run_in_threadpool(read_overview, who)
         states = await run_in_threadpool(read_configs, who)
-        return HTMLResponse(page.render(config, rows, lang, top=signin.sign_out_form(who, page.language(config, lang)),
-                                        configs=states), headers=page.HEADERS_FORMS)
+        lang = page.language(config, lang)
+        top = signin.sign_out_form(who, lang) + page.menu(lang, "/", configure=signin.configures_any(who, config),
+                                                          accounts=who.may_manage_accounts)
+        return HTMLResponse(page.render(config, rows, lang, top=top, configs=states), headers=page.HEADERS_FORMS)
 
     return app
 
 
-async def _heartbeat() -> None:
-    """Feed systemd's watchdog while the event loop AND the worker threads (where every database call runs)
-    answer. Not the database itself: PostgreSQL away is answered 503 and a restart would not bring it back."""
-    interval = sd_notify.watchdog_interval() or 10.0
+async def _heartbeat(parent: ParentLink) -> None:
+    """Tell the parent (which feeds systemd's watchdog and replaces a worker that goes silent) that this worker's
+    event loop AND its threads (where every database call runs) answer. Not the database itself: PostgreSQL away
+    is answered 503 and a restart would not bring it back."""
     while True:
         try:
-            await asyncio.wait_for(run_in_threadpool(lambda: None), interval)
-            sd_notify.watchdog()
+            await asyncio.wait_for(run_in_threadpool(lambda: None), SILENT_S / 2)
+            parent.alive()
         except TimeoutError:
-            log.error("the worker threads did not answer within %.0f s; not feeding the watchdog", interval)
-        await asyncio.sleep(interval)
+            log.error("the worker threads did not answer within %.0f s; not telling the parent", SILENT_S / 2)
+        await asyncio.sleep(HEARTBEAT_S)
+
+
+SHOW_WORKER_ENV = "VUORO_TEST_SHOW_WORKER"
+
+
+class ShowWorker:
+    """Tests only (``$VUORO_TEST_SHOW_WORKER``): every answer names the worker process's pid (``X-Vuoro-Worker``),
+    so a test can prove two requests went to two workers."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.header = (b"x-vuoro-worker", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)  # type: ignore[no-any-return]
+
+        async def named(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, named)

@@ -12,7 +12,8 @@ the refusal page, the booking's summary, notices and manage page); the rules are
 - ``/book/b/{code}``: the booking (the centre's 7-character codes), its QR, ``calendar.ics``, ``move``, ``cancel``.
 
 For programs (and the branches): ``GET /api/v1/calendar/slots``, ``GET /api/v1/calendar/nearest``,
-``POST /api/v1/calendar/bookings`` (Idempotency-Key), ``POST /api/v1/calendar/handover`` (a branch's token).
+``POST /api/v1/calendar/bookings`` (Idempotency-Key), ``POST /api/v1/calendar/handover`` and
+``GET /api/v1/calendar/ahead`` (a branch's token).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, as_booking, booking_json, utc_now
 from central.config import CentreConfig
+from central.shared_state import SharedBucket
 from server import codes
 from server.bookings import page_parts
 from server.bookings.page_parts import Shell, csrf_token, e
@@ -36,7 +38,6 @@ from server.bookings.public import REFUSALS, WEB_DIR, OnlineBookingRequest, Word
 from server.code_guard import CodeGuard
 from server.errors import ApiError
 from server.staff.strings import chosen_language
-from server.throttle import Bucket
 from vuoro import refusals
 
 WEB_DEVICE = "centre-web"
@@ -55,8 +56,13 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
     css = (WEB_DIR / "book.css").read_bytes()
     first = next(iter(calendar.sales.values()), None)
     limits = first.settings if first else None
-    limiter = Bucket(limits.online_burst if limits else 20, float(limits.online_per_hour if limits else 60))
-    guard = CodeGuard(config.path.parent)  # one site-wide bucket for the centre's code look-ups, kept on disk
+    pool = calendar.pool
+    # Counted in PostgreSQL, so each limit holds for all the centre's worker processes together
+    # (central/shared_state.py): the online bookings per address, and the code look-ups (per address, and one
+    # bucket for the whole centre, which is what the chance of guessing a code rests on).
+    limiter = SharedBucket(pool, "booking/address", limits.online_burst if limits else 20,
+                           float(limits.online_per_hour if limits else 60))
+    guard = CodeGuard(None, make=lambda kind, burst, per_hour: SharedBucket(pool, f"codes/{kind}", burst, per_hour))
 
     def words_for(request: Request) -> Words:
         asked = request.query_params.get("lang") or request.cookies.get("vuoro_book_lang")
@@ -210,22 +216,26 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
 
     async def make_booking(request: Request, branch: str, body: OnlineBookingRequest, key: str) -> dict[str, Any]:
         who = address(request)
-        wait = limiter.take(who)
-        if wait:
-            raise ApiError(429, refusals.SLOW_DOWN, "Too many bookings from this address.",
-                           retry_after=math.ceil(wait))
         site = calendar.sale(branch).branch.site
         start = body.start if body.start.tzinfo else body.start.replace(tzinfo=site.timezone)
         language = body.language if body.language in site.languages else site.default_language
-        made = False
-        try:
-            made, row = await run_in_threadpool(lambda: calendar.book(
-                branch, service=body.service, start=start, slots=body.slots, key=f"web:{key}", language=language,
-                name=body.name, phone=body.phone, email=body.email))
-            return {"replay": not made, **booking_json(row)}
-        finally:
-            if not made:
-                limiter.give_back(who)
+
+        def sell() -> dict[str, Any]:
+            wait = limiter.take(who)  # a try taken before the sale, given back unless it made a booking
+            if wait:
+                raise ApiError(429, refusals.SLOW_DOWN, "Too many bookings from this address.",
+                               retry_after=math.ceil(wait))
+            made = False
+            try:
+                made, row = calendar.book(branch, service=body.service, start=start, slots=body.slots,
+                                          key=f"web:{key}", language=language, name=body.name, phone=body.phone,
+                                          email=body.email)
+                return {"replay": not made, **booking_json(row)}
+            finally:
+                if not made:
+                    limiter.give_back(who)
+
+        return await run_in_threadpool(sell)
 
     @app.post("/book/{branch}/{service}/", include_in_schema=False)
     async def book_time(request: Request, branch: str, service: str) -> Response:
@@ -394,11 +404,24 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         replay = answer.pop("replay")
         return JSONResponse(answer, status_code=200 if replay else 201)
 
+    def branch_of(request: Request) -> Any:
+        header = request.headers.get("authorization", "")
+        return config.branch_by_token(header.partition(" ")[2].strip()) if header.lower().startswith("bearer ") \
+            else None
+
+    @app.get("/api/v1/calendar/ahead", tags=["calendar"])
+    async def ahead(request: Request) -> Response:
+        """A branch (its token) reads the centre's bookings of it on days it has not taken over: its staff page
+        shows them beside its own (personal fields included, as in the handover's answer)."""
+        branch = branch_of(request)
+        if branch is None:
+            return JSONResponse({"error": "unauthorized", "message": "This token is no branch's."}, status_code=401)
+        rows = await run_in_threadpool(calendar.ahead, branch.id)
+        return JSONResponse({"branch": branch.id, "bookings": rows}, headers={"Cache-Control": "no-store"})
+
     @app.post("/api/v1/calendar/handover", tags=["calendar"])
     async def handover(request: Request) -> Response:
-        header = request.headers.get("authorization", "")
-        branch = config.branch_by_token(header.partition(" ")[2].strip()) if header.lower().startswith("bearer ") \
-            else None
+        branch = branch_of(request)
         if branch is None:
             return JSONResponse({"error": "unauthorized", "message": "This token is no branch's."}, status_code=401)
         try:

@@ -25,6 +25,7 @@ Status travels both ways and merges by one rule: checked in beats cancelled beat
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -37,13 +38,14 @@ from psycopg_pool import ConnectionPool
 
 from central.config import Branch, CentreConfig
 from server import codes
-from server.bookings.online import OnlineCalendar, same_contact
+from server.bookings.online import EMAIL, PHONE, OnlineCalendar, same_contact
 from server.bookings.records import BOOKED, CANCELLED, Booking
-from server.bookings.settings import BookingSettings, parse_settings
+from server.bookings.settings import BookingSettings, ServiceBooking, parse_settings
 from server.errors import ApiError
 from server.store import ts
 from vuoro import refusals
-from vuoro.clock import clock_from_env
+from vuoro.clock import ENV as CLOCK_ENV
+from vuoro.clock import FileClock, clock_from_env
 
 CENTRE_CODE_LENGTH = codes.CENTRE_LENGTH  # a branch mints 6: the code spaces never collide (docs/bookings.md)
 AWAY_S = 60.0  # a branch not heard from (uplink heartbeat or calendar poll) for this long is unreachable
@@ -57,8 +59,17 @@ _COLUMNS = ("id", "branch", "side", "code", "service", "start_at", "end_at", "da
             "cancelled_at", "idem_key")
 
 
+_test_clock: tuple[str | None, FileClock | None] = (None, None)
+
+
 def utc_now() -> datetime:
-    clock = clock_from_env()  # tests only (VUORO_TEST_CLOCK), as at a hub
+    global _test_clock
+    path = os.environ.get(CLOCK_ENV)  # tests only (VUORO_TEST_CLOCK), as at a hub
+    if path is None:
+        return datetime.now(UTC)
+    if _test_clock[0] != path:  # one clock per file (it reads the file again only when it changed)
+        _test_clock = (path, clock_from_env())
+    clock = _test_clock[1]
     return clock() if clock else datetime.now(UTC)
 
 
@@ -93,7 +104,8 @@ def booking_json(row: dict[str, Any], staff: bool = False) -> dict[str, Any]:
             "language": row["language"], "created_at": iso(row["created_at"]),
             "cancelled_at": iso(row["cancelled_at"])}
     if staff:
-        body.update({"name": row["name"], "phone": row["phone"], "email": row["email"], "note": row["note"]})
+        body.update({"name": row["name"], "phone": row["phone"], "email": row["email"], "note": row["note"],
+                     "origin": row["origin"], "side": row["side"]})
     return body
 
 
@@ -101,8 +113,8 @@ def as_booking(row: dict[str, Any]) -> Booking:
     return Booking(id=row["id"], site=row["branch"], code=row["code"], service=row["service"],
                    start=row["start_at"].astimezone(UTC), end=row["end_at"].astimezone(UTC), day=row["day"],
                    slots=row["slots"], status=row["status"], origin=row["origin"], created_at=row["created_at"],
-                   name=row["name"], phone=row["phone"], email=row["email"], language=row["language"],
-                   cancelled_at=row["cancelled_at"])
+                   name=row["name"], phone=row["phone"], email=row["email"], note=row["note"],
+                   language=row["language"], cancelled_at=row["cancelled_at"])
 
 
 class Calendar:
@@ -111,9 +123,12 @@ class Calendar:
     def __init__(self, config: CentreConfig, pool: ConnectionPool, away_s: float = AWAY_S):
         self.config, self.pool, self.away_s = config, pool, away_s
         self.sales = {bid: Sale(b, parse_settings(b.site)) for bid, b in config.branches.items()}
-        # Each branch's day plans (its grid and places per day, from its config alone) kept across requests, as
-        # the hub's book keeps them: the listing asks for four weeks of them at every look.
+        # Each branch's day plans (its grid and places per day, from its config alone) and what the listing derives
+        # from them (the times' text, whether a day is booked online) kept across requests, as the hub's book keeps
+        # them: the listing asks for four weeks of them at every look.
         self._plans: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
+        self._times: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
+        self._online_days: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -156,27 +171,38 @@ class Calendar:
         """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
         return self._picture_from(branch, service, *self._picture_queries(db, branch, service, since, until))
 
-    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date,
-                         until: date | None) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]]:
-        """The two reads of a picture, sent (in a pipeline, not yet answered)."""
+    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date, until: date | None,
+                         bookings: bool = True) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any] | None]:
+        """The two reads of a picture, sent (in a pipeline, not yet answered). Without ``bookings`` (the free
+        times: they count places, whoever holds them) only how many places of each slot are taken."""
         tz = self.sale(branch).branch.site.timezone
         start = datetime.combine(since, datetime.min.time(), tz)
         end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
+        if not bookings:
+            return db.execute("SELECT slot_start, count(*) FROM calendar_claims WHERE branch = %s AND service = %s "
+                              "AND slot_start >= %s AND slot_start < %s GROUP BY slot_start",
+                              (branch, service, start, end)), None
         claims = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
                             "service = %s AND slot_start >= %s AND slot_start < %s", (branch, service, start, end))
-        bookings = db.cursor(row_factory=dict_row).execute(
+        found = db.cursor(row_factory=dict_row).execute(
             "SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day >= %s AND day <= %s AND "
             "side = 'centre' AND status IN ('booked', 'checked_in')", (branch, service, since, until or date.max))
-        return claims, bookings
+        return claims, found
 
     def _picture_from(self, branch: str, service: str, claims: psycopg.Cursor[Any],
-                      bookings: psycopg.Cursor[Any]) -> OnlineCalendar:
+                      bookings: psycopg.Cursor[Any] | None, counts: bool = False) -> OnlineCalendar:
+        """The rules over what was read; ``counts``: the claims are (slot, places taken) rows (the free times)."""
         sale = self.sale(branch)
         cal = OnlineCalendar(sale.branch.site, sale.settings)
-        cal._plans = self._plans[branch]
-        for slot, place, booking_id in claims.fetchall():
-            cal.places.claims.setdefault((service, ts(slot)), {})[place] = booking_id
-        for row in bookings.fetchall():
+        cal._plans, cal._times, cal._online_days = self._plans[branch], self._times[branch], self._online_days[branch]
+        claimed = cal.places.claims
+        if counts:  # that many places taken, by no one in particular
+            for slot, taken in claims.fetchall():
+                claimed[(service, ts(slot))] = dict.fromkeys(range(taken), "")
+        else:
+            for slot, place, booking_id in claims.fetchall():
+                claimed.setdefault((service, ts(slot)), {})[place] = booking_id
+        for row in bookings.fetchall() if bookings is not None else ():
             cal.bookings[row["id"]] = as_booking(row)
         return cal
 
@@ -186,12 +212,12 @@ class Calendar:
         now = utc_now()
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
         with self.pool.connection() as db, db.pipeline(), db.transaction():
-            # All four reads in one round trip (a pipeline), then the branch's rules in Python over them
-            picture = self._picture_queries(db, branch, service, today, None)
+            # All three reads in one round trip (a pipeline), then the branch's rules in Python over them
+            picture = self._picture_queries(db, branch, service, today, None, bookings=False)
             handed_q = db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day >= %s",
                                   (branch, today))
             reachable_q = self._reachable_query(db, branch)
-            cal = self._picture_from(branch, service, *picture)
+            cal = self._picture_from(branch, service, *picture, counts=True)
             handed, reachable = {d for d, in handed_q.fetchall()}, _true(reachable_q)
             cal.online_rules(service)  # 404 / 409 for a service that is not booked online
             first = cal.listing(now, service, None if day is None else day)
@@ -240,7 +266,8 @@ class Calendar:
     # -- selling -------------------------------------------------------------------------------------------------
 
     def book(self, branch: str, *, service: str, start: datetime, slots: int, key: str, language: str,
-             name: str | None = None, phone: str | None = None, email: str | None = None) -> tuple[bool, dict]:
+             name: str | None = None, phone: str | None = None, email: str | None = None,
+             note: str | None = None, staff: bool = False) -> tuple[bool, dict]:
         """A citizen's booking at ``branch`` in one transaction; (made now?, the row). The same ``key`` again
         answers the first booking.
 
@@ -255,6 +282,9 @@ class Calendar:
         - the per-day limit: one citizen's sales (by the contact the service identifies) one after the other,
           under a lock of its own;
         - the same ``key`` twice at once: the second waits on the unique key and answers the first.
+
+        ``staff``: centre staff booking for a caller (``staff_grid``): the service's grid and the centre's places,
+        not the citizen's window, release, per-day limit or required details; a note may be kept.
         """
         sale = self.sale(branch)
         online = sale.settings.rules(service).online if service in sale.branch.site.services else None
@@ -262,7 +292,7 @@ class Calendar:
         for _ in range(SALE_TRIES):
             try:
                 return self._sell(branch, service, start, slots, key, language, name, phone, email,
-                                  same_contact(contact or ""))
+                                  "" if staff else same_contact(contact or ""), note, staff)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != "calendar_claims_pkey":
                     raise
@@ -271,7 +301,8 @@ class Calendar:
                        field="start")
 
     def _sell(self, branch: str, service: str, start: datetime, slots: int, key: str, language: str,
-              name: str | None, phone: str | None, email: str | None, who: str) -> tuple[bool, dict]:
+              name: str | None, phone: str | None, email: str | None, who: str, note: str | None = None,
+              staff: bool = False) -> tuple[bool, dict]:
         now = utc_now()
         day = start.astimezone(self.sale(branch).branch.site.timezone).date()
         with self.pool.connection() as db, db.pipeline(), db.transaction():
@@ -285,7 +316,19 @@ class Calendar:
                 "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,))
             handed_q = db.execute("SELECT 1 FROM calendar_handovers WHERE branch = %s AND day = %s", (branch, day))
             reachable_q = self._reachable_query(db, branch)
-            claims_q, bookings_q = self._picture_queries(db, branch, service, day, day)
+            # Only what the rules look at: the places of the booking's own slots (a double booking's two; more
+            # slots than a service allows are refused below, so the read is bounded), and the day's bookings of
+            # the same contact, for the per-day limit (the contact as same_contact() keeps it, contact_key; rows
+            # from before it was kept are read too, and check_per_day judges every row read).
+            sale = self.sale(branch)
+            length = sale.settings.rules(service).slot if service in sale.branch.site.services else timedelta(0)
+            claims_q = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
+                                  "service = %s AND slot_start >= %s AND slot_start < %s",
+                                  (branch, service, start, start + length * max(1, min(slots, 16))))
+            bookings_q = db.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM calendar_bookings WHERE branch = %s AND service = %s AND day = %s AND side = 'centre' "
+                "AND status IN ('booked', 'checked_in') AND (contact_key = %s OR contact_key IS NULL)",
+                (branch, service, day, who)) if who else None
             earlier = earlier_q.fetchone()
             if earlier is not None:
                 return False, earlier
@@ -296,19 +339,24 @@ class Calendar:
             if owner == BRANCH_AWAY:
                 raise ApiError(409, BRANCH_AWAY, "Same-day times at this branch cannot be booked online just now: "
                                "the branch cannot be reached.", field="start")
-            cal = self._picture_from(branch, service, claims_q, bookings_q)  # a booking's slots, per-day limit
+            cal = self._picture_from(branch, service, claims_q, bookings_q)
             rules, online = cal.online_rules(service)
-            kept = cal.check_details(online, name, phone, email)
-            grid = cal.check_online(now, rules, start, slots)
-            cal.check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
+            if staff:
+                kept = staff_details(name, phone, email, note)
+                grid = staff_grid(cal, now, rules, start, slots)
+            else:
+                kept = {**cal.check_details(online, name, phone, email), "note": None}
+                grid = cal.check_online(now, rules, start, slots)
+                cal.check_per_day(online, service, start, kept[online.identifies] if online.identifies else None)
             booking = Booking(id=uuid.uuid4().hex, site=branch, code="", service=service,
                               start=start.astimezone(UTC), end=start.astimezone(UTC) + rules.slot * slots, day=day,
-                              slots=slots, status=BOOKED, origin="web", created_at=now, name=kept["name"],
-                              phone=kept["phone"], email=kept["email"], language=language, idem_key=key)
+                              slots=slots, status=BOOKED, origin="staff" if staff else "web", created_at=now,
+                              name=kept["name"], phone=kept["phone"], email=kept["email"], note=kept["note"],
+                              language=language, idem_key=key)
             cal.places.claim(booking, grid)
             row = None
             while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
-                row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH))
+                row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH), who)
                 if row is None:
                     earlier = db.cursor(row_factory=dict_row).execute(
                         "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
@@ -316,28 +364,44 @@ class Calendar:
                         return False, earlier
         return True, row
 
-    def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str) -> dict[str, Any] | None:
+    def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str,
+                     contact_key: str = "") -> dict[str, Any] | None:
         """The booking and its places in one statement; None when ``code`` or the key is taken already (nothing
         written). A place taken already fails on ``calendar_claims``' primary key (the caller reads again)."""
         starts = [datetime.fromisoformat(s) for s, _ in booking.claims]
         places = [p for _, p in booking.claims]
         values = (booking.id, booking.site, "centre", code, booking.service, booking.start, booking.end, booking.day,
-                  booking.slots, BOOKED, "web", booking.name, booking.phone, booking.email, None, booking.language,
-                  None, None, booking.created_at, None, booking.idem_key)
+                  booking.slots, BOOKED, booking.origin, booking.name, booking.phone, booking.email, booking.note,
+                  booking.language, None, None, booking.created_at, None, booking.idem_key, contact_key or None)
         with db.cursor(row_factory=dict_row) as cur:
             return cur.execute(
-                f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('%s' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING "
+                f"WITH sold AS (INSERT INTO calendar_bookings ({', '.join(_COLUMNS)}, contact_key) VALUES "
+                f"({', '.join('%s' for _ in _COLUMNS)}, %s) ON CONFLICT DO NOTHING "
                 "RETURNING *), placed AS (INSERT INTO calendar_claims (branch, service, slot_start, place, booking_id) "
                 "SELECT sold.branch, sold.service, u.slot, u.place, sold.id FROM sold, "
                 "unnest(%s::timestamptz[], %s::integer[]) AS u(slot, place)) SELECT * FROM sold",
                 (*values, starts, places)).fetchone()
 
+    def by_id(self, booking_id: str) -> dict[str, Any]:
+        """A booking the centre sold, by its id (staff at the centre: ``central/staff_calendar.py``)."""
+        with self.pool.connection() as db, db.cursor(row_factory=dict_row) as cur:
+            row = cur.execute("SELECT * FROM calendar_bookings WHERE id = %s AND side = 'centre'",
+                              (booking_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, refusals.UNKNOWN_BOOKING, "There is no such booking.", field="id")
+        return row
+
     def move(self, code: str, start: datetime) -> dict[str, Any]:
-        """The citizen moves a booking the centre sold to another free time, in one transaction under the branch's
-        lock: the new places taken and the old ones let go together, or nothing changes. Both days must be the
-        centre's to sell (a handed-over day is changed at the branch)."""
-        row = self.find(code)
+        """The citizen moves a booking the centre sold to another free time (the online rules)."""
+        return self._move(self.find(code), start, None, staff=False)
+
+    def staff_move(self, booking_id: str, start: datetime, slots: int | None = None) -> dict[str, Any]:
+        """Centre staff move a booking the centre sold (the caller rang): ``staff_grid``, the same code."""
+        return self._move(self.by_id(booking_id), start, slots, staff=True)
+
+    def _move(self, row: dict[str, Any], start: datetime, slots: int | None, staff: bool) -> dict[str, Any]:
+        """In one transaction under the branch's lock: the new places taken and the old ones let go together, or
+        nothing changes. Both days must be the centre's to sell (a handed-over day is changed at the branch)."""
         now = utc_now()
         branch = row["branch"]
         tz = self.sale(branch).branch.site.timezone
@@ -356,11 +420,15 @@ class Calendar:
                                    field="start")
             cal = self._picture(db, branch, row["service"], day, day)
             rules, online = cal.online_rules(row["service"])
-            if row["start_at"] < now + timedelta(minutes=online.until_min):
-                raise ApiError(409, refusals.TOO_SOON, "Your time is too soon to change online. Please call us.")
-            grid = cal.check_online(now, rules, start, row["slots"], row["id"])
-            contact = row[online.identifies] if online.identifies else None
-            cal.check_per_day(online, row["service"], start, contact, moving=row["id"])
+            slots = slots or row["slots"]
+            if staff:
+                grid = staff_grid(cal, now, rules, start, slots, row["id"])
+            else:
+                if row["start_at"] < now + timedelta(minutes=online.until_min):
+                    raise ApiError(409, refusals.TOO_SOON, "Your time is too soon to change online. Please call us.")
+                grid = cal.check_online(now, rules, start, slots, row["id"])
+                contact = row[online.identifies] if online.identifies else None
+                cal.check_per_day(online, row["service"], start, contact, moving=row["id"])
             moved = as_booking(row)
             moved.claims = []
             for places in cal.places.claims.values():  # its own old places are free for it (a move within the day)
@@ -374,15 +442,21 @@ class Calendar:
                                 [(branch, row["service"], datetime.fromisoformat(s), p, row["id"])
                                  for s, p in moved.claims])
             with db.cursor(row_factory=dict_row) as cur:
-                return cur.execute("UPDATE calendar_bookings SET start_at = %s, end_at = %s, day = %s, "
+                return cur.execute("UPDATE calendar_bookings SET start_at = %s, end_at = %s, day = %s, slots = %s, "
                                    "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
-                                   (start.astimezone(UTC), start.astimezone(UTC) + rules.slot * row["slots"], day,
+                                   (start.astimezone(UTC), start.astimezone(UTC) + rules.slot * slots, day, slots,
                                     row["id"])).fetchone()
 
     def cancel(self, code: str) -> dict[str, Any]:
         """The citizen cancels a booking the centre sold. Its places are free again here at once; if the day was
         handed over already, the branch learns it at its next poll (and a check-in there beats it)."""
-        row = self.find(code)
+        return self._cancel(self.find(code))
+
+    def staff_cancel(self, booking_id: str) -> dict[str, Any]:
+        """Centre staff cancel a booking the centre sold (the caller asked), as the citizen could."""
+        return self._cancel(self.by_id(booking_id))
+
+    def _cancel(self, row: dict[str, Any]) -> dict[str, Any]:
         now = utc_now()
         with self.pool.connection() as db, db.transaction():
             _lock(db, row["branch"])
@@ -397,6 +471,62 @@ class Calendar:
                 return cur.execute("UPDATE calendar_bookings SET status = 'cancelled', cancelled_at = %s, "
                                    "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
                                    (now, row["id"])).fetchone()
+
+    # -- staff at the centre (central/staff_calendar.py) ----------------------------------------------------------
+
+    def day_view(self, branch: str, day: date) -> dict[str, Any]:
+        """Every booking of ``branch`` on ``day`` as the centre holds it (its own sales and the branch's rows,
+        personal fields included: for signed-in staff only), and who owns the day's places now."""
+        now = utc_now()
+        with self.pool.connection() as db, db.transaction():
+            with db.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute("SELECT * FROM calendar_bookings WHERE branch = %s AND day = %s "
+                                   "ORDER BY start_at, service, created_at", (branch, day)).fetchall()
+            handed = db.execute("SELECT handed_at FROM calendar_handovers WHERE branch = %s AND day = %s",
+                                (branch, day)).fetchone()
+            reachable = self.reachable(db, branch)
+        today = now.astimezone(self.sale(branch).branch.site.timezone).date()
+        return {"day": day, "today": today, "bookings": rows, "handed_at": handed[0] if handed else None,
+                "owner": self._owner(branch, day, now, handed is not None, day > today or reachable),
+                "past": day < today}
+
+    def staff_times(self, branch: str, service: str, day: date, moving: str | None = None) -> list[dict[str, Any]]:
+        """The free times of the centre's places of ``service`` on ``day`` for staff (``staff_grid``): every
+        grid slot not yet begun with a place the centre owns free (``moving``: that booking's own place counts
+        as free)."""
+        now = utc_now()
+        with self.pool.connection() as db, db.transaction():
+            cal = self._picture(db, branch, service, day, day)
+        rules, online = cal.online_rules(service)
+        plan, texts = cal.day_plan(rules, day), cal.day_times(rules, day)
+        free = [places - online.reserve - len([b for b in cal.places.claims.get((service, key), {}).values()
+                                              if b != moving]) for _, key, places in plan]
+        times = []
+        for i, ((slot, _, _), (start, end, joined)) in enumerate(zip(plan, texts, strict=True)):
+            if slot <= now or free[i] <= 0:
+                continue
+            times.append({"start": start, "end": end, "free": free[i],
+                          "double": rules.max_slots >= 2 and i + 1 < len(plan) and free[i + 1] > 0 and joined})
+        return times
+
+    def handover_states(self, db: psycopg.Connection, now: datetime) -> dict[str, dict[str, Any]]:
+        """Per branch of the calendar (``[bookings] centre_calendar``): today's handover, for the overview —
+        ``handed_over`` (with ``handed_at``), ``not_yet`` (the centre sells today's places until the branch
+        opens), or ``unreachable`` (not handed over and not heard from: the centre sells none of today)."""
+        states: dict[str, dict[str, Any]] = {}
+        for bid, sale in self.sales.items():
+            if not sale.settings.centre_calendar:
+                continue
+            today = now.astimezone(sale.branch.site.timezone).date()
+            handed = db.execute("SELECT handed_at FROM calendar_handovers WHERE branch = %s AND day = %s",
+                                (bid, today)).fetchone()
+            if handed is not None:
+                states[bid] = {"state": "handed_over", "day": today.isoformat(),
+                               "handed_at": handed[0].astimezone(UTC).isoformat()}
+            else:
+                states[bid] = {"state": "not_yet" if self.reachable(db, bid) else "unreachable",
+                               "day": today.isoformat(), "handed_at": None}
+        return states
 
     # -- retention ---------------------------------------------------------------------------------------------
 
@@ -440,13 +570,66 @@ class Calendar:
         the branch see them). Repeating it changes nothing but the answer's statuses."""
         with self.pool.connection() as db, db.transaction():
             _lock(db, branch)
-            db.execute("INSERT INTO calendar_handovers (branch, day) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                       (branch, day))
+            # handed_at by the centre's clock (the overview shows it): the same clock its pages read
+            db.execute("INSERT INTO calendar_handovers (branch, day, handed_at) VALUES (%s, %s, %s) "
+                       "ON CONFLICT DO NOTHING", (branch, day, utc_now()))
             db.execute("UPDATE branches SET calendar_seen = clock_timestamp() WHERE id = %s", (branch,))
             with db.cursor(row_factory=dict_row) as cur:
                 rows = cur.execute("SELECT * FROM calendar_bookings WHERE branch = %s AND day = %s AND side = 'centre' "
                                    "ORDER BY start_at", (branch, day)).fetchall()
         return [booking_json(r, staff=True) for r in rows]
+
+    def ahead(self, branch: str) -> list[dict[str, Any]]:
+        """The centre's bookings of ``branch`` on days it has not taken over (today on), personal fields included:
+        the branch's staff page shows them beside its own, so staff see one calendar from every branch. Asked by
+        the branch with its token on every calendar poll (``server/uplink/calendar_link.py``), so it counts as
+        hearing from the branch."""
+        today = utc_now().astimezone(self.sale(branch).branch.site.timezone).date()
+        with self.pool.connection() as db, db.transaction():
+            db.execute("UPDATE branches SET calendar_seen = clock_timestamp() WHERE id = %s", (branch,))
+            with db.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(
+                    "SELECT * FROM calendar_bookings b WHERE branch = %s AND side = 'centre' AND day >= %s AND "
+                    "status <> 'cancelled' AND NOT EXISTS (SELECT 1 FROM calendar_handovers h WHERE h.branch = "
+                    "b.branch AND h.day = b.day) ORDER BY start_at, id", (branch, today)).fetchall()
+        return [booking_json(r, staff=True) for r in rows]
+
+
+def staff_details(name: str | None, phone: str | None, email: str | None, note: str | None) -> dict[str, str | None]:
+    """What centre staff wrote for a caller: all optional (the caller may not want to give any); a phone or an
+    e-mail given must look like one (the branch's staff page and the confirmations read them)."""
+    kept = {"name": (name or "").strip()[:100] or None, "phone": (phone or "").strip()[:40] or None,
+            "email": (email or "").strip()[:254] or None, "note": (note or "").strip()[:500] or None}
+    if kept["phone"] and not PHONE.fullmatch(kept["phone"]):
+        raise ApiError(422, refusals.INVALID, "phone: expected a phone number, like +45 12 34 56 78.", field="phone")
+    if kept["email"] and not EMAIL.fullmatch(kept["email"]):
+        raise ApiError(422, refusals.INVALID, "email: expected an e-mail address, like name@example.dk.",
+                       field="email")
+    return kept
+
+
+def staff_grid(cal: OnlineCalendar, now: datetime, rules: ServiceBooking, start: datetime, slots: int,
+               booking_id: str | None = None) -> list[datetime]:
+    """The staff rules at the centre (docs/bookings.md "Staff at the centre"): a whole grid slot of the service
+    that has not begun, 1 to ``max_slots`` slots, each with a free place **the centre owns** — never the branch's
+    walk-in reserve (its kiosks and desks sell those at the same moment without asking the centre, so one
+    place would have two sellers) and never more than the slot's places (no overbooking here). Not the
+    citizen's window, morning release, per-day limit or required details: staff decide for the caller."""
+    if not 1 <= slots <= rules.max_slots:
+        raise ApiError(422, refusals.SLOTS, f"This service takes bookings of 1 to {rules.max_slots} slot(s) of "
+                       f"{rules.slot_min} minutes.", field="slots")
+    tz = cal.config.timezone
+    grid = cal.places.grid(rules, start, start.astimezone(UTC) + rules.slot * slots)
+    if not grid or grid[0] != start.astimezone(tz):
+        raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.", field="start")
+    if start <= now:
+        raise ApiError(409, refusals.PAST, "That time has passed.", field="start")
+    for slot in grid:
+        if cal.places.capacity(rules, slot) <= 0:
+            raise ApiError(409, refusals.NO_SLOT, "No one takes bookings at that time.", field="start")
+        if cal.online_free(rules, slot, booking_id) <= 0:
+            raise ApiError(409, refusals.FULL, "That time is fully booked. Choose another time.", field="start")
+    return grid
 
 
 def merge_branch_rows(db: psycopg.Connection, branch: str, rows: list[dict[str, Any]]) -> None:

@@ -5,6 +5,7 @@
     [centre]
     name = "Sønderbro Kommune"
     listen = "127.0.0.1:8700"
+    workers = 4                         # worker processes (default: the CPUs, at least 2; docs/central.md)
     database = "postgresql://vuoro_central@127.0.0.1:5432/vuoro_central"
     languages = ["da", "en"]            # the pages' languages, the first is the default
     admin_token = "…"                   # the API and automation: every branch, publishing configs, accounts
@@ -43,6 +44,7 @@ from vuoro.i18n import LANGUAGES
 from vuoro.protocol import ID_PATTERN
 
 OIDC_CALLBACK = "/login/oidc/callback"  # where the provider sends a person back to the centre
+MAX_WORKERS = 64  # each holds up to 9 connections to PostgreSQL (docs/central.md "Workers")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class CentreConfig:
     calendar_away_s: float = 60.0  # [calendar] away_s: a branch not heard from this long is unreachable
     ldap: LdapSettings | None = None  # [staff.ldap]: sign in with the municipality's directory
     oidc: OidcSettings | None = None  # [staff.oidc]: or with its OpenID Connect provider
+    workers: int | None = None  # [centre] workers: worker processes (None: central.workers.default_workers())
 
     def branch_by_token(self, token: str) -> Branch | None:
         import hmac
@@ -133,8 +136,13 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     if not isinstance(centre, dict):
         problems.append("centre: expected a table [centre]")
         centre = {}
-    check_unknown_keys(centre, {"name", "listen", "database", "languages", "admin_token", "tls_cert", "tls_key"},
-                       "centre", problems)
+    check_unknown_keys(centre, {"name", "listen", "database", "languages", "admin_token", "tls_cert", "tls_key",
+                                "workers"}, "centre", problems)
+    workers = centre.get("workers")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                or not 1 <= workers <= MAX_WORKERS):
+        problems.append(f"centre.workers: expected a number of processes from 1 to {MAX_WORKERS}, got {workers!r}")
+        workers = None
     tls = _tls_files(centre, path, problems)
     name = centre.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -203,7 +211,7 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
                         branches=branches, calendar_away_s=float(away_s), ldap=ldap, oidc=oidc,
-                        **tls)
+                        workers=workers, **tls)
 
 
 def _staff_directory(staff: Any, branch_ids: set[str],

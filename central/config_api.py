@@ -21,9 +21,9 @@ For the branches (each with its own token):
 - ``GET /api/v1/branch/staff``: the accounts that work at this branch, with their hashes, and the revision;
 - ``GET /api/v1/branch/changes?config=<version>&staff=<revision>``: a long poll. Answers at once when the
   newest config version or the staff revision differs from the ones given, else when one changes (a publish or
-  an account change in this centre process wakes it; another centre process's within ``RECHECK_S``), else after
-  ``LONG_POLL_S`` with the same. This is how a connected branch hears of a new version within a moment, without
-  waiting for its next uplink round trip.
+  an account change sends ``NOTIFY`` in its transaction: every worker process hears it, ``central/coordination.py``,
+  and wakes its polls, which read again), else after ``LONG_POLL_S`` with the same. This is how a connected branch
+  hears of a new version within a moment, without waiting for its next uplink round trip.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from central import staff as accounts
 from central.config import CentreConfig
 
 LONG_POLL_S = 25.0  # a branch's long poll answers after this at the latest (its read timeout is longer)
-RECHECK_S = 2.0  # the database is asked again this often meanwhile: a change made by another centre process
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -65,14 +64,21 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
         return run_in_threadpool(inner)
 
-    waiting: set[asyncio.Event] = set()  # the long polls of the branches, woken by a change made here
+    waiting: set[asyncio.Event] = set()  # this worker's long polls of the branches
 
     def changed() -> None:
+        """Wake every long poll of this worker: it reads again (a change here or, through ``NOTIFY``, anywhere)."""
         for event in list(waiting):
             event.set()
 
-    def admin_only(request: Request) -> JSONResponse | None:
-        who = app.state.viewer(request)
+    app.state.wake_long_polls = changed  # called (in the loop) when the worker's coordinator hears a change
+
+    async def signed_out(name: str) -> None:
+        """An account changed or gone: its sessions on the centre's pages end (it signs in again, as it now is)."""
+        await run_in_threadpool(app.state.centre_sessions.end_for, name)
+
+    async def admin_only(request: Request) -> JSONResponse | None:
+        who = await app.state.viewer(request)
         if who is None or not who.admin:
             return _error(401, "unauthorized", "Publishing configs and changing accounts needs the centre's admin "
                                                "token.")
@@ -82,7 +88,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.post("/api/v1/branches/{branch_id}/config")
     async def publish(request: Request, branch_id: str) -> JSONResponse:
-        if (refused := admin_only(request)) is not None:
+        if (refused := await admin_only(request)) is not None:
             return refused
         branch = config.branches.get(branch_id)
         if branch is None:
@@ -107,7 +113,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.get("/api/v1/branches/{branch_id}/config")
     async def read_version(request: Request, branch_id: str, version: int | None = None) -> Response:
-        if (refused := admin_only(request)) is not None:
+        if (refused := await admin_only(request)) is not None:
             return refused
         found = await run(configs.newest, branch_id, version)
         if found is None:
@@ -116,7 +122,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.get("/api/v1/configs")
     async def config_states(request: Request) -> JSONResponse:
-        who = app.state.viewer(request)
+        who = await app.state.viewer(request)
         if who is None:
             return _error(401, "unauthorized", "The centre's admin token or a staff sign-in is needed.")
         states = await run(configs.status, [b for b in config.branches if who.sees(b)])
@@ -124,7 +130,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.put("/api/v1/staff/{name}")
     async def put_account(request: Request, name: str) -> JSONResponse:
-        if (refused := admin_only(request)) is not None:
+        if (refused := await admin_only(request)) is not None:
             return refused
         try:
             account = await run_in_threadpool(accounts.parse_account, name, await request.json(),
@@ -133,20 +139,22 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             return _error(422, "invalid_account", str(exc))
         revision = await run(accounts.put, account)
         changed()
+        await signed_out(name)
         return JSONResponse({"name": name, "revision": revision})
 
     @app.delete("/api/v1/staff/{name}")
     async def delete_account(request: Request, name: str) -> JSONResponse:
-        if (refused := admin_only(request)) is not None:
+        if (refused := await admin_only(request)) is not None:
             return refused
         if not await run(accounts.delete, name):
             return _error(404, "unknown_account", f"There is no account {name!r}.")
         changed()
+        await signed_out(name)
         return JSONResponse({"name": name, "deleted": True})
 
     @app.get("/api/v1/staff")
     async def list_accounts(request: Request) -> JSONResponse:
-        if (refused := admin_only(request)) is not None:
+        if (refused := await admin_only(request)) is not None:
             return refused
         return JSONResponse({"accounts": await run(accounts.listing)})
 
@@ -201,6 +209,6 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                 if version != config or revision != staff or left <= 0 or await request.is_disconnected():
                     return JSONResponse({"config": wanted, "staff": revision})
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), timeout=min(RECHECK_S, left))
+                    await asyncio.wait_for(event.wait(), timeout=left)
             finally:
                 waiting.discard(event)

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from central.coordination import notify_changed
 from server.config import ConfigError, parse_config
 
 MAX_CONFIG_BYTES = 256 * 1024  # a site file is a few kB; a big one is a mistake, not a config
@@ -77,6 +78,7 @@ def publish(db: psycopg.Connection, branch: str, text: str, by: str, advice: lis
         digest = checksum(text)
         db.execute("INSERT INTO site_configs (branch, version, checksum, text, published_by) "
                    "VALUES (%s, %s, %s, %s, %s)", (branch, version, digest, text, by))
+        notify_changed(db, f"config:{branch}")  # every worker's long polls, at the commit
     return Published(branch, version, digest, advice)
 
 
@@ -97,6 +99,13 @@ def newest(db: psycopg.Connection, branch: str, version: int | None = None) -> d
     if row is None:
         return None
     return {"version": int(row[0]), "checksum": row[1], "text": row[2], "published_at": row[3].isoformat()}
+
+
+def versions(db: psycopg.Connection, branch: str) -> list[dict[str, Any]]:
+    """Every published version of the branch, newest first (without the texts)."""
+    return [{"version": int(v), "checksum": c, "published_at": at, "published_by": by} for v, c, at, by in db.execute(
+        "SELECT version, checksum, published_at, published_by FROM site_configs WHERE branch = %s "
+        "ORDER BY version DESC", (branch,))]
 
 
 def parse_report(body: Any) -> dict[str, Any]:

@@ -1,16 +1,18 @@
 """What the centre tells about its branches, from the rows they shipped.
 
 - ``overview``: every branch's last contact, how far behind it is (rows still in its outbox, the last
-  batch's lag), today's tickets per service (the branch's own local day) and each device's last status;
+  batch's lag), today's tickets per service (the branch's own local day), today's event sign-ups and check-ins
+  and each device's last status;
 - ``branch_summary``: the statistics of one branch with the SAME definitions and code as the branch's
   own (``server.stats.figures.summarize``, docs/statistics.md), over the rows the centre holds,
-  feedback ratings included.
+  feedback ratings included; ``read_events`` the branch's what's-on figures.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -54,6 +56,7 @@ def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> lis
             "backlog": int(backlog or 0), "lag_ms": round(lag_ms, 1) if lag_ms is not None else None,
             "shipped": int(shipped or 0),
             "tickets_today": sum(s["issued"] for s in services), "services": services,
+            "events_today": read_events(db, branch, today, today),
         })
     return branches
 
@@ -90,6 +93,25 @@ def read_feedback(db: psycopg.Connection, branch: Branch, start: date, end: date
     return [Feedback(ts_text(at), rating, service, device) for at, rating, service, device in rows]  # type: ignore[arg-type]
 
 
+EVENT_FIGURES = ("events", "signups", "seated", "waiting_list", "attended")
+
+
+def read_events(db: psycopg.Connection, branch: Branch, start: date, end: date) -> dict[str, int]:
+    """What's on in a period of the branch's local days, by the branch's own definitions
+    (``server.stats.reading.read_events``, docs/statistics.md): the events staff entered that start in it (not
+    cancelled), the sign-ups made in it (seated or on the waiting list, as they are now) and the check-ins in it."""
+    lo, hi = period_utc(start, end, branch.site.timezone)
+    events = db.execute("SELECT COUNT(*) FROM staff_events WHERE branch = %s AND start_at >= %s AND start_at < %s "
+                        "AND state <> 'cancelled'", (branch.id, lo, hi)).fetchone()
+    signups = db.execute("SELECT COUNT(*), COUNT(seat) FROM event_signups WHERE branch = %s AND created_at >= %s "
+                         "AND created_at < %s", (branch.id, lo, hi)).fetchone()
+    attended = db.execute("SELECT COUNT(*) FROM event_signups WHERE branch = %s AND attended_at >= %s "
+                          "AND attended_at < %s", (branch.id, lo, hi)).fetchone()
+    made, seated = (int(signups[0]), int(signups[1])) if signups else (0, 0)
+    return {"events": int(events[0]) if events else 0, "signups": made, "seated": seated,
+            "waiting_list": made - seated, "attended": int(attended[0]) if attended else 0}
+
+
 def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: date,
                    by: tuple[str, ...] = ()) -> Summary:
     targets = {sid: s.target_wait_min for sid, s in branch.site.services.items()}
@@ -99,7 +121,8 @@ def branch_summary(db: psycopg.Connection, branch: Branch, start: date, end: dat
 
 
 def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: date, end: date,
-                         branch_ids: list[str] | None = None, budget_s: float | None = None) -> dict[str, Any]:
+                         branch_ids: list[str] | None = None, budget_s: float | None = None,
+                         by: str | None = None) -> dict[str, Any]:
     """Every branch (or those of ``branch_ids``) side by side, and all of them as one: the same figures over all
     their tickets, so the percentiles are of every wait, not an average of averages. From the per-day aggregates
     (central/rollup.py): counts, means, maxima and service levels exact, percentiles rounded up to the
@@ -113,10 +136,38 @@ def all_branches_summary(db: psycopg.Connection, config: CentreConfig, start: da
         together.add(part)
     zones = {str(b.site.timezone) for b in branches}
     # pending_days: days whose newest rows the figures do not count yet (the refresher's, within seconds)
-    return {"start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION,
-            "pending_days": pending,
-            "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
-            "all": together.figures() if len(zones) == 1 else None}
+    events = {b.id: read_events(db, b, start, end) for b in branches}  # what's on: counts, summed as they are
+    answer: dict[str, Any] = {
+        "start": start.isoformat(), "end": end.isoformat(), "percentiles": rollup.RESOLUTION, "pending_days": pending,
+        "branches": [{"branch": b.id, "name": b.name, **parts[b.id].figures()} for b in branches],
+        "all": together.figures() if len(zones) == 1 else None,
+        "events": {"branches": events, "all": {key: sum(e[key] for e in events.values()) for key in EVENT_FIGURES}}}
+    if by is None:
+        return answer
+    # The groups: the period's newest rows were aggregated just above, so this reads without refreshing again.
+    grouped, _ = rollup.read_by(db, branches, start, end, by, budget_s=0.0)
+    together_by: dict[Any, rollup.Aggregate] = {}
+    for part in grouped.values():
+        for key, agg in part.items():
+            together_by.setdefault(key, rollup.Aggregate()).add(agg)
+    answer["by"] = [by]
+    answer["not_by_group"] = list(rollup.NOT_BY_SERVICE) if by == "service" else []
+    for entry in answer["branches"]:
+        entry["groups"] = _groups(grouped[entry["branch"]], by)
+    if answer["all"] is not None:
+        answer["all"] = {**answer["all"], "groups": _groups(together_by, by)}
+    return answer
+
+
+def _groups(parts: dict[Any, rollup.Aggregate], by: str) -> list[dict[str, Any]]:
+    """A branch's (or all branches') groups in key order, as the branch's own summary lists them."""
+    groups = []
+    for key in sorted(parts):
+        figures = parts[key].figures()
+        if by == "service":  # the histograms are per day, not per service (central/rollup.py)
+            figures.update(dict.fromkeys(rollup.NOT_BY_SERVICE))
+        groups.append({by: key, **figures})
+    return groups
 
 
 def all_branches_summary_from_rows(db: psycopg.Connection, config: CentreConfig, start: date,
@@ -149,6 +200,11 @@ def all_branches_summary_from_rows(db: psycopg.Connection, config: CentreConfig,
         together = summarize(rows, zone, (), targets=targets, first_calls=first_calls, feedback=feedback,
                              start=start, end=end).total
     return {"start": start.isoformat(), "end": end.isoformat(), "branches": side_by_side, "all": together}
+
+
+def centre_zone(config: CentreConfig) -> ZoneInfo:
+    """The zone the centre's pages read times in: the branches' (the first branch's; a municipality has one)."""
+    return next(iter(config.branches.values())).site.timezone if config.branches else ZoneInfo("UTC")
 
 
 def utc_now() -> datetime:

@@ -26,7 +26,17 @@ from typing import Any
 import psycopg
 
 from central.rollup import mark_ingested
-from server.uplink.outbox import BOOKING, CALL, DEVICE_STATUS, EVENT, FEEDBACK, ROW_KINDS, TICKET
+from server.uplink.outbox import (
+    BOOKING,
+    CALL,
+    DEVICE_STATUS,
+    EVENT,
+    FEEDBACK,
+    ROW_KINDS,
+    SIGNUP,
+    STAFF_EVENT,
+    TICKET,
+)
 
 _TICKET_FIELDS = ("service", "letter", "number", "day", "label", "language", "status", "origin", "queued_at",
                   "issued_at", "due_at", "counter", "called_at", "finished_at", "recalls", "transfers", "channel")
@@ -47,6 +57,25 @@ _INSERT_FEEDBACK = ("INSERT INTO feedback (branch, key, at, rating, faces, servi
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, key) DO NOTHING")
 _INSERT_DEVICE = ("INSERT INTO device_status (branch, key, device, kind, at, online, printer, detail, committed_at) "
                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (branch, key) DO NOTHING")
+
+
+# What's on (migration 8): each row at its newest revision, like a ticket; a sign-up given up is deleted.
+_NEWER = "WHERE {t}.stream <> excluded.stream OR {t}.revision < excluded.revision"
+_STAFF_EVENT_FIELDS = ("title", "start_at", "end_at", "room", "state", "seats", "waiting_list", "created_at")
+_UPSERT_STAFF_EVENT = (
+    f"INSERT INTO staff_events (branch, id, stream, revision, {', '.join(_STAFF_EVENT_FIELDS)}, committed_at) "
+    f"VALUES ({', '.join('%s' for _ in range(5 + len(_STAFF_EVENT_FIELDS)))}) ON CONFLICT (branch, id) DO UPDATE SET "
+    f"stream = excluded.stream, revision = excluded.revision, "
+    f"{', '.join(f'{f} = excluded.{f}' for f in _STAFF_EVENT_FIELDS)}, committed_at = excluded.committed_at, "
+    f"stored_at = clock_timestamp() {_NEWER.format(t='staff_events')}")
+_SIGNUP_FIELDS = ("event_id", "seat", "waiting_place", "language", "created_at", "attended_at")
+_UPSERT_SIGNUP = (
+    f"INSERT INTO event_signups (branch, id, stream, revision, {', '.join(_SIGNUP_FIELDS)}, committed_at) "
+    f"VALUES ({', '.join('%s' for _ in range(5 + len(_SIGNUP_FIELDS)))}) ON CONFLICT (branch, id) DO UPDATE SET "
+    f"stream = excluded.stream, revision = excluded.revision, "
+    f"{', '.join(f'{f} = excluded.{f}' for f in _SIGNUP_FIELDS)}, committed_at = excluded.committed_at, "
+    f"stored_at = clock_timestamp() {_NEWER.format(t='event_signups')}")
+_DELETE_SIGNUP = "DELETE FROM event_signups WHERE branch = %s AND id = %s"
 
 
 class BatchRefused(Exception):
@@ -119,9 +148,19 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
         devices = [(branch, r["key"], b.get("device"), b.get("kind"), b.get("at"), bool(b.get("online")),
                     b.get("printer"), b.get("detail"), r["at"]) for r in new if r["kind"] == DEVICE_STATUS
                    for b in (r["body"],)]
+        staff_events = [(branch, r["key"], stream, r["seq"], b.get("title"), b.get("start"), b.get("end"),
+                         b.get("room"), b.get("state"), b.get("seats"), b.get("waiting_list") or 0,
+                         b.get("created_at"), r["at"]) for r in new if r["kind"] == STAFF_EVENT for b in (r["body"],)]
+        # the last row of each sign-up in this batch is its state now: kept, or given up (deleted)
+        last = {r["key"]: r for r in new if r["kind"] == SIGNUP}
+        signups = [(branch, key, stream, r["seq"], *(r["body"].get(f) for f in _SIGNUP_FIELDS), r["at"])
+                   for key, r in last.items() if not r["body"].get("cancelled")]
+        gone = [(branch, key) for key, r in last.items() if r["body"].get("cancelled")]
         with db.cursor() as cur:
             for sql, values in ((_UPSERT_TICKET, tickets), (_INSERT_EVENT, events), (_INSERT_CALL, calls),
-                                (_INSERT_FEEDBACK, feedback), (_INSERT_DEVICE, devices)):
+                                (_INSERT_FEEDBACK, feedback), (_INSERT_DEVICE, devices),
+                                (_UPSERT_STAFF_EVENT, staff_events), (_UPSERT_SIGNUP, signups),
+                                (_DELETE_SIGNUP, gone)):
                 if values:
                     cur.executemany(sql, values)
         bookings = [r for r in new if r["kind"] == BOOKING]

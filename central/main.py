@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
+import time
+import weakref
+from typing import Any
 
-from central.config import CentreConfig, ConfigError, load_centre
+from central.config import MAX_WORKERS, CentreConfig, ConfigError, load_centre
+from central.workers import ParentLink
 from vuoro.cli import configure_logging
 
 log = logging.getLogger("vuoro.central")
+POOL_SIZE = 8  # connections per worker (and one more for its coordinator: central/coordination.py)
+IDLE_CHECK_S = 2.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -18,6 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=os.environ.get("VUORO_CENTRAL_CONFIG", "centre.toml"),
                         help="the centre's TOML file (default: ./centre.toml)")
     parser.add_argument("--listen", help="host:port to serve HTTP on (overrides centre.listen)")
+    parser.add_argument("--workers", type=int, help="worker processes (overrides centre.workers)")
     parser.add_argument("--check", action="store_true", help="only check the config and exit")
     parser.add_argument("--migrate", action="store_true",
                         help="only bring the database's schema up to this version and exit (run as the owner role)")
@@ -44,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.listen:
         host, _, port_text = args.listen.rpartition(":")
         port = int(port_text)
-    return serve(config, host or "127.0.0.1", port)
+    from central.workers import default_workers
+
+    workers = args.workers or config.workers or default_workers()
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"vuoro central: refusing to start: --workers: expected 1 to {MAX_WORKERS}, got {workers}.",
+              file=sys.stderr)
+        return 2
+    return serve(config, host or "127.0.0.1", port, workers)
 
 
 def migrate_only(dsn: str) -> int:
@@ -59,41 +74,85 @@ def migrate_only(dsn: str) -> int:
     return 0
 
 
-def serve(config: CentreConfig, host: str, port: int) -> int:
-    import uvicorn
-    from psycopg_pool import ConnectionPool
+def serve(config: CentreConfig, host: str, port: int, workers: int) -> int:
+    """The parent: the database prepared, the sockets bound, then ``workers`` worker processes supervised
+    (central/workers.py) until SIGTERM."""
+    import psycopg
+    import uvicorn  # noqa: F401 - imported once here, not in every worker: a worker forked from here starts at once
 
-    from central.app import create_app
+    import central.app  # noqa: F401
     from central.ingest import register_branches
-    from central.refresher import StatsRefresher
     from central.schema import MigrationRefused, migrate
+    from central.workers import Supervisor, listening_sockets
 
     # The database first: a centre that cannot reach it says so and exits, for its service manager to retry.
+    # Once, here, before any worker exists (no pool, no thread: the workers are forked from this process).
     try:
         version = migrate(config.database)
+        with psycopg.connect(config.database, connect_timeout=10) as db:
+            register_branches(db, {b.id: b.name for b in config.branches.values()},
+                              {b.id: b.site.timezone.key for b in config.branches.values()})
     except MigrationRefused as exc:  # a restart cannot fix it: the owner must migrate (exit 2: not restarted)
         print(f"vuoro central: refusing to start: {exc}.", file=sys.stderr)
         return 2
     except Exception as exc:
         print(f"vuoro central: cannot prepare the database ({exc}).", file=sys.stderr)
         return 1
+    try:
+        sockets = listening_sockets(host, port, workers)
+    except OSError as exc:
+        print(f"vuoro central: cannot listen on {host}:{port} ({exc.strerror or exc}); is another centre running "
+              "there?", file=sys.stderr)
+        return 1
+    port = sockets[0].getsockname()[1]
+    log.info("centre %s: schema %d, %d branches, %s://%s:%d, %d workers", config.name, version, len(config.branches),
+             "https" if config.tls_cert else "http", host, port, workers)
+
+    def worker(slot: int, sock: socket.socket, parent: ParentLink) -> int:
+        return run_worker(config, sock, parent)
+
+    return Supervisor(sockets, worker, status=f"centre {config.name}: {len(config.branches)} branches").run()
+
+
+_returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def mark_returned(conn: Any) -> None:
+    _returned[conn] = time.monotonic()
+
+
+def check_if_idle(conn: Any) -> None:
+    """A pooled connection unused for ``IDLE_CHECK_S`` is checked before a request gets it (PostgreSQL may have
+    restarted meanwhile: the request would fail); one in use a moment ago is not (a round trip saved per request)."""
+    from psycopg_pool import ConnectionPool
+
+    if time.monotonic() - _returned.get(conn, 0.0) > IDLE_CHECK_S:
+        ConnectionPool.check_connection(conn)
+
+
+def run_worker(config: CentreConfig, sock: socket.socket, parent: ParentLink) -> int:
+    """One worker process: its own pool and app, uvicorn on its slot's socket, until SIGTERM."""
+    import uvicorn
+    from psycopg_pool import ConnectionPool
+
+    from central.app import create_app
+    from vuoro.keepalive import server_keep_alive
+    from vuoro.stopping import serve_then_clean_up
+
     # A request waits at most 5 s for a connection: a database that is away is answered 503 quickly, and the
     # branches' uplinks try again (they keep their rows).
-    pool = ConnectionPool(config.database, min_size=1, max_size=8, open=True, check=ConnectionPool.check_connection,
-                          name="vuoro-central", timeout=5.0)
-    with pool.connection() as db:
-        register_branches(db, {b.id: b.name for b in config.branches.values()},
-                          {b.id: b.site.timezone.key for b in config.branches.values()})
-    refresher = StatsRefresher(config, pool).start()
+    pool = ConnectionPool(config.database, min_size=1, max_size=POOL_SIZE, open=True, check=check_if_idle,
+                          reset=mark_returned, name="vuoro-central", timeout=5.0)
     tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
-    log.info("centre %s: schema %d, %d branches, %s://%s:%d", config.name, version, len(config.branches),
-             "https" if tls else "http", host, port)
     try:
         # Branches hold a long poll open (GET /api/v1/branch/changes, ≤ 25 s): a stop does not wait for them all
-        uvicorn.run(create_app(config, pool), host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=3, **tls)
+        # timeout_keep_alive: longer than the branches' uplinks keep a connection idle (vuoro/keepalive.py); a
+        # SIGTERM goes on to the clean-up below (vuoro/stopping.py)
+        server = uvicorn.Server(uvicorn.Config(create_app(config, pool, parent=parent, background=True),
+                                               log_level="warning", access_log=False, timeout_graceful_shutdown=3,
+                                               timeout_keep_alive=server_keep_alive(), **tls))
+        serve_then_clean_up(server, sockets=[sock])
     finally:
-        refresher.stop()
         pool.close()
     return 0
 

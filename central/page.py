@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
+from urllib.parse import urlencode
 
 from central.config import CentreConfig
 
@@ -37,6 +38,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "lag": {"da": "Forsinkelse", "sv": "Fördröjning", "fi": "Viive", "nl": "Vertraging", "en": "Delay"},
     "today": {"da": "Billetter i dag", "sv": "Biljetter i dag", "fi": "Vuoronumeroita tänään",
               "nl": "Tickets vandaag", "en": "Tickets today"},
+    "events_today": {"da": "Arrangementer i dag", "sv": "Evenemang i dag", "fi": "Tapahtumat tänään",
+                     "nl": "Activiteiten vandaag", "en": "Events today"},
+    "signups": {"da": "{s} tilmeldinger, {a} tjekket ind", "sv": "{s} anmälningar, {a} incheckade",
+                "fi": "{s} ilmoittautumista, {a} saapunut", "nl": "{s} aanmeldingen, {a} ingecheckt",
+                "en": "{s} sign-ups, {a} checked in"},
     "service": {"da": "Ydelse", "sv": "Tjänst", "fi": "Palvelu", "nl": "Dienst", "en": "Service"},
     "issued": {"da": "Udstedt", "sv": "Utfärdade", "fi": "Otettu", "nl": "Uitgegeven", "en": "Issued"},
     "waiting": {"da": "Venter", "sv": "Väntar", "fi": "Jonossa", "nl": "Wachtend", "en": "Waiting"},
@@ -75,6 +81,19 @@ STRINGS: dict[str, dict[str, str]] = {
     "login": {"da": "Log ind med centrets adgangsnøgle.", "sv": "Logga in med centralens åtkomstnyckel.",
               "fi": "Kirjaudu keskuksen tunnuksella.", "nl": "Log in met de toegangssleutel van de centrale.",
               "en": "Sign in with the centre's access token."},
+    # the pages' menu
+    "pages": {"da": "Sider", "sv": "Sidor", "fi": "Sivut", "nl": "Pagina's", "en": "Pages"},
+    "overview": {"da": "Oversigt", "sv": "Översikt", "fi": "Yleiskatsaus", "nl": "Overzicht", "en": "Overview"},
+    "statistics": {"da": "Statistik", "sv": "Statistik", "fi": "Tilastot", "nl": "Statistieken", "en": "Statistics"},
+    "configuration": {"da": "Opsætning", "sv": "Inställningar", "fi": "Asetukset", "nl": "Instellingen",
+                      "en": "Configuration"},
+    "accounts": {"da": "Brugere", "sv": "Konton", "fi": "Käyttäjät", "nl": "Accounts", "en": "Accounts"},
+    "language": {"da": "Sprog", "sv": "Språk", "fi": "Kieli", "nl": "Taal", "en": "Language"},
+    "forbidden": {"da": "Din konto må ikke dette. Spørg kommunens administrator.",
+                  "sv": "Ditt konto får inte göra detta. Fråga kommunens administratör.",
+                  "fi": "Tunnuksellasi ei ole tähän oikeutta. Kysy kunnan ylläpitäjältä.",
+                  "nl": "Uw account mag dit niet. Vraag het de beheerder van de gemeente.",
+                  "en": "Your account may not do this. Ask the municipality's administrator."},
 }
 
 STALE_AFTER_S = 60
@@ -126,12 +145,62 @@ def _document(lang: str, title: str, body: str, refresh: bool) -> str:
             f"<style>{CSS}</style>{script}</head><body><main>{body}{control}</main></body></html>")
 
 
+def document_with_css(lang: str, title: str, body: str, css: str) -> str:
+    """A page of the centre's with more style of its own (the staff calendar), no refresh."""
+    return _document(lang, title, body, refresh=False).replace("</style>", f"{css}</style>", 1)
+
+
 def document(lang: str, title: str, body: str, *, refresh: bool, languages: tuple[str, ...], here: str) -> str:
     """A page with the language links on top (``here``: the page's own address)."""
     current = ' aria-current="true"'
     links = " ".join(f'<a href="{here}?lang={code}" lang="{code}"{current if code == lang else ""}>{code.upper()}</a>'
                      for code in languages)
     return _document(lang, title, f'<nav aria-label="Language">{links}</nav>{body}', refresh)
+
+
+def menu(lang: str, here: str, *, configure: bool, accounts: bool) -> str:
+    """The links between the centre's pages (the ones this reader may use), the current one marked."""
+    items = [("/", "overview"), ("/statistics", "statistics")]
+    items += [("/configuration", "configuration")] if configure else []
+    items += [("/accounts", "accounts")] if accounts else []
+    def current(path: str) -> str:  # the page itself, or one under it (/accounts/anna)
+        return ' aria-current="page"' if here == path or (path != "/" and here.startswith(path + "/")) else ""
+
+    links = " ".join(f'<a href="{path}?lang={lang}"{current(path)}>{_t(key, lang)}</a>' for path, key in items)
+    return f'<nav class="menu" aria-label="{_t("pages", lang)}">{links}</nav>'
+
+
+def frame(config: CentreConfig, lang: str, title: str, body: str, *, top: str, here: str,
+          query: dict[str, str] | None = None, configure: bool = False, accounts: bool = False) -> str:
+    """A page of the centre: who is signed in, the menu, the language links (keeping the page's ``query``),
+    the heading and ``body``."""
+    def link(code: str) -> str:
+        return f"{here}?{urlencode({**(query or {}), 'lang': code})}"
+
+    current = ' aria-current="true"'
+    languages = " ".join(f'<a href="{html.escape(link(code))}" lang="{code}"{current if code == lang else ""}>'
+                         f'{code.upper()}</a>' for code in config.languages)
+    heading = f"{html.escape(config.name)} · {title}"
+    return _document(lang, heading, f'{top}{menu(lang, here, configure=configure, accounts=accounts)}'
+                     f'<nav aria-label="{_t("language", lang)}">{languages}</nav><h1>{heading}</h1>{body}',
+                     refresh=False)
+
+
+def scrolling(labelledby: str = "", *, label: str = "") -> str:
+    """The attributes of a wide table's box: it scrolls sideways on a phone, so a keyboard must reach it
+    (axe: scrollable-region-focusable), and a focusable box needs a name (its section's heading)."""
+    name = f'aria-labelledby="{labelledby}"' if labelledby else f'aria-label="{label}"'
+    return f'class="scroll" tabindex="0" role="group" {name}'
+
+
+def section(sid: str, heading: str, body: str) -> str:
+    """A part of a page with its heading (``heading`` already escaped), reachable as ``#sid``."""
+    return f'<section id="{sid}" aria-labelledby="{sid}-h"><h2 id="{sid}-h">{heading}</h2>{body}</section>'
+
+
+def forbidden(lang: str) -> str:
+    return _document(lang, _t("forbidden", lang), f"<h1>{_t('forbidden', lang)}</h1>"
+                     f'<p><a href="/?lang={lang}">{_t("overview", lang)}</a></p>', refresh=False)
 
 
 CSS = """
@@ -148,6 +217,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #e6e6e0; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 p.warn { color: #b3261e; font-weight: 600; margin: 0 0 .5rem; }
+dd.warn { color: #b3261e; font-weight: 600; }
 form.login { display: grid; gap: .4rem; max-width: 22rem; background: #fff; border: 1px solid #d8d8d2;
              border-radius: .5rem; padding: 1.25rem; }
 form.login input { font: inherit; padding: .5rem; border: 1px solid #76766f; border-radius: .3rem; }
@@ -159,6 +229,32 @@ a.sso { display: inline-block; padding: .6rem 1rem; border-radius: .3rem; backgr
         text-decoration: none; font-weight: 600; }
 form.who { display: flex; gap: .75rem; align-items: center; justify-content: flex-end; margin: 0 0 .5rem; }
 form.who button { padding: .3rem .8rem; }
+main a { color: #1d4f91; }
+form.grid p { margin: 0; }
+nav.menu { display: flex; flex-wrap: wrap; gap: .25rem 1.25rem; margin: 0 0 .75rem; font-weight: 600; }
+nav a[aria-current] { color: #1d1d1b; text-decoration-thickness: 3px; }
+a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible,
+summary:focus-visible, .scroll:focus-visible { outline: 3px solid #1d4f91; outline-offset: 2px; }
+form.grid { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .5rem 1rem; align-items: center;
+            max-width: 40rem; }
+form.grid .wide, form.grid fieldset { grid-column: 1 / -1; }
+fieldset { border: 1px solid #d8d8d2; border-radius: .3rem; margin: 0; padding: .5rem .75rem; }
+legend { font-weight: 600; padding: 0 .25rem; }
+fieldset label { margin-right: 1rem; white-space: nowrap; }
+input, select, textarea { font: inherit; padding: .35rem .5rem; border: 1px solid #76766f; border-radius: .3rem;
+                          background: #fff; color: #1d1d1b; }
+input[type=radio], input[type=checkbox] { padding: 0; }
+textarea { width: 100%; box-sizing: border-box; font-family: ui-monospace, monospace; font-size: .9rem; }
+pre.diff { background: #fbfbf8; border: 1px solid #d8d8d2; padding: .75rem; overflow-x: auto; font-size: .9rem; }
+pre.diff .add { background: #dcefdc; display: block; }
+pre.diff .del { background: #f6dcdc; display: block; }
+p.ok { color: #1e6b34; font-weight: 600; }
+p.note { color: #55554f; font-size: .95rem; }
+ul.problems code { background: #f6dcdc; padding: 0 .2rem; }
+td form { display: inline; }
+button.quiet { background: #fff; color: #1d4f91; border: 1px solid #1d4f91; padding: .2rem .6rem; }
+.scroll { overflow-x: auto; }
+caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 """
 
 
@@ -181,13 +277,31 @@ def _config_state(state: dict[str, Any] | None, lang: str) -> tuple[str, str]:
     return pair, f"<p class=warn>{_t('refused', lang, n=state['refused'])}</p><ul>{reasons}</ul>"
 
 
+def _handover(b: dict[str, Any], lang: str, zone: Any) -> str:
+    """Today's handover of the booking calendar, and the way to the branch's staff calendar."""
+    from central.staff_calendar import handover_words  # the calendar's words live with it
+    from server.staff.strings import CALENDAR_MSGIDS, strings
+
+    state = b.get("calendar")
+    if state is None:
+        return ""
+    w = strings(lang, CALENDAR_MSGIDS)
+    term, link = html.escape(w["Today's bookings"]), html.escape(w["Calendar"])
+    warn = ' class="warn"' if state["state"] == "unreachable" else ""
+    return (f'<dt>{term}</dt><dd{warn} data-handover="{state["state"]}">'
+            f'{html.escape(handover_words(lang, state, zone))} · '
+            f'<a href="/calendar/{html.escape(b["branch"])}?lang={lang}">{link}</a></dd>')
+
+
 def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | None, *, top: str = "",
            configs: dict[str, dict[str, Any]] | None = None) -> str:
     lang = language(config, lang)
     links = " ".join(f'<a href="?lang={code}" lang="{code}">{code.upper()}</a>' for code in config.languages)
-    parts = [f"{top}<h1>{html.escape(config.name)} · {_t('title', lang)}</h1><nav>{links}</nav>"]
+    parts = [f"{top}<h1>{html.escape(config.name)} · {_t('title', lang)}</h1>"
+             f'<nav aria-label="{_t("language", lang)}">{links}</nav>']
     for b in branches:
         config_pair, refused = _config_state((configs or {}).get(b["branch"]), lang)
+        handover = _handover(b, lang, config.branches[b["branch"]].site.timezone)
         seen = b["seconds_since_seen"]
         stale = seen is None or seen > STALE_AFTER_S
         seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=_duration(seen, lang))
@@ -197,6 +311,7 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
             f"<td class=n>{s['served']}</td>"
             f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
+        events = b.get("events_today") or {"signups": 0, "attended": 0}
         trouble = [d for d in b.get("devices", []) if not d["online"] or d["printer"] not in (None, "ok")]
         devices = ""
         if trouble:
@@ -212,7 +327,9 @@ def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | Non
             + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
             f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
             f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
-            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>{config_pair}</dl>"
+            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>"
+            f"<dt>{_t('events_today', lang)}</dt><dd>{_t('signups', lang, s=events['signups'], a=events['attended'])}"
+            f"</dd>{config_pair}{handover}</dl>"
             f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
             f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
             f"<th class=n>{_t('served', lang)}</th>"

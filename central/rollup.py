@@ -303,6 +303,15 @@ def read(db: psycopg.Connection, branches: list[Branch], start: date, end: date,
     The marked days of the period are aggregated first, for at most ``budget_s`` seconds (None: all of them):
     fifty busy branches have today marked almost always, and refreshing all fifty at once took seconds on the
     loaded machine; what is left is the background refresher's (``central/refresher.py``) and is reported."""
+    pending = _refresh_first(db, branches, start, end, budget_s)
+    with db.transaction():
+        _tune(db)
+        return _read(db, [b.id for b in branches], start, end), pending
+
+
+def _refresh_first(db: psycopg.Connection, branches: list[Branch], start: date, end: date,
+                   budget_s: float | None) -> int:
+    """Aggregate the period's marked days within the budget; how many are left."""
     began = time.monotonic()
     for branch in stale(db, branches, start, end):
         if budget_s is not None and time.monotonic() - began > budget_s:
@@ -311,9 +320,59 @@ def read(db: psycopg.Connection, branches: list[Branch], start: date, end: date,
     pending = db.execute("SELECT COUNT(*) FROM stats_dirty WHERE branch = ANY(%s) AND day BETWEEN %s AND %s",
                          ([b.id for b in branches], start, end)).fetchone()
     db.commit()
+    return int(pending[0]) if pending else 0
+
+
+# The groupings the day aggregates answer exactly (``by=``): a group is a set of whole local days, or a service.
+# The hour, the desk and the origin of a ticket are not kept per day, so they are the branches' own statistics'.
+# By service every count, mean, maximum and service level is exact, but the histograms are kept per day, not
+# per service: the percentiles and ratings of a service are not known here (None, and ``NOT_BY_SERVICE``).
+GROUPINGS = ("day", "weekday", "month", "service")
+NOT_BY_SERVICE = ("wait_median_s", "wait_p90_s", "service_median_s", "service_p90_s", "feedback_count",
+                  "feedback_mean", "feedback_ratings")
+_KEY_SQL = {"day": "to_char(day, 'YYYY-MM-DD')", "weekday": "EXTRACT(ISODOW FROM day)::integer",
+            "month": "to_char(day, 'YYYY-MM')", "service": "service"}
+
+
+def read_by(db: psycopg.Connection, branches: list[Branch], start: date, end: date, by: str, *,
+            budget_s: float | None = None) -> tuple[dict[str, dict[Any, Aggregate]], int]:
+    """Each branch's aggregate per group of ``by`` (one of ``GROUPINGS``) over start–end, keys as the branch's
+    own statistics write them (day 'YYYY-MM-DD', ISO weekday 1–7, month 'YYYY-MM', the service id); and how
+    many marked days are not counted yet (as ``read``)."""
+    if by not in GROUPINGS:
+        raise ValueError(f"by: one of {', '.join(GROUPINGS)}")
+    pending = _refresh_first(db, branches, start, end, budget_s)
+    ids = [b.id for b in branches]
+    result: dict[str, dict[Any, Aggregate]] = {bid: {} for bid in ids}
+    key = _KEY_SQL[by]
     with db.transaction():
         _tune(db)
-        return _read(db, [b.id for b in branches], start, end), int(pending[0]) if pending else 0
+        for row in db.execute(
+                f"SELECT branch, {key}, SUM(issued), SUM(served), SUM(no_show), SUM(expired), SUM(left_queue), "
+                "SUM(open), SUM(transferred), SUM(transfers), SUM(walk_in), SUM(booking), SUM(booking_kept), "
+                "SUM(booking_no_show), SUM(called), SUM(from_kiosk), SUM(from_phone), SUM(from_staff), "
+                "SUM(from_booking), SUM(wait_sum), MAX(wait_max), SUM(within), SUM(sl_base) FROM stats_day "
+                "WHERE branch = ANY(%s) AND day BETWEEN %s AND %s GROUP BY 1, 2", (ids, start, end), prepare=False):
+            agg = result[row[0]].setdefault(row[1], Aggregate())
+            agg.counts = {k: int(n) for k, n in zip(_COUNTS, row[2:19], strict=True)}
+            agg.wait_sum, agg.wait_max, agg.within, agg.sl_base = row[19], row[20], int(row[21]), int(row[22])
+        if by == "service":
+            return result, pending
+        if by == "month":  # whole months from the month histograms, the edges' days from the day ones
+            months, edges = _months(start, end)
+            days = "".join(" UNION ALL SELECT branch, to_char(day, 'YYYY-MM'), kind, bucket, n FROM stats_day_hist "
+                           "WHERE branch = ANY(%s) AND day BETWEEN %s AND %s" for _ in edges)
+            hist_sql = ("SELECT branch, k, kind, bucket, SUM(n) FROM (SELECT branch, to_char(month, 'YYYY-MM') AS k, "
+                        "kind, bucket, n FROM stats_month_hist WHERE branch = ANY(%s) AND month = ANY(%s::date[])"
+                        f"{days}) h GROUP BY 1, 2, 3, 4")
+            args: tuple[Any, ...] = (ids, months, *[v for lo, hi in edges for v in (ids, lo, hi)])
+        else:
+            hist_sql = (f"SELECT branch, {key}, kind, bucket, SUM(n) FROM stats_day_hist WHERE branch = ANY(%s) "
+                        "AND day BETWEEN %s AND %s GROUP BY 1, 2, 3, 4")
+            args = (ids, start, end)
+        for bid, k, kind, b, n in db.execute(hist_sql, args, prepare=False):
+            result[bid].setdefault(k, Aggregate()).hist[kind][b] = int(n)  # a day with ratings only has no row
+    return result, pending
 
 
 def _read(db: psycopg.Connection, ids: list[str], start: date, end: date) -> dict[str, Aggregate]:

@@ -260,6 +260,138 @@ MIGRATIONS: list[str] = [
     INSERT INTO stats_dirty (branch, day) SELECT DISTINCT branch, day FROM stats_day
         ON CONFLICT (branch, day) DO UPDATE SET version = stats_dirty.version + 1;
     """,
+    # 8: what's on at the branches (server/events): the events staff entered and the sign-ups with their check-ins,
+    # as the branches' statistics count them. Nothing personal: a sign-up comes without its code and its name. A
+    # sign-up given up at the branch is deleted here too. Each row at its newest revision, as tickets are.
+    """
+    CREATE TABLE staff_events (
+        branch       text NOT NULL REFERENCES branches (id),
+        id           text NOT NULL,
+        stream       text NOT NULL,
+        revision     bigint NOT NULL,
+        title        text NOT NULL,
+        start_at     timestamptz NOT NULL,
+        end_at       timestamptz NOT NULL,
+        room         text,
+        state        text NOT NULL,                 -- scheduled | sold_out | cancelled
+        seats        integer,
+        waiting_list integer NOT NULL,
+        created_at   timestamptz NOT NULL,
+        committed_at timestamptz NOT NULL,
+        stored_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, id)
+    );
+    CREATE INDEX staff_events_start ON staff_events (branch, start_at);
+    CREATE TABLE event_signups (
+        branch        text NOT NULL REFERENCES branches (id),
+        id            text NOT NULL,
+        stream        text NOT NULL,
+        revision      bigint NOT NULL,
+        event_id      text NOT NULL,                -- a staff event's id, or a feed occurrence's at the branch
+        seat          integer,                      -- NULL: on the waiting list (waiting_place)
+        waiting_place integer,
+        language      text,
+        created_at    timestamptz NOT NULL,
+        attended_at   timestamptz,                  -- checked in at the kiosk
+        committed_at  timestamptz NOT NULL,
+        stored_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (branch, id)
+    );
+    CREATE INDEX event_signups_created ON event_signups (branch, created_at);
+    CREATE INDEX event_signups_attended ON event_signups (branch, attended_at) WHERE attended_at IS NOT NULL;
+    """,
+    # 9: what the centre's worker processes share (docs/central.md "Workers"): the pages' sign-in sessions, sign-ins
+    # through the OpenID provider on their way, and the throttles' counts (central/shared_state.py)
+    """
+    CREATE TABLE centre_sessions (
+        token_hash text PRIMARY KEY,                 -- sha256 of the cookie's token: the table alone signs nobody in
+        name       text NOT NULL,
+        role       text NOT NULL,
+        branches   text[] NOT NULL,                  -- empty: every branch
+        desks      text[] NOT NULL,
+        csrf       text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        last_seen  timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX centre_sessions_last_seen ON centre_sessions (last_seen);
+    CREATE TABLE centre_oidc_pending (
+        state_hash   text PRIMARY KEY,               -- sha256 of the state the browser brings back
+        nonce        text NOT NULL,
+        verifier     text NOT NULL,                  -- PKCE
+        redirect_uri text NOT NULL,
+        started      timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE TABLE centre_throttle (
+        counter text NOT NULL,                       -- which count: 'booking/address', 'codes/site', 'login/pair' …
+        key     text NOT NULL,                       -- whose: an address, a device, a user name
+        level   double precision NOT NULL,           -- a bucket's tries left; a backoff's failures
+        at      double precision NOT NULL,           -- seconds since 1970: as of (bucket) / the last failure (backoff)
+        expires double precision NOT NULL,           -- from then on the row says nothing (full again, all forgiven)
+        PRIMARY KEY (counter, key)
+    );
+    CREATE INDEX centre_throttle_expires ON centre_throttle (expires);
+
+    -- server.throttle.Bucket's rule for every worker at once. p_change -1: take a try from every key if each has
+    -- a whole one (0), else take nothing and return the seconds until each would; +1: give one back (0); 0: only
+    -- the wait. Rows locked in key order; the commit does not wait for the disk (a crash of PostgreSQL forgets at
+    -- most its last fraction of a second of tries).
+    CREATE FUNCTION centre_bucket(p_counter text, p_keys text[], p_burst float8, p_per_s float8, p_change float8,
+                                  p_now float8) RETURNS float8 LANGUAGE plpgsql AS $$
+    DECLARE
+        missing float8;
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        INSERT INTO centre_throttle (counter, key, level, at, expires)
+            SELECT p_counter, k, p_burst, p_now, p_now FROM unnest(p_keys) AS k ORDER BY k ON CONFLICT DO NOTHING;
+        SELECT max(1.0 - LEAST(p_burst, t.level + GREATEST(0.0, p_now - t.at) * p_per_s)) INTO missing
+            FROM (SELECT level, at FROM centre_throttle WHERE counter = p_counter AND key = ANY(p_keys)
+                  ORDER BY key FOR UPDATE) AS t;
+        IF p_change = 0 THEN
+            RETURN GREATEST(0.0, missing) / p_per_s;
+        END IF;
+        IF p_change < 0 AND missing > 1e-9 THEN
+            RETURN missing / p_per_s;
+        END IF;
+        UPDATE centre_throttle AS t SET level = n.level, at = p_now, expires = p_now + (p_burst - n.level) / p_per_s
+            FROM (SELECT key, LEAST(p_burst, LEAST(p_burst, level + GREATEST(0.0, p_now - at) * p_per_s) + p_change)
+                  AS level FROM centre_throttle WHERE counter = p_counter AND key = ANY(p_keys)) AS n
+            WHERE t.counter = p_counter AND t.key = n.key;
+        RETURN 0.0;
+    END $$;
+
+    -- server.throttle.Backoff's rule for every worker at once: p_free failures per key, then waits of p_first,
+    -- twice, four times … at most p_longest; one failure forgiven per p_forgive seconds without a new one.
+    -- p_failed: one more failure for every key (0); else the seconds until every key may try again.
+    CREATE FUNCTION centre_backoff(p_counter text, p_keys text[], p_free integer, p_first float8, p_longest float8,
+                                   p_forgive float8, p_failed boolean, p_now float8) RETURNS float8
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        longest float8;
+    BEGIN
+        IF p_failed THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+            INSERT INTO centre_throttle AS t (counter, key, level, at, expires)
+                SELECT p_counter, k, 1, p_now, p_now + p_forgive FROM unnest(p_keys) AS k ORDER BY k
+                ON CONFLICT (counter, key) DO UPDATE SET
+                    level = GREATEST(0, t.level - floor(GREATEST(0.0, p_now - t.at) / p_forgive)) + 1, at = p_now,
+                    expires = p_now + (GREATEST(0, t.level - floor(GREATEST(0.0, p_now - t.at) / p_forgive)) + 1)
+                              * p_forgive;
+            RETURN 0.0;
+        END IF;
+        SELECT max(c.at + LEAST(p_first * 2 ^ LEAST(c.n - p_free, 30), p_longest) - p_now) INTO longest
+            FROM (SELECT at, GREATEST(0, level - floor(GREATEST(0.0, p_now - at) / p_forgive)) AS n
+                  FROM centre_throttle WHERE counter = p_counter AND key = ANY(p_keys)) AS c
+            WHERE c.n >= p_free;
+        RETURN GREATEST(0.0, COALESCE(longest, 0.0));
+    END $$;
+    """,
+    # 10: the contact a centre booking counts against in the per-day limit, as server.bookings.online.same_contact
+    # keeps it: a sale reads only that citizen's bookings of the day (NULL for rows from before: read too)
+    """
+    ALTER TABLE calendar_bookings ADD COLUMN contact_key text;
+    CREATE INDEX calendar_bookings_contact ON calendar_bookings (branch, service, day, contact_key)
+        WHERE side = 'centre';
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

@@ -3,9 +3,11 @@
 Who reads the centre: the admin token (``Bearer``, or HTTP Basic with the token as the password) for the API
 and automation — it sees every branch and may publish configs and change accounts; or a person signed in on
 ``/login`` with their staff account — they see the branches their account works at (every branch when it lists
-none). The session cookie is random, HttpOnly, SameSite=Strict, Secure over https, held in memory; the login
+none). The session cookie is random, HttpOnly, SameSite=Strict, Secure over https; the session is held in
+PostgreSQL (``central.shared_state.Sessions``: every worker process sees it, a restart keeps it); the login
 form carries its own token (double-submit cookie); wrong passwords slow down whoever sends them
-(``server.staff.accounts.LoginGuard``, the branch's rule). Sign-out needs the session's CSRF token.
+(``server.staff.accounts.LoginGuard``, the branch's rule, counted in PostgreSQL for every worker at once).
+Sign-out needs the session's CSRF token.
 
 With ``[staff.ldap]`` a person may also sign in with the municipality's directory (LDAP / Active Directory,
 ``server.staff.directory``: the centre binds as them and reads their groups); the first listed group that names
@@ -32,10 +34,12 @@ from psycopg_pool import ConnectionPool
 from central import page
 from central import staff as accounts
 from central.config import OIDC_CALLBACK, CentreConfig
+from central.shared_state import Sessions as SharedSessions
+from central.shared_state import SharedBackoff, SharedOidc
 from server.staff import REFUSALS
 from server.staff.accounts import LoginGuard
 from server.staff.directory import DirectoryDown, Grant, ask_directory
-from server.staff.oidc import NO_GROUP, UNREACHABLE, OidcClient, OidcRefused
+from server.staff.oidc import NO_GROUP, UNREACHABLE, OidcRefused
 from server.staff.strings import strings as staff_strings
 
 log = logging.getLogger("vuoro.central")
@@ -92,9 +96,19 @@ class Viewer:
     branches: frozenset[str] | None  # None: every branch
     admin: bool = False  # the admin token: publish configs, change accounts
     csrf: str = ""
+    role: str = "staff"  # a signed-in account's role (staff or admin), from the centre or the directory's group
 
     def sees(self, branch: str) -> bool:
         return self.branches is None or branch in self.branches
+
+    # The rule of the pages: an account with the admin role publishes its branches' configs; one that also sees
+    # every branch (the municipality's own people) manages the accounts, which may grant any branch.
+    def may_configure(self, branch: str) -> bool:
+        return (self.admin or self.role == "admin") and self.sees(branch)
+
+    @property
+    def may_manage_accounts(self) -> bool:
+        return self.admin or (self.role == "admin" and self.branches is None)
 
 
 def token_of(request: Request) -> str:
@@ -111,20 +125,23 @@ def token_of(request: Request) -> str:
 
 
 def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
-    sessions = accounts.CentreSessions()
-    guard = LoginGuard(5, 300.0)
+    sessions = SharedSessions(pool)
+    guard = LoginGuard(5, 300.0, make=lambda kind, free, **options: SharedBackoff(pool, f"login/{kind}", free,
+                                                                                   **options))
     app.state.centre_sessions = sessions
-    oidc = OidcClient(config.oidc) if config.oidc else None
+    oidc = SharedOidc(config.oidc, pool) if config.oidc else None
 
-    def viewer(request: Request) -> Viewer | None:
+    async def viewer(request: Request) -> Viewer | None:
         token = token_of(request)
         if token and hmac.compare_digest(token.encode(), config.admin_token.encode()):
             return Viewer("admin token", None, admin=True)
-        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = await run_in_threadpool(sessions.get, cookie) if cookie else None
         if session is None:
             return None
         account = session.account
-        return Viewer(account.name, frozenset(account.branches) if account.branches else None, csrf=session.csrf)
+        return Viewer(account.name, frozenset(account.branches) if account.branches else None, csrf=session.csrf,
+                      role=account.role)
 
     app.state.viewer = viewer
 
@@ -218,7 +235,8 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if oidc is None:
             return RedirectResponse(f"/login?lang={lang}", status_code=303)
         sent = request.query_params.get("state", "")
-        pending = oidc.take(sent) if sent and state and hmac.compare_digest(sent.encode(), state.encode()) else None
+        pending = (await run_in_threadpool(oidc.take, sent)
+                   if sent and state and hmac.compare_digest(sent.encode(), state.encode()) else None)
         try:
             if request.query_params.get("error"):  # the person cancelled, or the provider said no
                 raise OidcRefused("cancelled", str(request.query_params.get("error"))[:200])
@@ -232,7 +250,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             response.delete_cookie(OIDC_COOKIE, path=OIDC_START)
             return response
         account = account_of(identity.name, identity.grant)
-        session = sessions.create(account)
+        session = await run_in_threadpool(sessions.create, account)
         log.info("centre: %r signed in through %s (%s)", account.name, oidc.settings.issuer,
                  ", ".join(account.branches) or "every branch")
         # The session cookie is SameSite=Strict and this request came from the provider's site: a redirect from
@@ -249,7 +267,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, lang: str | None = None) -> Response:
-        if viewer(request) is not None:
+        if await viewer(request) is not None:
             return RedirectResponse(f"/?lang={page.language(config, lang)}", status_code=303)
         return form(request, page.language(config, lang))
 
@@ -264,7 +282,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             return form(request, lang, error=STRINGS["expired"].get(lang, STRINGS["expired"]["en"]), status=403,
                         user=name)
         address = request.client.host if request.client else "?"
-        wait = guard.wait(name, address, None)
+        wait = await run_in_threadpool(guard.wait, name, address, None)
         if wait > 0:
             response = form(request, lang, status=429, user=name,
                             error=STRINGS["wait"].get(lang, STRINGS["wait"]["en"]).format(n=int(wait) + 1))
@@ -275,11 +293,11 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
         if account is None:
             status = {"wrong": 401, "no_group": 403, "directory_down": 503}[refusal]
             if refusal != "no_group":  # the password was wrong, or could not be checked: either slows guessing
-                guard.failed(name, address, None)
+                await run_in_threadpool(guard.failed, name, address, None)
             return form(request, lang, error=STRINGS[refusal].get(lang, STRINGS[refusal]["en"]), status=status,
                         user=name)
-        guard.succeeded(name, address, None)
-        session = sessions.create(account)
+        await run_in_threadpool(guard.succeeded, name, address, None)
+        session = await run_in_threadpool(sessions.create, account)
         log.info("centre: %r signed in (%s)", name, ", ".join(account.branches) or "every branch")
         response = RedirectResponse(f"/?lang={lang}", status_code=303)
         response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure(request),
@@ -289,14 +307,19 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = await run_in_threadpool(sessions.get, cookie) if cookie else None
         if session is not None:
             data = await request.form()
             if hmac.compare_digest(str(data.get("csrf", "")).encode(), session.csrf.encode()):
-                sessions.end(session.token)
+                await run_in_threadpool(sessions.end, session.token)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+
+def configures_any(viewer: Viewer, config: CentreConfig) -> bool:
+    return any(viewer.may_configure(b) for b in config.branches)
 
 
 def sign_out_form(viewer: Viewer, lang: str) -> str:

@@ -12,15 +12,14 @@ municipality's own people), a branch's staff only their branch.
 
 from __future__ import annotations
 
-import secrets
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from server.staff.accounts import _DUMMY_HASH, HASHER, ROLES, SessionStore
+from central.coordination import notify_changed
+from server.staff.accounts import _DUMMY_HASH, HASHER, ROLES
 from vuoro.protocol import ID_PATTERN
 
 
@@ -89,6 +88,7 @@ def put(db: psycopg.Connection, account: dict[str, Any]) -> int:
             "password_hash = excluded.password_hash, branches = excluded.branches, desks = excluded.desks, "
             "disabled = excluded.disabled, revision = excluded.revision, updated_at = now() RETURNING revision",
             account).fetchone()
+        notify_changed(db, "staff")  # every worker's long polls, at the commit
     return int(row[0]) if row else 0
 
 
@@ -97,6 +97,7 @@ def delete(db: psycopg.Connection, name: str) -> bool:
         gone = db.execute("DELETE FROM staff_accounts WHERE name = %s", (name,)).rowcount
         if gone:
             db.execute("SELECT nextval('staff_revision')")
+            notify_changed(db, "staff")
     return bool(gone)
 
 
@@ -121,6 +122,16 @@ def listing(db: psycopg.Connection) -> list[dict[str, Any]]:
         "SELECT name, role, branches, desks, disabled, updated_at FROM staff_accounts ORDER BY name")]
 
 
+def get(db: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    """One account as ``put`` takes it (hash included), or None."""
+    row = db.execute("SELECT role, password_hash, branches, desks, disabled FROM staff_accounts WHERE name = %s",
+                     (name,)).fetchone()
+    if row is None:
+        return None
+    return {"name": name, "role": row[0], "password_hash": row[1], "branches": list(row[2]), "desks": list(row[3]),
+            "disabled": row[4]}
+
+
 def verify(db: psycopg.Connection, name: str, password: str) -> Account | None:
     """The account if the password is right and it is not disabled (slow on purpose, also for unknown names)."""
     row = db.execute("SELECT role, password_hash, branches, desks, disabled FROM staff_accounts WHERE name = %s",
@@ -132,21 +143,3 @@ def verify(db: psycopg.Connection, name: str, password: str) -> Account | None:
     if row is None or row[4]:
         return None
     return Account(name, row[0], tuple(row[2]), tuple(row[3]))
-
-
-@dataclass
-class CentreSession:
-    token: str
-    account: Account
-    csrf: str
-    last_seen: float = field(default_factory=time.monotonic)
-
-
-class CentreSessions(SessionStore[CentreSession]):
-    """Server-side sessions of the centre's pages, in memory (a restart signs everyone out), ended when idle."""
-
-    def __init__(self, idle_seconds: float = 12 * 3600):
-        super().__init__(idle_seconds)
-
-    def create(self, account: Account) -> CentreSession:
-        return self.keep(CentreSession(secrets.token_urlsafe(32), account, secrets.token_urlsafe(32), self.clock()))

@@ -59,12 +59,92 @@ COLORS = SimpleNamespace(
 
 
 class Scale(EventDispatcher):
-    """1 u = one pixel on a 1080-pixel short side."""
+    """1 u = one pixel on a 1080-pixel short side (of the screen as it is, see ``SignageScreen.on_size``)."""
 
     u = NumericProperty(1.0)
 
 
 SCALE = Scale()
+SMALLEST_FIT_PX = 8  # a text that must be whole is drawn smaller than its floor rather than cut
+WRAP_GAIN = 1.1  # a FitLabel wraps only if that makes its text at least this much larger
+
+
+def fit_font(text: str, font_name: str, largest: float, room: tuple[float, float], max_lines: int = 1,
+             halign: str = "center", lead_em: float = 0.0) -> tuple[int, float]:
+    """The largest font size (whole pixels, at most ``largest``) at which ``text`` fits ``room`` (width,
+    height; a height of 0: any) on at most ``max_lines`` lines broken between words, never inside one,
+    after ``lead_em`` font sizes of the width (a sign before it that grows with it); and the width of its
+    widest line then. Below ``SMALLEST_FIT_PX`` it gives up (and says that size)."""
+    room_width, height = room
+    words = text.split()
+
+    def fits(size: int) -> float | None:
+        width = room_width - lead_em * size
+        core = CoreLabel(text=text, font_name=font_name, font_size=size, halign=halign,
+                         text_size=(width if max_lines > 1 else None, None))
+        core.resolve_font_name()
+        if max_lines > 1 and any(core.get_extents(word)[0] > width for word in words):
+            return None  # Kivy would break the word itself ("Kansalais/palvelupiste")
+        core.render()  # the layout only (no texture): _cached_lines and _internal_size are Kivy's own result
+        text_w, text_h = core._internal_size
+        if text_w > width or (height and text_h > height) or len(core._cached_lines) > max_lines:
+            return None
+        return float(text_w)
+
+    high = int(largest)
+    if (line := fits(high)) is not None:
+        return high, line
+    low = SMALLEST_FIT_PX  # fits, or nothing does: a binary search between the two
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle) is None:
+            high = middle
+        else:
+            low = middle
+    return low, fits(low) or room_width - lead_em * low
+
+
+class FitLabel(Label):
+    """A text as large as its room allows, up to ``max_font_size``, on at most ``max_lines`` lines broken
+    between words. ``room_width``/``room_height`` (0: any height) say the room; the kv rule places the label.
+
+    The ticket and the desk are read whole from across the hall: they have no ``min_font_size`` and are
+    never shortened. A heading or the site's name stops shrinking at its ``min_font_size`` (the type floor)
+    and is shortened with an ellipsis there instead."""
+
+    max_font_size = NumericProperty(40.0)
+    min_font_size = NumericProperty(0.0)  # 0: whole, however small (else: shortened below this size)
+    max_lines = NumericProperty(1)
+    room_width = NumericProperty(0.0)
+    room_height = NumericProperty(0.0)
+    one_line_min = NumericProperty(0.0)  # on one line if it fits at this size (else wrapped, if larger)
+    lead_em = NumericProperty(0.0)  # room kept before the text, in font sizes (the desk's arrow)
+
+    def __init__(self, **kwargs: Any):
+        self._refit = Clock.create_trigger(lambda dt: self.fit(), -1)  # once, before the next frame
+        super().__init__(**kwargs)
+        for name in ("text", "font_name", "max_font_size", "min_font_size", "max_lines", "room_width",
+                     "room_height", "halign", "one_line_min", "lead_em", "width"):
+            self.fbind(name, self._refit)
+        self._refit()
+
+    def fit(self) -> None:
+        if not self.text.strip() or self.room_width < 1:
+            return
+        room = (self.room_width, self.room_height)
+        size, line_width = fit_font(self.text, self.font_name, self.max_font_size, room, 1, self.halign, self.lead_em)
+        if self.max_lines > 1 and size < self.one_line_min:
+            # More lines only below one_line_min and for a clear gain: "Skranke 3" on one line at 49 u reads
+            # better than "Skranke / 3" at 68 u.
+            wrapped, wrapped_width = fit_font(self.text, self.font_name, self.max_font_size, room,
+                                              int(self.max_lines), self.halign, self.lead_em)
+            if wrapped >= size * WRAP_GAIN:
+                size, line_width = wrapped, wrapped_width
+        self.shorten = size < self.min_font_size
+        self.font_size = max(size, self.min_font_size)
+        # A label sized by its text is as wide as its widest line; one with its own width aligns the text in it.
+        self.text_size = (line_width + 1 if self.size_hint_x is None else self.width, None)
+        self.texture_update()
 
 
 class TopBar(BoxLayout):
@@ -97,6 +177,17 @@ class QueueRowW(BoxLayout):
     wait = StringProperty("")
     open = BooleanProperty(True)
     show_waiting = BooleanProperty(True)  # a closed or booking-only service says only that
+    stacked = BooleanProperty(False)  # "4 waiting" above "about 8 min": side by side they would not fit
+    gap = NumericProperty(0.0)  # between the two side by side (the kv rule's)
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        for name in ("width", "waiting", "wait", "show_waiting", "gap"):
+            self.fbind(name, self._restack)
+        self._restack()
+
+    def _restack(self, *_: Any) -> None:
+        self.stacked = self.show_waiting and not side_by_side(
+            (self.ids.count, self.waiting), (self.ids.wait, self.wait), self.gap, self.width)
 
 
 class EventRowW(BoxLayout):
@@ -108,11 +199,29 @@ class EventRowW(BoxLayout):
     tentative = BooleanProperty(False)
 
 
+def side_by_side(first: tuple[Label, str], second: tuple[Label, str], gap: float, width: float) -> bool:
+    """Whether two texts fit on one line of ``width``, ``gap`` apart, each in its label's font. (The texts
+    are given: a kv binding may set the labels' own after this runs.)"""
+    (one, one_text), (two, two_text) = first, second
+    return one._label.get_extents(one_text)[0] + gap + two._label.get_extents(two_text)[0] <= width
+
+
 class HoursBar(BoxLayout):
     hours = StringProperty("")
     building = StringProperty("")
     staffed = BooleanProperty(True)
     portrait = BooleanProperty(False)
+    stacked = BooleanProperty(False)  # the building's hours under who is here: side by side they would not fit
+    gap = NumericProperty(0.0)  # between the two side by side (the kv rule's)
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        for name in ("hours", "building", "gap"):
+            self.fbind(name, self._restack)
+        self.ids.room.fbind("width", self._restack)
+
+    def _restack(self, *_: Any) -> None:
+        self.stacked = bool(self.hours and self.building) and not side_by_side(
+            (self.ids.hours, self.hours), (self.ids.building, self.building), self.gap, self.ids.room.width)
 
 
 class MessageBar(BoxLayout):
@@ -134,6 +243,12 @@ class SignageScreen(BoxLayout):
     def __init__(self, **kwargs: Any):
         self._filled: dict[str, tuple[Any, float]] = {}
         super().__init__(**kwargs)
+
+    def on_size(self, screen: Any, size: Any) -> None:
+        # The scale follows the screen as it is: a full-screen app whose panel is not the size it was
+        # configured for (the ARM guest's 1280x720 at a 1080p scale cut the ticket to "K...").
+        if min(size) > 100:  # (not the 100x100 every widget starts as)
+            SCALE.u = min(size) / 1080.0
 
     def on_kv_post(self, base_widget: Any) -> None:
         # A panel's height is known only after layout: refit its rows then.
@@ -220,11 +335,11 @@ class SignageScreen(BoxLayout):
         rows = [_measured(row, box.width) for row in make()]
         if box_id == "queues":
             self.queues_height = sum(row.height for row in rows)
-        # Only as many rows as fit: a long list must not run over the panel below.
+        # Only as many whole rows as fit: a long list must not run over the panel below (nor out of its own).
         used = 0.0
         for row in rows:
             used += row.height
-            if used > box.height + 1 and box.children:
+            if used > box.height + 1:
                 break
             box.add_widget(row)
 
@@ -359,21 +474,14 @@ class SignageApp(App):
     def build(self) -> SignageScreen:
         from kivy.core.window import Window
 
-        if self.fit_window and min(Window.size) > 0:
+        if self.fit_window and min(Window.size) > 0:  # later changes: SignageScreen.on_size follows them
             self.size = (int(Window.width), int(Window.height))
-            Window.bind(size=self._resized)
         screen = build_screen(self.orientation, self.size)
         self.driver = ScreenDriver(screen, self.state, self.lang, self.lock, self.alternate_s)
         self.driver.redraw()
 
         Window.bind(on_flip=self._flipped)
         return screen
-
-    def _resized(self, _window: Any, size: tuple[int, int]) -> None:
-        """The panel's mode changed (or came late): the kv rules follow ``SCALE.u``."""
-        if min(size) > 0:
-            self.size = (int(size[0]), int(size[1]))
-            SCALE.u = min(self.size) / 1080.0
 
     def _flipped(self, window: Any) -> None:
         """After each frame: the benchmark's "start → first frame" and "→ full state drawn"."""

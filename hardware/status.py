@@ -28,6 +28,7 @@ class StatusPublisher:
             raise ValueError("kind must be 'kiosk' or 'printer'")
         self.client, self.topics, self.device, self.kind, self.qos = client, topics, device, kind, qos
         self._last: tuple[bool, str | None, str | None] | None = None
+        self._sent: Any = None  # paho's MQTTMessageInfo of the last publish
         self._lock = threading.Lock()
 
     @property
@@ -47,8 +48,22 @@ class StatusPublisher:
             if getattr(info, "rc", 0) != 0:  # not connected: try again on the next update
                 log.warning("device status not published (rc=%s)", info.rc)
                 return False
-            self._last = key
+            self._last, self._sent = key, info
             return True
+
+    def wait_acknowledged(self, timeout: float) -> bool:
+        """Wait until the broker holds the last status published (its PUBACK at QoS 1; paho's network thread
+        sends it some time after ``update`` returns). Only then does a client joining later read it as the
+        retained message. True if it does, or if nothing was published yet."""
+        with self._lock:
+            sent = self._sent
+        if sent is None:
+            return True
+        try:
+            sent.wait_for_publish(timeout)
+            return bool(sent.is_published())
+        except (RuntimeError, ValueError):  # lost with the connection, or never queued
+            return False
 
     def republish(self) -> bool:
         """Send the last status again, e.g. from the client's on_connect after a broker restart."""

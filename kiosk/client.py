@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 import requests
 
+from vuoro.http_client import session as keep_alive_session
+
 log = logging.getLogger("vuoro.kiosk.client")
 
 
@@ -75,12 +77,14 @@ class HubClient:
     timeout: float = 3.0
     retries: int = 2
     retry_pause: float = 0.2
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=keep_alive_session)
     ca_file: str | None = None  # an https:// hub signed by the site's own CA; None: the system's CAs
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        # One pooled keep-alive connection per kiosk: no TCP handshake on each touch.
+        # One pooled keep-alive connection per kiosk: no TCP handshake on each touch. Dropped after 30 s idle
+        # (before the hub drops it), and a request whose connection ended before the answer is sent once more
+        # with the same Idempotency-Key, at once (vuoro/http_client.py); the retries below are for the rest.
         self.session.headers["User-Agent"] = "vuoro-kiosk"
         if self.token:
             self.session.headers["Authorization"] = f"Bearer {self.token}"

@@ -342,9 +342,12 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                  summary=f"{action} at a counter")(make(action))
 
     @app.post("/api/v1/counters/{counter}/transfer", tags=["counters"])
-    async def transfer(counter: str, body: TransferRequest,
-                       who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:
-        return await counter_action(counter, who, "transfer", service=body.service)
+    async def transfer(counter: str, body: TransferRequest, who: Annotated[Principal, Depends(require("staff"))],
+                       idempotency_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise ApiError(400, refusals.IDEMPOTENCY_KEY,
+                           "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
+        return await counter_action(counter, who, "transfer", service=body.service, request_id=idempotency_key)
 
     @app.put("/api/v1/message", tags=["staff"])
     async def put_message(body: MessageRequest, who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:

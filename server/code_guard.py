@@ -54,16 +54,26 @@ def chance_per_day(wrong_codes_per_day: int) -> float:
 class CodeGuard:
     """Who may try a booking code now; what staff should know about devices that try too many."""
 
-    def __init__(self, folder: Path, *, clock: Any = time.monotonic, wall_clock: Any = time.time):
-        self.keys = Bucket(int(PER_KEY["burst"]), PER_KEY["per_hour"], clock=clock)
-        self.site = Bucket(int(SITE["burst"]), SITE["per_hour"], clock=wall_clock)
+    def __init__(self, folder: Path | None, *, clock: Any = time.monotonic, wall_clock: Any = time.time,
+                 make: Any = None):
+        """``folder``: where the site bucket is kept. ``make(kind, burst, per_hour)``: buckets of their own
+        instead (the centre's workers share theirs in PostgreSQL, ``central.shared_state.SharedBucket``; then
+        nothing is kept on disk)."""
+        if make is not None:
+            self.keys, self.site = (make("keys", int(PER_KEY["burst"]), PER_KEY["per_hour"]),
+                                    make("site", int(SITE["burst"]), SITE["per_hour"]))
+        else:
+            self.keys = Bucket(int(PER_KEY["burst"]), PER_KEY["per_hour"], clock=clock)
+            self.site = Bucket(int(SITE["burst"]), SITE["per_hour"], clock=wall_clock)
         self.clock = clock
-        self.path = folder / STATE_FILE
+        self.path = folder / STATE_FILE if folder is not None and make is None else None
         self._failures: dict[str, deque[float]] = {}  # device → times of its wrong codes in the last hour
         self._slowed: dict[str, float] = {}  # device → when it was last told to wait
         self._load()
 
     def _load(self) -> None:
+        if self.path is None:
+            return
         try:
             state = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -77,6 +87,8 @@ class CodeGuard:
             self.site.restore({"site": [0.0, self.site.clock()]})
 
     def _save(self) -> None:
+        if self.path is None:
+            return
         temporary = self.path.with_suffix(".tmp")
         try:
             temporary.write_text(json.dumps(self.site.state()))

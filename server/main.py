@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config, sample_secrets
+from vuoro.keepalive import server_keep_alive
+from vuoro.stopping import serve_then_clean_up
 
 log = logging.getLogger("vuoro.hub")
 
@@ -194,8 +196,11 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
              config.http_scheme, config.listen_host, config.listen_port, open_files)
     # ws="none": the hub serves no WebSocket (screens use MQTT and SSE), so uvicorn need not load the websockets
     # library (bench/ab_hub.py: idle RSS and start CPU, see the commit that added this).
+    # timeout_keep_alive: an idle connection lives longer than any of our clients keeps one (vuoro/keepalive.py):
+    # at uvicorn's 5 s a desk's call sent as the hub closed its connection was lost.
     server = uvicorn.Server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
-                                           log_level="warning", access_log=False, ws="none", **tls))
+                                           log_level="warning", access_log=False, ws="none",
+                                           timeout_keep_alive=server_keep_alive(), **tls))
     link.on_conflict.append(lambda message: setattr(server, "should_exit", True))
     link.start(look_first=look_later)
     if restart_asked:  # asked while the hub was starting
@@ -217,7 +222,7 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
 
         threading.Thread(target=serving, name="vuoro-trial", daemon=True).start()
     try:
-        server.run()
+        serve_then_clean_up(server)  # a SIGTERM (a systemd stop) goes on to the clean-up below (vuoro/stopping.py)
     finally:
         link.stop()
         if follower:

@@ -247,10 +247,20 @@ class SQLiteStore:
         # [central]: every batch also writes its outbox rows, and the uplink is told after the COMMIT.
         self.outbox = outbox
         self.outbox_committed: list[Callable[[], None]] = []
+        # ... and before the COMMIT too, once the rows are written: the uplink wakes (and takes the GIL) while this
+        # thread waits for the disk with the GIL released, not when it has the kiosk's answer to finish; the nudge
+        # after the COMMIT then finds it awake (lingering) and costs no thread switch.
+        self.outbox_writing: list[Callable[[], None]] = []
         self._outbox_tables: dict[int, list[str]] = {}  # schema version → the tables whose new rows go out
+        # The centre's acknowledged position, handed over by the uplink thread (a plain attribute: one reference
+        # replaced whole) and recorded by the next commit, inside the kiosks' own transaction: a mark of its own
+        # would be one more synced commit a second that a ticket could queue behind (bench/bench_branches.py).
+        self.mark_due: uplink_outbox.ShippedMark | None = None
+        self._mark_written: uplink_outbox.ShippedMark | None = None
         self.writers[uplink_outbox.ShippedMark] = uplink_outbox.write_shipped
         self.writers[uplink_outbox.Resnapshot] = uplink_outbox.write_resnapshot
         self.writers[uplink_outbox.SnapshotChunk] = uplink_outbox.write_snapshot_chunk
+        self.writers[uplink_outbox.Backfill] = uplink_outbox.write_backfill
         self.origin = uplink_outbox.start_stream(self.db, site) if outbox else None
 
     # -- who may use the connection ----------------------------------------------------
@@ -277,12 +287,19 @@ class SQLiteStore:
     @contextlib.contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:
         """A read-only connection of its own, for a long read off the writer thread; closed on leaving."""
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        db = self.open_reader()
         try:
-            db.execute("PRAGMA busy_timeout=5000")
             yield db
         finally:
             db.close()
+
+    def open_reader(self) -> sqlite3.Connection:
+        """A read-only connection for a thread that reads often (the uplink, several times a second): opening one
+        and reading the schema costs more than the reads. Its owner closes it, and ends each read transaction it
+        begins, so the WAL can be checkpointed past it."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
 
     # -- schema ---------------------------------------------------------------------
 
@@ -396,12 +413,19 @@ class SQLiteStore:
         """Write every change of these outcomes in ONE transaction (with their outbox rows, for a centre)."""
         outcomes = list(outcomes)
         shipped = 0
+        mark = self.mark_due
         with self._transaction() as db:
             before = uplink_outbox.positions(db, self._outbox_tables) if self.origin else {}
             for outcome in outcomes:
                 self._write(outcome)
             if self.origin:
                 shipped = uplink_outbox.write(db, outcomes, before, self.origin)
+                if mark is not None and mark is not self._mark_written:
+                    uplink_outbox.write_shipped(db, mark)
+                if shipped:
+                    for nudge in self.outbox_writing:
+                        nudge()
+        self._mark_written = mark
         if shipped:
             for nudge in self.outbox_committed:
                 nudge()

@@ -32,3 +32,21 @@ TEST_SITE = Path(__file__).parent / "sites" / "always_open.toml"
 @pytest.fixture(scope="session")
 def hub_site() -> Path:
     return TEST_SITE
+
+
+# The files that took longest in a whole run (bench/RESULTS.md, "The test suite"), slowest first. Each xdist
+# worker takes whole files (--dist loadfile) in this order, so the long ones start at once on both workers and
+# the short ones fill the end, instead of a long file starting last while the other worker idles. The rest keep
+# their order; a file missing here only costs balance, never a test.
+SLOWEST_FIRST = (
+    "test_central_e2e.py", "test_deploy_pi_ansible.py", "test_central_config.py", "test_signage_type.py",
+    "test_kiosk_app.py", "test_kiosk_speech.py", "test_booking_notices.py", "test_hub.py", "test_central_deploy.py",
+    "test_accessibility_web.py", "test_fuzz_http.py", "test_staff_page.py", "test_calendar_e2e.py",
+    "test_hub_presence.py", "test_bookings_web.py", "test_faults_day.py", "test_demo.py", "test_kiosk_visits.py",
+    "test_phone.py", "test_central_directory.py", "test_doctor.py", "test_deploy_mosquitto.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept

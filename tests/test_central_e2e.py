@@ -12,13 +12,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 import requests
 
+from central.ingest import ts_text
+from server.uplink import outbox
 from tests.conftest import TEST_SITE
 from toolkit.broker import free_port, fresh_root
 from toolkit.central_process import CentralProcess
@@ -28,6 +32,7 @@ from toolkit.polling import wait_until
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
 BRANCHES = {"north": "Nordby Bibliotek", "south": "Sydby Bibliotek"}
+CPH = ZoneInfo("Europe/Copenhagen")
 
 
 def branch_site(folder: Path, site_id: str, name: str, centre_port: int, *, scheme: str = "http",
@@ -242,6 +247,31 @@ def test_a_hub_killed_between_the_centres_commit_and_its_own_mark_sends_again_an
     assert setup.central_counts("north")[0] == 3
 
 
+def test_a_hub_stopped_by_sigterm_marks_what_the_centre_has_before_it_exits(setup: Setup) -> None:
+    """As systemd stops it (vuoro/stopping.py): the clean-up after serving runs (uvicorn raised the SIGTERM again
+    once it had stopped serving, and the default handler ended the process first), so the uplink's last mark is
+    made and nothing is sent again at the next start."""
+    setup.centre.start()
+    del setup.hubs["south"]
+    hub = setup.hubs["north"].start()
+    for _ in range(3):
+        setup.issue("north")
+    setup.wait_in_step()
+    process = hub.process
+    assert process is not None
+    hub.stop()  # SIGTERM
+    assert process.returncode == 0
+    with sqlite3.connect(setup.store("north")) as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0  # every row acknowledged is marked
+        (marked,) = db.execute("SELECT shipped FROM uplink_state").fetchone()
+    with psycopg.connect(setup.database) as db:
+        assert db.execute("SELECT shipped FROM streams WHERE branch = 'north'").fetchone()[0] == marked
+    centre = setup.centre.process
+    assert centre is not None
+    setup.centre.stop()  # SIGTERM: the centre too closes its refresher and pool and returns, instead of dying of it
+    assert centre.returncode == 0
+
+
 def test_a_centre_restored_from_an_older_backup_gets_the_whole_branch_again(setup: Setup) -> None:
     setup.centre.start()
     del setup.hubs["south"]
@@ -419,3 +449,158 @@ def test_the_centre_counts_how_tickets_were_taken_and_who_left(setup: Setup) -> 
     overview = setup.centre.get("/api/v1/branches").json()["branches"]
     kvik = next(s for s in next(b for b in overview if b["branch"] == "north")["services"] if s["service"] == "kvik")
     assert kvik["left"] == 1 and kvik["issued"] == 2
+
+
+# -- what's on: staff events, sign-ups and check-ins ------------------------------------------------------------
+
+MORNING = datetime(2026, 11, 23, 9, 0, tzinfo=CPH)  # a Monday; the hubs run on this clock, TZ=UTC
+DAY = MORNING.date().isoformat()
+
+
+class Programme:
+    """One branch's events and sign-ups, through its hub's API (kiosk and staff), as tests/test_events_* do."""
+
+    def __init__(self, setup: Setup, bid: str):
+        self.url, self.setup, self.bid = setup.hubs[bid].url, setup, bid
+
+    def event(self, title: str, start: datetime, **extra: Any) -> str:
+        made = requests.post(f"{self.url}/api/v1/events", headers=STAFF, timeout=10, json={
+            "title": title, "start": start.isoformat(), "end": (start + timedelta(hours=1, minutes=30)).isoformat(),
+            "room": "Salen", **extra})
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    def sign_up(self, event_id: str, *, name: str | None = None) -> dict[str, Any]:
+        answer = requests.post(f"{self.url}/api/v1/events/{event_id}/signups", timeout=10,
+                               json={"language": "da", **({"name": name} if name else {})},
+                               headers={**(STAFF if name else KIOSK), "Idempotency-Key": uuid.uuid4().hex})
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+    def check_in(self, code: str) -> dict[str, Any]:
+        answer = requests.post(f"{self.url}/api/v1/checkins", json={"code": code, "language": "da"}, timeout=10,
+                               headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex})
+        assert answer.status_code in (200, 201), answer.text
+        return dict(answer.json())
+
+    def branch_rows(self) -> tuple[set[Any], set[Any]]:
+        with sqlite3.connect(f"file:{self.setup.store(self.bid)}?mode=ro", uri=True) as db:
+            return (set(db.execute("SELECT id, event_id, seat, waiting_place, attended_at FROM event_signups")),
+                    set(db.execute("SELECT id, state, seats FROM events_local")))
+
+    def central_rows(self) -> tuple[set[Any], set[Any]]:
+        with psycopg.connect(self.setup.database) as db:
+            signups = {(i, e, s, w, ts_text(a)) for i, e, s, w, a in db.execute(
+                "SELECT id, event_id, seat, waiting_place, attended_at FROM event_signups WHERE branch = %s",
+                (self.bid,))}
+            events = set(db.execute("SELECT id, state, seats FROM staff_events WHERE branch = %s", (self.bid,)))
+        return signups, events
+
+    def outbox_left(self) -> int:
+        with sqlite3.connect(f"file:{self.setup.store(self.bid)}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def in_step(self) -> bool:
+        return self.branch_rows() == self.central_rows()  # sets of the same rows; primary keys: none twice
+
+    def figures(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What's on in the day's figures: the branch's own statistics, and the centre's for the branch."""
+        own = requests.get(f"{self.url}/api/v1/stats/summary", params={"from": DAY, "to": DAY}, headers=STAFF,
+                           timeout=10).json()["events"]
+        central = self.setup.centre.get(f"/api/v1/branches/{self.bid}/summary", start=DAY, end=DAY).json()["events"]
+        return own, central
+
+
+def test_event_sign_ups_and_check_ins_reach_the_centre_exactly_once_and_its_figures_are_the_branchs(
+        tmp_path: Path, make_hub: Any, make_central: Any, postgres_db: str) -> None:
+    """Staff events, sign-ups (kiosk and staff, a waiting list, one given up so the first waiting moves up) and
+    check-ins travel like tickets: the centre holds exactly the branch's rows, without the sign-ups' codes and names,
+    and counts them as the branch's statistics do. A hub SIGKILLed between the centre's commit of a sign-up and its
+    own mark sends it again, and the centre still has it once; a re-snapshot after the centre lost rows ships the
+    given-up sign-up's tombstone again, so the centre forgets it even from an older backup."""
+    clock = {"clock": MORNING, "tz": "UTC"}
+    setup = Setup(tmp_path, make_hub, make_central, postgres_db, north=clock, south=clock)
+    setup.centre.start()
+    for hub in setup.hubs.values():
+        hub.start()
+    north, south = Programme(setup, "north"), Programme(setup, "south")
+
+    cafe = north.event("Sprogcafé", MORNING.replace(hour=17), seats=2, waiting_list=3)
+    anna, bent = north.sign_up(cafe), north.sign_up(cafe)
+    karen = north.sign_up(cafe, name="Karen Jensen")  # by phone, at the desk: waiting, 1st
+    carl = north.sign_up(cafe)  # waiting, 2nd
+    assert (karen["waiting_place"], carl["waiting_place"]) == (1, 2)
+    given_up = requests.delete(f"{north.url}/api/v1/events/{cafe}/signups/{bent['code']}", headers=STAFF, timeout=10)
+    assert given_up.ok and given_up.json()["moved_up"]["code"] == karen["code"]  # Karen takes Bent's seat
+    north.sign_up(north.event("Forfattermøde", MORNING + timedelta(days=1, hours=9), seats=20))
+    knitting = north.event("Strikkeklub", MORNING.replace(hour=18), seats=5)
+    assert requests.delete(f"{north.url}/api/v1/events/{knitting}", headers=STAFF, timeout=10).ok
+    south.sign_up(south.event("Babysalmesang", MORNING.replace(hour=10, minute=30), seats=8))
+
+    for hub in setup.hubs.values():
+        hub.set_clock(MORNING.replace(hour=16, minute=40))
+    assert north.check_in(anna["code"])["already"] is False
+    assert north.check_in(anna["code"])["already"] is True  # a second scan changes nothing
+    assert north.check_in(karen["code"])["already"] is False  # moved up: checks in with her seat
+    wait_until(lambda: north.in_step() and south.in_step(), "the centre to hold exactly each branch's what's on")
+
+    signups, _ = north.central_rows()
+    assert len(signups) == 4 and bent["code"] not in str(signups)  # Anna, Karen, Carl, Forfattermøde's; not Bent
+    with psycopg.connect(setup.database) as db:  # nothing personal: no code, no name
+        columns = {c for c, in db.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'event_signups'")}
+        assert not columns & {"code", "name", "phone", "email"}
+    with sqlite3.connect(f"file:{setup.store('north')}?mode=ro", uri=True) as db:
+        (karen_id,) = db.execute("SELECT id FROM event_signups WHERE code = ?", (karen["code"],)).fetchone()
+        shipped = outbox.read_back(db, outbox.SIGNUP, karen_id)  # the body the writer put in the outbox
+    assert shipped and "Karen" not in shipped and karen["code"] not in shipped
+
+    for programme in (north, south):
+        own, central = programme.figures()
+        assert central == own, programme.bid
+    # the Sprogcafé (Forfattermøde is tomorrow, Strikkeklub cancelled); Anna, Karen, Carl and Forfattermøde's
+    # sign-up made today (Bent's given up), Carl waiting; Anna and Karen checked in
+    assert north.figures()[1] == {"events": 1, "signups": 4, "seated": 3, "waiting_list": 1, "attended": 2}
+    together = setup.centre.get("/api/v1/summary", start=DAY, end=DAY).json()["events"]
+    assert together["all"] == {"events": 2, "signups": 5, "seated": 4, "waiting_list": 1, "attended": 2}
+    assert together["branches"] == {programme.bid: programme.figures()[1] for programme in (north, south)}
+
+    # SIGKILLed between the centre's commit of a new sign-up and the branch's own mark: sent again, stored once
+    hub = setup.hubs["north"]
+    wait_until(lambda: north.outbox_left() == 0, "north to mark what the centre acknowledged")  # none to re-send
+    hub.stop()
+    hub.env = {"VUORO_UPLINK_KILL_AFTER": "1"}
+    hub.start()
+    dora = north.sign_up(cafe)
+    assert hub.process is not None
+    hub.process.wait(20)
+    assert hub.process.returncode == -9
+    with sqlite3.connect(setup.store("north")) as db:
+        (marked,) = db.execute("SELECT shipped FROM uplink_state").fetchone()
+        kinds = {kind for kind, in db.execute("SELECT kind FROM outbox WHERE seq > ?", (marked,))}
+    with psycopg.connect(setup.database) as db:
+        (stored,) = db.execute("SELECT shipped FROM streams WHERE branch = 'north'").fetchone()
+    assert outbox.SIGNUP in kinds and stored > marked  # the centre had it; the branch had not marked it: the window
+    hub.process, hub.env, hub.topic_root = None, {}, fresh_root()
+    hub.start()
+    wait_until(north.in_step, "the sign-up made at the kill at the centre, once")
+    assert dora["waiting_place"] == 3 and len(north.central_rows()[0]) == 5  # Carl keeps his place, 2
+
+    # The centre's database back from an older backup that still had Bent: the branch ships everything again,
+    # Bent's tombstone with it
+    with sqlite3.connect(f"file:{setup.store('north')}?mode=ro", uri=True) as db:
+        (bent_id,) = db.execute("SELECT id FROM event_signups_cancelled").fetchone()  # the one given up
+    with psycopg.connect(setup.database) as db:
+        db.execute("INSERT INTO event_signups (branch, id, stream, revision, event_id, seat, created_at, committed_at) "
+                   "VALUES ('north', %s, 'old', 1, %s, 2, now(), now())", (bent_id, cafe))
+        db.execute("UPDATE streams SET shipped = 2 WHERE branch = 'north'")
+    setup.centre.stop()
+    setup.centre.start()
+    north.sign_up(cafe)  # the next batch meets the 409: a new stream with the whole store
+    wait_until(north.in_step, "the centre to hold exactly north's what's on after the re-snapshot", 60)
+    with psycopg.connect(setup.database) as db:
+        assert db.execute("SELECT COUNT(*) FROM streams WHERE branch = 'north'").fetchone()[0] == 2
+        assert db.execute("SELECT COUNT(*) FROM event_signups WHERE id = %s", (bent_id,)).fetchone()[0] == 0
+    own, central = north.figures()
+    assert central == own and central["signups"] == 6
+

@@ -117,3 +117,32 @@ def test_a_batch_that_fails_halfway_stores_nothing(db: psycopg.Connection) -> No
         store_batch(db, "north", batch(0, (1, "ticket", "t1", T1), (2, "ticket", "t2", broken)))
     assert counts(db) == (0, 0, 0)
     assert db.execute("SELECT shipped FROM streams").fetchall() in ([], [(0,)])
+
+
+SIGNUP = {"id": "su1", "event_id": "ev1", "seat": None, "waiting_place": 1, "language": "da",
+          "created_at": "2026-11-30T09:00:00+00:00", "attended_at": None}
+SEATED = {**SIGNUP, "seat": 2, "waiting_place": None}
+GONE = {"id": "su1", "event_id": "ev1", "cancelled_at": "2026-11-30T09:30:00+00:00", "cancelled": True}
+CAFE = {"id": "ev1", "title": "Sprogcafé", "start": "2026-11-30T16:00:00+00:00", "end": "2026-11-30T17:30:00+00:00",
+        "room": None, "state": "scheduled", "seats": 2, "waiting_list": 3, "created_at": "2026-11-30T08:00:00+00:00"}
+
+
+def signups(db: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return db.execute("SELECT id, seat, waiting_place, revision FROM event_signups WHERE branch = 'north'").fetchall()
+
+
+def test_sign_ups_and_staff_events_are_kept_at_their_newest_state_and_a_given_up_one_is_forgotten(
+        db: psycopg.Connection) -> None:
+    stored = store_batch(db, "north", batch(0, (1, "staff_event", "ev1", CAFE), (2, "signup", "su1", SIGNUP),
+                                            (3, "signup", "su1", SEATED)))
+    assert stored.applied == 3 and signups(db) == [("su1", 2, None, 3)]  # moved up in the same batch: the last
+    assert db.execute("SELECT title, seats, waiting_list FROM staff_events").fetchall() == [("Sprogcafé", 2, 3)]
+    store_batch(db, "north", batch(3, (4, "staff_event", "ev1", {**CAFE, "state": "cancelled"})))
+    assert db.execute("SELECT state, revision FROM staff_events").fetchall() == [("cancelled", 4)]
+    db.execute("UPDATE streams SET shipped = 0")  # an older state from a lower seq of the same stream loses
+    store_batch(db, "north", batch(0, (2, "signup", "su1", SIGNUP)))
+    assert signups(db) == [("su1", 2, None, 3)]
+    store_batch(db, "north", batch(2, (5, "signup", "su1", GONE)))
+    assert signups(db) == []
+    again = store_batch(db, "north", batch(4, (5, "signup", "su1", GONE), (6, "signup", "su9", {**GONE, "id": "su9"})))
+    assert again.applied == 1 and signups(db) == []  # a tombstone again, or of one never seen here: nothing

@@ -96,6 +96,21 @@ def test_a_ticket_and_its_call_are_in_the_outbox_of_the_commit_that_made_them(br
     assert len(nudged) == 2  # the uplink is told after each commit that wrote outbox rows
 
 
+def test_the_uplink_is_woken_as_the_commit_goes_to_disk_and_told_again_after_it(branch) -> None:
+    hub, path = branch
+    seen: list[tuple[str, int]] = []
+
+    def visible(when: str) -> None:
+        with hub.store.reader() as db:  # another connection: what the uplink would read now
+            seen.append((when, db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]))
+
+    hub.store.outbox_writing.append(lambda: visible("before"))
+    hub.store.outbox_committed.append(lambda: visible("after"))
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    hub.call(lambda engine, now: engine.call_next("kvik1", now))
+    assert seen == [("before", 0), ("after", 2), ("before", 2), ("after", 5)]
+
+
 def test_a_refused_command_writes_nothing_to_the_outbox(branch) -> None:
     hub, path = branch
     with pytest.raises(Exception, match="There is no service"):
@@ -116,6 +131,48 @@ def test_a_shipped_mark_moves_the_position_and_trims_the_rows(branch) -> None:
     assert pending is not None and pending.shipped == seqs[3] and pending.backlog == 2
     hub.call(lambda engine, now: engine.issue("kvik", "da", now))
     assert outbox(path)[-1][0] > seqs[-1]  # never a number again, though rows were trimmed (AUTOINCREMENT)
+
+
+def test_a_mark_handed_to_the_store_is_recorded_by_the_next_kiosk_commit_not_one_of_its_own(branch) -> None:
+    """The uplink hands the centre's position over (``store.mark_due``); the writer records it with the next
+    change it commits anyway, so a ticket never queues behind a synced commit of the mark alone."""
+    hub, path = branch
+    site = hub.config.site_id
+    for _ in range(2):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    seqs = [seq for seq, *_ in outbox(path)]
+    with hub.store.reader() as db:
+        stream = read_pending(db, site, 0, 1).stream  # type: ignore[union-attr]
+    commits: list[int] = []
+    hub.store.outbox_committed.append(lambda: commits.append(1))
+    hub.store.mark_due = ShippedMark(site, seqs[1], datetime.now(UTC).isoformat(), stream)
+    assert [seq for seq, *_ in outbox(path)] == seqs  # nothing yet: no commit has come
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))  # the writer thread, as a kiosk's ticket
+    assert len(commits) == 1  # one commit: the ticket's, with the mark in it
+    assert [seq for seq, *_ in outbox(path)] == seqs[2:] + [seqs[-1] + 1, seqs[-1] + 2]
+    with hub.store.reader() as db:
+        assert read_pending(db, site, 0, 1).shipped == seqs[1]  # type: ignore[union-attr]
+
+
+def test_a_mark_of_an_older_stream_changes_nothing(branch) -> None:
+    """A mark that waited for a commit while a re-snapshot began a new stream must not skip the new stream's
+    rows (they would never reach the centre)."""
+    from server.uplink.outbox import Resnapshot
+
+    hub, path = branch
+    site = hub.config.site_id
+    for _ in range(3):
+        hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    with hub.store.reader() as db:
+        old = read_pending(db, site, 0, 1)
+    assert old is not None
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(site)]))
+    again = outbox(path)
+    hub.store.mark_due = ShippedMark(site, again[-1][0], datetime.now(UTC).isoformat(), old.stream)
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    assert [seq for seq, *_ in outbox(path)][:len(again)] == [seq for seq, *_ in again]  # none trimmed
+    with hub.store.reader() as db:
+        assert read_pending(db, site, 0, 1).shipped == 0  # type: ignore[union-attr]
 
 
 def test_a_site_that_joins_a_centre_ships_its_history(tmp_path: Path) -> None:
@@ -223,3 +280,81 @@ def test_a_re_snapshot_is_copied_in_chunks_while_tickets_go_on_and_ends_with_eve
     assert len([key for _, kind, key, _ in rows if kind == "event"]) == len(events)  # no history line twice
     hub.call(lambda engine, now: Outcome(records=[SnapshotChunk(site)]))  # nothing left: writes nothing
     assert outbox(path) == rows
+
+
+def events_plugin(hub: Hub) -> None:
+    """The events plugin's tables and writers on this hub (as the plugin installs them in a hub process)."""
+    from server import events as plugin
+
+    hub.store.writers.update(plugin.record_writers())
+    name, steps = plugin.store_schema()
+    hub.call(lambda engine, now: hub.store.migrate_plugin(name, steps))
+
+
+def whats_on(hub: Hub) -> dict[str, str]:
+    """A staff event with two seats: Anna and Bent seated, Karen (a name written by staff) waiting; Anna checks in,
+    Bent gives up his seat and Karen moves up. Ids by name."""
+    from datetime import timedelta
+
+    from server.events.records import AttendanceRow, Event, LocalEventRow, SignupCancelRow, SignupRow
+
+    site_id = hub.config.site_id
+    ids = {"event": "ev-cafe", "anna": "su-anna", "bent": "su-bent", "karen": "su-karen"}
+
+    def made(engine: object, now: datetime) -> Outcome:
+        cafe = Event(ids["event"], "staff", "Sprogcafé", now + timedelta(hours=1), now + timedelta(hours=2), seats=2,
+                     waiting_list=2)
+        return Outcome(records=[
+            LocalEventRow(site_id, cafe, now),
+            SignupRow(ids["anna"], site_id, cafe.id, "CODEANNA", 1, None, "da", "k-anna", now),
+            SignupRow(ids["bent"], site_id, cafe.id, "CODEBENT", 2, None, "da", "k-bent", now),
+            SignupRow(ids["karen"], site_id, cafe.id, "CODEKARE", None, 1, "da", None, now, name="Karen Jensen")])
+
+    hub.call(made)
+    hub.call(lambda engine, now: Outcome(records=[AttendanceRow(ids["anna"], now)]))
+    hub.call(lambda engine, now: Outcome(records=[SignupCancelRow(ids["bent"], ids["karen"], 2, now)]))
+    return ids
+
+
+def test_staff_events_and_sign_ups_go_out_in_their_commits_without_codes_or_names(branch) -> None:
+    hub, path = branch
+    events_plugin(hub)
+    ids = whats_on(hub)
+    rows = [(kind, key, body) for _, kind, key, body in outbox(path)]
+    assert [(kind, key) for kind, key, _ in rows] == [
+        ("staff_event", ids["event"]), ("signup", ids["anna"]), ("signup", ids["bent"]), ("signup", ids["karen"]),
+        ("signup", ids["anna"]),  # checked in
+        ("signup", ids["bent"]), ("signup", ids["karen"])]  # given up (a tombstone), and Karen moved up
+    assert rows[0][2]["title"] == "Sprogcafé" and rows[0][2]["seats"] == 2
+    assert rows[4][2]["attended_at"] is not None and rows[1][2]["attended_at"] is None
+    assert rows[5][2] == {"id": ids["bent"], "event_id": ids["event"], "cancelled_at": rows[5][2]["cancelled_at"],
+                          "cancelled": True}
+    assert (rows[6][2]["seat"], rows[6][2]["waiting_place"]) == (2, None)
+    text = json.dumps([body for _, _, body in rows])
+    assert "Karen" not in text and "CODE" not in text and "k-anna" not in text  # no name, no code, no key
+
+
+def test_a_stream_from_before_ships_its_events_and_sign_ups_once_after_the_upgrade(branch) -> None:
+    from server.uplink.outbox import Backfill, Resnapshot
+
+    hub, path = branch
+    events_plugin(hub)
+    hub.call(lambda engine, now: engine.issue("kvik", "da", now))
+    ids = whats_on(hub)
+    # as an older hub left its store: everything shipped and trimmed, and no note of which sources the stream has
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM outbox")
+        db.execute("DROP TABLE uplink_sources")
+    site_id = hub.config.site_id
+    hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))
+    rows = outbox(path)
+    assert sorted((kind, key) for _, kind, key, _ in rows) == sorted(
+        [("staff_event", ids["event"]), ("signup", ids["anna"]), ("signup", ids["karen"]), ("signup", ids["bent"])])
+    assert next(body for _, _, key, body in rows if key == ids["bent"])["cancelled"] is True
+    hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))  # the next start: nothing again
+    assert len(outbox(path)) == len(rows)
+    hub.call(lambda engine, now: Outcome(records=[Resnapshot(site_id)]))  # a new stream: every source, whole
+    again = outbox(path)
+    assert {kind for _, kind, _, _ in again} == {"ticket", "event", "staff_event", "signup"}
+    hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))
+    assert len(outbox(path)) == len(again)

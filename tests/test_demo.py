@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from server.config import load_config, parse_config
 from toolkit.demo import always_open
@@ -116,15 +117,31 @@ def test_the_windowed_demo_under_xvfb_shows_kiosk_and_screen_side_by_side(tmp_pa
                                        capture_output=True, text=True).stdout
                 values = dict(line.split("=", 1) for line in shape.split())
                 windows[name] = (int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"]))
-        time.sleep(8)  # the first frames: the kiosk asks the hub, the screen reads the retained state
-        screen = ImageGrab.grab(xdisplay=display)
+        (kx, ky, kw, kh), (sx, sy, sw, sh) = windows["Vuoro kiosk"], windows["Vuoro signage"]
+
+        def drawn(screen: Any) -> bool:
+            """Both windows drawn (the kiosk has asked the hub, the screen read the retained state), neither
+            covered: the kiosk's light background at its place, the screen's dark one beside it."""
+            for x, y, w, h in (windows["Vuoro kiosk"], windows["Vuoro signage"]):
+                colours = screen.crop((x, y, x + w, y + h)).convert("RGB").getcolors(maxcolors=1 << 16)
+                if not (colours is None or len(colours) > 20):
+                    return False
+            return (sum(screen.getpixel((kx + kw // 2, ky + kh - 4))[:3]) > 600
+                    and sum(screen.getpixel((sx + sw // 2, sy + 4))[:3]) < 150)
+
+        # the first frames, looked at every half second (the test slept 8 s here, a slow machine could lose it)
+        deadline = time.monotonic() + 60
+        while True:
+            screen = ImageGrab.grab(xdisplay=display)
+            if drawn(screen) or time.monotonic() > deadline or demo.poll() is not None:
+                break
+            time.sleep(0.5)
         screen.save(tmp_path / "xvfb.png")  # to look at when it fails
     finally:
         demo.terminate()  # SIGTERM stops the hub, broker and windows too
         demo.wait(30)
         xvfb.terminate()
         xvfb.wait(10)
-    (kx, ky, kw, kh), (sx, sy, sw, sh) = windows["Vuoro kiosk"], windows["Vuoro signage"]
     assert (kw, kh) == (800, 480) and kx + kw <= sx and sx + sw <= 1920 and max(ky + kh, sy + sh) <= 1080
     for x, y, w, h in (windows["Vuoro kiosk"], windows["Vuoro signage"]):  # both drawn, neither covered
         colours = screen.crop((x, y, x + w, y + h)).convert("RGB").getcolors(maxcolors=1 << 16)

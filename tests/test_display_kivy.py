@@ -153,10 +153,8 @@ class SignageWindowTest(GraphicUnitTest):
                 whole.refresh()
                 assert whole.texture.width <= label.width, (label.text, whole.texture.width, label.width)
         finally:
-            if app is not None:
-                Window.unbind(size=app._resized)
-                if app.driver is not None:
-                    app.driver.stop()
+            if app is not None and app.driver is not None:
+                app.driver.stop()
             Window.size = before
             SCALE.u = 1.0
 

@@ -134,7 +134,8 @@ def test_2000_streams_are_served_beside_kiosks_and_more_are_refused_in_words(tmp
         # One address more than it may: 429, in words.
         status, sock, first = open_stream(hub.port, addresses[0])
         sockets.append(sock)
-        assert status == 429 and b"too_many_streams" in first + sock.recv(4096)
+        # the answer's body may have come with its head (one read) or after it: read more only if it is not here yet
+        assert status == 429 and (b"too_many_streams" in first or b"too_many_streams" in sock.recv(4096))
         # A new address when the hub is full: 503, in words.
         status, sock, first = open_stream(hub.port, "127.0.0.99")
         sockets.append(sock)

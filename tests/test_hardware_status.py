@@ -45,6 +45,9 @@ def test_publishes_retained_status_only_when_it_changes(live_broker) -> None:
             vp.set_paper("out")
             assert not printer.print_receipt(queue_ticket()).printed
         assert publisher.update(Health("paper_out", "out of paper")) is False  # unchanged: not sent again
+        # update() only hands the message to paho's network thread: under load a watcher subscribing now could
+        # still get the broker's earlier retained status ("ok"), with "out of paper" following live, unretained
+        assert publisher.wait_acknowledged(10)
 
         seen: queue.Queue = queue.Queue()
         watcher = _client(live_broker, lambda c, u, m: seen.put(m))

@@ -267,3 +267,41 @@ def test_a_kiosk_printer_out_of_paper_reaches_the_devices_box(hub_in_process: Ru
         kiosk_printer.close()
         link.stop()
         clear_devices(live_broker, topics)
+
+
+def test_a_desk_call_whose_answer_was_lost_is_sent_again_and_calls_nobody_else(hub_in_process: RunningHub,
+                                                                               browser: Any) -> None:
+    """The hub calls the visitor, the answer never reaches the page (the connection ends: a keep-alive closed as the
+    request went out, docs/protocol.md "Connections"): the page sends the call once more with the same
+    Idempotency-Key and shows the hub's first answer; the next visitor is not called."""
+    from playwright.sync_api import Route, expect
+
+    hub_in_process.issue("kvik", 3)
+    keys: list[str | None] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            route.fetch()  # the hub acts ...
+            route.abort("connectionreset")  # ... and its answer is lost on the way
+        else:
+            route.continue_()
+
+    context = browser.new_context(viewport=SIZES["desktop"])
+    page = context.new_page()
+    page.goto(hub_in_process.url + "/staff/login")
+    page.fill("#username", DEMO_USER)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.select_option("[data-testid=desk]", "kvik1")
+    waiting = page.locator("[data-testid=waiting] [data-service=kvik] li strong")
+    expect(waiting).to_have_text(["K001", "K002", "K003"])
+    page.route("**/api/v1/counters/kvik1/next", lose_the_first_answer)
+    page.keyboard.press("n")
+    expect(page.locator("[data-testid=message]")).to_have_text("Kaldt K001")
+    expect(page.locator("[data-testid=current]")).to_have_text("K001")
+    expect(waiting).to_have_text(["K002", "K003"])
+    assert len(keys) == 2 and keys[0] is not None and keys[0] == keys[1]
+    view = hub_in_process.hub.view
+    assert view.counters["kvik1"]["serving"]["ticket"] == "K001" and view.queues["kvik"]["waiting"] == 2
+    context.close()

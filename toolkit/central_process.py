@@ -40,8 +40,10 @@ def write_centre_config(path: Path, database: str, branches: dict[str, tuple[str
 
 class CentralProcess(ChildProcess):
     def __init__(self, config: str | Path, *, port: int | None = None, log_path: str | Path | None = None,
-                 env: dict[str, str] | None = None, tls_ca: str | Path | None = None, host: str = "127.0.0.1"):
+                 env: dict[str, str] | None = None, tls_ca: str | Path | None = None, host: str = "127.0.0.1",
+                 workers: int | None = None):
         self.config = str(config)
+        self.workers = workers  # worker processes (None: the config's, else the CPUs, at least 2)
         self.host = host  # e.g. the harness's bridge address, which branches in network namespaces reach
         self.port = port or free_port()
         self.log_path = Path(log_path) if log_path else Path(self.config).with_suffix(".log")
@@ -57,7 +59,7 @@ class CentralProcess(ChildProcess):
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "central.main", "--config", self.config, "--listen", f"{self.host}:{self.port}",
-             "--log-level", "warning"],
+             "--log-level", "warning", *(["--workers", str(self.workers)] if self.workers else [])],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         log.close()
         deadline = time.monotonic() + timeout

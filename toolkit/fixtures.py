@@ -51,7 +51,8 @@ name per thing:
     ``watch(*topics)``: a real MQTT subscriber that records what arrives
     (``toolkit.mqtt_watch.Watch``); all are closed after the test.
 ``browser`` (module)
-    Debian's chromium, headless, through Playwright.
+    Debian's chromium, headless, through Playwright: one process for the session, the
+    module's contexts closed after it.
 ``postgres`` (session)
     A private PostgreSQL cluster (``toolkit.postgres.PostgresCluster``):
     ``initdb`` in a temporary directory, on a free loopback port, run as
@@ -226,8 +227,9 @@ def make_central(tmp_path: Path, postgres_db: str) -> Iterator[Callable[..., Any
         central.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def _chromium() -> Iterator[Any]:
+    """One Chromium per test process (an xdist worker): starting it costs a second or more of a loaded machine."""
     assert shutil.which(CHROMIUM), "Debian's chromium is not installed (apt-get install chromium)"
     from playwright.sync_api import sync_playwright
 
@@ -235,3 +237,12 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser(_chromium: Any) -> Iterator[Any]:
+    """The session's Chromium for one test module; the contexts (and pages) the module opened are closed after
+    it, as a browser of its own would be: no page of an earlier module keeps polling a hub that is gone."""
+    yield _chromium
+    for context in list(_chromium.contexts):
+        context.close()

@@ -8,6 +8,11 @@ SIGTERM and flushes each line, so a SIGKILLed run still leaves what it did.
 
 Inside the namespace on purpose: a WAN cut must not cut the kiosk from its hub, as in a real branch.
 
+The kiosk and the desks use the products' HTTP session (``vuoro.http_client``: idle connections dropped before the
+hub drops them, a request whose connection ended before the answer sent once more) and every desk action carries
+an Idempotency-Key, as the staff page's do: with the plain ``requests.Session`` of before, 5 of ≈ 13,000 desk calls
+were lost at the hub's keep-alive edge (bench/RESULTS.md).
+
     python -m bench.central_harness.load --url http://127.0.0.1:8400 --out kiosk.jsonl
 """
 
@@ -23,6 +28,8 @@ import uuid
 from typing import IO, Any
 
 import requests
+
+from vuoro.http_client import session as keep_alive_session
 
 KIOSK = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
 STAFF = {"Authorization": "Bearer demo-staff-token-change-me"}
@@ -55,7 +62,7 @@ def timed(session: requests.Session, url: str, **kwargs: Any) -> tuple[int, floa
 
 def kiosk(url: str, rate: float, stop: threading.Event, rec: Recorder, seed: int) -> None:
     rng = random.Random(seed)
-    session = requests.Session()
+    session = keep_alive_session()
     due = time.monotonic()
     while not stop.is_set():
         stop.wait(max(0.0, due - time.monotonic()))
@@ -74,11 +81,13 @@ def kiosk(url: str, rate: float, stop: threading.Event, rec: Recorder, seed: int
 
 def desk(url: str, counter: str, every: float, stop: threading.Event, rec: Recorder, seed: int) -> None:
     rng = random.Random(seed)
-    session = requests.Session()
+    session = keep_alive_session()
     stop.wait(rng.uniform(0, every))
     while not stop.is_set():
         action = "no-show" if rng.random() < 0.05 else "next"
-        status, ms, body = timed(session, f"{url}/api/v1/counters/{counter}/{action}", headers=STAFF)
+        # the key makes a repeat safe: the hub answers it with the first call, never a second visitor
+        status, ms, body = timed(session, f"{url}/api/v1/counters/{counter}/{action}",
+                                 headers={**STAFF, "Idempotency-Key": uuid.uuid4().hex})
         rec.record(action, status, ms, counter=counter, error=str(body)[:200] if status == 0 else None)
         stop.wait(every)
 

@@ -210,6 +210,69 @@
     while (list.children.length > 1 && list.scrollHeight > list.clientHeight + 1) list.lastChild.remove();
   }
 
+  // The ticket and the desk are read whole from across the hall (docs/signage.md): each at the largest size, up
+  // to its design size (170 u, 68 u), at which it fits its box; the desk on two lines, broken only between
+  // words, when one line would be under 44 u and two are clearly larger. (The Kivy screen: FitLabel.)
+  var fitted = "";
+  function fitCall() {
+    var u = Math.min(innerWidth, innerHeight) / 1080, call = $("call");
+    var ticket = $("call-ticket"), line = call.querySelector(".counter-line"), counter = $("call-counter");
+    var key = [ticket.textContent, counter.textContent, innerWidth, innerHeight, call.className].join("|");
+    if (key === fitted) return;
+    fitted = key;
+    ticket.style.fontSize = line.style.fontSize = "";
+    line.classList.remove("wrapped");
+    if (call.classList.contains("empty")) return;
+    var oneLine = function () { return line.scrollWidth <= line.clientWidth + 0.5; };
+    var size = largest(line, 68 * u, oneLine);
+    if (size < 44 * u) {
+      line.classList.add("wrapped");
+      var wrapped = largest(line, 68 * u, function () { return oneLine() && lineCount(counter) <= 2; });
+      if (wrapped >= size * 1.1) size = wrapped;
+      else line.classList.remove("wrapped");
+    }
+    line.style.fontSize = size + "px";
+    // the ticket last: it has the height the desk leaves
+    largest(ticket, 170 * u, function () {
+      return ticket.scrollWidth <= ticket.clientWidth + 0.5 && ticket.scrollHeight <= ticket.clientHeight + 0.5;
+    });
+  }
+  // A heading (and the site's name) is 44 u where it fits, down to the 40 u floor, and only then shortened.
+  var headed = "";
+  function fitHeadings() {
+    var u = Math.min(innerWidth, innerHeight) / 1080, nodes = document.querySelectorAll("h2, #site-name");
+    var key = Array.prototype.map.call(nodes, function (n) { return n.textContent; }).join("|") + innerWidth + "x" + innerHeight;
+    if (key === headed) return;
+    headed = key;
+    Array.prototype.forEach.call(nodes, function (node) {
+      node.style.fontSize = "";
+      if (node.scrollWidth > node.clientWidth + 0.5) {
+        largest(node, 44 * u, function () { return node.scrollWidth <= node.clientWidth + 0.5; });
+        if (parseFloat(node.style.fontSize) < 40 * u) node.style.fontSize = 40 * u + "px";
+      }
+    });
+  }
+  function lineCount(node) {
+    // the lines a text is laid out on: its range has a box per line (the element itself is one flex item box)
+    var range = document.createRange(), tops = {};
+    range.selectNodeContents(node);
+    Array.prototype.forEach.call(range.getClientRects(), function (r) { tops[Math.round(r.top)] = true; });
+    return Object.keys(tops).length;
+  }
+  function largest(node, max, fits) {
+    // whole pixels: the design size if it fits, else the largest that does (a binary search down to 8 px)
+    node.style.fontSize = max + "px";
+    if (fits()) return max;
+    var low = 8, high = Math.floor(max);
+    while (high - low > 1) {
+      var middle = (low + high) >> 1;
+      node.style.fontSize = middle + "px";
+      if (fits()) low = middle; else high = middle;
+    }
+    node.style.fontSize = low + "px";
+    return low;
+  }
+
   function fixedLang() {
     // The screen's language, then the site's others in the site's order; which one by the clock.
     var langs = [lang].concat(((S.site && S.site.languages) || []).filter(function (l) {
@@ -246,6 +309,8 @@
     $("call-counter").textContent = current ? (current.counter_name || current.counter)
       : (S.site ? t("No calls yet", null, fl) : t("Waiting for the hub…"));
     $("call-counter").lang = current ? "" : (S.site ? fl : lang);
+    fitHeadings();
+    fitCall();  // (after the headings: the ticket has the height they leave)
 
     var recent = $("recent");
     var calls = S.recent.slice(1).map(function (c) {
@@ -351,6 +416,9 @@
       connect(foldState, foldCall, function (up) { S.link = up; render(); });
       // The clock and the end of a highlight; the data itself only moves on events.
       setInterval(render, 1000);
+      // the call is fitted again for a new window size, and once the fonts it is measured in are there
+      window.addEventListener("resize", render);
+      document.fonts.ready.then(function () { fitted = headed = ""; render(); });
     });
   }
 

@@ -47,7 +47,8 @@ def store_schema() -> tuple[str, list[str]]:
 @hookimpl
 def record_writers() -> dict[type, Any]:
     return {records.BookingRow: records.write_booking, records.PurgePersonalData: records.write_purge,
-            records.OldNoShows: records.write_old_no_shows}
+            records.OldNoShows: records.write_old_no_shows, records.OwnedDay: records.write_owned_day,
+            records.CentreAhead: records.write_centre_ahead}
 
 
 @hookimpl

@@ -55,6 +55,7 @@ from server.store import SQLiteStore
 from vuoro import refusals
 
 PURGE_EVERY = timedelta(minutes=10)
+AHEAD_REWRITE = timedelta(minutes=5)  # the centre's unchanged answer is written again this often (its "as of")
 
 
 
@@ -80,9 +81,15 @@ class BookingBook(OnlineCalendar):
         self.issued_codes: set[str] = set()
         self.last_purge: datetime | None = None
         # Days the centre handed over to this branch (a branch of a centre's calendar): then the whole day is ours.
-        # Kept in memory only: after a restart the branch asks again, and until the centre answers it holds no
-        # more than its reserve, which can never double-book (docs/bookings.md "One calendar").
+        # Kept in the store too (``booking_owned_days``, written with the handover's bookings), so a branch
+        # restarted while cut off from the centre still sells its own day (docs/bookings.md "One calendar").
         self.owned_days: set[date] = set()
+        # The centre's bookings of this branch on days not taken over yet, as the centre last answered (and when):
+        # the staff page shows them beside the branch's own, also while the centre cannot be reached.
+        self.centre_ahead: list[dict[str, Any]] = []
+        self.centre_ahead_at: datetime | None = None
+        self.centre_ahead_disk: list[dict[str, Any]] = []  # what the store holds, and when it was written
+        self.centre_ahead_written: datetime | None = None
         if settings.centre_calendar:
             self.places.owner_limit = self._owner_limit
 
@@ -109,6 +116,11 @@ class BookingBook(OnlineCalendar):
             self.places.claims.setdefault((service, slot), {})[place] = booking_id
             if booking_id in self.bookings:
                 self.bookings[booking_id].claims.append((slot, place))
+        if self.settings.centre_calendar:
+            self.owned_days = records.owned_days_since(self.store, self.site, since)
+            self.centre_ahead, self.centre_ahead_at = records.centre_ahead(self.store, self.site)
+            self.centre_ahead_disk, self.centre_ahead_written = list(self.centre_ahead), self.centre_ahead_at
+            self.forget_plans()  # the owned days decide a slot's places: what was derived from them is stale
         self.loaded_from = since
 
     def _remember(self, booking: Booking) -> None:
@@ -231,10 +243,35 @@ class BookingBook(OnlineCalendar):
         else:
             items = records.bookings_on(self.store, self.site, day)
         items.sort(key=lambda b: (b.start, b.service))
+        # The centre's bookings of a day not taken over yet (its copy, kept offline too): one calendar to look at
+        centre = [r for r in self.centre_ahead if r["day"] == day.isoformat() and r["id"] not in self.bookings
+                  and r["status"] != CANCELLED]
         if staff:
-            return {"day": day.isoformat(), "bookings": [self.booking_json(engine, b, staff=True) for b in items]}
-        return {"day": day.isoformat(),
-                "bookings": [{**self._short(engine, b), "status": b.status} for b in items if b.status != CANCELLED]}
+            mine = [self.booking_json(engine, b, staff=True) for b in items]
+            theirs = [self.centre_json(engine, r) for r in centre]
+            answer: dict[str, Any] = {"day": day.isoformat(),
+                                      "bookings": sorted(mine + theirs, key=lambda b: (b["start"], b["service"]))}
+            if self.settings.centre_calendar:
+                answer["centre_as_of"] = views.iso(engine, self.centre_ahead_at)
+            return answer
+        short = [{**self._short(engine, b), "status": b.status} for b in items if b.status != CANCELLED]
+        short += [{"service": r["service"], "start": views.iso(engine, datetime.fromisoformat(r["start"])),
+                   "end": views.iso(engine, datetime.fromisoformat(r["end"])), "status": r["status"]} for r in centre]
+        return {"day": day.isoformat(), "bookings": sorted(short, key=lambda b: (b["start"], b["service"]))}
+
+    def centre_json(self, engine: QueueEngine, row: dict[str, Any]) -> dict[str, Any]:
+        """A centre's booking of a later day for the staff page: as staff see the branch's own, marked
+        ``side: "centre"`` (moved and cancelled on the centre's calendar: the centre owns its places)."""
+        service = self.config.services.get(row["service"])
+        return {"id": row["id"], "service": row["service"], "service_names": dict(service.names) if service else {},
+                "start": views.iso(engine, datetime.fromisoformat(row["start"])),
+                "end": views.iso(engine, datetime.fromisoformat(row["end"])), "day": row["day"],
+                "slots": row["slots"], "status": row["status"], "code": row["code"],
+                "code_display": codes.pretty(row["code"]), "origin": row.get("origin") or "web", "site": self.site,
+                "name": row.get("name"), "phone": row.get("phone"), "email": row.get("email"),
+                "note": row.get("note"), "checked_in_at": None, "ticket": None,
+                "created_at": row.get("created_at"), "cancelled_at": row.get("cancelled_at"), "overbooked": False,
+                "side": "centre"}
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -635,9 +672,22 @@ class BookingBook(OnlineCalendar):
                 self.places.release(booking)
                 outcome.records.append(BookingRow(replace(booking, claims=[]), ()))
                 merged += 1
+        if day not in self.owned_days:  # on disk with the day's bookings, in the same transaction
+            outcome.records.append(records.OwnedDay(self.site, day, now))
         self.owned_days.add(day)
-        self._plans.clear()  # the day's places changed owner: the remembered plans are stale
+        self.forget_plans()  # the day's places changed owner: the remembered plans are stale
         return outcome, {"day": day.isoformat(), "added": added, "merged": merged}
+
+    def accept_ahead(self, engine: QueueEngine, now: datetime, rows: list[dict[str, Any]]) -> Outcome:
+        """The centre's bookings of later days, as it answered now: kept (on disk) only when they changed."""
+        self.sync(engine, now)
+        rows = [r for r in rows if isinstance(r, dict) and {"id", "day", "start", "end", "service"} <= set(r)]
+        written = self.centre_ahead_written
+        self.centre_ahead, self.centre_ahead_at = rows, now
+        if rows == self.centre_ahead_disk and written is not None and now - written < AHEAD_REWRITE:
+            return Outcome()  # the same answer: nothing to write (the time on disk moves every few minutes)
+        self.centre_ahead_disk, self.centre_ahead_written = rows, now
+        return Outcome(records=[records.CentreAhead(self.site, tuple(rows), now)])
 
     # -- tick jobs ----------------------------------------------------------------------------------
 
@@ -661,7 +711,9 @@ class BookingBook(OnlineCalendar):
             return Outcome()
         self.last_purge = now
         before = (engine.local(now).date() - timedelta(days=self.settings.retention_days)).isoformat()
-        found = records.personal_data_before(self.store, self.site, before)
+        found = records.personal_data_before(self.store, self.site, before) or any(
+            r["day"] < before for r in self.centre_ahead)
+        self.centre_ahead = [r for r in self.centre_ahead if r["day"] >= before]
         for booking in self.bookings.values():
             if booking.day.isoformat() < before:
                 booking.name = booking.phone = booking.note = booking.email = None
@@ -686,7 +738,8 @@ def _from_centre(row: dict[str, Any], site: str, tz: Any) -> Booking:
     return Booking(id=row["id"], site=site, code=row["code"], service=row["service"], start=start,
                    end=datetime.fromisoformat(row["end"]).astimezone(ZoneInfo("UTC")), day=start.astimezone(tz).date(),
                    slots=int(row["slots"]), status=row["status"] if row["status"] in STATUS_RANK else BOOKED,
-                   origin="web", created_at=when(row.get("created_at")) or start, name=row.get("name"),
-                   phone=row.get("phone"), email=row.get("email"), language=row.get("language"),
+                   origin=row.get("origin") if row.get("origin") in records.ORIGINS else "web",
+                   created_at=when(row.get("created_at")) or start, name=row.get("name"),
+                   phone=row.get("phone"), email=row.get("email"), note=row.get("note"), language=row.get("language"),
                    cancelled_at=when(row.get("cancelled_at")), idem_key=f"centre:{row['id']}")
 

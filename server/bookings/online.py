@@ -51,6 +51,12 @@ class OnlineCalendar:
     def rules(self, service: str) -> ServiceBooking:
         return self.settings.rules(service)
 
+    def forget_plans(self) -> None:
+        """Drop what was derived from the day plans: a day's places changed (a branch took its day over)."""
+        self._plans.clear()
+        self._times.clear()
+        self._online_days.clear()
+
     def online_rules(self, service: str) -> tuple[ServiceBooking, OnlineBooking]:
         if service not in self.config.services:
             raise ApiError(404, refusals.UNKNOWN_SERVICE, f"There is no service {service!r}.", field="service")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from server import codes
@@ -155,7 +156,7 @@ async def looked_up(guard: CodeGuard, device: str, who: str, code: str,
     """The booking with ``code``, through the code guard: wrong codes count against this address and the one
     site-wide bucket (docs/bookings.md: guessing stays below one in a million a day)."""
     code = codes.normalise(code)
-    wait = guard.take(device, who)
+    wait = await run_in_threadpool(guard.take, device, who)  # the centre's guard asks PostgreSQL
     if wait:
         raise ApiError(429, refusals.SLOW_DOWN, "Too many tries.", retry_after=wait)
     wrong = False
@@ -167,7 +168,7 @@ async def looked_up(guard: CodeGuard, device: str, who: str, code: str,
         wrong = refused.code == refusals.NOT_FOUND and codes.problem(code) is None
         raise
     finally:
-        guard.settle(device, who, wrong_code=wrong)
+        await run_in_threadpool(lambda: guard.settle(device, who, wrong_code=wrong))
 
 
 def summary(w: Words, service: str, place: str, when: str, code: str, status: str) -> str:

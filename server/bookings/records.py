@@ -9,6 +9,7 @@ tickets.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -109,6 +110,31 @@ SCHEMA: list[str] = [
     INSERT INTO booking_claims SELECT * FROM claims_kept;
     DROP TABLE claims_kept;
     """,
+    # 3: the days the centre handed over to this branch (docs/bookings.md "One calendar"), written in the same
+    # transaction as the bookings the handover brought: a branch restarted while cut off from the centre still
+    # sells its own day instead of only its reserve.
+    """
+    CREATE TABLE booking_owned_days (
+        site     TEXT NOT NULL,
+        day      TEXT NOT NULL,                     -- the site's local date
+        taken_at TEXT NOT NULL,
+        PRIMARY KEY (site, day)
+    );
+    """,
+    # 4: the centre's bookings of this branch on days it has not taken over yet, as the centre last answered
+    # (personal fields included: the staff page shows them beside the branch's own). A copy, replaced whole at
+    # every answer that differs; read while the centre cannot be reached.
+    """
+    CREATE TABLE centre_bookings_ahead (
+        id   TEXT PRIMARY KEY,
+        day  TEXT NOT NULL,
+        body TEXT NOT NULL                          -- the centre's JSON of the booking
+    );
+    CREATE TABLE centre_ahead_fetched (
+        site TEXT PRIMARY KEY,
+        at   TEXT NOT NULL                          -- when the centre last answered
+    );
+    """,
 ]
 
 COLUMNS = ("id", "site", "code", "service", "start", "end", "day", "slots", "status", "origin", "external_id",
@@ -186,6 +212,49 @@ def write_booking(db: sqlite3.Connection, record: BookingRow) -> None:
 
 
 @dataclass(frozen=True)
+class OwnedDay:
+    """The centre handed ``day`` over: from now on all its places are this branch's (kept across restarts)."""
+
+    site: str
+    day: date
+    at: datetime
+
+
+def write_owned_day(db: sqlite3.Connection, record: OwnedDay) -> None:
+    db.execute("INSERT INTO booking_owned_days (site, day, taken_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+               (record.site, record.day.isoformat(), ts(record.at)))
+
+
+@dataclass(frozen=True)
+class CentreAhead:
+    """The centre's bookings of this branch on days not taken over, as it answered at ``at`` (replaces all)."""
+
+    site: str
+    rows: tuple[dict[str, Any], ...]
+    at: datetime
+
+
+def write_centre_ahead(db: sqlite3.Connection, record: CentreAhead) -> None:
+    db.execute("DELETE FROM centre_bookings_ahead")
+    db.executemany("INSERT INTO centre_bookings_ahead (id, day, body) VALUES (?, ?, ?)",
+                   [(r["id"], r["day"], json.dumps(r)) for r in record.rows])
+    db.execute("INSERT INTO centre_ahead_fetched (site, at) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET "
+               "at = excluded.at", (record.site, ts(record.at)))
+
+
+def owned_days_since(store: SQLiteStore, site: str, since: date) -> set[date]:
+    return {date.fromisoformat(d) for d, in store.rows("SELECT day FROM booking_owned_days WHERE site = ? AND "
+                                                       "day >= ?", (site, since.isoformat()))}
+
+
+def centre_ahead(store: SQLiteStore, site: str) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The centre's bookings of later days as last answered, and when (None: never)."""
+    rows = [json.loads(body) for body, in store.rows("SELECT body FROM centre_bookings_ahead ORDER BY day, id", ())]
+    at = store.row("SELECT at FROM centre_ahead_fetched WHERE site = ?", (site,))
+    return rows, dt(at[0]) if at else None
+
+
+@dataclass(frozen=True)
 class OldNoShows:
     """Bookings of days before ``before_day`` that nobody checked in for (the hub may have been off)."""
 
@@ -199,6 +268,8 @@ def write_old_no_shows(db: sqlite3.Connection, record: OldNoShows) -> None:
 
 
 def write_purge(db: sqlite3.Connection, record: PurgePersonalData) -> None:
+    db.execute("DELETE FROM booking_owned_days WHERE site = ? AND day < ?", (record.site, record.before_day))
+    db.execute("DELETE FROM centre_bookings_ahead WHERE day < ?", (record.before_day,))
     db.execute("UPDATE bookings SET name = NULL, phone = NULL, note = NULL, email = NULL WHERE site = ? AND day < ? "
                "AND (name IS NOT NULL OR phone IS NOT NULL OR note IS NOT NULL OR email IS NOT NULL)",
                (record.site, record.before_day))

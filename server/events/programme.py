@@ -268,7 +268,8 @@ class Programme:
         self.version += 1  # events/today's seat and waiting-list counts follow
         answer = {"cancelled": self.signup_json(signup), "moved_up": self.signup_json(moved) if moved else None,
                   "event": self.event_json(event, detail=True) if event else None}
-        return (Outcome(records=[SignupCancelRow(signup.id, moved.id if moved else None, signup.seat)]), answer)
+        return (Outcome(records=[SignupCancelRow(signup.id, moved.id if moved else None, signup.seat, now)]),
+                answer)
 
     def forget_names(self, engine: QueueEngine, now: datetime) -> Outcome:
         """A name staff wrote with a sign-up is needed until the event: it is forgotten a day after the event

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.store import SQLiteStore, ts
+from server.uplink.outbox import SIGNUP, STAFF_EVENT
 
 SCHEDULED, SOLD_OUT, CANCELLED = "scheduled", "sold_out", "cancelled"
 EVENT_STATES = (SCHEDULED, SOLD_OUT, CANCELLED)
@@ -61,6 +62,16 @@ SCHEMA: list[str] = [
     """
     ALTER TABLE event_signups ADD COLUMN name TEXT;
     """,
+    # 4: sign-ups given up (their row is deleted, its seat goes on): what the centre is told, again in every
+    # re-snapshot, so it forgets them too (server/uplink/outbox.py). No code, no name: only that it is gone.
+    """
+    CREATE TABLE event_signups_cancelled (
+        id           TEXT PRIMARY KEY,
+        site         TEXT NOT NULL,
+        event_id     TEXT NOT NULL,
+        cancelled_at TEXT NOT NULL                  -- ISO 8601 UTC
+    );
+    """,
 ]
 
 
@@ -90,6 +101,10 @@ class LocalEventRow:
     event: Event
     created_at: datetime
 
+    def outbox_keys(self) -> tuple[tuple[str, str], ...]:
+        """What the centre is sent of it (server/uplink/outbox.py reads the row back as written)."""
+        return ((STAFF_EVENT, self.event.id),)
+
 
 @dataclass(frozen=True)
 class SignupRow:
@@ -104,6 +119,9 @@ class SignupRow:
     created_at: datetime
     name: str | None = None
 
+    def outbox_keys(self) -> tuple[tuple[str, str], ...]:
+        return ((SIGNUP, self.id),)
+
 
 @dataclass(frozen=True)
 class SignupCancelRow:
@@ -113,6 +131,10 @@ class SignupCancelRow:
     signup_id: str
     moved_id: str | None = None  # the sign-up that takes the seat
     seat: int | None = None
+    at: datetime | None = None  # when it was given up
+
+    def outbox_keys(self) -> tuple[tuple[str, str], ...]:
+        return ((SIGNUP, self.signup_id),) + (((SIGNUP, self.moved_id),) if self.moved_id else ())
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,9 @@ class AttendanceRow:
 
     signup_id: str
     at: datetime
+
+    def outbox_keys(self) -> tuple[tuple[str, str], ...]:
+        return ((SIGNUP, self.signup_id),)
 
 
 @dataclass(frozen=True)
@@ -163,7 +188,11 @@ def write_signup(db: sqlite3.Connection, record: SignupRow) -> None:
 
 
 def write_signup_cancel(db: sqlite3.Connection, record: SignupCancelRow) -> None:
-    # The seat is freed before it is given on: UNIQUE (site, event_id, seat) holds at every step.
+    # Kept as given up (for the centre: server/uplink/outbox.py), then the seat is freed before it is given on:
+    # UNIQUE (site, event_id, seat) holds at every step.
+    db.execute("INSERT OR IGNORE INTO event_signups_cancelled (id, site, event_id, cancelled_at) SELECT id, site, "
+               "event_id, ? FROM event_signups WHERE id = ?", (ts(record.at) or ts(datetime.now(UTC)),
+                                                                 record.signup_id))
     db.execute("DELETE FROM event_signups WHERE id = ?", (record.signup_id,))
     if record.moved_id is not None:
         moved = db.execute("UPDATE event_signups SET seat = ?, waiting_place = NULL WHERE id = ? AND seat IS NULL",

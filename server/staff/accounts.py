@@ -22,6 +22,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -147,8 +148,8 @@ _S = TypeVar("_S")  # a session: anything with ``token`` and ``last_seen``
 
 class SessionStore(Generic[_S]):
     """Server-side sessions (anything with ``token`` and ``last_seen``), in memory, ended after ``idle_seconds``
-    without use; the least recently used goes when ``MAX`` are open. The hub's staff page and the centre's pages
-    (central/staff.py) keep theirs here."""
+    without use; the least recently used goes when ``MAX`` are open. The hub's staff page keeps its sessions here;
+    the centre's pages keep theirs in PostgreSQL, for all its worker processes (central/shared_state.py)."""
 
     MAX = 2000
 
@@ -183,6 +184,14 @@ class SessionStore(Generic[_S]):
     def end(self, token: str | None) -> None:
         with self._lock:
             self._by_token.pop(token or "", None)
+
+    def end_where(self, ended: Callable[[_S], bool]) -> int:
+        """End every session ``ended`` picks (an account disabled or changed); how many."""
+        with self._lock:
+            gone = [token for token, session in self._by_token.items() if ended(session)]
+            for token in gone:
+                del self._by_token[token]
+        return len(gone)
 
 
 class Sessions(SessionStore[Session]):
@@ -240,12 +249,18 @@ class LoginGuard:
     addresses). The right password forgets the counts of the user name; an address's
     count is only forgiven with time (one failure per 10 minutes)."""
 
-    def __init__(self, attempts: int, longest: float, clock: Any = time.monotonic):
-        def backoff(free: int) -> Backoff:
+    def __init__(self, attempts: int, longest: float, clock: Any = time.monotonic,
+                 make: Callable[..., Any] | None = None):
+        """``make(kind, free, first=, longest=, forgive=)``: a counter of its own instead of an in-memory
+        ``Backoff`` (the centre's workers share theirs: ``central.shared_state.SharedBackoff``)."""
+        def backoff(kind: str, free: int) -> Backoff:
+            if make is not None:
+                return make(kind, free, first=1.0, longest=longest, forgive=600.0)  # type: ignore[no-any-return]
             return Backoff(free, first=1.0, longest=longest, forgive=600.0, clock=clock)
 
         self.pair, self.address, self.elsewhere, self.device = (
-            backoff(attempts), backoff(4 * attempts), backoff(4 * attempts), backoff(attempts))
+            backoff("pair", attempts), backoff("address", 4 * attempts), backoff("elsewhere", 4 * attempts),
+            backoff("device", attempts))
 
     def _keys(self, user: str, address: str, device: str | None) -> list[tuple[Backoff, str]]:
         if device:

@@ -192,6 +192,12 @@ class OidcClient:
         url, _ = self._session(redirect_uri).create_authorization_url(
             self.metadata()["authorization_endpoint"], state=pending.state, nonce=pending.nonce,
             code_verifier=pending.verifier, **({"prompt": self.settings.prompt} if self.settings.prompt else {}))
+        self.keep(pending)
+        return pending, url
+
+    def keep(self, pending: Pending) -> None:
+        """Hold a started sign-in until its callback (in memory here; the centre's workers share theirs in
+        PostgreSQL: ``central/shared_state.py``)."""
         now = time.monotonic()
         with self._lock:
             self._pending = {k: p for k, p in self._pending.items() if now - p.started < PENDING_S}
@@ -199,7 +205,6 @@ class OidcClient:
                 for state in sorted(self._pending, key=lambda k: self._pending[k].started)[:500]:
                     del self._pending[state]
             self._pending[pending.state] = pending
-        return pending, url
 
     def take(self, state: str) -> Pending | None:
         """The pending sign-in of this state, once (a replayed callback finds nothing)."""

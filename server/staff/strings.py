@@ -178,6 +178,51 @@ MSGIDS: tuple[str, ...] = (
     "Today",
     "Bookings {day}",
     "No bookings this day",
+    # a booking the municipality's centre made for a day this branch has not taken over (docs/bookings.md)
+    "Booked at the centre",
+    "Move or cancel it on the centre's calendar.",
+    "The centre's bookings as of {time} {day}.",
+)
+
+# The centre's staff calendar (central/staff_calendar.py) and its line on the centre's overview (central/page.py).
+CALENDAR_NEW_MSGIDS: tuple[str, ...] = (
+    "Calendar",
+    "Overview",
+    "Show",
+    "E-mail",
+    "Status",
+    "Where booked",
+    "Change",
+    "at the centre",
+    "at the branch",
+    "changed at the branch",
+    "Back",
+    "Cancel booking {code}?",
+    "Handed over at {time}.",
+    "{branch} has taken this day over: its times are booked, moved and cancelled at the branch (its staff page, "
+    "or call the branch).",
+    "Same-day times at {branch} cannot be booked here just now, because the branch cannot be reached. For today, "
+    "call the branch; later days can be booked here.",
+    "The walk-in places of {branch} are not booked here: they are the branch's own (its kiosk and its staff page).",
+    "There is no such page.",
+    "Choose a time first.",
+    "The form had expired. Try again.",
+    "This service is booked at the branch itself.",
+    "Check the phone number, like +45 12 34 56 78.",
+    "Check the e-mail address, like name@example.dk.",
+    "handed over to the branch at {time}",
+    "not handed over yet: the centre sells today's times until the branch opens",
+    "the branch cannot be reached: the centre is not selling today's times",
+)
+CALENDAR_MSGIDS: tuple[str, ...] = CALENDAR_NEW_MSGIDS + (
+    "Code", "Move", "Cancel booking", "Yes, cancel", "Booking cancelled", "Book for a caller", "Service", "Length",
+    "Day", "Time", "Name", "Phone", "Note", "Book", "{n} min", "No free times this day",
+    "Read the code out to the caller.", "Moved to {time}.", "Booked {time}. Code:", "Move booking {code}", "Move here",
+    "Previous day", "Next day", "Today", "Bookings {day}", "No bookings this day", "Language", "checked in",
+    "not checked in", "No-show", "Cancelled", "That time is fully booked. Choose another time.",
+    "That time has passed.", "No one takes bookings at that time.", "The visitor has already checked in.",
+    "This booking was cancelled.", "The booking is no longer there.", "Something went wrong. Try again.",
+    "Today's bookings",
 )
 
 

@@ -11,8 +11,15 @@ A site with ``[bookings] centre_calendar = true`` (and ``[central]``) runs this 
   arrives with the next answer and merges by the one rule (checked in beats cancelled beats booked).
 
 While the centre cannot be reached the branch holds only its walk-in reserve on days not handed over, and the
-centre does not sell that branch's same-day places: neither side can sell a place the other may sell. The
-branch's own bookings, cancellations and check-ins travel to the centre through the outbox (``outbox.py``:
+centre does not sell that branch's same-day places: neither side can sell a place the other may sell. The days
+handed over are kept in the store, so a branch restarted during a cut still sells its own day.
+
+On every poll (also before opening) it reads ``GET <centre>/api/v1/calendar/ahead``: the centre's bookings of this
+branch on days not handed over yet, which the staff page shows beside the branch's own (one calendar from every
+branch); the writer keeps the answer in the store, so the staff page shows what it last had while the centre
+cannot be reached.
+
+The branch's own bookings, cancellations and check-ins travel to the centre through the outbox (``outbox.py``:
 ``booking`` rows), as tickets do. Never on the writer thread, never holding it up.
 """
 
@@ -66,6 +73,7 @@ class CalendarLink:
             self._stop.wait(self.poll_s)
 
     def poll(self) -> None:
+        self.read_ahead()
         local = self.hub.clock().astimezone(self.hub.config.timezone)
         opens = self.opening(local.date())
         if opens is None or local < opens:
@@ -90,3 +98,16 @@ class CalendarLink:
         if report["added"] or report["merged"]:
             log.info("calendar: %s handed over: %d new bookings, %d merged", day, report["added"], report["merged"])
         self.state = {"state": "owner", "day": day.isoformat(), "error": None}
+
+    def read_ahead(self) -> None:
+        """The centre's bookings of later days (and of today before the handover), for the staff page."""
+        try:
+            answer = requests.get(f"{self.link.url.rstrip('/')}/api/v1/calendar/ahead", timeout=10,
+                                  headers={"Authorization": f"Bearer {self.link.token}"},
+                                  verify=self.link.ca_file or True)
+            answer.raise_for_status()
+            rows = answer.json().get("bookings", [])
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            log.debug("calendar: the centre's bookings ahead could not be read (%s); showing the last copy", exc)
+            return
+        self.hub.call(lambda engine, now: self.book.accept_ahead(engine, now, rows))

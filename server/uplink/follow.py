@@ -33,6 +33,7 @@ import requests
 
 from server.config import ConfigError
 from server.uplink import pushed
+from vuoro.http_client import session as keep_alive_session
 
 if TYPE_CHECKING:
     from server.config import CentralLink
@@ -51,7 +52,7 @@ class CentreFollower:
         self.folder = folder
         self.current = current
         self.restart = restart
-        self.session = requests.Session()
+        self.session = keep_alive_session(every_request_repeatable=True)  # as the uplink's (vuoro/http_client.py)
         self.session.headers["Authorization"] = f"Bearer {link.token}"
         self.wanted_config: dict[str, Any] | None = None
         self.wanted_staff: int | None = None

@@ -14,8 +14,9 @@ starts a new stream at 1, which the centre keeps apart from the old one instead 
 rows it already has. When the centre has lost rows it had acknowledged (409), the branch begins a new
 stream of the same store and ships everything again (``Resnapshot``).
 
-Each row names what it is (``kind``) and a key that is stable across re-sends (a ticket's id, a
-call's id, ``<ticket id>/<history line id>/<at>``, ``<origin>/<row id>/<at>`` for feedback and device status,
+Each row names what it is (``kind``) and a key that is stable across re-sends (a ticket's, a call's, a booking's,
+a staff event's or a sign-up's id, ``<ticket id>/<history line id>/<at>``, ``<origin>/<row id>/<at>`` for feedback
+and device status,
 the origin being the store file's own id, kept across streams: a wiped hub's new file, or one restored
 from a backup, numbers its rows again, never at the same microsecond),
 so the centre upserts a ticket only with a newer ``seq`` and inserts any other row at most once.
@@ -36,7 +37,10 @@ if TYPE_CHECKING:
 
 TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS = "ticket", "event", "call", "feedback", "device_status"
 BOOKING = "booking"  # a booking's current state (a branch of the centre's calendar; key: the booking's id)
-ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS, BOOKING)
+# What's on (server/events): an event staff entered, and a sign-up's current state (or that it was given up), each
+# keyed by its id. ``event`` is a ticket's history line, older than these.
+STAFF_EVENT, SIGNUP = "staff_event", "signup"
+ROW_KINDS = (TICKET, EVENT, CALL, FEEDBACK, DEVICE_STATUS, BOOKING, STAFF_EVENT, SIGNUP)
 
 # Rows that plugins write (statistics' tables, server/stats/records.py) and the centre needs: copied into the
 # outbox by one INSERT … SELECT per table, like the history lines. A table that is not there (its plugin is not
@@ -83,6 +87,23 @@ _BOOKING_JSON = ("json_object('id', id, 'site', site, 'code', code, 'service', s
 _EVENT_JSON = ("json_object('ticket_id', ticket_id, 'kind', kind, 'at', at, 'service', service, "
                "'counter', counter, 'detail', detail)")
 
+# What's on, as the centre keeps it (server/events/records.py's tables): what its statistics count, nothing
+# personal. A sign-up goes without its code (the visitor's check-in, of no use elsewhere) and without the name staff
+# may write with it (kept at the branch until a day after the event): the centre counts, it shows nobody.
+_STAFF_EVENT_JSON = ("json_object('id', id, 'title', title, 'start', start, 'end', \"end\", 'room', room, "
+                     "'state', state, 'seats', seats, 'waiting_list', waiting_list, 'created_at', created_at)")
+_SIGNUP_JSON = ("json_object('id', id, 'event_id', event_id, 'seat', seat, 'waiting_place', waiting_place, "
+                "'language', language, 'created_at', created_at, 'attended_at', attended_at)")
+_SIGNUP_GONE_JSON = ("json_object('id', id, 'event_id', event_id, 'cancelled_at', cancelled_at, "
+                     "'cancelled', json('true'))")
+
+# Rows a record names by kind and key (``outbox_keys()``: what's on), read back as the writer left them in this
+# transaction: from the first of these tables that has the key (a sign-up given up: its tombstone).
+_READ_BACK: dict[str, tuple[tuple[str, str], ...]] = {
+    STAFF_EVENT: (("events_local", _STAFF_EVENT_JSON),),
+    SIGNUP: (("event_signups", _SIGNUP_JSON), ("event_signups_cancelled", _SIGNUP_GONE_JSON)),
+}
+
 
 def positions(db: sqlite3.Connection, seen: dict[int, list[str]] | None = None) -> dict[str, int]:
     """The largest row id of each table whose new rows are copied into the outbox (``ticket_log`` and the
@@ -112,13 +133,19 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str,
     rows = [(TICKET, t.id, json.dumps(ticket_body(t)), at) for t in tickets.values()]
     rows += [(CALL, c.call_id, json.dumps(call_body(c)), at) for o in outcomes for c in o.calls]
     # Records that say what the centre needs of them (a booking row: ``outbox()``), in the batch's order; a booking
-    # changed twice in one batch ships twice, the later row last, and the centre merges both.
+    # changed twice in one batch ships twice, the later row last, and the centre merges both. Records that name
+    # rows (``outbox_keys()``: events and sign-ups) have them read back once each, as this batch left them.
+    named: dict[tuple[str, str], None] = {}
     for o in outcomes:
         for record in o.records:
             shipped = getattr(record, "outbox", None)
             if shipped is not None:
                 kind, key, body = shipped()
                 rows.append((kind, key, json.dumps(body), at))
+            keys = getattr(record, "outbox_keys", None)
+            if keys is not None:
+                named.update(dict.fromkeys(keys()))
+    rows += [(kind, key, body, at) for kind, key in named for body in (read_back(db, kind, key),) if body]
     if rows:
         db.executemany("INSERT INTO outbox (kind, key, body, at) VALUES (?, ?, ?, ?)", rows)
     copied = db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{EVENT}', {_EVENT_KEY}, "
@@ -129,6 +156,15 @@ def write(db: sqlite3.Connection, outcomes: Sequence[Outcome], before: dict[str,
             copied += db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {_ROW_KEY}, {body}, "
                                  f"? FROM {table} WHERE id > ? ORDER BY id", (origin, at, before[table])).rowcount
     return len(rows) + max(0, copied)
+
+
+def read_back(db: sqlite3.Connection, kind: str, key: str) -> str | None:
+    """The JSON body of the row of ``kind`` with this id, as the store holds it now (None: nowhere)."""
+    for table, body in _READ_BACK[kind]:
+        found = db.execute(f"SELECT {body} FROM {table} WHERE id = ?", (key,)).fetchone()
+        if found:
+            return str(found[0])
+    return None
 
 
 def start_stream(db: sqlite3.Connection, site: str) -> str:
@@ -144,6 +180,7 @@ def start_stream(db: sqlite3.Connection, site: str) -> str:
         db.execute("INSERT INTO uplink_state (site, origin, stream, shipped) VALUES (?, ?, ?, 0)",
                    (site, origin, uuid.uuid4().hex))
         snapshot(db, site, origin)
+        mark_sources(db, site, [table for table, *_ in _SNAPSHOT_SOURCES])
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -152,9 +189,10 @@ def start_stream(db: sqlite3.Connection, site: str) -> str:
 
 
 def snapshot(db: sqlite3.Connection, site: str, origin: str) -> int:
-    """Put every ticket (its current state), history line, call, feedback tap, device status change and booking of
-    the store in the outbox, inside the caller's transaction; how many rows. Keys are the same as when they were
-    first written, so the centre stores nothing twice. (A re-snapshot copies the same sources in chunks.)"""
+    """Put every ticket (its current state), history line, call, feedback tap, device status change, booking, staff
+    event and sign-up of the store in the outbox, inside the caller's transaction; how many rows. Keys are the same
+    as when they were first written, so the centre stores nothing twice. (A re-snapshot copies the same sources in
+    chunks.)"""
     at = datetime.now(UTC).isoformat()
     existing = {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     count = 0
@@ -194,7 +232,53 @@ _SNAPSHOT_SOURCES: tuple[tuple[str, str, str, str, str], ...] = (
       for kind, (table, body) in _PLUGIN_ROWS.items()),
     # Bookings in their current state (the shape of ``records.booking_body``): the centre's calendar merges them
     ("bookings", BOOKING, "id", _BOOKING_JSON, "site = :site"),
+    # What's on: staff events, sign-ups as they are, and those given up (the centre forgets them). Added last: a
+    # re-snapshot's plan names sources by their place here.
+    ("events_local", STAFF_EVENT, "id", _STAFF_EVENT_JSON, "site = :site"),
+    ("event_signups", SIGNUP, "id", _SIGNUP_JSON, "site = :site"),
+    ("event_signups_cancelled", SIGNUP, "id", _SIGNUP_GONE_JSON, "site = :site"),
 )
+
+
+# The sources a stream begun before ``uplink_sources`` was kept had shipped from its start (the rest came later:
+# what's on, added in an upgrade, is copied once by ``write_backfill``).
+_SHIPPED_FROM_THE_START = ("tickets", "calls", "ticket_log", "stats_feedback", "stats_device_status", "bookings")
+
+
+def mark_sources(db: sqlite3.Connection, site: str, tables: Iterable[str]) -> None:
+    """Note that this stream has these sources: their rows are in it (a snapshot) or go in with each change."""
+    db.execute("CREATE TABLE IF NOT EXISTS uplink_sources (site TEXT NOT NULL, source TEXT NOT NULL, "
+               "PRIMARY KEY (site, source))")
+    db.executemany("INSERT OR IGNORE INTO uplink_sources (site, source) VALUES (?, ?)", [(site, t) for t in tables])
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """Put in the outbox, once, the rows of snapshot sources this stream began without (a kind of row that a newer
+    hub ships: what a branch had of it before the upgrade reaches the centre too). Asked by the uplink at start,
+    when every plugin's tables are there."""
+
+    site: str
+
+
+def write_backfill(db: sqlite3.Connection, record: Backfill) -> None:
+    mark_sources(db, record.site, [])
+    done = {name for name, in db.execute("SELECT source FROM uplink_sources WHERE site = ?", (record.site,))}
+    if not done:  # a stream from before the sources were noted
+        done = set(_SHIPPED_FROM_THE_START)
+        mark_sources(db, record.site, done)
+    state = db.execute("SELECT origin FROM uplink_state WHERE site = ?", (record.site,)).fetchone()
+    if state is None:
+        return
+    existing = {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    at = datetime.now(UTC).isoformat()
+    for table, kind, key, body, mine in _SNAPSHOT_SOURCES:
+        if table in done:
+            continue
+        if table in existing:
+            db.execute(f"INSERT INTO outbox (kind, key, body, at) SELECT '{kind}', {key}, {body}, :at FROM {table} "
+                       f"WHERE {mine} ORDER BY rowid", {"at": at, "site": record.site, "origin": state[0]})
+        mark_sources(db, record.site, [table])
 
 
 @dataclass(frozen=True)
@@ -217,6 +301,7 @@ def write_resnapshot(db: sqlite3.Connection, record: Resnapshot) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS uplink_snapshot (site TEXT NOT NULL, step INTEGER NOT NULL, "
                "source TEXT NOT NULL, after INTEGER NOT NULL, upto INTEGER NOT NULL, PRIMARY KEY (site, source))")
     db.execute("DELETE FROM uplink_snapshot WHERE site = ?", (record.site,))
+    mark_sources(db, record.site, [table for table, *_ in _SNAPSHOT_SOURCES])  # the new stream has every source
     existing = {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for step, (table, *_) in enumerate(_SNAPSHOT_SOURCES):
         if table in existing:
@@ -267,17 +352,22 @@ def snapshot_left(db: sqlite3.Connection, site: str) -> bool:
 
 @dataclass(frozen=True)
 class ShippedMark:
-    """The centre acknowledged every outbox row up to ``seq``: move the shipped position, trim those rows."""
+    """The centre acknowledged every outbox row up to ``seq``: move the shipped position, trim those rows.
+
+    ``stream``: the stream the centre acknowledged; a mark of an older stream (one that waited for the writer's
+    next commit while a re-snapshot began a new one) changes nothing. None: whatever stream is current."""
 
     site: str
     seq: int
     at: str
+    stream: str | None = None
 
 
 def write_shipped(db: sqlite3.Connection, mark: ShippedMark) -> None:
-    db.execute("UPDATE uplink_state SET shipped = MAX(shipped, ?), shipped_at = ? WHERE site = ?",
-               (mark.seq, mark.at, mark.site))
-    db.execute("DELETE FROM outbox WHERE seq <= ?", (mark.seq,))
+    moved = db.execute("UPDATE uplink_state SET shipped = MAX(shipped, ?), shipped_at = ? WHERE site = ? AND "
+                       "(? IS NULL OR stream = ?)", (mark.seq, mark.at, mark.site, mark.stream, mark.stream)).rowcount
+    if moved:
+        db.execute("DELETE FROM outbox WHERE seq <= ?", (mark.seq,))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ rows below it. The centre stores a batch in one PostgreSQL transaction; so:
   the uplink tries again, from 0.2 s backing off to 10 s; the writer does not notice.
 
 The writer nudges the uplink after every commit that wrote outbox rows (``store.outbox_committed``),
-so a committed row usually leaves within milliseconds; when there is nothing to ship, an empty batch
+and once before it, as the COMMIT goes to the disk (``store.outbox_writing``: the uplink wakes while the writer
+waits for the disk, not while it finishes a kiosk's answer), so a committed row usually leaves within
+milliseconds; when there is nothing to ship, an empty batch
 every ``heartbeat_s`` tells the centre the branch is alive.
 
 ``VUORO_UPLINK_KILL_AFTER`` (tests only, as ``VUORO_TEST_CLOCK``): the hub process SIGKILLs itself after
@@ -28,21 +30,25 @@ moment a crash could duplicate rows, made to happen on purpose.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import logging
 import os
 import re
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from server.engine import Outcome
+from server.uplink.centre_client import CentreClient, Unreachable
 from server.uplink.outbox import (
+    Backfill,
+    Pending,
     Resnapshot,
     ShippedMark,
     SnapshotChunk,
@@ -69,7 +75,7 @@ CONNECT_TIMEOUT_S = 3.0
 # scenario 2) waits for an answer that never comes: this long. The centre stores a batch in well under a second;
 # a batch it stored after we gave up is re-sent and skipped there, so a short wait loses nothing.
 READ_TIMEOUT_S = 10.0
-# urllib3 names the connection object in some errors (``<HTTPConnection(...) at 0x7fd5…>``): a new one each try
+# An error naming an object (``<… at 0x7fd5…>``, as urllib3's did) would read as a new kind of trouble each try
 ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 # The local mark is a write of the writer's: made at most this often, so a busy uplink costs the writer one
 # small commit a second, not one per batch. A mark that lags only means a re-send after a crash, which the
@@ -85,6 +91,11 @@ class CentreRefused(Exception):
     loudly."""
 
 
+class CentreFailed(Exception):
+    """The centre answered with an error that may pass (503: its database away; a proxy's 502): tried again,
+    backing off."""
+
+
 class CentreLostRows(Exception):
     """The centre cannot go on with this stream (409): it has fewer rows than it acknowledged (its database
     restored from an older backup), or this branch's file went back (restored) and numbered rows again. The
@@ -96,9 +107,8 @@ class Uplink:
         self.hub = hub
         self.link = link
         self.site = hub.config.site_id
-        self.url = f"{link.url}/api/v1/ingest"
-        self.session = requests.Session()
-        self.session.headers.update({"Authorization": f"Bearer {link.token}", "Content-Type": "application/json"})
+        self.centre = CentreClient(link.url, link.token, link.ca_file, connect_timeout=CONNECT_TIMEOUT_S,
+                                   read_timeout=READ_TIMEOUT_S)
         self.acknowledged = 0  # the centre's position for this stream, as far as this process has heard
         self.batches = 0  # batches the centre acknowledged since start
         self.state = "starting"
@@ -107,6 +117,7 @@ class Uplink:
         self.last_contact: str | None = None
         self.last_error: str | None = None
         self._kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
+        self._db: sqlite3.Connection | None = None  # the uplink thread's own read-only connection to the store
         self._marked_at = float("-inf")
         self._sending_since: float | None = None  # a request waits for the centre's answer since (monotonic)
         self.failures = 0  # tries in a row that did not reach the centre or were refused
@@ -116,7 +127,8 @@ class Uplink:
         # Told every answer of the centre's (its JSON): the follower learns there which config version and staff
         # accounts the branch should have (server/uplink/follow.py). Called on this thread: must not block.
         self.answered: list[Callable[[dict[str, Any]], None]] = []
-        hub.store.outbox_committed.append(self._wake.set)
+        hub.store.outbox_writing.append(self._wake.set)  # wakes it while the writer syncs (see store.py)
+        hub.store.outbox_committed.append(self._wake.set)  # rows visible: read again if it read too early
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -130,12 +142,12 @@ class Uplink:
         self._wake.set()
         if self._thread:  # a request hanging on a half-open connection is not waited for: the thread is a daemon
             self._thread.join(5)
-        self.session.close()
+        self.centre.close()
         try:  # the last position the centre gave, marked while the writer still runs (hub.stop comes after)
             with self.hub.store.reader() as db:
                 pending = read_pending(db, self.site, 0, 1)
             if pending is not None:
-                self._mark(pending.shipped, force=True)
+                self._mark(pending.shipped, pending.stream, force=True)
         except Exception:  # a stop must not fail: an unmarked position only means a re-send the centre skips
             log.warning("could not mark the centre's last position on stopping", exc_info=True)
 
@@ -149,19 +161,27 @@ class Uplink:
     # -- the loop -------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._rounds()
+        finally:
+            self._close_reader()
+
+    def _rounds(self) -> None:
         backoff = BACKOFF_FIRST_S
         last_sent = float("-inf")
+        try:  # rows of kinds this stream began without (an upgrade): into the outbox once, before shipping
+            self.hub.call(lambda engine, now, site=self.site: Outcome(records=[Backfill(site)]), timeout=60)
+        except Exception:  # the next start tries again; everything else ships meanwhile
+            log.warning("could not put the rows of newer kinds in the outbox", exc_info=True)
         while not self._stopping.is_set():
             self._wake.clear()  # before reading: a commit after this read nudges the next round
             try:
-                with self.hub.store.reader() as db:
-                    copying = snapshot_left(db, self.site)
+                copying = snapshot_left(self._reader(), self.site)
                 if copying:  # a re-snapshot in progress: one more chunk, then ship what is there, and again
                     self.state = "resending"
                     self.hub.call(lambda engine, now, site=self.site: Outcome(records=[SnapshotChunk(site)]),
                                   timeout=60)
-                with self.hub.store.reader() as db:
-                    pending = read_pending(db, self.site, self.acknowledged, self.link.batch_rows)
+                pending = self._read_pending()
                 if pending is None:  # the store's outbox has not begun (cannot happen once the hub runs)
                     self._wake.wait(1.0)
                     continue
@@ -172,7 +192,7 @@ class Uplink:
                     self.state = "idle"
                     if self.acknowledged > pending.shipped:  # a mark put off: make it once all is quiet
                         if not self._wake.wait(max(0.0, MARK_EVERY_S - (time.monotonic() - self._marked_at))):
-                            self._mark(pending.shipped, force=True)
+                            self._mark(pending.shipped, pending.stream, force=True)
                             continue
                     elif not self._wake.wait(max(0.0, self.link.heartbeat_s - (time.monotonic() - last_sent))):
                         continue
@@ -181,7 +201,7 @@ class Uplink:
                 after = max(self.acknowledged, pending.shipped)
                 stored = self._send(batch_json(self.site, pending.stream, after, pending.rows, pending.backlog))
                 last_sent = time.monotonic()
-                self._acknowledge(stored, pending.shipped, bool(pending.rows))
+                self._acknowledge(stored, pending.shipped, pending.stream, bool(pending.rows))
                 self.state = "shipping" if len(pending.rows) == self.link.batch_rows else "idle"
                 self.backlog = max(0, pending.backlog - len(pending.rows))
                 self.last_error = None
@@ -198,19 +218,44 @@ class Uplink:
                     self._failed(f"could not begin the new stream: {exc}", BACKOFF_MAX_S, error=True)
             except CentreRefused as refused:
                 self._failed(str(refused), BACKOFF_MAX_S, error=True)
-            except requests.ConnectionError as exc:  # nothing reached the centre: try again soon (CONNECT_BACKOFF…)
+            except Unreachable as exc:  # nothing reached the centre: try again soon (CONNECT_BACKOFF…)
                 # ... unless it was a TLS handshake the branch refused (a wrong CA): that is not over in seconds
-                soon = not isinstance(exc, requests.exceptions.SSLError)
+                soon = not exc.tls
                 self._failed(f"the centre cannot be reached: {exc}", min(backoff, CONNECT_BACKOFF_MAX_S) if soon
                              else backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
-            except (requests.RequestException, ValueError, OSError) as exc:
-                self._failed(f"the centre cannot be reached: {exc}", backoff)
+            except CentreFailed as exc:
+                self._failed(str(exc), backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+            except (http.client.HTTPException, ValueError, OSError) as exc:  # sent; no answer, or not one to read
+                self._failed(f"the centre cannot be reached: {exc or type(exc).__name__}", backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
             except Exception as exc:  # never let the uplink die: a branch must ship again when it can
                 log.exception("uplink round failed")
+                self._close_reader()  # a store error: the next round opens a new connection
                 self._failed(f"uplink error: {exc}", backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self.hub.store.open_reader()
+        return self._db
+
+    def _read_pending(self) -> Pending | None:
+        """The next rows, read in one transaction on the uplink's own connection, ended at once: a read left open
+        would keep the writer's WAL from being checkpointed past it."""
+        db = self._reader()
+        try:
+            return read_pending(db, self.site, self.acknowledged, self.link.batch_rows)
+        finally:
+            if db.in_transaction:
+                db.rollback()
+
+    def _close_reader(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
 
     def _failed(self, why: str, wait: float, *, error: bool = False) -> None:
         why = ADDRESS.sub("", why)  # else every try reads as a new kind of trouble (a 10-minute cut: 120 lines)
@@ -227,31 +272,28 @@ class Uplink:
             self.state = "sending"
         self._sending_since = time.monotonic()
         try:
-            # verify per request: a session-wide one would lose to $REQUESTS_CA_BUNDLE (as kiosk/client.py says)
-            answer = self.session.post(self.url, data=body.encode(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
-                                       verify=self.link.ca_file or True)
+            status, data = self.centre.post("/api/v1/ingest", body.encode())
         finally:
             self._sending_since = None
         self.last_contact = datetime.now(UTC).isoformat()
-        if answer.status_code == 200:
-            body = answer.json()
+        if status == 200:
+            answer = json.loads(data)
             for listener in self.answered:
                 try:
-                    listener(body)
+                    listener(answer)
                 except Exception:  # a listener's trouble is not the uplink's: rows go on shipping
                     log.exception("a listener of the centre's answers failed")
-            return int(body["shipped"])
-        try:
-            detail = answer.json().get("message") or answer.text
-        except json.JSONDecodeError:
-            detail = answer.text
-        if answer.status_code == 409:
+            return int(answer["shipped"])
+        detail = data.decode("utf-8", "replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = json.loads(data).get("message") or detail
+        if status == 409:
             raise CentreLostRows(f"the centre cannot go on with this stream: {detail}")
-        if answer.status_code in (401, 403, 422):
-            raise CentreRefused(f"the centre refused the batch ({answer.status_code}): {detail}")
-        raise requests.HTTPError(f"{answer.status_code}: {detail[:200]}")
+        if status in (401, 403, 422):
+            raise CentreRefused(f"the centre refused the batch ({status}): {detail}")
+        raise CentreFailed(f"the centre could not store the batch ({status}): {detail[:200]}")
 
-    def _acknowledge(self, stored: int, marked: int, had_rows: bool) -> None:
+    def _acknowledge(self, stored: int, marked: int, stream: str, had_rows: bool) -> None:
         """The centre has everything up to ``stored``: remember it, and have the writer mark and trim."""
         self.batches += had_rows
         if self._kill_after and had_rows and self.batches >= self._kill_after:
@@ -259,14 +301,22 @@ class Uplink:
                         self._kill_after)
             os.kill(os.getpid(), signal.SIGKILL)
         self.acknowledged = max(self.acknowledged, stored)
-        self._mark(marked)
+        self._mark(marked, stream)
 
-    def _mark(self, marked: int, *, force: bool = False) -> None:
-        """Have the writer record the centre's position and trim the outbox below it (at most every
-        ``MARK_EVERY_S``, unless ``force``)."""
+    def _mark(self, marked: int, stream: str, *, force: bool = False) -> None:
+        """Have the writer record the centre's position and trim the outbox below it: handed to the store, at most
+        every ``MARK_EVERY_S``, for its next commit to record with the kiosks' own changes; ``force`` (all is
+        quiet, or the hub stops: no commit may come) in a transaction of its own, now. So is the first mark after
+        the hub starts: what it sent again at start (a backlog, rows a crash left unmarked) is trimmed at once,
+        as before the marks rode on commits, whether or not a kiosk commits soon."""
         stored = self.acknowledged
-        if stored <= marked or (not force and time.monotonic() - self._marked_at < MARK_EVERY_S):
+        if stored <= marked:
             return
-        site = self.site
-        self.hub.call(lambda engine, now: Outcome(records=[ShippedMark(site, stored, now.isoformat())]))
+        mark = ShippedMark(self.site, stored, self.hub.clock().isoformat(), stream)
+        if force or self._marked_at == float("-inf"):
+            self.hub.call(lambda engine, now: Outcome(records=[mark]))
+        elif time.monotonic() - self._marked_at >= MARK_EVERY_S:
+            self.hub.store.mark_due = mark
+        else:
+            return
         self._marked_at = time.monotonic()

@@ -163,6 +163,18 @@ function requestId() {
   return "staff-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// A desk action whose answer never came (the connection ended: a restart of the hub, a keep-alive closed as the
+// request went out) is sent once more with the SAME Idempotency-Key: the hub answers it with what it did the
+// first time, so a lost answer never calls a second visitor (docs/protocol.md, "Connections").
+async function fetchOnceMore(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return fetch(url, init);
+  }
+}
+
 async function act(action) {
   if (!state.desk) return;
   const init = { method: "POST", credentials: "same-origin",
@@ -173,7 +185,7 @@ async function act(action) {
   }
   let answer;
   try {
-    const response = await fetch(`/api/v1/counters/${encodeURIComponent(state.desk)}/${action}`, init);
+    const response = await fetchOnceMore(`/api/v1/counters/${encodeURIComponent(state.desk)}/${action}`, init);
     if (response.status === 401) { sessionEnded(); return; }
     answer = await response.json();
     if (!response.ok) { showMessage(refusal(answer.error), "bad"); return; }
@@ -261,7 +273,8 @@ document.addEventListener("keydown", (event) => {
 async function send(method, url, body, extraHeaders, event) {
   const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": boot.csrf, ...(extraHeaders || {}) } };
   if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
-  const response = await fetch(url, init);
+  const repeatable = method !== "POST" || "Idempotency-Key" in init.headers;  // the hub takes these twice safely
+  const response = await (repeatable ? fetchOnceMore : fetch)(url, init);
   if (response.status === 401) { sessionEnded(); throw { refusal: "" }; }
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) throw { refusal: staffRefusal(answer.error, event) };
@@ -336,6 +349,12 @@ async function refreshBookings() {
     const bookings = (body.bookings || []).filter((b) => b.status !== "cancelled");
     if (!bookings.length) { none(); return; }
     box.replaceChildren(el("ul", { class: "bookings" }, ...bookings.map(bookingItem)));
+    // The centre's bookings come from the hub's copy (kept while the centre cannot be reached): say how old it is.
+    if (body.centre_as_of && bookings.some((b) => b.side === "centre")) {
+      box.append(el("p", { class: "muted", "data-testid": "centre-as-of" },
+                    t("The centre's bookings as of {time} {day}.", { time: clock(body.centre_as_of),
+                                                                     day: body.centre_as_of.slice(0, 10) })));
+    }
   } catch (err) {
     none();
   }
@@ -358,6 +377,13 @@ function bookingItem(b) {
   if (b.code_display) who.append(el("span", { class: "who-code" }, `${t("Code")} ${b.code_display}`));
   if (b.note) who.append(el("span", { class: "who-note" }, b.note));
   if (who.children.length) item.append(who);
+  if (b.side === "centre") {
+    // Booked at the municipality's centre for a day this branch has not taken over: the centre owns its place,
+    // so it is moved or cancelled on the centre's calendar (docs/bookings.md "One calendar").
+    item.append(el("div", { class: "booking-centre muted", "data-testid": "booking-centre" },
+                   `${t("Booked at the centre")} – ${t("Move or cancel it on the centre's calendar.")}`));
+    return item;
+  }
   if (!checked) {
     const move = el("button", { type: "button", class: "small-button", "data-testid": "booking-move" }, t("Move"));
     move.addEventListener("click", () => startMoving(b));
