@@ -59,6 +59,8 @@ vm_start() {
         </dev/null >"$RUN/qemu-$VM_BOOTS.log" 2>&1 &
     VM_PID=$!
     echo "$VM_PID" >"$RUN/qemu.pid"
+    # For --reuse: the QEMU of the last boot (the first boot's pid was kept, and --reuse found "no guest").
+    echo "$SSH_PORT $HTTP_PORT $MQTT_PORT $VM_PID $VM_BOOTS" >"$RUN/vm.txt"
 }
 
 vm_running() { [[ -n "$VM_PID" ]] && kill -0 "$VM_PID" 2>/dev/null; }

@@ -119,7 +119,7 @@ done
 say "Vuoro into $PREFIX (pip extra [$EXTRA])"
 install -d -m 0755 "$PREFIX" "$PREFIX/src"
 tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude='*.egg-info' --exclude=__pycache__ -cf - . |
-    tar -C "$PREFIX/src" -xf -
+    tar -C "$PREFIX/src" --no-same-owner --no-same-permissions -xf -
 if [[ ! -x "$PREFIX/bin/python" ]]; then
     python3 -m venv "$PREFIX"
 fi
