@@ -234,7 +234,7 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
                                          '"setuptools.build_meta"\n[project]\nname = "tinyapp"\nversion = "1"\n'
                                          '[project.optional-dependencies]\nhub = []\n')
     (repo / "constraints.txt").write_text("")
-    tasks = role_tasks("common/tasks/main.yml", "Pack the Vuoro checkout on the controller",
+    tasks = role_tasks("common/tasks/main.yml", "Make a file for the packed checkout on the controller",
                        "Remember what this role's extra was installed from")
     for task in tasks:  # not root here
         for module in task.values():
