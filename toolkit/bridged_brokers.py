@@ -18,7 +18,7 @@ from pathlib import Path
 from central.config import CentreConfig, load_centre
 from deploy import central_broker, mosquitto_acl
 from server.config import SiteConfig
-from toolkit.broker import Broker, free_port, wait_for_port
+from toolkit.broker import Broker, free_port, free_ports, wait_for_port
 from toolkit.central_process import write_centre_config
 from vuoro.mqtt import BrokerSettings
 
@@ -103,9 +103,9 @@ def central_mosquitto(config: CentreConfig, workdir: Path, cert: Path, key: Path
                       tls_port: int | None = None) -> tuple[DeployedMosquitto, int]:
     """The centre's Mosquitto (deploy/mosquitto/central.conf) and the port of its TLS listener."""
     workdir.mkdir(parents=True, exist_ok=True)
-    tls_port = tls_port or free_port()
+    port, spare = free_ports(2)  # the plain and the TLS listener: two different ports
+    tls_port = tls_port or spare
     central_broker.generate(config, workdir, tls=mosquitto_acl.TlsListener(cert, key, port=tls_port), group=None)
-    port = free_port()
     conf = localise(CENTRAL_CONF.read_text(), [
         (r"(?m)^listener 1883 127.0.0.1$", f"listener {port} 127.0.0.1"),
         (r"/etc/mosquitto/vuoro-central/", f"{workdir}/"),
@@ -151,9 +151,10 @@ class NatsCluster:
         workdir.mkdir(parents=True, exist_ok=True)
         central_broker.generate(config, workdir, broker="nats", group=None)
         self.names = [f"n{i + 1}" for i in range(nodes)]
-        self.client_ports = {n: free_port() for n in self.names}
-        self.route_ports = {n: free_port() for n in self.names}
-        self.mqtt_ports = {n: free_port() for n in self.names}
+        ports = iter(free_ports(3 * len(self.names)))  # nine different ports, not nine tries that may repeat
+        self.client_ports = {n: next(ports) for n in self.names}
+        self.route_ports = {n: next(ports) for n in self.names}
+        self.mqtt_ports = {n: next(ports) for n in self.names}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def mqtts(self, name: str) -> str:

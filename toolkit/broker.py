@@ -31,6 +31,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports. ``free_port()`` called twice may give the same port twice (the first was
+    closed again): a nats node got one port for MQTT and for its routes, and could not start."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:  # all held open at once: the kernel hands out each port once
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
