@@ -334,13 +334,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
             key = form.get("idem", "")
             if not 8 <= len(key) <= 64:
                 raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
-            try:
-                start = datetime.fromisoformat(form["start"])
-                slots = int(form.get("slots") or 1)
-            except ValueError:
-                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.") from None
-            if start.tzinfo is None:
-                start = start.replace(tzinfo=tz(branch))
+            start, slots = start_of(form, branch, 1)
             site = calendar.sale(branch).branch.site
             language = lang if lang in site.languages else site.default_language
             _, row = await run_in_threadpool(lambda: calendar.book(
@@ -356,6 +350,20 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
         query = urlencode({"day": row["day"].isoformat(), "service": row["service"], "booked": row["id"],
                            "lang": lang})
         return RedirectResponse(f"/calendar/{branch}?{query}", status_code=303)
+
+    async def refused_today(request: Request, who: Viewer, lang: str, branch: str, refused_: ApiError) -> Response:
+        """A booking that is not there (or not this branch's): today's page says so in words."""
+        return await day_page(request, who, lang, branch, parse_day(None, branch), None,
+                              problem=refusal_text(lang, refused_, branch), status=refused_.status)
+
+    def start_of(form: dict[str, str], branch: str, default_slots: int) -> tuple[datetime, int]:
+        """The time and length a form chose; a time without a zone is the branch's own clock."""
+        try:
+            start = datetime.fromisoformat(form.get("start", ""))
+            slots = int(form.get("slots") or default_slots)
+        except ValueError:
+            raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.") from None
+        return (start if start.tzinfo else start.replace(tzinfo=tz(branch))), slots
 
     async def booking_of(branch: str, booking_id: str) -> dict[str, Any]:
         row = await run_in_threadpool(calendar.by_id, booking_id)
@@ -403,8 +411,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
         try:
             row = await booking_of(branch, booking_id)
         except ApiError as refused_:
-            return await day_page(request, who, lang, branch, parse_day(None, branch), None,
-                                  problem=refusal_text(lang, refused_, branch), status=refused_.status)
+            return await refused_today(request, who, lang, branch, refused_)
         day = parse_day(request.query_params.get("day") or row["day"].isoformat(), branch)
         return await move_page(request, who, lang, branch, row, day)
 
@@ -418,17 +425,10 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
         try:
             row = await booking_of(branch, booking_id)
         except ApiError as refused_:
-            return await day_page(request, who, lang, branch, parse_day(None, branch), None,
-                                  problem=refusal_text(lang, refused_, branch), status=refused_.status)
+            return await refused_today(request, who, lang, branch, refused_)
         try:
             form = await form_of(request, who)
-            try:
-                start = datetime.fromisoformat(form.get("start", ""))
-                slots = int(form.get("slots") or row["slots"])
-            except ValueError:
-                raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.") from None
-            if start.tzinfo is None:
-                start = start.replace(tzinfo=tz(branch))
+            start, slots = start_of(form, branch, row["slots"])
             moved = await run_in_threadpool(calendar.staff_move, booking_id, start, slots)
         except ApiError as refused_:
             return await move_page(request, who, lang, branch, row, parse_day(form.get("day"), branch),
@@ -446,8 +446,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
         try:
             row = await booking_of(branch, booking_id)
         except ApiError as refused_:
-            return await day_page(request, who, lang, branch, parse_day(None, branch), None,
-                                  problem=refusal_text(lang, refused_, branch), status=refused_.status)
+            return await refused_today(request, who, lang, branch, refused_)
         heading = w["Cancel booking {code}?"].format(code=codes.pretty(row["code"]))
         back = urlencode({"day": row["day"].isoformat(), "lang": lang})
         body = (f"<h1>{_e(heading)}</h1>{summary(lang, bid=branch, row=row)}"
@@ -468,8 +467,7 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
             await form_of(request, who)
             row = await run_in_threadpool(calendar.staff_cancel, booking_id)
         except ApiError as refused_:
-            return await day_page(request, who, lang, branch, parse_day(None, branch), None,
-                                  problem=refusal_text(lang, refused_, branch), status=refused_.status)
+            return await refused_today(request, who, lang, branch, refused_)
         query = urlencode({"day": row["day"].isoformat(), "cancelled": row["id"], "lang": lang})
         return RedirectResponse(f"/calendar/{branch}?{query}", status_code=303)
 
