@@ -47,7 +47,6 @@ import argparse
 import contextlib
 import grp
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from deploy.mosquitto_bridge import bridge_acl_lines, render_bridge, wants_bridg
 from server.config import ConfigError, SiteConfig, load_config  # noqa: E402
 from vuoro.mqtt import HUB_USER, watcher_user  # noqa: E402
 from vuoro.protocol import Topics  # noqa: E402
+from vuoro.typed_secrets import new_secret  # noqa: E402
 
 CHECK_USER = str(watcher_user(HUB_USER))
 
@@ -155,7 +155,7 @@ def read_or_make_hub_password(path: Path) -> str:
         if len(password) < 16:
             raise ValueError(f"{path}: the hub's MQTT password must be at least 16 characters")
         return password
-    password = secrets.token_urlsafe(24)
+    password = new_secret(24)  # typed after --mqtt-password by whoever runs the doctor
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

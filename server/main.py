@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in sample_secrets(config):
         # A warning, not a refusal: the demo and the tests run on the sample on purpose.
         print(f"{config.path}: warning: {key} is still the sample's value (change-me): anyone who has read the"
-              " sample can use it. Set a secret of its own (python3 -c \"import secrets; "
-              "print(secrets.token_urlsafe(24))\").", file=sys.stderr)
+              " sample can use it. Set a secret of its own (vuoro secret).", file=sys.stderr)
     if args.check:
         print(f"{config.path}: ok ({len(config.services)} services, {len(config.counters)} counters)")
         return 0

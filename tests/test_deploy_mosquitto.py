@@ -422,7 +422,7 @@ def test_the_doctor_looks_with_the_hubs_login_without_dropping_the_hub(
     try:
         watcher = watch_the_hub(connect)
         code = doctor.main(["--config", str(SAMPLE_SITE), "--hub", hub.url, "--broker", f"mqtt://127.0.0.1:{site.port}",
-                            "--mqtt-user", "hub", "--mqtt-password", site.hub_password])
+                            "--mqtt-user", "hub", f"--mqtt-password={site.hub_password}"])
         out = capsys.readouterr().out
         assert code == 0, out
         assert "the hub is online" in out

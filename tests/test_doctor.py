@@ -199,7 +199,7 @@ def test_broker_refuses_wrong_password(capsys, tmp_path: Path) -> None:
         wait_for_port(port)
         url = f"mqtt://127.0.0.1:{port}"
         code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", url, "--mqtt-user", "kiosk1",
-                              "--mqtt-password", "wrong-password-000")
+                              "--mqtt-password=-wrong-password-000")  # a password may begin with '-': given with '='
         assert code == 1 and "refused user 'kiosk1'" in blocks["broker"]
         code, blocks, _ = run(capsys, "--hub", dead_url("http"), "--broker", url, "--mqtt-user", "kiosk1",
                               "--mqtt-password", CONFIG.devices["kiosk1"].token)

@@ -51,6 +51,14 @@ def check(measured: dict[str, Any], size: tuple[int, int], where: str) -> None:
 # -- the web page, in Chromium ------------------------------------------------------------------------
 
 
+# The page as a visitor sees it once it has settled: the hub's state is in (the site's name, the events), the
+# link is up (no offline sign in the top bar) and the fonts it fits its texts in are loaded (a fit done in the
+# fallback font is redone when they are). Measured before that, a fit of a moment before is seen.
+SETTLED_JS = ("document.querySelectorAll('#events li').length > 0 && document.getElementById('site-name').textContent"
+              " && document.getElementById('offline').hidden && document.fonts.status === 'loaded'")
+SITE_NAME_PX_JS = "parseFloat(getComputedStyle(document.getElementById('site-name')).fontSize)"
+
+
 def busy_replay(replay: Replay, **kwargs: Any) -> None:
     for topic, payload in sample.retained(busy=True, message=MESSAGE, **kwargs).items():
         replay.publish(topic, payload)
@@ -82,11 +90,37 @@ def test_web_signage_wraps_a_long_message(browser: Any, replay: Replay) -> None:
         page = browser.new_page(viewport={"width": width, "height": height})
         try:
             page.goto(f"{replay.url}/signage/index.html?lang=da&alternate=0")
-            page.wait_for_function("document.querySelectorAll('#events li').length > 0", timeout=TIMEOUT_MS)
+            page.wait_for_function(SETTLED_JS, timeout=TIMEOUT_MS)
             check(page.evaluate(MEASURE_JS), (width, height), f"web long message {width}x{height}")
             assert page.inner_text("#message") == LONG_MESSAGE
         finally:
             page.close()
+
+
+@pytest.mark.browser
+def test_web_signage_fits_the_site_name_again_when_the_offline_sign_comes_and_goes(browser: Any,
+                                                                                    replay: Replay) -> None:
+    """The site's name shares the top bar with the clock and the offline sign. At 1080x1920 the sample's name
+    takes its 44 px design size with the sign away; with the sign there it has less room and goes down to the
+    40 px floor (and only then is shortened), and back to 44 px when the hub is back."""
+    busy_replay(replay)
+    width, height = SIZES["portrait"]
+    hub_status = sample.retained()["hub/status"]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        page.goto(f"{replay.url}/signage/index.html?lang=da&alternate=0")
+        page.wait_for_function(SETTLED_JS, timeout=TIMEOUT_MS)
+        assert page.evaluate(SITE_NAME_PX_JS) == 44
+        check(page.evaluate(MEASURE_JS), (width, height), "web online 1080x1920")
+        replay.publish("hub/status", {**hub_status, "online": False})
+        page.wait_for_function("!document.getElementById('offline').hidden", timeout=TIMEOUT_MS)
+        page.wait_for_function(f"{SITE_NAME_PX_JS} === 40", timeout=TIMEOUT_MS)
+        replay.publish("hub/status", hub_status)
+        page.wait_for_function(SETTLED_JS, timeout=TIMEOUT_MS)
+        page.wait_for_function(f"{SITE_NAME_PX_JS} === 44", timeout=TIMEOUT_MS)
+        check(page.evaluate(MEASURE_JS), (width, height), "web online again 1080x1920")
+    finally:
+        page.close()
 
 
 @pytest.mark.browser

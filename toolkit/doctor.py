@@ -192,7 +192,7 @@ def check_broker(broker_url: str, hub_status_topic: str, *, username: str | None
     except BrokerRefused as exc:
         who = f"user {settings.username!r}" if settings.username else "an anonymous client"
         return Check("broker", False, f"The broker at {where} refused {who}: {exc}.",
-                     ["Give the hub's login: --mqtt-user hub --mqtt-password \"$(cat /etc/mosquitto/vuoro/"
+                     ["Give the hub's login: --mqtt-user hub --mqtt-password=\"$(cat /etc/mosquitto/vuoro/"
                       "hub.password)\" (or a device id and its token)",
                       "After changing devices in the site config, regenerate the users: python -m "
                       "deploy.mosquitto_acl --config /etc/vuoro/site.toml --out /etc/mosquitto/vuoro && "

@@ -99,6 +99,25 @@ def open_stream(port: int, source: str) -> tuple[int, socket.socket, bytes]:
     return int(data.split(b" ", 2)[1]), sock, data
 
 
+def refusal_body(sock: socket.socket, data: bytes) -> bytes:
+    """The whole body of a refusal whose head ``open_stream`` read (``data``: the bytes read so far).
+
+    The body may have come with the head or may still be on its way; the hub keeps the connection open
+    after it (keep-alive), so read by its Content-Length: one read too many waits for bytes that never come
+    (CI at load 5 had the body with the head, and an unconditional recv timed out)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")[1:]
+               if line.lower().startswith(b"content-length:")]
+    if not lengths:
+        raise AssertionError(f"a refusal without a Content-Length: {head[:300]!r}")
+    while len(body) < int(lengths[0]):
+        more = sock.recv(65536)
+        if not more:
+            break
+        body += more
+    return body
+
+
 class Drain:
     """Reads and throws away whatever arrives on many sockets, in one thread (as screens that keep up)."""
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "central": ("central.main:main", "run the centre: a municipality's branches on one PostgreSQL"),
     "demo": ("toolkit.demo:main", "run the whole system on embedded defaults"),
     "doctor": ("toolkit.doctor:main", "check config, hub, broker and printer and say what is wrong"),
+    "secret": ("vuoro.typed_secrets:main", "print a new random token or password, safe to paste on a command line"),
 }
 
 

@@ -238,10 +238,13 @@
     });
   }
   // A heading (and the site's name) is 44 u where it fits, down to the 40 u floor, and only then shortened.
+  // Fitted again when a text or the room it has changes: the site's name shares the top bar with the clock and
+  // the offline sign, so its width is in the key (a block's or a flex:1 item's width does not follow its own
+  // font size). Keyed on texts alone, a name fitted before the offline sign came or went kept its old size.
   var headed = "";
   function fitHeadings() {
     var u = Math.min(innerWidth, innerHeight) / 1080, nodes = document.querySelectorAll("h2, #site-name");
-    var key = Array.prototype.map.call(nodes, function (n) { return n.textContent; }).join("|") + innerWidth + "x" + innerHeight;
+    var key = Array.prototype.map.call(nodes, function (n) { return n.textContent + "@" + n.clientWidth; }).join("|");
     if (key === headed) return;
     headed = key;
     Array.prototype.forEach.call(nodes, function (node) {
@@ -418,7 +421,10 @@
       setInterval(render, 1000);
       // the call is fitted again for a new window size, and once the fonts it is measured in are there
       window.addEventListener("resize", render);
-      document.fonts.ready.then(function () { fitted = headed = ""; render(); });
+      // (loadingdone too: a face first needed after `ready` settled, say by a text that came later, loads after it)
+      var refit = function () { fitted = headed = ""; render(); };
+      document.fonts.ready.then(refit);
+      document.fonts.addEventListener("loadingdone", refit);
     });
   }
 
