@@ -38,6 +38,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from central.config import Branch, CentreConfig
+from central.joined_reads import JoinedReads
 from server import codes
 from server.bookings.online import EMAIL, PHONE, OnlineCalendar, same_contact
 from server.bookings.records import BOOKED, CANCELLED, Booking
@@ -139,6 +140,7 @@ class Calendar:
         self._plans: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
         self._times: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
         self._online_days: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
+        self._listings: JoinedReads[dict[str, Any]] = JoinedReads()
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -219,7 +221,12 @@ class Calendar:
 
     def listing(self, branch: str, service: str, day: date | None) -> dict[str, Any]:
         """The days and free times a citizen may book at the centre now: the branch's own rules, less the days
-        the centre does not own now (with a ``notice`` saying why today is missing)."""
+        the centre does not own now (with a ``notice`` saying why today is missing). Asked at the same moment
+        by many (a morning release), one read answers all who asked while the previous one was under way
+        (``JoinedReads``: never an answer read before its caller asked)."""
+        return dict(self._listings.run((branch, service, day), lambda: self._listing(branch, service, day)))
+
+    def _listing(self, branch: str, service: str, day: date | None) -> dict[str, Any]:
         now = utc_now()
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
         start, end = self._span(branch, today, None)
