@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import threading
 import uuid
 from dataclasses import dataclass
@@ -378,7 +379,7 @@ class Calendar:
                               slots=slots, status=BOOKED, origin="staff" if staff else "web", created_at=now,
                               name=kept["name"], phone=kept["phone"], email=kept["email"], note=kept["note"],
                               language=language, idem_key=key)
-            cal.places.claim(booking, grid)
+            _claim_free_places(cal, rules, booking, grid)
             row = None
             while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
                 row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH), who)
@@ -618,6 +619,23 @@ class Calendar:
                     "status <> 'cancelled' AND NOT EXISTS (SELECT 1 FROM calendar_handovers h WHERE h.branch = "
                     "b.branch AND h.day = b.day) ORDER BY start_at, id", (branch, today)).fetchall()
         return [booking_json(r, staff=True) for r in rows]
+
+
+def _claim_free_places(cal: OnlineCalendar, rules: ServiceBooking, booking: Booking, grid: list[datetime]) -> None:
+    """As ``SlotPlaces.claim``, but of each slot a place number chosen at random among those free in the picture,
+    from 1 to the slot's places less the walk-in reserve (the checks before made sure one is free): sales side by
+    side on one slot then seldom choose the same number, and a loser (``calendar_claims``' key) reads again — a
+    whole sale more, the tail of a morning release. The bound and the key still keep a slot to its places."""
+    reserve = rules.online.reserve if rules.online else 0
+    for slot in grid:
+        key = (booking.service, ts(slot))
+        places = cal.places.claims.setdefault(key, {})
+        free = [p for p in range(1, cal.places.capacity(rules, slot) - reserve + 1) if p not in places]
+        if not free:  # not reached: check_online / staff_grid refused a full slot
+            raise ApiError(409, refusals.FULL, "That time is fully booked. Choose another time.", field="start")
+        place = random.choice(free)
+        places[place] = booking.id
+        booking.claims.append((key[1], place))
 
 
 def staff_details(name: str | None, phone: str | None, email: str | None, note: str | None) -> dict[str, str | None]:
