@@ -319,6 +319,9 @@ def one_run(pg: PostgresCluster, folder: Path, workers: int, citizens: int, conc
             result["over"] = db.execute("SELECT count(*) FROM (SELECT slot_start FROM calendar_claims GROUP BY "
                                         "slot_start HAVING count(*) > %s) o", (PLACES,)).fetchone()[0]
             result["rows"] = db.execute("SELECT count(*) FROM calendar_bookings WHERE status = 'booked'").fetchone()[0]
+            # Rolled back: the sales that lost a place to another (then read again) and the refusals ("full")
+            result["rollbacks"] = db.execute("SELECT xact_rollback FROM pg_stat_database WHERE datname = "
+                                             "current_database()").fetchone()[0]
     finally:
         centre.stop()
     result["early"] = early.json()["error"]["message"]
@@ -370,7 +373,8 @@ def main() -> int:
                 print(f"free-times requests {len(gets)}: p50 {pct(gets, 50) * 1000:.1f} ms, p99 "
                       f"{pct(gets, 99) * 1000:.1f} ms; HTTP requests/s {(len(gets) + len(posts)) / r['seconds']:.0f}")
                 print(f"CPU: centre {r['cpu'][0]:.2f}, PostgreSQL {r['cpu'][1]:.2f}, client {r['cpu'][2]:.2f}")
-                print(f"slots over capacity at the centre: {r['over']}")
+                print(f"slots over capacity at the centre: {r['over']}; transactions rolled back {r['rollbacks']} "
+                      f"(sales that lost a place to another and read again, and the refusals)")
                 print(f"floor: the same client on the centre's health (SELECT 1): {floor_rate:.0f}/s, p99 "
                       f"{floor_p99 * 1000:.1f} ms; bookings/s / floor = {rate / floor_rate:.2f}")
                 print("targets met" if ok else "targets NOT met")

@@ -24,8 +24,10 @@ Status travels both ways and merges by one rule: checked in beats cancelled beat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import threading
 import uuid
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from central.config import Branch, CentreConfig
+from central.joined_reads import JoinedReads
 from server import codes
 from server.bookings.online import EMAIL, PHONE, OnlineCalendar, same_contact
 from server.bookings.records import BOOKED, CANCELLED, Booking
@@ -54,6 +57,15 @@ SALE_TRIES = 8  # a sale that lost its chosen place to another reads again this 
 PURGE_EVERY_S = 600.0  # the retention purge: at start, then this often
 log = logging.getLogger("vuoro.central.calendar")
 _RANK_SQL = ("CASE {} WHEN 'checked_in' THEN 3 WHEN 'cancelled' THEN 2 WHEN 'no_show' THEN 1 ELSE 0 END")
+# The free times' three reads in one statement: the places taken per slot (two arrays in slot order), the days
+# handed over, and whether the branch was heard from (as ``Calendar._reachable_query``).
+_LISTING_SQL = (
+    "SELECT c.slots, c.taken, (SELECT array_agg(day) FROM calendar_handovers WHERE branch = %(branch)s AND "
+    "day >= %(today)s), (SELECT GREATEST(last_seen, calendar_seen) > clock_timestamp() - make_interval(secs => "
+    "%(away)s) FROM branches WHERE id = %(branch)s) FROM (SELECT array_agg(slot_start ORDER BY slot_start) AS slots, "
+    "array_agg(n ORDER BY slot_start) AS taken FROM (SELECT slot_start, count(*)::integer AS n FROM calendar_claims "
+    "WHERE branch = %(branch)s AND service = %(service)s AND slot_start >= %(start)s AND slot_start < %(end)s "
+    "GROUP BY slot_start) AS per_slot) AS c")
 _COLUMNS = ("id", "branch", "side", "code", "service", "start_at", "end_at", "day", "slots", "status", "origin",
             "name", "phone", "email", "note", "language", "ticket_id", "checked_in_at", "created_at",
             "cancelled_at", "idem_key")
@@ -129,6 +141,7 @@ class Calendar:
         self._plans: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
         self._times: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
         self._online_days: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
+        self._listings: JoinedReads[dict[str, Any]] = JoinedReads()
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -158,30 +171,25 @@ class Calendar:
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
         return self._owner(branch, day, now, handed, day > today or self.reachable(db, branch))
 
-    def _owner(self, branch: str, day: date, now: datetime, handed: bool, reachable: bool) -> str | None:
-        """The one ownership rule (see the module's doc), over what was read."""
+    def _owner(self, branch: str, day: date, now: datetime, handed: bool, reachable: bool,
+               today: date | None = None) -> str | None:
+        """The one ownership rule (see the module's doc), over what was read (``today``: the branch's, if known)."""
         if handed:
             return BRANCH_OWNS
-        if day <= now.astimezone(self.sale(branch).branch.site.timezone).date() and not reachable:
+        if day <= (today or now.astimezone(self.sale(branch).branch.site.timezone).date()) and not reachable:
             return BRANCH_AWAY
         return None
 
     def _picture(self, db: psycopg.Connection, branch: str, service: str, since: date,
                  until: date | None = None) -> OnlineCalendar:
         """The branch's rules over the places and bookings the centre holds from ``since`` on (to ``until``)."""
-        return self._picture_from(branch, service, *self._picture_queries(db, branch, service, since, until))
+        claims, bookings = self._picture_queries(db, branch, service, since, until)
+        return self._picture_from(branch, service, claims.fetchall(), bookings)
 
-    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date, until: date | None,
-                         bookings: bool = True) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any] | None]:
-        """The two reads of a picture, sent (in a pipeline, not yet answered). Without ``bookings`` (the free
-        times: they count places, whoever holds them) only how many places of each slot are taken."""
-        tz = self.sale(branch).branch.site.timezone
-        start = datetime.combine(since, datetime.min.time(), tz)
-        end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz)
-        if not bookings:
-            return db.execute("SELECT slot_start, count(*) FROM calendar_claims WHERE branch = %s AND service = %s "
-                              "AND slot_start >= %s AND slot_start < %s GROUP BY slot_start",
-                              (branch, service, start, end)), None
+    def _picture_queries(self, db: psycopg.Connection, branch: str, service: str, since: date,
+                         until: date | None) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]]:
+        """The two reads of a picture (the places taken and the bookings), sent (in a pipeline, not yet answered)."""
+        start, end = self._span(branch, since, until)
         claims = db.execute("SELECT slot_start, place, booking_id FROM calendar_claims WHERE branch = %s AND "
                             "service = %s AND slot_start >= %s AND slot_start < %s", (branch, service, start, end))
         found = db.cursor(row_factory=dict_row).execute(
@@ -189,7 +197,13 @@ class Calendar:
             "side = 'centre' AND status IN ('booked', 'checked_in')", (branch, service, since, until or date.max))
         return claims, found
 
-    def _picture_from(self, branch: str, service: str, claims: psycopg.Cursor[Any],
+    def _span(self, branch: str, since: date, until: date | None) -> tuple[datetime, datetime]:
+        """The moments from the start of ``since`` to the end of ``until`` (no end: the last day there is)."""
+        tz = self.sale(branch).branch.site.timezone
+        return (datetime.combine(since, datetime.min.time(), tz),
+                datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), datetime.min.time(), tz))
+
+    def _picture_from(self, branch: str, service: str, claims: list[tuple[Any, ...]],
                       bookings: psycopg.Cursor[Any] | None, counts: bool = False) -> OnlineCalendar:
         """The rules over what was read; ``counts``: the claims are (slot, places taken) rows (the free times)."""
         sale = self.sale(branch)
@@ -197,10 +211,10 @@ class Calendar:
         cal._plans, cal._times, cal._online_days = self._plans[branch], self._times[branch], self._online_days[branch]
         claimed = cal.places.claims
         if counts:  # that many places taken, by no one in particular
-            for slot, taken in claims.fetchall():
+            for slot, taken in claims:
                 claimed[(service, ts(slot))] = dict.fromkeys(range(taken), "")
         else:
-            for slot, place, booking_id in claims.fetchall():
+            for slot, place, booking_id in claims:
                 claimed.setdefault((service, ts(slot)), {})[place] = booking_id
         for row in bookings.fetchall() if bookings is not None else ():
             cal.bookings[row["id"]] = as_booking(row)
@@ -208,37 +222,49 @@ class Calendar:
 
     def listing(self, branch: str, service: str, day: date | None) -> dict[str, Any]:
         """The days and free times a citizen may book at the centre now: the branch's own rules, less the days
-        the centre does not own now (with a ``notice`` saying why today is missing)."""
+        the centre does not own now (with a ``notice`` saying why today is missing). Asked at the same moment
+        by many (a morning release), one read answers all who asked while the previous one was under way
+        (``JoinedReads``: never an answer read before its caller asked)."""
+        return dict(self._listings.run((branch, service, day), lambda: self._listing(branch, service, day)))
+
+    def _listing(self, branch: str, service: str, day: date | None) -> dict[str, Any]:
         now = utc_now()
         today = now.astimezone(self.sale(branch).branch.site.timezone).date()
-        with self.pool.connection() as db, db.pipeline(), db.transaction():
-            # All three reads in one round trip (a pipeline), then the branch's rules in Python over them
-            picture = self._picture_queries(db, branch, service, today, None, bookings=False)
-            handed_q = db.execute("SELECT day FROM calendar_handovers WHERE branch = %s AND day >= %s",
-                                  (branch, today))
-            reachable_q = self._reachable_query(db, branch)
-            cal = self._picture_from(branch, service, *picture, counts=True)
-            handed, reachable = {d for d, in handed_q.fetchall()}, _true(reachable_q)
-            cal.online_rules(service)  # 404 / 409 for a service that is not booked online
-            first = cal.listing(now, service, None if day is None else day)
-            owners = {d: self._owner(branch, date.fromisoformat(d), now, date.fromisoformat(d) in handed, reachable)
-                      for d in first["days"]}
-            notice = self._owner(branch, today, now, today in handed, reachable)
-            allowed = [d for d in first["days"] if owners[d] is None]
-            wanted = day.isoformat() if day else None
-            if wanted not in allowed:
-                wanted = None
-            if wanted is None:  # the first allowed day with a free time, as the branch's page does
-                shown = None
-                for d in allowed:
-                    candidate = cal.listing(now, service, date.fromisoformat(d))
-                    if candidate["slots"] or shown is None:
-                        shown = candidate
-                    if candidate["slots"]:
-                        break
-                result = shown or {**first, "day": None, "slots": []}
-            else:
-                result = first if first["day"] == wanted else cal.listing(now, service, date.fromisoformat(wanted))
+        start, end = self._span(branch, today, None)
+        # All three reads in ONE statement (one round trip, one snapshot, no BEGIN/COMMIT: the free times are the
+        # busiest request of a morning release), then the branch's rules in Python over them. What it reads only
+        # counts places (whoever holds them); a sale reads again under its locks before it writes.
+        with self.pool.connection() as db:
+            db.autocommit = True
+            try:
+                slots, taken, handed_days, reachable = db.execute(_LISTING_SQL, {
+                    "branch": branch, "service": service, "start": start, "end": end, "today": today,
+                    "away": self.away_s}).fetchone()
+            finally:
+                with contextlib.suppress(psycopg.Error):  # a broken connection: the pool drops it, the error stands
+                    db.autocommit = False
+        cal = self._picture_from(branch, service, list(zip(slots or (), taken or (), strict=True)), None, counts=True)
+        handed, reachable = set(handed_days or ()), bool(reachable)
+        cal.online_rules(service)  # 404 / 409 for a service that is not booked online
+        first = cal.listing(now, service, None if day is None else day)
+        allowed = [d for d in first["days"]
+                   if self._owner(branch, date.fromisoformat(d), now, date.fromisoformat(d) in handed, reachable,
+                                  today) is None]
+        notice = self._owner(branch, today, now, today in handed, reachable, today)
+        wanted = day.isoformat() if day else None
+        if wanted not in allowed:
+            wanted = None
+        if wanted is None:  # the first allowed day with a free time, as the branch's page does
+            shown = None
+            for d in allowed:
+                candidate = cal.listing(now, service, date.fromisoformat(d))
+                if candidate["slots"] or shown is None:
+                    shown = candidate
+                if candidate["slots"]:
+                    break
+            result = shown or {**first, "day": None, "slots": []}
+        else:
+            result = first if first["day"] == wanted else cal.listing(now, service, date.fromisoformat(wanted))
         return {**result, "days": allowed, "branch": branch, "notice": notice}
 
     def nearest(self, service: str) -> list[dict[str, Any]]:
@@ -339,7 +365,7 @@ class Calendar:
             if owner == BRANCH_AWAY:
                 raise ApiError(409, BRANCH_AWAY, "Same-day times at this branch cannot be booked online just now: "
                                "the branch cannot be reached.", field="start")
-            cal = self._picture_from(branch, service, claims_q, bookings_q)
+            cal = self._picture_from(branch, service, claims_q.fetchall(), bookings_q)
             rules, online = cal.online_rules(service)
             if staff:
                 kept = staff_details(name, phone, email, note)
@@ -353,7 +379,7 @@ class Calendar:
                               slots=slots, status=BOOKED, origin="staff" if staff else "web", created_at=now,
                               name=kept["name"], phone=kept["phone"], email=kept["email"], note=kept["note"],
                               language=language, idem_key=key)
-            cal.places.claim(booking, grid)
+            _claim_free_places(cal, rules, booking, grid)
             row = None
             while row is None:  # a fresh code until one is free (the centre's codes' unique index decides)
                 row = self._insert_sale(db, booking, codes.new_code(lambda _code: False, CENTRE_CODE_LENGTH), who)
@@ -593,6 +619,23 @@ class Calendar:
                     "status <> 'cancelled' AND NOT EXISTS (SELECT 1 FROM calendar_handovers h WHERE h.branch = "
                     "b.branch AND h.day = b.day) ORDER BY start_at, id", (branch, today)).fetchall()
         return [booking_json(r, staff=True) for r in rows]
+
+
+def _claim_free_places(cal: OnlineCalendar, rules: ServiceBooking, booking: Booking, grid: list[datetime]) -> None:
+    """As ``SlotPlaces.claim``, but of each slot a place number chosen at random among those free in the picture,
+    from 1 to the slot's places less the walk-in reserve (the checks before made sure one is free): sales side by
+    side on one slot then seldom choose the same number, and a loser (``calendar_claims``' key) reads again — a
+    whole sale more, the tail of a morning release. The bound and the key still keep a slot to its places."""
+    reserve = rules.online.reserve if rules.online else 0
+    for slot in grid:
+        key = (booking.service, ts(slot))
+        places = cal.places.claims.setdefault(key, {})
+        free = [p for p in range(1, cal.places.capacity(rules, slot) - reserve + 1) if p not in places]
+        if not free:  # not reached: check_online / staff_grid refused a full slot
+            raise ApiError(409, refusals.FULL, "That time is fully booked. Choose another time.", field="start")
+        place = random.choice(free)
+        places[place] = booking.id
+        booking.claims.append((key[1], place))
 
 
 def staff_details(name: str | None, phone: str | None, email: str | None, note: str | None) -> dict[str, str | None]:

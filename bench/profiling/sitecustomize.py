@@ -14,8 +14,11 @@ import os
 import pstats
 import signal
 import threading
+import time
 
 FOLDER = os.environ.get("VUORO_BENCH_PROFILE")
+# Each thread's own CPU time (not wall time: a thread waiting on PostgreSQL or a lock would hide where CPU goes)
+_TIMER = time.thread_time if os.environ.get("VUORO_BENCH_PROFILE_CPU") else time.perf_counter
 _profiles: list[cProfile.Profile] = []
 
 
@@ -38,7 +41,7 @@ def _start() -> None:
     original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 
     def profiled(self: threading.Thread) -> None:  # every thread, also those whose class overrides run()
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(_TIMER)
         _profiles.append(profile)
         profile.enable()
         try:
@@ -47,7 +50,7 @@ def _start() -> None:
             profile.disable()
 
     threading.Thread._bootstrap_inner = profiled  # type: ignore[attr-defined]
-    main = cProfile.Profile()
+    main = cProfile.Profile(_TIMER)
     _profiles.append(main)
     signal.signal(signal.SIGUSR1, _dump)
     main.enable()
