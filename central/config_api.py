@@ -72,6 +72,15 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
             event.set()
 
     app.state.wake_long_polls = changed  # called (in the loop) when the worker's coordinator hears a change
+    stopping: list[bool] = []
+
+    def stop_long_polls() -> None:
+        """The worker is stopping: answer every long poll now with what is current. Held to its 25 s, each
+        made uvicorn's graceful stop wait its whole 3 s and then cut the branch off without an answer."""
+        stopping.append(True)
+        changed()
+
+    app.state.stop_long_polls = stop_long_polls  # called (in the loop) as the worker's server begins to stop
 
     async def signed_out(name: str) -> None:
         """An account changed or gone: its sessions on the centre's pages end (it signs in again, as it now is)."""
@@ -206,7 +215,7 @@ def install(app: FastAPI, config: CentreConfig, pool: ConnectionPool) -> None:
                 wanted, revision = await run(current, branch.id)
                 version = wanted["version"] if wanted else 0
                 left = deadline - loop.time()
-                if version != config or revision != staff or left <= 0 or await request.is_disconnected():
+                if version != config or revision != staff or left <= 0 or stopping or await request.is_disconnected():
                     return JSONResponse({"config": wanted, "staff": revision})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=left)

@@ -137,7 +137,7 @@ def run_worker(config: CentreConfig, sock: socket.socket, parent: ParentLink) ->
 
     from central.app import create_app
     from vuoro.keepalive import server_keep_alive
-    from vuoro.stopping import serve_then_clean_up
+    from vuoro.stopping import serve_then_clean_up, stopping_server
 
     # A request waits at most 5 s for a connection: a database that is away is answered 503 quickly, and the
     # branches' uplinks try again (they keep their rows).
@@ -145,12 +145,13 @@ def run_worker(config: CentreConfig, sock: socket.socket, parent: ParentLink) ->
                           reset=mark_returned, name="vuoro-central", timeout=5.0)
     tls = {"ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key} if config.tls_cert else {}
     try:
-        # Branches hold a long poll open (GET /api/v1/branch/changes, ≤ 25 s): a stop does not wait for them all
+        app = create_app(config, pool, parent=parent, background=True)
         # timeout_keep_alive: longer than the branches' uplinks keep a connection idle (vuoro/keepalive.py); a
-        # SIGTERM goes on to the clean-up below (vuoro/stopping.py)
-        server = uvicorn.Server(uvicorn.Config(create_app(config, pool, parent=parent, background=True),
-                                               log_level="warning", access_log=False, timeout_graceful_shutdown=3,
-                                               timeout_keep_alive=server_keep_alive(), **tls))
+        # SIGTERM goes on to the clean-up below, and the branches' long polls (GET /api/v1/branch/changes, ≤ 25 s)
+        # are answered first, so a stop (a restart, a deploy) waits only for real work (vuoro/stopping.py)
+        server = stopping_server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                                timeout_graceful_shutdown=3, timeout_keep_alive=server_keep_alive(),
+                                                **tls), app.state.stop_long_polls)
         serve_then_clean_up(server, sockets=[sock])
     finally:
         pool.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 from server.config import SAMPLE_SITE, ConfigError, SiteConfig, load_config, sample_secrets
 from vuoro.keepalive import server_keep_alive
-from vuoro.stopping import serve_then_clean_up
+from vuoro.stopping import serve_then_clean_up, stopping_server
 
 log = logging.getLogger("vuoro.hub")
 
@@ -197,9 +197,11 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
     # library (bench/ab_hub.py: idle RSS and start CPU, see the commit that added this).
     # timeout_keep_alive: an idle connection lives longer than any of our clients keeps one (vuoro/keepalive.py):
     # at uvicorn's 5 s a desk's call sent as the hub closed its connection was lost.
-    server = uvicorn.Server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
-                                           log_level="warning", access_log=False, ws="none",
-                                           timeout_keep_alive=server_keep_alive(), **tls))
+    # The event streams (signage, staff and phone pages) never end by themselves: they end as the stop begins,
+    # or uvicorn waited for them until systemd killed the hub (vuoro/stopping.py). Their browsers reconnect.
+    server = stopping_server(uvicorn.Config(app, host=config.listen_host, port=config.listen_port,
+                                            log_level="warning", access_log=False, ws="none",
+                                            timeout_keep_alive=server_keep_alive(), **tls), app.state.streams.end_all)
     link.on_conflict.append(lambda message: setattr(server, "should_exit", True))
     link.start(look_first=look_later)
     if restart_asked:  # asked while the hub was starting

@@ -211,6 +211,12 @@ class Streams:
         self._arm()
         return stream
 
+    def end_all(self) -> None:
+        """The hub is stopping: every stream ends now (its browser reconnects to the hub that comes back)."""
+        for stream in list(self.open):
+            stream.ended = True
+            stream.wake.set()
+
     def close(self, stream: Stream) -> None:
         if stream in self.open:
             del self.open[stream]

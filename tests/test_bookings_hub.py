@@ -6,10 +6,13 @@ import json
 import threading
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
+from toolkit.fixtures import MakeHub
 from toolkit.hub_process import HubProcess
 
 TZ = ZoneInfo("Europe/Copenhagen")
@@ -35,12 +38,28 @@ def at_once(calls: list) -> list[requests.Response]:  # type: ignore[type-arg]
     return [a for a in answers if a is not None]
 
 
-def test_a_checked_in_due_booking_is_called_before_a_walk_in(hub: HubProcess, watch) -> None:  # type: ignore
+# A weekday morning on the hub's test clock: what these tests book "now" or "in 90 minutes" is on the same site
+# day at any hour they run (on the machine's clock, 90 minutes on was tomorrow after 22:30 in Copenhagen, and a
+# ticket taken before midnight and a check-in after it were on two days).
+MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=TZ)
+
+
+@pytest.fixture()
+def morning_hub(make_hub: MakeHub, tmp_path: Path) -> HubProcess:
+    return make_hub(tmp_path, clock=MORNING, tz="UTC").start()
+
+
+def site_now(hub: HubProcess) -> datetime:
+    return hub.clock_now().astimezone(TZ).replace(second=0, microsecond=0)
+
+
+def test_a_checked_in_due_booking_is_called_before_a_walk_in(morning_hub: HubProcess, watch) -> None:  # type: ignore
+    hub = morning_hub
     w = watch(f"{hub.topic_root}/sonderbro/#")
     walk_in = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "bibliotekar"},
                             headers={**KIOSKS[0], "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
     assert walk_in.status_code == 201 and walk_in.json()["ticket"] == "L001"
-    start = datetime.now(TZ).replace(second=0, microsecond=0)  # due now: booked by phone for this minute
+    start = site_now(hub)  # due now: booked by phone for this minute
     booking = requests.post(f"{hub.url}/api/v1/bookings", json={"service": "bibliotekar", "start": start.isoformat(),
                             "name": "Jens Hansen", "force": True}, headers=STAFF, timeout=10)
     assert booking.status_code == 201, booking.text
@@ -76,11 +95,10 @@ def test_two_kiosks_take_the_last_place_of_a_slot(hub: HubProcess) -> None:
     assert slot not in [s["start"] for s in free]
 
 
-def test_two_kiosks_and_the_last_seat_of_an_event(hub: HubProcess, watch) -> None:  # type: ignore[no-untyped-def]
+def test_two_kiosks_and_the_last_seat_of_an_event(morning_hub: HubProcess, watch) -> None:  # type: ignore[no-untyped-def]
+    hub = morning_hub
     w = watch(f"{hub.topic_root}/sonderbro/events/today")
-    start = datetime.now(TZ).replace(second=0, microsecond=0) + timedelta(minutes=90)
-    if start.date() != datetime.now(TZ).date():
-        start = datetime.now(TZ).replace(second=0, microsecond=0) + timedelta(minutes=5)
+    start = site_now(hub) + timedelta(minutes=90)  # today's: on events/today
     seats_1 = requests.post(f"{hub.url}/api/v1/events", json={"title": "IT-café for seniorer",
                             "start": start.isoformat(), "room": "Læsesalen", "seats": 1, "waiting_list": 0},
                             headers=STAFF, timeout=10).json()

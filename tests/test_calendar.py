@@ -121,6 +121,12 @@ def test_the_calendar_settings_are_checked_with_their_key_paths(tmp_path) -> Non
     with pytest.raises(ConfigError) as refused:
         parse_settings(load_config(path))
     assert "bookings.centre_calendar: expected a [central] section" in str(refused.value)
+    path.write_text(text.replace("centre_calendar = true\n", "calendar_poll_s = 0\n", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        parse_settings(load_config(path))
+    assert "bookings.calendar_poll_s" in str(refused.value)
+    path.write_text(text.replace("centre_calendar = true\n", "", 1), encoding="utf-8")
+    assert parse_settings(load_config(path)).calendar_poll_s == 5
     centre = write_centre_config(tmp_path / "centre.toml", "postgresql://x@127.0.0.1:1/x", {
         "north": ("north-uplink-token-0123456789", site(tmp_path))})
     centre.write_text(centre.read_text() + "\n[calendar]\naway_s = 0\n")

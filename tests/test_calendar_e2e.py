@@ -90,7 +90,8 @@ def calendar_site(folder: Path, site_id: str, name: str, centre_url: str) -> tup
     token = f"{site_id}-uplink-token-0123456789"
     text = TEST_SITE.read_text(encoding="utf-8").replace('id = "sonderbro"', f'id = "{site_id}"', 1)
     text = text.replace('name = "Sønderbro Bibliotek & Borgerservice"', f'name = "{name}"', 1)
-    text = text.replace("[bookings]\n", "[bookings]\ncentre_calendar = true\n", 1)
+    # polled every second, not every 5: what the tests wait for arrives with the handover's next answer
+    text = text.replace("[bookings]\n", "[bookings]\ncentre_calendar = true\ncalendar_poll_s = 1\n", 1)
     text += f'\n[central]\nurl = "{centre_url}"\ntoken = "{token}"\nheartbeat_s = 1\n'
     path = folder / f"{site_id}.toml"
     path.write_text(text, encoding="utf-8")

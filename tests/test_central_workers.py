@@ -304,6 +304,33 @@ def test_the_bookings_per_address_are_counted_across_workers(centre: CentralProc
     assert answers[20].json()["error"]["code"] == "slow_down"
 
 
+def test_a_stopping_centre_answers_the_branches_long_polls_instead_of_cutting_them(tmp_path: Path,
+                                                                                  postgres_db: str) -> None:
+    """SIGTERM (a restart, a deploy): each worker answers the long polls it holds with what is current, then stops.
+    Held to their 25 s, they kept uvicorn's graceful stop waiting its whole 3 s, and were then cancelled: the
+    branch got no answer, and every stop of a centre with branches connected took 3 s more than its work."""
+    centre = start_centre(tmp_path, postgres_db)
+    first = requests.get(f"{centre.url}/api/v1/branch/changes", headers=BRANCH, timeout=10).json()
+    answers: list[Any] = []
+
+    def hold() -> None:
+        try:
+            answers.append(requests.get(f"{centre.url}/api/v1/branch/changes", headers=BRANCH, timeout=15,
+                                        params={"config": (first["config"] or {}).get("version", 0),
+                                                "staff": first["staff"]}))
+        except requests.RequestException as exc:
+            answers.append(exc)
+
+    poll = threading.Thread(target=hold)
+    poll.start()
+    time.sleep(1.0)  # the poll is waiting in its worker (nothing changes: it would wait 25 s)
+    assert poll.is_alive() and not answers
+    centre.stop()
+    poll.join(15)
+    assert answers and isinstance(answers[0], requests.Response), answers
+    assert answers[0].status_code == 200 and answers[0].json() == first
+
+
 def test_a_killed_centre_leaves_no_worker_behind(tmp_path: Path, postgres_db: str) -> None:
     """SIGKILL of the parent (a crash, the harness's power cut): the workers go with it (PR_SET_PDEATHSIG) and
     nobody serves the port any more, so the centre can be started again there at once."""

@@ -34,10 +34,17 @@ def test_the_web_pages_copy_of_the_contract_is_current() -> None:
     assert CONTRACT_JSON.read_text(encoding="utf-8") == contract_text(), "run: python -m vuoro.payloads"
 
 
-def test_everything_the_real_hub_publishes_parses_through_the_contract_and_back(hub: Any, watch: Any) -> None:
+# A weekday morning on the hub's test clock: an event an hour on is today's (events/today) at any hour the test
+# runs; on the machine's clock it was tomorrow's after 23:00 in Copenhagen and events/today never came.
+MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/Copenhagen"))
+
+
+def test_everything_the_real_hub_publishes_parses_through_the_contract_and_back(make_hub: Any, tmp_path: Any,
+                                                                                 watch: Any) -> None:
+    hub = make_hub(tmp_path, clock=MORNING, tz="UTC").start()
     topics = Topics("sonderbro", hub.topic_root)
     seen = watch(topics.everything)
-    soon = datetime.now(ZoneInfo("Europe/Copenhagen")).replace(microsecond=0) + timedelta(hours=1)
+    soon = MORNING + timedelta(hours=1)
     answers = [
         requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"}, timeout=10,
                       headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex}),

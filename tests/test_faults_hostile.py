@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -106,6 +107,25 @@ def test_an_anonymous_malformed_request_gets_401_before_any_422(hub: HubProcess)
 
 
 # -- item 8: server-sent event streams ---------------------------------------------------------------
+
+
+def test_a_stop_ends_the_open_streams_and_the_hub_exits_by_itself(hub: HubProcess) -> None:
+    """A signage screen's stream never ends by itself. uvicorn's stop waited for it without a bound, so a
+    systemd stop with a screen connected ended in SIGKILL after TimeoutStopSec, the clean-up skipped."""
+    status, sock, _ = open_stream(hub.port, "127.0.0.2")
+    assert status == 200
+    with contextlib.closing(sock):
+        assert hub.process is not None
+        hub.process.terminate()
+        try:
+            code = hub.process.wait(15)  # a bound, not a measure: before, it never came by itself
+        except subprocess.TimeoutExpired:
+            pytest.fail("the hub did not stop on SIGTERM while a stream was open")
+        assert code == 0, f"the hub ended with {code}"
+        rest = b""
+        while more := sock.recv(65536):
+            rest += more
+        assert rest.endswith(b"0\r\n\r\n"), rest[-200:]  # the stream was ended, not cut: the last chunk came
 
 STREAMS_PER_ADDRESS = 100  # the defaults of [hub] streams_per_address and streams_total
 STREAMS_TOTAL = 2000

@@ -76,7 +76,8 @@ class Bookings:
         if self.book.settings.centre_calendar and hub.config.central is not None:
             from server.uplink.calendar_link import CalendarLink  # requests only where a centre keeps the calendar
 
-            self.calendar_link = CalendarLink(hub, hub.config.central, self.book).start()
+            self.calendar_link = CalendarLink(hub, hub.config.central, self.book,
+                                              poll_s=self.book.settings.calendar_poll_s).start()
 
     @hookimpl
     def stop(self) -> None:

@@ -78,6 +78,9 @@ class BookingSettings:
     # The municipality's calendar is kept by the centre (docs/bookings.md "One calendar"): this branch sells only
     # its walk-in reserve on days the centre has not handed over, and takes its whole day at opening.
     centre_calendar: bool = False
+    # How often such a branch asks the centre (handover, the centre's bookings ahead): the centre's new bookings
+    # and cancellations reach the branch's desks within this. Each poll is two small requests.
+    calendar_poll_s: int = 5
 
     def rules(self, service: str) -> ServiceBooking:
         return self.services.get(service) or ServiceBooking(service)
@@ -149,9 +152,10 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
     if not isinstance(top, dict):
         problems.append(f"bookings: expected a table, got {top!r}")
         top = {}
-    check_unknown_keys(top, {"retention_days", "online_burst", "online_per_hour", "centre_calendar"}, "bookings",
-                       problems)
+    check_unknown_keys(top, {"retention_days", "online_burst", "online_per_hour", "centre_calendar",
+                             "calendar_poll_s"}, "bookings", problems)
     centre_calendar = _bool(top, "centre_calendar", "bookings", False, problems)
+    calendar_poll_s = _int(top, "calendar_poll_s", "bookings", 5, 1, 300, problems)
     if centre_calendar and config.central is None:
         problems.append("bookings.centre_calendar: expected a [central] section: the calendar is kept by the centre")
     retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
@@ -203,4 +207,4 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
         )
     if problems:
         raise ConfigError(problems, str(config.path))
-    return BookingSettings(retention, services, burst, per_hour, centre_calendar)
+    return BookingSettings(retention, services, burst, per_hour, centre_calendar, calendar_poll_s)

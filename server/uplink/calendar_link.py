@@ -2,7 +2,8 @@
 
 A site with ``[bookings] centre_calendar = true`` (and ``[central]``) runs this thread. From the day's opening
 (the earliest opening of the services citizens book online; a closed day needs no handover) it posts
-``POST <centre>/api/v1/calendar/handover {"day": …}`` with its token, and again every ``poll_s``:
+``POST <centre>/api/v1/calendar/handover {"day": …}`` with its token, and again every ``poll_s``
+(``[bookings] calendar_poll_s``, 5 s):
 
 - the centre marks the day branch-owned and answers the day's bookings it sold, in ONE PostgreSQL transaction
   (``central/calendar.py``), so from then on it sells none of the day's places;
