@@ -256,3 +256,32 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
     [third] = play(tmp_path, tasks, variables)
     assert "changed=0" not in third and "skipped=0" in third, third  # pip ran, the stamp moved
     assert (prefix / "bin" / "python").exists()
+
+
+def test_the_screen_role_gives_kivy_its_settings_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
+    """Kivy rewrites config.ini at its first start (every default added): the ARM proof's second playbook run
+    saw the role's template differ and restart the kiosk every time. Real Kivy starts between the runs here."""
+    tasks = role_tasks("common/tasks/screen.yml", "Write Kivy's settings (full screen, rotation, touch, no cursor)",
+                       "Give Kivy the settings")
+    for task in tasks:  # not root here
+        for module in task.values():
+            if isinstance(module, dict):
+                module.pop("owner", None), module.pop("group", None)
+    tasks[0]["ansible.builtin.template"]["src"] = str(ANSIBLE / "roles" / "common" / "templates" / "kivy-config.ini.j2")
+    home = tmp_path / "state" / "kiosk" / "kivy"
+    home.mkdir(parents=True)
+    variables = {"vuoro_state": str(tmp_path / "state"), "vuoro_role": "kiosk", "vuoro_rotation": 90}
+    [first] = play(tmp_path, tasks, variables)
+    assert "changed=2" in first, first  # written, handed to Kivy (and the restart notified)
+    ours = (home / "config.ini").read_text()
+    as_on_a_kiosk = {k: v for k, v in os.environ.items() if k != "KIVY_NO_CONFIG"}  # the suite's own Kivy reads none
+    kivy = subprocess.run([sys.executable, "-c", "import kivy.config as c; print('rotation=' + c.Config.get("
+                           "'graphics', 'rotation'))"], capture_output=True, text=True, timeout=120,
+                          env={**as_on_a_kiosk, "KIVY_HOME": str(home), "KIVY_NO_ARGS": "1", "KIVY_NO_FILELOG": "1"})
+    assert kivy.returncode == 0 and "rotation=90" in kivy.stdout.splitlines(), kivy.stdout + kivy.stderr
+    assert (home / "config.ini").read_text() != ours, "Kivy rewrote the file, as on a kiosk"
+    [second] = play(tmp_path, tasks, variables)
+    assert "changed=0" in second, second
+    variables["vuoro_rotation"] = 180  # a real change still reaches Kivy
+    [third] = play(tmp_path, tasks, variables)
+    assert "changed=2" in third and "rotation = 180" in (home / "config.ini").read_text(), third
