@@ -70,19 +70,29 @@ def body_attack(port: int, size: int = 300 * MB) -> list[tuple[int, dict[str, An
     return answers
 
 
-def _read_answer(sock: socket.socket) -> bytes:
-    answer = b""
+def _content_length(head: bytes) -> int | None:
+    """The Content-Length an answer's head announces, if it does."""
+    for line in head.split(b"\r\n")[1:]:
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return None
+
+
+def _whole(answer: bytes) -> bool:
+    """Whether ``answer`` holds a head and all the body its Content-Length announces."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    length = _content_length(head) if found else None
+    return length is not None and len(body) >= length
+
+
+def _read_answer(sock: socket.socket, answer: bytes = b"") -> bytes:
+    """The answer on ``sock`` (``answer``: what was read of it already): to its Content-Length, or to the end."""
     with contextlib.suppress(OSError):
-        while True:
+        while not _whole(answer):
             more = sock.recv(65536)
             if not more:
                 break
             answer += more
-            head_end = answer.find(b"\r\n\r\n")
-            if head_end >= 0 and b"content-length:" in answer[:head_end].lower():
-                length = int(answer[:head_end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                if len(answer) >= head_end + 4 + length:
-                    break
     return answer
 
 
@@ -105,17 +115,9 @@ def refusal_body(sock: socket.socket, data: bytes) -> bytes:
     The body may have come with the head or may still be on its way; the hub keeps the connection open
     after it (keep-alive), so read by its Content-Length: one read too many waits for bytes that never come
     (CI at load 5 had the body with the head, and an unconditional recv timed out)."""
-    head, _, body = data.partition(b"\r\n\r\n")
-    lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")[1:]
-               if line.lower().startswith(b"content-length:")]
-    if not lengths:
-        raise AssertionError(f"a refusal without a Content-Length: {head[:300]!r}")
-    while len(body) < int(lengths[0]):
-        more = sock.recv(65536)
-        if not more:
-            break
-        body += more
-    return body
+    if _content_length(data.partition(b"\r\n\r\n")[0]) is None:
+        raise AssertionError(f"a refusal without a Content-Length: {data[:300]!r}")
+    return _read_answer(sock, data).partition(b"\r\n\r\n")[2]
 
 
 class Drain:
