@@ -186,6 +186,14 @@ def role_tasks(path: str, first: str, last: str) -> list[dict]:
     return tasks[names.index(first):names.index(last) + 1]
 
 
+def as_not_root(tasks: list[dict]) -> None:
+    """The tasks without their owner and group: the tests do not run as root (the roles' files do not change)."""
+    for task in tasks:
+        for module in task.values():
+            if isinstance(module, dict):
+                module.pop("owner", None), module.pop("group", None)
+
+
 def play(tmp_path: Path, tasks: list[dict], variables: dict, times: int = 1) -> list[str]:
     """Run the tasks on localhost; the PLAY RECAP line of each run."""
     handlers = [{"name": "Restart the Vuoro service", "ansible.builtin.debug": {"msg": "restart"}}]
@@ -236,10 +244,7 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
     (repo / "constraints.txt").write_text("")
     tasks = role_tasks("common/tasks/main.yml", "Make a file for the packed checkout on the controller",
                        "Remember what this role's extra was installed from")
-    for task in tasks:  # not root here
-        for module in task.values():
-            if isinstance(module, dict):
-                module.pop("owner", None), module.pop("group", None)
+    as_not_root(tasks)
     prefix = tmp_path / "opt"
     defaults = (ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text()
     import yaml
@@ -263,10 +268,7 @@ def test_the_screen_role_gives_kivy_its_settings_and_a_second_run_changes_nothin
     saw the role's template differ and restart the kiosk every time. Real Kivy starts between the runs here."""
     tasks = role_tasks("common/tasks/screen.yml", "Write Kivy's settings (full screen, rotation, touch, no cursor)",
                        "Give Kivy the settings")
-    for task in tasks:  # not root here
-        for module in task.values():
-            if isinstance(module, dict):
-                module.pop("owner", None), module.pop("group", None)
+    as_not_root(tasks)
     tasks[0]["ansible.builtin.template"]["src"] = str(ANSIBLE / "roles" / "common" / "templates" / "kivy-config.ini.j2")
     home = tmp_path / "state" / "kiosk" / "kivy"
     home.mkdir(parents=True)
