@@ -203,3 +203,30 @@ def test_staff_sign_in_to_the_centre_sees_only_the_branches_of_their_account(cli
     assert csrf
     client.post("/logout", data={"csrf": csrf.group(1)})
     assert client.get("/api/v1/branches").status_code == 401
+
+
+def test_a_pooled_connection_the_server_ended_a_moment_ago_is_replaced_before_a_request_gets_it(
+        postgres_db: str) -> None:
+    """PostgreSQL restarted (here: the connection's backend ended) within IDLE_CHECK_S of the connection's last
+    use: its goodbye is waiting on the socket, so the pool's check finds it and a request gets a working one."""
+    import time
+
+    import psycopg
+
+    from central.main import check_if_idle, mark_returned, server_has_spoken
+
+    with ConnectionPool(postgres_db, min_size=1, max_size=1, check=check_if_idle, reset=mark_returned,
+                        timeout=5.0) as pool:
+        with pool.connection() as conn:
+            ended = conn.info.backend_pid
+            assert not server_has_spoken(conn)
+        with psycopg.connect(postgres_db, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (ended,))
+        deadline = time.monotonic() + 10
+        with pool._lock:  # noqa: SLF001  the one idle connection, without taking it out of the pool
+            idle = pool._pool[0]  # noqa: SLF001
+        while not server_has_spoken(idle) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pool.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid != ended
