@@ -248,7 +248,8 @@ def test_systemd_hears_the_restart_in_place_as_a_reload_and_ready_again(setup: S
                 continue
 
     done = threading.Event()
-    threading.Thread(target=listen, daemon=True).start()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
     try:
         setup.centre.start()
         hub = setup.hubs["north"]
@@ -264,6 +265,7 @@ def test_systemd_hears_the_restart_in_place_as_a_reload_and_ready_again(setup: S
         assert "MONOTONIC_USEC=" in reloading
     finally:
         done.set()
+        listener.join(5)  # before the socket closes under its recv() (it waits at most 0.5 s)
         sock.close()
 
 
