@@ -18,30 +18,14 @@ import time
 import uuid
 from pathlib import Path
 
+from toolkit.ports import free_port as free_port  # re-exported: the tests and the demo take it from here
+from toolkit.ports import free_ports as free_ports
+
 
 def fresh_root(prefix: str = "t") -> str:
     """A topic root of its own (e.g. ``t3f9a0c1b``), so clients on a shared broker never see each other's
     retained state: one per test on the session's broker."""
     return prefix + uuid.uuid4().hex[:8]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` different free ports. ``free_port()`` called twice may give the same port twice (the first was
-    closed again): a nats node got one port for MQTT and for its routes, and could not start."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:  # all held open at once: the kernel hands out each port once
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolkit.ports import free_port
+
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
 SUFFIX = "dc=kommune,dc=test"
@@ -46,12 +48,6 @@ def ssha(password: str) -> str:
     """``{SSHA}`` as slappasswd makes it: SHA-1 over password + salt, then the salt."""
     salt = os.urandom(8)
     return "{SSHA}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config_ldif(folder: Path, tls: tuple[Path, Path] | None) -> str:
