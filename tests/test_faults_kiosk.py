@@ -118,7 +118,7 @@ class NetnsCut:
         tag = secrets.token_hex(3)
         self.ns, self.veth, self.peer = f"vuoro-ft-{tag}", f"vft{tag}", f"vfp{tag}"
         octet = 16 + int(tag[:2], 16) % 200
-        self.kiosk_ip, self.hub_ip = f"10.213.{octet}.1", f"10.213.{octet}.2"
+        self.net, self.kiosk_ip, self.hub_ip = f"10.213.{octet}.0", f"10.213.{octet}.1", f"10.213.{octet}.2"
         _ip("netns", "add", self.ns)
         try:
             _ip("link", "add", self.veth, "type", "veth", "peer", "name", self.peer)
@@ -128,6 +128,10 @@ class NetnsCut:
             _ip("-n", self.ns, "addr", "add", f"{self.hub_ip}/30", "dev", self.peer)
             _ip("-n", self.ns, "link", "set", self.peer, "up")
             _ip("-n", self.ns, "link", "set", "lo", "up")
+            # With the veth down its route goes, and the hub's address would follow the default route out: on
+            # this sandbox to a gateway that answers HTTP (404) on any port below the ephemeral range. A cut
+            # link must answer nothing, as a dead switch does: the packets are dropped.
+            _ip("route", "add", "blackhole", f"{self.net}/30", "metric", "1000")  # the veth's own route first
         except Exception:
             self.close()
             raise
@@ -143,7 +147,11 @@ class NetnsCut:
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                         env={**os.environ, "PYTHONPATH": str(REPO)})
         log.close()
-        wait_until(self._answers, "the hub in its namespace", 20)
+        try:
+            wait_until(self._answers, "the hub in its namespace", 20)
+        except Exception:
+            self.close()
+            raise
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:
@@ -174,6 +182,8 @@ class NetnsCut:
                 proc.kill()
         with contextlib.suppress(Exception):
             _ip("link", "del", self.veth)
+        with contextlib.suppress(Exception):
+            _ip("route", "del", "blackhole", f"{self.net}/30")
         with contextlib.suppress(Exception):
             _ip("netns", "del", self.ns)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -68,7 +69,12 @@ def test_publish_history_is_one_message_per_change(live_broker) -> None:
     topics = Topics(f"s{uuid.uuid4().hex[:6]}")
     seen: queue.Queue = queue.Queue()
     watcher = _client(live_broker, lambda c, u, m: seen.put(parse_device_status(m.payload)))
+    subscribed = threading.Event()
+    watcher.on_subscribe = lambda *_: subscribed.set()
     watcher.subscribe(topics.device_status("printer-2"), qos=1)
+    # subscribe() only queues the request: under load the three changes could all be published before the broker
+    # has it, and the watcher would get only the last, retained one
+    assert subscribed.wait(10)
     sender = _client(live_broker)
     publisher = StatusPublisher(sender, topics, "printer-2", kind="printer")
     steps = [Health("ok", "ready"), Health("ok", "ready"), Health("paper_low", "paper low"),
