@@ -231,8 +231,11 @@ def make_central(tmp_path: Path, postgres_db: str) -> Iterator[Callable[..., Any
 def _chromium() -> Iterator[Any]:
     """One Chromium per test process (an xdist worker): starting it costs a second or more of a loaded machine."""
     assert shutil.which(CHROMIUM), "Debian's chromium is not installed (apt-get install chromium)"
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Web-first assertions wait for what a person would see: Playwright's 5 s was short for Swagger UI's 1.4 MB
+    # bundle with three test workers and an emulated ARM guest on two cores. Waiting longer passes nothing wrong.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield chromium
