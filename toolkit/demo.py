@@ -39,6 +39,7 @@ import requests
 
 from toolkit.broker import Broker, EmbeddedBroker, free_port, start_broker
 from toolkit.hub_process import HubProcess
+from toolkit.ports import bindable
 
 SAMPLE = Path(__file__).resolve().parent.parent / "server" / "sites" / "sample.toml"
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -134,7 +135,7 @@ class Demo:
                 else start_broker(workdir)
         except FileNotFoundError as exc:
             raise SystemExit(f"vuoro demo needs an MQTT broker: {exc}") from None
-        port = self.args.port if self.args.port and _port_free(self.args.port) else free_port()
+        port = self.args.port if self.args.port and bindable(self.args.port) else free_port()
         site = with_public_url(self.site.read_text(encoding="utf-8"), f"http://127.0.0.1:{port}")
         self.site.write_text(with_hub(site, f"127.0.0.1:{port}", self.broker.url), encoding="utf-8")
         if self.args.headless:  # a morning: opening time today, in the site's zone
@@ -315,17 +316,6 @@ def _printer_on_staff_page(session: requests.Session, hub: str, staff: dict[str,
     except (requests.RequestException, ValueError):
         return None
     return next((d.get("printer") for d in devices if d.get("device") == device), None)
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _stop_on_sigterm(*_: object) -> None:

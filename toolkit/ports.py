@@ -57,7 +57,8 @@ def _kernel_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Nobody is bound to ``port`` on loopback now."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -75,7 +76,7 @@ def free_ports(count: int) -> list[int]:
             _next = _ports()
         for _ in range(2 * SLICE):
             port = next(_next)
-            if _bindable(port) and port not in found:
+            if bindable(port) and port not in found:
                 found.append(port)
                 if len(found) == count:
                     return found
