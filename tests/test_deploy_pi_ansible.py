@@ -242,8 +242,10 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
                                          '"setuptools.build_meta"\n[project]\nname = "tinyapp"\nversion = "1"\n'
                                          '[project.optional-dependencies]\nhub = []\n')
     (repo / "constraints.txt").write_text("")
-    tasks = role_tasks("common/tasks/main.yml", "Make a file for the packed checkout on the controller",
-                       "Remember what this role's extra was installed from")
+    tasks = [*role_tasks("common/tasks/code.yml", "Make a file for the packed checkout on the controller",
+                         "Remove the packed checkout on the controller"),
+             *role_tasks("common/tasks/main.yml", "Fingerprint the Python dependencies on the controller",
+                         "Remember what this role's extra was installed from")]
     as_not_root(tasks)
     prefix = tmp_path / "opt"
     defaults = (ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text()
