@@ -22,7 +22,8 @@ LOWEST = 20000  # above the well-known services this machine may run (5432, 1883
 SLICE = 1500  # ports per worker: gw0 .. gw7 fit below the ephemeral range's 32768
 
 
-def _ephemeral_floor() -> int:
+def ephemeral_floor() -> int:
+    """The lowest port the kernel hands out for outgoing connections and bind(0)."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as text:
             return int(text.read().split()[0])
@@ -38,7 +39,7 @@ def _worker_index() -> int:
 
 def _ports() -> Iterator[int]:
     first = LOWEST + _worker_index() * SLICE
-    last = min(first + SLICE, _ephemeral_floor()) - 1
+    last = min(first + SLICE, ephemeral_floor()) - 1
     if last <= first:  # an unusual ephemeral range: fall back on the kernel's choice
         while True:
             yield _kernel_port()
