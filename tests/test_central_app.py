@@ -209,24 +209,19 @@ def test_a_pooled_connection_the_server_ended_a_moment_ago_is_replaced_before_a_
         postgres_db: str) -> None:
     """PostgreSQL restarted (here: the connection's backend ended) within IDLE_CHECK_S of the connection's last
     use: its goodbye is waiting on the socket, so the pool's check finds it and a request gets a working one."""
-    import time
-
     import psycopg
 
     from central.main import check_if_idle, mark_returned, server_has_spoken
+    from toolkit.polling import wait_until
 
     with ConnectionPool(postgres_db, min_size=1, max_size=1, check=check_if_idle, reset=mark_returned,
                         timeout=5.0) as pool:
-        with pool.connection() as conn:
-            ended = conn.info.backend_pid
-            assert not server_has_spoken(conn)
+        with pool.connection() as idle:  # back in the pool after this block: the pool's one connection
+            ended = idle.info.backend_pid
+            assert not server_has_spoken(idle)
         with psycopg.connect(postgres_db, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (ended,))
-        deadline = time.monotonic() + 10
-        with pool._lock:  # noqa: SLF001  the one idle connection, without taking it out of the pool
-            idle = pool._pool[0]  # noqa: SLF001
-        while not server_has_spoken(idle) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: server_has_spoken(idle), "the ended backend's goodbye on the socket", 10)
         with pool.connection() as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
             assert conn.info.backend_pid != ended
