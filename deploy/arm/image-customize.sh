@@ -10,13 +10,17 @@ echo vuoro-arm >"$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tvuoro-arm\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 
 # The root, and the hub's data on a disk of its own: with a read-only (overlay) root the store
-# must live somewhere a power cut cannot undo. nofail: a box without that disk still boots.
-# No short x-systemd.device-timeout: under emulation the disk took longer than 20 s to appear,
-# and the units that need /var/lib/vuoro then failed for good ("Dependency failed").
+# must live somewhere a power cut cannot undo. nofail: a box without that disk still boots (SSH,
+# the screens); the hub does not, as it should not: its StateDirectory= makes it require the mount,
+# so it never writes its store into the root's RAM overlay.
+# A long x-systemd.device-timeout: a mount that times out fails for good, and with it the hub
+# ("Dependency failed", no restart). Under emulation the disk took longer than 20 s to appear, and on
+# a loaded host longer than the default 90 s (run of 2026-12-01: the hub dead at the read-only boot);
+# a slow USB disk on a Pi is the same case. Waiting costs nothing: nofail keeps the boot going.
 install -d "$ROOT/var/lib/vuoro"
 cat >"$ROOT/etc/fstab" <<'EOF'
-LABEL=vuoro-root  /               ext4  defaults,noatime                          0 1
-LABEL=vuoro-data  /var/lib/vuoro  ext4  defaults,noatime,nofail  0 2
+LABEL=vuoro-root  /               ext4  defaults,noatime                                       0 1
+LABEL=vuoro-data  /var/lib/vuoro  ext4  defaults,noatime,nofail,x-systemd.device-timeout=10min  0 2
 EOF
 
 # DHCP on QEMU's user network (10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3).

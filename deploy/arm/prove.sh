@@ -208,7 +208,13 @@ root_read_only() {
     options=$(findmnt -no OPTIONS "$lower")
     case ",$options," in *,ro,*) ;; *) echo "the lower root $lower is mounted $options"; exit 1 ;; esac
     if sudo touch "$lower/vuoro-proof-write" 2>/dev/null; then echo "a write to the lower root $lower succeeded"; exit 1; fi
-    [ "$(findmnt -no FSTYPE /var/lib/vuoro)" = ext4 ]
+    if [ "$(findmnt -no FSTYPE /var/lib/vuoro)" != ext4 ]; then
+        # Why, for the next person: the mount, its disk and the hub, as this boot saw them.
+        systemctl status --no-pager var-lib-vuoro.mount vuoro-hub.service 2>&1 | grep -E "●|Active:|Dependency|timed out|Mount" | head -n 8 || true
+        sudo journalctl -b --no-pager -o short-monotonic | grep -iE "vuoro-data|var-lib-vuoro|vdb" | tail -n 10 || true
+        echo "/var/lib/vuoro is not the data disk: $(findmnt -no SOURCE,FSTYPE --target /var/lib/vuoro)"
+        exit 1
+    fi
     sudo sh -c "date > /etc/vuoro-proof-written-before-the-cut"
     echo "/ = overlay over $lower ($(findmnt -no SOURCE "$lower"), mounted ${options%%,*}: a write to it fails); /var/lib/vuoro = $(findmnt -no SOURCE,FSTYPE /var/lib/vuoro)"'
 }
