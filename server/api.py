@@ -68,6 +68,14 @@ def retry_key(who: Principal, header: str | None, what_it_prevents: str) -> str:
     return f"{who.name}:{header}"
 
 
+def optional_key(header: str | None) -> str | None:
+    """An Idempotency-Key a request may send (then a repeat is answered, not done again); 400 when malformed."""
+    if header is not None and not IDEMPOTENCY_KEY.match(header):
+        raise ApiError(400, refusals.IDEMPOTENCY_KEY,
+                       "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
+    return header
+
+
 def site_time(config: SiteConfig, value: datetime, name: str = "start") -> datetime:
     """A time from a request: in the site's zone when it came without an offset; 422 outside 2000–2100."""
     if not 2000 <= value.year <= 2100:
@@ -330,10 +338,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 who: Annotated[Principal, Depends(require("button", "staff"))],
                 idempotency_key: Annotated[str | None, Header()] = None,
             ) -> dict[str, Any]:
-                if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-                    raise ApiError(400, refusals.IDEMPOTENCY_KEY,
-                                   "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
-                return await counter_action(counter, who, action, request_id=idempotency_key)
+                return await counter_action(counter, who, action, request_id=optional_key(idempotency_key))
 
             endpoint.__name__ = f"counter_{action.replace('-', '_')}"
             return endpoint
@@ -344,10 +349,8 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
     @app.post("/api/v1/counters/{counter}/transfer", tags=["counters"])
     async def transfer(counter: str, body: TransferRequest, who: Annotated[Principal, Depends(require("staff"))],
                        idempotency_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise ApiError(400, refusals.IDEMPOTENCY_KEY,
-                           "The Idempotency-Key must be 8–64 letters, digits or . _ : -", "Idempotency-Key")
-        return await counter_action(counter, who, "transfer", service=body.service, request_id=idempotency_key)
+        return await counter_action(counter, who, "transfer", service=body.service,
+                                    request_id=optional_key(idempotency_key))
 
     @app.put("/api/v1/message", tags=["staff"])
     async def put_message(body: MessageRequest, who: Annotated[Principal, Depends(require("staff"))]) -> dict[str, Any]:

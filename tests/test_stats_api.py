@@ -188,6 +188,27 @@ def test_feedback_is_kept_rate_limited_and_counted(site: tuple[TestClient, Hub, 
     assert stored[0] == (5, "kiosk1", "kvik") and stored[-1] == (3, "kiosk2", None)
 
 
+def test_a_rating_sent_again_with_its_key_counts_once(site: tuple[TestClient, Hub, Clock]) -> None:
+    """The tablet lost the answer with its connection and sent the rating again, with the same Idempotency-Key."""
+    client, hub, clock = site
+    clock.set("2026-11-23T09:10:00Z")
+    for _ in range(2):
+        answer = client.post("/api/v1/feedback", json={"rating": 4},
+                             headers={**KIOSK, "Idempotency-Key": "rating-1a2b3c"})
+        assert answer.status_code == 201 and answer.json() == {"ok": True, "rating": 4}
+    # the same key from another device is another rating; a new key is a new rating; a bad key is refused
+    assert client.post("/api/v1/feedback", json={"rating": 2},
+                       headers={**KIOSK2, "Idempotency-Key": "rating-1a2b3c"}).status_code == 201
+    assert client.post("/api/v1/feedback", json={"rating": 5},
+                       headers={**KIOSK, "Idempotency-Key": "rating-4d5e6f"}).status_code == 201
+    refused = client.post("/api/v1/feedback", json={"rating": 5}, headers={**KIOSK, "Idempotency-Key": "no"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "idempotency_key"
+    stored = hub.call(lambda engine, now: hub.store.db.execute(
+        "SELECT rating, device, request_key FROM stats_feedback ORDER BY id").fetchall())
+    assert stored == [(4, "kiosk1", "kiosk1:rating-1a2b3c"), (2, "kiosk2", "kiosk2:rating-1a2b3c"),
+                      (5, "kiosk1", "kiosk1:rating-4d5e6f")]
+
+
 def test_device_status_changes_are_recorded_and_give_downtime(site: tuple[TestClient, Hub, Clock]) -> None:
     client, hub, clock = site
 

@@ -577,9 +577,16 @@
       $("leave-no").focus();
     });
     $("leave-no").addEventListener("click", function () { $("leave-confirm").hidden = true; $("leave-open").focus(); });
+    // Leaving twice changes nothing (the hub answers "left" again), so a leave whose answer never came (the
+    // connection ended as it went out) is simply sent once more before the page asks the hub how things stand.
     $("leave-yes").addEventListener("click", function () {
       $("leave-yes").disabled = true;
-      fetch(new URL("/api/v1/track/" + encodeURIComponent(token) + "/leave", hubBase).toString(), { method: "POST" })
+      var leaveUrl = new URL("/api/v1/track/" + encodeURIComponent(token) + "/leave", hubBase).toString();
+      fetch(leaveUrl, { method: "POST" })
+        .catch(function () {
+          return new Promise(function (resolve) { setTimeout(resolve, 300); })
+            .then(function () { return fetch(leaveUrl, { method: "POST" }); });
+        })
         .then(function (r) { return r.json(); })
         .then(function (json) { if (json && json.status) { info = json; show(); $("final").focus(); } else refresh(); })
         .catch(function (err) { console.warn("leave failed", err); refresh(); })

@@ -6,7 +6,8 @@ and a time: no personal data is taken or kept. It travels as a ``FeedbackRecord`
 ``Outcome.records`` and is committed by the writer like a ticket, into statistics' table
 ``stats_feedback`` (statistics' schema, ``server/stats/records.py``, which this plugin applies too,
 so either plugin may be installed alone). Each device may rate ``FEEDBACK_BURST`` times at once,
-then once every ``FEEDBACK_EVERY_S`` seconds (``routes.py``, on ``server.throttle.Bucket``).
+then once every ``FEEDBACK_EVERY_S`` seconds (``routes.py``, on ``server.throttle.Bucket``). A rating sent
+with an ``Idempotency-Key`` and sent again with it (the tablet's answer was lost with its connection) counts once.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ class FeedbackRecord:
     faces: int = 5
     service: str | None = None
     device: str | None = None
+    request_key: str | None = None  # ``<who>:<Idempotency-Key>``: the same rating sent again is not counted again
 
 
 def write_feedback(db: sqlite3.Connection, r: FeedbackRecord) -> None:
-    db.execute("INSERT INTO stats_feedback (site, at, rating, faces, service, device) VALUES (?, ?, ?, ?, ?, ?)",
-               (r.site, r.at, r.rating, r.faces, r.service, r.device))
+    db.execute("INSERT INTO stats_feedback (site, at, rating, faces, service, device, request_key) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?) "
+               "ON CONFLICT (request_key) WHERE request_key IS NOT NULL DO NOTHING",
+               (r.site, r.at, r.rating, r.faces, r.service, r.device, r.request_key))
 
 
 @hookimpl

@@ -7,10 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header
 from pydantic import BaseModel, Field
 
-from server.api import run
+from server.api import optional_key, run
 from server.auth import Principal, require
 from server.engine import Outcome
 from server.errors import ApiError
@@ -40,8 +40,12 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
 
     @app.post("/api/v1/feedback", status_code=201, tags=["feedback"])
     async def feedback(body: FeedbackRequest,
-                       who: Annotated[Principal, Depends(require("kiosk", "staff"))]) -> dict[str, Any]:
+                       who: Annotated[Principal, Depends(require("kiosk", "staff"))],
+                       idempotency_key: Annotated[str | None, Header(
+                           description="8–64 characters, unique per rating: sent again, it counts once")] = None,
+                       ) -> dict[str, Any]:
         """One visitor's rating after service. No personal data is taken or kept."""
+        key = optional_key(idempotency_key)
         if body.faces not in (3, 5):
             raise ApiError(422, refusals.INVALID, "faces: expected 3 or 5", "faces")
         if body.faces == 3 and body.rating not in (1, 3, 5):
@@ -56,7 +60,7 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
 
         def command(engine: Any, now: datetime) -> Outcome:
             return Outcome(records=[FeedbackRecord(config.site_id, ts(now), body.rating, body.faces, body.service,
-                                                   device)])
+                                                   device, f"{who.name}:{key}" if key else None)])
 
         await run(hub, command)
         return {"ok": True, "rating": body.rating}

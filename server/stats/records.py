@@ -52,6 +52,11 @@ SCHEMA_STEPS: list[str] = [
     );
     CREATE INDEX stats_device_status_at ON stats_device_status (site, device, at);
     """,
+    # 2: a rating sent again with its Idempotency-Key (its answer was lost with the connection) counts once
+    """
+    ALTER TABLE stats_feedback ADD COLUMN request_key TEXT;
+    CREATE UNIQUE INDEX stats_feedback_request_key ON stats_feedback (request_key) WHERE request_key IS NOT NULL;
+    """,
 ]
 
 

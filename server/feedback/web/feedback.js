@@ -99,6 +99,24 @@ function render() {
   }
 }
 
+function requestId() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return "rating-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// A rating whose answer never came (the connection ended as it went out: a hub restart, an idle connection the hub
+// had just closed) is sent once more with the SAME Idempotency-Key: the hub counts it once either way
+// (docs/protocol.md, "Connections"), and the visitor is thanked instead of asked to tap again.
+async function fetchOnceMore(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return fetch(url, init);
+  }
+}
+
 async function send(rating) {
   if (busy) return;
   busy = true;
@@ -109,9 +127,10 @@ async function send(rating) {
   if (params.get("service")) body.service = params.get("service");
   if (params.get("device")) body.device = params.get("device");
   try {
-    const res = await fetch("/api/v1/feedback", {
+    const res = await fetchOnceMore("/api/v1/feedback", {
       method: "POST", credentials: "omit",
-      headers: { "Content-Type": "application/json", ...(token ? { Authorization: "Bearer " + token } : {}) },
+      headers: { "Content-Type": "application/json", "Idempotency-Key": requestId(),
+                 ...(token ? { Authorization: "Bearer " + token } : {}) },
       body: JSON.stringify(body),
     });
     // 429: someone tapping again and again; thank them all the same, nothing more is counted.
