@@ -13,7 +13,7 @@ publishes the nudges). A branch may write only under its own prefix, and only wh
   are NATS subjects there (``/`` → ``.``, ``+`` → ``*``, ``#`` → ``>``).
 
     python -m deploy.central_broker --config /etc/vuoro/centre.toml --out /etc/mosquitto/vuoro-central \\
-        --tls-cert /etc/vuoro/mqtt.crt --tls-key /etc/vuoro/mqtt.key
+        --tls-cert /etc/mosquitto/certs/vuoro-central.crt --tls-key /etc/mosquitto/certs/vuoro-central.key
     python -m deploy.central_broker --config /etc/vuoro/centre.toml --out /etc/nats --broker nats
 
 The centre's password is kept in ``OUT/centre.password`` (made once, mode 0600). Re-run after adding a

@@ -196,7 +196,8 @@ def as_not_root(tasks: list[dict]) -> None:
 
 def play(tmp_path: Path, tasks: list[dict], variables: dict, times: int = 1) -> list[str]:
     """Run the tasks on localhost; the PLAY RECAP line of each run."""
-    handlers = [{"name": "Restart the Vuoro service", "ansible.builtin.debug": {"msg": "restart"}}]
+    handlers = [{"name": "Restart the Vuoro service", "listen": "Vuoro's Python packages changed",
+                 "ansible.builtin.debug": {"msg": "restart"}}]
     playbook = tmp_path / "play.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False,
                                      "vars": variables, "handlers": handlers, "tasks": tasks}]))
@@ -244,15 +245,11 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
     (repo / "constraints.txt").write_text("")
     tasks = [*role_tasks("common/tasks/code.yml", "Make a file for the packed checkout on the controller",
                          "Remove the packed checkout on the controller"),
-             *role_tasks("common/tasks/main.yml", "Fingerprint the Python dependencies on the controller",
-                         "Remember what this role's extra was installed from")]
+             *role_tasks("common/tasks/venv.yml", "Fingerprint the Python dependencies on the controller",
+                         "Remember what this extra was installed from")]
     as_not_root(tasks)
     prefix = tmp_path / "opt"
-    defaults = (ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text()
-    import yaml
-
-    variables = {"vuoro_repo": str(repo), "vuoro_prefix": str(prefix), "vuoro_role": "hub",
-                 "vuoro_dependency_stamp": yaml.safe_load(defaults)["vuoro_dependency_stamp"]}
+    variables = {"vuoro_repo": str(repo), "vuoro_prefix": str(prefix), "vuoro_extra": "hub"}
     [first] = play(tmp_path, tasks, variables)  # pip builds it with setuptools from the index
     assert "skipped=0" in first, first
     (repo / ".ruff_cache").mkdir()  # a tool's cache on the controller is not the code
