@@ -229,3 +229,17 @@ def test_a_database_on_another_host_needs_verified_tls(tmp_path: Path, url: str,
     else:
         with pytest.raises(ConfigError, match="centre.database: expected sslmode=verify-full"):
             load_centre(path)
+
+
+def test_the_role_proof_is_shellcheck_clean_says_what_it_does_and_refuses_what_it_does_not_know() -> None:
+    """deploy/central/prove-role.sh boots a container and downloads packages: not part of this suite (its results:
+    docs/central.md, "Deploy"). These checks keep it from rotting between runs."""
+    from tests.test_deploy_pi_ansible import run, tool
+
+    script = REPO / "deploy" / "central" / "prove-role.sh"
+    linted = run(tool("shellcheck", "apt-get install shellcheck"), "--severity=style", str(script))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    helped = run("bash", str(script), "--help")
+    assert helped.returncode == 0 and "var/centre-proof" in helped.stdout and "--keep" in helped.stdout
+    refused = run("bash", str(script), "--fast")
+    assert refused.returncode == 2 and "unknown option '--fast'" in refused.stderr
