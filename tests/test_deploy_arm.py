@@ -82,7 +82,7 @@ def test_both_installers_take_the_pinned_versions_as_wheels() -> None:
     """A Pi gets the versions the tests ran with, and never needs a compiler (every pin has an
     arm64 wheel: the proof installs them on arm64 with --only-binary)."""
     install = (REPO / "deploy" / "pi" / "install.sh").read_text()
-    role = (REPO / "deploy" / "ansible" / "roles" / "common" / "tasks" / "main.yml").read_text()
+    role = (REPO / "deploy" / "ansible" / "roles" / "common" / "tasks" / "venv.yml").read_text()  # both roles' pip step
     assert '--only-binary=:all: -c "$PREFIX/src/constraints.txt"' in install
     assert "--only-binary=:all: -c {{ vuoro_prefix }}/src/constraints.txt" in role
 
