@@ -35,24 +35,9 @@ done
 # shellcheck source=deploy/arm/vm.sh
 . "$HERE/vm.sh"
 
-say() { printf '\n\033[1m== %s  (%s UTC)\033[0m\n' "$*" "$(date -u +%T)"; }
-FAILED=0 PASSED=0
-# check NAME COMMAND...: run it, print PASS/FAIL with the last line it printed.
-check() {
-    local name="$1" out status=0
-    shift
-    out="$("$@" 2>&1)" || status=$?
-    local last
-    last="$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1 || true)"
-    if [[ $status -eq 0 ]]; then
-        PASSED=$((PASSED + 1))
-        printf '%s \033[32mPASS\033[0m  %-38s %s\n' "$(date -u +%T)" "$name" "$last" | tee -a "$RUN/results.txt"
-    else
-        FAILED=$((FAILED + 1))
-        printf '%s \033[31mFAIL\033[0m  %-38s %s\n' "$(date -u +%T)" "$name" "$last" | tee -a "$RUN/results.txt"
-        printf '%s\n' "$out" | tail -n 20 | sed 's/^/      /'
-    fi
-}
+# shellcheck source=deploy/checks.sh
+. "$HERE/../checks.sh"
+
 finish() {
     local status=$?
     if [[ $KEEP -eq 0 ]]; then vm_kill; fi

@@ -33,22 +33,8 @@ done
 [[ $EUID -eq 0 ]] || { echo "prove-role.sh: run as root (it boots a container and sets up its network)" >&2; exit 2; }
 [[ -x "$REPO/.venv/bin/python" ]] || { echo "prove-role.sh: run deploy/setup-dev.sh first (the branch hub)" >&2; exit 2; }
 
-say() { printf '\n\033[1m== %s  (%s UTC)\033[0m\n' "$*" "$(date -u +%T)"; }
-FAILED=0 PASSED=0
-check() {
-    local name="$1" out status=0 last
-    shift
-    out="$("$@" 2>&1)" || status=$?
-    last="$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1 || true)"
-    if [[ $status -eq 0 ]]; then
-        PASSED=$((PASSED + 1))
-        printf '%s \033[32mPASS\033[0m  %-44s %s\n' "$(date -u +%T)" "$name" "$last" | tee -a "$RUN/results.txt"
-    else
-        FAILED=$((FAILED + 1))
-        printf '%s \033[31mFAIL\033[0m  %-44s %s\n' "$(date -u +%T)" "$name" "$last" | tee -a "$RUN/results.txt"
-        printf '%s\n' "$out" | tail -n 25 | sed 's/^/      /'
-    fi
-}
+# shellcheck source=deploy/checks.sh
+. "$HERE/../checks.sh"
 
 NSPAWN_PID=""
 # stop_container [NSPAWN_PID...]: this run's container, or (at the start) one a --keep run left.
