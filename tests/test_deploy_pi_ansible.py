@@ -241,7 +241,7 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
     (repo / "tinyapp" / "__init__.py").write_text("")
     (repo / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = '
                                          '"setuptools.build_meta"\n[project]\nname = "tinyapp"\nversion = "1"\n'
-                                         '[project.optional-dependencies]\nhub = []\n')
+                                         '[project.optional-dependencies]\nhub = []\nkiosk = []\n')
     (repo / "constraints.txt").write_text("")
     tasks = [*role_tasks("common/tasks/code.yml", "Make a file for the packed checkout on the controller",
                          "Remove the packed checkout on the controller"),
@@ -260,6 +260,19 @@ def test_the_pip_step_runs_again_only_when_code_or_dependencies_change(tmp_path:
     [third] = play(tmp_path, tasks, variables)
     assert "changed=0" not in third and "skipped=0" in third, third  # pip ran, the stamp moved
     assert (prefix / "bin" / "python").exists()
+
+    # One box, two roles (site.yml plays them one after the other): the code changes, the first role's play
+    # copies it and reinstalls; the second role's play finds the code already copied, and must still reinstall
+    # its extra (and so restart its service), or it runs the old code until the next reboot.
+    kiosk = {**variables, "vuoro_extra": "kiosk"}
+    play(tmp_path, tasks, kiosk)
+    [quiet] = play(tmp_path, tasks, kiosk)
+    assert "changed=0" in quiet and "skipped=1" in quiet, quiet
+    (repo / "tinyapp" / "__init__.py").write_text("VERSION = 2\n")
+    [hub_play] = play(tmp_path, tasks, variables)
+    assert "skipped=0" in hub_play, hub_play  # the code copied, pip ran
+    [kiosk_play] = play(tmp_path, tasks, kiosk)
+    assert "skipped=0" in kiosk_play and "changed=0" not in kiosk_play, kiosk_play  # the code was there: pip ran
 
 
 def test_the_screen_role_gives_kivy_its_settings_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
