@@ -59,13 +59,18 @@ WEB_SIGNAGE_DIR = Path(__file__).resolve().parent.parent / "display" / "web"
 # -- for the handlers here and the plugins' ----------------------------------------------------------
 
 
+def device_key(who: Principal, key: str) -> str:
+    """An Idempotency-Key kept apart per device (``kiosk1:<key>``): two devices may send the same one."""
+    return f"{who.name}:{key}"
+
+
 def retry_key(who: Principal, header: str | None, what_it_prevents: str) -> str:
     """The request's Idempotency-Key, kept apart per device (``kiosk1:<key>``); 400 without a well-formed one."""
     if not header or not IDEMPOTENCY_KEY.match(header):
         raise ApiError(400, refusals.IDEMPOTENCY_KEY,
                        "Send an Idempotency-Key header of 8–64 letters, digits or . _ : -"
                        f" so a retry never {what_it_prevents}.", "Idempotency-Key")
-    return f"{who.name}:{header}"
+    return device_key(who, header)
 
 
 def optional_key(header: str | None) -> str | None:
@@ -322,7 +327,7 @@ def create_app(hub: Hub, *, broker_connected: Callable[[], bool] = lambda: False
                 return counter_answer(engine, counter, outcome, message)
 
             if request_id:
-                outcome = engine.act_once(f"{who.name}:{request_id}", act, describe, now)
+                outcome = engine.act_once(device_key(who, request_id), act, describe, now)
                 return outcome, outcome.result or {}
             outcome = act()
             return outcome, describe(outcome)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header
 from pydantic import BaseModel, Field
 
-from server.api import optional_key, run
+from server.api import device_key, optional_key, run
 from server.auth import Principal, require
 from server.engine import Outcome
 from server.errors import ApiError
@@ -60,7 +60,7 @@ def add_routes(app: FastAPI, hub: Hub) -> None:
 
         def command(engine: Any, now: datetime) -> Outcome:
             return Outcome(records=[FeedbackRecord(config.site_id, ts(now), body.rating, body.faces, body.service,
-                                                   device, f"{who.name}:{key}" if key else None)])
+                                                   device, device_key(who, key) if key else None)])
 
         await run(hub, command)
         return {"ok": True, "rating": body.rating}
