@@ -49,14 +49,7 @@ trap finish EXIT
 say "host: QEMU, qemu-user-static, mmdebstrap, Ansible"
 HOST_PACKAGES=(qemu-system-arm qemu-user-static binfmt-support qemu-utils mmdebstrap arch-test
                e2fsprogs openssh-client ansible python3-venv)
-missing=()
-for p in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+host_packages "${HOST_PACKAGES[@]}"
 # The host-side checks need paho-mqtt and Pillow, pinned as the project pins them.
 if [[ ! -x "$VAR/venv/bin/python" ]]; then
     mkdir -p "$VAR"

@@ -69,14 +69,7 @@ trap finish EXIT
 # -- the host ----------------------------------------------------------------------------------------------------
 say "host: systemd-nspawn, mmdebstrap, nftables, Ansible, openssl, mosquitto-clients"
 need=(systemd-container mmdebstrap nftables ansible openssl openssh-client mosquitto-clients curl)
-missing=()
-for p in "${need[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+host_packages "${need[@]}"
 mkdir -p "$VAR" && stop_branch && rm -rf "$RUN" && mkdir -p "$RUN"
 [[ -f "$VAR/ssh/id_ed25519" ]] || { mkdir -p "$VAR/ssh"; ssh-keygen -q -t ed25519 -N "" -f "$VAR/ssh/id_ed25519"; }
 
