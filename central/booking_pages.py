@@ -22,7 +22,6 @@ import math
 import secrets
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -33,11 +32,20 @@ from central.config import CentreConfig
 from central.shared_state import SharedBucket
 from server import codes
 from server.bookings import page_parts
-from server.bookings.page_parts import Shell, csrf_token, e
+from server.bookings.page_parts import (
+    Shell,
+    csrf_token,
+    day_nav,
+    e,
+    fitting_times,
+    length_nav,
+    page_language,
+    parse_slots,
+    times_fieldset,
+)
 from server.bookings.public import REFUSALS, WEB_DIR, OnlineBookingRequest, Words, ics
 from server.code_guard import CodeGuard
 from server.errors import ApiError
-from server.staff.strings import chosen_language
 from vuoro import refusals
 
 WEB_DEVICE = "centre-web"
@@ -65,8 +73,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
     guard = CodeGuard(None, make=lambda kind, burst, per_hour: SharedBucket(pool, f"codes/{kind}", burst, per_hour))
 
     def words_for(request: Request) -> Words:
-        asked = request.query_params.get("lang") or request.cookies.get("vuoro_book_lang")
-        return Words(chosen_language(asked, None, config.languages))
+        return Words(page_language(request, config.languages))
 
     def address(request: Request) -> str:
         return request.client.host if request.client else "?"
@@ -144,29 +151,9 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                 f'<p><a href="/book/">{e(w("Back"))}</a></p>')
         return page(request, w, w("Nearest free time at any branch"), body)
 
-    def day_nav(w: Words, bid: str, path: str, listing: dict[str, Any]) -> str:
-        """A week of the bookable days as links (``today``/``tomorrow`` in the branch's own zone)."""
-        today = utc_now().astimezone(calendar.sale(bid).branch.site.timezone).date()
-        days = []
-        for iso in listing["days"][:7]:
-            d = date.fromisoformat(iso)
-            current = ' aria-current="date"' if iso == listing["day"] else ""
-            days.append(f'<li><a href="{e(path)}?{e(urlencode({"day": iso}))}"{current}>'
-                        f'{e(w.short_day(d, page_parts.day_label(w, d, today)))}</a></li>')
-        return (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
-                f'<ul>{"".join(days)}</ul></nav>')
-
-    def times_html(w: Words, listing: dict[str, Any], fitting: list[dict[str, Any]], chosen: str | None) -> str:
-        """The day's free times as radio buttons (``chosen`` kept checked after a refusal)."""
-        if not fitting:
-            return (f'<p>{e(w("No free times on this day."))} '
-                    f'{e(w("Try another day, or come by and take a ticket."))}</p>')
-        legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
-        radios = "".join(
-            f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required'
-            f'{" checked" if s["start"] == chosen else ""}><label for="t{i}">'
-            f'{datetime.fromisoformat(s["start"]):%H:%M}</label></li>' for i, s in enumerate(fitting))
-        return f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend><ul>{radios}</ul></fieldset>'
+    def today_at(bid: str) -> date:
+        """Today in the branch's own zone ("today"/"tomorrow" on the day buttons)."""
+        return utc_now().astimezone(calendar.sale(bid).branch.site.timezone).date()
 
     def booking_form(request: Request, w: Words, bid: str, sid: str, listing: dict[str, Any], slots: int,
                      form: dict[str, str], problem: str = "", status: int = 200) -> Response:
@@ -174,9 +161,8 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         path = f"/book/{bid}/{sid}/"
         notice = (f'<p class="notice" role="status">{e(w(NOTICES[listing["notice"]], branch=branch_name(bid)))}</p>'
                   if listing.get("notice") else "")
-        fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
-        times = (f'<p>{e(w("No times can be booked online at the moment."))}</p>' if listing["day"] is None
-                 else times_html(w, listing, fitting, form.get("start")))
+        fitting = fitting_times(listing, slots)
+        times = times_fieldset(w, listing, slots, form.get("start"))
         details = ""
         if fitting:
             kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
@@ -195,7 +181,8 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                        f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>')
         submit = f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else ""
         body = (f'<h1>{e(service_name(bid, sid, w))}</h1>{problem_box(w, problem) if problem else ""}'
-                f'<p class="branch">{e(branch_name(bid))}</p>{notice}{day_nav(w, bid, path, listing)}'
+                f'<p class="branch">{e(branch_name(bid))}</p>{notice}{length_nav(w, path, listing, slots)}'
+                f'{day_nav(w, path, listing, slots, today_at(bid))}'
                 f'<form method="post" action="{e(path)}" class="book">'
                 f'<input type="hidden" name="csrf" value="{e(token)}">'
                 f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
@@ -212,7 +199,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                                               parse_day(request.query_params.get("day")))
         except ApiError as refused:
             return refused_page(request, w, refused)
-        return booking_form(request, w, branch, service, listing, 1, {})
+        return booking_form(request, w, branch, service, listing, parse_slots(request.query_params.get("slots")), {})
 
     async def make_booking(request: Request, branch: str, body: OnlineBookingRequest, key: str) -> dict[str, Any]:
         who = address(request)
@@ -250,7 +237,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             if not 8 <= len(key) <= 64:
                 raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
             try:
-                body = OnlineBookingRequest(service=service, start=form["start"], slots=int(form.get("slots") or 1),
+                body = OnlineBookingRequest(service=service, start=form["start"], slots=parse_slots(form.get("slots")),
                                             name=form.get("name") or None, phone=form.get("phone") or None,
                                             email=form.get("email") or None, language=w.language)
             except ValueError:
@@ -261,8 +248,8 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                 return refused_page(request, w, refused)
             listing = await run_in_threadpool(calendar.listing, branch, service, parse_day(form.get("start", "")[:10]))
             kept = {k: v for k, v in form.items() if k in ("name", "phone", "email")}
-            return booking_form(request, w, branch, service, listing, 1, kept, refusal_words(w, refused, branch),
-                                refused.status)
+            return booking_form(request, w, branch, service, listing, parse_slots(form.get("slots")), kept,
+                                refusal_words(w, refused, branch), refused.status)
         return RedirectResponse(f"/book/b/{answer['code']}?new=1", status_code=303)
 
     @app.get("/book/b/", include_in_schema=False)
@@ -339,11 +326,11 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                   status: int = 200) -> Response:
         token = csrf_token(request)
         path = f"/book/b/{row['code']}/move"
-        fitting = [s for s in listing["slots"] if row["slots"] == 1 or s["double"]]
-        times = times_html(w, listing, fitting, None)
+        fitting = fitting_times(listing, row["slots"])
+        times = times_fieldset(w, listing, row["slots"], None)
         submit = f'<button type="submit">{e(w("Move to this time"))}</button>' if fitting else ""
         body = (f'<h1>{e(w("Choose a new time"))}</h1>{problem_box(w, problem) if problem else ""}{summary(w, row)}'
-                f'{day_nav(w, row["branch"], path, listing)}'
+                f'{day_nav(w, path, listing, row["slots"], today_at(row["branch"]))}'
                 f'<form method="post" action="{e(path)}"><input type="hidden" name="csrf" value="{e(token)}">'
                 f'{times}{submit}</form><p><a href="/book/b/{e(row["code"])}">{e(w("Back"))}</a></p>')
         title = f'{w("There is a problem")}: {w("Choose a new time")}' if problem else w("Choose a new time")

@@ -1,7 +1,7 @@
 """The parts of the citizens' booking pages that a branch's hub (``server/bookings/public.py``, one branch) and the
 centre (``central/booking_pages.py``, all branches) draw alike: the page shell, the refusal page, the booking's
-summary, the notices after booking/moving/cancelling, the manage page's parts, the CSRF form check and the code
-look-up through the code guard.
+summary, the day, length and time choosers, the notices after booking/moving/cancelling, the manage page's parts,
+the CSRF form check and the code look-up through the code guard.
 
 One place for each, so the two pages cannot drift apart (both are checked by axe-core). The callers pass plain
 values (names, times already in words, the code), never the hub's ``Booking`` or the centre's row.
@@ -12,9 +12,9 @@ from __future__ import annotations
 import html
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -26,7 +26,7 @@ from server import codes
 from server.code_guard import CodeGuard
 from server.errors import ApiError
 from server.pages import SECURITY_HEADERS
-from server.staff.strings import language_names
+from server.staff.strings import chosen_language, language_names
 from vuoro import refusals
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 LANG_COOKIE = "vuoro_book_lang"
 CSRF_COOKIE = "vuoro_book_csrf"
+WEEK = 7  # day buttons shown at once: a phone shows a week without scrolling
 STATUS = {"booked": "Booked", "cancelled": "Cancelled", "checked_in": "Checked in", "no_show": "Not shown up"}
 Found = TypeVar("Found")
 
@@ -139,6 +140,86 @@ def refusal_words(w: Words, refused: ApiError, plain: dict[str, str]) -> str:
 def day_label(w: Words, day: date, today: date) -> str | None:
     """"today"/"tomorrow" on a day's button, else None (the weekday is shown)."""
     return w("today") if day == today else w("tomorrow") if day == today + timedelta(days=1) else None
+
+
+def page_language(request: Request, languages: Sequence[str]) -> str:
+    """The page's language: ``?lang=``, then the visitor's choice kept in a cookie, then — a citizen at home — the
+    browser's own (Accept-Language) if the site speaks it, else the site's first."""
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if not asked:
+        for part in request.headers.get("accept-language", "").split(","):
+            code = part.split(";")[0].strip().lower()[:2]
+            if code in languages:
+                asked = code
+                break
+    return chosen_language(asked, None, tuple(languages))
+
+
+def parse_slots(value: str | None) -> int:
+    """``?slots=`` / the form's field: how many slots long a booking is (the rules refuse more than the service's)."""
+    return int(value) if value and value.isdigit() and 1 <= int(value) <= 8 else 1
+
+
+def fitting_times(listing: dict[str, Any], slots: int) -> list[dict[str, Any]]:
+    """The listing's free times that fit a booking ``slots`` long (a double time needs the next slot free too)."""
+    return [s for s in listing["slots"] if slots == 1 or s["double"]]
+
+
+def day_nav(w: Words, path: str, listing: dict[str, Any], slots: int, today: date) -> str:
+    """The bookable days as links, a week at a time with "Earlier days"/"Later days" (``today`` in the site's zone)."""
+    items = []
+    days = listing["days"]
+    first = (days.index(listing["day"]) // WEEK if listing["day"] in days else 0) * WEEK
+    shown = days[first:first + WEEK]
+
+    def link_query(iso: str) -> str:
+        return urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
+
+    def page_link(iso: str, text: str, rel: str) -> str:
+        return f'<a class="more" rel="{rel}" href="{e(path)}?{e(link_query(iso))}">{e(text)}</a>'
+
+    before = page_link(days[first - WEEK], w("Earlier days"), "prev") if first else ""
+    after = page_link(days[first + WEEK], w("Later days"), "next") if first + WEEK < len(days) else ""
+    for iso in shown:
+        d = date.fromisoformat(iso)
+        text = w.short_day(d, day_label(w, d, today))
+        current = ' aria-current="date"' if iso == listing["day"] else ""
+        items.append(f'<li><a href="{e(path)}?{e(link_query(iso))}"{current}>{e(text)}</a></li>')
+    return (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
+            f'<ul>{"".join(items)}</ul><p class="pages">{before} {after}</p></nav>')
+
+
+def length_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
+    """"15 minutes" / "30 minutes" where the service takes double times (nothing where it does not)."""
+    if listing["max_slots"] < 2:
+        return ""
+    items = []
+    for n in range(1, listing["max_slots"] + 1):
+        query = urlencode({"day": listing["day"] or "", **({"slots": n} if n > 1 else {})})
+        current = ' aria-current="true"' if n == slots else ""
+        items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>'
+                     f'{e(w("{n} minutes", n=n * listing["slot_min"]))}</a></li>')
+    return (f'<nav aria-labelledby="length-h" class="length"><h2 id="length-h">{e(w("Length"))}</h2>'
+            f'<ul>{"".join(items)}</ul></nav>')
+
+
+def times_fieldset(w: Words, listing: dict[str, Any], slots: int, chosen: str | None) -> str:
+    """The day's free times that fit, as radio buttons (``chosen`` kept checked after a refusal)."""
+    fitting = fitting_times(listing, slots)
+    if listing["day"] is None:
+        return f'<p>{e(w("No times can be booked online at the moment."))}</p>'
+    legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
+    if not fitting:
+        return (f'<h2>{e(legend)}</h2><p>{e(w("No free times on this day."))} '
+                f'{e(w("Try another day, or come by and take a ticket."))}</p>')
+    radios = []
+    for i, s in enumerate(fitting):
+        start = datetime.fromisoformat(s["start"])
+        checked = " checked" if s["start"] == chosen else ""
+        radios.append(f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required{checked}>'
+                      f'<label for="t{i}">{start:%H:%M}</label></li>')
+    return (f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend>'
+            f'<ul>{"".join(radios)}</ul></fieldset>')
 
 
 def find_section(w: Words, hint: str) -> str:

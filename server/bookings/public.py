@@ -30,7 +30,6 @@ import secrets
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Header, Query, Request
@@ -42,20 +41,27 @@ from server.api import IDEMPOTENCY_KEY, run, site_time
 from server.bookings import notices as booking_notices
 from server.bookings import page_parts
 from server.bookings.book import BookingBook
-from server.bookings.page_parts import LANG_COOKIE, Shell, e
+from server.bookings.page_parts import (
+    Shell,
+    day_nav,
+    e,
+    fitting_times,
+    length_nav,
+    page_language,
+    parse_slots,
+    times_fieldset,
+)
 from server.bookings.records import BOOKED, CANCELLED, Booking
 from server.code_guard import CodeGuard
 from server.engine import Outcome
 from server.errors import ApiError
 from server.hub import Hub
-from server.staff.strings import chosen_language
 from server.throttle import Bucket
 from vuoro import refusals
 from vuoro.i18n import translator
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 WEB_DIR = Path(__file__).resolve().parent / "web"
-WEEK = 7  # day buttons shown at once
 WEB_DEVICE = "web"  # the code guard's device name for look-ups from the public page
 
 MSGIDS: tuple[str, ...] = (
@@ -167,14 +173,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         return result
 
     def words_for(request: Request) -> Words:
-        asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-        if not asked:  # a citizen at home: the browser's language, if the site speaks it
-            for part in request.headers.get("accept-language", "").split(","):
-                code = part.split(";")[0].strip().lower()[:2]
-                if code in config.languages:
-                    asked = code
-                    break
-        return Words(chosen_language(asked, None, config.languages))
+        return Words(page_language(request, config.languages))
 
     def address(request: Request) -> str:
         return request.client.host if request.client else "?"
@@ -187,6 +186,9 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
 
     def local(value: datetime) -> datetime:
         return value.astimezone(tz)
+
+    def today() -> date:
+        return hub.clock().astimezone(tz).date()
 
     def when(w: Words, start: datetime, end: datetime) -> str:
         return f"{w.day(local(start).date())}, {local(start):%H:%M}–{local(end):%H:%M}"
@@ -206,57 +208,6 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         if refused.code == refusals.INVALID and field == "remind_to":
             return booking_notices.words(w.language, booking_notices.FORM_MSGIDS[-1])
         return page_parts.refusal_words(w, refused, REFUSALS)
-
-    def day_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
-        today = hub.clock().astimezone(tz).date()
-        items = []
-        days = listing["days"]
-        first = (days.index(listing["day"]) // WEEK if listing["day"] in days else 0) * WEEK
-        shown = days[first:first + WEEK]  # a week of bookable days at a time: a phone shows them without scrolling
-
-        def page_link(iso: str, text: str, rel: str) -> str:
-            query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
-            return f'<a class="more" rel="{rel}" href="{e(path)}?{e(query)}">{e(text)}</a>'
-
-        before = page_link(days[first - WEEK], w("Earlier days"), "prev") if first else ""
-        after = page_link(days[first + WEEK], w("Later days"), "next") if first + WEEK < len(days) else ""
-        for iso in shown:
-            d = date.fromisoformat(iso)
-            text = w.short_day(d, page_parts.day_label(w, d, today))
-            current = ' aria-current="date"' if iso == listing["day"] else ""
-            query = urlencode({"day": iso, **({"slots": slots} if slots > 1 else {})})
-            items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>{e(text)}</a></li>')
-        return (f'<nav aria-labelledby="days-h" class="days"><h2 id="days-h">{e(w("Choose a day"))}</h2>'
-                f'<ul>{"".join(items)}</ul><p class="pages">{before} {after}</p></nav>')
-
-    def length_nav(w: Words, path: str, listing: dict[str, Any], slots: int) -> str:
-        if listing["max_slots"] < 2:
-            return ""
-        items = []
-        for n in range(1, listing["max_slots"] + 1):
-            query = urlencode({"day": listing["day"] or "", **({"slots": n} if n > 1 else {})})
-            current = ' aria-current="true"' if n == slots else ""
-            items.append(f'<li><a href="{e(path)}?{e(query)}"{current}>'
-                         f'{e(w("{n} minutes", n=n * listing["slot_min"]))}</a></li>')
-        return (f'<nav aria-labelledby="length-h" class="length"><h2 id="length-h">{e(w("Length"))}</h2>'
-                f'<ul>{"".join(items)}</ul></nav>')
-
-    def times_fieldset(w: Words, listing: dict[str, Any], slots: int, chosen: str | None) -> str:
-        fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
-        if listing["day"] is None:
-            return f'<p>{e(w("No times can be booked online at the moment."))}</p>'
-        legend = w("Free times on {day}", day=w.day(date.fromisoformat(listing["day"]), capital=False))
-        if not fitting:
-            return (f'<h2>{e(legend)}</h2><p>{e(w("No free times on this day."))} '
-                    f'{e(w("Try another day, or come by and take a ticket."))}</p>')
-        radios = []
-        for i, s in enumerate(fitting):
-            start = datetime.fromisoformat(s["start"])
-            checked = " checked" if s["start"] == chosen else ""
-            radios.append(f'<li><input type="radio" name="start" id="t{i}" value="{e(s["start"])}" required{checked}>'
-                          f'<label for="t{i}">{start:%H:%M}</label></li>')
-        return (f'<fieldset class="times"><legend><h2>{e(legend)}</h2></legend>'
-                f'<ul>{"".join(radios)}</ul></fieldset>')
 
     def details_fieldset(w: Words, listing: dict[str, Any], form: dict[str, str]) -> str:
         asks = listing["asks"]
@@ -285,9 +236,6 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             return date.fromisoformat(value) if value else None
         except ValueError:
             return None
-
-    def parse_slots(value: str | None) -> int:
-        return int(value) if value and value.isdigit() and 1 <= int(value) <= 8 else 1
 
     async def listing_for(service: str, day: date | None) -> dict[str, Any]:
         return await run(hub, lambda engine, now: book.online_slots(engine, now, service, day), read_only=True)
@@ -409,7 +357,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         token = csrf_token(request)
         path = f"/book/b/{booking.code}/move"
         body = (f'<h1>{e(w("Choose a new time"))}</h1>{problem_box(w, problem) if problem else ""}'
-                f'{booking_summary(w, booking)}{day_nav(w, path, listing, booking.slots)}'
+                f'{booking_summary(w, booking)}{day_nav(w, path, listing, booking.slots, today())}'
                 f'<form method="post" action="{e(path)}"><input type="hidden" name="csrf" value="{e(token)}">'
                 f'{times_fieldset(w, listing, booking.slots, None)}'
                 f'<button type="submit">{e(w("Move to this time"))}</button></form>'
@@ -454,11 +402,11 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
                      form: dict[str, str], problem: str = "", status: int = 200) -> Response:
         token = csrf_token(request)
         path = f"/book/{config.site_id}/{service}/"
-        fitting = [s for s in listing["slots"] if slots == 1 or s["double"]]
+        fitting = fitting_times(listing, slots)
         submit = (f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else "")
         body = (f'<h1>{e(service_name(service, w))}</h1>{problem_box(w, problem) if problem else ""}'
                 f'<p class="branch">{e(config.name)}</p>'
-                f'{length_nav(w, path, listing, slots)}{day_nav(w, path, listing, slots)}'
+                f'{length_nav(w, path, listing, slots)}{day_nav(w, path, listing, slots, today())}'
                 f'<form method="post" action="{e(path)}" class="book">'
                 f'<input type="hidden" name="csrf" value="{e(token)}">'
                 f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
