@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from tests.test_calendar_e2e import calendar_site
 from toolkit.broker import free_port
 from toolkit.central_process import CentralProcess, write_centre_config
 from vuoro.clock import ENV as CLOCK_ENV
@@ -33,24 +34,13 @@ NOW = datetime(2026, 12, 8, 9, 30, tzinfo=TZ)  # a Tuesday morning: citizen serv
 BRANCHES = {"north": "Nordby Bibliotek", "south": "Sydby Bibliotek & Borgerservice"}
 
 
-def sample_branch(folder: Path, site_id: str, name: str, centre_url: str) -> tuple[str, Path]:
-    """The sample site as a branch of the centre's calendar (its own hours, services and online rules)."""
-    token = f"{site_id}-uplink-token-0123456789"
-    text = SAMPLE.read_text(encoding="utf-8").replace('id = "sonderbro"', f'id = "{site_id}"', 1)
-    text = text.replace('name = "Sønderbro Bibliotek & Borgerservice"', f'name = "{name}"', 1)
-    text = text.replace("[bookings]\n", "[bookings]\ncentre_calendar = true\n", 1)
-    text += f'\n[central]\nurl = "{centre_url}"\ntoken = "{token}"\n'
-    path = folder / f"{site_id}.toml"
-    path.write_text(text, encoding="utf-8")
-    return token, path
-
-
 @pytest.fixture
 def centre(postgres_db: str, tmp_path: Path) -> Any:
     clock = tmp_path / "clock"
     write_clock_file(clock, NOW)
     port = free_port()
-    sites = {bid: sample_branch(tmp_path, bid, name, f"http://127.0.0.1:{port}") for bid, name in BRANCHES.items()}
+    sites = {bid: calendar_site(tmp_path, bid, name, f"http://127.0.0.1:{port}", base=SAMPLE)
+             for bid, name in BRANCHES.items()}
     config = write_centre_config(tmp_path / "centre.toml", postgres_db, sites, name="Sønderbro Kommune")
     process = CentralProcess(config, port=port, env={CLOCK_ENV: str(clock)}).start()
     yield process
@@ -105,7 +95,7 @@ def test_the_whole_citizen_path_at_the_centre_in_two_languages_with_no_axe_viola
                 with page.expect_navigation():
                     page.click("nav.days a[rel=next]")
                 pages += 1
-            assert page.locator(f"nav.days a[href*='day={last}']").count() == 1, "the last bookable day is not reachable"
+            assert page.locator(f"nav.days a[href*='day={last}']").count() == 1, "the last day is out of reach"
             assert_accessible(page, f"the centre's later days, {lang}")
             with page.expect_navigation():
                 page.goto(url + "/book/north/borgerservice/")

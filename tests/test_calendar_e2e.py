@@ -85,9 +85,11 @@ class Relay:
         self.open.set()
 
 
-def calendar_site(folder: Path, site_id: str, name: str, centre_url: str) -> tuple[str, Path]:
+def calendar_site(folder: Path, site_id: str, name: str, centre_url: str,
+                  base: Path = TEST_SITE) -> tuple[str, Path]:
+    """``base`` (a site file whose id is "sonderbro") as a branch of the centre's calendar."""
     token = f"{site_id}-uplink-token-0123456789"
-    text = TEST_SITE.read_text(encoding="utf-8").replace('id = "sonderbro"', f'id = "{site_id}"', 1)
+    text = base.read_text(encoding="utf-8").replace('id = "sonderbro"', f'id = "{site_id}"', 1)
     text = text.replace('name = "Sønderbro Bibliotek & Borgerservice"', f'name = "{name}"', 1)
     # polled every second, not every 5: what the tests wait for arrives with the handover's next answer
     text = text.replace("[bookings]\n", "[bookings]\ncentre_calendar = true\ncalendar_poll_s = 1\n", 1)
