@@ -36,6 +36,7 @@ from server.bookings.page_parts import (
     Shell,
     csrf_token,
     day_nav,
+    details_fieldset,
     e,
     fitting_times,
     length_nav,
@@ -163,22 +164,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
                   if listing.get("notice") else "")
         fitting = fitting_times(listing, slots)
         times = times_fieldset(w, listing, slots, form.get("start"))
-        details = ""
-        if fitting:
-            kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
-                     "email": ("E-mail", "email", "email")}
-            fields = "".join(
-                f'<p><label for="f-{k}">{e(w(kinds[k][0]))}</label><input id="f-{k}" name="{k}" type="{kinds[k][1]}" '
-                f'autocomplete="{kinds[k][2]}" required maxlength="{254 if k == "email" else 100}" '
-                f'value="{e(form.get(k, ""))}" aria-describedby="why"></p>' for k in listing["asks"])
-            contact = "phone" in listing["asks"] or "email" in listing["asks"]
-            why = w("Why we ask: to contact you if your time has to be changed, and to keep to one booking per "
-                    "person a day. It is deleted {days} days after your time." if contact else
-                    "Why we ask: to tell the staff who you are. It is deleted {days} days after your time.",
-                    days=listing["retention_days"])
-            details = (f'<fieldset class="details"><legend><h2>{e(w("Your details"))}</h2></legend>{fields}'
-                       f'<p id="why" class="note">{e(why)}</p></fieldset>' if listing["asks"] else
-                       f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>')
+        details = details_fieldset(w, listing, form) if fitting else ""
         submit = f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else ""
         body = (f'<h1>{e(service_name(bid, sid, w))}</h1>{problem_box(w, problem) if problem else ""}'
                 f'<p class="branch">{e(branch_name(bid))}</p>{notice}{length_nav(w, path, listing, slots)}'

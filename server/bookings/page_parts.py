@@ -222,6 +222,30 @@ def times_fieldset(w: Words, listing: dict[str, Any], slots: int, chosen: str | 
             f'<ul>{"".join(radios)}</ul></fieldset>')
 
 
+def details_fieldset(w: Words, listing: dict[str, Any], form: dict[str, str]) -> str:
+    """Only the details the service asks for, each with why it is asked and when it is deleted."""
+    asks = listing["asks"]
+    if not asks:
+        return f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>'
+    fields = []
+    kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
+             "email": ("E-mail", "email", "email")}
+    for key in asks:
+        label, kind, auto = kinds[key]
+        fields.append(f'<p><label for="f-{key}">{e(w(label))}</label>'
+                      f'<input id="f-{key}" name="{key}" type="{kind}" autocomplete="{auto}" required '
+                      f'maxlength="{254 if key == "email" else 100}" value="{e(form.get(key, ""))}" '
+                      f'aria-describedby="why"></p>')
+    contact = "phone" in asks or "email" in asks
+    why = w("Why we ask: to contact you if your time has to be changed, and to keep to one booking per person a "
+            "day. It is deleted {days} days after your time." if contact else
+            "Why we ask: to tell the staff who you are. It is deleted {days} days after your time.",
+            days=listing["retention_days"])
+    return (f'<fieldset class="details"><legend><h2>{e(w("Your details"))}</h2></legend>{"".join(fields)}'
+            f'<p id="why" class="note">{e(why)} '
+            f'{e(w("We ask for nothing else. Your name is shown to the staff only."))}</p></fieldset>')
+
+
 def find_section(w: Words, hint: str) -> str:
     """The start page's "find your booking" form (a GET to ``/book/b/``: no CSRF, the code guard counts)."""
     return (f'<section aria-labelledby="find-h" class="find"><h2 id="find-h">{e(w("Find your booking"))}</h2>'

@@ -44,6 +44,7 @@ from server.bookings.book import BookingBook
 from server.bookings.page_parts import (
     Shell,
     day_nav,
+    details_fieldset,
     e,
     fitting_times,
     length_nav,
@@ -208,28 +209,6 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         if refused.code == refusals.INVALID and field == "remind_to":
             return booking_notices.words(w.language, booking_notices.FORM_MSGIDS[-1])
         return page_parts.refusal_words(w, refused, REFUSALS)
-
-    def details_fieldset(w: Words, listing: dict[str, Any], form: dict[str, str]) -> str:
-        asks = listing["asks"]
-        if not asks:
-            return f'<p class="note">{e(w("You need no name or contact details to book this service."))}</p>'
-        fields = []
-        kinds = {"name": ("Name", "text", "name"), "phone": ("Phone", "tel", "tel"),
-                 "email": ("E-mail", "email", "email")}
-        for key in asks:
-            label, kind, auto = kinds[key]
-            fields.append(f'<p><label for="f-{key}">{e(w(label))}</label>'
-                          f'<input id="f-{key}" name="{key}" type="{kind}" autocomplete="{auto}" required '
-                          f'maxlength="{254 if key == "email" else 100}" value="{e(form.get(key, ""))}" '
-                          f'aria-describedby="why"></p>')
-        contact = "phone" in asks or "email" in asks
-        why = w("Why we ask: to contact you if your time has to be changed, and to keep to one booking per person a "
-                "day. It is deleted {days} days after your time." if contact else
-                "Why we ask: to tell the staff who you are. It is deleted {days} days after your time.",
-                days=listing["retention_days"])
-        return (f'<fieldset class="details"><legend><h2>{e(w("Your details"))}</h2></legend>{"".join(fields)}'
-                f'<p id="why" class="note">{e(why)} '
-                f'{e(w("We ask for nothing else. Your name is shown to the staff only."))}</p></fieldset>')
 
     def parse_day(value: str | None) -> date | None:
         try:
