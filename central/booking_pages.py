@@ -41,6 +41,7 @@ from server.bookings.page_parts import (
     fitting_times,
     length_nav,
     page_language,
+    parse_day,
     parse_slots,
     times_fieldset,
 )
@@ -102,12 +103,6 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
     def when(w: Words, bid: str, start: datetime, end: datetime) -> str:
         tz = calendar.sale(bid).branch.site.timezone
         return f"{w.day(start.astimezone(tz).date())}, {start.astimezone(tz):%H:%M}–{end.astimezone(tz):%H:%M}"
-
-    def parse_day(value: str | None) -> date | None:
-        try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            return None
 
     # -- pages ---------------------------------------------------------------------------------------------------
 

@@ -26,8 +26,6 @@ from toolkit.central_process import CentralProcess, write_centre_config
 from vuoro.clock import ENV as CLOCK_ENV
 from vuoro.clock import write_clock_file
 
-pytestmark = pytest.mark.browser
-
 SAMPLE = Path(__file__).resolve().parent.parent / "server" / "sites" / "sample.toml"
 TZ = ZoneInfo("Europe/Copenhagen")
 NOW = datetime(2026, 12, 8, 9, 30, tzinfo=TZ)  # a Tuesday morning: citizen service is open 10–14 today
@@ -35,9 +33,14 @@ BRANCHES = {"north": "Nordby Bibliotek", "south": "Sydby Bibliotek & Borgerservi
 
 
 @pytest.fixture
-def centre(postgres_db: str, tmp_path: Path) -> Any:
-    clock = tmp_path / "clock"
-    write_clock_file(clock, NOW)
+def clock(tmp_path: Path) -> Path:
+    path = tmp_path / "clock"
+    write_clock_file(path, NOW)
+    return path
+
+
+@pytest.fixture
+def centre(postgres_db: str, tmp_path: Path, clock: Path) -> Any:
     port = free_port()
     sites = {bid: calendar_site(tmp_path, bid, name, f"http://127.0.0.1:{port}", base=SAMPLE)
              for bid, name in BRANCHES.items()}
@@ -62,6 +65,7 @@ def booking_row(database: str, code: str) -> tuple[str, str, str, datetime, date
     return row
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("lang", ["da", "fi"])
 def test_the_whole_citizen_path_at_the_centre_in_two_languages_with_no_axe_violations(
         centre: Any, postgres_db: str, browser: Any, lang: str, tmp_path: Path) -> None:
@@ -156,3 +160,22 @@ def test_the_whole_citizen_path_at_the_centre_in_two_languages_with_no_axe_viola
         leaked = [a for a in asked if any(p in a for p in personal)]
         assert leaked == [], leaked  # names and phones travel in POST bodies, never in an address
         context.close()
+
+
+def test_a_form_for_a_day_not_yet_released_is_refused_with_the_time_it_opens(centre: Any, clock: Path) -> None:
+    """The morning release: at 07:30 the service's 28th day (today the first) is not sold yet — it opens at 08:00
+    today; a form sent for it (a page kept open since yesterday, a guessed address) is told so in words."""
+    import requests
+
+    write_clock_file(clock, NOW.replace(hour=7, minute=30))
+    last = NOW.date() + timedelta(days=27)
+    with requests.Session() as browser_like:
+        page = browser_like.get(f"{centre.url}/book/north/borgerservice/?lang=en", timeout=10)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        browser_like.cookies.set("vuoro_book_csrf", csrf.group(1))
+        answer = browser_like.post(f"{centre.url}/book/north/borgerservice/?lang=en", timeout=10, data={
+            "csrf": csrf.group(1), "idem": "a-kept-page-0001", "slots": "1", "name": "Kim", "phone": "+4520304050",
+            "start": f"{last.isoformat()}T10:00+01:00"})
+    assert answer.status_code == 409, answer.text[:400]
+    assert "That day cannot be booked yet. Times open Tuesday 8 December 08:00." in answer.text

@@ -124,6 +124,9 @@ def problem_box(w: Words, message: str) -> str:
 def refusal_words(w: Words, refused: ApiError, plain: dict[str, str]) -> str:
     """A refusal in the citizen's words: too many tries, a detail to fill in or check, an expired form, else the
     code's sentence from ``plain`` (the caller says first what only its own page refuses)."""
+    if refused.code == refusals.NOT_OPEN_YET:  # the morning release: the day's times open at a stated time
+        opens = datetime.fromisoformat(str(refused.details.get("opens_at")))
+        return w("That day cannot be booked yet. Times open {opens}.", opens=f"{w.day(opens.date())} {opens:%H:%M}")
     if refused.code == refusals.SLOW_DOWN:
         return w("Too many tries from your connection. Wait {min} minutes and try again.",
                  min=math.ceil(float(refused.details.get("retry_after", 60)) / 60))
@@ -153,6 +156,14 @@ def page_language(request: Request, languages: Sequence[str]) -> str:
                 asked = code
                 break
     return chosen_language(asked, None, tuple(languages))
+
+
+def parse_day(value: str | None) -> date | None:
+    """``?day=`` (or a chosen time's date): a day, or None for "the first with free times"."""
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def parse_slots(value: str | None) -> int:

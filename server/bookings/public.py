@@ -49,6 +49,7 @@ from server.bookings.page_parts import (
     fitting_times,
     length_nav,
     page_language,
+    parse_day,
     parse_slots,
     times_fieldset,
 )
@@ -201,20 +202,10 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     problem_box = page_parts.problem_box
 
     def refusal_words(w: Words, refused: ApiError) -> str:
-        if refused.code == refusals.NOT_OPEN_YET:
-            opens = datetime.fromisoformat(str(refused.details.get("opens_at")))
-            return w("That day cannot be booked yet. Times open {opens}.",
-                     opens=f"{w.day(opens.date())} {opens:%H:%M}")
         field = refused.details.get("field")
         if refused.code == refusals.INVALID and field == "remind_to":
             return booking_notices.words(w.language, booking_notices.FORM_MSGIDS[-1])
         return page_parts.refusal_words(w, refused, REFUSALS)
-
-    def parse_day(value: str | None) -> date | None:
-        try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            return None
 
     async def listing_for(service: str, day: date | None) -> dict[str, Any]:
         return await run(hub, lambda engine, now: book.online_slots(engine, now, service, day), read_only=True)
