@@ -114,6 +114,14 @@ def test_the_code_is_unique_per_site_in_the_store(site: Site) -> None:
                  "'c')", first["code"])
 
 
+def test_personal_fields_are_kept_90_days_where_the_site_says_nothing_else() -> None:
+    config = load_config(SITE)
+    unsaid = {k: v for k, v in config.raw["bookings"].items() if k != "retention_days"}
+    assert parse_settings(parse_config({**config.raw, "bookings": unsaid}, SITE)).retention_days == 90
+    said = {**unsaid, "retention_days": 14}
+    assert parse_settings(parse_config({**config.raw, "bookings": said}, SITE)).retention_days == 14
+
+
 def test_config_errors_name_their_key_path(tmp_path: Path) -> None:
     config = load_config(SITE)
     raw = {**config.raw, "bookings": {"retention_days": 0, "colour": "red"},

@@ -12,6 +12,9 @@ from typing import Any
 
 from server.config import WEEKDAYS, ConfigError, SiteConfig, check_number, check_tables, check_unknown_keys
 
+# A booking's personal fields are kept this long after its day where the site says nothing: what the commercial
+# systems libraries know keep appointments for (Qmatic's 90); a site that needs less says so (the sample: 30).
+DEFAULT_RETENTION_DAYS = 90
 
 @dataclass(frozen=True)
 class CapacitySpan:
@@ -158,7 +161,7 @@ def parse_settings(config: SiteConfig) -> BookingSettings:
     calendar_poll_s = _int(top, "calendar_poll_s", "bookings", 5, 1, 300, problems)
     if centre_calendar and config.central is None:
         problems.append("bookings.centre_calendar: expected a [central] section: the calendar is kept by the centre")
-    retention = _int(top, "retention_days", "bookings", 30, 1, 3650, problems)
+    retention = _int(top, "retention_days", "bookings", DEFAULT_RETENTION_DAYS, 1, 3650, problems)
     burst = _int(top, "online_burst", "bookings", 20, 1, 1_000_000, problems)
     per_hour = _int(top, "online_per_hour", "bookings", 60, 1, 1_000_000, problems)
     services: dict[str, ServiceBooking] = {}
