@@ -162,6 +162,44 @@ def test_the_whole_citizen_path_at_the_centre_in_two_languages_with_no_axe_viola
         context.close()
 
 
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden fields of a booking page's form (CSRF token, idempotency key, length) and its first time."""
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+    first = re.search(r'name="start" id="t0" value="([^"]+)"', page)
+    assert first is not None, "no free time on the page"
+    return {**fields, "start": first.group(1)}
+
+
+def test_a_form_without_its_token_or_from_another_site_books_nothing(centre: Any, postgres_db: str) -> None:
+    import requests
+
+    with requests.Session() as browser_like:
+        page = browser_like.get(f"{centre.url}/book/north/bibliotekar/?lang=en", timeout=10)
+        data = {**form_fields(page.text), "name": "Per"}
+        forged = browser_like.post(f"{centre.url}/book/north/bibliotekar/", timeout=10,
+                                   data={**data, "csrf": "x" * 32}, allow_redirects=False)
+        assert forged.status_code == 403 and "The form had expired. Try again." in forged.text
+        other_site = browser_like.post(f"{centre.url}/book/north/bibliotekar/", timeout=10, data=data,
+                                       headers={"Origin": "https://evil.example"}, allow_redirects=False)
+        assert other_site.status_code == 403
+        with psycopg.connect(postgres_db) as db:
+            assert db.execute("SELECT count(*) FROM calendar_bookings").fetchone() == (0,)
+        made = browser_like.post(f"{centre.url}/book/north/bibliotekar/", timeout=10, data=data,
+                                 allow_redirects=False)
+        assert made.status_code == 303 and re.fullmatch(r"/book/b/[A-Z2-9]{7}\?new=1", made.headers["location"])
+
+
+def test_wrong_codes_from_one_address_are_slowed_down_at_the_centre(centre: Any) -> None:
+    """Guessing codes: after a handful of wrong ones an address is told to wait, in words, with Retry-After."""
+    import requests
+
+    answers = [requests.get(f"{centre.url}/book/b/ABCDEF{letter}?lang=en", timeout=10) for letter in "ABCDEFGHJK"]
+    assert [a.status_code for a in answers[:6]] == [404] * 6
+    slowed = answers[-1]
+    assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) > 0
+    assert "Too many tries from your connection." in slowed.text
+
+
 def test_a_form_for_a_day_not_yet_released_is_refused_with_the_time_it_opens(centre: Any, clock: Path) -> None:
     """The morning release: at 07:30 the service's 28th day (today the first) is not sold yet — it opens at 08:00
     today; a form sent for it (a page kept open since yesterday, a guessed address) is told so in words."""

@@ -91,7 +91,10 @@ class Shell:
         """The page a refusal ends on (an unknown code, a used-up booking, too many tries), in the citizen's words."""
         body = f'<h1>{e(w("Your booking"))}</h1>{problem_box(w, message)}<p><a href="/book/">{e(w("Back"))}</a></p>'
         status = refused.status if refused.status in (403, 404, 409, 422, 429) else 400
-        return self.page(request, w, w("Your booking"), body, status=status)
+        response = self.page(request, w, w("Your booking"), body, status=status)
+        if refused.details.get("retry_after"):  # too many tries: when to come back, for programs and proxies too
+            response.headers["Retry-After"] = str(refused.details["retry_after"])
+        return response
 
 
 def stylesheet(css: bytes) -> Response:

@@ -248,10 +248,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         return await page_parts.looked_up(guard, WEB_DEVICE, address(request), code, find)
 
     def refused_page(request: Request, w: Words, refused: ApiError) -> Response:
-        response = shell.refused(request, w, refused, refusal_words(w, refused))
-        if refused.details.get("retry_after"):
-            response.headers["Retry-After"] = str(refused.details["retry_after"])
-        return response
+        return shell.refused(request, w, refused, refusal_words(w, refused))
 
     def booking_summary(w: Words, booking: Booking) -> str:
         return page_parts.summary(w, service_name(booking.service, w), config.name,
