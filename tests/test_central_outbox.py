@@ -358,3 +358,21 @@ def test_a_stream_from_before_ships_its_events_and_sign_ups_once_after_the_upgra
     assert {kind for _, kind, _, _ in again} == {"ticket", "event", "staff_event", "signup"}
     hub.call(lambda engine, now: Outcome(records=[Backfill(site_id)]))
     assert len(outbox(path)) == len(again)
+
+
+def test_a_hub_without_a_centre_writes_no_outbox_and_says_nothing_of_an_uplink(hub) -> None:  # type: ignore[no-untyped-def]
+    """A single site runs as before any centre existed: the real ``vuoro hub`` process on a site file without
+    ``[central]`` issues and calls, keeps no outbox rows for anyone, and its health has no uplink."""
+    import requests
+
+    kiosk = {"Authorization": "Bearer demo-kiosk1-token-change-me"}
+    staff = {"Authorization": "Bearer demo-staff-token-change-me"}
+    made = requests.post(f"{hub.url}/api/v1/tickets", json={"service": "kvik", "language": "da"}, timeout=10,
+                         headers={**kiosk, "Idempotency-Key": "alone-0001"})
+    assert made.status_code == 201, made.text
+    assert requests.post(f"{hub.url}/api/v1/counters/kvik1/next", headers=staff, timeout=10).ok
+    health = requests.get(f"{hub.url}/api/v1/health", timeout=10).json()
+    assert "uplink" not in health, health
+    with sqlite3.connect(f"file:{hub.data_dir / 'hub.sqlite3'}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT count(*) FROM tickets").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
