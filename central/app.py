@@ -11,7 +11,7 @@
 - ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
 - ``/statistics``, ``/configuration``, ``/accounts``: the pages for people (``central/stats_page.py``,
   ``central/config_page.py``, ``central/accounts_page.py``);
-- ``GET /api/v1/health``: whether the database answers.
+- ``GET /api/v1/health``: whether the database answers (and, with ``[broker]``, the link that publishes the nudges).
 
 - ``/login``, ``/logout``: staff sign in to the pages with the accounts the centre holds (``central/signin.py``);
 - ``/calendar/{branch}``: the staff calendar of a branch's bookings (``central/staff_calendar.py``);
@@ -46,6 +46,8 @@ from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
 from central.coordination import Coordinator
 from central.ingest import BatchRefused, parse_body, store_batch
+from central.nudges import NudgePublisher
+from central.nudges import read_state as read_nudge_link
 from central.refresher import StatsRefresher
 from central.shared_state import keep_tidying
 from central.workers import HEARTBEAT_S, SILENT_S, ParentLink
@@ -77,6 +79,9 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
 
         def heard(what: str) -> None:  # the coordinator's thread: a change somewhere, or the connection back
             loop.call_soon_threadsafe(app.state.wake_long_polls)
+            publisher = nudges[0] if nudges else None
+            if publisher is not None:  # this worker owns the background work: the branches' nudges too
+                publisher.changed(what)
 
         coordinator = Coordinator(config.database, heard, owner_jobs).start() if background else None
         heartbeat = asyncio.create_task(_heartbeat(parent)) if parent else None
@@ -88,17 +93,25 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         if coordinator:
             await run_in_threadpool(coordinator.stop)
 
+    nudges: list[NudgePublisher] = []  # the owner's publisher, while this worker owns the work (central/nudges.py)
+
     def owner_jobs() -> Callable[[], None]:
         """The background work, in the one worker that holds the owner's lock: the statistics refresher, the
-        calendar's retention purge, the shared state's clean-up. Returns what stops them."""
+        calendar's retention purge, the shared state's clean-up, the branches' nudges on the broker (one MQTT client
+        per centre; it publishes every branch's nudge as it connects, so nothing changed before it owned the work is
+        missed: central/nudges.py). Returns what stops them."""
         refresher = StatsRefresher(config, pool).start()
         purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
         tidy = keep_tidying(pool)
+        if config.broker is not None:
+            nudges.append(NudgePublisher(config.broker, pool, config.branches).start())
 
         def stop() -> None:
             purge.set()
             tidy.set()
             refresher.stop()
+            while nudges:
+                nudges.pop().stop()
 
         return stop
 
@@ -186,13 +199,21 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
                 db.execute("SELECT 1")
             return "ok"
 
+        def broker() -> dict[str, Any]:
+            with pool.connection(timeout=5) as db:
+                return read_nudge_link(db) or {"connected": False, "detail": "no worker has published yet"}
+
         try:
             database = await run_in_threadpool(probe)
         except Exception as exc:  # the page says what is wrong rather than a bare 500
             database = f"error: {exc}"
         ok = database == "ok"
-        return JSONResponse({"status": "ok" if ok else "degraded", "database": database, "version": __version__,
-                             "branches": len(config.branches)}, status_code=200 if ok else 503)
+        body = {"status": "ok" if ok else "degraded", "database": database, "version": __version__,
+                "branches": len(config.branches)}
+        if config.broker is not None and ok:
+            # Shown, never a reason for "degraded": the nudges are hints, the branches follow over HTTPS.
+            body["broker"] = {"url": config.broker.url, **await run_in_threadpool(broker)}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     def read_overview(who: signin.Viewer) -> list[dict[str, Any]]:
         now = figures.utc_now()

@@ -20,6 +20,10 @@
     "cn=vuoro-admins,ou=Groups,dc=kommune,dc=dk" = {role = "admin", branches = "all"}
     "cn=sonderbro-staff,ou=Groups,dc=kommune,dc=dk" = {role = "staff", branches = ["sonderbro"]}
 
+    [broker]                            # optional: publish each branch's config/nudge (central/broker_link.py)
+    url = "mqtt://127.0.0.1:1883"
+    password_file = "/etc/vuoro/centre-mqtt.password"
+
     [branches.sonderbro]                # the branch's site id (its site.id)
     token = "…"                         # the branch's [central].token: at least 16 characters
     site = "sites/sonderbro.toml"       # the branch's site file: its zone, services and targets
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from central.broker_link import BrokerLink, parse_broker
 from server.config import ConfigError, SiteConfig, check_unknown_keys, load_config
 from server.staff.directory import LdapSettings, parse_ldap
 from server.staff.oidc import OidcSettings, parse_oidc
@@ -74,6 +79,7 @@ class CentreConfig:
     ldap: LdapSettings | None = None  # [staff.ldap]: sign in with the municipality's directory
     oidc: OidcSettings | None = None  # [staff.oidc]: or with its OpenID Connect provider
     workers: int | None = None  # [centre] workers: worker processes (None: central.workers.default_workers())
+    broker: BrokerLink | None = None  # [broker]: publish the branches' config/nudge there (None: no MQTT at all)
 
     def branch_by_token(self, token: str) -> Branch | None:
         import hmac
@@ -126,7 +132,7 @@ def _database_protected(url: str) -> bool:
 
 def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     problems: list[str] = []
-    check_unknown_keys(data, {"centre", "branches", "calendar", "staff"}, "", problems)
+    check_unknown_keys(data, {"centre", "branches", "calendar", "staff", "broker"}, "", problems)
     calendar = data.get("calendar", {})
     away_s = calendar.get("away_s", 60) if isinstance(calendar, dict) else None
     if not isinstance(away_s, int | float) or isinstance(away_s, bool) or not 1 <= away_s <= 3600:
@@ -206,12 +212,13 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
             continue
         branches[bid] = Branch(id=bid, token=token, site=site)
     ldap, oidc = _staff_directory(data.get("staff"), set(table) if isinstance(table, dict) else set(), problems)
+    broker = parse_broker(data.get("broker"), Path(path).parent, problems)
     if problems:
         raise ConfigError(problems, str(path))
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
                         branches=branches, calendar_away_s=float(away_s), ldap=ldap, oidc=oidc,
-                        workers=workers, **tls)
+                        workers=workers, broker=broker, **tls)
 
 
 def _staff_directory(staff: Any, branch_ids: set[str],

@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vuoro central: refusing to start.\n{exc}", file=sys.stderr)
         return 2
+    # [broker]'s files are checked here, not in load_centre: the broker's generator makes the password file from the
+    # same centre.toml, and the owner's migration runs before it on a new host (deploy/ansible/roles/centre).
+    broker_problems = config.broker.file_problems() if config.broker and not args.migrate else []
+    if broker_problems:
+        print(f"vuoro central: refusing to start.\n{ConfigError(broker_problems, str(config.path))}", file=sys.stderr)
+        return 2
     if args.check:
         print(f"{config.path}: ok ({len(config.branches)} branches)")
         return 0

@@ -392,6 +392,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX calendar_bookings_contact ON calendar_bookings (branch, service, day, contact_key)
         WHERE side = 'centre';
     """,
+    # 11: the centre's link to its MQTT broker as the worker that publishes the nudges sees it (central/nudges.py):
+    # any worker answers /api/v1/health, only that one holds the connection
+    """
+    CREATE TABLE broker_link (
+        one        boolean PRIMARY KEY DEFAULT true CHECK (one),   -- one row: one publisher per centre
+        worker     text NOT NULL,                                  -- host:pid of the worker that publishes
+        connected  boolean NOT NULL,
+        detail     text,                                           -- why not, in words
+        since      timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

@@ -33,6 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from central.broker_link import CENTRE_USER  # noqa: E402
 from central.config import CentreConfig, load_centre  # noqa: E402
 from deploy.mosquitto_acl import (  # noqa: E402
     TlsListener,
@@ -43,8 +44,6 @@ from deploy.mosquitto_acl import (  # noqa: E402
 )
 from server.config import ConfigError  # noqa: E402
 from vuoro.protocol import BRIDGE_DOWN, BRIDGE_STATE_SUFFIX, BRIDGE_UP, CENTRE_ROOT, centre_topic  # noqa: E402
-
-CENTRE_USER = "centre"
 
 
 @dataclass(frozen=True)

@@ -423,7 +423,8 @@ class ConfigNudge:
 
     Only a hint to look sooner: the branch fetches and checks the config over HTTPS with its own token, as
     every uplink answer already tells it (a nudge lost on the bridge costs at most one heartbeat). Retained
-    at the centre, so a bridge that reconnects is told again."""
+    at the centre, so a bridge that reconnects is told again. ``version`` 0 with an empty ``checksum``: the centre
+    has published no config for the branch (the nudge is then about the staff revision)."""
 
     version: int
     checksum: str
@@ -441,7 +442,7 @@ def parse_config_nudge(raw: bytes | str) -> ConfigNudge:
     if version < 0:
         raise PayloadError("field 'version' must not be negative")
     checksum = _field(body, "checksum", str)
-    if not 1 <= len(checksum) <= 200:
-        raise PayloadError("field 'checksum' must be 1–200 characters")
+    if not (1 if version else 0) <= len(checksum) <= 200:
+        raise PayloadError("field 'checksum' must be 1–200 characters (empty only with version 0)")
     staff = _field(body, "staff", int, required=False)
     return ConfigNudge(version=version, checksum=checksum, staff=staff, at=_time(body, "at", required=False))

@@ -216,8 +216,10 @@ health() {
     body="$(curl -sS --fail --cacert "$CERTS/ca.pem" "https://$GUEST_IP:8700/api/v1/health")"
     echo "$body"
     grep -q '"database":"ok"' <<<"$body"
+    # [broker]: the role's copy of the centre password logs the nudge publisher in to the central Mosquitto
+    grep -q '"broker":{[^}]*"connected":true' <<<"$body"
 }
-check "centre: HTTPS with its certificate, database ok" health
+check "centre: HTTPS with its certificate, database ok, its nudges' broker connected" health
 check "centre: the app role cannot change the schema" guest 'set -e
     out=$(sudo -u vuoro env PGPASSFILE=/etc/vuoro/central.pgpass psql -X -v ON_ERROR_STOP=1 \
         "host=localhost dbname=vuoro_central user=vuoro_central sslmode=verify-full sslrootcert=/etc/vuoro/centre-db-ca.pem" \
