@@ -170,8 +170,9 @@ def serve(config: SiteConfig, data_dir: Path, cli: dict[str, Any] | None = None)
         uplink = Uplink(hub, config.central)
         follower = CentreFollower(config.central, db_path.parent, running, restart)
         uplink.answered.append(follower.centre_said)
-        # The centre's config/nudge down the MQTT bridge only makes the follower look sooner (its long poll
-        # already hears a publish; a nudge helps when that poll sits on a half-open connection).
+        # The centre's config/nudge down the MQTT bridge only makes the follower look sooner: it wakes the wait after
+        # a failed try (RETRY_S) or, with a centre that has no long poll, the idle wait. During a long poll the poll
+        # itself hears the publish; a poll stuck on a half-open connection is not cut short by a nudge.
         link.on_config_nudge.append(lambda _nudge, following=follower: following.nudge())
         uplink.start()
 
