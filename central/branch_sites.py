@@ -25,9 +25,9 @@ import dataclasses
 import logging
 import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from server.config import ConfigError, SiteConfig, parse_config
 
@@ -62,10 +62,10 @@ class BranchSites(Mapping[str, "Branch"]):
     def __len__(self) -> int:
         return len(self._now)
 
-    def items(self) -> Any:
+    def items(self) -> ItemsView[str, Branch]:
         return self._now.items()
 
-    def values(self) -> Any:
+    def values(self) -> ValuesView[Branch]:
         return self._now.values()
 
     def version(self, branch: str) -> int:
