@@ -6,7 +6,8 @@ Proved here: a version that changes the branch's online hours (and a service's n
 applied, is what every worker of the centre offers (the free times, the /book/ page, the overview's names), asked
 over new connections until both workers have answered (``SO_REUSEPORT`` spreads them); a booking sold under the
 old hours stays sold and a new sale follows the new hours; a version the branch refuses changes nothing at the
-centre; the centre restarted keeps using the applied version, not the file named in centre.toml.
+centre; the centre restarted keeps using the applied version, not the file named in centre.toml; a report whose
+NOTIFY no worker heard is read when the workers' coordinators reconnect.
 """
 
 from __future__ import annotations
@@ -138,4 +139,31 @@ def test_every_worker_sells_the_hours_the_branch_applied_never_a_refused_version
         assert booking_status(postgres_db, early.json()["code"]) == "booked"
     finally:
         hub.stop()
+        centre.stop()
+
+
+def test_a_version_run_while_a_worker_heard_nothing_is_read_when_its_coordinator_reconnects(
+        tmp_path: Path, postgres_db: str) -> None:
+    """A report whose NOTIFY no worker heard (stored here without one, as if every coordinator's connection was
+    down at that moment) changes nothing until the coordinators reconnect; then every worker reads it."""
+    clock = tmp_path / "clock"
+    write_clock_file(clock, D0)
+    token, site = calendar_site(tmp_path, "north", "Nordby Bibliotek", "http://127.0.0.1:9")
+    own = site.read_text(encoding="utf-8")
+    config = write_centre_config(tmp_path / "centre.toml", postgres_db, {"north": (token, site)}, languages=("en",))
+    centre = CentralProcess(config, workers=2, env={CLOCK_ENV: str(clock), SHOW_WORKER_ENV: "1"}).start()
+    try:
+        url = centre.url
+        assert publish(url, version(own, "10:00-12:00")) == 1
+        with psycopg.connect(postgres_db, autocommit=True) as db:
+            db.execute("INSERT INTO config_reports (branch, applied_version, applied_checksum, applied_at, "
+                       "reported_at) SELECT branch, version, checksum, now(), now() FROM site_configs "
+                       "WHERE branch = 'north' AND version = 1")
+            assert everywhere(url, "00:00", "23:45")  # nobody told the workers
+            gone = db.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE application_name LIKE 'vuoro-central worker %'").fetchone()[0]
+            assert gone == 2  # each worker's coordinator: a network blip, say
+        wait_until(lambda: everywhere(url, "10:00", "11:45"), "every worker to read the version after reconnecting",
+                   60)
+    finally:
         centre.stop()
