@@ -44,7 +44,7 @@ from central.booking_pages import add_booking_pages
 from central.calendar import Calendar
 from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
-from central.coordination import Coordinator
+from central.coordination import RECONNECTED, Coordinator
 from central.ingest import BatchRefused, parse_body, store_batch
 from central.nudges import NudgePublisher
 from central.nudges import read_state as read_nudge_link
@@ -78,6 +78,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         loop = asyncio.get_running_loop()
 
         def heard(what: str) -> None:  # the coordinator's thread: a change somewhere, or the connection back
+            config.branches.heard(pool, what)  # a branch runs another version: this worker sells by it from now
             loop.call_soon_threadsafe(app.state.wake_long_polls)
             publisher = nudges[0] if nudges else None
             if publisher is not None:  # this worker owns the background work: the branches' nudges too
@@ -85,6 +86,11 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
 
         coordinator = Coordinator(config.database, heard, owner_jobs).start() if background else None
         heartbeat = asyncio.create_task(_heartbeat(parent)) if parent else None
+        if coordinator:
+            # Each branch on the version it runs before this worker serves; read once LISTEN is on (or given up
+            # waiting), so a report committed between the read and the LISTEN is not missed.
+            await run_in_threadpool(coordinator.connected.wait, 10.0)
+            await run_in_threadpool(config.branches.heard, pool, RECONNECTED)
         if parent:
             parent.ready()
         yield

@@ -30,7 +30,7 @@ import os
 import random
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -87,10 +87,18 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Sale:
-    """A branch's calendar as the centre may sell it now."""
+    """A branch's calendar as the centre may sell it now: of one version of its site (central/branch_sites.py). A
+    new version makes a new Sale with caches of its own, so a request still on the old one never fills the new
+    one's caches with the old rules."""
 
     branch: Branch
     settings: BookingSettings
+    # Its day plans (the grid and places per day) and what the listing derives from them (the times' text,
+    # whether a day is booked online), from this version alone, kept across requests as the hub's book keeps
+    # them: the listing asks for four weeks of them at every look.
+    plans: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    times: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    online_days: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _lock(db: psycopg.Connection, branch: str, shared: bool = False) -> None:
@@ -135,20 +143,19 @@ class Calendar:
     def __init__(self, config: CentreConfig, pool: ConnectionPool, away_s: float = AWAY_S):
         self.config, self.pool, self.away_s = config, pool, away_s
         self.sales = {bid: Sale(b, parse_settings(b.site)) for bid, b in config.branches.items()}
-        # Each branch's day plans (its grid and places per day, from its config alone) and what the listing derives
-        # from them (the times' text, whether a day is booked online) kept across requests, as the hub's book keeps
-        # them: the listing asks for four weeks of them at every look.
-        self._plans: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
-        self._times: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
-        self._online_days: dict[str, dict[Any, Any]] = {bid: {} for bid in self.sales}
         self._listings: JoinedReads[dict[str, Any]] = JoinedReads()
 
     # -- reading -------------------------------------------------------------------------------------------------
 
     def sale(self, branch: str) -> Sale:
+        """The branch's Sale of the version the centre uses for it now: a new one (whole, never edited) as soon as
+        ``config.branches`` holds another version (central/branch_sites.py). What was sold stays sold."""
         sale = self.sales.get(branch)
         if sale is None:
             raise ApiError(404, refusals.HTTP_NOT_FOUND, "There is no such page.")
+        current = self.config.branches.get(branch, sale.branch)
+        if current is not sale.branch:
+            sale = self.sales[branch] = Sale(current, parse_settings(current.site))
         return sale
 
     def services(self, branch: str) -> list[str]:
@@ -208,7 +215,7 @@ class Calendar:
         """The rules over what was read; ``counts``: the claims are (slot, places taken) rows (the free times)."""
         sale = self.sale(branch)
         cal = OnlineCalendar(sale.branch.site, sale.settings)
-        cal._plans, cal._times, cal._online_days = self._plans[branch], self._times[branch], self._online_days[branch]
+        cal._plans, cal._times, cal._online_days = sale.plans, sale.times, sale.online_days
         claimed = cal.places.claims
         if counts:  # that many places taken, by no one in particular
             for slot, taken in claims:
@@ -275,7 +282,7 @@ class Calendar:
                 continue
             listing = self.listing(bid, service, None)
             if listing["slots"]:
-                found.append({"branch": bid, "name": self.sales[bid].branch.name, "day": listing["day"],
+                found.append({"branch": bid, "name": self.sale(bid).branch.name, "day": listing["day"],
                               "start": listing["slots"][0]["start"], "end": listing["slots"][0]["end"]})
         return sorted(found, key=lambda f: datetime.fromisoformat(f["start"]))
 
@@ -540,7 +547,8 @@ class Calendar:
         ``handed_over`` (with ``handed_at``), ``not_yet`` (the centre sells today's places until the branch
         opens), or ``unreachable`` (not handed over and not heard from: the centre sells none of today)."""
         states: dict[str, dict[str, Any]] = {}
-        for bid, sale in self.sales.items():
+        for bid in self.sales:
+            sale = self.sale(bid)
             if not sale.settings.centre_calendar:
                 continue
             today = now.astimezone(sale.branch.site.timezone).date()
@@ -562,7 +570,8 @@ class Calendar:
         now = utc_now()
         emptied = 0
         with self.pool.connection() as db, db.transaction():
-            for bid, sale in self.sales.items():
+            for bid in self.sales:
+                sale = self.sale(bid)
                 before = now.astimezone(sale.branch.site.timezone).date() - timedelta(days=sale.settings.retention_days)
                 emptied += db.execute(
                     "UPDATE calendar_bookings SET name = NULL, phone = NULL, email = NULL, note = NULL "

@@ -30,7 +30,8 @@
 
 Each branch's site file is checked with the hub's own loader (``server.config.load_config``): the
 centre counts a branch's tickets by the same services, zone and targets as the branch does. Every
-mistake is reported with its key path, all at once.
+mistake is reported with its key path, all at once. Once a branch reports that it runs a version the
+centre published, the centre uses that version instead (``central/branch_sites.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from central.branch_sites import BranchSites
 from central.broker_link import BrokerLink, parse_broker
 from server.config import ConfigError, SiteConfig, check_unknown_keys, load_config
 from server.staff.directory import LdapSettings, parse_ldap
@@ -72,7 +74,9 @@ class CentreConfig:
     database: str
     languages: tuple[str, ...]
     admin_token: str
-    branches: dict[str, Branch] = field(default_factory=dict)
+    # The one part that changes while the centre runs: each branch on the version it reports it runs (swapped
+    # whole, never edited: central/branch_sites.py), starting from the site files named here
+    branches: BranchSites = field(default_factory=lambda: BranchSites({}))
     tls_cert: str | None = None  # HTTPS: the centre's certificate (PEM, with intermediates) and its key
     tls_key: str | None = None
     calendar_away_s: float = 60.0  # [calendar] away_s: a branch not heard from this long is unreachable
@@ -217,7 +221,7 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
         raise ConfigError(problems, str(path))
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
-                        branches=branches, calendar_away_s=float(away_s), ldap=ldap, oidc=oidc,
+                        branches=BranchSites(branches), calendar_away_s=float(away_s), ldap=ldap, oidc=oidc,
                         workers=workers, broker=broker, **tls)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from central.branch_sites import APPLIED
 from central.coordination import notify_changed
 from server.config import ConfigError, parse_config
 
@@ -101,6 +102,15 @@ def newest(db: psycopg.Connection, branch: str, version: int | None = None) -> d
     return {"version": int(row[0]), "checksum": row[1], "text": row[2], "published_at": row[3].isoformat()}
 
 
+def running_texts(db: psycopg.Connection, branches: list[str]) -> dict[str, tuple[int, str]]:
+    """Per branch that reported running a version of the centre's: (that version, its text). The checksum it
+    reported must be the version's: a report that does not match is not used."""
+    return {b: (int(v), t) for b, v, t in db.execute(
+        "SELECT r.branch, r.applied_version, s.text FROM config_reports r JOIN site_configs s ON s.branch = r.branch "
+        "AND s.version = r.applied_version AND (r.applied_checksum IS NULL OR s.checksum = r.applied_checksum) "
+        "WHERE r.branch = ANY(%s) AND r.applied_version > 0", (branches,))}
+
+
 def versions(db: psycopg.Connection, branch: str) -> list[dict[str, Any]]:
     """Every published version of the branch, newest first (without the texts)."""
     return [{"version": int(v), "checksum": c, "published_at": at, "published_by": by} for v, c, at, by in db.execute(
@@ -129,6 +139,11 @@ def parse_report(body: Any) -> dict[str, Any]:
 def store_report(db: psycopg.Connection, branch: str, report: dict[str, Any]) -> None:
     running, refused = report["running"], report["refused"]
     with db.transaction():
+        before = db.execute("SELECT applied_version, applied_checksum FROM config_reports WHERE branch = %s "
+                            "FOR UPDATE", (branch,)).fetchone()
+        if tuple(before or (0, None)) != (running["version"], running.get("checksum")):
+            # The branch runs another version now: every worker uses it from the commit (central/branch_sites.py)
+            notify_changed(db, f"{APPLIED}{branch}")
         db.execute(
             "INSERT INTO config_reports (branch, applied_version, applied_checksum, applied_at, reported_at) "
             "VALUES (%s, %s, %s, now(), now()) ON CONFLICT (branch) DO UPDATE SET "
