@@ -119,8 +119,9 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             items = []
             for sid in calendar.services(bid):
                 services.setdefault(sid, service_name(bid, sid, w))
-                items.append(f'<li><a class="choice" href="/book/{e(bid)}/{e(sid)}/">{e(service_name(bid, sid, w))}'
-                             f'</a></li>')
+                booking_only = calendar.sale(bid).branch.site.services[sid].mode == "booking_only"
+                items.append(page_parts.service_choice(w, f"/book/{bid}/{sid}/", service_name(bid, sid, w),
+                                                       booking_only))
             sections.append(f'<section aria-labelledby="b-{e(bid)}"><h2 id="b-{e(bid)}">{e(branch_name(bid))}</h2>'
                             f'<ul class="choices">{"".join(items)}</ul></section>')
         nearest = "".join(f'<li><a class="choice" href="/book/any/{e(sid)}/">{e(name)}</a></li>'

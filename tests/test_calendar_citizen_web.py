@@ -84,6 +84,9 @@ def test_the_whole_citizen_path_at_the_centre_in_two_languages_with_no_axe_viola
         assert page.evaluate("document.documentElement.lang") == lang
         assert_accessible(page, f"the centre's start page, {lang}, {size_name}")
         page.screenshot(path=str(folder / f"book-start-{lang}-{size_name}.png"), full_page=True)
+        # citizen service is served only with a booking (no ticket at the kiosk): the start page says so
+        assert page.locator("a[href='/book/north/borgerservice/'] .tag").count() == 1
+        assert page.locator("a[href='/book/north/bibliotekar/'] .tag").count() == 0
 
         with page.expect_navigation():  # axe must not run on the page being left
             page.click("a[href='/book/north/borgerservice/']")

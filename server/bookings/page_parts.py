@@ -260,6 +260,12 @@ def details_fieldset(w: Words, listing: dict[str, Any], form: dict[str, str]) ->
             f'{e(w("We ask for nothing else. Your name is shown to the staff only."))}</p></fieldset>')
 
 
+def service_choice(w: Words, href: str, name: str, booking_only: bool) -> str:
+    """A service on a start page; one served only with a booking says so (no ticket at the kiosk for it)."""
+    only = f' <span class="tag">{e(w("Only with a booking"))}</span>' if booking_only else ""
+    return f'<li><a class="choice" href="{e(href)}">{e(name)}{only}</a></li>'
+
+
 def find_section(w: Words, hint: str) -> str:
     """The start page's "find your booking" form (a GET to ``/book/b/``: no CSRF, the code guard counts)."""
     return (f'<section aria-labelledby="find-h" class="find"><h2 id="find-h">{e(w("Find your booking"))}</h2>'

@@ -226,10 +226,8 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         w = words_for(request)
         items = []
         for sid in book.online_services():
-            only = (f' <span class="tag">{e(w("Only with a booking"))}</span>'
-                    if config.services[sid].mode == "booking_only" else "")
-            items.append(f'<li><a class="choice" href="/book/{e(config.site_id)}/{e(sid)}/">'
-                         f'{e(service_name(sid, w))}{only}</a></li>')
+            items.append(page_parts.service_choice(w, f"/book/{config.site_id}/{sid}/", service_name(sid, w),
+                                                   config.services[sid].mode == "booking_only"))
         body = (f'<h1>{e(w("Book a time"))}</h1>'
                 f'<section aria-labelledby="branch-h"><h2 id="branch-h">{e(config.name)}</h2>'
                 f'<p>{e(w("Choose what you need help with."))}</p><ul class="choices">{"".join(items)}</ul></section>'
