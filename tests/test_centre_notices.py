@@ -291,7 +291,9 @@ def test_the_centres_public_url_and_each_branchs_notify_are_checked_at_start(tmp
 
 @pytest.mark.browser
 def test_the_opt_in_at_the_centre_in_chromium_at_phone_size_with_no_axe_violations(
-        centre: Centre, smtp: tuple[Inbox, int], browser: Any) -> None:  # noqa: F811
+        centre: Centre, smtp: tuple[Inbox, int], browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    import os
+
     from playwright.sync_api import expect
 
     from toolkit.accessibility import PHONE, assert_accessible
@@ -307,6 +309,14 @@ def test_the_opt_in_at_the_centre_in_chromium_at_phone_size_with_no_axe_violatio
     box.check()
     page.get_by_label("Mobiel nummer of e-mailadres").fill("jan@example.nl")
     assert_accessible(page, "the centre's booking form with the reminder opt-in (nl)")
+    folder = Path(os.environ.get("VUORO_BOOK_SCREENSHOTS") or tmp_path)  # docs/screenshots/central when asked
+    folder.mkdir(parents=True, exist_ok=True)
+    top, end = (page.locator(sel).bounding_box() for sel in ("fieldset.details", "form.book button[type=submit]"))
+    assert top and end
+    scrolled = page.evaluate("window.scrollY")  # the boxes are the viewport's; the clip is the page's
+    page.screenshot(path=str(folder / "book-remind-opt-in-nl-phone.png"), full_page=True, clip={
+        "x": 0, "y": scrolled + top["y"] - 8, "width": PHONE["width"],
+        "height": end["y"] + end["height"] + 16 - top["y"]})
     page.click("form.book button[type=submit]")
     page.wait_for_url(re.compile(r".*/book/b/[A-Z2-9]{7}\?new=1"))
     wait_until(lambda: len(inbox.messages) == 1, "the confirmation", timeout=20)
