@@ -204,15 +204,22 @@ def test_moving_and_cancelling_confirm_and_a_cancelled_booking_is_never_reminded
     wait_until(lambda: len(gateway.texts) == 1, "the caller's confirmation", timeout=20)
     assert gateway.texts[0]["to"] == "+4530405060"
     assert gateway.texts[0]["text"].startswith("Du har bestilt Borgerservice hos Nordby Bibliotek")
+    move_page = staff.get(f"{centre.url}/calendar/north/move/{booking_id}?lang=da", timeout=10)
+    staff.post(f"{centre.url}/calendar/north/move/{booking_id}?lang=da", data={
+        "csrf": form_csrf(move_page.text), "day": TUESDAY, "slots": "1", "start": f"{TUESDAY}T11:00+01:00"},
+               timeout=10, allow_redirects=False).raise_for_status()
+    wait_until(lambda: len(gateway.texts) == 2, "the move's text", timeout=20)
+    moved_text = gateway.texts[1]["text"]
+    assert moved_text.startswith("Din tid er flyttet: Borgerservice") and "11:00" in moved_text
     cancel_page = staff.get(f"{centre.url}/calendar/north/cancel/{booking_id}?lang=da", timeout=10)
     staff.post(f"{centre.url}/calendar/north/cancel/{booking_id}?lang=da", data={"csrf": form_csrf(cancel_page.text)},
                timeout=10, allow_redirects=False).raise_for_status()
-    wait_until(lambda: len(gateway.texts) == 2, "the cancellation's text", timeout=20)
-    assert gateway.texts[1]["text"].startswith("Din tid er aflyst: Borgerservice")
+    wait_until(lambda: len(gateway.texts) == 3, "the cancellation's text", timeout=20)
+    assert gateway.texts[2]["text"].startswith("Din tid er aflyst: Borgerservice")
 
     centre.set_clock(datetime(2026, 11, 23, 18, 0, 5, tzinfo=TZ))
     time.sleep(3)
-    assert len(inbox.messages) == 3 and len(gateway.texts) == 2  # no reminder for a cancelled time
+    assert len(inbox.messages) == 3 and len(gateway.texts) == 3  # no reminder for a cancelled time
     assert ("reminder", "sent") not in notices(centre) and ("reminder", "dropped") in notices(centre)
     assert centre.rows("SELECT * FROM calendar_contacts") == []
 
