@@ -142,7 +142,7 @@ class NoticeSender:
                             (now, notice["id"]))
                 return True
             assert booking is not None and contact is not None and settings is not None
-            site = self.plan.config.branches[booking["branch"]].site
+            site = self.plan.site(booking["branch"])
             if notice["kind"] == "reminder" and booking["start_at"] != notice["for_start"]:
                 # moved since it was planned (by staff at the branch, on its day): remind for the new time
                 again = settings.rule_for(booking["service"]).due(booking["start_at"], site)
@@ -161,11 +161,11 @@ class NoticeSender:
 
     def deliver(self, message: Outgoing) -> None:
         settings = self.plan.settings_for(message.branch)
-        assert settings is not None
-        reason: str | None = None
+        reason: str | None = "the branch sends no messages now" if settings is None else None
         try:
-            notify.deliver(settings.notify, message.channel, message.to, message.subject, message.text,
-                           key=f"vuoro-{message.id}")
+            if settings is not None:
+                notify.deliver(settings.notify, message.channel, message.to, message.subject, message.text,
+                               key=f"vuoro-{message.id}")
         except Exception as exc:  # the gateway down or refusing: again later
             reason = notify.failure_reason(exc)
         self.settle(message, reason)
@@ -180,7 +180,8 @@ class NoticeSender:
                            "state IN ('sending', 'unknown')", (tries, now, message.id))
                 log.info("sent a %s (%s) for %s", message.channel, message.kind, message.branch)
             else:
-                delay = self.plan.settings[message.branch].retry_after_s(tries)
+                settings = self.plan.settings_for(message.branch)
+                delay = settings.retry_after_s(tries) if settings else None
                 state, due, done = ("failed", now, now) if delay is None else ("due", now + timedelta(seconds=delay),
                                                                                None)
                 # only a message still ours: one marked 'unknown' meanwhile is never tried again
@@ -192,9 +193,8 @@ class NoticeSender:
 
 
 def owner_job(plan: NoticePlan, pool: ConnectionPool) -> Callable[[], None]:
-    """For the owner's jobs: start sending where any branch sends messages; returns what stops it."""
-    if not plan.settings:
-        return lambda: None
+    """For the owner's jobs: start sending; returns what stops it. It runs even while no branch sends (it only looks
+    now and then): a branch may run a version with ``[notify]`` later, and messages planned before may still be due."""
     return NoticeSender(plan, pool).start()
 
 

@@ -253,19 +253,21 @@ def test_a_refused_message_is_tried_again_and_a_centre_killed_mid_send_never_sen
     wait_until(lambda: centre.rows("SELECT * FROM calendar_contacts") == [], "nothing left to send: deleted")
 
 
-def test_schema_11_migrates_a_database_with_bookings_and_keeps_messages_to_their_booking(postgres_db: str) -> None:
+def test_schema_12_migrates_a_database_with_bookings_and_keeps_messages_to_their_booking(postgres_db: str) -> None:
     from central.schema import MIGRATIONS, migrate, schema_version
 
-    with psycopg.connect(postgres_db) as db:  # a centre at schema 10 with a booking in it
+    notices_step = next(i for i, step in enumerate(MIGRATIONS, 1) if "CREATE TABLE calendar_contacts" in step)
+    assert notices_step == 12
+    with psycopg.connect(postgres_db) as db:  # a centre at the step before, with a booking in it
         assert schema_version(db) == 0
-        for version, step in enumerate(MIGRATIONS[:10], 1):
+        for version, step in enumerate(MIGRATIONS[:notices_step - 1], 1):
             db.execute(step.encode())
             db.execute("INSERT INTO central_schema (version) VALUES (%s)", (version,))
         db.execute("INSERT INTO branches (id, name) VALUES ('north', 'North')")
         db.execute("INSERT INTO calendar_bookings (id, branch, side, code, service, start_at, end_at, day, slots, "
                    "status, origin, created_at) VALUES ('b1', 'north', 'centre', 'ABCDEFG', 'bibliotekar', "
                    "'2026-11-24T09:00Z', '2026-11-24T09:15Z', '2026-11-24', 1, 'booked', 'web', now())")
-    assert migrate(postgres_db) == len(MIGRATIONS) == 11
+    assert migrate(postgres_db) == len(MIGRATIONS)
     with psycopg.connect(postgres_db, autocommit=True) as db:
         db.execute("INSERT INTO calendar_contacts VALUES ('b1', 'sms', '+4512345678', 'da')")
         db.execute("INSERT INTO calendar_notices (id, booking_id, kind, due_at, for_start, state) VALUES "
@@ -331,3 +333,52 @@ def test_the_opt_in_at_the_centre_in_chromium_at_phone_size_with_no_axe_violatio
     assert subject(inbox.messages[0]).startswith("Afspraak bevestigd: ")
     assert f"{PUBLIC_URL}/book/b/{page.url.split('/')[-1].split('?')[0]}" in inbox.messages[0].get_content()
     assert "jan@example.nl" not in page.url
+
+
+def test_the_channels_follow_the_version_the_branch_runs(tmp_path: Path, postgres_db: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A branch whose file sends nothing starts running a published version with ``[notify]``: the centre offers the
+    box and plans by that version's reminder rule; back on its own file, nothing again (in this process, over a real
+    PostgreSQL; central/branch_sites.py)."""
+    from datetime import timedelta
+
+    from psycopg_pool import ConnectionPool
+
+    from central.calendar import Calendar
+    from central.config import load_centre
+    from central.ingest import register_branches
+    from central.schema import migrate
+    from tests.test_branch_sites import publish, report
+    from tests.test_calendar import NOW, site
+
+    clock = tmp_path / "clock"
+    write_clock_file(clock, NOW)
+    monkeypatch.setenv(CLOCK_ENV, str(clock))
+    own = site(tmp_path)
+    config = load_centre(write_centre_config(tmp_path / "centre.toml", postgres_db, {
+        "north": ("north-uplink-token-0123456789", own)}))
+    migrate(postgres_db)
+    with ConnectionPool(postgres_db, min_size=1, max_size=4, open=True) as pool:
+        with pool.connection() as db:
+            register_branches(db, {"north": "North"})
+        cal = Calendar(config, pool)
+        assert cal.notices.settings_for("north") is None  # its own file has no [notify]
+        version = publish(pool, own.read_text(encoding="utf-8") + '\n[notify]\nsmtp_host = "127.0.0.1"\n'
+                          'reminder_hours = 3\n')
+        report(pool, version)
+        with pool.connection() as db:
+            assert config.branches.reload(db, ["north"]) == ["north"]
+        settings = cal.notices.settings_for("north")
+        assert settings is not None and settings.channels == ["email"]
+        start = datetime.fromisoformat(cal.listing("north", "bibliotekar", (NOW + timedelta(days=1)).date())[
+            "slots"][0]["start"])
+        _, row = cal.book("north", service="bibliotekar", start=start, slots=1, key=uuid.uuid4().hex, language="en",
+                          name="Ann", contact=("email", "ann@example.org"))
+        with pool.connection() as db:
+            due = dict(db.execute("SELECT kind, due_at FROM calendar_notices WHERE booking_id = %s",
+                                  (row["id"],)).fetchall())
+        assert due["reminder"] == row["start_at"] - timedelta(hours=3)  # that version's rule
+        report(pool, 0)  # back on its own file
+        with pool.connection() as db:
+            config.branches.reload(db, ["north"])
+        assert cal.notices.settings_for("north") is None
