@@ -46,6 +46,7 @@ from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
 from central.coordination import RECONNECTED, Coordinator
 from central.ingest import BatchRefused, parse_body, store_batch
+from central.notice_sender import owner_job as notice_sender
 from central.nudges import NudgePublisher
 from central.nudges import read_state as read_nudge_link
 from central.refresher import StatsRefresher
@@ -105,14 +106,17 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         """The background work, in the one worker that holds the owner's lock: the statistics refresher, the
         calendar's retention purge, the shared state's clean-up, the branches' nudges on the broker (one MQTT client
         per centre; it publishes every branch's nudge as it connects, so nothing changed before it owned the work is
-        missed: central/nudges.py). Returns what stops them."""
+        missed: central/nudges.py), the bookings' confirmations and reminders (central/notice_sender.py). Returns
+        what stops them."""
         refresher = StatsRefresher(config, pool).start()
         purge = calendar.keep_purging()  # personal fields after retention_days, as at a branch
         tidy = keep_tidying(pool)
         if config.broker is not None:
             nudges.append(NudgePublisher(config.broker, pool, config.branches).start())
+        stop_sending = notice_sender(calendar.notices, pool)  # at most once: only the owner sends
 
         def stop() -> None:
+            stop_sending()  # first: a message in flight is settled while the lock is still ours
             purge.set()
             tidy.set()
             refresher.stop()

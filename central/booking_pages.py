@@ -31,7 +31,7 @@ from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, as_booking, boo
 from central.config import CentreConfig
 from central.shared_state import SharedBucket
 from server import codes
-from server.bookings import page_parts
+from server.bookings import notice_parts, page_parts
 from server.bookings.page_parts import (
     Shell,
     csrf_token,
@@ -93,6 +93,8 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
     form_of = page_parts.checked_form
 
     def refusal_words(w: Words, refused: ApiError, bid: str | None = None) -> str:
+        if refused.code == refusals.INVALID and refused.details.get("field") == "remind_to":
+            return notice_parts.words(w.language, notice_parts.NO_CONTACT)
         if refused.code in NOTICES:
             return w(NOTICES[refused.code], branch=branch_name(bid) if bid else "")
         return page_parts.refusal_words(w, refused, REFUSALS)
@@ -162,13 +164,15 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         times = times_fieldset(w, listing, slots, form.get("start"))
         details = details_fieldset(w, listing, form) if fitting else ""
         submit = f'<button type="submit">{e(w("Book this time"))}</button>' if fitting else ""
+        # The branch's own opt-in box (its [notify]); nothing where the branch sends no messages
+        opt_in = notice_parts.opt_in_html(calendar.notices.settings_for(bid), w.language, sid, form) if fitting else ""
         body = (f'<h1>{e(service_name(bid, sid, w))}</h1>{problem_box(w, problem) if problem else ""}'
                 f'<p class="branch">{e(branch_name(bid))}</p>{notice}{length_nav(w, path, listing, slots)}'
                 f'{day_nav(w, path, listing, slots, today_at(bid))}'
                 f'<form method="post" action="{e(path)}" class="book">'
                 f'<input type="hidden" name="csrf" value="{e(token)}">'
                 f'<input type="hidden" name="idem" value="{e(form.get("idem") or secrets.token_urlsafe(16))}">'
-                f'<input type="hidden" name="slots" value="{slots}">{times}{details}{submit}</form>'
+                f'<input type="hidden" name="slots" value="{slots}">{times}{details}{opt_in}{submit}</form>'
                 f'<p><a href="/book/">{e(w("Back"))}</a></p>')
         title = f'{w("There is a problem")}: {service_name(bid, sid, w)}' if problem else service_name(bid, sid, w)
         return page(request, w, title, body, status=status, csrf=token)
@@ -188,6 +192,8 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         site = calendar.sale(branch).branch.site
         start = body.start if body.start.tzinfo else body.start.replace(tzinfo=site.timezone)
         language = body.language if body.language in site.languages else site.default_language
+        contact = notice_parts.contact_of(calendar.notices.settings_for(branch), body.remind_to is not None,
+                                          body.remind_to)
 
         def sell() -> dict[str, Any]:
             wait = limiter.take(who)  # a try taken before the sale, given back unless it made a booking
@@ -198,7 +204,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             try:
                 made, row = calendar.book(branch, service=body.service, start=start, slots=body.slots,
                                           key=f"web:{key}", language=language, name=body.name, phone=body.phone,
-                                          email=body.email)
+                                          email=body.email, contact=contact)
                 return {"replay": not made, **booking_json(row)}
             finally:
                 if not made:
@@ -215,13 +221,15 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             form = await form_of(request)
             if not form.get("start"):
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
+            remind_to = notice_parts.ticked_contact(form)
             key = form.get("idem", "")
             if not 8 <= len(key) <= 64:
                 raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")
             try:
                 body = OnlineBookingRequest(service=service, start=form["start"], slots=parse_slots(form.get("slots")),
                                             name=form.get("name") or None, phone=form.get("phone") or None,
-                                            email=form.get("email") or None, language=w.language)
+                                            email=form.get("email") or None, language=w.language,
+                                            remind_to=remind_to)
             except ValueError:
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose one of the offered times.") from None
             answer = await make_booking(request, branch, body, key)
@@ -229,7 +237,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
             if refused.code in (refusals.HTTP_NOT_FOUND, refusals.NOT_ONLINE, refusals.UNKNOWN_SERVICE):
                 return refused_page(request, w, refused)
             listing = await run_in_threadpool(calendar.listing, branch, service, parse_day(form.get("start", "")[:10]))
-            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email")}
+            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email", "remind", "remind_to")}
             return booking_form(request, w, branch, service, listing, parse_slots(form.get("slots")), kept,
                                 refusal_words(w, refused, branch), refused.status)
         return RedirectResponse(f"/book/b/{answer['code']}?new=1", status_code=303)

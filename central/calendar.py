@@ -40,6 +40,7 @@ from psycopg_pool import ConnectionPool
 
 from central.config import Branch, CentreConfig
 from central.joined_reads import JoinedReads
+from central.notice_plan import NoticePlan
 from server import codes
 from server.bookings.online import EMAIL, PHONE, OnlineCalendar, same_contact
 from server.bookings.records import BOOKED, CANCELLED, Booking
@@ -144,6 +145,8 @@ class Calendar:
         self.config, self.pool, self.away_s = config, pool, away_s
         self.sales = {bid: Sale(b, parse_settings(b.site)) for bid, b in config.branches.items()}
         self._listings: JoinedReads[dict[str, Any]] = JoinedReads()
+        # Confirmations and reminders (each branch's [notify]): planned in the booking change's own transaction
+        self.notices = NoticePlan(config)
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -300,9 +303,11 @@ class Calendar:
 
     def book(self, branch: str, *, service: str, start: datetime, slots: int, key: str, language: str,
              name: str | None = None, phone: str | None = None, email: str | None = None,
-             note: str | None = None, staff: bool = False) -> tuple[bool, dict]:
+             note: str | None = None, staff: bool = False,
+             contact: tuple[str, str] | None = None) -> tuple[bool, dict]:
         """A citizen's booking at ``branch`` in one transaction; (made now?, the row). The same ``key`` again
-        answers the first booking.
+        answers the first booking. ``contact``: (channel, address) the citizen gave for a confirmation and a
+        reminder (``notice_parts.contact_of``), planned in the same transaction.
 
         Sales of one branch run side by side (each commit's fsync is no longer every other sale's wait); what
         makes that safe, rule by rule:
@@ -321,11 +326,11 @@ class Calendar:
         """
         sale = self.sale(branch)
         online = sale.settings.rules(service).online if service in sale.branch.site.services else None
-        contact = (phone if online.identifies == "phone" else email) if online and online.identifies else None
+        identity = (phone if online.identifies == "phone" else email) if online and online.identifies else None
         for _ in range(SALE_TRIES):
             try:
                 return self._sell(branch, service, start, slots, key, language, name, phone, email,
-                                  "" if staff else same_contact(contact or ""), note, staff)
+                                  "" if staff else same_contact(identity or ""), note, staff, contact)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != "calendar_claims_pkey":
                     raise
@@ -335,7 +340,7 @@ class Calendar:
 
     def _sell(self, branch: str, service: str, start: datetime, slots: int, key: str, language: str,
               name: str | None, phone: str | None, email: str | None, who: str, note: str | None = None,
-              staff: bool = False) -> tuple[bool, dict]:
+              staff: bool = False, contact: tuple[str, str] | None = None) -> tuple[bool, dict]:
         now = utc_now()
         day = start.astimezone(self.sale(branch).branch.site.timezone).date()
         with self.pool.connection() as db, db.pipeline(), db.transaction():
@@ -395,6 +400,7 @@ class Calendar:
                         "SELECT * FROM calendar_bookings WHERE idem_key = %s", (key,)).fetchone()
                     if earlier is not None:  # the same key, sold at the same moment: its answer
                         return False, earlier
+            self.notices.plan(db, row, "booked", now, contact, language)
         return True, row
 
     def _insert_sale(self, db: psycopg.Connection, booking: Booking, code: str,
@@ -475,10 +481,12 @@ class Calendar:
                                 [(branch, row["service"], datetime.fromisoformat(s), p, row["id"])
                                  for s, p in moved.claims])
             with db.cursor(row_factory=dict_row) as cur:
-                return cur.execute("UPDATE calendar_bookings SET start_at = %s, end_at = %s, day = %s, slots = %s, "
-                                   "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
-                                   (start.astimezone(UTC), start.astimezone(UTC) + rules.slot * slots, day, slots,
-                                    row["id"])).fetchone()
+                moved_row = cur.execute("UPDATE calendar_bookings SET start_at = %s, end_at = %s, day = %s, "
+                                        "slots = %s, updated_at = clock_timestamp() WHERE id = %s RETURNING *",
+                                        (start.astimezone(UTC), start.astimezone(UTC) + rules.slot * slots, day, slots,
+                                         row["id"])).fetchone()
+            self.notices.plan(db, moved_row, "moved", now)
+            return moved_row
 
     def cancel(self, code: str) -> dict[str, Any]:
         """The citizen cancels a booking the centre sold. Its places are free again here at once; if the day was
@@ -501,9 +509,11 @@ class Calendar:
                     raise ApiError(409, refusals.CHECKED_IN if row["status"] == "checked_in" else refusals.PAST,
                                    "This booking can no longer be cancelled.")
                 cur.execute("DELETE FROM calendar_claims WHERE booking_id = %s", (row["id"],))
-                return cur.execute("UPDATE calendar_bookings SET status = 'cancelled', cancelled_at = %s, "
-                                   "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
-                                   (now, row["id"])).fetchone()
+                cancelled = cur.execute("UPDATE calendar_bookings SET status = 'cancelled', cancelled_at = %s, "
+                                        "updated_at = clock_timestamp() WHERE id = %s RETURNING *",
+                                        (now, row["id"])).fetchone()
+            self.notices.plan(db, cancelled, "cancelled", now)
+            return cancelled
 
     # -- staff at the centre (central/staff_calendar.py) ----------------------------------------------------------
 
@@ -566,7 +576,8 @@ class Calendar:
 
     def purge(self) -> int:
         """Name, phone, e-mail and note of bookings on days older than their branch's ``[bookings] retention_days``
-        set to NULL (times and status stay, for statistics), as the branch does with its own; how many rows."""
+        set to NULL (times and status stay, for statistics), as the branch does with its own, and any contact for
+        confirmations of them deleted; how many rows."""
         now = utc_now()
         emptied = 0
         with self.pool.connection() as db, db.transaction():
@@ -578,6 +589,9 @@ class Calendar:
                     "WHERE branch = %s AND day < %s AND (name IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL "
                     "OR note IS NOT NULL)",
                     (bid, before)).rowcount
+                # a confirmation's contact left behind (normally deleted once nothing is left to send)
+                emptied += db.execute("DELETE FROM calendar_contacts c USING calendar_bookings b WHERE b.id = "
+                                      "c.booking_id AND b.branch = %s AND b.day < %s", (bid, before)).rowcount
         return emptied
 
     def keep_purging(self, every_s: float = PURGE_EVERY_S) -> threading.Event:

@@ -9,6 +9,7 @@
     database = "postgresql://vuoro_central@127.0.0.1:5432/vuoro_central"
     languages = ["da", "en"]            # the pages' languages, the first is the default
     admin_token = "…"                   # the API and automation: every branch, publishing configs, accounts
+    public_url = "https://book.kommune.dk"  # optional: how citizens reach /book/ (the manage link in confirmations)
     tls_cert = "centre.crt"             # optional: serve HTTPS (the branches' [central].ca_file trusts its CA)
     tls_key = "centre.key"
 
@@ -44,6 +45,7 @@ from typing import Any
 
 from central.branch_sites import BranchSites
 from central.broker_link import BrokerLink, parse_broker
+from server.bookings import notice_parts
 from server.config import ConfigError, SiteConfig, check_unknown_keys, load_config
 from server.staff.directory import LdapSettings, parse_ldap
 from server.staff.oidc import OidcSettings, parse_oidc
@@ -84,6 +86,7 @@ class CentreConfig:
     oidc: OidcSettings | None = None  # [staff.oidc]: or with its OpenID Connect provider
     workers: int | None = None  # [centre] workers: worker processes (None: central.workers.default_workers())
     broker: BrokerLink | None = None  # [broker]: publish the branches' config/nudge there (None: no MQTT at all)
+    public_url: str | None = None  # [centre] public_url: the citizens' address of /book/ (None: no manage link)
 
     def branch_by_token(self, token: str) -> Branch | None:
         import hmac
@@ -147,13 +150,19 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
         problems.append("centre: expected a table [centre]")
         centre = {}
     check_unknown_keys(centre, {"name", "listen", "database", "languages", "admin_token", "tls_cert", "tls_key",
-                                "workers"}, "centre", problems)
+                                "workers", "public_url"}, "centre", problems)
     workers = centre.get("workers")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
                                 or not 1 <= workers <= MAX_WORKERS):
         problems.append(f"centre.workers: expected a number of processes from 1 to {MAX_WORKERS}, got {workers!r}")
         workers = None
     tls = _tls_files(centre, path, problems)
+    public_url = centre.get("public_url")
+    if public_url is not None and (not isinstance(public_url, str)
+                                   or not re.match(r"^https?://[^/\s]+(/\S*)?$", public_url)):
+        problems.append(f"centre.public_url: expected an http(s) address like \"https://book.kommune.dk\", "
+                        f"got {public_url!r}")
+        public_url = None
     name = centre.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"centre.name: expected a non-empty string, got {name!r}")
@@ -214,6 +223,11 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
         if site.site_id != bid:
             problems.append(f"{bpath}.site: expected the site file of {bid!r}, got one with site.id {site.site_id!r}")
             continue
+        try:  # the centre sends the branch's booking confirmations by its [notify] (central/notices.py)
+            notice_parts.parse_settings(site)
+        except ConfigError as exc:
+            problems += [f"{bpath}.site ({site_file}): {p}" for p in exc.problems]
+            continue
         branches[bid] = Branch(id=bid, token=token, site=site)
     ldap, oidc = _staff_directory(data.get("staff"), set(table) if isinstance(table, dict) else set(), problems)
     broker = parse_broker(data.get("broker"), Path(path).parent, problems)
@@ -222,7 +236,8 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
     return CentreConfig(path=path, name=str(name), listen_host=host.strip("[]"), listen_port=int(port),
                         database=str(database), languages=tuple(languages), admin_token=str(admin_token),
                         branches=BranchSites(branches), calendar_away_s=float(away_s), ldap=ldap, oidc=oidc,
-                        workers=workers, broker=broker, **tls)
+                        workers=workers, broker=broker, public_url=public_url.rstrip("/") if public_url else None,
+                        **tls)
 
 
 def _staff_directory(staff: Any, branch_ids: set[str],

@@ -403,6 +403,30 @@ MIGRATIONS: list[str] = [
         since      timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 12: confirmations and reminders of the centre's bookings (central/notice_plan.py, notice_sender.py), as a
+    # branch's hub keeps them (server/bookings/notice_store.py): the citizen's contact in a table of its own, deleted
+    # as soon as nothing is left to send, and one row per message with its due_at, written in the booking change's
+    # own transaction
+    """
+    CREATE TABLE calendar_contacts (
+        booking_id text PRIMARY KEY REFERENCES calendar_bookings (id) ON DELETE CASCADE,
+        channel    text NOT NULL CHECK (channel IN ('sms', 'email')),
+        address    text NOT NULL,                    -- personal data: deleted when nothing is left to send
+        language   text NOT NULL
+    );
+    CREATE TABLE calendar_notices (
+        id         text PRIMARY KEY,                 -- also the gateway's Idempotency-Key and the Message-ID
+        booking_id text NOT NULL REFERENCES calendar_bookings (id) ON DELETE CASCADE,
+        kind       text NOT NULL CHECK (kind IN ('booked', 'moved', 'cancelled', 'reminder')),
+        due_at     timestamptz NOT NULL,             -- when it may go (again, after a refusal)
+        for_start  timestamptz NOT NULL,             -- the booking's start it was planned for (a moved time re-plans)
+        state      text NOT NULL CHECK (state IN ('due', 'sending', 'sent', 'failed', 'dropped', 'unknown')),
+        tries      integer NOT NULL DEFAULT 0,
+        done_at    timestamptz
+    );
+    CREATE INDEX calendar_notices_due ON calendar_notices (due_at) WHERE state = 'due';
+    CREATE INDEX calendar_notices_booking ON calendar_notices (booking_id);
+    """,
 ]
 
 _LOCK = 0x7675_6F72  # "vuor": the advisory lock migrations hold

@@ -34,6 +34,7 @@ from central.calendar import BRANCH_AWAY, BRANCH_OWNS, Calendar, utc_now
 from central.config import CentreConfig
 from central.signin import Viewer, sign_out_form
 from server import codes
+from server.bookings.notice_parts import contact_of
 from server.errors import ApiError
 from server.staff.strings import CALENDAR_MSGIDS, language_names, strings
 from vuoro import refusals
@@ -51,7 +52,9 @@ REFUSAL_WORDS = {
     refusals.NOT_ONLINE: "This service is booked at the branch itself.",
 }
 FIELD_WORDS = {"phone": "Check the phone number, like +45 12 34 56 78.",
-               "email": "Check the e-mail address, like name@example.dk."}
+               "email": "Check the e-mail address, like name@example.dk.",
+               "notify_to": "Check the mobile number or e-mail address for the confirmation, or leave it empty."}
+NOTIFY_LABEL = "Confirmation and reminder to (mobile or e-mail, only if the caller asks)"
 RESERVE_MSGID = ("The walk-in places of {branch} are not booked here: they are the branch's own (its kiosk and its "
                  "staff page).")
 STATUS_WORDS = {"booked": "not checked in", "checked_in": "checked in", "no_show": "No-show", "cancelled": "Cancelled"}
@@ -255,8 +258,12 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
                 f'autocomplete="{auto}" maxlength="{size}" value="{_e(form.get(k, ""))}">'
                 for k, label, kind, auto, size in kinds)
             fields += (f'<label for="c-note">{_e(w["Note"])}</label><textarea id="c-note" name="note" rows="2" '
-                       f'maxlength="500">{_e(form.get("note", ""))}</textarea>'
-                       f'<p><button type="submit">{_e(w["Book"])}</button></p>')
+                       f'maxlength="500">{_e(form.get("note", ""))}</textarea>')
+            if calendar.notices.settings_for(bid) is not None:  # only where the branch sends texts or e-mails
+                fields += (f'<label for="c-notify">{_e(w[NOTIFY_LABEL])}</label><input id="c-notify" '
+                           f'name="notify_to" type="text" autocomplete="off" maxlength="254" '
+                           f'value="{_e(form.get("notify_to", ""))}">')
+            fields += f'<p><button type="submit">{_e(w["Book"])}</button></p>'
         return (f'<section aria-labelledby="book-h"><h2 id="book-h">{_e(w["Book for a caller"])}</h2>'
                 f'<nav aria-label="{_e(w["Service"])}"><ul class="tabs">{tabs}</ul></nav>{reserve_note}'
                 f'<form class="book" method="post" action="/calendar/{_e(bid)}/book?lang={lang}">'
@@ -337,12 +344,15 @@ def install(app: FastAPI, config: CentreConfig, calendar: Calendar) -> None:
             start, slots = start_of(form, branch, 1)
             site = calendar.sale(branch).branch.site
             language = lang if lang in site.languages else site.default_language
+            notify_to = form.get("notify_to", "").strip()  # only if the caller asks: an empty field asks for nothing
+            contact = contact_of(calendar.notices.settings_for(branch), bool(notify_to), notify_to, "notify_to")
             _, row = await run_in_threadpool(lambda: calendar.book(
                 branch, service=form.get("service", ""), start=start, slots=slots, key=f"staff:{key}",
                 language=language, name=form.get("name"), phone=form.get("phone"), email=form.get("email"),
-                note=form.get("note"), staff=True))
+                note=form.get("note"), staff=True, contact=contact))
         except ApiError as refused_:
-            kept = {k: v for k, v in form.items() if k in ("name", "phone", "email", "note", "slots", "idem")}
+            kept = {k: v for k, v in form.items()
+                    if k in ("name", "phone", "email", "note", "notify_to", "slots", "idem")}
             if refused_.code not in (refusals.FULL, refusals.PAST, refusals.NOT_A_SLOT):
                 kept["start"] = form.get("start", "")
             return await day_page(request, who, lang, branch, parse_day(form.get("day"), branch),

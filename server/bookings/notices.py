@@ -10,7 +10,8 @@ The schedule is durable: every message is a row with a ``due_at``. The writer th
 same transaction as the booking) and hands out due rows when asked; the ``Sender`` thread asks (``claim``), sends
 through the site's ``[notify]`` gateway or SMTP server (``server/phone/notify.py``'s ``deliver``), and reports
 (``settle``). A gateway that is down gets the message again after 2, 4, 8 … s (``retry_first_s``), at most
-``MAX_TRIES`` times; the writer never waits for it.
+``MAX_TRIES`` times; the writer never waits for it. The settings, the words, the opt-in box and the retry rule are
+``notice_parts.py``'s, which the centre's sender (``central/notices.py``) uses too.
 
 **At most once.** A claimed message is ``sending`` on disk *before* it goes. If the hub stops between that and
 the answer, nobody knows whether it went; it is then marked ``unknown`` and never sent again (staff see it in
@@ -31,12 +32,19 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from server import codes
 from server.bookings import records
+from server.bookings.notice_parts import (  # noqa: F401 - LOCALE_DIR, MSGIDS, words: the catalog's users import them here
+    KINDS,
+    LOCALE_DIR,
+    MSGIDS,
+    NoticeSettings,
+    compose,
+    parse_settings,
+    words,
+)
 from server.bookings.notice_store import (
     SCHEMA,
     WRITERS,
@@ -46,12 +54,11 @@ from server.bookings.notice_store import (
     InterruptedSends,
     NoticeRow,
 )
-from server.config import ConfigError, SiteConfig, check_number
+from server.config import SiteConfig
 from server.engine import Outcome, QueueEngine
 from server.hookspecs import hookimpl
 from server.phone import notify
 from server.store import SQLiteStore, ts
-from vuoro.i18n import translator
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -60,109 +67,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vuoro.booking_notices")
 
-LOCALE_DIR = Path(__file__).resolve().parent / "notice_locale"
-MAX_TRIES = 6
 POLL_S = 1.0  # how often the sender looks for due messages (a read of its own; the writer is asked only then)
 CLAIM_MAX = 20
 WRITER_WAIT_S = 120.0  # the sender waits this long for the writer: a claim it gave up on would be lost
 NOT_SENT = "not sent: the hub stopped"  # handed back as due, not counted as a try
-KINDS = ("booked", "moved", "cancelled")
-SUBJECTS = {"booked": "Booking confirmed: {service}, {when}", "moved": "Booking moved: {service}, {when}",
-            "cancelled": "Booking cancelled: {service}, {when}", "reminder": "Reminder: {service}, {when}"}
-TEXTS = {"booked": "You have booked {service} at {site}, {when}. Your code: {code}.",
-         "moved": "Your booking is moved: {service} at {site}, {when}. Your code: {code}.",
-         "cancelled": "Your booking is cancelled: {service} at {site}, {when}. The time is free for someone else.",
-         "reminder": "Reminder: you have booked {service} at {site}, {when}. Your code: {code}."}
-MANAGE = "See, move or cancel it: {url}"
-WILL_REMIND = "We will send you a reminder before your time."
-FORM_MSGIDS = ("Send me a confirmation and a reminder", "Mobile number or e-mail address", "Mobile number",
-               "E-mail address",
-               "Optional. We use it only to send you a confirmation now and a reminder {when}, and delete it as "
-               "soon as the reminder has been sent (or your booking is cancelled).",
-               "the day before at {time}", "{hours} hours before your time",
-               "Give a mobile number or an e-mail address for the reminder, or untick the box.")
-MSGIDS = (*SUBJECTS.values(), *TEXTS.values(), MANAGE, WILL_REMIND, *FORM_MSGIDS)
-
-
-def words(language: str, msgid: str, **values: Any) -> str:
-    text = translator(LOCALE_DIR, language)(msgid)
-    for key, value in values.items():
-        text = text.replace("{" + key + "}", str(value))
-    return text
-
-
-# -- settings ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReminderRule:
-    """When a booking's reminder goes: at ``at`` the day before, or ``hours`` before the time."""
-
-    at: time | None = time(18, 0)
-    hours: float | None = None
-
-    def due(self, start: datetime, config: SiteConfig) -> datetime:
-        if self.hours is not None:
-            return start - timedelta(hours=self.hours)
-        day_before = start.astimezone(config.timezone).date() - timedelta(days=1)
-        return datetime.combine(day_before, self.at or time(18, 0), config.timezone)
-
-    def said(self, language: str) -> str:
-        if self.hours is not None:
-            return words(language, "{hours} hours before your time", hours=f"{self.hours:g}")
-        return words(language, "the day before at {time}", time=(self.at or time(18, 0)).strftime("%H:%M"))
-
-
-@dataclass(frozen=True)
-class NoticeSettings:
-    notify: notify.NotifySettings
-    rule: ReminderRule
-    per_service: dict[str, ReminderRule]
-    first_retry_s: float
-
-    def rule_for(self, service: str) -> ReminderRule:
-        return self.per_service.get(service, self.rule)
-
-
-def _rule(raw: dict[str, Any], path: str, problems: list[str], default: ReminderRule) -> ReminderRule:
-    if "reminder_at" in raw and "reminder_hours" in raw:
-        problems.append(f"{path}: give reminder_at or reminder_hours, not both")
-        return default
-    if "reminder_hours" in raw:
-        return ReminderRule(at=None, hours=check_number(raw, "reminder_hours", path, 24, 0.5, 24 * 14, problems))
-    if "reminder_at" in raw:
-        value = raw["reminder_at"]
-        try:
-            if not isinstance(value, str) or len(value) != 5:
-                raise ValueError(value)
-            return ReminderRule(at=time.fromisoformat(value))
-        except ValueError:
-            problems.append(f"{path}.reminder_at: expected a time of day like \"18:00\", got {value!r}")
-    return default
-
-
-def parse_settings(config: SiteConfig) -> NoticeSettings:
-    raw = config.raw.get("notify", {})
-    raw = raw if isinstance(raw, dict) else {}
-    problems: list[str] = []
-    rule = _rule(raw, "notify", problems, ReminderRule())
-    per_service: dict[str, ReminderRule] = {}
-    services = raw.get("reminders", {})
-    if not isinstance(services, dict):
-        problems.append(f"notify.reminders: expected a table of services, got {services!r}")
-        services = {}
-    for sid, table in services.items():
-        path = f"notify.reminders.{sid}"
-        if sid not in config.services:
-            problems.append(f"{path}: there is no service {sid!r}")
-        elif not isinstance(table, dict) or set(table) - {"reminder_at", "reminder_hours"}:
-            problems.append(f"{path}: expected reminder_at or reminder_hours")
-        else:
-            per_service[sid] = _rule(table, path, problems, rule)
-    first_retry = check_number(raw, "retry_first_s", "notify", notify.FIRST_RETRY_S, 0.1, 600.0, problems)
-    if problems:
-        raise ConfigError(problems, str(config.path))
-    return NoticeSettings(notify.parse_settings(config), rule, per_service, first_retry)
 
 
 # -- the rules, on the writer thread ----------------------------------------------------------------------------
@@ -196,16 +104,7 @@ class Notices:
 
     @property
     def channels(self) -> list[str]:
-        return self.settings.notify.channels
-
-    def check_contact(self, value: str) -> tuple[str, str]:
-        """(channel, address) of what a citizen typed: an e-mail address if it has an @, else a mobile number;
-        ValueError when it is neither or the site does not send by that channel."""
-        value = " ".join(value.split())
-        channel = "email" if "@" in value else "sms"
-        if channel not in self.channels:
-            raise ValueError(channel)
-        return channel, notify.Notifier.check_address(channel, value)
+        return self.settings.channels
 
     def follow(self, outcome: Outcome, now: datetime, kind: str, contact: tuple[str, str] | None = None,
                language: str | None = None) -> Outcome:
@@ -265,19 +164,7 @@ class Notices:
         return outcome, outgoing
 
     def compose(self, kind: str, booking: records.Booking, language: str, reminding: bool = False) -> tuple[str, str]:
-        from server.bookings.public import Words  # the page's own day names, in the same five languages
-
-        local = booking.start.astimezone(self.config.timezone)
-        when = f"{Words(language).day(local.date(), capital=False)} {local:%H:%M}"
-        values = {"service": self.config.services[booking.service].name(language, self.config.default_language)
-                  if booking.service in self.config.services else booking.service,
-                  "site": self.config.name, "when": when, "code": codes.pretty(booking.code)}
-        lines = [words(language, TEXTS[kind], **values)]
-        if reminding:
-            lines.append(words(language, WILL_REMIND))
-        if kind != "cancelled" and self.config.public_url:
-            lines.append(words(language, MANAGE, url=f"{self.config.public_url}/book/b/{booking.code}"))
-        return words(language, SUBJECTS[kind], **values), "\n".join(lines)
+        return compose(self.config, self.config.public_url, kind, booking, language, reminding)
 
     def settle(self, engine: QueueEngine, now: datetime, results: list[tuple[Outgoing, str | None]]) -> Outcome:
         """What became of the claimed messages: sent, or to be tried again later (``reason``: why not)."""
@@ -289,12 +176,12 @@ class Notices:
                 outcome.records.append(NoticeRow(**{**row.__dict__, "state": "sent", "done_at": ts(now)}))
             elif reason == NOT_SENT:
                 outcome.records.append(NoticeRow(**{**row.__dict__, "tries": message.tries}))
-            elif row.tries >= MAX_TRIES:
+            elif self.settings.retry_after_s(row.tries) is None:
                 outcome.records.append(NoticeRow(**{**row.__dict__, "state": "failed", "done_at": ts(now)}))
                 self.alert("notice_failed", f"Could not send a {message.channel} ({message.kind}): {reason}; gave "
                            "up.")
             else:
-                delay = self.settings.first_retry_s * 2 ** (row.tries - 1)
+                delay = self.settings.retry_after_s(row.tries) or 0.0
                 outcome.records.append(NoticeRow(**{**row.__dict__, "due_at": ts(now + timedelta(seconds=delay))}))
                 self.alert("notice_retry", f"Could not send a {message.channel} ({message.kind}): {reason}; trying "
                            "again.")
@@ -446,47 +333,3 @@ class NoticeHooks:
     @hookimpl
     def stop(self) -> None:
         self.sender.stop()
-
-
-# -- the booking page's opt-in (drawn here so the page's module only places it) ---------------------------------
-
-
-def opt_in_html(notices: Notices | None, language: str, service: str, form: dict[str, str]) -> str:
-    """The box and the one field, with what the contact is for and when it is deleted; nothing where the site
-    sends no messages. Works without a script: the field is sent only when the box is ticked."""
-    if notices is None:
-        return ""
-    from html import escape
-
-    channels = notices.channels
-    label, kind, auto = (("Mobile number or e-mail address", "text", "on") if len(channels) == 2 else
-                         ("Mobile number", "tel", "tel") if channels == ["sms"] else
-                         ("E-mail address", "email", "email"))
-    why = words(language, FORM_MSGIDS[4], when=notices.settings.rule_for(service).said(language))
-    ticked = " checked" if form.get("remind") else ""
-    return (f'<div class="remind"><p class="tick"><input type="checkbox" id="f-remind" name="remind" value="1"'
-            f'{ticked} aria-describedby="remind-why"><label for="f-remind">'
-            f'{escape(words(language, "Send me a confirmation and a reminder"))}</label></p>'
-            f'<p><label for="f-remind-to">{escape(words(language, label))}</label>'
-            f'<input id="f-remind-to" name="remind_to" type="{kind}" autocomplete="{auto}" maxlength="254" '
-            f'value="{escape(form.get("remind_to", ""), quote=True)}" aria-describedby="remind-why"></p>'
-            f'<p id="remind-why" class="note">{escape(why)}</p></div>')
-
-
-def contact_of(notices: Notices | None, ticked: bool, value: str | None,
-               field: str = "remind_to") -> tuple[str, str] | None:
-    """The citizen's opt-in as (channel, address), None without one; a refusal the page can show otherwise."""
-    from server.errors import ApiError
-    from vuoro import refusals
-
-    if not ticked:
-        return None
-    if notices is None:
-        raise ApiError(422, refusals.INVALID, f"{field}: this site sends no texts or e-mails ([notify]).",
-                       field=field)
-    try:
-        return notices.check_contact(value or "")
-    except ValueError:
-        raise ApiError(422, refusals.INVALID, f"{field}: give a mobile number or an e-mail address the site "
-                       f"sends to ({', '.join(notices.channels)}), or do not ask for a reminder.",
-                       field=field) from None

@@ -38,8 +38,8 @@ from pydantic import BaseModel, Field
 
 from server import codes
 from server.api import IDEMPOTENCY_KEY, run, site_time
+from server.bookings import notice_parts, page_parts
 from server.bookings import notices as booking_notices
-from server.bookings import page_parts
 from server.bookings.book import BookingBook
 from server.bookings.page_parts import (
     Shell,
@@ -167,6 +167,10 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     def notices() -> booking_notices.Notices | None:
         return getattr(app.state, "booking_notices", None)  # set by its own plugin; None where nothing is sent
 
+    def settings() -> notice_parts.NoticeSettings | None:
+        found = notices()
+        return found.settings if found else None
+
     def followed(result: tuple[Outcome, dict[str, Any]], now: datetime, kind: str,
                  contact: tuple[str, str] | None = None, language: str | None = None) -> tuple[Outcome, dict[str, Any]]:
         """A booking change with its confirmation and reminder planned in the same command (one transaction)."""
@@ -204,7 +208,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
     def refusal_words(w: Words, refused: ApiError) -> str:
         field = refused.details.get("field")
         if refused.code == refusals.INVALID and field == "remind_to":
-            return booking_notices.words(w.language, booking_notices.FORM_MSGIDS[-1])
+            return notice_parts.words(w.language, notice_parts.NO_CONTACT)
         return page_parts.refusal_words(w, refused, REFUSALS)
 
     async def listing_for(service: str, day: date | None) -> dict[str, Any]:
@@ -378,7 +382,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
                 f'<input type="hidden" name="slots" value="{slots}">'
                 f'{times_fieldset(w, listing, slots, form.get("start"))}'
                 f'{details_fieldset(w, listing, form) if fitting else ""}'
-                f'{booking_notices.opt_in_html(notices(), w.language, service, form) if fitting else ""}{submit}</form>'
+                f'{notice_parts.opt_in_html(settings(), w.language, service, form) if fitting else ""}{submit}</form>'
                 f'<p><a href="/book/">{e(w("Back"))}</a></p>')
         # Without a script nothing moves the focus to the problem: the title (read first) says there is one.
         title = f'{w("There is a problem")}: {service_name(service, w)}' if problem else service_name(service, w)
@@ -395,7 +399,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
         language = body.language if body.language in config.languages else config.default_language
         made = False
         try:
-            contact = booking_notices.contact_of(notices(), body.remind_to is not None, body.remind_to)
+            contact = notice_parts.contact_of(settings(), body.remind_to is not None, body.remind_to)
             _, answer = await run(hub, lambda engine, now: followed(book.book_online(
                 engine, now, service=body.service, start=start, slots=body.slots, key=f"web:{key}",
                 language=language, name=body.name, phone=body.phone, email=body.email), now, "booked", contact,
@@ -415,9 +419,7 @@ def add_public_pages(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard
             form = await form_of(request)
             if not form.get("start"):
                 raise ApiError(422, refusals.NOT_A_SLOT, "Choose a time first.")
-            remind_to = form.get("remind_to", "").strip() if form.get("remind") else None
-            if remind_to == "":
-                raise ApiError(422, refusals.INVALID, "remind_to: empty", field="remind_to")
+            remind_to = notice_parts.ticked_contact(form)
             key = form.get("idem", "")
             if not 8 <= len(key) <= 64:
                 raise ApiError(403, refusals.CSRF, "The form had expired. Try again.")

@@ -24,7 +24,7 @@ from server.api import language_of, retry_key, run, site_time
 from server.auth import Principal, current_principal, require
 from server.bookings.book import BookingBook
 from server.bookings.imports import parse_csv, parse_ics_bookings
-from server.bookings.notices import contact_of as notices_contact
+from server.bookings.notice_parts import contact_of as notices_contact
 from server.code_guard import CodeGuard
 from server.engine import Outcome, QueueEngine
 from server.errors import ApiError
@@ -87,7 +87,8 @@ def add_routes(app: FastAPI, hub: Hub, book: BookingBook, guard: CodeGuard) -> N
         ``Idempotency-Key`` (the staff page sends one) a retried request answers the first booking (200)."""
         key = retry_key(who, idempotency_key, "books twice") if idempotency_key is not None else None
         notices = getattr(app.state, "booking_notices", None)  # server/bookings/notices.py, where messages go
-        contact = notices_contact(notices, body.notify_to is not None, body.notify_to, "notify_to")
+        contact = notices_contact(notices.settings if notices else None, body.notify_to is not None, body.notify_to,
+                                  "notify_to")
 
         def command(engine: QueueEngine, now: datetime) -> tuple[Any, dict[str, Any], bool]:
             book.sync(engine, now)

@@ -223,6 +223,9 @@ CALENDAR_MSGIDS: tuple[str, ...] = CALENDAR_NEW_MSGIDS + (
     "That time has passed.", "No one takes bookings at that time.", "The visitor has already checked in.",
     "This booking was cancelled.", "The booking is no longer there.", "Something went wrong. Try again.",
     "Today's bookings",
+    # the caller's confirmation and reminder (central/notice_plan.py), where the branch sends them
+    "Confirmation and reminder to (mobile or e-mail, only if the caller asks)",
+    "Check the mobile number or e-mail address for the confirmation, or leave it empty.",
 )
 
 
