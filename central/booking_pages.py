@@ -247,7 +247,7 @@ def add_booking_pages(app: FastAPI, config: CentreConfig, calendar: Calendar) ->
         return RedirectResponse(f"/book/b/{codes.normalise(code) or '-'}", status_code=303)
 
     async def looked_up(request: Request, code: str) -> dict[str, Any]:
-        """The booking with ``code``, through the centre's code guard (one site-wide bucket, kept on disk)."""
+        """The booking with ``code``, through the centre's code guard (its buckets counted in PostgreSQL)."""
         async def find(normal: str) -> dict[str, Any]:
             return await run_in_threadpool(calendar.find, normal)
 
