@@ -315,7 +315,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
             return _error(503, "streams_full", f"This worker of the centre serves {live.limit} live overviews, as "
                                                "many as it takes at once (or it is stopping). Try again in a minute.",
                           )
-        return EventStream(live, listener)  # type: ignore[return-value]
+        return EventStream(live, listener)
 
     @app.get("/overview/branches", response_class=HTMLResponse)
     async def overview_sections(request: Request, lang: str | None = None, branch: str = "") -> Response:

@@ -28,6 +28,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("vuoro.central.live")
@@ -152,11 +153,16 @@ class LiveOverview:
             await asyncio.sleep(SILENCE_CHECK_S)
 
 
-class EventStream:
+class EventStream(Response):
     """The ASGI response of one stream: ``retry:``, then the listener's events as they come, with keep-alives."""
 
-    def __init__(self, live: LiveOverview, listener: Listener):
+    media_type = "text/event-stream"
+
+    def __init__(self, live: LiveOverview, listener: Listener):  # no super().__init__: no body to render
         self.live, self.listener = live, listener
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         listener = self.listener
@@ -170,7 +176,7 @@ class EventStream:
         watcher = asyncio.ensure_future(until_disconnect())
         try:
             await self.live.opened()
-            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": f"retry: {RETRY_MS}\n\n".encode(), "more_body": True})
             while not listener.ended:
                 try:
