@@ -198,4 +198,18 @@ def test_a_busy_branch_is_told_of_at_most_once_a_second_and_a_full_worker_refuse
         live.end_all()
         assert north_only.ended and everyone.ended and live.open(lambda branch: True) is None
 
-    asyncio.run(run())
+    # a thread of its own: in this process Playwright's sync API may already run a loop on this thread
+    failure: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _catch(failure, lambda: asyncio.run(run())))
+    thread.start()
+    thread.join(60)
+    if failure:
+        raise failure[0]
+    assert not thread.is_alive()
+
+
+def _catch(into: list[BaseException], work: Any) -> None:
+    try:
+        work()
+    except BaseException as exc:  # handed to the test's own thread
+        into.append(exc)
