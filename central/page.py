@@ -194,7 +194,7 @@ if (root && box && status && window.EventSource && window.fetch) {
     template.innerHTML = await answer.text();
     place(template.content, !branch);
     updated = answer.headers.get("X-Vuoro-Updated") || updated;
-    say(source && source.readyState === EventSource.OPEN ? "updated" : "lost");
+    say(!box.checked ? "paused" : source && source.readyState === EventSource.OPEN ? "updated" : "lost");
   }
 
   const queue = (branch) => { chain = chain.then(() => read(branch)).catch(() => {}); };
