@@ -315,7 +315,15 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
             return _error(503, "streams_full", f"This worker of the centre serves {live.limit} live overviews, as "
                                                "many as it takes at once (or it is stopping). Try again in a minute.",
                           )
-        return EventStream(live, listener)
+
+        async def still_allowed() -> bool:
+            try:
+                now = await viewer(request)
+            except Exception:  # the database away: the stream goes on (it reads nothing itself)
+                return True
+            return now is not None and now.branches == who.branches
+
+        return EventStream(live, listener, still_allowed)
 
     @app.get("/overview/branches", response_class=HTMLResponse)
     async def overview_sections(request: Request, lang: str | None = None, branch: str = "") -> Response:

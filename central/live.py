@@ -14,9 +14,10 @@ Where the events come from, in each worker (``LiveOverview``, in the worker's ev
 - the coordinator's connection back after a loss (PostgreSQL restarted): ``all``, since NOTIFYs sent meanwhile
   never arrived.
 
-Each stream sends a comment every ``KEEP_ALIVE_S`` (proxies close a quiet connection), ends at once when the
-worker stops (the browser's EventSource reconnects to another worker) and a worker keeps at most ``MAX_STREAMS``
-open: one more is refused with 503 in words, as the hub does (server/stream.py).
+Each stream sends a comment every ``KEEP_ALIVE_S`` (proxies close a quiet connection) after checking that its
+viewer is still signed in with the same branches (else it ends: the browser opens it anew, as it now is), ends
+at once when the worker stops (the browser's EventSource reconnects to another worker), and a worker keeps at
+most ``MAX_STREAMS`` open: one more is refused with 503 in words, as the hub does (server/stream.py).
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, live: LiveOverview, listener: Listener):  # no super().__init__: no body to render
-        self.live, self.listener = live, listener
+    def __init__(self, live: LiveOverview, listener: Listener,
+                 still_allowed: Callable[[], Awaitable[bool]]):  # no super().__init__: no body to render
+        self.live, self.listener, self.still_allowed = live, listener, still_allowed
         self.status_code = 200
         self.background = None
         self.raw_headers = list(HEADERS)
@@ -182,6 +184,8 @@ class EventStream(Response):
                 try:
                     await asyncio.wait_for(listener.wake.wait(), KEEP_ALIVE_S)
                 except TimeoutError:
+                    if not await self.still_allowed():  # signed out, or its branches changed: it opens anew
+                        break
                     await send({"type": "http.response.body", "body": b": alive\n\n", "more_body": True})
                     continue
                 listener.wake.clear()
