@@ -5,11 +5,14 @@ read again and put in place).
 - a ticket taken at a branch hub appears on the open page; a branch killed is marked "not heard from" on it after
   the threshold; PostgreSQL restarted under it, the page catches up with what was shipped meanwhile. Each time the
   page is the one first loaded (a marker set on ``window`` would be gone after a reload; one navigation entry);
-- the stream names only the viewer's own branches, and ends cleanly at once when the centre stops.
+- the stream names only the viewer's own branches, ends when its viewer signs out, and ends cleanly at once when
+  the centre stops;
+- a busy branch makes at most one event a second; a worker at its limit refuses one stream more.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -104,8 +107,6 @@ def test_the_open_overview_follows_the_branches_without_a_reload(tmp_path: Path,
 
 def signed_in(centre_url: str, name: str, password: str) -> requests.Session:
     """A requests session signed in to the centre's pages as a person (the sign-in form, its CSRF cookie)."""
-    import re
-
     session = requests.Session()
     form = session.get(f"{centre_url}/login", timeout=30).text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)
@@ -162,6 +163,16 @@ def test_the_stream_names_only_the_viewers_branches_and_ends_when_the_centre_sto
     assert 'data-branch="north"' in nordby.get(f"{setup.centre.url}/overview/branches?branch=north", timeout=30).text
     assert nordby.get(f"{setup.centre.url}/overview/branches?branch=south", timeout=30).status_code == 404
     assert 'data-branch="south"' not in nordby.get(f"{setup.centre.url}/overview/branches", timeout=30).text
+
+    # signed out (another tab, or the account ended): its stream ends at its next keep-alive, not hours later
+    leaving = signed_in(setup.centre.url, "nordby", password)
+    gone = Reader(leaving.get(stream_url, stream=True, timeout=(10, None)))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', leaving.get(f"{setup.centre.url}/", timeout=30).text)
+    assert csrf
+    leaving.post(f"{setup.centre.url}/logout", data={"csrf": csrf[1]}, timeout=30, allow_redirects=False)
+    gone.thread.join(60)
+    assert gone.ended_cleanly, gone.error
+    assert mine.thread.is_alive() and everyone.thread.is_alive()  # the others go on
 
     setup.centre.stop()  # SIGTERM: every open stream is ended at once, not cut off after uvicorn's grace
     mine.thread.join(30)
