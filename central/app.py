@@ -84,6 +84,8 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
                 loop.call_soon_threadsafe(live.branch_changed, branch)
                 return
             loop.call_soon_threadsafe(app.state.wake_long_polls)
+            if what.startswith("config:"):  # a version published: the branch's section says so
+                loop.call_soon_threadsafe(live.branch_changed, what.partition(":")[2])
             if what == RECONNECTED:  # NOTIFYs may have been missed meanwhile: every live page reads all again
                 loop.call_soon_threadsafe(live.everything_changed)
 
@@ -313,8 +315,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         listener = live.open(who.sees)
         if listener is None:
             return _error(503, "streams_full", f"This worker of the centre serves {live.limit} live overviews, as "
-                                               "many as it takes at once (or it is stopping). Try again in a minute.",
-                          )
+                                               "many as it takes at once (or it is stopping). Try again in a minute.")
 
         async def still_allowed() -> bool:
             try:
