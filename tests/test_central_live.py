@@ -2,9 +2,10 @@
 in Chromium follows them without reloading (the ingest's NOTIFY → the worker's event stream → the branch's section
 read again and put in place).
 
-- a ticket taken at a branch hub appears on the open page; a branch killed is marked "not heard from" on it after
-  the threshold; PostgreSQL restarted under it, the page catches up with what was shipped meanwhile. Each time the
-  page is the one first loaded (a marker set on ``window`` would be gone after a reload; one navigation entry);
+- a ticket taken at a branch hub appears on the open page, and so does the hub's refusal of a config version; a
+  branch killed is marked "not heard from" on it after the threshold; PostgreSQL restarted under it, the page
+  catches up with what was shipped meanwhile. Each time the page is the one first loaded (a marker set on
+  ``window`` would be gone after a reload; one navigation entry);
 - the stream names only the viewer's own branches, ends when its viewer signs out, and ends cleanly at once when
   the centre stops;
 - a busy branch makes at most one event a second; a worker at its limit refuses one stream more.
@@ -85,6 +86,14 @@ def test_the_open_overview_follows_the_branches_without_a_reload(tmp_path: Path,
     assert_accessible(page, "the live overview after an update")
     page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
 
+    # a config version published for north, which the real hub refuses with its own loader and reports: on the page
+    text = setup.sites["north"][1].read_text(encoding="utf-8").replace('letter = "K"', 'letter = "kv"', 1)
+    requests.post(f"{setup.centre.url}/api/v1/branches/north/config", data=text.encode(), headers=ADMIN,
+                  timeout=30).raise_for_status()
+    wait_until(lambda: "Version 1 was refused by the branch:" in section(page, "north").inner_text(),
+               "north's refusal on the open overview", 90)
+    assert same_page(page)
+
     # a branch gone (power cut): marked "not heard from" once the threshold has passed, with no batch to tell of it
     setup.hubs["south"].kill()
     wait_until(lambda: "stale" in (section(page, "south").get_attribute("class") or ""),
@@ -158,6 +167,15 @@ def test_the_stream_names_only_the_viewers_branches_and_ends_when_the_centre_sto
     wait_until(lambda: ("branch", "north") in mine.events, "north's viewer to hear of north", 60)
     wait_until(lambda: ("branch", "north") in everyone.events, "the admin's stream to name north", 60)
     assert all(data == "north" for name, data in mine.events if name == "branch"), mine.events
+
+    # a branch's report of the config it runs (or refused) changes its section too: its viewers hear of it
+    mine.events.clear()
+    requests.post(f"{setup.centre.url}/api/v1/branch/config/report", timeout=10,
+                  headers={"Authorization": f"Bearer {setup.sites['north'][0]}"},
+                  json={"running": {"version": 0, "checksum": None},
+                        "refused": {"version": 7, "checksum": "x", "problems": ["services.kvik.letter: …"]}},
+                  ).raise_for_status()
+    wait_until(lambda: ("branch", "north") in mine.events, "north's viewer to hear of north's report", 60)
 
     # the section it is told to read: its own branch, never another's
     assert 'data-branch="north"' in nordby.get(f"{setup.centre.url}/overview/branches?branch=north", timeout=30).text
