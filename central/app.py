@@ -8,7 +8,9 @@
 - ``GET /api/v1/branches/{id}/summary``: one branch's statistics, the branch's own definitions;
 - ``GET /api/v1/summary?start=&end=&branches=&by=``: every branch's figures side by side, and all branches as one
   (``by=day|weekday|month|service``: and per group);
-- ``GET /``: the overview as a page, in the centre's languages (``?lang=``);
+- ``GET /``: the overview as a page, in the centre's languages (``?lang=``), kept live by
+  ``GET /api/v1/overview/stream`` (server-sent events naming the branches that changed, central/live.py) and
+  ``GET /overview/branches?branch=`` (their sections again, as HTML);
 - ``/statistics``, ``/configuration``, ``/accounts``: the pages for people (``central/stats_page.py``,
   ``central/config_page.py``, ``central/accounts_page.py``);
 - ``GET /api/v1/health``: whether the database answers (and, with ``[broker]``, the link that publishes the nudges).
@@ -44,8 +46,9 @@ from central.booking_pages import add_booking_pages
 from central.calendar import Calendar
 from central.calendar import utc_now as calendar_now
 from central.config import Branch, CentreConfig
-from central.coordination import RECONNECTED, Coordinator
+from central.coordination import RECONNECTED, Coordinator, changed_branch
 from central.ingest import BatchRefused, parse_body, store_batch
+from central.live import EventStream, LiveOverview
 from central.notice_sender import owner_job as notice_sender
 from central.nudges import NudgePublisher
 from central.nudges import read_state as read_nudge_link
@@ -79,11 +82,19 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         loop = asyncio.get_running_loop()
 
         def heard(what: str) -> None:  # the coordinator's thread: a change somewhere, or the connection back
+            branch = changed_branch(what)
+            if branch is not None:  # a branch's rows or report: the overview's streams only (not the long polls)
+                loop.call_soon_threadsafe(live.branch_changed, branch)
+                return
             config.branches.heard(pool, what)  # a branch runs another version: this worker sells by it from now
             loop.call_soon_threadsafe(app.state.wake_long_polls)
             publisher = nudges[0] if nudges else None
             if publisher is not None:  # this worker owns the background work: the branches' nudges too
                 publisher.changed(what)
+            if what.startswith("config:"):  # a version published: the branch's section says so
+                loop.call_soon_threadsafe(live.branch_changed, what.partition(":")[2])
+            if what == RECONNECTED:  # NOTIFYs may have been missed meanwhile: every live page reads all again
+                loop.call_soon_threadsafe(live.everything_changed)
 
         coordinator = Coordinator(config.database, heard, owner_jobs).start() if background else None
         heartbeat = asyncio.create_task(_heartbeat(parent)) if parent else None
@@ -156,6 +167,26 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
     async def viewer(request: Request) -> signin.Viewer | None:
         return await app.state.viewer(request)  # type: ignore[no-any-return]
 
+    # The overview's live streams (central/live.py); a stopping worker ends them with the branches' long polls.
+    async def read_silent() -> frozenset[str]:
+        return await run_in_threadpool(silent_branches)
+
+    def silent_branches() -> frozenset[str]:
+        now = figures.utc_now()
+        with pool.connection(timeout=2) as db:
+            seen = dict(db.execute("SELECT id, last_seen FROM branches").fetchall())
+        return frozenset(b for b in config.branches if seen.get(b) is None
+                         or (now - seen[b]).total_seconds() > page.STALE_AFTER_S)
+
+    live = LiveOverview(read_silent)
+    stop_long_polls = app.state.stop_long_polls
+
+    def stopping() -> None:
+        stop_long_polls()
+        live.end_all()
+
+    app.state.stop_long_polls = stopping
+
     @app.post("/api/v1/ingest")
     async def ingest(request: Request) -> JSONResponse:
         branch = config.branch_by_token(signin.token_of(request))
@@ -225,17 +256,21 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
             body["broker"] = {"url": config.broker.url, **await run_in_threadpool(broker)}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    def read_overview(who: signin.Viewer) -> list[dict[str, Any]]:
+    def read_overview(who: signin.Viewer, only: str | None = None) -> list[dict[str, Any]]:
         now = figures.utc_now()
+
+        def shown(branch: str) -> bool:  # the viewer's branches (``only``: one of them)
+            return who.sees(branch) and only in (None, branch)
+
         with pool.connection() as db:
             handovers = calendar.handover_states(db, calendar_now())  # the calendar's clock (a test's too)
             # Today's handover of the booking calendar (None: the branch is not in the centre's calendar)
-            return [{**b, "calendar": handovers.get(b["branch"])} for b in figures.overview(db, config, now)
-                    if who.sees(b["branch"])]
+            return [{**b, "calendar": handovers.get(b["branch"])} for b in figures.overview(db, config, now, shown)]
 
-    def read_configs(who: signin.Viewer) -> dict[str, dict[str, Any]]:
+    def read_configs(who: signin.Viewer, only: str | None = None) -> dict[str, dict[str, Any]]:
         with pool.connection() as db:
-            return {c["branch"]: c for c in site_configs.status(db, [b for b in config.branches if who.sees(b)])}
+            return {c["branch"]: c for c in site_configs.status(
+                db, [b for b in config.branches if who.sees(b) and only in (None, b)])}
 
     @app.get("/api/v1/branches")
     async def branches(request: Request) -> JSONResponse:
@@ -298,9 +333,44 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         return JSONResponse(await run_in_threadpool(compute))
 
     @app.get("/static/centre.js")
-    async def refresh_script() -> Response:
-        return Response(page.REFRESH_JS, media_type="text/javascript; charset=utf-8",
+    async def live_script() -> Response:
+        return Response(page.LIVE_JS, media_type="text/javascript; charset=utf-8",
                         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/api/v1/overview/stream")
+    async def overview_stream(request: Request) -> Response:
+        """Server-sent events naming the viewer's branches as they change (central/live.py)."""
+        who = await viewer(request)
+        if who is None:
+            return _error(401, "unauthorized", "The centre's admin token or a staff sign-in is needed.")
+        listener = live.open(who.sees)
+        if listener is None:
+            return _error(503, "streams_full", f"This worker of the centre serves {live.limit} live overviews, as "
+                                               "many as it takes at once (or it is stopping). Try again in a minute.")
+
+        async def still_allowed() -> bool:
+            try:
+                now = await viewer(request)
+            except Exception:  # the database away: the stream goes on (it reads nothing itself)
+                return True
+            return now is not None and now.branches == who.branches
+
+        return EventStream(live, listener, still_allowed)
+
+    @app.get("/overview/branches", response_class=HTMLResponse)
+    async def overview_sections(request: Request, lang: str | None = None, branch: str = "") -> Response:
+        """The overview's sections as HTML (``branch=``: that one only), for the live page to put in place."""
+        who = await viewer(request)
+        if who is None:
+            return _error(401, "unauthorized", "Sign in again.")
+        if branch and (branch not in config.branches or not who.sees(branch)):
+            return _error(404, "unknown_branch", f"There is no branch {branch!r}.")
+        now = figures.utc_now()
+        rows = await run_in_threadpool(read_overview, who, branch or None)
+        states = await run_in_threadpool(read_configs, who, branch or None)
+        html = page.branch_sections(config, rows, page.language(config, lang), states, now)
+        return HTMLResponse(html, headers={**page.HEADERS,
+                                           "X-Vuoro-Updated": page.clock(figures.centre_zone(config), now)})
 
     @app.get("/", response_class=HTMLResponse)
     async def overview_page(request: Request, lang: str | None = None) -> Response:
@@ -312,7 +382,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         lang = page.language(config, lang)
         top = signin.sign_out_form(who, lang) + page.menu(lang, "/", configure=signin.configures_any(who, config),
                                                           accounts=who.may_manage_accounts)
-        return HTMLResponse(page.render(config, rows, lang, top=top, configs=states), headers=page.HEADERS_FORMS)
+        return HTMLResponse(page.render(config, rows, lang, top=top, configs=states), headers=page.HEADERS_LIVE)
 
     return app
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from central.branch_sites import APPLIED
-from central.coordination import notify_changed
+from central.coordination import branch_changed, notify_changed
 from server.config import ConfigError, parse_config
 
 MAX_CONFIG_BYTES = 256 * 1024  # a site file is a few kB; a big one is a mistake, not a config
@@ -154,6 +154,7 @@ def store_report(db: psycopg.Connection, branch: str, report: dict[str, Any]) ->
         if refused is not None:
             db.execute("UPDATE config_reports SET refused_version = %s, refused_problems = %s, refused_at = now() "
                        "WHERE branch = %s", (refused["version"], json.dumps(refused["problems"][:100]), branch))
+        notify_changed(db, branch_changed(branch))  # the overview's live pages show what the branch runs or refused
 
 
 def status(db: psycopg.Connection, branches: list[str]) -> list[dict[str, Any]]:

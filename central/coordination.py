@@ -11,6 +11,9 @@ Each worker keeps one connection of its own beside its pool (``Coordinator``, a 
   (the statistics refresher, the calendar's retention purge, the clean-up of expired sessions and throttle rows).
   The lock goes with its connection: when that worker dies or loses the database, another takes it within
   ``RETRY_S``. Two centres on one database (two hosts) share it the same way.
+
+The ingest sends ``branch:<id>`` on the same channel when a batch stored new rows (``branch_changed``): those wake
+the overview's live streams (central/live.py), never the long polls.
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ def notify_changed(db: psycopg.Connection, what: str) -> None:
     """Inside the transaction that changes something a branch's long poll waits for (a config version, the staff
     accounts): every worker's long polls wake when it commits."""
     db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, what))
+
+
+BRANCH_PREFIX = "branch:"  # a branch's rows stored (central/ingest.py): the overview's live streams, not the long polls
+
+
+def branch_changed(branch: str) -> str:
+    """The payload that says a batch of ``branch``'s rows committed (sent by the ingest, central/ingest.py)."""
+    return BRANCH_PREFIX + branch
+
+
+def changed_branch(payload: str) -> str | None:
+    """The branch a payload names as changed, or None (a config, the staff accounts, a reconnection)."""
+    return payload[len(BRANCH_PREFIX):] if payload.startswith(BRANCH_PREFIX) else None
 
 
 def owner_pid(db: psycopg.Connection) -> int | None:

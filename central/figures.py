@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,12 +27,16 @@ def _iso(value: Any) -> Any:
     return ts_text(value) if isinstance(value, datetime) else value.isoformat() if isinstance(value, date) else value
 
 
-def overview(db: psycopg.Connection, config: CentreConfig, now: datetime) -> list[dict[str, Any]]:
+def overview(db: psycopg.Connection, config: CentreConfig, now: datetime,
+             only: Callable[[str], bool] = lambda branch: True) -> list[dict[str, Any]]:
+    """Every branch ``only`` lets through (a viewer's, or the one a live page asks for again)."""
     status = {row[0]: row[1:] for row in db.execute(
         "SELECT b.id, b.last_seen, b.backlog, b.lag_ms, COALESCE(s.shipped, 0) FROM branches b "
         "LEFT JOIN streams s ON s.branch = b.id AND s.stream = b.stream")}
     branches = []
     for branch in config.branches.values():
+        if not only(branch.id):
+            continue
         today = now.astimezone(branch.site.timezone).date()
         last_seen, backlog, lag_ms, shipped = status.get(branch.id, (None, 0, None, 0))
         counts: dict[str, dict[str, int]] = {}

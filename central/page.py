@@ -1,15 +1,17 @@
 """The centre's overview page: every branch, how recently it was heard from, how far behind, today's tickets.
 
-Rendered on the server (one small script of its own: the refresh), escaped, in the centre's languages
-(``?lang=``; the first is the default). It reloads itself every 15 seconds unless the reader turns that off (a
-box on the page); live queues over the central broker are still to come.
+Rendered on the server, escaped, in the centre's languages (``?lang=``; the first is the default); complete
+without a script. One small script of its own keeps it live (``LIVE_JS``): it listens to the centre's event stream
+(central/live.py) and reads again only the section of a branch that changed (``GET /overview/branches``), in place.
 """
 
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from central.config import CentreConfig
 
@@ -23,6 +25,9 @@ HEADERS = {
 # The sign-in page and the pages with a sign-out button post forms to the centre itself.
 HEADERS_FORMS = {**HEADERS, "Content-Security-Policy": HEADERS["Content-Security-Policy"].replace(
     "form-action 'none'", "form-action 'self'")}
+# The overview also reads its event stream and its sections from the centre itself (fetch, EventSource).
+HEADERS_LIVE = {**HEADERS_FORMS, "Content-Security-Policy": HEADERS_FORMS["Content-Security-Policy"].replace(
+    "default-src 'none';", "default-src 'none'; connect-src 'self';")}
 
 STRINGS: dict[str, dict[str, str]] = {
     "title": {"da": "Filialer", "sv": "Filialer", "fi": "Toimipisteet", "nl": "Vestigingen", "en": "Branches"},
@@ -30,8 +35,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "seen": {"da": "Sidst hørt fra", "sv": "Senast hörd", "fi": "Viimeksi yhteydessä", "nl": "Laatst gehoord",
              "en": "Last heard from"},
     "never": {"da": "aldrig", "sv": "aldrig", "fi": "ei koskaan", "nl": "nooit", "en": "never"},
-    "ago": {"da": "{n} siden", "sv": "{n} sedan", "fi": "{n} sitten", "nl": "{n} geleden", "en": "{n} ago"},
-    "hours": {"da": "{n} t", "sv": "{n} h", "fi": "{n} h", "nl": "{n} u", "en": "{n} h"},
     "backlog": {"da": "Venter på at blive sendt", "sv": "Väntar på att skickas", "fi": "Lähettämättä",
                 "nl": "Nog te verzenden", "en": "Waiting to be sent"},
     "rows": {"da": "{n} rækker", "sv": "{n} rader", "fi": "{n} riviä", "nl": "{n} rijen", "en": "{n} rows"},
@@ -76,8 +79,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "refused": {"da": "Version {n} blev afvist af filialen:", "sv": "Version {n} avvisades av filialen:",
                 "fi": "Toimipiste hylkäsi version {n}:", "nl": "Versie {n} is door de vestiging geweigerd:",
                 "en": "Version {n} was refused by the branch:"},
-    "refresh": {"da": "Opdatér hvert 15. sekund", "sv": "Uppdatera var 15:e sekund", "fi": "Päivitä 15 sekunnin välein",
-                "nl": "Elke 15 seconden bijwerken", "en": "Update every 15 seconds"},
+    "recent": {"da": "inden for det sidste minut", "sv": "inom den senaste minuten", "fi": "viimeisen minuutin aikana",
+               "nl": "in de afgelopen minuut", "en": "in the last minute"},
+    "live": {"da": "Opdatér løbende", "sv": "Uppdatera löpande", "fi": "Päivitä jatkuvasti", "nl": "Live bijwerken",
+             "en": "Live updates"},
+    "updated": {"da": "Opdateret {t}", "sv": "Uppdaterad {t}", "fi": "Päivitetty {t}", "nl": "Bijgewerkt {t}",
+                "en": "Updated {t}"},
+    "paused": {"da": "Opdateret {t}; løbende opdatering er slået fra",
+               "sv": "Uppdaterad {t}; löpande uppdatering är av",
+               "fi": "Päivitetty {t}; jatkuva päivitys on pois päältä",
+               "nl": "Bijgewerkt {t}; live bijwerken staat uit", "en": "Updated {t}; live updates are off"},
+    "lost": {"da": "Opdateret {t}; forbindelsen er afbrudt, prøver igen …",
+             "sv": "Uppdaterad {t}; anslutningen bröts, försöker igen …",
+             "fi": "Päivitetty {t}; yhteys katkesi, yritetään uudelleen …",
+             "nl": "Bijgewerkt {t}; verbinding verbroken, opnieuw proberen …",
+             "en": "Updated {t}; connection lost, trying again …"},
     "login": {"da": "Log ind med centrets adgangsnøgle.", "sv": "Logga in med centralens åtkomstnyckel.",
               "fi": "Kirjaudu keskuksen tunnuksella.", "nl": "Log in met de toegangssleutel van de centrale.",
               "en": "Sign in with the centre's access token."},
@@ -107,13 +123,23 @@ def _t(key: str, lang: str, **values: Any) -> str:
     return html.escape(STRINGS[key].get(lang, STRINGS[key]["en"]).format(**values))
 
 
-def _duration(seconds: float, lang: str) -> str:
-    """67 s, 5 min, 3 h: as a person reads how long ago a branch was heard from."""
-    if seconds < 120:
-        return f"{int(seconds)} s"
-    if seconds < 2 * 3600:
-        return f"{int(seconds // 60)} min"
-    return STRINGS["hours"].get(lang, STRINGS["hours"]["en"]).format(n=int(seconds // 3600))
+def _heard(b: dict[str, Any], lang: str, zone: ZoneInfo, now: datetime) -> str:
+    """When a branch was last heard from, in words that stay true until its section is drawn again (a live page
+    draws it again when the branch changes or falls silent, not every second): within the last minute, or the
+    time (and day, if not today) in the centre's zone."""
+    if b["last_seen"] is None:
+        return _t("never", lang)
+    seen = datetime.fromisoformat(b["last_seen"]).astimezone(zone)
+    if b["seconds_since_seen"] is not None and b["seconds_since_seen"] <= STALE_AFTER_S:
+        return _t("recent", lang)
+    at = seen.strftime("%H:%M:%S")
+    day = "" if seen.date() == now.astimezone(zone).date() else f"{seen.date().isoformat()} "
+    return f'<time datetime="{html.escape(b["last_seen"])}">{day}{at}</time>'
+
+
+def clock(zone: ZoneInfo, now: datetime) -> str:
+    """The time a page (or a section) was read, in the centre's zone: ``10:42:07``."""
+    return now.astimezone(zone).strftime("%H:%M:%S")
 
 
 def _printer(state: str, lang: str) -> str:
@@ -122,27 +148,91 @@ def _printer(state: str, lang: str) -> str:
     return STRINGS[key].get(lang, STRINGS[key]["en"]) if key in STRINGS else state
 
 
-# The overview reloads itself every 15 s, and a person can stop that (WCAG 2.2.1: a page must not refresh
-# itself on a timer the reader cannot turn off; axe's meta-refresh rule). The choice is kept in the browser.
-REFRESH_JS = """
-const box = document.getElementById("refresh");
-if (box) {
-  box.checked = localStorage.getItem("vuoro-centre-refresh") !== "off";
-  box.addEventListener("change", () => localStorage.setItem("vuoro-centre-refresh", box.checked ? "on" : "off"));
-  setInterval(() => { if (box.checked) location.reload(); }, 15000);
+# The overview live (central/live.py). Without a script (or EventSource) the page is whole as served. A person can
+# turn the updates off (WCAG 2.2.2: content that updates by itself can be paused; e.g. to read or copy a figure);
+# the choice is kept in the browser. The status line is no live region: a busy morning would make a screen reader
+# announce it every second.
+LIVE_JS = """
+const root = document.getElementById("branches");
+const box = document.getElementById("live");
+const status = document.getElementById("live-status");
+if (root && box && status && window.EventSource && window.fetch) {
+  const lang = document.documentElement.lang;
+  let source = null, chain = Promise.resolve(), updated = status.dataset.at;
+  const say = (key) => { status.textContent = status.dataset[key].replace("{t}", updated); };
+  const key = (el) => el.getAttribute("href") || el.id;
+
+  function swap(old, fresh) {  // in place; the focus stays where it was
+    const focused = old.contains(document.activeElement) ? key(document.activeElement) : null;
+    old.replaceWith(fresh);
+    if (focused) {
+      const again = [...fresh.querySelectorAll("a, button, [tabindex]")].find((el) => key(el) === focused);
+      if (again) again.focus({preventScroll: true});
+    }
+  }
+
+  function place(fragment, whole) {
+    const fresh = [...fragment.querySelectorAll("section[data-branch]")];
+    const now = [...root.querySelectorAll("section[data-branch]")];
+    if (whole && fresh.map((s) => s.dataset.branch).join() !== now.map((s) => s.dataset.branch).join()) {
+      root.replaceChildren(...fresh);  // the viewer's branches changed: draw them anew
+      return;
+    }
+    for (const section of fresh) {
+      const old = now.find((s) => s.dataset.branch === section.dataset.branch);
+      if (old && old.outerHTML !== section.outerHTML) swap(old, section);
+    }
+  }
+
+  async function read(branch) {
+    const query = new URLSearchParams({lang: lang});
+    if (branch) query.set("branch", branch);
+    const answer = await fetch("/overview/branches?" + query, {credentials: "same-origin", cache: "no-store"});
+    if (answer.status === 401) { location.reload(); return; }  // signed out: the page itself says where to go
+    if (!answer.ok) return;  // the database away: the reconnection reads everything again
+    const template = document.createElement("template");
+    template.innerHTML = await answer.text();
+    place(template.content, !branch);
+    updated = answer.headers.get("X-Vuoro-Updated") || updated;
+    say(!box.checked ? "paused" : source && source.readyState === EventSource.OPEN ? "updated" : "lost");
+  }
+
+  const queue = (branch) => { chain = chain.then(() => read(branch)).catch(() => {}); };
+
+  function connect() {
+    source = new EventSource("/api/v1/overview/stream");
+    source.addEventListener("open", () => queue(null));  // each (re)connection: read everything once
+    source.addEventListener("branch", (event) => queue(event.data));
+    source.addEventListener("all", () => queue(null));
+    source.addEventListener("error", () => {
+      say("lost");
+      if (source.readyState === EventSource.CLOSED && box.checked) {  // refused (not 200): try again later
+        source = null;
+        setTimeout(() => { if (box.checked && !source) connect(); }, 5000);
+      }
+    });
+  }
+
+  function follow() {
+    localStorage.setItem("vuoro-centre-live", box.checked ? "on" : "off");
+    if (box.checked) { if (!source) connect(); }
+    else { if (source) source.close(); source = null; say("paused"); }
+  }
+
+  document.getElementById("live-control").hidden = false;
+  box.checked = localStorage.getItem("vuoro-centre-live") !== "off";
+  box.addEventListener("change", follow);
+  follow();
 }
 """
 
 
 def _document(lang: str, title: str, body: str, refresh: bool) -> str:
-    control = script = ""
-    if refresh:
-        control = (f'<p class="refresh"><input type="checkbox" id="refresh" checked> '
-                   f'<label for="refresh">{_t("refresh", lang)}</label></p>')
-        script = '<script src="/static/centre.js" defer></script>'
+    """A page; ``refresh``: with the live script (the overview)."""
+    script = '<script src="/static/centre.js" defer></script>' if refresh else ""
     return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
-            f"<style>{CSS}</style>{script}</head><body><main>{body}{control}</main></body></html>")
+            f"<style>{CSS}</style>{script}</head><body><main>{body}</main></body></html>")
 
 
 def document_with_css(lang: str, title: str, body: str, css: str) -> str:
@@ -293,45 +383,70 @@ def _handover(b: dict[str, Any], lang: str, zone: Any) -> str:
             f'<a href="/calendar/{html.escape(b["branch"])}?lang={lang}">{link}</a></dd>')
 
 
+def branch_section(config: CentreConfig, b: dict[str, Any], lang: str, state: dict[str, Any] | None,
+                   now: datetime) -> str:
+    """One branch's section of the overview: what the live page draws again when the branch changes."""
+    config_pair, refused = _config_state(state, lang)
+    handover = _handover(b, lang, config.branches[b["branch"]].site.timezone)
+    seen = b["seconds_since_seen"]
+    stale = seen is None or seen > STALE_AFTER_S
+    lag = "–" if b["lag_ms"] is None else f"{b['lag_ms'] / 1000:.1f} s"
+    rows = "".join(
+        f"<tr><td>{html.escape(s['names'].get(lang) or s['names'].get('en') or s['service'])}</td>"
+        f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
+        f"<td class=n>{s['served']}</td>"
+        f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
+    events = b.get("events_today") or {"signups": 0, "attended": 0}
+    trouble = [d for d in b.get("devices", []) if not d["online"] or d["printer"] not in (None, "ok")]
+    devices = ""
+    if trouble:
+        items = "".join(
+            f"<li>{html.escape(d['device'])}: "
+            + (_t("offline", lang) if not d["online"] else _t("printer", lang, state=_printer(d["printer"], lang)))
+            + "</li>" for d in trouble)
+        devices = f"<p class=warn>{_t('devices_down', lang)}</p><ul>{items}</ul>"
+    bid = html.escape(b["branch"])
+    return (
+        f'<section class="{"stale" if stale else "ok"}" data-branch="{bid}" aria-labelledby="b-{bid}">'
+        f'<h2 id="b-{bid}">{html.escape(b["name"])}</h2>'
+        + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "") + devices + refused
+        + f"<dl><dt>{_t('seen', lang)}</dt><dd>{_heard(b, lang, centre_zone(config), now)}</dd>"
+        f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
+        f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
+        f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>"
+        f"<dt>{_t('events_today', lang)}</dt><dd>{_t('signups', lang, s=events['signups'], a=events['attended'])}"
+        f"</dd>{config_pair}{handover}</dl>"
+        f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
+        f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
+        f"<th class=n>{_t('served', lang)}</th>"
+        f"<th class=n>{_t('no_show', lang)}</th></tr></thead><tbody>{rows}</tbody></table></section>")
+
+
+def branch_sections(config: CentreConfig, branches: list[dict[str, Any]], lang: str,
+                    configs: dict[str, dict[str, Any]] | None, now: datetime) -> str:
+    """The sections of ``branches``, as the page holds them and as the live page reads them again."""
+    return "".join(branch_section(config, b, lang, (configs or {}).get(b["branch"]), now) for b in branches)
+
+
 def render(config: CentreConfig, branches: list[dict[str, Any]], lang: str | None, *, top: str = "",
-           configs: dict[str, dict[str, Any]] | None = None) -> str:
+           configs: dict[str, dict[str, Any]] | None = None, now: datetime | None = None) -> str:
     lang = language(config, lang)
+    now = now or datetime.now(UTC)
     links = " ".join(f'<a href="?lang={code}" lang="{code}">{code.upper()}</a>' for code in config.languages)
-    parts = [f"{top}<h1>{html.escape(config.name)} · {_t('title', lang)}</h1>"
-             f'<nav aria-label="{_t("language", lang)}">{links}</nav>']
-    for b in branches:
-        config_pair, refused = _config_state((configs or {}).get(b["branch"]), lang)
-        handover = _handover(b, lang, config.branches[b["branch"]].site.timezone)
-        seen = b["seconds_since_seen"]
-        stale = seen is None or seen > STALE_AFTER_S
-        seen_text = _t("never", lang) if seen is None else _t("ago", lang, n=_duration(seen, lang))
-        lag = "–" if b["lag_ms"] is None else f"{b['lag_ms'] / 1000:.1f} s"
-        rows = "".join(
-            f"<tr><td>{html.escape(s['names'].get(lang) or s['names'].get('en') or s['service'])}</td>"
-            f"<td class=n>{s['issued']}</td><td class=n>{s['waiting']}</td><td class=n>{s['called']}</td>"
-            f"<td class=n>{s['served']}</td>"
-            f"<td class=n>{s['no_show']}</td></tr>" for s in b["services"])
-        events = b.get("events_today") or {"signups": 0, "attended": 0}
-        trouble = [d for d in b.get("devices", []) if not d["online"] or d["printer"] not in (None, "ok")]
-        devices = ""
-        if trouble:
-            items = "".join(
-                f"<li>{html.escape(d['device'])}: "
-                + (_t("offline", lang) if not d["online"] else _t("printer", lang, state=_printer(d["printer"], lang)))
-                + "</li>" for d in trouble)
-            devices = f"<p class=warn>{_t('devices_down', lang)}</p><ul>{items}</ul>"
-        parts.append(
-            f'<section class="{"stale" if stale else "ok"}" aria-labelledby="b-{b["branch"]}">'
-            f'<h2 id="b-{b["branch"]}">{html.escape(b["name"])}</h2>'
-            + (f"<p class=warn>{_t('stale', lang)}</p>" if stale else "") + devices + refused
-            + f"<dl><dt>{_t('seen', lang)}</dt><dd>{seen_text}</dd>"
-            f"<dt>{_t('backlog', lang)}</dt><dd>{_t('rows', lang, n=b['backlog'])}</dd>"
-            f"<dt>{_t('lag', lang)}</dt><dd>{lag}</dd>"
-            f"<dt>{_t('today', lang)}</dt><dd>{b['tickets_today']}</dd>"
-            f"<dt>{_t('events_today', lang)}</dt><dd>{_t('signups', lang, s=events['signups'], a=events['attended'])}"
-            f"</dd>{config_pair}{handover}</dl>"
-            f"<table><thead><tr><th>{_t('service', lang)}</th><th class=n>{_t('issued', lang)}</th>"
-            f"<th class=n>{_t('waiting', lang)}</th><th class=n>{_t('called', lang)}</th>"
-            f"<th class=n>{_t('served', lang)}</th>"
-            f"<th class=n>{_t('no_show', lang)}</th></tr></thead><tbody>{rows}</tbody></table></section>")
-    return _document(lang, f"{html.escape(config.name)} · {_t('title', lang)}", "".join(parts), refresh=True)
+    at = clock(centre_zone(config), now)
+    # the status line and the box to turn the updates off: the box shows only where the script runs
+    live = (f'<p id="live-status" class="note" data-at="{at}" data-updated="{_t("updated", lang, t="{t}")}" '
+            f'data-paused="{_t("paused", lang, t="{t}")}" data-lost="{_t("lost", lang, t="{t}")}">'
+            f'{_t("updated", lang, t=at)}</p>'
+            f'<p id="live-control" hidden><input type="checkbox" id="live" checked> '
+            f'<label for="live">{_t("live", lang)}</label></p>')
+    body = (f"{top}<h1>{html.escape(config.name)} · {_t('title', lang)}</h1>"
+            f'<nav aria-label="{_t("language", lang)}">{links}</nav>{live}'
+            f'<div id="branches">{branch_sections(config, branches, lang, configs, now)}</div>')
+    return _document(lang, f"{html.escape(config.name)} · {_t('title', lang)}", body, refresh=True)
+
+
+def centre_zone(config: CentreConfig) -> ZoneInfo:
+    from central.figures import centre_zone as zone  # figures imports the ingest; the page stays light
+
+    return zone(config)

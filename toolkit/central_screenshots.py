@@ -3,7 +3,7 @@
 Starts what a municipality runs, on this machine: a private PostgreSQL, a Mosquitto, the centre and two
 branch hubs with ``[central]``; issues and calls tickets at both, reports a kiosk out of paper over MQTT
 at one, SIGKILLs the other and waits a minute (so the page marks it), then photographs the page in
-Chromium in a few languages::
+Chromium in a few languages, and once more after a ticket has reached the open page live::
 
     .venv/bin/python -m toolkit.central_screenshots docs/screenshots/central
 """
@@ -21,6 +21,7 @@ import requests
 from toolkit.broker import Broker, free_port, fresh_root
 from toolkit.central_process import ADMIN_TOKEN, CentralProcess, write_centre_config
 from toolkit.hub_process import HubProcess
+from toolkit.polling import wait_until
 from toolkit.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,11 +84,20 @@ def main(argv: list[str] | None = None) -> int:
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
+                pages = {}
                 for lang in ("da", "en", "fi"):
-                    page = browser.new_page(viewport={"width": 1100, "height": 900},
-                                            extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                    page = pages[lang] = browser.new_page(
+                        viewport={"width": 1100, "height": 900},
+                        extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
                     page.goto(f"{centre.url}/?lang={lang}")
                     page.screenshot(path=str(out / f"centre-overview-{lang}.png"), full_page=True)
+                # the English page left open: a ticket at the north branch reaches it live, with no reload
+                requests.post(f"{hubs['north'].url}/api/v1/tickets", json={"service": "it", "language": "da"},
+                              headers={**KIOSK, "Idempotency-Key": uuid.uuid4().hex}, timeout=10).raise_for_status()
+                page = pages["en"]
+                today = page.locator('section[data-branch="north"] dl dd').nth(3)  # tickets today (9 before)
+                wait_until(lambda: today.inner_text() == "10", "the ticket on the open page", 60)
+                page.screenshot(path=str(out / "centre-overview-live-en.png"), full_page=True)
                 browser.close()
         finally:
             for hub in hubs.values():
