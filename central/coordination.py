@@ -12,8 +12,8 @@ Each worker keeps one connection of its own beside its pool (``Coordinator``, a 
   The lock goes with its connection: when that worker dies or loses the database, another takes it within
   ``RETRY_S``. Two centres on one database (two hosts) share it the same way.
 
-The ingest sends ``branch:<id>`` on the same channel when a batch stored new rows (``branch_changed``): those wake
-the overview's live streams (central/live.py), never the long polls.
+The ingest sends ``branch:<id>`` on the same channel when a batch stored new rows (``branch_changed``), and so does a
+branch's config report: those wake the overview's live streams (central/live.py), never the long polls.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ BRANCH_PREFIX = "branch:"  # a branch's rows stored (central/ingest.py): the ove
 
 
 def branch_changed(branch: str) -> str:
-    """The payload that says a batch of ``branch``'s rows committed (sent by the ingest, central/ingest.py)."""
+    """The payload that says ``branch``'s section of the overview changed: a batch of its rows committed
+    (central/ingest.py) or it reported the config it runs (central/configs.py)."""
     return BRANCH_PREFIX + branch
 
 
