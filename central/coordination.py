@@ -36,6 +36,9 @@ RECONNECT_S = (0.5, 10.0)  # the pause before opening a lost connection again: f
 RECONNECTED = "reconnected"  # the payload passed on after a lost connection is back: read everything again
 
 
+STAFF_CHANGED = "staff"  # the payload of a staff account changed (central/staff.py): every branch's concern
+
+
 def notify_changed(db: psycopg.Connection, what: str) -> None:
     """Inside the transaction that changes something a branch's long poll waits for (a config version, the staff
     accounts): every worker's long polls wake when it commits."""

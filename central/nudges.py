@@ -37,6 +37,7 @@ from psycopg_pool import ConnectionPool
 from central import configs as site_configs
 from central import staff as staff_accounts
 from central.broker_link import BrokerLink
+from central.coordination import RECONNECTED, STAFF_CHANGED
 from vuoro.mqtt import BrokerClient, make_client
 from vuoro.protocol import CONFIG_NUDGE_SUFFIX, ConfigNudge, centre_topic
 
@@ -45,7 +46,6 @@ log = logging.getLogger("vuoro.central.nudges")
 CLIENT_ID = "vuoro-centre"  # one publisher per centre: a second connection with it takes over from the first
 RETRY_S = 2.0  # a database that failed a read is asked again this often (the broker: paho's own back-off)
 RECONNECT_S = (1.0, 30.0)
-STAFF, RECONNECTED = "staff", "reconnected"  # central.coordination's payloads that concern every branch
 
 
 def nudge_for(db: psycopg.Connection, branch: str, staff: int) -> ConfigNudge:
@@ -94,7 +94,7 @@ class NudgePublisher:
         """A change every worker heard (``central.coordination``'s payload): mark whose nudge to publish."""
         if what.startswith("config:"):
             branches: Iterable[str] = [what.split(":", 1)[1]]
-        elif what in (STAFF, RECONNECTED):
+        elif what in (STAFF_CHANGED, RECONNECTED):  # payloads that concern every branch
             branches = self.branches
         else:
             return

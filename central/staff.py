@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from central.coordination import notify_changed
+from central.coordination import STAFF_CHANGED, notify_changed
 from server.staff.accounts import _DUMMY_HASH, HASHER, ROLES
 from vuoro.protocol import ID_PATTERN
 
@@ -88,7 +88,7 @@ def put(db: psycopg.Connection, account: dict[str, Any]) -> int:
             "password_hash = excluded.password_hash, branches = excluded.branches, desks = excluded.desks, "
             "disabled = excluded.disabled, revision = excluded.revision, updated_at = now() RETURNING revision",
             account).fetchone()
-        notify_changed(db, "staff")  # every worker's long polls, at the commit
+        notify_changed(db, STAFF_CHANGED)  # every worker's long polls, at the commit
     return int(row[0]) if row else 0
 
 
@@ -97,7 +97,7 @@ def delete(db: psycopg.Connection, name: str) -> bool:
         gone = db.execute("DELETE FROM staff_accounts WHERE name = %s", (name,)).rowcount
         if gone:
             db.execute("SELECT nextval('staff_revision')")
-            notify_changed(db, "staff")
+            notify_changed(db, STAFF_CHANGED)
     return bool(gone)
 
 
