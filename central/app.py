@@ -83,7 +83,7 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
 
         def heard(what: str) -> None:  # the coordinator's thread: a change somewhere, or the connection back
             branch = changed_branch(what)
-            if branch is not None:  # a branch's rows or report: the overview's streams only (not the long polls)
+            if branch is not None:  # a branch's config report: the overview's streams only (not the long polls)
                 loop.call_soon_threadsafe(live.branch_changed, branch)
                 return
             config.branches.heard(pool, what)  # a branch runs another version: this worker sells by it from now
@@ -168,17 +168,21 @@ def create_app(config: CentreConfig, pool: ConnectionPool, *, parent: ParentLink
         return await app.state.viewer(request)  # type: ignore[no-any-return]
 
     # The overview's live streams (central/live.py); a stopping worker ends them with the branches' long polls.
-    async def read_silent() -> frozenset[str]:
-        return await run_in_threadpool(silent_branches)
+    async def read_states() -> dict[str, tuple[bool, int]]:
+        return await run_in_threadpool(branch_states)
 
-    def silent_branches() -> frozenset[str]:
+    def branch_states() -> dict[str, tuple[bool, int]]:
+        """Per branch: (silent?, how many rows stored in all) — what a change of its section follows."""
         now = figures.utc_now()
         with pool.connection(timeout=2) as db:
-            seen = dict(db.execute("SELECT id, last_seen FROM branches").fetchall())
-        return frozenset(b for b in config.branches if seen.get(b) is None
-                         or (now - seen[b]).total_seconds() > page.STALE_AFTER_S)
+            rows = db.execute("SELECT b.id, b.last_seen, COALESCE(SUM(s.shipped), 0) FROM branches b "
+                              "LEFT JOIN streams s ON s.branch = b.id GROUP BY b.id, b.last_seen").fetchall()
+        seen = {b: (last, int(stored)) for b, last, stored in rows}
+        return {b: (seen.get(b, (None, 0))[0] is None
+                    or (now - seen[b][0]).total_seconds() > page.STALE_AFTER_S, seen.get(b, (None, 0))[1])
+                for b in config.branches}
 
-    live = LiveOverview(read_silent)
+    live = LiveOverview(read_states)
     stop_long_polls = app.state.stop_long_polls
 
     def stopping() -> None:

@@ -12,8 +12,8 @@ Each worker keeps one connection of its own beside its pool (``Coordinator``, a 
   The lock goes with its connection: when that worker dies or loses the database, another takes it within
   ``RETRY_S``. Two centres on one database (two hosts) share it the same way.
 
-The ingest sends ``branch:<id>`` on the same channel when a batch stored new rows (``branch_changed``), and so does a
-branch's config report: those wake the overview's live streams (central/live.py), never the long polls.
+A branch's config report sends ``branch:<id>`` on the same channel (``branch_changed``): it wakes the overview's live
+streams (central/live.py), never the long polls. (Not the ingest: its new rows are read by the streams' own watch.)
 """
 
 from __future__ import annotations
@@ -45,12 +45,12 @@ def notify_changed(db: psycopg.Connection, what: str) -> None:
     db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, what))
 
 
-BRANCH_PREFIX = "branch:"  # a branch's rows stored (central/ingest.py): the overview's live streams, not the long polls
+BRANCH_PREFIX = "branch:"  # a branch's section changed: the overview's live streams, not the long polls
 
 
 def branch_changed(branch: str) -> str:
-    """The payload that says ``branch``'s section of the overview changed: a batch of its rows committed
-    (central/ingest.py) or it reported the config it runs (central/configs.py)."""
+    """The payload that says ``branch``'s section of the overview changed: it reported the config it runs or
+    refused (central/configs.py)."""
     return BRANCH_PREFIX + branch
 
 

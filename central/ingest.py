@@ -25,7 +25,6 @@ from typing import Any
 
 import psycopg
 
-from central.coordination import CHANNEL, branch_changed
 from central.rollup import mark_ingested
 from server.uplink.outbox import (
     BOOKING,
@@ -178,14 +177,10 @@ def store_batch(db: psycopg.Connection, branch: str, batch: Any) -> Stored:
         if rows and rows[-1]["seq"] > shipped:
             db.execute("UPDATE streams SET shipped = %s, last_digest = %s WHERE branch = %s AND stream = %s",
                        (position, digest(rows[-1]), branch, stream))
-        # New rows: the overview's live streams hear of them at the commit (central/live.py). The NOTIFY rides on
-        # this statement, which every batch sends anyway: no round trip more; a heartbeat (no new rows) sends none.
-        tell = " RETURNING pg_notify(%s, %s)" if new else ""
         db.execute("UPDATE branches SET stream = %s, last_seen = clock_timestamp(), backlog = %s, lag_ms = "
                    "CASE WHEN %s::timestamptz IS NULL THEN lag_ms ELSE "
-                   "EXTRACT(EPOCH FROM clock_timestamp() - %s::timestamptz) * 1000 END WHERE id = %s" + tell,
-                   (stream, max(0, backlog - len(rows)), oldest, oldest, branch,
-                    *((CHANNEL, branch_changed(branch)) if new else ())))
+                   "EXTRACT(EPOCH FROM clock_timestamp() - %s::timestamptz) * 1000 END WHERE id = %s",
+                   (stream, max(0, backlog - len(rows)), oldest, oldest, branch))
     # The answer is how far THIS batch reaches, not the stream's position: a branch re-sending below the position
     # (after a crash, or from a restored file) must go on sending up to it, so the row at the position is checked.
     return Stored(shipped=rows[-1]["seq"] if rows else after, applied=len(new))

@@ -6,11 +6,16 @@ see, through the same filter as the page, and a missed event costs at most one r
 
 Where the events come from, in each worker (``LiveOverview``, in the worker's event loop):
 
-- the ingest's ``NOTIFY branch:<id>`` at the commit of a batch with new rows, heard by the worker's coordinator
-  thread (central/coordination.py) and passed on; at most one event per branch per ``COALESCE_S``, the changes
-  meanwhile held back and sent as one when it is over (a busy branch ships several batches a second);
-- a branch falling silent (or heard again) has no batch to tell of it: while streams are open, every
-  ``SILENCE_CHECK_S`` the worker reads which branches are silent (one small query) and sends those that changed;
+- while streams are open, every ``WATCH_S`` the worker reads each branch's state in one small query — how far its
+  rows are stored (the streams' positions) and whether it is silent — and sends the branches whose state changed
+  (new rows, fallen silent, heard again). Not a ``NOTIFY`` from the ingest: a notifying transaction takes a
+  database-wide lock at its commit, held through the commit's flush, so every branch's batch would wait for the
+  others'; with one per batch the branch harness measured the branches' ticket p99 with the uplink at 3.3–4.2×
+  the one without (0.95× with the read instead, bench/RESULTS.md 2026-12-01 14:10). The read costs nothing while
+  no overview is open;
+- a branch's config report and a published version (``NOTIFY`` from those rare transactions, heard by the
+  worker's coordinator thread, central/coordination.py);
+- at most one event per branch per ``COALESCE_S``, the changes meanwhile held back and sent as one;
 - the coordinator's connection back after a loss (PostgreSQL restarted): ``all``, since NOTIFYs sent meanwhile
   never arrived.
 
@@ -26,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
 from starlette.responses import Response
@@ -35,14 +40,15 @@ from starlette.types import Receive, Scope, Send
 log = logging.getLogger("vuoro.central.live")
 
 COALESCE_S = 1.0  # at most one event per branch this often
-SILENCE_CHECK_S = 5.0  # how often the silent branches are read while a stream is open
+WATCH_S = 1.0  # how often the branches' states are read while a stream is open
 KEEP_ALIVE_S = 15.0
 MAX_STREAMS = 200  # per worker: an open stream is a socket and a few objects; a municipality has tens of viewers
 RETRY_MS = 2000  # how soon a browser reconnects after the stream ended or broke
 HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
            (b"x-accel-buffering", b"no"), (b"x-content-type-options", b"nosniff")]
 
-ReadSilent = Callable[[], Awaitable[frozenset[str]]]  # the branches not heard from for over the page's threshold
+# Each branch's state as the page shows it (its rows' positions, silent or not): a change is a branch to read again
+ReadStates = Callable[[], Awaitable[dict[str, Hashable]]]
 
 
 @dataclass(eq=False)
@@ -69,13 +75,13 @@ class Listener:
 class LiveOverview:
     """The live streams of one worker (see the module's doc). Every method runs in the worker's event loop."""
 
-    def __init__(self, read_silent: ReadSilent, limit: int = MAX_STREAMS):
-        self.read_silent, self.limit = read_silent, limit
+    def __init__(self, read_states: ReadStates, limit: int = MAX_STREAMS):
+        self.read_states, self.limit = read_states, limit
         self.listeners: set[Listener] = set()
         self.ended = False
         self._last_sent: dict[str, float] = {}
         self._held: set[str] = set()
-        self._silent: frozenset[str] | None = None
+        self._states: dict[str, Hashable] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._first_read: asyncio.Event = asyncio.Event()
 
@@ -87,12 +93,12 @@ class LiveOverview:
         self.listeners.add(listener)
         if self._watch is None or self._watch.done():
             self._first_read = asyncio.Event()
-            self._watch = asyncio.ensure_future(self._watch_silence())
+            self._watch = asyncio.ensure_future(self._watch_states())
         return listener
 
     async def opened(self) -> None:
-        """Wait (briefly) for the first reading of the silent branches: a stream that answers only after it
-        misses no branch that falls silent after the page read its sections on the stream's opening."""
+        """Wait (briefly) for the first reading of the branches' states: a stream that answers only after it
+        misses no change made after the page read its sections on the stream's opening."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_read.wait(), 5.0)
 
@@ -137,21 +143,22 @@ class LiveOverview:
                 listener.changed.add(branch)
                 listener.wake.set()
 
-    async def _watch_silence(self) -> None:
-        """While streams are open: which branches fell silent or were heard again; ends with the last stream."""
-        self._silent = None
+    async def _watch_states(self) -> None:
+        """While streams are open: which branches' states changed since the last read; ends with the last stream."""
+        self._states = None
         while self.listeners and not self.ended:
             try:
-                silent = await self.read_silent()
-            except Exception as exc:  # the database away: the coordinator's reconnection sends ``all`` after
-                log.debug("the silent branches could not be read: %s", exc)
+                states = await self.read_states()
+            except Exception as exc:  # the database away: read again next time, every branch that changed meanwhile
+                log.debug("the branches' states could not be read: %s", exc)
             else:
-                if self._silent is not None:
-                    for branch in silent ^ self._silent:
-                        self.branch_changed(branch)
-                self._silent = silent
+                if self._states is not None:
+                    for branch in states.keys() | self._states.keys():
+                        if states.get(branch) != self._states.get(branch):
+                            self.branch_changed(branch)
+                self._states = states
             self._first_read.set()
-            await asyncio.sleep(SILENCE_CHECK_S)
+            await asyncio.sleep(WATCH_S)
 
 
 class EventStream(Response):

@@ -1,6 +1,6 @@
 """The centre's overview live: real branch hubs ship to the real centre on a private PostgreSQL, and an overview open
-in Chromium follows them without reloading (the ingest's NOTIFY → the worker's event stream → the branch's section
-read again and put in place).
+in Chromium follows them without reloading (the worker's once-a-second read of the branches' states → its event
+stream → the branch's section read again and put in place).
 
 - a ticket taken at a branch hub appears on the open page, and so does the hub's refusal of a config version; a
   branch killed is marked "not heard from" on it after the threshold; PostgreSQL restarted under it, the page
@@ -206,10 +206,10 @@ def test_a_busy_branch_is_told_of_at_most_once_a_second_and_a_full_worker_refuse
     from central.live import COALESCE_S, LiveOverview
 
     async def run() -> None:
-        async def nothing_silent() -> frozenset[str]:
-            return frozenset()
+        async def nothing_changes() -> dict[str, tuple[bool, int]]:
+            return {}
 
-        live = LiveOverview(nothing_silent, limit=2)
+        live = LiveOverview(nothing_changes, limit=2)
         north_only = live.open(lambda branch: branch == "north")
         everyone = live.open(lambda branch: True)
         assert north_only is not None and everyone is not None
