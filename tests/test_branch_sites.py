@@ -7,7 +7,9 @@ two workers and a real branch hub: tests/test_central_sites_e2e.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from central import configs
 from central.calendar import Calendar
-from central.config import load_centre
+from central.config import CentreConfig, load_centre
 from central.coordination import CHANNEL, RECONNECTED, changed_branch
 from central.ingest import register_branches
 from central.schema import migrate
@@ -37,8 +39,11 @@ def hours(text: str, span: str) -> str:
     return text.replace(ALL_DAY, f'hours = "{span}", staff = 1', 1)
 
 
-@pytest.fixture()
-def centre(tmp_path: Path, postgres_db: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+@contextlib.contextmanager
+def centre_in_process(tmp_path: Path, postgres_db: str,
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CentreConfig, ConnectionPool, Path]]:
+    """The centre's config (one branch, "north", on the test site file) and a pool over the migrated database, at
+    the test clock, in this process."""
     clock = tmp_path / "clock"
     write_clock_file(clock, NOW)
     monkeypatch.setenv(CLOCK_ENV, str(clock))
@@ -49,6 +54,12 @@ def centre(tmp_path: Path, postgres_db: str, monkeypatch: pytest.MonkeyPatch) ->
     with ConnectionPool(postgres_db, min_size=1, max_size=4, open=True) as pool:
         with pool.connection() as db:
             register_branches(db, {"north": "North"})
+        yield config, pool, own
+
+
+@pytest.fixture()
+def centre(tmp_path: Path, postgres_db: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with centre_in_process(tmp_path, postgres_db, monkeypatch) as (config, pool, own):
         listen = psycopg.connect(postgres_db, autocommit=True)
         listen.execute(f"LISTEN {CHANNEL}")
         yield config, pool, Calendar(config, pool), own.read_text(encoding="utf-8"), listen

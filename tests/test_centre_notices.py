@@ -342,25 +342,11 @@ def test_the_channels_follow_the_version_the_branch_runs(tmp_path: Path, postgre
     PostgreSQL; central/branch_sites.py)."""
     from datetime import timedelta
 
-    from psycopg_pool import ConnectionPool
-
     from central.calendar import Calendar
-    from central.config import load_centre
-    from central.ingest import register_branches
-    from central.schema import migrate
-    from tests.test_branch_sites import publish, report
-    from tests.test_calendar import NOW, site
+    from tests.test_branch_sites import centre_in_process, publish, report
+    from tests.test_calendar import NOW
 
-    clock = tmp_path / "clock"
-    write_clock_file(clock, NOW)
-    monkeypatch.setenv(CLOCK_ENV, str(clock))
-    own = site(tmp_path)
-    config = load_centre(write_centre_config(tmp_path / "centre.toml", postgres_db, {
-        "north": ("north-uplink-token-0123456789", own)}))
-    migrate(postgres_db)
-    with ConnectionPool(postgres_db, min_size=1, max_size=4, open=True) as pool:
-        with pool.connection() as db:
-            register_branches(db, {"north": "North"})
+    with centre_in_process(tmp_path, postgres_db, monkeypatch) as (config, pool, own):
         cal = Calendar(config, pool)
         assert cal.notices.settings_for("north") is None  # its own file has no [notify]
         version = publish(pool, own.read_text(encoding="utf-8") + '\n[notify]\nsmtp_host = "127.0.0.1"\n'
