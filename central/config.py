@@ -223,7 +223,7 @@ def parse_centre(data: dict[str, Any], path: Path) -> CentreConfig:
         if site.site_id != bid:
             problems.append(f"{bpath}.site: expected the site file of {bid!r}, got one with site.id {site.site_id!r}")
             continue
-        try:  # the centre sends the branch's booking confirmations by its [notify] (central/notices.py)
+        try:  # the centre sends the branch's booking confirmations by its [notify] (central/notice_plan.py)
             notice_parts.parse_settings(site)
         except ConfigError as exc:
             problems += [f"{bpath}.site ({site_file}): {p}" for p in exc.problems]
