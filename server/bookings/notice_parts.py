@@ -1,6 +1,7 @@
-"""What a branch's hub (``server/bookings/notices.py``) and the centre (``central/notices.py``) do alike for booking
-confirmations and reminders: the settings (``[notify]`` of a site file), the reminder's moment, the contact's check,
-the messages' words in five languages (``notice_locale/``), the booking page's opt-in box, and the retry rule.
+"""What a branch's hub (``server/bookings/notices.py``) and the centre (``central/notice_sender.py``) do alike for
+booking confirmations and reminders: the settings (``[notify]`` of a site file), the reminder's moment, the
+contact's check, the messages' words in five languages (``notice_locale/``), the booking page's opt-in box, and the
+retry rule.
 
 One place for each rule, so a citizen booking at the branch's page and one booking at the municipality's page get
 the same box, the same words and the same schedule. Each side keeps its own schedule and sender: the hub in its

@@ -11,7 +11,8 @@ same transaction as the booking) and hands out due rows when asked; the ``Sender
 through the site's ``[notify]`` gateway or SMTP server (``server/phone/notify.py``'s ``deliver``), and reports
 (``settle``). A gateway that is down gets the message again after 2, 4, 8 … s (``retry_first_s``), at most
 ``MAX_TRIES`` times; the writer never waits for it. The settings, the words, the opt-in box and the retry rule are
-``notice_parts.py``'s, which the centre's sender (``central/notices.py``) uses too.
+``notice_parts.py``'s, which the centre's planner and sender (``central/notice_plan.py``,
+``central/notice_sender.py``) use too.
 
 **At most once.** A claimed message is ``sending`` on disk *before* it goes. If the hub stops between that and
 the answer, nobody knows whether it went; it is then marked ``unknown`` and never sent again (staff see it in
