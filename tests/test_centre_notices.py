@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from server.bookings.notice_parts import FORM_MSGIDS, words
+from tests.test_booking_notices import opt_in_in_dutch, subject
 from tests.test_calendar_e2e import calendar_site
 from tests.test_notify import Gateway, Inbox, gateway, smtp  # noqa: F401 - the real SMTP server and gateway
 from tests.test_staff_calendar import account, form_csrf, signed_in
@@ -88,10 +89,6 @@ def book_on_page(session: requests.Session, centre: Centre, branch: str, service
 def code_of(answer: requests.Response) -> str:
     assert answer.status_code == 303, answer.text
     return answer.headers["location"].split("/")[-1].split("?")[0]
-
-
-def subject(message: Any) -> str:
-    return " ".join(str(message["Subject"]).split())  # a long subject is folded over two header lines
 
 
 def notices(centre: Centre) -> list[tuple[str, str]]:
@@ -303,21 +300,12 @@ def test_the_opt_in_at_the_centre_in_chromium_at_phone_size_with_no_axe_violatio
         centre: Centre, smtp: tuple[Inbox, int], browser: Any, tmp_path: Path) -> None:  # noqa: F811
     import os
 
-    from playwright.sync_api import expect
-
-    from toolkit.accessibility import PHONE, assert_accessible
+    from toolkit.accessibility import PHONE
 
     inbox, _ = smtp
     page = browser.new_context(viewport=PHONE, locale="nl-NL").new_page()
     page.goto(f"{centre.url}/book/north/bibliotekar/?day={TUESDAY}&lang=nl")
-    page.locator(".times input").nth(1).check()
-    page.fill("#f-name", "Jan")
-    box = page.get_by_label("Stuur mij een bevestiging en een herinnering")
-    expect(box).not_to_be_checked()  # opt-in: never ticked for the citizen
-    expect(page.locator("#remind-why")).to_contain_text("de dag ervoor om 18:00")
-    box.check()
-    page.get_by_label("Mobiel nummer of e-mailadres").fill("jan@example.nl")
-    assert_accessible(page, "the centre's booking form with the reminder opt-in (nl)")
+    opt_in_in_dutch(page, "the centre's booking form with the reminder opt-in (nl)")
     folder = Path(os.environ.get("VUORO_BOOK_SCREENSHOTS") or tmp_path)  # docs/screenshots/central when asked
     folder.mkdir(parents=True, exist_ok=True)
     top, end = (page.locator(sel).bounding_box() for sel in ("fieldset.details", "form.book button[type=submit]"))
