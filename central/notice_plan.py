@@ -5,7 +5,7 @@ moment as at the branch's hub (``server/bookings/notice_parts.py``), from the si
 (the version it reports it runs, else the file in centre.toml: ``central/branch_sites.py``). A branch without
 ``[notify]`` gets no opt-in box on the centre's page and no messages, exactly as at the hub.
 
-Planning writes rows only (``calendar_contacts``, ``calendar_notices``; schema 11): a message is planned if and only
+Planning writes rows only (``calendar_contacts``, ``calendar_notices``; schema 12): a message is planned if and only
 if the booking change commits. The sending is ``central/notice_sender.py``'s, in the one worker that owns the
 background work.
 """
